@@ -1,0 +1,109 @@
+/*
+ * algorithm.h - the contract every merge algorithm implements.
+ *
+ * An algorithm is a const struct algo_ops: a name, a one-line description,
+ * capability flags, a table of parameters (name, default, range) and function
+ * pointers.  Like SQLite's sqlite3_pcache_methods2, the struct carries a
+ * version and only ever grows at the end: a plug-in built against version N
+ * sets .version = N and the driver never calls members added after N.
+ *
+ * Adding an algorithm is one new file defining `const struct algo_ops
+ * algo_NAME` and one line in registry.c.
+ *
+ * Life of an instance (driver = sim/ or real/):
+ *   create()       once, with validated parameters and the backend;
+ *   batch()        whenever the instance's sleep is over: do one batch of
+ *                  work at time now_ns, say how long to sleep afterwards;
+ *   page_changed() whenever a page the algorithm may hold state about
+ *                  changed (see enum algo_change);
+ *   set_param()    when a control policy changes a tunable at run time;
+ *   metrics()      to read the (algo) counters of struct metrics;
+ *   destroy()      once.
+ * No member may keep global state: several instances run side by side.
+ */
+#ifndef SP_ALGORITHM_H
+#define SP_ALGORITHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "metrics.h"
+#include "sp_error.h"
+
+#define ALGO_OPS_VERSION 1
+#define ALGO_MAX_PARAMS 32
+#define ALGO_SLEEP_FOREVER UINT64_MAX
+
+/* Capability flags. */
+#define ALGO_CAP_SCANNER    0x1u /* works by scanning pages through the backend */
+#define ALGO_CAP_OMNISCIENT 0x2u /* reads exact content and hears every change: sim only */
+#define ALGO_CAP_NODES      0x4u /* honours merge_across_nodes */
+
+/* What page_changed() reports (bit set). */
+enum algo_change {
+	ALGO_CHANGE_COW = 0x1,     /* the page mapped a shared frame/zero page; it is private now */
+	ALGO_CHANGE_CONTENT = 0x2, /* content changed (omniscient only unless with COW) */
+	ALGO_CHANGE_MAPPED = 0x4,  /* the page became present (omniscient only) */
+	ALGO_CHANGE_UNMAPPED = 0x8 /* the page went away */
+};
+
+struct algo_param {
+	const char *name;  /* the kernel's tunable name where one exists */
+	const char *desc;  /* one line, with the unit */
+	double def, min, max;
+	bool integer;
+};
+
+/* Parameter values, indexed like the algorithm's params table. */
+struct algo_params {
+	double v[ALGO_MAX_PARAMS];
+};
+
+struct algo_env {
+	struct backend bk;
+	uint64_t seed; /* for algorithms that sample at random */
+};
+
+struct algo_ops {
+	uint32_t version; /* ALGO_OPS_VERSION the plug-in was written for */
+	const char *name;
+	const char *description; /* one line */
+	uint32_t caps;
+	const struct algo_param *params;
+	uint32_t nparams;
+
+	int (*create)(void **out, const struct algo_params *p, const struct algo_env *env,
+		      struct sp_err *err);
+	void (*destroy)(void *st);
+	/*
+	 * One batch at now_ns; *sleep_ns: time to sleep after it
+	 * (ALGO_SLEEP_FOREVER: only changes wake it).  Returns 0 or a negative
+	 * SP_E* code (out of memory), which stops the run.
+	 */
+	int (*batch)(void *st, uint64_t now_ns, uint64_t *sleep_ns);
+	/* A page changed (enum algo_change bits), after the backend applied it; 0 or SP_E*. */
+	int (*page_changed)(void *st, bk_page p, uint32_t what);
+	/* Change a tunable at run time (value already validated); NULL: none can change. */
+	int (*set_param)(void *st, uint32_t idx, double value, struct sp_err *err);
+	/* Fill the (algo) fields of m; leave the others alone. */
+	void (*metrics)(const void *st, struct metrics *m);
+};
+
+/* Registry (registry.c). */
+size_t algo_count(void);
+const struct algo_ops *algo_at(size_t i);
+const struct algo_ops *algo_find(const char *name);
+
+/* Parameters (params.c). */
+void algo_params_defaults(const struct algo_ops *a, struct algo_params *out);
+int algo_param_index(const struct algo_ops *a, const char *name);
+/* Parses "key=value" into out; errors name the valid keys or the range. */
+int algo_params_set(const struct algo_ops *a, struct algo_params *out, const char *kv,
+		    struct sp_err *err);
+/* Writes "key=value key=value ..." into buf (for reports). */
+void algo_params_format(const struct algo_ops *a, const struct algo_params *p, char *buf,
+			size_t len);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * backend.h - the only things a merge algorithm may ask of memory.
+ *
+ * An algorithm never knows whether it runs against a replayed trace (sim/)
+ * or against live memory (real/).  It sees a fixed array of mergeable pages,
+ * numbered 0..npages-1 in scan order (guest by guest, page by page), and asks
+ * the backend to checksum, compare and merge them.  The backend owns the
+ * truth: which pages share which frame, what a write did, what it all cost.
+ *
+ * Frames.  Every present page maps either its own private frame or a shared
+ * frame (a "KSM page") or the shared zero page.  A shared frame is named by a
+ * bk_frame handle that carries a generation, so a handle kept after the
+ * frame's last mapper went away is recognisably stale (frame_mappers() == 0),
+ * just as the kernel's get_ksm_page() finds a stable node's page gone.
+ *
+ * Writes.  When a guest writes a page that maps a shared frame or the zero
+ * page, the backend gives it a private copy (a COW break), counts it, and the
+ * driver tells the algorithm through algo_ops.page_changed().  Algorithms
+ * that declare ALGO_CAP_OMNISCIENT (simulation only) hear of every change.
+ *
+ * Costs.  checksum(), compare*() and merge*() are counted by the backend;
+ * an algorithm reports its own bookkeeping work (tree steps, visits) with
+ * account().  The simulator turns counts into CPU time with a cost model;
+ * the live backend measures CPU time instead.
+ */
+#ifndef SP_BACKEND_H
+#define SP_BACKEND_H
+
+#include <stdint.h>
+
+#include "fingerprint.h"
+
+typedef uint64_t bk_page;  /* 0..npages-1, scan order */
+typedef uint64_t bk_frame; /* generation << 32 | slot; BK_NO_FRAME when private */
+
+#define BK_NO_FRAME ((bk_frame)0)
+#define BK_ZERO_FRAME ((bk_frame)1) /* the shared zero page; never freed */
+
+struct bk_page_info {
+	uint32_t guest;   /* index in the trace's guest table */
+	uint32_t node;    /* NUMA node of the page's memory */
+	uint32_t domain;  /* security domain: pages of different domains never share */
+	uint64_t pfn;     /* page number within its guest */
+	uint8_t present;  /* mapped and populated */
+	uint8_t zero;     /* content is all zero bytes (backend knows, a scanner must checksum) */
+	uint8_t huge;     /* part of a transparent huge page */
+	bk_frame frame;   /* the shared frame it maps, BK_ZERO_FRAME, or BK_NO_FRAME */
+};
+
+/* Work an algorithm reports itself; the backend counts the rest. */
+enum bk_cost {
+	BK_COST_VISIT,      /* a page looked at by the scanner (cursor step, rmap lookup) */
+	BK_COST_CHECKSUM,   /* counted by checksum() */
+	BK_COST_COMPARE,    /* counted by compare*() */
+	BK_COST_TREE_STEP,  /* one node visited in a search structure */
+	BK_COST_MERGE,      /* counted by merge*() */
+	BK_COST_COW_BREAK,  /* counted by the backend on a write; guest time, not scanner */
+	BK_COST__COUNT
+};
+
+struct backend_ops {
+	uint64_t (*npages)(void *impl);
+	uint32_t (*nnodes)(void *impl);
+	uint32_t (*nguests)(void *impl);
+	uint32_t (*page_size)(void *impl);
+	/* checksum() of a zero-filled page, as ksmd computes zero_checksum at start. */
+	uint32_t (*zero_checksum)(void *impl);
+	void (*page_info)(void *impl, bk_page p, struct bk_page_info *out);
+
+	/* 32-bit checksum of the page's content now. */
+	uint32_t (*checksum)(void *impl, bk_page p);
+	/* Content order (<0, 0, >0) of two pages, or of a page and a frame, now. */
+	int (*compare)(void *impl, bk_page a, bk_page b);
+	int (*compare_frame)(void *impl, bk_page a, bk_frame f);
+
+	/*
+	 * Make private page p share a frame with page keep: if keep maps a shared
+	 * frame p joins it, else keep's frame becomes a new shared frame.  The
+	 * frame is returned in *out.  Fails with SP_ECHANGED if the two contents
+	 * differ now, SP_EDENIED across security domains, SP_EINVAL if p is not a
+	 * present private page.  Nothing changes on failure.
+	 */
+	int (*merge_pages)(void *impl, bk_page p, bk_page keep, bk_frame *out);
+	/* Private page p joins shared frame f (same failures; SP_ECHANGED if f is stale). */
+	int (*merge_frame)(void *impl, bk_page p, bk_frame f);
+	/* Private zero-filled page p maps the shared zero page (SP_ECHANGED if not zero). */
+	int (*merge_zero)(void *impl, bk_page p);
+	/* Give merged page p a private copy again (the kernel's break_ksm). */
+	int (*unmerge)(void *impl, bk_page p);
+
+	/* Mappers of f now; 0 when f is stale or freed. */
+	uint32_t (*frame_mappers)(void *impl, bk_frame f);
+	uint32_t (*frame_node)(void *impl, bk_frame f);
+
+	void (*account)(void *impl, enum bk_cost what, uint64_t n);
+
+	/* Exact content; only for ALGO_CAP_OMNISCIENT algorithms. NULL in real mode. */
+	struct sp_fp (*content)(void *impl, bk_page p);
+};
+
+struct backend {
+	const struct backend_ops *ops;
+	void *impl;
+};
+
+#endif

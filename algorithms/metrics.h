@@ -1,0 +1,62 @@
+/*
+ * metrics.h - the one metrics struct, shared by the simulated and the live
+ * backend, in the kernel's vocabulary (Documentation/admin-guide/mm/ksm.rst).
+ *
+ * Counters marked (algo) are kept by the merge algorithm, exactly as ksmd keeps
+ * its own; counters marked (backend) are ground truth kept by the backend that
+ * owns the memory, so an algorithm cannot misreport them.  All are cumulative
+ * since the start of the run unless said "now".
+ */
+#ifndef SP_METRICS_H
+#define SP_METRICS_H
+
+#include <stdint.h>
+
+#define METRICS_GENERAL_PROFIT_META 64 /* bytes of metadata per tracked page, as the kernel counts */
+
+/* X(name, doc): the CSV column order is this order, after time_ms. */
+#define METRICS_FIELDS(X)                                                              \
+	X(pages_shared, "(algo) now: shared frames in use (KSM pages)")                    \
+	X(pages_sharing, "(algo) now: further mappings of shared frames = pages saved")     \
+	X(pages_unshared, "(algo) now: candidate pages waiting in an unstable structure")   \
+	X(pages_volatile, "(algo) now: tracked pages changing too fast to be candidates")   \
+	X(full_scans, "(algo) completed passes over all mergeable pages")                  \
+	X(pages_scanned, "(algo) page visits")                                             \
+	X(pages_skipped, "(algo) visits skipped by smart scanning")                       \
+	X(ksm_zero_pages, "(algo) now: pages mapped to the shared zero page")              \
+	X(stable_node_chains, "(algo) now: contents with more than one shared frame")      \
+	X(stable_node_dups, "(algo) now: shared frames that belong to a chain")            \
+	X(general_profit, "(algo) now: bytes saved less 64 B per tracked page")            \
+	X(cow_breaks, "(backend) writes that unshared a merged page")                     \
+	X(checksums, "(backend) page checksums computed")                                  \
+	X(compares, "(backend) full page comparisons")                                     \
+	X(merges, "(backend) successful merges")                                           \
+	X(cpu_ns, "(backend) scanner CPU time: modelled in sim, measured in real")         \
+	X(oracle_saving, "(backend) now: most pages any algorithm could save")             \
+	X(remote_sharers, "(backend) now: mappings whose page node differs from the frame node") \
+	X(thp_splits, "(backend) huge pages split by a merge of one of their subpages")    \
+	X(thp_zero_pages, "(backend) now: zero subpages of split huge pages mapped to the zero page")
+
+struct metrics {
+#define METRICS_X_FIELD(name, doc) int64_t name;
+	METRICS_FIELDS(METRICS_X_FIELD)
+#undef METRICS_X_FIELD
+};
+
+enum { METRICS_COUNT = 0
+#define METRICS_X_COUNT(name, doc) +1
+	METRICS_FIELDS(METRICS_X_COUNT)
+#undef METRICS_X_COUNT
+};
+
+/* Column names and values by index, for CSV writers and tables. */
+extern const char *const metrics_names[METRICS_COUNT];
+int64_t metrics_get(const struct metrics *m, int i);
+
+/* Pages saved: pages_sharing + ksm_zero_pages (what general_profit credits). */
+static inline int64_t metrics_saved(const struct metrics *m)
+{
+	return m->pages_sharing + m->ksm_zero_pages;
+}
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * zero.c - implements the "zero" merger: it maps zero-filled pages to the
+ * shared zero page and merges nothing else, like KSM with use_zero_pages=1
+ * when no two non-zero pages are ever equal.
+ *
+ * It scans like ksmd: a cursor walks every present page in scan order,
+ * pages_to_scan pages per batch, a batch every sleep_millisecs.  A visited
+ * page that is private and whose checksum equals the zero page's is offered
+ * to merge_zero(), which the backend refuses if the page is not zero-filled
+ * after all (a checksum collision or a write in between).
+ *
+ * Notes (simplifications):
+ *  - No checksum volatility filter: a zero page merges on its first visit.
+ *  - The sleep is taken literally (no timer-tick rounding as in ksm).
+ *
+ * Invariants: on_zero[p] iff this instance mapped p to the zero page and no
+ * write has broken it since; zero_pages == number of such p.
+ */
+#include <stdlib.h>
+
+#include "algorithm.h"
+
+enum { P_PAGES_TO_SCAN, P_SLEEP_MILLISECS };
+
+static const struct algo_param zero_params[] = {
+	{ "pages_to_scan", "pages visited per batch", 100, 1, 1e7, true },
+	{ "sleep_millisecs", "sleep between batches, ms", 20, 0, 1e6, true },
+};
+
+struct zero {
+	struct backend bk;
+	uint64_t pages_to_scan;
+	uint64_t sleep_ns;
+	uint64_t npages;
+	uint64_t cursor;     /* next page to visit */
+	uint32_t zero_sum;   /* checksum of a zero-filled page */
+	uint8_t *on_zero;    /* per page, see invariants */
+	uint8_t *tracked;    /* per page: visited at least once while present */
+	int64_t ntracked;
+	int64_t zero_pages;
+	int64_t full_scans;
+	int64_t pages_scanned;
+};
+
+static void zero_destroy(void *st)
+{
+	struct zero *z = st;
+
+	if (z) {
+		free(z->on_zero);
+		free(z->tracked);
+		free(z);
+	}
+}
+
+static int zero_create(void **out, const struct algo_params *p, const struct algo_env *env,
+		       struct sp_err *err)
+{
+	struct zero *z = calloc(1, sizeof(*z));
+
+	if (!z)
+		return sp_err_set(err, SP_ENOMEM, "zero: out of memory");
+	z->bk = env->bk;
+	z->pages_to_scan = (uint64_t)p->v[P_PAGES_TO_SCAN];
+	z->sleep_ns = (uint64_t)p->v[P_SLEEP_MILLISECS] * 1000000u;
+	z->npages = z->bk.ops->npages(z->bk.impl);
+	z->zero_sum = z->bk.ops->zero_checksum(z->bk.impl);
+	z->on_zero = calloc(z->npages + 1, 1);
+	z->tracked = calloc(z->npages + 1, 1);
+	if (!z->on_zero || !z->tracked) {
+		zero_destroy(z);
+		return sp_err_set(err, SP_ENOMEM, "zero: out of memory");
+	}
+	*out = z;
+	return 0;
+}
+
+static void visit(struct zero *z, bk_page p)
+{
+	const struct backend_ops *ops = z->bk.ops;
+
+	ops->account(z->bk.impl, BK_COST_VISIT, 1);
+	z->pages_scanned++;
+	if (!z->tracked[p]) {
+		z->tracked[p] = 1;
+		z->ntracked++;
+	}
+	if (z->on_zero[p])
+		return;
+	if (ops->checksum(z->bk.impl, p) != z->zero_sum)
+		return;
+	if (ops->merge_zero(z->bk.impl, p) == 0) {
+		z->on_zero[p] = 1;
+		z->zero_pages++;
+	}
+}
+
+static int zero_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
+{
+	struct zero *z = st;
+	uint64_t done = 0, looked = 0;
+	struct bk_page_info info;
+
+	(void)now_ns;
+	/* Absent pages are not visited and not counted, as ksmd has no rmap item for them. */
+	while (done < z->pages_to_scan && looked < z->npages) {
+		bk_page p = z->cursor;
+
+		z->bk.ops->page_info(z->bk.impl, p, &info);
+		if (info.present) {
+			visit(z, p);
+			done++;
+		}
+		looked = info.present ? 0 : looked + 1;
+		if (++z->cursor == z->npages) {
+			z->cursor = 0;
+			z->full_scans++;
+		}
+	}
+	*sleep_ns = z->sleep_ns;
+	return 0;
+}
+
+static int zero_page_changed(void *st, bk_page p, uint32_t what)
+{
+	struct zero *z = st;
+
+	if (z->on_zero[p] && (what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED))) {
+		z->on_zero[p] = 0;
+		z->zero_pages--;
+	}
+	if ((what & ALGO_CHANGE_UNMAPPED) && z->tracked[p]) {
+		z->tracked[p] = 0;
+		z->ntracked--;
+	}
+	return 0;
+}
+
+static int zero_set_param(void *st, uint32_t idx, double value, struct sp_err *err)
+{
+	struct zero *z = st;
+
+	(void)err;
+	if (idx == P_PAGES_TO_SCAN)
+		z->pages_to_scan = (uint64_t)value;
+	else if (idx == P_SLEEP_MILLISECS)
+		z->sleep_ns = (uint64_t)value * 1000000u;
+	return 0;
+}
+
+static void zero_metrics(const void *st, struct metrics *m)
+{
+	const struct zero *z = st;
+	int64_t page_size = z->bk.ops->page_size(z->bk.impl);
+
+	m->pages_shared = 0;
+	m->pages_sharing = 0;
+	m->pages_unshared = 0;
+	m->pages_volatile = 0;
+	m->ksm_zero_pages = z->zero_pages;
+	m->full_scans = z->full_scans;
+	m->pages_scanned = z->pages_scanned;
+	m->general_profit = z->zero_pages * page_size - z->ntracked * METRICS_GENERAL_PROFIT_META;
+}
+
+const struct algo_ops algo_zero = {
+	.version = ALGO_OPS_VERSION,
+	.name = "zero",
+	.description = "maps zero-filled pages to the shared zero page, scanning like ksmd; merges nothing else",
+	.caps = ALGO_CAP_SCANNER,
+	.params = zero_params,
+	.nparams = sizeof(zero_params) / sizeof(zero_params[0]),
+	.create = zero_create,
+	.destroy = zero_destroy,
+	.batch = zero_batch,
+	.page_changed = zero_page_changed,
+	.set_param = zero_set_param,
+	.metrics = zero_metrics,
+};

@@ -1,0 +1,118 @@
+/*
+ * cli.c - exit codes, error printing, option parsing helpers and the
+ * progress bar shared by the `sim` subcommands.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifndef SP_SAMPLE_TRACE
+#define SP_SAMPLE_TRACE "traces/samples/small.sptrace"
+#endif
+
+const char *cli_default_trace(void)
+{
+	return SP_SAMPLE_TRACE;
+}
+
+int cli_exit_code(int code)
+{
+	switch (code) {
+	case SP_OK: return EXIT_OK;
+	case SP_EINVAL: return EXIT_USAGE;
+	case SP_EMAGIC: case SP_EVERSION: case SP_ETRUNC: case SP_ECORRUPT: case SP_ELIMIT:
+		return EXIT_BADINPUT;
+	case SP_ENOTSUP: case SP_EPERM:
+		return EXIT_UNAVAILABLE;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+int cli_fail(const struct sp_err *err)
+{
+	fprintf(stderr, "sim: %s\n", err->msg[0] ? err->msg : sp_strerror(err->code));
+	return cli_exit_code(err->code ? err->code : SP_EIO);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sim: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'sim %s --help')\n", cmd);
+	return EXIT_USAGE;
+}
+
+bool cli_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool cli_parse_double(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v))
+		return false;
+	*out = v;
+	return true;
+}
+
+void cli_progress_init(struct cli_progress *p, const char *label)
+{
+	memset(p, 0, sizeof(*p));
+	p->on = isatty(STDERR_FILENO) && !getenv("SIM_NO_PROGRESS");
+	p->label = label;
+	p->last_shown = -1;
+}
+
+void cli_progress_update(struct cli_progress *p, double fraction, const char *detail)
+{
+	char bar[31];
+	int filled;
+
+	if (!p->on || fraction - p->last_shown < 0.005)
+		return;
+	if (fraction > 1)
+		fraction = 1;
+	filled = (int)(fraction * 30);
+	memset(bar, '#', (size_t)filled);
+	memset(bar + filled, ' ', (size_t)(30 - filled));
+	bar[30] = '\0';
+	fprintf(stderr, "\r%s [%s] %3.0f%% %s\033[K", p->label, bar, fraction * 100,
+		detail ? detail : "");
+	p->last_shown = fraction;
+	p->drawn = true;
+}
+
+void cli_progress_done(struct cli_progress *p)
+{
+	if (p->on && p->drawn)
+		fprintf(stderr, "\r\033[K");
+	p->drawn = false;
+}

@@ -1,0 +1,46 @@
+/*
+ * cli.h - shared pieces of the `sim` command line: exit codes, the progress
+ * bar, and the subcommands' entry points.
+ *
+ * Exit codes (README.md): 0 success; 1 runtime failure (I/O, memory);
+ * 2 usage error (unknown option, bad value); 3 bad input file (not a trace,
+ * truncated, corrupt, beyond limits); 4 missing privilege or facility
+ * (no KSM, not root, no second NUMA node).
+ */
+#ifndef SP_CLI_H
+#define SP_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sp_error.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_BADINPUT = 3, EXIT_UNAVAILABLE = 4 };
+
+int cli_exit_code(int sp_code);
+/* Prints "sim: MESSAGE" for err and returns the exit code for it. */
+int cli_fail(const struct sp_err *err);
+/* Prints "sim: " fmt and a hint to see --help; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a non-negative integer option value. */
+bool cli_parse_u64(const char *s, uint64_t *out);
+bool cli_parse_double(const char *s, double *out);
+
+/* A one-line progress bar on stderr, shown only on a terminal. */
+struct cli_progress {
+	bool on;
+	const char *label;
+	double last_shown; /* fraction at the last redraw */
+	bool drawn;
+};
+void cli_progress_init(struct cli_progress *p, const char *label);
+void cli_progress_update(struct cli_progress *p, double fraction, const char *detail);
+void cli_progress_done(struct cli_progress *p);
+
+const char *cli_default_trace(void);
+
+int cmd_list(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+
+#endif

@@ -1,0 +1,533 @@
+/*
+ * mem.c - implements the simulated backend: the page and frame state of a
+ * trace's guests, replayed record by record, behind the backend contract.
+ *
+ * Structures.
+ *   pages[i]  one per guest page, i = guest base + page number (scan order):
+ *             content fingerprint, NUMA node, flags, and the frame it maps
+ *             (slot 0 = its own private frame, slot 1 = the shared zero page,
+ *             else a shared frame in frames[]).
+ *   frames[s] shared frames ("KSM pages"): content, node, security domain,
+ *             mapper count, and a generation bumped when the slot is freed,
+ *             so stale bk_frame handles are recognised.  Free slots form a
+ *             list through next_free.
+ *
+ * Invariants.
+ *   - A page mapping frame s has the content frames[s].fp (a write first
+ *     gives it a private frame: a COW break).
+ *   - frames[s].mappers == number of pages mapping s; 0 means free.
+ *   - remote == number of pages whose node differs from their shared frame's.
+ *   - truth: the oracle content multiset counts every present non-zero page
+ *     under (content, domain); zero pages are counted apart.
+ *
+ * Huge pages (the kernel's behaviour on 6.x): merging a subpage of a
+ * transparent huge page splits the huge page (thp_splits); the split maps
+ * every zero-filled private subpage of it to the shared zero page, a saving
+ * no KSM counter shows (thp_zero_pages), and the algorithm is not told.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fpcount.h"
+#include "sim.h"
+
+#define SLOT_PRIVATE 0u
+#define SLOT_ZERO 1u
+#define HUGE_REGION 512u
+
+/* sim_page.flags */
+#define PG_PRESENT 0x1u
+#define PG_ZERO 0x2u
+#define PG_HUGE 0x4u
+#define PG_SPLITZERO 0x8u /* mapped to the zero page by a huge-page split, not by the algorithm */
+
+struct sim_page {
+	struct sp_fp fp;
+	uint32_t slot;
+	uint16_t node;
+	uint16_t guest;
+	uint8_t flags;
+};
+
+struct sim_frame {
+	struct sp_fp fp;
+	uint32_t gen;
+	uint32_t mappers;
+	uint32_t node;
+	uint32_t domain;
+	uint32_t next_free;
+};
+
+struct sim_mem {
+	const struct trace_header *h;
+	uint64_t npages;
+	uint64_t *base;        /* per guest: index of its page 0 */
+	struct sim_page *pages;
+	struct sim_frame *frames;
+	uint32_t nframes, cap_frames, free_head;
+	uint32_t nnodes;
+	uint64_t counts[BK_COST__COUNT];
+	int64_t cow_breaks, merges, remote, thp_splits, thp_zero;
+	struct fpcount truth;
+	int64_t truth_zero;    /* present zero-filled pages */
+};
+
+static inline bk_frame handle(const struct sim_mem *m, uint32_t slot)
+{
+	return slot == SLOT_ZERO ? BK_ZERO_FRAME : ((bk_frame)m->frames[slot].gen << 32) | slot;
+}
+
+/* The live slot a handle names, or 0 if the handle is stale or invalid. */
+static uint32_t slot_of(const struct sim_mem *m, bk_frame f)
+{
+	uint32_t slot = (uint32_t)f;
+
+	if (f == BK_ZERO_FRAME)
+		return SLOT_ZERO;
+	if (slot < 2 || slot >= m->nframes || m->frames[slot].gen != (uint32_t)(f >> 32) ||
+	    m->frames[slot].mappers == 0)
+		return 0;
+	return slot;
+}
+
+static uint32_t domain_of(const struct sim_mem *m, const struct sim_page *pg)
+{
+	return m->h->guests[pg->guest].domain;
+}
+
+int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_err *err)
+{
+	struct sim_mem *m = calloc(1, sizeof(*m));
+	uint64_t n = 0;
+
+	*out = NULL;
+	if (!m)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	m->h = h;
+	m->base = calloc(h->nguests, sizeof(*m->base));
+	if (!m->base)
+		goto nomem;
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		m->base[g] = n;
+		n += h->guests[g].pages;
+		if (h->guests[g].node + 1u > m->nnodes)
+			m->nnodes = h->guests[g].node + 1u;
+	}
+	m->npages = n;
+	m->pages = calloc(n ? n : 1, sizeof(*m->pages));
+	m->cap_frames = 1024;
+	m->frames = calloc(m->cap_frames, sizeof(*m->frames));
+	if (!m->pages || !m->frames || fpcount_init(&m->truth, 1024) < 0)
+		goto nomem;
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		for (uint64_t p = 0; p < h->guests[g].pages; p++) {
+			m->pages[m->base[g] + p].guest = (uint16_t)g;
+			m->pages[m->base[g] + p].node = h->guests[g].node;
+		}
+	}
+	m->nframes = 2; /* 0: private, 1: the zero page */
+	m->frames[SLOT_ZERO].mappers = 1;
+	*out = m;
+	return 0;
+nomem:
+	sim_mem_free(m);
+	return sp_err_set(err, SP_ENOMEM, "out of memory for %llu pages", (unsigned long long)n);
+}
+
+void sim_mem_free(struct sim_mem *m)
+{
+	if (!m)
+		return;
+	fpcount_release(&m->truth);
+	free(m->base);
+	free(m->pages);
+	free(m->frames);
+	free(m);
+}
+
+uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page)
+{
+	return m->base[guest] + page;
+}
+
+const uint64_t *sim_mem_counts(const struct sim_mem *m)
+{
+	return m->counts;
+}
+
+/* ---- frame bookkeeping ------------------------------------------------ */
+
+static int frame_alloc(struct sim_mem *m, uint32_t *slot)
+{
+	if (m->free_head) {
+		*slot = m->free_head;
+		m->free_head = m->frames[*slot].next_free;
+		return 0;
+	}
+	if (m->nframes == m->cap_frames) {
+		uint32_t cap = m->cap_frames * 2;
+		struct sim_frame *f = realloc(m->frames, cap * sizeof(*f));
+
+		if (!f)
+			return SP_ENOMEM;
+		memset(f + m->cap_frames, 0, (cap - m->cap_frames) * sizeof(*f));
+		m->frames = f;
+		m->cap_frames = cap;
+	}
+	*slot = m->nframes++;
+	return 0;
+}
+
+static void map_slot(struct sim_mem *m, struct sim_page *pg, uint32_t slot)
+{
+	pg->slot = slot;
+	if (slot > SLOT_ZERO) {
+		m->frames[slot].mappers++;
+		if (m->frames[slot].node != pg->node)
+			m->remote++;
+	}
+}
+
+/* The page leaves its shared frame (or the zero page) for a private one. */
+static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
+{
+	uint32_t slot = pg->slot;
+
+	pg->slot = SLOT_PRIVATE;
+	pg->flags &= (uint8_t)~PG_SPLITZERO;
+	if (slot <= SLOT_ZERO)
+		return;
+	if (m->frames[slot].node != pg->node)
+		m->remote--;
+	if (--m->frames[slot].mappers == 0) {
+		m->frames[slot].gen++;
+		m->frames[slot].next_free = m->free_head;
+		m->free_head = slot;
+	}
+}
+
+/* A merge touched a subpage of a huge page: split it, as the kernel does. */
+static void split_huge(struct sim_mem *m, bk_page p)
+{
+	struct sim_page *pg = &m->pages[p];
+	uint64_t gbase = m->base[pg->guest];
+	uint64_t first = gbase + (p - gbase) / HUGE_REGION * HUGE_REGION;
+	uint64_t end = first + HUGE_REGION;
+
+	if (end > gbase + m->h->guests[pg->guest].pages)
+		end = gbase + m->h->guests[pg->guest].pages;
+	m->thp_splits++;
+	for (uint64_t i = first; i < end; i++) {
+		struct sim_page *q = &m->pages[i];
+
+		q->flags &= (uint8_t)~PG_HUGE;
+		if (i != p && (q->flags & PG_PRESENT) && (q->flags & PG_ZERO) &&
+		    q->slot == SLOT_PRIVATE) {
+			q->slot = SLOT_ZERO;
+			q->flags |= PG_SPLITZERO;
+			m->thp_zero++;
+		}
+	}
+}
+
+/* ---- backend contract ------------------------------------------------- */
+
+static uint64_t mem_npages(void *impl) { return ((struct sim_mem *)impl)->npages; }
+static uint32_t mem_nnodes(void *impl) { return ((struct sim_mem *)impl)->nnodes; }
+static uint32_t mem_nguests(void *impl) { return ((struct sim_mem *)impl)->h->nguests; }
+static uint32_t mem_page_size(void *impl) { return ((struct sim_mem *)impl)->h->page_size; }
+static uint32_t mem_zero_checksum(void *impl)
+{
+	struct sp_fp zero = { 0, 0 };
+
+	(void)impl;
+	return sp_fp_checksum(zero);
+}
+
+static void mem_page_info(void *impl, bk_page p, struct bk_page_info *out)
+{
+	struct sim_mem *m = impl;
+	const struct sim_page *pg = &m->pages[p];
+
+	out->guest = pg->guest;
+	out->node = pg->node;
+	out->domain = domain_of(m, pg);
+	out->pfn = p - m->base[pg->guest];
+	out->present = (pg->flags & PG_PRESENT) != 0;
+	out->zero = (pg->flags & PG_ZERO) != 0;
+	out->huge = (pg->flags & PG_HUGE) != 0;
+	out->frame = pg->slot == SLOT_PRIVATE ? BK_NO_FRAME : handle(m, pg->slot);
+}
+
+static uint32_t mem_checksum(void *impl, bk_page p)
+{
+	struct sim_mem *m = impl;
+
+	m->counts[BK_COST_CHECKSUM]++;
+	return sp_fp_checksum(m->pages[p].fp);
+}
+
+static int mem_compare(void *impl, bk_page a, bk_page b)
+{
+	struct sim_mem *m = impl;
+
+	m->counts[BK_COST_COMPARE]++;
+	return sp_fp_cmp(m->pages[a].fp, m->pages[b].fp);
+}
+
+static int mem_compare_frame(void *impl, bk_page a, bk_frame f)
+{
+	struct sim_mem *m = impl;
+	uint32_t slot = slot_of(m, f);
+	struct sp_fp zero = { 0, 0 };
+
+	m->counts[BK_COST_COMPARE]++;
+	return sp_fp_cmp(m->pages[a].fp, slot == SLOT_ZERO ? zero : m->frames[slot].fp);
+}
+
+/* Checks common to every merge of private page p with content fp in domain d. */
+static int merge_check(struct sim_mem *m, bk_page p, struct sp_fp fp, uint32_t domain)
+{
+	const struct sim_page *pg = &m->pages[p];
+
+	if (!(pg->flags & PG_PRESENT) || pg->slot != SLOT_PRIVATE)
+		return SP_EINVAL;
+	m->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
+	if (!sp_fp_eq(pg->fp, fp))
+		return SP_ECHANGED;
+	if (domain_of(m, pg) != domain)
+		return SP_EDENIED;
+	return 0;
+}
+
+/* Page p now maps a shared frame: a huge page around it is split. */
+static void mapped_shared(struct sim_mem *m, bk_page p)
+{
+	if (m->pages[p].flags & PG_HUGE)
+		split_huge(m, p);
+}
+
+/* One more mapping saved. */
+static void merged(struct sim_mem *m, bk_page p)
+{
+	m->merges++;
+	m->counts[BK_COST_MERGE]++;
+	mapped_shared(m, p);
+}
+
+static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
+{
+	struct sim_mem *m = impl;
+	struct sim_page *kp = &m->pages[keep];
+	uint32_t slot;
+	int rc;
+
+	if (p == keep || !(kp->flags & PG_PRESENT) || kp->slot == SLOT_ZERO)
+		return SP_EINVAL;
+	rc = merge_check(m, p, kp->fp, domain_of(m, kp));
+	if (rc < 0)
+		return rc;
+	if (kp->slot == SLOT_PRIVATE) {
+		if (frame_alloc(m, &slot) < 0)
+			return SP_ENOMEM;
+		m->frames[slot].fp = kp->fp;
+		m->frames[slot].node = kp->node;
+		m->frames[slot].domain = domain_of(m, kp);
+		m->frames[slot].mappers = 0;
+		map_slot(m, kp, slot);
+		mapped_shared(m, keep);
+	}
+	slot = kp->slot;
+	map_slot(m, &m->pages[p], slot);
+	merged(m, p);
+	if (out)
+		*out = handle(m, slot);
+	return 0;
+}
+
+static int mem_merge_frame(void *impl, bk_page p, bk_frame f)
+{
+	struct sim_mem *m = impl;
+	uint32_t slot = slot_of(m, f);
+	int rc;
+
+	if (slot == 0)
+		return SP_ECHANGED; /* the frame is gone */
+	if (slot == SLOT_ZERO)
+		return SP_EINVAL;
+	rc = merge_check(m, p, m->frames[slot].fp, m->frames[slot].domain);
+	if (rc < 0)
+		return rc;
+	map_slot(m, &m->pages[p], slot);
+	merged(m, p);
+	return 0;
+}
+
+static int mem_merge_zero(void *impl, bk_page p)
+{
+	struct sim_mem *m = impl;
+	struct sim_page *pg = &m->pages[p];
+	struct sp_fp zero = { 0, 0 };
+	int rc = merge_check(m, p, zero, domain_of(m, pg));
+
+	if (rc < 0)
+		return rc;
+	pg->slot = SLOT_ZERO;
+	merged(m, p);
+	return 0;
+}
+
+static int mem_unmerge(void *impl, bk_page p)
+{
+	struct sim_mem *m = impl;
+
+	if (m->pages[p].slot == SLOT_PRIVATE)
+		return SP_EINVAL;
+	if (m->pages[p].flags & PG_SPLITZERO)
+		m->thp_zero--;
+	unmap_slot(m, &m->pages[p]);
+	return 0;
+}
+
+static uint32_t mem_frame_mappers(void *impl, bk_frame f)
+{
+	struct sim_mem *m = impl;
+	uint32_t slot = slot_of(m, f);
+
+	return slot ? m->frames[slot].mappers : 0;
+}
+
+static uint32_t mem_frame_node(void *impl, bk_frame f)
+{
+	struct sim_mem *m = impl;
+	uint32_t slot = slot_of(m, f);
+
+	return slot > SLOT_ZERO ? m->frames[slot].node : 0;
+}
+
+static void mem_account(void *impl, enum bk_cost what, uint64_t n)
+{
+	struct sim_mem *m = impl;
+
+	if ((unsigned)what < BK_COST__COUNT)
+		m->counts[what] += n;
+}
+
+static struct sp_fp mem_content(void *impl, bk_page p)
+{
+	return ((struct sim_mem *)impl)->pages[p].fp;
+}
+
+static const struct backend_ops sim_backend_ops = {
+	.npages = mem_npages,
+	.nnodes = mem_nnodes,
+	.nguests = mem_nguests,
+	.page_size = mem_page_size,
+	.zero_checksum = mem_zero_checksum,
+	.page_info = mem_page_info,
+	.checksum = mem_checksum,
+	.compare = mem_compare,
+	.compare_frame = mem_compare_frame,
+	.merge_pages = mem_merge_pages,
+	.merge_frame = mem_merge_frame,
+	.merge_zero = mem_merge_zero,
+	.unmerge = mem_unmerge,
+	.frame_mappers = mem_frame_mappers,
+	.frame_node = mem_frame_node,
+	.account = mem_account,
+	.content = mem_content,
+};
+
+struct backend sim_mem_backend(struct sim_mem *m)
+{
+	struct backend b = { &sim_backend_ops, m };
+
+	return b;
+}
+
+/* ---- replay ----------------------------------------------------------- */
+
+static int truth_add(struct sim_mem *m, const struct sim_page *pg)
+{
+	if (!(pg->flags & PG_PRESENT))
+		return 0;
+	if (pg->flags & PG_ZERO) {
+		m->truth_zero++;
+		return 0;
+	}
+	return fpcount_add(&m->truth, pg->fp, domain_of(m, pg)) < 0 ? SP_ENOMEM : 0;
+}
+
+static void truth_remove(struct sim_mem *m, const struct sim_page *pg)
+{
+	if (!(pg->flags & PG_PRESENT))
+		return;
+	if (pg->flags & PG_ZERO)
+		m->truth_zero--;
+	else
+		fpcount_remove(&m->truth, pg->fp, domain_of(m, pg));
+}
+
+int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
+		  uint32_t *what, bool *notify, struct sp_err *err)
+{
+	bk_page p = m->base[rec->guest] + rec->page;
+	struct sim_page *pg = &m->pages[p];
+	bool was_present = pg->flags & PG_PRESENT;
+	bool present = rec->flags & TRACE_PRESENT;
+	bool content_changed = !was_present || !present || !sp_fp_eq(pg->fp, rec->fp) ||
+			       (bool)(pg->flags & PG_ZERO) != (bool)(rec->flags & TRACE_ZERO);
+	bool merged_by_algo = pg->slot != SLOT_PRIVATE && !(pg->flags & PG_SPLITZERO);
+
+	*page = p;
+	*what = 0;
+	*notify = false;
+	if (!content_changed) {
+		/* Same content: only the huge mark or the node may have moved. */
+		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE) | ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
+		pg->node = rec->node;
+		return 0;
+	}
+	truth_remove(m, pg);
+	if (pg->slot != SLOT_PRIVATE) {
+		if (pg->flags & PG_SPLITZERO)
+			m->thp_zero--;
+		else if (present && was_present) {
+			m->cow_breaks++;
+			m->counts[BK_COST_COW_BREAK]++;
+			*what |= ALGO_CHANGE_COW;
+		}
+		unmap_slot(m, pg);
+	}
+	pg->fp = present ? rec->fp : (struct sp_fp){ 0, 0 };
+	pg->node = rec->node;
+	pg->flags = (uint8_t)((present ? PG_PRESENT : 0) |
+			      ((rec->flags & TRACE_ZERO) ? PG_ZERO : 0) |
+			      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
+	*what |= present ? (was_present ? ALGO_CHANGE_CONTENT : ALGO_CHANGE_MAPPED)
+			 : ALGO_CHANGE_UNMAPPED;
+	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present) ||
+		  (merged_by_algo && !present);
+	if (truth_add(m, pg) < 0)
+		return sp_err_set(err, SP_ENOMEM, "out of memory counting contents");
+	return 0;
+}
+
+void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out)
+{
+	double ns = 0;
+
+	for (int k = 0; k < BK_COST__COUNT; k++) {
+		if (k != BK_COST_COW_BREAK) /* a COW break is the writer's time, not the scanner's */
+			ns += cost->ns[k] * (double)m->counts[k];
+	}
+	out->cow_breaks = m->cow_breaks;
+	out->checksums = (int64_t)m->counts[BK_COST_CHECKSUM];
+	out->compares = (int64_t)m->counts[BK_COST_COMPARE];
+	out->merges = m->merges;
+	out->cpu_ns = (int64_t)ns;
+	out->oracle_saving = (int64_t)fpcount_duplicates(&m->truth) + m->truth_zero;
+	out->remote_sharers = m->remote;
+	out->thp_splits = m->thp_splits;
+	out->thp_zero_pages = m->thp_zero;
+}

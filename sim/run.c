@@ -1,0 +1,262 @@
+/*
+ * run.c - implements sim_run(): the simulated clock that interleaves a
+ * trace's writes, an algorithm's scan batches and the metric samples.
+ *
+ * Events, in time order; at equal times writes, then a batch, then a sample:
+ *   snapshot  the next SNAP of the trace: its records are applied (or, with
+ *             spread_writes, queued at seeded uniform times in the interval
+ *             since the previous snapshot);
+ *   write     a queued record falls due (spread_writes only);
+ *   batch     the algorithm's sleep is over; after it, the algorithm sleeps
+ *             for the batch's modelled CPU time plus the sleep it asked for;
+ *   sample    every sample_ms from 0: the metrics are read and reported.
+ * Without spread_writes the trace is streamed: memory does not grow with its
+ * length.  With it, one snapshot's records are held at a time.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_rng.h>
+
+#include "sim.h"
+
+#define NS_PER_MS 1000000ull
+#define NEVER UINT64_MAX
+
+struct queued {
+	uint64_t t_ns;
+	uint64_t seq; /* record order, to keep the sort stable */
+	struct trace_record rec;
+};
+
+struct run {
+	const struct sim_config *cfg;
+	struct trace_reader *r;
+	struct sim_mem *mem;
+	const struct algo_ops *algo;
+	void *st;
+	bool omniscient;
+	struct sim_result *res;
+	gsl_rng *rng;
+	struct queued *q;
+	size_t qlen, qpos, qcap;
+	uint64_t prev_snap_ns;
+};
+
+void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
+{
+	memset(c, 0, sizeof(*c));
+	c->algo = algo;
+	if (algo)
+		algo_params_defaults(algo, &c->params);
+	c->seed = 1;
+	c->tail_ms = 60000;
+	c->sample_ms = 1000;
+	sim_cost_defaults(&c->cost);
+}
+
+static double scanner_ns(const struct sim_cost *cost, const uint64_t *counts)
+{
+	double ns = 0;
+
+	for (int k = 0; k < BK_COST__COUNT; k++) {
+		if (k != BK_COST_COW_BREAK)
+			ns += cost->ns[k] * (double)counts[k];
+	}
+	return ns;
+}
+
+static int apply(struct run *x, const struct trace_record *rec, struct sp_err *err)
+{
+	bk_page p;
+	uint32_t what;
+	bool notify;
+	int rc = sim_mem_apply(x->mem, rec, &p, &what, &notify, err);
+
+	if (rc < 0)
+		return rc;
+	x->res->records++;
+	if (what && (x->omniscient || notify)) {
+		rc = x->algo->page_changed(x->st, p, what);
+		if (rc < 0)
+			return sp_err_set(err, rc, "%s: %s while handling a write", x->algo->name,
+					  sp_strerror(rc));
+	}
+	return 0;
+}
+
+static int cmp_queued(const void *a, const void *b)
+{
+	const struct queued *x = a, *y = b;
+
+	if (x->t_ns != y->t_ns)
+		return x->t_ns < y->t_ns ? -1 : 1;
+	return x->seq < y->seq ? -1 : (x->seq > y->seq);
+}
+
+/* Reads the current snapshot's records: applies them now, or queues them spread out. */
+static int take_snapshot(struct run *x, const struct trace_snapshot *s, struct sp_err *err)
+{
+	uint64_t t = s->time_ms * NS_PER_MS;
+	struct trace_record rec;
+	int rc;
+
+	x->res->snapshots++;
+	x->res->page_states += trace_header_total_pages(trace_reader_header(x->r));
+	if (!x->cfg->spread_writes || x->res->snapshots == 1) {
+		while ((rc = trace_reader_next_record(x->r, &rec, err)) > 0) {
+			rc = apply(x, &rec, err);
+			if (rc < 0)
+				return rc;
+		}
+		x->prev_snap_ns = t;
+		return rc;
+	}
+	x->qlen = x->qpos = 0;
+	while ((rc = trace_reader_next_record(x->r, &rec, err)) > 0) {
+		if (x->qlen == x->qcap) {
+			size_t cap = x->qcap ? x->qcap * 2 : 4096;
+			struct queued *q = realloc(x->q, cap * sizeof(*q));
+
+			if (!q)
+				return sp_err_set(err, SP_ENOMEM, "out of memory queueing writes");
+			x->q = q;
+			x->qcap = cap;
+		}
+		/* Uniform in (prev, t]: never before the previous snapshot's state. */
+		x->q[x->qlen].t_ns = t - (uint64_t)(gsl_rng_uniform(x->rng) * (double)(t - x->prev_snap_ns));
+		x->q[x->qlen].seq = x->qlen;
+		x->q[x->qlen].rec = rec;
+		x->qlen++;
+	}
+	if (rc < 0)
+		return rc;
+	qsort(x->q, x->qlen, sizeof(*x->q), cmp_queued);
+	x->prev_snap_ns = t;
+	return 0;
+}
+
+static void read_metrics(struct run *x, struct metrics *m)
+{
+	memset(m, 0, sizeof(*m));
+	x->algo->metrics(x->st, m);
+	sim_mem_metrics(x->mem, &x->cfg->cost, m);
+}
+
+static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, void *arg,
+		struct sp_err *err)
+{
+	const struct sim_config *cfg = x->cfg;
+	uint64_t end = cfg->duration_ms ? cfg->duration_ms * NS_PER_MS : NEVER;
+	uint64_t wake = 0, next_sample = 0, sample_ns = cfg->sample_ms * NS_PER_MS;
+	struct trace_snapshot s;
+	bool have_snap;
+	int rc;
+
+	rc = trace_reader_next_snapshot(x->r, &s, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return sp_err_set(err, SP_ECORRUPT, "the trace has no snapshot");
+	have_snap = true;
+	for (;;) {
+		uint64_t t_snap = have_snap ? s.time_ms * NS_PER_MS : NEVER;
+		uint64_t t_write = x->qpos < x->qlen ? x->q[x->qpos].t_ns : NEVER;
+		uint64_t t = t_snap;
+
+		if (t_write < t)
+			t = t_write;
+		if (wake < t)
+			t = wake;
+		if (next_sample < t)
+			t = next_sample;
+		if (t > end || t == NEVER)
+			break;
+		if (t == t_write) {
+			rc = apply(x, &x->q[x->qpos++].rec, err);
+		} else if (t == t_snap) {
+			rc = take_snapshot(x, &s, err);
+			if (rc == 0) {
+				rc = trace_reader_next_snapshot(x->r, &s, err);
+				have_snap = rc > 0;
+				if (rc == 0 && !cfg->duration_ms)
+					end = t_snap + cfg->tail_ms * NS_PER_MS;
+				rc = rc < 0 ? rc : 0;
+			}
+		} else if (t == wake) {
+			const uint64_t *c = sim_mem_counts(x->mem);
+			double before = scanner_ns(&cfg->cost, c);
+			uint64_t sleep = 0, cpu;
+
+			rc = x->algo->batch(x->st, t, &sleep);
+			if (rc < 0)
+				return sp_err_set(err, rc, "%s: %s in a scan batch", x->algo->name,
+						  sp_strerror(rc));
+			cpu = (uint64_t)(scanner_ns(&cfg->cost, c) - before);
+			if (sleep == ALGO_SLEEP_FOREVER)
+				wake = NEVER;
+			else
+				wake = t + cpu + sleep > t ? t + cpu + sleep : t + NS_PER_MS;
+		} else {
+			struct metrics m;
+			int64_t saved;
+
+			read_metrics(x, &m);
+			saved = metrics_saved(&m);
+			if (saved > x->res->peak_saved)
+				x->res->peak_saved = saved;
+			x->res->last = m;
+			x->res->end_ms = t / NS_PER_MS;
+			if (sample && sample(arg, t / NS_PER_MS, &m) != 0)
+				return sp_err_set(err, SP_EIO, "stopped while writing a sample");
+			if (progress)
+				progress(arg, t / NS_PER_MS, end == NEVER ? 0 : end / NS_PER_MS);
+			next_sample += sample_ns;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn sample,
+	    sim_progress_fn progress, void *arg, struct sim_result *out, struct sp_err *err)
+{
+	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out };
+	struct algo_env env;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!cfg->algo || cfg->sample_ms == 0)
+		return sp_err_set(err, SP_EINVAL, "sim_run: no algorithm, or a zero sample interval");
+	if (cfg->algo->version < 1 || !cfg->algo->create || !cfg->algo->batch ||
+	    !cfg->algo->page_changed || !cfg->algo->metrics || !cfg->algo->destroy)
+		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract",
+				  cfg->algo->name);
+	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
+	rc = trace_reader_open(&x.r, trace_path, err);
+	if (rc < 0)
+		return rc;
+	rc = sim_mem_new(&x.mem, trace_reader_header(x.r), err);
+	if (rc == 0) {
+		x.rng = gsl_rng_alloc(gsl_rng_mt19937);
+		if (!x.rng)
+			rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		else
+			gsl_rng_set(x.rng, (unsigned long)cfg->seed);
+	}
+	if (rc == 0) {
+		env.bk = sim_mem_backend(x.mem);
+		env.seed = cfg->seed;
+		rc = cfg->algo->create(&x.st, &cfg->params, &env, err);
+	}
+	if (rc == 0) {
+		rc = loop(&x, sample, progress, arg, err);
+		cfg->algo->destroy(x.st);
+	}
+	if (x.rng)
+		gsl_rng_free(x.rng);
+	free(x.q);
+	sim_mem_free(x.mem);
+	trace_reader_close(x.r);
+	return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * sim.h - the simulator: memory state replayed from a trace (the simulated
+ * backend), the simulated clock and scan scheduler, and the CPU cost model.
+ *
+ * Simulation semantics (also in README.md):
+ *  - A trace is a sequence of snapshots.  Between snapshots content is
+ *    constant; a page whose state changes was written at the time of the
+ *    snapshot that records the change (with spread_writes, at a time drawn
+ *    uniformly, seeded, from the interval since the previous snapshot).
+ *  - Time is simulated in nanoseconds.  An algorithm runs a batch when its
+ *    sleep is over, instantly as far as memory is concerned; its next batch
+ *    starts after the batch's modelled CPU time plus the sleep it asked for.
+ *  - At equal times, writes are applied first, then the batch runs, then a
+ *    sample is taken.  Samples are taken every sample_ms from time 0.
+ *  - The run lasts duration_ms, or by default until tail_ms after the last
+ *    snapshot, so scanners get time to settle after the last change.
+ *  - A run is a pure function of (trace, algorithm, parameters, seed, cost
+ *    model): deterministic, no globals; many runs may share one process.
+ */
+#ifndef SP_SIM_H
+#define SP_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "algorithm.h"
+#include "metrics.h"
+#include "sp_error.h"
+#include "trace.h"
+
+/* CPU cost model: nanoseconds per counted operation (enum bk_cost). */
+struct sim_cost {
+	double ns[BK_COST__COUNT];
+};
+
+void sim_cost_defaults(struct sim_cost *c);
+/* Parses "visit=1500,checksum=600,..." over the defaults. */
+int sim_cost_parse(struct sim_cost *c, const char *spec, struct sp_err *err);
+const char *sim_cost_name(enum bk_cost k);
+
+/* The simulated backend: page and frame state of a trace's guests. */
+struct sim_mem;
+
+int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_err *err);
+void sim_mem_free(struct sim_mem *m);
+struct backend sim_mem_backend(struct sim_mem *m);
+/*
+ * Applies one record (the page's full new state).  *what receives the
+ * enum algo_change bits to report, and *notify whether a scanning algorithm
+ * must hear of it (a COW break or an unmap); omniscient ones hear of all.
+ */
+int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
+		  uint32_t *what, bool *notify, struct sp_err *err);
+/* Fills the (backend) fields of out. */
+void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
+/* Counted work so far. */
+const uint64_t *sim_mem_counts(const struct sim_mem *m);
+uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page);
+
+struct sim_config {
+	const struct algo_ops *algo;
+	struct algo_params params;
+	uint64_t seed;
+	uint64_t duration_ms;  /* 0: until tail_ms after the last snapshot */
+	uint64_t tail_ms;
+	uint64_t sample_ms;
+	bool spread_writes;
+	struct sim_cost cost;
+};
+
+void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
+
+/* Called for every sample; return non-zero to stop the run (error SP_EINVAL). */
+typedef int (*sim_sample_fn)(void *arg, uint64_t time_ms, const struct metrics *m);
+/* Progress: simulated ms done and the end if known (0 while unknown). */
+typedef void (*sim_progress_fn)(void *arg, uint64_t done_ms, uint64_t end_ms);
+
+struct sim_result {
+	struct metrics last;     /* at the last sample */
+	uint64_t end_ms;         /* simulated time at the end */
+	uint64_t snapshots;
+	uint64_t records;        /* page records applied */
+	uint64_t page_states;    /* pages x snapshots: logical records replayed */
+	int64_t peak_saved;      /* max of pages_sharing + ksm_zero_pages */
+};
+
+int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn sample,
+	    sim_progress_fn progress, void *arg, struct sim_result *out, struct sp_err *err);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * tracebuild.c - implements the hand-built test traces; any writer error
+ * fails the current CUnit test with the writer's message.
+ */
+#include "tracebuild.h"
+
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <string.h>
+
+struct sp_fp tb_fp(uint64_t content)
+{
+	struct sp_fp fp = { 0, 0 };
+
+	if (content) {
+		fp.lo = content * 0x9e3779b97f4a7c15ULL;
+		fp.hi = content;
+	}
+	return fp;
+}
+
+void tb_init(struct tb *tb, uint32_t nguests, uint64_t pages)
+{
+	memset(tb, 0, sizeof(*tb));
+	trace_header_init(&tb->h, nguests, NULL);
+	tb->h.page_size = 4096;
+	tb->h.fp_algo = TRACE_FP_SYNTHETIC;
+	snprintf(tb->h.desc, sizeof(tb->h.desc), "hand-built test trace");
+	for (uint32_t g = 0; g < nguests; g++) {
+		snprintf(tb->h.guests[g].name, sizeof(tb->h.guests[g].name), "g%u", g);
+		tb->h.guests[g].pages = pages;
+	}
+}
+
+static void check(struct tb *tb, int rc)
+{
+	if (rc < 0)
+		fprintf(stderr, "tracebuild: %s\n", tb->err.msg);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+}
+
+void tb_open(struct tb *tb, const char *path)
+{
+	check(tb, trace_writer_open(&tb->w, path, &tb->h, 0644, &tb->err));
+}
+
+void tb_snap(struct tb *tb, uint64_t time_ms)
+{
+	check(tb, trace_writer_begin_snapshot(tb->w, time_ms, &tb->err));
+}
+
+void tb_page_ex(struct tb *tb, uint32_t guest, uint64_t page, uint64_t content, int huge,
+		int node)
+{
+	struct trace_record rec = { .guest = guest, .page = page, .fp = tb_fp(content) };
+
+	rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO) | (huge ? TRACE_HUGE : 0);
+	rec.node = node < 0 ? tb->h.guests[guest].node : (uint16_t)node;
+	check(tb, trace_writer_record(tb->w, &rec, &tb->err));
+}
+
+void tb_page(struct tb *tb, uint32_t guest, uint64_t page, uint64_t content)
+{
+	tb_page_ex(tb, guest, page, content, 0, -1);
+}
+
+void tb_absent(struct tb *tb, uint32_t guest, uint64_t page)
+{
+	struct trace_record rec = { .guest = guest, .page = page };
+
+	check(tb, trace_writer_record(tb->w, &rec, &tb->err));
+}
+
+void tb_commit(struct tb *tb)
+{
+	int rc = trace_writer_commit(tb->w, &tb->err);
+
+	tb->w = NULL;
+	trace_header_release(&tb->h);
+	check(tb, rc);
+}

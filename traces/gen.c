@@ -1,0 +1,239 @@
+/*
+ * gen.c - implements the synthetic trace generator.
+ *
+ * The model.  Each of `guests` guests has `pages` pages, all present.  A page's
+ * content is drawn from a mixture: zero-filled with probability zero_fraction;
+ * else, with probability shared_fraction, one of `shared_contents` shared
+ * contents chosen by a Zipf law of exponent zipf_s (a few contents, such as a
+ * common kernel text page, are very popular; most are rare); else content
+ * unique to this page and moment.  A volatile_fraction of the pages are
+ * volatile: between two snapshots each of them is rewritten with probability
+ * write_rate, with new content from the same mixture.  The others never
+ * change.  A huge_fraction of each guest's 512-page (2 MiB) regions is marked
+ * as backed by transparent huge pages.
+ *
+ * Determinism.  All randomness comes from one GSL MT19937 stream seeded with
+ * `seed` and consumed in a fixed order; fingerprints are XXH3-128 of a
+ * (namespace, number) pair under the seed.  The same parameters give the same
+ * bytes on every run and machine.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <xxhash.h>
+
+#include "gen.h"
+#include "trace.h"
+
+#define REGION_PAGES 512
+
+void trace_gen_defaults(struct trace_gen_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->guests = 4;
+	p->pages = 16384;
+	p->snapshots = 10;
+	p->interval_ms = 1000;
+	p->shared_fraction = 0.5;
+	p->zipf_s = 1.0;
+	p->zero_fraction = 0.1;
+	p->write_rate = 0.05;
+	p->volatile_fraction = 0.2;
+	p->huge_fraction = 0.0;
+	p->nodes = 1;
+	p->domains = 1;
+	p->seed = 1;
+}
+
+static int frac_ok(double v)
+{
+	return v >= 0.0 && v <= 1.0;
+}
+
+int trace_gen_check(const struct trace_gen_params *p, struct sp_err *err)
+{
+	if (p->guests < 1 || p->guests > TRACE_MAX_GUESTS)
+		return sp_err_set(err, SP_EINVAL, "--guests must be in 1..%d", TRACE_MAX_GUESTS);
+	if (p->pages < 1 || p->pages > (1ull << 28))
+		return sp_err_set(err, SP_EINVAL, "--pages must be in 1..2^28 (per guest)");
+	if (p->snapshots < 1 || p->snapshots > 1000000)
+		return sp_err_set(err, SP_EINVAL, "--snapshots must be in 1..1000000");
+	if (p->interval_ms < 1 || p->interval_ms > 86400000ull * 365)
+		return sp_err_set(err, SP_EINVAL, "--interval-ms must be at least 1 (and under a year)");
+	if (!frac_ok(p->shared_fraction))
+		return sp_err_set(err, SP_EINVAL, "--shared-fraction must be in [0, 1]");
+	if (!frac_ok(p->zero_fraction))
+		return sp_err_set(err, SP_EINVAL, "--zero-fraction must be in [0, 1]");
+	if (!frac_ok(p->write_rate))
+		return sp_err_set(err, SP_EINVAL, "--write-rate must be in [0, 1]");
+	if (!frac_ok(p->volatile_fraction))
+		return sp_err_set(err, SP_EINVAL, "--volatile-fraction must be in [0, 1]");
+	if (!frac_ok(p->huge_fraction))
+		return sp_err_set(err, SP_EINVAL, "--huge-fraction must be in [0, 1]");
+	if (!(p->zipf_s >= 0.0 && p->zipf_s <= 10.0))
+		return sp_err_set(err, SP_EINVAL, "--zipf must be in [0, 10]");
+	if (p->shared_contents > (1ull << 26))
+		return sp_err_set(err, SP_EINVAL, "--shared-contents must be at most 2^26");
+	if (p->nodes < 1 || p->nodes > TRACE_MAX_NODE + 1)
+		return sp_err_set(err, SP_EINVAL, "--nodes must be in 1..%d", TRACE_MAX_NODE + 1);
+	if (p->domains < 1 || p->domains > p->guests)
+		return sp_err_set(err, SP_EINVAL, "--domains must be in 1..guests");
+	return 0;
+}
+
+struct gen {
+	const struct trace_gen_params *p;
+	gsl_rng *rng;
+	gsl_ran_discrete_t *zipf;
+	uint64_t ncontents;
+	uint64_t next_unique;
+};
+
+static struct sp_fp make_fp(uint64_t ns, uint64_t n, uint64_t seed)
+{
+	uint64_t in[2] = { ns, n };
+	XXH128_hash_t h = XXH3_128bits_withSeed(in, sizeof(in), seed);
+	struct sp_fp fp = { h.low64, h.high64 };
+
+	if (sp_fp_is_zero(fp))
+		fp.lo = 1; /* {0,0} is reserved for zero pages */
+	return fp;
+}
+
+/* Draws a content from the mixture; {0,0} means a zero-filled page. */
+static struct sp_fp draw(struct gen *g)
+{
+	struct sp_fp zero = { 0, 0 };
+
+	if (gsl_rng_uniform(g->rng) < g->p->zero_fraction)
+		return zero;
+	if (g->ncontents && gsl_rng_uniform(g->rng) < g->p->shared_fraction)
+		return make_fp(1, gsl_ran_discrete(g->rng, g->zipf), g->p->seed);
+	return make_fp(2, g->next_unique++, g->p->seed);
+}
+
+static int emit(struct trace_writer *w, uint32_t guest, uint64_t page, struct sp_fp fp, bool huge,
+		uint16_t node, struct sp_err *err)
+{
+	struct trace_record rec = { .guest = guest, .page = page, .node = node, .fp = fp };
+
+	rec.flags = TRACE_PRESENT | (sp_fp_is_zero(fp) ? TRACE_ZERO : 0) | (huge ? TRACE_HUGE : 0);
+	return trace_writer_record(w, &rec, err);
+}
+
+int trace_gen_write(const struct trace_gen_params *p, const char *path,
+		    trace_progress_fn progress, void *arg, struct sp_err *err)
+{
+	struct trace_header h;
+	struct trace_writer *w = NULL;
+	struct gen g = { .p = p };
+	uint64_t npages = (uint64_t)p->guests * p->pages;
+	struct sp_fp *cur = NULL;
+	uint8_t *huge = NULL, *vol = NULL;
+	double *weights = NULL;
+	int rc;
+
+	rc = trace_gen_check(p, err);
+	if (rc < 0)
+		return rc;
+	memset(&h, 0, sizeof(h));
+	rc = trace_header_init(&h, p->guests, err);
+	if (rc < 0)
+		return rc;
+	h.page_size = 4096;
+	h.fp_algo = TRACE_FP_SYNTHETIC;
+	g.ncontents = p->shared_contents ? p->shared_contents : (p->pages / 16 ? p->pages / 16 : 1);
+	snprintf(h.desc, sizeof(h.desc),
+		 "synthetic: guests=%u pages=%llu snapshots=%u interval_ms=%llu shared_fraction=%g "
+		 "shared_contents=%llu zipf=%g zero_fraction=%g write_rate=%g volatile_fraction=%g "
+		 "huge_fraction=%g nodes=%u domains=%u seed=%llu",
+		 p->guests, (unsigned long long)p->pages, p->snapshots,
+		 (unsigned long long)p->interval_ms, p->shared_fraction,
+		 (unsigned long long)g.ncontents, p->zipf_s, p->zero_fraction, p->write_rate,
+		 p->volatile_fraction, p->huge_fraction, p->nodes, p->domains,
+		 (unsigned long long)p->seed);
+	for (uint32_t i = 0; i < p->guests; i++) {
+		snprintf(h.guests[i].name, sizeof(h.guests[i].name), "guest%u", i);
+		h.guests[i].node = (uint16_t)(i % p->nodes);
+		h.guests[i].domain = i % p->domains;
+		h.guests[i].pages = p->pages;
+	}
+
+	g.rng = gsl_rng_alloc(gsl_rng_mt19937);
+	weights = malloc(g.ncontents * sizeof(*weights));
+	cur = malloc(npages * sizeof(*cur));
+	huge = calloc(npages, 1);
+	vol = calloc(npages, 1);
+	if (!g.rng || !weights || !cur || !huge || !vol) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory for %llu pages", (unsigned long long)npages);
+		goto out;
+	}
+	gsl_rng_set(g.rng, (unsigned long)p->seed);
+	for (uint64_t k = 0; k < g.ncontents; k++)
+		weights[k] = 1.0 / pow((double)(k + 1), p->zipf_s);
+	g.zipf = gsl_ran_discrete_preproc(g.ncontents, weights);
+	if (!g.zipf) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory for the Zipf table");
+		goto out;
+	}
+	rc = trace_writer_open(&w, path, &h, 0644, err);
+	if (rc < 0)
+		goto out;
+
+	/* Snapshot 0: every page, with its huge and volatile marks. */
+	rc = trace_writer_begin_snapshot(w, 0, err);
+	for (uint64_t i = 0; rc == 0 && i < npages; i++) {
+		uint32_t gu = (uint32_t)(i / p->pages);
+		uint64_t pg = i % p->pages;
+
+		if (pg % REGION_PAGES == 0) {
+			bool hg = gsl_rng_uniform(g.rng) < p->huge_fraction;
+
+			for (uint64_t j = i; j < i + REGION_PAGES && j < (uint64_t)(gu + 1) * p->pages; j++)
+				huge[j] = hg;
+		}
+		vol[i] = gsl_rng_uniform(g.rng) < p->volatile_fraction;
+		cur[i] = draw(&g);
+		rc = emit(w, gu, pg, cur[i], huge[i], h.guests[gu].node, err);
+	}
+	if (progress && rc == 0)
+		progress(arg, 1, p->snapshots);
+
+	/* Later snapshots: the volatile pages each rewritten with probability write_rate. */
+	for (uint32_t s = 1; rc == 0 && s < p->snapshots; s++) {
+		rc = trace_writer_begin_snapshot(w, (uint64_t)s * p->interval_ms, err);
+		for (uint64_t i = 0; rc == 0 && i < npages; i++) {
+			struct sp_fp fp;
+
+			if (!vol[i] || p->write_rate <= 0.0 || gsl_rng_uniform(g.rng) >= p->write_rate)
+				continue;
+			fp = draw(&g);
+			if (sp_fp_eq(fp, cur[i]))
+				continue; /* rewritten with the same content: no change to record */
+			cur[i] = fp;
+			rc = emit(w, (uint32_t)(i / p->pages), i % p->pages, fp, huge[i],
+				  h.guests[i / p->pages].node, err);
+		}
+		if (progress && rc == 0)
+			progress(arg, s + 1, p->snapshots);
+	}
+	if (rc == 0) {
+		rc = trace_writer_commit(w, err);
+		w = NULL;
+	}
+out:
+	trace_writer_abort(w);
+	if (g.zipf)
+		gsl_ran_discrete_free(g.zipf);
+	if (g.rng)
+		gsl_rng_free(g.rng);
+	free(weights);
+	free(cur);
+	free(huge);
+	free(vol);
+	trace_header_release(&h);
+	return rc;
+}

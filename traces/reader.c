@@ -1,0 +1,523 @@
+/*
+ * reader.c - implements the streaming trace reader of trace.h.
+ *
+ * One chunk at a time is read into a buffer and its XXH64 verified before a
+ * byte of it is interpreted; then its fields are range-checked against
+ * FORMAT.md.  Nothing in the file can make the reader allocate more than
+ * CHUNK_MAX_PAYLOAD plus the guest table, read past a buffer, or loop.
+ * Errors name the file, the byte offset of the chunk, and for page records
+ * the record's number within its snapshot.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "chunk.h"
+#include "trace.h"
+
+struct trace_reader {
+	char *path;
+	FILE *f;
+	uint64_t size;          /* file size at open */
+	uint64_t offset;        /* offset of the next unread byte */
+	struct trace_header h;
+	/* the current chunk */
+	uint32_t type;
+	uint32_t len;
+	uint64_t chunk_off;     /* offset of its header */
+	uint8_t *buf;           /* payload */
+	size_t pos;             /* parse position in payload */
+	/* the current snapshot */
+	bool in_snapshot;
+	bool pending;           /* the current chunk (SNAP or END) is not consumed yet */
+	bool ended;
+	uint32_t snapshots;
+	uint64_t last_time;
+	struct trace_snapshot snap;
+	uint64_t snap_read;     /* records read of snap */
+	uint64_t total;         /* records read in all */
+	/* the current PAGE chunk */
+	uint32_t page_left;
+	uint32_t page_guest;
+	uint64_t page_next;     /* page number of previous record + 1 */
+	bool have_last;
+	uint32_t last_guest;
+	uint64_t last_page;
+};
+
+static int corrupt(struct trace_reader *r, struct sp_err *err, const char *what)
+{
+	char name[5];
+
+	chunk_name(r->type, name);
+	return sp_err_set(err, SP_ECORRUPT, "%s: offset %llu: chunk '%s': %s", r->path,
+			  (unsigned long long)r->chunk_off, name, what);
+}
+
+/* Reads the next chunk into r->buf and verifies its checksum. */
+static int read_chunk(struct trace_reader *r, struct sp_err *err)
+{
+	uint8_t hdr[CHUNK_HDR], trailer[CHUNK_TRAILER];
+	XXH64_state_t *st;
+	uint64_t sum;
+	size_t n;
+
+	r->chunk_off = r->offset;
+	n = fread(hdr, 1, CHUNK_HDR, r->f);
+	if (n == 0 && feof(r->f))
+		return sp_err_set(err, SP_ETRUNC, "%s: truncated at offset %llu: no END chunk",
+				  r->path, (unsigned long long)r->offset);
+	if (n != CHUNK_HDR)
+		goto short_read;
+	r->type = get_u32(hdr);
+	r->len = get_u32(hdr + 4);
+	if (r->type != CHUNK_HEAD && r->type != CHUNK_SNAP && r->type != CHUNK_PAGE &&
+	    r->type != CHUNK_END)
+		return corrupt(r, err, "unknown chunk type");
+	if (r->len > CHUNK_MAX_PAYLOAD)
+		return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: chunk length %u exceeds %u",
+				  r->path, (unsigned long long)r->chunk_off, r->len,
+				  CHUNK_MAX_PAYLOAD);
+	if (r->chunk_off + CHUNK_HDR + r->len + CHUNK_TRAILER > r->size)
+		goto short_read;
+	if (fread(r->buf, 1, r->len, r->f) != r->len ||
+	    fread(trailer, 1, CHUNK_TRAILER, r->f) != CHUNK_TRAILER)
+		goto short_read;
+	st = XXH64_createState();
+	if (!st)
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", r->path);
+	XXH64_reset(st, 0);
+	XXH64_update(st, hdr, CHUNK_HDR);
+	XXH64_update(st, r->buf, r->len);
+	sum = XXH64_digest(st);
+	XXH64_freeState(st);
+	if (sum != get_u64(trailer))
+		return corrupt(r, err, "checksum mismatch");
+	r->offset += CHUNK_HDR + (uint64_t)r->len + CHUNK_TRAILER;
+	r->pos = 0;
+	return 0;
+short_read:
+	if (ferror(r->f))
+		return sp_err_set(err, SP_EIO, "%s: read error at offset %llu: %s", r->path,
+				  (unsigned long long)r->chunk_off, strerror(errno));
+	return sp_err_set(err, SP_ETRUNC, "%s: truncated at offset %llu (file ends inside a chunk)",
+			  r->path, (unsigned long long)r->chunk_off);
+}
+
+/* Bounds-checked payload access: NULL if fewer than n bytes remain. */
+static const uint8_t *take(struct trace_reader *r, size_t n)
+{
+	const uint8_t *p;
+
+	if (r->len - r->pos < n)
+		return NULL;
+	p = r->buf + r->pos;
+	r->pos += n;
+	return p;
+}
+
+static int parse_head(struct trace_reader *r, struct sp_err *err)
+{
+	const uint8_t *p = take(r, 14);
+	uint32_t nguests;
+	uint16_t desc_len;
+	int rc;
+
+	if (r->type != CHUNK_HEAD)
+		return corrupt(r, err, "the first chunk must be HEAD");
+	if (!p)
+		return corrupt(r, err, "header too short");
+	r->h.page_size = get_u32(p);
+	r->h.fp_algo = p[4];
+	r->h.flags = get_u16(p + 6);
+	nguests = get_u32(p + 8);
+	desc_len = get_u16(p + 12);
+	if (r->h.page_size < 512 || r->h.page_size > (2u << 20) ||
+	    (r->h.page_size & (r->h.page_size - 1)))
+		return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: page size %u is not a power of two in [512, 2 MiB]",
+				  r->path, (unsigned long long)r->chunk_off, r->h.page_size);
+	if (r->h.fp_algo != TRACE_FP_XXH3_128 && r->h.fp_algo != TRACE_FP_SYNTHETIC)
+		return corrupt(r, err, "unknown fingerprint function");
+	if (p[5] != 128)
+		return corrupt(r, err, "fingerprint width is not 128 bits");
+	if (r->h.flags & ~(TRACE_F_KEYED | TRACE_F_FUZZY))
+		return corrupt(r, err, "unknown header flags");
+	if (nguests < 1 || nguests > TRACE_MAX_GUESTS)
+		return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: guest count %u is not in 1..%d",
+				  r->path, (unsigned long long)r->chunk_off, nguests, TRACE_MAX_GUESTS);
+	if (desc_len > TRACE_MAX_DESC)
+		return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: description length %u exceeds %d",
+				  r->path, (unsigned long long)r->chunk_off, desc_len, TRACE_MAX_DESC);
+	p = take(r, desc_len);
+	if (!p)
+		return corrupt(r, err, "header too short for its description");
+	rc = trace_header_init(&r->h, nguests, err);
+	if (rc < 0)
+		return rc;
+	memcpy(r->h.desc, p, desc_len);
+	r->h.desc[desc_len] = '\0';
+	for (uint32_t g = 0; g < nguests; g++) {
+		struct trace_guest *gu = &r->h.guests[g];
+		const uint8_t *q = take(r, 1);
+		uint8_t n;
+
+		if (!q)
+			return corrupt(r, err, "guest table too short");
+		n = q[0];
+		q = take(r, (size_t)n + 14);
+		if (!q)
+			return corrupt(r, err, "guest table too short");
+		if (n == 0)
+			return corrupt(r, err, "a guest has an empty name");
+		memcpy(gu->name, q, n);
+		gu->name[n] = '\0';
+		gu->node = get_u16(q + n);
+		gu->domain = get_u32(q + n + 2);
+		gu->pages = get_u64(q + n + 6);
+		if (gu->node > TRACE_MAX_NODE)
+			return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: guest '%s': node %u exceeds %d",
+					  r->path, (unsigned long long)r->chunk_off, gu->name, gu->node,
+					  TRACE_MAX_NODE);
+		if (gu->pages < 1 || gu->pages > TRACE_MAX_GUEST_PAGES)
+			return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: guest '%s': page count %llu is not in 1..2^36",
+					  r->path, (unsigned long long)r->chunk_off, gu->name,
+					  (unsigned long long)gu->pages);
+	}
+	if (r->pos != r->len)
+		return corrupt(r, err, "trailing bytes in header");
+	return 0;
+}
+
+int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err *err)
+{
+	struct trace_reader *r = calloc(1, sizeof(*r));
+	uint8_t magic[TRACE_MAGIC_LEN + 4];
+	struct stat sb;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	if (!r)
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
+	r->path = strdup(path);
+	r->buf = malloc(CHUNK_MAX_PAYLOAD);
+	if (!r->path || !r->buf) {
+		trace_reader_close(r);
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
+	}
+	r->f = fopen(path, "rb");
+	if (!r->f) {
+		rc = sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+		trace_reader_close(r);
+		return rc;
+	}
+	if (fstat(fileno(r->f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		trace_reader_close(r);
+		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
+	}
+	r->size = (uint64_t)sb.st_size;
+	setvbuf(r->f, NULL, _IOFBF, 1 << 20);
+	n = fread(magic, 1, sizeof(magic), r->f);
+	if (n < TRACE_MAGIC_LEN || memcmp(magic, TRACE_MAGIC, TRACE_MAGIC_LEN) != 0)
+		rc = n < TRACE_MAGIC_LEN && memcmp(magic, TRACE_MAGIC, n) == 0 && n > 0
+			     ? sp_err_set(err, SP_ETRUNC, "%s: truncated at offset %zu (inside the magic)", path, n)
+			     : sp_err_set(err, SP_EMAGIC, "%s: offset 0: not a samepage trace (bad magic)", path);
+	else if (n < sizeof(magic))
+		rc = sp_err_set(err, SP_ETRUNC, "%s: truncated at offset %zu (inside the version)", path, n);
+	else if (get_u32(magic + TRACE_MAGIC_LEN) != TRACE_VERSION)
+		rc = sp_err_set(err, SP_EVERSION, "%s: offset 8: trace version %u, this build reads version %d",
+				path, get_u32(magic + TRACE_MAGIC_LEN), TRACE_VERSION);
+	else {
+		r->offset = sizeof(magic);
+		rc = read_chunk(r, err);
+		if (rc == 0)
+			rc = parse_head(r, err);
+	}
+	if (rc < 0) {
+		trace_reader_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+const struct trace_header *trace_reader_header(const struct trace_reader *r)
+{
+	return &r->h;
+}
+
+uint64_t trace_reader_offset(const struct trace_reader *r) { return r->offset; }
+uint64_t trace_reader_size(const struct trace_reader *r) { return r->size; }
+
+static int parse_page_prefix(struct trace_reader *r, struct sp_err *err)
+{
+	const uint8_t *p = take(r, PAGE_PREFIX);
+
+	if (!p)
+		return corrupt(r, err, "PAGE chunk too short");
+	r->page_guest = get_u32(p);
+	r->page_left = get_u32(p + 4);
+	r->page_next = get_u64(p + 8);
+	if (r->page_guest >= r->h.nguests)
+		return corrupt(r, err, "guest index out of range");
+	if (r->page_left == 0)
+		return corrupt(r, err, "PAGE chunk with no records");
+	if (r->page_next >= r->h.guests[r->page_guest].pages)
+		return corrupt(r, err, "base page beyond the guest's page count");
+	return 0;
+}
+
+/* Moves to the next chunk of the current snapshot: 1 = PAGE ready, 0 = snapshot over. */
+static int advance(struct trace_reader *r, struct sp_err *err)
+{
+	int rc = read_chunk(r, err);
+
+	if (rc < 0)
+		return rc;
+	if (r->type == CHUNK_PAGE) {
+		rc = parse_page_prefix(r, err);
+		return rc < 0 ? rc : 1;
+	}
+	if (r->type == CHUNK_HEAD)
+		return corrupt(r, err, "a second HEAD chunk");
+	r->pending = true; /* SNAP or END: consumed by next_snapshot */
+	return 0;
+}
+
+static int finish_snapshot(struct trace_reader *r, struct sp_err *err)
+{
+	if (r->snap_read != r->snap.records) {
+		char what[128];
+
+		snprintf(what, sizeof(what), "snapshot %u announced %llu records but has %llu",
+			 r->snap.index, (unsigned long long)r->snap.records,
+			 (unsigned long long)r->snap_read);
+		return corrupt(r, err, what);
+	}
+	r->in_snapshot = false;
+	return 0;
+}
+
+int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
+			     struct sp_err *err)
+{
+	const uint8_t *p;
+	uint64_t gap = 0;
+	uint8_t flags;
+	int rc, shift;
+	char what[400];
+
+	if (!r->in_snapshot)
+		return 0;
+	while (r->page_left == 0) {
+		rc = advance(r, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			rc = finish_snapshot(r, err);
+			return rc < 0 ? rc : 0;
+		}
+	}
+	for (shift = 0;; shift += 7) {
+		p = take(r, 1);
+		if (!p || shift > 63)
+			goto bad;
+		gap |= (uint64_t)(p[0] & 0x7f) << shift;
+		if (!(p[0] & 0x80))
+			break;
+	}
+	p = take(r, 1);
+	if (!p)
+		goto bad;
+	flags = p[0];
+	if (flags & ~(TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE) ||
+	    (!(flags & TRACE_PRESENT) && flags != 0)) {
+		snprintf(what, sizeof(what), "record %llu of snapshot %u: invalid flags 0x%02x",
+			 (unsigned long long)r->snap_read, r->snap.index, flags);
+		return corrupt(r, err, what);
+	}
+	out->guest = r->page_guest;
+	out->page = r->page_next + gap;
+	if (gap >= r->h.guests[r->page_guest].pages ||
+	    out->page >= r->h.guests[r->page_guest].pages) {
+		snprintf(what, sizeof(what), "record %llu of snapshot %u: page beyond guest '%s''s %llu pages",
+			 (unsigned long long)r->snap_read, r->snap.index, r->h.guests[r->page_guest].name,
+			 (unsigned long long)r->h.guests[r->page_guest].pages);
+		return corrupt(r, err, what);
+	}
+	if (r->have_last && (out->guest < r->last_guest ||
+			     (out->guest == r->last_guest && out->page <= r->last_page))) {
+		snprintf(what, sizeof(what), "record %llu of snapshot %u: records out of order",
+			 (unsigned long long)r->snap_read, r->snap.index);
+		return corrupt(r, err, what);
+	}
+	out->flags = flags;
+	out->node = r->h.guests[out->guest].node;
+	if (flags & TRACE_NODE) {
+		p = take(r, 2);
+		if (!p)
+			goto bad;
+		out->node = get_u16(p);
+		if (out->node > TRACE_MAX_NODE) {
+			snprintf(what, sizeof(what), "record %llu of snapshot %u: node %u exceeds %d",
+				 (unsigned long long)r->snap_read, r->snap.index, out->node, TRACE_MAX_NODE);
+			return corrupt(r, err, what);
+		}
+	}
+	out->fp.lo = out->fp.hi = 0;
+	if ((flags & TRACE_PRESENT) && !(flags & TRACE_ZERO)) {
+		p = take(r, 16);
+		if (!p)
+			goto bad;
+		out->fp.lo = get_u64(p);
+		out->fp.hi = get_u64(p + 8);
+	}
+	r->have_last = true;
+	r->last_guest = out->guest;
+	r->last_page = out->page;
+	r->page_next = out->page + 1;
+	r->snap_read++;
+	r->total++;
+	if (--r->page_left == 0 && r->pos != r->len) {
+		snprintf(what, sizeof(what), "trailing bytes after record %llu of snapshot %u",
+			 (unsigned long long)r->snap_read - 1, r->snap.index);
+		return corrupt(r, err, what);
+	}
+	if (r->snap_read > r->snap.records) {
+		snprintf(what, sizeof(what), "snapshot %u has more than the %llu records it announced",
+			 r->snap.index, (unsigned long long)r->snap.records);
+		return corrupt(r, err, what);
+	}
+	return 1;
+bad:
+	snprintf(what, sizeof(what), "record %llu of snapshot %u runs past the chunk's end",
+		 (unsigned long long)r->snap_read, r->snap.index);
+	return corrupt(r, err, what);
+}
+
+int trace_reader_next_snapshot(struct trace_reader *r, struct trace_snapshot *out,
+			       struct sp_err *err)
+{
+	struct trace_record rec;
+	const uint8_t *p;
+	int rc;
+
+	if (r->ended)
+		return 0;
+	while (r->in_snapshot) {
+		rc = trace_reader_next_record(r, &rec, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (!r->pending) {
+		rc = read_chunk(r, err);
+		if (rc < 0)
+			return rc;
+	}
+	r->pending = false;
+	if (r->type == CHUNK_END) {
+		uint8_t extra;
+
+		p = take(r, END_PAYLOAD);
+		if (!p || r->len != END_PAYLOAD)
+			return corrupt(r, err, "END chunk has the wrong size");
+		if (get_u32(p) != r->snapshots || get_u64(p + 4) != r->total)
+			return corrupt(r, err, "END totals do not match the snapshots and records read");
+		if (fread(&extra, 1, 1, r->f) != 0)
+			return sp_err_set(err, SP_ECORRUPT, "%s: offset %llu: bytes after the END chunk",
+					  r->path, (unsigned long long)r->offset);
+		r->ended = true;
+		return 0;
+	}
+	if (r->type != CHUNK_SNAP)
+		return corrupt(r, err, r->type == CHUNK_PAGE ? "PAGE chunk before any SNAP"
+							     : "unexpected chunk where a SNAP was due");
+	p = take(r, SNAP_PAYLOAD);
+	if (!p || r->len != SNAP_PAYLOAD)
+		return corrupt(r, err, "SNAP chunk has the wrong size");
+	r->snap.index = get_u32(p);
+	r->snap.time_ms = get_u64(p + 4);
+	r->snap.records = get_u64(p + 12);
+	if (r->snap.index != r->snapshots)
+		return corrupt(r, err, "snapshot index out of sequence");
+	if (r->snapshots > 0 && r->snap.time_ms <= r->last_time)
+		return corrupt(r, err, "snapshot time does not increase");
+	if (r->snap.records > trace_header_total_pages(&r->h))
+		return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: snapshot %u announces %llu records, more than the trace's pages",
+				  r->path, (unsigned long long)r->chunk_off, r->snap.index,
+				  (unsigned long long)r->snap.records);
+	r->snapshots++;
+	r->last_time = r->snap.time_ms;
+	r->snap_read = 0;
+	r->page_left = 0;
+	r->have_last = false;
+	r->in_snapshot = true;
+	*out = r->snap;
+	return 1;
+}
+
+void trace_reader_close(struct trace_reader *r)
+{
+	if (!r)
+		return;
+	if (r->f)
+		fclose(r->f);
+	trace_header_release(&r->h);
+	free(r->buf);
+	free(r->path);
+	free(r);
+}
+
+int trace_check(const char *path, uint32_t *snapshots, uint64_t *records, struct sp_err *err)
+{
+	struct trace_reader *r;
+	struct trace_snapshot s;
+	uint64_t n = 0;
+	uint32_t k = 0;
+	int rc = trace_reader_open(&r, path, err);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
+		k++;
+		n += s.records;
+	}
+	trace_reader_close(r);
+	if (rc == 0) {
+		if (snapshots)
+			*snapshots = k;
+		if (records)
+			*records = n;
+	}
+	return rc;
+}
+
+int trace_header_init(struct trace_header *h, uint32_t nguests, struct sp_err *err)
+{
+	trace_header_release(h);
+	h->guests = calloc(nguests ? nguests : 1, sizeof(*h->guests));
+	if (!h->guests)
+		return sp_err_set(err, SP_ENOMEM, "out of memory for %u guests", nguests);
+	h->nguests = nguests;
+	return 0;
+}
+
+void trace_header_release(struct trace_header *h)
+{
+	free(h->guests);
+	h->guests = NULL;
+	h->nguests = 0;
+}
+
+uint64_t trace_header_total_pages(const struct trace_header *h)
+{
+	uint64_t n = 0;
+
+	for (uint32_t g = 0; g < h->nguests; g++)
+		n += h->guests[g].pages;
+	return n;
+}

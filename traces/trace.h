@@ -1,0 +1,112 @@
+/*
+ * trace.h - the samepage trace (traces/FORMAT.md): its header, a streaming
+ * reader and an all-or-nothing writer.
+ *
+ * The reader never holds more than one chunk (at most 16 MiB) of the file:
+ * a replay of any length runs in memory proportional to one chunk.  Every
+ * error names the file and byte offset (and record number) at fault.
+ *
+ * The writer writes FILE.tmp-XXXXXX beside FILE and renames it over FILE only
+ * in trace_writer_commit(), after the END chunk is written and synced; an
+ * interrupted or aborted write leaves FILE untouched.
+ */
+#ifndef SP_TRACE_H
+#define SP_TRACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fingerprint.h"
+#include "sp_error.h"
+
+#define TRACE_VERSION 1
+#define TRACE_MAX_GUESTS 4096
+#define TRACE_MAX_GUEST_PAGES (1ULL << 36)
+#define TRACE_MAX_NODE 1023
+#define TRACE_MAX_DESC 4096
+
+/* Page record flags. */
+#define TRACE_PRESENT 0x1u
+#define TRACE_ZERO 0x2u
+#define TRACE_HUGE 0x4u
+#define TRACE_NODE 0x8u /* the record carries an explicit node */
+
+/* Header flags. */
+#define TRACE_F_KEYED 0x1u
+#define TRACE_F_FUZZY 0x2u
+
+enum trace_fp_algo { TRACE_FP_XXH3_128 = 1, TRACE_FP_SYNTHETIC = 2 };
+
+struct trace_guest {
+	char name[256];
+	uint16_t node;
+	uint32_t domain;
+	uint64_t pages;
+};
+
+struct trace_header {
+	uint32_t page_size;
+	uint8_t fp_algo;
+	uint16_t flags;
+	uint32_t nguests;
+	struct trace_guest *guests; /* nguests entries */
+	char desc[TRACE_MAX_DESC + 1];
+};
+
+struct trace_snapshot {
+	uint32_t index;
+	uint64_t time_ms;
+	uint64_t records; /* page records that follow */
+};
+
+/* The full new state of one page (see FORMAT.md: PAGE). */
+struct trace_record {
+	uint32_t guest;
+	uint64_t page;
+	uint8_t flags;   /* TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE */
+	uint16_t node;   /* resolved: explicit, else the guest's node */
+	struct sp_fp fp; /* {0,0} when absent or zero */
+};
+
+struct trace_reader;
+
+int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err *err);
+const struct trace_header *trace_reader_header(const struct trace_reader *r);
+/*
+ * Next snapshot: 1 and *out filled; 0 at the end of the trace (END chunk read
+ * and verified, nothing after it); or a negative SP_E* code.  Records of the
+ * previous snapshot not yet read are read (and checked) first.
+ */
+int trace_reader_next_snapshot(struct trace_reader *r, struct trace_snapshot *out,
+			       struct sp_err *err);
+/* Next record of the current snapshot: 1, 0 at its end, or a negative SP_E* code. */
+int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
+			     struct sp_err *err);
+/* Byte offset just past what has been consumed (for progress). */
+uint64_t trace_reader_offset(const struct trace_reader *r);
+uint64_t trace_reader_size(const struct trace_reader *r);
+void trace_reader_close(struct trace_reader *r);
+
+/* Reads the header and every record to the END chunk: 0 iff the file is sound. */
+int trace_check(const char *path, uint32_t *snapshots, uint64_t *records, struct sp_err *err);
+
+struct trace_writer;
+
+/* mode: permission bits of the final file (0644; 0600 for recorded memory). */
+int trace_writer_open(struct trace_writer **out, const char *path, const struct trace_header *h,
+		      unsigned mode, struct sp_err *err);
+int trace_writer_begin_snapshot(struct trace_writer *w, uint64_t time_ms, struct sp_err *err);
+/* Records must come in increasing (guest, page) order within a snapshot. */
+int trace_writer_record(struct trace_writer *w, const struct trace_record *rec,
+			struct sp_err *err);
+/* Finishes the file and renames it into place; frees w whatever the result. */
+int trace_writer_commit(struct trace_writer *w, struct sp_err *err);
+/* Discards everything written; FILE is untouched.  Frees w. */
+void trace_writer_abort(struct trace_writer *w);
+
+/* Header helpers. */
+int trace_header_init(struct trace_header *h, uint32_t nguests, struct sp_err *err);
+void trace_header_release(struct trace_header *h);
+uint64_t trace_header_total_pages(const struct trace_header *h);
+
+#endif
