@@ -3,8 +3,8 @@
  *
  * Open addressing with linear probing and backward-shift deletion (no
  * tombstones, so lookups stay short however many contents come and go).  The
- * fingerprint is already uniformly random, so its low word, mixed with the
- * partition, is the hash.  The table doubles at 50% load.
+ * hash mixes both fingerprint words and the partition (hand-made test
+ * fingerprints are far from random).  The table doubles at 50% load.
  */
 #include "fpcount.h"
 
@@ -15,8 +15,11 @@
 
 static size_t slot_of(const struct fpcount *c, struct sp_fp fp, uint32_t part)
 {
-	uint64_t h = fp.lo ^ ((uint64_t)part * 0xff51afd7ed558ccdULL);
+	/* Both words count: a fingerprint need not be random in its low word. */
+	uint64_t h = (fp.lo ^ (fp.hi * 0x9e3779b97f4a7c15ULL)) + (uint64_t)part * 0xff51afd7ed558ccdULL;
 
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ULL;
 	h ^= h >> 29;
 	return (size_t)h & c->mask;
 }

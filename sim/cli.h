@@ -42,5 +42,6 @@ const char *cli_default_trace(void);
 int cmd_list(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static void usage(FILE *f)
 	      "  run      replay a trace through one merge algorithm, report savings and cost\n"
 	      "  list     list the algorithms with their parameters, defaults and ranges\n"
 	      "  trace    make and inspect traces: gen, info, check, export\n"
+	      "  validate check the simulator against the kernel's KSM live on this machine (root)\n"
 	      "\n"
 	      "'sim COMMAND --help' describes a command.  Exit codes: 0 success, 1 failure,\n"
 	      "2 usage error, 3 bad input file, 4 missing privilege or facility.\n",
@@ -44,7 +45,9 @@ int main(int argc, char **argv)
 		return cmd_list(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trace"))
 		return cmd_trace(argc - 1, argv + 1);
-	fprintf(stderr, "sim: unknown command '%s' (commands: run, list, trace; see 'sim --help')\n",
+	if (!strcmp(argv[1], "validate"))
+		return cmd_validate(argc - 1, argv + 1);
+	fprintf(stderr, "sim: unknown command '%s' (commands: run, list, trace, validate; see 'sim --help')\n",
 		argv[1]);
 	return EXIT_USAGE;
 }

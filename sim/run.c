@@ -3,9 +3,10 @@
  * trace's writes, an algorithm's scan batches and the metric samples.
  *
  * Events, in time order; at equal times writes, then a batch, then a sample:
- *   snapshot  the next SNAP of the trace: its records are applied (or, with
- *             spread_writes, queued at seeded uniform times in the interval
- *             since the previous snapshot);
+ *   snapshot  the next SNAP of the trace: its records are applied at its
+ *             time (or, with spread_writes, read at the previous snapshot's
+ *             time and queued at seeded uniform times in the interval up to
+ *             its own);
  *   write     a queued record falls due (spread_writes only);
  *   batch     the algorithm's sleep is over; after it, the algorithm sleeps
  *             for the batch's modelled CPU time plus the sleep it asked for;
@@ -159,7 +160,14 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		return sp_err_set(err, SP_ECORRUPT, "the trace has no snapshot");
 	have_snap = true;
 	for (;;) {
-		uint64_t t_snap = have_snap ? s.time_ms * NS_PER_MS : NEVER;
+		/*
+		 * A snapshot is read when the clock reaches its time; with spread
+		 * writes, at the start of its interval (the previous snapshot's
+		 * time), since its writes are spread over that interval.
+		 */
+		uint64_t t_snap = !have_snap ? NEVER
+				  : cfg->spread_writes && x->res->snapshots ? x->prev_snap_ns
+									 : s.time_ms * NS_PER_MS;
 		uint64_t t_write = x->qpos < x->qlen ? x->q[x->qpos].t_ns : NEVER;
 		uint64_t t = t_snap;
 
@@ -179,7 +187,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 				rc = trace_reader_next_snapshot(x->r, &s, err);
 				have_snap = rc > 0;
 				if (rc == 0 && !cfg->duration_ms)
-					end = t_snap + cfg->tail_ms * NS_PER_MS;
+					end = x->prev_snap_ns + cfg->tail_ms * NS_PER_MS;
 				rc = rc < 0 ? rc : 0;
 			}
 		} else if (t == wake) {

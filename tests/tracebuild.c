@@ -79,3 +79,58 @@ void tb_commit(struct tb *tb)
 	trace_header_release(&tb->h);
 	check(tb, rc);
 }
+
+#include <stdlib.h>
+
+void tb_config(struct sim_config *cfg, const char *algo, const char *const *sets)
+{
+	struct sp_err err = { 0 };
+
+	sim_config_defaults(cfg, algo_find(algo));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->algo);
+	for (int k = 0; k < BK_COST__COUNT; k++)
+		cfg->cost.ns[k] = 0;
+	for (; sets && *sets; sets++) {
+		if (algo_params_set(cfg->algo, &cfg->params, *sets, &err) < 0)
+			fprintf(stderr, "tb_config: %s\n", err.msg);
+		CU_ASSERT_EQUAL_FATAL(err.code, 0);
+	}
+}
+
+static int record_sample(void *arg, uint64_t t, const struct metrics *m)
+{
+	struct tb_series *s = arg;
+
+	if (s->n == TB_MAX_SAMPLES)
+		return 1;
+	s->t[s->n] = t;
+	s->m[s->n] = *m;
+	s->n++;
+	return 0;
+}
+
+struct tb_series *tb_run(const char *path, const struct sim_config *cfg)
+{
+	struct tb_series *s = calloc(1, sizeof(*s));
+	struct sim_result res;
+	struct sp_err err = { 0 };
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	rc = sim_run(path, cfg, record_sample, NULL, s, &res, &err);
+	if (rc < 0)
+		fprintf(stderr, "tb_run: %s\n", err.msg);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	return s;
+}
+
+const struct metrics *tb_at(const struct tb_series *s, uint64_t t_ms)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->t[i] == t_ms)
+			return &s->m[i];
+	}
+	fprintf(stderr, "tb_at: no sample at %llu ms\n", (unsigned long long)t_ms);
+	CU_FAIL_FATAL("no sample at the asked time");
+	return NULL;
+}

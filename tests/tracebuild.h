@@ -27,3 +27,25 @@ void tb_commit(struct tb *tb);
 struct sp_fp tb_fp(uint64_t content);
 
 #endif
+
+/* ---- running the simulator on a test trace ---------------------------- */
+
+#include "sim.h"
+
+#define TB_MAX_SAMPLES 20000
+
+struct tb_series {
+	size_t n;
+	uint64_t t[TB_MAX_SAMPLES];
+	struct metrics m[TB_MAX_SAMPLES];
+};
+
+/*
+ * Defaults for algo, then each "key=value" of the NULL-terminated sets;
+ * a cost model of 0 ns everywhere unless the test sets one.
+ */
+void tb_config(struct sim_config *cfg, const char *algo, const char *const *sets);
+/* Runs and records every sample into s (heap: it is large); fails the test on error. */
+struct tb_series *tb_run(const char *path, const struct sim_config *cfg);
+/* The sample at time t_ms (fails the test if there is none). */
+const struct metrics *tb_at(const struct tb_series *s, uint64_t t_ms);

@@ -1,1 +1,42 @@
-exit 0
+#!/bin/bash
+# Wrong options and bad files give a one-line error and the documented exit
+# code (2 usage, 3 bad input, 1 failure), and leave no output file behind.
+set -uo pipefail
+SIM=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+
+expect() { # code pattern args...
+	local code=$1 pat=$2; shift 2
+	local out rc
+	out=$("$SIM" "$@" 2>&1 >/dev/null); rc=$?
+	if [ $rc -ne "$code" ] || ! grep -q -- "$pat" <<<"$out" || [ "$(wc -l <<<"$out")" -ne 1 ]; then
+		echo "FAIL: sim $* -> exit $rc (want $code), stderr: $out"; fail=1
+	fi
+}
+
+"$SIM" trace gen -o "$T/ok.sptrace" --guests 2 --pages 100 --snapshots 2
+expect 2 "valid: oracle, zero" run --trace "$T/ok.sptrace" --algo nonesuch
+expect 2 "--algo is required" run --trace "$T/ok.sptrace"
+expect 2 "valid: merge_across_nodes, use_zero_pages" run --trace "$T/ok.sptrace" --algo oracle --set bogus=1
+expect 2 "out of range \[1, 1e+07\]" run --trace "$T/ok.sptrace" --algo zero --set pages_to_scan=0
+expect 2 "unknown option '--frobnicate'" run --algo oracle --frobnicate
+expect 2 "invalid value 'soon' for --duration-ms" run --algo oracle --duration-ms soon
+expect 2 "unknown command" fly
+expect 2 "--shared-fraction" trace gen -o "$T/x.sptrace" --shared-fraction 2
+expect 2 "invalid value" trace gen -o "$T/x.sptrace" --guests -3
+expect 1 "No such file" run --trace "$T/missing.sptrace" --algo oracle
+echo "hello" > "$T/text.sptrace"
+expect 3 "not a samepage trace" trace check "$T/text.sptrace"
+expect 3 "not a samepage trace" run --trace "$T/text.sptrace" --algo oracle --csv "$T/out.csv"
+[ -e "$T/out.csv" ] && { echo "FAIL: out.csv left after a failed run"; fail=1; }
+[ -e "$T/x.sptrace" ] && { echo "FAIL: x.sptrace written despite bad options"; fail=1; }
+expect 1 "cannot create" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/no/such/dir/out.csv"
+# and success paths produce complete outputs
+"$SIM" run --trace "$T/ok.sptrace" --algo zero --csv "$T/good.csv" -q || fail=1
+[ "$(head -1 "$T/good.csv" | cut -d, -f1-3)" = "time_ms,pages_shared,pages_sharing" ] || { echo "FAIL: CSV header"; fail=1; }
+ls "$T" | grep -q tmp- && { echo "FAIL: temporary files left: $(ls "$T")"; fail=1; }
+"$SIM" --help | grep -q "usage: sim" || fail=1
+"$SIM" run --help | grep -q -- "--sample-ms" || fail=1
+exit $fail

@@ -1,0 +1,1241 @@
+/*
+ * ksm.c - implements the "ksm" merger: a model of Linux 6.x mm/ksm.c (ksmd),
+ * with the kernel's tunables, counters and, as far as the backend contract
+ * allows, its exact decisions page by page.
+ *
+ * The idea (the kernel's own overview, condensed).  A cursor walks every
+ * mergeable page in scan order, pages_to_scan visits per batch, one batch
+ * every sleep_millisecs.  Each visited page gets an rmap item that remembers
+ * the page's checksum at the previous visit.  Merged pages ("KSM pages") are
+ * write-protected frames filed in the content-ordered *stable tree*; a page
+ * whose checksum did not change since the previous visit is a candidate: it
+ * is looked up in the stable tree (join an existing KSM page), else in the
+ * content-ordered *unstable tree* of candidates (merge the pair into a new
+ * KSM page and file it in the stable tree), else inserted in the unstable
+ * tree.  Candidates are not write-protected, so the unstable tree may be
+ * "corrupted" by writes; it is emptied at every full scan.  A KSM page takes
+ * at most max_page_sharing mappings; beyond, another copy of the same content
+ * (a "dup") is started and the dups hang off a "chain" in the stable tree.
+ *
+ * Structures.
+ *   ri[p]    rmap item of page p (the kernel's struct ksm_rmap_item), valid
+ *            while RI_TRACKED; preallocated for every page:
+ *     oldchecksum  checksum at the previous visit (valid once RI_CSUM is set)
+ *     head         stable node it is listed in (when RI_STABLE), 0 = none
+ *     hnext/hprev  neighbours in head's rmap list, as page + 1; 0 = end
+ *     tree         unstable tree it was inserted in (when RI_UNSTABLE)
+ *     flags        RI_* below
+ *     seq          low 8 bits of full_scans at unstable insertion (the
+ *                  kernel's SEQNR_MASK bits): equal to the current value iff
+ *                  the item is linked in the live unstable tree
+ *     age          visits while not a KSM page, saturating at 255 (smart_scan)
+ *     skips        remaining_skips: visits still to skip (smart_scan)
+ *   ul[p + 1]  unstable red-black tree links of page p (index 0 = sentinel).
+ *   sn[i]    stable nodes (struct ksm_stable_node), a pool with a free list
+ *            through dnext; index 0 is the sentinel.  kind SN_NODE: a KSM
+ *            page in the tree; SN_CHAIN: a tree node whose dups list holds
+ *            SN_DUP nodes (same content, one KSM page each):
+ *     kpage        the shared frame (SN_NODE, SN_DUP); stale when
+ *                  frame_mappers() == 0, like get_ksm_page() finding it gone
+ *     len          rmap_hlist_len: rmap items listed (SN_NODE, SN_DUP)
+ *     hlist        first rmap item as page + 1 (SN_NODE, SN_DUP) or first
+ *                  dup (SN_CHAIN); 0 = empty
+ *     dnext/dprev  sibling dups in the chain's list (SN_DUP)
+ *     chain        the chain of a SN_DUP
+ *     tree         stable tree it is filed in
+ *     prune_ns     chain_prune_time, simulated ns (SN_CHAIN)
+ *   sl[i]    stable red-black tree links of node i.
+ *   Trees are per (NUMA node when merge_across_nodes=0, security domain):
+ *   tree index = nid * ndomains + domain index.  The kernel has no security
+ *   domains; here pages of different domains never share, so each domain
+ *   gets trees of its own instead of failing merges against the other's.
+ *
+ * Invariants.
+ *   - pages_shared + pages_sharing == sum of len over SN_NODE and SN_DUP
+ *     nodes; every non-empty node counts one item as pages_shared.
+ *   - pages_unshared == number of items with RI_UNSTABLE (linked in the live
+ *     unstable tree only when seq matches; the others are left over from the
+ *     previous scan and unlinked when next visited, as in the kernel).
+ *   - rmap_items == number of items with RI_TRACKED; pages_volatile ==
+ *     rmap_items - pages_shared - pages_sharing - pages_unshared.
+ *   - stable_node_chains == SN_CHAIN nodes; stable_node_dups == SN_DUP nodes.
+ *   - ksm_zero_pages == pages with RI_ONZERO: mapped to the zero page by this
+ *     instance and neither written nor unmapped since.
+ *
+ * Counters, with the kernel's names: pages_shared, pages_sharing,
+ * pages_unshared, pages_volatile, full_scans, pages_scanned, pages_skipped,
+ * ksm_zero_pages, stable_node_chains, stable_node_dups, general_profit =
+ * (pages_sharing + ksm_zero_pages) * page_size - 64 B * rmap items.
+ *
+ * Notes (simplifications of the model).
+ *  - The scan order is the backend's page order (guest by guest); there are
+ *    no mm_slots, VMAs or forks.  Absent pages and pages mapping the zero
+ *    page are stepped over without a visit (their rmap item, if any, is
+ *    freed when the cursor passes, as get_next_rmap_item() does); stepping
+ *    over them costs nothing.  Every present page is mergeable.
+ *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
+ *    when scan_get_next_rmap_item() finishes the last mm; so with
+ *    pages_to_scan >= present pages one batch is one full scan.
+ *  - The stored checksum has a separate "valid" bit instead of starting at
+ *    0: in the simulator a zero-filled page's checksum is 0, which would let
+ *    zero pages pass the volatility filter on their first visit, unlike the
+ *    kernel where xxhash of a zero page is not 0.
+ *  - COW breaks are modelled with the kernel's lag: the write gives the page
+ *    a private copy at once (backend), but pages_shared/pages_sharing and
+ *    the stable node only change when the scanner next visits the page (or
+ *    walks over the stale node in a tree search): remove_rmap_item_from_tree
+ *    and get_ksm_page() semantics.  A COW of a zero page decrements
+ *    ksm_zero_pages at once, as the kernel's fault path does.
+ *  - ALGO_CHANGE_UNMAPPED drops the page's rmap item and tree membership at
+ *    once (the kernel frees the item only when the cursor next passes).
+ *  - No page migration: frames never change node, so the kernel's
+ *    migrate_nodes list and the re-filing of KSM pages found on the wrong
+ *    node do not arise; an unstable-tree match whose tree page moved to
+ *    another node is refused, as in the kernel.
+ *  - Tree searches compare content through the backend at every node, as
+ *    memcmp_pages() does; each node visited (and each dup examined in a
+ *    chain) is also reported as BK_COST_TREE_STEP.
+ *  - Transparent huge pages are the backend's business (a merge splits the
+ *    huge page); the scanner sees 4 KiB pages only.
+ *  - No advisor, no run=2 (unmerge) and no per-process ksm_stat.
+ *  - The sleep is in timer ticks: msecs_to_jiffies(sleep) + 1 ticks, which
+ *    matches the measured cycle (24.0 ms for 20 ms and 16.1 ms for 10 ms at
+ *    HZ=250) while a batch's CPU time stays under a tick; the simulator adds
+ *    the modelled CPU time of the batch on top.  sleep_millisecs=0 does not
+ *    sleep at all (wait_event_timeout with 0 returns at once).
+ *  - Changing merge_across_nodes or max_page_sharing is refused (SP_EINVAL,
+ *    the kernel's EBUSY) while pages_shared > 0; otherwise the leftover
+ *    stale stable nodes are dropped, as remove_all_stable_nodes() does.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "algorithm.h"
+
+enum {
+	P_PAGES_TO_SCAN,
+	P_SLEEP_MILLISECS,
+	P_MERGE_ACROSS_NODES,
+	P_USE_ZERO_PAGES,
+	P_MAX_PAGE_SHARING,
+	P_SMART_SCAN,
+	P_PRUNE_MILLISECS,
+	P_TICK_HZ,
+};
+
+static const struct algo_param ksm_params[] = {
+	{ "pages_to_scan", "pages visited per batch", 100, 0, 1e7, true },
+	{ "sleep_millisecs", "sleep between batches, ms (in timer ticks, see tick_hz)", 20, 0, 1e6,
+	  true },
+	{ "merge_across_nodes", "1: pages of different NUMA nodes may share; 0: per-node trees", 1, 0,
+	  1, true },
+	{ "use_zero_pages", "1: zero-filled pages map the shared zero page (ksm_zero_pages)", 0, 0,
+	  1, true },
+	{ "max_page_sharing", "most mappings of one KSM page; beyond it a dup is started", 256, 2,
+	  1e7, true },
+	{ "smart_scan", "1: skip pages that repeatedly failed to merge", 1, 0, 1, true },
+	{ "stable_node_chains_prune_millisecs", "least time between full prunes of a chain, ms",
+	  2000, 0, 1e7, true },
+	{ "tick_hz", "model: timer ticks per second the sleep is rounded to; 0: sleep literally",
+	  250, 0, 100000, true },
+};
+
+#define NIL 0u
+#define U8_MAX_AGE 255u
+
+/* ritem.flags */
+#define RI_TRACKED 0x01u  /* has an rmap item (counted in rmap_items) */
+#define RI_UNSTABLE 0x02u /* the kernel's UNSTABLE_FLAG */
+#define RI_STABLE 0x04u   /* the kernel's STABLE_FLAG */
+#define RI_CSUM 0x08u     /* oldchecksum holds a checksum */
+#define RI_ONZERO 0x10u   /* mapped to the zero page by us (survives the item) */
+
+enum { SN_FREE, SN_NODE, SN_CHAIN, SN_DUP };
+
+struct rbl {
+	uint32_t l, r, p;
+	uint8_t red;
+};
+
+struct ritem {
+	uint32_t oldchecksum;
+	uint32_t head;
+	uint32_t hnext, hprev;
+	uint16_t tree;
+	uint8_t flags;
+	uint8_t seq;
+	uint8_t age;
+	uint8_t skips;
+};
+
+struct snode {
+	bk_frame kpage;
+	uint64_t prune_ns;
+	int32_t len;
+	uint32_t hlist;
+	uint32_t dnext, dprev;
+	uint32_t chain;
+	uint32_t tree;
+	uint8_t kind;
+};
+
+struct ksm {
+	struct backend bk;
+	const struct backend_ops *ops;
+	void *impl;
+
+	/* tunables */
+	uint64_t pages_to_scan;
+	uint64_t sleep_ms;
+	bool across;
+	bool use_zero;
+	int32_t max_sharing;
+	bool smart;
+	uint64_t prune_ms;
+	uint64_t tick_hz;
+
+	uint64_t npages;
+	uint32_t page_size;
+	uint32_t zero_sum;
+	uint32_t ndomains;
+	uint32_t *domains; /* sorted domain ids */
+	uint32_t ntrees;   /* allocated roots: nid_slots * ndomains */
+	uint32_t *uroot;   /* unstable tree roots (page + 1) */
+	uint32_t *sroot;   /* stable tree roots */
+
+	struct ritem *ri;
+	struct rbl *ul;
+
+	struct snode *sn;
+	struct rbl *sl;
+	uint32_t sn_cap, sn_used, sn_free;
+
+	/* scan cursor */
+	uint64_t cursor;
+	uint64_t now_ns;
+
+	/* counters */
+	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
+	int64_t full_scans, pages_scanned, pages_skipped, zero_pages;
+	int64_t chains, dups;
+};
+
+/* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
+
+static void rb_rot_left(struct rbl *L, uint32_t *root, uint32_t x)
+{
+	uint32_t y = L[x].r;
+
+	L[x].r = L[y].l;
+	if (L[y].l != NIL)
+		L[L[y].l].p = x;
+	L[y].p = L[x].p;
+	if (L[x].p == NIL)
+		*root = y;
+	else if (x == L[L[x].p].l)
+		L[L[x].p].l = y;
+	else
+		L[L[x].p].r = y;
+	L[y].l = x;
+	L[x].p = y;
+}
+
+static void rb_rot_right(struct rbl *L, uint32_t *root, uint32_t x)
+{
+	uint32_t y = L[x].l;
+
+	L[x].l = L[y].r;
+	if (L[y].r != NIL)
+		L[L[y].r].p = x;
+	L[y].p = L[x].p;
+	if (L[x].p == NIL)
+		*root = y;
+	else if (x == L[L[x].p].r)
+		L[L[x].p].r = y;
+	else
+		L[L[x].p].l = y;
+	L[y].r = x;
+	L[x].p = y;
+}
+
+/* Links new node z below parent (NIL: as the root) on the given side, then rebalances. */
+static void rb_link(struct rbl *L, uint32_t *root, uint32_t z, uint32_t parent, bool left)
+{
+	L[z].p = parent;
+	L[z].l = L[z].r = NIL;
+	L[z].red = 1;
+	if (parent == NIL)
+		*root = z;
+	else if (left)
+		L[parent].l = z;
+	else
+		L[parent].r = z;
+	while (L[L[z].p].red) {
+		uint32_t zp = L[z].p, g = L[zp].p;
+
+		if (zp == L[g].l) {
+			uint32_t y = L[g].r;
+
+			if (L[y].red) {
+				L[zp].red = 0;
+				L[y].red = 0;
+				L[g].red = 1;
+				z = g;
+			} else {
+				if (z == L[zp].r) {
+					z = zp;
+					rb_rot_left(L, root, z);
+					zp = L[z].p;
+					g = L[zp].p;
+				}
+				L[zp].red = 0;
+				L[g].red = 1;
+				rb_rot_right(L, root, g);
+			}
+		} else {
+			uint32_t y = L[g].l;
+
+			if (L[y].red) {
+				L[zp].red = 0;
+				L[y].red = 0;
+				L[g].red = 1;
+				z = g;
+			} else {
+				if (z == L[zp].l) {
+					z = zp;
+					rb_rot_right(L, root, z);
+					zp = L[z].p;
+					g = L[zp].p;
+				}
+				L[zp].red = 0;
+				L[g].red = 1;
+				rb_rot_left(L, root, g);
+			}
+		}
+	}
+	L[*root].red = 0;
+}
+
+static void rb_transplant(struct rbl *L, uint32_t *root, uint32_t u, uint32_t v)
+{
+	if (L[u].p == NIL)
+		*root = v;
+	else if (u == L[L[u].p].l)
+		L[L[u].p].l = v;
+	else
+		L[L[u].p].r = v;
+	L[v].p = L[u].p; /* also on the sentinel: the fixup reads it */
+}
+
+static void rb_erase_fixup(struct rbl *L, uint32_t *root, uint32_t x)
+{
+	while (x != *root && !L[x].red) {
+		uint32_t xp = L[x].p;
+
+		if (x == L[xp].l) {
+			uint32_t w = L[xp].r;
+
+			if (L[w].red) {
+				L[w].red = 0;
+				L[xp].red = 1;
+				rb_rot_left(L, root, xp);
+				w = L[xp].r;
+			}
+			if (!L[L[w].l].red && !L[L[w].r].red) {
+				L[w].red = 1;
+				x = xp;
+			} else {
+				if (!L[L[w].r].red) {
+					L[L[w].l].red = 0;
+					L[w].red = 1;
+					rb_rot_right(L, root, w);
+					w = L[xp].r;
+				}
+				L[w].red = L[xp].red;
+				L[xp].red = 0;
+				L[L[w].r].red = 0;
+				rb_rot_left(L, root, xp);
+				x = *root;
+			}
+		} else {
+			uint32_t w = L[xp].l;
+
+			if (L[w].red) {
+				L[w].red = 0;
+				L[xp].red = 1;
+				rb_rot_right(L, root, xp);
+				w = L[xp].l;
+			}
+			if (!L[L[w].r].red && !L[L[w].l].red) {
+				L[w].red = 1;
+				x = xp;
+			} else {
+				if (!L[L[w].l].red) {
+					L[L[w].r].red = 0;
+					L[w].red = 1;
+					rb_rot_left(L, root, w);
+					w = L[xp].l;
+				}
+				L[w].red = L[xp].red;
+				L[xp].red = 0;
+				L[L[w].l].red = 0;
+				rb_rot_right(L, root, xp);
+				x = *root;
+			}
+		}
+	}
+	L[x].red = 0;
+}
+
+static void rb_erase(struct rbl *L, uint32_t *root, uint32_t z)
+{
+	uint32_t y = z, x;
+	uint8_t y_red = L[y].red;
+
+	if (L[z].l == NIL) {
+		x = L[z].r;
+		rb_transplant(L, root, z, x);
+	} else if (L[z].r == NIL) {
+		x = L[z].l;
+		rb_transplant(L, root, z, x);
+	} else {
+		y = L[z].r;
+		while (L[y].l != NIL)
+			y = L[y].l;
+		y_red = L[y].red;
+		x = L[y].r;
+		if (L[y].p == z) {
+			L[x].p = y;
+		} else {
+			rb_transplant(L, root, y, x);
+			L[y].r = L[z].r;
+			L[L[y].r].p = y;
+		}
+		rb_transplant(L, root, z, y);
+		L[y].l = L[z].l;
+		L[L[y].l].p = y;
+		L[y].red = L[z].red;
+	}
+	if (!y_red)
+		rb_erase_fixup(L, root, x);
+	L[NIL].p = L[NIL].l = L[NIL].r = NIL;
+	L[NIL].red = 0;
+}
+
+/* Node n takes old's place in the tree (the kernel's rb_replace_node). */
+static void rb_replace(struct rbl *L, uint32_t *root, uint32_t old, uint32_t n)
+{
+	uint32_t p = L[old].p;
+
+	L[n] = L[old];
+	if (p == NIL)
+		*root = n;
+	else if (L[p].l == old)
+		L[p].l = n;
+	else
+		L[p].r = n;
+	if (L[n].l != NIL)
+		L[L[n].l].p = n;
+	if (L[n].r != NIL)
+		L[L[n].r].p = n;
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static inline void account(struct ksm *k, enum bk_cost what, uint64_t n)
+{
+	k->ops->account(k->impl, what, n);
+}
+
+static inline bool node_stale(struct ksm *k, uint32_t n)
+{
+	return k->ops->frame_mappers(k->impl, k->sn[n].kpage) == 0;
+}
+
+/* is_page_sharing_candidate() with an offset. */
+static inline bool sharing_candidate(const struct ksm *k, uint32_t n, int32_t offset)
+{
+	return k->sn[n].len > 0 && k->sn[n].len + offset < k->max_sharing;
+}
+
+static uint32_t domain_index(const struct ksm *k, uint32_t domain)
+{
+	uint32_t lo = 0, hi = k->ndomains;
+
+	if (k->ndomains == 1)
+		return 0;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (k->domains[mid] < domain)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < k->ndomains ? lo : 0;
+}
+
+/* The tree index of a page; grows the root arrays if a new NUMA node shows up. */
+static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out)
+{
+	uint32_t nid = k->across ? 0 : info->node;
+	uint32_t need = (nid + 1) * k->ndomains;
+
+	if (need > k->ntrees) {
+		if (need > UINT16_MAX + 1u)
+			return SP_ELIMIT;
+		uint32_t *u = realloc(k->uroot, need * sizeof(*u));
+
+		if (!u)
+			return SP_ENOMEM;
+		k->uroot = u;
+		uint32_t *s = realloc(k->sroot, need * sizeof(*s));
+
+		if (!s)
+			return SP_ENOMEM;
+		k->sroot = s;
+		memset(k->uroot + k->ntrees, 0, (need - k->ntrees) * sizeof(*u));
+		memset(k->sroot + k->ntrees, 0, (need - k->ntrees) * sizeof(*s));
+		k->ntrees = need;
+	}
+	*out = nid * k->ndomains + domain_index(k, info->domain);
+	return 0;
+}
+
+/* ---- stable node pool -------------------------------------------------- */
+
+static int sn_alloc(struct ksm *k, uint32_t *out)
+{
+	uint32_t i;
+
+	if (k->sn_free) {
+		i = k->sn_free;
+		k->sn_free = k->sn[i].dnext;
+	} else {
+		if (k->sn_used == k->sn_cap) {
+			uint32_t cap = k->sn_cap * 2;
+			struct snode *s;
+			struct rbl *l;
+
+			if (cap <= k->sn_cap)
+				return SP_ENOMEM;
+			s = realloc(k->sn, cap * sizeof(*s));
+			if (!s)
+				return SP_ENOMEM;
+			k->sn = s;
+			l = realloc(k->sl, cap * sizeof(*l));
+			if (!l)
+				return SP_ENOMEM;
+			k->sl = l;
+			k->sn_cap = cap;
+		}
+		i = k->sn_used++;
+	}
+	memset(&k->sn[i], 0, sizeof(k->sn[i]));
+	memset(&k->sl[i], 0, sizeof(k->sl[i]));
+	*out = i;
+	return 0;
+}
+
+static void sn_release(struct ksm *k, uint32_t i)
+{
+	k->sn[i].kind = SN_FREE;
+	k->sn[i].dnext = k->sn_free;
+	k->sn_free = i;
+}
+
+static void dup_add_head(struct ksm *k, uint32_t d, uint32_t c)
+{
+	struct snode *dn = &k->sn[d];
+
+	dn->kind = SN_DUP;
+	dn->chain = c;
+	dn->dprev = 0;
+	dn->dnext = k->sn[c].hlist;
+	if (dn->dnext)
+		k->sn[dn->dnext].dprev = d;
+	k->sn[c].hlist = d;
+}
+
+static void dup_unlink(struct ksm *k, uint32_t d)
+{
+	struct snode *dn = &k->sn[d];
+
+	if (dn->dprev)
+		k->sn[dn->dprev].dnext = dn->dnext;
+	else
+		k->sn[dn->chain].hlist = dn->dnext;
+	if (dn->dnext)
+		k->sn[dn->dnext].dprev = dn->dprev;
+	dn->dnext = dn->dprev = 0;
+}
+
+/*
+ * remove_node_from_stable_tree(): every rmap item still listed leaves the
+ * stable tree (its counter with it) and the node is freed.
+ */
+static void remove_stable_node(struct ksm *k, uint32_t n)
+{
+	struct snode *s = &k->sn[n];
+
+	for (uint32_t q = s->hlist; q;) {
+		struct ritem *it = &k->ri[q - 1];
+		uint32_t next = it->hnext;
+
+		if (next)
+			k->pages_sharing--;
+		else
+			k->pages_shared--;
+		s->len--;
+		it->flags &= (uint8_t)~RI_STABLE;
+		it->head = 0;
+		it->hnext = it->hprev = 0;
+		q = next;
+	}
+	s->hlist = 0;
+	if (s->kind == SN_DUP) {
+		dup_unlink(k, n);
+		k->dups--;
+	} else {
+		rb_erase(k->sl, &k->sroot[s->tree], n);
+	}
+	sn_release(k, n);
+}
+
+/* ---- rmap items -------------------------------------------------------- */
+
+/* remove_rmap_item_from_tree(). */
+static void remove_from_tree(struct ksm *k, bk_page p)
+{
+	struct ritem *it = &k->ri[p];
+
+	if (it->flags & RI_STABLE) {
+		uint32_t n = it->head;
+		struct snode *s = &k->sn[n];
+
+		if (node_stale(k, n)) {
+			remove_stable_node(k, n); /* takes this item out too */
+			return;
+		}
+		if (it->hprev)
+			k->ri[it->hprev - 1].hnext = it->hnext;
+		else
+			s->hlist = it->hnext;
+		if (it->hnext)
+			k->ri[it->hnext - 1].hprev = it->hprev;
+		if (s->hlist)
+			k->pages_sharing--;
+		else
+			k->pages_shared--;
+		s->len--;
+		it->flags &= (uint8_t)~RI_STABLE;
+		it->head = 0;
+		it->hnext = it->hprev = 0;
+	} else if (it->flags & RI_UNSTABLE) {
+		if (it->seq == (uint8_t)k->full_scans)
+			rb_erase(k->ul, &k->uroot[it->tree], (uint32_t)p + 1);
+		k->pages_unshared--;
+		it->flags &= (uint8_t)~RI_UNSTABLE;
+	}
+}
+
+static void free_item(struct ksm *k, bk_page p)
+{
+	struct ritem *it = &k->ri[p];
+
+	if (!(it->flags & RI_TRACKED))
+		return;
+	remove_from_tree(k, p);
+	it->flags &= RI_ONZERO;
+	k->rmap_items--;
+}
+
+/* stable_tree_append(). */
+static void stable_append(struct ksm *k, bk_page p, uint32_t n)
+{
+	struct ritem *it = &k->ri[p];
+	struct snode *s = &k->sn[n];
+
+	s->len++;
+	it->head = n;
+	it->flags |= RI_STABLE;
+	it->hprev = 0;
+	it->hnext = s->hlist;
+	if (it->hnext)
+		k->ri[it->hnext - 1].hprev = (uint32_t)p + 1;
+	s->hlist = (uint32_t)p + 1;
+	if (it->hnext)
+		k->pages_sharing++;
+	else
+		k->pages_shared++;
+}
+
+/* ---- stable tree ------------------------------------------------------- */
+
+/*
+ * stable_node_dup(): picks the dup of chain *np to merge with (the fullest
+ * one still below max_page_sharing, else any live one), dropping stale dups
+ * met on the way (all of them when a prune is due).  Collapses a chain left
+ * with one dup into a plain node (*np then names it) and frees a chain left
+ * with none (returns 0).
+ */
+static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
+{
+	uint32_t c = *np, found = 0, d, next;
+	int32_t found_len = 0;
+
+	if (prune && k->now_ns >= k->sn[c].prune_ns + k->prune_ms * 1000000u)
+		k->sn[c].prune_ns = k->now_ns;
+	else
+		prune = false;
+	for (d = k->sn[c].hlist; d; d = next) {
+		next = k->sn[d].dnext;
+		account(k, BK_COST_TREE_STEP, 1);
+		if (node_stale(k, d)) {
+			remove_stable_node(k, d);
+			continue;
+		}
+		if (!found || (sharing_candidate(k, d, 0) &&
+			       (!sharing_candidate(k, found, 0) || k->sn[d].len > found_len))) {
+			found = d;
+			found_len = k->sn[d].len;
+			if (!prune && sharing_candidate(k, found, 0))
+				break;
+		}
+	}
+	if (!found) {
+		rb_erase(k->sl, &k->sroot[k->sn[c].tree], c);
+		sn_release(k, c);
+		k->chains--;
+		return 0;
+	}
+	if (k->sn[c].hlist == found && k->sn[found].dnext == 0) {
+		/* One dup left: the chain goes, the dup takes its place. */
+		rb_replace(k->sl, &k->sroot[k->sn[c].tree], c, found);
+		k->sn[found].kind = SN_NODE;
+		k->sn[found].chain = 0;
+		k->sn[found].tree = k->sn[c].tree;
+		sn_release(k, c);
+		k->chains--;
+		k->dups--;
+		*np = found;
+	} else if (k->sn[c].hlist != found && sharing_candidate(k, found, 1)) {
+		dup_unlink(k, found);
+		dup_add_head(k, found, c);
+	}
+	return found;
+}
+
+/* The node (or chosen dup) a tree node stands for; 0 if it went stale (restart). */
+static uint32_t resolve(struct ksm *k, uint32_t *np, bool prune)
+{
+	if (k->sn[*np].kind == SN_CHAIN)
+		return chain_pick(k, np, prune);
+	if (node_stale(k, *np)) {
+		remove_stable_node(k, *np);
+		return 0;
+	}
+	return *np;
+}
+
+/* stable_tree_search(): a KSM page page p may join, or 0. */
+static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t tree)
+{
+again:
+	for (uint32_t n = k->sroot[tree]; n != NIL;) {
+		uint32_t d;
+		int cmp;
+
+		account(k, BK_COST_TREE_STEP, 1);
+		d = resolve(k, &n, true);
+		if (!d)
+			goto again;
+		cmp = k->ops->compare_frame(k->impl, p, k->sn[d].kpage);
+		if (cmp < 0)
+			n = k->sl[n].l;
+		else if (cmp > 0)
+			n = k->sl[n].r;
+		else
+			return sharing_candidate(k, d, 0) ? d : 0; /* all dups full: wait for a pair */
+	}
+	return 0;
+}
+
+/*
+ * stable_tree_insert(): files the new KSM page f (mapped by page p) in the
+ * tree, as a dup in a chain if that content is already there.  *out: the
+ * node, or 0 when out of memory.
+ */
+static int stable_insert(struct ksm *k, bk_page p, bk_frame f, uint32_t tree, uint32_t *out)
+{
+	uint32_t n, parent, nn, c;
+	bool left = false, need_chain;
+	int rc;
+
+again:
+	parent = NIL;
+	need_chain = false;
+	for (n = k->sroot[tree]; n != NIL;) {
+		uint32_t d;
+		int cmp;
+
+		account(k, BK_COST_TREE_STEP, 1);
+		d = resolve(k, &n, false);
+		if (!d)
+			goto again;
+		cmp = k->ops->compare_frame(k->impl, p, k->sn[d].kpage);
+		parent = n;
+		if (cmp < 0) {
+			left = true;
+			n = k->sl[n].l;
+		} else if (cmp > 0) {
+			left = false;
+			n = k->sl[n].r;
+		} else {
+			need_chain = true;
+			break;
+		}
+	}
+	*out = 0;
+	rc = sn_alloc(k, &nn);
+	if (rc < 0)
+		return rc;
+	k->sn[nn].kind = SN_NODE;
+	k->sn[nn].kpage = f;
+	k->sn[nn].tree = tree;
+	if (!need_chain) {
+		rb_link(k->sl, &k->sroot[tree], nn, parent, left);
+	} else {
+		c = n;
+		if (k->sn[n].kind != SN_CHAIN) {
+			rc = sn_alloc(k, &c);
+			if (rc < 0) {
+				sn_release(k, nn);
+				return rc;
+			}
+			/* alloc_stable_node_chain(): the chain takes n's place, n becomes its dup. */
+			k->sn[c].kind = SN_CHAIN;
+			k->sn[c].prune_ns = k->now_ns;
+			k->sn[c].tree = tree;
+			rb_replace(k->sl, &k->sroot[tree], n, c);
+			k->chains++;
+			dup_add_head(k, n, c);
+			k->dups++;
+		}
+		dup_add_head(k, nn, c);
+		k->dups++;
+	}
+	*out = nn;
+	return 0;
+}
+
+/* ---- unstable tree ----------------------------------------------------- */
+
+/*
+ * unstable_tree_search_insert(): a page of the tree with p's content (as
+ * page + 1), else 0 after inserting p.  Content is compared now, so pages
+ * written since they were inserted leave the tree out of order, as in the
+ * kernel.
+ */
+static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t tree, uint32_t nid)
+{
+	uint32_t n = k->uroot[tree], parent = NIL;
+	bool left = false;
+	struct ritem *it = &k->ri[p];
+
+	while (n != NIL) {
+		int cmp;
+
+		account(k, BK_COST_TREE_STEP, 1);
+		cmp = k->ops->compare(k->impl, p, n - 1);
+		parent = n;
+		if (cmp < 0) {
+			left = true;
+			n = k->ul[n].l;
+		} else if (cmp > 0) {
+			left = false;
+			n = k->ul[n].r;
+		} else {
+			if (!k->across) {
+				struct bk_page_info ti;
+
+				k->ops->page_info(k->impl, n - 1, &ti);
+				if (ti.node != nid)
+					return 0; /* the tree page moved node: merge it next scan */
+			}
+			return n;
+		}
+	}
+	it->flags |= RI_UNSTABLE;
+	it->seq = (uint8_t)k->full_scans;
+	it->tree = (uint16_t)tree;
+	rb_link(k->ul, &k->uroot[tree], (uint32_t)p + 1, parent, left);
+	k->pages_unshared++;
+	return 0;
+}
+
+/* ---- the scanner ------------------------------------------------------- */
+
+static unsigned skip_age(uint8_t age)
+{
+	if (age <= 3)
+		return 1;
+	if (age <= 5)
+		return 2;
+	if (age <= 8)
+		return 4;
+	return 8;
+}
+
+/* should_skip_rmap_item(). */
+static bool should_skip(struct ksm *k, bk_page p, const struct bk_page_info *info)
+{
+	struct ritem *it = &k->ri[p];
+	uint8_t age;
+
+	if (!k->smart || info->frame != BK_NO_FRAME)
+		return false; /* KSM pages are never skipped */
+	age = it->age;
+	if (age != U8_MAX_AGE)
+		it->age++;
+	if (age < 3)
+		return false;
+	if (!it->skips) {
+		it->skips = (uint8_t)skip_age(age);
+		return false;
+	}
+	k->pages_skipped++;
+	it->skips--;
+	remove_from_tree(k, p);
+	return true;
+}
+
+/* cmp_and_merge_page(). */
+static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *info)
+{
+	const struct backend_ops *ops = k->ops;
+	struct ritem *it = &k->ri[p];
+	uint32_t checksum, tree, d, t;
+	bk_frame f;
+	int rc;
+
+	if (info->frame != BK_NO_FRAME)
+		return 0; /* already a KSM page, listed in its stable node */
+	remove_from_tree(k, p);
+	checksum = ops->checksum(k->impl, p);
+	if (!(it->flags & RI_CSUM) || it->oldchecksum != checksum) {
+		it->oldchecksum = checksum;
+		it->flags |= RI_CSUM;
+		return 0; /* volatile this round */
+	}
+	if (k->use_zero && checksum == k->zero_sum && ops->merge_zero(k->impl, p) == 0) {
+		it->flags |= RI_ONZERO;
+		k->zero_pages++;
+		return 0;
+	}
+	rc = tree_of(k, info, &tree);
+	if (rc < 0)
+		return rc;
+	d = stable_search(k, p, tree);
+	if (d) {
+		if (ops->merge_frame(k->impl, p, k->sn[d].kpage) == 0)
+			stable_append(k, p, d);
+		return 0;
+	}
+	t = unstable_search_insert(k, p, tree, k->across ? 0 : info->node);
+	if (!t)
+		return 0;
+	/* The scanned page becomes the KSM page; the tree page joins it. */
+	if (ops->merge_pages(k->impl, t - 1, p, &f) < 0)
+		return 0;
+	remove_from_tree(k, t - 1);
+	rc = stable_insert(k, p, f, tree, &d);
+	if (rc < 0)
+		return rc;
+	stable_append(k, t - 1, d);
+	stable_append(k, p, d);
+	return 0;
+}
+
+static uint64_t sleep_ns(const struct ksm *k)
+{
+	uint64_t jiffies;
+
+	if (k->sleep_ms == 0)
+		return 0;
+	if (k->tick_hz == 0)
+		return k->sleep_ms * 1000000u;
+	jiffies = (k->sleep_ms * k->tick_hz + 999) / 1000; /* msecs_to_jiffies rounds up */
+	return (jiffies + 1) * 1000000000u / k->tick_hz;
+}
+
+static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
+{
+	struct ksm *k = st;
+	const struct backend_ops *ops = k->ops;
+	struct bk_page_info info;
+	uint64_t visits = 0;
+	int rc;
+
+	k->now_ns = now_ns;
+	*sleep = sleep_ns(k);
+	while (visits < k->pages_to_scan) {
+		bk_page p;
+		struct ritem *it;
+
+		if (k->cursor == k->npages) {
+			/* The scan passed the last page: a full scan is done, the unstable tree goes. */
+			k->cursor = 0;
+			k->full_scans++;
+			memset(k->uroot, 0, k->ntrees * sizeof(*k->uroot));
+			return 0;
+		}
+		p = k->cursor++;
+		it = &k->ri[p];
+		ops->page_info(k->impl, p, &info);
+		if (!info.present || info.frame == BK_ZERO_FRAME) {
+			free_item(k, p);
+			continue;
+		}
+		if (!(it->flags & RI_TRACKED)) {
+			uint8_t keep = it->flags & RI_ONZERO;
+
+			memset(it, 0, sizeof(*it));
+			it->flags = RI_TRACKED | keep;
+			k->rmap_items++;
+		}
+		account(k, BK_COST_VISIT, 1);
+		if (should_skip(k, p, &info))
+			continue;
+		rc = cmp_and_merge(k, p, &info);
+		if (rc < 0)
+			return rc;
+		k->pages_scanned++;
+		visits++;
+	}
+	return 0;
+}
+
+static int ksm_page_changed(void *st, bk_page p, uint32_t what)
+{
+	struct ksm *k = st;
+	struct ritem *it = &k->ri[p];
+
+	if ((what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)) && (it->flags & RI_ONZERO)) {
+		it->flags &= (uint8_t)~RI_ONZERO;
+		k->zero_pages--;
+	}
+	if (what & ALGO_CHANGE_UNMAPPED)
+		free_item(k, p);
+	/* A COW of a KSM page is noticed when the scanner next visits the page. */
+	return 0;
+}
+
+/* remove_all_stable_nodes() once pages_shared == 0: only empty nodes remain. */
+static void drop_stable_nodes(struct ksm *k)
+{
+	for (uint32_t i = 1; i < k->sn_used; i++) {
+		if (k->sn[i].kind != SN_FREE)
+			sn_release(k, i);
+	}
+	memset(k->sroot, 0, k->ntrees * sizeof(*k->sroot));
+	k->chains = 0;
+	k->dups = 0;
+}
+
+static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *err)
+{
+	struct ksm *k = st;
+	uint64_t v = (uint64_t)value;
+
+	switch (idx) {
+	case P_PAGES_TO_SCAN:
+		k->pages_to_scan = v;
+		return 0;
+	case P_SLEEP_MILLISECS:
+		k->sleep_ms = v;
+		return 0;
+	case P_USE_ZERO_PAGES:
+		k->use_zero = v != 0;
+		return 0;
+	case P_SMART_SCAN:
+		k->smart = v != 0;
+		return 0;
+	case P_PRUNE_MILLISECS:
+		k->prune_ms = v;
+		return 0;
+	case P_TICK_HZ:
+		k->tick_hz = v;
+		return 0;
+	case P_MERGE_ACROSS_NODES:
+	case P_MAX_PAGE_SHARING:
+		if ((idx == P_MERGE_ACROSS_NODES && (v != 0) == k->across) ||
+		    (idx == P_MAX_PAGE_SHARING && (int32_t)v == k->max_sharing))
+			return 0;
+		if (k->pages_shared > 0)
+			return sp_err_set(err, SP_EINVAL,
+					  "ksm: %s cannot change while %lld KSM pages exist (the kernel answers EBUSY)",
+					  ksm_params[idx].name, (long long)k->pages_shared);
+		drop_stable_nodes(k);
+		if (idx == P_MERGE_ACROSS_NODES)
+			k->across = v != 0;
+		else
+			k->max_sharing = (int32_t)v;
+		return 0;
+	default:
+		return sp_err_set(err, SP_EINVAL, "ksm: no parameter %u", idx);
+	}
+}
+
+static void ksm_metrics(const void *st, struct metrics *m)
+{
+	const struct ksm *k = st;
+	int64_t vol = k->rmap_items - k->pages_shared - k->pages_sharing - k->pages_unshared;
+
+	m->pages_shared = k->pages_shared;
+	m->pages_sharing = k->pages_sharing;
+	m->pages_unshared = k->pages_unshared;
+	m->pages_volatile = vol < 0 ? 0 : vol;
+	m->full_scans = k->full_scans;
+	m->pages_scanned = k->pages_scanned;
+	m->pages_skipped = k->pages_skipped;
+	m->ksm_zero_pages = k->zero_pages;
+	m->stable_node_chains = k->chains;
+	m->stable_node_dups = k->dups;
+	m->general_profit = (k->pages_sharing + k->zero_pages) * (int64_t)k->page_size -
+			    k->rmap_items * METRICS_GENERAL_PROFIT_META;
+}
+
+static void ksm_destroy(void *st)
+{
+	struct ksm *k = st;
+
+	if (!k)
+		return;
+	free(k->domains);
+	free(k->uroot);
+	free(k->sroot);
+	free(k->ri);
+	free(k->ul);
+	free(k->sn);
+	free(k->sl);
+	free(k);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The distinct security domains of the pages, sorted. */
+static int collect_domains(struct ksm *k)
+{
+	uint32_t cap = 4, n = 0, last = 0;
+	struct bk_page_info info;
+
+	k->domains = malloc(cap * sizeof(*k->domains));
+	if (!k->domains)
+		return SP_ENOMEM;
+	for (bk_page p = 0; p < k->npages; p++) {
+		k->ops->page_info(k->impl, p, &info);
+		if (n && info.domain == last)
+			continue;
+		last = info.domain;
+		if (n == cap) {
+			uint32_t *d = realloc(k->domains, cap * 2 * sizeof(*d));
+
+			if (!d)
+				return SP_ENOMEM;
+			k->domains = d;
+			cap *= 2;
+		}
+		k->domains[n++] = info.domain;
+	}
+	if (n == 0)
+		k->domains[n++] = 0;
+	qsort(k->domains, n, sizeof(*k->domains), cmp_u32);
+	k->ndomains = 1;
+	for (uint32_t i = 1; i < n; i++) {
+		if (k->domains[i] != k->domains[k->ndomains - 1])
+			k->domains[k->ndomains++] = k->domains[i];
+	}
+	return 0;
+}
+
+static int ksm_create(void **out, const struct algo_params *prm, const struct algo_env *env,
+		      struct sp_err *err)
+{
+	struct ksm *k = calloc(1, sizeof(*k));
+	uint32_t nnodes;
+
+	*out = NULL;
+	if (!k)
+		return sp_err_set(err, SP_ENOMEM, "ksm: out of memory");
+	k->bk = env->bk;
+	k->ops = env->bk.ops;
+	k->impl = env->bk.impl;
+	k->pages_to_scan = (uint64_t)prm->v[P_PAGES_TO_SCAN];
+	k->sleep_ms = (uint64_t)prm->v[P_SLEEP_MILLISECS];
+	k->across = prm->v[P_MERGE_ACROSS_NODES] != 0;
+	k->use_zero = prm->v[P_USE_ZERO_PAGES] != 0;
+	k->max_sharing = (int32_t)prm->v[P_MAX_PAGE_SHARING];
+	k->smart = prm->v[P_SMART_SCAN] != 0;
+	k->prune_ms = (uint64_t)prm->v[P_PRUNE_MILLISECS];
+	k->tick_hz = (uint64_t)prm->v[P_TICK_HZ];
+	k->npages = k->ops->npages(k->impl);
+	k->page_size = k->ops->page_size(k->impl);
+	k->zero_sum = k->ops->zero_checksum(k->impl);
+	if (k->npages >= UINT32_MAX - 1) {
+		unsigned long long n = k->npages;
+
+		ksm_destroy(k);
+		return sp_err_set(err, SP_ELIMIT, "ksm: %llu pages is beyond the model's 2^32-2", n);
+	}
+	nnodes = k->ops->nnodes(k->impl);
+	if (nnodes == 0)
+		nnodes = 1;
+	k->ri = calloc(k->npages + 1, sizeof(*k->ri));
+	k->ul = calloc(k->npages + 1, sizeof(*k->ul));
+	k->sn_cap = 1024;
+	k->sn_used = 1; /* 0 is the sentinel */
+	k->sn = calloc(k->sn_cap, sizeof(*k->sn));
+	k->sl = calloc(k->sn_cap, sizeof(*k->sl));
+	if (!k->ri || !k->ul || !k->sn || !k->sl || collect_domains(k) < 0)
+		goto nomem;
+	k->ntrees = nnodes * k->ndomains;
+	k->uroot = calloc(k->ntrees, sizeof(*k->uroot));
+	k->sroot = calloc(k->ntrees, sizeof(*k->sroot));
+	if (!k->uroot || !k->sroot)
+		goto nomem;
+	if (k->ntrees > UINT16_MAX) {
+		ksm_destroy(k);
+		return sp_err_set(err, SP_ELIMIT, "ksm: more than %u (node, domain) trees",
+				  UINT16_MAX);
+	}
+	*out = k;
+	return 0;
+nomem:
+	{
+		unsigned long long n = k->npages;
+
+		ksm_destroy(k);
+		return sp_err_set(err, SP_ENOMEM, "ksm: out of memory for %llu pages", n);
+	}
+}
+
+const struct algo_ops algo_ksm = {
+	.version = ALGO_OPS_VERSION,
+	.name = "ksm",
+	.description = "model of Linux 6.x KSM (ksmd): checksum filter, stable/unstable trees, chains, smart scan",
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES,
+	.params = ksm_params,
+	.nparams = sizeof(ksm_params) / sizeof(ksm_params[0]),
+	.create = ksm_create,
+	.destroy = ksm_destroy,
+	.batch = ksm_batch,
+	.page_changed = ksm_page_changed,
+	.set_param = ksm_set_param,
+	.metrics = ksm_metrics,
+};

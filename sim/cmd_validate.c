@@ -1,0 +1,648 @@
+/*
+ * cmd_validate.c - `sim validate`: the live check of the simulator against
+ * the kernel's KSM on this machine.
+ *
+ * The trace's guests are materialised in this process's memory
+ * (real/materialize.h) and handed to the kernel's KSM; its counters are
+ * sampled while the trace's later snapshots are written at their wall-clock
+ * times.  Then the simulator replays the same trace with the same tunables,
+ * and the two time series are printed side by side with the errors of the
+ * steady-state saving and of the time to reach 90% of it.
+ *
+ * Invariants.
+ *   - Nothing in /sys/kernel/mm/ksm is written before every tunable is saved,
+ *     and every exit path after that (success, error, SIGINT/SIGTERM/SIGHUP)
+ *     restores them: the handler restores at once from the preformatted
+ *     copy (async-signal-safe) and asks the main loop to stop; the main path
+ *     then unmerges and restores again.  A second signal ends the process.
+ *   - The live run starts from a clean state: run=2 (everything unmerged),
+ *     the tunables set (the kernel defaults unless --set, advisor off), the
+ *     snapshot at time 0 materialised, then run=1 at time 0.
+ *   - Live samples are taken at nominal times k x sample_ms from that
+ *     moment; the simulator samples at the same nominal times.
+ *
+ * Notes: the kernel's counters are system-wide, so another mergeable process
+ * on the host shows up in the kernel's series; full_scans, pages_scanned,
+ * pages_skipped, cpu_ns (ksmd's utime+stime) and cow_breaks (cow_ksm of
+ * /proc/vmstat) are taken relative to time 0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "atomic_file.h"
+#include "cli.h"
+#include "ksm_sysfs.h"
+#include "materialize.h"
+#include "sim.h"
+
+#define NS_PER_MS 1000000ull
+
+/* The KSM tunables --set accepts (the kernel's names, shared with the ksm algorithm). */
+static const int settable[] = {
+	REAL_KSM_PAGES_TO_SCAN, REAL_KSM_SLEEP_MILLISECS, REAL_KSM_MERGE_ACROSS_NODES,
+	REAL_KSM_USE_ZERO_PAGES, REAL_KSM_MAX_PAGE_SHARING, REAL_KSM_SMART_SCAN,
+};
+#define NSETTABLE (sizeof(settable) / sizeof(settable[0]))
+
+/* For the signal handler only: the saved tunables and the stop request. */
+static struct real_ksm_saved g_saved;
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+	real_ksm_restore_signal_safe(&g_saved);
+	if (g_stop) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	g_stop = sig;
+}
+
+static void set_handlers(bool on)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on ? on_signal : SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a sleep ends at once */
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+static void validate_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sim validate [--trace FILE] [--algo NAME] [--set key=value]... [options]\n"
+		"\n"
+		"Checks the simulator against the kernel's KSM on this machine (root only):\n"
+		"materialises the trace's guests in live memory, lets the kernel's KSM merge\n"
+		"them while the trace's writes are replayed in real time, samples\n"
+		"/sys/kernel/mm/ksm, then simulates the same trace with the same tunables and\n"
+		"prints both time series and the errors of the simulator.  Every KSM tunable\n"
+		"is saved first and restored at the end, also on error and on Ctrl-C; the\n"
+		"run starts by unmerging every KSM page on the host (run=2).\n"
+		"\n"
+		"  --trace FILE       trace to replay (default: the bundled sample %s)\n"
+		"  --algo NAME        simulated algorithm to compare (default ksm)\n"
+		"  --set key=value    a KSM tunable for both sides: pages_to_scan, sleep_millisecs,\n"
+		"                     merge_across_nodes, use_zero_pages, max_page_sharing,\n"
+		"                     smart_scan (default: the kernel's defaults); repeatable\n"
+		"  --duration-ms N    run N ms (default: until 60 s after the last snapshot)\n"
+		"  --sample-ms N      sample every N ms (default 1000)\n"
+		"  --csv OUT          write both series: time_ms, kernel_<metric>..., sim_<metric>...\n"
+		"  -q, --quiet        print only the summary, not the series\n"
+		"\n"
+		"Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root or no KSM.\n",
+		cli_default_trace());
+}
+
+struct sample {
+	uint64_t t_ms;
+	struct metrics m;
+};
+
+struct series {
+	struct sample *s;
+	size_t n, cap;
+};
+
+static int series_add(struct series *x, uint64_t t_ms, const struct metrics *m)
+{
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 256;
+		struct sample *s = realloc(x->s, cap * sizeof(*s));
+
+		if (!s)
+			return SP_ENOMEM;
+		x->s = s;
+		x->cap = cap;
+	}
+	x->s[x->n].t_ms = t_ms;
+	x->s[x->n].m = *m;
+	x->n++;
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_until(uint64_t t_ns)
+{
+	struct timespec ts = { (time_t)(t_ns / 1000000000ull), (long)(t_ns % 1000000000ull) };
+
+	if (!g_stop)
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR: g_stop is set */
+}
+
+/* Reads the whole trace once (so a bad one fails before KSM is touched). */
+static int prescan(const char *path, uint64_t *last_ms, uint64_t *snapshots, uint64_t *bytes,
+		   struct sp_err *err)
+{
+	struct trace_reader *r;
+	struct trace_snapshot s;
+	int rc;
+
+	*last_ms = *snapshots = 0;
+	rc = trace_reader_open(&r, path, err);
+	if (rc < 0)
+		return rc;
+	*bytes = trace_header_total_pages(trace_reader_header(r)) * trace_reader_header(r)->page_size;
+	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
+		*last_ms = s.time_ms;
+		(*snapshots)++;
+	}
+	trace_reader_close(r);
+	if (rc == 0 && *snapshots == 0)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: the trace has no snapshot", path);
+	return rc;
+}
+
+static int64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+/* The live side's state while it runs. */
+struct live {
+	struct real_ksm k;
+	struct real_mat *mat;
+	struct real_ksm_state base;
+	int64_t cow_base, cpu_base;
+	pid_t ksmd;
+	bool have_ksmd;
+	struct series series;
+	uint64_t max_late_ms;
+	struct cli_progress progress;
+};
+
+static int live_sample(struct live *L, uint64_t t_ms, struct sp_err *err)
+{
+	struct real_ksm_state st;
+	struct metrics m;
+	int64_t v;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = real_ksm_read(&L->k, &st, err);
+	if (rc < 0)
+		return rc;
+	real_ksm_metrics(&st, &L->base, &m);
+	real_mat_metrics(L->mat, &m);
+	if (L->have_ksmd && real_proc_cpu_ns(L->ksmd, &v, NULL) == 0)
+		m.cpu_ns = v - L->cpu_base;
+	if (real_vmstat_cow_ksm(&v, NULL) == 0)
+		m.cow_breaks = v - L->cow_base;
+	if (series_add(&L->series, t_ms, &m) < 0)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * The live run proper, from a clean, configured KSM with run=2 to the end of
+ * the sampling; the caller unmerges and restores whatever happens here.
+ */
+static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t sample_ms,
+		    struct sp_err *err)
+{
+	struct trace_reader *r;
+	struct trace_snapshot s;
+	bool have_snap;
+	uint64_t t0, next_sample = 0;
+	int rc;
+
+	rc = trace_reader_open(&r, trace, err);
+	if (rc < 0)
+		return rc;
+	rc = real_mat_new(&L->mat, trace_reader_header(r), REAL_MAT_MERGEABLE, err);
+	if (rc < 0)
+		goto out;
+	rc = trace_reader_next_snapshot(r, &s, err);
+	if (rc < 0)
+		goto out;
+	have_snap = rc > 0;
+	if (have_snap && s.time_ms == 0) {
+		cli_progress_update(&L->progress, 0, "materialising snapshot 0");
+		rc = real_mat_snapshot(L->mat, r, NULL, &g_stop, err);
+		if (rc < 0)
+			goto out;
+		rc = trace_reader_next_snapshot(r, &s, err);
+		if (rc < 0)
+			goto out;
+		have_snap = rc > 0;
+	}
+	L->have_ksmd = real_ksmd_pid(&L->ksmd, NULL) == 0;
+	if (L->have_ksmd)
+		real_proc_cpu_ns(L->ksmd, &L->cpu_base, NULL);
+	real_vmstat_cow_ksm(&L->cow_base, NULL);
+	rc = real_ksm_read(&L->k, &L->base, err);
+	if (rc < 0)
+		goto out;
+	rc = real_ksm_set(&L->k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
+	if (rc < 0)
+		goto out;
+	t0 = now_ns();
+	while (!g_stop) {
+		uint64_t t_snap = have_snap ? s.time_ms : UINT64_MAX;
+		uint64_t t = t_snap < next_sample ? t_snap : next_sample;
+		uint64_t late;
+
+		if (t > end_ms)
+			break;
+		sleep_until(t0 + t * NS_PER_MS);
+		if (g_stop)
+			break;
+		late = (now_ns() - t0) / NS_PER_MS - t;
+		if (late > L->max_late_ms && (now_ns() - t0) / NS_PER_MS > t)
+			L->max_late_ms = late;
+		if (t == t_snap) { /* writes first, then the sample at the same time */
+			rc = real_mat_snapshot(L->mat, r, NULL, &g_stop, err);
+			if (rc == 0 && (rc = trace_reader_next_snapshot(r, &s, err)) >= 0) {
+				have_snap = rc > 0;
+				rc = 0;
+			}
+		} else {
+			char detail[96];
+
+			rc = live_sample(L, t, err);
+			snprintf(detail, sizeof(detail), "%.0f/%.0f s, kernel pages_sharing %lld",
+				 (double)t / 1000, (double)end_ms / 1000,
+				 L->series.n ? (long long)L->series.s[L->series.n - 1].m.pages_sharing : 0LL);
+			cli_progress_update(&L->progress, end_ms ? (double)t / (double)end_ms : 1, detail);
+			next_sample += sample_ms;
+		}
+		if (rc < 0)
+			goto out;
+	}
+	if (g_stop)
+		rc = sp_err_set(err, SP_EIO, "interrupted by signal %d", (int)g_stop);
+out:
+	trace_reader_close(r);
+	return rc;
+}
+
+struct sim_out {
+	struct series series;
+	struct cli_progress progress;
+};
+
+static int sim_sample(void *arg, uint64_t t_ms, const struct metrics *m)
+{
+	struct sim_out *o = arg;
+
+	return series_add(&o->series, t_ms, m) < 0;
+}
+
+static void sim_progress(void *arg, uint64_t done_ms, uint64_t end_ms)
+{
+	struct sim_out *o = arg;
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "%.1f s simulated", (double)done_ms / 1000);
+	if (end_ms)
+		cli_progress_update(&o->progress, (double)done_ms / (double)end_ms, detail);
+}
+
+/* Steady state: mean pages_sharing of the last 10% of samples (at least one). */
+static double steady_state(const struct series *x)
+{
+	size_t k = x->n / 10 ? x->n / 10 : 1;
+	double sum = 0;
+
+	if (!x->n)
+		return 0;
+	for (size_t i = x->n - k; i < x->n; i++)
+		sum += (double)x->s[i].m.pages_sharing;
+	return sum / (double)k;
+}
+
+/* First sample time with pages_sharing >= 90% of steady, or -1. */
+static double time_to_90(const struct series *x, double steady)
+{
+	if (steady <= 0)
+		return -1;
+	for (size_t i = 0; i < x->n; i++) {
+		if ((double)x->s[i].m.pages_sharing >= 0.9 * steady)
+			return (double)x->s[i].t_ms / 1000;
+	}
+	return -1;
+}
+
+static void print_rel(double kernel, double sim)
+{
+	if (kernel > 0)
+		printf("  error %+.1f%%\n", 100.0 * (sim - kernel) / kernel);
+	else
+		printf("  error n/a\n");
+}
+
+static void report(const struct series *K, const struct series *S, const char *algo,
+		   const char *params, uint64_t max_late_ms, bool quiet)
+{
+	size_t n = K->n < S->n ? K->n : S->n;
+	double ks = steady_state(K), ss = steady_state(S);
+	double kt = time_to_90(K, ks), st = time_to_90(S, ss);
+
+	if (!quiet) {
+		printf("%8s %14s %14s %14s %14s %12s %12s\n", "time_s", "kernel_sharing", "sim_sharing",
+		       "kernel_shared", "sim_shared", "kernel_scans", "sim_scans");
+		for (size_t i = 0; i < n; i++) {
+			const struct metrics *a = &K->s[i].m, *b = &S->s[i].m;
+
+			printf("%8.1f %14lld %14lld %14lld %14lld %12lld %12lld\n", (double)K->s[i].t_ms / 1000,
+			       (long long)a->pages_sharing, (long long)b->pages_sharing,
+			       (long long)a->pages_shared, (long long)b->pages_shared,
+			       (long long)a->full_scans, (long long)b->full_scans);
+		}
+		putchar('\n');
+	}
+	printf("tunables    %s (simulated: %s)\n", params, algo);
+	printf("samples     %zu kernel, %zu simulated", K->n, S->n);
+	if (max_late_ms)
+		printf("; live samples up to %llu ms late", (unsigned long long)max_late_ms);
+	putchar('\n');
+	printf("steady      pages_sharing kernel %.1f  sim %.1f", ks, ss);
+	print_rel(ks, ss);
+	printf("to 90%%      kernel ");
+	if (kt >= 0)
+		printf("%.1f s", kt);
+	else
+		printf("n/a");
+	printf("  sim ");
+	if (st >= 0)
+		printf("%.1f s", st);
+	else
+		printf("n/a");
+	if (kt > 0 && st >= 0)
+		print_rel(kt, st);
+	else
+		printf("  error n/a\n");
+	if (K->n && S->n) {
+		const struct metrics *a = &K->s[K->n - 1].m, *b = &S->s[S->n - 1].m;
+
+		printf("at the end  kernel: shared %lld sharing %lld unshared %lld volatile %lld zero %lld full_scans %lld, ksmd cpu %.2f s\n",
+		       (long long)a->pages_shared, (long long)a->pages_sharing,
+		       (long long)a->pages_unshared, (long long)a->pages_volatile,
+		       (long long)a->ksm_zero_pages, (long long)a->full_scans, (double)a->cpu_ns / 1e9);
+		printf("            sim:    shared %lld sharing %lld unshared %lld volatile %lld zero %lld full_scans %lld, modelled cpu %.2f s\n",
+		       (long long)b->pages_shared, (long long)b->pages_sharing,
+		       (long long)b->pages_unshared, (long long)b->pages_volatile,
+		       (long long)b->ksm_zero_pages, (long long)b->full_scans, (double)b->cpu_ns / 1e9);
+		printf("            oracle %lld pages; cow breaks kernel %lld sim %lld\n",
+		       (long long)a->oracle_saving, (long long)a->cow_breaks, (long long)b->cow_breaks);
+	}
+}
+
+/* Writes both series into af (opened before the live run) and commits it. */
+static int write_csv(struct atomic_file *af, const struct series *K, const struct series *S,
+		     struct sp_err *err)
+{
+	size_t n = K->n > S->n ? K->n : S->n;
+
+	fputs("time_ms", af->f);
+	for (int side = 0; side < 2; side++) {
+		for (int i = 0; i < METRICS_COUNT; i++)
+			fprintf(af->f, ",%s_%s", side ? "sim" : "kernel", metrics_names[i]);
+	}
+	fputc('\n', af->f);
+	for (size_t r = 0; r < n; r++) {
+		fprintf(af->f, "%llu", (unsigned long long)(r < K->n ? K->s[r].t_ms : S->s[r].t_ms));
+		for (int side = 0; side < 2; side++) {
+			const struct series *x = side ? S : K;
+
+			for (int i = 0; i < METRICS_COUNT; i++) {
+				if (r < x->n)
+					fprintf(af->f, ",%lld", (long long)metrics_get(&x->s[r].m, i));
+				else
+					fputc(',', af->f);
+			}
+		}
+		fputc('\n', af->f);
+	}
+	return atomic_file_commit(af, err);
+}
+
+/* Parses one --set into the kernel settings; the usage error is printed here. */
+static int parse_set(const char *kv, struct real_ksm_settings *ks)
+{
+	const char *eq = strchr(kv, '=');
+	char key[64];
+	uint64_t v;
+	int f = -1;
+
+	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key))
+		return cli_usage_error("validate", "--set wants key=value, not '%s'", kv);
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	for (size_t i = 0; i < NSETTABLE; i++) {
+		if (!strcmp(real_ksm_name(settable[i]), key))
+			f = settable[i];
+	}
+	if (f < 0)
+		return cli_usage_error("validate",
+				       "unknown KSM tunable '%s' (valid: pages_to_scan, sleep_millisecs, "
+				       "merge_across_nodes, use_zero_pages, max_page_sharing, smart_scan)",
+				       key);
+	if (!cli_parse_u64(eq + 1, &v) || v > 0xffffffffull)
+		return cli_usage_error("validate", "invalid value '%s' for %s", eq + 1, key);
+	if ((f == REAL_KSM_MERGE_ACROSS_NODES || f == REAL_KSM_USE_ZERO_PAGES ||
+	     f == REAL_KSM_SMART_SCAN) && v > 1)
+		return cli_usage_error("validate", "%s is 0 or 1, not %s", key, eq + 1);
+	if ((f == REAL_KSM_MAX_PAGE_SHARING && v < 2) || (f == REAL_KSM_PAGES_TO_SCAN && v < 1))
+		return cli_usage_error("validate", "%s=%s is below the kernel's minimum (%s)", key,
+				       eq + 1, f == REAL_KSM_MAX_PAGE_SHARING ? "2" : "1");
+	ks->set[f] = true;
+	ks->v[f] = (int64_t)v;
+	return 0;
+}
+
+int cmd_validate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "trace", required_argument, NULL, 't' },
+		{ "algo", required_argument, NULL, 'a' },
+		{ "set", required_argument, NULL, 's' },
+		{ "duration-ms", required_argument, NULL, 'd' },
+		{ "sample-ms", required_argument, NULL, 'S' },
+		{ "csv", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *trace = cli_default_trace(), *algo_name = "ksm", *csv = NULL;
+	struct real_ksm_settings ks;
+	struct sim_config cfg;
+	struct sim_result res;
+	struct sp_err err = { 0 }, err2 = { 0 };
+	struct atomic_file af = { 0 };
+	struct live L;
+	struct sim_out so;
+	uint64_t duration = 0, sample = 1000, last_ms, snapshots, bytes, end_ms;
+	int64_t avail;
+	char params[256];
+	size_t plen = 0;
+	bool quiet = false;
+	int c, li, rc, rc2, exit_code = EXIT_OK;
+
+	memset(&ks, 0, sizeof(ks));
+	memset(&L, 0, sizeof(L));
+	memset(&so, 0, sizeof(so));
+	optind = 1;
+	opterr = 0;
+	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
+		switch (c) {
+		case 't': trace = optarg; break;
+		case 'a': algo_name = optarg; break;
+		case 'o': csv = optarg; break;
+		case 'q': quiet = true; break;
+		case 's':
+			if (parse_set(optarg, &ks) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'd':
+			if (!cli_parse_u64(optarg, &duration) || duration == 0 || duration > (1ull << 40))
+				return cli_usage_error("validate", "invalid value '%s' for --duration-ms", optarg);
+			break;
+		case 'S':
+			if (!cli_parse_u64(optarg, &sample) || sample == 0 || sample > (1ull << 40))
+				return cli_usage_error("validate", "invalid value '%s' for --sample-ms", optarg);
+			break;
+		case 'h':
+			validate_usage(stdout);
+			return EXIT_OK;
+		case ':':
+			return cli_usage_error("validate", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("validate", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("validate", "unexpected argument '%s'", argv[optind]);
+
+	/* Root and KSM first: nothing else matters without them. */
+	if (real_ksm_open(&L.k, NULL, true, &err) < 0)
+		return cli_fail(&err);
+
+	/* The simulated side's configuration: the same tunables where the algorithm has them. */
+	if (!algo_find(algo_name)) {
+		fprintf(stderr, "sim: unknown algorithm '%s'%s; valid: ", algo_name,
+			strcmp(algo_name, "ksm") ? "" : " (not built into this sim yet; try --algo zero)");
+		for (size_t i = 0; i < algo_count(); i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", algo_at(i)->name);
+		fputc('\n', stderr);
+		return EXIT_USAGE;
+	}
+	sim_config_defaults(&cfg, algo_find(algo_name));
+	for (size_t i = 0; i < NSETTABLE; i++) {
+		int f = settable[i];
+		char kv[96];
+
+		if (!ks.set[f]) {
+			ks.set[f] = true; /* the kernel side starts from the kernel's defaults */
+			ks.v[f] = real_ksm_default(f);
+		} else if (algo_param_index(cfg.algo, real_ksm_name(f)) >= 0) {
+			snprintf(kv, sizeof(kv), "%s=%lld", real_ksm_name(f), (long long)ks.v[f]);
+			if (algo_params_set(cfg.algo, &cfg.params, kv, &err) < 0)
+				return cli_fail(&err);
+		} else {
+			fprintf(stderr, "sim: note: algorithm '%s' has no parameter %s; only the kernel uses it\n",
+				cfg.algo->name, real_ksm_name(f));
+		}
+		plen += (size_t)snprintf(params + plen, sizeof(params) - plen, "%s%s=%lld", i ? " " : "",
+					 real_ksm_name(f), (long long)ks.v[f]);
+	}
+	ks.set[REAL_KSM_ADVISOR_MODE] = true; /* the advisor would rewrite pages_to_scan */
+	ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
+
+	/* The trace: sound, and small enough to hold in memory. */
+	if (prescan(trace, &last_ms, &snapshots, &bytes, &err) < 0)
+		return cli_fail(&err);
+	avail = mem_available();
+	if (avail > 0 && bytes > (uint64_t)avail / 10 * 8) {
+		sp_err_set(&err, SP_ENOMEM,
+			   "%s needs up to %llu MiB of live memory; only %lld MiB are available",
+			   trace, (unsigned long long)(bytes >> 20), (long long)(avail >> 20));
+		return cli_fail(&err);
+	}
+	end_ms = duration ? duration : last_ms + 60000;
+	cfg.duration_ms = end_ms;
+	cfg.sample_ms = sample;
+
+	if (csv && atomic_file_open(&af, csv, 0644, &err) < 0)
+		return cli_fail(&err);
+
+	/* The live run: save, clean state, configure, run, unmerge, restore. */
+	if (real_ksm_save(&L.k, &g_saved, &err) < 0) {
+		if (csv)
+			atomic_file_abort(&af);
+		return cli_fail(&err);
+	}
+	g_stop = 0;
+	set_handlers(true);
+	cli_progress_init(&L.progress, "kernel KSM");
+	rc = real_ksm_set(&L.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &err);
+	if (rc == 0)
+		rc = real_ksm_apply(&L.k, &ks, &err);
+	if (rc == 0)
+		rc = live_run(&L, trace, end_ms, sample, &err);
+	cli_progress_done(&L.progress);
+	real_mat_free(L.mat); /* freeing our pages drops their KSM merges at once */
+	L.mat = NULL;
+	rc2 = real_ksm_set(&L.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &err2);
+	if (real_ksm_restore(&g_saved, &err2) < 0 || rc2 < 0) {
+		fprintf(stderr, "sim: warning: %s\n", err2.msg);
+		exit_code = EXIT_FAIL;
+	}
+	set_handlers(false);
+	if (g_stop || rc < 0) {
+		if (csv)
+			atomic_file_abort(&af);
+		free(L.series.s);
+		if (!g_stop)
+			return cli_fail(&err);
+		fprintf(stderr, "sim: interrupted; KSM tunables %s\n",
+			exit_code == EXIT_OK ? "restored" : "NOT all restored (see above)");
+		return 128 + (int)g_stop;
+	}
+
+	/* The simulated run on the same trace, tunables and sample times. */
+	cli_progress_init(&so.progress, "simulating");
+	rc = sim_run(trace, &cfg, sim_sample, sim_progress, &so, &res, &err);
+	cli_progress_done(&so.progress);
+	if (rc == 0 && csv)
+		rc = write_csv(&af, &L.series, &so.series, &err);
+	else if (csv)
+		atomic_file_abort(&af);
+	if (rc < 0) {
+		free(L.series.s);
+		free(so.series.s);
+		return cli_fail(&err);
+	}
+	report(&L.series, &so.series, cfg.algo->name, params, L.max_late_ms, quiet);
+	free(L.series.s);
+	free(so.series.s);
+	return exit_code;
+}
