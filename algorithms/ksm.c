@@ -149,11 +149,13 @@ static const struct algo_param ksm_params[] = {
 #define RI_STABLE 0x04u   /* the kernel's STABLE_FLAG */
 #define RI_CSUM 0x08u     /* oldchecksum holds a checksum */
 #define RI_ONZERO 0x10u   /* mapped to the zero page by us (survives the item) */
+#define RI_MAPS 0x20u     /* listed in head and still maps head's frame (no COW yet) */
 
 enum { SN_FREE, SN_NODE, SN_CHAIN, SN_DUP };
 
 struct rbl {
 	uint32_t l, r, p;
+	uint32_t key; /* the node's content checksum: the tree's primary order */
 	uint8_t red;
 };
 
@@ -172,6 +174,7 @@ struct snode {
 	bk_frame kpage;
 	uint64_t prune_ns;
 	int32_t len;
+	int32_t live;
 	uint32_t hlist;
 	uint32_t dnext, dprev;
 	uint32_t chain;
@@ -447,9 +450,16 @@ static inline void account(struct ksm *k, enum bk_cost what, uint64_t n)
 	k->ops->account(k->impl, what, n);
 }
 
-static inline bool node_stale(struct ksm *k, uint32_t n)
+/*
+ * get_ksm_page() finding the KSM page gone: no mapper left.  live counts the
+ * listed items whose page still maps the frame; since every mapping of a
+ * frame is made by this instance and every COW break and unmap is reported,
+ * it equals the backend's frame_mappers() (checked by the tests) at a
+ * fraction of the cost of asking.
+ */
+static inline bool node_stale(const struct ksm *k, uint32_t n)
 {
-	return k->ops->frame_mappers(k->impl, k->sn[n].kpage) == 0;
+	return k->sn[n].live <= 0;
 }
 
 /* is_page_sharing_candidate() with an offset. */
@@ -587,7 +597,7 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 		else
 			k->pages_shared--;
 		s->len--;
-		it->flags &= (uint8_t)~RI_STABLE;
+		it->flags &= (uint8_t)~(RI_STABLE | RI_MAPS);
 		it->head = 0;
 		it->hnext = it->hprev = 0;
 		q = next;
@@ -613,6 +623,10 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 		uint32_t n = it->head;
 		struct snode *s = &k->sn[n];
 
+		if (it->flags & RI_MAPS) {
+			it->flags &= (uint8_t)~RI_MAPS;
+			s->live--;
+		}
 		if (node_stale(k, n)) {
 			remove_stable_node(k, n); /* takes this item out too */
 			return;
@@ -657,8 +671,9 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
 	struct snode *s = &k->sn[n];
 
 	s->len++;
+	s->live++;
 	it->head = n;
-	it->flags |= RI_STABLE;
+	it->flags |= RI_STABLE | RI_MAPS;
 	it->hprev = 0;
 	it->hnext = s->hlist;
 	if (it->hnext)
@@ -738,27 +753,52 @@ static uint32_t resolve(struct ksm *k, uint32_t *np, bool prune)
 	return *np;
 }
 
-/* stable_tree_search(): a KSM page page p may join, or 0. */
-static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t tree)
+/*
+ * Order of page p (checksum csum) against tree node n standing for node or
+ * dup d: checksum first, content on a tie.  A decision by checksum is
+ * counted as the compare the kernel's memcmp_pages() would have made.
+ */
+static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n, uint32_t d,
+			     uint64_t *cmps)
 {
+	uint32_t key = k->sl[n].key;
+
+	if (csum != key) {
+		(*cmps)++;
+		return csum < key ? -1 : 1;
+	}
+	return k->ops->compare_frame(k->impl, p, k->sn[d].kpage);
+}
+
+/* stable_tree_search(): a KSM page page p (checksum csum) may join, or 0. */
+static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree)
+{
+	uint64_t steps = 0, cmps = 0;
+	uint32_t found = 0;
+
 again:
 	for (uint32_t n = k->sroot[tree]; n != NIL;) {
 		uint32_t d;
 		int cmp;
 
-		account(k, BK_COST_TREE_STEP, 1);
+		steps++;
 		d = resolve(k, &n, true);
 		if (!d)
 			goto again;
-		cmp = k->ops->compare_frame(k->impl, p, k->sn[d].kpage);
-		if (cmp < 0)
+		cmp = stable_cmp(k, p, csum, n, d, &cmps);
+		if (cmp < 0) {
 			n = k->sl[n].l;
-		else if (cmp > 0)
+		} else if (cmp > 0) {
 			n = k->sl[n].r;
-		else
-			return sharing_candidate(k, d, 0) ? d : 0; /* all dups full: wait for a pair */
+		} else {
+			/* All dups full: wait for a pair in the unstable tree to start another. */
+			found = sharing_candidate(k, d, 0) ? d : 0;
+			break;
+		}
 	}
-	return 0;
+	account(k, BK_COST_TREE_STEP, steps);
+	account(k, BK_COST_COMPARE, cmps);
+	return found;
 }
 
 /*
@@ -766,10 +806,12 @@ again:
  * tree, as a dup in a chain if that content is already there.  *out: the
  * node, or 0 when out of memory.
  */
-static int stable_insert(struct ksm *k, bk_page p, bk_frame f, uint32_t tree, uint32_t *out)
+static int stable_insert(struct ksm *k, bk_page p, bk_frame f, uint32_t csum, uint32_t tree,
+			 uint32_t *out)
 {
 	uint32_t n, parent, nn, c;
 	bool left = false, need_chain;
+	uint64_t steps = 0, cmps = 0;
 	int rc;
 
 again:
@@ -779,11 +821,11 @@ again:
 		uint32_t d;
 		int cmp;
 
-		account(k, BK_COST_TREE_STEP, 1);
+		steps++;
 		d = resolve(k, &n, false);
 		if (!d)
 			goto again;
-		cmp = k->ops->compare_frame(k->impl, p, k->sn[d].kpage);
+		cmp = stable_cmp(k, p, csum, n, d, &cmps);
 		parent = n;
 		if (cmp < 0) {
 			left = true;
@@ -796,6 +838,8 @@ again:
 			break;
 		}
 	}
+	account(k, BK_COST_TREE_STEP, steps);
+	account(k, BK_COST_COMPARE, cmps);
 	*out = 0;
 	rc = sn_alloc(k, &nn);
 	if (rc < 0)
@@ -805,6 +849,7 @@ again:
 	k->sn[nn].tree = tree;
 	if (!need_chain) {
 		rb_link(k->sl, &k->sroot[tree], nn, parent, left);
+		k->sl[nn].key = csum;
 	} else {
 		c = n;
 		if (k->sn[n].kind != SN_CHAIN) {
@@ -837,17 +882,25 @@ again:
  * written since they were inserted leave the tree out of order, as in the
  * kernel.
  */
-static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t tree, uint32_t nid)
+static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree,
+				       uint32_t nid)
 {
-	uint32_t n = k->uroot[tree], parent = NIL;
+	uint32_t n = k->uroot[tree], parent = NIL, found = 0;
 	bool left = false;
 	struct ritem *it = &k->ri[p];
+	uint64_t steps = 0, cmps = 0;
 
 	while (n != NIL) {
+		uint32_t key = k->ul[n].key;
 		int cmp;
 
-		account(k, BK_COST_TREE_STEP, 1);
-		cmp = k->ops->compare(k->impl, p, n - 1);
+		steps++;
+		if (csum != key) {
+			cmps++;
+			cmp = csum < key ? -1 : 1;
+		} else {
+			cmp = k->ops->compare(k->impl, p, n - 1);
+		}
 		parent = n;
 		if (cmp < 0) {
 			left = true;
@@ -856,20 +909,27 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t tree, 
 			left = false;
 			n = k->ul[n].r;
 		} else {
-			if (!k->across) {
-				struct bk_page_info ti;
-
-				k->ops->page_info(k->impl, n - 1, &ti);
-				if (ti.node != nid)
-					return 0; /* the tree page moved node: merge it next scan */
-			}
-			return n;
+			found = n;
+			break;
 		}
+	}
+	account(k, BK_COST_TREE_STEP, steps);
+	account(k, BK_COST_COMPARE, cmps);
+	if (found) {
+		if (!k->across) {
+			struct bk_page_info ti;
+
+			k->ops->page_info(k->impl, found - 1, &ti);
+			if (ti.node != nid)
+				return 0; /* the tree page moved node: merge it next scan */
+		}
+		return found;
 	}
 	it->flags |= RI_UNSTABLE;
 	it->seq = (uint8_t)k->full_scans;
 	it->tree = (uint16_t)tree;
 	rb_link(k->ul, &k->uroot[tree], (uint32_t)p + 1, parent, left);
+	k->ul[p + 1].key = csum;
 	k->pages_unshared++;
 	return 0;
 }
@@ -936,20 +996,20 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 	rc = tree_of(k, info, &tree);
 	if (rc < 0)
 		return rc;
-	d = stable_search(k, p, tree);
+	d = stable_search(k, p, checksum, tree);
 	if (d) {
 		if (ops->merge_frame(k->impl, p, k->sn[d].kpage) == 0)
 			stable_append(k, p, d);
 		return 0;
 	}
-	t = unstable_search_insert(k, p, tree, k->across ? 0 : info->node);
+	t = unstable_search_insert(k, p, checksum, tree, k->across ? 0 : info->node);
 	if (!t)
 		return 0;
 	/* The scanned page becomes the KSM page; the tree page joins it. */
 	if (ops->merge_pages(k->impl, t - 1, p, &f) < 0)
 		return 0;
 	remove_from_tree(k, t - 1);
-	rc = stable_insert(k, p, f, tree, &d);
+	rc = stable_insert(k, p, f, checksum, tree, &d);
 	if (rc < 0)
 		return rc;
 	stable_append(k, t - 1, d);
@@ -1024,6 +1084,10 @@ static int ksm_page_changed(void *st, bk_page p, uint32_t what)
 	if ((what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)) && (it->flags & RI_ONZERO)) {
 		it->flags &= (uint8_t)~RI_ONZERO;
 		k->zero_pages--;
+	}
+	if ((what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)) && (it->flags & RI_MAPS)) {
+		it->flags &= (uint8_t)~RI_MAPS;
+		k->sn[it->head].live--;
 	}
 	if (what & ALGO_CHANGE_UNMAPPED)
 		free_item(k, p);

@@ -102,8 +102,9 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	double secs = (double)r->end_ms / 1000;
 
 	algo_params_format(cfg->algo, &cfg->params, params, sizeof(params));
-	printf("trace       %s: %llu snapshots, %llu page records\n", trace,
-	       (unsigned long long)r->snapshots, (unsigned long long)r->records);
+	printf("trace       %s: %llu snapshots, %llu page records, %llu page states replayed\n",
+	       trace, (unsigned long long)r->snapshots, (unsigned long long)r->records,
+	       (unsigned long long)r->page_states);
 	printf("algorithm   %s %s\n", cfg->algo->name, params);
 	printf("simulated   %.1f s\n", secs);
 	printf("saved       %lld pages (%.1f MiB) at the end, peak %lld; oracle %lld pages: %.1f%%\n",
