@@ -56,7 +56,7 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	}
 	fprintf(gp, "set terminal %s\nset output ", term);
 	put_quoted(gp, tmp);
-	fputs("\nset datafile separator ','\nset key top left\nset grid\n"
+	fputs("\nset termoption noenhanced\nset datafile separator ','\nset key bottom right\nset grid\n"
 	      "set xlabel 'simulated time (s)'\nset ylabel 'pages saved (4 KiB pages)'\n"
 	      "set title ", gp);
 	put_quoted(gp, title);

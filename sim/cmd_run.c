@@ -197,6 +197,11 @@ int cmd_run(int argc, char **argv)
 		free(sets);
 		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
 	}
+	if (plot && (!strrchr(plot, '.') ||
+		     (strcmp(strrchr(plot, '.'), ".png") && strcmp(strrchr(plot, '.'), ".svg")))) {
+		free(sets);
+		return cli_usage_error("run", "--plot %s: the file must end in .png or .svg", plot);
+	}
 	if (plot && !csv) {
 		free(sets);
 		return cli_usage_error("run", "--plot needs --csv (the plot is drawn from it)");
@@ -248,7 +253,7 @@ int cmd_run(int argc, char **argv)
 	if (plot) {
 		char title[128];
 
-		snprintf(title, sizeof(title), "%s on %s", cfg.algo->name, trace);
+		snprintf(title, sizeof(title), "%s on %s", cfg.algo->name, strrchr(trace, '/') ? strrchr(trace, '/') + 1 : trace);
 		if (plot_timeseries(csv, plot, title, &err) < 0)
 			return cli_fail(&err);
 	}

@@ -33,7 +33,11 @@ expect 3 "not a samepage trace" run --trace "$T/text.sptrace" --algo oracle --cs
 [ -e "$T/out.csv" ] && { echo "FAIL: out.csv left after a failed run"; fail=1; }
 [ -e "$T/x.sptrace" ] && { echo "FAIL: x.sptrace written despite bad options"; fail=1; }
 expect 1 "cannot create" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/no/such/dir/out.csv"
+expect 2 "must end in .png or .svg" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/p.csv" --plot "$T/p.gif"
+expect 2 "--plot needs --csv" run --trace "$T/ok.sptrace" --algo oracle --plot "$T/p.png"
 # and success paths produce complete outputs
+"$SIM" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/p.csv" --plot "$T/p.png" -q || fail=1
+[ "$(head -c 4 "$T/p.png" | tail -c 3)" = "PNG" ] || { echo "FAIL: no PNG written"; fail=1; }
 "$SIM" run --trace "$T/ok.sptrace" --algo zero --csv "$T/good.csv" -q || fail=1
 [ "$(head -1 "$T/good.csv" | cut -d, -f1-3)" = "time_ms,pages_shared,pages_sharing" ] || { echo "FAIL: CSV header"; fail=1; }
 ls "$T" | grep -q tmp- && { echo "FAIL: temporary files left: $(ls "$T")"; fail=1; }
