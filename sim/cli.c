@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "sim.h"
 
 #ifndef SP_SAMPLE_TRACE
 #define SP_SAMPLE_TRACE "traces/samples/small.sptrace"
@@ -115,4 +116,50 @@ void cli_progress_done(struct cli_progress *p)
 	if (p->on && p->drawn)
 		fprintf(stderr, "\r\033[K");
 	p->drawn = false;
+}
+
+static void list_names(FILE *f, bool ctl)
+{
+	size_t n = ctl ? ctl_count() : algo_count();
+
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s%s", i ? ", " : "", ctl ? ctl_at(i)->name : algo_at(i)->name);
+	fputc('\n', f);
+}
+
+int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *sets, int nsets,
+		   const char *ctl, const char *const *ctl_sets, int nctl_sets)
+{
+	struct sp_err err = { 0 };
+
+	if (!algo || !algo_find(algo)) {
+		if (algo)
+			fprintf(stderr, "sim: unknown algorithm '%s'; valid: ", algo);
+		else
+			fprintf(stderr, "sim: --algo is required; valid: ");
+		list_names(stderr, false);
+		return EXIT_USAGE;
+	}
+	sim_config_defaults(cfg, algo_find(algo));
+	for (int i = 0; i < nsets; i++) {
+		if (algo_params_set(cfg->algo, &cfg->params, sets[i], &err) < 0)
+			return cli_fail(&err);
+	}
+	if (!ctl) {
+		if (nctl_sets)
+			return cli_usage_error("run", "--ctl-set needs --controller");
+		return EXIT_OK;
+	}
+	cfg->ctl = ctl_find(ctl);
+	if (!cfg->ctl) {
+		fprintf(stderr, "sim: unknown controller '%s'; valid: ", ctl);
+		list_names(stderr, true);
+		return EXIT_USAGE;
+	}
+	ctl_params_defaults(cfg->ctl, &cfg->ctl_params);
+	for (int i = 0; i < nctl_sets; i++) {
+		if (ctl_params_set(cfg->ctl, &cfg->ctl_params, ctl_sets[i], &err) < 0)
+			return cli_fail(&err);
+	}
+	return EXIT_OK;
 }

@@ -39,6 +39,17 @@ void cli_progress_done(struct cli_progress *p);
 
 const char *cli_default_trace(void);
 
+#define CLI_MAX_SETS 128
+
+struct sim_config;
+/*
+ * Fills cfg for algorithm `algo` with the "key=value" sets, and the control
+ * policy `ctl` (may be NULL) with ctl_sets; prints what is wrong and returns
+ * an exit code (EXIT_OK when cfg is ready).
+ */
+int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *sets, int nsets,
+		   const char *ctl, const char *const *ctl_sets, int nctl_sets);
+
 int cmd_list(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_trace(int argc, char **argv);

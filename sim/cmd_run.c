@@ -12,12 +12,6 @@
 #include "plot.h"
 #include "sim.h"
 
-static void list_algos(FILE *f)
-{
-	for (size_t i = 0; i < algo_count(); i++)
-		fprintf(f, "%s%s", i ? ", " : "", algo_at(i)->name);
-}
-
 int cmd_list(int argc, char **argv)
 {
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -37,6 +31,18 @@ int cmd_list(int argc, char **argv)
 			const struct algo_param *p = &a->params[k];
 
 			printf("  %-24s default %-8g range [%g, %g]%s\n      %s\n", p->name, p->def, p->min,
+			       p->max, p->integer ? " integer" : "", p->desc);
+		}
+	}
+	printf("\ncontrol policies (sim run --controller NAME --ctl-set key=value):\n");
+	for (size_t i = 0; i < ctl_count(); i++) {
+		const struct ctl_ops *c = ctl_at(i);
+
+		printf("\n%s\n  %s\n", c->name, c->description);
+		for (uint32_t k = 0; k < c->nparams; k++) {
+			const struct algo_param *p = &c->params[k];
+
+			printf("  %-26s default %-8g range [%g, %g]%s\n      %s\n", p->name, p->def, p->min,
 			       p->max, p->integer ? " integer" : "", p->desc);
 		}
 	}
@@ -61,6 +67,8 @@ static void run_usage(FILE *f)
 		"  --spread-writes    spread each snapshot's writes uniformly over its interval\n"
 		"  --cost SPEC        cost model, e.g. visit=1500,checksum=600,compare=250,\n"
 		"                     tree_step=150,merge=3000,cow_break=3500 (ns per operation)\n"
+		"  --controller NAME  a control policy that changes tunables over time ('sim list')\n"
+		"  --ctl-set key=value  set a control policy parameter; repeatable\n"
 		"  --csv OUT          write the time series: time_ms and every metric, one row per sample\n"
 		"  --plot OUT         with --csv: plot savings against the oracle (OUT .png or .svg)\n"
 		"  -q, --quiet        no summary on stdout\n",
@@ -106,6 +114,14 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	       trace, (unsigned long long)r->snapshots, (unsigned long long)r->records,
 	       (unsigned long long)r->page_states);
 	printf("algorithm   %s %s\n", cfg->algo->name, params);
+	if (cfg->ctl) {
+		char cp[512];
+		struct algo_ops v = { .name = cfg->ctl->name, .params = cfg->ctl->params,
+				      .nparams = cfg->ctl->nparams };
+
+		algo_params_format(&v, &cfg->ctl_params, cp, sizeof(cp));
+		printf("controller  %s %s\n", cfg->ctl->name, cp);
+	}
 	printf("simulated   %.1f s\n", secs);
 	printf("saved       %lld pages (%.1f MiB) at the end, peak %lld; oracle %lld pages: %.1f%%\n",
 	       (long long)saved, (double)saved * 4096 / (1 << 20), (long long)r->peak_saved,
@@ -133,6 +149,8 @@ int cmd_run(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'r' },
 		{ "spread-writes", no_argument, NULL, 'w' },
 		{ "cost", required_argument, NULL, 'c' },
+		{ "controller", required_argument, NULL, 'C' },
+		{ "ctl-set", required_argument, NULL, 'K' },
 		{ "csv", required_argument, NULL, 'o' },
 		{ "plot", required_argument, NULL, 'P' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -140,8 +158,9 @@ int cmd_run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *trace = cli_default_trace(), *algo = NULL, *csv = NULL, *cost = NULL;
-	const char *plot = NULL;
-	const char **sets = calloc((size_t)argc, sizeof(*sets));
+	const char *plot = NULL, *ctl = NULL;
+	const char *sets[CLI_MAX_SETS], *ctl_sets[CLI_MAX_SETS];
+	int nsets = 0, nctl_sets = 0;
 	struct sim_config cfg;
 	struct sim_result res;
 	struct sp_err err = { 0 };
@@ -149,20 +168,27 @@ int cmd_run(int argc, char **argv)
 	struct run_out out = { 0 };
 	uint64_t duration = 0, tail = 60000, sample = 1000, seed = 1;
 	bool spread = false, quiet = false;
-	int c, li, nsets = 0, rc;
+	int c, li, rc;
 
-	if (!sets)
-		return EXIT_FAIL;
 	optind = 1;
 	opterr = 0;
 	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'a': algo = optarg; break;
-		case 's': sets[nsets++] = optarg; break;
+		case 's':
+		case 'K':
+			if ((c == 's' ? nsets : nctl_sets) == CLI_MAX_SETS)
+				return cli_usage_error("run", "more than %d --%s options", CLI_MAX_SETS, opts[li].name);
+			if (c == 's')
+				sets[nsets++] = optarg;
+			else
+				ctl_sets[nctl_sets++] = optarg;
+			break;
 		case 'o': csv = optarg; break;
 		case 'P': plot = optarg; break;
 		case 'c': cost = optarg; break;
+		case 'C': ctl = optarg; break;
 		case 'w': spread = true; break;
 		case 'q': quiet = true; break;
 		case 'd':
@@ -183,45 +209,23 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'h':
 			run_usage(stdout);
-			free(sets);
 			return EXIT_OK;
 		case ':':
-			free(sets);
 			return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			free(sets);
 			return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind < argc) {
-		free(sets);
+	if (optind < argc)
 		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
-	}
 	if (plot && (!strrchr(plot, '.') ||
-		     (strcmp(strrchr(plot, '.'), ".png") && strcmp(strrchr(plot, '.'), ".svg")))) {
-		free(sets);
+		     (strcmp(strrchr(plot, '.'), ".png") && strcmp(strrchr(plot, '.'), ".svg"))))
 		return cli_usage_error("run", "--plot %s: the file must end in .png or .svg", plot);
-	}
-	if (plot && !csv) {
-		free(sets);
+	if (plot && !csv)
 		return cli_usage_error("run", "--plot needs --csv (the plot is drawn from it)");
-	}
-	if (!algo || !algo_find(algo)) {
-		fprintf(stderr, "sim: %s%s%s; valid: ", algo ? "unknown algorithm '" : "--algo is required",
-			algo ? algo : "", algo ? "'" : "");
-		list_algos(stderr);
-		fputc('\n', stderr);
-		free(sets);
-		return EXIT_USAGE;
-	}
-	sim_config_defaults(&cfg, algo_find(algo));
-	for (int i = 0; i < nsets; i++) {
-		if (algo_params_set(cfg.algo, &cfg.params, sets[i], &err) < 0) {
-			free(sets);
-			return cli_fail(&err);
-		}
-	}
-	free(sets);
+	rc = cli_sim_config(&cfg, algo, sets, nsets, ctl, ctl_sets, nctl_sets);
+	if (rc != EXIT_OK)
+		return rc;
 	if (cost && sim_cost_parse(&cfg.cost, cost, &err) < 0)
 		return cli_fail(&err);
 	cfg.duration_ms = duration;
@@ -259,6 +263,5 @@ int cmd_run(int argc, char **argv)
 	}
 	return EXIT_OK;
 bad_value:
-	free(sets);
 	return cli_usage_error("run", "invalid value '%s' for --%s", optarg, opts[li].name);
 }

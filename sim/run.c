@@ -2,7 +2,7 @@
  * run.c - implements sim_run(): the simulated clock that interleaves a
  * trace's writes, an algorithm's scan batches and the metric samples.
  *
- * Events, in time order; at equal times writes, then a batch, then a sample:
+ * Events, in time order:
  *   snapshot  the next SNAP of the trace: its records are applied at its
  *             time (or, with spread_writes, read at the previous snapshot's
  *             time and queued at seeded uniform times in the interval up to
@@ -10,10 +10,14 @@
  *   write     a queued record falls due (spread_writes only);
  *   batch     the algorithm's sleep is over; after it, the algorithm sleeps
  *             for the batch's modelled CPU time plus the sleep it asked for;
+ *   control   the control policy's sleep is over (it may change tunables,
+ *             stop or start scanning); it also runs after every batch;
  *   sample    every sample_ms from 0: the metrics are read and reported.
+ * At equal times: writes, control, batch, sample.
  * Without spread_writes the trace is streamed: memory does not grow with its
  * length.  With it, one snapshot's records are held at a time.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
@@ -41,6 +45,12 @@ struct run {
 	struct queued *q;
 	size_t qlen, qpos, qcap;
 	uint64_t prev_snap_ns;
+	/* control */
+	void *ctl_st;
+	struct algo_params live;  /* the algorithm's tunables as they are now */
+	bool running;             /* scanning (KSM run=1) */
+	bool wake_pending;        /* run(true) asked for a batch now */
+	uint64_t now;
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
@@ -143,12 +153,59 @@ static void read_metrics(struct run *x, struct metrics *m)
 	sim_mem_metrics(x->mem, &x->cfg->cost, m);
 }
 
+/* ---- what a control policy may do (struct ctl_actions) ---------------- */
+
+static int act_set(void *arg, const char *name, double value, struct sp_err *err)
+{
+	struct run *x = arg;
+	int idx = algo_param_index(x->algo, name);
+	const struct algo_param *p;
+	int rc;
+
+	if (idx < 0)
+		return sp_err_set(err, SP_EINVAL, "%s has no tunable '%s'", x->algo->name, name);
+	if (!x->algo->set_param)
+		return sp_err_set(err, SP_EINVAL, "%s cannot change tunables at run time", x->algo->name);
+	p = &x->algo->params[idx];
+	/* A policy asking beyond the range gets the nearest value allowed. */
+	if (value < p->min)
+		value = p->min;
+	if (value > p->max)
+		value = p->max;
+	if (p->integer)
+		value = (double)(int64_t)value;
+	if (value == x->live.v[idx])
+		return 0;
+	rc = x->algo->set_param(x->st, (uint32_t)idx, value, err);
+	if (rc == 0)
+		x->live.v[idx] = value;
+	return rc;
+}
+
+static double act_get(void *arg, const char *name)
+{
+	struct run *x = arg;
+	int idx = algo_param_index(x->algo, name);
+
+	return idx < 0 ? (double)NAN : x->live.v[idx];
+}
+
+static void act_run(void *arg, bool on)
+{
+	struct run *x = arg;
+
+	if (on && !x->running)
+		x->wake_pending = true;
+	x->running = on;
+}
+
 static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, void *arg,
 		struct sp_err *err)
 {
 	const struct sim_config *cfg = x->cfg;
 	uint64_t end = cfg->duration_ms ? cfg->duration_ms * NS_PER_MS : NEVER;
 	uint64_t wake = 0, next_sample = 0, sample_ns = cfg->sample_ms * NS_PER_MS;
+	uint64_t ctl_wake = x->ctl_st ? 0 : NEVER;
 	struct trace_snapshot s;
 	bool have_snap;
 	int rc;
@@ -173,12 +230,15 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 
 		if (t_write < t)
 			t = t_write;
+		if (ctl_wake < t)
+			t = ctl_wake;
 		if (wake < t)
 			t = wake;
 		if (next_sample < t)
 			t = next_sample;
 		if (t > end || t == NEVER)
 			break;
+		x->now = t;
 		if (t == t_write) {
 			rc = apply(x, &x->q[x->qpos++].rec, err);
 		} else if (t == t_snap) {
@@ -190,6 +250,18 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 					end = x->prev_snap_ns + cfg->tail_ms * NS_PER_MS;
 				rc = rc < 0 ? rc : 0;
 			}
+		} else if (t == ctl_wake) {
+			struct metrics m;
+			uint64_t next = 0;
+
+			read_metrics(x, &m);
+			x->wake_pending = false;
+			rc = cfg->ctl->tick(x->ctl_st, t, &m, &next, err);
+			ctl_wake = next == ALGO_SLEEP_FOREVER ? NEVER : t + (next ? next : NS_PER_MS);
+			if (!x->running)
+				wake = NEVER;
+			else if (x->wake_pending && wake > t)
+				wake = t;
 		} else if (t == wake) {
 			const uint64_t *c = sim_mem_counts(x->mem);
 			double before = scanner_ns(&cfg->cost, c);
@@ -204,6 +276,14 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 				wake = NEVER;
 			else
 				wake = t + cpu + sleep > t ? t + cpu + sleep : t + NS_PER_MS;
+			if (x->ctl_st && cfg->ctl->after_batch) {
+				struct metrics m;
+
+				read_metrics(x, &m);
+				rc = cfg->ctl->after_batch(x->ctl_st, t + cpu, &m, err);
+			}
+			if (!x->running)
+				wake = NEVER;
 		} else {
 			struct metrics m;
 			int64_t saved;
@@ -257,8 +337,24 @@ int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn 
 		env.seed = cfg->seed;
 		rc = cfg->algo->create(&x.st, &cfg->params, &env, err);
 	}
+	x.running = true;
+	x.live = cfg->params;
+	if (rc == 0 && cfg->ctl) {
+		struct ctl_env cenv = {
+			.algo = cfg->algo,
+			.guest_pages = env.bk.ops->npages(env.bk.impl),
+			.page_size = env.bk.ops->page_size(env.bk.impl),
+			.act = { act_set, act_get, act_run, &x },
+		};
+
+		rc = cfg->ctl->create(&x.ctl_st, &cfg->ctl_params, &cenv, err);
+		if (rc < 0)
+			cfg->algo->destroy(x.st);
+	}
 	if (rc == 0) {
 		rc = loop(&x, sample, progress, arg, err);
+		if (x.ctl_st)
+			cfg->ctl->destroy(x.ctl_st);
 		cfg->algo->destroy(x.st);
 	}
 	if (x.rng)

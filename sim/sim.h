@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "algorithm.h"
+#include "control.h"
 #include "metrics.h"
 #include "sp_error.h"
 #include "trace.h"
@@ -66,6 +67,8 @@ struct sim_config {
 	uint64_t sample_ms;
 	bool spread_writes;
 	struct sim_cost cost;
+	const struct ctl_ops *ctl;     /* control policy, or NULL */
+	struct algo_params ctl_params;
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
