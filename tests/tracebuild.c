@@ -71,6 +71,18 @@ void tb_absent(struct tb *tb, uint32_t guest, uint64_t page)
 	check(tb, trace_writer_record(tb->w, &rec, &tb->err));
 }
 
+void tb_unique_trace(const char *path, uint64_t n)
+{
+	struct tb tb;
+
+	tb_init(&tb, 1, n);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t p = 0; p < n; p++)
+		tb_page(&tb, 0, p, p + 1);
+	tb_commit(&tb);
+}
+
 void tb_commit(struct tb *tb)
 {
 	int rc = trace_writer_commit(tb->w, &tb->err);

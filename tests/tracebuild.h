@@ -25,6 +25,8 @@ void tb_page_ex(struct tb *tb, uint32_t guest, uint64_t page, uint64_t content, 
 void tb_absent(struct tb *tb, uint32_t guest, uint64_t page);
 void tb_commit(struct tb *tb);
 struct sp_fp tb_fp(uint64_t content);
+/* A one-guest trace of n pages with n distinct contents, in one snapshot at 0. */
+void tb_unique_trace(const char *path, uint64_t n);
 
 #endif
 

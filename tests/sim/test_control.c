@@ -8,18 +8,6 @@
 #include "harness.h"
 #include "tracebuild.h"
 
-static void pages(const char *path, uint64_t n)
-{
-	struct tb tb;
-
-	tb_init(&tb, 1, n);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint64_t p = 0; p < n; p++)
-		tb_page(&tb, 0, p, p + 1);
-	tb_commit(&tb);
-}
-
 static void with_ctl(struct sim_config *cfg, const char *name, const char *const *sets)
 {
 	struct sp_err err = { 0 };
@@ -44,7 +32,7 @@ SP_TEST(ksmtuned_stops_when_memory_is_plentiful)
 	struct tb_series *s;
 
 	sp_test_path(path, sizeof(path), "p.sptrace");
-	pages(path, 1000);
+	tb_unique_trace(path, 1000);
 	tb_config(&cfg, "zero", NULL);
 	with_ctl(&cfg, "ksmtuned", NULL);
 	cfg.duration_ms = 200000;
@@ -67,7 +55,7 @@ SP_TEST(ksmtuned_boosts_every_interval)
 	struct tb_series *s;
 
 	sp_test_path(path, sizeof(path), "p.sptrace");
-	pages(path, 1000);
+	tb_unique_trace(path, 1000);
 	tb_config(&cfg, "zero", NULL);
 	with_ctl(&cfg, "ksmtuned", ctl);
 	cfg.duration_ms = 62000;
@@ -131,7 +119,7 @@ SP_TEST(advisor_follows_the_kernel_arithmetic)
 	struct tb_series *s;
 
 	sp_test_path(path, sizeof(path), "p.sptrace");
-	pages(path, 10000);
+	tb_unique_trace(path, 10000);
 	tb_config(&cfg, "zero", sets);
 	with_ctl(&cfg, "advisor", NULL);
 	cfg.duration_ms = 23000;
@@ -154,7 +142,7 @@ SP_TEST(controller_needs_the_tunables_it_drives)
 	struct sp_err err = { 0 };
 
 	sp_test_path(path, sizeof(path), "p.sptrace");
-	pages(path, 10);
+	tb_unique_trace(path, 10);
 	tb_config(&cfg, "oracle", NULL);
 	with_ctl(&cfg, "ksmtuned", NULL);
 	CU_ASSERT_EQUAL(sim_run(path, &cfg, NULL, NULL, NULL, &res, &err), SP_EINVAL);

@@ -8,18 +8,6 @@
 #include "harness.h"
 #include "tracebuild.h"
 
-static void unique_pages(const char *path, uint64_t n)
-{
-	struct tb tb;
-
-	tb_init(&tb, 1, n);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint64_t p = 0; p < n; p++)
-		tb_page(&tb, 0, p, p + 1);
-	tb_commit(&tb);
-}
-
 SP_TEST(batch_cycle_is_cpu_plus_sleep)
 {
 	/*
@@ -35,7 +23,7 @@ SP_TEST(batch_cycle_is_cpu_plus_sleep)
 	struct tb_series *s;
 
 	sp_test_path(path, sizeof(path), "unique.sptrace");
-	unique_pages(path, 1000);
+	tb_unique_trace(path, 1000);
 	tb_config(&cfg, "zero", sets);
 	CU_ASSERT_EQUAL_FATAL(sim_cost_parse(&cfg.cost, "visit=100000,checksum=50000", &err), 0);
 	cfg.sample_ms = 100;
