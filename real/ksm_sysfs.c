@@ -272,6 +272,23 @@ int real_ksm_set(const struct real_ksm *k, int file, int64_t value, struct sp_er
 
 /* ---- ordered setting ---------------------------------------------------- */
 
+/* Does this kernel have the file?  (smart_scan, advisor_*, merge_across_nodes may be missing.) */
+static bool has_file(const struct real_ksm *k, int file)
+{
+	char path[256];
+
+	file_path(k, file, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+/* real_ksm_set(), except that a missing file wanted at its kernel default is no error. */
+static int apply_one(const struct real_ksm *k, int file, int64_t value, struct sp_err *err)
+{
+	if (value == files[file].def && !has_file(k, file))
+		return 0;
+	return real_ksm_set(k, file, value, err);
+}
+
 int real_ksm_apply(const struct real_ksm *k, const struct real_ksm_settings *s,
 		   struct sp_err *err)
 {
@@ -282,7 +299,7 @@ int real_ksm_apply(const struct real_ksm *k, const struct real_ksm_settings *s,
 	rc = real_ksm_get(k, REAL_KSM_RUN, &run, err);
 	if (rc < 0)
 		return rc;
-	if (s->set[REAL_KSM_MERGE_ACROSS_NODES]) {
+	if (s->set[REAL_KSM_MERGE_ACROSS_NODES] && has_file(k, REAL_KSM_MERGE_ACROSS_NODES)) {
 		rc = real_ksm_get(k, REAL_KSM_MERGE_ACROSS_NODES, &man, err);
 		if (rc < 0)
 			return rc;
@@ -298,13 +315,13 @@ int real_ksm_apply(const struct real_ksm *k, const struct real_ksm_settings *s,
 	if (unmerge && (rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err)) < 0)
 		return rc;
 	if (s->set[REAL_KSM_MERGE_ACROSS_NODES] &&
-	    (rc = real_ksm_set(k, REAL_KSM_MERGE_ACROSS_NODES, s->v[REAL_KSM_MERGE_ACROSS_NODES], err)) < 0)
+	    (rc = apply_one(k, REAL_KSM_MERGE_ACROSS_NODES, s->v[REAL_KSM_MERGE_ACROSS_NODES], err)) < 0)
 		return rc;
 	if (s->set[REAL_KSM_MAX_PAGE_SHARING] &&
 	    (rc = real_ksm_set(k, REAL_KSM_MAX_PAGE_SHARING, s->v[REAL_KSM_MAX_PAGE_SHARING], err)) < 0)
 		return rc;
 	if (s->set[REAL_KSM_ADVISOR_MODE]) {
-		rc = real_ksm_set(k, REAL_KSM_ADVISOR_MODE, s->v[REAL_KSM_ADVISOR_MODE], err);
+		rc = apply_one(k, REAL_KSM_ADVISOR_MODE, s->v[REAL_KSM_ADVISOR_MODE], err);
 		if (rc < 0)
 			return rc;
 		advisor = s->v[REAL_KSM_ADVISOR_MODE];
@@ -318,7 +335,7 @@ int real_ksm_apply(const struct real_ksm *k, const struct real_ksm_settings *s,
 	for (size_t i = 0; i < NPLAIN; i++) {
 		int f = plain_order[i];
 
-		if (s->set[f] && (rc = real_ksm_set(k, f, s->v[f], err)) < 0)
+		if (s->set[f] && (rc = apply_one(k, f, s->v[f], err)) < 0)
 			return rc;
 	}
 	if (s->set[REAL_KSM_RUN])

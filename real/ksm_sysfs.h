@@ -104,7 +104,8 @@ struct real_ksm_settings {
  * merge_across_nodes or max_page_sharing really change, run=2 (unmerge) first
  * and, unless run is among the settings, the previous run afterwards; then
  * advisor_mode, the other tunables, and run last.  Stops at the first refusal
- * (the message names the file and the value).
+ * (the message names the file and the value).  A tunable this kernel lacks
+ * is skipped when wanted at its kernel default, an error otherwise.
  */
 int real_ksm_apply(const struct real_ksm *k, const struct real_ksm_settings *s,
 		   struct sp_err *err);

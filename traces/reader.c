@@ -131,6 +131,9 @@ static int parse_head(struct trace_reader *r, struct sp_err *err)
 		return corrupt(r, err, "the first chunk must be HEAD");
 	if (!p)
 		return corrupt(r, err, "header too short");
+	rc = trace_header_init(&r->h, 1, err); /* fields first; the guest table below */
+	if (rc < 0)
+		return rc;
 	r->h.page_size = get_u32(p);
 	r->h.fp_algo = p[4];
 	r->h.flags = get_u16(p + 6);
@@ -155,9 +158,11 @@ static int parse_head(struct trace_reader *r, struct sp_err *err)
 	p = take(r, desc_len);
 	if (!p)
 		return corrupt(r, err, "header too short for its description");
-	rc = trace_header_init(&r->h, nguests, err);
-	if (rc < 0)
-		return rc;
+	free(r->h.guests);
+	r->h.guests = calloc(nguests, sizeof(*r->h.guests));
+	if (!r->h.guests)
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory for %u guests", r->path, nguests);
+	r->h.nguests = nguests;
 	memcpy(r->h.desc, p, desc_len);
 	r->h.desc[desc_len] = '\0';
 	for (uint32_t g = 0; g < nguests; g++) {
@@ -498,7 +503,7 @@ int trace_check(const char *path, uint32_t *snapshots, uint64_t *records, struct
 
 int trace_header_init(struct trace_header *h, uint32_t nguests, struct sp_err *err)
 {
-	trace_header_release(h);
+	memset(h, 0, sizeof(*h));
 	h->guests = calloc(nguests ? nguests : 1, sizeof(*h->guests));
 	if (!h->guests)
 		return sp_err_set(err, SP_ENOMEM, "out of memory for %u guests", nguests);

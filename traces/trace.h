@@ -104,7 +104,7 @@ int trace_writer_commit(struct trace_writer *w, struct sp_err *err);
 /* Discards everything written; FILE is untouched.  Frees w. */
 void trace_writer_abort(struct trace_writer *w);
 
-/* Header helpers. */
+/* Header helpers.  init() starts from nothing (it frees nothing): release first to reuse. */
 int trace_header_init(struct trace_header *h, uint32_t nguests, struct sp_err *err);
 void trace_header_release(struct trace_header *h);
 uint64_t trace_header_total_pages(const struct trace_header *h);

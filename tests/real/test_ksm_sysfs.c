@@ -267,8 +267,20 @@ SP_TEST(fake_dir_roundtrip)
 	s.v[REAL_KSM_MAX_PAGE_SHARING] = 17;
 	s.set[REAL_KSM_ADVISOR_MODE] = true;
 	s.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
+	s.set[REAL_KSM_SMART_SCAN] = true; /* absent here, wanted at its default: skipped */
+	s.v[REAL_KSM_SMART_SCAN] = 1;
 	CU_ASSERT_EQUAL(real_ksm_apply(&k, &s, &err), 0);
 	print_err("apply", &err);
+	{
+		struct real_ksm_settings t;
+		struct sp_err e = { 0 };
+
+		memset(&t, 0, sizeof(t));
+		t.set[REAL_KSM_SMART_SCAN] = true; /* absent, wanted off: an error */
+		t.v[REAL_KSM_SMART_SCAN] = 0;
+		CU_ASSERT_EQUAL(real_ksm_apply(&k, &t, &e), SP_ENOTSUP);
+		CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "smart_scan"));
+	}
 	CU_ASSERT_EQUAL(real_ksm_read(&k, &after, &err), 0);
 	CU_ASSERT_EQUAL(after.v[REAL_KSM_PAGES_TO_SCAN], 5000);
 	CU_ASSERT_EQUAL(after.v[REAL_KSM_MAX_PAGE_SHARING], 17);
