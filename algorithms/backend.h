@@ -60,7 +60,7 @@ enum bk_cost {
 
 struct backend_ops {
 	uint64_t (*npages)(void *impl);
-	uint32_t (*nnodes)(void *impl);
+	uint32_t (*nnodes)(void *impl); /* 1 + highest node seen; may grow as pages move */
 	uint32_t (*nguests)(void *impl);
 	uint32_t (*page_size)(void *impl);
 	/* checksum() of a zero-filled page, as ksmd computes zero_checksum at start. */

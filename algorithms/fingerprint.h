@@ -45,7 +45,9 @@ static inline bool sp_fp_is_zero(struct sp_fp a)
  */
 static inline uint32_t sp_fp_checksum(struct sp_fp a)
 {
-	uint64_t x = a.lo ^ (a.hi * 0x9e3779b97f4a7c15ULL);
+	/* The constant keeps a zero page's checksum non-zero, as xxhash's is. */
+	uint64_t x = (a.lo ^ (a.hi * 0x9e3779b97f4a7c15ULL) ^ 0x2545f4914f6cdd1dULL) *
+		     0xff51afd7ed558ccdULL;
 
 	return (uint32_t)(x ^ (x >> 32));
 }

@@ -481,6 +481,12 @@ int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err)
 	const char *p;
 	int rc;
 
+	/* schedstat's first field is the time on CPU in ns; stat is in 10 ms ticks. */
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
+	if (read_small(path, buf, sizeof(buf)) >= 0 && sscanf(buf, "%llu", &ut) == 1) {
+		*out = (int64_t)ut;
+		return 0;
+	}
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
 	rc = read_small(path, buf, sizeof(buf));
 	if (rc < 0)

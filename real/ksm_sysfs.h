@@ -145,7 +145,7 @@ void real_ksm_metrics(const struct real_ksm_state *now, const struct real_ksm_st
 
 /* ksmd's pid (found by name in /proc), or a negative SP_E* code. */
 int real_ksmd_pid(pid_t *out, struct sp_err *err);
-/* CPU time (utime + stime) of a process, in ns, from /proc/PID/stat. */
+/* CPU time of a process in ns: /proc/PID/schedstat, else utime + stime of /proc/PID/stat. */
 int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err);
 /* The cow_ksm count of /proc/vmstat (COW breaks of KSM pages since boot); 0 if absent. */
 int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err);

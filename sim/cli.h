@@ -53,6 +53,7 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 int cmd_list(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 
 #endif

@@ -486,6 +486,8 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 		/* Same content: only the huge mark or the node may have moved. */
 		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE) | ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
 		pg->node = rec->node;
+		if (rec->node + 1u > m->nnodes)
+			m->nnodes = rec->node + 1u;
 		return 0;
 	}
 	truth_remove(m, pg);
@@ -501,6 +503,8 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	}
 	pg->fp = present ? rec->fp : (struct sp_fp){ 0, 0 };
 	pg->node = rec->node;
+	if (rec->node + 1u > m->nnodes)
+		m->nnodes = rec->node + 1u; /* nnodes() may grow: a record can name any node */
 	pg->flags = (uint8_t)((present ? PG_PRESENT : 0) |
 			      ((rec->flags & TRACE_ZERO) ? PG_ZERO : 0) |
 			      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));

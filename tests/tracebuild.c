@@ -13,8 +13,8 @@ struct sp_fp tb_fp(uint64_t content)
 	struct sp_fp fp = { 0, 0 };
 
 	if (content) {
-		fp.lo = content * 0x9e3779b97f4a7c15ULL;
-		fp.hi = content;
+		fp.lo = content * 0xc2b2ae3d27d4eb4fULL;
+		fp.hi = content + 0x165667b19e3779f9ULL;
 	}
 	return fp;
 }

@@ -1,2 +1,629 @@
+/*
+ * test_ksm.c - the KSM model against numbers worked out from the kernel's
+ * rules: merging on the second full scan, max_page_sharing chains and dups,
+ * zero pages, per-node trees, the volatility filter, the smart_scan
+ * schedule, COW breaks (with the kernel's counter lag) and the tick-rounded
+ * sleep.  Most tests drive the algorithm directly on a simulated backend,
+ * one batch per full scan (pages_to_scan above the page count: a batch ends
+ * when the scan wraps); the timing tests run sim_run() on a written trace.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algorithm.h"
 #include "harness.h"
-SP_TEST(placeholder) { CU_ASSERT(1); }
+#include "sim.h"
+#include "tracebuild.h"
+
+/* ---- a rig: the ksm algorithm on a sim_mem backend, driven by hand ----- */
+
+/*
+ * Content number -> fingerprint (0: zero page).  Not tb_fp(): its
+ * fingerprints all have sp_fp_checksum() == 0 (lo == hi * the same
+ * constant), which would blind the checksum filter under test.
+ */
+static struct sp_fp fp_of(uint64_t content)
+{
+	struct sp_fp fp = { 0, 0 };
+
+	if (content) {
+		fp.lo = content * 0xff51afd7ed558ccdULL + 0x632be59bd9b4e019ULL;
+		fp.hi = content;
+	}
+	return fp;
+}
+
+struct rig {
+	struct tb tb; /* only its header is used */
+	struct sim_mem *mem;
+	struct backend bk;
+	const struct algo_ops *a;
+	void *st;
+	uint64_t now;
+	struct sim_cost cost;
+};
+
+static void rig_init(struct rig *r, uint32_t nguests, uint64_t pages)
+{
+	memset(r, 0, sizeof(*r));
+	tb_init(&r->tb, nguests, pages);
+	r->a = algo_find("ksm");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r->a);
+	sim_cost_defaults(&r->cost);
+}
+
+/* Creates the backend and the algorithm; sets: NULL-terminated "key=value" list. */
+static void rig_start(struct rig *r, const char *const *sets)
+{
+	struct algo_params prm;
+	struct algo_env env;
+	struct sp_err err = { 0 };
+
+	algo_params_defaults(r->a, &prm);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(r->a, &prm, "pages_to_scan=1000000", &err), 0);
+	for (; sets && *sets; sets++)
+		CU_ASSERT_EQUAL_FATAL(algo_params_set(r->a, &prm, *sets, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(sim_mem_new(&r->mem, &r->tb.h, &err), 0);
+	r->bk = sim_mem_backend(r->mem);
+	env.bk = r->bk;
+	env.seed = 1;
+	if (r->a->create(&r->st, &prm, &env, &err) != 0)
+		fprintf(stderr, "create: %s\n", err.msg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r->st);
+}
+
+static void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present)
+{
+	struct trace_record rec = { .guest = g, .page = page };
+	struct sp_err err = { 0 };
+	uint32_t what;
+	bool notify;
+	bk_page p;
+
+	if (present) {
+		rec.fp = fp_of(content);
+		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO);
+	}
+	rec.node = r->tb.h.guests[g].node;
+	CU_ASSERT_EQUAL_FATAL(sim_mem_apply(r->mem, &rec, &p, &what, &notify, &err), 0);
+	if (what && notify)
+		CU_ASSERT_EQUAL(r->a->page_changed(r->st, p, what), 0);
+}
+
+static void rig_write(struct rig *r, uint32_t g, uint64_t page, uint64_t content)
+{
+	rig_record(r, g, page, content, true);
+}
+
+static void rig_metrics(struct rig *r, struct metrics *m)
+{
+	memset(m, 0, sizeof(*m));
+	r->a->metrics(r->st, m);
+	sim_mem_metrics(r->mem, &r->cost, m);
+}
+
+static uint64_t rig_batch(struct rig *r)
+{
+	uint64_t sleep = 0;
+
+	CU_ASSERT_EQUAL_FATAL(r->a->batch(r->st, r->now, &sleep), 0);
+	r->now += sleep + 1000000u;
+	return sleep;
+}
+
+/* Batches until full_scans == n. */
+static void rig_scans(struct rig *r, int64_t n)
+{
+	struct metrics m;
+
+	for (int i = 0; i < 1000000; i++) {
+		rig_metrics(r, &m);
+		if (m.full_scans >= n)
+			return;
+		rig_batch(r);
+	}
+	CU_FAIL_FATAL("full_scans never reached the target");
+}
+
+static void rig_free(struct rig *r)
+{
+	if (r->st)
+		r->a->destroy(r->st);
+	sim_mem_free(r->mem);
+	trace_header_release(&r->tb.h);
+}
+
+/*
+ * Ground truth after a quiescent full scan (every page written since the
+ * previous scan has been visited): the KSM counters match the frames the
+ * backend holds, and pages_volatile is what the kernel derives.
+ */
+static void check_against_frames(struct rig *r)
+{
+	uint64_t n = r->bk.ops->npages(r->bk.impl);
+	bk_frame *seen = calloc(n + 1, sizeof(*seen));
+	int64_t frames = 0, mapped = 0;
+	struct bk_page_info info;
+	struct metrics m;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(seen);
+	for (bk_page p = 0; p < n; p++) {
+		r->bk.ops->page_info(r->bk.impl, p, &info);
+		if (!info.present || info.frame == BK_NO_FRAME || info.frame == BK_ZERO_FRAME)
+			continue;
+		mapped++;
+		int64_t i;
+
+		for (i = 0; i < frames && seen[i] != info.frame; i++)
+			;
+		if (i == frames)
+			seen[frames++] = info.frame;
+	}
+	free(seen);
+	rig_metrics(r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, frames);
+	CU_ASSERT_EQUAL(m.pages_sharing, mapped - frames);
+	CU_ASSERT(m.pages_volatile >= 0);
+	CU_ASSERT(m.stable_node_dups == 0 || m.stable_node_chains > 0);
+}
+
+/* ---- merging ----------------------------------------------------------- */
+
+SP_TEST(identical_pages_merge_on_second_full_scan)
+{
+	struct rig r;
+	struct metrics m;
+
+	rig_init(&r, 2, 8);
+	rig_start(&r, NULL);
+	for (uint32_t g = 0; g < 2; g++) {
+		for (uint64_t i = 0; i < 5; i++)
+			rig_write(&r, g, i, 7);
+		rig_write(&r, g, 5, 100 + g); /* unique */
+		rig_write(&r, g, 6, 200 + g); /* unique */
+		/* page 7 stays absent: no rmap item, never counted */
+	}
+	rig_scans(&r, 1);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.full_scans, 1);
+	CU_ASSERT_EQUAL(m.pages_scanned, 14);
+	CU_ASSERT_EQUAL(m.pages_shared, 0);
+	CU_ASSERT_EQUAL(m.pages_sharing, 0);
+	CU_ASSERT_EQUAL(m.pages_unshared, 0);
+	CU_ASSERT_EQUAL(m.pages_volatile, 14);
+	CU_ASSERT_EQUAL(m.merges, 0);
+	CU_ASSERT_EQUAL(m.general_profit, -14 * 64);
+
+	rig_scans(&r, 2);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_scanned, 28);
+	CU_ASSERT_EQUAL(m.pages_shared, 1);
+	CU_ASSERT_EQUAL(m.pages_sharing, 9);
+	CU_ASSERT_EQUAL(m.pages_unshared, 4);
+	CU_ASSERT_EQUAL(m.pages_volatile, 0);
+	CU_ASSERT_EQUAL(m.merges, 9);
+	CU_ASSERT_EQUAL(m.oracle_saving, 9);
+	CU_ASSERT_EQUAL(m.general_profit, 9 * 4096 - 14 * 64);
+	CU_ASSERT_EQUAL(m.stable_node_chains, 0);
+	check_against_frames(&r);
+
+	/* A third scan changes nothing but the counts of visits. */
+	rig_scans(&r, 3);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_sharing, 9);
+	CU_ASSERT_EQUAL(m.pages_unshared, 4);
+	CU_ASSERT_EQUAL(m.merges, 9);
+	rig_free(&r);
+}
+
+SP_TEST(max_page_sharing_gives_chains_and_dups)
+{
+	static const struct { int64_t n, m; } cases[] = {
+		{ 10, 3 }, { 7, 2 }, { 9, 3 }, { 5, 4 }, { 6, 4 }, { 2, 2 }, { 3, 2 }, { 300, 256 },
+		{ 256, 256 }, { 257, 256 },
+	};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		int64_t n = cases[c].n, mx = cases[c].m;
+		int64_t shared = n / mx + (n % mx >= 2), sharing = n - (n + mx - 1) / mx;
+		char set[64];
+		const char *sets[] = { set, NULL };
+		struct rig r;
+		struct metrics m;
+
+		snprintf(set, sizeof(set), "max_page_sharing=%lld", (long long)mx);
+		rig_init(&r, 1, (uint64_t)n);
+		rig_start(&r, sets);
+		for (int64_t i = 0; i < n; i++)
+			rig_write(&r, 0, (uint64_t)i, 5);
+		for (int64_t scans = 2; scans <= 4; scans++) {
+			rig_scans(&r, scans);
+			rig_metrics(&r, &m);
+			if (m.pages_sharing != sharing || m.pages_shared != shared)
+				fprintf(stderr, "N=%lld M=%lld scans=%lld: shared %lld sharing %lld\n",
+					(long long)n, (long long)mx, (long long)scans,
+					(long long)m.pages_shared, (long long)m.pages_sharing);
+			CU_ASSERT_EQUAL(m.pages_sharing, sharing);
+			CU_ASSERT_EQUAL(m.pages_shared, shared);
+			CU_ASSERT_EQUAL(m.pages_unshared, n % mx == 1 ? 1 : 0);
+			CU_ASSERT_EQUAL(m.stable_node_chains, shared >= 2 ? 1 : 0);
+			CU_ASSERT_EQUAL(m.stable_node_dups, shared >= 2 ? shared : 0);
+			CU_ASSERT_EQUAL(m.remote_sharers, 0);
+			check_against_frames(&r);
+		}
+		rig_free(&r);
+	}
+}
+
+SP_TEST(zero_pages_land_in_ksm_zero_pages)
+{
+	for (int use_zero = 0; use_zero <= 1; use_zero++) {
+		const char *sets[] = { use_zero ? "use_zero_pages=1" : "use_zero_pages=0", NULL };
+		struct rig r;
+		struct metrics m;
+
+		rig_init(&r, 1, 6);
+		rig_start(&r, sets);
+		for (uint64_t i = 0; i < 4; i++)
+			rig_write(&r, 0, i, 0);
+		rig_write(&r, 0, 4, 9);
+		rig_write(&r, 0, 5, 9);
+		rig_scans(&r, 1);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.ksm_zero_pages, 0); /* never on the first visit */
+		CU_ASSERT_EQUAL(m.pages_sharing, 0);
+		rig_scans(&r, 2);
+		rig_metrics(&r, &m);
+		if (use_zero) {
+			CU_ASSERT_EQUAL(m.ksm_zero_pages, 4);
+			CU_ASSERT_EQUAL(m.pages_sharing, 1);
+			CU_ASSERT_EQUAL(m.pages_shared, 1);
+		} else {
+			CU_ASSERT_EQUAL(m.ksm_zero_pages, 0);
+			CU_ASSERT_EQUAL(m.pages_sharing, 4);
+			CU_ASSERT_EQUAL(m.pages_shared, 2);
+		}
+		/* Pages on the zero page are stepped over; their rmap items go. */
+		rig_scans(&r, 3);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_scanned, use_zero ? 6 + 6 + 2 : 18);
+		if (use_zero) {
+			CU_ASSERT_EQUAL(m.general_profit, (1 + 4) * 4096 - 2 * 64);
+			/* A write to a zero-mapped page is a COW break: one fewer at once. */
+			rig_write(&r, 0, 0, 11);
+			rig_metrics(&r, &m);
+			CU_ASSERT_EQUAL(m.ksm_zero_pages, 3);
+			CU_ASSERT_EQUAL(m.cow_breaks, 1);
+		}
+		check_against_frames(&r);
+		rig_free(&r);
+	}
+}
+
+SP_TEST(merge_across_nodes_zero_never_shares_across_nodes)
+{
+	for (int across = 0; across <= 1; across++) {
+		const char *sets[] = { across ? "merge_across_nodes=1" : "merge_across_nodes=0", NULL };
+		struct rig r;
+		struct metrics m;
+		struct sp_err err = { 0 };
+
+		rig_init(&r, 2, 3);
+		r.tb.h.guests[1].node = 1;
+		rig_start(&r, sets);
+		for (uint32_t g = 0; g < 2; g++) {
+			for (uint64_t i = 0; i < 3; i++)
+				rig_write(&r, g, i, 5);
+		}
+		rig_scans(&r, 3);
+		rig_metrics(&r, &m);
+		if (across) {
+			CU_ASSERT_EQUAL(m.pages_shared, 1);
+			CU_ASSERT_EQUAL(m.pages_sharing, 5);
+			CU_ASSERT_EQUAL(m.remote_sharers, 3);
+		} else {
+			CU_ASSERT_EQUAL(m.pages_shared, 2);
+			CU_ASSERT_EQUAL(m.pages_sharing, 4);
+			CU_ASSERT_EQUAL(m.remote_sharers, 0);
+		}
+		check_against_frames(&r);
+		/* Refused while KSM pages exist, as the kernel answers EBUSY. */
+		CU_ASSERT_EQUAL(r.a->set_param(r.st, (uint32_t)algo_param_index(r.a, "merge_across_nodes"),
+					       across ? 0 : 1, &err),
+				SP_EINVAL);
+		CU_ASSERT(strstr(err.msg, "merge_across_nodes") != NULL);
+		rig_free(&r);
+	}
+}
+
+SP_TEST(page_rewritten_every_interval_is_never_merged)
+{
+	const char *sets[] = { "smart_scan=0", NULL };
+	struct rig r;
+	struct metrics m;
+
+	rig_init(&r, 1, 3);
+	rig_start(&r, sets);
+	CU_ASSERT_NOT_EQUAL(sp_fp_checksum(fp_of(3)), sp_fp_checksum(fp_of(9)));
+	rig_write(&r, 0, 0, 3);
+	rig_write(&r, 0, 1, 9);
+	rig_write(&r, 0, 2, 3);
+	for (int64_t s = 1; s <= 20; s++) {
+		rig_scans(&r, s);
+		/* Page 1 holds 3 (page 0's content) every other scan, but never twice running. */
+		rig_write(&r, 0, 1, s % 2 ? 3 : 9);
+	}
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 1); /* pages 0 and 2, which hold still */
+	CU_ASSERT_EQUAL(m.pages_sharing, 1);
+	CU_ASSERT_EQUAL(m.merges, 1);
+	CU_ASSERT_EQUAL(m.pages_volatile, 1);
+	CU_ASSERT_EQUAL(m.cow_breaks, 0);
+	rig_free(&r);
+}
+
+/* ---- smart_scan -------------------------------------------------------- */
+
+/*
+ * The kernel's schedule for a page that never merges, by visit number e
+ * (its age before the visit): e < 3 scanned; then, whenever no skips are
+ * left, it is scanned and given skip_age(e) skips (1 up to age 3, 2 up to 5,
+ * 4 up to 8, then 8).  So e = 0,1,2,3 scanned, 4 skipped, 5 scanned, 6-7
+ * skipped, 8 scanned, 9-12 skipped, 13 scanned, 14-21 skipped, 22 scanned:
+ * after 14 full scans 7 visits and 7 skips, after 23 full scans 8 and 15.
+ */
+SP_TEST(smart_scan_skips_on_the_kernel_schedule)
+{
+	const int64_t unique = 5, same = 3;
+
+	for (int smart = 0; smart <= 1; smart++) {
+		const char *sets[] = { smart ? "smart_scan=1" : "smart_scan=0", NULL };
+		struct rig r;
+		struct metrics m;
+
+		rig_init(&r, 1, unique + same);
+		rig_start(&r, sets);
+		for (int64_t i = 0; i < unique; i++)
+			rig_write(&r, 0, (uint64_t)i, 1000 + (uint64_t)i);
+		for (int64_t i = 0; i < same; i++)
+			rig_write(&r, 0, (uint64_t)(unique + i), 42);
+		rig_scans(&r, 14);
+		rig_metrics(&r, &m);
+		/* KSM pages are never skipped: `same` pages are visited every scan. */
+		CU_ASSERT_EQUAL(m.pages_skipped, smart ? 7 * unique : 0);
+		CU_ASSERT_EQUAL(m.pages_scanned, (smart ? 7 : 14) * unique + 14 * same);
+		CU_ASSERT_EQUAL(m.pages_sharing, same - 1);
+		rig_scans(&r, 23);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_skipped, smart ? 15 * unique : 0);
+		CU_ASSERT_EQUAL(m.pages_scanned, (smart ? 8 : 23) * unique + 23 * same);
+		rig_free(&r);
+	}
+}
+
+/* ---- COW breaks -------------------------------------------------------- */
+
+SP_TEST(cow_break_unshares_when_the_scanner_next_visits)
+{
+	struct rig r;
+	struct metrics m;
+
+	rig_init(&r, 1, 4);
+	rig_start(&r, NULL);
+	for (uint64_t i = 0; i < 3; i++)
+		rig_write(&r, 0, i, 4);
+	rig_write(&r, 0, 3, 50);
+	rig_scans(&r, 2);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 1);
+	CU_ASSERT_EQUAL(m.pages_sharing, 2);
+
+	/* The write copies at once (backend); ksmd's counters follow at its next visit. */
+	rig_write(&r, 0, 0, 99);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.cow_breaks, 1);
+	CU_ASSERT_EQUAL(m.pages_sharing, 2);
+	rig_scans(&r, 3);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 1);
+	CU_ASSERT_EQUAL(m.pages_sharing, 1);
+	check_against_frames(&r);
+
+	/* One mapper left: still a KSM page, as in the kernel. */
+	rig_write(&r, 0, 1, 100);
+	rig_scans(&r, 4);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 1);
+	CU_ASSERT_EQUAL(m.pages_sharing, 0);
+	check_against_frames(&r);
+
+	/* The last mapper goes: the stable node is stale and is dropped. */
+	rig_write(&r, 0, 2, 101);
+	rig_scans(&r, 5);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 0);
+	CU_ASSERT_EQUAL(m.pages_sharing, 0);
+	CU_ASSERT_EQUAL(m.cow_breaks, 3);
+	CU_ASSERT_EQUAL(m.merges, 2);
+	check_against_frames(&r);
+	rig_free(&r);
+}
+
+SP_TEST(unmapped_page_leaves_at_once)
+{
+	struct rig r;
+	struct metrics m;
+
+	rig_init(&r, 1, 3);
+	rig_start(&r, NULL);
+	for (uint64_t i = 0; i < 3; i++)
+		rig_write(&r, 0, i, 4);
+	rig_scans(&r, 2);
+	rig_record(&r, 0, 0, 0, false);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared + m.pages_sharing, 2);
+	CU_ASSERT_EQUAL(m.general_profit, 1 * 4096 - 2 * 64);
+	check_against_frames(&r);
+	rig_free(&r);
+}
+
+/* Random writes, chains (max_page_sharing=3) and two nodes: after every quiet scan the
+ * counters match the backend's frames. */
+SP_TEST(counters_match_frames_under_random_writes)
+{
+	uint64_t seed = sp_test_seed();
+	const char *sets[] = { "max_page_sharing=3", "merge_across_nodes=0", "smart_scan=1", NULL };
+	struct rig r;
+
+	srand((unsigned)seed);
+	rig_init(&r, 4, 64);
+	r.tb.h.guests[2].node = 1;
+	r.tb.h.guests[3].node = 1;
+	rig_start(&r, sets);
+	for (uint32_t g = 0; g < 4; g++) {
+		for (uint64_t i = 0; i < 64; i++)
+			rig_write(&r, g, i, (uint64_t)(rand() % 6));
+	}
+	for (int64_t s = 1; s <= 60; s++) {
+		rig_scans(&r, s);
+		if (s % 3 == 0) {
+			struct metrics m;
+
+			check_against_frames(&r);
+			rig_metrics(&r, &m);
+			CU_ASSERT_EQUAL(m.remote_sharers, 0);
+			for (int w = 0; w < 20; w++) {
+				uint32_t g = (uint32_t)(rand() % 4);
+				uint64_t i = (uint64_t)(rand() % 64);
+
+				if (rand() % 10 == 0)
+					rig_record(&r, g, i, 0, false);
+				else
+					rig_write(&r, g, i, (uint64_t)(rand() % 6));
+			}
+		}
+	}
+	rig_free(&r);
+}
+
+/* ---- run-time tunables ------------------------------------------------- */
+
+SP_TEST(set_param_at_run_time)
+{
+	struct rig r;
+	struct metrics m;
+	struct sp_err err = { 0 };
+	uint32_t mps = (uint32_t)algo_param_index(r.a = algo_find("ksm"), "max_page_sharing");
+	uint32_t pts = (uint32_t)algo_param_index(r.a, "pages_to_scan");
+
+	rig_init(&r, 1, 10);
+	rig_start(&r, NULL);
+	for (uint64_t i = 0; i < 10; i++)
+		rig_write(&r, 0, i, i < 2 ? 8 : 20 + i);
+	CU_ASSERT_EQUAL(r.a->set_param(r.st, pts, 3, &err), 0);
+	rig_batch(&r);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_scanned, 3);
+	CU_ASSERT_EQUAL(r.a->set_param(r.st, pts, 1000, &err), 0);
+	rig_scans(&r, 2);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 1);
+	CU_ASSERT_EQUAL(r.a->set_param(r.st, mps, 2, &err), SP_EINVAL);
+	CU_ASSERT(strstr(err.msg, "max_page_sharing") != NULL);
+	/* Once no KSM page is left, the change is accepted. */
+	rig_write(&r, 0, 0, 70);
+	rig_write(&r, 0, 1, 71);
+	rig_scans(&r, 3);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 0);
+	sp_err_clear(&err);
+	CU_ASSERT_EQUAL(r.a->set_param(r.st, mps, 2, &err), 0);
+	rig_free(&r);
+}
+
+/* ---- the tick-rounded sleep, through sim_run() ------------------------- */
+
+struct series {
+	int64_t scanned[200];
+};
+
+static int on_sample(void *arg, uint64_t t_ms, const struct metrics *m)
+{
+	struct series *s = arg;
+
+	if (t_ms < 200)
+		s->scanned[t_ms] = m->pages_scanned;
+	return 0;
+}
+
+/* pages_scanned at each ms of a 150 ms run, one page per batch. */
+static void timed_run(const char *path, const char *sleep, const char *hz, double visit_ns,
+		      struct series *s)
+{
+	struct sim_config cfg;
+	struct sim_result res;
+	struct sp_err err = { 0 };
+	const struct algo_ops *a = algo_find("ksm");
+
+	sim_config_defaults(&cfg, a);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(a, &cfg.params, "pages_to_scan=1", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(a, &cfg.params, sleep, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(a, &cfg.params, hz, &err), 0);
+	for (int k = 0; k < BK_COST__COUNT; k++)
+		cfg.cost.ns[k] = 0;
+	cfg.cost.ns[BK_COST_VISIT] = visit_ns;
+	cfg.duration_ms = 150;
+	cfg.sample_ms = 1;
+	memset(s, 0, sizeof(*s));
+	if (sim_run(path, &cfg, on_sample, NULL, s, &res, &err) != 0)
+		fprintf(stderr, "sim_run: %s\n", err.msg);
+	CU_ASSERT_EQUAL_FATAL(res.end_ms, 150);
+}
+
+/* Batches at 0, d, 2d, ...: scanned(t) = floor(t / d) + 1. */
+static void check_spacing(const struct series *s, int64_t d)
+{
+	for (int64_t t = 0; t <= 150; t++) {
+		if (s->scanned[t] != t / d + 1) {
+			fprintf(stderr, "spacing %lld ms: at %lld ms scanned %lld\n", (long long)d,
+				(long long)t, (long long)s->scanned[t]);
+			CU_FAIL("batch spacing");
+			return;
+		}
+	}
+}
+
+SP_TEST(sleep_is_rounded_to_timer_ticks)
+{
+	char path[512];
+	struct tb tb;
+	struct series s;
+
+	sp_test_path(path, sizeof(path), "ksm_ticks.sptrace");
+	tb_init(&tb, 1, 1000);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t i = 0; i < 1000; i++)
+		tb_page(&tb, 0, i, i + 1);
+	tb_commit(&tb);
+
+	/* (ceil(20 ms / 4 ms) + 1) ticks = 24 ms, as measured on the kernel. */
+	timed_run(path, "sleep_millisecs=20", "tick_hz=250", 0, &s);
+	check_spacing(&s, 24);
+	/* 10 ms: (3 + 1) ticks = 16 ms. */
+	timed_run(path, "sleep_millisecs=10", "tick_hz=250", 0, &s);
+	check_spacing(&s, 16);
+	/* Plus the modelled CPU time of the batch: one 1 ms visit. */
+	timed_run(path, "sleep_millisecs=20", "tick_hz=250", 1e6, &s);
+	check_spacing(&s, 25);
+	/* tick_hz=0 takes the sleep literally. */
+	timed_run(path, "sleep_millisecs=20", "tick_hz=0", 0, &s);
+	check_spacing(&s, 20);
+	/* HZ=1000: (20 + 1) ticks of 1 ms. */
+	timed_run(path, "sleep_millisecs=20", "tick_hz=1000", 0, &s);
+	check_spacing(&s, 21);
+	/* No sleep at all: only the CPU time separates batches. */
+	timed_run(path, "sleep_millisecs=0", "tick_hz=250", 2e6, &s);
+	check_spacing(&s, 2);
+}

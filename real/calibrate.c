@@ -1,0 +1,264 @@
+/*
+ * calibrate.c - implements real_calibrate(): the cost model's constants,
+ * measured.
+ *
+ * Userspace, on a region of `pages` pages (larger than the caches):
+ *   checksum   XXH64 of a 4 KiB page, the hash ksmd uses (xxhash());
+ *   compare    memcmp of two equal 4 KiB pages (a full compare);
+ *   tree_step  memcmp of two random different pages, which stops early:
+ *              the cost is the cache misses of one tree node's page.
+ * ksmd (root and KSM), pages_to_scan large, sleep 0, smart_scan 0, timing
+ * ksmd's CPU (/proc/PID/schedstat) per full scan:
+ *   A. unique pages, first scan: each visit computes a checksum only
+ *      -> visit = cost per page - checksum;
+ *      later scans: checksum, empty stable tree, unstable tree insert of
+ *      about log2(n) steps -> tree_step (kernel) = (cost - first) / log2(n);
+ *   B. pages in equal pairs: the second scan merges n/2 pairs ->
+ *      merge = (scan cost - n (visit + checksum + log2(n/2) tree steps)) / (n/2);
+ *      a write to each merged page then times the COW break.
+ * The kernel-measured tree step replaces the userspace one when available:
+ * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
+ * also on failure.
+ */
+#define _GNU_SOURCE
+#include "calibrate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "ksm_sysfs.h"
+#include "materialize.h"
+
+#define PAGE 4096u
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Fills page i of r with content id c (equal ids, equal bytes). */
+static void fill(uint8_t *r, uint64_t i, uint64_t c)
+{
+	struct sp_fp fp = { c * 0x9e3779b97f4a7c15ULL + 1, c };
+
+	real_fp_fill(r + i * PAGE, PAGE, fp);
+}
+
+static uint8_t *region(uint64_t pages)
+{
+	void *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, pages * PAGE, MADV_NOHUGEPAGE);
+	return p;
+}
+
+static void user_timings(struct real_calibration *out, uint8_t *a, uint8_t *b, uint64_t n)
+{
+	volatile uint64_t sink = 0;
+	uint64_t seed = 42;
+	double t;
+
+	t = now_ns();
+	for (uint64_t i = 0; i < n; i++)
+		sink += XXH64(a + i * PAGE, PAGE, 0);
+	out->ns[BK_COST_CHECKSUM] = (now_ns() - t) / (double)n;
+	t = now_ns();
+	for (uint64_t i = 0; i < n; i++)
+		sink += (uint64_t)memcmp(a + i * PAGE, b + i * PAGE, PAGE);
+	out->ns[BK_COST_COMPARE] = (now_ns() - t) / (double)n;
+	t = now_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t x = splitmix(&seed) % n, y = splitmix(&seed) % n;
+
+		sink += (uint64_t)memcmp(a + x * PAGE, a + y * PAGE, PAGE);
+	}
+	out->ns[BK_COST_TREE_STEP] = (now_ns() - t) / (double)n;
+	out->measured[BK_COST_CHECKSUM] = out->measured[BK_COST_COMPARE] = true;
+	out->measured[BK_COST_TREE_STEP] = true;
+	(void)sink;
+}
+
+struct scan_cost {
+	pid_t ksmd;
+	const struct real_ksm *k;
+};
+
+/*
+ * Lets ksmd run full scans until `scans` more have completed and returns the
+ * CPU ns per page scanned of each; `per_scan` receives them in order.
+ */
+static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct sp_err *err)
+{
+	int64_t full0, full, cpu0, cpu, pages0, pages;
+	double deadline = now_ns() + 120e9;
+	int done = 0, rc;
+
+	if ((rc = real_ksm_get(sc->k, REAL_KSM_FULL_SCANS, &full0, err)) < 0 ||
+	    (rc = real_ksm_get(sc->k, REAL_KSM_PAGES_SCANNED, &pages0, err)) < 0 ||
+	    (rc = real_proc_cpu_ns(sc->ksmd, &cpu0, err)) < 0)
+		return rc;
+	while (done < scans) {
+		if (now_ns() > deadline)
+			return sp_err_set(err, SP_EIO, "ksmd made no progress for 120 s (is another job using KSM?)");
+		usleep(500);
+		if ((rc = real_ksm_get(sc->k, REAL_KSM_FULL_SCANS, &full, err)) < 0)
+			return rc;
+		if (full == full0)
+			continue;
+		if ((rc = real_ksm_get(sc->k, REAL_KSM_PAGES_SCANNED, &pages, err)) < 0 ||
+		    (rc = real_proc_cpu_ns(sc->ksmd, &cpu, err)) < 0)
+			return rc;
+		/* Polling can miss a scan boundary: then this is an average over them. */
+		per_scan[done++] = pages > pages0 ? (double)(cpu - cpu0) / (double)(pages - pages0) : 0;
+		full0 = full;
+		pages0 = pages;
+		cpu0 = cpu;
+	}
+	return 0;
+}
+
+static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
+			uint8_t *b, uint64_t n, real_calib_progress_fn progress, void *arg,
+			struct sp_err *err)
+{
+	struct real_ksm_settings s;
+	struct scan_cost sc = { .k = k };
+	double scan[4], logn = log2((double)n), t;
+	int rc;
+
+	rc = real_ksmd_pid(&sc.ksmd, err);
+	if (rc < 0)
+		return rc;
+	memset(&s, 0, sizeof(s));
+	s.set[REAL_KSM_RUN] = true;
+	s.v[REAL_KSM_RUN] = REAL_KSM_RUN_UNMERGE;
+	s.set[REAL_KSM_ADVISOR_MODE] = true;
+	s.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
+	s.set[REAL_KSM_PAGES_TO_SCAN] = true;
+	s.v[REAL_KSM_PAGES_TO_SCAN] = (int64_t)(n / 4 ? n / 4 : 1);
+	s.set[REAL_KSM_SLEEP_MILLISECS] = true;
+	s.v[REAL_KSM_SLEEP_MILLISECS] = 0;
+	s.set[REAL_KSM_SMART_SCAN] = true;
+	s.v[REAL_KSM_SMART_SCAN] = 0;
+	s.set[REAL_KSM_USE_ZERO_PAGES] = true;
+	s.v[REAL_KSM_USE_ZERO_PAGES] = 0;
+	rc = real_ksm_apply(k, &s, err);
+	if (rc < 0)
+		return rc;
+
+	/* A: unique pages in a. */
+	if (progress)
+		progress(arg, "ksmd, unique pages", 0.4);
+	if (madvise(a, n * PAGE, MADV_MERGEABLE) != 0)
+		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
+	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
+	if (rc == 0)
+		rc = time_scans(&sc, 4, scan, err);
+	madvise(a, n * PAGE, MADV_UNMERGEABLE);
+	if (rc < 0)
+		return rc;
+	out->ksmd_first_scan_ns = scan[0];
+	out->ksmd_unique_scan_ns = (scan[2] + scan[3]) / 2;
+	out->ns[BK_COST_VISIT] = fmax(0, scan[0] - out->ns[BK_COST_CHECKSUM]);
+	out->ns[BK_COST_TREE_STEP] = fmax(0, (out->ksmd_unique_scan_ns - scan[0]) / logn);
+
+	/* B: pairs: page i and page i + n/2 of b are equal. */
+	if (progress)
+		progress(arg, "ksmd, pages in pairs", 0.7);
+	for (uint64_t i = 0; i < n; i++)
+		fill(b, i, 1000000 + i % (n / 2));
+	if ((rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err)) < 0)
+		return rc;
+	if (madvise(b, n * PAGE, MADV_MERGEABLE) != 0)
+		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
+	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
+	if (rc == 0)
+		rc = time_scans(&sc, 3, scan, err);
+	if (rc == 0) {
+		double base = out->ns[BK_COST_VISIT] + out->ns[BK_COST_CHECKSUM] +
+			      log2((double)n / 2) * out->ns[BK_COST_TREE_STEP];
+
+		out->ksmd_merge_scan_ns = scan[1];
+		out->ksmd_merged_scan_ns = scan[2];
+		out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * 2);
+		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
+	}
+	if (rc == 0) {
+		/* COW break: write one byte of every merged page. */
+		int64_t sharing = 0;
+
+		real_ksm_get(k, REAL_KSM_PAGES_SHARING, &sharing, err);
+		t = now_ns();
+		for (uint64_t i = 0; i < n; i++)
+			b[i * PAGE + 100] ^= 1;
+		if (sharing > 0)
+			out->ns[BK_COST_COW_BREAK] = (now_ns() - t) / (double)n;
+		out->measured[BK_COST_COW_BREAK] = sharing > 0;
+	}
+	madvise(b, n * PAGE, MADV_UNMERGEABLE);
+	out->measured[BK_COST_VISIT] = out->measured[BK_COST_MERGE] = rc == 0;
+	return rc;
+}
+
+int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
+		   real_calib_progress_fn progress, void *arg, struct sp_err *err)
+{
+	struct real_ksm k;
+	struct real_ksm_saved saved;
+	uint8_t *a, *b;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (pages < 1024)
+		return sp_err_set(err, SP_EINVAL, "calibrate: at least 1024 pages, or caches hide the costs");
+	out->pages = pages;
+	a = region(pages);
+	b = region(pages);
+	if (!a || !b) {
+		if (a)
+			munmap(a, pages * PAGE);
+		return sp_err_set(err, SP_ENOMEM, "calibrate: cannot map 2 x %llu pages",
+				  (unsigned long long)pages);
+	}
+	if (progress)
+		progress(arg, "filling memory", 0.0);
+	for (uint64_t i = 0; i < pages; i++) {
+		fill(a, i, i);
+		fill(b, i, i);
+	}
+	if (progress)
+		progress(arg, "userspace timings", 0.2);
+	user_timings(out, a, b, pages);
+	if (use_ksm) {
+		rc = real_ksm_open(&k, NULL, true, err);
+		if (rc == 0)
+			rc = real_ksm_save(&k, &saved, err);
+		if (rc == 0) {
+			rc = ksmd_timings(out, &k, a, b, pages, progress, arg, err);
+			if (real_ksm_restore(&saved, rc < 0 ? NULL : err) < 0 && rc == 0)
+				rc = SP_EIO;
+		}
+	}
+	munmap(a, pages * PAGE);
+	munmap(b, pages * PAGE);
+	return rc;
+}

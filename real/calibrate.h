@@ -1,0 +1,37 @@
+/*
+ * calibrate.h - measures the CPU cost model's constants on this machine:
+ * nanoseconds per page visit, checksum, compare, tree step, merge and COW
+ * break (enum bk_cost), for the simulator's --cost.
+ */
+#ifndef SP_REAL_CALIBRATE_H
+#define SP_REAL_CALIBRATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "sp_error.h"
+
+struct real_calibration {
+	double ns[BK_COST__COUNT];
+	bool measured[BK_COST__COUNT];  /* false: not measured (no KSM, not root) */
+	uint64_t pages;                 /* region size used, pages */
+	/* what ksmd did, per page scanned, in each phase (0 if not run) */
+	double ksmd_first_scan_ns;      /* first visits: checksum only */
+	double ksmd_unique_scan_ns;     /* unique pages, unstable tree rebuilt */
+	double ksmd_merge_scan_ns;      /* pairs of equal pages merging */
+	double ksmd_merged_scan_ns;     /* visits of pages already merged */
+};
+
+typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double fraction);
+
+/*
+ * Userspace timings (checksum, compare, tree step) always; with root and
+ * KSM, ksmd's own CPU time over `pages` unique and duplicated pages (visit,
+ * tree step, merge) and the COW break of a merged page.  Saves and restores
+ * every KSM tunable; the host's other mergeable memory would disturb it.
+ */
+int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
+		   real_calib_progress_fn progress, void *arg, struct sp_err *err);
+
+#endif
