@@ -31,10 +31,12 @@
  *                  the item is linked in the live unstable tree
  *     age          visits while not a KSM page, saturating at 255 (smart_scan)
  *     skips        remaining_skips: visits still to skip (smart_scan)
- *   ul[i]    unstable red-black tree nodes, allocated in insertion order
- *            since the current full scan began (index 0 = sentinel; reset
- *            with the tree, so at most npages are ever in use); upage[i] is
- *            the page of node i.  Dense, so that the tree walk stays in cache.
+ *   un[i]    unstable tree nodes, allocated in insertion order since the
+ *            current full scan began (index 0 = sentinel; reset with the
+ *            tree, so at most npages are ever in use); upage[i] is the page
+ *            of node i.  The "tree" is a hash table on (checksum, tree):
+ *            ubucket[] heads chains through un[].next/prev; usize[t] is the
+ *            number of pages in unstable tree t (see Notes).
  *   sn[i]    stable nodes (struct ksm_stable_node), a pool with a free list
  *            through dnext; index 0 is the sentinel.  kind SN_NODE: a KSM
  *            page in the tree; SN_CHAIN: a tree node whose dups list holds
@@ -96,18 +98,23 @@
  *    migrate_nodes list and the re-filing of KSM pages found on the wrong
  *    node do not arise; an unstable-tree match whose tree page moved to
  *    another node is refused, as in the kernel.
- *  - Both trees are ordered by (checksum >> 1, content) instead of by
- *    content alone: a node whose key differs is passed without asking the
- *    backend; its cost, the kernel's early-exit memcmp_pages(), is part of
- *    BK_COST_TREE_STEP (calibrated as ksmd's cost per node visited); only
- *    key ties call compare()/compare_frame(), counted as full compares.  Depths are
- *    those of any red-black tree of that size.  The kernel's unstable tree
- *    is disordered by writes to its pages; here a written tree page keeps
- *    its old key, so it misdirects no search and matches nothing (a
- *    kernel search may go astray and miss a match).  Performance hack:
- *    2.5x fewer cache misses than a backend call per node (1.46M -> 2.5-3.2M
- *    page scans per second on the 1M-page benchmark).  Each node visited
- *    (and each dup examined in a chain) is reported as BK_COST_TREE_STEP.
+ *  - The stable tree is a red-black tree ordered by (checksum >> 1,
+ *    content) instead of by content alone: a node whose key differs is
+ *    passed without asking the backend; its cost, the kernel's early-exit
+ *    memcmp_pages(), is part of BK_COST_TREE_STEP (calibrated as ksmd's
+ *    cost per node visited); only key ties call compare_frame(), counted
+ *    as full compares.  Each node visited (and each dup examined in a
+ *    chain) is reported as a tree step.
+ *  - The unstable tree is a hash table on (checksum, tree) standing for the
+ *    kernel's content-ordered red-black tree: a search finds the same page
+ *    (equal content, in the same tree) and is charged the tree's height,
+ *    ceil(log2(size + 1)) tree steps, plus a full compare per page of equal
+ *    checksum.  The kernel's unstable tree is disordered by writes to its
+ *    pages; here a written page keeps its old checksum as key, so it
+ *    misdirects no search and matches nothing (a kernel search may go
+ *    astray and miss a match).  Performance hack: a tree walk is a cache
+ *    miss per level; the hash is 1-2 (2.2-3.2M -> 7.9M page scans per
+ *    second on the 1M-page benchmark, bench/README.md).
  *  - Stable node staleness uses the instance's own count of mappers (live),
  *    kept from its merges and the reported COW breaks and unmaps; it equals
  *    the backend's frame_mappers() (the tests check the counters against
@@ -182,6 +189,13 @@ struct rbl {
 #define SET_BLACK(L, x) ((L)[x].kr &= ~1u)
 #define COPY_COLOR(L, to, from) ((L)[to].kr = ((L)[to].kr & ~1u) | ((L)[from].kr & 1u))
 
+/* An unstable tree node: a page's checksum and tree, linked in its hash chain. */
+struct unode {
+	uint32_t key;  /* checksum at insertion */
+	uint32_t tree;
+	uint32_t next, prev;
+};
+
 struct ritem {
 	uint32_t oldchecksum;
 	uint32_t head;
@@ -226,11 +240,13 @@ struct ksm {
 	uint32_t ndomains;
 	uint32_t *domains; /* sorted domain ids */
 	uint32_t ntrees;   /* allocated roots: nid_slots * ndomains */
-	uint32_t *uroot;   /* unstable tree roots (page + 1) */
+	uint32_t *usize;   /* pages in each unstable tree */
 	uint32_t *sroot;   /* stable tree roots */
 
 	struct ritem *ri;
-	struct rbl *ul;     /* unstable tree nodes, in insertion order since the scan began */
+	struct unode *un;   /* unstable tree nodes, in insertion order since the scan began */
+	uint32_t *ubucket;  /* hash chains of un[] by (checksum, tree); umask + 1 of them */
+	uint32_t umask;
 	uint32_t *upage;    /* page of each unstable tree node */
 	uint32_t u_used;    /* next free unstable node (1 after each full scan) */
 
@@ -520,17 +536,17 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 	if (need > k->ntrees) {
 		if (need > UINT16_MAX + 1u)
 			return SP_ELIMIT;
-		uint32_t *u = realloc(k->uroot, need * sizeof(*u));
+		uint32_t *u = realloc(k->usize, need * sizeof(*u));
 
 		if (!u)
 			return SP_ENOMEM;
-		k->uroot = u;
+		k->usize = u;
 		uint32_t *s = realloc(k->sroot, need * sizeof(*s));
 
 		if (!s)
 			return SP_ENOMEM;
 		k->sroot = s;
-		memset(k->uroot + k->ntrees, 0, (need - k->ntrees) * sizeof(*u));
+		memset(k->usize + k->ntrees, 0, (need - k->ntrees) * sizeof(*u));
 		memset(k->sroot + k->ntrees, 0, (need - k->ntrees) * sizeof(*s));
 		k->ntrees = need;
 	}
@@ -638,6 +654,45 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 	sn_release(k, n);
 }
 
+/* ---- the unstable tree (a hash table standing for it) ------------------- */
+
+static inline uint32_t ubucket_of(const struct ksm *k, uint32_t csum, uint32_t tree)
+{
+	uint64_t h = (((uint64_t)tree << 32) | csum) * 0x9e3779b97f4a7c15ULL;
+
+	return (uint32_t)(h >> 32) & k->umask;
+}
+
+/* Nodes visited by a search of a balanced tree of size pages: its height. */
+static inline uint64_t tree_depth(uint32_t size)
+{
+	uint64_t d = 0;
+
+	for (; size; size >>= 1)
+		d++;
+	return d;
+}
+
+static void unstable_erase(struct ksm *k, uint32_t n)
+{
+	struct unode *u = &k->un[n];
+
+	if (u->prev)
+		k->un[u->prev].next = u->next;
+	else
+		k->ubucket[ubucket_of(k, u->key, u->tree)] = u->next;
+	if (u->next)
+		k->un[u->next].prev = u->prev;
+	k->usize[u->tree]--;
+}
+
+static void unstable_reset(struct ksm *k)
+{
+	memset(k->ubucket, 0, ((size_t)k->umask + 1) * sizeof(*k->ubucket));
+	memset(k->usize, 0, k->ntrees * sizeof(*k->usize));
+	k->u_used = 1;
+}
+
 /* ---- rmap items -------------------------------------------------------- */
 
 /* remove_rmap_item_from_tree(). */
@@ -673,7 +728,7 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 		it->hnext = it->hprev = 0;
 	} else if (it->flags & RI_UNSTABLE) {
 		if (it->seq == (uint8_t)k->full_scans)
-			rb_erase(k->ul, &k->uroot[it->tree], it->head);
+			unstable_erase(k, it->head);
 		k->pages_unshared--;
 		it->flags &= (uint8_t)~RI_UNSTABLE;
 		it->head = 0;
@@ -907,34 +962,17 @@ again:
 static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree,
 				       uint32_t nid)
 {
-	uint32_t n = k->uroot[tree], parent = NIL, found = 0;
-	bool left = false;
+	uint32_t b = ubucket_of(k, csum, tree), found = 0, n;
 	struct ritem *it = &k->ri[p];
-	uint64_t steps = 0;
 
-	while (n != NIL) {
-		uint32_t key = k->ul[n].kr >> 1;
-		int cmp;
-
-		steps++;
-		if (KEY(csum) != key) {
-			cmp = KEY(csum) < key ? -1 : 1;
-		} else {
-			cmp = k->ops->compare(k->impl, p, k->upage[n]);
-		}
-		parent = n;
-		if (cmp < 0) {
-			left = true;
-			n = k->ul[n].l;
-		} else if (cmp > 0) {
-			left = false;
-			n = k->ul[n].r;
-		} else {
+	account(k, BK_COST_TREE_STEP, tree_depth(k->usize[tree]));
+	for (n = k->ubucket[b]; n != NIL; n = k->un[n].next) {
+		if (k->un[n].key == csum && k->un[n].tree == tree &&
+		    k->ops->compare(k->impl, p, k->upage[n]) == 0) {
 			found = n;
 			break;
 		}
 	}
-	account(k, BK_COST_TREE_STEP, steps);
 	if (found) {
 		if (!k->across) {
 			struct bk_page_info ti;
@@ -951,7 +989,14 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	it->seq = (uint8_t)k->full_scans;
 	it->tree = (uint16_t)tree;
 	it->head = n;
-	rb_link(k->ul, &k->uroot[tree], n, KEY(csum), parent, left);
+	k->un[n].key = csum;
+	k->un[n].tree = tree;
+	k->un[n].prev = NIL;
+	k->un[n].next = k->ubucket[b];
+	if (k->ubucket[b])
+		k->un[k->ubucket[b]].prev = n;
+	k->ubucket[b] = n;
+	k->usize[tree]++;
 	k->pages_unshared++;
 	return 0;
 }
@@ -1069,8 +1114,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			/* The scan passed the last page: a full scan is done, the unstable tree goes. */
 			k->cursor = 0;
 			k->full_scans++;
-			memset(k->uroot, 0, k->ntrees * sizeof(*k->uroot));
-			k->u_used = 1;
+			unstable_reset(k);
 			return 0;
 		}
 		p = k->cursor++;
@@ -1200,10 +1244,11 @@ static void ksm_destroy(void *st)
 	if (!k)
 		return;
 	free(k->domains);
-	free(k->uroot);
+	free(k->usize);
+	free(k->ubucket);
 	free(k->sroot);
 	free(k->ri);
-	free(k->ul);
+	free(k->un);
 	free(k->upage);
 	free(k->sn);
 	free(k->sl);
@@ -1285,19 +1330,22 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	if (nnodes == 0)
 		nnodes = 1;
 	k->ri = calloc(k->npages + 1, sizeof(*k->ri));
-	k->ul = calloc(k->npages + 1, sizeof(*k->ul));
+	k->un = calloc(k->npages + 1, sizeof(*k->un));
+	for (k->umask = 1023; k->umask < k->npages; k->umask = k->umask * 2 + 1)
+		;
+	k->ubucket = calloc((size_t)k->umask + 1, sizeof(*k->ubucket));
 	k->upage = calloc(k->npages + 1, sizeof(*k->upage));
 	k->u_used = 1;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
 	k->sn = calloc(k->sn_cap, sizeof(*k->sn));
 	k->sl = calloc(k->sn_cap, sizeof(*k->sl));
-	if (!k->ri || !k->ul || !k->upage || !k->sn || !k->sl || collect_domains(k) < 0)
+	if (!k->ri || !k->un || !k->ubucket || !k->upage || !k->sn || !k->sl || collect_domains(k) < 0)
 		goto nomem;
 	k->ntrees = nnodes * k->ndomains;
-	k->uroot = calloc(k->ntrees, sizeof(*k->uroot));
+	k->usize = calloc(k->ntrees, sizeof(*k->usize));
 	k->sroot = calloc(k->ntrees, sizeof(*k->sroot));
-	if (!k->uroot || !k->sroot)
+	if (!k->usize || !k->sroot)
 		goto nomem;
 	if (k->ntrees > UINT16_MAX) {
 		ksm_destroy(k);

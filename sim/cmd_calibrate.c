@@ -77,7 +77,7 @@ int cmd_calibrate(int argc, char **argv)
 	}
 	if (cal.ksmd_first_scan_ns > 0)
 		printf("\nksmd per page scanned (%llu pages): first scan %.0f ns, unique pages %.0f ns,\n"
-		       "merging pairs %.0f ns, already merged %.0f ns\n",
+		       "merging into groups %.0f ns, already merged %.0f ns\n",
 		       (unsigned long long)cal.pages, cal.ksmd_first_scan_ns, cal.ksmd_unique_scan_ns,
 		       cal.ksmd_merge_scan_ns, cal.ksmd_merged_scan_ns);
 	printf("\n--cost ");

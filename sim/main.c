@@ -19,6 +19,7 @@ static void usage(FILE *f)
 	      "  list     list the algorithms with their parameters, defaults and ranges\n"
 	      "  trace    make and inspect traces: gen, info, check, export\n"
 	      "  validate check the simulator against the kernel's KSM live on this machine (root)\n"
+	      "  calibrate measure the CPU cost model on this machine (root for the ksmd part)\n"
 	      "\n"
 	      "'sim COMMAND --help' describes a command.  Exit codes: 0 success, 1 failure,\n"
 	      "2 usage error, 3 bad input file, 4 missing privilege or facility.\n",
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "list"))
 		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "calibrate"))
+		return cmd_calibrate(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trace"))
 		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "validate"))
