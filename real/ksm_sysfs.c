@@ -473,6 +473,31 @@ int real_ksmd_pid(pid_t *out, struct sp_err *err)
 	return sp_err_set(err, SP_ENOTSUP, "no ksmd thread in /proc");
 }
 
+int real_ksm_other_users(pid_t self, pid_t *out, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[64], buf[512];
+		long pid = strtol(e->d_name, NULL, 10);
+
+		if (pid <= 0 || pid == (long)self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/ksm_stat", pid);
+		if (read_small(path, buf, sizeof(buf)) < 0 || !strstr(buf, "ksm_mergeable: yes"))
+			continue;
+		if (n < max)
+			out[n] = (pid_t)pid;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
 int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err)
 {
 	char path[64], buf[1024];

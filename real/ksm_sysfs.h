@@ -143,6 +143,13 @@ int real_ksm_restore(struct real_ksm_saved *s, struct sp_err *err);
 void real_ksm_metrics(const struct real_ksm_state *now, const struct real_ksm_state *base,
 		      struct metrics *out);
 
+/*
+ * Other processes with KSM-mergeable memory now ("ksm_mergeable: yes" in
+ * /proc/PID/ksm_stat), whose pages the system-wide counters also count:
+ * up to max pids into out (self excluded); returns how many there are.
+ */
+int real_ksm_other_users(pid_t self, pid_t *out, int max);
+
 /* ksmd's pid (found by name in /proc), or a negative SP_E* code. */
 int real_ksmd_pid(pid_t *out, struct sp_err *err);
 /* CPU time of a process in ns: /proc/PID/schedstat, else utime + stime of /proc/PID/stat. */

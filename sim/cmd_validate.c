@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 #include "cli.h"
@@ -99,8 +100,11 @@ static void validate_usage(FILE *f)
 		"  --sample-ms N      sample every N ms (default 1000)\n"
 		"  --csv OUT          write both series: time_ms, kernel_<metric>..., sim_<metric>...\n"
 		"  -q, --quiet        print only the summary, not the series\n"
+		"  --allow-others     run even if other processes have mergeable memory (their\n"
+		"                     pages then count in the kernel's figures)\n"
 		"\n"
-		"Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root or no KSM.\n",
+		"Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root, no KSM, or\n"
+		"other mergeable processes.\n",
 		cli_default_trace());
 }
 
@@ -489,10 +493,14 @@ int cmd_validate(int argc, char **argv)
 		{ "sample-ms", required_argument, NULL, 'S' },
 		{ "csv", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "allow-others", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *trace = cli_default_trace(), *algo_name = "ksm", *csv = NULL;
+	bool allow_others = false;
+	pid_t others[8];
+	int nothers;
 	struct real_ksm_settings ks;
 	struct sim_config cfg;
 	struct sim_result res;
@@ -518,6 +526,7 @@ int cmd_validate(int argc, char **argv)
 		case 'a': algo_name = optarg; break;
 		case 'o': csv = optarg; break;
 		case 'q': quiet = true; break;
+		case 'A': allow_others = true; break;
 		case 's':
 			if (parse_set(optarg, &ks) != 0)
 				return EXIT_USAGE;
@@ -545,6 +554,15 @@ int cmd_validate(int argc, char **argv)
 	/* Root and KSM first: nothing else matters without them. */
 	if (real_ksm_open(&L.k, NULL, true, &err) < 0)
 		return cli_fail(&err);
+	/* The kernel's counters are system-wide: another mergeable process would count too. */
+	nothers = real_ksm_other_users(getpid(), others, 8);
+	if (nothers > 0 && !allow_others) {
+		fprintf(stderr, "sim: %d other process%s (pid %ld%s) %s KSM-mergeable memory, which the kernel's "
+			"counters would include; stop %s or pass --allow-others\n",
+			nothers, nothers > 1 ? "es" : "", (long)others[0], nothers > 1 ? ", ..." : "",
+			nothers > 1 ? "have" : "has", nothers > 1 ? "them" : "it");
+		return EXIT_UNAVAILABLE;
+	}
 
 	/* The simulated side's configuration: the same tunables where the algorithm has them. */
 	if (!algo_find(algo_name)) {
