@@ -35,7 +35,7 @@ struct queued {
 
 struct run {
 	const struct sim_config *cfg;
-	struct trace_reader *r;
+	const struct trace_source *src;
 	struct sim_mem *mem;
 	const struct algo_ops *algo;
 	void *st;
@@ -112,9 +112,9 @@ static int take_snapshot(struct run *x, const struct trace_snapshot *s, struct s
 	int rc;
 
 	x->res->snapshots++;
-	x->res->page_states += trace_header_total_pages(trace_reader_header(x->r));
+	x->res->page_states += trace_header_total_pages(x->src->header(x->src->impl));
 	if (!x->cfg->spread_writes || x->res->snapshots == 1) {
-		while ((rc = trace_reader_next_record(x->r, &rec, err)) > 0) {
+		while ((rc = x->src->next_record(x->src->impl, &rec, err)) > 0) {
 			rc = apply(x, &rec, err);
 			if (rc < 0)
 				return rc;
@@ -123,7 +123,7 @@ static int take_snapshot(struct run *x, const struct trace_snapshot *s, struct s
 		return rc;
 	}
 	x->qlen = x->qpos = 0;
-	while ((rc = trace_reader_next_record(x->r, &rec, err)) > 0) {
+	while ((rc = x->src->next_record(x->src->impl, &rec, err)) > 0) {
 		if (x->qlen == x->qcap) {
 			size_t cap = x->qcap ? x->qcap * 2 : 4096;
 			struct queued *q = realloc(x->q, cap * sizeof(*q));
@@ -210,7 +210,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 	bool have_snap;
 	int rc;
 
-	rc = trace_reader_next_snapshot(x->r, &s, err);
+	rc = x->src->next_snapshot(x->src->impl, &s, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -244,7 +244,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		} else if (t == t_snap) {
 			rc = take_snapshot(x, &s, err);
 			if (rc == 0) {
-				rc = trace_reader_next_snapshot(x->r, &s, err);
+				rc = x->src->next_snapshot(x->src->impl, &s, err);
 				have_snap = rc > 0;
 				if (rc == 0 && !cfg->duration_ms)
 					end = x->prev_snap_ns + cfg->tail_ms * NS_PER_MS;
@@ -309,9 +309,27 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn sample,
 	    sim_progress_fn progress, void *arg, struct sim_result *out, struct sp_err *err)
 {
-	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out };
-	struct algo_env env;
+	struct trace_reader *r;
+	struct trace_source src;
 	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = trace_reader_open(&r, trace_path, err);
+	if (rc < 0)
+		return rc;
+	src = trace_reader_source(r);
+	rc = sim_run_source(&src, cfg, sample, progress, arg, out, err);
+	trace_reader_close(r);
+	return rc;
+}
+
+int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
+		   sim_sample_fn sample, sim_progress_fn progress, void *arg,
+		   struct sim_result *out, struct sp_err *err)
+{
+	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out, .src = src };
+	struct algo_env env;
+	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (!cfg->algo || cfg->sample_ms == 0)
@@ -321,10 +339,7 @@ int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn 
 		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract",
 				  cfg->algo->name);
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
-	rc = trace_reader_open(&x.r, trace_path, err);
-	if (rc < 0)
-		return rc;
-	rc = sim_mem_new(&x.mem, trace_reader_header(x.r), err);
+	rc = sim_mem_new(&x.mem, src->header(src->impl), err);
 	if (rc == 0) {
 		x.rng = gsl_rng_alloc(gsl_rng_mt19937);
 		if (!x.rng)
@@ -361,6 +376,5 @@ int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn 
 		gsl_rng_free(x.rng);
 	free(x.q);
 	sim_mem_free(x.mem);
-	trace_reader_close(x.r);
 	return rc;
 }

@@ -87,7 +87,12 @@ struct sim_result {
 	int64_t peak_saved;      /* max of pages_sharing + ksm_zero_pages */
 };
 
+/* Replays the trace file at trace_path. */
 int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn sample,
 	    sim_progress_fn progress, void *arg, struct sim_result *out, struct sp_err *err);
+/* Replays any trace source, e.g. a cursor over a trace_mem shared by several runs. */
+int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
+		   sim_sample_fn sample, sim_progress_fn progress, void *arg,
+		   struct sim_result *out, struct sp_err *err);
 
 #endif

@@ -121,7 +121,8 @@ static int record_sample(void *arg, uint64_t t, const struct metrics *m)
 	return 0;
 }
 
-struct tb_series *tb_run(const char *path, const struct sim_config *cfg)
+static struct tb_series *run_any(const char *path, const struct trace_source *src,
+				  const struct sim_config *cfg)
 {
 	struct tb_series *s = calloc(1, sizeof(*s));
 	struct sim_result res;
@@ -129,11 +130,22 @@ struct tb_series *tb_run(const char *path, const struct sim_config *cfg)
 	int rc;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	rc = sim_run(path, cfg, record_sample, NULL, s, &res, &err);
+	rc = path ? sim_run(path, cfg, record_sample, NULL, s, &res, &err)
+		  : sim_run_source(src, cfg, record_sample, NULL, s, &res, &err);
 	if (rc < 0)
 		fprintf(stderr, "tb_run: %s\n", err.msg);
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	return s;
+}
+
+struct tb_series *tb_run(const char *path, const struct sim_config *cfg)
+{
+	return run_any(path, NULL, cfg);
+}
+
+struct tb_series *tb_run_source(const struct trace_source *src, const struct sim_config *cfg)
+{
+	return run_any(NULL, src, cfg);
 }
 
 const struct metrics *tb_at(const struct tb_series *s, uint64_t t_ms)

@@ -49,5 +49,6 @@ struct tb_series {
 void tb_config(struct sim_config *cfg, const char *algo, const char *const *sets);
 /* Runs and records every sample into s (heap: it is large); fails the test on error. */
 struct tb_series *tb_run(const char *path, const struct sim_config *cfg);
+struct tb_series *tb_run_source(const struct trace_source *src, const struct sim_config *cfg);
 /* The sample at time t_ms (fails the test if there is none). */
 const struct metrics *tb_at(const struct tb_series *s, uint64_t t_ms);

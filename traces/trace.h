@@ -104,6 +104,42 @@ int trace_writer_commit(struct trace_writer *w, struct sp_err *err);
 /* Discards everything written; FILE is untouched.  Frees w. */
 void trace_writer_abort(struct trace_writer *w);
 
+/*
+ * A stream of snapshots and records, whatever holds the trace: the file
+ * reader above, or a cursor over a trace decoded in memory (trace_mem).
+ * The functions behave as trace_reader_next_snapshot/_record.
+ */
+struct trace_source {
+	const struct trace_header *(*header)(void *impl);
+	int (*next_snapshot)(void *impl, struct trace_snapshot *out, struct sp_err *err);
+	int (*next_record)(void *impl, struct trace_record *out, struct sp_err *err);
+	void *impl;
+};
+
+struct trace_source trace_reader_source(struct trace_reader *r);
+
+/*
+ * A whole trace read, checked and decoded once, then read-only: any number
+ * of cursors, in any number of threads, replay it (sim compare).  Memory:
+ * about 40 bytes per page record.
+ */
+struct trace_mem;
+
+int trace_mem_load(struct trace_mem **out, const char *path, struct sp_err *err);
+void trace_mem_free(struct trace_mem *m);
+const struct trace_header *trace_mem_header(const struct trace_mem *m);
+uint64_t trace_mem_records(const struct trace_mem *m);
+
+struct trace_mem_cursor {
+	const struct trace_mem *m;
+	uint64_t snap;     /* snapshots returned so far */
+	uint64_t rec;      /* next record */
+	uint64_t rec_end;  /* end of the current snapshot's records */
+};
+
+void trace_mem_cursor_init(struct trace_mem_cursor *c, const struct trace_mem *m);
+struct trace_source trace_mem_source(struct trace_mem_cursor *c);
+
 /* Header helpers.  init() starts from nothing (it frees nothing): release first to reuse. */
 int trace_header_init(struct trace_header *h, uint32_t nguests, struct sp_err *err);
 void trace_header_release(struct trace_header *h);

@@ -188,3 +188,38 @@ SP_TEST(merge_splits_huge_page)
 	CU_ASSERT_EQUAL(tb_at(s, 3000)->thp_splits, 1);
 	free(s);
 }
+
+SP_TEST(trace_in_memory_replays_like_the_file)
+{
+	/* Two cursors over one decoded trace, each giving the file's series. */
+	static const char *const sets[] = { "pages_to_scan=7", NULL };
+	char path[512];
+	struct sim_config cfg;
+	struct tb_series *file, *a, *b;
+	struct trace_mem *m;
+	struct trace_mem_cursor ca, cb;
+	struct trace_source sa, sb;
+	struct sp_err err = { 0 };
+
+	sp_test_path(path, sizeof(path), "vol.sptrace");
+	volatile_trace(path);
+	tb_config(&cfg, "zero", sets);
+	cfg.sample_ms = 50;
+	cfg.spread_writes = true;
+	file = tb_run(path, &cfg);
+	CU_ASSERT_EQUAL_FATAL(trace_mem_load(&m, path, &err), 0);
+	/* 2 guests x (p = k, k+3, ... < 50 for k = 0..4): 2 x (17 + 17 + 16 + 16 + 16) */
+	CU_ASSERT_EQUAL(trace_mem_records(m), 164);
+	trace_mem_cursor_init(&ca, m);
+	trace_mem_cursor_init(&cb, m);
+	sa = trace_mem_source(&ca);
+	sb = trace_mem_source(&cb);
+	a = tb_run_source(&sa, &cfg);
+	b = tb_run_source(&sb, &cfg);
+	CU_ASSERT(same_series(file, a));
+	CU_ASSERT(same_series(file, b));
+	trace_mem_free(m);
+	free(file);
+	free(a);
+	free(b);
+}
