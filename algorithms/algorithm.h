@@ -18,6 +18,7 @@
  *                  changed (see enum algo_change);
  *   set_param()    when a control policy changes a tunable at run time;
  *   metrics()      to read the (algo) counters of struct metrics;
+ *   wake_at()      (version 2, optional) when the next batch starts;
  *   destroy()      once.
  * No member may keep global state: several instances run side by side.
  */
@@ -32,7 +33,7 @@
 #include "metrics.h"
 #include "sp_error.h"
 
-#define ALGO_OPS_VERSION 1
+#define ALGO_OPS_VERSION 2
 #define ALGO_MAX_PARAMS 32
 #define ALGO_SLEEP_FOREVER UINT64_MAX
 
@@ -89,6 +90,14 @@ struct algo_ops {
 	int (*set_param)(void *st, uint32_t idx, double value, struct sp_err *err);
 	/* Fill the (algo) fields of m; leave the others alone. */
 	void (*metrics)(const void *st, struct metrics *m);
+
+	/* ---- version 2 ---- */
+	/*
+	 * Optional: the absolute time of the next batch, given when the batch
+	 * ended (its start plus its modelled CPU time) and the sleep it asked
+	 * for - for sleeps that end on timer ticks.  NULL: end + sleep.
+	 */
+	uint64_t (*wake_at)(const void *st, uint64_t batch_end_ns, uint64_t sleep_ns);
 };
 
 /* Registry (registry.c). */

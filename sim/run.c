@@ -274,8 +274,12 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 			cpu = (uint64_t)(scanner_ns(&cfg->cost, c) - before);
 			if (sleep == ALGO_SLEEP_FOREVER)
 				wake = NEVER;
+			else if (x->algo->version >= 2 && x->algo->wake_at)
+				wake = x->algo->wake_at(x->st, t + cpu, sleep);
 			else
-				wake = t + cpu + sleep > t ? t + cpu + sleep : t + NS_PER_MS;
+				wake = t + cpu + sleep;
+			if (wake <= t)
+				wake = t + NS_PER_MS; /* a batch that took no time and asked no sleep */
 			if (x->ctl_st && cfg->ctl->after_batch) {
 				struct metrics m;
 

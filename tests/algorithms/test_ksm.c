@@ -614,9 +614,12 @@ SP_TEST(sleep_is_rounded_to_timer_ticks)
 	/* 10 ms: (3 + 1) ticks = 16 ms. */
 	timed_run(path, "sleep_millisecs=10", "tick_hz=250", 0, &s);
 	check_spacing(&s, 16);
-	/* Plus the modelled CPU time of the batch: one 1 ms visit. */
+	/* A batch of 1 ms ends within its tick: the cycle stays 24 ms. */
 	timed_run(path, "sleep_millisecs=20", "tick_hz=250", 1e6, &s);
-	check_spacing(&s, 25);
+	check_spacing(&s, 24);
+	/* A batch of 5 ms ends in the next tick: 4 + 24 = 28 ms. */
+	timed_run(path, "sleep_millisecs=20", "tick_hz=250", 5e6, &s);
+	check_spacing(&s, 28);
 	/* tick_hz=0 takes the sleep literally. */
 	timed_run(path, "sleep_millisecs=20", "tick_hz=0", 0, &s);
 	check_spacing(&s, 20);
