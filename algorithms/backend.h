@@ -96,6 +96,15 @@ struct backend_ops {
 
 	/* Exact content; only for ALGO_CAP_OMNISCIENT algorithms. NULL in real mode. */
 	struct sp_fp (*content)(void *impl, bk_page p);
+
+	/*
+	 * Added after the first version (NULL in a backend that predates it):
+	 * checksum() without counting its cost, for an algorithm that models a
+	 * cheaper hash of its own (e.g. UKSM's partial-page hash) and reports
+	 * that work itself with account().  The value equals checksum()'s.
+	 * An algorithm must fall back to checksum() when this is NULL.
+	 */
+	uint32_t (*checksum_uncounted)(void *impl, bk_page p);
 };
 
 struct backend {

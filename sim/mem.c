@@ -267,6 +267,11 @@ static uint32_t mem_checksum(void *impl, bk_page p)
 	return sp_fp_checksum(m->pages[p].fp);
 }
 
+static uint32_t mem_checksum_uncounted(void *impl, bk_page p)
+{
+	return sp_fp_checksum(((struct sim_mem *)impl)->pages[p].fp);
+}
+
 static int mem_compare(void *impl, bk_page a, bk_page b)
 {
 	struct sim_mem *m = impl;
@@ -335,10 +340,13 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		m->frames[slot].domain = domain_of(m, kp);
 		m->frames[slot].mappers = 0;
 		map_slot(m, kp, slot);
+		map_slot(m, &m->pages[p], slot);
+		/* Split keep's huge page only now: the split must not take p, a zero page perhaps. */
 		mapped_shared(m, keep);
+	} else {
+		slot = kp->slot;
+		map_slot(m, &m->pages[p], slot);
 	}
-	slot = kp->slot;
-	map_slot(m, &m->pages[p], slot);
 	merged(m, p);
 	if (out)
 		*out = handle(m, slot);
@@ -436,6 +444,7 @@ static const struct backend_ops sim_backend_ops = {
 	.frame_node = mem_frame_node,
 	.account = mem_account,
 	.content = mem_content,
+	.checksum_uncounted = mem_checksum_uncounted,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)

@@ -1,0 +1,536 @@
+/*
+ * esx.c - implements the "esx" merger: a model of content-based page sharing
+ * in VMware ESX Server (C. A. Waldspurger, "Memory Resource Management in
+ * VMware ESX Server", OSDI 2002, section 4.2).
+ *
+ * The idea.  ESX does not walk memory in order: it samples guest pages at
+ * random, at most share_scan_vm pages per second per guest and at most
+ * share_scan_total pages per second overall (the paper's Mem.ShareScanVM and
+ * Mem.ShareScanTotal; 50 and 200 in ESX 2).  A sampled page is hashed and
+ * the hash looked up in one global hash table whose entries are either
+ * *shared frames* (a copy-on-write frame with a reference count) or *hints*
+ * (an unshared page that was hashed once; it is not write-protected, so it
+ * may have changed since).  A match with a shared frame is confirmed by a
+ * full comparison, then the page maps the frame (reference count + 1).  A
+ * match with a hint re-hashes the hint's page: if the hash changed, the hint
+ * is stale and is removed; otherwise a full comparison confirms it and both
+ * pages are mapped to one new shared frame that replaces the hint.  No match:
+ * the sampled page becomes a hint.  A guest write to a shared page makes a
+ * private copy (COW, reported by the backend) and drops the reference.
+ *
+ * Structures.
+ *   fe[i]    shared-frame entries, a pool with a free list through next
+ *            (index 0 = none):
+ *     f          the shared frame (a merge_pages() result)
+ *     csum       the content's checksum, the hash table key
+ *     part       partition (security domain, NUMA node unless
+ *                merge_across_nodes) the frame belongs to
+ *     live       pages mapping f through this instance (its reference count)
+ *     next/prev  hash chain (fbucket[] heads)
+ *   per page p:
+ *     fent[p]    the entry whose frame p maps, 0 = none
+ *     hkey[p], hpart[p], hnext[p], hprev[p]: p's hint (valid when
+ *                flags RS_HINT): checksum at hashing time, partition, hash
+ *                chain as page + 1 (hbucket[] heads)
+ *     flags      RS_HINT, RS_ONZERO
+ *
+ * Invariants.
+ *   - pages_shared == live fe[] entries (live >= 1); pages_sharing ==
+ *     sum of (live - 1) over them == the backend's mappers - 1 summed over
+ *     this instance's frames, at every instant (COW breaks and unmaps are
+ *     applied when reported).
+ *   - pages_unshared == pages with RS_HINT; ksm_zero_pages == pages with
+ *     RS_ONZERO (mapped to the zero page by us, neither written nor unmapped).
+ *   - A hash chain holds entries of any partition; a match requires equal
+ *     (csum, part), so pages of different security domains are never
+ *     compared or merged.
+ *
+ * Counters: pages_shared, pages_sharing, pages_unshared (hints),
+ * pages_scanned (samples), ksm_zero_pages, general_profit = (pages_sharing +
+ * ksm_zero_pages) * page_size - 64 B * (hints + shared frames): the hash
+ * table entries are the per-page metadata ESX keeps.  pages_volatile and
+ * full_scans stay 0: random sampling has neither passes nor a volatility
+ * filter (a stale hint is the only sign of a volatile page).
+ *
+ * Notes (simplifications of the model).
+ *  - The hash is the backend's 32-bit checksum, not ESX's 64-bit hash; a
+ *    checksum collision costs a futile full compare and is otherwise harmless.
+ *  - Sampling: every scan_period_millisecs each guest is owed
+ *    min(share_scan_vm, share_scan_total / guests) pages per second, with the
+ *    fractional remainder carried over; each sample draws a page number
+ *    uniformly from the guest's pages (a splitmix64 generator seeded from
+ *    algo_env.seed), with replacement, as the paper's random scan does.  A
+ *    sample of an absent page or one already shared costs a visit and
+ *    nothing else.  Sampling is not adaptive (ESX 2 had no "scan time").
+ *  - The hash table is one chained table; each chain entry examined is
+ *    reported as a tree step (BK_COST_TREE_STEP), the bucket itself as one.
+ *  - A resampled hint page drops its old hint and is hashed afresh.
+ *  - A shared frame has no sharing limit (ESX's 16-bit reference count with
+ *    an overflow table is not modelled).
+ *  - Zero pages are shared like any other content unless use_zero_pages=1,
+ *    which maps them to the backend's zero page (ksm_zero_pages) as later
+ *    ESX releases do.
+ *  - Security domains (and NUMA nodes with merge_across_nodes=0) partition
+ *    the table as ESX's salting does (Mem.ShareForceSalting): only pages of
+ *    the same partition are compared.
+ *  - Huge pages are the backend's business (a merge splits them); pages the
+ *    split maps to the zero page are not counted by this instance.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "algorithm.h"
+
+enum {
+	P_SHARE_SCAN_VM,
+	P_SHARE_SCAN_TOTAL,
+	P_SCAN_PERIOD_MILLISECS,
+	P_USE_ZERO_PAGES,
+	P_MERGE_ACROSS_NODES,
+};
+
+static const struct algo_param esx_params[] = {
+	{ "share_scan_vm", "most pages sampled per second per guest (Mem.ShareScanVM)", 50, 0, 1e7,
+	  false },
+	{ "share_scan_total", "most pages sampled per second over all guests (Mem.ShareScanTotal)",
+	  200, 0, 1e8, false },
+	{ "scan_period_millisecs", "time between sampling batches, ms", 100, 1, 1e6, true },
+	{ "use_zero_pages", "1: zero-filled pages map the shared zero page (ksm_zero_pages)", 0, 0,
+	  1, true },
+	{ "merge_across_nodes", "1: pages of different NUMA nodes may share; 0: never", 1, 0, 1,
+	  true },
+};
+
+#define RS_HINT 0x1u
+#define RS_ONZERO 0x2u
+
+struct fent {
+	bk_frame f;
+	uint32_t csum;
+	uint32_t part;
+	uint32_t live;
+	uint32_t next, prev;
+};
+
+struct esx {
+	struct backend bk;
+	const struct backend_ops *ops;
+	void *impl;
+
+	double rate_vm, rate_total;
+	uint64_t period_ms;
+	bool use_zero, across;
+
+	uint64_t npages;
+	uint32_t page_size, zero_sum, nguests;
+	uint64_t *gbase, *gpages; /* per guest: first page, page count */
+	double *owed;             /* per guest: samples owed (fraction carried) */
+	uint64_t rng;
+
+	uint32_t mask;            /* buckets - 1 */
+	uint32_t *fbucket, *hbucket;
+	struct fent *fe;
+	uint32_t fe_cap, fe_used, fe_free;
+
+	uint32_t *fent;
+	uint32_t *hkey, *hpart, *hnext, *hprev;
+	uint8_t *flags;
+
+	int64_t pages_shared, pages_sharing, hints, zero_pages, pages_scanned;
+	int64_t stale_hints;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static inline uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static inline uint32_t bucket_of(const struct esx *e, uint32_t csum, uint32_t part)
+{
+	uint64_t h = (((uint64_t)part << 32) | csum) * 0x9e3779b97f4a7c15ULL;
+
+	return (uint32_t)(h >> 32) & e->mask;
+}
+
+/* Security domain, and NUMA node unless merge_across_nodes. */
+static inline uint32_t part_of(const struct esx *e, const struct bk_page_info *info)
+{
+	return (info->domain << 16) ^ (e->across ? 0u : info->node);
+}
+
+static int fe_alloc(struct esx *e, uint32_t *out)
+{
+	uint32_t i;
+
+	if (e->fe_free) {
+		i = e->fe_free;
+		e->fe_free = e->fe[i].next;
+	} else {
+		if (e->fe_used == e->fe_cap) {
+			uint32_t cap = e->fe_cap * 2;
+			struct fent *n = cap > e->fe_cap ? realloc(e->fe, cap * sizeof(*n)) : NULL;
+
+			if (!n)
+				return SP_ENOMEM;
+			e->fe = n;
+			e->fe_cap = cap;
+		}
+		i = e->fe_used++;
+	}
+	memset(&e->fe[i], 0, sizeof(e->fe[i]));
+	*out = i;
+	return 0;
+}
+
+static void fe_unlink_free(struct esx *e, uint32_t i)
+{
+	struct fent *x = &e->fe[i];
+
+	if (x->prev)
+		e->fe[x->prev].next = x->next;
+	else
+		e->fbucket[bucket_of(e, x->csum, x->part)] = x->next;
+	if (x->next)
+		e->fe[x->next].prev = x->prev;
+	x->next = e->fe_free;
+	x->prev = 0;
+	e->fe_free = i;
+}
+
+static void fe_link(struct esx *e, uint32_t i)
+{
+	uint32_t b = bucket_of(e, e->fe[i].csum, e->fe[i].part);
+
+	e->fe[i].prev = 0;
+	e->fe[i].next = e->fbucket[b];
+	if (e->fbucket[b])
+		e->fe[e->fbucket[b]].prev = i;
+	e->fbucket[b] = i;
+}
+
+/* Page p maps entry i's frame now. */
+static void attach(struct esx *e, bk_page p, uint32_t i)
+{
+	if (e->fe[i].live++)
+		e->pages_sharing++;
+	else
+		e->pages_shared++;
+	e->fent[p] = i;
+}
+
+/* Page p no longer maps its entry's frame (COW break or unmap). */
+static void detach(struct esx *e, bk_page p)
+{
+	uint32_t i = e->fent[p];
+
+	e->fent[p] = 0;
+	if (--e->fe[i].live) {
+		e->pages_sharing--;
+	} else {
+		e->pages_shared--;
+		fe_unlink_free(e, i);
+	}
+}
+
+static void hint_insert(struct esx *e, bk_page p, uint32_t csum, uint32_t part)
+{
+	uint32_t b = bucket_of(e, csum, part);
+
+	e->hkey[p] = csum;
+	e->hpart[p] = part;
+	e->hprev[p] = 0;
+	e->hnext[p] = e->hbucket[b];
+	if (e->hbucket[b])
+		e->hprev[e->hbucket[b] - 1] = (uint32_t)p + 1;
+	e->hbucket[b] = (uint32_t)p + 1;
+	e->flags[p] |= RS_HINT;
+	e->hints++;
+}
+
+static void hint_remove(struct esx *e, bk_page p)
+{
+	if (!(e->flags[p] & RS_HINT))
+		return;
+	if (e->hprev[p])
+		e->hnext[e->hprev[p] - 1] = e->hnext[p];
+	else
+		e->hbucket[bucket_of(e, e->hkey[p], e->hpart[p])] = e->hnext[p];
+	if (e->hnext[p])
+		e->hprev[e->hnext[p] - 1] = e->hprev[p];
+	e->flags[p] &= (uint8_t)~RS_HINT;
+	e->hints--;
+}
+
+/* ---- one sample ----------------------------------------------------------- */
+
+static int sample_page(struct esx *e, bk_page p)
+{
+	const struct backend_ops *ops = e->ops;
+	struct bk_page_info info;
+	uint64_t steps = 1;
+	uint32_t csum, part, b, i, q1;
+	bk_frame f;
+	int rc = 0;
+
+	e->pages_scanned++;
+	ops->account(e->impl, BK_COST_VISIT, 1);
+	ops->page_info(e->impl, p, &info);
+	if (!info.present || info.frame != BK_NO_FRAME) {
+		hint_remove(e, p); /* a hint mapped to the zero page by a huge-page split */
+		return 0;
+	}
+	hint_remove(e, p); /* resampled: hashed afresh */
+	csum = ops->checksum(e->impl, p);
+	if (e->use_zero && csum == e->zero_sum && ops->merge_zero(e->impl, p) == 0) {
+		e->flags[p] |= RS_ONZERO;
+		e->zero_pages++;
+		return 0;
+	}
+	part = part_of(e, &info);
+	b = bucket_of(e, csum, part);
+	/* Shared frames: a full compare before sharing. */
+	for (i = e->fbucket[b]; i; i = e->fe[i].next) {
+		steps++;
+		if (e->fe[i].csum != csum || e->fe[i].part != part)
+			continue;
+		if (ops->compare_frame(e->impl, p, e->fe[i].f) != 0)
+			continue; /* a checksum collision */
+		if (ops->merge_frame(e->impl, p, e->fe[i].f) == 0) {
+			attach(e, p, i);
+			ops->account(e->impl, BK_COST_TREE_STEP, steps);
+			return 0;
+		}
+	}
+	/* Hints: re-hash the hint page; a changed hash makes it stale. */
+	for (q1 = e->hbucket[b]; q1;) {
+		bk_page q = q1 - 1;
+		uint32_t next = e->hnext[q];
+		struct bk_page_info qi;
+
+		steps++;
+		q1 = next;
+		if (e->hkey[q] != csum || e->hpart[q] != part)
+			continue;
+		ops->page_info(e->impl, q, &qi);
+		if (!qi.present || qi.frame != BK_NO_FRAME ||
+		    ops->checksum(e->impl, q) != e->hkey[q]) {
+			hint_remove(e, q);
+			e->stale_hints++;
+			continue;
+		}
+		if (ops->compare(e->impl, p, q) != 0)
+			continue;
+		if (ops->merge_pages(e->impl, p, q, &f) < 0)
+			continue;
+		hint_remove(e, q);
+		rc = fe_alloc(e, &i);
+		if (rc < 0)
+			break;
+		e->fe[i].f = f;
+		e->fe[i].csum = csum;
+		e->fe[i].part = part;
+		fe_link(e, i);
+		attach(e, q, i);
+		attach(e, p, i);
+		ops->account(e->impl, BK_COST_TREE_STEP, steps);
+		return 0;
+	}
+	ops->account(e->impl, BK_COST_TREE_STEP, steps);
+	if (rc == 0)
+		hint_insert(e, p, csum, part);
+	return rc;
+}
+
+static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
+{
+	struct esx *e = st;
+	double per_guest = e->rate_vm;
+	double secs = (double)e->period_ms / 1000.0;
+
+	(void)now_ns;
+	*sleep_ns = e->period_ms * 1000000u;
+	if (e->nguests && e->rate_total / e->nguests < per_guest)
+		per_guest = e->rate_total / e->nguests;
+	for (uint32_t g = 0; g < e->nguests; g++) {
+		uint64_t n;
+
+		if (e->gpages[g] == 0)
+			continue;
+		e->owed[g] += per_guest * secs;
+		n = (uint64_t)e->owed[g];
+		e->owed[g] -= (double)n;
+		for (uint64_t k = 0; k < n; k++) {
+			bk_page p = e->gbase[g] + splitmix64(&e->rng) % e->gpages[g];
+			int rc = sample_page(e, p);
+
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int esx_page_changed(void *st, bk_page p, uint32_t what)
+{
+	struct esx *e = st;
+
+	if (!(what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)))
+		return 0;
+	if (e->flags[p] & RS_ONZERO) {
+		e->flags[p] &= (uint8_t)~RS_ONZERO;
+		e->zero_pages--;
+	}
+	if (e->fent[p])
+		detach(e, p);
+	if (what & ALGO_CHANGE_UNMAPPED)
+		hint_remove(e, p);
+	return 0;
+}
+
+static int esx_set_param(void *st, uint32_t idx, double value, struct sp_err *err)
+{
+	struct esx *e = st;
+
+	switch (idx) {
+	case P_SHARE_SCAN_VM:
+		e->rate_vm = value;
+		return 0;
+	case P_SHARE_SCAN_TOTAL:
+		e->rate_total = value;
+		return 0;
+	case P_SCAN_PERIOD_MILLISECS:
+		e->period_ms = (uint64_t)value;
+		return 0;
+	case P_USE_ZERO_PAGES:
+		e->use_zero = value != 0;
+		return 0;
+	case P_MERGE_ACROSS_NODES:
+		if ((value != 0) != e->across && e->pages_shared > 0)
+			return sp_err_set(err, SP_EINVAL,
+					  "esx: merge_across_nodes cannot change while %lld shared frames exist",
+					  (long long)e->pages_shared);
+		e->across = value != 0;
+		return 0;
+	default:
+		return sp_err_set(err, SP_EINVAL, "esx: no parameter %u", idx);
+	}
+}
+
+static void esx_metrics(const void *st, struct metrics *m)
+{
+	const struct esx *e = st;
+
+	m->pages_shared = e->pages_shared;
+	m->pages_sharing = e->pages_sharing;
+	m->pages_unshared = e->hints;
+	m->pages_volatile = 0;
+	m->full_scans = 0;
+	m->pages_scanned = e->pages_scanned;
+	m->ksm_zero_pages = e->zero_pages;
+	m->general_profit = (e->pages_sharing + e->zero_pages) * (int64_t)e->page_size -
+			    (e->hints + e->pages_shared) * METRICS_GENERAL_PROFIT_META;
+}
+
+static void esx_destroy(void *st)
+{
+	struct esx *e = st;
+
+	if (!e)
+		return;
+	free(e->gbase);
+	free(e->gpages);
+	free(e->owed);
+	free(e->fbucket);
+	free(e->hbucket);
+	free(e->fe);
+	free(e->fent);
+	free(e->hkey);
+	free(e->hpart);
+	free(e->hnext);
+	free(e->hprev);
+	free(e->flags);
+	free(e);
+}
+
+static int esx_create(void **out, const struct algo_params *prm, const struct algo_env *env,
+		      struct sp_err *err)
+{
+	struct esx *e = calloc(1, sizeof(*e));
+	struct bk_page_info info;
+	size_t n;
+
+	*out = NULL;
+	if (!e)
+		return sp_err_set(err, SP_ENOMEM, "esx: out of memory");
+	e->bk = env->bk;
+	e->ops = env->bk.ops;
+	e->impl = env->bk.impl;
+	e->rate_vm = prm->v[P_SHARE_SCAN_VM];
+	e->rate_total = prm->v[P_SHARE_SCAN_TOTAL];
+	e->period_ms = (uint64_t)prm->v[P_SCAN_PERIOD_MILLISECS];
+	e->use_zero = prm->v[P_USE_ZERO_PAGES] != 0;
+	e->across = prm->v[P_MERGE_ACROSS_NODES] != 0;
+	e->rng = env->seed ^ 0x5851f42d4c957f2dULL;
+	e->npages = e->ops->npages(e->impl);
+	e->page_size = e->ops->page_size(e->impl);
+	e->zero_sum = e->ops->zero_checksum(e->impl);
+	e->nguests = e->ops->nguests(e->impl);
+	if (e->npages >= UINT32_MAX - 1) {
+		esx_destroy(e);
+		return sp_err_set(err, SP_ELIMIT, "esx: more than 2^32-2 pages");
+	}
+	n = e->npages + 1;
+	for (e->mask = 1023; e->mask < e->npages; e->mask = e->mask * 2 + 1)
+		;
+	e->gbase = calloc(e->nguests + 1u, sizeof(*e->gbase));
+	e->gpages = calloc(e->nguests + 1u, sizeof(*e->gpages));
+	e->owed = calloc(e->nguests + 1u, sizeof(*e->owed));
+	e->fbucket = calloc((size_t)e->mask + 1, sizeof(*e->fbucket));
+	e->hbucket = calloc((size_t)e->mask + 1, sizeof(*e->hbucket));
+	e->fe_cap = 1024;
+	e->fe_used = 1;
+	e->fe = calloc(e->fe_cap, sizeof(*e->fe));
+	e->fent = calloc(n, sizeof(*e->fent));
+	e->hkey = calloc(n, sizeof(*e->hkey));
+	e->hpart = calloc(n, sizeof(*e->hpart));
+	e->hnext = calloc(n, sizeof(*e->hnext));
+	e->hprev = calloc(n, sizeof(*e->hprev));
+	e->flags = calloc(n, 1);
+	if (!e->gbase || !e->gpages || !e->owed || !e->fbucket || !e->hbucket || !e->fe ||
+	    !e->fent || !e->hkey || !e->hpart || !e->hnext || !e->hprev || !e->flags) {
+		esx_destroy(e);
+		return sp_err_set(err, SP_ENOMEM, "esx: out of memory for %llu pages",
+				  (unsigned long long)(n - 1));
+	}
+	/* Guests are contiguous in scan order. */
+	for (bk_page p = 0; p < e->npages; p++) {
+		e->ops->page_info(e->impl, p, &info);
+		if (info.guest < e->nguests) {
+			if (e->gpages[info.guest]++ == 0)
+				e->gbase[info.guest] = p;
+		}
+	}
+	*out = e;
+	return 0;
+}
+
+const struct algo_ops algo_esx = {
+	.version = ALGO_OPS_VERSION,
+	.name = "esx",
+	.description = "model of VMware ESX page sharing: random sampling, hash table of shared frames and hints",
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES,
+	.params = esx_params,
+	.nparams = sizeof(esx_params) / sizeof(esx_params[0]),
+	.create = esx_create,
+	.destroy = esx_destroy,
+	.batch = esx_batch,
+	.page_changed = esx_page_changed,
+	.set_param = esx_set_param,
+	.metrics = esx_metrics,
+};

@@ -1,0 +1,872 @@
+/*
+ * uksm.c - implements the "uksm" merger: a model of UKSM (N. Xia, C. Tian,
+ * Y. Luo, H. Liu, X. Wang, "UKSM: Swift Memory Deduplication via
+ * Hierarchical and Adaptive Memory Region Distilling", FAST 2018).
+ *
+ * The idea.  KSM gives every page the same attention; UKSM spends its CPU
+ * where duplicates are.  Memory is divided into regions (UKSM's VMAs; here
+ * fixed groups of region_pages pages of one guest), each on one of `levels`
+ * scanning levels.  A higher level gets more of the scanning budget and
+ * samples its regions more densely: at level l a region sweep visits every
+ * level_stride^(levels - 1 - l)-th page (the top level visits every page),
+ * starting one page further at each sweep so all pages are covered in time.
+ * At the end of each sweep a region's statistics decide its level:
+ *   duplicate ratio  pages newly merged / pages sampled in the sweep;
+ *   COW ratio        COW breaks of its merged pages / (breaks + merged pages);
+ *   page lifetime    visits a sampled page kept its hash, on average
+ *                    (sampled pages seen before / those whose hash changed).
+ * A region with a COW ratio above max_cow_ratio, a lifetime below
+ * min_lifetime or a duplicate ratio below demote_dup_ratio is demoted one
+ * level ("thrashing area avoidance": volatile regions are skipped instead of
+ * filtering each page by its checksum as KSM does); one whose duplicate
+ * ratio reaches promote_dup_ratio is promoted one level.  New regions start
+ * at the bottom.  A sampled page is hashed and looked up at once in the
+ * stable and unstable structures (no two-visit volatility filter): a match
+ * is confirmed by a full compare and merged.
+ *
+ * Adaptive partial hashing.  UKSM hashes only hash_strength of the 1024
+ * 32-bit words of a page.  A weaker hash is cheaper but lets different
+ * pages collide, each collision costing a futile full compare.  UKSM tunes
+ * the strength globally, climbing towards the least total cost: every 1024
+ * hashed pages it compares the cost per page (hash + futile compares) with
+ * the previous period's and keeps halving or doubling the strength while the
+ * cost falls, reversing when it rises.  Modelled here as: a hash of strength
+ * s costs s/1024 of a checksum (accounted with account(BK_COST_CHECKSUM) in
+ * whole checksums as the fractions add up), and tells pages apart like a
+ * (16 + log2 s)-bit hash, so a lookup in a structure of n entries costs
+ * n / 2^(16 + log2 s) futile compares (accounted with
+ * account(BK_COST_COMPARE), likewise).  Identity comes from the backend's
+ * checksum (checksum_uncounted() where the backend offers it).
+ *
+ * Structures.
+ *   rg[r]    regions: first page, pages, level, index in its level's list,
+ *            sweep state (offset, next k) and the sweep's statistics.
+ *   lv[l]    per level: the list of its regions and a cursor.
+ *   fe[i]    stable entries, one per shared frame: frame, checksum,
+ *            partition (security domain, NUMA node unless
+ *            merge_across_nodes), live mappers through us, hash chain
+ *            (fbucket[] by (checksum, partition)); free list through next.
+ *   per page p: prid[p] its region; oldcsum[p] hash at the last visit
+ *            (valid with PG_CSUM); fent[p] the entry whose frame it maps;
+ *            ukey/upart/unext/uprev/useq its unstable node (valid while
+ *            PG_UNSTABLE and useq[p] == ugen).
+ *
+ * Invariants.
+ *   - pages_shared == fe[] entries in use; pages_sharing == sum of
+ *     (live - 1) == the backend's mappers - 1 over our frames, at every
+ *     instant (COW breaks and unmaps are applied when reported).
+ *   - rg[r].merged == pages of region r mapping one of our frames.
+ *   - pages_unshared == pages with PG_UNSTABLE (an old node counts until
+ *     its page is visited again, as in the kernel); pages_volatile == tracked -
+ *     pages_shared - pages_sharing - pages_unshared.
+ *   - Lookups match only equal (checksum, partition): pages of different
+ *     security domains are never compared or merged.
+ *
+ * Counters: pages_shared, pages_sharing, pages_unshared, pages_volatile,
+ * full_scans (rounds in which every non-empty level went once through its
+ * regions; the unstable structure is emptied at each), pages_scanned (page
+ * samples), ksm_zero_pages, general_profit = (pages_sharing +
+ * ksm_zero_pages) * page_size - 64 B * tracked pages.  checksums counts
+ * checksum-equivalents of partial hashing, not pages hashed.
+ *
+ * Notes (simplifications of the model).
+ *  - Regions are fixed groups of region_pages pages of one guest instead of
+ *    VMAs; they never split or merge.
+ *  - The collision model above stands for the similarity of real pages,
+ *    which a fingerprint trace does not record; only the cost of collisions
+ *    is modelled (a futile compare never merges anything).
+ *  - The stable and unstable trees are hash tables on (checksum,
+ *    partition), each search charged the height of a balanced tree of all
+ *    their entries (tree steps), as ksm.c charges its unstable tree.
+ *  - The budget: pages_to_scan page samples every sleep_millisecs (taken
+ *    literally), shared among non-empty levels in proportion 1:2:4:...
+ *    from the bottom level up; UKSM's CPU governor (cpu_ratio) is not
+ *    modelled.  Samples of absent pages cost a visit; pages already merged
+ *    cost a visit and are not hashed.
+ *  - Stable frames have no sharing limit (no max_page_sharing chains).
+ *  - Zero pages map the backend's zero page (use_zero_pages, default on, as
+ *    UKSM merges full zero pages to its own zero page).
+ *  - COW breaks and unmaps update the counters at once; a COW break counts
+ *    against its region's next evaluation.
+ *  - region_pages and levels cannot change at run time.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algorithm.h"
+
+enum {
+	P_PAGES_TO_SCAN,
+	P_SLEEP_MILLISECS,
+	P_REGION_PAGES,
+	P_LEVELS,
+	P_LEVEL_STRIDE,
+	P_PROMOTE_DUP_RATIO,
+	P_DEMOTE_DUP_RATIO,
+	P_MAX_COW_RATIO,
+	P_MIN_LIFETIME,
+	P_HASH_STRENGTH,
+	P_ADAPTIVE_HASH,
+	P_USE_ZERO_PAGES,
+	P_MERGE_ACROSS_NODES,
+};
+
+static const struct algo_param uksm_params[] = {
+	{ "pages_to_scan", "page samples per batch, over all levels", 100, 0, 1e7, true },
+	{ "sleep_millisecs", "sleep between batches, ms", 20, 0, 1e6, true },
+	{ "region_pages", "pages per region (fixed groups of one guest's pages)", 512, 16, 1048576,
+	  true },
+	{ "levels", "scanning levels; a higher level gets more budget and denser sampling", 4, 1, 8,
+	  true },
+	{ "level_stride", "sampling stride grows by this factor per level down", 4, 1, 64, true },
+	{ "promote_dup_ratio", "promote a region whose sweep merged at least this fraction", 0.1, 0,
+	  1, false },
+	{ "demote_dup_ratio", "demote a region whose sweep merged less than this fraction", 0.01, 0,
+	  1, false },
+	{ "max_cow_ratio", "demote a region whose COW breaks exceed this fraction of its merges",
+	  0.25, 0, 1, false },
+	{ "min_lifetime", "demote a region whose pages keep their hash fewer visits than this", 2, 0,
+	  1e6, false },
+	{ "hash_strength", "initial partial hash strength: 32-bit words hashed of 1024", 64, 1, 1024,
+	  true },
+	{ "adaptive_hash", "1: tune hash_strength for the least hash + futile compare cost", 1, 0, 1,
+	  true },
+	{ "use_zero_pages", "1: zero-filled pages map the shared zero page (ksm_zero_pages)", 1, 0,
+	  1, true },
+	{ "merge_across_nodes", "1: pages of different NUMA nodes may share; 0: never", 1, 0, 1,
+	  true },
+};
+
+#define MAX_LEVELS 8
+#define ADAPT_PERIOD 1024u
+
+#define PG_TRACKED 0x01u
+#define PG_CSUM 0x02u
+#define PG_UNSTABLE 0x04u
+#define PG_ONZERO 0x08u
+
+struct region {
+	uint64_t first;
+	uint32_t npages;
+	uint32_t level;
+	uint32_t pos;      /* index in its level's list */
+	uint32_t offset;   /* first page of the current sweep, < stride */
+	uint32_t next;     /* next page of the current sweep (relative) */
+	uint32_t merged;   /* pages mapping our frames now */
+	uint32_t sampled, dups, seen, changed, cows;
+};
+
+struct level {
+	uint32_t *list;
+	uint32_t n;
+	uint32_t cursor;
+	bool wrapped;
+};
+
+struct fent {
+	bk_frame f;
+	uint32_t csum;
+	uint32_t part;
+	uint32_t live;
+	uint32_t next, prev;
+};
+
+struct uksm {
+	struct backend bk;
+	const struct backend_ops *ops;
+	void *impl;
+
+	uint64_t pages_to_scan, sleep_ms;
+	uint32_t region_pages, nlevels, stride_factor;
+	double promote, demote, max_cow, min_life;
+	bool adaptive, use_zero, across;
+
+	uint64_t npages;
+	uint32_t page_size, zero_sum;
+
+	struct region *rg;
+	uint32_t nregions;
+	uint32_t *prid;
+	struct level lv[MAX_LEVELS];
+
+	uint32_t mask;
+	uint32_t *fbucket, *ubucket;
+	struct fent *fe;
+	uint32_t fe_cap, fe_used, fe_free;
+
+	uint32_t *oldcsum, *fent, *ukey, *upart, *unext, *uprev, *useq;
+	uint8_t *flags;
+	uint32_t ugen;
+
+	/* adaptive partial hashing */
+	uint32_t strength;
+	int dir;                /* -1: halving, +1: doubling */
+	double hash_acc, futile_acc, prev_cost;
+	uint64_t period_hashed, period_futile_x1k;
+
+	int64_t pages_shared, pages_sharing, pages_unshared, tracked, zero_pages;
+	int64_t full_scans, pages_scanned, promotions, demotions;
+	uint64_t unstable_linked; /* nodes linked in the current unstable structure */
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static inline uint32_t bucket_of(const struct uksm *u, uint32_t csum, uint32_t part)
+{
+	uint64_t h = (((uint64_t)part << 32) | csum) * 0x9e3779b97f4a7c15ULL;
+
+	return (uint32_t)(h >> 32) & u->mask;
+}
+
+static inline uint64_t depth(uint64_t size)
+{
+	uint64_t d = 0;
+
+	for (; size; size >>= 1)
+		d++;
+	return d;
+}
+
+static inline uint32_t part_of(const struct uksm *u, const struct bk_page_info *info)
+{
+	return (info->domain << 16) ^ (u->across ? 0u : info->node);
+}
+
+static uint32_t stride_of(const struct uksm *u, uint32_t level)
+{
+	uint64_t s = 1;
+
+	for (uint32_t l = level + 1; l < u->nlevels; l++) {
+		s *= u->stride_factor;
+		if (s >= u->region_pages)
+			return u->region_pages;
+	}
+	return (uint32_t)s;
+}
+
+/* ---- levels --------------------------------------------------------------- */
+
+static void level_add(struct uksm *u, uint32_t r, uint32_t l)
+{
+	struct level *L = &u->lv[l];
+
+	u->rg[r].level = l;
+	u->rg[r].pos = L->n;
+	L->list[L->n++] = r;
+}
+
+/* Removes region r from its level's list; the region moved into its place is visited next. */
+static void level_remove(struct uksm *u, uint32_t r)
+{
+	struct level *L = &u->lv[u->rg[r].level];
+	uint32_t i = u->rg[r].pos, last = L->list[--L->n];
+
+	L->list[i] = last;
+	u->rg[last].pos = i;
+	if (L->cursor > i)
+		L->cursor = i;
+	if (L->cursor >= L->n) {
+		L->cursor = 0;
+		L->wrapped = true;
+	}
+}
+
+/* End of a region's sweep: its statistics decide its level. */
+static void evaluate(struct uksm *u, uint32_t r)
+{
+	struct region *R = &u->rg[r];
+	uint32_t l = R->level, to = l;
+	double dup = R->sampled ? (double)R->dups / R->sampled : 0;
+	double cow = R->cows ? (double)R->cows / (R->cows + R->merged) : 0;
+	bool short_life = R->changed && (double)R->seen / R->changed < u->min_life;
+
+	if (!R->sampled && !R->cows)
+		return; /* nothing seen this sweep (a region smaller than the stride) */
+	if (l > 0 && (cow > u->max_cow || short_life || dup < u->demote))
+		to = l - 1;
+	else if (l + 1 < u->nlevels && dup >= u->promote && R->sampled)
+		to = l + 1;
+	R->sampled = R->dups = R->seen = R->changed = R->cows = 0;
+	if (to == l)
+		return;
+	if (to > l)
+		u->promotions++;
+	else
+		u->demotions++;
+	level_remove(u, r);
+	level_add(u, r, to);
+	R->offset = 0;
+	R->next = 0;
+}
+
+/* ---- stable and unstable structures ------------------------------------- */
+
+static int fe_new(struct uksm *u, bk_frame f, uint32_t csum, uint32_t part, uint32_t *out)
+{
+	uint32_t i, b;
+
+	if (u->fe_free) {
+		i = u->fe_free;
+		u->fe_free = u->fe[i].next;
+	} else {
+		if (u->fe_used == u->fe_cap) {
+			uint32_t cap = u->fe_cap * 2;
+			struct fent *n = cap > u->fe_cap ? realloc(u->fe, cap * sizeof(*n)) : NULL;
+
+			if (!n)
+				return SP_ENOMEM;
+			u->fe = n;
+			u->fe_cap = cap;
+		}
+		i = u->fe_used++;
+	}
+	memset(&u->fe[i], 0, sizeof(u->fe[i]));
+	u->fe[i].f = f;
+	u->fe[i].csum = csum;
+	u->fe[i].part = part;
+	b = bucket_of(u, csum, part);
+	u->fe[i].next = u->fbucket[b];
+	if (u->fbucket[b])
+		u->fe[u->fbucket[b]].prev = i;
+	u->fbucket[b] = i;
+	*out = i;
+	return 0;
+}
+
+static void fe_drop(struct uksm *u, uint32_t i)
+{
+	struct fent *x = &u->fe[i];
+
+	if (x->prev)
+		u->fe[x->prev].next = x->next;
+	else
+		u->fbucket[bucket_of(u, x->csum, x->part)] = x->next;
+	if (x->next)
+		u->fe[x->next].prev = x->prev;
+	x->next = u->fe_free;
+	x->prev = 0;
+	u->fe_free = i;
+}
+
+static void attach(struct uksm *u, bk_page p, uint32_t i)
+{
+	if (u->fe[i].live++)
+		u->pages_sharing++;
+	else
+		u->pages_shared++;
+	u->fent[p] = i;
+	u->rg[u->prid[p]].merged++;
+	u->rg[u->prid[p]].dups++;
+}
+
+static void detach(struct uksm *u, bk_page p)
+{
+	uint32_t i = u->fent[p];
+
+	u->fent[p] = 0;
+	u->rg[u->prid[p]].merged--;
+	if (--u->fe[i].live) {
+		u->pages_sharing--;
+	} else {
+		u->pages_shared--;
+		fe_drop(u, i);
+	}
+}
+
+static inline bool in_unstable(const struct uksm *u, bk_page p)
+{
+	return (u->flags[p] & PG_UNSTABLE) && u->useq[p] == u->ugen;
+}
+
+static void unstable_remove(struct uksm *u, bk_page p)
+{
+	if (!(u->flags[p] & PG_UNSTABLE))
+		return;
+	if (in_unstable(u, p)) {
+		if (u->uprev[p])
+			u->unext[u->uprev[p] - 1] = u->unext[p];
+		else
+			u->ubucket[bucket_of(u, u->ukey[p], u->upart[p])] = u->unext[p];
+		if (u->unext[p])
+			u->uprev[u->unext[p] - 1] = u->uprev[p];
+		u->unstable_linked--;
+	}
+	u->pages_unshared--;
+	u->flags[p] &= (uint8_t)~PG_UNSTABLE;
+}
+
+static void unstable_insert(struct uksm *u, bk_page p, uint32_t csum, uint32_t part)
+{
+	uint32_t b = bucket_of(u, csum, part);
+
+	u->ukey[p] = csum;
+	u->upart[p] = part;
+	u->useq[p] = u->ugen;
+	u->uprev[p] = 0;
+	u->unext[p] = u->ubucket[b];
+	if (u->ubucket[b])
+		u->uprev[u->ubucket[b] - 1] = (uint32_t)p + 1;
+	u->ubucket[b] = (uint32_t)p + 1;
+	u->flags[p] |= PG_UNSTABLE;
+	u->pages_unshared++;
+	u->unstable_linked++;
+}
+
+static void untrack(struct uksm *u, bk_page p)
+{
+	if (!(u->flags[p] & PG_TRACKED))
+		return;
+	unstable_remove(u, p);
+	u->flags[p] &= PG_ONZERO;
+	u->tracked--;
+}
+
+/* ---- adaptive partial hashing -------------------------------------------- */
+
+/* Hashes p at the current strength: the backend's checksum for identity, a fraction of its cost. */
+static uint32_t partial_hash(struct uksm *u, bk_page p)
+{
+	uint32_t h;
+
+	if (!u->ops->checksum_uncounted)
+		return u->ops->checksum(u->impl, p); /* no cheaper hash offered: a full one */
+	h = u->ops->checksum_uncounted(u->impl, p);
+	u->hash_acc += u->strength / 1024.0;
+	if (u->hash_acc >= 1.0) {
+		uint64_t n = (uint64_t)u->hash_acc;
+
+		u->ops->account(u->impl, BK_COST_CHECKSUM, n);
+		u->hash_acc -= (double)n;
+	}
+	return h;
+}
+
+/* Futile compares of a lookup among n entries at the current strength. */
+static void collisions(struct uksm *u, uint64_t n)
+{
+	double bits = 16.0 + log2((double)u->strength);
+	double x = (double)n / exp2(bits);
+
+	u->futile_acc += x;
+	u->period_futile_x1k += (uint64_t)(x * 1000.0 + 0.5);
+	if (u->futile_acc >= 1.0) {
+		uint64_t k = (uint64_t)u->futile_acc;
+
+		u->ops->account(u->impl, BK_COST_COMPARE, k);
+		u->futile_acc -= (double)k;
+	}
+}
+
+/* Every ADAPT_PERIOD hashed pages: one step of the hill climb on the cost per page. */
+static void adapt(struct uksm *u)
+{
+	double cost;
+
+	if (++u->period_hashed < ADAPT_PERIOD)
+		return;
+	cost = u->strength / 1024.0 + (double)u->period_futile_x1k / 1000.0 / u->period_hashed;
+	if (u->prev_cost > 0 && cost > u->prev_cost)
+		u->dir = -u->dir;
+	u->prev_cost = cost;
+	u->period_hashed = 0;
+	u->period_futile_x1k = 0;
+	if (!u->adaptive)
+		return;
+	if (u->dir < 0 && u->strength > 1)
+		u->strength /= 2;
+	else if (u->dir > 0 && u->strength < 1024)
+		u->strength *= 2;
+}
+
+/* ---- the scanner ------------------------------------------------------------ */
+
+static int visit(struct uksm *u, bk_page p)
+{
+	const struct backend_ops *ops = u->ops;
+	struct region *R = &u->rg[u->prid[p]];
+	struct bk_page_info info;
+	uint32_t csum, part, b, i, q1;
+	uint64_t nstable = (uint64_t)u->pages_shared, nunstable = u->unstable_linked;
+	bk_frame f;
+	int rc;
+
+	u->pages_scanned++;
+	ops->account(u->impl, BK_COST_VISIT, 1);
+	ops->page_info(u->impl, p, &info);
+	if (!info.present || info.frame == BK_ZERO_FRAME) {
+		untrack(u, p);
+		return 0;
+	}
+	if (!(u->flags[p] & PG_TRACKED)) {
+		u->flags[p] = (uint8_t)((u->flags[p] & PG_ONZERO) | PG_TRACKED);
+		u->tracked++;
+	}
+	R->sampled++;
+	if (info.frame != BK_NO_FRAME)
+		return 0; /* merged already */
+	unstable_remove(u, p);
+	csum = partial_hash(u, p);
+	if (u->flags[p] & PG_CSUM) {
+		R->seen++;
+		if (u->oldcsum[p] != csum)
+			R->changed++;
+	}
+	u->oldcsum[p] = csum;
+	u->flags[p] |= PG_CSUM;
+	adapt(u);
+	if (u->use_zero && csum == u->zero_sum && ops->merge_zero(u->impl, p) == 0) {
+		untrack(u, p);
+		u->flags[p] |= PG_ONZERO;
+		u->zero_pages++;
+		R->dups++;
+		return 0;
+	}
+	part = part_of(u, &info);
+	b = bucket_of(u, csum, part);
+	ops->account(u->impl, BK_COST_TREE_STEP, depth(nstable));
+	collisions(u, nstable);
+	for (i = u->fbucket[b]; i; i = u->fe[i].next) {
+		if (u->fe[i].csum != csum || u->fe[i].part != part)
+			continue;
+		if (ops->compare_frame(u->impl, p, u->fe[i].f) == 0 &&
+		    ops->merge_frame(u->impl, p, u->fe[i].f) == 0) {
+			attach(u, p, i);
+			return 0;
+		}
+	}
+	ops->account(u->impl, BK_COST_TREE_STEP, depth(nunstable));
+	collisions(u, nunstable);
+	for (q1 = u->ubucket[b]; q1; q1 = u->unext[q1 - 1]) {
+		bk_page q = q1 - 1;
+
+		if (u->ukey[q] != csum || u->upart[q] != part)
+			continue;
+		if (ops->compare(u->impl, p, q) != 0)
+			continue;
+		if (ops->merge_pages(u->impl, q, p, &f) < 0)
+			break;
+		unstable_remove(u, q);
+		rc = fe_new(u, f, csum, part, &i);
+		if (rc < 0)
+			return rc;
+		attach(u, p, i);
+		attach(u, q, i);
+		return 0;
+	}
+	unstable_insert(u, p, csum, part);
+	return 0;
+}
+
+/* Spends up to budget samples on level l; returns what is left. */
+static int scan_level(struct uksm *u, uint32_t l, uint64_t *budget)
+{
+	struct level *L = &u->lv[l];
+	uint32_t stride = stride_of(u, l);
+
+	while (*budget > 0 && L->n > 0) {
+		uint32_t r = L->list[L->cursor];
+		struct region *R = &u->rg[r];
+		uint32_t k = R->offset + R->next * stride;
+		int rc;
+
+		if (k < R->npages) {
+			rc = visit(u, R->first + k);
+			if (rc < 0)
+				return rc;
+			R->next++;
+			(*budget)--;
+			continue;
+		}
+		/* The sweep is over. */
+		R->offset = (R->offset + 1) % stride;
+		R->next = 0;
+		if (++L->cursor >= L->n) {
+			L->cursor = 0;
+			L->wrapped = true;
+		}
+		evaluate(u, r);
+	}
+	return 0;
+}
+
+static void round_check(struct uksm *u)
+{
+	for (uint32_t l = 0; l < u->nlevels; l++) {
+		if (u->lv[l].n > 0 && !u->lv[l].wrapped)
+			return;
+	}
+	for (uint32_t l = 0; l < u->nlevels; l++)
+		u->lv[l].wrapped = false;
+	u->full_scans++;
+	memset(u->ubucket, 0, ((size_t)u->mask + 1) * sizeof(*u->ubucket));
+	u->ugen++; /* pages_unshared keeps the old nodes until their pages are visited */
+	u->unstable_linked = 0;
+}
+
+static int uksm_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
+{
+	struct uksm *u = st;
+	uint64_t wsum = 0, left = u->pages_to_scan;
+	int rc;
+
+	(void)now_ns;
+	*sleep_ns = u->sleep_ms * 1000000u;
+	for (uint32_t l = 0; l < u->nlevels; l++) {
+		if (u->lv[l].n)
+			wsum += 1ull << l;
+	}
+	if (!wsum)
+		return 0;
+	for (int l = (int)u->nlevels - 1; l >= 0; l--) {
+		uint64_t share;
+
+		if (!u->lv[l].n)
+			continue;
+		share = u->pages_to_scan * (1ull << l) / wsum;
+		if (share > left || l == 0)
+			share = left;
+		left -= share;
+		rc = scan_level(u, (uint32_t)l, &share);
+		if (rc < 0)
+			return rc;
+		left += share; /* unspent: for the levels below */
+	}
+	/* Whatever a level left unspent goes to the top non-empty level again. */
+	for (int l = (int)u->nlevels - 1; l >= 0 && left > 0; l--) {
+		rc = scan_level(u, (uint32_t)l, &left);
+		if (rc < 0)
+			return rc;
+	}
+	round_check(u);
+	return 0;
+}
+
+static int uksm_page_changed(void *st, bk_page p, uint32_t what)
+{
+	struct uksm *u = st;
+
+	if (!(what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)))
+		return 0;
+	if (u->flags[p] & PG_ONZERO) {
+		u->flags[p] &= (uint8_t)~PG_ONZERO;
+		u->zero_pages--;
+		if (what & ALGO_CHANGE_COW)
+			u->rg[u->prid[p]].cows++;
+	}
+	if (u->fent[p]) {
+		if (what & ALGO_CHANGE_COW)
+			u->rg[u->prid[p]].cows++;
+		detach(u, p);
+	}
+	if (what & ALGO_CHANGE_UNMAPPED)
+		untrack(u, p);
+	return 0;
+}
+
+static int uksm_set_param(void *st, uint32_t idx, double value, struct sp_err *err)
+{
+	struct uksm *u = st;
+	uint64_t v = (uint64_t)value;
+
+	switch (idx) {
+	case P_PAGES_TO_SCAN:
+		u->pages_to_scan = v;
+		return 0;
+	case P_SLEEP_MILLISECS:
+		u->sleep_ms = v;
+		return 0;
+	case P_LEVEL_STRIDE:
+		u->stride_factor = (uint32_t)v;
+		for (uint32_t r = 0; r < u->nregions; r++)
+			u->rg[r].offset = u->rg[r].next = 0;
+		return 0;
+	case P_PROMOTE_DUP_RATIO:
+		u->promote = value;
+		return 0;
+	case P_DEMOTE_DUP_RATIO:
+		u->demote = value;
+		return 0;
+	case P_MAX_COW_RATIO:
+		u->max_cow = value;
+		return 0;
+	case P_MIN_LIFETIME:
+		u->min_life = value;
+		return 0;
+	case P_HASH_STRENGTH:
+		u->strength = (uint32_t)v;
+		return 0;
+	case P_ADAPTIVE_HASH:
+		u->adaptive = v != 0;
+		return 0;
+	case P_USE_ZERO_PAGES:
+		u->use_zero = v != 0;
+		return 0;
+	case P_MERGE_ACROSS_NODES:
+		if ((v != 0) != u->across && u->pages_shared > 0)
+			return sp_err_set(err, SP_EINVAL,
+					  "uksm: merge_across_nodes cannot change while %lld shared frames exist",
+					  (long long)u->pages_shared);
+		u->across = v != 0;
+		return 0;
+	default:
+		return sp_err_set(err, SP_EINVAL, "uksm: %s cannot change at run time",
+				  idx < sizeof(uksm_params) / sizeof(uksm_params[0])
+					  ? uksm_params[idx].name
+					  : "that parameter");
+	}
+}
+
+static void uksm_metrics(const void *st, struct metrics *m)
+{
+	const struct uksm *u = st;
+	int64_t vol = u->tracked - u->pages_shared - u->pages_sharing - u->pages_unshared;
+
+	m->pages_shared = u->pages_shared;
+	m->pages_sharing = u->pages_sharing;
+	m->pages_unshared = u->pages_unshared;
+	m->pages_volatile = vol < 0 ? 0 : vol;
+	m->full_scans = u->full_scans;
+	m->pages_scanned = u->pages_scanned;
+	m->ksm_zero_pages = u->zero_pages;
+	m->general_profit = (u->pages_sharing + u->zero_pages) * (int64_t)u->page_size -
+			    u->tracked * METRICS_GENERAL_PROFIT_META;
+}
+
+static void uksm_destroy(void *st)
+{
+	struct uksm *u = st;
+
+	if (!u)
+		return;
+	for (uint32_t l = 0; l < MAX_LEVELS; l++)
+		free(u->lv[l].list);
+	free(u->rg);
+	free(u->prid);
+	free(u->fbucket);
+	free(u->ubucket);
+	free(u->fe);
+	free(u->oldcsum);
+	free(u->fent);
+	free(u->ukey);
+	free(u->upart);
+	free(u->unext);
+	free(u->uprev);
+	free(u->useq);
+	free(u->flags);
+	free(u);
+}
+
+/* Regions: consecutive groups of region_pages pages, never across a guest boundary. */
+static int make_regions(struct uksm *u)
+{
+	struct bk_page_info info;
+	uint32_t cap = 64, last_guest = UINT32_MAX;
+
+	u->rg = calloc(cap, sizeof(*u->rg));
+	if (!u->rg)
+		return SP_ENOMEM;
+	for (bk_page p = 0; p < u->npages; p++) {
+		u->ops->page_info(u->impl, p, &info);
+		if (info.guest != last_guest || u->rg[u->nregions - 1].npages == u->region_pages) {
+			if (u->nregions == cap) {
+				struct region *n = realloc(u->rg, cap * 2 * sizeof(*n));
+
+				if (!n)
+					return SP_ENOMEM;
+				u->rg = n;
+				cap *= 2;
+			}
+			memset(&u->rg[u->nregions], 0, sizeof(*u->rg));
+			u->rg[u->nregions].first = p;
+			u->nregions++;
+			last_guest = info.guest;
+		}
+		u->rg[u->nregions - 1].npages++;
+		u->prid[p] = u->nregions - 1;
+	}
+	for (uint32_t l = 0; l < u->nlevels; l++) {
+		u->lv[l].list = malloc((u->nregions + 1) * sizeof(uint32_t));
+		if (!u->lv[l].list)
+			return SP_ENOMEM;
+	}
+	for (uint32_t r = 0; r < u->nregions; r++)
+		level_add(u, r, 0);
+	return 0;
+}
+
+static int uksm_create(void **out, const struct algo_params *prm, const struct algo_env *env,
+		       struct sp_err *err)
+{
+	struct uksm *u = calloc(1, sizeof(*u));
+	size_t n;
+
+	*out = NULL;
+	if (!u)
+		return sp_err_set(err, SP_ENOMEM, "uksm: out of memory");
+	u->bk = env->bk;
+	u->ops = env->bk.ops;
+	u->impl = env->bk.impl;
+	u->pages_to_scan = (uint64_t)prm->v[P_PAGES_TO_SCAN];
+	u->sleep_ms = (uint64_t)prm->v[P_SLEEP_MILLISECS];
+	u->region_pages = (uint32_t)prm->v[P_REGION_PAGES];
+	u->nlevels = (uint32_t)prm->v[P_LEVELS];
+	u->stride_factor = (uint32_t)prm->v[P_LEVEL_STRIDE];
+	u->promote = prm->v[P_PROMOTE_DUP_RATIO];
+	u->demote = prm->v[P_DEMOTE_DUP_RATIO];
+	u->max_cow = prm->v[P_MAX_COW_RATIO];
+	u->min_life = prm->v[P_MIN_LIFETIME];
+	u->strength = (uint32_t)prm->v[P_HASH_STRENGTH];
+	u->adaptive = prm->v[P_ADAPTIVE_HASH] != 0;
+	u->use_zero = prm->v[P_USE_ZERO_PAGES] != 0;
+	u->across = prm->v[P_MERGE_ACROSS_NODES] != 0;
+	u->dir = -1;
+	u->npages = u->ops->npages(u->impl);
+	u->page_size = u->ops->page_size(u->impl);
+	u->zero_sum = u->ops->zero_checksum(u->impl);
+	if (u->npages >= UINT32_MAX - 1) {
+		uksm_destroy(u);
+		return sp_err_set(err, SP_ELIMIT, "uksm: more than 2^32-2 pages");
+	}
+	n = u->npages + 1;
+	for (u->mask = 1023; u->mask < u->npages; u->mask = u->mask * 2 + 1)
+		;
+	u->prid = calloc(n, sizeof(*u->prid));
+	u->fbucket = calloc((size_t)u->mask + 1, sizeof(*u->fbucket));
+	u->ubucket = calloc((size_t)u->mask + 1, sizeof(*u->ubucket));
+	u->fe_cap = 1024;
+	u->fe_used = 1;
+	u->fe = calloc(u->fe_cap, sizeof(*u->fe));
+	u->oldcsum = calloc(n, sizeof(*u->oldcsum));
+	u->fent = calloc(n, sizeof(*u->fent));
+	u->ukey = calloc(n, sizeof(*u->ukey));
+	u->upart = calloc(n, sizeof(*u->upart));
+	u->unext = calloc(n, sizeof(*u->unext));
+	u->uprev = calloc(n, sizeof(*u->uprev));
+	u->useq = calloc(n, sizeof(*u->useq));
+	u->flags = calloc(n, 1);
+	if (!u->prid || !u->fbucket || !u->ubucket || !u->fe || !u->oldcsum || !u->fent ||
+	    !u->ukey || !u->upart || !u->unext || !u->uprev || !u->useq || !u->flags ||
+	    make_regions(u) < 0) {
+		uksm_destroy(u);
+		return sp_err_set(err, SP_ENOMEM, "uksm: out of memory for %llu pages",
+				  (unsigned long long)(n - 1));
+	}
+	*out = u;
+	return 0;
+}
+
+const struct algo_ops algo_uksm = {
+	.version = ALGO_OPS_VERSION,
+	.name = "uksm",
+	.description = "model of UKSM (FAST 2018): regions on scan levels by duplicate/COW ratio, adaptive partial hashing",
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES,
+	.params = uksm_params,
+	.nparams = sizeof(uksm_params) / sizeof(uksm_params[0]),
+	.create = uksm_create,
+	.destroy = uksm_destroy,
+	.batch = uksm_batch,
+	.page_changed = uksm_page_changed,
+	.set_param = uksm_set_param,
+	.metrics = uksm_metrics,
+};
