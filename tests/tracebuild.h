@@ -28,7 +28,6 @@ struct sp_fp tb_fp(uint64_t content);
 /* A one-guest trace of n pages with n distinct contents, in one snapshot at 0. */
 void tb_unique_trace(const char *path, uint64_t n);
 
-#endif
 
 /* ---- running the simulator on a test trace ---------------------------- */
 
@@ -52,3 +51,5 @@ struct tb_series *tb_run(const char *path, const struct sim_config *cfg);
 struct tb_series *tb_run_source(const struct trace_source *src, const struct sim_config *cfg);
 /* The sample at time t_ms (fails the test if there is none). */
 const struct metrics *tb_at(const struct tb_series *s, uint64_t t_ms);
+
+#endif

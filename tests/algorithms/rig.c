@@ -1,0 +1,158 @@
+/*
+ * rig.c - a test rig: one algorithm on a sim_mem backend, behind a wrapper
+ * backend that counts page_info() and checksum calls per page and can offer
+ * checksum_uncounted(), driven record by record and batch by batch by the
+ * test, so that state can be inspected between any two steps.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rig.h"
+
+struct sp_fp rig_fp(uint64_t content)
+{
+	struct sp_fp fp = { 0, 0 };
+
+	if (content) {
+		fp.lo = content * 0xff51afd7ed558ccdULL + 0x632be59bd9b4e019ULL;
+		fp.hi = content;
+	}
+	return fp;
+}
+
+
+static struct rig *the_rig(void *impl) { return impl; }
+static uint64_t r_npages(void *i) { struct rig *r = the_rig(i); return r->in.ops->npages(r->in.impl); }
+static uint32_t r_nnodes(void *i) { struct rig *r = the_rig(i); return r->in.ops->nnodes(r->in.impl); }
+static uint32_t r_nguests(void *i) { struct rig *r = the_rig(i); return r->in.ops->nguests(r->in.impl); }
+static uint32_t r_page_size(void *i) { struct rig *r = the_rig(i); return r->in.ops->page_size(r->in.impl); }
+static uint32_t r_zero_checksum(void *i) { struct rig *r = the_rig(i); return r->in.ops->zero_checksum(r->in.impl); }
+static void r_page_info(void *i, bk_page p, struct bk_page_info *o)
+{
+	struct rig *r = the_rig(i);
+
+	if (r->info_calls)
+		r->info_calls[p]++;
+	r->in.ops->page_info(r->in.impl, p, o);
+}
+static uint32_t r_checksum(void *i, bk_page p)
+{
+	struct rig *r = the_rig(i);
+
+	r->hash_calls[p]++;
+	r->last_hashed = (int64_t)p;
+	return r->in.ops->checksum(r->in.impl, p);
+}
+static uint32_t r_checksum_uncounted(void *i, bk_page p)
+{
+	struct rig *r = the_rig(i);
+
+	r->hash_calls[p]++;
+	r->uncounted++;
+	return sp_fp_checksum(r->in.ops->content(r->in.impl, p));
+}
+static int r_compare(void *i, bk_page a, bk_page b) { struct rig *r = the_rig(i); return r->in.ops->compare(r->in.impl, a, b); }
+static int r_compare_frame(void *i, bk_page a, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->compare_frame(r->in.impl, a, f); }
+static int r_merge_pages(void *i, bk_page p, bk_page k, bk_frame *o) { struct rig *r = the_rig(i); return r->in.ops->merge_pages(r->in.impl, p, k, o); }
+static int r_merge_frame(void *i, bk_page p, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->merge_frame(r->in.impl, p, f); }
+static int r_merge_zero(void *i, bk_page p) { struct rig *r = the_rig(i); return r->in.ops->merge_zero(r->in.impl, p); }
+static int r_unmerge(void *i, bk_page p) { struct rig *r = the_rig(i); return r->in.ops->unmerge(r->in.impl, p); }
+static uint32_t r_frame_mappers(void *i, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->frame_mappers(r->in.impl, f); }
+static uint32_t r_frame_node(void *i, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->frame_node(r->in.impl, f); }
+static void r_account(void *i, enum bk_cost w, uint64_t n) { struct rig *r = the_rig(i); r->in.ops->account(r->in.impl, w, n); }
+
+void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages)
+{
+	memset(r, 0, sizeof(*r));
+	tb_init(&r->tb, nguests, pages);
+	r->a = algo_find(algo);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r->a);
+	sim_cost_defaults(&r->cost);
+	r->last_hashed = -1;
+}
+
+/* Creates the backend and the algorithm; sets: NULL-terminated "key=value" list. */
+void rig_start(struct rig *r, const char *const *sets)
+{
+	struct algo_params prm;
+	struct algo_env env;
+	struct sp_err err = { 0 };
+	uint64_t n;
+
+	algo_params_defaults(r->a, &prm);
+	for (; sets && *sets; sets++)
+		CU_ASSERT_EQUAL_FATAL(algo_params_set(r->a, &prm, *sets, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(sim_mem_new(&r->mem, &r->tb.h, &err), 0);
+	r->in = sim_mem_backend(r->mem);
+	r->ops = (struct backend_ops){
+		.npages = r_npages, .nnodes = r_nnodes, .nguests = r_nguests,
+		.page_size = r_page_size, .zero_checksum = r_zero_checksum,
+		.page_info = r_page_info, .checksum = r_checksum, .compare = r_compare,
+		.compare_frame = r_compare_frame, .merge_pages = r_merge_pages,
+		.merge_frame = r_merge_frame, .merge_zero = r_merge_zero, .unmerge = r_unmerge,
+		.frame_mappers = r_frame_mappers, .frame_node = r_frame_node, .account = r_account,
+		.content = NULL,
+		.checksum_uncounted = r->offer_uncounted ? r_checksum_uncounted : NULL,
+	};
+	n = r->in.ops->npages(r->in.impl);
+	r->hash_calls = calloc(n + 1, sizeof(*r->hash_calls));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r->hash_calls);
+	env.bk.ops = &r->ops;
+	env.bk.impl = r;
+	env.seed = 1;
+	if (r->a->create(&r->st, &prm, &env, &err) != 0)
+		fprintf(stderr, "create: %s\n", err.msg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r->st);
+	r->info_calls = calloc(n + 1, sizeof(*r->info_calls)); /* from now on: not create()'s */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r->info_calls);
+}
+
+void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present)
+{
+	struct trace_record rec = { .guest = g, .page = page };
+	struct sp_err err = { 0 };
+	uint32_t what;
+	bool notify;
+	bk_page p;
+
+	if (present) {
+		rec.fp = rig_fp(content);
+		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO);
+	}
+	rec.node = r->tb.h.guests[g].node;
+	CU_ASSERT_EQUAL_FATAL(sim_mem_apply(r->mem, &rec, &p, &what, &notify, &err), 0);
+	if (what && notify)
+		CU_ASSERT_EQUAL(r->a->page_changed(r->st, p, what), 0);
+}
+
+void rig_write(struct rig *r, uint32_t g, uint64_t page, uint64_t content)
+{
+	rig_record(r, g, page, content, true);
+}
+
+void rig_metrics(struct rig *r, struct metrics *m)
+{
+	memset(m, 0, sizeof(*m));
+	r->a->metrics(r->st, m);
+	sim_mem_metrics(r->mem, &r->cost, m);
+}
+
+uint64_t rig_batch(struct rig *r)
+{
+	uint64_t sleep = 0;
+
+	CU_ASSERT_EQUAL_FATAL(r->a->batch(r->st, r->now, &sleep), 0);
+	r->now += sleep + 1000000u;
+	return sleep;
+}
+
+void rig_free(struct rig *r)
+{
+	if (r->st)
+		r->a->destroy(r->st);
+	free(r->info_calls);
+	free(r->hash_calls);
+	sim_mem_free(r->mem);
+	trace_header_release(&r->tb.h);
+}

@@ -1,0 +1,44 @@
+/*
+ * rig.h - one algorithm on a sim_mem backend, driven by hand (rig.c).
+ */
+#ifndef SP_TEST_RIG_H
+#define SP_TEST_RIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "sim.h"
+#include "tracebuild.h"
+
+struct rig {
+	struct tb tb; /* only its header is used */
+	struct sim_mem *mem;
+	struct backend in;       /* the simulated backend */
+	struct backend_ops ops;  /* the wrapper's: counts per page, optional uncounted checksum */
+	const struct algo_ops *a;
+	void *st;
+	uint64_t now;
+	struct sim_cost cost;
+	bool offer_uncounted;    /* offer checksum_uncounted() to the algorithm */
+	uint64_t *info_calls;    /* page_info() per page since start */
+	uint64_t *hash_calls;    /* checksum() + checksum_uncounted() per page */
+	int64_t last_hashed;     /* page of the last checksum call */
+	uint64_t uncounted;
+};
+
+/* Content number -> fingerprint (0: a zero page). */
+struct sp_fp rig_fp(uint64_t content);
+/* nguests guests of pages pages; edit r->tb.h.guests and r->offer_uncounted before rig_start. */
+void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages);
+/* Creates the backend and the algorithm; sets: NULL-terminated "key=value" list. */
+void rig_start(struct rig *r, const char *const *sets);
+/* Applies one page's new state (content 0: zero page) and tells the algorithm as sim_run would. */
+void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present);
+void rig_write(struct rig *r, uint32_t g, uint64_t page, uint64_t content);
+void rig_metrics(struct rig *r, struct metrics *m);
+/* One batch at r->now; the clock then moves by the sleep plus 1 ms.  Returns the sleep. */
+uint64_t rig_batch(struct rig *r);
+void rig_free(struct rig *r);
+
+#endif
