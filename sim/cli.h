@@ -11,6 +11,7 @@
 #define SP_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sp_error.h"
@@ -53,7 +54,22 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 int cmd_list(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
+/* sim/cmd_record.c: `sim trace record` and `sim trace import`. */
+int cmd_trace_record(int argc, char **argv);
+int cmd_trace_import(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+/* sim/cmd_compare.c and sim/cmd_sweep.c: parallel runs over one trace, reports. */
+int cmd_compare(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+/* glibc malloc settings for many simulations in threads (measured in cmd_compare.c). */
+void cli_tune_malloc_for_threads(void);
+/* The aggregate progress bar of parallel runs: arg is a struct cli_progress. */
+void cli_parallel_progress(void *arg, uint64_t done_ms, uint64_t total_ms);
+/* One line describing seed (unless it varies), duration, sampling, writes and cost model. */
+void cli_sim_options_format(char *buf, size_t len, const struct sim_config *cfg,
+			    uint64_t expected_ms, bool seed_varies);
 int cmd_validate(int argc, char **argv);
+/* sim/cmd_real.c: `sim real replay`. */
+int cmd_real(int argc, char **argv);
 
 #endif

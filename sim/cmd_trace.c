@@ -1,5 +1,6 @@
 /*
- * cmd_trace.c - `sim trace gen|info|check|export`: make and inspect traces.
+ * cmd_trace.c - `sim trace gen|info|check|export`: make and inspect traces
+ * (`record` and `import` live in cmd_record.c).
  */
 #include <csv.h>
 #include <getopt.h>
@@ -385,11 +386,13 @@ static int cmd_export(int argc, char **argv)
 int cmd_trace(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs("usage: sim trace gen|info|check|export ...\n"
+		fputs("usage: sim trace gen|info|check|export|record|import ...\n"
 		      "  gen -o FILE [options]   write a synthetic trace\n"
 		      "  info FILE               header, guests and per-snapshot counts\n"
 		      "  check FILE              validate the whole file (exit 0 only if sound)\n"
-		      "  export FILE --csv OUT   one CSV row per present page per snapshot\n",
+		      "  export FILE --csv OUT   one CSV row per present page per snapshot\n"
+		      "  record -o FILE (--pid PID... | --qemu)  snapshots of live memory (root)\n"
+		      "  import -o FILE VMCORE...                QEMU ELF memory dumps into a trace\n",
 		      argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
@@ -401,6 +404,10 @@ int cmd_trace(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "export"))
 		return cmd_export(argc - 1, argv + 1);
-	fprintf(stderr, "sim: unknown trace command '%s' (gen, info, check, export)\n", argv[1]);
+	if (!strcmp(argv[1], "record"))
+		return cmd_trace_record(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "import"))
+		return cmd_trace_import(argc - 1, argv + 1);
+	fprintf(stderr, "sim: unknown trace command '%s' (gen, info, check, export, record, import)\n", argv[1]);
 	return EXIT_USAGE;
 }

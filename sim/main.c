@@ -17,9 +17,12 @@ static void usage(FILE *f)
 	      "commands:\n"
 	      "  run      replay a trace through one merge algorithm, report savings and cost\n"
 	      "  list     list the algorithms with their parameters, defaults and ranges\n"
+	      "  compare  run several algorithms over one trace in parallel, write a report\n"
+	      "  sweep    run one algorithm over a grid of parameters and seeds, write a report\n"
 	      "  trace    make and inspect traces: gen, info, check, export\n"
 	      "  validate check the simulator against the kernel's KSM live on this machine (root)\n"
 	      "  calibrate measure the CPU cost model on this machine (root for the ksmd part)\n"
+	      "  real     replay a trace in live memory, merged for real by an algorithm or KSM (root)\n"
 	      "\n"
 	      "'sim COMMAND --help' describes a command.  Exit codes: 0 success, 1 failure,\n"
 	      "2 usage error, 3 bad input file, 4 missing privilege or facility.\n",
@@ -42,6 +45,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "compare"))
+		return cmd_compare(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "sweep"))
+		return cmd_sweep(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "list"))
 		return cmd_list(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "calibrate"))
@@ -50,7 +57,9 @@ int main(int argc, char **argv)
 		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "validate"))
 		return cmd_validate(argc - 1, argv + 1);
-	fprintf(stderr, "sim: unknown command '%s' (commands: run, list, trace, validate; see 'sim --help')\n",
+	if (!strcmp(argv[1], "real"))
+		return cmd_real(argc - 1, argv + 1);
+	fprintf(stderr, "sim: unknown command '%s' (commands: run, compare, sweep, list, trace, validate; see 'sim --help')\n",
 		argv[1]);
 	return EXIT_USAGE;
 }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Every corrupted copy of a shipped sample trace is rejected by `sim trace
 # check` with exit 3 and a message naming the offset; `sim trace info` and
-# `sim run` reject it too; no command is ever killed by a signal.
+# `sim run` reject it too (checked on every 8th copy); no command is ever
+# killed by a signal.
 set -uo pipefail
 SIM=$1
 SAMPLES=$2
@@ -15,6 +16,8 @@ expect_rejected() { # file what
 	if [ $rc -ne 3 ] || ! grep -q offset <<<"$out"; then
 		echo "FAIL ($2): check exit $rc: $out"; fail=1
 	fi
+	# The other commands too, on every 8th copy (a replay of a large sample takes a while).
+	[ $((copies % 8)) -eq 0 ] || { copies=$((copies + 1)); return; }
 	for cmd in "trace info $1" "run --trace $1 --algo oracle -q --csv $T/out.csv"; do
 		out=$($SIM $cmd 2>&1 >/dev/null); rc=$?
 		if [ $rc -ge 128 ] || [ $rc -eq 0 ]; then

@@ -1,0 +1,452 @@
+/*
+ * report.c - implements the comparison report (plot_compare_write) and the
+ * per-run summary shared with the sweep report.
+ *
+ * Summary definitions (README.md, "Comparing algorithms"): saved =
+ * pages_sharing + ksm_zero_pages; final = at the last sample; peak = the
+ * most at any sample; % of oracle = final / oracle_saving at the last
+ * sample; time to 90% = the first sample time at which saved reached 90% of
+ * the final savings (0 when the final savings are 0); CPU and COW breaks =
+ * the cumulative counters at the last sample.
+ *
+ * Order of writing, so that index.html exists only beside a complete report:
+ * remove index.html, write the per-run CSVs and summary.csv, the gnuplot
+ * script and its images, then index.html.
+ */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+#include "report_util.h"
+
+const char plot_summary_header[] =
+	"algorithm,final_saved_pages,final_saved_mib,peak_saved_pages,peak_saved_mib,"
+	"oracle_pages,pct_of_oracle,time_to_90pct_s,cpu_s,cow_breaks,mib_per_cpu_s,params";
+
+static const char *const palette[] = {
+	"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+	"#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+};
+
+const char *plot_colour(size_t i)
+{
+	return palette[i % (sizeof(palette) / sizeof(palette[0]))];
+}
+
+void plot_summarize(const uint64_t *times, const struct metrics *m, size_t n,
+		    struct plot_summary *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (n == 0)
+		return;
+	out->final_saved = metrics_saved(&m[n - 1]);
+	out->oracle_final = m[n - 1].oracle_saving;
+	out->cpu_ns = m[n - 1].cpu_ns;
+	out->cow_breaks = m[n - 1].cow_breaks;
+	out->end_ms = times[n - 1];
+	out->pct_of_oracle = out->oracle_final > 0
+				     ? 100.0 * (double)out->final_saved / (double)out->oracle_final
+				     : 100.0;
+	out->t90_ms = times[n - 1];
+	for (size_t i = 0; i < n; i++) {
+		int64_t s = metrics_saved(&m[i]);
+
+		if (s > out->peak_saved || i == 0)
+			out->peak_saved = s;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* saved >= 0.9 * final, in integers: 10 * saved >= 9 * final */
+		if (10 * metrics_saved(&m[i]) >= 9 * out->final_saved) {
+			out->t90_ms = times[i];
+			break;
+		}
+	}
+}
+
+double plot_mib(int64_t pages, uint32_t page_size)
+{
+	return (double)pages * (double)page_size / (1024.0 * 1024.0);
+}
+
+double plot_mib_per_cpu_s(const struct plot_summary *s, uint32_t page_size)
+{
+	if (s->final_saved <= 0)
+		return 0;
+	if (s->cpu_ns <= 0)
+		return INFINITY;
+	return plot_mib(s->final_saved, page_size) / ((double)s->cpu_ns / 1e9);
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+static int write_series_csv(const char *dir, const struct plot_run *r, struct sp_err *err)
+{
+	struct atomic_file af;
+	char name[256], *path;
+	int rc;
+
+	snprintf(name, sizeof(name), "%s.csv", r->label);
+	path = rep_path(dir, name);
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = atomic_file_open(&af, path, 0644, err);
+	free(path);
+	if (rc < 0)
+		return rc;
+	fputs("time_ms", af.f);
+	for (int i = 0; i < METRICS_COUNT; i++)
+		fprintf(af.f, ",%s", metrics_names[i]);
+	fputc('\n', af.f);
+	for (size_t k = 0; k < r->n; k++) {
+		fprintf(af.f, "%llu", (unsigned long long)r->times[k]);
+		for (int i = 0; i < METRICS_COUNT; i++)
+			fprintf(af.f, ",%lld", (long long)metrics_get(&r->samples[k], i));
+		fputc('\n', af.f);
+	}
+	return atomic_file_commit(&af, err);
+}
+
+static int write_summary_csv(const char *dir, const struct plot_compare *c,
+			     const struct plot_summary *sum, struct sp_err *err)
+{
+	uint32_t ps = c->header->page_size;
+	struct atomic_file af;
+	char *path = rep_path(dir, "summary.csv");
+	int rc;
+
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = atomic_file_open(&af, path, 0644, err);
+	free(path);
+	if (rc < 0)
+		return rc;
+	fprintf(af.f, "%s\n", plot_summary_header);
+	for (size_t i = 0; i < c->nruns; i++) {
+		const struct plot_summary *s = &sum[i];
+		char params[1024];
+
+		algo_params_format(c->runs[i].algo, &c->runs[i].params, params, sizeof(params));
+		rep_csv_text(af.f, c->runs[i].label);
+		fprintf(af.f, ",%lld,%.3f,%lld,%.3f,%lld,%.2f,%.3f,%.3f,%lld,", (long long)s->final_saved,
+			plot_mib(s->final_saved, ps), (long long)s->peak_saved,
+			plot_mib(s->peak_saved, ps), (long long)s->oracle_final, s->pct_of_oracle,
+			(double)s->t90_ms / 1000, (double)s->cpu_ns / 1e9, (long long)s->cow_breaks);
+		if (isinf(plot_mib_per_cpu_s(s, ps)))
+			fputs("inf", af.f);
+		else
+			fprintf(af.f, "%.3f", plot_mib_per_cpu_s(s, ps));
+		fputc(',', af.f);
+		rep_csv_text(af.f, params);
+		fputc('\n', af.f);
+	}
+	return atomic_file_commit(&af, err);
+}
+
+static const char *const compare_plots[] = { "savings", "cpu", "cow", "savings_cpu" };
+#define NPLOTS (sizeof(compare_plots) / sizeof(compare_plots[0]))
+
+static void gp_series(FILE *f, const struct plot_compare *c, const char *x, const char *y)
+{
+	for (size_t i = 0; i < c->nruns; i++) {
+		const struct plot_run *r = &c->runs[i];
+		char file[256];
+
+		snprintf(file, sizeof(file), "%s.csv", r->label);
+		fputs(i ? ", \\\n     " : "plot ", f);
+		rep_gp_quoted(f, file);
+		fprintf(f, " using %s:%s with lines lw 2 dt %d lc rgb '%s' title ", x, y,
+			r->variant ? 2 : 1, plot_colour(r->colour));
+		rep_gp_quoted(f, r->label);
+	}
+}
+
+static int write_compare_gp(const char *dir, const struct plot_compare *c, struct sp_err *err)
+{
+	struct atomic_file af;
+	char *path = rep_path(dir, "compare.gp");
+	const char *t = "(column('time_ms')/1000.0)";
+	const char *saved = "(mib(column('pages_sharing')+column('ksm_zero_pages')))";
+	const char *cpu = "(column('cpu_ns')/1e9)";
+	int rc;
+
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = atomic_file_open(&af, path, 0644, err);
+	free(path);
+	if (rc < 0)
+		return rc;
+	FILE *f = af.f;
+
+	fputs("# compare.gp - the plots of this report, written by `sim compare`.\n"
+	      "# Rerun in this directory: gnuplot compare.gp\n"
+	      "if (!exists('sfx')) sfx = ''\n"
+	      "set datafile separator ','\nset grid\n"
+	      "set key box opaque\n", f);
+	fprintf(f, "mib(p) = p * %u / 1048576.0\n", c->header->page_size);
+	fputs("do for [fmt in 'png svg'] {\n"
+	      "  if (fmt eq 'png') { set terminal pngcairo size 960,560 font 'Sans,11' noenhanced }"
+	      " else { set terminal svg size 720,440 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n",
+	      f);
+	/* savings over time, against the oracle's bound */
+	fputs("  set key outside right top vertical\n  set output 'savings.'.fmt.sfx\n  set title 'Memory saved over time'\n"
+	      "  set xlabel 'simulated time (s)'\n  set ylabel 'memory saved (MiB)'\n  ", f);
+	gp_series(f, c, t, saved);
+	fputs(", \\\n     ", f);
+	{
+		char file[256];
+
+		snprintf(file, sizeof(file), "%s.csv", c->runs[0].label);
+		rep_gp_quoted(f, file);
+	}
+	fprintf(f, " using %s:(mib(column('oracle_saving'))) with lines lw 1.5 dt 3 lc rgb '#000000'"
+		   " title 'oracle bound'\n", t);
+	/* CPU over time */
+	fputs("  set key outside right top vertical\n  set output 'cpu.'.fmt.sfx\n  set title 'Scanner CPU time (cumulative)'\n"
+	      "  set xlabel 'simulated time (s)'\n  set ylabel 'scanner CPU (s)'\n  ", f);
+	gp_series(f, c, t, cpu);
+	fputc('\n', f);
+	/* COW breaks over time */
+	fputs("  set output 'cow.'.fmt.sfx\n  set title 'Copy-on-write breaks (cumulative)'\n"
+	      "  set xlabel 'simulated time (s)'\n  set ylabel 'COW breaks (count)'\n  ", f);
+	gp_series(f, c, t, "(column('cow_breaks'))");
+	fputc('\n', f);
+	/* savings against CPU */
+	fputs("  set key outside right top vertical\n  set output 'savings_cpu.'.fmt.sfx\n  set title 'Memory saved against CPU spent'\n"
+	      "  set xlabel 'scanner CPU (s, cumulative)'\n  set ylabel 'memory saved (MiB)'\n  ", f);
+	gp_series(f, c, cpu, saved);
+	fputs("\n  unset output\n}\n", f);
+	return atomic_file_commit(&af, err);
+}
+
+/* ---- index.html ---------------------------------------------------------- */
+
+static void fmt_mib(char *buf, size_t len, double mib)
+{
+	if (mib >= 1024)
+		snprintf(buf, len, "%.2f GiB", mib / 1024);
+	else
+		snprintf(buf, len, "%.1f MiB", mib);
+}
+
+static void paragraph(FILE *f, const struct plot_compare *c, const struct plot_summary *sum,
+		      size_t i)
+{
+	const struct plot_run *r = &c->runs[i];
+	const struct plot_summary *s = &sum[i];
+	uint32_t ps = c->header->page_size;
+	double eff = plot_mib_per_cpu_s(s, ps), secs = (double)s->end_ms / 1000;
+	char a[32], b[32], p[32], params[1024];
+	size_t rank_saved = 1, rank_cpu = 1, n_cpu = 0, rank_eff = 1;
+
+	for (size_t k = 0; k < c->nruns; k++) {
+		if (sum[k].final_saved > s->final_saved)
+			rank_saved++;
+		if (sum[k].cpu_ns > 0) {
+			n_cpu++;
+			if (k != i && sum[k].cpu_ns < s->cpu_ns)
+				rank_cpu++;
+			if (plot_mib_per_cpu_s(&sum[k], ps) > eff)
+				rank_eff++;
+		}
+	}
+	algo_params_format(r->algo, &r->params, params, sizeof(params));
+	fmt_mib(a, sizeof(a), plot_mib(s->final_saved, ps));
+	fmt_mib(b, sizeof(b), plot_mib(s->oracle_final, ps));
+	fmt_mib(p, sizeof(p), plot_mib(s->peak_saved, ps));
+	fprintf(f, "<p class=\"algo\"><span class=\"sw\" style=\"background:%s\"></span><b>",
+		plot_colour(r->colour));
+	rep_html(f, r->label);
+	fputs("</b> &mdash; ", f);
+	rep_html(f, r->algo->description);
+	if (r->variant) {
+		fputs(" (this variant: <code>", f);
+		rep_html(f, params);
+		fputs("</code>)", f);
+	}
+	fprintf(f, ". At the end of the %.0f simulated seconds it saved <b>%s</b>, %.1f%% of the "
+		   "%s the oracle could save then (peak %s). ",
+		secs, a, s->pct_of_oracle, b, p);
+	if (s->final_saved > 0)
+		fprintf(f, "It reached 90%% of its final savings after %.1f s. ",
+			(double)s->t90_ms / 1000);
+	if (s->cpu_ns > 0)
+		fprintf(f, "Its scanner used %.3f s of CPU (%.2f%% of one core), %.1f MiB saved per "
+			   "CPU second. ",
+			(double)s->cpu_ns / 1e9, secs > 0 ? (double)s->cpu_ns / 1e7 / secs : 0.0, eff);
+	else
+		fputs("It used no scanner CPU (a bound, not a mechanism). ", f);
+	fprintf(f, "%lld write%s broke a merged page (COW breaks). ", (long long)s->cow_breaks,
+		s->cow_breaks == 1 ? "" : "s");
+	if (c->nruns > 1) {
+		if (rank_saved == 1)
+			fputs("It saved the most of the compared algorithms", f);
+		else
+			fprintf(f, "It ranks %zu of %zu on savings", rank_saved, c->nruns);
+		if (s->cpu_ns > 0 && n_cpu > 1)
+			fprintf(f, ", %zu of %zu on CPU cost (cheapest first) and %zu of %zu on MiB per "
+				   "CPU second",
+				rank_cpu, n_cpu, rank_eff, n_cpu);
+		fputs(".", f);
+	}
+	fputs("</p>\n", f);
+}
+
+static void td_num(FILE *f, const char *fmt, double v)
+{
+	fputs("<td>", f);
+	fprintf(f, fmt, v);
+	fputs("</td>", f);
+}
+
+static int write_compare_html(const char *dir, const struct plot_compare *c,
+			      const struct plot_summary *sum, struct sp_err *err)
+{
+	static const char *const captions[NPLOTS] = {
+		"Memory saved (pages_sharing + ksm_zero_pages) over simulated time; the dotted black "
+		"line is the oracle's bound, the most any algorithm could save at that instant.",
+		"Cumulative scanner CPU time (modelled) over simulated time.",
+		"Cumulative copy-on-write breaks: writes that unshared a merged page.",
+		"Memory saved against the CPU spent so far: up and to the left is better.",
+	};
+	const struct trace_header *h = c->header;
+	uint32_t ps = h->page_size;
+	struct atomic_file af;
+	char *path = rep_path(dir, "index.html"), buf[64];
+	const char *base = strrchr(c->trace_path, '/') ? strrchr(c->trace_path, '/') + 1 : c->trace_path;
+	int64_t best = 0;
+	int rc;
+
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = atomic_file_open(&af, path, 0644, err);
+	free(path);
+	if (rc < 0)
+		return rc;
+	FILE *f = af.f;
+
+	snprintf(buf, sizeof(buf), "sim compare: %s", base);
+	rep_html_head(f, buf);
+	fputs("<h1>Page merging compared on <code>", f);
+	rep_html(f, base);
+	fputs("</code></h1>\n<table class=\"meta\">\n<tr><td>trace</td><td class=\"mono\">", f);
+	rep_html(f, c->trace_path);
+	fputs("</td></tr>\n<tr><td>description</td><td>", f);
+	rep_html(f, h->desc[0] ? h->desc : "(none)");
+	fmt_mib(buf, sizeof(buf), plot_mib((int64_t)trace_header_total_pages(h), ps));
+	fprintf(f, "</td></tr>\n<tr><td>guests</td><td>%u guests, %llu pages of %u bytes (%s)</td></tr>\n",
+		h->nguests, (unsigned long long)trace_header_total_pages(h), ps, buf);
+	fputs("<tr><td>simulation</td><td>", f);
+	rep_html(f, c->options);
+	fputs("</td></tr>\n</table>\n", f);
+
+	/* summary table */
+	for (size_t i = 0; i < c->nruns; i++)
+		if (sum[i].final_saved > best)
+			best = sum[i].final_saved;
+	fputs("<h2>Summary</h2>\n<table>\n<tr><th class=\"l\">algorithm</th><th>saved at end (MiB)</th>"
+	      "<th>peak (MiB)</th><th>% of oracle</th><th>time to 90% (s)</th>"
+	      "<th>scanner CPU (s)</th><th>COW breaks</th><th>MiB saved per CPU s</th></tr>\n", f);
+	for (size_t i = 0; i < c->nruns; i++) {
+		const struct plot_summary *s = &sum[i];
+		double eff = plot_mib_per_cpu_s(s, ps);
+
+		fprintf(f, "<tr><td class=\"l%s\"><span class=\"sw\" style=\"background:%s\"></span>",
+			s->final_saved == best && best > 0 ? " best" : "", plot_colour(c->runs[i].colour));
+		rep_html(f, c->runs[i].label);
+		fputs("</td>", f);
+		td_num(f, "%.1f", plot_mib(s->final_saved, ps));
+		td_num(f, "%.1f", plot_mib(s->peak_saved, ps));
+		td_num(f, "%.1f", s->pct_of_oracle);
+		td_num(f, "%.1f", (double)s->t90_ms / 1000);
+		td_num(f, "%.3f", (double)s->cpu_ns / 1e9);
+		fprintf(f, "<td>%lld</td>", (long long)s->cow_breaks);
+		if (isinf(eff))
+			fputs("<td>&infin; (no CPU)</td>", f);
+		else
+			td_num(f, "%.1f", eff);
+		fputs("</tr>\n", f);
+	}
+	fputs("</table>\n<p class=\"note\">Saved = pages_sharing + ksm_zero_pages at the last sample; "
+	      "the oracle is the most any algorithm could save at that instant; time to 90% is the first "
+	      "sample at which the savings reached 90% of their final value.  Data: "
+	      "<a href=\"summary.csv\">summary.csv</a>", f);
+	for (size_t i = 0; i < c->nruns; i++) {
+		fputs(", <a href=\"", f);
+		rep_html(f, c->runs[i].label);
+		fputs(".csv\">", f);
+		rep_html(f, c->runs[i].label);
+		fputs(".csv</a>", f);
+	}
+	fputs("; plots: <a href=\"compare.gp\">compare.gp</a>.</p>\n", f);
+
+	/* plots */
+	fputs("<h2>Plots</h2>\n<div class=\"plots\">\n", f);
+	for (size_t i = 0; i < NPLOTS; i++)
+		fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.svg\" alt=\"%s\"></a>"
+			   "<figcaption>%s</figcaption></figure>\n",
+			compare_plots[i], compare_plots[i], compare_plots[i], captions[i]);
+	fputs("</div>\n", f);
+
+	/* algorithms */
+	fputs("<h2>Algorithms</h2>\n", f);
+	for (size_t i = 0; i < c->nruns; i++)
+		paragraph(f, c, sum, i);
+	fputs("<h2>Parameters</h2>\n<table>\n<tr><th class=\"l\">algorithm</th>"
+	      "<th class=\"l\">parameters</th></tr>\n", f);
+	for (size_t i = 0; i < c->nruns; i++) {
+		char params[1024];
+
+		algo_params_format(c->runs[i].algo, &c->runs[i].params, params, sizeof(params));
+		fputs("<tr><td class=\"l\">", f);
+		rep_html(f, c->runs[i].label);
+		fputs("</td><td class=\"l mono\">", f);
+		rep_html(f, params[0] ? params : "(none)");
+		fputs("</td></tr>\n", f);
+	}
+	fputs("</table>\n<p class=\"note\">Written by <code>sim compare</code> (samepage " SP_VERSION
+	      ").</p>\n</body>\n</html>\n", f);
+	return atomic_file_commit(&af, err);
+}
+
+int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_err *err)
+{
+	const char *outs[NPLOTS * 2];
+	char names[NPLOTS * 2][32];
+	struct plot_summary *sum;
+	int rc;
+
+	if (c->nruns == 0)
+		return sp_err_set(err, SP_EINVAL, "nothing to compare");
+	rc = rep_mkdir_p(dir, err);
+	if (rc == 0)
+		rc = rep_unlink(dir, "index.html", err);
+	if (rc < 0)
+		return rc;
+	sum = calloc(c->nruns, sizeof(*sum));
+	if (!sum)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->nruns; i++)
+		plot_summarize(c->runs[i].times, c->runs[i].samples, c->runs[i].n, &sum[i]);
+	for (size_t i = 0; i < c->nruns && rc == 0; i++)
+		rc = write_series_csv(dir, &c->runs[i], err);
+	if (rc == 0)
+		rc = write_summary_csv(dir, c, sum, err);
+	if (rc == 0)
+		rc = write_compare_gp(dir, c, err);
+	for (size_t i = 0; i < NPLOTS; i++) {
+		snprintf(names[2 * i], sizeof(names[0]), "%s.png", compare_plots[i]);
+		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", compare_plots[i]);
+		outs[2 * i] = names[2 * i];
+		outs[2 * i + 1] = names[2 * i + 1];
+	}
+	if (rc == 0)
+		rc = rep_gnuplot(dir, "compare.gp", outs, NPLOTS * 2, err);
+	if (rc == 0)
+		rc = write_compare_html(dir, c, sum, err);
+	free(sum);
+	return rc;
+}

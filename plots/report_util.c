@@ -1,0 +1,241 @@
+/*
+ * report_util.c - implements the helpers of report_util.h.
+ *
+ * The gnuplot runner forks gnuplot with its working directory set to the
+ * report directory (the scripts name files relative to it, so a user can
+ * rerun them there), collects its output through a pipe to quote the first
+ * line in an error, and treats the images as one unit: all are renamed into
+ * place after gnuplot exited 0, none otherwise.
+ */
+#define _GNU_SOURCE
+#include "report_util.h"
+#include "report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csv.h>
+
+int rep_mkdir_p(const char *dir, struct sp_err *err)
+{
+	char *p = strdup(dir);
+	int rc = 0;
+
+	if (!p)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (char *s = p + 1; rc == 0; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+
+		*s = '\0';
+		if (mkdir(p, 0777) != 0 && errno != EEXIST)
+			rc = sp_err_set(err, SP_EIO, "%s: cannot create the directory: %s", p,
+					strerror(errno));
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	if (rc == 0) {
+		struct stat st;
+
+		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+			rc = sp_err_set(err, SP_EIO, "%s: not a directory", dir);
+	}
+	free(p);
+	return rc;
+}
+
+int plot_mkdir_p(const char *dir, struct sp_err *err)
+{
+	return rep_mkdir_p(dir, err);
+}
+
+char *rep_path(const char *dir, const char *name)
+{
+	char *s;
+
+	return asprintf(&s, "%s/%s", dir, name) < 0 ? NULL : s;
+}
+
+int rep_unlink(const char *dir, const char *name, struct sp_err *err)
+{
+	char *p = rep_path(dir, name);
+	int rc = 0;
+
+	if (!p)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	if (unlink(p) != 0 && errno != ENOENT)
+		rc = sp_err_set(err, SP_EIO, "%s: cannot remove: %s", p, strerror(errno));
+	free(p);
+	return rc;
+}
+
+void rep_html(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+void rep_csv_text(FILE *f, const char *s)
+{
+	if (strpbrk(s, ",\"\r\n") || (*s && (s[0] == ' ' || s[strlen(s) - 1] == ' ')))
+		csv_fwrite(f, s, strlen(s));
+	else
+		fputs(s, f);
+}
+
+void rep_gp_quoted(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputc('\'', f);
+		if (*s != '\n')
+			fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+void rep_csv_num(FILE *f, double v)
+{
+	if (isnan(v))
+		return;
+	if (isinf(v))
+		fputs(v > 0 ? "inf" : "-inf", f);
+	else
+		fprintf(f, "%.10g", v);
+}
+
+static void tmp_name(char *buf, size_t len, const char *out, const char *sfx)
+{
+	snprintf(buf, len, "%s%s", out, sfx);
+}
+
+int rep_gnuplot(const char *dir, const char *script, const char *const *outputs, size_t nout,
+		struct sp_err *err)
+{
+	char sfx[48], arg[80], first[200] = "", buf[4096];
+	int fds[2], status, rc = 0;
+	size_t flen = 0;
+	bool line_done = false;
+	pid_t pid;
+	ssize_t got;
+
+	snprintf(sfx, sizeof(sfx), ".tmp-%ld", (long)getpid());
+	snprintf(arg, sizeof(arg), "sfx='%s'", sfx);
+	if (pipe(fds) != 0)
+		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		if (chdir(dir) != 0)
+			_exit(126);
+		execlp("gnuplot", "gnuplot", "-e", arg, script, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((got = read(fds[0], buf, sizeof(buf))) != 0) {
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (ssize_t i = 0; i < got && !line_done; i++) {
+			if (buf[i] == '\n') {
+				line_done = flen > 0;
+				continue;
+			}
+			if (flen + 1 < sizeof(first) && (flen > 0 || buf[i] != ' '))
+				first[flen++] = buf[i];
+		}
+	}
+	close(fds[0]);
+	first[flen] = '\0';
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			status = -1;
+			break;
+		}
+	}
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+
+		if (code == 127)
+			rc = sp_err_set(err, SP_ENOTSUP, "cannot run gnuplot: not installed (apt-get install gnuplot-nox)");
+		else
+			rc = sp_err_set(err, SP_EIO, "gnuplot failed on %s/%s (exit status %d)%s%s", dir,
+					script, code, first[0] ? ": " : "", first);
+	}
+	for (size_t i = 0; i < nout; i++) {
+		char name[1024], *tmp, *fin;
+
+		tmp_name(name, sizeof(name), outputs[i], sfx);
+		tmp = rep_path(dir, name);
+		fin = rep_path(dir, outputs[i]);
+		if (!tmp || !fin) {
+			if (rc == 0)
+				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		} else if (rc == 0 && rename(tmp, fin) != 0) {
+			rc = sp_err_set(err, SP_EIO, "%s: %s", fin, strerror(errno));
+		}
+		if (tmp && rc != 0)
+			unlink(tmp);
+		free(tmp);
+		free(fin);
+	}
+	return rc;
+}
+
+void rep_html_head(FILE *f, const char *title)
+{
+	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", f);
+	rep_html(f, title);
+	fputs("</title>\n<style>\n"
+	      "body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;"
+	      "margin:0 auto;max-width:1240px;padding:16px 24px;color:#222;line-height:1.45}\n"
+	      "h1{font-size:1.6em;margin:.2em 0 .4em}h2{font-size:1.25em;margin:1.4em 0 .5em;"
+	      "border-bottom:1px solid #ddd;padding-bottom:.2em}\n"
+	      "table{border-collapse:collapse;font-size:.92em;margin:.4em 0}\n"
+	      "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}\n"
+	      "th{background:#f2f2f2}td.l,th.l{text-align:left}\n"
+	      "tr:nth-child(even) td{background:#fafafa}\n"
+	      ".sw{display:inline-block;width:.9em;height:.9em;border-radius:2px;"
+	      "margin-right:.4em;vertical-align:-.1em}\n"
+	      ".plots{display:grid;grid-template-columns:1fr 1fr;gap:14px}\n"
+	      ".plots figure{margin:0;border:1px solid #ddd;padding:6px;background:#fff}\n"
+	      ".plots img{width:100%;height:auto;display:block}\n"
+	      "figcaption{font-size:.85em;color:#555;margin-top:4px}\n"
+	      ".meta td{border:none;text-align:left;padding:1px 12px 1px 0}\n"
+	      ".meta td:first-child{color:#666;white-space:nowrap}\n"
+	      "code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}\n"
+	      ".note{color:#666;font-size:.9em}.best{font-weight:600}\n"
+	      "p.algo{margin:.5em 0 .9em}\n"
+	      "</style>\n</head>\n<body>\n", f);
+}

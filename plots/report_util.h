@@ -1,0 +1,37 @@
+/*
+ * report_util.h - pieces shared by the comparison and the sweep report
+ * (plots/ internal): directories, HTML escaping, CSV text fields, and the
+ * gnuplot runner that renames images into place only on success.
+ */
+#ifndef SP_PLOT_REPORT_UTIL_H
+#define SP_PLOT_REPORT_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "sp_error.h"
+
+/* mkdir -p dir. */
+int rep_mkdir_p(const char *dir, struct sp_err *err);
+/* dir "/" name, malloc'd (NULL when out of memory). */
+char *rep_path(const char *dir, const char *name);
+/* Removes dir/name if present. */
+int rep_unlink(const char *dir, const char *name, struct sp_err *err);
+void rep_html(FILE *f, const char *s);
+/* A CSV text field, quoted the libcsv way. */
+void rep_csv_text(FILE *f, const char *s);
+/* A gnuplot single-quoted string literal. */
+void rep_gp_quoted(FILE *f, const char *s);
+/* A number for a CSV cell: "%.10g", empty if NAN, "inf" if infinite. */
+void rep_csv_num(FILE *f, double v);
+/*
+ * Runs `gnuplot SCRIPT` in dir, with sfx set to a temporary suffix that the
+ * script appends to every output name; on success renames each of the
+ * nout outputs (names relative to dir) into place, otherwise removes them.
+ */
+int rep_gnuplot(const char *dir, const char *script, const char *const *outputs, size_t nout,
+		struct sp_err *err);
+/* The <head> with inline CSS, up to and including <body>. */
+void rep_html_head(FILE *f, const char *title);
+
+#endif

@@ -1,0 +1,974 @@
+/*
+ * sweep.c - implements the sweep report: per-run CSVs (runs.csv and the
+ * shares of a split sweep), reading and checking shares, per-point
+ * statistics over seeds (GSL), the Pareto frontier of savings against CPU,
+ * the gnuplot script and index.html.
+ *
+ * A run is identified by run = point * seeds + (seed - 1); a share I of N
+ * holds the runs with run % N == I.  Every row of a per-run CSV carries the
+ * whole sweep definition (algorithm, trace, options, page size, points,
+ * seeds; the varied keys are the header), so shares written by different
+ * machines are checked against each other without any other file.
+ * Statistics: mean, sample standard deviation and the half-width of the 95%
+ * confidence interval of the mean, t(0.975, n-1) * sd / sqrt(n); with one
+ * seed the last two are undefined (NAN, an empty CSV cell).
+ */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <csv.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_statistics_double.h>
+
+#include "atomic_file.h"
+#include "report_util.h"
+
+/* Columns after run,point,seed,<keys...> in a per-run CSV. */
+static const char *const run_tail[] = {
+	"final_saved_pages", "peak_saved_pages", "oracle_pages", "time_to_90pct_ms", "cpu_ns",
+	"cow_breaks", "end_ms", "algorithm", "page_size", "points", "seeds", "params", "trace",
+	"options",
+};
+#define NTAIL (sizeof(run_tail) / sizeof(run_tail[0]))
+
+const char plot_sweep_header_tail[] =
+	"runs,saved_mean_pages,saved_sd_pages,saved_ci95_pages,saved_mean_mib,saved_ci95_mib,"
+	"t90_mean_s,t90_sd_s,t90_ci95_s,cpu_mean_s,cpu_sd_s,cpu_ci95_s,cow_breaks_mean,"
+	"cow_breaks_sd,cow_breaks_ci95,mib_per_cpu_s,pareto";
+
+void plot_stat_compute(const double *x, size_t n, struct plot_stat *out)
+{
+	out->mean = n ? gsl_stats_mean(x, 1, n) : NAN;
+	if (n >= 2) {
+		out->sd = gsl_stats_sd(x, 1, n);
+		out->ci95 = gsl_cdf_tdist_Pinv(0.975, (double)(n - 1)) * out->sd / sqrt((double)n);
+	} else {
+		out->sd = NAN;
+		out->ci95 = NAN;
+	}
+}
+
+/* ---- per-run CSV ----------------------------------------------------------- */
+
+int plot_sweep_write_runs(const char *path, const struct plot_sweep_def *d,
+			  const struct plot_sweep_run *rows, size_t n, struct sp_err *err)
+{
+	struct atomic_file af;
+	int rc = atomic_file_open(&af, path, 0644, err);
+
+	if (rc < 0)
+		return rc;
+	fputs("run,point,seed", af.f);
+	for (uint32_t k = 0; k < d->nkeys; k++)
+		fprintf(af.f, ",%s", d->keys[k]);
+	for (size_t k = 0; k < NTAIL; k++)
+		fprintf(af.f, ",%s", run_tail[k]);
+	fputc('\n', af.f);
+	for (size_t i = 0; i < n; i++) {
+		const struct plot_sweep_run *r = &rows[i];
+
+		fprintf(af.f, "%llu,%llu,%llu", (unsigned long long)r->run,
+			(unsigned long long)r->point, (unsigned long long)r->seed);
+		for (uint32_t k = 0; k < d->nkeys; k++)
+			fprintf(af.f, ",%.17g", r->values[k]);
+		fprintf(af.f, ",%lld,%lld,%lld,%llu,%lld,%lld,%llu,", (long long)r->s.final_saved,
+			(long long)r->s.peak_saved, (long long)r->s.oracle_final,
+			(unsigned long long)r->s.t90_ms, (long long)r->s.cpu_ns,
+			(long long)r->s.cow_breaks, (unsigned long long)r->s.end_ms);
+		rep_csv_text(af.f, d->algorithm);
+		fprintf(af.f, ",%u,%llu,%llu,", d->page_size, (unsigned long long)d->points,
+			(unsigned long long)d->seeds);
+		rep_csv_text(af.f, r->params);
+		fputc(',', af.f);
+		rep_csv_text(af.f, d->trace);
+		fputc(',', af.f);
+		rep_csv_text(af.f, d->options);
+		fputc('\n', af.f);
+	}
+	return atomic_file_commit(&af, err);
+}
+
+/* ---- reading CSV with libcsv -------------------------------------------- */
+
+struct table {
+	char ***rows;     /* rows[i][j] */
+	size_t *ncols;
+	size_t nrows, cap;
+	char **cur;
+	size_t ncur, capcur;
+	bool oom;
+};
+
+static void field_cb(void *s, size_t len, void *arg)
+{
+	struct table *t = arg;
+	char *f;
+
+	if (t->oom)
+		return;
+	if (t->ncur == t->capcur) {
+		size_t cap = t->capcur ? 2 * t->capcur : 32;
+		char **c = realloc(t->cur, cap * sizeof(*c));
+
+		if (!c) {
+			t->oom = true;
+			return;
+		}
+		t->cur = c;
+		t->capcur = cap;
+	}
+	f = malloc(len + 1);
+	if (!f) {
+		t->oom = true;
+		return;
+	}
+	memcpy(f, s, len);
+	f[len] = '\0';
+	t->cur[t->ncur++] = f;
+}
+
+static void row_cb(int c, void *arg)
+{
+	struct table *t = arg;
+
+	(void)c;
+	if (t->oom)
+		return;
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		char ***r = realloc(t->rows, cap * sizeof(*r));
+		size_t *nc = r ? realloc(t->ncols, cap * sizeof(*nc)) : NULL;
+
+		if (r)
+			t->rows = r;
+		if (!nc) {
+			t->oom = true;
+			return;
+		}
+		t->ncols = nc;
+		t->cap = cap;
+	}
+	t->rows[t->nrows] = t->cur;
+	t->ncols[t->nrows++] = t->ncur;
+	t->cur = NULL;
+	t->ncur = t->capcur = 0;
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->nrows; i++) {
+		for (size_t j = 0; j < t->ncols[i]; j++)
+			free(t->rows[i][j]);
+		free(t->rows[i]);
+	}
+	for (size_t j = 0; j < t->ncur; j++)
+		free(t->cur[j]);
+	free(t->cur);
+	free(t->rows);
+	free(t->ncols);
+	memset(t, 0, sizeof(*t));
+}
+
+static int table_read(const char *path, struct table *t, struct sp_err *err)
+{
+	struct csv_parser p;
+	char buf[65536];
+	size_t got;
+	FILE *f = fopen(path, "rb");
+	int rc = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (!f)
+		return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0) {
+		fclose(f);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	while (rc == 0 && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (csv_parse(&p, buf, got, field_cb, row_cb, t) != got)
+			rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV: %s", path,
+					csv_strerror(csv_error(&p)));
+	}
+	if (rc == 0 && ferror(f))
+		rc = sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	if (rc == 0 && csv_fini(&p, field_cb, row_cb, t) != 0)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV (unterminated quote?)", path);
+	if (rc == 0 && t->oom)
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory reading %s", path);
+	csv_free(&p);
+	fclose(f);
+	if (rc < 0)
+		table_free(t);
+	return rc;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return false;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return !errno && !*end;
+}
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+
+	if (!*s)
+		return false;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return !errno && !*end;
+}
+
+static bool parse_dbl(const char *s, double *out)
+{
+	char *end;
+
+	if (!*s)
+		return false;
+	errno = 0;
+	*out = strtod(s, &end);
+	return !errno && !*end;
+}
+
+struct share_file {
+	char name[64];
+	uint64_t i, n;
+};
+
+static int cmp_share(const void *a, const void *b)
+{
+	const struct share_file *x = a, *y = b;
+
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static int cmp_run(const void *a, const void *b)
+{
+	const struct plot_sweep_run *x = a, *y = b;
+
+	return x->run < y->run ? -1 : x->run > y->run;
+}
+
+/* Parses one share file's rows into *rows (appending); fills/checks d. */
+static int read_share(const char *dir, const struct share_file *sf, struct plot_sweep_def *d,
+		      bool *have_def, struct plot_sweep_run **rows, size_t *n, size_t *cap,
+		      struct sp_err *err)
+{
+	char *path = rep_path(dir, sf->name);
+	struct table t;
+	uint32_t nkeys;
+	int rc;
+
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = table_read(path, &t, err);
+	if (rc < 0) {
+		free(path);
+		return rc;
+	}
+	if (t.nrows == 0 || t.ncols[0] < 3 + NTAIL || strcmp(t.rows[0][0], "run") ||
+	    strcmp(t.rows[0][1], "point") || strcmp(t.rows[0][2], "seed")) {
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (header must start run,point,seed)", path);
+		goto out;
+	}
+	nkeys = (uint32_t)(t.ncols[0] - 3 - NTAIL);
+	if (nkeys < 1 || nkeys > PLOT_SWEEP_MAX_KEYS) {
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (%u varied keys)", path, nkeys);
+		goto out;
+	}
+	for (size_t k = 0; k < NTAIL; k++) {
+		if (strcmp(t.rows[0][3 + nkeys + k], run_tail[k])) {
+			rc = sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (column %zu is '%s', want '%s')",
+					path, 3 + nkeys + k + 1, t.rows[0][3 + nkeys + k], run_tail[k]);
+			goto out;
+		}
+	}
+	if (!*have_def) {
+		memset(d, 0, sizeof(*d));
+		d->nkeys = nkeys;
+		for (uint32_t k = 0; k < nkeys; k++)
+			snprintf(d->keys[k], sizeof(d->keys[k]), "%s", t.rows[0][3 + k]);
+	} else {
+		bool same = d->nkeys == nkeys;
+
+		for (uint32_t k = 0; same && k < nkeys; k++)
+			same = !strcmp(d->keys[k], t.rows[0][3 + k]);
+		if (!same) {
+			rc = sp_err_set(err, SP_EINVAL, "%s: varies other keys than the other shares", path);
+			goto out;
+		}
+	}
+	for (size_t i = 1; i < t.nrows; i++) {
+		char **f = t.rows[i];
+		const size_t b = 3 + nkeys;
+		struct plot_sweep_run r = { 0 };
+		uint64_t ps, points, seeds;
+		bool ok = t.ncols[i] == t.ncols[0];
+
+		ok = ok && parse_u64(f[0], &r.run) && parse_u64(f[1], &r.point) && parse_u64(f[2], &r.seed);
+		for (uint32_t k = 0; ok && k < nkeys; k++)
+			ok = parse_dbl(f[3 + k], &r.values[k]);
+		ok = ok && parse_i64(f[b], &r.s.final_saved) && parse_i64(f[b + 1], &r.s.peak_saved) &&
+		     parse_i64(f[b + 2], &r.s.oracle_final) && parse_u64(f[b + 3], &r.s.t90_ms) &&
+		     parse_i64(f[b + 4], &r.s.cpu_ns) && parse_i64(f[b + 5], &r.s.cow_breaks) &&
+		     parse_u64(f[b + 6], &r.s.end_ms) && parse_u64(f[b + 8], &ps) &&
+		     parse_u64(f[b + 9], &points) && parse_u64(f[b + 10], &seeds) && ps > 0 &&
+		     ps <= (1u << 30) && points > 0 && seeds > 0 && points <= UINT64_MAX / seeds;
+		if (!ok) {
+			rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu is malformed", path, i + 1);
+			goto out;
+		}
+		r.s.pct_of_oracle = r.s.oracle_final > 0
+					    ? 100.0 * (double)r.s.final_saved / (double)r.s.oracle_final
+					    : 100.0;
+		snprintf(r.params, sizeof(r.params), "%s", f[b + 11]);
+		if (!*have_def) {
+			snprintf(d->algorithm, sizeof(d->algorithm), "%s", f[b + 7]);
+			snprintf(d->trace, sizeof(d->trace), "%s", f[b + 12]);
+			snprintf(d->options, sizeof(d->options), "%s", f[b + 13]);
+			d->page_size = (uint32_t)ps;
+			d->points = points;
+			d->seeds = seeds;
+			*have_def = true;
+		} else if (strcmp(d->algorithm, f[b + 7]) || strcmp(d->trace, f[b + 12]) ||
+			   strcmp(d->options, f[b + 13]) || d->page_size != ps || d->points != points ||
+			   d->seeds != seeds) {
+			rc = sp_err_set(err, SP_EINVAL,
+					"%s: row %zu belongs to another sweep (algorithm, trace, options, "
+					"grid or seeds differ from the other shares)", path, i + 1);
+			goto out;
+		}
+		if (r.run >= d->points * d->seeds || r.point != r.run / d->seeds ||
+		    r.seed != r.run % d->seeds + 1 || r.run % sf->n != sf->i) {
+			rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu: run %llu does not belong in share %llu of %llu",
+					path, i + 1, (unsigned long long)r.run, (unsigned long long)sf->i,
+					(unsigned long long)sf->n);
+			goto out;
+		}
+		if (*n == *cap) {
+			size_t c = *cap ? 2 * *cap : 256;
+			struct plot_sweep_run *q = realloc(*rows, c * sizeof(*q));
+
+			if (!q) {
+				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+				goto out;
+			}
+			*rows = q;
+			*cap = c;
+		}
+		(*rows)[(*n)++] = r;
+	}
+out:
+	table_free(&t);
+	free(path);
+	return rc;
+}
+
+int plot_sweep_read_shares(const char *dir, struct plot_sweep_def *d,
+			   struct plot_sweep_run **rows, size_t *n, struct sp_err *err)
+{
+	struct share_file *sf = NULL;
+	size_t nsf = 0, capsf = 0, cap = 0;
+	struct dirent *de;
+	bool have_def = false;
+	DIR *dd = opendir(dir);
+	int rc = 0;
+
+	*rows = NULL;
+	*n = 0;
+	if (!dd)
+		return sp_err_set(err, SP_EIO, "%s: %s", dir, strerror(errno));
+	while ((de = readdir(dd))) {
+		unsigned long long i, tot;
+		int end = 0;
+
+		if (sscanf(de->d_name, "share-%llu-of-%llu.csv%n", &i, &tot, &end) != 2 ||
+		    de->d_name[end] != '\0' || strlen(de->d_name) >= sizeof(sf->name))
+			continue;
+		if (nsf == capsf) {
+			size_t c = capsf ? 2 * capsf : 16;
+			struct share_file *q = realloc(sf, c * sizeof(*q));
+
+			if (!q) {
+				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+				break;
+			}
+			sf = q;
+			capsf = c;
+		}
+		memcpy(sf[nsf].name, de->d_name, strlen(de->d_name) + 1); /* length checked above */
+		sf[nsf].i = i;
+		sf[nsf].n = tot;
+		nsf++;
+	}
+	closedir(dd);
+	if (rc == 0 && nsf == 0)
+		rc = sp_err_set(err, SP_EINVAL, "%s: no share-I-of-N.csv files to merge", dir);
+	for (size_t k = 1; rc == 0 && k < nsf; k++) {
+		if (sf[k].n != sf[0].n)
+			rc = sp_err_set(err, SP_EINVAL, "%s: shares of different splits (%s and %s); "
+					"remove the stale ones", dir, sf[0].name, sf[k].name);
+	}
+	if (rc == 0) {
+		qsort(sf, nsf, sizeof(*sf), cmp_share);
+		for (size_t k = 0; rc == 0 && k < sf[0].n; k++) {
+			if (k >= nsf || sf[k].i != k)
+				rc = sp_err_set(err, SP_EINVAL, "%s: share-%zu-of-%llu.csv is missing "
+						"(%zu of %llu shares present)", dir, k,
+						(unsigned long long)sf[0].n, nsf, (unsigned long long)sf[0].n);
+		}
+		if (rc == 0 && nsf != sf[0].n)
+			rc = sp_err_set(err, SP_EINVAL, "%s: share %llu of %llu is out of range", dir,
+					(unsigned long long)sf[nsf - 1].i, (unsigned long long)sf[0].n);
+	}
+	for (size_t k = 0; rc == 0 && k < nsf; k++)
+		rc = read_share(dir, &sf[k], d, &have_def, rows, n, &cap, err);
+	if (rc == 0 && !have_def)
+		rc = sp_err_set(err, SP_EINVAL, "%s: the shares hold no runs", dir);
+	if (rc == 0) {
+		uint64_t total = d->points * d->seeds;
+
+		qsort(*rows, *n, sizeof(**rows), cmp_run);
+		for (size_t k = 1; rc == 0 && k < *n; k++) {
+			if ((*rows)[k].run == (*rows)[k - 1].run)
+				rc = sp_err_set(err, SP_EINVAL, "%s: run %llu appears twice", dir,
+						(unsigned long long)(*rows)[k].run);
+		}
+		if (rc == 0 && *n != total) {
+			uint64_t miss = 0;
+
+			while (miss < *n && (*rows)[miss].run == miss)
+				miss++;
+			rc = sp_err_set(err, SP_EINVAL,
+					"%s: incomplete: %zu of %llu runs; run %llu is missing (share %llu of "
+					"%llu did not finish?)", dir, *n, (unsigned long long)total,
+					(unsigned long long)miss, (unsigned long long)(miss % sf[0].n),
+					(unsigned long long)sf[0].n);
+		}
+	}
+	free(sf);
+	if (rc < 0) {
+		free(*rows);
+		*rows = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+/* ---- statistics ------------------------------------------------------------ */
+
+int plot_sweep_points(const struct plot_sweep_def *d, const struct plot_sweep_run *rows, size_t n,
+		      struct plot_sweep_point **out, struct sp_err *err)
+{
+	struct plot_sweep_point *p;
+	double *a, *b, *c, *e;
+
+	*out = NULL;
+	if (n != d->points * d->seeds)
+		return sp_err_set(err, SP_EINVAL, "sweep: %zu runs for %llu points x %llu seeds", n,
+				  (unsigned long long)d->points, (unsigned long long)d->seeds);
+	p = calloc(d->points, sizeof(*p));
+	a = calloc(d->seeds, sizeof(double));
+	b = calloc(d->seeds, sizeof(double));
+	c = calloc(d->seeds, sizeof(double));
+	e = calloc(d->seeds, sizeof(double));
+	if (!p || !a || !b || !c || !e) {
+		free(p), free(a), free(b), free(c), free(e);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	for (uint64_t i = 0; i < d->points; i++) {
+		const struct plot_sweep_run *r = &rows[i * d->seeds];
+
+		p[i].point = i;
+		p[i].runs = d->seeds;
+		memcpy(p[i].values, r->values, sizeof(p[i].values));
+		for (uint64_t s = 0; s < d->seeds; s++) {
+			a[s] = (double)r[s].s.final_saved;
+			b[s] = (double)r[s].s.t90_ms / 1000;
+			c[s] = (double)r[s].s.cpu_ns / 1e9;
+			e[s] = (double)r[s].s.cow_breaks;
+		}
+		plot_stat_compute(a, d->seeds, &p[i].saved);
+		plot_stat_compute(b, d->seeds, &p[i].t90_s);
+		plot_stat_compute(c, d->seeds, &p[i].cpu_s);
+		plot_stat_compute(e, d->seeds, &p[i].cow);
+	}
+	for (uint64_t i = 0; i < d->points; i++) {
+		p[i].pareto = true;
+		for (uint64_t j = 0; j < d->points && p[i].pareto; j++) {
+			if (p[j].cpu_s.mean <= p[i].cpu_s.mean && p[j].saved.mean >= p[i].saved.mean &&
+			    (p[j].cpu_s.mean < p[i].cpu_s.mean || p[j].saved.mean > p[i].saved.mean))
+				p[i].pareto = false;
+		}
+	}
+	free(a), free(b), free(c), free(e);
+	*out = p;
+	return 0;
+}
+
+static double point_eff(const struct plot_sweep_point *p, uint32_t ps)
+{
+	if (p->saved.mean <= 0)
+		return 0;
+	if (p->cpu_s.mean <= 0)
+		return INFINITY;
+	return p->saved.mean * ps / 1048576.0 / p->cpu_s.mean;
+}
+
+static int write_sweep_csv(const char *dir, const struct plot_sweep_def *d,
+			   const struct plot_sweep_point *p, struct sp_err *err)
+{
+	char *path = rep_path(dir, "sweep.csv");
+	double mib = d->page_size / 1048576.0;
+	struct atomic_file af;
+	int rc;
+
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = atomic_file_open(&af, path, 0644, err);
+	free(path);
+	if (rc < 0)
+		return rc;
+	fputs("point", af.f);
+	for (uint32_t k = 0; k < d->nkeys; k++)
+		fprintf(af.f, ",%s", d->keys[k]);
+	fprintf(af.f, ",%s\n", plot_sweep_header_tail);
+	for (uint64_t i = 0; i < d->points; i++) {
+		const struct plot_stat *st[4] = { &p[i].saved, &p[i].t90_s, &p[i].cpu_s, &p[i].cow };
+
+		fprintf(af.f, "%llu", (unsigned long long)i);
+		for (uint32_t k = 0; k < d->nkeys; k++)
+			fprintf(af.f, ",%.17g", p[i].values[k]);
+		fprintf(af.f, ",%llu", (unsigned long long)p[i].runs);
+		for (int s = 0; s < 4; s++) {
+			for (int v = 0; v < 3; v++) {
+				fputc(',', af.f);
+				rep_csv_num(af.f, v == 0 ? st[s]->mean : v == 1 ? st[s]->sd : st[s]->ci95);
+			}
+			if (s == 0) {
+				fputc(',', af.f);
+				rep_csv_num(af.f, st[s]->mean * mib);
+				fputc(',', af.f);
+				rep_csv_num(af.f, st[s]->ci95 * mib);
+			}
+		}
+		fputc(',', af.f);
+		rep_csv_num(af.f, point_eff(&p[i], d->page_size));
+		fprintf(af.f, ",%d\n", p[i].pareto ? 1 : 0);
+	}
+	return atomic_file_commit(&af, err);
+}
+
+/* ---- plots ------------------------------------------------------------------ */
+
+static const char *const sweep_plots[] = { "sweep_savings", "sweep_cpu", "sweep_t90", "sweep_frontier" };
+#define NSPLOTS (sizeof(sweep_plots) / sizeof(sweep_plots[0]))
+
+static void fmt_values(char *buf, size_t len, const struct plot_sweep_def *d, const double *v,
+		       uint32_t from)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (uint32_t k = from; k < d->nkeys && o < len; k++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s=%g", k > from ? " " : "", d->keys[k], v[k]);
+}
+
+/* Points in series: same values of keys 1.., ordered by key 0. */
+static bool same_series(const struct plot_sweep_def *d, const struct plot_sweep_point *a,
+			const struct plot_sweep_point *b)
+{
+	for (uint32_t k = 1; k < d->nkeys; k++)
+		if (a->values[k] != b->values[k])
+			return false;
+	return true;
+}
+
+static const struct plot_sweep_point *sort_base;
+
+static int cmp_key0(const void *x, const void *y)
+{
+	double a = sort_base[*(const uint64_t *)x].values[0];
+	double b = sort_base[*(const uint64_t *)y].values[0];
+
+	return a < b ? -1 : a > b;
+}
+
+static double z(double v)
+{
+	return isnan(v) ? 0 : v;
+}
+
+static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
+			  const struct plot_sweep_point *p, const struct algo_ops *algo,
+			  struct sp_err *err)
+{
+	char *path = rep_path(dir, "sweep.gp"), xlabel[256], title[256];
+	double mib = d->page_size / 1048576.0, lo = INFINITY, hi = -INFINITY;
+	uint64_t *order = calloc(d->points, sizeof(*order));
+	size_t nseries = 0, *series_start = calloc(d->points + 1, sizeof(size_t));
+	struct atomic_file af;
+	int rc, ki;
+
+	if (!path || !order || !series_start) {
+		free(path), free(order), free(series_start);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	rc = atomic_file_open(&af, path, 0644, err);
+	free(path);
+	if (rc < 0) {
+		free(order), free(series_start);
+		return rc;
+	}
+	FILE *f = af.f;
+
+	/* group the points into series (first-appearance order), each ordered by key 0 */
+	{
+		size_t o = 0;
+		bool *used = calloc(d->points, sizeof(bool));
+
+		if (!used) {
+			atomic_file_abort(&af);
+			free(order), free(series_start);
+			return sp_err_set(err, SP_ENOMEM, "out of memory");
+		}
+		for (uint64_t i = 0; i < d->points; i++) {
+			if (used[i])
+				continue;
+			series_start[nseries++] = o;
+			for (uint64_t j = i; j < d->points; j++) {
+				if (!used[j] && same_series(d, &p[i], &p[j])) {
+					used[j] = true;
+					order[o++] = j;
+				}
+			}
+			sort_base = p;
+			qsort(order + series_start[nseries - 1], o - series_start[nseries - 1],
+			      sizeof(*order), cmp_key0);
+		}
+		series_start[nseries] = o;
+		free(used);
+	}
+	for (uint64_t i = 0; i < d->points; i++) {
+		if (p[i].values[0] < lo)
+			lo = p[i].values[0];
+		if (p[i].values[0] > hi)
+			hi = p[i].values[0];
+	}
+	ki = algo ? algo_param_index(algo, d->keys[0]) : -1;
+	if (ki >= 0)
+		snprintf(xlabel, sizeof(xlabel), "%s (%s)", d->keys[0], algo->params[ki].desc);
+	else
+		snprintf(xlabel, sizeof(xlabel), "%s", d->keys[0]);
+	snprintf(title, sizeof(title), "%s, mean of %llu seed%s", d->algorithm,
+		 (unsigned long long)d->seeds, d->seeds == 1 ? "" : "s");
+
+	fputs("# sweep.gp - the plots of this sweep, written by `sim sweep`.\n"
+	      "# Rerun in this directory: gnuplot sweep.gp\n"
+	      "if (!exists('sfx')) sfx = ''\n"
+	      "set grid\nset key box opaque\n"
+	      "# per series: key0 saved_mean_mib saved_ci95_mib cpu_mean_s cpu_ci95_s t90_mean_s t90_ci95_s\n",
+	      f);
+	for (size_t s = 0; s < nseries; s++) {
+		fprintf(f, "$s%zu << EOD\n", s);
+		for (size_t o = series_start[s]; o < series_start[s + 1]; o++) {
+			const struct plot_sweep_point *q = &p[order[o]];
+
+			fprintf(f, "%.17g %.10g %.10g %.10g %.10g %.10g %.10g\n", q->values[0],
+				q->saved.mean * mib, z(q->saved.ci95) * mib, q->cpu_s.mean,
+				z(q->cpu_s.ci95), q->t90_s.mean, z(q->t90_s.ci95));
+		}
+		fputs("EOD\n", f);
+	}
+	fputs("# every point: cpu_mean_s saved_mean_mib label; then the Pareto frontier by CPU\n$all << EOD\n", f);
+	for (uint64_t i = 0; i < d->points; i++) {
+		char v[256];
+
+		fmt_values(v, sizeof(v), d, p[i].values, 0);
+		fprintf(f, "%.10g %.10g \"%s\"\n", p[i].cpu_s.mean, p[i].saved.mean * mib, v);
+	}
+	fputs("EOD\n$front << EOD\n", f);
+	{
+		/* frontier points sorted by CPU */
+		uint64_t *front = calloc(d->points, sizeof(*front));
+		size_t nf = 0;
+
+		if (!front) {
+			atomic_file_abort(&af);
+			free(order), free(series_start);
+			return sp_err_set(err, SP_ENOMEM, "out of memory");
+		}
+
+		for (uint64_t i = 0; i < d->points; i++)
+			if (p[i].pareto)
+				front[nf++] = i;
+		for (size_t a = 1; a < nf; a++) /* insertion sort by CPU */
+			for (size_t b = a; b > 0 && p[front[b]].cpu_s.mean < p[front[b - 1]].cpu_s.mean; b--) {
+				uint64_t t = front[b];
+
+				front[b] = front[b - 1];
+				front[b - 1] = t;
+			}
+		for (size_t a = 0; a < nf; a++) {
+			char v[256];
+
+			fmt_values(v, sizeof(v), d, p[front[a]].values, 0);
+			fprintf(f, "%.10g %.10g \"%s\"\n", p[front[a]].cpu_s.mean,
+				p[front[a]].saved.mean * mib, v);
+		}
+		free(front);
+	}
+	fputs("EOD\n", f);
+	fputs("do for [fmt in 'png svg'] {\n"
+	      "  if (fmt eq 'png') { set terminal pngcairo size 960,560 font 'Sans,11' noenhanced }"
+	      " else { set terminal svg size 720,440 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n", f);
+	if (lo > 0 && hi / lo >= 50)
+		fputs("  set logscale x\n", f);
+	else
+		fputs("  unset logscale x\n", f);
+	fputs("  set xlabel ", f);
+	rep_gp_quoted(f, xlabel);
+	fputs("\n  set offsets graph 0.03, graph 0.03, 0, 0\n", f);
+	for (int k = 0; k < 3; k++) {
+		static const char *const what[3][2] = {
+			{ "Final memory saved (mean, 95% CI)", "memory saved at the end (MiB)" },
+			{ "Scanner CPU (mean, 95% CI)", "scanner CPU over the run (s)" },
+			{ "Time to 90% of the final savings (mean, 95% CI)", "time to 90% (s)" },
+		};
+
+		fprintf(f, "  set key outside right top vertical\n  set output '%s.'.fmt.sfx\n"
+			   "  set title ", sweep_plots[k]);
+		rep_gp_quoted(f, title);
+		fputs(".': '.", f);
+		rep_gp_quoted(f, what[k][0]);
+		fputs("\n  set ylabel ", f);
+		rep_gp_quoted(f, what[k][1]);
+		fputs("\n  set yrange [0:*]\n", f);
+		fputs("  plot ", f);
+		for (size_t s = 0; s < nseries; s++) {
+			char v[256];
+
+			fmt_values(v, sizeof(v), d, p[order[series_start[s]]].values, 1);
+			fprintf(f, "%s$s%zu using 1:%d:%d with yerrorlines lw 2 pt 7 ps 0.8 lc rgb '%s' title ",
+				s ? ", \\\n       " : "", s, 2 + 2 * k, 3 + 2 * k, plot_colour(s));
+			rep_gp_quoted(f, nseries > 1 ? v : d->algorithm);
+		}
+		fputc('\n', f);
+	}
+	fputs("  unset logscale x\n  set autoscale y\n  set yrange [0:*]\n", f);
+	fprintf(f, "  set output 'sweep_frontier.'.fmt.sfx\n  set title ");
+	rep_gp_quoted(f, title);
+	fputs(".': savings against CPU, Pareto frontier highlighted'\n"
+	      "  set xlabel 'scanner CPU over the run (s, mean)'\n"
+	      "  set ylabel 'memory saved at the end (MiB, mean)'\n"
+	      "  plot $all using 1:2 with points pt 6 ps 1.2 lc rgb '#999999' title 'grid point', \\\n"
+	      "       $front using 1:2 with linespoints lw 2 pt 7 ps 1.4 lc rgb '#d62728' title 'Pareto frontier', \\\n"
+	      "       $front using 1:2:3 with labels left offset 1,-0.6 font ',9' notitle\n"
+	      "  unset output\n}\n", f);
+	free(order);
+	free(series_start);
+	return atomic_file_commit(&af, err);
+}
+
+/* ---- index.html ------------------------------------------------------------- */
+
+static void td_stat(FILE *f, const struct plot_stat *s, double scale, const char *fmt)
+{
+	fputs("<td>", f);
+	fprintf(f, fmt, s->mean * scale);
+	if (!isnan(s->ci95)) {
+		fputs(" &plusmn; ", f);
+		fprintf(f, fmt, s->ci95 * scale);
+	}
+	fputs("</td>", f);
+}
+
+static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
+			    const struct plot_sweep_point *p, const char *desc,
+			    const struct algo_ops *algo, struct sp_err *err)
+{
+	static const char *const captions[NSPLOTS] = {
+		"Memory saved at the end of the run against the first varied key; error bars: 95% "
+		"confidence interval of the mean over the seeds.",
+		"Scanner CPU over the whole run (modelled), mean and 95% confidence interval.",
+		"Time until the savings first reached 90% of their final value.",
+		"Every grid point's mean savings against its mean CPU; red: the Pareto frontier (no "
+		"other point saves more for less CPU).",
+	};
+	double mib = d->page_size / 1048576.0;
+	uint64_t best = 0, cheap = UINT64_MAX, eff = 0;
+	char *path = rep_path(dir, "index.html"), v[256];
+	struct atomic_file af;
+	int rc;
+
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = atomic_file_open(&af, path, 0644, err);
+	free(path);
+	if (rc < 0)
+		return rc;
+	FILE *f = af.f;
+
+	for (uint64_t i = 0; i < d->points; i++) {
+		if (p[i].saved.mean > p[best].saved.mean ||
+		    (p[i].saved.mean == p[best].saved.mean && p[i].cpu_s.mean < p[best].cpu_s.mean))
+			best = i;
+		if (point_eff(&p[i], d->page_size) > point_eff(&p[eff], d->page_size))
+			eff = i;
+		if (p[i].pareto && p[i].saved.mean > 0 &&
+		    (cheap == UINT64_MAX || p[i].cpu_s.mean < p[cheap].cpu_s.mean))
+			cheap = i;
+	}
+	snprintf(v, sizeof(v), "sim sweep: %s", d->algorithm);
+	rep_html_head(f, v);
+	fputs("<h1>Parameter sweep of <code>", f);
+	rep_html(f, d->algorithm);
+	fputs("</code></h1>\n<table class=\"meta\">\n<tr><td>trace</td><td class=\"mono\">", f);
+	rep_html(f, d->trace);
+	fputs("</td></tr>\n<tr><td>description</td><td>", f);
+	rep_html(f, desc && *desc ? desc : "(not available)");
+	fputs("</td></tr>\n<tr><td>algorithm</td><td>", f);
+	rep_html(f, algo ? algo->description : d->algorithm);
+	fputs("</td></tr>\n<tr><td>grid</td><td>", f);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		int ki = algo ? algo_param_index(algo, d->keys[k]) : -1;
+
+		fprintf(f, "%s<code>", k ? "; " : "");
+		rep_html(f, d->keys[k]);
+		fputs("</code>", f);
+		if (ki >= 0) {
+			fputs(" (", f);
+			rep_html(f, algo->params[ki].desc);
+			fputs(")", f);
+		}
+	}
+	fprintf(f, ": %llu points &times; %llu seed%s = %llu runs</td></tr>\n",
+		(unsigned long long)d->points, (unsigned long long)d->seeds, d->seeds == 1 ? "" : "s",
+		(unsigned long long)(d->points * d->seeds));
+	fputs("<tr><td>options</td><td>", f);
+	rep_html(f, d->options);
+	fputs("</td></tr>\n</table>\n", f);
+
+	fputs("<h2>Findings</h2>\n<p>", f);
+	fmt_values(v, sizeof(v), d, p[best].values, 0);
+	fputs("The most memory was saved at <code>", f);
+	rep_html(f, v);
+	fprintf(f, "</code>: %.1f MiB on average", p[best].saved.mean * mib);
+	if (!isnan(p[best].saved.ci95))
+		fprintf(f, " (&plusmn; %.1f MiB, 95%% CI)", p[best].saved.ci95 * mib);
+	fprintf(f, ", for %.3f s of scanner CPU, reaching 90%% of it after %.1f s. ",
+		p[best].cpu_s.mean, p[best].t90_s.mean);
+	if (cheap != UINT64_MAX && cheap != best) {
+		fmt_values(v, sizeof(v), d, p[cheap].values, 0);
+		fputs("The cheapest point on the savings/CPU frontier is <code>", f);
+		rep_html(f, v);
+		fprintf(f, "</code>: %.1f MiB (%.0f%% of the best) for %.3f s of CPU. ",
+			p[cheap].saved.mean * mib,
+			p[best].saved.mean > 0 ? 100 * p[cheap].saved.mean / p[best].saved.mean : 0.0,
+			p[cheap].cpu_s.mean);
+	}
+	if (point_eff(&p[eff], d->page_size) > 0 && !isinf(point_eff(&p[eff], d->page_size))) {
+		fmt_values(v, sizeof(v), d, p[eff].values, 0);
+		fputs("The most memory per CPU second is saved at <code>", f);
+		rep_html(f, v);
+		fprintf(f, "</code> (%.1f MiB per CPU second). ", point_eff(&p[eff], d->page_size));
+	}
+	{
+		uint64_t nf = 0;
+
+		for (uint64_t i = 0; i < d->points; i++)
+			nf += p[i].pareto;
+		fprintf(f, "%llu of the %llu points are Pareto-optimal (marked &#9733; below).",
+			(unsigned long long)nf, (unsigned long long)d->points);
+	}
+	fputs("</p>\n", f);
+
+	fputs("<h2>Results</h2>\n<table>\n<tr><th>point</th>", f);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		fputs("<th>", f);
+		rep_html(f, d->keys[k]);
+		fputs("</th>", f);
+	}
+	fputs("<th>saved at end (MiB)</th><th>time to 90% (s)</th><th>scanner CPU (s)</th>"
+	      "<th>COW breaks</th><th>MiB per CPU s</th><th>frontier</th></tr>\n", f);
+	for (uint64_t i = 0; i < d->points; i++) {
+		double e = point_eff(&p[i], d->page_size);
+
+		fprintf(f, "<tr><td>%llu</td>", (unsigned long long)i);
+		for (uint32_t k = 0; k < d->nkeys; k++)
+			fprintf(f, "<td>%g</td>", p[i].values[k]);
+		td_stat(f, &p[i].saved, mib, "%.1f");
+		td_stat(f, &p[i].t90_s, 1, "%.1f");
+		td_stat(f, &p[i].cpu_s, 1, "%.3f");
+		td_stat(f, &p[i].cow, 1, "%.0f");
+		if (isinf(e))
+			fputs("<td>&infin;</td>", f);
+		else
+			fprintf(f, "<td>%.1f</td>", e);
+		fprintf(f, "<td>%s</td></tr>\n", p[i].pareto ? "&#9733;" : "");
+	}
+	fprintf(f, "</table>\n<p class=\"note\">Mean over %llu seed%s%s.  Data: <a href=\"sweep.csv\">"
+		   "sweep.csv</a> (per point), <a href=\"runs.csv\">runs.csv</a> (per run); plots: "
+		   "<a href=\"sweep.gp\">sweep.gp</a>.</p>\n",
+		(unsigned long long)d->seeds, d->seeds == 1 ? "" : "s",
+		d->seeds > 1 ? " &plusmn; the half-width of the 95% confidence interval (Student's t)" : "");
+	fputs("<h2>Plots</h2>\n<div class=\"plots\">\n", f);
+	for (size_t i = 0; i < NSPLOTS; i++)
+		fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.svg\" alt=\"%s\"></a>"
+			   "<figcaption>%s</figcaption></figure>\n",
+			sweep_plots[i], sweep_plots[i], sweep_plots[i], captions[i]);
+	fputs("</div>\n<p class=\"note\">Written by <code>sim sweep</code> (samepage " SP_VERSION
+	      ").</p>\n</body>\n</html>\n", f);
+	return atomic_file_commit(&af, err);
+}
+
+int plot_sweep_write(const char *dir, const struct plot_sweep_def *d,
+		     const struct plot_sweep_run *rows, size_t n, const char *desc,
+		     const struct algo_ops *algo, struct sp_err *err)
+{
+	struct plot_sweep_point *p = NULL;
+	const char *outs[NSPLOTS * 2];
+	char names[NSPLOTS * 2][40], *path;
+	int rc;
+
+	rc = rep_mkdir_p(dir, err);
+	if (rc == 0)
+		rc = rep_unlink(dir, "index.html", err);
+	if (rc == 0)
+		rc = plot_sweep_points(d, rows, n, &p, err);
+	if (rc < 0)
+		return rc;
+	path = rep_path(dir, "runs.csv");
+	if (!path)
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = plot_sweep_write_runs(path, d, rows, n, err);
+	free(path);
+	if (rc == 0)
+		rc = write_sweep_csv(dir, d, p, err);
+	if (rc == 0)
+		rc = write_sweep_gp(dir, d, p, algo, err);
+	for (size_t i = 0; i < NSPLOTS; i++) {
+		snprintf(names[2 * i], sizeof(names[0]), "%s.png", sweep_plots[i]);
+		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", sweep_plots[i]);
+		outs[2 * i] = names[2 * i];
+		outs[2 * i + 1] = names[2 * i + 1];
+	}
+	if (rc == 0)
+		rc = rep_gnuplot(dir, "sweep.gp", outs, NSPLOTS * 2, err);
+	if (rc == 0)
+		rc = write_sweep_html(dir, d, p, desc, algo, err);
+	free(p);
+	return rc;
+}

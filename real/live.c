@@ -1,0 +1,1416 @@
+/*
+ * live.c - implements the live backend (real/live.h): the backend contract
+ * over regions of live memory this process holds, with actual copy-on-write
+ * merging onto frames of per-NUMA-node memfd pools.
+ *
+ * The mechanism.  A shared frame is one page of a memfd (one memfd per node,
+ * its pages placed on that node with mbind when the host has several).  A page
+ * "maps the frame" when its virtual page is a MAP_PRIVATE|MAP_FIXED mapping of
+ * that memfd page: every sharer reads the same physical page, and the kernel
+ * copies it on the next write (a real COW break).  Merging page p onto frame f:
+ *   1. write-protect p with userfaultfd (UFFDIO_WRITEPROTECT on its PTE);
+ *   2. compare p's bytes with f's (memcmp; the "re-compare" of the kernel's
+ *      try_to_merge_one_page) - if they differ, unprotect (which wakes any
+ *      blocked writer) and refuse with SP_ECHANGED;
+ *   3. mmap(p, MAP_PRIVATE|MAP_FIXED, pool memfd, offset of f): the private
+ *      page is replaced by the shared one in one step;
+ *   4. UFFDIO_WAKE p: writers that hit the protection retry their fault, now
+ *      on the file mapping, and write into their own COW copy.
+ * A new frame (merge_pages of two private pages) protects both pages,
+ * compares them, copies the content into a fresh memfd page and maps both.
+ *
+ * Why no write is ever lost or torn.  A writer's store to p either completes
+ * before step 1 (then step 2 sees it: the merge is refused, or it merges the
+ * content *including* that store - also correct), or faults on the protected
+ * PTE and sleeps in the kernel (handle_userfault) until step 4; the mmap of
+ * step 3 cannot run while a fault holds the VMA, so a faulting writer is
+ * either queued (and woken at step 4) or retries on the new mapping.  Because
+ * userfaultfd blocks faults taken in kernel mode too (read(2) into the page,
+ * futexes), there are no EFAULTs and no signal handlers: mprotect + a SIGSEGV
+ * handler would make syscalls writing the page fail with EFAULT and would
+ * fight the application's own handlers.  A store that lands half before the
+ * protection (a memcpy interrupted by step 1) leaves a mixed content that
+ * step 2 compares as it is: merged content is always the page's content at
+ * the instant of the compare, and later stores go to the COW copy.
+ *
+ * Cost (measured on this machine, 2 cores, load ~2): write-protect 1.8-2 us,
+ * compare 0.5-0.9 us, mmap(MAP_FIXED) 8.5-12.5 us (the VMA split and the
+ * unmap of the old page dominate), wake 0.6 us: ~12-15 us per merge.  The
+ * kernel merges at ~3 us.  Cheaper merges would need a way to point a PTE at
+ * an arbitrary page-cache page without a VMA per page; Linux has none.
+ *
+ * VMAs.  Every merged page whose neighbours do not map the following memfd
+ * pages is a VMA of its own (plus the split of the region around it), so
+ * vm.max_map_count (65530 by default) caps merging near 32k pages.  The
+ * backend estimates the process's VMA count (VMAs at creation + 2 per page
+ * living in a VMA it created) and, within 256 of the limit, refuses merges
+ * with SP_ELIMIT (counted in map_limit_refusals); it never lets mmap fail
+ * half-way.  Drivers may raise the limit when root (real_map_count_set) and
+ * say so.  Adjacent pages mapping consecutive memfd pages share one VMA (the
+ * kernel merges them).
+ *
+ * The zero page.  merge_zero drops the (verified zero) page: MADV_DONTNEED on
+ * a page of an anonymous VMA, or a fresh anonymous MAP_FIXED mapping over a
+ * page that lives in a pool file mapping (where MADV_DONTNEED would show the
+ * file page again).  An anonymous page never written since reads the
+ * kernel's shared zero page; the next write allocates a private page (the
+ * COW break of the zero page).
+ *
+ * COW breaks are detected from /proc/self/pagemap: a page that maps its
+ * frame is not present (never touched since the mmap) or present with bit 61
+ * (file page); its private copy is present without bit 61, or swapped.  A
+ * page on the zero page has a private copy when it is present and exclusively
+ * mapped (bit 56; the zero page never is), or swapped.  Detection is polled
+ * (real_live_poll, a cursor over the merged pages) or asked for one page
+ * (real_live_check, for writes the driver made); until then the bookkeeping
+ * still counts the page as a sharer, which can only delay a frame's release,
+ * never free a frame still mapped.
+ *
+ * Structures.
+ *   pages[p]   slot (0 private, 1 zero page, else frames[] index), node,
+ *              PG_* flags.
+ *   frames[s]  memfd offset (in pages) in its node's pool, node, domain,
+ *              mapper count, generation (bumped when released, so stale
+ *              bk_frame handles are recognised), free-list link.
+ *   pools[n]   memfd, a MAP_SHARED view of it (for compares and copies),
+ *              its free offsets and high-water mark.
+ *   chunk_merged[c]  pages of chunk c (CHUNK pages) not private: the poll
+ *              skips chunks without any.
+ *
+ * Invariants.
+ *   - frames[s].mappers == pages with slot s (by the bookkeeping); a frame
+ *     whose count reaches 0 has its memfd page punched (FALLOC_FL_PUNCH_HOLE)
+ *     and its offset reused; the count only drops once pagemap (or our own
+ *     unmerge/discard) shows the page no longer maps the frame.
+ *   - A page with PG_INFILE lives in a MAP_PRIVATE mapping of a pool: it must
+ *     never be MADV_DONTNEED'd (it would show the pool page at its offset).
+ *   - PG_UNREG: the page's VMA (one we created) is not yet registered with
+ *     the userfaultfd; it is registered before it is next write-protected.
+ *   - remote == pages whose node differs from their frame's node.
+ *
+ * Notes.
+ *   - Regions must be private anonymous memory.  The application must not
+ *     MADV_DONTNEED/MADV_FREE/munmap registered pages while registered (a
+ *     merged page lives in a file mapping, where those differ from anonymous
+ *     memory); real_live_discard() is the way to drop a page.
+ *   - Transparent huge pages are split by the write-protection of a
+ *     subpage (thp_splits is not counted).
+ *   - Frame placement: a new frame goes to the node where most of its two
+ *     first sharers live; with one on each, the node of `keep` (the page the
+ *     kernel would turn into the KSM page).  Frames never migrate later.
+ *   - Each VMA costs the kernel ~200 bytes of slab that no RSS figure shows.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "algorithm.h"
+#include "live.h"
+
+#define SLOT_PRIVATE 0u
+#define SLOT_ZERO 1u
+#define CHUNK 512u
+#define MAP_MARGIN 256u
+
+#define PG_PRESENT 0x1u
+#define PG_INFILE 0x2u  /* lives in a MAP_PRIVATE mapping of a pool memfd */
+#define PG_OWNVMA 0x4u  /* lives in a VMA we created (counted in file_vma_pages) */
+#define PG_UNREG 0x8u   /* that VMA is not registered with the userfaultfd yet */
+
+#define PM_PFN_MASK ((1ull << 55) - 1)
+#define PM_EXCLUSIVE (1ull << 56)
+#define PM_FILE (1ull << 61)
+#define PM_SWAP (1ull << 62)
+#define PM_PRESENT (1ull << 63)
+
+struct live_page {
+	uint32_t slot;
+	uint16_t node;
+	uint8_t flags;
+	uint8_t pad;
+};
+
+struct live_frame {
+	uint64_t off; /* page offset in its pool */
+	uint32_t gen;
+	uint32_t mappers;
+	uint32_t node;
+	uint32_t domain;
+	uint32_t next_free;
+};
+
+struct live_pool {
+	int fd;       /* -1 until first used */
+	uint8_t *view;
+	uint64_t pages; /* size in pages */
+	uint64_t hwm;
+	uint64_t *free_off;
+	uint64_t nfree, capfree;
+};
+
+struct live_region {
+	uint8_t *addr;
+	uint64_t first, npages;
+	uint32_t guest, domain;
+	int node_hint;
+};
+
+struct real_live {
+	uint32_t ps;
+	uint32_t nregions;
+	struct live_region *reg;
+	uint64_t npages;
+	struct live_page *pages;
+	uint32_t *chunk_merged;
+	struct live_frame *frames;
+	uint32_t nframes, cap_frames, free_head;
+	struct live_pool pools[REAL_LIVE_MAX_NODES];
+	uint32_t nnodes;
+	struct real_live_topo topo;
+	bool fake_topo;
+	bool strict_nodes;
+	int uffd;
+	int pagemap;
+	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
+	uint8_t *zero_buf;
+	uint64_t counts[BK_COST__COUNT];
+	int64_t cow_breaks, merges, remote;
+	uint64_t nframes_used, mapped_pages, zero_pages, file_vma_pages;
+	uint64_t base_vmas, max_map_count, map_limit_refusals, merge_ns, cow_polled;
+	uint64_t poll_cursor;
+	uint64_t *pmbuf; /* CHUNK pagemap entries */
+	uint32_t zero_csum;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint8_t *page_addr(const struct real_live *L, bk_page p)
+{
+	uint32_t lo = 0, hi = L->nregions;
+
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (L->reg[mid].first <= p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return L->reg[lo].addr + (p - L->reg[lo].first) * L->ps;
+}
+
+static inline const struct live_region *region_of(const struct real_live *L, bk_page p)
+{
+	uint32_t lo = 0, hi = L->nregions;
+
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (L->reg[mid].first <= p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &L->reg[lo];
+}
+
+void *real_live_page_addr(const struct real_live *L, bk_page p)
+{
+	return p < L->npages ? page_addr(L, p) : NULL;
+}
+
+uint64_t real_live_page_of(const struct real_live *L, const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	for (uint32_t i = 0; i < L->nregions; i++) {
+		uintptr_t b = (uintptr_t)L->reg[i].addr;
+
+		if (a >= b && a < b + L->reg[i].npages * L->ps)
+			return L->reg[i].first + (a - b) / L->ps;
+	}
+	return UINT64_MAX;
+}
+
+/* ---- system helpers ---------------------------------------------------- */
+
+static int read_u64_file(const char *path, uint64_t *out)
+{
+	FILE *f = fopen(path, "r");
+	unsigned long long v;
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%llu", &v) == 1;
+	fclose(f);
+	if (!ok)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int real_map_count_get(uint64_t *out, struct sp_err *err)
+{
+	if (read_u64_file("/proc/sys/vm/max_map_count", out) < 0)
+		return sp_err_set(err, SP_EIO, "cannot read /proc/sys/vm/max_map_count: %s",
+				  strerror(errno));
+	return 0;
+}
+
+int real_map_count_set(uint64_t v, struct sp_err *err)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+
+	if (!f)
+		return sp_err_set(err, errno == EACCES || errno == EPERM ? SP_EPERM : SP_EIO,
+				  "cannot write /proc/sys/vm/max_map_count: %s", strerror(errno));
+	fprintf(f, "%llu\n", (unsigned long long)v);
+	if (fclose(f) != 0)
+		return sp_err_set(err, SP_EIO, "writing /proc/sys/vm/max_map_count=%llu: %s",
+				  (unsigned long long)v, strerror(errno));
+	return 0;
+}
+
+static uint64_t count_vmas(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	uint64_t n = 0;
+	int c;
+
+	if (!f)
+		return 0;
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static int uffd_open(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+		if (dev >= 0) {
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+			fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+			close(dev);
+		}
+	}
+	return fd;
+}
+
+static int uffd_register(struct real_live *L, void *addr, uint64_t len)
+{
+	struct uffdio_register reg = { .range = { (uintptr_t)addr, len },
+				       .mode = UFFDIO_REGISTER_MODE_WP };
+
+	return ioctl(L->uffd, UFFDIO_REGISTER, &reg);
+}
+
+static int uffd_wp(struct real_live *L, void *addr, uint64_t len, bool on)
+{
+	struct uffdio_writeprotect wp = { .range = { (uintptr_t)addr, len },
+					  .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+
+	return ioctl(L->uffd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+static void uffd_wake(struct real_live *L, void *addr, uint64_t len)
+{
+	struct uffdio_range r = { (uintptr_t)addr, len };
+
+	ioctl(L->uffd, UFFDIO_WAKE, &r);
+}
+
+static int pagemap_read(const struct real_live *L, const void *addr, uint64_t n, uint64_t *out)
+{
+	off_t off = (off_t)((uintptr_t)addr / L->ps * 8);
+	size_t want = n * 8, got = 0;
+
+	while (got < want) {
+		ssize_t r = pread(L->pagemap, (char *)out + got, want - got, off + (off_t)got);
+
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* ---- pools and frames -------------------------------------------------- */
+
+static int pool_open(struct real_live *L, uint32_t node, struct sp_err *err)
+{
+	struct live_pool *pl = &L->pools[node];
+	char name[32];
+	uint64_t bytes = L->npages * L->ps;
+
+	snprintf(name, sizeof(name), "samepage-pool-%u", node);
+	pl->pages = L->npages;
+	pl->fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+	if (pl->fd < 0)
+		return sp_err_set(err, SP_EIO, "memfd_create: %s", strerror(errno));
+	if (ftruncate(pl->fd, (off_t)bytes) < 0)
+		goto fail;
+	pl->view = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, pl->fd, 0);
+	if (pl->view == MAP_FAILED) {
+		pl->view = NULL;
+		goto fail;
+	}
+	if (L->topo.bind && !L->fake_topo && L->nnodes > 1) {
+		unsigned long mask[REAL_LIVE_MAX_NODES / (8 * sizeof(unsigned long))] = { 0 };
+
+		mask[node / (8 * sizeof(unsigned long))] |= 1ul << (node % (8 * sizeof(unsigned long)));
+		if (mbind(pl->view, bytes, MPOL_PREFERRED, mask, REAL_LIVE_MAX_NODES + 1, 0) < 0)
+			return sp_err_set(err, SP_EIO, "mbind of node %u's pool: %s", node,
+					  strerror(errno));
+	}
+	return 0;
+fail:
+	return sp_err_set(err, SP_ENOMEM, "frame pool of node %u (%llu MiB): %s", node,
+			  (unsigned long long)(bytes >> 20), strerror(errno));
+}
+
+static inline bk_frame handle(const struct real_live *L, uint32_t slot)
+{
+	return slot == SLOT_ZERO ? BK_ZERO_FRAME : ((bk_frame)L->frames[slot].gen << 32) | slot;
+}
+
+static uint32_t slot_of(const struct real_live *L, bk_frame f)
+{
+	uint32_t slot = (uint32_t)f;
+
+	if (f == BK_ZERO_FRAME)
+		return SLOT_ZERO;
+	if (slot < 2 || slot >= L->nframes || L->frames[slot].gen != (uint32_t)(f >> 32) ||
+	    L->frames[slot].mappers == 0)
+		return 0;
+	return slot;
+}
+
+static inline uint8_t *frame_addr(const struct real_live *L, uint32_t slot)
+{
+	const struct live_frame *fr = &L->frames[slot];
+
+	return L->pools[fr->node].view + fr->off * L->ps;
+}
+
+static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint32_t *out)
+{
+	struct live_pool *pl = &L->pools[node];
+	uint32_t slot;
+	uint64_t off;
+
+	if (pl->fd < 0 && pool_open(L, node, NULL) < 0)
+		return SP_ENOMEM;
+	if (pl->nfree)
+		off = pl->free_off[--pl->nfree];
+	else if (pl->hwm < pl->pages)
+		off = pl->hwm++;
+	else
+		return SP_ENOMEM;
+	if (L->free_head) {
+		slot = L->free_head;
+		L->free_head = L->frames[slot].next_free;
+	} else {
+		if (L->nframes == L->cap_frames) {
+			uint32_t cap = L->cap_frames * 2;
+			struct live_frame *f = realloc(L->frames, cap * sizeof(*f));
+
+			if (!f) {
+				pl->free_off[pl->nfree++] = off; /* capfree >= hwm: room */
+				return SP_ENOMEM;
+			}
+			memset(f + L->cap_frames, 0, (cap - L->cap_frames) * sizeof(*f));
+			L->frames = f;
+			L->cap_frames = cap;
+		}
+		slot = L->nframes++;
+	}
+	L->frames[slot].off = off;
+	L->frames[slot].node = node;
+	L->frames[slot].domain = domain;
+	L->frames[slot].mappers = 0;
+	L->nframes_used++;
+	*out = slot;
+	return 0;
+}
+
+/* The frame has no sharer left: give its memory back and recycle the slot. */
+static void frame_release(struct real_live *L, uint32_t slot)
+{
+	struct live_frame *fr = &L->frames[slot];
+	struct live_pool *pl = &L->pools[fr->node];
+
+	fallocate(pl->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fr->off * L->ps),
+		  (off_t)L->ps);
+	if (pl->nfree == pl->capfree) {
+		uint64_t cap = pl->capfree ? pl->capfree * 2 : 1024;
+		uint64_t *f = realloc(pl->free_off, cap * sizeof(*f));
+
+		if (f) {
+			pl->free_off = f;
+			pl->capfree = cap;
+		}
+	}
+	if (pl->nfree < pl->capfree)
+		pl->free_off[pl->nfree++] = fr->off; /* else the offset leaks, harmlessly */
+	fr->gen++;
+	fr->next_free = L->free_head;
+	L->free_head = slot;
+	L->nframes_used--;
+}
+
+static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
+{
+	struct live_page *pg = &L->pages[p];
+	uint32_t old = pg->slot;
+
+	if (old == slot)
+		return;
+	if (old == SLOT_PRIVATE)
+		L->chunk_merged[p / CHUNK]++;
+	if (slot == SLOT_PRIVATE)
+		L->chunk_merged[p / CHUNK]--;
+	if (old == SLOT_ZERO)
+		L->zero_pages--;
+	else if (old > SLOT_ZERO) {
+		struct live_frame *fr = &L->frames[old];
+
+		L->mapped_pages--;
+		if (fr->node != pg->node)
+			L->remote--;
+		if (--fr->mappers == 0)
+			frame_release(L, old);
+	}
+	pg->slot = slot;
+	if (slot == SLOT_ZERO)
+		L->zero_pages++;
+	else if (slot > SLOT_ZERO) {
+		L->mapped_pages++;
+		L->frames[slot].mappers++;
+		if (L->frames[slot].node != pg->node)
+			L->remote++;
+	}
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static int host_nodes(void)
+{
+	if (numa_available() < 0)
+		return 1;
+	return numa_max_node() + 1;
+}
+
+static int query_nodes(struct real_live *L)
+{
+	enum { B = 4096 };
+	void *addrs[B];
+	int status[B];
+
+	for (bk_page p = 0; p < L->npages;) {
+		uint64_t n = L->npages - p < B ? L->npages - p : B;
+		const struct live_region *r = region_of(L, p);
+
+		if (p + n > r->first + r->npages)
+			n = r->first + r->npages - p;
+		for (uint64_t i = 0; i < n; i++)
+			addrs[i] = page_addr(L, p + i);
+		if (L->fake_topo) {
+			for (uint64_t i = 0; i < n; i++)
+				status[i] = L->topo.page_node(L->topo.arg, addrs[i]);
+		} else if (move_pages(0, (unsigned long)n, addrs, NULL, status, 0) != 0) {
+			for (uint64_t i = 0; i < n; i++)
+				status[i] = -1;
+		}
+		for (uint64_t i = 0; i < n; i++) {
+			int node = status[i];
+
+			if (node < 0 || (uint32_t)node >= L->nnodes)
+				node = r->node_hint < 0 || (uint32_t)r->node_hint >= L->nnodes ? 0 : r->node_hint;
+			L->pages[p + i].node = (uint16_t)node;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+/* The zero page's PFN, when pagemap shows PFNs (root). */
+static uint64_t find_zero_pfn(struct real_live *L)
+{
+	volatile uint8_t *z = mmap(NULL, L->ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t e = 0;
+
+	if ((void *)z == MAP_FAILED)
+		return 0;
+	(void)z[0];
+	if (pagemap_read(L, (const void *)z, 1, &e) < 0)
+		e = 0;
+	munmap((void *)z, L->ps);
+	return (e & PM_PRESENT) ? (e & PM_PFN_MASK) : 0;
+}
+
+void real_live_free(struct real_live *L)
+{
+	if (!L)
+		return;
+	if (L->uffd >= 0)
+		close(L->uffd); /* unregisters every range and wakes any waiter */
+	if (L->pagemap >= 0)
+		close(L->pagemap);
+	for (uint32_t n = 0; n < REAL_LIVE_MAX_NODES; n++) {
+		struct live_pool *pl = &L->pools[n];
+
+		if (pl->view)
+			munmap(pl->view, pl->pages * L->ps);
+		if (pl->fd >= 0)
+			close(pl->fd); /* mappings of merged pages keep the file alive */
+		free(pl->free_off);
+	}
+	free(L->reg);
+	free(L->pages);
+	free(L->chunk_merged);
+	free(L->frames);
+	free(L->pmbuf);
+	free(L->zero_buf);
+	free(L);
+}
+
+int real_live_new(struct real_live **out, const struct real_live_region *regions, uint32_t n,
+		  const struct real_live_config *cfg, struct sp_err *err)
+{
+	struct real_live *L;
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	long ps = sysconf(_SC_PAGESIZE);
+	int rc;
+
+	*out = NULL;
+	if (n == 0)
+		return sp_err_set(err, SP_EINVAL, "no region to merge");
+	L = calloc(1, sizeof(*L));
+	if (!L)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	L->uffd = L->pagemap = -1;
+	for (uint32_t i = 0; i < REAL_LIVE_MAX_NODES; i++)
+		L->pools[i].fd = -1;
+	L->ps = (uint32_t)ps;
+	L->nregions = n;
+	L->strict_nodes = cfg && cfg->strict_nodes;
+	L->reg = calloc(n, sizeof(*L->reg));
+	if (!L->reg)
+		goto nomem;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct real_live_region *r = &regions[i];
+
+		if (!r->addr || r->len == 0 || (uintptr_t)r->addr % (uintptr_t)ps ||
+		    r->len % (uint64_t)ps) {
+			rc = sp_err_set(err, SP_EINVAL, "region %u (%p, %llu bytes) is not page aligned",
+					i, r->addr, (unsigned long long)r->len);
+			goto fail;
+		}
+		L->reg[i].addr = r->addr;
+		L->reg[i].first = L->npages;
+		L->reg[i].npages = r->len / (uint64_t)ps;
+		L->reg[i].guest = r->guest;
+		L->reg[i].domain = r->domain;
+		L->reg[i].node_hint = r->node_hint;
+		L->npages += L->reg[i].npages;
+	}
+	L->pages = calloc(L->npages, sizeof(*L->pages));
+	L->chunk_merged = calloc(L->npages / CHUNK + 1, sizeof(*L->chunk_merged));
+	L->cap_frames = 1024;
+	L->frames = calloc(L->cap_frames, sizeof(*L->frames));
+	L->pmbuf = malloc(CHUNK * sizeof(*L->pmbuf));
+	L->zero_buf = calloc(1, L->ps);
+	if (!L->pages || !L->chunk_merged || !L->frames || !L->pmbuf || !L->zero_buf)
+		goto nomem;
+	L->nframes = 2;
+	L->frames[SLOT_ZERO].mappers = 1;
+	for (uint64_t p = 0; p < L->npages; p++)
+		L->pages[p].flags = PG_PRESENT;
+	if (cfg && cfg->topo) {
+		L->topo = *cfg->topo;
+		L->fake_topo = true;
+		L->nnodes = cfg->topo->nnodes ? cfg->topo->nnodes : 1;
+	} else {
+		L->topo.bind = true;
+		L->nnodes = (uint32_t)host_nodes();
+	}
+	if (L->nnodes > REAL_LIVE_MAX_NODES)
+		L->nnodes = REAL_LIVE_MAX_NODES;
+	if (L->fake_topo || L->nnodes > 1)
+		query_nodes(L);
+	L->zero_csum = (uint32_t)XXH64(L->zero_buf, L->ps, 0);
+
+	L->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (L->pagemap < 0) {
+		rc = sp_err_set(err, SP_ENOTSUP, "cannot open /proc/self/pagemap: %s", strerror(errno));
+		goto fail;
+	}
+	L->zero_pfn = find_zero_pfn(L);
+	L->uffd = uffd_open();
+	if (L->uffd < 0) {
+		rc = sp_err_set(err, errno == EPERM || errno == EACCES ? SP_EPERM : SP_ENOTSUP,
+				"userfaultfd: %s (needs root, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)",
+				strerror(errno));
+		goto fail;
+	}
+	if (ioctl(L->uffd, UFFDIO_API, &api) < 0 ||
+	    !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
+		rc = sp_err_set(err, SP_ENOTSUP, "userfaultfd API handshake failed: %s", strerror(errno));
+		goto fail;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (uffd_register(L, L->reg[i].addr, L->reg[i].npages * L->ps) < 0) {
+			rc = sp_err_set(err, errno == EINVAL ? SP_EINVAL : SP_ENOTSUP,
+					"region %u: userfaultfd write-protect registration: %s (private anonymous memory only)",
+					i, strerror(errno));
+			goto fail;
+		}
+	}
+	if (cfg && cfg->max_map_count)
+		L->max_map_count = cfg->max_map_count;
+	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
+		L->max_map_count = 65530;
+	L->base_vmas = count_vmas() + 2 * L->nnodes; /* + the pool views */
+	*out = L;
+	return 0;
+nomem:
+	rc = sp_err_set(err, SP_ENOMEM, "out of memory for %llu pages",
+			(unsigned long long)L->npages);
+fail:
+	real_live_free(L);
+	return rc;
+}
+
+/* ---- the merge primitives ------------------------------------------------ */
+
+/* Registers p's own VMA with the userfaultfd if it is not yet. */
+static int ensure_registered(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	if (!(L->pages[p].flags & PG_UNREG))
+		return 0;
+	if (uffd_register(L, addr, L->ps) < 0)
+		return SP_ENOTSUP;
+	L->pages[p].flags &= (uint8_t)~PG_UNREG;
+	return 0;
+}
+
+static int protect(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	int rc = ensure_registered(L, p, addr);
+
+	if (rc < 0)
+		return rc;
+	return uffd_wp(L, addr, L->ps, true) < 0 ? SP_EIO : 0;
+}
+
+static void unprotect(struct real_live *L, uint8_t *addr)
+{
+	uffd_wp(L, addr, L->ps, false); /* also wakes blocked writers */
+}
+
+/* Would another VMA of ours cross max_map_count? */
+static bool map_limit(struct real_live *L, unsigned new_pages)
+{
+	if (L->base_vmas + 2 * (L->file_vma_pages + new_pages) + MAP_MARGIN <= L->max_map_count)
+		return false;
+	L->map_limit_refusals++;
+	return true;
+}
+
+static void own_vma(struct real_live *L, bk_page p, bool infile)
+{
+	struct live_page *pg = &L->pages[p];
+
+	if (!(pg->flags & PG_OWNVMA))
+		L->file_vma_pages++;
+	pg->flags |= PG_OWNVMA | PG_UNREG;
+	if (infile)
+		pg->flags |= PG_INFILE;
+	else
+		pg->flags &= (uint8_t)~PG_INFILE;
+}
+
+/*
+ * Replaces protected page p (whose content equals the frame's) by a private
+ * mapping of frame slot.  If the kernel refuses, the page is put back as a
+ * private page with the frame's content (= its own), so nothing is lost.
+ */
+static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t slot)
+{
+	const struct live_frame *fr = &L->frames[slot];
+	void *r = mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+		       L->pools[fr->node].fd, (off_t)(fr->off * L->ps));
+
+	if (r == MAP_FAILED) {
+		unsigned char v;
+
+		if (mincore(addr, L->ps, &v) < 0 && errno == ENOMEM) {
+			/* The old page is gone: rebuild it from the (equal) frame. */
+			if (mmap(addr, L->ps, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+				return SP_ENOMEM; /* cannot happen: the range was just ours */
+			memcpy(addr, frame_addr(L, slot), L->ps);
+			own_vma(L, p, false);
+			uffd_wake(L, addr, L->ps);
+		} else {
+			unprotect(L, addr);
+		}
+		return SP_ENOMEM;
+	}
+	own_vma(L, p, true);
+	uffd_wake(L, addr, L->ps);
+	return 0;
+}
+
+static int check_private(const struct real_live *L, bk_page p)
+{
+	if (p >= L->npages || !(L->pages[p].flags & PG_PRESENT) ||
+	    L->pages[p].slot != SLOT_PRIVATE)
+		return SP_EINVAL;
+	return 0;
+}
+
+static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
+{
+	struct live_page *pg = &L->pages[p];
+	struct live_frame *fr = &L->frames[slot];
+	uint8_t *addr;
+	uint64_t t0 = mono_ns();
+	int rc = check_private(L, p);
+
+	if (rc < 0)
+		return rc;
+	if (region_of(L, p)->domain != fr->domain)
+		return SP_EDENIED;
+	if (L->strict_nodes && pg->node != fr->node)
+		return SP_EDENIED;
+	if (!(pg->flags & PG_OWNVMA) && map_limit(L, 1))
+		return SP_ELIMIT;
+	addr = page_addr(L, p);
+	rc = protect(L, p, addr);
+	if (rc < 0)
+		return rc;
+	L->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
+	if (memcmp(addr, frame_addr(L, slot), L->ps) != 0) {
+		unprotect(L, addr);
+		return SP_ECHANGED;
+	}
+	rc = remap_onto(L, p, addr, slot);
+	if (rc < 0)
+		return rc;
+	set_slot(L, p, slot);
+	L->merges++;
+	L->counts[BK_COST_MERGE]++;
+	L->merge_ns += mono_ns() - t0;
+	return 0;
+}
+
+/* ---- backend contract ------------------------------------------------- */
+
+static uint64_t lv_npages(void *impl) { return ((struct real_live *)impl)->npages; }
+static uint32_t lv_nnodes(void *impl) { return ((struct real_live *)impl)->nnodes; }
+static uint32_t lv_page_size(void *impl) { return ((struct real_live *)impl)->ps; }
+static uint32_t lv_zero_checksum(void *impl) { return ((struct real_live *)impl)->zero_csum; }
+
+static uint32_t lv_nguests(void *impl)
+{
+	struct real_live *L = impl;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < L->nregions; i++) {
+		if (L->reg[i].guest + 1 > n)
+			n = L->reg[i].guest + 1;
+	}
+	return n;
+}
+
+static void lv_page_info(void *impl, bk_page p, struct bk_page_info *out)
+{
+	struct real_live *L = impl;
+	const struct live_page *pg = &L->pages[p];
+	const struct live_region *r = region_of(L, p);
+
+	out->guest = r->guest;
+	out->node = pg->node;
+	out->domain = r->domain;
+	out->pfn = p - r->first;
+	out->present = (pg->flags & PG_PRESENT) != 0;
+	out->zero = 0; /* the live backend does not know without reading */
+	out->huge = 0;
+	out->frame = pg->slot == SLOT_PRIVATE ? BK_NO_FRAME : handle(L, pg->slot);
+}
+
+static uint32_t lv_checksum(void *impl, bk_page p)
+{
+	struct real_live *L = impl;
+
+	L->counts[BK_COST_CHECKSUM]++;
+	return (uint32_t)XXH64(page_addr(L, p), L->ps, 0); /* as ksmd's calc_checksum() */
+}
+
+static int sign(int c) { return (c > 0) - (c < 0); }
+
+static int lv_compare(void *impl, bk_page a, bk_page b)
+{
+	struct real_live *L = impl;
+
+	L->counts[BK_COST_COMPARE]++;
+	return sign(memcmp(page_addr(L, a), page_addr(L, b), L->ps));
+}
+
+static int lv_compare_frame(void *impl, bk_page a, bk_frame f)
+{
+	struct real_live *L = impl;
+	uint32_t slot = slot_of(L, f);
+	const uint8_t *fa = slot == SLOT_ZERO || slot == 0 ? L->zero_buf : frame_addr(L, slot);
+
+	L->counts[BK_COST_COMPARE]++;
+	return sign(memcmp(page_addr(L, a), fa, L->ps));
+}
+
+static int lv_merge_frame(void *impl, bk_page p, bk_frame f)
+{
+	struct real_live *L = impl;
+	uint32_t slot = slot_of(L, f);
+
+	if (slot == 0)
+		return SP_ECHANGED; /* the frame is gone */
+	if (slot == SLOT_ZERO)
+		return SP_EINVAL;
+	return merge_frame_slot(L, p, slot);
+}
+
+static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
+{
+	struct real_live *L = impl;
+	struct live_page *kp, *pg;
+	uint8_t *pa, *ka;
+	uint32_t slot, node;
+	uint64_t t0 = mono_ns();
+	unsigned need;
+	int rc;
+
+	if (p == keep || keep >= L->npages || p >= L->npages)
+		return SP_EINVAL;
+	kp = &L->pages[keep];
+	pg = &L->pages[p];
+	if (!(kp->flags & PG_PRESENT) || kp->slot == SLOT_ZERO)
+		return SP_EINVAL;
+	if (kp->slot != SLOT_PRIVATE) {
+		rc = merge_frame_slot(L, p, kp->slot);
+		if (rc == 0 && out)
+			*out = handle(L, kp->slot);
+		return rc;
+	}
+	rc = check_private(L, p);
+	if (rc < 0)
+		return rc;
+	if (region_of(L, p)->domain != region_of(L, keep)->domain)
+		return SP_EDENIED;
+	if (L->strict_nodes && pg->node != kp->node)
+		return SP_EDENIED;
+	need = !(pg->flags & PG_OWNVMA) + !(kp->flags & PG_OWNVMA);
+	if (need && map_limit(L, need))
+		return SP_ELIMIT;
+	pa = page_addr(L, p);
+	ka = page_addr(L, keep);
+	rc = protect(L, keep, ka);
+	if (rc < 0)
+		return rc;
+	rc = protect(L, p, pa);
+	if (rc < 0) {
+		unprotect(L, ka);
+		return rc;
+	}
+	L->counts[BK_COST_COMPARE]++;
+	if (memcmp(pa, ka, L->ps) != 0) {
+		unprotect(L, pa);
+		unprotect(L, ka);
+		return SP_ECHANGED;
+	}
+	/* Two sharers: the majority node is theirs if they agree, else keep's. */
+	node = kp->node;
+	rc = frame_alloc(L, node, region_of(L, keep)->domain, &slot);
+	if (rc < 0) {
+		unprotect(L, pa);
+		unprotect(L, ka);
+		return rc;
+	}
+	memcpy(frame_addr(L, slot), ka, L->ps);
+	L->frames[slot].mappers = 1; /* held while the two remaps run */
+	rc = remap_onto(L, keep, ka, slot);
+	if (rc < 0) {
+		unprotect(L, pa);
+		L->frames[slot].mappers = 0;
+		frame_release(L, slot);
+		return rc;
+	}
+	set_slot(L, keep, slot);
+	rc = remap_onto(L, p, pa, slot);
+	if (rc < 0) {
+		/* keep alone on the frame: give it its private copy back. */
+		madvise(ka, L->ps, MADV_POPULATE_WRITE);
+		L->frames[slot].mappers--;
+		set_slot(L, keep, SLOT_PRIVATE);
+		return rc;
+	}
+	set_slot(L, p, slot);
+	L->frames[slot].mappers--; /* drop the hold */
+	L->merges++;
+	L->counts[BK_COST_MERGE]++;
+	L->merge_ns += mono_ns() - t0;
+	if (out)
+		*out = handle(L, slot);
+	return 0;
+}
+
+static int lv_merge_zero(void *impl, bk_page p)
+{
+	struct real_live *L = impl;
+	struct live_page *pg;
+	uint8_t *addr;
+	int rc = check_private(L, p);
+
+	if (rc < 0)
+		return rc;
+	pg = &L->pages[p];
+	/* No new VMA: DONTNEED in place, or an anonymous map over our own one-page VMA. */
+	addr = page_addr(L, p);
+	rc = protect(L, p, addr);
+	if (rc < 0)
+		return rc;
+	L->counts[BK_COST_COMPARE]++;
+	if (memcmp(addr, L->zero_buf, L->ps) != 0) {
+		unprotect(L, addr);
+		return SP_ECHANGED;
+	}
+	if (pg->flags & PG_INFILE) {
+		if (mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) == MAP_FAILED) {
+			unprotect(L, addr);
+			return SP_ENOMEM;
+		}
+		own_vma(L, p, false);
+	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
+		unprotect(L, addr);
+		return SP_EIO;
+	}
+	uffd_wake(L, addr, L->ps);
+	set_slot(L, p, SLOT_ZERO);
+	L->merges++;
+	L->counts[BK_COST_MERGE]++;
+	return 0;
+}
+
+/* Makes p's page private again without changing a byte, racing writers or not. */
+static void break_cow(struct real_live *L, uint8_t *addr)
+{
+	if (madvise(addr, L->ps, MADV_POPULATE_WRITE) < 0)
+		__atomic_fetch_add((volatile uint64_t *)addr, 0, __ATOMIC_SEQ_CST);
+}
+
+static int lv_unmerge(void *impl, bk_page p)
+{
+	struct real_live *L = impl;
+
+	if (p >= L->npages || L->pages[p].slot == SLOT_PRIVATE)
+		return SP_EINVAL;
+	break_cow(L, page_addr(L, p));
+	set_slot(L, p, SLOT_PRIVATE);
+	return 0;
+}
+
+static uint32_t lv_frame_mappers(void *impl, bk_frame f)
+{
+	struct real_live *L = impl;
+	uint32_t slot = slot_of(L, f);
+
+	return slot ? L->frames[slot].mappers : 0;
+}
+
+static uint32_t lv_frame_node(void *impl, bk_frame f)
+{
+	struct real_live *L = impl;
+	uint32_t slot = slot_of(L, f);
+
+	return slot > SLOT_ZERO ? L->frames[slot].node : 0;
+}
+
+static void lv_account(void *impl, enum bk_cost what, uint64_t n)
+{
+	struct real_live *L = impl;
+
+	if ((unsigned)what < BK_COST__COUNT)
+		L->counts[what] += n;
+}
+
+static const struct backend_ops live_backend_ops = {
+	.npages = lv_npages,
+	.nnodes = lv_nnodes,
+	.nguests = lv_nguests,
+	.page_size = lv_page_size,
+	.zero_checksum = lv_zero_checksum,
+	.page_info = lv_page_info,
+	.checksum = lv_checksum,
+	.compare = lv_compare,
+	.compare_frame = lv_compare_frame,
+	.merge_pages = lv_merge_pages,
+	.merge_frame = lv_merge_frame,
+	.merge_zero = lv_merge_zero,
+	.unmerge = lv_unmerge,
+	.frame_mappers = lv_frame_mappers,
+	.frame_node = lv_frame_node,
+	.account = lv_account,
+	.content = NULL,
+};
+
+struct backend real_live_backend(struct real_live *L)
+{
+	struct backend b = { &live_backend_ops, L };
+
+	return b;
+}
+
+/* ---- COW detection ------------------------------------------------------ */
+
+/* Does pagemap entry e show that page p (not private) has a private copy now? */
+static bool written(const struct real_live *L, const struct live_page *pg, uint64_t e)
+{
+	if (e & PM_SWAP)
+		return true; /* only anonymous (copied) pages are swapped out of a PTE */
+	if (!(e & PM_PRESENT))
+		return false;
+	if (pg->slot == SLOT_ZERO) {
+		if (L->zero_pfn && (e & PM_PFN_MASK))
+			return (e & PM_PFN_MASK) != L->zero_pfn;
+		return (e & PM_EXCLUSIVE) != 0;
+	}
+	return !(e & PM_FILE);
+}
+
+static int settle_cow(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
+{
+	set_slot(L, p, SLOT_PRIVATE);
+	L->cow_breaks++;
+	L->counts[BK_COST_COW_BREAK]++;
+	return fn ? fn(arg, p, ALGO_CHANGE_COW) : 0;
+}
+
+/* Polls pages [first, first + n) of one region. */
+static int poll_range(struct real_live *L, bk_page first, uint64_t n, real_live_change_fn fn,
+		      void *arg, int *found)
+{
+	while (n) {
+		uint64_t k = CHUNK - first % CHUNK;
+
+		if (k > n)
+			k = n;
+		if (L->chunk_merged[first / CHUNK]) {
+			if (pagemap_read(L, page_addr(L, first), k, L->pmbuf) < 0)
+				return SP_EIO;
+			L->cow_polled += k;
+			for (uint64_t i = 0; i < k; i++) {
+				const struct live_page *pg = &L->pages[first + i];
+
+				if (pg->slot != SLOT_PRIVATE && written(L, pg, L->pmbuf[i])) {
+					int rc = settle_cow(L, first + i, fn, arg);
+
+					if (rc < 0)
+						return rc;
+					(*found)++;
+				}
+			}
+		}
+		first += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, void *arg)
+{
+	int found = 0;
+
+	if (count > L->npages)
+		count = L->npages;
+	while (count) {
+		const struct live_region *r;
+		uint64_t n;
+		int rc;
+
+		if (L->poll_cursor >= L->npages)
+			L->poll_cursor = 0;
+		r = region_of(L, L->poll_cursor);
+		n = r->first + r->npages - L->poll_cursor;
+		if (n > count)
+			n = count;
+		rc = poll_range(L, L->poll_cursor, n, fn, arg, &found);
+		if (rc < 0)
+			return rc;
+		L->poll_cursor += n;
+		count -= n;
+	}
+	return found;
+}
+
+int real_live_check(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
+{
+	uint64_t e;
+
+	if (p >= L->npages)
+		return SP_EINVAL;
+	if (L->pages[p].slot == SLOT_PRIVATE)
+		return 0;
+	if (pagemap_read(L, page_addr(L, p), 1, &e) < 0)
+		return SP_EIO;
+	L->cow_polled++;
+	if (!written(L, &L->pages[p], e))
+		return 0;
+	return settle_cow(L, p, fn, arg) < 0 ? SP_ENOMEM : 1;
+}
+
+int real_live_discard(struct real_live *L, bk_page p)
+{
+	struct live_page *pg;
+	uint8_t *addr;
+
+	if (p >= L->npages)
+		return SP_EINVAL;
+	pg = &L->pages[p];
+	addr = page_addr(L, p);
+	if (pg->flags & PG_INFILE) {
+		if (mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) == MAP_FAILED)
+			return SP_ENOMEM;
+		own_vma(L, p, false);
+	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
+		return SP_EIO;
+	}
+	set_slot(L, p, SLOT_PRIVATE);
+	pg->flags &= (uint8_t)~PG_PRESENT;
+	return 0;
+}
+
+void real_live_set_present(struct real_live *L, bk_page p, bool present)
+{
+	if (p >= L->npages)
+		return;
+	if (present)
+		L->pages[p].flags |= PG_PRESENT;
+	else
+		L->pages[p].flags &= (uint8_t)~PG_PRESENT;
+}
+
+int real_live_unmerge_all(struct real_live *L, real_live_change_fn fn, void *arg)
+{
+	for (bk_page p = 0; p < L->npages; p++) {
+		if (L->pages[p].slot == SLOT_PRIVATE)
+			continue;
+		break_cow(L, page_addr(L, p));
+		set_slot(L, p, SLOT_PRIVATE);
+		if (fn) {
+			int rc = fn(arg, p, ALGO_CHANGE_COW);
+
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- measurements ------------------------------------------------------- */
+
+static uint64_t pool_bytes(const struct real_live *L)
+{
+	uint64_t b = 0;
+	struct stat st;
+
+	for (uint32_t n = 0; n < REAL_LIVE_MAX_NODES; n++) {
+		if (L->pools[n].fd >= 0 && fstat(L->pools[n].fd, &st) == 0)
+			b += (uint64_t)st.st_blocks * 512;
+	}
+	return b;
+}
+
+void real_live_stats(const struct real_live *L, struct real_live_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->frames = L->nframes_used;
+	out->mapped_pages = L->mapped_pages;
+	out->zero_pages = L->zero_pages;
+	out->file_vma_pages = L->file_vma_pages;
+	out->vma_estimate = L->base_vmas + 2 * L->file_vma_pages;
+	out->max_map_count = L->max_map_count;
+	out->map_limit_refusals = L->map_limit_refusals;
+	out->pool_bytes = pool_bytes(L);
+	out->merge_ns = L->merge_ns;
+	out->cow_polled = L->cow_polled;
+}
+
+void real_live_metrics(const struct real_live *L, struct metrics *out)
+{
+	out->cow_breaks = L->cow_breaks;
+	out->checksums = (int64_t)L->counts[BK_COST_CHECKSUM];
+	out->compares = (int64_t)L->counts[BK_COST_COMPARE];
+	out->merges = L->merges;
+	out->remote_sharers = L->remote;
+}
+
+const uint64_t *real_live_counts(const struct real_live *L)
+{
+	return L->counts;
+}
+
+int real_live_measured_rss(const struct real_live *L, uint64_t *out, struct sp_err *err)
+{
+	uint64_t *buf = malloc(4096 * sizeof(*buf)), anon = 0;
+
+	if (!buf)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < L->nregions; i++) {
+		const struct live_region *r = &L->reg[i];
+
+		for (uint64_t done = 0; done < r->npages;) {
+			uint64_t k = r->npages - done < 4096 ? r->npages - done : 4096;
+
+			if (pagemap_read(L, r->addr + done * L->ps, k, buf) < 0) {
+				free(buf);
+				return sp_err_set(err, SP_EIO, "reading /proc/self/pagemap: %s",
+						  strerror(errno));
+			}
+			for (uint64_t j = 0; j < k; j++) {
+				uint64_t e = buf[j];
+
+				if ((e & PM_SWAP) && !(e & PM_FILE)) {
+					anon++;
+				} else if ((e & PM_PRESENT) && !(e & PM_FILE)) {
+					/* Private anonymous; the zero page is not memory. */
+					if (L->zero_pfn && (e & PM_PFN_MASK) ? (e & PM_PFN_MASK) != L->zero_pfn
+									     : (e & PM_EXCLUSIVE) != 0)
+						anon++;
+				}
+			}
+			done += k;
+		}
+	}
+	free(buf);
+	*out = anon * L->ps + pool_bytes(L);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int real_rss_distinct_frames(void *const *addrs, const uint64_t *lens, uint32_t n, uint64_t *out,
+			     struct sp_err *err)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	uint64_t total = 0, npfn = 0, distinct = 0, zero_pfn = 0;
+	uint64_t *pfns, *buf;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	volatile uint8_t *z;
+
+	if (fd < 0)
+		return sp_err_set(err, SP_ENOTSUP, "cannot open /proc/self/pagemap: %s", strerror(errno));
+	for (uint32_t i = 0; i < n; i++)
+		total += lens[i] / (uint64_t)ps;
+	pfns = malloc((total ? total : 1) * sizeof(*pfns));
+	buf = malloc(4096 * sizeof(*buf));
+	if (!pfns || !buf) {
+		free(pfns);
+		free(buf);
+		close(fd);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	z = mmap(NULL, (size_t)ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if ((void *)z != MAP_FAILED) {
+		uint64_t e = 0;
+
+		(void)z[0];
+		if (pread(fd, &e, 8, (off_t)((uintptr_t)z / (uintptr_t)ps * 8)) == 8 && (e & PM_PRESENT))
+			zero_pfn = e & PM_PFN_MASK;
+		munmap((void *)z, (size_t)ps);
+	}
+	if (!zero_pfn) {
+		free(pfns);
+		free(buf);
+		close(fd);
+		return sp_err_set(err, SP_EPERM, "page frame numbers are hidden in pagemap (not root)");
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t np = lens[i] / (uint64_t)ps;
+
+		for (uint64_t done = 0; done < np;) {
+			uint64_t k = np - done < 4096 ? np - done : 4096;
+			off_t off = (off_t)(((uintptr_t)addrs[i] / (uintptr_t)ps + done) * 8);
+
+			if (pread(fd, buf, k * 8, off) != (ssize_t)(k * 8)) {
+				free(pfns);
+				free(buf);
+				close(fd);
+				return sp_err_set(err, SP_EIO, "reading /proc/self/pagemap: %s",
+						  strerror(errno));
+			}
+			for (uint64_t j = 0; j < k; j++) {
+				if ((buf[j] & PM_PRESENT) && (buf[j] & PM_PFN_MASK) != zero_pfn)
+					pfns[npfn++] = buf[j] & PM_PFN_MASK;
+				else if (buf[j] & PM_SWAP)
+					distinct++; /* a swapped page: one frame's worth, counted apart */
+			}
+			done += k;
+		}
+	}
+	qsort(pfns, npfn, sizeof(*pfns), cmp_u64);
+	for (uint64_t i = 0; i < npfn; i++)
+		distinct += i == 0 || pfns[i] != pfns[i - 1];
+	free(pfns);
+	free(buf);
+	close(fd);
+	*out = distinct * (uint64_t)ps;
+	return 0;
+}
+
+int real_live_pool_views(const struct real_live *L, void **addrs, uint64_t *lens, uint32_t max)
+{
+	uint32_t k = 0;
+
+	for (uint32_t n = 0; n < REAL_LIVE_MAX_NODES && k < max; n++) {
+		if (L->pools[n].view) {
+			addrs[k] = L->pools[n].view;
+			lens[k] = L->pools[n].pages * L->ps;
+			k++;
+		}
+	}
+	return (int)k;
+}

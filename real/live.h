@@ -1,0 +1,153 @@
+/*
+ * live.h - the live backend: struct backend_ops over regions of live memory
+ * this process holds, with actual copy-on-write merging (see live.c for the
+ * mechanism and why no write is ever lost).
+ *
+ * A live backend is single-threaded: every call on it (the backend_ops, the
+ * poll and page-state calls below) must come from one thread at a time (the
+ * engine's, or under the engine's lock).  Other threads may read and write
+ * the registered memory at any time: that is the point.
+ */
+#ifndef SP_REAL_LIVE_H
+#define SP_REAL_LIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "metrics.h"
+#include "sp_error.h"
+
+#define REAL_LIVE_MAX_NODES 64
+
+/* One region of private anonymous memory, page aligned. */
+struct real_live_region {
+	void *addr;
+	uint64_t len;     /* bytes, a multiple of the page size */
+	uint32_t guest;   /* reported in bk_page_info.guest */
+	uint32_t domain;  /* security domain: pages of different domains never share */
+	int node_hint;    /* node reported for pages whose node cannot be queried; -1: 0 */
+};
+
+/*
+ * Where pages and frames live.  NULL in the config: the host's, from libnuma
+ * (move_pages queries; pools bound with mbind when the host has more than one
+ * node).  Tests inject a fake one: page_node() then decides every page's
+ * node and pools are not bound (bind = false).
+ */
+struct real_live_topo {
+	uint32_t nnodes;
+	/* The node of the page at addr, or a negative value for "unknown". */
+	int (*page_node)(void *arg, const void *addr);
+	void *arg;
+	bool bind; /* mbind each node's pool to its node */
+};
+
+struct real_live_config {
+	const struct real_live_topo *topo; /* NULL: the host's */
+	/*
+	 * merge_across_nodes=0: refuse (SP_EDENIED) any merge whose page and
+	 * frame are on different nodes, whatever the algorithm asks.
+	 */
+	bool strict_nodes;
+	/* Most VMAs the process may have; 0: /proc/sys/vm/max_map_count. */
+	uint64_t max_map_count;
+};
+
+struct real_live;
+
+/*
+ * Takes over the regions for merging: registers them with a userfaultfd for
+ * write protection and queries every page's node.  The regions stay the
+ * caller's; pages of them are remapped as they merge.  SP_EPERM without
+ * userfaultfd access (root, or /dev/userfaultfd), SP_EINVAL for a region that
+ * is not page-aligned private anonymous memory.
+ */
+int real_live_new(struct real_live **out, const struct real_live_region *regions, uint32_t n,
+		  const struct real_live_config *cfg, struct sp_err *err);
+/*
+ * Forgets the regions: merged pages keep mapping their frames (the memory
+ * stays valid and copy-on-write); no frame is released any more.  Call
+ * real_live_unmerge_all() first to leave only private pages behind.
+ */
+void real_live_free(struct real_live *L);
+struct backend real_live_backend(struct real_live *L);
+
+/* Address of page p. */
+void *real_live_page_addr(const struct real_live *L, bk_page p);
+/* The page of addr, or UINT64_MAX if it is not in a region. */
+uint64_t real_live_page_of(const struct real_live *L, const void *addr);
+
+/* Told for every page found changed (COW break): the driver's page_changed. */
+typedef int (*real_live_change_fn)(void *arg, bk_page p, uint32_t what);
+
+/*
+ * COW-break detection: reads /proc/self/pagemap for the merged pages among
+ * the next `count` pages after an internal cursor (wrapping), settles each
+ * one found written (it no longer maps its frame: a private copy) and calls
+ * fn(arg, p, ALGO_CHANGE_COW).  Frames left without sharers are released.
+ * Returns the number of COW breaks found, or a negative SP_E* code.
+ */
+int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, void *arg);
+/* The same for one page (a write the driver knows it made). */
+int real_live_check(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg);
+
+/*
+ * Page p is no longer present (the driver discarded it): it reads as zero
+ * from now on and uses no memory; the page's frame share is dropped.  The
+ * caller reports ALGO_CHANGE_UNMAPPED.  set_present(true) marks it present
+ * again before the driver writes it.
+ */
+int real_live_discard(struct real_live *L, bk_page p);
+void real_live_set_present(struct real_live *L, bk_page p, bool present);
+
+/* Gives every merged page a private copy again; fn hears each (COW). */
+int real_live_unmerge_all(struct real_live *L, real_live_change_fn fn, void *arg);
+
+/* Live state. */
+struct real_live_stats {
+	uint64_t frames;          /* shared frames in use */
+	uint64_t mapped_pages;    /* pages mapping a shared frame (by the bookkeeping) */
+	uint64_t zero_pages;      /* pages mapped to the zero page by a merge */
+	uint64_t file_vma_pages;  /* pages living in VMAs the backend created */
+	uint64_t vma_estimate;    /* VMAs the process has, as estimated */
+	uint64_t max_map_count;
+	uint64_t map_limit_refusals; /* merges refused because of max_map_count */
+	uint64_t pool_bytes;      /* allocated bytes of the frame pools (st_blocks) */
+	uint64_t merge_ns;        /* wall time spent in successful merges */
+	uint64_t cow_polled;      /* pages whose pagemap entry was read */
+};
+void real_live_stats(const struct real_live *L, struct real_live_stats *out);
+
+/*
+ * Fills the (backend) fields of out: cow_breaks, checksums, compares,
+ * merges, remote_sharers (cpu_ns and oracle_saving are the driver's).
+ */
+void real_live_metrics(const struct real_live *L, struct metrics *out);
+/* Counted work (enum bk_cost). */
+const uint64_t *real_live_counts(const struct real_live *L);
+
+/*
+ * Resident memory of the regions and the pools now, in bytes: page size x
+ * (pages of the regions mapping a private anonymous frame that is not the
+ * zero page, from pagemap, + allocated frames of the pools, from the
+ * memfds' st_blocks).  Every physical frame is counted once.
+ */
+int real_live_measured_rss(const struct real_live *L, uint64_t *out, struct sp_err *err);
+
+/*
+ * Resident memory of arbitrary regions, counting each physical frame once:
+ * distinct PFNs of present pages other than the zero page (needs root for
+ * PFNs; SP_EPERM otherwise).  For the kernel-KSM side of a comparison.
+ */
+int real_rss_distinct_frames(void *const *addrs, const uint64_t *lens, uint32_t n, uint64_t *out,
+			     struct sp_err *err);
+
+/* The pools' MAP_SHARED views (up to max), so real_rss_distinct_frames() counts frames once. */
+int real_live_pool_views(const struct real_live *L, void **addrs, uint64_t *lens, uint32_t max);
+
+/* vm.max_map_count: read, and set (root). */
+int real_map_count_get(uint64_t *out, struct sp_err *err);
+int real_map_count_set(uint64_t v, struct sp_err *err);
+
+#endif

@@ -1,0 +1,542 @@
+/*
+ * test_live.c - the live backend (real/live.c) and its engine: actual COW
+ * merges, COW-break detection, frame release, refusals, NUMA placement with a
+ * fake two-node topology, and an integrity stress test with concurrent
+ * writers.  Needs userfaultfd write protection (root): skipped otherwise.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "algorithm.h"
+#include "engine.h"
+#include "harness.h"
+#include "live.h"
+
+#define PS 4096u
+
+static uint8_t *map_pages(size_t n)
+{
+	uint8_t *p = mmap(NULL, n * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CU_ASSERT_FATAL(p != MAP_FAILED);
+	return p;
+}
+
+static void fill(uint8_t *page, unsigned content)
+{
+	uint64_t s = content * 0x9e3779b97f4a7c15ull + 1;
+
+	for (unsigned i = 0; i < PS; i += 8) {
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		memcpy(page + i, &s, 8);
+	}
+}
+
+/* A live backend over one region, or a skip when userfaultfd is unavailable. */
+static struct real_live *live_or_skip(uint8_t *addr, size_t pages, const struct real_live_config *cfg)
+{
+	struct real_live_region r = { addr, pages * PS, 0, 0, -1 };
+	struct real_live *L = NULL;
+	struct sp_err err = { 0 };
+	int rc = real_live_new(&L, &r, 1, cfg, &err);
+
+	if (rc == SP_EPERM || rc == SP_ENOTSUP) {
+		sp_test_skip("%s", err.msg);
+		return NULL;
+	}
+	if (rc < 0)
+		fprintf(stderr, "real_live_new: %s\n", err.msg);
+	CU_ASSERT_FATAL(rc == 0);
+	return L;
+}
+
+static int count_cb(void *arg, bk_page p, uint32_t what)
+{
+	(void)p;
+	if (what & ALGO_CHANGE_COW)
+		(*(int *)arg)++;
+	return 0;
+}
+
+SP_TEST(merge_then_write_keeps_data)
+{
+	uint8_t *m = map_pages(4), snap[PS];
+	struct real_live *L;
+	struct backend b;
+	struct bk_page_info info;
+	struct real_live_stats st;
+	bk_frame f;
+	int cows = 0;
+
+	for (int i = 0; i < 3; i++)
+		fill(m + i * PS, 7);
+	fill(m + 3 * PS, 8);
+	if (!(L = live_or_skip(m, 4, NULL)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL(b.ops->checksum(L, 0), b.ops->checksum(L, 1));
+	CU_ASSERT_NOT_EQUAL(b.ops->checksum(L, 0), b.ops->checksum(L, 3));
+	CU_ASSERT_EQUAL(b.ops->compare(L, 0, 1), 0);
+	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 1, 0, &f), 0);
+	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 2, f), 0);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 3);
+	b.ops->page_info(L, 2, &info);
+	CU_ASSERT_EQUAL(info.frame, f);
+	CU_ASSERT_EQUAL(b.ops->compare_frame(L, 3, f) != 0, 1);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.frames, 1);
+	/* Nothing written yet: no COW. */
+	CU_ASSERT_EQUAL(real_live_poll(L, 4, count_cb, &cows), 0);
+	/* Write page 1: its own copy; 0 and 2 unchanged; the COW is detected. */
+	memcpy(snap, m, PS);
+	memset(m + PS + 100, 0xEE, 50);
+	CU_ASSERT_EQUAL(memcmp(m, snap, PS), 0);
+	CU_ASSERT_EQUAL(memcmp(m + 2 * PS, snap, PS), 0);
+	CU_ASSERT_EQUAL(m[PS + 100], 0xEE);
+	CU_ASSERT_EQUAL(memcmp(m + PS, snap, 100), 0);
+	CU_ASSERT_EQUAL(real_live_check(L, 1, count_cb, &cows), 1);
+	CU_ASSERT_EQUAL(cows, 1);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 2);
+	b.ops->page_info(L, 1, &info);
+	CU_ASSERT_EQUAL(info.frame, BK_NO_FRAME);
+	/* Page 0 has never been written: still shared. */
+	CU_ASSERT_EQUAL(real_live_check(L, 0, count_cb, &cows), 0);
+	{
+		struct metrics mt;
+
+		memset(&mt, 0, sizeof(mt));
+		real_live_metrics(L, &mt);
+		CU_ASSERT_EQUAL(mt.cow_breaks, 1);
+		CU_ASSERT_EQUAL(mt.merges, 2);
+	}
+	real_live_free(L);
+	CU_ASSERT_EQUAL(memcmp(m, snap, PS), 0);
+	munmap(m, 4 * PS);
+}
+
+SP_TEST(frames_released_with_last_sharer)
+{
+	enum { N = 64 };
+	uint8_t *m = map_pages(N);
+	struct real_live *L;
+	struct backend b;
+	struct real_live_stats st;
+	bk_frame f;
+	int cows = 0;
+
+	for (int i = 0; i < N; i++)
+		fill(m + i * PS, (unsigned)(i % 2));
+	if (!(L = live_or_skip(m, N, NULL)))
+		return;
+	b = real_live_backend(L);
+	for (int i = 2; i < N; i++)
+		CU_ASSERT_EQUAL(b.ops->merge_pages(L, (bk_page)i, (bk_page)(i % 2), &f), 0);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.frames, 2);
+	CU_ASSERT_EQUAL(st.pool_bytes, 2 * PS); /* st_blocks of the memfd: two frames */
+	/* Every sharer of content 0 writes: its frame goes, the other stays. */
+	for (int i = 0; i < N; i += 2)
+		m[i * PS] ^= 1;
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), N / 2);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.frames, 1);
+	CU_ASSERT_EQUAL(st.pool_bytes, PS);
+	/* Unmerging the rest frees the last frame; the content stays. */
+	CU_ASSERT_EQUAL(real_live_unmerge_all(L, NULL, NULL), 0);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.frames, 0);
+	CU_ASSERT_EQUAL(st.pool_bytes, 0);
+	for (int i = 1; i < N; i += 2) {
+		uint8_t want[PS];
+
+		fill(want, 1);
+		CU_ASSERT_EQUAL(memcmp(m + i * PS, want, PS), 0);
+	}
+	real_live_free(L);
+	munmap(m, N * PS);
+}
+
+SP_TEST(merge_refused_if_changed)
+{
+	uint8_t *m = map_pages(4);
+	struct real_live *L;
+	struct backend b;
+	struct real_live_stats st;
+	bk_frame f;
+
+	fill(m, 1);
+	fill(m + PS, 1);
+	fill(m + 2 * PS, 1);
+	fill(m + 3 * PS, 1);
+	m[3 * PS + 5] ^= 0xFF;
+	if (!(L = live_or_skip(m, 4, NULL)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 3, 0, &f), SP_ECHANGED);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.frames, 0);
+	CU_ASSERT_EQUAL(st.pool_bytes, 0);
+	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 1, 0, &f), 0);
+	/* Page 2 changes after the algorithm compared it: the merge is refused. */
+	CU_ASSERT_EQUAL(b.ops->compare_frame(L, 2, f), 0);
+	m[2 * PS + 4095] ^= 1;
+	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 2, f), SP_ECHANGED);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 2);
+	/* Refusals leave the page writable and intact. */
+	m[2 * PS] = 42;
+	CU_ASSERT_EQUAL(m[2 * PS], 42);
+	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 0, f), SP_EINVAL); /* already merged */
+	CU_ASSERT_EQUAL(b.ops->merge_zero(L, 3), SP_ECHANGED);
+	real_live_free(L);
+	munmap(m, 4 * PS);
+}
+
+SP_TEST(zero_page_merge_and_cow)
+{
+	uint8_t *m = map_pages(2);
+	struct real_live *L;
+	struct backend b;
+	uint64_t rss0, rss1;
+	int cows = 0;
+
+	memset(m, 0, 2 * PS); /* written zeros: private pages */
+	if (!(L = live_or_skip(m, 2, NULL)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL(real_live_measured_rss(L, &rss0, NULL), 0);
+	CU_ASSERT_EQUAL(rss0, 2 * PS);
+	CU_ASSERT_EQUAL(b.ops->checksum(L, 0), b.ops->zero_checksum(L));
+	CU_ASSERT_EQUAL(b.ops->merge_zero(L, 0), 0);
+	CU_ASSERT_EQUAL(m[100], 0); /* reads the zero page */
+	CU_ASSERT_EQUAL(real_live_check(L, 0, count_cb, &cows), 0);
+	CU_ASSERT_EQUAL(real_live_measured_rss(L, &rss1, NULL), 0);
+	CU_ASSERT_EQUAL(rss1, PS);
+	m[7] = 3;
+	CU_ASSERT_EQUAL(real_live_check(L, 0, count_cb, &cows), 1);
+	CU_ASSERT_EQUAL(m[7], 3);
+	real_live_free(L);
+	munmap(m, 2 * PS);
+}
+
+/* ---- fake two-node topology ------------------------------------------------ */
+
+struct fake {
+	uint8_t *base;
+	size_t half; /* pages [0, half) on node 0, the rest on node 1 */
+};
+
+static int fake_node(void *arg, const void *addr)
+{
+	struct fake *f = arg;
+
+	return (size_t)((const uint8_t *)addr - f->base) / PS < f->half ? 0 : 1;
+}
+
+/* Runs the ksm algorithm through the engine (no thread) over a fake 2-node layout. */
+static void numa_case(int across, uint64_t *remote_out, bool *crossed, uint32_t *frames_on_1)
+{
+	enum { N = 256 };
+	uint8_t *m = map_pages(N);
+	struct fake fk = { m, N / 2 };
+	struct real_live_topo topo = { 2, fake_node, &fk, false };
+	struct real_live_config lc = { &topo, across == 0, 0 };
+	struct real_engine_config ec = { 0 };
+	struct real_engine *e;
+	struct real_live *L;
+	struct backend b;
+	struct metrics mt;
+	struct sp_err err = { 0 };
+	uint64_t remote = 0;
+	char kv[64];
+
+	/* Contents: 8 shared by pages of both nodes, 4 only on node 1 (pages 192..). */
+	for (int i = 0; i < N; i++)
+		fill(m + i * PS, i >= 192 ? 100u + (unsigned)(i % 4) : (unsigned)(i % 8));
+	*crossed = false;
+	*frames_on_1 = 0;
+	if (!(L = live_or_skip(m, N, &lc)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL(b.ops->nnodes(L), 2);
+	ec.algo = algo_find("ksm");
+	CU_ASSERT_FATAL(ec.algo != NULL);
+	algo_params_defaults(ec.algo, &ec.params);
+	snprintf(kv, sizeof(kv), "merge_across_nodes=%d", across);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, kv, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "pages_to_scan=1000", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(real_engine_new(&e, L, &ec, &err), 0);
+	for (int i = 0; i < 6; i++) {
+		uint64_t sleep;
+
+		real_engine_lock(e);
+		CU_ASSERT_EQUAL(real_engine_step(e, &sleep), 0);
+		real_engine_unlock(e);
+	}
+	real_engine_metrics(e, &mt);
+	/* Independent count: every merged page against its frame's node. */
+	for (bk_page p = 0; p < N; p++) {
+		struct bk_page_info info;
+
+		b.ops->page_info(L, p, &info);
+		CU_ASSERT_EQUAL(info.node, p < N / 2 ? 0u : 1u);
+		if (info.frame == BK_NO_FRAME)
+			continue;
+		if (b.ops->frame_node(L, info.frame) != info.node) {
+			remote++;
+			*crossed = true;
+		}
+		if (p >= 192 && b.ops->frame_node(L, info.frame) == 1)
+			(*frames_on_1)++;
+	}
+	CU_ASSERT_EQUAL((uint64_t)mt.remote_sharers, remote);
+	/* Every page merged but the first of each content (per node when across=0). */
+	CU_ASSERT_EQUAL(mt.pages_sharing, across ? N - 12 : N - 20);
+	*remote_out = remote;
+	real_engine_free(e);
+	real_live_free(L);
+	munmap(m, N * PS);
+}
+
+SP_TEST(numa_fake_no_cross_node_sharing)
+{
+	uint64_t remote = 1;
+	bool crossed = true;
+	uint32_t on1;
+
+	numa_case(0, &remote, &crossed, &on1);
+	CU_ASSERT_EQUAL(remote, 0);
+	CU_ASSERT_FALSE(crossed);
+}
+
+SP_TEST(numa_fake_across_places_and_counts_remote)
+{
+	uint64_t remote = 0;
+	bool crossed = false;
+	uint32_t on1 = 0;
+
+	numa_case(1, &remote, &crossed, &on1);
+	/* Shared contents span both nodes: some sharers are remote, and counted. */
+	CU_ASSERT(remote > 0);
+	/* Contents only on node 1 have both first sharers there: frames on node 1. */
+	CU_ASSERT_EQUAL(on1, 64);
+}
+
+SP_TEST(numa_qemu_two_nodes)
+{
+	SP_SKIP("a real two-node run needs a QEMU guest started with -numa (TCG) running this "
+		"binary from its initramfs; not built yet (see the report of issue 5). The fake "
+		"two-node tests cover placement and remote_sharers");
+}
+
+/* ---- integrity under concurrent writers ----------------------------------- */
+
+#define SPAGES 4096u
+#define TEMPLATES 8u
+#define WRITERS 2u
+
+struct stress {
+	uint8_t *mem;
+	uint8_t tmpl[TEMPLATES][PS];
+	uint32_t last_seq[SPAGES];   /* journal: last sequence number written per page */
+	uint8_t last_t[SPAGES];      /* and its template */
+	volatile int stop;
+	uint64_t writes[WRITERS];
+	uint64_t bad[WRITERS];
+	struct real_live *L;
+	struct real_engine *e;
+	uint64_t unmerges;
+	uint64_t seed;
+};
+
+struct wr {
+	struct stress *s;
+	unsigned w;
+};
+
+/* Content of (page, seq): a template, never the one of seq - 1. */
+static uint8_t content_of(uint32_t page, uint32_t seq, uint8_t prev)
+{
+	uint64_t h = ((uint64_t)page << 32 | seq) * 0x9e3779b97f4a7c15ull;
+
+	return (uint8_t)((prev + 1 + (h >> 40) % (TEMPLATES - 1)) % TEMPLATES);
+}
+
+static void *writer(void *arg)
+{
+	struct wr *x = arg;
+	struct stress *s = x->s;
+	uint64_t r = s->seed ^ (x->w * 0x1234567ull + 1);
+
+	while (!s->stop) {
+		uint32_t p, q;
+		uint8_t t;
+
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		p = (uint32_t)(r % (SPAGES / WRITERS)) * WRITERS + x->w;
+		if (p >= SPAGES)
+			continue;
+		t = content_of(p, s->last_seq[p] + 1, s->last_t[p]);
+		memcpy(s->mem + (size_t)p * PS, s->tmpl[t], PS);
+		s->last_seq[p]++;
+		s->last_t[p] = t;
+		s->writes[x->w]++;
+		/* Check one of our own pages against the journal at once. */
+		q = (uint32_t)((r >> 20) % (SPAGES / WRITERS)) * WRITERS + x->w;
+		if (q < SPAGES && memcmp(s->mem + (size_t)q * PS, s->tmpl[s->last_t[q]], PS) != 0)
+			s->bad[x->w]++;
+		if ((s->writes[x->w] & 15) == 0)
+			usleep(100); /* let merges happen between bursts */
+	}
+	return NULL;
+}
+
+/* Unmerges random merged pages now and then, as break_ksm would. */
+static void *unmerger(void *arg)
+{
+	struct stress *s = arg;
+	struct backend b = real_live_backend(s->L);
+	uint64_t r = s->seed * 3 + 7;
+
+	while (!s->stop) {
+		real_engine_lock(s->e);
+		for (int k = 0; k < 64; k++) {
+			struct bk_page_info info;
+			bk_page p;
+
+			r ^= r << 13;
+			r ^= r >> 7;
+			r ^= r << 17;
+			p = r % SPAGES;
+			b.ops->page_info(s->L, p, &info);
+			if (info.frame != BK_NO_FRAME && b.ops->unmerge(s->L, p) == 0) {
+				real_engine_page_changed(s->e, p, ALGO_CHANGE_COW);
+				s->unmerges++;
+			}
+		}
+		real_engine_unlock(s->e);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void stress_run(double seconds)
+{
+	struct stress *s = calloc(1, sizeof(*s));
+	struct real_live_region reg;
+	struct real_engine_config ec = { 0 };
+	struct sp_err err = { 0 };
+	pthread_t th[WRITERS], um;
+	struct wr wx[WRITERS];
+	struct metrics mt;
+	struct real_live_stats ls;
+	uint64_t writes = 0, bad = 0, final_bad = 0;
+	int rc;
+
+	CU_ASSERT_FATAL(s != NULL);
+	s->seed = sp_test_seed();
+	s->mem = map_pages(SPAGES);
+	for (unsigned t = 0; t < TEMPLATES; t++)
+		fill(s->tmpl[t], 1000 + t);
+	for (uint32_t p = 0; p < SPAGES; p++) {
+		s->last_t[p] = (uint8_t)(p % TEMPLATES);
+		memcpy(s->mem + (size_t)p * PS, s->tmpl[s->last_t[p]], PS);
+	}
+	reg = (struct real_live_region){ s->mem, (uint64_t)SPAGES * PS, 0, 0, -1 };
+	rc = real_live_new(&s->L, &reg, 1, NULL, &err);
+	if (rc == SP_EPERM || rc == SP_ENOTSUP) {
+		munmap(s->mem, (size_t)SPAGES * PS);
+		free(s);
+		sp_test_skip("%s", err.msg);
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	ec.algo = algo_find("ksm");
+	algo_params_defaults(ec.algo, &ec.params);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "pages_to_scan=4096", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "sleep_millisecs=0", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "smart_scan=0", &err), 0);
+	ec.poll_pages = SPAGES;
+	CU_ASSERT_EQUAL_FATAL(real_engine_new(&s->e, s->L, &ec, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(real_engine_start(s->e, &err), 0);
+	for (unsigned w = 0; w < WRITERS; w++) {
+		wx[w] = (struct wr){ s, w };
+		pthread_create(&th[w], NULL, writer, &wx[w]);
+	}
+	pthread_create(&um, NULL, unmerger, s);
+	{
+		struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
+
+		nanosleep(&ts, NULL);
+	}
+	s->stop = 1;
+	for (unsigned w = 0; w < WRITERS; w++)
+		pthread_join(th[w], NULL);
+	pthread_join(um, NULL);
+	CU_ASSERT_EQUAL(real_engine_stop(s->e, &err), 0);
+	real_engine_metrics(s->e, &mt);
+	/* Settle the last COW breaks, then check every page against the journal. */
+	real_engine_lock(s->e);
+	real_live_poll(s->L, SPAGES, NULL, NULL);
+	real_live_stats(s->L, &ls);
+	real_engine_unlock(s->e);
+	for (unsigned w = 0; w < WRITERS; w++) {
+		writes += s->writes[w];
+		bad += s->bad[w];
+	}
+	for (uint32_t p = 0; p < SPAGES; p++)
+		final_bad += memcmp(s->mem + (size_t)p * PS, s->tmpl[s->last_t[p]], PS) != 0;
+	printf("stress %.0f s, seed %llu: %llu writes, %lld merges, %lld COW breaks, %llu unmerges "
+	       "(merges + COW breaks = %lld); %llu frames at the end; engine CPU %.2f s; "
+	       "lost or torn: %llu in flight, %llu at the end\n",
+	       seconds, (unsigned long long)s->seed, (unsigned long long)writes, (long long)mt.merges,
+	       (long long)mt.cow_breaks, (unsigned long long)s->unmerges,
+	       (long long)(mt.merges + mt.cow_breaks), (unsigned long long)ls.frames,
+	       (double)mt.cpu_ns / 1e9, (unsigned long long)bad, (unsigned long long)final_bad);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(final_bad, 0);
+	CU_ASSERT(mt.merges > 0);
+	CU_ASSERT(mt.cow_breaks > 0);
+	/* Unmerging everything keeps every byte too, and frees every frame. */
+	CU_ASSERT_EQUAL(real_live_unmerge_all(s->L, NULL, NULL), 0);
+	real_live_stats(s->L, &ls);
+	CU_ASSERT_EQUAL(ls.frames, 0);
+	CU_ASSERT_EQUAL(ls.pool_bytes, 0);
+	for (uint32_t p = 0; p < SPAGES; p++)
+		CU_ASSERT_EQUAL(memcmp(s->mem + (size_t)p * PS, s->tmpl[s->last_t[p]], PS), 0);
+	if (getenv("SP_STRESS_MIN_EVENTS"))
+		CU_ASSERT(mt.merges + mt.cow_breaks >= atoll(getenv("SP_STRESS_MIN_EVENTS")));
+	real_engine_free(s->e);
+	real_live_free(s->L);
+	munmap(s->mem, (size_t)SPAGES * PS);
+	free(s);
+}
+
+static double stress_seconds(double def)
+{
+	const char *v = getenv("SP_STRESS_SECONDS");
+
+	return v && atof(v) > 0 ? atof(v) : def;
+}
+
+SP_TEST(stress_integrity)
+{
+	stress_run(stress_seconds(5));
+}
+
+/* The issue's criterion: at least a minute, >= 10^6 merges + COW breaks (ctest -L slow). */
+SP_TEST(stress_integrity_long)
+{
+	if (!getenv("SP_STRESS_MIN_EVENTS"))
+		setenv("SP_STRESS_MIN_EVENTS", "1000000", 1);
+	stress_run(stress_seconds(60));
+}

@@ -1,0 +1,429 @@
+/*
+ * import_elf.c - implements the "qemu-elf" importer of import_elf.h: ELF64
+ * core files of guest memory into a samepage trace.
+ *
+ * The idea.  Every input is opened and validated first (header, program
+ * header table, each PT_LOAD segment's file range, overlaps), which fixes the
+ * guest table (a guest's page count is the highest page any of its dumps
+ * covers, + 1).  Then snapshot by snapshot, guest by guest, the pages are
+ * walked in guest-physical order: pages in a segment are read from the file
+ * and fingerprinted, pages between segments are absent, and only pages whose
+ * state differs from the guest's previous snapshot are written (the format's
+ * deltas).  State kept: one small record per guest page.
+ *
+ * Invariants: nothing is written unless every input validated; a read error
+ * later aborts the writer, so no partial output ever appears; error messages
+ * name the file and byte offset.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "import_elf.h"
+#include "pagehash.h"
+#include "trace.h"
+
+#define EHDR_SIZE 64
+#define PHDR_SIZE 56
+#define SHDR_SIZE 64
+#define PT_LOAD 1
+#define ET_CORE 4
+#define PN_XNUM 0xffff
+#define READ_PAGES 512
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
+static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+static int read_at(struct trace_elf *e, void *buf, size_t len, uint64_t off, struct sp_err *err)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(e->fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return sp_err_set(err, SP_EIO, "%s: offset %" PRIu64 ": read: %s", e->path,
+					  off + got, strerror(errno));
+		if (r == 0)
+			return sp_err_set(err, SP_ETRUNC, "%s: offset %" PRIu64 ": file ends early",
+					  e->path, off + got);
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct trace_elf_segment *x = a, *y = b;
+
+	return x->paddr < y->paddr ? -1 : x->paddr > y->paddr;
+}
+
+void trace_elf_close(struct trace_elf *e)
+{
+	if (e->fd >= 0)
+		close(e->fd);
+	free(e->path);
+	free(e->seg);
+	memset(e, 0, sizeof(*e));
+	e->fd = -1;
+}
+
+static int validate(struct trace_elf *e, struct sp_err *err)
+{
+	uint8_t h[EHDR_SIZE], ph[PHDR_SIZE];
+	uint64_t phoff, shoff, phnum, nload = 0;
+	int rc;
+
+	if (e->size < EHDR_SIZE) {
+		if (e->size >= 4 && (rc = read_at(e, h, 4, 0, err)) < 0)
+			return rc;
+		if (e->size >= 4 && memcmp(h, "\177ELF", 4) != 0)
+			return sp_err_set(err, SP_EMAGIC, "%s: offset 0: not an ELF file", e->path);
+		return sp_err_set(err, SP_ETRUNC, "%s: offset %" PRIu64 ": truncated ELF header (%" PRIu64
+				  " of 64 bytes)", e->path, e->size, e->size);
+	}
+	rc = read_at(e, h, EHDR_SIZE, 0, err);
+	if (rc < 0)
+		return rc;
+	if (memcmp(h, "\177ELF", 4) != 0)
+		return sp_err_set(err, SP_EMAGIC, "%s: offset 0: not an ELF file (bad magic)", e->path);
+	if (h[4] != 2)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset 4: ELF class %u is not ELF64", e->path, h[4]);
+	if (h[5] != 1)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset 5: not little-endian (data encoding %u)",
+				  e->path, h[5]);
+	if (le16(h + 16) != ET_CORE)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset 16: e_type %u is not a core file (ET_CORE)",
+				  e->path, le16(h + 16));
+	phoff = le64(h + 32);
+	shoff = le64(h + 40);
+	phnum = le16(h + 56);
+	if (le16(h + 54) != PHDR_SIZE)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset 54: program header size %u, not %d",
+				  e->path, le16(h + 54), PHDR_SIZE);
+	if (phnum == PN_XNUM) {
+		/* More than 65534 headers: the real count is section header 0's sh_info. */
+		uint8_t sh[SHDR_SIZE];
+
+		if (shoff > e->size || e->size - shoff < SHDR_SIZE)
+			return sp_err_set(err, SP_ETRUNC, "%s: offset 40: section header 0 at %" PRIu64
+					  " is beyond the end of the file (%" PRIu64 " bytes)",
+					  e->path, shoff, e->size);
+		rc = read_at(e, sh, SHDR_SIZE, shoff, err);
+		if (rc < 0)
+			return rc;
+		phnum = le32(sh + 44);
+	}
+	if (phnum == 0)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset 56: no program headers: not a memory dump",
+				  e->path);
+	if (phnum > TRACE_ELF_MAX_PHDRS)
+		return sp_err_set(err, SP_ELIMIT, "%s: offset 56: %" PRIu64 " program headers (at most %u)",
+				  e->path, phnum, TRACE_ELF_MAX_PHDRS);
+	if (phoff > e->size || (e->size - phoff) / PHDR_SIZE < phnum)
+		return sp_err_set(err, SP_ETRUNC, "%s: offset 32: %" PRIu64 " program headers at offset %"
+				  PRIu64 " extend beyond the end of the file (%" PRIu64 " bytes)",
+				  e->path, phnum, phoff, e->size);
+	e->seg = calloc(phnum, sizeof(*e->seg));
+	if (!e->seg)
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", e->path);
+	for (uint64_t i = 0; i < phnum; i++) {
+		uint64_t at = phoff + i * PHDR_SIZE;
+		struct trace_elf_segment s;
+
+		rc = read_at(e, ph, PHDR_SIZE, at, err);
+		if (rc < 0)
+			return rc;
+		if (le32(ph) != PT_LOAD)
+			continue;
+		s.offset = le64(ph + 8);
+		s.paddr = le64(ph + 24);
+		s.filesz = le64(ph + 32);
+		s.memsz = le64(ph + 40);
+		if (s.filesz > s.memsz)
+			return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": segment %" PRIu64
+					  ": p_filesz %" PRIu64 " > p_memsz %" PRIu64,
+					  e->path, at, i, s.filesz, s.memsz);
+		if (s.offset > e->size || e->size - s.offset < s.filesz)
+			return sp_err_set(err, SP_ETRUNC, "%s: offset %" PRIu64 ": segment %" PRIu64
+					  ": data at offset %" PRIu64 " + %" PRIu64
+					  " bytes extends beyond the end of the file (%" PRIu64 " bytes)",
+					  e->path, at, i, s.offset, s.filesz, e->size);
+		if (s.paddr + s.memsz < s.paddr ||
+		    (s.paddr + s.filesz) / TRACE_ELF_PAGE > TRACE_MAX_GUEST_PAGES)
+			return sp_err_set(err, SP_ELIMIT, "%s: offset %" PRIu64 ": segment %" PRIu64
+					  ": guest-physical range 0x%" PRIx64 " + 0x%" PRIx64
+					  " is beyond 2^36 pages", e->path, at, i, s.paddr, s.memsz);
+		if (s.filesz == 0)
+			continue;
+		e->seg[nload++] = s;
+	}
+	if (nload == 0)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": no PT_LOAD segment with data: "
+				  "not a memory dump", e->path, phoff);
+	e->nseg = (uint32_t)nload;
+	qsort(e->seg, nload, sizeof(*e->seg), cmp_seg);
+	for (uint32_t i = 0; i + 1 < e->nseg; i++) {
+		if (e->seg[i].paddr + e->seg[i].memsz > e->seg[i + 1].paddr)
+			return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": segments overlap at "
+					  "guest-physical 0x%" PRIx64 " (file data at %" PRIu64 " and %" PRIu64 ")",
+					  e->path, phoff, e->seg[i + 1].paddr, e->seg[i].offset,
+					  e->seg[i + 1].offset);
+	}
+	for (uint32_t i = 0; i < e->nseg; i++) {
+		uint64_t last = (e->seg[i].paddr + e->seg[i].filesz) / TRACE_ELF_PAGE;
+
+		e->data_bytes += e->seg[i].filesz;
+		if (last > e->pages)
+			e->pages = last;
+	}
+	if (e->pages == 0)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": no whole page in any segment",
+				  e->path, phoff);
+	return 0;
+}
+
+int trace_elf_open(struct trace_elf *e, const char *path, struct sp_err *err)
+{
+	struct stat st;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	e->fd = -1;
+	e->path = strdup(path);
+	if (!e->path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0 || fstat(e->fd, &st) < 0) {
+		rc = sp_err_set(err, errno == EACCES ? SP_EPERM : SP_EIO, "%s: %s", path, strerror(errno));
+		trace_elf_close(e);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		trace_elf_close(e);
+		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
+	}
+	e->size = (uint64_t)st.st_size;
+	rc = validate(e, err);
+	if (rc < 0)
+		trace_elf_close(e);
+	return rc;
+}
+
+/* ---- the import --------------------------------------------------------- */
+
+struct gstate {
+	struct sp_fp fp;
+	uint8_t flags;
+};
+
+struct importer {
+	const struct trace_import_opts *o;
+	struct trace_hasher hasher;
+	struct trace_writer *w;
+	uint8_t *buf;
+	uint64_t done, total;
+};
+
+static int emit(struct importer *im, uint32_t guest, uint64_t page, struct gstate *prev,
+		struct gstate now, struct sp_err *err)
+{
+	struct trace_record rec;
+
+	if (prev->flags == now.flags && sp_fp_eq(prev->fp, now.fp))
+		return 0;
+	*prev = now;
+	rec.guest = guest;
+	rec.page = page;
+	rec.flags = now.flags;
+	rec.node = 0;
+	rec.fp = now.fp;
+	return trace_writer_record(im->w, &rec, err);
+}
+
+/* Writes the records of guest g for dump e against prev[0..pages). */
+static int import_dump(struct importer *im, uint32_t g, struct trace_elf *e, struct gstate *prev,
+		       uint64_t pages, struct sp_err *err)
+{
+	const struct gstate absent = { { 0, 0 }, 0 };
+	uint64_t p = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < e->nseg; i++) {
+		const struct trace_elf_segment *s = &e->seg[i];
+		uint64_t first = (s->paddr + TRACE_ELF_PAGE - 1) / TRACE_ELF_PAGE;
+		uint64_t end = (s->paddr + s->filesz) / TRACE_ELF_PAGE;
+
+		for (; p < first && p < pages; p++) {
+			rc = emit(im, g, p, &prev[p], absent, err);
+			if (rc < 0)
+				return rc;
+		}
+		while (p < end) {
+			uint64_t n = end - p < READ_PAGES ? end - p : READ_PAGES;
+
+			rc = read_at(e, im->buf, n * TRACE_ELF_PAGE,
+				     s->offset + (p * TRACE_ELF_PAGE - s->paddr), err);
+			if (rc < 0)
+				return rc;
+			for (uint64_t k = 0; k < n; k++) {
+				struct gstate now;
+				bool zero;
+
+				now.fp = trace_page_fp(&im->hasher, im->buf + k * TRACE_ELF_PAGE,
+						       TRACE_ELF_PAGE, &zero);
+				now.flags = TRACE_PRESENT | (zero ? TRACE_ZERO : 0);
+				rc = emit(im, g, p + k, &prev[p + k], now, err);
+				if (rc < 0)
+					return rc;
+			}
+			p += n;
+			im->done += n * TRACE_ELF_PAGE;
+			if (im->o->progress)
+				im->o->progress(im->o->arg, im->done, im->total);
+		}
+	}
+	for (; p < pages; p++) {
+		rc = emit(im, g, p, &prev[p], absent, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int trace_import_qemu_elf(const char *out_path, const struct trace_import_input *in, uint32_t n,
+			  const struct trace_import_opts *o, struct sp_err *err)
+{
+	struct importer im = { .o = o };
+	struct trace_header h = { 0 };
+	struct trace_elf *dumps = NULL;
+	struct gstate **prev = NULL;
+	uint32_t *gidx = NULL, *nth = NULL, nguests = 0, nsnap = 0;
+	const char **names = NULL;
+	int rc = 0;
+
+	if (n < 1)
+		return sp_err_set(err, SP_EINVAL, "no dump to import");
+	if (o->interval_ms < 1)
+		return sp_err_set(err, SP_EINVAL, "--interval-ms must be at least 1");
+	dumps = calloc(n, sizeof(*dumps));
+	gidx = calloc(n, sizeof(*gidx));
+	nth = calloc(n, sizeof(*nth));
+	names = calloc(n, sizeof(*names));
+	if (!dumps || !gidx || !nth || !names) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		dumps[i].fd = -1;
+	/* Guests in order of first appearance; snapshot index = rank among the guest's dumps. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t g;
+
+		if (!in[i].path || !in[i].guest) {
+			rc = sp_err_set(err, SP_EINVAL, "dump %u: no path or guest name", i);
+			goto out;
+		}
+		for (g = 0; g < nguests && strcmp(names[g], in[i].guest); g++)
+			;
+		if (g == nguests) {
+			size_t len = strlen(in[i].guest);
+
+			if (len < 1 || len > 255) {
+				rc = sp_err_set(err, SP_EINVAL, "guest name '%s' must be 1..255 bytes",
+						in[i].guest);
+				goto out;
+			}
+			names[nguests++] = in[i].guest;
+		}
+		gidx[i] = g;
+		nth[i] = 0;
+		for (uint32_t j = 0; j < i; j++)
+			nth[i] += gidx[j] == g;
+		if (nth[i] + 1 > nsnap)
+			nsnap = nth[i] + 1;
+	}
+	if (nguests > TRACE_MAX_GUESTS) {
+		rc = sp_err_set(err, SP_EINVAL, "%u guests (at most %d)", nguests, TRACE_MAX_GUESTS);
+		goto out;
+	}
+	rc = trace_header_init(&h, nguests, err);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		rc = trace_elf_open(&dumps[i], in[i].path, err);
+		if (rc == 0) {
+			struct trace_guest *gu = &h.guests[gidx[i]];
+
+			if (dumps[i].pages > gu->pages)
+				gu->pages = dumps[i].pages;
+			im.total += dumps[i].data_bytes;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	h.page_size = TRACE_ELF_PAGE;
+	h.fp_algo = TRACE_FP_XXH3_128;
+	h.flags = o->unkeyed ? 0 : TRACE_F_KEYED;
+	snprintf(h.desc, sizeof(h.desc),
+		 "imported by sim trace import --format qemu-elf: %u dumps, %u guests, interval %" PRIu64
+		 " ms, %s; page = guest-physical frame",
+		 n, nguests, o->interval_ms, o->unkeyed ? "unkeyed" : "keyed");
+	prev = calloc(nguests, sizeof(*prev));
+	im.buf = aligned_alloc(4096, READ_PAGES * TRACE_ELF_PAGE);
+	if (!prev || !im.buf) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t g = 0; g < nguests; g++) {
+		snprintf(h.guests[g].name, sizeof(h.guests[g].name), "%s", names[g]);
+		prev[g] = calloc(h.guests[g].pages, sizeof(**prev));
+		if (!prev[g]) {
+			rc = sp_err_set(err, SP_ENOMEM, "out of memory for guest %s (%" PRIu64 " pages)",
+					names[g], h.guests[g].pages);
+			goto out;
+		}
+	}
+	rc = trace_hasher_init(&im.hasher, !o->unkeyed, err);
+	if (rc == 0)
+		rc = trace_writer_open(&im.w, out_path, &h, o->mode, err);
+	for (uint32_t k = 0; rc == 0 && k < nsnap; k++) {
+		rc = trace_writer_begin_snapshot(im.w, k * o->interval_ms, err);
+		for (uint32_t g = 0; rc == 0 && g < nguests; g++) {
+			for (uint32_t i = 0; rc == 0 && i < n; i++) {
+				if (gidx[i] == g && nth[i] == k)
+					rc = import_dump(&im, g, &dumps[i], prev[g], h.guests[g].pages, err);
+			}
+		}
+	}
+	if (rc == 0) {
+		rc = trace_writer_commit(im.w, err);
+		im.w = NULL;
+	}
+out:
+	if (im.w)
+		trace_writer_abort(im.w);
+	trace_hasher_release(&im.hasher);
+	for (uint32_t g = 0; prev && g < nguests; g++)
+		free(prev[g]);
+	free(prev);
+	for (uint32_t i = 0; dumps && i < n; i++) {
+		if (dumps[i].path)
+			trace_elf_close(&dumps[i]);
+	}
+	free(dumps);
+	free(gidx);
+	free(nth);
+	free(names);
+	free(im.buf);
+	trace_header_release(&h);
+	return rc;
+}
