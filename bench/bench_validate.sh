@@ -5,6 +5,7 @@
 # steady-state pages_sharing and of the time to reach 90% of it.
 # Needs root and KSM; takes about 15 minutes; run on an idle machine.
 # Usage: bench/bench_validate.sh [path/to/sim]   (results: bench/README.md)
+#        ONLY='1GiB-writes aggressive' bench/bench_validate.sh ...   (a regex: some runs)
 set -euo pipefail
 SIM=${1:-build/sim}
 T=$(mktemp -d)
@@ -14,6 +15,7 @@ AGGR="--set pages_to_scan=5000 --set sleep_millisecs=0"
 printf "%-34s %-10s %10s %10s %7s %8s %8s %7s\n" trace tunables "k sharing" "s sharing" err "k t90" "s t90" err
 run() { # name genargs tunables duration sample
 	local name=$1 gen=$2 tun=$3 dur=$4 sample=$5 set=""
+	[[ "$name $tun" =~ ${ONLY:-.} ]] || return 0
 	[ "$tun" = aggressive ] && set=$AGGR
 	# shellcheck disable=SC2086
 	"$SIM" trace gen -o "$T/$name.sptrace" $gen
@@ -32,11 +34,11 @@ S1G="--guests 4 --pages 65536"
 STATIC="--snapshots 1 --seed 7"
 WRITES="--snapshots 8 --interval-ms 5000 --write-rate 0.05 --volatile-fraction 0.2 --seed 8"
 
-run 256MiB-static "$S256 $STATIC" aggressive 30000 250
+run 256MiB-static "$S256 $STATIC" aggressive 30000 100
 run 256MiB-static "$S256 $STATIC" default 60000 500
-run 256MiB-writes "$S256 $WRITES" aggressive 50000 250
+run 256MiB-writes "$S256 $WRITES" aggressive 50000 100
 run 256MiB-writes "$S256 $WRITES" default 100000 500
-run 1GiB-static "$S1G $STATIC" aggressive 40000 250
+run 1GiB-static "$S1G $STATIC" aggressive 40000 100
 run 1GiB-static "$S1G $STATIC" default 200000 1000
-run 1GiB-writes "$S1G $WRITES" aggressive 60000 250
+run 1GiB-writes "$S1G $WRITES" aggressive 60000 100
 run 1GiB-writes "$S1G $WRITES" default 240000 1000

@@ -758,6 +758,50 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 }
 
 /*
+ * A page's NUMA policy (the application's mbind), kept across a remap: a new
+ * mapping starts with the default policy, so a COW copy or a refault would
+ * land on whatever node the writer runs on.  Only on hosts with several
+ * nodes (two syscalls per remap).
+ */
+struct page_policy {
+	int mode;
+	unsigned long mask[REAL_LIVE_MAX_NODES / (8 * sizeof(unsigned long)) + 1];
+	bool keep;
+};
+
+static void policy_save(const struct real_live *L, void *addr, struct page_policy *pp)
+{
+	pp->keep = false;
+	if (L->nnodes < 2 || L->fake_topo)
+		return;
+	memset(pp->mask, 0, sizeof(pp->mask));
+	if (get_mempolicy(&pp->mode, pp->mask, REAL_LIVE_MAX_NODES, addr, MPOL_F_ADDR) == 0 &&
+	    pp->mode != MPOL_DEFAULT)
+		pp->keep = true;
+}
+
+static void policy_restore(const struct real_live *L, void *addr, const struct page_policy *pp)
+{
+	if (pp->keep)
+		mbind(addr, L->ps, (int)pp->mode, pp->mask, REAL_LIVE_MAX_NODES, 0);
+}
+
+/* Remaps addr (MAP_FIXED) as fd at off, or as fresh anonymous memory when fd < 0, keeping its policy. */
+static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t off)
+{
+	struct page_policy pp;
+	void *r;
+
+	policy_save(L, addr, &pp);
+	r = fd < 0 ? mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			  -1, 0)
+		   : mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off);
+	if (r != MAP_FAILED)
+		policy_restore(L, addr, &pp);
+	return r;
+}
+
+/*
  * Replaces protected page p (whose content equals the frame's) by a private
  * mapping of frame slot.  If the kernel refuses, the page is put back as a
  * private page with the frame's content (= its own), so nothing is lost.
@@ -765,16 +809,14 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t slot)
 {
 	const struct live_frame *fr = &L->frames[slot];
-	void *r = mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
-		       L->pools[fr->node].fd, (off_t)(fr->off * L->ps));
+	void *r = remap_page(L, addr, L->pools[fr->node].fd, (off_t)(fr->off * L->ps));
 
 	if (r == MAP_FAILED) {
 		unsigned char v;
 
 		if (mincore(addr, L->ps, &v) < 0 && errno == ENOMEM) {
 			/* The old page is gone: rebuild it from the (equal) frame. */
-			if (mmap(addr, L->ps, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			if (remap_page(L, addr, -1, 0) == MAP_FAILED)
 				return SP_ENOMEM; /* cannot happen: the range was just ours */
 			memcpy(addr, frame_addr(L, slot), L->ps);
 			own_vma(L, p, false);
@@ -1012,8 +1054,7 @@ static int lv_merge_zero(void *impl, bk_page p)
 		return SP_ECHANGED;
 	}
 	if (pg->flags & PG_INFILE) {
-		if (mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			 -1, 0) == MAP_FAILED) {
+		if (remap_page(L, addr, -1, 0) == MAP_FAILED) {
 			unprotect(L, addr);
 			return SP_ENOMEM;
 		}
@@ -1118,6 +1159,18 @@ static bool written(const struct real_live *L, const struct live_page *pg, uint6
 static int settle_cow(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
 {
 	set_slot(L, p, SLOT_PRIVATE);
+	if (L->nnodes > 1) {
+		/* The private copy lives where the kernel put it: ask again, as ksmd re-files pages. */
+		void *a = page_addr(L, p);
+		int node = -1;
+
+		if (L->fake_topo)
+			node = L->topo.page_node(L->topo.arg, a);
+		else if (move_pages(0, 1, &a, NULL, &node, 0) != 0)
+			node = -1;
+		if (node >= 0 && (uint32_t)node < L->nnodes)
+			L->pages[p].node = (uint16_t)node;
+	}
 	L->cow_breaks++;
 	L->counts[BK_COST_COW_BREAK]++;
 	return fn ? fn(arg, p, ALGO_CHANGE_COW) : 0;
@@ -1206,8 +1259,7 @@ int real_live_discard(struct real_live *L, bk_page p)
 	pg = &L->pages[p];
 	addr = page_addr(L, p);
 	if (pg->flags & PG_INFILE) {
-		if (mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			 -1, 0) == MAP_FAILED)
+		if (remap_page(L, addr, -1, 0) == MAP_FAILED)
 			return SP_ENOMEM;
 		own_vma(L, p, false);
 	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {

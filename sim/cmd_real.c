@@ -43,6 +43,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "live_cli.h"
 #include "engine.h"
 #include "ksm_sysfs.h"
 #include "live.h"
@@ -51,59 +52,9 @@
 
 #define NS_PER_MS 1000000ull
 
-static const int settable[] = {
-	REAL_KSM_PAGES_TO_SCAN, REAL_KSM_SLEEP_MILLISECS, REAL_KSM_MERGE_ACROSS_NODES,
-	REAL_KSM_USE_ZERO_PAGES, REAL_KSM_MAX_PAGE_SHARING, REAL_KSM_SMART_SCAN,
-};
-#define NSETTABLE (sizeof(settable) / sizeof(settable[0]))
-
-/* For the signal handler only. */
+/* The host's KSM tunables and vm.max_map_count as found; restored at the end and by the signal guard. */
 static struct real_ksm_saved g_saved;
-static bool g_have_saved;
 static char g_mapcount_restore[32]; /* "" unless max_map_count was raised */
-static volatile sig_atomic_t g_stop;
-
-static void restore_mapcount_signal_safe(void)
-{
-	int fd;
-
-	if (!g_mapcount_restore[0])
-		return;
-	fd = open("/proc/sys/vm/max_map_count", O_WRONLY);
-	if (fd >= 0) {
-		ssize_t w = write(fd, g_mapcount_restore, strlen(g_mapcount_restore));
-
-		(void)w;
-		close(fd);
-	}
-}
-
-static void on_signal(int sig)
-{
-	int e = errno;
-
-	if (g_have_saved)
-		real_ksm_restore_signal_safe(&g_saved);
-	restore_mapcount_signal_safe();
-	errno = e;
-	if (g_stop) {
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-	g_stop = sig;
-}
-
-static void set_handlers(bool on)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on ? on_signal : SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-}
 
 static void real_usage(FILE *f)
 {
@@ -139,22 +90,6 @@ static void real_usage(FILE *f)
 		"Exit codes: 0 done, 1 failure, 2 usage error, 3 bad trace, 4 not root / no\n"
 		"userfaultfd / no KSM.\n",
 		cli_default_trace());
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t t_ns)
-{
-	struct timespec ts = { (time_t)(t_ns / 1000000000ull), (long)(t_ns % 1000000000ull) };
-
-	while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
 }
 
 struct replay {
@@ -226,7 +161,7 @@ static int apply_snapshot(struct replay *R, struct trace_reader *r, struct sp_er
 	int rc;
 
 	while ((rc = trace_reader_next_record(r, &rec, err)) > 0) {
-		if (g_stop)
+		if (cli_stop)
 			return sp_err_set(err, SP_EIO, "interrupted");
 		rc = apply_record(R, &rec, err);
 		if (rc < 0)
@@ -306,29 +241,6 @@ static int take_sample(struct replay *R, uint64_t t_ms, struct sp_err *err)
 		       (long long)m.pages_scanned, (long long)m.full_scans, (long long)m.cow_breaks,
 		       (double)rss / (1 << 20), (double)cpu / 1e9);
 	return 0;
-}
-
-/* Reads the whole trace once (so a bad one fails before anything is touched). */
-static int prescan(const char *path, uint64_t *last_ms, uint64_t *pages, struct sp_err *err)
-{
-	struct trace_reader *r;
-	struct trace_snapshot s;
-	uint64_t n = 0;
-	int rc;
-
-	*last_ms = 0;
-	rc = trace_reader_open(&r, path, err);
-	if (rc < 0)
-		return rc;
-	*pages = trace_header_total_pages(trace_reader_header(r));
-	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
-		*last_ms = s.time_ms;
-		n++;
-	}
-	trace_reader_close(r);
-	if (rc == 0 && n == 0)
-		rc = sp_err_set(err, SP_ECORRUPT, "%s: the trace has no snapshot", path);
-	return rc;
 }
 
 /* The live run; the caller cleans up R's engine, backend and memory. */
@@ -420,18 +332,18 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 	if (!R->quiet)
 		printf("%8s %12s %12s %12s %10s %12s %12s %10s\n", "time_s", "pages_shared",
 		       "pages_sharing", "scanned", "full_scans", "cow_breaks", "rss_MiB", "cpu_s");
-	t0 = now_ns();
-	while (!g_stop) {
+	t0 = cli_now_ns();
+	while (!cli_stop) {
 		uint64_t t_snap = have_snap ? s.time_ms : UINT64_MAX;
 		uint64_t t = t_snap < next_sample ? t_snap : next_sample;
 		uint64_t el;
 
 		if (t > end_ms)
 			break;
-		sleep_until(t0 + t * NS_PER_MS);
-		if (g_stop)
+		cli_sleep_until(t0 + t * NS_PER_MS);
+		if (cli_stop)
 			break;
-		el = (now_ns() - t0) / NS_PER_MS;
+		el = (cli_now_ns() - t0) / NS_PER_MS;
 		if (el > t && el - t > R->max_late_ms)
 			R->max_late_ms = el - t;
 		if (t == t_snap) {
@@ -452,8 +364,8 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 		if (rc < 0)
 			goto out;
 	}
-	if (g_stop)
-		rc = sp_err_set(err, SP_EIO, "interrupted by signal %d", (int)g_stop);
+	if (cli_stop)
+		rc = sp_err_set(err, SP_EIO, "interrupted by signal %d", (int)cli_stop);
 out:
 	trace_reader_close(r);
 	return rc;
@@ -523,7 +435,8 @@ int cmd_real(int argc, char **argv)
 	const char *sets[CLI_MAX_SETS];
 	int nsets = 0, c, li, rc, exit_code = EXIT_OK;
 	bool allow_others = false;
-	uint64_t duration = 0, sample = 1000, last_ms, tpages, end_ms, old_map = 0;
+	uint64_t duration = 0, sample = 1000, last_ms, tpages, end_ms, old_map = 0, snapshots;
+	uint32_t page_size;
 	struct sim_config cfg;
 	struct real_ksm_settings ks;
 	struct sp_err err = { 0 }, err2 = { 0 };
@@ -589,29 +502,21 @@ int cmd_real(int argc, char **argv)
 	algo_params_format(cfg.algo, &cfg.params, params, sizeof(params));
 	if (R.kernel) {
 		/* The same tunables for the kernel: the algorithm's values of the kernel's names. */
-		for (size_t i = 0; i < NSETTABLE; i++) {
-			int idx = algo_param_index(cfg.algo, real_ksm_name(settable[i]));
+		for (size_t i = 0; i < cli_ksm_nsettable; i++) {
+			int idx = algo_param_index(cfg.algo, real_ksm_name(cli_ksm_settable[i]));
 
-			ks.set[settable[i]] = true;
-			ks.v[settable[i]] = idx >= 0 ? (int64_t)cfg.params.v[idx] : real_ksm_default(settable[i]);
+			ks.set[cli_ksm_settable[i]] = true;
+			ks.v[cli_ksm_settable[i]] = idx >= 0 ? (int64_t)cfg.params.v[idx] : real_ksm_default(cli_ksm_settable[i]);
 		}
 		ks.set[REAL_KSM_ADVISOR_MODE] = true;
 		ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
 		if (real_ksm_open(&R.k, NULL, true, &err) < 0)
 			return cli_fail(&err);
-		if (!allow_others) {
-			pid_t others[8];
-			int n = real_ksm_other_users(getpid(), others, 8);
-
-			if (n > 0) {
-				fprintf(stderr, "sim: %d other process(es) (pid %ld) have KSM-mergeable memory, "
-					"which the kernel's counters would include; stop them or pass --allow-others\n",
-					n, (long)others[0]);
-				return EXIT_UNAVAILABLE;
-			}
-		}
+		rc = cli_refuse_other_ksm_users(allow_others);
+		if (rc != EXIT_OK)
+			return rc;
 	}
-	if (prescan(trace, &last_ms, &tpages, &err) < 0)
+	if (cli_trace_prescan(trace, &last_ms, &snapshots, &tpages, &page_size, &err) < 0)
 		return cli_fail(&err);
 	end_ms = duration ? duration : last_ms + 60000;
 	if (csv) {
@@ -624,8 +529,6 @@ int cmd_real(int argc, char **argv)
 		fputs(",measured_rss_bytes,measured_cpu_ns\n", af.f);
 	}
 
-	g_stop = 0;
-	g_have_saved = false;
 	g_mapcount_restore[0] = '\0';
 	if (!R.kernel && real_map_count_get(&old_map, NULL) == 0) {
 		uint64_t need = 2 * tpages + 4096;
@@ -651,9 +554,8 @@ int cmd_real(int argc, char **argv)
 				atomic_file_abort(&af);
 			return cli_fail(&err);
 		}
-		g_have_saved = true;
 	}
-	set_handlers(true);
+	cli_guard_signals(R.kernel ? &g_saved : NULL, g_mapcount_restore);
 	cli_progress_init(&R.progress, R.kernel ? "kernel KSM" : "live merging");
 	rc = 0;
 	if (R.kernel) {
@@ -670,9 +572,9 @@ int cmd_real(int argc, char **argv)
 		if (rc == 0)
 			rc = rc2;
 	}
-	if (rc == 0 && !g_stop && !R.quiet)
+	if (rc == 0 && !cli_stop && !R.quiet)
 		putchar('\n');
-	if (rc == 0 && !g_stop)
+	if (rc == 0 && !cli_stop)
 		summary(&R, R.kernel ? "kernel" : "user", cfg.algo->name, params);
 	real_engine_free(R.e);
 	real_live_free(R.L);
@@ -684,7 +586,6 @@ int cmd_real(int argc, char **argv)
 			fprintf(stderr, "sim: warning: %s\n", err2.msg);
 			exit_code = EXIT_FAIL;
 		}
-		g_have_saved = false;
 	}
 	if (g_mapcount_restore[0]) {
 		if (real_map_count_set(old_map, &err2) < 0) {
@@ -693,16 +594,16 @@ int cmd_real(int argc, char **argv)
 		}
 		g_mapcount_restore[0] = '\0';
 	}
-	set_handlers(false);
+	cli_unguard_signals();
 	free(R.base);
 	free(R.present);
-	if (g_stop || rc < 0) {
+	if (cli_stop || rc < 0) {
 		if (csv)
 			atomic_file_abort(&af);
-		if (!g_stop)
+		if (!cli_stop)
 			return cli_fail(&err);
 		fprintf(stderr, "sim: interrupted; settings restored\n");
-		return 128 + (int)g_stop;
+		return 128 + (int)cli_stop;
 	}
 	if (csv && atomic_file_commit(&af, &err) < 0)
 		return cli_fail(&err);

@@ -38,45 +38,15 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "live_cli.h"
 #include "ksm_sysfs.h"
 #include "materialize.h"
 #include "sim.h"
 
 #define NS_PER_MS 1000000ull
 
-/* The KSM tunables --set accepts (the kernel's names, shared with the ksm algorithm). */
-static const int settable[] = {
-	REAL_KSM_PAGES_TO_SCAN, REAL_KSM_SLEEP_MILLISECS, REAL_KSM_MERGE_ACROSS_NODES,
-	REAL_KSM_USE_ZERO_PAGES, REAL_KSM_MAX_PAGE_SHARING, REAL_KSM_SMART_SCAN,
-};
-#define NSETTABLE (sizeof(settable) / sizeof(settable[0]))
-
-/* For the signal handler only: the saved tunables and the stop request. */
+/* The host's KSM tunables as found; restored at the end and by the signal guard. */
 static struct real_ksm_saved g_saved;
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-	real_ksm_restore_signal_safe(&g_saved);
-	if (g_stop) {
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-	g_stop = sig;
-}
-
-static void set_handlers(bool on)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on ? on_signal : SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: a sleep ends at once */
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-}
 
 static void validate_usage(FILE *f)
 {
@@ -133,61 +103,6 @@ static int series_add(struct series *x, uint64_t t_ms, const struct metrics *m)
 	x->s[x->n].m = *m;
 	x->n++;
 	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t t_ns)
-{
-	struct timespec ts = { (time_t)(t_ns / 1000000000ull), (long)(t_ns % 1000000000ull) };
-
-	if (!g_stop)
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR: g_stop is set */
-}
-
-/* Reads the whole trace once (so a bad one fails before KSM is touched). */
-static int prescan(const char *path, uint64_t *last_ms, uint64_t *snapshots, uint64_t *bytes,
-		   struct sp_err *err)
-{
-	struct trace_reader *r;
-	struct trace_snapshot s;
-	int rc;
-
-	*last_ms = *snapshots = 0;
-	rc = trace_reader_open(&r, path, err);
-	if (rc < 0)
-		return rc;
-	*bytes = trace_header_total_pages(trace_reader_header(r)) * trace_reader_header(r)->page_size;
-	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
-		*last_ms = s.time_ms;
-		(*snapshots)++;
-	}
-	trace_reader_close(r);
-	if (rc == 0 && *snapshots == 0)
-		rc = sp_err_set(err, SP_ECORRUPT, "%s: the trace has no snapshot", path);
-	return rc;
-}
-
-static int64_t mem_available(void)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long long kb = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb < 0 ? -1 : kb * 1024;
 }
 
 /* The live side's state while it runs. */
@@ -250,7 +165,7 @@ static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t
 	have_snap = rc > 0;
 	if (have_snap && s.time_ms == 0) {
 		cli_progress_update(&L->progress, 0, "materialising snapshot 0");
-		rc = real_mat_snapshot(L->mat, r, NULL, &g_stop, err);
+		rc = real_mat_snapshot(L->mat, r, NULL, &cli_stop, err);
 		if (rc < 0)
 			goto out;
 		rc = trace_reader_next_snapshot(r, &s, err);
@@ -268,22 +183,22 @@ static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t
 	rc = real_ksm_set(&L->k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc < 0)
 		goto out;
-	t0 = now_ns();
-	while (!g_stop) {
+	t0 = cli_now_ns();
+	while (!cli_stop) {
 		uint64_t t_snap = have_snap ? s.time_ms : UINT64_MAX;
 		uint64_t t = t_snap < next_sample ? t_snap : next_sample;
 		uint64_t late;
 
 		if (t > end_ms)
 			break;
-		sleep_until(t0 + t * NS_PER_MS);
-		if (g_stop)
+		cli_sleep_until(t0 + t * NS_PER_MS);
+		if (cli_stop)
 			break;
-		late = (now_ns() - t0) / NS_PER_MS - t;
-		if (late > L->max_late_ms && (now_ns() - t0) / NS_PER_MS > t)
+		late = (cli_now_ns() - t0) / NS_PER_MS - t;
+		if (late > L->max_late_ms && (cli_now_ns() - t0) / NS_PER_MS > t)
 			L->max_late_ms = late;
 		if (t == t_snap) { /* writes first, then the sample at the same time */
-			rc = real_mat_snapshot(L->mat, r, NULL, &g_stop, err);
+			rc = real_mat_snapshot(L->mat, r, NULL, &cli_stop, err);
 			if (rc == 0 && (rc = trace_reader_next_snapshot(r, &s, err)) >= 0) {
 				have_snap = rc > 0;
 				rc = 0;
@@ -301,8 +216,8 @@ static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t
 		if (rc < 0)
 			goto out;
 	}
-	if (g_stop)
-		rc = sp_err_set(err, SP_EIO, "interrupted by signal %d", (int)g_stop);
+	if (cli_stop)
+		rc = sp_err_set(err, SP_EIO, "interrupted by signal %d", (int)cli_stop);
 out:
 	trace_reader_close(r);
 	return rc;
@@ -461,9 +376,9 @@ static int parse_set(const char *kv, struct real_ksm_settings *ks)
 		return cli_usage_error("validate", "--set wants key=value, not '%s'", kv);
 	memcpy(key, kv, (size_t)(eq - kv));
 	key[eq - kv] = '\0';
-	for (size_t i = 0; i < NSETTABLE; i++) {
-		if (!strcmp(real_ksm_name(settable[i]), key))
-			f = settable[i];
+	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
+		if (!strcmp(real_ksm_name(cli_ksm_settable[i]), key))
+			f = cli_ksm_settable[i];
 	}
 	if (f < 0)
 		return cli_usage_error("validate",
@@ -499,8 +414,7 @@ int cmd_validate(int argc, char **argv)
 	};
 	const char *trace = cli_default_trace(), *algo_name = "ksm", *csv = NULL;
 	bool allow_others = false;
-	pid_t others[8];
-	int nothers;
+
 	struct real_ksm_settings ks;
 	struct sim_config cfg;
 	struct sim_result res;
@@ -510,6 +424,7 @@ int cmd_validate(int argc, char **argv)
 	struct sim_out so;
 	uint64_t duration = 0, sample = 1000, last_ms, snapshots, bytes, end_ms;
 	int64_t avail;
+	uint32_t page_size;
 	char params[256];
 	size_t plen = 0;
 	bool quiet = false;
@@ -555,14 +470,9 @@ int cmd_validate(int argc, char **argv)
 	if (real_ksm_open(&L.k, NULL, true, &err) < 0)
 		return cli_fail(&err);
 	/* The kernel's counters are system-wide: another mergeable process would count too. */
-	nothers = real_ksm_other_users(getpid(), others, 8);
-	if (nothers > 0 && !allow_others) {
-		fprintf(stderr, "sim: %d other process%s (pid %ld%s) %s KSM-mergeable memory, which the kernel's "
-			"counters would include; stop %s or pass --allow-others\n",
-			nothers, nothers > 1 ? "es" : "", (long)others[0], nothers > 1 ? ", ..." : "",
-			nothers > 1 ? "have" : "has", nothers > 1 ? "them" : "it");
-		return EXIT_UNAVAILABLE;
-	}
+	rc = cli_refuse_other_ksm_users(allow_others);
+	if (rc != EXIT_OK)
+		return rc;
 
 	/* The simulated side's configuration: the same tunables where the algorithm has them. */
 	if (!algo_find(algo_name)) {
@@ -574,8 +484,8 @@ int cmd_validate(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	sim_config_defaults(&cfg, algo_find(algo_name));
-	for (size_t i = 0; i < NSETTABLE; i++) {
-		int f = settable[i];
+	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
+		int f = cli_ksm_settable[i];
 		char kv[96];
 
 		if (!ks.set[f]) {
@@ -596,9 +506,10 @@ int cmd_validate(int argc, char **argv)
 	ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
 
 	/* The trace: sound, and small enough to hold in memory. */
-	if (prescan(trace, &last_ms, &snapshots, &bytes, &err) < 0)
+	if (cli_trace_prescan(trace, &last_ms, &snapshots, &bytes, &page_size, &err) < 0)
 		return cli_fail(&err);
-	avail = mem_available();
+	bytes *= page_size;
+	avail = cli_mem_available();
 	if (avail > 0 && bytes > (uint64_t)avail / 10 * 8) {
 		sp_err_set(&err, SP_ENOMEM,
 			   "%s needs up to %llu MiB of live memory; only %lld MiB are available",
@@ -618,8 +529,7 @@ int cmd_validate(int argc, char **argv)
 			atomic_file_abort(&af);
 		return cli_fail(&err);
 	}
-	g_stop = 0;
-	set_handlers(true);
+	cli_guard_signals(&g_saved, NULL);
 	cli_progress_init(&L.progress, "kernel KSM");
 	rc = real_ksm_set(&L.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &err);
 	if (rc == 0)
@@ -634,16 +544,16 @@ int cmd_validate(int argc, char **argv)
 		fprintf(stderr, "sim: warning: %s\n", err2.msg);
 		exit_code = EXIT_FAIL;
 	}
-	set_handlers(false);
-	if (g_stop || rc < 0) {
+	cli_unguard_signals();
+	if (cli_stop || rc < 0) {
 		if (csv)
 			atomic_file_abort(&af);
 		free(L.series.s);
-		if (!g_stop)
+		if (!cli_stop)
 			return cli_fail(&err);
 		fprintf(stderr, "sim: interrupted; KSM tunables %s\n",
 			exit_code == EXIT_OK ? "restored" : "NOT all restored (see above)");
-		return 128 + (int)g_stop;
+		return 128 + (int)cli_stop;
 	}
 
 	/* The simulated run on the same trace, tunables and sample times. */

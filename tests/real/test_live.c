@@ -3,6 +3,7 @@
  * merges, COW-break detection, frame release, refusals, NUMA placement with a
  * fake two-node topology, and an integrity stress test with concurrent
  * writers.  Needs userfaultfd write protection (root): skipped otherwise.
+ * The real two-node test runs in a QEMU guest: numa_guest.c, numa_qemu.sh.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -327,13 +328,6 @@ SP_TEST(numa_fake_across_places_and_counts_remote)
 	CU_ASSERT(remote > 0);
 	/* Contents only on node 1 have both first sharers there: frames on node 1. */
 	CU_ASSERT_EQUAL(on1, 64);
-}
-
-SP_TEST(numa_qemu_two_nodes)
-{
-	SP_SKIP("a real two-node run needs a QEMU guest started with -numa (TCG) running this "
-		"binary from its initramfs; not built yet (see the report of issue 5). The fake "
-		"two-node tests cover placement and remote_sharers");
 }
 
 /* ---- integrity under concurrent writers ----------------------------------- */

@@ -15,6 +15,8 @@
 #     --no-salt           unkeyed fingerprints
 #     --keep              leave the guests running (prints their pids and QMP sockets)
 #     --boot-only         boot, wait until ready, print pids, and exit (implies --keep)
+#     --print-kernel      only fetch the kernel into the cache (if not there) and print its
+#                         path; exit 3 if the package cannot be found or downloaded
 #
 # What it does: `apt-get download` the newest bookworm linux-image-6.1.0-*-amd64-unsigned
 # and unpack it with `dpkg -x` (into $GUESTKIT_CACHE, default ~/.cache/samepage-guestkit);
@@ -32,6 +34,7 @@
 set -euo pipefail
 
 SIM=build/sim OUT= GUESTS=4 MEM=512 SNAPS=5 INTERVAL=2000 SETTLE=5 PAUSE= SALT= KEEP= BOOTONLY=
+PRINTKERNEL=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--sim) SIM=$2; shift ;;
@@ -45,11 +48,34 @@ while [ $# -gt 0 ]; do
 	--no-salt) SALT=--no-salt ;;
 	--keep) KEEP=1 ;;
 	--boot-only) BOOTONLY=1; KEEP=1 ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	--print-kernel) PRINTKERNEL=1 ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
 	*) echo "guestkit: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
 done
+CACHE=${GUESTKIT_CACHE:-$HOME/.cache/samepage-guestkit}
+mkdir -p "$CACHE"
+# The Debian kernel, from the cache or downloaded into it (exit 3 when impossible).
+fetch_kernel() {
+	local pkg
+	KERNEL=$(ls "$CACHE"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
+	[ -z "$KERNEL" ] || return 0
+	pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' |
+		awk '{ print $1 }' | sort -V | tail -1)
+	[ -n "$pkg" ] || { echo "guestkit: no linux-image-6.1.0-*-amd64-unsigned in apt (apt-get update?)" >&2; exit 3; }
+	echo "guestkit: downloading $pkg" >&2
+	(cd "$CACHE" && apt-get download "$pkg" >&2 2>/dev/null && dpkg -x "$pkg"_*.deb kernel && rm -rf "$pkg"_*.deb kernel/lib kernel/usr) ||
+		{ echo "guestkit: cannot download or unpack $pkg (no network?)" >&2; exit 3; }
+	KERNEL=$(ls "$CACHE"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
+	[ -n "$KERNEL" ] || { echo "guestkit: $pkg holds no boot/vmlinuz-*" >&2; exit 3; }
+}
+
+if [ -n "$PRINTKERNEL" ]; then
+	fetch_kernel
+	echo "$KERNEL"
+	exit 0
+fi
 [ -n "$OUT" ] || [ -n "$BOOTONLY" ] || { echo "guestkit: -o OUT.sptrace is required" >&2; exit 2; }
 
 need=()
@@ -63,17 +89,7 @@ if [ ${#need[@]} -gt 0 ]; then
 		{ apt-get update -q >&2 && apt-get install -y -q --no-install-recommends "${need[@]}" >&2; }
 fi
 
-CACHE=${GUESTKIT_CACHE:-$HOME/.cache/samepage-guestkit}
-mkdir -p "$CACHE"
-KERNEL=$(ls "$CACHE"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
-if [ -z "$KERNEL" ]; then
-	pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' |
-		awk '{ print $1 }' | sort -V | tail -1)
-	[ -n "$pkg" ] || { echo "guestkit: no linux-image-6.1.0-*-amd64-unsigned in apt (apt-get update?)" >&2; exit 1; }
-	echo "guestkit: downloading $pkg" >&2
-	(cd "$CACHE" && apt-get download "$pkg" >&2 2>/dev/null && dpkg -x "$pkg"_*.deb kernel && rm -rf "$pkg"_*.deb kernel/lib kernel/usr)
-	KERNEL=$(ls "$CACHE"/kernel/boot/vmlinuz-* | head -1)
-fi
+fetch_kernel
 
 RUN=$(mktemp -d /tmp/guestkit.XXXXXX)
 INITRD=$RUN/initrd.cpio.gz

@@ -1,0 +1,148 @@
+/*
+ * live_cli.c - implements the pieces shared by the live commands
+ * (live_cli.h).  The signal handler uses only async-signal-safe calls:
+ * real_ksm_restore_signal_safe() and open/write/close.
+ */
+#define _GNU_SOURCE
+#include "live_cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "trace.h"
+
+const int cli_ksm_settable[] = {
+	REAL_KSM_PAGES_TO_SCAN, REAL_KSM_SLEEP_MILLISECS, REAL_KSM_MERGE_ACROSS_NODES,
+	REAL_KSM_USE_ZERO_PAGES, REAL_KSM_MAX_PAGE_SHARING, REAL_KSM_SMART_SCAN,
+};
+const size_t cli_ksm_nsettable = sizeof(cli_ksm_settable) / sizeof(cli_ksm_settable[0]);
+
+volatile sig_atomic_t cli_stop;
+static struct real_ksm_saved *g_saved;
+static const char *g_mapcount;
+
+static void on_signal(int sig)
+{
+	int e = errno;
+
+	if (g_saved)
+		real_ksm_restore_signal_safe(g_saved);
+	if (g_mapcount && g_mapcount[0]) {
+		int fd = open("/proc/sys/vm/max_map_count", O_WRONLY);
+
+		if (fd >= 0) {
+			ssize_t w = write(fd, g_mapcount, strlen(g_mapcount));
+
+			(void)w;
+			close(fd);
+		}
+	}
+	errno = e;
+	if (cli_stop) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	cli_stop = sig;
+}
+
+static void set_handlers(bool on)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on ? on_signal : SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a sleep ends at once */
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+void cli_guard_signals(struct real_ksm_saved *saved, const char *mapcount)
+{
+	cli_stop = 0;
+	g_saved = saved;
+	g_mapcount = mapcount;
+	set_handlers(true);
+}
+
+void cli_unguard_signals(void)
+{
+	set_handlers(false);
+	g_saved = NULL;
+	g_mapcount = NULL;
+}
+
+uint64_t cli_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void cli_sleep_until(uint64_t t_ns)
+{
+	struct timespec ts = { (time_t)(t_ns / 1000000000ull), (long)(t_ns % 1000000000ull) };
+
+	while (!cli_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+int cli_trace_prescan(const char *path, uint64_t *last_ms, uint64_t *snapshots, uint64_t *pages,
+		      uint32_t *page_size, struct sp_err *err)
+{
+	struct trace_reader *r;
+	struct trace_snapshot s;
+	int rc;
+
+	*last_ms = *snapshots = 0;
+	rc = trace_reader_open(&r, path, err);
+	if (rc < 0)
+		return rc;
+	*pages = trace_header_total_pages(trace_reader_header(r));
+	*page_size = trace_reader_header(r)->page_size;
+	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
+		*last_ms = s.time_ms;
+		(*snapshots)++;
+	}
+	trace_reader_close(r);
+	if (rc == 0 && *snapshots == 0)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: the trace has no snapshot", path);
+	return rc;
+}
+
+int64_t cli_mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+int cli_refuse_other_ksm_users(bool allow)
+{
+	pid_t others[8];
+	int n = allow ? 0 : real_ksm_other_users(getpid(), others, 8);
+
+	if (n <= 0)
+		return EXIT_OK;
+	fprintf(stderr, "sim: %d other process%s (pid %ld%s) %s KSM-mergeable memory, which the kernel's "
+		"counters would include; stop %s or pass --allow-others\n",
+		n, n > 1 ? "es" : "", (long)others[0], n > 1 ? ", ..." : "", n > 1 ? "have" : "has",
+		n > 1 ? "them" : "it");
+	return EXIT_UNAVAILABLE;
+}
