@@ -163,3 +163,44 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 	}
 	return EXIT_OK;
 }
+
+void cli_sim_opts_init(struct cli_sim_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->tail_ms = 60000;
+	o->sample_ms = 1000;
+	o->seed = 1;
+}
+
+int cli_sim_opt(struct cli_sim_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'd':
+		return cli_parse_u64(arg, &o->duration_ms) && o->duration_ms && o->duration_ms <= (1ull << 40) ? 1 : -1;
+	case 'T':
+		return cli_parse_u64(arg, &o->tail_ms) && o->tail_ms <= (1ull << 40) ? 1 : -1;
+	case 'S':
+		return cli_parse_u64(arg, &o->sample_ms) && o->sample_ms && o->sample_ms <= (1ull << 40) ? 1 : -1;
+	case 'r':
+		return cli_parse_u64(arg, &o->seed) ? 1 : -1;
+	case 'w':
+		o->spread = true;
+		return 1;
+	case 'c':
+		o->cost = arg;
+		return 1;
+	}
+	return 0;
+}
+
+int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err)
+{
+	if (o->cost && sim_cost_parse(&cfg->cost, o->cost, err) < 0)
+		return err->code;
+	cfg->duration_ms = o->duration_ms;
+	cfg->tail_ms = o->tail_ms;
+	cfg->sample_ms = o->sample_ms;
+	cfg->seed = o->seed;
+	cfg->spread_writes = o->spread;
+	return 0;
+}

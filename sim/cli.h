@@ -42,6 +42,24 @@ const char *cli_default_trace(void);
 
 #define CLI_MAX_SETS 128
 
+/*
+ * The options every simulating command takes (run, compare, sweep), with
+ * the same spelling and getopt letters: --duration-ms 'd', --tail-ms 'T',
+ * --sample-ms 'S', --seed 'r', --spread-writes 'w', --cost 'c'.
+ */
+struct cli_sim_opts {
+	uint64_t duration_ms; /* 0: until tail_ms after the last snapshot */
+	uint64_t tail_ms;
+	uint64_t sample_ms;
+	uint64_t seed;
+	bool spread;
+	const char *cost;     /* NULL: the default cost model */
+};
+
+void cli_sim_opts_init(struct cli_sim_opts *o);
+/* Takes getopt's (c, optarg) if c is one of them: 1 taken, 0 not one of them, -1 a bad value. */
+int cli_sim_opt(struct cli_sim_opts *o, int c, const char *arg);
+
 struct sim_config;
 /*
  * Fills cfg for algorithm `algo` with the "key=value" sets, and the control
@@ -50,6 +68,8 @@ struct sim_config;
  */
 int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *sets, int nsets,
 		   const char *ctl, const char *const *ctl_sets, int nctl_sets);
+/* Puts the shared options into cfg (the cost model over cfg's); 0 or an SP_E* code with err. */
+int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err);
 
 int cmd_list(int argc, char **argv);
 int cmd_run(int argc, char **argv);

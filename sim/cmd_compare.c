@@ -261,11 +261,12 @@ int cmd_compare(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *trace = cli_default_trace(), *algos = NULL, *dir = NULL, *cost = NULL;
+	const char *trace = cli_default_trace(), *algos = NULL, *dir = NULL;
 	const char *sets[CLI_MAX_SETS];
 	int nsets = 0, c, li, rc;
-	uint64_t duration = 0, tail = 60000, sample = 1000, seed = 1, jobs = 0;
-	bool spread = false, quiet = false;
+	uint64_t jobs = 0;
+	bool quiet = false;
+	struct cli_sim_opts so;
 	struct entry e[MAX_ALGOS];
 	struct sim_config cfg[MAX_ALGOS];
 	struct sim_job *job = NULL;
@@ -278,13 +279,18 @@ int cmd_compare(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
+	cli_sim_opts_init(&so);
 	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
+		int taken = cli_sim_opt(&so, c, optarg);
+
+		if (taken < 0)
+			goto bad_value;
+		if (taken)
+			continue;
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'a': algos = optarg; break;
 		case 'R': dir = optarg; break;
-		case 'c': cost = optarg; break;
-		case 'w': spread = true; break;
 		case 'q': quiet = true; break;
 		case 's':
 			if (nsets == CLI_MAX_SETS)
@@ -293,22 +299,6 @@ int cmd_compare(int argc, char **argv)
 			break;
 		case 'j':
 			if (!cli_parse_u64(optarg, &jobs) || jobs == 0 || jobs > 1024)
-				goto bad_value;
-			break;
-		case 'd':
-			if (!cli_parse_u64(optarg, &duration) || duration == 0 || duration > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'T':
-			if (!cli_parse_u64(optarg, &tail) || tail > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'S':
-			if (!cli_parse_u64(optarg, &sample) || sample == 0 || sample > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'r':
-			if (!cli_parse_u64(optarg, &seed))
 				goto bad_value;
 			break;
 		case 'h':
@@ -331,12 +321,7 @@ int cmd_compare(int argc, char **argv)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		sim_config_defaults(&cfg[i], algo_find(e[i].base));
-		cfg[i].duration_ms = duration;
-		cfg[i].tail_ms = tail;
-		cfg[i].sample_ms = sample;
-		cfg[i].seed = seed;
-		cfg[i].spread_writes = spread;
-		if (cost && sim_cost_parse(&cfg[i].cost, cost, &err) < 0)
+		if (cli_sim_opts_apply(&so, &cfg[i], &err) < 0)
 			return cli_fail(&err);
 	}
 	rc = apply_sets(e, n, cfg, sets, nsets);

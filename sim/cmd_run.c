@@ -157,7 +157,8 @@ int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *trace = cli_default_trace(), *algo = NULL, *csv = NULL, *cost = NULL;
+	const char *trace = cli_default_trace(), *algo = NULL, *csv = NULL;
+	struct cli_sim_opts so;
 	const char *plot = NULL, *ctl = NULL;
 	const char *sets[CLI_MAX_SETS], *ctl_sets[CLI_MAX_SETS];
 	int nsets = 0, nctl_sets = 0;
@@ -166,13 +167,19 @@ int cmd_run(int argc, char **argv)
 	struct sp_err err = { 0 };
 	struct atomic_file af = { 0 };
 	struct run_out out = { 0 };
-	uint64_t duration = 0, tail = 60000, sample = 1000, seed = 1;
-	bool spread = false, quiet = false;
+	bool quiet = false;
 	int c, li, rc;
 
 	optind = 1;
 	opterr = 0;
+	cli_sim_opts_init(&so);
 	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
+		int taken = cli_sim_opt(&so, c, optarg);
+
+		if (taken < 0)
+			goto bad_value;
+		if (taken)
+			continue;
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'a': algo = optarg; break;
@@ -187,26 +194,8 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'o': csv = optarg; break;
 		case 'P': plot = optarg; break;
-		case 'c': cost = optarg; break;
 		case 'C': ctl = optarg; break;
-		case 'w': spread = true; break;
 		case 'q': quiet = true; break;
-		case 'd':
-			if (!cli_parse_u64(optarg, &duration) || duration == 0 || duration > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'T':
-			if (!cli_parse_u64(optarg, &tail) || tail > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'S':
-			if (!cli_parse_u64(optarg, &sample) || sample == 0 || sample > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'r':
-			if (!cli_parse_u64(optarg, &seed))
-				goto bad_value;
-			break;
 		case 'h':
 			run_usage(stdout);
 			return EXIT_OK;
@@ -226,13 +215,8 @@ int cmd_run(int argc, char **argv)
 	rc = cli_sim_config(&cfg, algo, sets, nsets, ctl, ctl_sets, nctl_sets);
 	if (rc != EXIT_OK)
 		return rc;
-	if (cost && sim_cost_parse(&cfg.cost, cost, &err) < 0)
+	if (cli_sim_opts_apply(&so, &cfg, &err) < 0)
 		return cli_fail(&err);
-	cfg.duration_ms = duration;
-	cfg.tail_ms = tail;
-	cfg.sample_ms = sample;
-	cfg.seed = seed;
-	cfg.spread_writes = spread;
 
 	if (csv) {
 		if (atomic_file_open(&af, csv, 0644, &err) < 0)

@@ -239,12 +239,13 @@ int cmd_sweep(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *trace = cli_default_trace(), *algo = NULL, *dir = NULL, *cost = NULL;
+	const char *trace = cli_default_trace(), *algo = NULL, *dir = NULL;
+	struct cli_sim_opts so;
 	const char *sets[CLI_MAX_SETS], *varies[PLOT_SWEEP_MAX_KEYS + 1];
 	int nsets = 0, nvaries = 0, c, li, rc;
-	uint64_t duration = 0, tail = 60000, sample = 1000, seeds = 1, jobs = 0;
+	uint64_t seeds = 1, jobs = 0;
 	uint64_t task = 0, tasks = 0;
-	bool spread = false, quiet = false, merge = false, have_task = false;
+	bool quiet = false, merge = false, have_task = false;
 	struct grid g = { 0 };
 	struct sim_config base;
 	struct plot_sweep_def d;
@@ -269,13 +270,18 @@ int cmd_sweep(int argc, char **argv)
 	}
 	optind = 1;
 	opterr = 0;
+	cli_sim_opts_init(&so);
 	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
+		int taken = cli_sim_opt(&so, c, optarg);
+
+		if (taken < 0)
+			goto bad_value;
+		if (taken)
+			continue;
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'a': algo = optarg; break;
 		case 'R': dir = optarg; break;
-		case 'c': cost = optarg; break;
-		case 'w': spread = true; break;
 		case 'q': quiet = true; break;
 		case 'M': merge = true; break;
 		case 'v':
@@ -303,18 +309,6 @@ int cmd_sweep(int argc, char **argv)
 			break;
 		case 'j':
 			if (!cli_parse_u64(optarg, &jobs) || jobs == 0 || jobs > 1024)
-				goto bad_value;
-			break;
-		case 'd':
-			if (!cli_parse_u64(optarg, &duration) || duration == 0 || duration > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'T':
-			if (!cli_parse_u64(optarg, &tail) || tail > (1ull << 40))
-				goto bad_value;
-			break;
-		case 'S':
-			if (!cli_parse_u64(optarg, &sample) || sample == 0 || sample > (1ull << 40))
 				goto bad_value;
 			break;
 		case 'h':
@@ -348,14 +342,10 @@ int cmd_sweep(int argc, char **argv)
 		grid_free(&g);
 		return rc;
 	}
-	if (cost && sim_cost_parse(&base.cost, cost, &err) < 0) {
+	if (cli_sim_opts_apply(&so, &base, &err) < 0) {
 		grid_free(&g);
 		return cli_fail(&err);
 	}
-	base.duration_ms = duration;
-	base.tail_ms = tail;
-	base.sample_ms = sample;
-	base.spread_writes = spread;
 	g.points = 1;
 	for (uint32_t k = 0; k < g.nkeys; k++) {
 		if (g.points > (1ull << 32) / g.count[k]) {
