@@ -433,9 +433,10 @@ int cmd_real(int argc, char **argv)
 	};
 	const char *trace = cli_default_trace(), *algo_name = "ksm", *csv = NULL, *mech = NULL;
 	const char *sets[CLI_MAX_SETS];
+	struct cli_sim_opts so;
 	int nsets = 0, c, li, rc, exit_code = EXIT_OK;
 	bool allow_others = false;
-	uint64_t duration = 0, sample = 1000, last_ms, tpages, end_ms, old_map = 0, snapshots;
+	uint64_t last_ms, tpages, end_ms, old_map = 0, snapshots;
 	uint32_t page_size;
 	struct sim_config cfg;
 	struct real_ksm_settings ks;
@@ -457,7 +458,14 @@ int cmd_real(int argc, char **argv)
 	memset(&ks, 0, sizeof(ks));
 	optind = 1;
 	opterr = 0;
+	cli_sim_opts_init(&so);
 	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
+		int taken = cli_sim_opt(&so, c, optarg); /* --duration-ms, --sample-ms */
+
+		if (taken < 0)
+			return cli_usage_error("real", "invalid value '%s' for --%s", optarg, opts[li].name);
+		if (taken)
+			continue;
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'a': algo_name = optarg; break;
@@ -469,14 +477,6 @@ int cmd_real(int argc, char **argv)
 			if (nsets == CLI_MAX_SETS)
 				return cli_usage_error("real", "too many --set");
 			sets[nsets++] = optarg;
-			break;
-		case 'd':
-			if (!cli_parse_u64(optarg, &duration) || duration == 0 || duration > (1ull << 40))
-				return cli_usage_error("real", "invalid value '%s' for --duration-ms", optarg);
-			break;
-		case 'S':
-			if (!cli_parse_u64(optarg, &sample) || sample == 0 || sample > (1ull << 40))
-				return cli_usage_error("real", "invalid value '%s' for --sample-ms", optarg);
 			break;
 		case 'h':
 			real_usage(stdout);
@@ -518,7 +518,7 @@ int cmd_real(int argc, char **argv)
 	}
 	if (cli_trace_prescan(trace, &last_ms, &snapshots, &tpages, &page_size, &err) < 0)
 		return cli_fail(&err);
-	end_ms = duration ? duration : last_ms + 60000;
+	end_ms = so.duration_ms ? so.duration_ms : last_ms + 60000;
 	if (csv) {
 		if (atomic_file_open(&af, csv, 0644, &err) < 0)
 			return cli_fail(&err);
@@ -564,7 +564,7 @@ int cmd_real(int argc, char **argv)
 			rc = real_ksm_apply(&R.k, &ks, &err);
 	}
 	if (rc == 0)
-		rc = run_replay(&R, trace, cfg.algo, &cfg.params, end_ms, sample, &err);
+		rc = run_replay(&R, trace, cfg.algo, &cfg.params, end_ms, so.sample_ms, &err);
 	cli_progress_done(&R.progress);
 	if (R.e) {
 		int rc2 = real_engine_stop(R.e, &err);

@@ -422,12 +422,13 @@ int cmd_validate(int argc, char **argv)
 	struct atomic_file af = { 0 };
 	struct live L;
 	struct sim_out so;
-	uint64_t duration = 0, sample = 1000, last_ms, snapshots, bytes, end_ms;
+	uint64_t last_ms, snapshots, bytes, end_ms;
 	int64_t avail;
 	uint32_t page_size;
 	char params[256];
 	size_t plen = 0;
 	bool quiet = false;
+	struct cli_sim_opts opt;
 	int c, li, rc, rc2, exit_code = EXIT_OK;
 
 	memset(&ks, 0, sizeof(ks));
@@ -435,7 +436,14 @@ int cmd_validate(int argc, char **argv)
 	memset(&so, 0, sizeof(so));
 	optind = 1;
 	opterr = 0;
+	cli_sim_opts_init(&opt);
 	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
+		int taken = cli_sim_opt(&opt, c, optarg); /* --duration-ms, --sample-ms */
+
+		if (taken < 0)
+			return cli_usage_error("validate", "invalid value '%s' for --%s", optarg, opts[li].name);
+		if (taken)
+			continue;
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'a': algo_name = optarg; break;
@@ -445,14 +453,6 @@ int cmd_validate(int argc, char **argv)
 		case 's':
 			if (parse_set(optarg, &ks) != 0)
 				return EXIT_USAGE;
-			break;
-		case 'd':
-			if (!cli_parse_u64(optarg, &duration) || duration == 0 || duration > (1ull << 40))
-				return cli_usage_error("validate", "invalid value '%s' for --duration-ms", optarg);
-			break;
-		case 'S':
-			if (!cli_parse_u64(optarg, &sample) || sample == 0 || sample > (1ull << 40))
-				return cli_usage_error("validate", "invalid value '%s' for --sample-ms", optarg);
 			break;
 		case 'h':
 			validate_usage(stdout);
@@ -516,9 +516,9 @@ int cmd_validate(int argc, char **argv)
 			   trace, (unsigned long long)(bytes >> 20), (long long)(avail >> 20));
 		return cli_fail(&err);
 	}
-	end_ms = duration ? duration : last_ms + 60000;
+	end_ms = opt.duration_ms ? opt.duration_ms : last_ms + 60000;
 	cfg.duration_ms = end_ms;
-	cfg.sample_ms = sample;
+	cfg.sample_ms = opt.sample_ms;
 
 	if (csv && atomic_file_open(&af, csv, 0644, &err) < 0)
 		return cli_fail(&err);
@@ -535,7 +535,7 @@ int cmd_validate(int argc, char **argv)
 	if (rc == 0)
 		rc = real_ksm_apply(&L.k, &ks, &err);
 	if (rc == 0)
-		rc = live_run(&L, trace, end_ms, sample, &err);
+		rc = live_run(&L, trace, end_ms, opt.sample_ms, &err);
 	cli_progress_done(&L.progress);
 	real_mat_free(L.mat); /* freeing our pages drops their KSM merges at once */
 	L.mat = NULL;
