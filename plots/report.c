@@ -86,15 +86,11 @@ double plot_mib_per_cpu_s(const struct plot_summary *s, uint32_t page_size)
 static int write_series_csv(const char *dir, const struct plot_run *r, struct sp_err *err)
 {
 	struct atomic_file af;
-	char name[256], *path;
+	char name[256];
 	int rc;
 
 	snprintf(name, sizeof(name), "%s.csv", r->label);
-	path = rep_path(dir, name);
-	if (!path)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	rc = atomic_file_open(&af, path, 0644, err);
-	free(path);
+	rc = rep_open(&af, dir, name, err);
 	if (rc < 0)
 		return rc;
 	fputs("time_ms", af.f);
@@ -115,13 +111,9 @@ static int write_summary_csv(const char *dir, const struct plot_compare *c,
 {
 	uint32_t ps = c->header->page_size;
 	struct atomic_file af;
-	char *path = rep_path(dir, "summary.csv");
 	int rc;
 
-	if (!path)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	rc = atomic_file_open(&af, path, 0644, err);
-	free(path);
+	rc = rep_open(&af, dir, "summary.csv", err);
 	if (rc < 0)
 		return rc;
 	fprintf(af.f, "%s\n", plot_summary_header);
@@ -167,16 +159,12 @@ static void gp_series(FILE *f, const struct plot_compare *c, const char *x, cons
 static int write_compare_gp(const char *dir, const struct plot_compare *c, struct sp_err *err)
 {
 	struct atomic_file af;
-	char *path = rep_path(dir, "compare.gp");
 	const char *t = "(column('time_ms')/1000.0)";
 	const char *saved = "(mib(column('pages_sharing')+column('ksm_zero_pages')))";
 	const char *cpu = "(column('cpu_ns')/1e9)";
 	int rc;
 
-	if (!path)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	rc = atomic_file_open(&af, path, 0644, err);
-	free(path);
+	rc = rep_open(&af, dir, "compare.gp", err);
 	if (rc < 0)
 		return rc;
 	FILE *f = af.f;
@@ -315,15 +303,12 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 	const struct trace_header *h = c->header;
 	uint32_t ps = h->page_size;
 	struct atomic_file af;
-	char *path = rep_path(dir, "index.html"), buf[64];
+	char buf[64];
 	const char *base = strrchr(c->trace_path, '/') ? strrchr(c->trace_path, '/') + 1 : c->trace_path;
 	int64_t best = 0;
 	int rc;
 
-	if (!path)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	rc = atomic_file_open(&af, path, 0644, err);
-	free(path);
+	rc = rep_open(&af, dir, "index.html", err);
 	if (rc < 0)
 		return rc;
 	FILE *f = af.f;

@@ -65,6 +65,18 @@ char *rep_path(const char *dir, const char *name)
 	return asprintf(&s, "%s/%s", dir, name) < 0 ? NULL : s;
 }
 
+int rep_open(struct atomic_file *af, const char *dir, const char *name, struct sp_err *err)
+{
+	char *path = rep_path(dir, name);
+	int rc;
+
+	if (!path)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	rc = atomic_file_open(af, path, 0644, err);
+	free(path);
+	return rc;
+}
+
 int rep_unlink(const char *dir, const char *name, struct sp_err *err)
 {
 	char *p = rep_path(dir, name);

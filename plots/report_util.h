@@ -9,12 +9,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "atomic_file.h"
 #include "sp_error.h"
 
 /* mkdir -p dir. */
 int rep_mkdir_p(const char *dir, struct sp_err *err);
 /* dir "/" name, malloc'd (NULL when out of memory). */
 char *rep_path(const char *dir, const char *name);
+/* Opens DIR/name as an atomic_file (see traces/atomic_file.h), mode 0644. */
+int rep_open(struct atomic_file *af, const char *dir, const char *name, struct sp_err *err);
 /* Removes dir/name if present. */
 int rep_unlink(const char *dir, const char *name, struct sp_err *err);
 void rep_html(FILE *f, const char *s);

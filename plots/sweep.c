@@ -529,15 +529,11 @@ static double point_eff(const struct plot_sweep_point *p, uint32_t ps)
 static int write_sweep_csv(const char *dir, const struct plot_sweep_def *d,
 			   const struct plot_sweep_point *p, struct sp_err *err)
 {
-	char *path = rep_path(dir, "sweep.csv");
 	double mib = d->page_size / 1048576.0;
 	struct atomic_file af;
 	int rc;
 
-	if (!path)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	rc = atomic_file_open(&af, path, 0644, err);
-	free(path);
+	rc = rep_open(&af, dir, "sweep.csv", err);
 	if (rc < 0)
 		return rc;
 	fputs("point", af.f);
@@ -614,19 +610,18 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 			  const struct plot_sweep_point *p, const struct algo_ops *algo,
 			  struct sp_err *err)
 {
-	char *path = rep_path(dir, "sweep.gp"), xlabel[256], title[256];
+	char xlabel[256], title[256];
 	double mib = d->page_size / 1048576.0, lo = INFINITY, hi = -INFINITY;
 	uint64_t *order = calloc(d->points, sizeof(*order));
 	size_t nseries = 0, *series_start = calloc(d->points + 1, sizeof(size_t));
 	struct atomic_file af;
 	int rc, ki;
 
-	if (!path || !order || !series_start) {
-		free(path), free(order), free(series_start);
+	if (!order || !series_start) {
+		free(order), free(series_start);
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	}
-	rc = atomic_file_open(&af, path, 0644, err);
-	free(path);
+	rc = rep_open(&af, dir, "sweep.gp", err);
 	if (rc < 0) {
 		free(order), free(series_start);
 		return rc;
@@ -808,14 +803,11 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 	};
 	double mib = d->page_size / 1048576.0;
 	uint64_t best = 0, cheap = UINT64_MAX, eff = 0;
-	char *path = rep_path(dir, "index.html"), v[256];
+	char v[256];
 	struct atomic_file af;
 	int rc;
 
-	if (!path)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	rc = atomic_file_open(&af, path, 0644, err);
-	free(path);
+	rc = rep_open(&af, dir, "index.html", err);
 	if (rc < 0)
 		return rc;
 	FILE *f = af.f;
