@@ -50,6 +50,7 @@ struct real_engine {
 	size_t qwcap;
 	uint64_t t0;
 	uint64_t batches;
+	int64_t full_scans;   /* the algorithm's, at the last rebalance */
 	struct metrics pub;
 	struct algo_params live;
 };
@@ -214,6 +215,20 @@ int real_engine_step(struct real_engine *e, uint64_t *sleep_ns)
 	if (rc < 0)
 		return sp_err_set(&e->err, rc, "%s: %s in a scan batch", e->cfg.algo->name,
 				  sp_strerror(rc));
+	{
+		/* After each full scan, frames follow their sharers' majority node. */
+		struct metrics m;
+
+		memset(&m, 0, sizeof(m));
+		e->cfg.algo->metrics(e->st, &m);
+		if (m.full_scans != e->full_scans) {
+			e->full_scans = m.full_scans;
+			rc = real_live_rebalance(e->L, NULL);
+			if (rc < 0)
+				return sp_err_set(&e->err, rc, "moving frames to their sharers' node: %s",
+						  sp_strerror(rc));
+		}
+	}
 	publish(e, e->have_clock ? real_engine_cpu_ns(e) : 0);
 	return 0;
 }

@@ -69,7 +69,8 @@
  * Structures.
  *   pages[p]   slot (0 private, 1 zero page, else frames[] index), node,
  *              PG_* flags.
- *   frames[s]  memfd offset (in pages) in its node's pool, node, domain,
+ *   frames[s]  memfd offset (in pages) in its pool (the node it was made
+ *              for), node (where its page is now), domain,
  *              mapper count, generation (bumped when released, so stale
  *              bk_frame handles are recognised), free-list link.
  *   pools[n]   memfd, a MAP_SHARED view of it (for compares and copies),
@@ -97,7 +98,8 @@
  *     subpage (thp_splits is not counted).
  *   - Frame placement: a new frame goes to the node where most of its two
  *     first sharers live; with one on each, the node of `keep` (the page the
- *     kernel would turn into the KSM page).  Frames never migrate later.
+ *     kernel would turn into the KSM page).  After each full scan the engine
+ *     moves frames whose sharers mostly live elsewhere (real_live_rebalance).
  *   - Each VMA costs the kernel ~200 bytes of slab that no RSS figure shows.
  */
 #define _GNU_SOURCE
@@ -145,6 +147,7 @@ struct live_page {
 
 struct live_frame {
 	uint64_t off; /* page offset in its pool */
+	uint32_t pool; /* the pool (memfd) holding it: the node it was made for */
 	uint32_t gen;
 	uint32_t mappers;
 	uint32_t node;
@@ -416,7 +419,7 @@ static inline uint8_t *frame_addr(const struct real_live *L, uint32_t slot)
 {
 	const struct live_frame *fr = &L->frames[slot];
 
-	return L->pools[fr->node].view + fr->off * L->ps;
+	return L->pools[fr->pool].view + fr->off * L->ps;
 }
 
 static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint32_t *out)
@@ -452,6 +455,7 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 		slot = L->nframes++;
 	}
 	L->frames[slot].off = off;
+	L->frames[slot].pool = node;
 	L->frames[slot].node = node;
 	L->frames[slot].domain = domain;
 	L->frames[slot].mappers = 0;
@@ -464,7 +468,7 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 static void frame_release(struct real_live *L, uint32_t slot)
 {
 	struct live_frame *fr = &L->frames[slot];
-	struct live_pool *pl = &L->pools[fr->node];
+	struct live_pool *pl = &L->pools[fr->pool];
 
 	fallocate(pl->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fr->off * L->ps),
 		  (off_t)L->ps);
@@ -809,7 +813,7 @@ static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t 
 static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t slot)
 {
 	const struct live_frame *fr = &L->frames[slot];
-	void *r = remap_page(L, addr, L->pools[fr->node].fd, (off_t)(fr->off * L->ps));
+	void *r = remap_page(L, addr, L->pools[fr->pool].fd, (off_t)(fr->off * L->ps));
 
 	if (r == MAP_FAILED) {
 		unsigned char v;
@@ -1137,6 +1141,58 @@ struct backend real_live_backend(struct real_live *L)
 	struct backend b = { &live_backend_ops, L };
 
 	return b;
+}
+
+/* ---- frames follow their majority ---------------------------------------- */
+
+int real_live_rebalance(struct real_live *L, uint64_t *moved)
+{
+	uint32_t *cnt;
+	uint64_t n = 0;
+
+	if (moved)
+		*moved = 0;
+	if (L->strict_nodes || L->nnodes < 2 || L->nframes < 2)
+		return 0;
+	cnt = calloc((size_t)L->nframes * L->nnodes, sizeof(*cnt));
+	if (!cnt)
+		return SP_ENOMEM;
+	for (bk_page p = 0; p < L->npages; p++) {
+		const struct live_page *pg = &L->pages[p];
+
+		if (pg->slot > SLOT_ZERO)
+			cnt[(size_t)pg->slot * L->nnodes + pg->node]++;
+	}
+	for (uint32_t slot = SLOT_ZERO + 1; slot < L->nframes; slot++) {
+		struct live_frame *fr = &L->frames[slot];
+		const uint32_t *c = cnt + (size_t)slot * L->nnodes;
+		uint32_t best = fr->node;
+
+		if (fr->mappers == 0)
+			continue;
+		for (uint32_t k = 0; k < L->nnodes; k++) {
+			if (c[k] > c[best])
+				best = k;
+		}
+		if (best == fr->node)
+			continue;
+		if (!L->fake_topo) {
+			/* Migrate the frame's page: every mapping follows it. */
+			void *a = frame_addr(L, slot);
+			int dst = (int)best, st = -1;
+
+			if (move_pages(0, 1, &a, &dst, &st, MPOL_MF_MOVE_ALL) != 0 || st != dst)
+				continue;
+		}
+		L->remote -= (int64_t)(fr->mappers - c[fr->node]);
+		L->remote += (int64_t)(fr->mappers - c[best]);
+		fr->node = best;
+		n++;
+	}
+	free(cnt);
+	if (moved)
+		*moved = n;
+	return 0;
 }
 
 /* ---- COW detection ------------------------------------------------------ */

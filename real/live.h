@@ -82,6 +82,14 @@ uint64_t real_live_page_of(const struct real_live *L, const void *addr);
 typedef int (*real_live_change_fn)(void *arg, bk_page p, uint32_t what);
 
 /*
+ * merge_across_nodes=1: moves every frame whose sharers mostly live on
+ * another node to that node (move_pages of the frame's page; every mapping
+ * follows), and recounts remote_sharers.  The engine runs it after each full
+ * scan of its algorithm.  *moved: frames moved.  0 or SP_ENOMEM.
+ */
+int real_live_rebalance(struct real_live *L, uint64_t *moved);
+
+/*
  * COW-break detection: reads /proc/self/pagemap for the merged pages among
  * the next `count` pages after an internal cursor (wrapping), settles each
  * one found written (it no longer maps its frame: a private copy) and calls

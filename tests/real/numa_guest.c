@@ -11,7 +11,9 @@
  *     page's node (move_pages); every same-node duplicate is merged;
  *     remote_sharers == 0;
  *   merge_across_nodes=1: one frame per content, on the node where most of
- *     its sharers live; remote_sharers equals the merged pages whose frame is
+ *     its sharers live (content 400 is first merged on node 0, where 2 of
+ *     its 8 pages are, so its frame must have been moved: the engine's
+ *     rebalancing after a full scan, with move_pages); remote_sharers equals the merged pages whose frame is
  *     on the other node, counted from move_pages; a COW break of a remote
  *     sharer lowers it by one.
  * Both runs also check that every page still holds its content.  It prints
@@ -93,12 +95,16 @@ static void layout(void)
 			cid[p] = 300 + (int)(p % 4);
 		else if (p == 192)
 			cid[p] = 200;
+		else if (p == 193 || p == 194)
+			cid[p] = 400; /* V: its first two sharers on node 0, most on node 1 */
 		else if (p >= 256 && p < 288)
 			cid[p] = (int)(p % 8);
 		else if (p >= 288 && p < 352)
 			cid[p] = 100 + (int)(p % 4);
 		else if (p >= 352 && p < 360)
 			cid[p] = 200;
+		else if (p >= 360 && p < 366)
+			cid[p] = 400;
 	}
 }
 

@@ -330,6 +330,55 @@ SP_TEST(numa_fake_across_places_and_counts_remote)
 	CU_ASSERT_EQUAL(on1, 64);
 }
 
+SP_TEST(numa_fake_frames_follow_their_majority)
+{
+	/*
+	 * One content on 4 pages: pages 0 and 1 on node 0 merge first (frame on
+	 * node 0), then pages 2 and 3 on node 1 join, and page 1 is rewritten:
+	 * 2 of the 3 sharers are on node 1, so rebalancing moves the frame there
+	 * and remote_sharers goes from 2 to 1.
+	 */
+	enum { N = 4 };
+	uint8_t *m = map_pages(N);
+	struct fake fk = { m, 2 };
+	struct real_live_topo topo = { 2, fake_node, &fk, false };
+	struct real_live_config lc = { &topo, false, 0 };
+	struct real_live *L;
+	struct backend b;
+	struct bk_page_info info;
+	struct metrics mt;
+	bk_frame f;
+	uint64_t moved = 0;
+
+	for (int i = 0; i < N; i++)
+		fill(m + i * PS, 7);
+	if (!(L = live_or_skip(m, N, &lc)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL_FATAL(b.ops->merge_pages(L, 1, 0, &f), 0);
+	CU_ASSERT_EQUAL(b.ops->frame_node(L, f), 0);
+	CU_ASSERT_EQUAL_FATAL(b.ops->merge_frame(L, 2, f), 0);
+	CU_ASSERT_EQUAL_FATAL(b.ops->merge_frame(L, 3, f), 0);
+	memset(&mt, 0, sizeof(mt));
+	real_live_metrics(L, &mt);
+	CU_ASSERT_EQUAL(mt.remote_sharers, 2);
+	/* Nothing to move while node 0 holds 2 of 4 (a tie keeps the frame). */
+	CU_ASSERT_EQUAL(real_live_rebalance(L, &moved), 0);
+	CU_ASSERT_EQUAL(moved, 0);
+	m[1 * PS + 5] ^= 1; /* page 1 writes: a COW break */
+	CU_ASSERT_EQUAL(real_live_check(L, 1, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(real_live_rebalance(L, &moved), 0);
+	CU_ASSERT_EQUAL(moved, 1);
+	b.ops->page_info(L, 2, &info);
+	CU_ASSERT_EQUAL(b.ops->frame_node(L, info.frame), 1);
+	memset(&mt, 0, sizeof(mt));
+	real_live_metrics(L, &mt);
+	CU_ASSERT_EQUAL(mt.remote_sharers, 1); /* page 0, on node 0 */
+	CU_ASSERT_EQUAL(m[0], m[3 * PS]);       /* contents untouched */
+	real_live_free(L);
+	munmap(m, N * PS);
+}
+
 /* ---- integrity under concurrent writers ----------------------------------- */
 
 #define SPAGES 4096u
