@@ -53,10 +53,14 @@ enum { METRICS_COUNT = 0
 extern const char *const metrics_names[METRICS_COUNT];
 int64_t metrics_get(const struct metrics *m, int i);
 
-/* Pages saved: pages_sharing + ksm_zero_pages (what general_profit credits). */
+/*
+ * Pages saved: pages_sharing + ksm_zero_pages (what general_profit credits)
+ * + thp_zero_pages (zero subpages that a merge's huge-page split mapped to
+ * the zero page: memory freed that no KSM counter shows).
+ */
 static inline int64_t metrics_saved(const struct metrics *m)
 {
-	return m->pages_sharing + m->ksm_zero_pages;
+	return m->pages_sharing + m->ksm_zero_pages + m->thp_zero_pages;
 }
 
 #endif

@@ -62,8 +62,9 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	put_quoted(gp, title);
 	fputs("\nplot ", gp);
 	put_quoted(gp, csv);
-	fputs(" using (column('time_ms')/1000):(column('pages_sharing')+column('ksm_zero_pages')) "
-	      "with lines lw 2 lc rgb '#1f77b4' title 'saved (pages_sharing + ksm_zero_pages)', \\\n  ''"
+	fputs(" using (column('time_ms')/1000):(column('pages_sharing')+column('ksm_zero_pages')"
+	      "+column('thp_zero_pages')) with lines lw 2 lc rgb '#1f77b4' "
+	      "title 'saved (pages_sharing + ksm_zero_pages + thp_zero_pages)', \\\n  ''"
 	      " using (column('time_ms')/1000):(column('oracle_saving')) with lines lw 1 dt 2 "
 	      "lc rgb '#555555' title 'oracle (most any algorithm could save)'\n",
 	      gp);

@@ -3,7 +3,7 @@
  * per-run summary shared with the sweep report.
  *
  * Summary definitions (README.md, "Comparing algorithms"): saved =
- * pages_sharing + ksm_zero_pages; final = at the last sample; peak = the
+ * pages_sharing + ksm_zero_pages + thp_zero_pages (metrics_saved); final = at the last sample; peak = the
  * most at any sample; % of oracle = final / oracle_saving at the last
  * sample; time to 90% = the first sample time at which saved reached 90% of
  * the final savings (0 when the final savings are 0); CPU and COW breaks =
@@ -160,7 +160,7 @@ static int write_compare_gp(const char *dir, const struct plot_compare *c, struc
 {
 	struct atomic_file af;
 	const char *t = "(column('time_ms')/1000.0)";
-	const char *saved = "(mib(column('pages_sharing')+column('ksm_zero_pages')))";
+	const char *saved = "(mib(column('pages_sharing')+column('ksm_zero_pages')+column('thp_zero_pages')))";
 	const char *cpu = "(column('cpu_ns')/1e9)";
 	int rc;
 
@@ -294,7 +294,7 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 			      const struct plot_summary *sum, struct sp_err *err)
 {
 	static const char *const captions[NPLOTS] = {
-		"Memory saved (pages_sharing + ksm_zero_pages) over simulated time; the dotted black "
+		"Memory saved (pages_sharing + ksm_zero_pages + thp_zero_pages) over simulated time; the dotted black "
 		"line is the oracle's bound, the most any algorithm could save at that instant.",
 		"Cumulative scanner CPU time (modelled) over simulated time.",
 		"Cumulative copy-on-write breaks: writes that unshared a merged page.",
@@ -355,7 +355,8 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 			td_num(f, "%.1f", eff);
 		fputs("</tr>\n", f);
 	}
-	fputs("</table>\n<p class=\"note\">Saved = pages_sharing + ksm_zero_pages at the last sample; "
+	fputs("</table>\n<p class=\"note\">Saved = pages_sharing + ksm_zero_pages + thp_zero_pages (zero "
+	      "subpages freed by huge-page splits, which no KSM counter shows) at the last sample; "
 	      "the oracle is the most any algorithm could save at that instant; time to 90% is the first "
 	      "sample at which the savings reached 90% of their final value.  Data: "
 	      "<a href=\"summary.csv\">summary.csv</a>", f);

@@ -133,6 +133,9 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	printf("cpu         %.3f s estimated scanner CPU (%.2f%% of one core), %lld pages scanned, %lld full scans\n",
 	       (double)m->cpu_ns / 1e9, secs > 0 ? (double)m->cpu_ns / 1e7 / secs : 0.0,
 	       (long long)m->pages_scanned, (long long)m->full_scans);
+	if (m->thp_splits)
+		printf("huge pages  %lld split by merges; %lld of their zero subpages freed (thp_zero_pages, no KSM counter shows them)\n",
+		       (long long)m->thp_splits, (long long)m->thp_zero_pages);
 	printf("cow breaks  %lld\n", (long long)m->cow_breaks);
 	printf("profit      %lld bytes (general_profit)\n", (long long)m->general_profit);
 }

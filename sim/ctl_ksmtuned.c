@@ -82,7 +82,7 @@ static int ksmtuned_tick(void *st, uint64_t now_ns, const struct metrics *m, uin
 	const struct ctl_actions *a = &k->env.act;
 	double total_kib = v[P_HOST_MEM] * 1024, page_kib = k->env.page_size / 1024.0;
 	double committed = (double)k->env.guest_pages * page_kib;
-	double backed = ((double)m->pages_sharing + (double)m->ksm_zero_pages) * page_kib;
+	double backed = (double)metrics_saved(m) * page_kib;
 	double free_kib = total_kib - v[P_HOST_USED] * 1024 - (committed - backed);
 	double thres = total_kib * v[P_COEF] / 100;
 	int64_t sleep;

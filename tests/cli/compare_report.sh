@@ -39,7 +39,7 @@ grep -q "^ksm,.*pages_to_scan=100 .*use_zero_pages=1" "$R/summary.csv" || err "n
 # recompute every summary row from the time series
 for a in $ALGOS; do
 	want=$(awk -F, -v a="$a" 'BEGIN { n = 0 } NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-		{ t[n] = $c["time_ms"]; s[n] = $c["pages_sharing"] + $c["ksm_zero_pages"];
+		{ t[n] = $c["time_ms"]; s[n] = $c["pages_sharing"] + $c["ksm_zero_pages"] + $c["thp_zero_pages"];
 		  if (n == 0 || s[n] > peak) peak = s[n]; o = $c["oracle_saving"]; cpu = $c["cpu_ns"];
 		  cow = $c["cow_breaks"]; n++ }
 		END { fin = s[n - 1]; for (i = 0; i < n; i++) if (10 * s[i] >= 9 * fin) { t90 = t[i]; break }
