@@ -111,6 +111,15 @@ void cli_progress_update(struct cli_progress *p, double fraction, const char *de
 	p->drawn = true;
 }
 
+void cli_load_progress(void *arg, uint64_t done, uint64_t total)
+{
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "%.1f of %.1f MB", (double)done / 1e6, (double)total / 1e6);
+	if (total)
+		cli_progress_update(arg, (double)done / (double)total, detail);
+}
+
 void cli_progress_done(struct cli_progress *p)
 {
 	if (p->on && p->drawn)

@@ -37,6 +37,8 @@ struct cli_progress {
 void cli_progress_init(struct cli_progress *p, const char *label);
 void cli_progress_update(struct cli_progress *p, double fraction, const char *detail);
 void cli_progress_done(struct cli_progress *p);
+/* A trace_progress_fn over bytes read; arg is a struct cli_progress. */
+void cli_load_progress(void *arg, uint64_t done, uint64_t total);
 
 const char *cli_default_trace(void);
 

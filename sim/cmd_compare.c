@@ -328,7 +328,10 @@ int cmd_compare(int argc, char **argv)
 	if (rc != EXIT_OK)
 		return rc;
 
-	if (trace_mem_load(&tm, trace, &err) < 0)
+	cli_progress_init(&prog, "loading");
+	rc = trace_mem_load(&tm, trace, cli_load_progress, &prog, &err);
+	cli_progress_done(&prog);
+	if (rc < 0)
 		return cli_fail(&err);
 	job = calloc(n, sizeof(*job));
 	if (!job) {

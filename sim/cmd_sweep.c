@@ -360,7 +360,10 @@ int cmd_sweep(int argc, char **argv)
 				       (unsigned long long)g.points, (unsigned long long)seeds);
 	}
 
-	if (trace_mem_load(&tm, trace, &err) < 0) {
+	cli_progress_init(&prog, "loading");
+	rc = trace_mem_load(&tm, trace, cli_load_progress, &prog, &err);
+	cli_progress_done(&prog);
+	if (rc < 0) {
 		grid_free(&g);
 		return cli_fail(&err);
 	}

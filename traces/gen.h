@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "sp_error.h"
+#include "trace.h"
 
 struct trace_gen_params {
 	uint32_t guests;          /* number of guests */
@@ -25,7 +26,6 @@ struct trace_gen_params {
 	uint64_t seed;
 };
 
-typedef void (*trace_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 void trace_gen_defaults(struct trace_gen_params *p);
 /* Validates p; the message names the offending option. */

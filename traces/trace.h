@@ -68,6 +68,9 @@ struct trace_record {
 	struct sp_fp fp; /* {0,0} when absent or zero */
 };
 
+/* Progress of a long trace operation: done of total (units of the caller's choosing). */
+typedef void (*trace_progress_fn)(void *arg, uint64_t done, uint64_t total);
+
 struct trace_reader;
 
 int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err *err);
@@ -125,7 +128,9 @@ struct trace_source trace_reader_source(struct trace_reader *r);
  */
 struct trace_mem;
 
-int trace_mem_load(struct trace_mem **out, const char *path, struct sp_err *err);
+/* progress (may be NULL): bytes read of the file's size, after each snapshot. */
+int trace_mem_load(struct trace_mem **out, const char *path, trace_progress_fn progress, void *arg,
+		   struct sp_err *err);
 void trace_mem_free(struct trace_mem *m);
 const struct trace_header *trace_mem_header(const struct trace_mem *m);
 uint64_t trace_mem_records(const struct trace_mem *m);

@@ -39,7 +39,8 @@ static int grow(void **p, uint64_t *cap, uint64_t need, size_t size)
 	return 0;
 }
 
-int trace_mem_load(struct trace_mem **out, const char *path, struct sp_err *err)
+int trace_mem_load(struct trace_mem **out, const char *path, trace_progress_fn progress, void *arg,
+		   struct sp_err *err)
 {
 	struct trace_mem *m = calloc(1, sizeof(*m));
 	struct trace_reader *r = NULL;
@@ -80,6 +81,8 @@ int trace_mem_load(struct trace_mem **out, const char *path, struct sp_err *err)
 			}
 			m->recs[m->nrecs++] = rec;
 		}
+		if (rc == 0 && progress)
+			progress(arg, trace_reader_offset(r), trace_reader_size(r));
 	}
 	trace_reader_close(r);
 	if (rc < 0) {

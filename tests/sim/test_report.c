@@ -235,7 +235,7 @@ SP_TEST(parallel_runs_equal_serial_runs)
 				tb_page(&tb, g, p, p % 7 == 0 ? 0 : (p + (p % 5 == 0 ? s * 100 + g : 0)) % 40 + 1);
 	}
 	tb_commit(&tb);
-	CU_ASSERT_EQUAL_FATAL(trace_mem_load(&tm, path, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trace_mem_load(&tm, path, NULL, NULL, &err), 0);
 	memset(job, 0, sizeof(job));
 	for (int i = 0; i < 3; i++) {
 		static const char *const sets[] = { "pages_to_scan=10", NULL };

@@ -207,7 +207,7 @@ SP_TEST(trace_in_memory_replays_like_the_file)
 	cfg.sample_ms = 50;
 	cfg.spread_writes = true;
 	file = tb_run(path, &cfg);
-	CU_ASSERT_EQUAL_FATAL(trace_mem_load(&m, path, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trace_mem_load(&m, path, NULL, NULL, &err), 0);
 	/* 2 guests x (p = k, k+3, ... < 50 for k = 0..4): 2 x (17 + 17 + 16 + 16 + 16) */
 	CU_ASSERT_EQUAL(trace_mem_records(m), 164);
 	trace_mem_cursor_init(&ca, m);
