@@ -50,6 +50,7 @@ struct real_mat {
 	struct mat_guest *g;
 	struct fpcount truth;
 	int64_t truth_zero;
+	uint64_t present;  /* present pages, all guests */
 	bool mergeable;
 };
 
@@ -228,6 +229,7 @@ int real_mat_apply(struct real_mat *m, const struct trace_record *rec, struct sp
 	struct mat_guest *g;
 	uint8_t *addr, st;
 	uint64_t p = rec->page;
+	bool was;
 	int rc;
 
 	if (rec->guest >= m->nguests || p >= m->g[rec->guest].pages)
@@ -235,6 +237,7 @@ int real_mat_apply(struct real_mat *m, const struct trace_record *rec, struct sp
 				  rec->guest, (unsigned long long)p);
 	g = &m->g[rec->guest];
 	addr = g->base + p * m->page_size;
+	was = (g->st[p] & ST_PRESENT) != 0;
 	st = (uint8_t)(((rec->flags & TRACE_PRESENT) ? ST_PRESENT : 0) |
 		       ((rec->flags & TRACE_ZERO) ? ST_ZERO : 0));
 	if (st == g->st[p] && (!(st & ST_PRESENT) || sp_fp_eq(g->fp[p], rec->fp)))
@@ -255,11 +258,23 @@ int real_mat_apply(struct real_mat *m, const struct trace_record *rec, struct sp
 		g->fp[p] = rec->fp;
 		if (fpcount_add(&m->truth, rec->fp, g->domain) < 0) {
 			g->st[p] = 0;
+			m->present -= was;
 			return sp_err_set(err, SP_ENOMEM, "out of memory counting contents");
 		}
 	}
 	g->st[p] = st;
+	m->present += (uint64_t)((st & ST_PRESENT) != 0) - (uint64_t)was;
 	return 0;
+}
+
+bool real_mat_present(const struct real_mat *m, uint32_t guest, uint64_t page)
+{
+	return (m->g[guest].st[page] & ST_PRESENT) != 0;
+}
+
+uint64_t real_mat_present_pages(const struct real_mat *m)
+{
+	return m->present;
 }
 
 int real_mat_snapshot(struct real_mat *m, struct trace_reader *r, uint64_t *records,

@@ -57,6 +57,9 @@ int real_mat_snapshot(struct real_mat *m, struct trace_reader *r, uint64_t *reco
 int real_mat_mergeable(struct real_mat *m, bool on, struct sp_err *err);
 /* Address of a guest's page. */
 void *real_mat_page(const struct real_mat *m, uint32_t guest, uint64_t page);
+/* Whether a page is present now, and how many are. */
+bool real_mat_present(const struct real_mat *m, uint32_t guest, uint64_t page);
+uint64_t real_mat_present_pages(const struct real_mat *m);
 /* Bytes mapped (all regions). */
 uint64_t real_mat_bytes(const struct real_mat *m);
 /*

@@ -98,8 +98,7 @@ struct replay {
 	const struct trace_header *h;
 	struct real_mat *mat;
 	uint64_t *base;
-	uint64_t npages, present_pages;
-	uint8_t *present;
+	uint64_t npages;
 	uint32_t ps;
 	/* user */
 	struct real_live *L;
@@ -121,13 +120,15 @@ struct replay {
 
 static int apply_record(struct replay *R, const struct trace_record *rec, struct sp_err *err)
 {
-	uint64_t p = R->base[rec->guest] + rec->page;
-	bool was = R->present[p], now = rec->flags & TRACE_PRESENT;
+	bool was, now = rec->flags & TRACE_PRESENT;
+	uint64_t p;
 	int rc = 0;
 
 	if (rec->guest >= R->h->nguests || rec->page >= R->h->guests[rec->guest].pages)
 		return sp_err_set(err, SP_ECORRUPT, "record for guest %u page %llu is out of range",
 				  rec->guest, (unsigned long long)rec->page);
+	p = R->base[rec->guest] + rec->page;
+	was = real_mat_present(R->mat, rec->guest, rec->page);
 	if (R->kernel || !R->e) {
 		rc = real_mat_apply(R->mat, rec, err);
 	} else if (was && !now) {
@@ -150,8 +151,6 @@ static int apply_record(struct replay *R, const struct trace_record *rec, struct
 	if (rc < 0)
 		return sp_err_set(err, rc, "applying a record of guest %u page %llu: %s", rec->guest,
 				  (unsigned long long)rec->page, sp_strerror(rc));
-	R->present_pages += (uint64_t)now - (uint64_t)was;
-	R->present[p] = now;
 	return 0;
 }
 
@@ -261,8 +260,7 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 	R->ps = R->h->page_size;
 	R->npages = trace_header_total_pages(R->h);
 	R->base = calloc(R->h->nguests + 1, sizeof(*R->base));
-	R->present = calloc(R->npages ? R->npages : 1, 1);
-	if (!R->base || !R->present) {
+	if (!R->base) {
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -315,9 +313,11 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 		free(reg);
 		if (rc < 0)
 			goto out;
-		for (uint64_t p = 0; p < R->npages; p++) {
-			if (!R->present[p])
-				real_live_set_present(R->L, p, false);
+		for (uint32_t g = 0; g < R->h->nguests; g++) {
+			for (uint64_t pg = 0; pg < R->h->guests[g].pages; pg++) {
+				if (!real_mat_present(R->mat, g, pg))
+					real_live_set_present(R->L, R->base[g] + pg, false);
+			}
 		}
 		ec.algo = algo;
 		ec.params = *params;
@@ -375,8 +375,7 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 {
 	const struct metrics *m = &R->last;
 	double cpu_s = (double)R->last_cpu / 1e9;
-	double predicted = (double)(R->present_pages - (uint64_t)m->pages_sharing -
-				    (uint64_t)m->ksm_zero_pages) * R->ps;
+	double predicted = (double)(real_mat_present_pages(R->mat) - (uint64_t)metrics_saved(m)) * R->ps;
 
 	printf("mechanism   %s (%s; %s)\n", mech, algo, params);
 	printf("samples     %llu", (unsigned long long)R->samples);
@@ -387,7 +386,7 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 	       (long long)m->pages_shared, (long long)m->pages_sharing, (long long)m->ksm_zero_pages,
 	       (long long)m->pages_unshared, (long long)m->full_scans);
 	printf("            present pages %llu, oracle %lld; merges %lld, cow_breaks %lld\n",
-	       (unsigned long long)R->present_pages, (long long)m->oracle_saving,
+	       (unsigned long long)real_mat_present_pages(R->mat), (long long)m->oracle_saving,
 	       (long long)m->merges, (long long)m->cow_breaks);
 	printf("memory      measured_rss %.2f MiB; present - saved = %.2f MiB",
 	       (double)R->last_rss / (1 << 20), predicted / (1 << 20));
@@ -596,7 +595,6 @@ int cmd_real(int argc, char **argv)
 	}
 	cli_unguard_signals();
 	free(R.base);
-	free(R.present);
 	if (cli_stop || rc < 0) {
 		if (csv)
 			atomic_file_abort(&af);
