@@ -79,6 +79,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sp_util.h"
 #include "algorithm.h"
 
 enum {
@@ -141,15 +142,6 @@ struct esx {
 };
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static inline uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 static inline uint32_t bucket_of(const struct esx *e, uint32_t csum, uint32_t part)
 {
@@ -366,7 +358,7 @@ static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 		n = (uint64_t)e->owed[g];
 		e->owed[g] -= (double)n;
 		for (uint64_t k = 0; k < n; k++) {
-			bk_page p = e->gbase[g] + splitmix64(&e->rng) % e->gpages[g];
+			bk_page p = e->gbase[g] + sp_splitmix64(&e->rng) % e->gpages[g];
 			int rc = sample_page(e, p);
 
 			if (rc < 0)

@@ -25,6 +25,7 @@
  * also on failure.
  */
 #define _GNU_SOURCE
+#include "sp_util.h"
 #include "calibrate.h"
 
 #include <math.h>
@@ -40,23 +41,6 @@
 
 #define PAGE 4096u
 #define GROUP 128 /* equal pages per content in phase B */
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 /* Fills page i of r with content id c (equal ids, equal bytes). */
 static void fill(uint8_t *r, uint64_t i, uint64_t c)
@@ -82,21 +66,21 @@ static void user_timings(struct real_calibration *out, uint8_t *a, uint8_t *b, u
 	uint64_t seed = 42;
 	double t;
 
-	t = now_ns();
+	t = (double)sp_mono_ns();
 	for (uint64_t i = 0; i < n; i++)
 		sink += XXH64(a + i * PAGE, PAGE, 0);
-	out->ns[BK_COST_CHECKSUM] = (now_ns() - t) / (double)n;
-	t = now_ns();
+	out->ns[BK_COST_CHECKSUM] = ((double)sp_mono_ns() - t) / (double)n;
+	t = (double)sp_mono_ns();
 	for (uint64_t i = 0; i < n; i++)
 		sink += (uint64_t)memcmp(a + i * PAGE, b + i * PAGE, PAGE);
-	out->ns[BK_COST_COMPARE] = (now_ns() - t) / (double)n;
-	t = now_ns();
+	out->ns[BK_COST_COMPARE] = ((double)sp_mono_ns() - t) / (double)n;
+	t = (double)sp_mono_ns();
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t x = splitmix(&seed) % n, y = splitmix(&seed) % n;
+		uint64_t x = sp_splitmix64(&seed) % n, y = sp_splitmix64(&seed) % n;
 
 		sink += (uint64_t)memcmp(a + x * PAGE, a + y * PAGE, PAGE);
 	}
-	out->ns[BK_COST_TREE_STEP] = (now_ns() - t) / (double)n;
+	out->ns[BK_COST_TREE_STEP] = ((double)sp_mono_ns() - t) / (double)n;
 	out->measured[BK_COST_CHECKSUM] = out->measured[BK_COST_COMPARE] = true;
 	out->measured[BK_COST_TREE_STEP] = true;
 	(void)sink;
@@ -114,7 +98,7 @@ struct scan_cost {
 static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct sp_err *err)
 {
 	int64_t full0, full, cpu0, cpu, pages0, pages;
-	double deadline = now_ns() + 120e9;
+	double deadline = (double)sp_mono_ns() + 120e9;
 	int done = 0, rc;
 
 	if ((rc = real_ksm_get(sc->k, REAL_KSM_FULL_SCANS, &full0, err)) < 0 ||
@@ -122,7 +106,7 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct 
 	    (rc = real_proc_cpu_ns(sc->ksmd, &cpu0, err)) < 0)
 		return rc;
 	while (done < scans) {
-		if (now_ns() > deadline)
+		if ((double)sp_mono_ns() > deadline)
 			return sp_err_set(err, SP_EIO, "ksmd made no progress for 120 s (is another job using KSM?)");
 		usleep(500);
 		if ((rc = real_ksm_get(sc->k, REAL_KSM_FULL_SCANS, &full, err)) < 0)
@@ -220,11 +204,11 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		int64_t sharing = 0;
 
 		real_ksm_get(k, REAL_KSM_PAGES_SHARING, &sharing, err);
-		t = now_ns();
+		t = (double)sp_mono_ns();
 		for (uint64_t i = 0; i < n; i++)
 			b[i * PAGE + 100] ^= 1;
 		if (sharing > 0)
-			out->ns[BK_COST_COW_BREAK] = (now_ns() - t) / (double)n;
+			out->ns[BK_COST_COW_BREAK] = ((double)sp_mono_ns() - t) / (double)n;
 		out->measured[BK_COST_COW_BREAK] = sharing > 0;
 	}
 	madvise(b, n * PAGE, MADV_UNMERGEABLE);

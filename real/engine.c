@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sp_util.h"
 #include "engine.h"
 
 struct real_engine {
@@ -54,14 +55,6 @@ struct real_engine {
 	struct metrics pub;
 	struct algo_params live;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int real_engine_new(struct real_engine **out, struct real_live *L,
 		    const struct real_engine_config *cfg, struct sp_err *err)
@@ -100,7 +93,7 @@ int real_engine_new(struct real_engine **out, struct real_live *L,
 		real_engine_free(e);
 		return rc;
 	}
-	e->t0 = mono_ns();
+	e->t0 = sp_mono_ns();
 	*out = e;
 	return 0;
 }
@@ -211,7 +204,7 @@ int real_engine_step(struct real_engine *e, uint64_t *sleep_ns)
 	rc = real_live_poll(e->L, e->cfg.poll_pages, changed_cb, e);
 	if (rc < 0)
 		return sp_err_set(&e->err, rc, "polling pagemap for COW breaks: %s", sp_strerror(rc));
-	rc = e->cfg.algo->batch(e->st, mono_ns() - e->t0, sleep_ns);
+	rc = e->cfg.algo->batch(e->st, sp_mono_ns() - e->t0, sleep_ns);
 	if (rc < 0)
 		return sp_err_set(&e->err, rc, "%s: %s in a scan batch", e->cfg.algo->name,
 				  sp_strerror(rc));
@@ -255,7 +248,7 @@ static void *engine_main(void *arg)
 		if (sleep == ALGO_SLEEP_FOREVER)
 			sleep = 100000000ull; /* no change notifications here: look again in 100 ms */
 		{
-			uint64_t until = mono_ns() + sleep;
+			uint64_t until = sp_mono_ns() + sleep;
 			struct timespec ts = { (time_t)(until / 1000000000ull),
 					       (long)(until % 1000000000ull) };
 

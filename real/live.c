@@ -119,6 +119,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "sp_util.h"
 #include "algorithm.h"
 #include "live.h"
 
@@ -197,14 +198,6 @@ struct real_live {
 	uint64_t *pmbuf; /* CHUNK pagemap entries */
 	uint32_t zero_csum;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static inline uint8_t *page_addr(const struct real_live *L, bk_page p)
 {
@@ -848,7 +841,7 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 	struct live_page *pg = &L->pages[p];
 	struct live_frame *fr = &L->frames[slot];
 	uint8_t *addr;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = sp_mono_ns();
 	int rc = check_private(L, p);
 
 	if (rc < 0)
@@ -874,7 +867,7 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 	set_slot(L, p, slot);
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
-	L->merge_ns += mono_ns() - t0;
+	L->merge_ns += sp_mono_ns() - t0;
 	return 0;
 }
 
@@ -959,7 +952,7 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	struct live_page *kp, *pg;
 	uint8_t *pa, *ka;
 	uint32_t slot, node;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = sp_mono_ns();
 	unsigned need;
 	int rc;
 
@@ -1031,7 +1024,7 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	L->frames[slot].mappers--; /* drop the hold */
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
-	L->merge_ns += mono_ns() - t0;
+	L->merge_ns += sp_mono_ns() - t0;
 	if (out)
 		*out = handle(L, slot);
 	return 0;

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "sp_util.h"
 #include "fpcount.h"
 #include "materialize.h"
 
@@ -54,15 +55,6 @@ struct real_mat {
 	bool mergeable;
 };
 
-static inline uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 void real_fp_fill(void *dst, size_t page_size, struct sp_fp fp)
 {
 	uint8_t *p = dst;
@@ -71,7 +63,7 @@ void real_fp_fill(void *dst, size_t page_size, struct sp_fp fp)
 	memcpy(p, &fp.lo, 8);
 	memcpy(p + 8, &fp.hi, 8);
 	for (size_t i = 16; i + 8 <= page_size; i += 8) {
-		uint64_t w = splitmix64(&s);
+		uint64_t w = sp_splitmix64(&s);
 
 		memcpy(p + i, &w, 8);
 	}

@@ -332,7 +332,7 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 	if (!R->quiet)
 		printf("%8s %12s %12s %12s %10s %12s %12s %10s\n", "time_s", "pages_shared",
 		       "pages_sharing", "scanned", "full_scans", "cow_breaks", "rss_MiB", "cpu_s");
-	t0 = cli_now_ns();
+	t0 = sp_mono_ns();
 	while (!cli_stop) {
 		uint64_t t_snap = have_snap ? s.time_ms : UINT64_MAX;
 		uint64_t t = t_snap < next_sample ? t_snap : next_sample;
@@ -343,7 +343,7 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 		cli_sleep_until(t0 + t * NS_PER_MS);
 		if (cli_stop)
 			break;
-		el = (cli_now_ns() - t0) / NS_PER_MS;
+		el = (sp_mono_ns() - t0) / NS_PER_MS;
 		if (el > t && el - t > R->max_late_ms)
 			R->max_late_ms = el - t;
 		if (t == t_snap) {

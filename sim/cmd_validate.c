@@ -183,7 +183,7 @@ static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t
 	rc = real_ksm_set(&L->k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc < 0)
 		goto out;
-	t0 = cli_now_ns();
+	t0 = sp_mono_ns();
 	while (!cli_stop) {
 		uint64_t t_snap = have_snap ? s.time_ms : UINT64_MAX;
 		uint64_t t = t_snap < next_sample ? t_snap : next_sample;
@@ -194,8 +194,8 @@ static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t
 		cli_sleep_until(t0 + t * NS_PER_MS);
 		if (cli_stop)
 			break;
-		late = (cli_now_ns() - t0) / NS_PER_MS - t;
-		if (late > L->max_late_ms && (cli_now_ns() - t0) / NS_PER_MS > t)
+		late = (sp_mono_ns() - t0) / NS_PER_MS - t;
+		if (late > L->max_late_ms && (sp_mono_ns() - t0) / NS_PER_MS > t)
 			L->max_late_ms = late;
 		if (t == t_snap) { /* writes first, then the sample at the same time */
 			rc = real_mat_snapshot(L->mat, r, NULL, &cli_stop, err);

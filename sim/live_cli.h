@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ksm_sysfs.h"
+#include "sp_util.h"
 #include "sp_error.h"
 
 /* The KSM tunables the live commands accept (the kernel's names, shared with the ksm algorithm). */
@@ -31,7 +32,6 @@ extern volatile sig_atomic_t cli_stop;
 void cli_guard_signals(struct real_ksm_saved *saved, const char *mapcount);
 void cli_unguard_signals(void);
 
-uint64_t cli_now_ns(void);
 /* Sleeps until t_ns of CLOCK_MONOTONIC, or until a signal sets cli_stop. */
 void cli_sleep_until(uint64_t t_ns);
 

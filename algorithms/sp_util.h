@@ -1,0 +1,31 @@
+/*
+ * sp_util.h - two small helpers every module may want: the splitmix64
+ * generator (a seeded stream of well-mixed 64-bit values) and the monotonic
+ * clock in nanoseconds.
+ */
+#ifndef SP_UTIL_H
+#define SP_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Next value of the splitmix64 stream whose state is *s. */
+static inline uint64_t sp_splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t sp_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif
