@@ -486,7 +486,6 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	bool present = rec->flags & TRACE_PRESENT;
 	bool content_changed = !was_present || !present || !sp_fp_eq(pg->fp, rec->fp) ||
 			       (bool)(pg->flags & PG_ZERO) != (bool)(rec->flags & TRACE_ZERO);
-	bool merged_by_algo = pg->slot != SLOT_PRIVATE && !(pg->flags & PG_SPLITZERO);
 
 	*page = p;
 	*what = 0;
@@ -519,8 +518,7 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 			      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
 	*what |= present ? (was_present ? ALGO_CHANGE_CONTENT : ALGO_CHANGE_MAPPED)
 			 : ALGO_CHANGE_UNMAPPED;
-	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present) ||
-		  (merged_by_algo && !present);
+	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present);
 	if (truth_add(m, pg) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory counting contents");
 	return 0;
