@@ -1,7 +1,8 @@
 /*
  * plot.c - implements plot_timeseries(): writes a gnuplot program that reads
- * the CSV by column name, runs gnuplot on it, and renames the image into
- * place only when gnuplot exited 0.
+ * the CSV by column name into a temporary file beside the image and runs it
+ * with rep_gnuplot() (report_util.c), as the reports do: the image appears
+ * only when gnuplot exited 0, and gnuplot's own complaint is in the error.
  */
 #define _GNU_SOURCE
 #include "plot.h"
@@ -10,8 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "report_util.h"
 
 static const char *terminal_for(const char *out)
 {
@@ -24,60 +26,55 @@ static const char *terminal_for(const char *out)
 	return NULL;
 }
 
-/* gnuplot string literal: single quotes, a quote doubled. */
-static void put_quoted(FILE *f, const char *s)
-{
-	fputc('\'', f);
-	for (; *s; s++) {
-		if (*s == '\'')
-			fputc('\'', f);
-		fputc(*s, f);
-	}
-	fputc('\'', f);
-}
-
 int plot_timeseries(const char *csv, const char *out, const char *title, struct sp_err *err)
 {
 	const char *term = terminal_for(out);
-	char *tmp = NULL;
-	FILE *gp;
-	int status, rc = 0;
+	const char *slash = strrchr(out, '/'), *base = slash ? slash + 1 : out;
+	char *dir = NULL, *abs_csv = NULL, *script = NULL, *spath = NULL;
+	FILE *f;
+	int rc = 0;
 
 	if (!term)
 		return sp_err_set(err, SP_EINVAL, "%s: plot file must end in .png or .svg", out);
-	if (access(csv, R_OK) != 0)
+	abs_csv = realpath(csv, NULL); /* gnuplot runs in out's directory */
+	if (!abs_csv)
 		return sp_err_set(err, SP_EIO, "%s: %s", csv, strerror(errno));
-	if (asprintf(&tmp, "%s.tmp-%ld%s", out, (long)getpid(), strrchr(out, '.')) < 0)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	gp = popen("gnuplot 2>&1", "w");
-	if (!gp) {
-		free(tmp);
-		return sp_err_set(err, SP_ENOTSUP, "cannot run gnuplot: %s", strerror(errno));
+	dir = slash ? strndup(out, (size_t)(slash - out) + (slash == out)) : strdup(".");
+	if (!dir || asprintf(&script, ".%s.gp.tmp-%ld", base, (long)getpid()) < 0 ||
+	    !(spath = rep_path(dir, script))) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		goto out;
 	}
-	fprintf(gp, "set terminal %s\nset output ", term);
-	put_quoted(gp, tmp);
-	fputs("\nset termoption noenhanced\nset datafile separator ','\nset key bottom right\nset grid\n"
-	      "set xlabel 'simulated time (s)'\nset ylabel 'pages saved (4 KiB pages)'\n"
-	      "set title ", gp);
-	put_quoted(gp, title);
-	fputs("\nplot ", gp);
-	put_quoted(gp, csv);
+	f = fopen(spath, "w");
+	if (!f) {
+		rc = sp_err_set(err, SP_EIO, "%s: %s", spath, strerror(errno));
+		goto out;
+	}
+	fprintf(f, "if (!exists('sfx')) sfx = ''\nset terminal %s\nset output ", term);
+	rep_gp_quoted(f, base);
+	fputs(".sfx\nset termoption noenhanced\nset datafile separator ','\nset key bottom right\n"
+	      "set grid\nset xlabel 'simulated time (s)'\nset ylabel 'pages saved (4 KiB pages)'\n"
+	      "set title ", f);
+	rep_gp_quoted(f, title);
+	fputs("\nplot ", f);
+	rep_gp_quoted(f, abs_csv);
 	fputs(" using (column('time_ms')/1000):(column('pages_sharing')+column('ksm_zero_pages')"
 	      "+column('thp_zero_pages')) with lines lw 2 lc rgb '#1f77b4' "
 	      "title 'saved (pages_sharing + ksm_zero_pages + thp_zero_pages)', \\\n  ''"
 	      " using (column('time_ms')/1000):(column('oracle_saving')) with lines lw 1 dt 2 "
 	      "lc rgb '#555555' title 'oracle (most any algorithm could save)'\n",
-	      gp);
-	status = pclose(gp);
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = sp_err_set(err, WIFEXITED(status) && WEXITSTATUS(status) == 127 ? SP_ENOTSUP : SP_EIO,
-				"gnuplot failed to plot %s (exit status %d)", csv,
-				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		unlink(tmp);
-	} else if (rename(tmp, out) != 0) {
-		rc = sp_err_set(err, SP_EIO, "%s: %s", out, strerror(errno));
-		unlink(tmp);
+	      f);
+	if (fclose(f) != 0) {
+		rc = sp_err_set(err, SP_EIO, "%s: %s", spath, strerror(errno));
+		unlink(spath);
+		goto out;
 	}
-	free(tmp);
+	rc = rep_gnuplot(dir, script, &base, 1, err);
+	unlink(spath);
+out:
+	free(abs_csv);
+	free(dir);
+	free(script);
+	free(spath);
 	return rc;
 }
