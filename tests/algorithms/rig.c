@@ -10,18 +10,6 @@
 
 #include "rig.h"
 
-struct sp_fp rig_fp(uint64_t content)
-{
-	struct sp_fp fp = { 0, 0 };
-
-	if (content) {
-		fp.lo = content * 0xff51afd7ed558ccdULL + 0x632be59bd9b4e019ULL;
-		fp.hi = content;
-	}
-	return fp;
-}
-
-
 static struct rig *the_rig(void *impl) { return impl; }
 static uint64_t r_npages(void *i) { struct rig *r = the_rig(i); return r->in.ops->npages(r->in.impl); }
 static uint32_t r_nnodes(void *i) { struct rig *r = the_rig(i); return r->in.ops->nnodes(r->in.impl); }
@@ -117,7 +105,7 @@ void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool
 	bk_page p;
 
 	if (present) {
-		rec.fp = rig_fp(content);
+		rec.fp = tb_fp(content);
 		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO);
 	}
 	rec.node = r->tb.h.guests[g].node;

@@ -27,8 +27,6 @@ struct rig {
 	uint64_t uncounted;
 };
 
-/* Content number -> fingerprint (0: a zero page). */
-struct sp_fp rig_fp(uint64_t content);
 /* nguests guests of pages pages; edit r->tb.h.guests and r->offer_uncounted before rig_start. */
 void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages);
 /* Creates the backend and the algorithm; sets: NULL-terminated "key=value" list. */

@@ -480,21 +480,9 @@ static const char *gen_trace(void)
 	return path;
 }
 
-/* Content number -> a fingerprint with a spread checksum (0: the zero page). */
-static struct sp_fp fp_of(uint64_t c)
-{
-	struct sp_fp fp = { 0, 0 };
-
-	if (c) {
-		fp.lo = c * 0xff51afd7ed558ccdULL + 0x632be59bd9b4e019ULL;
-		fp.hi = c;
-	}
-	return fp;
-}
-
 static void put(struct tb *tb, uint32_t g, uint64_t page, uint64_t c)
 {
-	struct trace_record rec = { .guest = g, .page = page, .fp = fp_of(c) };
+	struct trace_record rec = { .guest = g, .page = page, .fp = tb_fp(c) };
 
 	rec.flags = TRACE_PRESENT | (c ? 0 : TRACE_ZERO);
 	rec.node = tb->h.guests[g].node;

@@ -18,22 +18,6 @@
 
 /* ---- a rig: the ksm algorithm on a sim_mem backend, driven by hand ----- */
 
-/*
- * Content number -> fingerprint (0: zero page).  Not tb_fp(): its
- * fingerprints all have sp_fp_checksum() == 0 (lo == hi * the same
- * constant), which would blind the checksum filter under test.
- */
-static struct sp_fp fp_of(uint64_t content)
-{
-	struct sp_fp fp = { 0, 0 };
-
-	if (content) {
-		fp.lo = content * 0xff51afd7ed558ccdULL + 0x632be59bd9b4e019ULL;
-		fp.hi = content;
-	}
-	return fp;
-}
-
 struct rig {
 	struct tb tb; /* only its header is used */
 	struct sim_mem *mem;
@@ -82,7 +66,7 @@ static void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t conten
 	bk_page p;
 
 	if (present) {
-		rec.fp = fp_of(content);
+		rec.fp = tb_fp(content);
 		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO);
 	}
 	rec.node = r->tb.h.guests[g].node;
@@ -345,7 +329,7 @@ SP_TEST(page_rewritten_every_interval_is_never_merged)
 
 	rig_init(&r, 1, 3);
 	rig_start(&r, sets);
-	CU_ASSERT_NOT_EQUAL(sp_fp_checksum(fp_of(3)), sp_fp_checksum(fp_of(9)));
+	CU_ASSERT_NOT_EQUAL(sp_fp_checksum(tb_fp(3)), sp_fp_checksum(tb_fp(9)));
 	rig_write(&r, 0, 0, 3);
 	rig_write(&r, 0, 1, 9);
 	rig_write(&r, 0, 2, 3);
