@@ -14,86 +14,20 @@
 #include "algorithm.h"
 #include "harness.h"
 #include "sim.h"
+#include "rig.h"
 #include "tracebuild.h"
 
 /* ---- a rig: the ksm algorithm on a sim_mem backend, driven by hand ----- */
 
-struct rig {
-	struct tb tb; /* only its header is used */
-	struct sim_mem *mem;
-	struct backend bk;
-	const struct algo_ops *a;
-	void *st;
-	uint64_t now;
-	struct sim_cost cost;
-};
-
-static void rig_init(struct rig *r, uint32_t nguests, uint64_t pages)
+/* The shared rig (rig.h), with the whole scan in one batch unless a test says otherwise. */
+static void ksm_start(struct rig *r, const char *const *sets)
 {
-	memset(r, 0, sizeof(*r));
-	tb_init(&r->tb, nguests, pages);
-	r->a = algo_find("ksm");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r->a);
-	sim_cost_defaults(&r->cost);
-}
+	const char *all[32] = { "pages_to_scan=1000000" };
+	int n = 1;
 
-/* Creates the backend and the algorithm; sets: NULL-terminated "key=value" list. */
-static void rig_start(struct rig *r, const char *const *sets)
-{
-	struct algo_params prm;
-	struct algo_env env;
-	struct sp_err err = { 0 };
-
-	algo_params_defaults(r->a, &prm);
-	CU_ASSERT_EQUAL_FATAL(algo_params_set(r->a, &prm, "pages_to_scan=1000000", &err), 0);
-	for (; sets && *sets; sets++)
-		CU_ASSERT_EQUAL_FATAL(algo_params_set(r->a, &prm, *sets, &err), 0);
-	CU_ASSERT_EQUAL_FATAL(sim_mem_new(&r->mem, &r->tb.h, &err), 0);
-	r->bk = sim_mem_backend(r->mem);
-	env.bk = r->bk;
-	env.seed = 1;
-	if (r->a->create(&r->st, &prm, &env, &err) != 0)
-		fprintf(stderr, "create: %s\n", err.msg);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r->st);
-}
-
-static void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present)
-{
-	struct trace_record rec = { .guest = g, .page = page };
-	struct sp_err err = { 0 };
-	uint32_t what;
-	bool notify;
-	bk_page p;
-
-	if (present) {
-		rec.fp = tb_fp(content);
-		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO);
-	}
-	rec.node = r->tb.h.guests[g].node;
-	CU_ASSERT_EQUAL_FATAL(sim_mem_apply(r->mem, &rec, &p, &what, &notify, &err), 0);
-	if (what && notify)
-		CU_ASSERT_EQUAL(r->a->page_changed(r->st, p, what), 0);
-}
-
-static void rig_write(struct rig *r, uint32_t g, uint64_t page, uint64_t content)
-{
-	rig_record(r, g, page, content, true);
-}
-
-static void rig_metrics(struct rig *r, struct metrics *m)
-{
-	memset(m, 0, sizeof(*m));
-	r->a->metrics(r->st, m);
-	sim_mem_metrics(r->mem, &r->cost, m);
-}
-
-static uint64_t rig_batch(struct rig *r)
-{
-	uint64_t sleep = 0;
-
-	CU_ASSERT_EQUAL_FATAL(r->a->batch(r->st, r->now, &sleep), 0);
-	r->now += sleep + 1000000u;
-	return sleep;
+	for (; sets && *sets && n < 31; sets++)
+		all[n++] = *sets;
+	rig_start(r, all);
 }
 
 /* Batches until full_scans == n. */
@@ -110,14 +44,6 @@ static void rig_scans(struct rig *r, int64_t n)
 	CU_FAIL_FATAL("full_scans never reached the target");
 }
 
-static void rig_free(struct rig *r)
-{
-	if (r->st)
-		r->a->destroy(r->st);
-	sim_mem_free(r->mem);
-	trace_header_release(&r->tb.h);
-}
-
 /*
  * Ground truth after a quiescent full scan (every page written since the
  * previous scan has been visited): the KSM counters match the frames the
@@ -125,7 +51,7 @@ static void rig_free(struct rig *r)
  */
 static void check_against_frames(struct rig *r)
 {
-	uint64_t n = r->bk.ops->npages(r->bk.impl);
+	uint64_t n = r->in.ops->npages(r->in.impl);
 	bk_frame *seen = calloc(n + 1, sizeof(*seen));
 	int64_t frames = 0, mapped = 0;
 	struct bk_page_info info;
@@ -133,7 +59,7 @@ static void check_against_frames(struct rig *r)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(seen);
 	for (bk_page p = 0; p < n; p++) {
-		r->bk.ops->page_info(r->bk.impl, p, &info);
+		r->in.ops->page_info(r->in.impl, p, &info);
 		if (!info.present || info.frame == BK_NO_FRAME || info.frame == BK_ZERO_FRAME)
 			continue;
 		mapped++;
@@ -159,8 +85,8 @@ SP_TEST(identical_pages_merge_on_second_full_scan)
 	struct rig r;
 	struct metrics m;
 
-	rig_init(&r, 2, 8);
-	rig_start(&r, NULL);
+	rig_init(&r, "ksm", 2, 8);
+	ksm_start(&r, NULL);
 	for (uint32_t g = 0; g < 2; g++) {
 		for (uint64_t i = 0; i < 5; i++)
 			rig_write(&r, g, i, 7);
@@ -217,8 +143,8 @@ SP_TEST(max_page_sharing_gives_chains_and_dups)
 		struct metrics m;
 
 		snprintf(set, sizeof(set), "max_page_sharing=%lld", (long long)mx);
-		rig_init(&r, 1, (uint64_t)n);
-		rig_start(&r, sets);
+		rig_init(&r, "ksm", 1, (uint64_t)n);
+		ksm_start(&r, sets);
 		for (int64_t i = 0; i < n; i++)
 			rig_write(&r, 0, (uint64_t)i, 5);
 		for (int64_t scans = 2; scans <= 4; scans++) {
@@ -247,8 +173,8 @@ SP_TEST(zero_pages_land_in_ksm_zero_pages)
 		struct rig r;
 		struct metrics m;
 
-		rig_init(&r, 1, 6);
-		rig_start(&r, sets);
+		rig_init(&r, "ksm", 1, 6);
+		ksm_start(&r, sets);
 		for (uint64_t i = 0; i < 4; i++)
 			rig_write(&r, 0, i, 0);
 		rig_write(&r, 0, 4, 9);
@@ -293,9 +219,9 @@ SP_TEST(merge_across_nodes_zero_never_shares_across_nodes)
 		struct metrics m;
 		struct sp_err err = { 0 };
 
-		rig_init(&r, 2, 3);
+		rig_init(&r, "ksm", 2, 3);
 		r.tb.h.guests[1].node = 1;
-		rig_start(&r, sets);
+		ksm_start(&r, sets);
 		for (uint32_t g = 0; g < 2; g++) {
 			for (uint64_t i = 0; i < 3; i++)
 				rig_write(&r, g, i, 5);
@@ -327,8 +253,8 @@ SP_TEST(page_rewritten_every_interval_is_never_merged)
 	struct rig r;
 	struct metrics m;
 
-	rig_init(&r, 1, 3);
-	rig_start(&r, sets);
+	rig_init(&r, "ksm", 1, 3);
+	ksm_start(&r, sets);
 	CU_ASSERT_NOT_EQUAL(sp_fp_checksum(tb_fp(3)), sp_fp_checksum(tb_fp(9)));
 	rig_write(&r, 0, 0, 3);
 	rig_write(&r, 0, 1, 9);
@@ -366,8 +292,8 @@ SP_TEST(smart_scan_skips_on_the_kernel_schedule)
 		struct rig r;
 		struct metrics m;
 
-		rig_init(&r, 1, unique + same);
-		rig_start(&r, sets);
+		rig_init(&r, "ksm", 1, unique + same);
+		ksm_start(&r, sets);
 		for (int64_t i = 0; i < unique; i++)
 			rig_write(&r, 0, (uint64_t)i, 1000 + (uint64_t)i);
 		for (int64_t i = 0; i < same; i++)
@@ -393,8 +319,8 @@ SP_TEST(cow_break_unshares_when_the_scanner_next_visits)
 	struct rig r;
 	struct metrics m;
 
-	rig_init(&r, 1, 4);
-	rig_start(&r, NULL);
+	rig_init(&r, "ksm", 1, 4);
+	ksm_start(&r, NULL);
 	for (uint64_t i = 0; i < 3; i++)
 		rig_write(&r, 0, i, 4);
 	rig_write(&r, 0, 3, 50);
@@ -439,8 +365,8 @@ SP_TEST(unmapped_page_leaves_at_once)
 	struct rig r;
 	struct metrics m;
 
-	rig_init(&r, 1, 3);
-	rig_start(&r, NULL);
+	rig_init(&r, "ksm", 1, 3);
+	ksm_start(&r, NULL);
 	for (uint64_t i = 0; i < 3; i++)
 		rig_write(&r, 0, i, 4);
 	rig_scans(&r, 2);
@@ -461,10 +387,10 @@ SP_TEST(counters_match_frames_under_random_writes)
 	struct rig r;
 
 	srand((unsigned)seed);
-	rig_init(&r, 4, 64);
+	rig_init(&r, "ksm", 4, 64);
 	r.tb.h.guests[2].node = 1;
 	r.tb.h.guests[3].node = 1;
-	rig_start(&r, sets);
+	ksm_start(&r, sets);
 	for (uint32_t g = 0; g < 4; g++) {
 		for (uint64_t i = 0; i < 64; i++)
 			rig_write(&r, g, i, (uint64_t)(rand() % 6));
@@ -501,8 +427,8 @@ SP_TEST(set_param_at_run_time)
 	uint32_t mps = (uint32_t)algo_param_index(r.a = algo_find("ksm"), "max_page_sharing");
 	uint32_t pts = (uint32_t)algo_param_index(r.a, "pages_to_scan");
 
-	rig_init(&r, 1, 10);
-	rig_start(&r, NULL);
+	rig_init(&r, "ksm", 1, 10);
+	ksm_start(&r, NULL);
 	for (uint64_t i = 0; i < 10; i++)
 		rig_write(&r, 0, i, i < 2 ? 8 : 20 + i);
 	CU_ASSERT_EQUAL(r.a->set_param(r.st, pts, 3, &err), 0);
