@@ -531,8 +531,7 @@ static void cmd_metrics(const void *st, struct metrics *m)
 	m->full_scans = c->full_scans;
 	m->pages_scanned = c->pages_scanned;
 	m->ksm_zero_pages = c->zero_pages;
-	m->general_profit = (c->pages_sharing + c->zero_pages) * (int64_t)c->page_size -
-			    c->tracked * METRICS_GENERAL_PROFIT_META;
+	m->general_profit = metrics_general_profit(m, c->page_size, c->tracked);
 }
 
 static void cmd_destroy(void *st)

@@ -425,8 +425,7 @@ static void esx_metrics(const void *st, struct metrics *m)
 	m->full_scans = 0;
 	m->pages_scanned = e->pages_scanned;
 	m->ksm_zero_pages = e->zero_pages;
-	m->general_profit = (e->pages_sharing + e->zero_pages) * (int64_t)e->page_size -
-			    (e->hints + e->pages_shared) * METRICS_GENERAL_PROFIT_META;
+	m->general_profit = metrics_general_profit(m, e->page_size, e->hints + e->pages_shared);
 }
 
 static void esx_destroy(void *st)

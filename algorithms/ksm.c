@@ -1250,8 +1250,7 @@ static void ksm_metrics(const void *st, struct metrics *m)
 	m->ksm_zero_pages = k->zero_pages;
 	m->stable_node_chains = k->chains;
 	m->stable_node_dups = k->dups;
-	m->general_profit = (k->pages_sharing + k->zero_pages) * (int64_t)k->page_size -
-			    k->rmap_items * METRICS_GENERAL_PROFIT_META;
+	m->general_profit = metrics_general_profit(m, k->page_size, k->rmap_items);
 }
 
 static void ksm_destroy(void *st)

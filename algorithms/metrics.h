@@ -54,6 +54,17 @@ extern const char *const metrics_names[METRICS_COUNT];
 int64_t metrics_get(const struct metrics *m, int i);
 
 /*
+ * The kernel's general_profit, from m's pages_sharing and ksm_zero_pages
+ * (set them first) and the pages the algorithm tracks (rmap items).
+ */
+static inline int64_t metrics_general_profit(const struct metrics *m, int64_t page_size,
+					     int64_t tracked)
+{
+	return (m->pages_sharing + m->ksm_zero_pages) * page_size -
+	       tracked * METRICS_GENERAL_PROFIT_META;
+}
+
+/*
  * Pages saved: pages_sharing + ksm_zero_pages (what general_profit credits)
  * + thp_zero_pages (zero subpages that a merge's huge-page split mapped to
  * the zero page: memory freed that no KSM counter shows).

@@ -153,8 +153,7 @@ static void oracle_metrics(const void *st, struct metrics *m)
 	m->pages_unshared = 0;
 	m->pages_volatile = 0;
 	m->ksm_zero_pages = o->zero_pages;
-	m->general_profit = (sharing + o->zero_pages) * page_size -
-			    o->present * METRICS_GENERAL_PROFIT_META;
+	m->general_profit = metrics_general_profit(m, page_size, o->present);
 }
 
 const struct algo_ops algo_oracle = {

@@ -729,8 +729,7 @@ static void uksm_metrics(const void *st, struct metrics *m)
 	m->full_scans = u->full_scans;
 	m->pages_scanned = u->pages_scanned;
 	m->ksm_zero_pages = u->zero_pages;
-	m->general_profit = (u->pages_sharing + u->zero_pages) * (int64_t)u->page_size -
-			    u->tracked * METRICS_GENERAL_PROFIT_META;
+	m->general_profit = metrics_general_profit(m, u->page_size, u->tracked);
 }
 
 static void uksm_destroy(void *st)

@@ -160,7 +160,7 @@ static void zero_metrics(const void *st, struct metrics *m)
 	m->ksm_zero_pages = z->zero_pages;
 	m->full_scans = z->full_scans;
 	m->pages_scanned = z->pages_scanned;
-	m->general_profit = z->zero_pages * page_size - z->ntracked * METRICS_GENERAL_PROFIT_META;
+	m->general_profit = metrics_general_profit(m, page_size, z->ntracked);
 }
 
 const struct algo_ops algo_zero = {
