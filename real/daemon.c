@@ -700,9 +700,6 @@ int real_daemon_stop(struct real_daemon *d, struct sp_err *err)
 {
 	int rc = 0;
 
-	if (d->policy_st)
-		d->conf.policy->destroy(d->policy_st);
-	d->policy_st = NULL;
 	switch (d->conf.on_exit) {
 	case REAL_ON_EXIT_KEEP:
 		logf_(d, REAL_LOG_INFO, "exit: KSM left as it is (run=%lld, %lld pages sharing)",
@@ -728,6 +725,9 @@ int real_daemon_stop(struct real_daemon *d, struct sp_err *err)
 
 		real_daemon_write_metrics(d, d->conf.metrics, &e);
 	}
+	if (d->policy_st)
+		d->conf.policy->destroy(d->policy_st);
+	d->policy_st = NULL;
 	return rc;
 }
 
