@@ -182,19 +182,6 @@ static int check_config(const struct real_daemon_conf *c)
 	return EXIT_OK;
 }
 
-struct sim_out {
-	FILE *csv;
-};
-
-static int sim_sample(void *arg, uint64_t time_ms, const struct metrics *m)
-{
-	struct sim_out *o = arg;
-
-	(void)time_ms;
-	(void)m;
-	return o->csv ? 0 : 0;
-}
-
 /*
  * --simulate TRACE: the configured policy and settings on the kernel's KSM
  * model (algorithm "ksm"), the trace's guests as the host's, in simulated
@@ -205,7 +192,6 @@ static int simulate(const struct real_daemon_conf *c, const char *trace)
 	struct sim_config cfg;
 	struct sim_result res;
 	struct sp_err err = { 0 };
-	struct sim_out out = { 0 };
 	const struct algo_ops *ksm = algo_find("ksm");
 	char kv[64];
 	size_t idx = 0;
@@ -238,7 +224,7 @@ static int simulate(const struct real_daemon_conf *c, const char *trace)
 		rc = algo_params_set(ksm, &cfg.params, kv, &err);
 	}
 	if (rc == 0)
-		rc = sim_run(trace, &cfg, sim_sample, NULL, &out, &res, &err);
+		rc = sim_run(trace, &cfg, NULL, NULL, NULL, &res, &err);
 	if (rc < 0)
 		return fail(&err);
 	printf("simulated %.1f s of %s with policy %s: %lld pages saved at the end, peak %lld\n",
