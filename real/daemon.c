@@ -84,7 +84,7 @@ static void upper(char *dst, const char *src, size_t len)
 /* SAMEPAGE_<POLICY>_<PARAM>: the policy index and "param=value", or -1. */
 static int generic_key(const char *key, const char *value, char *kv, size_t len)
 {
-	char want[128], pol[64], par[64];
+	char want[256], pol[64], par[64];
 
 	for (size_t i = 0; i < ctl_count(); i++) {
 		const struct ctl_ops *c = ctl_at(i);
