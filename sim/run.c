@@ -63,6 +63,7 @@ void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
 	c->tail_ms = 60000;
 	c->sample_ms = 1000;
 	sim_cost_defaults(&c->cost);
+	algo_kernel_newest(&c->kernel);
 }
 
 static double scanner_ns(const struct sim_cost *cost, const uint64_t *counts)
@@ -332,7 +333,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 		   struct sim_result *out, struct sp_err *err)
 {
 	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out, .src = src };
-	struct algo_env env;
+	struct algo_env env = { 0 };
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -343,7 +344,18 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract",
 				  cfg->algo->name);
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
+	if (cfg->ctl && strcmp(cfg->ctl->name, "advisor") == 0) {
+		char why[256];
+
+		if (!algo_kernel_offers(&cfg->kernel, "advisor", why, sizeof(why)))
+			return sp_err_set(err, SP_EINVAL, "--controller advisor: %s", why);
+	}
 	rc = sim_mem_new(&x.mem, src->header(src->impl), err);
+	if (rc == 0)
+		sim_mem_set_huge(x.mem, (cfg->algo->caps & ALGO_CAP_LINUX) &&
+						algo_kernel_has(&cfg->kernel, AK_THP_ZERO_REMAP)
+					? SIM_HUGE_SPLIT_ZERO
+					: SIM_HUGE_SPLIT);
 	if (rc == 0) {
 		x.rng = gsl_rng_alloc(gsl_rng_mt19937);
 		if (!x.rng)
@@ -354,6 +366,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	if (rc == 0) {
 		env.bk = sim_mem_backend(x.mem);
 		env.seed = cfg->seed;
+		env.kernel = &cfg->kernel;
 		rc = cfg->algo->create(&x.st, &cfg->params, &env, err);
 	}
 	x.running = true;
