@@ -79,6 +79,8 @@ struct sim_mem {
 	uint64_t counts[BK_COST__COUNT];
 	int64_t cow_breaks, merges, remote, thp_splits, thp_zero;
 	enum sim_huge huge;    /* what a split does (sim_mem_set_huge) */
+	int64_t present;       /* present pages */
+	int64_t on_zero;       /* present pages mapping the shared zero page */
 	struct fpcount truth;
 	int64_t truth_zero;    /* present zero-filled pages */
 };
@@ -206,6 +208,8 @@ static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
 
 	pg->slot = SLOT_PRIVATE;
 	pg->flags &= (uint8_t)~PG_SPLITZERO;
+	if (slot == SLOT_ZERO)
+		m->on_zero--;
 	if (slot <= SLOT_ZERO)
 		return;
 	if (m->frames[slot].node != pg->node)
@@ -237,6 +241,7 @@ static void split_huge(struct sim_mem *m, bk_page p)
 			q->slot = SLOT_ZERO;
 			q->flags |= PG_SPLITZERO;
 			m->thp_zero++;
+			m->on_zero++;
 		}
 	}
 }
@@ -414,6 +419,7 @@ static int mem_merge_zero(void *impl, bk_page p)
 	if (rc < 0)
 		return rc;
 	pg->slot = SLOT_ZERO;
+	m->on_zero++;
 	merged(m);
 	return 0;
 }
@@ -552,9 +558,16 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	*what |= present ? (was_present ? ALGO_CHANGE_CONTENT : ALGO_CHANGE_MAPPED)
 			 : ALGO_CHANGE_UNMAPPED;
 	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present);
+	m->present += (int64_t)present - (int64_t)was_present;
 	if (truth_add(m, pg) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory counting contents");
 	return 0;
+}
+
+void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)
+{
+	*present = m->present;
+	*on_zero = m->on_zero;
 }
 
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out)

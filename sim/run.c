@@ -261,14 +261,21 @@ static int env_host(void *arg, struct ctl_host *out, struct sp_err *err)
 	struct run *x = arg;
 	const struct sim_host *h = &x->cfg->host;
 	struct metrics m;
-	int64_t total, committed, backed, free_kib;
+	int64_t total, committed, backed, free_kib, present, on_zero, kib = x->page_size / 1024;
 
 	(void)err;
 	read_metrics(x, &m);
 	memset(out, 0, sizeof(*out));
+	sim_mem_usage(x->mem, &present, &on_zero);
 	total = (int64_t)h->mem_mib * 1024;
-	committed = (int64_t)(x->guest_pages * x->page_size / 1024);
-	backed = committed - metrics_saved(&m) * (int64_t)x->page_size / 1024;
+	/*
+	 * The guests' RSS, as ksmtuned sums the QEMU processes' `ps -o rsz`:
+	 * every present page, a KSM page once per mapper, but not the pages
+	 * mapping the zero page.  The frames they take: present pages less the
+	 * pages saved.
+	 */
+	committed = (present - on_zero) * kib;
+	backed = (present - metrics_saved(&m)) * kib;
 	free_kib = total - (int64_t)h->used_mib * 1024 - backed;
 	out->mem_total_kib = (uint64_t)total;
 	out->mem_free_kib = free_kib > 0 ? (uint64_t)free_kib : 0;

@@ -63,6 +63,8 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 		  uint32_t *what, bool *notify, struct sp_err *err);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
+/* Present pages, and those of them mapping the shared zero page (not in any RSS). */
+void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero);
 /* Counted work so far. */
 const uint64_t *sim_mem_counts(const struct sim_mem *m);
 uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page);
