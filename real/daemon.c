@@ -607,6 +607,8 @@ int real_daemon_start(struct real_daemon *d, uint64_t now_ns, struct sp_err *err
 	rc = apply_fixed(d, err);
 	if (rc == 0)
 		rc = create_policy(d, &d->conf, &d->policy_st, err);
+	if (rc == 0)
+		d->env.run(d, true);
 	return rc;
 }
 
@@ -625,7 +627,8 @@ int real_daemon_reload(struct real_daemon *d, const struct real_daemon_conf *c, 
 	if (d->policy_st)
 		old.policy->destroy(d->policy_st);
 	d->policy_st = st;
-	d->next_tick_ns = d->now_ns;
+	d->next_tick_ns = d->policy_start_ns = d->now_ns;
+	d->ticks = 0;
 	return apply_fixed(d, err);
 }
 
@@ -680,11 +683,18 @@ int real_daemon_cycle(struct real_daemon *d, uint64_t now_ns, bool force, uint64
 		      force ? "retune" : "adjust", (unsigned long long)d->host.mem.committed_kib,
 		      (unsigned long long)d->host.mem.mem_free_kib, (unsigned long long)d->host.mem.mem_available_kib,
 		      (long long)ksm_v(d, REAL_KSM_PAGES_SHARING));
-		rc = p->tick(d->policy_st, t, &m, &next, &perr);
+		bool first = d->ticks == 0;
+
+		rc = p->tick(d->policy_st, t - d->policy_start_ns, &m, &next, &perr);
+		d->ticks++;
+		if (rc == 0 && force && first) {
+			rc = p->tick(d->policy_st, t - d->policy_start_ns, &m, &next, &perr);
+			d->ticks++;
+		}
 		d->next_tick_ns = next == ALGO_SLEEP_FOREVER ? FOREVER : t + (next ? next : 1000000);
 	}
 	if (rc == 0 && p->after_batch)
-		rc = p->after_batch(d->policy_st, t, &m, &perr);
+		rc = p->after_batch(d->policy_st, t - d->policy_start_ns, &m, &perr);
 	if (rc < 0)
 		logf_(d, REAL_LOG_ERR, "policy %s: %s", p->name, perr.msg);
 	if (d->conf.metrics[0] && real_daemon_write_metrics(d, d->conf.metrics, err) < 0)

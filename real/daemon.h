@@ -89,6 +89,8 @@ struct real_daemon {
 	uint64_t start_ns;                /* monotonic time at start */
 	uint64_t now_ns;                  /* since start, at the last cycle */
 	uint64_t next_tick_ns;            /* the policy's next tick, since start */
+	uint64_t policy_start_ns;         /* when the policy was created, since start */
+	uint64_t ticks;                   /* ticks of this policy so far */
 	int64_t base_ksmd_cpu_ns, base_cow_ksm;
 	int64_t prev_cow_ksm;             /* at the previous cycle, for the rate */
 	uint64_t prev_cycle_ns;
@@ -104,14 +106,18 @@ struct real_daemon {
  * Opens the KSM directory under sysfs (SP_ENOTSUP: no KSM; SP_EPERM:
  * read-only, unless dry_run), reads the host, applies the configured
  * merge_across_nodes / use_zero_pages / smart_scan / max_page_sharing (the
- * unmerging ones through the checked path) and creates the policy.
+ * unmerging ones through the checked path), starts KSM (run=1, as the ksm
+ * service does and as the simulator starts: the policy adjusts from there)
+ * and creates the policy.
  * d->conf, procfs, sysfs, dry_run, log must be set; d->write may be.
  */
 int real_daemon_start(struct real_daemon *d, uint64_t now_ns, struct sp_err *err);
 /*
  * One cycle at now_ns (monotonic): read the host and the counters, run the
- * policy if due (force: now, as SIGUSR1's retune), check the alarms, write
- * the metrics file and a CSV row.  *next_ns: monotonic time of the next
+ * policy if due (force: now, as SIGUSR1's retune; a policy that has not
+ * ticked yet gets its first tick and, at once, a second one, so that a
+ * policy whose first tick only starts waiting - ksmtuned's first sleep -
+ * decides now), check the alarms, write the metrics file and a CSV row.  *next_ns: monotonic time of the next
  * cycle.
  */
 int real_daemon_cycle(struct real_daemon *d, uint64_t now_ns, bool force, uint64_t *next_ns,

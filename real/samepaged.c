@@ -260,7 +260,7 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 	struct sp_err err = { 0 };
 	sigset_t sigs;
 	uint64_t next = 0, wd = watchdog_half_ns(), last_wd = 0;
-	bool retune = true;
+	bool retune = o->once; /* --once decides now; the daemon as the policy's own clock says */
 	int rc;
 
 	memset(&d, 0, sizeof(d));
@@ -296,7 +296,7 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 				log_line(&lg, REAL_LOG_ERR, err.msg);
 				break;
 			}
-			if (retune && !o->once && d.cycles == 1)
+			if (!o->once && d.cycles == 1)
 				notify("READY=1\nSTATUS=running");
 			retune = false;
 		}

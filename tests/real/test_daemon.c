@@ -175,12 +175,18 @@ static void start(struct real_daemon *d, struct fake *fk, const char *conf)
 	CU_ASSERT_EQUAL_FATAL(err.code, 0);
 }
 
-static void cycle(struct real_daemon *d, uint64_t t)
+static void cycle_at(struct real_daemon *d, uint64_t t, bool force)
 {
 	struct sp_err err = { 0 };
 	uint64_t next;
 
-	CU_ASSERT_EQUAL_FATAL(real_daemon_cycle(d, 1000 * S + t, false, &next, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(real_daemon_cycle(d, 1000 * S + t, force, &next, &err), 0);
+}
+
+/* A cycle t ns after start, as the policy's clock runs. */
+static void cycle(struct real_daemon *d, uint64_t t)
+{
+	cycle_at(d, t, false);
 }
 
 SP_TEST(ksmtuned_starts_with_boost_and_the_sleep_formula)
@@ -190,6 +196,8 @@ SP_TEST(ksmtuned_starts_with_boost_and_the_sleep_formula)
 	 * Guests: 3000000 + 4000000 KiB RSS = 7000000 committed; 7000000 +
 	 * 1677721 >= 8388608, so KSM runs.  free = MemFree 1000000 < thres:
 	 * boost from 0 to 300.  sleep = 10 x 16 x 1024 x 1024 / 8388608 = 20.
+	 * samepaged starts KSM as the ksm service does; ksmtuned's first
+	 * adjustment comes one interval later, as the script's.
 	 */
 	struct fake fk;
 	struct real_daemon d;
@@ -200,23 +208,29 @@ SP_TEST(ksmtuned_starts_with_boost_and_the_sleep_formula)
 	guest(&fk, 1000, "qemu-system-x86", 3000000);
 	guest(&fk, 1001, "qemu-kvm", 4000000);
 	start(&d, &fk, "# ksmtuned.conf as shipped\nKSM_MONITOR_INTERVAL=60\n");
+	CU_ASSERT_EQUAL(get(&fk, "run"), 1);
+	CU_ASSERT_EQUAL(d.decisions[RD_START], 1);
 	cycle(&d, 0);
 	CU_ASSERT_EQUAL(d.host.mem.committed_kib, 7000000);
+	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 100); /* the script sleeps first */
+	cycle(&d, 30 * S);
+	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 100);
+	cycle(&d, 60 * S);
 	CU_ASSERT_EQUAL(get(&fk, "run"), 1);
 	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 300);
 	CU_ASSERT_EQUAL(get(&fk, "sleep_millisecs"), 20);
-	CU_ASSERT_EQUAL(d.decisions[RD_START], 1);
-	/* Within the interval nothing changes; at 60 s another boost: 600. */
-	cycle(&d, 30 * S);
+	/* Within the interval nothing changes; at 120 s another boost: 600. */
+	cycle(&d, 90 * S);
 	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 300);
-	cycle(&d, 60 * S);
+	cycle(&d, 120 * S);
 	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 600);
 	/* Memory freed by merging: free 2000000 > thres: decay by 50, to 550. */
 	meminfo(&fk, 8388608, 2000000, 2200000, 0);
-	cycle(&d, 120 * S);
+	cycle(&d, 180 * S);
 	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 550);
 	CU_ASSERT_EQUAL(d.decisions[RD_PAGES_TO_SCAN], 3);
 	CU_ASSERT_EQUAL(d.decisions[RD_SLEEP_MILLISECS], 0); /* 20 already: nothing written */
+	CU_ASSERT_EQUAL(d.decisions[RD_START], 1);
 	CU_ASSERT_EQUAL(real_daemon_stop(&d, &err), 0);
 	CU_ASSERT_EQUAL(get(&fk, "run"), 1); /* SAMEPAGE_ON_EXIT=keep */
 }
@@ -229,7 +243,8 @@ SP_TEST(ksmtuned_decays_to_the_floor_and_stops_when_memory_is_plentiful)
 	 * 5000000 > thres: decay from 0 -> -50, clamped to npages_min 64.
 	 * sleep = max(10, 10 x 16777216 / 16777216 = 10) = 10.  Then a guest
 	 * exits (8000000 committed): 8000000 + 1677721 < 16777216 and free >
-	 * thres: stop, tunables left as they are.
+	 * thres: stop, tunables left as they are.  A retune (SIGUSR1) decides
+	 * at once, without waiting for the interval.
 	 */
 	struct fake fk;
 	struct real_daemon d;
@@ -241,11 +256,12 @@ SP_TEST(ksmtuned_decays_to_the_floor_and_stops_when_memory_is_plentiful)
 	guest(&fk, 1001, "qemu:vm2", 7500000);
 	start(&d, &fk, "KSM_THRES_COEF=10\nSAMEPAGE_ON_EXIT=stop\n");
 	cycle(&d, 0);
+	cycle(&d, 60 * S);
 	CU_ASSERT_EQUAL(get(&fk, "run"), 1);
 	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 64);
 	CU_ASSERT_EQUAL(get(&fk, "sleep_millisecs"), 10);
 	guest(&fk, 1001, "bash", 7000000); /* pid reused by a non-guest */
-	cycle(&d, 60 * S);
+	cycle_at(&d, 61 * S, true);
 	CU_ASSERT_EQUAL(d.host.mem.committed_kib, 8000000);
 	CU_ASSERT_EQUAL(get(&fk, "run"), 0);
 	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 64);
@@ -271,7 +287,7 @@ SP_TEST(dry_run_writes_nothing)
 	d.log = capture;
 	d.log_arg = &fk;
 	CU_ASSERT_EQUAL_FATAL(real_daemon_start(&d, 0, &err), 0);
-	cycle(&d, 0);
+	cycle_at(&d, 0, true); /* as --once: decide now */
 	CU_ASSERT_EQUAL(get(&fk, "run"), 0);
 	CU_ASSERT_EQUAL(get(&fk, "pages_to_scan"), 100);
 	CU_ASSERT_EQUAL(get(&fk, "merge_across_nodes"), 1);
