@@ -2,8 +2,6 @@
  * cli.c - exit codes, error printing, option parsing helpers and the
  * progress bar shared by the `sim` subcommands.
  */
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "parallel.h"
 #include "sim.h"
 
 #ifndef SP_SAMPLE_TRACE
@@ -72,6 +71,11 @@ int cli_parse_args(const struct cli_spec *spec, int argc, char **argv, void *opt
 void cli_show_default_trace(char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", cli_default_trace());
+}
+
+void cli_show_cpus(char *buf, size_t len)
+{
+	snprintf(buf, len, "%u", sim_cpu_count());
 }
 
 void cli_show_cost(char *buf, size_t len)
@@ -181,27 +185,6 @@ void cli_sim_opts_init(struct cli_sim_opts *o)
 	o->tail_ms = 60000;
 	o->sample_ms = 1000;
 	o->seed = 1;
-}
-
-int cli_sim_opt(struct cli_sim_opts *o, int c, const char *arg)
-{
-	switch (c) {
-	case 'd':
-		return cli_parse_u64(arg, &o->duration_ms) && o->duration_ms && o->duration_ms <= (1ull << 40) ? 1 : -1;
-	case 'T':
-		return cli_parse_u64(arg, &o->tail_ms) && o->tail_ms <= (1ull << 40) ? 1 : -1;
-	case 'S':
-		return cli_parse_u64(arg, &o->sample_ms) && o->sample_ms && o->sample_ms <= (1ull << 40) ? 1 : -1;
-	case 'r':
-		return cli_parse_u64(arg, &o->seed) ? 1 : -1;
-	case 'w':
-		o->spread = true;
-		return 1;
-	case 'c':
-		o->cost = arg;
-		return 1;
-	}
-	return 0;
 }
 
 int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err)

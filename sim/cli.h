@@ -69,8 +69,6 @@ struct cli_sim_opts {
 void cli_sim_opts_init(struct cli_sim_opts *o);
 /* The default cost model as a --cost SPEC, for the help. */
 void cli_show_cost(char *buf, size_t len);
-/* Takes getopt's (c, optarg) if c is one of them: 1 taken, 0 not one of them, -1 a bad value. */
-int cli_sim_opt(struct cli_sim_opts *o, int c, const char *arg);
 /* The bundled sample trace, for the help. */
 void cli_show_default_trace(char *buf, size_t len);
 
@@ -83,6 +81,13 @@ void cli_show_default_trace(char *buf, size_t len);
 #define CLI_QUIET_OPT(T, f, text)                                                          \
 	{ .name = "quiet", .short_name = 'q', .type = CLI_FLAG, .offset = offsetof(T, f),   \
 	  .help = text }
+
+/* --jobs N into field f of struct T: threads, 0 (the default) for one per CPU. */
+void cli_show_cpus(char *buf, size_t len);
+#define CLI_JOBS_OPT(T, f)                                                                    \
+	{ .name = "jobs", .type = CLI_U64, .offset = offsetof(T, f), .metavar = "N", .min = 1,  \
+	  .max = 1024, .show = cli_show_cpus,                                                  \
+	  .help = "threads (default: the number of CPUs, {} here)" }
 
 #define CLI_MAX_SIM_MS (1ull << 40)
 
