@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "parallel.h"
 #include "sim.h"
+#include "trace.h"
 
 #ifndef SP_SAMPLE_TRACE
 #define SP_SAMPLE_TRACE "traces/samples/small.sptrace"
@@ -124,6 +125,27 @@ void cli_load_progress(void *arg, uint64_t done, uint64_t total)
 	snprintf(detail, sizeof(detail), "%.1f of %.1f MB", (double)done / 1e6, (double)total / 1e6);
 	if (total)
 		cli_progress_update(arg, (double)done / (double)total, detail);
+}
+
+int cli_load_trace(struct trace_mem **out, const char *path)
+{
+	struct cli_progress prog;
+	struct sp_err err = { 0 };
+	int rc;
+
+	cli_progress_init(&prog, "loading");
+	rc = trace_mem_load(out, path, cli_load_progress, &prog, &err);
+	cli_progress_done(&prog);
+	return rc < 0 ? cli_fail(&err) : EXIT_OK;
+}
+
+void *cli_calloc(size_t size)
+{
+	void *p = calloc(1, size);
+
+	if (!p)
+		fputs("sim: out of memory\n", stderr);
+	return p;
 }
 
 void cli_progress_done(struct cli_progress *p)

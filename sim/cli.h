@@ -46,6 +46,11 @@ void cli_progress_update(struct cli_progress *p, double fraction, const char *de
 void cli_progress_done(struct cli_progress *p);
 /* A trace_progress_fn over bytes read; arg is a struct cli_progress. */
 void cli_load_progress(void *arg, uint64_t done, uint64_t total);
+struct trace_mem;
+/* Loads and checks the whole trace with a progress bar: EXIT_OK, or the error printed and its exit code. */
+int cli_load_trace(struct trace_mem **out, const char *path);
+/* calloc(1, size), or "sim: out of memory" printed and NULL. */
+void *cli_calloc(size_t size);
 
 const char *cli_default_trace(void);
 

@@ -268,7 +268,6 @@ struct compare_cmd {
 /* The entries and their settings, then the trace, then the jobs: every option before any work. */
 static int compare_prepare(struct compare_cmd *x)
 {
-	struct cli_progress prog;
 	int rc = parse_algos(x->o.algos, x->e, &x->n);
 
 	if (rc != EXIT_OK)
@@ -281,11 +280,9 @@ static int compare_prepare(struct compare_cmd *x)
 	rc = apply_sets(x->e, x->n, x->cfg, x->o.sets.v, (int)x->o.sets.n);
 	if (rc != EXIT_OK)
 		return rc;
-	cli_progress_init(&prog, "loading");
-	rc = trace_mem_load(&x->tm, x->o.trace, cli_load_progress, &prog, &x->err);
-	cli_progress_done(&prog);
-	if (rc < 0)
-		return cli_fail(&x->err);
+	rc = cli_load_trace(&x->tm, x->o.trace);
+	if (rc != EXIT_OK)
+		return rc;
 	x->job = calloc(x->n, sizeof(*x->job));
 	if (!x->job) {
 		fprintf(stderr, "sim: out of memory\n");
@@ -356,13 +353,11 @@ static int compare_report(struct compare_cmd *x)
 
 int cmd_compare(int argc, char **argv)
 {
-	struct compare_cmd *x = calloc(1, sizeof(*x));
+	struct compare_cmd *x = cli_calloc(sizeof(*x));
 	int rc;
 
-	if (!x) {
-		fprintf(stderr, "sim: out of memory\n");
+	if (!x)
 		return EXIT_FAIL;
-	}
 	cli_sim_opts_init(&x->o.sim);
 	x->o.trace = cli_default_trace();
 	rc = cli_parse_args(&compare_spec, argc, argv, &x->o);

@@ -582,13 +582,11 @@ static int real_live(struct real_cmd *x)
 
 int cmd_real(int argc, char **argv)
 {
-	struct real_cmd *x = calloc(1, sizeof(*x));
+	struct real_cmd *x = cli_calloc(sizeof(*x));
 	int rc;
 
-	if (!x) {
-		fprintf(stderr, "sim: out of memory\n");
+	if (!x)
 		return EXIT_FAIL;
-	}
 	cli_sim_opts_init(&x->o.sim);
 	x->o.trace = cli_default_trace();
 	x->o.algo = "ksm";

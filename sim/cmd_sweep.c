@@ -399,16 +399,13 @@ static int sweep_jobs(struct sweep_cmd *x)
 
 static int sweep_prepare(struct sweep_cmd *x)
 {
-	struct cli_progress prog;
 	int rc = sweep_grid(x);
 
 	if (rc != EXIT_OK)
 		return rc;
-	cli_progress_init(&prog, "loading");
-	rc = trace_mem_load(&x->tm, x->o.trace, cli_load_progress, &prog, &x->err);
-	cli_progress_done(&prog);
-	if (rc < 0)
-		return cli_fail(&x->err);
+	rc = cli_load_trace(&x->tm, x->o.trace);
+	if (rc != EXIT_OK)
+		return rc;
 	sweep_define(x);
 	return sweep_jobs(x);
 }
@@ -475,11 +472,9 @@ int cmd_sweep(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "merge"))
 		return sweep_merge(argc - 1, argv + 1);
-	x = calloc(1, sizeof(*x));
-	if (!x) {
-		fprintf(stderr, "sim: out of memory\n");
+	x = cli_calloc(sizeof(*x));
+	if (!x)
 		return EXIT_FAIL;
-	}
 	rc = sweep_parse(x, argc, argv);
 	if (rc == CLI_GO && x->o.merge) {
 		rc = do_merge(x->o.dir, x->o.quiet);

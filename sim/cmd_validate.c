@@ -540,13 +540,11 @@ static int validate_sim(struct validate_cmd *x)
 
 int cmd_validate(int argc, char **argv)
 {
-	struct validate_cmd *x = calloc(1, sizeof(*x));
+	struct validate_cmd *x = cli_calloc(sizeof(*x));
 	int rc;
 
-	if (!x) {
-		fprintf(stderr, "sim: out of memory\n");
+	if (!x)
 		return EXIT_FAIL;
-	}
 	cli_sim_opts_init(&x->o.sim);
 	x->o.trace = cli_default_trace();
 	x->o.algo = "ksm";

@@ -9,14 +9,7 @@ SIM=$1
 fail=0
 err() { echo "FAIL: $*"; fail=1; }
 
-expect() { # code pattern args...
-	local code=$1 pat=$2; shift 2
-	local out rc
-	out=$("$SIM" "$@" 2>&1 >/dev/null); rc=$?
-	if [ $rc -ne "$code" ] || ! grep -q -- "$pat" <<<"$out" || [ "$(wc -l <<<"$out")" -ne 1 ]; then
-		err "sim $* -> exit $rc (want $code), stderr: $out"
-	fi
-}
+. "$(dirname "$0")/expect.sh"
 
 commands="run list compare sweep trace validate calibrate real"
 verbs="gen info check export record import"
