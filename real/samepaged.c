@@ -16,7 +16,6 @@
  * plan file, 4 no KSM or no permission to write it.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stddef.h>
 #include <signal.h>
@@ -30,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_parse.h"
 #include "daemon.h"
 #include "sim.h"
 
@@ -37,7 +37,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_BADINPUT = 3, EXIT_UNAVA
 
 struct opts {
 	const char *config, *sysfs, *procfs, *simulate;
-	bool config_given, once, dry_run, foreground, check, print, help;
+	bool once, dry_run, foreground, check, print;
 };
 
 struct logger {
@@ -357,97 +357,74 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 	return rc < 0 ? exit_code(err.code) : EXIT_OK;
 }
 
-static void usage(FILE *f)
+static void show_conf(char *buf, size_t len)
 {
-	fputs("usage: samepaged [OPTIONS]\n"
-	      "\n"
-	      "Drives the kernel's KSM (/sys/kernel/mm/ksm) on a KVM host with a control policy\n"
-	      "(ksmtuned, advisor or plan: the policies of 'sim run --controller'), checks that\n"
-	      "memory can absorb a full unshare before anything unmerges, and exports what it\n"
-	      "does (Prometheus textfile, CSV in sim's columns).  /etc/ksmtuned.conf works as is.\n"
-	      "\n"
-	      "  --config FILE        configuration (default /etc/samepaged.conf; samepaged.conf(5))\n"
-	      "  --sysfs DIR          sysfs root (default /sys)\n"
-	      "  --procfs DIR         procfs root (default /proc)\n"
-	      "  --once               run one decision cycle, print it, exit\n"
-	      "  --dry-run            decide and log, write nothing\n"
-	      "  --foreground         do not detach (implied under systemd)\n"
-	      "  --check-config       check the configuration (and the plan file) and exit\n"
-	      "  --print-effective    print the configuration after defaults and exit\n"
-	      "  --simulate TRACE     run the policy against the simulator on TRACE, not the host\n"
-	      "  -h, --help           this help\n"
-	      "\n"
-	      "Signals: SIGUSR1 retune now, SIGHUP reload the configuration, SIGTERM/SIGINT exit\n"
-	      "as SAMEPAGE_ON_EXIT says.  Exit codes: 0 ok, 1 failure, 2 usage, 3 bad\n"
-	      "configuration, 4 no KSM or read-only sysfs.\n",
-	      f);
+	snprintf(buf, len, "%s", REAL_DAEMON_CONF);
 }
 
-/* Returns -1 to go on, or an exit code. */
-static int parse_options(int argc, char **argv, struct opts *o)
-{
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "sysfs", required_argument, NULL, 's' },
-		{ "procfs", required_argument, NULL, 'p' },
-		{ "once", no_argument, NULL, '1' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "check-config", no_argument, NULL, 'k' },
-		{ "print-effective", no_argument, NULL, 'e' },
-		{ "simulate", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+static const struct cli_opt sd_opts[] = {
+	{ .name = "config", .type = CLI_PATH, .offset = offsetof(struct opts, config), .metavar = "FILE",
+	  .help = "configuration (default {}; when it is missing,\nthe defaults; see samepaged.conf(5))",
+	  .show = show_conf },
+	{ .name = "sysfs", .type = CLI_PATH, .offset = offsetof(struct opts, sysfs), .metavar = "DIR",
+	  .help = "sysfs root (default {})" },
+	{ .name = "procfs", .type = CLI_PATH, .offset = offsetof(struct opts, procfs), .metavar = "DIR",
+	  .help = "procfs root (default {})" },
+	{ .name = "once", .type = CLI_FLAG, .offset = offsetof(struct opts, once),
+	  .help = "run one decision cycle now, print it, exit" },
+	{ .name = "dry-run", .type = CLI_FLAG, .offset = offsetof(struct opts, dry_run),
+	  .help = "decide and log, write nothing" },
+	{ .name = "foreground", .type = CLI_FLAG, .offset = offsetof(struct opts, foreground),
+	  .help = "do not detach (implied under systemd)" },
+	{ .name = "check-config", .type = CLI_FLAG, .offset = offsetof(struct opts, check),
+	  .help = "check the configuration (and the plan file) and exit" },
+	{ .name = "print-effective", .type = CLI_FLAG, .offset = offsetof(struct opts, print),
+	  .help = "print the configuration after defaults and exit" },
+	{ .name = "simulate", .type = CLI_PATH, .offset = offsetof(struct opts, simulate), .metavar = "TRACE",
+	  .help = "run the policy against the simulator on TRACE, not the host" },
+	{ 0 },
+};
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': o->config = optarg; o->config_given = true; break;
-		case 's': o->sysfs = optarg; break;
-		case 'p': o->procfs = optarg; break;
-		case '1': o->once = true; break;
-		case 'n': o->dry_run = true; break;
-		case 'f': o->foreground = true; break;
-		case 'k': o->check = true; break;
-		case 'e': o->print = true; break;
-		case 'S': o->simulate = optarg; break;
-		case 'h': o->help = true; break;
-		case ':':
-			fprintf(stderr, "samepaged: option '%s' needs a value (see 'samepaged --help')\n", argv[optind - 1]);
-			return EXIT_USAGE;
-		default:
-			fprintf(stderr, "samepaged: unknown option '%s' (see 'samepaged --help')\n", argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "samepaged: unexpected argument '%s' (see 'samepaged --help')\n", argv[optind]);
-		return EXIT_USAGE;
-	}
-	return -1;
-}
+static const struct cli_spec sd_spec = {
+	.prog = "samepaged",
+	.name = NULL,
+	.usage = "[OPTIONS]",
+	.about = "Drives the kernel's KSM (/sys/kernel/mm/ksm) on a KVM host with a control policy\n"
+		 "(ksmtuned, advisor or plan: the policies of 'sim run --controller'), checks that\n"
+		 "memory can absorb a full unshare before anything unmerges, and exports what it\n"
+		 "does (Prometheus textfile, CSV in sim's columns).  /etc/ksmtuned.conf works as is.",
+	.notes = "Signals: SIGUSR1 retune now, SIGHUP reload the configuration, SIGTERM/SIGINT exit\n"
+		 "as SAMEPAGE_ON_EXIT says.  Exit codes: 0 ok, 1 failure, 2 usage, 3 bad\n"
+		 "configuration, 4 no KSM or read-only sysfs.",
+	.opts = sd_opts,
+};
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .config = REAL_DAEMON_CONF, .sysfs = "/sys", .procfs = "/proc" };
+	struct opts o = { .config = NULL, .sysfs = "/sys", .procfs = "/proc" };
 	struct real_daemon_conf conf;
 	struct sp_err err = { 0 };
+	struct cli_err cerr;
 	int rc;
 
-	rc = parse_options(argc, argv, &o);
-	if (rc >= 0)
-		return rc;
-	if (o.help) {
-		usage(stdout);
+	switch (cli_parse(&sd_spec, argc, argv, &o, &cerr)) {
+	case CLI_OK:
+		break;
+	case CLI_HELP:
+		cli_help(&sd_spec, &o, stdout);
 		return EXIT_OK;
+	default:
+		fprintf(stderr, "samepaged: %s (see 'samepaged --help')\n", cerr.msg);
+		return EXIT_USAGE;
 	}
 	/* Without --config, a missing /etc/samepaged.conf means the defaults. */
-	if (!o.config_given && access(o.config, F_OK) < 0)
-		rc = real_daemon_conf_load(&conf, NULL, &err);
-	else
+	if (!o.config) {
+		o.config = REAL_DAEMON_CONF;
+		rc = access(o.config, F_OK) < 0 ? real_daemon_conf_load(&conf, NULL, &err)
+						 : real_daemon_conf_load(&conf, o.config, &err);
+	} else {
 		rc = real_daemon_conf_load(&conf, o.config, &err);
+	}
 	if (rc < 0)
 		return fail(&err);
 	if (o.print) {
