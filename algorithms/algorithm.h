@@ -46,6 +46,13 @@
 #define ALGO_CAP_LAZY_COW   0x8u /* pages_shared/sharing follow a COW break only when the
 				    scanner next visits the page (the kernel's lag) */
 #define ALGO_CAP_SEEDED     0x10u /* samples at random: another seed gives another run */
+/*
+ * Runs inside Linux: a merge splits a huge page the way the Linux version
+ * of the run does (algo_env.kernel; from 6.12 the split maps zero-filled
+ * subpages to the zero page).  Without it the driver splits plainly, as a
+ * system that breaks large pages (ESX) does.
+ */
+#define ALGO_CAP_LINUX      0x20u
 
 /* What page_changed() reports (bit set). */
 enum algo_change {
@@ -67,9 +74,13 @@ struct algo_params {
 	double v[ALGO_MAX_PARAMS];
 };
 
+struct algo_kernel;
+
 struct algo_env {
 	struct backend bk;
 	uint64_t seed; /* for algorithms that sample at random */
+	/* The Linux version whose behaviour a Linux model follows (kernel.h); NULL: the newest. */
+	const struct algo_kernel *kernel;
 };
 
 struct algo_ops {
