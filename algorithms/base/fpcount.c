@@ -6,19 +6,15 @@
  * hash mixes both fingerprint words and the partition (hand-made test
  * fingerprints are far from random).  The table doubles at 50% load.
  *
- * Large tables (a host's worth of contents: hundreds of MiB) are mapped
- * anonymously and advised onto transparent huge pages: every lookup is a
- * random access, and with 4 KiB pages each one would also miss the TLB.
- * fpcount_prefetch() lets a caller that knows its next keys start the cache
- * misses early.
+ * Large tables (a host's worth of contents: hundreds of MiB) go on huge
+ * pages (sp_bigmem.h): every lookup is a random access.  fpcount_prefetch()
+ * lets a caller that knows its next keys start the cache misses early.
  */
-#define _GNU_SOURCE /* MAP_ANONYMOUS, madvise() */
 #include "fpcount.h"
 
 #include <assert.h>
-#include <stdlib.h>
-#include <sys/mman.h>
 
+#include "sp_bigmem.h"
 #include "sp_error.h"
 
 static size_t slot_of(const struct fpcount *c, struct sp_fp fp, uint32_t part)
@@ -32,37 +28,13 @@ static size_t slot_of(const struct fpcount *c, struct sp_fp fp, uint32_t part)
 	return (size_t)h & c->mask;
 }
 
-/* Tables of at least this many bytes are mmap()ed and advised onto huge pages. */
-#define FPCOUNT_MAP_BYTES (2u << 20)
-
 static int fpcount_alloc(struct fpcount *c, size_t capacity)
 {
-	size_t bytes = capacity * sizeof(*c->slots);
-
-	c->mapped = 0;
-	if (bytes >= FPCOUNT_MAP_BYTES) {
-		void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (p == MAP_FAILED)
-			return SP_ENOMEM;
-		(void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
-		c->slots = p;
-		c->mapped = bytes;
-	} else {
-		c->slots = calloc(capacity, sizeof(*c->slots));
-		if (!c->slots)
-			return SP_ENOMEM;
-	}
+	c->slots = sp_big_calloc(capacity, sizeof(*c->slots));
+	if (!c->slots)
+		return SP_ENOMEM;
 	c->mask = capacity - 1;
 	return 0;
-}
-
-static void fpcount_free_slots(struct fpcount_entry *slots, size_t mapped)
-{
-	if (mapped)
-		munmap(slots, mapped);
-	else
-		free(slots);
 }
 
 int fpcount_init(struct fpcount *c, size_t expected)
@@ -79,9 +51,8 @@ int fpcount_init(struct fpcount *c, size_t expected)
 void fpcount_release(struct fpcount *c)
 {
 	if (c->slots)
-		fpcount_free_slots(c->slots, c->mapped);
+		sp_big_free(c->slots, c->mask + 1, sizeof(*c->slots));
 	c->slots = NULL;
-	c->mapped = 0;
 	c->used = c->total = 0;
 }
 
@@ -111,7 +82,7 @@ static int grow(struct fpcount *c)
 		if (old.slots[i].count)
 			*find(c, old.slots[i].fp, old.slots[i].part) = old.slots[i];
 	}
-	fpcount_free_slots(old.slots, old.mapped);
+	sp_big_free(old.slots, old.mask + 1, sizeof(*old.slots));
 	return 0;
 }
 

@@ -26,7 +26,6 @@ struct fpcount {
 	size_t mask;                 /* capacity - 1, capacity a power of two */
 	size_t used;                 /* slots with count > 0 == distinct */
 	uint64_t total;              /* sum of counts == pages counted */
-	size_t mapped;               /* bytes of slots when mmap()ed, else 0 (calloc) */
 };
 
 int fpcount_init(struct fpcount *c, size_t expected);

@@ -62,7 +62,6 @@ SP_TEST(large_mapped_table)
 	uint64_t bad = 0;
 
 	CU_ASSERT_EQUAL_FATAL(fpcount_init(&c, 16), 0);
-	CU_ASSERT_EQUAL(c.mapped, 0);
 	for (uint64_t k = 0; k < N; k++) {
 		struct sp_fp fp = { k * 0xd1b54a32d192ed03ULL, ~k };
 
@@ -71,7 +70,7 @@ SP_TEST(large_mapped_table)
 		if (k % 3 == 0)
 			bad += fpcount_add(&c, fp, (uint32_t)(k % 2)) != 2;
 	}
-	CU_ASSERT(c.mapped >= (size_t)N * sizeof(struct fpcount_entry));
+	CU_ASSERT((c.mask + 1) * sizeof(struct fpcount_entry) >= (size_t)2 << 20);
 	CU_ASSERT_EQUAL(fpcount_distinct(&c), N);
 	CU_ASSERT_EQUAL(fpcount_duplicates(&c), (N + 2) / 3);
 	for (uint64_t k = 0; k < N; k++) {
