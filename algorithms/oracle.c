@@ -11,15 +11,16 @@
  * change) and therefore exists in simulation only.  Like SQLite's
  * test_pcache.c it is deliberately simple, so it can check the others.
  *
- * Invariants: counted[p] holds the key page p was counted under (valid when
- * is_counted[p]); fpcount holds exactly those keys; shared == number of keys
- * with count >= 2.
+ * Invariants: cid[p] is the content id (cidtab.h) of the key page p was
+ * counted under, when state[p] == ST_CONTENT; the table holds exactly those
+ * keys; shared == number of keys with count >= 2.  Per page: 5 bytes.
  */
 #include <stdlib.h>
 
 #include "algorithm.h"
-#include "fpcount.h"
+#include "cidtab.h"
 #include "kit.h"
+#include "sp_bigmem.h"
 
 enum { P_MERGE_ACROSS_NODES, P_USE_ZERO_PAGES };
 
@@ -33,10 +34,9 @@ struct oracle {
 	bool across_nodes;
 	bool use_zero;
 	uint64_t npages;
-	struct fpcount contents;
+	struct cidtab contents;
 	struct kit_parts parts;
-	struct sp_fp *counted;   /* per page: content counted */
-	uint32_t *counted_part;  /* per page: partition counted */
+	uint32_t *cid;           /* per page: id of the (content, partition) counted */
 	uint8_t *state;          /* per page: 0 not counted, 1 content, 2 zero page */
 	int64_t shared;          /* keys with count >= 2 */
 	int64_t zero_pages;
@@ -48,7 +48,7 @@ enum { ST_NONE, ST_CONTENT, ST_ZERO };
 static void uncount(struct oracle *o, bk_page p)
 {
 	if (o->state[p] == ST_CONTENT) {
-		if (fpcount_remove(&o->contents, o->counted[p], o->counted_part[p]) == 1)
+		if (cidtab_put(&o->contents, o->cid[p]) == 1)
 			o->shared--;
 	} else if (o->state[p] == ST_ZERO) {
 		o->zero_pages--;
@@ -61,6 +61,7 @@ static void uncount(struct oracle *o, bk_page p)
 static int count(struct oracle *o, bk_page p)
 {
 	struct bk_page_info info;
+	uint32_t part;
 	int64_t n;
 
 	o->bk.ops->page_info(o->bk.impl, p, &info);
@@ -72,10 +73,9 @@ static int count(struct oracle *o, bk_page p)
 		o->zero_pages++;
 		return 0;
 	}
-	o->counted[p] = o->bk.ops->content(o->bk.impl, p);
-	n = kit_part(&o->parts, &info, o->across_nodes, &o->counted_part[p]);
+	n = kit_part(&o->parts, &info, o->across_nodes, &part);
 	if (n == 0)
-		n = fpcount_add(&o->contents, o->counted[p], o->counted_part[p]);
+		n = cidtab_add(&o->contents, o->bk.ops->content(o->bk.impl, p), part, &o->cid[p]);
 	if (n < 0) {
 		o->present--;
 		return (int)n;
@@ -92,11 +92,10 @@ static void oracle_destroy(void *st)
 
 	if (!o)
 		return;
-	fpcount_release(&o->contents);
+	cidtab_release(&o->contents);
 	kit_parts_release(&o->parts);
-	free(o->counted);
-	free(o->counted_part);
-	free(o->state);
+	sp_big_free(o->cid, o->npages + 1, sizeof(*o->cid));
+	sp_big_free(o->state, o->npages + 1, 1);
 	free(o);
 }
 
@@ -111,11 +110,10 @@ static int oracle_create(void **out, const struct algo_params *p, const struct a
 	o->across_nodes = p->v[P_MERGE_ACROSS_NODES] != 0;
 	o->use_zero = p->v[P_USE_ZERO_PAGES] != 0;
 	o->npages = o->bk.ops->npages(o->bk.impl);
-	o->counted = malloc(o->npages * sizeof(*o->counted) + 1);
-	o->counted_part = malloc(o->npages * sizeof(*o->counted_part) + 1);
-	o->state = calloc(o->npages + 1, 1);
-	bool ok = o->counted && o->counted_part && o->state &&
-		  fpcount_init(&o->contents, 1024) == 0 && kit_parts_init(&o->parts) == 0;
+	o->cid = sp_big_calloc(o->npages + 1, sizeof(*o->cid));
+	o->state = sp_big_calloc(o->npages + 1, 1);
+	bool ok = o->cid && o->state && cidtab_init(&o->contents) == 0 &&
+		  kit_parts_init(&o->parts) == 0;
 
 	for (bk_page i = 0; ok && i < o->npages; i++)
 		ok = count(o, i) == 0;
@@ -149,7 +147,7 @@ static int oracle_page_changed(void *st, bk_page p, uint32_t what)
 static void oracle_metrics(const void *st, struct metrics *m)
 {
 	const struct oracle *o = st;
-	int64_t sharing = (int64_t)fpcount_duplicates(&o->contents);
+	int64_t sharing = (int64_t)cidtab_duplicates(&o->contents);
 	int64_t page_size = o->bk.ops->page_size(o->bk.impl);
 
 	m->pages_shared = o->shared;

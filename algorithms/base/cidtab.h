@@ -1,0 +1,53 @@
+/*
+ * cidtab.h - content ids: a multiset of (content, partition) pairs like
+ * fpcount.h, where each distinct pair present gets a small stable id on
+ * first sight.  A holder keeps the 4-byte id instead of the 16-byte
+ * fingerprint and the partition, and gives it back by id alone (no lookup).
+ *
+ * Ids run from 1 (0 is never an id); an id is reused once its count falls
+ * to 0.  Memory: 24 bytes per distinct pair, plus an index of 8 to 16 bytes
+ * per distinct pair (load between 25% and 50%); large arrays on huge pages.
+ */
+#ifndef SP_CIDTAB_H
+#define SP_CIDTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fingerprint.h"
+
+struct cidtab_entry {
+	struct sp_fp fp;
+	uint32_t part;   /* partition; the next free id while count is 0 */
+	uint32_t count;  /* holders; 0: the id is free */
+};
+
+struct cidtab {
+	struct cidtab_entry *ent; /* by id; ent[0] unused */
+	uint64_t *index;          /* open addressing: (tag << 32) | id, 0 empty */
+	size_t mask;              /* index capacity - 1, a power of two */
+	uint32_t nent, cap_ent;   /* ids handed out so far (+1), capacity of ent */
+	uint32_t free_head;       /* a free id, or 0 */
+	size_t used;              /* ids with count > 0 == distinct */
+	uint64_t total;           /* sum of counts */
+};
+
+int cidtab_init(struct cidtab *c);
+void cidtab_release(struct cidtab *c);
+/*
+ * One more holder of (fp, part): *id receives its id, the return value the
+ * new count, or SP_ENOMEM (the table is then unchanged).
+ */
+int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *id);
+/* One holder fewer of id (a live id); returns the count left (0: the id is freed). */
+uint32_t cidtab_put(struct cidtab *c, uint32_t id);
+/* Starts loading the index slot where (fp, part) would be: a hint before an add. */
+void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part);
+
+static inline uint32_t cidtab_count(const struct cidtab *c, uint32_t id) { return c->ent[id].count; }
+static inline uint64_t cidtab_distinct(const struct cidtab *c) { return c->used; }
+static inline uint64_t cidtab_total(const struct cidtab *c) { return c->total; }
+/* Holders of a pair already held by another: total - distinct. */
+static inline uint64_t cidtab_duplicates(const struct cidtab *c) { return c->total - c->used; }
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * test_cidtab.c - content ids against a naive model, under random adds and
+ * puts that force tag collisions, growth of both arrays, backward-shift
+ * deletes and id reuse.
+ */
+#include <stdlib.h>
+
+#include "cidtab.h"
+#include "harness.h"
+
+#define KEYS 5000
+
+SP_TEST(random_against_naive_model)
+{
+	uint64_t seed = sp_test_seed();
+	struct cidtab c;
+	static uint32_t model[KEYS][3], ids[KEYS][3];
+	uint64_t distinct = 0, total = 0, bad = 0;
+
+	srand((unsigned)seed);
+	CU_ASSERT_EQUAL_FATAL(cidtab_init(&c), 0);
+	for (int step = 0; step < 400000; step++) {
+		int k = rand() % KEYS, part = rand() % 3;
+		/* low words collide on purpose: only hi tells some keys apart */
+		struct sp_fp fp = { (uint64_t)(k % 97), (uint64_t)k };
+
+		if (model[k][part] && rand() % 2) {
+			uint32_t left = cidtab_put(&c, ids[k][part]);
+
+			model[k][part]--;
+			total--;
+			distinct -= model[k][part] == 0;
+			bad += left != model[k][part];
+		} else {
+			uint32_t id = 0;
+			int64_t now = cidtab_add(&c, fp, (uint32_t)part, &id);
+
+			/* a pair keeps its id while held */
+			bad += model[k][part] && id != ids[k][part];
+			bad += id == 0;
+			ids[k][part] = id;
+			distinct += model[k][part] == 0;
+			model[k][part]++;
+			total++;
+			bad += now != (int64_t)model[k][part];
+		}
+		if (step % 9973 == 0) {
+			for (int j = 0; j < KEYS; j++) {
+				for (int q = 0; q < 3; q++) {
+					if (model[j][q])
+						bad += cidtab_count(&c, ids[j][q]) != model[j][q];
+				}
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(cidtab_distinct(&c), distinct);
+	CU_ASSERT_EQUAL(cidtab_total(&c), total);
+	CU_ASSERT_EQUAL(cidtab_duplicates(&c), total - distinct);
+	/* ids are reused: never more handed out than pairs ever held at once, plus 1 */
+	CU_ASSERT(c.nent <= 3 * KEYS + 1);
+	cidtab_release(&c);
+}
+
+/* Distinct live pairs have distinct ids; a freed id is handed out again. */
+SP_TEST(ids_unique_and_reused)
+{
+	enum { N = 200000 };
+	struct cidtab c;
+	static uint8_t seen[N + 2];
+	uint32_t id, first;
+	uint64_t bad = 0;
+
+	CU_ASSERT_EQUAL_FATAL(cidtab_init(&c), 0);
+	for (uint64_t k = 0; k < N; k++) {
+		struct sp_fp fp = { k * 0xd1b54a32d192ed03ULL, ~k };
+
+		cidtab_prefetch(&c, fp, 7);
+		bad += cidtab_add(&c, fp, 7, &id) != 1;
+		bad += id == 0 || id > N || seen[id];
+		if (id <= N)
+			seen[id] = 1;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(cidtab_distinct(&c), N);
+	/* the same fingerprint in another partition is another pair */
+	CU_ASSERT_EQUAL(cidtab_add(&c, (struct sp_fp){ 0, ~0ULL }, 8, &first), 1);
+	CU_ASSERT_EQUAL(cidtab_add(&c, (struct sp_fp){ 0, ~0ULL }, 7, &id), 2);
+	CU_ASSERT_NOT_EQUAL(id, first);
+	CU_ASSERT_EQUAL(cidtab_put(&c, first), 0);
+	CU_ASSERT_EQUAL(cidtab_add(&c, (struct sp_fp){ 1, 2 }, 3, &id), 1);
+	CU_ASSERT_EQUAL(id, first);
+	CU_ASSERT_EQUAL(cidtab_distinct(&c), N + 1);
+	CU_ASSERT_EQUAL(cidtab_duplicates(&c), 1);
+	cidtab_release(&c);
+	CU_ASSERT_PTR_NULL(c.ent);
+}
