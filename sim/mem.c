@@ -3,10 +3,14 @@
  * trace's guests, replayed record by record, behind the backend contract.
  *
  * Structures.
- *   pages[i]  one per guest page, i = guest base + page number (scan order):
- *             content fingerprint, NUMA node, flags, and the frame it maps
+ *   pages[i]  one per guest page, i = guest base + page number (scan order),
+ *             16 bytes: content id, NUMA node, flags, and the frame it maps
  *             (slot 0 = its own private frame, slot 1 = the shared zero page,
  *             else a shared frame in frames[]).
+ *   truth     content ids (cidtab.h) of (fingerprint, domain), assigned on
+ *             first sight: a page holds the 4-byte id of its content, not
+ *             the 16-byte fingerprint; absent and zero-filled pages hold 0
+ *             (fingerprint {0,0}).  The ids' counts are the oracle bound.
  *   frames    shared frames ("KSM pages"), frames.h's table: node, security
  *             domain, mapper count and generation per slot, and here the
  *             content (frame_fp()).
@@ -17,7 +21,7 @@
  *   - frames.slot[s].mappers == number of pages mapping s; 0 means free.
  *   - remote == number of pages whose node differs from their shared frame's.
  *   - truth: the oracle content multiset counts every present non-zero page
- *     under (content, domain); zero pages are counted apart.
+ *     under (content, domain) - its id; zero pages are counted apart.
  *
  * Huge pages (sim_mem_set_huge(), the modelled system's behaviour): a
  * merge of a subpage of a transparent huge page first splits the huge page
@@ -37,9 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fpcount.h"
+#include "cidtab.h"
 #include "frames.h"
 #include "sim.h"
+#include "sp_bigmem.h"
 
 #define SLOT_PRIVATE BK_SLOT_PRIVATE
 #define SLOT_ZERO BK_SLOT_ZERO
@@ -52,7 +57,7 @@
 #define PG_SPLITZERO 0x8u /* mapped to the zero page by a huge-page split, not by the algorithm */
 
 struct sim_page {
-	struct sp_fp fp;
+	uint32_t cid;   /* content id in truth; 0: fingerprint {0,0}, not counted */
 	uint32_t slot;
 	uint16_t node;
 	uint16_t guest;
@@ -71,9 +76,15 @@ struct sim_mem {
 	enum sim_huge huge;    /* what a split does (sim_mem_set_huge) */
 	int64_t present;       /* present pages */
 	int64_t on_zero;       /* present pages mapping the shared zero page */
-	struct fpcount truth;
+	struct cidtab truth;   /* content ids, counted per (content, domain) */
 	int64_t truth_zero;    /* present zero-filled pages */
 };
+
+/* The content of page pg. */
+static inline struct sp_fp page_fp(const struct sim_mem *m, const struct sim_page *pg)
+{
+	return pg->cid ? m->truth.ent[pg->cid].fp : (struct sp_fp){ 0, 0 };
+}
 
 static inline bk_frame handle(const struct sim_mem *m, uint32_t slot)
 {
@@ -116,9 +127,9 @@ int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_er
 			m->nnodes = h->guests[g].node + 1u;
 	}
 	m->npages = n;
-	m->pages = calloc(n ? n : 1, sizeof(*m->pages));
+	m->pages = sp_big_calloc(n ? n : 1, sizeof(*m->pages)); /* huge pages: fewer faults and TLB misses */
 	if (!m->pages || bk_frames_init(&m->frames, sizeof(struct sp_fp)) < 0 ||
-	    fpcount_init(&m->truth, 1024) < 0)
+	    cidtab_init(&m->truth) < 0)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
 		for (uint64_t p = 0; p < h->guests[g].pages; p++) {
@@ -137,9 +148,9 @@ void sim_mem_free(struct sim_mem *m)
 {
 	if (!m)
 		return;
-	fpcount_release(&m->truth);
+	cidtab_release(&m->truth);
 	free(m->base);
-	free(m->pages);
+	sp_big_free(m->pages, m->npages ? m->npages : 1, sizeof(*m->pages));
 	bk_frames_release(&m->frames);
 	free(m);
 }
@@ -260,12 +271,14 @@ static uint32_t mem_checksum(void *impl, bk_page p)
 	struct sim_mem *m = impl;
 
 	m->counts[BK_COST_CHECKSUM]++;
-	return sp_fp_checksum(m->pages[p].fp);
+	return sp_fp_checksum(page_fp(m, &m->pages[p]));
 }
 
 static uint32_t mem_checksum_uncounted(void *impl, bk_page p)
 {
-	return sp_fp_checksum(((struct sim_mem *)impl)->pages[p].fp);
+	struct sim_mem *m = impl;
+
+	return sp_fp_checksum(page_fp(m, &m->pages[p]));
 }
 
 static int mem_compare(void *impl, bk_page a, bk_page b)
@@ -273,7 +286,9 @@ static int mem_compare(void *impl, bk_page a, bk_page b)
 	struct sim_mem *m = impl;
 
 	m->counts[BK_COST_COMPARE]++;
-	return sp_fp_cmp(m->pages[a].fp, m->pages[b].fp);
+	if (m->pages[a].cid == m->pages[b].cid)
+		return 0; /* one id, one content */
+	return sp_fp_cmp(page_fp(m, &m->pages[a]), page_fp(m, &m->pages[b]));
 }
 
 static int mem_compare_frame(void *impl, bk_page a, bk_frame f)
@@ -283,7 +298,7 @@ static int mem_compare_frame(void *impl, bk_page a, bk_frame f)
 	struct sp_fp zero = { 0, 0 };
 
 	m->counts[BK_COST_COMPARE]++;
-	return sp_fp_cmp(m->pages[a].fp, slot == SLOT_ZERO ? zero : *frame_fp(m, slot));
+	return sp_fp_cmp(page_fp(m, &m->pages[a]), slot == SLOT_ZERO ? zero : *frame_fp(m, slot));
 }
 
 /* Checks common to every merge of private page p with content fp in domain d. */
@@ -294,7 +309,7 @@ static int merge_check(struct sim_mem *m, bk_page p, struct sp_fp fp, uint32_t d
 	if (!(pg->flags & PG_PRESENT) || pg->slot != SLOT_PRIVATE)
 		return SP_EINVAL;
 	m->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
-	if (!sp_fp_eq(pg->fp, fp))
+	if (!sp_fp_eq(page_fp(m, pg), fp))
 		return SP_ECHANGED;
 	if (domain_of(m, pg) != domain)
 		return SP_EDENIED;
@@ -324,20 +339,20 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		 * merge then fails.
 		 */
 		if (!(m->pages[p].flags & PG_PRESENT) || m->pages[p].slot != SLOT_PRIVATE ||
-		    !sp_fp_eq(m->pages[p].fp, kp->fp) ||
+		    !sp_fp_eq(page_fp(m, &m->pages[p]), page_fp(m, kp)) ||
 		    domain_of(m, &m->pages[p]) != domain_of(m, kp))
-			return merge_check(m, p, kp->fp, domain_of(m, kp)); /* refused, no split */
+			return merge_check(m, p, page_fp(m, kp), domain_of(m, kp)); /* refused, no split */
 		rc = split_for_merge(m, keep);
 		if (rc < 0)
 			return rc;
 	}
-	rc = merge_check(m, p, kp->fp, domain_of(m, kp));
+	rc = merge_check(m, p, page_fp(m, kp), domain_of(m, kp));
 	if (rc < 0)
 		return rc;
 	if (kp->slot == SLOT_PRIVATE) {
 		if (bk_frames_alloc(&m->frames, kp->node, domain_of(m, kp), &slot) < 0)
 			return SP_ENOMEM;
-		*frame_fp(m, slot) = kp->fp;
+		*frame_fp(m, slot) = page_fp(m, kp);
 		map_slot(m, kp, slot);
 		map_slot(m, &m->pages[p], slot);
 	} else {
@@ -421,7 +436,9 @@ static void mem_account(void *impl, enum bk_cost what, uint64_t n)
 
 static struct sp_fp mem_content(void *impl, bk_page p)
 {
-	return ((struct sim_mem *)impl)->pages[p].fp;
+	struct sim_mem *m = impl;
+
+	return page_fp(m, &m->pages[p]);
 }
 
 static const struct backend_ops sim_backend_ops = {
@@ -454,7 +471,8 @@ struct backend sim_mem_backend(struct sim_mem *m)
 
 /* ---- replay ----------------------------------------------------------- */
 
-static int truth_add(struct sim_mem *m, const struct sim_page *pg)
+/* Page pg (its flags set) now holds content fp: counted, and its id taken. */
+static int truth_add(struct sim_mem *m, struct sim_page *pg, struct sp_fp fp)
 {
 	if (!(pg->flags & PG_PRESENT))
 		return 0;
@@ -462,17 +480,17 @@ static int truth_add(struct sim_mem *m, const struct sim_page *pg)
 		m->truth_zero++;
 		return 0;
 	}
-	return fpcount_add(&m->truth, pg->fp, domain_of(m, pg)) < 0 ? SP_ENOMEM : 0;
+	return cidtab_add(&m->truth, fp, domain_of(m, pg), &pg->cid) < 0 ? SP_ENOMEM : 0;
 }
 
-static void truth_remove(struct sim_mem *m, const struct sim_page *pg)
+/* Page pg's content is uncounted; it holds {0,0} until truth_add(). */
+static void truth_remove(struct sim_mem *m, struct sim_page *pg)
 {
-	if (!(pg->flags & PG_PRESENT))
-		return;
-	if (pg->flags & PG_ZERO)
+	if ((pg->flags & PG_PRESENT) && (pg->flags & PG_ZERO))
 		m->truth_zero--;
-	else
-		fpcount_remove(&m->truth, pg->fp, domain_of(m, pg));
+	if (pg->cid)
+		cidtab_put(&m->truth, pg->cid);
+	pg->cid = 0;
 }
 
 int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
@@ -482,9 +500,13 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	struct sim_page *pg = &m->pages[p];
 	bool was_present = pg->flags & PG_PRESENT;
 	bool present = rec->flags & TRACE_PRESENT;
-	bool content_changed = !was_present || !present || !sp_fp_eq(pg->fp, rec->fp) ||
-			       (bool)(pg->flags & PG_ZERO) != (bool)(rec->flags & TRACE_ZERO);
+	bool content_changed;
 
+	if ((rec->flags & TRACE_ZERO) && !sp_fp_is_zero(rec->fp))
+		return sp_err_set(err, SP_EINVAL, "a record for guest %u page %llu: zero-filled, yet "
+				  "with a fingerprint", rec->guest, (unsigned long long)rec->page);
+	content_changed = !was_present || !present || !sp_fp_eq(page_fp(m, pg), rec->fp) ||
+			  (bool)(pg->flags & PG_ZERO) != (bool)(rec->flags & TRACE_ZERO);
 	*page = p;
 	*what = 0;
 	*notify = false;
@@ -507,7 +529,6 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 		}
 		unmap_slot(m, pg);
 	}
-	pg->fp = present ? rec->fp : (struct sp_fp){ 0, 0 };
 	pg->node = rec->node;
 	if (rec->node + 1u > m->nnodes)
 		m->nnodes = rec->node + 1u; /* nnodes() may grow: a record can name any node */
@@ -518,7 +539,7 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 			 : ALGO_CHANGE_UNMAPPED;
 	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present);
 	m->present += (int64_t)present - (int64_t)was_present;
-	if (truth_add(m, pg) < 0)
+	if (truth_add(m, pg, rec->fp) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory counting contents");
 	return 0;
 }
@@ -532,7 +553,7 @@ void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
 	pg = &m->pages[m->base[rec->guest] + rec->page];
 	__builtin_prefetch(pg, 1);
 	if ((rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT)
-		fpcount_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
+		cidtab_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
 }
 
 void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)
@@ -554,7 +575,7 @@ void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struc
 	out->compares = (int64_t)m->counts[BK_COST_COMPARE];
 	out->merges = m->merges;
 	out->cpu_ns = (int64_t)ns;
-	out->oracle_saving = (int64_t)fpcount_duplicates(&m->truth) + m->truth_zero;
+	out->oracle_saving = (int64_t)cidtab_duplicates(&m->truth) + m->truth_zero;
 	out->remote_sharers = m->remote;
 	out->thp_splits = m->thp_splits;
 	out->thp_zero_pages = m->thp_zero;
