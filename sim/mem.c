@@ -4,7 +4,7 @@
  *
  * Structures.
  *   pages[i]  one per guest page, i = guest base + page number (scan order),
- *             16 bytes: content id, NUMA node, flags, and the frame it maps
+ *             12 bytes: content id, NUMA node, flags, and the frame it maps
  *             (slot 0 = its own private frame, slot 1 = the shared zero page,
  *             else a shared frame in frames[]).
  *   truth     content ids (cidtab.h) of (fingerprint, domain), assigned on
@@ -59,10 +59,13 @@
 struct sim_page {
 	uint32_t cid;   /* content id in truth; 0: fingerprint {0,0}, not counted */
 	uint32_t slot;
-	uint16_t node;
 	uint16_t guest;
-	uint8_t flags;
+	uint16_t node : 12; /* <= TRACE_MAX_NODE */
+	uint16_t flags : 4; /* PG_* */
 };
+
+_Static_assert(TRACE_MAX_NODE < (1 << 12), "sim_page.node holds every node");
+_Static_assert(sizeof(struct sim_page) == 12, "12 bytes per simulated page");
 
 struct sim_mem {
 	const struct trace_header *h;
@@ -117,6 +120,13 @@ int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_er
 	if (!m)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	m->h = h;
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		if (h->guests[g].node > TRACE_MAX_NODE) {
+			free(m);
+			return sp_err_set(err, SP_EINVAL, "guest %u on node %u: nodes run to %d", g,
+					  h->guests[g].node, TRACE_MAX_NODE);
+		}
+	}
 	m->base = calloc(h->nguests, sizeof(*m->base));
 	if (!m->base)
 		goto nomem;
@@ -505,6 +515,10 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	if ((rec->flags & TRACE_ZERO) && !sp_fp_is_zero(rec->fp))
 		return sp_err_set(err, SP_EINVAL, "a record for guest %u page %llu: zero-filled, yet "
 				  "with a fingerprint", rec->guest, (unsigned long long)rec->page);
+	if (rec->node > TRACE_MAX_NODE)
+		return sp_err_set(err, SP_EINVAL, "a record for guest %u page %llu: node %u (nodes run "
+				  "to %d)", rec->guest, (unsigned long long)rec->page, rec->node,
+				  TRACE_MAX_NODE);
 	content_changed = !was_present || !present || !sp_fp_eq(page_fp(m, pg), rec->fp) ||
 			  (bool)(pg->flags & PG_ZERO) != (bool)(rec->flags & TRACE_ZERO);
 	*page = p;
@@ -512,7 +526,8 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	*notify = false;
 	if (!content_changed) {
 		/* Same content: only the huge mark or the node may have moved. */
-		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE) | ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
+		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE & 0xfu) |
+				      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
 		pg->node = rec->node;
 		if (rec->node + 1u > m->nnodes)
 			m->nnodes = rec->node + 1u;

@@ -265,6 +265,7 @@ SP_TEST(content_ids_read_back)
 	struct sim_cost cost;
 	struct sp_err err = { 0 };
 	struct trace_record rec = { 0 };
+	struct bk_page_info info;
 	uint32_t what;
 	bool notify;
 	bk_page p;
@@ -319,6 +320,17 @@ SP_TEST(content_ids_read_back)
 	rec.flags = TRACE_PRESENT | TRACE_ZERO;
 	CU_ASSERT_EQUAL(sim_mem_apply(m, &rec, &p, &what, &notify, &err), SP_EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "zero-filled"));
+	/* a node beyond the format's (pages keep 12 bits of it) */
+	memset(&err, 0, sizeof(err));
+	rec.flags = TRACE_PRESENT;
+	rec.node = TRACE_MAX_NODE + 1;
+	CU_ASSERT_EQUAL(sim_mem_apply(m, &rec, &p, &what, &notify, &err), SP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "node"));
+	rec.node = TRACE_MAX_NODE;
+	CU_ASSERT_EQUAL(sim_mem_apply(m, &rec, &p, &what, &notify, &err), 0);
+	bk.ops->page_info(bk.impl, p, &info);
+	CU_ASSERT_EQUAL(info.node, TRACE_MAX_NODE);
+	CU_ASSERT_EQUAL(bk.ops->nnodes(bk.impl), TRACE_MAX_NODE + 1);
 	sim_mem_free(m);
 	trace_header_release(&tb.h);
 }
