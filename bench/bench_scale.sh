@@ -4,8 +4,10 @@
 #   decode:  `sim trace check` (the reader alone) and `sim run --algo oracle`
 #            (reader + simulated memory + oracle counts): page records per
 #            second of user CPU;
-#   ksm:     `sim run --algo ksm` with ksmd never resting: pages_scanned per
-#            second of user CPU (whole run, decoding included);
+#   ksm:     `sim run --algo ksm` with ksmd never resting, simulating about
+#            one full scan: pages_scanned per CPU second of the whole run, and
+#            of the scanning alone (the difference from a run that stops at
+#            the last snapshot: same decoding, same tables);
 #   memory:  peak RSS (/usr/bin/time -v "Maximum resident set size") in bytes
 #            per guest page, for oracle and ksm each.
 # Generated traces are deleted as soon as their size is done.
@@ -53,7 +55,6 @@ for size in "${SIZES[@]}"; do
 		printf "trace check: %d records, %.2f s CPU, %.1f M records/s\n", n, u, n / u / 1e6 }'
 
 	read -r user rss <<<"$(timed "$SIM" run --trace "$tr" --algo oracle --tail-ms 0)"
-	ocpu=$user
 	awk -v u="$user" -v n="$records" -v r="$rss" -v p="$total" 'BEGIN {
 		printf "oracle: %.2f s CPU, %.1f M records/s, peak RSS %.0f MiB = %.1f B/page\n",
 			u, n / u / 1e6, r / 1024, r * 1024 / p }'
@@ -61,12 +62,19 @@ for size in "${SIZES[@]}"; do
 	# ksmd never resting scans ~150k pages per simulated second here: simulate
 	# about one full scan of every page (at least 20 s).
 	ksm_ms=$((total / 150 > 20000 ? total / 150 : 20000))
-	read -r user rss <<<"$(timed "$SIM" run --trace "$tr" --algo ksm --duration-ms "$ksm_ms" \
-		--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv")"
+	last_ms=$(((snaps - 1) * 1000))
+	ksm() {
+		timed "$SIM" run --trace "$tr" --algo ksm --duration-ms "$1" \
+			--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
+	}
+	read -r user0 rss <<<"$(ksm "$last_ms")"
+	scanned0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
+	read -r user rss <<<"$(ksm "$ksm_ms")"
 	scanned=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-	awk -v u="$user" -v o="$ocpu" -v s="$scanned" -v r="$rss" -v p="$total" -v ms="$ksm_ms" 'BEGIN {
-		printf "ksm: %d ms simulated, %.2f s CPU, %d pages_scanned, %.1f M scans/s (%.1f M/s net of the oracle run\x27s decoding), peak RSS %.0f MiB = %.1f B/page\n",
-			ms, u, s, s / u / 1e6, s / (u - o) / 1e6, r / 1024, r * 1024 / p }'
+	awk -v u="$user" -v u0="$user0" -v s="$scanned" -v s0="$scanned0" -v r="$rss" -v p="$total" \
+		-v ms="$ksm_ms" 'BEGIN {
+		printf "ksm: %d ms simulated, %.2f s CPU, %d pages_scanned, %.1f M scans/s; scanning alone %.1f M scans/s; peak RSS %.0f MiB = %.1f B/page\n",
+			ms, u, s, s / u / 1e6, (s - s0) / (u - u0) / 1e6, r / 1024, r * 1024 / p }'
 	rm -f "$tr"
 	echo "load after $size: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
