@@ -31,6 +31,7 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	const char *term = terminal_for(out);
 	const char *slash = strrchr(out, '/'), *base = slash ? slash + 1 : out;
 	char *dir = NULL, *abs_csv = NULL, *script = NULL, *spath = NULL;
+	sigset_t old;
 	FILE *f;
 	int rc = 0;
 
@@ -45,15 +46,17 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 		goto out;
 	}
+	rep_signals_hold(&old);
 	f = fopen(spath, "w");
 	if (!f) {
-		rc = sp_err_set(err, SP_EIO, "%s: %s", spath, strerror(errno));
+		rc = sp_err_set(err, SP_EIO, "%s: cannot write the plot there: %s", out, strerror(errno));
+		rep_signals_release(&old);
 		goto out;
 	}
 	fprintf(f, "if (!exists('sfx')) sfx = ''\nset terminal %s\nset output ", term);
 	rep_gp_quoted(f, base);
 	fputs(".sfx\nset termoption noenhanced\nset datafile separator ','\nset key bottom right\n"
-	      "set grid\nset xlabel 'simulated time (s)'\nset ylabel 'pages saved (4 KiB pages)'\n"
+	      "set grid\nset xlabel 'simulated time (s)'\nset ylabel 'pages saved'\n"
 	      "set title ", f);
 	rep_gp_quoted(f, title);
 	fputs("\nplot ", f);
@@ -65,12 +68,14 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	      "lc rgb '#555555' title 'oracle (most any algorithm could save)'\n",
 	      f);
 	if (fclose(f) != 0) {
-		rc = sp_err_set(err, SP_EIO, "%s: %s", spath, strerror(errno));
+		rc = sp_err_set(err, SP_EIO, "%s: cannot write the plot there: %s", out, strerror(errno));
 		unlink(spath);
+		rep_signals_release(&old);
 		goto out;
 	}
 	rc = rep_gnuplot(dir, script, &base, 1, err);
 	unlink(spath);
+	rep_signals_release(&old);
 out:
 	free(abs_csv);
 	free(dir);

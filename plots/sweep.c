@@ -65,8 +65,10 @@ int plot_sweep_write_runs(const char *path, const struct plot_sweep_def *d,
 	if (rc < 0)
 		return rc;
 	fputs("run,point,seed", af.f);
-	for (uint32_t k = 0; k < d->nkeys; k++)
-		fprintf(af.f, ",%s", d->keys[k]);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		fputc(',', af.f);
+		rep_csv_text(af.f, d->keys[k]);
+	}
 	for (size_t k = 0; k < NTAIL; k++)
 		fprintf(af.f, ",%s", run_tail[k]);
 	fputc('\n', af.f);
@@ -537,8 +539,10 @@ static int write_sweep_csv(const char *dir, const struct plot_sweep_def *d,
 	if (rc < 0)
 		return rc;
 	fputs("point", af.f);
-	for (uint32_t k = 0; k < d->nkeys; k++)
-		fprintf(af.f, ",%s", d->keys[k]);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		fputc(',', af.f);
+		rep_csv_text(af.f, d->keys[k]);
+	}
 	fprintf(af.f, ",%s\n", plot_sweep_header_tail);
 	for (uint64_t i = 0; i < d->points; i++) {
 		const struct plot_stat *st[4] = { &p[i].saved, &p[i].t90_s, &p[i].cpu_s, &p[i].cow };
@@ -591,12 +595,11 @@ static bool same_series(const struct plot_sweep_def *d, const struct plot_sweep_
 	return true;
 }
 
-static const struct plot_sweep_point *sort_base;
-
-static int cmp_key0(const void *x, const void *y)
+static int cmp_key0(const void *x, const void *y, void *base)
 {
-	double a = sort_base[*(const uint64_t *)x].values[0];
-	double b = sort_base[*(const uint64_t *)y].values[0];
+	const struct plot_sweep_point *p = base;
+	double a = p[*(const uint64_t *)x].values[0];
+	double b = p[*(const uint64_t *)y].values[0];
 
 	return a < b ? -1 : a > b;
 }
@@ -648,9 +651,8 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 					order[o++] = j;
 				}
 			}
-			sort_base = p;
-			qsort(order + series_start[nseries - 1], o - series_start[nseries - 1],
-			      sizeof(*order), cmp_key0);
+			qsort_r(order + series_start[nseries - 1], o - series_start[nseries - 1],
+				sizeof(*order), cmp_key0, (void *)p);
 		}
 		series_start[nseries] = o;
 		free(used);
@@ -691,7 +693,9 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 		char v[256];
 
 		fmt_values(v, sizeof(v), d, p[i].values, 0);
-		fprintf(f, "%.10g %.10g \"%s\"\n", p[i].cpu_s.mean, p[i].saved.mean * mib, v);
+		fprintf(f, "%.10g %.10g ", p[i].cpu_s.mean, p[i].saved.mean * mib);
+		rep_gp_datum(f, v);
+		fputc('\n', f);
 	}
 	fputs("EOD\n$front << EOD\n", f);
 	{
@@ -719,8 +723,9 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 			char v[256];
 
 			fmt_values(v, sizeof(v), d, p[front[a]].values, 0);
-			fprintf(f, "%.10g %.10g \"%s\"\n", p[front[a]].cpu_s.mean,
-				p[front[a]].saved.mean * mib, v);
+			fprintf(f, "%.10g %.10g ", p[front[a]].cpu_s.mean, p[front[a]].saved.mean * mib);
+			rep_gp_datum(f, v);
+			fputc('\n', f);
 		}
 		free(front);
 	}

@@ -327,10 +327,18 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			return rc < 0 ? rc : 0;
 		}
 	}
+	/* LEB128, at most 10 bytes; the 10th may carry only bit 63 and must end the varint. */
 	for (shift = 0;; shift += 7) {
 		p = take(r, 1);
-		if (!p || shift > 63)
+		if (!p)
 			goto bad;
+		if (shift == 63 && (p[0] & 0xfe)) {
+			snprintf(what, sizeof(what), "record %llu of snapshot %u: %s",
+				 (unsigned long long)r->snap_read, r->snap.index,
+				 (p[0] & 0x80) ? "gap varint longer than 10 bytes"
+					       : "gap varint has bits above 2^64");
+			return corrupt(r, err, what);
+		}
 		gap |= (uint64_t)(p[0] & 0x7f) << shift;
 		if (!(p[0] & 0x80))
 			break;
@@ -380,6 +388,12 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			goto bad;
 		out->fp.lo = get_u64(p);
 		out->fp.hi = get_u64(p + 8);
+		if (sp_fp_is_zero(out->fp)) {
+			/* 0 is reserved for zero-filled pages (FORMAT.md): a merger would take it for one. */
+			snprintf(what, sizeof(what), "record %llu of snapshot %u: fingerprint 0 on a page "
+				 "not flagged ZERO", (unsigned long long)r->snap_read, r->snap.index);
+			return corrupt(r, err, what);
+		}
 	}
 	r->have_last = true;
 	r->last_guest = out->guest;
