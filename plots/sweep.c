@@ -105,6 +105,7 @@ struct table {
 	char **cur;
 	size_t ncur, capcur;
 	bool oom;
+	size_t nul_row, nul_col; /* first field holding a NUL byte (1-based row), 0 if none */
 };
 
 static void field_cb(void *s, size_t len, void *arg)
@@ -125,12 +126,18 @@ static void field_cb(void *s, size_t len, void *arg)
 		t->cur = c;
 		t->capcur = cap;
 	}
+	if (s && memchr(s, '\0', len) && !t->nul_row) {
+		/* A NUL would cut the field short where C strings are read. */
+		t->nul_row = t->nrows + 1;
+		t->nul_col = t->ncur + 1;
+	}
 	f = malloc(len + 1);
 	if (!f) {
 		t->oom = true;
 		return;
 	}
-	memcpy(f, s, len);
+	if (len)
+		memcpy(f, s, len);
 	f[len] = '\0';
 	t->cur[t->ncur++] = f;
 }
@@ -203,6 +210,9 @@ static int table_read(const char *path, struct table *t, struct sp_err *err)
 		rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV (unterminated quote?)", path);
 	if (rc == 0 && t->oom)
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory reading %s", path);
+	if (rc == 0 && t->nul_row)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu, column %zu holds a NUL byte", path,
+				t->nul_row, t->nul_col);
 	csv_free(&p);
 	fclose(f);
 	if (rc < 0)
@@ -240,7 +250,12 @@ static bool parse_dbl(const char *s, double *out)
 		return false;
 	errno = 0;
 	*out = strtod(s, &end);
-	return !errno && !*end;
+	return !errno && !*end && isfinite(*out);
+}
+
+static bool pow2_page_size(uint64_t ps)
+{
+	return ps >= 512 && ps <= (2u << 20) && (ps & (ps - 1)) == 0;
 }
 
 struct share_file {
@@ -260,6 +275,110 @@ static int cmp_run(const void *a, const void *b)
 	const struct plot_sweep_run *x = a, *y = b;
 
 	return x->run < y->run ? -1 : x->run > y->run;
+}
+
+/*
+ * The values of one row that parse but cannot be: an algorithm this build
+ * does not have, a varied key it does not have or a value outside its range,
+ * a page size that is no page size, negative or inconsistent results.
+ */
+static int check_row(const char *path, size_t row, const struct plot_sweep_run *r, const char *algo_name,
+		     uint32_t nkeys, char *const *keys, uint64_t ps, struct sp_err *err)
+{
+	const struct algo_ops *a = algo_find(algo_name);
+
+	if (!a)
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: unknown algorithm '%s'", path, row,
+				  algo_name);
+	for (uint32_t k = 0; k < nkeys; k++) {
+		int ki = algo_param_index(a, keys[k]);
+		const struct algo_param *pp;
+
+		if (ki < 0)
+			return sp_err_set(err, SP_ECORRUPT, "%s: varied key '%s' is not a parameter of %s",
+					  path, keys[k], a->name);
+		pp = &a->params[ki];
+		if (r->values[k] < pp->min || r->values[k] > pp->max ||
+		    (pp->integer && r->values[k] != (double)(int64_t)r->values[k]))
+			return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: %s=%.17g is not a valid value "
+					  "(%s%g..%g)", path, row, keys[k], r->values[k],
+					  pp->integer ? "integer " : "", pp->min, pp->max);
+	}
+	if (!pow2_page_size(ps))
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: page size %llu is not a power of two "
+				  "in [512, 2 MiB]", path, row, (unsigned long long)ps);
+	if (r->s.final_saved < 0 || r->s.peak_saved < r->s.final_saved || r->s.oracle_final < 0 ||
+	    r->s.cpu_ns < 0 || r->s.cow_breaks < 0 || r->s.t90_ms > r->s.end_ms)
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: impossible results (negative, a peak "
+				  "below the final savings, or time to 90%% after the end)", path, row);
+	return 0;
+}
+
+static int cmp_values(const void *x, const void *y, void *nkeys)
+{
+	const double *a = x, *b = y;
+
+	for (uint32_t k = 0; k < *(const uint32_t *)nkeys; k++)
+		if (a[k] != b[k])
+			return a[k] < b[k] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * rows sorted and complete: every seed of a point has the point's values,
+ * no two points have the same values, and the points are the whole grid
+ * (the product of each key's distinct values).
+ */
+static int check_grid(const char *dir, const struct plot_sweep_def *d,
+		      const struct plot_sweep_run *rows, struct sp_err *err)
+{
+	double (*v)[PLOT_SWEEP_MAX_KEYS] = malloc(d->points * sizeof(*v));
+	uint64_t product = 1;
+	int rc = 0;
+
+	if (!v)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (uint64_t i = 0; rc == 0 && i < d->points; i++) {
+		const struct plot_sweep_run *r = &rows[i * d->seeds];
+
+		for (uint64_t s = 1; rc == 0 && s < d->seeds; s++) {
+			if (memcmp(r[s].values, r[0].values, sizeof(r->values)) != 0)
+				rc = sp_err_set(err, SP_ECORRUPT, "%s: run %llu has other values than run "
+						"%llu of the same point %llu", dir,
+						(unsigned long long)r[s].run, (unsigned long long)r[0].run,
+						(unsigned long long)i);
+		}
+		memset(v[i], 0, sizeof(v[i]));
+		memcpy(v[i], r->values, d->nkeys * sizeof(double));
+	}
+	for (uint32_t k = 0; rc == 0 && k < d->nkeys; k++) {
+		uint64_t distinct = 0;
+
+		for (uint64_t i = 0; i < d->points; i++) {
+			uint64_t j = 0;
+
+			while (j < i && v[j][k] != v[i][k])
+				j++;
+			distinct += j == i;
+			if (distinct > d->points)
+				break;
+		}
+		product = distinct && product > d->points / distinct ? d->points + 1 : product * distinct;
+	}
+	if (rc == 0) {
+		uint32_t nk = d->nkeys;
+
+		qsort_r(v, d->points, sizeof(*v), cmp_values, &nk);
+		for (uint64_t i = 1; rc == 0 && i < d->points; i++)
+			if (cmp_values(v[i - 1], v[i], &nk) == 0)
+				rc = sp_err_set(err, SP_ECORRUPT, "%s: two points of the grid have the same "
+						"values", dir);
+	}
+	if (rc == 0 && product != d->points)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: the points' values do not form the %llu-point grid",
+				dir, (unsigned long long)d->points);
+	free(v);
+	return rc;
 }
 
 /* Parses one share file's rows into *rows (appending); fills/checks d. */
@@ -299,8 +418,13 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 	if (!*have_def) {
 		memset(d, 0, sizeof(*d));
 		d->nkeys = nkeys;
-		for (uint32_t k = 0; k < nkeys; k++)
+		for (uint32_t k = 0; k < nkeys; k++) {
+			if (strlen(t.rows[0][3 + k]) >= sizeof(d->keys[k])) {
+				rc = sp_err_set(err, SP_ECORRUPT, "%s: varied key %u: name too long", path, k + 1);
+				goto out;
+			}
 			snprintf(d->keys[k], sizeof(d->keys[k]), "%s", t.rows[0][3 + k]);
+		}
 	} else {
 		bool same = d->nkeys == nkeys;
 
@@ -325,12 +449,15 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 		     parse_i64(f[b + 2], &r.s.oracle_final) && parse_u64(f[b + 3], &r.s.t90_ms) &&
 		     parse_i64(f[b + 4], &r.s.cpu_ns) && parse_i64(f[b + 5], &r.s.cow_breaks) &&
 		     parse_u64(f[b + 6], &r.s.end_ms) && parse_u64(f[b + 8], &ps) &&
-		     parse_u64(f[b + 9], &points) && parse_u64(f[b + 10], &seeds) && ps > 0 &&
-		     ps <= (1u << 30) && points > 0 && seeds > 0 && points <= UINT64_MAX / seeds;
+		     parse_u64(f[b + 9], &points) && parse_u64(f[b + 10], &seeds) && points > 0 &&
+		     seeds > 0 && points <= UINT64_MAX / seeds;
 		if (!ok) {
 			rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu is malformed", path, i + 1);
 			goto out;
 		}
+		rc = check_row(path, i + 1, &r, f[b + 7], nkeys, t.rows[0] + 3, ps, err);
+		if (rc < 0)
+			goto out;
 		r.s.pct_of_oracle = r.s.oracle_final > 0
 					    ? 100.0 * (double)r.s.final_saved / (double)r.s.oracle_final
 					    : 100.0;
@@ -447,6 +574,8 @@ int plot_sweep_read_shares(const char *dir, struct plot_sweep_def *d,
 				rc = sp_err_set(err, SP_EINVAL, "%s: run %llu appears twice", dir,
 						(unsigned long long)(*rows)[k].run);
 		}
+		if (rc == 0 && *n == total)
+			rc = check_grid(dir, d, *rows, err);
 		if (rc == 0 && *n != total) {
 			uint64_t miss = 0;
 
