@@ -1340,7 +1340,8 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 		unsigned long long n = k->npages;
 
 		ksm_destroy(k);
-		return sp_err_set(err, SP_ELIMIT, "ksm: %llu pages is beyond the model's 2^32-2", n);
+		return sp_err_set(err, SP_ENOTSUP, "ksm: %llu pages: beyond this model's limit of 2^32-2 "
+				  "pages (the trace is valid; the model cannot hold it)", n);
 	}
 	nnodes = k->ops->nnodes(k->impl);
 	if (nnodes == 0)
@@ -1364,9 +1365,12 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	if (!k->usize || !k->sroot)
 		goto nomem;
 	if (k->ntrees > UINT16_MAX) {
+		unsigned long long t = k->ntrees;
+
 		ksm_destroy(k);
-		return sp_err_set(err, SP_ELIMIT, "ksm: more than %u (node, domain) trees",
-				  UINT16_MAX);
+		return sp_err_set(err, SP_ENOTSUP, "ksm: %llu (node, domain) trees: beyond this model's "
+				  "limit of %u (the trace is valid; with merge_across_nodes=1 it needs one "
+				  "tree per domain)", t, UINT16_MAX);
 	}
 	*out = k;
 	return 0;

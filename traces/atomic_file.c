@@ -121,7 +121,8 @@ int atomic_file_open(struct atomic_file *af, const char *path, unsigned mode, st
 	free(dir);
 	if (fd < 0)
 		return fail(af, err, errno == EACCES ? SP_EPERM : SP_EIO, path,
-			    errno == ENOENT ? "its directory does not exist" : strerror(errno));
+			    errno == ENOENT ? "cannot create a file there: its directory does not exist"
+					   : strerror(errno));
 	af->f = fdopen(fd, "wb");
 	if (!af->f) {
 		close(fd);
@@ -275,7 +276,7 @@ static int out_id(const char *path, struct out_id *id, struct sp_err *err)
 		if (!real || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
 			free(real);
 			free(dir);
-			return sp_err_set(err, SP_EIO, "%s: its directory does not exist", path);
+			return sp_err_set(err, SP_EIO, "%s: cannot create a file there: its directory does not exist", path);
 		}
 		if (access(real, W_OK | X_OK) != 0) {
 			free(real);
