@@ -92,6 +92,24 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 #define SIM_MAX_MS (UINT64_MAX / 1000000ull / 2)
 #define SIM_MAX_EVENTS 200000000ull
 
+/*
+ * The simulated host that a control policy sees (struct ctl_host): its
+ * memory, and what other than the trace's guests uses it.  Guest memory
+ * committed = every guest page; free = mem - used - (guest pages - pages
+ * saved), at least 0; no swap.
+ */
+struct sim_host {
+	double mem_mib;  /* MemTotal, MiB (default 16384) */
+	double used_mib; /* memory used by other than the guests, MiB (default 1024) */
+};
+
+/* Text parameters of the control policy (ctl_ops.text_params) given to a run. */
+#define SIM_CTL_MAX_TEXT 8
+struct sim_ctl_text {
+	const char *name;
+	const char *value;
+};
+
 struct sim_config {
 	const struct algo_ops *algo;
 	struct algo_params params;
@@ -104,6 +122,9 @@ struct sim_config {
 	const struct ctl_ops *ctl;     /* control policy, or NULL */
 	struct algo_params ctl_params;
 	const struct sim_layout *layout; /* pages to number (sim_run_source); NULL: all, no estimate */
+	struct sim_host host;          /* the host the control policy sees */
+	struct sim_ctl_text ctl_text[SIM_CTL_MAX_TEXT]; /* the policy's text parameters (not owned) */
+	int nctl_text;
 };
 
 /*
@@ -114,6 +135,15 @@ struct sim_config {
 int sim_check_estimate(const struct sim_config *cfg, uint64_t last_ms, struct sp_err *err);
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
+/* The simulated host's parameters (host_mem_mib, host_used_mib), as algo_param. */
+extern const struct algo_param sim_host_params[];
+extern const uint32_t sim_host_nparams;
+/*
+ * Takes one "key=value" of a control policy's settings: a numeric parameter
+ * of cfg->ctl, one of its text parameters, or a simulated-host parameter.
+ * 0, or SP_EINVAL with a message naming the valid keys.  cfg->ctl is set.
+ */
+int sim_ctl_set(struct sim_config *cfg, const char *kv, struct sp_err *err);
 
 /* Called for every sample; return non-zero to stop the run (error SP_EINVAL). */
 typedef int (*sim_sample_fn)(void *arg, uint64_t time_ms, const struct metrics *m);
