@@ -17,15 +17,19 @@
  *   sleep_millisecs = max(10, sleep_msec x 16 x 1024 x 1024 / total), run=1.
  *
  * Notes:
- *  - The script waits one interval before its first adjustment; the
- *    drivers call tick() at the start, so this policy adjusts at once.
+ *  - The script's loop is `sleep $KSM_MONITOR_INTERVAL; adjust`: its first
+ *    adjustment comes one interval after it starts.  The drivers call
+ *    tick() at the start, so the first tick only waits; until then KSM runs
+ *    as it was started (the tunables of the run).
  *  - The script reacts to SIGUSR1 when a guest starts (samepaged does too);
  *    in simulation guests exist from the start of the trace.
- *  - In simulation the host is sim_host: committed is every guest page,
- *    as a busy guest's RSS grows to its size and merging does not shrink
- *    RSS; free is what the host's own use and the backed guest pages leave.
+ *  - In simulation the host is sim_host: committed is the guests' RSS
+ *    (present pages, a KSM page once per mapper, pages on the zero page
+ *    not at all); free is what the host's own use and the frames the
+ *    guests take (present pages less pages saved) leave.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "control.h"
@@ -47,6 +51,7 @@ struct ksmtuned {
 	struct ctl_env env;
 	struct algo_params p;
 	int64_t npages;
+	bool waited; /* the script's first sleep is over */
 };
 
 static int ksmtuned_create(void **out, const struct algo_params *p, const struct ctl_env *env,
@@ -88,6 +93,10 @@ static int ksmtuned_tick(void *st, uint64_t now_ns, const struct metrics *m, uin
 	(void)now_ns;
 	(void)m;
 	*next_ns = (uint64_t)v[P_INTERVAL] * 1000000000ull;
+	if (!k->waited) {
+		k->waited = true; /* sleep $KSM_MONITOR_INTERVAL first */
+		return 0;
+	}
 	rc = e->host(e->arg, &h, err);
 	if (rc < 0)
 		return rc;

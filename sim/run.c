@@ -69,6 +69,7 @@ void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
 	c->tail_ms = 60000;
 	c->sample_ms = 1000;
 	sim_cost_defaults(&c->cost);
+	algo_kernel_newest(&c->kernel);
 	c->host.mem_mib = sim_host_params[0].def;
 	c->host.used_mib = sim_host_params[1].def;
 }
@@ -313,14 +314,21 @@ static int env_host(void *arg, struct ctl_host *out, struct sp_err *err)
 	struct run *x = arg;
 	const struct sim_host *h = &x->cfg->host;
 	struct metrics m;
-	int64_t total, committed, backed, free_kib;
+	int64_t total, committed, backed, free_kib, present, on_zero, kib = x->page_size / 1024;
 
 	(void)err;
 	read_metrics(x, &m);
 	memset(out, 0, sizeof(*out));
+	sim_mem_usage(x->mem, &present, &on_zero);
 	total = (int64_t)h->mem_mib * 1024;
-	committed = (int64_t)(x->guest_pages * x->page_size / 1024);
-	backed = committed - metrics_saved(&m) * (int64_t)x->page_size / 1024;
+	/*
+	 * The guests' RSS, as ksmtuned sums the QEMU processes' `ps -o rsz`:
+	 * every present page, a KSM page once per mapper, but not the pages
+	 * mapping the zero page.  The frames they take: present pages less the
+	 * pages saved.
+	 */
+	committed = (present - on_zero) * kib;
+	backed = (present - metrics_saved(&m)) * kib;
 	free_kib = total - (int64_t)h->used_mib * 1024 - backed;
 	out->mem_total_kib = (uint64_t)total;
 	out->mem_free_kib = free_kib > 0 ? (uint64_t)free_kib : 0;
@@ -508,7 +516,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 		   struct sim_result *out, struct sp_err *err)
 {
 	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out, .src = src };
-	struct algo_env env;
+	struct algo_env env = { 0 };
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -527,7 +535,18 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract",
 				  cfg->algo->name);
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
+	if (cfg->ctl && strcmp(cfg->ctl->name, "advisor") == 0) {
+		char why[256];
+
+		if (!algo_kernel_offers(&cfg->kernel, "advisor", why, sizeof(why)))
+			return sp_err_set(err, SP_EINVAL, "--controller advisor: %s", why);
+	}
 	rc = sim_mem_new_layout(&x.mem, src->header(src->impl), cfg->layout, err);
+	if (rc == 0)
+		sim_mem_set_huge(x.mem, (cfg->algo->caps & ALGO_CAP_LINUX) &&
+						algo_kernel_has(&cfg->kernel, AK_THP_ZERO_REMAP)
+					? SIM_HUGE_SPLIT_ZERO
+					: SIM_HUGE_SPLIT);
 	if (rc == 0) {
 		x.rng = gsl_rng_alloc(gsl_rng_mt19937);
 		if (!x.rng)
@@ -538,6 +557,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	if (rc == 0) {
 		env.bk = sim_mem_backend(x.mem);
 		env.seed = cfg->seed;
+		env.kernel = &cfg->kernel;
 		rc = cfg->algo->create(&x.st, &cfg->params, &env, err);
 	}
 	x.running = true;

@@ -25,6 +25,7 @@
 
 #include "algorithm.h"
 #include "control.h"
+#include "kernel.h"
 #include "metrics.h"
 #include "sp_error.h"
 #include "trace.h"
@@ -42,8 +43,16 @@ const char *sim_cost_name(enum bk_cost k);
 /* The simulated backend: page and frame state of a trace's guests. */
 struct sim_mem;
 
+/* What splitting a transparent huge page for a merge does (mem.c explains). */
+enum sim_huge {
+	SIM_HUGE_SPLIT_ZERO = 0, /* Linux >= 6.12: zero-filled subpages go to the zero page */
+	SIM_HUGE_SPLIT = 1,      /* Linux <= 6.11, ESX: subpages stay as they are */
+};
+
 int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_err *err);
 void sim_mem_free(struct sim_mem *m);
+/* Sets what a split does (default SIM_HUGE_SPLIT_ZERO); call before the first merge. */
+void sim_mem_set_huge(struct sim_mem *m, enum sim_huge huge);
 struct backend sim_mem_backend(struct sim_mem *m);
 /*
  * Applies one record (the page's full new state).  *what receives the
@@ -54,6 +63,8 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 		  uint32_t *what, bool *notify, struct sp_err *err);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
+/* Present pages, and those of them mapping the shared zero page (not in any RSS). */
+void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero);
 /* Counted work so far. */
 const uint64_t *sim_mem_counts(const struct sim_mem *m);
 uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page);
@@ -125,6 +136,12 @@ struct sim_config {
 	struct sim_host host;          /* the host the control policy sees */
 	struct sim_ctl_text ctl_text[SIM_CTL_MAX_TEXT]; /* the policy's text parameters (not owned) */
 	int nctl_text;
+	/*
+	 * The Linux version modelled (default: the newest): the ksm model's
+	 * behaviour, and what a huge-page split does for ALGO_CAP_LINUX
+	 * algorithms (the others split plainly).
+	 */
+	struct algo_kernel kernel;
 };
 
 /*
