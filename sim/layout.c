@@ -13,20 +13,18 @@
  * that steps over absent pages for free (all of ours but esx's sampling and
  * uksm's fixed regions, which see the mentioned pages only).
  *
- * Collection: a bitmap per guest of at most 2^24 pages; a growing vector,
- * sorted and deduplicated whenever it doubles, for larger guests; so memory
- * is bounded by the distinct pages mentioned, not by the records read.
+ * Collection: per guest, a growing vector of page numbers, sorted and
+ * deduplicated whenever it doubles, so memory is bounded by the distinct
+ * pages mentioned (twice over), not by the records read nor by the page
+ * counts the header claims.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "sim.h"
 
-#define BITMAP_MAX_PAGES (1ull << 24)
-
 struct collect {
-	uint8_t *bits;     /* guests of at most BITMAP_MAX_PAGES pages */
-	uint64_t *v;       /* larger guests: page numbers, v[0..uniq) sorted and distinct */
+	uint64_t *v;       /* page numbers; v[0..uniq) sorted and distinct */
 	uint64_t len, uniq, cap;
 };
 
@@ -51,10 +49,6 @@ static void dedup(struct collect *c)
 
 static int note(struct collect *c, uint64_t page)
 {
-	if (c->bits) {
-		c->bits[page >> 3] |= (uint8_t)(1u << (page & 7));
-		return 0;
-	}
 	if (c->len && c->v[c->len - 1] == page)
 		return 0;
 	if (c->len == c->cap) {
@@ -106,13 +100,6 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (uint32_t g = 0; g < h->nguests && rc == 0; g++) {
-		if (h->guests[g].pages <= BITMAP_MAX_PAGES) {
-			c[g].bits = calloc((size_t)(h->guests[g].pages + 7) / 8, 1);
-			if (!c[g].bits)
-				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-		}
-	}
 	while (rc == 0 && (rc = src->next_snapshot(src->impl, &s, err)) > 0) {
 		out->snapshots++;
 		out->last_ms = s.time_ms;
@@ -130,34 +117,20 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 		uint64_t n = 0;
 
 		out->base[g] = total;
-		if (k->bits) {
-			for (uint64_t i = 0; i < (h->guests[g].pages + 7) / 8; i++)
-				n += (uint64_t)__builtin_popcount(k->bits[i]);
-			if (n == h->guests[g].pages) {
-				out->npages[g] = n; /* every page: the plain numbering */
-				total += n;
-				continue;
-			}
-			out->pfn[g] = malloc((n ? n : 1) * sizeof(uint64_t));
+		dedup(k);
+		n = k->len;
+		if (n == h->guests[g].pages) {
+			out->npages[g] = n; /* every page: the plain numbering */
+			total += n;
+			continue;
+		}
+		out->pfn[g] = k->v; /* sorted and distinct */
+		k->v = NULL;
+		if (!out->pfn[g]) {
+			out->pfn[g] = malloc(sizeof(uint64_t));
 			if (!out->pfn[g]) {
 				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 				goto out;
-			}
-			n = 0;
-			for (uint64_t p = 0; p < h->guests[g].pages; p++)
-				if (k->bits[p >> 3] & (1u << (p & 7)))
-					out->pfn[g][n++] = p;
-		} else {
-			dedup(k);
-			n = k->len;
-			out->pfn[g] = k->v; /* sorted and distinct */
-			k->v = NULL;
-			if (!out->pfn[g]) {
-				out->pfn[g] = malloc(sizeof(uint64_t));
-				if (!out->pfn[g]) {
-					rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-					goto out;
-				}
 			}
 		}
 		out->npages[g] = n;
@@ -165,10 +138,8 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 	}
 	out->total = total;
 out:
-	for (uint32_t g = 0; c && g < h->nguests; g++) {
-		free(c[g].bits);
+	for (uint32_t g = 0; c && g < h->nguests; g++)
 		free(c[g].v);
-	}
 	free(c);
 	if (rc < 0)
 		sim_layout_release(out);
