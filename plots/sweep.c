@@ -18,6 +18,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,12 +192,22 @@ static int table_read(const char *path, struct table *t, struct sp_err *err)
 	struct csv_parser p;
 	char buf[65536];
 	size_t got;
-	FILE *f = fopen(path, "rb");
-	int rc = 0;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0; /* a FIFO: no wait */
+	FILE *f;
 
 	memset(t, 0, sizeof(*t));
-	if (!f)
+	if (fd < 0)
 		return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
+	}
+	f = fdopen(fd, "rb");
+	if (!f) {
+		close(fd);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
 	if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0) {
 		fclose(f);
 		return sp_err_set(err, SP_ENOMEM, "out of memory");

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "parallel.h"
 #include "report.h"
@@ -133,7 +134,7 @@ static int parse_vary(struct grid *g, const struct algo_ops *a, const char *spec
 	char *copy, *save = NULL, *tok;
 	struct algo_params tmp;
 	uint32_t k = g->nkeys;
-	int ki;
+	int ki, rc;
 
 	if (!eq || eq == spec || !eq[1])
 		return cli_usage_error("sweep", "--vary %s: write key=v1,v2,...", spec);
@@ -179,8 +180,10 @@ static int parse_vary(struct grid *g, const struct algo_ops *a, const char *spec
 		}
 		for (size_t j = 0; j < g->count[k]; j++) {
 			if (g->values[k][j] == tmp.v[ki]) {
+				/* tok lives in copy: the message first */
+				rc = cli_usage_error("sweep", "--vary %s: value %s given twice", g->keys[k], tok);
 				free(copy);
-				return cli_usage_error("sweep", "--vary %s: value %s given twice", g->keys[k], tok);
+				return rc;
 			}
 		}
 		g->values[k][g->count[k]++] = tmp.v[ki];
@@ -218,8 +221,12 @@ static void print_points(const struct plot_sweep_def *d, const struct plot_sweep
 
 	if (plot_sweep_points(d, rows, n, &p, NULL) < 0)
 		return;
-	for (uint32_t k = 0; k < d->nkeys; k++)
-		printf("%-16s ", d->keys[k]);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		char key[4 * sizeof(d->keys[k])];
+
+		sp_term_escape(key, sizeof(key), d->keys[k]); /* from share files: never raw on a terminal */
+		printf("%-16s ", key);
+	}
 	printf("%22s %14s %12s %s\n", "saved MiB (95% CI)", "CPU s", "to 90% s", "frontier");
 	for (uint64_t i = 0; i < d->points; i++) {
 		char s[64];
@@ -255,8 +262,11 @@ static int do_merge(const char *dir, bool quiet)
 	}
 	rc = plot_sweep_write(dir, &d, rows, n, desc, algo_find(d.algorithm), &err);
 	if (rc == 0 && !quiet) {
+		char name[4096];
+
 		print_points(&d, rows, n);
-		printf("report: %s/index.html\n", dir);
+		sp_term_escape(name, sizeof(name), dir);
+		printf("report: %s/index.html\n", name);
 	}
 	free(desc);
 	free(rows);
@@ -403,6 +413,22 @@ static int sweep_prepare(struct sweep_cmd *x)
 
 	if (rc != EXIT_OK)
 		return rc;
+	{
+		/* the report directory, before any work: usable, and no file of it the trace */
+		const char *files[] = { "index.html", "runs.csv", "sweep.csv", "sweep.gp" };
+		const char *ins[] = { x->o.trace };
+		char share[96];
+		size_t nf = 4;
+
+		if (x->o.tasks) {
+			snprintf(share, sizeof(share), "share-%llu-of-%llu.csv",
+				 (unsigned long long)x->o.task.v[0], (unsigned long long)x->o.tasks);
+			files[0] = share;
+			nf = 1;
+		}
+		if (atomic_file_check_dir(x->o.dir, files, nf, ins, 1, &x->err) < 0)
+			return cli_fail(&x->err);
+	}
 	rc = cli_load_trace(&x->tm, x->o.trace);
 	if (rc != EXIT_OK)
 		return rc;

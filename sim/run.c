@@ -534,6 +534,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 			return rc;
 	}
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
+	out->page_size = src->header(src->impl)->page_size;
 	if (cfg->ctl && strcmp(cfg->ctl->name, "advisor") == 0) {
 		char why[256];
 

@@ -174,6 +174,7 @@ struct sim_result {
 	uint64_t records;        /* page records applied */
 	uint64_t page_states;    /* pages x snapshots: logical records replayed */
 	int64_t peak_saved;      /* max of pages_sharing + ksm_zero_pages */
+	uint32_t page_size;      /* the trace's, bytes: pages to MiB */
 };
 
 /* Replays the trace file at trace_path. */

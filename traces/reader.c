@@ -10,10 +10,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "chunk.h"
@@ -203,7 +205,7 @@ int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err
 	uint8_t magic[TRACE_MAGIC_LEN + 4];
 	struct stat sb;
 	size_t n;
-	int rc;
+	int rc, fd;
 
 	*out = NULL;
 	if (!r)
@@ -214,15 +216,23 @@ int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err
 		trace_reader_close(r);
 		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
 	}
-	r->f = fopen(path, "rb");
-	if (!r->f) {
-		rc = sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	/* O_NONBLOCK: opening a FIFO named as a trace must not wait for a writer */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		rc = sp_err_set(err, errno == EACCES ? SP_EPERM : SP_EIO, "%s: %s", path, strerror(errno));
 		trace_reader_close(r);
 		return rc;
 	}
-	if (fstat(fileno(r->f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
 		trace_reader_close(r);
 		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
+	}
+	r->f = fdopen(fd, "rb");
+	if (!r->f) {
+		close(fd);
+		trace_reader_close(r);
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
 	}
 	r->size = (uint64_t)sb.st_size;
 	setvbuf(r->f, NULL, _IOFBF, 1 << 20);
