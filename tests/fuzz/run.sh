@@ -6,6 +6,7 @@
 # kept in build-fuzz/findings/); 77: skipped, with the reason (no clang or
 # no libFuzzer runtime).
 #   tests/fuzz/run.sh [SECONDS] [HARNESS...]
+# The harnesses run at the same time (SECONDS of wall time in all).
 # Run in the background at low priority for long campaigns:
 #   nice -n 19 tests/fuzz/run.sh 900
 set -uo pipefail
@@ -57,16 +58,20 @@ if [ -d $B/corpus/options ]; then
 	printf -- '-qo\000out.csv\000--vary\000k=1,2\000--\000-x' > $B/corpus/options/c
 	printf -- '--help' > $B/corpus/options/d
 fi
-status=0
+# all harnesses at once (wall time SECS), then their results in turn
 for h in $HARNESSES; do
-	echo "== fuzz_$h: $SECS s"
 	( cd $B/findings && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		../fuzz_$h -max_total_time="$SECS" -timeout=20 -rss_limit_mb=2048 -max_len=262144 \
-		-print_final_stats=1 ../corpus/$h ) > $B/fuzz_$h.log 2>&1
-	rc=$?
-	grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+ *DONE" $B/fuzz_$h.log | sed 's/^/  /'
-	if [ $rc -ne 0 ]; then
+		-print_final_stats=1 ../corpus/$h > ../fuzz_$h.log 2>&1; echo $? > ../fuzz_$h.rc ) &
+done
+wait
+status=0
+for h in $HARNESSES; do
+	rc=$(cat $B/fuzz_$h.rc)
+	echo "== fuzz_$h: $SECS s"
+	grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" $B/fuzz_$h.log | sed 's/^/  /'
+	if [ "$rc" -ne 0 ]; then
 		echo "FINDING in fuzz_$h (exit $rc): see $B/fuzz_$h.log and $B/findings/"
 		grep -E "ERROR|runtime error|SUMMARY" $B/fuzz_$h.log | head -5
 		status=1
