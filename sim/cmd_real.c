@@ -503,7 +503,10 @@ static int real_prepare(struct real_cmd *x)
 		return cli_fail(&x->err);
 	x->end_ms = o->sim.duration_ms ? o->sim.duration_ms : last_ms + 60000;
 	if (o->csv) {
-		if (atomic_file_open(&x->af, o->csv, 0644, &x->err) < 0)
+		const char *outs[] = { o->csv }, *ins[] = { o->trace };
+
+		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0 ||
+		    atomic_file_open(&x->af, o->csv, atomic_file_mode_from(o->trace, 0644), &x->err) < 0)
 			return cli_fail(&x->err);
 		x->R.af = &x->af;
 		fputs("time_ms", x->af.f);

@@ -33,6 +33,10 @@ expect 2 "input file" run --trace "$T/v.sptrace" --algo oracle --csv "$T/v.sptra
 expect 2 "input file" trace export "$T/v.sptrace" --csv "$T/v.sptrace"
 ln "$T/v.sptrace" "$T/hard.sptrace"
 expect 2 "input file" trace export "$T/v.sptrace" --csv "$T/hard.sptrace"
+cp "$T/v.sptrace" "$T/v.core"; C=$(sum "$T/v.core")
+expect 2 "input file" trace import --format qemu-elf "$T/v.core" -o "$T/v.core"
+[ "$(sum "$T/v.core")" = "$C" ] || err "trace import replaced its input"
+expect 2 "empty" trace record -o '' --pid $$
 [ "$(sum "$T/v.sptrace")" = "$V" ] || err "the input trace changed"
 expect 2 "same file" run --trace "$T/v.sptrace" --algo oracle --csv "$T/o.png" --plot "$T/o.png"
 expect 2 "empty" run --trace "$T/v.sptrace" --algo oracle --csv ''

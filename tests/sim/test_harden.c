@@ -247,3 +247,65 @@ SP_TEST(job_errors_name_the_job_once)
 	sim_job_release(NULL);
 	trace_mem_free(tm);
 }
+
+/* ---- at the command line ------------------------------------------------- */
+
+/* Everything `sim ARGS` wrote on stdout, into buf. */
+static void sim_output(const char *args, char *buf, size_t len)
+{
+	char cmd[2048];
+	size_t n = 0, got;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", SP_SIM_PATH, args);
+	p = popen(cmd, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	while (n + 1 < len && (got = fread(buf + n, 1, len - 1 - n, p)) > 0)
+		n += got;
+	buf[n] = '\0';
+	pclose(p);
+}
+
+/* A 2 MiB-page trace: 14 pages saved are 28 MiB, not 0.1 (issue 10, defect 8). */
+SP_TEST(summary_in_the_traces_page_size)
+{
+	char path[512], args[1024], out[8192];
+	struct tb tb;
+
+	sp_test_path(path, sizeof(path), "huge-pages.sptrace");
+	tb_init(&tb, 2, 8);
+	tb.h.page_size = 2u << 20;
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint32_t g = 0; g < 2; g++)
+		for (uint64_t p = 0; p < 8; p++)
+			tb_page(&tb, g, p, p % 2 + 1); /* 16 pages, 2 contents */
+	tb_commit(&tb);
+	snprintf(args, sizeof(args), "run --trace '%s' --algo oracle", path);
+	sim_output(args, out, sizeof(out));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "saved       14 pages (28.0 MiB)"));
+}
+
+/* Descriptions and guest names with terminal escapes are shown escaped (defect 1). */
+SP_TEST(trace_info_escapes_input_text)
+{
+	char path[512], args[1024], out[16384];
+	struct tb tb;
+
+	sp_test_path(path, sizeof(path), "escapes.sptrace");
+	tb_init(&tb, 1, 4);
+	snprintf(tb.h.desc, sizeof(tb.h.desc), "evil \x1b[2J\x1b]0;owned\x07 \xc2\x9b" "31m text");
+	snprintf(tb.h.guests[0].name, sizeof(tb.h.guests[0].name), "g\x1b[31mred\r");
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	tb_page(&tb, 0, 1, 3);
+	tb_commit(&tb);
+	snprintf(args, sizeof(args), "trace info '%s'", path);
+	sim_output(args, out, sizeof(out));
+	CU_ASSERT_PTR_NULL(strchr(out, '\x1b'));
+	CU_ASSERT_PTR_NULL(strchr(out, '\x07'));
+	CU_ASSERT_PTR_NULL(strchr(out, '\r'));
+	CU_ASSERT_PTR_NULL(strstr(out, "\xc2\x9b"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "evil \\x1b[2J"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "g\\x1b[31mred"));
+}
