@@ -13,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-${SP_FUZZ_SECONDS:-60}}
 shift || true
-HARNESSES=${*:-trace elf csv options}
+HARNESSES=${*:-trace elf csv options kv}
 B=build-fuzz
 CC=${SP_FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || { echo "SKIP: $CC not installed (apt-get install clang)"; exit 77; }
@@ -52,6 +52,10 @@ core([(0, b'a' * 4096), (0x10000, bytes(8192))], 'gap.core')
 PY
 fi
 [ -d $B/corpus/csv ] && cp tests/fuzz/seeds/*.csv $B/corpus/csv/ 2>/dev/null
+if [ -d $B/corpus/kv ]; then
+	printf 'KSM_MONITOR_INTERVAL=60\n# a comment\nKSM_NPAGES_MAX="1250"\n' > $B/corpus/kv/a
+	printf 'at_ms=1000 pages_to_scan=200\nat_ms=5000 run=0\n' > $B/corpus/kv/b
+fi
 if [ -d $B/corpus/options ]; then
 	printf -- '--duration-ms\0001000\000-q\000--set\000a=1\000FILE' > $B/corpus/options/a
 	printf -- '--seed=18446744073709551615\000--fraction\0000.5\000--mechanism=user\000--pid\0001' > $B/corpus/options/b
