@@ -23,6 +23,7 @@
 #include "sim.h"
 
 #define MAX_VALUES 1024
+#define SWEEP_MAX_RUNS (1ull << 20) /* runs one process holds (about 2 GiB of results) */
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -330,6 +331,22 @@ static int sweep_grid(struct sweep_cmd *x)
 	if (g->points * o->seeds > (1ull << 32))
 		return cli_usage_error("sweep", "too many runs (%llu points x %llu seeds)",
 				       (unsigned long long)g->points, (unsigned long long)o->seeds);
+	{
+		/* this process's runs, refused before any work when they cannot be held */
+		uint64_t total = g->points * o->seeds;
+		uint64_t n = o->tasks ? total / o->tasks + (o->task.v[0] < total % o->tasks) : total;
+
+		if (n > SWEEP_MAX_RUNS)
+			return cli_usage_error("sweep", "%llu runs in this process (%llu points x %llu seeds%s) "
+					       "would need about %.1f GiB for their results alone, more than "
+					       "the %llu runs one process may take; split the sweep with "
+					       "--task-id/--tasks or vary fewer values",
+					       (unsigned long long)n, (unsigned long long)g->points,
+					       (unsigned long long)o->seeds, o->tasks ? ", this task's share" : "",
+					       (double)n * (double)(sizeof(struct plot_sweep_run) +
+								    sizeof(struct sim_job)) / (1 << 30),
+					       (unsigned long long)SWEEP_MAX_RUNS);
+	}
 	return EXIT_OK;
 }
 

@@ -51,6 +51,8 @@ expect 2 "directory" run --trace "$T/v.sptrace" --algo ksm --duration-ms 1000000
 [ $(( $(date +%s) - start )) -lt 20 ] || err "--csv DIR was refused only after the run"
 
 # --- 3: memory-safety bugs at the command line (the sanitizer build reports them) ---
+V=$(seq -s, 1 200)
+expect 2 "split the sweep" sweep --trace "$T/v.sptrace" --algo ksm --vary pages_to_scan=$V --vary sleep_millisecs=$V --vary tick_hz=$(seq -s, 100 299) --report "$T/sw"
 expect 2 "value 1 given twice" sweep --trace "$T/v.sptrace" --algo ksm --vary pages_to_scan=1,2,1 --report "$T/sw"
 "$SIM" trace gen -o "$T/still.sptrace" --guests 1 --pages 16 --snapshots 3 --write-rate 0 --volatile-fraction 0 --seed 1 || exit 1
 "$SIM" run --trace "$T/still.sptrace" --algo ksm --spread-writes -q >/dev/null 2>"$T/e" || err "spread writes without writes: $(cat "$T/e")"
