@@ -568,6 +568,23 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	return 0;
 }
 
+void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
+{
+	const struct sim_page *pg;
+	uint64_t i = 0;
+
+	if (rec->guest >= m->h->nguests ||
+	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &i) < 0
+		    : rec->page >= m->h->guests[rec->guest].pages))
+		return; /* sim_mem_apply() says what is wrong */
+	if (!m->lay)
+		i = m->base[rec->guest] + rec->page;
+	pg = &m->pages[i];
+	__builtin_prefetch(pg, 1);
+	if ((rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT)
+		fpcount_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
+}
+
 void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)
 {
 	*present = m->present;
