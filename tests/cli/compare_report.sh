@@ -30,7 +30,7 @@ done
 grep -q "<svg" "$R/savings.svg" || err "savings.svg is not an SVG"
 grep -q '<img src="savings.svg"' "$R/index.html" || err "index.html does not show the plots"
 grep -q "</html>" "$R/index.html" || err "index.html incomplete"
-[ "$(head -1 "$R/summary.csv")" = "algorithm,final_saved_pages,final_saved_mib,peak_saved_pages,peak_saved_mib,oracle_pages,pct_of_oracle,time_to_90pct_s,cpu_s,cow_breaks,mib_per_cpu_s,params" ] \
+[ "$(head -1 "$R/summary.csv")" = "algorithm,final_saved_pages,final_saved_mib,peak_saved_pages,peak_saved_mib,oracle_pages,pct_of_oracle,time_to_90pct_s,cpu_s,cow_breaks,mib_per_cpu_s,params,cpu_pct_of_core,saved_pct_of_present,remote_sharers,note" ] \
 	|| err "summary.csv header: $(head -1 "$R/summary.csv")"
 [ "$(wc -l < "$R/summary.csv")" -eq 5 ] || err "summary.csv: want 4 rows"
 grep -q "^ksm@fast,.*pages_to_scan=1000 .*use_zero_pages=1" "$R/summary.csv" || err "alias settings not applied"
