@@ -41,6 +41,13 @@
 #define ALGO_CAP_SCANNER    0x1u /* works by scanning pages through the backend */
 #define ALGO_CAP_OMNISCIENT 0x2u /* reads exact content and hears every change: sim only */
 #define ALGO_CAP_NODES      0x4u /* honours merge_across_nodes */
+/*
+ * Runs inside Linux: a merge splits a huge page the way the Linux version
+ * of the run does (algo_env.kernel; from 6.12 the split maps zero-filled
+ * subpages to the zero page).  Without it the driver splits plainly, as a
+ * system that breaks large pages (ESX) does.
+ */
+#define ALGO_CAP_LINUX      0x8u
 
 /* What page_changed() reports (bit set). */
 enum algo_change {
@@ -62,9 +69,13 @@ struct algo_params {
 	double v[ALGO_MAX_PARAMS];
 };
 
+struct algo_kernel;
+
 struct algo_env {
 	struct backend bk;
 	uint64_t seed; /* for algorithms that sample at random */
+	/* The Linux version whose behaviour a Linux model follows (kernel.h); NULL: the newest. */
+	const struct algo_kernel *kernel;
 };
 
 struct algo_ops {

@@ -60,7 +60,7 @@ int real_engine_new(struct real_engine **out, struct real_live *L,
 		    const struct real_engine_config *cfg, struct sp_err *err)
 {
 	struct real_engine *e;
-	struct algo_env env;
+	struct algo_env env = { 0 };
 	pthread_condattr_t ca;
 	int rc;
 

@@ -167,7 +167,7 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 	}
 	ctl_params_defaults(cfg->ctl, &cfg->ctl_params);
 	for (int i = 0; i < nctl_sets; i++) {
-		if (ctl_params_set(cfg->ctl, &cfg->ctl_params, ctl_sets[i], &err) < 0)
+		if (sim_ctl_set(cfg, ctl_sets[i], &err) < 0)
 			return cli_fail(&err);
 	}
 	return EXIT_OK;

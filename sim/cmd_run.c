@@ -12,6 +12,12 @@
 #include "plot.h"
 #include "sim.h"
 
+static void print_param(const struct algo_param *p, int width)
+{
+	printf("  %-*s default %-8g range [%g, %g]%s\n      %s\n", width, p->name, p->def, p->min, p->max,
+	       p->integer ? " integer" : "", p->desc);
+}
+
 int cmd_list(int argc, char **argv)
 {
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -27,25 +33,22 @@ int cmd_list(int argc, char **argv)
 		printf("%s%s\n  %s\n", i ? "\n" : "", a->name, a->description);
 		if (a->caps & ALGO_CAP_OMNISCIENT)
 			printf("  (simulation only: reads exact content)\n");
-		for (uint32_t k = 0; k < a->nparams; k++) {
-			const struct algo_param *p = &a->params[k];
-
-			printf("  %-24s default %-8g range [%g, %g]%s\n      %s\n", p->name, p->def, p->min,
-			       p->max, p->integer ? " integer" : "", p->desc);
-		}
+		for (uint32_t k = 0; k < a->nparams; k++)
+			print_param(&a->params[k], 24);
 	}
 	printf("\ncontrol policies (sim run --controller NAME --ctl-set key=value):\n");
 	for (size_t i = 0; i < ctl_count(); i++) {
 		const struct ctl_ops *c = ctl_at(i);
 
 		printf("\n%s\n  %s\n", c->name, c->description);
-		for (uint32_t k = 0; k < c->nparams; k++) {
-			const struct algo_param *p = &c->params[k];
-
-			printf("  %-26s default %-8g range [%g, %g]%s\n      %s\n", p->name, p->def, p->min,
-			       p->max, p->integer ? " integer" : "", p->desc);
-		}
+		for (uint32_t k = 0; k < c->nparams; k++)
+			print_param(&c->params[k], 26);
+		for (const char *const *t = c->version >= 2 ? c->text_params : NULL; t && *t; t++)
+			printf("  %-26s a file name (text)\n", *t);
 	}
+	printf("\nthe simulated host every policy sees (--ctl-set key=value; samepaged reads the real one):\n");
+	for (uint32_t k = 0; k < sim_host_nparams; k++)
+		print_param(&sim_host_params[k], 26);
 	return EXIT_OK;
 }
 

@@ -61,3 +61,14 @@ int ctl_params_set(const struct ctl_ops *c, struct algo_params *out, const char 
 
 	return algo_params_set(&v, out, kv, err);
 }
+
+bool ctl_is_text_param(const struct ctl_ops *c, const char *name)
+{
+	if (c->version < 2 || !c->text_params)
+		return false;
+	for (const char *const *t = c->text_params; *t; t++) {
+		if (!strcmp(*t, name))
+			return true;
+	}
+	return false;
+}

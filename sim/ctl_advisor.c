@@ -19,6 +19,7 @@
  * Notes: the first scan's "previous scan time" is itself (change = 100
  * before smoothing), and the EWMA starts from 0, as in the kernel.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "control.h"
@@ -51,9 +52,9 @@ static int advisor_create(void **out, const struct algo_params *p, const struct 
 {
 	struct advisor *a;
 
-	if (algo_param_index(env->algo, "pages_to_scan") < 0)
-		return sp_err_set(err, SP_EINVAL, "the advisor drives pages_to_scan, which '%s' does not have",
-				  env->algo->name);
+	if (isnan(env->get(env->arg, "pages_to_scan")))
+		return sp_err_set(err, SP_EINVAL, "the advisor drives pages_to_scan, which %s does not have",
+				  env->target);
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
@@ -79,7 +80,7 @@ static int advisor_tick(void *st, uint64_t now_ns, const struct metrics *m, uint
 	a->cpu_ns = (uint64_t)m->cpu_ns;
 	a->full_scans = m->full_scans;
 	*next_ns = ALGO_SLEEP_FOREVER;
-	return a->env.act.set(a->env.act.arg, "pages_to_scan", (double)a->pages, err);
+	return a->env.set(a->env.arg, "pages_to_scan", (double)a->pages, err);
 }
 
 static uint64_t max1(uint64_t v)
@@ -118,7 +119,7 @@ static int advisor_after_batch(void *st, uint64_t now_ns, const struct metrics *
 	a->cpu_ns = (uint64_t)m->cpu_ns;
 	a->start_scan_ns = now_ns;
 	a->pages = max1(pages);
-	return a->env.act.set(a->env.act.arg, "pages_to_scan", (double)a->pages, err);
+	return a->env.set(a->env.arg, "pages_to_scan", (double)a->pages, err);
 }
 
 const struct ctl_ops ctl_advisor = {
@@ -131,4 +132,6 @@ const struct ctl_ops ctl_advisor = {
 	.destroy = advisor_destroy,
 	.tick = advisor_tick,
 	.after_batch = advisor_after_batch,
+	.text_params = NULL,
+	.source = NULL,
 };

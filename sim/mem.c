@@ -20,10 +20,20 @@
  *   - truth: the oracle content multiset counts every present non-zero page
  *     under (content, domain); zero pages are counted apart.
  *
- * Huge pages (the kernel's behaviour on 6.x): merging a subpage of a
- * transparent huge page splits the huge page (thp_splits); the split maps
- * every zero-filled private subpage of it to the shared zero page, a saving
- * no KSM counter shows (thp_zero_pages), and the algorithm is not told.
+ * Huge pages (sim_mem_set_huge(), the modelled system's behaviour): a
+ * merge of a subpage of a transparent huge page first splits the huge page
+ * (thp_splits), as the kernel's try_to_merge_one_page() does before it
+ * write-protects the page.
+ *   SIM_HUGE_SPLIT_ZERO (Linux >= 6.12, b1f202060afe; the default): the
+ *     split maps every zero-filled private subpage to the shared zero page
+ *     (thp_zero_pages, a saving no KSM counter shows; the algorithm is not
+ *     told), the subpage being merged included - its merge then fails
+ *     (SP_ECHANGED: the kernel's write_protect_page() finds no pte mapping
+ *     the page), so it is on the zero page by the split, not by the merge.
+ *   SIM_HUGE_SPLIT (Linux <= 6.11; ESX breaking a large page): the split
+ *     leaves the subpages as they are; zero-filled ones may be merged later.
+ * A merge refused before the split (content or domain differs) leaves the
+ * huge page whole.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +78,9 @@ struct sim_mem {
 	uint32_t nnodes;
 	uint64_t counts[BK_COST__COUNT];
 	int64_t cow_breaks, merges, remote, thp_splits, thp_zero;
+	enum sim_huge huge;    /* what a split does (sim_mem_set_huge) */
+	int64_t present;       /* present pages */
+	int64_t on_zero;       /* present pages mapping the shared zero page */
 	struct fpcount truth;
 	int64_t truth_zero;    /* present zero-filled pages */
 };
@@ -195,6 +208,8 @@ static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
 
 	pg->slot = SLOT_PRIVATE;
 	pg->flags &= (uint8_t)~PG_SPLITZERO;
+	if (slot == SLOT_ZERO)
+		m->on_zero--;
 	if (slot <= SLOT_ZERO)
 		return;
 	if (m->frames[slot].node != pg->node)
@@ -206,7 +221,7 @@ static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
 	}
 }
 
-/* A merge touched a subpage of a huge page: split it, as the kernel does. */
+/* A merge is about to touch page p, a subpage of a huge page: split it, as the kernel does. */
 static void split_huge(struct sim_mem *m, bk_page p)
 {
 	struct sim_page *pg = &m->pages[p];
@@ -221,13 +236,32 @@ static void split_huge(struct sim_mem *m, bk_page p)
 		struct sim_page *q = &m->pages[i];
 
 		q->flags &= (uint8_t)~PG_HUGE;
-		if (i != p && (q->flags & PG_PRESENT) && (q->flags & PG_ZERO) &&
-		    q->slot == SLOT_PRIVATE) {
+		if (m->huge == SIM_HUGE_SPLIT_ZERO && (q->flags & PG_PRESENT) &&
+		    (q->flags & PG_ZERO) && q->slot == SLOT_PRIVATE) {
 			q->slot = SLOT_ZERO;
 			q->flags |= PG_SPLITZERO;
 			m->thp_zero++;
+			m->on_zero++;
 		}
 	}
+}
+
+/*
+ * Page p, checked for a merge, is about to be write-protected: a huge page
+ * around it is split first.  SP_ECHANGED when the split itself mapped p to
+ * the zero page (the merge then fails, as in the kernel).
+ */
+static int split_for_merge(struct sim_mem *m, bk_page p)
+{
+	if (!(m->pages[p].flags & PG_HUGE))
+		return 0;
+	split_huge(m, p);
+	return m->pages[p].slot == SLOT_PRIVATE ? 0 : SP_ECHANGED;
+}
+
+void sim_mem_set_huge(struct sim_mem *m, enum sim_huge huge)
+{
+	m->huge = huge;
 }
 
 /* ---- backend contract ------------------------------------------------- */
@@ -302,22 +336,14 @@ static int merge_check(struct sim_mem *m, bk_page p, struct sp_fp fp, uint32_t d
 		return SP_ECHANGED;
 	if (domain_of(m, pg) != domain)
 		return SP_EDENIED;
-	return 0;
-}
-
-/* Page p now maps a shared frame: a huge page around it is split. */
-static void mapped_shared(struct sim_mem *m, bk_page p)
-{
-	if (m->pages[p].flags & PG_HUGE)
-		split_huge(m, p);
+	return split_for_merge(m, p);
 }
 
 /* One more mapping saved. */
-static void merged(struct sim_mem *m, bk_page p)
+static void merged(struct sim_mem *m)
 {
 	m->merges++;
 	m->counts[BK_COST_MERGE]++;
-	mapped_shared(m, p);
 }
 
 static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
@@ -329,6 +355,20 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 
 	if (p == keep || !(kp->flags & PG_PRESENT) || kp->slot == SLOT_ZERO)
 		return SP_EINVAL;
+	if (kp->slot == SLOT_PRIVATE) {
+		/*
+		 * keep becomes the shared frame first (try_to_merge_two_pages()): its
+		 * huge page is split before p is even checked, and stays split if p's
+		 * merge then fails.
+		 */
+		if (!(m->pages[p].flags & PG_PRESENT) || m->pages[p].slot != SLOT_PRIVATE ||
+		    !sp_fp_eq(m->pages[p].fp, kp->fp) ||
+		    domain_of(m, &m->pages[p]) != domain_of(m, kp))
+			return merge_check(m, p, kp->fp, domain_of(m, kp)); /* refused, no split */
+		rc = split_for_merge(m, keep);
+		if (rc < 0)
+			return rc;
+	}
 	rc = merge_check(m, p, kp->fp, domain_of(m, kp));
 	if (rc < 0)
 		return rc;
@@ -341,13 +381,11 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		m->frames[slot].mappers = 0;
 		map_slot(m, kp, slot);
 		map_slot(m, &m->pages[p], slot);
-		/* Split keep's huge page only now: the split must not take p, a zero page perhaps. */
-		mapped_shared(m, keep);
 	} else {
 		slot = kp->slot;
 		map_slot(m, &m->pages[p], slot);
 	}
-	merged(m, p);
+	merged(m);
 	if (out)
 		*out = handle(m, slot);
 	return 0;
@@ -367,7 +405,7 @@ static int mem_merge_frame(void *impl, bk_page p, bk_frame f)
 	if (rc < 0)
 		return rc;
 	map_slot(m, &m->pages[p], slot);
-	merged(m, p);
+	merged(m);
 	return 0;
 }
 
@@ -381,7 +419,8 @@ static int mem_merge_zero(void *impl, bk_page p)
 	if (rc < 0)
 		return rc;
 	pg->slot = SLOT_ZERO;
-	merged(m, p);
+	m->on_zero++;
+	merged(m);
 	return 0;
 }
 
@@ -519,9 +558,16 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	*what |= present ? (was_present ? ALGO_CHANGE_CONTENT : ALGO_CHANGE_MAPPED)
 			 : ALGO_CHANGE_UNMAPPED;
 	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present);
+	m->present += (int64_t)present - (int64_t)was_present;
 	if (truth_add(m, pg) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory counting contents");
 	return 0;
+}
+
+void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)
+{
+	*present = m->present;
+	*on_zero = m->on_zero;
 }
 
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out)

@@ -11,13 +11,16 @@
  *   batch     the algorithm's sleep is over; after it, the algorithm sleeps
  *             for the batch's modelled CPU time plus the sleep it asked for;
  *   control   the control policy's sleep is over (it may change tunables,
- *             stop or start scanning); it also runs after every batch;
+ *             stop or start scanning); it also runs after every batch.  It
+ *             sees the simulated host of struct sim_host through struct
+ *             ctl_env, as samepaged's policies see the real one;
  *   sample    every sample_ms from 0: the metrics are read and reported.
  * At equal times: writes, control, batch, sample.
  * Without spread_writes the trace is streamed: memory does not grow with its
  * length.  With it, one snapshot's records are held at a time.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
@@ -47,6 +50,9 @@ struct run {
 	uint64_t prev_snap_ns;
 	/* control */
 	void *ctl_st;
+	uint64_t guest_pages;     /* mergeable pages of all guests */
+	uint32_t page_size;
+	char target[80];          /* ctl_env.target */
 	struct algo_params live;  /* the algorithm's tunables as they are now */
 	bool running;             /* scanning (KSM run=1) */
 	bool wake_pending;        /* run(true) asked for a batch now */
@@ -65,6 +71,57 @@ void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
 	c->tail_ms = 60000;
 	c->sample_ms = 1000;
 	sim_cost_defaults(&c->cost);
+	algo_kernel_newest(&c->kernel);
+	c->host.mem_mib = sim_host_params[0].def;
+	c->host.used_mib = sim_host_params[1].def;
+}
+
+const struct algo_param sim_host_params[] = {
+	{ "host_mem_mib", "simulated host: memory (MemTotal), MiB", 16384, 16, 1 << 30, true },
+	{ "host_used_mib", "simulated host: memory used by other than the guests, MiB", 1024, 0, 1 << 30, true },
+};
+const uint32_t sim_host_nparams = sizeof(sim_host_params) / sizeof(sim_host_params[0]);
+
+int sim_ctl_set(struct sim_config *cfg, const char *kv, struct sp_err *err)
+{
+	const char *eq = strchr(kv, '=');
+	size_t klen = eq ? (size_t)(eq - kv) : 0;
+	struct algo_ops host = { .name = "host", .params = sim_host_params, .nparams = sim_host_nparams };
+	struct algo_params hv;
+	char key[64];
+	int rc;
+
+	if (!eq || klen == 0 || klen >= sizeof(key))
+		return sp_err_set(err, SP_EINVAL, "--ctl-set '%s': expected key=value", kv);
+	memcpy(key, kv, klen);
+	key[klen] = '\0';
+	if (ctl_is_text_param(cfg->ctl, key)) {
+		int i = 0;
+
+		while (i < cfg->nctl_text && strcmp(cfg->ctl_text[i].name, key))
+			i++;
+		if (i == SIM_CTL_MAX_TEXT)
+			return sp_err_set(err, SP_EINVAL, "more than %d text parameters", SIM_CTL_MAX_TEXT);
+		if (i == cfg->nctl_text) {
+			/* The name from the policy's table, which outlives kv's key. */
+			for (const char *const *t = cfg->ctl->text_params; *t; t++) {
+				if (!strcmp(*t, key))
+					cfg->ctl_text[i].name = *t;
+			}
+			cfg->nctl_text++;
+		}
+		cfg->ctl_text[i].value = eq + 1;
+		return 0;
+	}
+	if (algo_param_index(&host, key) >= 0) {
+		hv.v[0] = cfg->host.mem_mib;
+		hv.v[1] = cfg->host.used_mib;
+		rc = algo_params_set(&host, &hv, kv, err);
+		cfg->host.mem_mib = hv.v[0];
+		cfg->host.used_mib = hv.v[1];
+		return rc;
+	}
+	return ctl_params_set(cfg->ctl, &cfg->ctl_params, kv, err);
 }
 
 static double scanner_ns(const struct sim_cost *cost, const uint64_t *counts)
@@ -155,7 +212,7 @@ static void read_metrics(struct run *x, struct metrics *m)
 	sim_mem_metrics(x->mem, &x->cfg->cost, m);
 }
 
-/* ---- what a control policy may do (struct ctl_actions) ---------------- */
+/* ---- the control policy's environment (struct ctl_env) ----------------- */
 
 static int act_set(void *arg, const char *name, double value, struct sp_err *err)
 {
@@ -203,6 +260,47 @@ static void act_run(void *arg, bool on)
 		x->stopped_since = x->now;
 	}
 	x->running = on;
+}
+
+static int env_host(void *arg, struct ctl_host *out, struct sp_err *err)
+{
+	struct run *x = arg;
+	const struct sim_host *h = &x->cfg->host;
+	struct metrics m;
+	int64_t total, committed, backed, free_kib, present, on_zero, kib = x->page_size / 1024;
+
+	(void)err;
+	read_metrics(x, &m);
+	memset(out, 0, sizeof(*out));
+	sim_mem_usage(x->mem, &present, &on_zero);
+	total = (int64_t)h->mem_mib * 1024;
+	/*
+	 * The guests' RSS, as ksmtuned sums the QEMU processes' `ps -o rsz`:
+	 * every present page, a KSM page once per mapper, but not the pages
+	 * mapping the zero page.  The frames they take: present pages less the
+	 * pages saved.
+	 */
+	committed = (present - on_zero) * kib;
+	backed = (present - metrics_saved(&m)) * kib;
+	free_kib = total - (int64_t)h->used_mib * 1024 - backed;
+	out->mem_total_kib = (uint64_t)total;
+	out->mem_free_kib = free_kib > 0 ? (uint64_t)free_kib : 0;
+	out->mem_available_kib = out->mem_free_kib;
+	out->committed_kib = (uint64_t)committed;
+	out->guests = x->src->header(x->src->impl)->nguests;
+	out->page_size = x->page_size;
+	return 0;
+}
+
+static const char *env_text(void *arg, const char *name)
+{
+	struct run *x = arg;
+
+	for (int i = 0; i < x->cfg->nctl_text; i++) {
+		if (!strcmp(x->cfg->ctl_text[i].name, name))
+			return x->cfg->ctl_text[i].value;
+	}
+	return NULL;
 }
 
 static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, void *arg,
@@ -343,7 +441,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 		   struct sim_result *out, struct sp_err *err)
 {
 	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out, .src = src };
-	struct algo_env env;
+	struct algo_env env = { 0 };
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -354,7 +452,18 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract",
 				  cfg->algo->name);
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
+	if (cfg->ctl && strcmp(cfg->ctl->name, "advisor") == 0) {
+		char why[256];
+
+		if (!algo_kernel_offers(&cfg->kernel, "advisor", why, sizeof(why)))
+			return sp_err_set(err, SP_EINVAL, "--controller advisor: %s", why);
+	}
 	rc = sim_mem_new(&x.mem, src->header(src->impl), err);
+	if (rc == 0)
+		sim_mem_set_huge(x.mem, (cfg->algo->caps & ALGO_CAP_LINUX) &&
+						algo_kernel_has(&cfg->kernel, AK_THP_ZERO_REMAP)
+					? SIM_HUGE_SPLIT_ZERO
+					: SIM_HUGE_SPLIT);
 	if (rc == 0) {
 		x.rng = gsl_rng_alloc(gsl_rng_mt19937);
 		if (!x.rng)
@@ -365,6 +474,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	if (rc == 0) {
 		env.bk = sim_mem_backend(x.mem);
 		env.seed = cfg->seed;
+		env.kernel = &cfg->kernel;
 		rc = cfg->algo->create(&x.st, &cfg->params, &env, err);
 	}
 	x.running = true;
@@ -373,13 +483,24 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	x.sleep_idx = algo_param_index(cfg->algo, "sleep_millisecs");
 	if (rc == 0 && cfg->ctl) {
 		struct ctl_env cenv = {
-			.algo = cfg->algo,
-			.guest_pages = env.bk.ops->npages(env.bk.impl),
-			.page_size = env.bk.ops->page_size(env.bk.impl),
-			.act = { act_set, act_get, act_run, &x },
+			.target = x.target,
+			.set = act_set,
+			.get = act_get,
+			.run = act_run,
+			.host = env_host,
+			.text = env_text,
+			.arg = &x,
 		};
 
-		rc = cfg->ctl->create(&x.ctl_st, &cfg->ctl_params, &cenv, err);
+		x.guest_pages = env.bk.ops->npages(env.bk.impl);
+		x.page_size = env.bk.ops->page_size(env.bk.impl);
+		snprintf(x.target, sizeof(x.target), "the algorithm '%s'", cfg->algo->name);
+		if (cfg->ctl->version < 1 || cfg->ctl->version > CTL_OPS_VERSION || !cfg->ctl->create ||
+		    !cfg->ctl->tick || !cfg->ctl->destroy)
+			rc = sp_err_set(err, SP_EINVAL, "control policy '%s' does not implement the contract",
+					cfg->ctl->name);
+		else
+			rc = cfg->ctl->create(&x.ctl_st, &cfg->ctl_params, &cenv, err);
 		if (rc < 0)
 			cfg->algo->destroy(x.st);
 	}

@@ -25,6 +25,7 @@
 
 #include "algorithm.h"
 #include "control.h"
+#include "kernel.h"
 #include "metrics.h"
 #include "sp_error.h"
 #include "trace.h"
@@ -42,8 +43,16 @@ const char *sim_cost_name(enum bk_cost k);
 /* The simulated backend: page and frame state of a trace's guests. */
 struct sim_mem;
 
+/* What splitting a transparent huge page for a merge does (mem.c explains). */
+enum sim_huge {
+	SIM_HUGE_SPLIT_ZERO = 0, /* Linux >= 6.12: zero-filled subpages go to the zero page */
+	SIM_HUGE_SPLIT = 1,      /* Linux <= 6.11, ESX: subpages stay as they are */
+};
+
 int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_err *err);
 void sim_mem_free(struct sim_mem *m);
+/* Sets what a split does (default SIM_HUGE_SPLIT_ZERO); call before the first merge. */
+void sim_mem_set_huge(struct sim_mem *m, enum sim_huge huge);
 struct backend sim_mem_backend(struct sim_mem *m);
 /*
  * Applies one record (the page's full new state).  *what receives the
@@ -54,9 +63,29 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 		  uint32_t *what, bool *notify, struct sp_err *err);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
+/* Present pages, and those of them mapping the shared zero page (not in any RSS). */
+void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero);
 /* Counted work so far. */
 const uint64_t *sim_mem_counts(const struct sim_mem *m);
 uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page);
+
+/*
+ * The simulated host that a control policy sees (struct ctl_host): its
+ * memory, and what other than the trace's guests uses it.  Guest memory
+ * committed = every guest page; free = mem - used - (guest pages - pages
+ * saved), at least 0; no swap.
+ */
+struct sim_host {
+	double mem_mib;  /* MemTotal, MiB (default 16384) */
+	double used_mib; /* memory used by other than the guests, MiB (default 1024) */
+};
+
+/* Text parameters of the control policy (ctl_ops.text_params) given to a run. */
+#define SIM_CTL_MAX_TEXT 8
+struct sim_ctl_text {
+	const char *name;
+	const char *value;
+};
 
 struct sim_config {
 	const struct algo_ops *algo;
@@ -69,9 +98,27 @@ struct sim_config {
 	struct sim_cost cost;
 	const struct ctl_ops *ctl;     /* control policy, or NULL */
 	struct algo_params ctl_params;
+	struct sim_host host;          /* the host the control policy sees */
+	struct sim_ctl_text ctl_text[SIM_CTL_MAX_TEXT]; /* the policy's text parameters (not owned) */
+	int nctl_text;
+	/*
+	 * The Linux version modelled (default: the newest): the ksm model's
+	 * behaviour, and what a huge-page split does for ALGO_CAP_LINUX
+	 * algorithms (the others split plainly).
+	 */
+	struct algo_kernel kernel;
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
+/* The simulated host's parameters (host_mem_mib, host_used_mib), as algo_param. */
+extern const struct algo_param sim_host_params[];
+extern const uint32_t sim_host_nparams;
+/*
+ * Takes one "key=value" of a control policy's settings: a numeric parameter
+ * of cfg->ctl, one of its text parameters, or a simulated-host parameter.
+ * 0, or SP_EINVAL with a message naming the valid keys.  cfg->ctl is set.
+ */
+int sim_ctl_set(struct sim_config *cfg, const char *kv, struct sp_err *err);
 
 /* Called for every sample; return non-zero to stop the run (error SP_EINVAL). */
 typedef int (*sim_sample_fn)(void *arg, uint64_t time_ms, const struct metrics *m);

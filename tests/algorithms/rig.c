@@ -64,7 +64,7 @@ void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages)
 void rig_start(struct rig *r, const char *const *sets)
 {
 	struct algo_params prm;
-	struct algo_env env;
+	struct algo_env env = { 0 };
 	struct sp_err err = { 0 };
 	uint64_t n;
 

@@ -350,7 +350,7 @@ static void drive(const char *path, const struct algo_ops *a, const char *const 
 	struct trace_record rec;
 	struct sp_err err = { 0 };
 	struct algo_params prm;
-	struct algo_env env;
+	struct algo_env env = { 0 };
 	struct sim_mem *mem;
 	struct backend bk;
 	struct wrap w;
