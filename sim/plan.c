@@ -126,6 +126,10 @@ int sim_plan_config(const struct plot_plan_point *pt, const struct sim_plan_opts
 	cfg->tail_ms = o->tail_ms;
 	cfg->sample_ms = o->sample_ms;
 	cfg->cost = o->cost;
+	if (o->host_mem_mib > 0) {
+		cfg->host.mem_mib = o->host_mem_mib;
+		cfg->host.used_mib = o->host_used_mib;
+	}
 	if (name) {
 		char copy[sizeof(pt->ctl_params)], *save = NULL;
 
@@ -135,7 +139,7 @@ int sim_plan_config(const struct plot_plan_point *pt, const struct sim_plan_opts
 		ctl_params_defaults(cfg->ctl, &cfg->ctl_params);
 		snprintf(copy, sizeof(copy), "%s", pt->ctl_params);
 		for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-			int rc = ctl_params_set(cfg->ctl, &cfg->ctl_params, tok, err);
+			int rc = sim_ctl_set(cfg, tok, err);
 
 			if (rc < 0)
 				return rc;
@@ -544,15 +548,9 @@ static int policies(struct ctx *x, struct sp_err *err)
 		struct plot_plan_point p = base;
 
 		p.policy = v < 2 ? PLOT_PLAN_KSMTUNED : PLOT_PLAN_ADVISOR;
-		if (v < 2) {
-			int n = 0;
-
-			if (o->host_mem_mib > 0)
-				n = snprintf(p.ctl_params, sizeof(p.ctl_params), "host_mem_mib=%.0f host_used_mib=%.0f",
-					     o->host_mem_mib, o->host_used_mib);
-			if (v == 1)
-				snprintf(p.ctl_params + n, sizeof(p.ctl_params) - (size_t)n, "%smonitor_interval=10",
-					 n ? " " : "");
+		/* the host (o->host_mem_mib) is the simulated host of every run: sim_plan_config */
+		if (v == 1) {
+			snprintf(p.ctl_params, sizeof(p.ctl_params), "monitor_interval=10");
 		} else if (v == 3) {
 			snprintf(p.ctl_params, sizeof(p.ctl_params), "advisor_max_cpu=%d", budget);
 		} else if (v == 4) {
@@ -809,12 +807,15 @@ static const char *const ksmtuned_keys[][2] = {
 	{ "thres_coef", "KSM_THRES_COEF" },             { "thres_const", "KSM_THRES_CONST" },
 };
 
-/* Free text inside double quotes: no quote, backslash or line break. */
+/* Free text in double quotes (sim/kvfile.h): \" \\ \$ \` escaped, line breaks as blanks. */
 static void quoted(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (; *s; s++)
-		fputc(*s == '"' ? '\'' : (*s == '\\' || *s == '\n' || *s == '\r') ? ' ' : *s, f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\' || *s == '$' || *s == '`')
+			fputc('\\', f);
+		fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+	}
 	fputc('"', f);
 }
 

@@ -231,7 +231,7 @@ SP_TEST(config_file)
 	p.params.v[algo_param_index(ksm, "pages_to_scan")] = 1218;
 	p.params.v[algo_param_index(ksm, "sleep_millisecs")] = 28;
 	p.params.v[algo_param_index(ksm, "use_zero_pages")] = 1;
-	CU_ASSERT_EQUAL_FATAL(sim_plan_write_config(path, &p, 0, "a \"quoted\" source", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(sim_plan_write_config(path, &p, 0, "a \"quoted\" $source", &err), 0);
 	f = fopen(path, "r");
 	CU_ASSERT_FATAL(f != NULL);
 	while (fgets(line, sizeof(line), f))
@@ -239,7 +239,8 @@ SP_TEST(config_file)
 	fclose(f);
 	CU_ASSERT(strstr(all, "\nSAMEPAGE_POLICY=plan\n") != NULL);
 	CU_ASSERT(strstr(all, "\nPLAN_FORMAT=1\n") != NULL);
-	CU_ASSERT(strstr(all, "\nPLAN_SOURCE=\"a 'quoted' source\"\n") != NULL);
+	CU_ASSERT(strstr(all, "\nPLAN_SOURCE=\"a \\\"quoted\\\" $source\"\n") == NULL);
+	CU_ASSERT(strstr(all, "\nPLAN_SOURCE=\"a \\\"quoted\\\" \\$source\"\n") != NULL);
 	CU_ASSERT(strstr(all, "\nSTEP=\"0 run=1 pages_to_scan=1218 sleep_millisecs=28 smart_scan=1 "
 			      "use_zero_pages=1\"\n") != NULL);
 	CU_ASSERT(strstr(all, "\nSAMEPAGE_MERGE_ACROSS_NODES=0\n") != NULL);
@@ -248,7 +249,7 @@ SP_TEST(config_file)
 	CU_ASSERT(strstr(all, "\nSAMEPAGE_SMART_SCAN=1\n") != NULL);
 	/* ksmtuned: the legacy keys */
 	p.policy = PLOT_PLAN_KSMTUNED;
-	snprintf(p.ctl_params, sizeof(p.ctl_params), "host_mem_mib=4096 monitor_interval=10");
+	snprintf(p.ctl_params, sizeof(p.ctl_params), "monitor_interval=10");
 	CU_ASSERT_EQUAL_FATAL(sim_plan_write_config(path, &p, -1, NULL, &err), 0);
 	f = fopen(path, "r");
 	all[0] = '\0';
@@ -272,4 +273,50 @@ SP_TEST(config_file)
 	CU_ASSERT(strstr(all, "\nSAMEPAGE_POLICY=advisor\n") != NULL);
 	CU_ASSERT(strstr(all, "\nSAMEPAGE_ADVISOR_ADVISOR_MAX_CPU=10\n") != NULL);
 	CU_ASSERT(strstr(all, "\nSAMEPAGE_ADVISOR_ADVISOR_TARGET_SCAN_TIME=200\n") != NULL);
+}
+
+SP_TEST(config_runs_like_fixed_settings)
+{
+	/* the configuration of a fixed point, run through the plan policy, gives that point's run */
+	char trace[1024], path[512];
+	struct plot_plan_point p;
+	struct sim_plan_opts o;
+	struct sim_config fixed, viaplan;
+	struct sim_result a, b;
+	struct sp_err err = { 0 };
+	const struct algo_ops *ksm = algo_find("ksm");
+	char kv[600];
+
+	snprintf(trace, sizeof(trace), "%s/small.sptrace", SP_SAMPLES_DIR);
+	sp_test_path(path, sizeof(path), "plan.conf");
+	memset(&p, 0, sizeof(p));
+	algo_params_defaults(ksm, &p.params);
+	p.params.v[algo_param_index(ksm, "pages_to_scan")] = 1218;
+	p.params.v[algo_param_index(ksm, "sleep_millisecs")] = 28;
+	p.params.v[algo_param_index(ksm, "use_zero_pages")] = 1;
+	p.params.v[algo_param_index(ksm, "smart_scan")] = 0;
+	p.params.v[algo_param_index(ksm, "max_page_sharing")] = 2048;
+	CU_ASSERT_EQUAL_FATAL(sim_plan_write_config(path, &p, 1, "test", &err), 0);
+	sim_plan_opts_defaults(&o);
+	o.horizon_ms = 20000;
+	CU_ASSERT_EQUAL_FATAL(sim_plan_config(&p, &o, &fixed, &err), 0);
+	/* the plan policy from the defaults; what the plan keys leave out comes from SAMEPAGE_* */
+	sim_config_defaults(&viaplan, ksm);
+	viaplan.duration_ms = o.horizon_ms;
+	viaplan.params.v[algo_param_index(ksm, "max_page_sharing")] = 2048;
+	viaplan.params.v[algo_param_index(ksm, "merge_across_nodes")] = 1;
+	viaplan.ctl = ctl_find("plan");
+	CU_ASSERT_FATAL(viaplan.ctl != NULL);
+	snprintf(kv, sizeof(kv), "plan=%s", path);
+	CU_ASSERT_EQUAL_FATAL(sim_ctl_set(&viaplan, kv, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(sim_run(trace, &fixed, NULL, NULL, NULL, &a, &err), 0);
+	if (sim_run(trace, &viaplan, NULL, NULL, NULL, &b, &err) != 0)
+		CU_FAIL_FATAL(err.msg);
+	CU_ASSERT_EQUAL(metrics_saved(&a.last), metrics_saved(&b.last));
+	CU_ASSERT_EQUAL(a.last.cpu_ns, b.last.cpu_ns);
+	CU_ASSERT_EQUAL(a.last.full_scans, b.last.full_scans);
+	CU_ASSERT_EQUAL(a.last.pages_scanned, b.last.pages_scanned);
+	CU_ASSERT_EQUAL(b.tunables.pages_to_scan, 1218);
+	CU_ASSERT_EQUAL(b.tunables.sleep_millisecs, 28);
+	CU_ASSERT_EQUAL(b.tunables.run, 1);
 }
