@@ -47,7 +47,7 @@
  * subpages to the zero page).  Without it the driver splits plainly, as a
  * system that breaks large pages (ESX) does.
  */
-#define ALGO_CAP_LINUX      0x8u
+#define ALGO_CAP_LINUX      0x20u
 
 /* What page_changed() reports (bit set). */
 enum algo_change {
