@@ -9,7 +9,7 @@
  *  1. Coarse grid: i in steps of 8, j in steps of 8, use_zero_pages 0 and
  *     1, the other tunables at the kernel's defaults.  It runs level by
  *     level of i (rising scan rate); a lane (j, use_zero_pages) stops
- *     rising once it spends more than 3x the CPU budget: scanning faster
+ *     rising once it spends more than 2x the CPU budget: scanning faster
  *     only costs more (CPU grows with the rate; savings saturate).
  *  2. Refinement, three rounds with steps 4, 2, 1: around the seeds - the
  *     three best feasible points (by the choice's order), the two settled
@@ -23,11 +23,11 @@
  *     host given; and with a 10 s monitor interval) and advisor (defaults;
  *     advisor_max_cpu = the budget; and a 30 s target scan time).
  * Points are deduplicated, so a round costs only what is new.  Measured
- * (tests/sim/test_plan.c, 20 s horizons): 115-145 simulations per sample,
+ * (tests/sim/test_plan.c, 20 s horizons): 130-150 simulations per sample,
  * against 213-530 for the factor-2 lattice within the budget that
  * sim_plan_exhaustive() runs - which covers neither the finer steps nor
  * max_page_sharing - and the pick is within 2% of that lattice's best
- * (above it on small and qemu4x512).  No GSL optimiser is used: the
+ * (at or above it on all three).  No GSL optimiser is used: the
  * objective is a step function (a full scan does or does not finish in
  * time), where derivative-free simplex methods stall on flat plateaus.
  *
@@ -50,7 +50,7 @@
 #define SLEEP_BASE 10.0
 #define P2S_MAX_I 40
 #define SLEEP_MAX_J 24
-#define LANE_LIMIT 3.0 /* a lane stops rising beyond this many budgets */
+#define LANE_LIMIT 2.0 /* a lane stops rising beyond this many budgets */
 
 void sim_plan_opts_defaults(struct sim_plan_opts *o)
 {
