@@ -180,7 +180,7 @@ static int write_summary_csv(const char *dir, const struct plot_compare *c,
 	return atomic_file_commit(&af, err);
 }
 
-static const char *const compare_plots[] = { "savings", "cpu", "cow", "savings_cpu" };
+static const char *const compare_plots[] = { "savings", "cpu", "cpu_pct", "cow", "savings_cpu" };
 #define NPLOTS (sizeof(compare_plots) / sizeof(compare_plots[0]))
 
 static void gp_series(FILE *f, const struct plot_compare *c, const char *x, const char *y)
@@ -219,6 +219,10 @@ static int write_compare_gp(const char *dir, const struct plot_compare *c, struc
 	      "# keep lines and markers off the frame\n"
 	      "set offsets graph 0.02, graph 0.02, graph 0.06, graph 0.03\n", f);
 	fprintf(f, "mib(p) = p * %u / 1048576.0\n", c->header->page_size);
+	/* the scanner's CPU between two samples over their distance; row 0 of each file starts over */
+	fputs("pt = 0; pc = 0\n"
+	      "cpu_pct(row, t, c) = (row == 0 || t <= pt ? (r = NaN) : (r = (c - pc) / 1e4 / (t - pt)), "
+	      "pt = t, pc = c, r)\n", f);
 	fputs("do for [fmt in 'png svg'] {\n"
 	      "  if (fmt eq 'png') { set terminal pngcairo size 1280,720 font 'Sans,12' noenhanced }"
 	      " else { set terminal svg size 960,540 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n",
@@ -240,6 +244,11 @@ static int write_compare_gp(const char *dir, const struct plot_compare *c, struc
 	fputs("  set key outside right top vertical\n  set output 'cpu.'.fmt.sfx\n  set title 'Scanner CPU time (cumulative)'\n"
 	      "  set xlabel 'simulated time (s)'\n  set ylabel 'scanner CPU (s)'\n  ", f);
 	gp_series(f, c, t, cpu);
+	fputc('\n', f);
+	/* CPU as a share of one core, per sample interval */
+	fputs("  set output 'cpu_pct.'.fmt.sfx\n  set title 'Scanner CPU, % of one core (per sample interval)'\n"
+	      "  set xlabel 'simulated time (s)'\n  set ylabel 'scanner CPU (% of one core)'\n  ", f);
+	gp_series(f, c, t, "(cpu_pct(column(0), column('time_ms'), column('cpu_ns')))");
 	fputc('\n', f);
 	/* COW breaks over time */
 	fputs("  set output 'cow.'.fmt.sfx\n  set title 'Copy-on-write breaks (cumulative)'\n"
@@ -358,6 +367,7 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 		"Memory saved (pages_sharing + ksm_zero_pages + thp_zero_pages) over simulated time; the dotted black "
 		"line is the oracle's bound, the most any algorithm could save at that instant.",
 		"Cumulative scanner CPU time (modelled) over simulated time.",
+		"Scanner CPU as a share of one core between two samples.",
 		"Cumulative copy-on-write breaks: writes that unshared a merged page.",
 		"Memory saved against the CPU spent so far: up and to the left is better.",
 	};

@@ -17,7 +17,7 @@ R=$T/report/nested
 	--set ksm@fast.pages_to_scan=1000 --tail-ms 20000 --sample-ms 500 --jobs 2 --report "$R" -q \
 	|| err "compare failed"
 ALGOS="oracle zero ksm ksm@fast"
-for f in summary.csv compare.gp index.html savings.png savings.svg cpu.png cpu.svg cow.png cow.svg \
+for f in summary.csv compare.gp index.html savings.png savings.svg cpu.png cpu.svg cpu_pct.png cpu_pct.svg cow.png cow.svg \
 	savings_cpu.png savings_cpu.svg; do
 	[ -s "$R/$f" ] || err "$f missing or empty"
 done
@@ -69,7 +69,7 @@ expect 2 "--report DIR is required" compare --trace "$T/t.sptrace" --algos ksm
 [ -e "$T/bad3" ] && err "bad options created the report directory"
 # a failure after an earlier complete report keeps that report whole
 "$SIM" compare --trace "$T/text.sptrace" --algos oracle --report "$R" 2>/dev/null && err "corrupt trace accepted"
-cmp -s <(ls "$R") <(printf '%s\n' compare.gp cow.png cow.svg cpu.png cpu.svg index.html ksm.csv ksm@fast.csv \
+cmp -s <(ls "$R") <(printf '%s\n' compare.gp cow.png cow.svg cpu.png cpu.svg cpu_pct.png cpu_pct.svg index.html ksm.csv ksm@fast.csv \
 	oracle.csv savings.png savings.svg savings_cpu.png savings_cpu.svg summary.csv zero.csv) || err "report changed: $(ls "$R")"
 "$SIM" compare --help | grep -q -- "--algos" || err "compare --help"
 exit $fail
