@@ -502,8 +502,6 @@ static int write_html(const char *dir, const struct plot_plan *pl, const struct 
 
 int plot_plan_write(const char *dir, const struct plot_plan *pl, struct sp_err *err)
 {
-	const char *outs[NPPLOTS * 2];
-	char names[NPPLOTS * 2][40];
 	struct kidx k;
 	int rc;
 
@@ -515,14 +513,8 @@ int plot_plan_write(const char *dir, const struct plot_plan *pl, struct sp_err *
 		rc = write_csv(dir, pl, &k, err);
 	if (rc == 0)
 		rc = write_gp(dir, pl, err);
-	for (size_t i = 0; i < NPPLOTS; i++) {
-		snprintf(names[2 * i], sizeof(names[0]), "%s.png", plan_plots[i]);
-		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", plan_plots[i]);
-		outs[2 * i] = names[2 * i];
-		outs[2 * i + 1] = names[2 * i + 1];
-	}
 	if (rc == 0)
-		rc = rep_gnuplot(dir, "plan.gp", outs, NPPLOTS * 2, err);
+		rc = rep_gnuplot_plots(dir, "plan.gp", plan_plots, NPPLOTS, err);
 	if (rc == 0)
 		rc = write_html(dir, pl, &k, err);
 	return rc;

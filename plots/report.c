@@ -493,8 +493,6 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 
 int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_err *err)
 {
-	const char *outs[NPLOTS * 2];
-	char names[NPLOTS * 2][32];
 	struct plot_summary *sum;
 	int rc;
 
@@ -516,14 +514,8 @@ int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_
 		rc = write_summary_csv(dir, c, sum, err);
 	if (rc == 0)
 		rc = write_compare_gp(dir, c, err);
-	for (size_t i = 0; i < NPLOTS; i++) {
-		snprintf(names[2 * i], sizeof(names[0]), "%s.png", compare_plots[i]);
-		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", compare_plots[i]);
-		outs[2 * i] = names[2 * i];
-		outs[2 * i + 1] = names[2 * i + 1];
-	}
 	if (rc == 0)
-		rc = rep_gnuplot(dir, "compare.gp", outs, NPLOTS * 2, err);
+		rc = rep_gnuplot_plots(dir, "compare.gp", compare_plots, NPLOTS, err);
 	if (rc == 0)
 		rc = write_compare_html(dir, c, sum, err);
 	free(sum);

@@ -225,6 +225,30 @@ int rep_gnuplot(const char *dir, const char *script, const char *const *outputs,
 	return rc;
 }
 
+int rep_gnuplot_plots(const char *dir, const char *script, const char *const *plots, size_t n,
+		      struct sp_err *err)
+{
+	const char **outs = calloc(2 * n, sizeof(*outs));
+	char (*names)[48] = calloc(2 * n, sizeof(*names));
+	int rc;
+
+	if (!outs || !names) {
+		free(outs);
+		free(names);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[2 * i], sizeof(names[0]), "%s.png", plots[i]);
+		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", plots[i]);
+		outs[2 * i] = names[2 * i];
+		outs[2 * i + 1] = names[2 * i + 1];
+	}
+	rc = rep_gnuplot(dir, script, outs, 2 * n, err);
+	free(outs);
+	free(names);
+	return rc;
+}
+
 void rep_html_head(FILE *f, const char *title)
 {
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", f);

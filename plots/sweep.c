@@ -1070,8 +1070,7 @@ int plot_sweep_write(const char *dir, const struct plot_sweep_def *d,
 		     const struct algo_ops *algo, struct sp_err *err)
 {
 	struct plot_sweep_point *p = NULL;
-	const char *outs[NSPLOTS * 2];
-	char names[NSPLOTS * 2][40], *path;
+	char *path;
 	int rc;
 
 	rc = rep_mkdir_p(dir, err);
@@ -1091,14 +1090,8 @@ int plot_sweep_write(const char *dir, const struct plot_sweep_def *d,
 		rc = write_sweep_csv(dir, d, p, err);
 	if (rc == 0)
 		rc = write_sweep_gp(dir, d, p, algo, err);
-	for (size_t i = 0; i < NSPLOTS; i++) {
-		snprintf(names[2 * i], sizeof(names[0]), "%s.png", sweep_plots[i]);
-		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", sweep_plots[i]);
-		outs[2 * i] = names[2 * i];
-		outs[2 * i + 1] = names[2 * i + 1];
-	}
 	if (rc == 0)
-		rc = rep_gnuplot(dir, "sweep.gp", outs, NSPLOTS * 2, err);
+		rc = rep_gnuplot_plots(dir, "sweep.gp", sweep_plots, NSPLOTS, err);
 	if (rc == 0)
 		rc = write_sweep_html(dir, d, p, desc, algo, err);
 	free(p);

@@ -408,74 +408,72 @@ static int coarse(struct ctx *x, int step_i, int step_j, const int *macs, int nm
 	return rc;
 }
 
-/* Indices of the seeds of a refinement round (fixed points only). */
-static size_t seeds(const struct ctx *x, size_t *out, size_t max)
+enum seed_kind { SEED_FEASIBLE, SEED_EDGE, SEED_WITHIN };
+
+/*
+ * The best fixed point of a kind not yet in out[0..n): SEED_FEASIBLE by the
+ * choice's order; SEED_EDGE settled, over the budget but saving more than
+ * `best`, the cheapest first; SEED_WITHIN within the budget, the most saved.
+ */
+static size_t seed_of(const struct ctx *x, enum seed_kind kind, int64_t best, const size_t *out,
+		      size_t n)
 {
 	const struct sim_plan *pl = x->plan;
 	const double budget = x->o->cpu_budget_pct;
-	size_t n = 0;
+	size_t b = SIZE_MAX;
+
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct plot_plan_point *p = &pl->points[i], *q = b == SIZE_MAX ? NULL : &pl->points[b];
+		bool ok = p->policy == PLOT_PLAN_FIXED, better;
+
+		for (size_t k = 0; k < n && ok; k++)
+			ok = out[k] != i;
+		if (kind == SEED_FEASIBLE)
+			ok = ok && p->feasible;
+		else if (kind == SEED_EDGE)
+			ok = ok && plot_settled(&p->s) && p->cpu_pct > budget && p->s.final_saved > best;
+		else
+			ok = ok && p->cpu_pct <= budget;
+		if (!ok)
+			continue;
+		if (!q)
+			better = true;
+		else if (kind == SEED_EDGE)
+			better = p->cpu_pct < q->cpu_pct;
+		else if (p->s.final_saved != q->s.final_saved)
+			better = p->s.final_saved > q->s.final_saved;
+		else
+			better = kind == SEED_FEASIBLE ? better_tied(p, q) : p->cpu_pct > q->cpu_pct;
+		if (better)
+			b = i;
+	}
+	return b;
+}
+
+/*
+ * The seeds of a refinement round: the three best feasible, the two
+ * cheapest over the budget that save more (the edge lies between), and
+ * while nothing is feasible the two that save most within the budget.
+ */
+static size_t seeds(const struct ctx *x, size_t *out, size_t max)
+{
+	const struct sim_plan *pl = x->plan;
+	static const struct { enum seed_kind kind; size_t count; } plan[] = {
+		{ SEED_FEASIBLE, 3 }, { SEED_EDGE, 2 }, { SEED_WITHIN, 2 },
+	};
 	int64_t best = pl->best_fixed == SIZE_MAX ? -1 : pl->points[pl->best_fixed].s.final_saved;
+	size_t n = 0;
 
-	/* the best feasible, by the choice's order: repeatedly pick among the rest */
-	for (size_t k = 0; k < 3 && n < max; k++) {
-		size_t b = SIZE_MAX;
+	for (size_t s = 0; s < sizeof(plan) / sizeof(plan[0]); s++) {
+		if (plan[s].kind == SEED_WITHIN && best >= 0)
+			continue;
+		for (size_t k = 0; k < plan[s].count && n < max; k++) {
+			size_t b = seed_of(x, plan[s].kind, best, out, n);
 
-		for (size_t i = 0; i < pl->n; i++) {
-			const struct plot_plan_point *p = &pl->points[i];
-			bool taken = false;
-
-			for (size_t q = 0; q < n; q++)
-				taken |= out[q] == i;
-			if (taken || !p->feasible || p->policy != PLOT_PLAN_FIXED)
-				continue;
-			if (b == SIZE_MAX || p->s.final_saved > pl->points[b].s.final_saved ||
-			    (p->s.final_saved == pl->points[b].s.final_saved &&
-			     better_tied(p, &pl->points[b])))
-				b = i;
+			if (b == SIZE_MAX)
+				break;
+			out[n++] = b;
 		}
-		if (b == SIZE_MAX)
-			break;
-		out[n++] = b;
-	}
-	/* over the budget but saving more: the edge lies between */
-	for (size_t k = 0; k < 2 && n < max; k++) {
-		size_t b = SIZE_MAX;
-
-		for (size_t i = 0; i < pl->n; i++) {
-			const struct plot_plan_point *p = &pl->points[i];
-			bool taken = false;
-
-			for (size_t q = 0; q < n; q++)
-				taken |= out[q] == i;
-			if (taken || p->policy != PLOT_PLAN_FIXED || !plot_settled(&p->s) ||
-			    p->cpu_pct <= budget || p->s.final_saved <= best)
-				continue;
-			if (b == SIZE_MAX || p->cpu_pct < pl->points[b].cpu_pct)
-				b = i;
-		}
-		if (b == SIZE_MAX)
-			break;
-		out[n++] = b;
-	}
-	/* nothing feasible yet: the most saved within the budget, settled or not */
-	for (size_t k = 0; best < 0 && k < 2 && n < max; k++) {
-		size_t b = SIZE_MAX;
-
-		for (size_t i = 0; i < pl->n; i++) {
-			const struct plot_plan_point *p = &pl->points[i];
-			bool taken = false;
-
-			for (size_t q = 0; q < n; q++)
-				taken |= out[q] == i;
-			if (taken || p->policy != PLOT_PLAN_FIXED || p->cpu_pct > budget)
-				continue;
-			if (b == SIZE_MAX || p->s.final_saved > pl->points[b].s.final_saved ||
-			    (p->s.final_saved == pl->points[b].s.final_saved && p->cpu_pct > pl->points[b].cpu_pct))
-				b = i;
-		}
-		if (b == SIZE_MAX)
-			break;
-		out[n++] = b;
 	}
 	return n;
 }

@@ -140,6 +140,17 @@ static void desc_append(struct trace_header *h, const char *text)
 	snprintf(h->desc + len, sizeof(h->desc) - len, "%s%s", len ? "; " : "", text);
 }
 
+/* Commits w if rc is 0, else aborts it; returns the result. */
+static int finish(struct trace_writer *w, int rc, struct sp_err *err)
+{
+	if (!w)
+		return rc;
+	if (rc == 0)
+		return trace_writer_commit(w, err);
+	trace_writer_abort(w);
+	return rc;
+}
+
 /* ---- replicate ----------------------------------------------------------- */
 
 static int classify(const char *in, struct cls *c, struct sp_err *err)
@@ -275,13 +286,8 @@ int trace_replicate(const char *in, const char *out, const struct trace_replicat
 		if (rc < 0)
 			break;
 	}
-	if (rc == 0) {
-		rc = trace_writer_commit(w, err);
-		w = NULL;
-	}
 out:
-	if (w)
-		trace_writer_abort(w);
+	rc = finish(w, rc, err);
 	if (r)
 		trace_reader_close(r);
 	trace_header_release(&h);
@@ -426,13 +432,8 @@ int trace_subset(const char *in, const char *out, const struct trace_subset_opts
 	if (rc == 0 && !started)
 		rc = sp_err_set(err, SP_EINVAL, "%s: no snapshot between %llu and %llu ms", in,
 				(unsigned long long)o->from_ms, (unsigned long long)o->to_ms);
-	if (rc == 0) {
-		rc = trace_writer_commit(w, err);
-		w = NULL;
-	}
 out:
-	if (w)
-		trace_writer_abort(w);
+	rc = finish(w, rc, err);
 	trace_reader_close(r);
 	trace_header_release(&h);
 	free(map);
