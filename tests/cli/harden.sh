@@ -82,9 +82,9 @@ mkdir -p "$T/evil"
 key=$'x\nEOD\nsystem(\'touch '"$T"$'/pwned\')\n#'
 {
 	printf '"run","point","seed","%s",' "$key"
-	echo 'final_saved_pages,peak_saved_pages,oracle_pages,time_to_90pct_ms,cpu_ns,cow_breaks,end_ms,algorithm,page_size,points,seeds,params,trace,options'
-	echo '0,0,1,1,10,10,20,0,5,0,100,ksm,4096,2,1,p,t,o'
-	echo '1,1,1,2,10,10,20,0,5,0,100,ksm,4096,2,1,p,t,o'
+	echo 'final_saved_pages,peak_saved_pages,oracle_pages,time_to_90pct_ms,cpu_ns,cow_breaks,end_ms,algorithm,page_size,points,seeds,params,trace,options,full_scans,still_merging,present_pages,remote_sharers'
+	echo '0,0,1,1,10,10,20,0,5,0,100,ksm,4096,2,1,p,t,o,3,0,40,0'
+	echo '1,1,1,2,10,10,20,0,5,0,100,ksm,4096,2,1,p,t,o,3,0,40,0'
 } > "$T/evil/share-0-of-1.csv"
 "$SIM" sweep merge "$T/evil" > "$T/merge.out" 2>&1
 [ -e "$T/pwned" ] && err "sweep merge ran a command from a share"
