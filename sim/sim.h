@@ -61,6 +61,8 @@ struct backend sim_mem_backend(struct sim_mem *m);
  */
 int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
 		  uint32_t *what, bool *notify, struct sp_err *err);
+/* A hint that rec is applied soon: starts loading the memory its apply will touch. */
+void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
 /* Present pages, and those of them mapping the shared zero page (not in any RSS). */
