@@ -41,6 +41,10 @@ restore() { # run last, as the kernel needs
 cleanup() {
 	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	# QEMU removes its QMP socket as it exits: let it finish before the directory goes.
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+	done
 	restore
 	[ -n "$RUNDIR" ] && rm -rf "$RUNDIR"
 	rm -rf "$T"
