@@ -89,6 +89,19 @@ struct sim_ctl_text {
 	const char *value;
 };
 
+/*
+ * Observer hooks (optional, for tests and tools): they see the run without
+ * driving it.  backend() gets the simulated backend once, before the
+ * algorithm is created, and returns the one the algorithm is given (the
+ * same, or a wrapper: checks, fault injection); record() runs before each
+ * trace record is applied, with the memory still in its old state.
+ */
+struct sim_hooks {
+	struct backend (*backend)(void *arg, struct sim_mem *m, struct backend bk);
+	void (*record)(void *arg, struct sim_mem *m, const struct trace_record *rec);
+	void *arg;
+};
+
 struct sim_config {
 	const struct algo_ops *algo;
 	struct algo_params params;
@@ -109,6 +122,7 @@ struct sim_config {
 	 * algorithms (the others split plainly).
 	 */
 	struct algo_kernel kernel;
+	const struct sim_hooks *hooks; /* or NULL */
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
@@ -133,7 +147,15 @@ struct sim_result {
 	uint64_t snapshots;
 	uint64_t records;        /* page records applied */
 	uint64_t page_states;    /* pages x snapshots: logical records replayed */
-	int64_t peak_saved;      /* max of pages_sharing + ksm_zero_pages */
+	int64_t peak_saved;      /* max of metrics_saved(): pages_sharing + ksm_zero_pages
+				    + thp_zero_pages, over the samples */
+	/*
+	 * The tunables as they are now: updated before every sample callback,
+	 * so a callback that keeps a pointer to this result reads them
+	 * (pages_to_scan, sleep_millisecs: -1 if the algorithm has none).
+	 */
+	struct metrics_tunables tunables;
+	uint64_t stopped_ms;     /* simulated time scanning was stopped (a policy's run=0) */
 };
 
 /* Replays the trace file at trace_path. */
