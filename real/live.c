@@ -122,6 +122,7 @@
 #include "sp_util.h"
 #include "algorithm.h"
 #include "live.h"
+#include "uffd_track.h"
 
 #define SLOT_PRIVATE 0u
 #define SLOT_ZERO 1u
@@ -132,6 +133,14 @@
 #define PG_INFILE 0x2u  /* lives in a MAP_PRIVATE mapping of a pool memfd */
 #define PG_OWNVMA 0x4u  /* lives in a VMA we created (counted in file_vma_pages) */
 #define PG_UNREG 0x8u   /* that VMA is not registered with the userfaultfd yet */
+#define PG_TRACKED 0x10u /* registered with the write-tracking userfaultfd (uffd_track) */
+#define PG_DIRTY 0x20u  /* written (or unknown) since the last lv_written() */
+#define PG_FRESH 0x40u  /* PG_DIRTY is current: the last window scan covered the page */
+
+/* Write tracking: pages per PAGEMAP_SCAN window, and how long a window's answer stays current. */
+#define TRACK_WINDOW 512u
+#define TRACK_FRESH_NS 1000000ull
+#define TRACK_VEC 128u
 
 #define PM_PFN_MASK ((1ull << 55) - 1)
 #define PM_EXCLUSIVE (1ull << 56)
@@ -186,7 +195,12 @@ struct real_live {
 	struct real_live_topo topo;
 	bool fake_topo;
 	bool strict_nodes;
-	int uffd;
+	int uffd;       /* synchronous write protection: the merges */
+	int uffd_track; /* asynchronous write protection: write tracking; -1 when off */
+	const char *track_off; /* why write tracking is off, or NULL */
+	uint64_t win_lo, win_hi, win_ns; /* the last window scanned, and when */
+	struct page_region *scanvec;
+	uint64_t track_scans, track_clean, track_written;
 	int pagemap;
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
 	uint8_t *zero_buf;
@@ -572,12 +586,72 @@ static uint64_t find_zero_pfn(struct real_live *L)
 	return (e & PM_PRESENT) ? (e & PM_PFN_MASK) : 0;
 }
 
+/*
+ * Write tracking on: a second userfaultfd with asynchronous write protection
+ * over the regions (instead of the merge one), and one PAGEMAP_SCAN to see
+ * that the kernel has it.  On any failure the regions are left unregistered
+ * for the caller to register with the merge userfaultfd, and track_off says
+ * why: the backend then offers no written() and algorithms hash every visit.
+ */
+static void track_open(struct real_live *L)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
+	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN };
+	uint32_t done = 0;
+
+	L->scanvec = malloc(TRACK_VEC * sizeof(*L->scanvec));
+	L->uffd_track = uffd_open();
+	if (!L->scanvec || L->uffd_track < 0) {
+		L->track_off = "no second userfaultfd";
+		goto off;
+	}
+	if (ioctl(L->uffd_track, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
+		L->track_off = "userfaultfd has no asynchronous write protection (UFFD_FEATURE_WP_ASYNC, Linux >= 6.7)";
+		goto off;
+	}
+	for (; done < L->nregions; done++) {
+		struct uffdio_register reg = { .range = { (uintptr_t)L->reg[done].addr,
+							  L->reg[done].npages * L->ps },
+					       .mode = UFFDIO_REGISTER_MODE_WP };
+
+		if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0) {
+			L->track_off = "asynchronous write-protect registration refused";
+			goto off;
+		}
+	}
+	a.start = (uintptr_t)L->reg[0].addr;
+	a.end = a.start + L->ps;
+	a.vec = (uintptr_t)L->scanvec;
+	a.vec_len = TRACK_VEC;
+	if (ioctl(L->pagemap, PAGEMAP_SCAN, &a) < 0) {
+		L->track_off = "no PAGEMAP_SCAN ioctl on /proc/self/pagemap (Linux >= 6.7)";
+		goto off;
+	}
+	for (uint64_t p = 0; p < L->npages; p++)
+		L->pages[p].flags |= PG_TRACKED | PG_DIRTY;
+	L->track_off = NULL;
+	return;
+off:
+	while (done--) {
+		struct uffdio_range r = { (uintptr_t)L->reg[done].addr, L->reg[done].npages * L->ps };
+
+		ioctl(L->uffd_track, UFFDIO_UNREGISTER, &r);
+	}
+	if (L->uffd_track >= 0)
+		close(L->uffd_track);
+	L->uffd_track = -1;
+}
+
 void real_live_free(struct real_live *L)
 {
 	if (!L)
 		return;
 	if (L->uffd >= 0)
 		close(L->uffd); /* unregisters every range and wakes any waiter */
+	if (L->uffd_track >= 0)
+		close(L->uffd_track);
 	if (L->pagemap >= 0)
 		close(L->pagemap);
 	for (uint32_t n = 0; n < REAL_LIVE_MAX_NODES; n++) {
@@ -595,6 +669,7 @@ void real_live_free(struct real_live *L)
 	free(L->frames);
 	free(L->pmbuf);
 	free(L->zero_buf);
+	free(L->scanvec);
 	free(L);
 }
 
@@ -612,7 +687,7 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	L = calloc(1, sizeof(*L));
 	if (!L)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	L->uffd = L->pagemap = -1;
+	L->uffd = L->uffd_track = L->pagemap = -1;
 	for (uint32_t i = 0; i < REAL_LIVE_MAX_NODES; i++)
 		L->pools[i].fd = -1;
 	L->ps = (uint32_t)ps;
@@ -682,7 +757,11 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		rc = sp_err_set(err, SP_ENOTSUP, "userfaultfd API handshake failed: %s", strerror(errno));
 		goto fail;
 	}
-	for (uint32_t i = 0; i < n; i++) {
+	if (cfg && cfg->track_writes)
+		track_open(L);
+	else
+		L->track_off = "not asked for";
+	for (uint32_t i = 0; i < n && L->uffd_track < 0; i++) {
 		if (uffd_register(L, L->reg[i].addr, L->reg[i].npages * L->ps) < 0) {
 			rc = sp_err_set(err, errno == EINVAL ? SP_EINVAL : SP_ENOTSUP,
 					"region %u: userfaultfd write-protect registration: %s (private anonymous memory only)",
@@ -718,9 +797,15 @@ static int ensure_registered(struct real_live *L, bk_page p, uint8_t *addr)
 	return 0;
 }
 
+static int track_detach(struct real_live *L, bk_page p, uint8_t *addr);
+static void track_attach(struct real_live *L, bk_page p, uint8_t *addr);
+
 static int protect(struct real_live *L, bk_page p, uint8_t *addr)
 {
-	int rc = ensure_registered(L, p, addr);
+	int rc = track_detach(L, p, addr);
+
+	if (rc == 0)
+		rc = ensure_registered(L, p, addr);
 
 	if (rc < 0)
 		return rc;
@@ -730,6 +815,13 @@ static int protect(struct real_live *L, bk_page p, uint8_t *addr)
 static void unprotect(struct real_live *L, uint8_t *addr)
 {
 	uffd_wp(L, addr, L->ps, false); /* also wakes blocked writers */
+}
+
+/* A merge of p was refused after protect(): writers go on, and p is tracked again. */
+static void release(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	unprotect(L, addr);
+	track_attach(L, p, addr);
 }
 
 /* Would another VMA of ours cross max_map_count? */
@@ -752,6 +844,145 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 		pg->flags |= PG_INFILE;
 	else
 		pg->flags &= (uint8_t)~PG_INFILE;
+}
+
+/* ---- write tracking ------------------------------------------------------ */
+
+/*
+ * PAGEMAP_SCAN over the window of p (TRACK_WINDOW pages aligned by address,
+ * within p's region): every page written since the previous scan that
+ * covered it is reported and write-protected again in the same step
+ * (PM_SCAN_WP_MATCHING, atomic per PTE), so a later write shows at the next
+ * scan.  Reported pages get PG_DIRTY (it accumulates until lv_written()
+ * consumes it); every page of the window gets PG_FRESH.  Pages the tracking
+ * userfaultfd does not hold (their own VMAs) are skipped by the kernel.
+ */
+static int track_scan(struct real_live *L, bk_page p)
+{
+	const struct live_region *r = region_of(L, p);
+	uint64_t span = TRACK_WINDOW * (uint64_t)L->ps;
+	uintptr_t rs = (uintptr_t)r->addr, re = rs + r->npages * L->ps;
+	uintptr_t a0 = ((uintptr_t)page_addr(L, p) / span) * span, a1 = a0 + span;
+	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING,
+				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+				 .vec = (uintptr_t)L->scanvec, .vec_len = TRACK_VEC };
+	bk_page lo, hi;
+
+	if (a0 < rs)
+		a0 = rs;
+	if (a1 > re)
+		a1 = re;
+	lo = r->first + (a0 - rs) / L->ps;
+	hi = r->first + (a1 - rs) / L->ps;
+	a.start = a0;
+	a.end = a1;
+	for (;;) {
+		long n = ioctl(L->pagemap, PAGEMAP_SCAN, &a);
+
+		if (n < 0)
+			return SP_EIO;
+		for (long i = 0; i < n; i++) {
+			bk_page q0 = r->first + (L->scanvec[i].start - rs) / L->ps;
+			bk_page q1 = r->first + (L->scanvec[i].end - rs) / L->ps;
+
+			for (bk_page q = q0; q < q1; q++)
+				L->pages[q].flags |= PG_DIRTY;
+		}
+		if (a.walk_end >= a.end || a.walk_end <= a.start)
+			break;
+		a.start = a.walk_end; /* the vector was full: go on from where the walk stopped */
+	}
+	for (bk_page q = lo; q < hi; q++)
+		L->pages[q].flags |= PG_FRESH;
+	L->win_lo = lo;
+	L->win_hi = hi;
+	L->win_ns = sp_mono_ns();
+	L->track_scans++;
+	return 0;
+}
+
+/* backend written(): see backend.h; a page not tracked is always "written". */
+static int lv_written(void *impl, bk_page p)
+{
+	struct real_live *L = impl;
+	struct live_page *pg = &L->pages[p];
+	int w = 1;
+
+	if (p >= L->npages)
+		return 1;
+	if (pg->flags & PG_TRACKED) {
+		if (!(pg->flags & PG_FRESH) || p < L->win_lo || p >= L->win_hi ||
+		    sp_mono_ns() - L->win_ns > TRACK_FRESH_NS) {
+			if (track_scan(L, p) < 0)
+				pg->flags |= PG_DIRTY;
+		}
+		w = (pg->flags & PG_DIRTY) != 0;
+	}
+	pg->flags &= (uint8_t)~(PG_DIRTY | PG_FRESH);
+	if (w)
+		L->track_written++;
+	else
+		L->track_clean++;
+	return w;
+}
+
+/*
+ * Page p (tracked) is about to be write-protected for a merge, which needs
+ * writers to wait: it leaves the tracking userfaultfd (its own VMA from now
+ * on, registered with the merge one by protect()).  Its written state is
+ * unknown from here on.
+ */
+static int track_detach(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	struct live_page *pg = &L->pages[p];
+	struct uffdio_range r = { (uintptr_t)addr, L->ps };
+
+	if (!(pg->flags & PG_TRACKED))
+		return 0;
+	if (ioctl(L->uffd_track, UFFDIO_UNREGISTER, &r) < 0)
+		return SP_EIO;
+	pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
+	own_vma(L, p, false);
+	return 0;
+}
+
+/* Is q (a neighbour of p) tracked in the region's own VMA, or beyond p's region? */
+static bool track_plain(const struct real_live *L, bk_page q, bk_page p)
+{
+	const struct live_region *r = region_of(L, p);
+
+	if (q < r->first || q >= r->first + r->npages)
+		return true;
+	return (L->pages[q].flags & (PG_TRACKED | PG_OWNVMA)) == PG_TRACKED;
+}
+
+/*
+ * Page p, anonymous again (a refused merge, the zero page, a discard), goes
+ * back to the tracking userfaultfd; the kernel merges its VMA with tracked
+ * neighbours (counted as merged when both sides are plain).  On failure it
+ * stays unregistered and protect() registers it with the merge userfaultfd.
+ */
+static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	struct live_page *pg = &L->pages[p];
+	struct uffdio_range r = { (uintptr_t)addr, L->ps };
+	struct uffdio_register reg = { .range = r, .mode = UFFDIO_REGISTER_MODE_WP };
+
+	if (L->uffd_track < 0 || (pg->flags & (PG_INFILE | PG_TRACKED)))
+		return;
+	if (!(pg->flags & PG_UNREG)) {
+		if (ioctl(L->uffd, UFFDIO_UNREGISTER, &r) < 0) /* wakes any waiter */
+			return;
+		pg->flags |= PG_UNREG;
+	}
+	if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0)
+		return;
+	pg->flags = (uint8_t)((pg->flags & ~PG_UNREG) | PG_TRACKED | PG_DIRTY);
+	if ((pg->flags & PG_OWNVMA) && (p == 0 || track_plain(L, p - 1, p)) &&
+	    track_plain(L, p + 1, p)) {
+		pg->flags &= (uint8_t)~PG_OWNVMA;
+		L->file_vma_pages--;
+	}
 }
 
 /*
@@ -818,8 +1049,9 @@ static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t sl
 			memcpy(addr, frame_addr(L, slot), L->ps);
 			own_vma(L, p, false);
 			uffd_wake(L, addr, L->ps);
+			track_attach(L, p, addr);
 		} else {
-			unprotect(L, addr);
+			release(L, p, addr);
 		}
 		return SP_ENOMEM;
 	}
@@ -858,7 +1090,7 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 		return rc;
 	L->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
 	if (memcmp(addr, frame_addr(L, slot), L->ps) != 0) {
-		unprotect(L, addr);
+		release(L, p, addr);
 		return SP_ECHANGED;
 	}
 	rc = remap_onto(L, p, addr, slot);
@@ -985,28 +1217,28 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		return rc;
 	rc = protect(L, p, pa);
 	if (rc < 0) {
-		unprotect(L, ka);
+		release(L, keep, ka);
 		return rc;
 	}
 	L->counts[BK_COST_COMPARE]++;
 	if (memcmp(pa, ka, L->ps) != 0) {
-		unprotect(L, pa);
-		unprotect(L, ka);
+		release(L, p, pa);
+		release(L, keep, ka);
 		return SP_ECHANGED;
 	}
 	/* Two sharers: the majority node is theirs if they agree, else keep's. */
 	node = kp->node;
 	rc = frame_alloc(L, node, region_of(L, keep)->domain, &slot);
 	if (rc < 0) {
-		unprotect(L, pa);
-		unprotect(L, ka);
+		release(L, p, pa);
+		release(L, keep, ka);
 		return rc;
 	}
 	memcpy(frame_addr(L, slot), ka, L->ps);
 	L->frames[slot].mappers = 1; /* held while the two remaps run */
 	rc = remap_onto(L, keep, ka, slot);
 	if (rc < 0) {
-		unprotect(L, pa);
+		release(L, p, pa);
 		L->frames[slot].mappers = 0;
 		frame_release(L, slot);
 		return rc;
@@ -1047,20 +1279,21 @@ static int lv_merge_zero(void *impl, bk_page p)
 		return rc;
 	L->counts[BK_COST_COMPARE]++;
 	if (memcmp(addr, L->zero_buf, L->ps) != 0) {
-		unprotect(L, addr);
+		release(L, p, addr);
 		return SP_ECHANGED;
 	}
 	if (pg->flags & PG_INFILE) {
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED) {
-			unprotect(L, addr);
+			release(L, p, addr);
 			return SP_ENOMEM;
 		}
 		own_vma(L, p, false);
 	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
-		unprotect(L, addr);
+		release(L, p, addr);
 		return SP_EIO;
 	}
 	uffd_wake(L, addr, L->ps);
+	track_attach(L, p, addr); /* back with its tracked neighbours: no VMA of its own */
 	set_slot(L, p, SLOT_ZERO);
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
@@ -1129,11 +1362,38 @@ static const struct backend_ops live_backend_ops = {
 	.content = NULL,
 };
 
+/* The same with write tracking: lv_written() answers from PAGEMAP_SCAN. */
+static const struct backend_ops live_backend_ops_tracked = {
+	.npages = lv_npages,
+	.nnodes = lv_nnodes,
+	.nguests = lv_nguests,
+	.page_size = lv_page_size,
+	.zero_checksum = lv_zero_checksum,
+	.page_info = lv_page_info,
+	.checksum = lv_checksum,
+	.compare = lv_compare,
+	.compare_frame = lv_compare_frame,
+	.merge_pages = lv_merge_pages,
+	.merge_frame = lv_merge_frame,
+	.merge_zero = lv_merge_zero,
+	.unmerge = lv_unmerge,
+	.frame_mappers = lv_frame_mappers,
+	.frame_node = lv_frame_node,
+	.account = lv_account,
+	.content = NULL,
+	.written = lv_written,
+};
+
 struct backend real_live_backend(struct real_live *L)
 {
-	struct backend b = { &live_backend_ops, L };
+	struct backend b = { L->uffd_track >= 0 ? &live_backend_ops_tracked : &live_backend_ops, L };
 
 	return b;
+}
+
+const char *real_live_tracking_off(const struct real_live *L)
+{
+	return L->uffd_track >= 0 ? NULL : L->track_off;
 }
 
 /* ---- frames follow their majority ---------------------------------------- */
@@ -1311,6 +1571,7 @@ int real_live_discard(struct real_live *L, bk_page p)
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED)
 			return SP_ENOMEM;
 		own_vma(L, p, false);
+		track_attach(L, p, addr);
 	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
 		return SP_EIO;
 	}
@@ -1373,6 +1634,10 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->pool_bytes = pool_bytes(L);
 	out->merge_ns = L->merge_ns;
 	out->cow_polled = L->cow_polled;
+	out->tracking = L->uffd_track >= 0;
+	out->track_scans = L->track_scans;
+	out->track_clean = L->track_clean;
+	out->track_written = L->track_written;
 }
 
 void real_live_metrics(const struct real_live *L, struct metrics *out)

@@ -52,6 +52,13 @@ struct real_live_config {
 	bool strict_nodes;
 	/* Most VMAs the process may have; 0: /proc/sys/vm/max_map_count. */
 	uint64_t max_map_count;
+	/*
+	 * Track writes (userfaultfd asynchronous write protection and the
+	 * PAGEMAP_SCAN ioctl, Linux >= 6.7): the backend then offers written()
+	 * (backend.h).  Where the kernel lacks either, the backend works without
+	 * it and real_live_tracking_off() says why.
+	 */
+	bool track_writes;
 };
 
 struct real_live;
@@ -72,6 +79,8 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
  */
 void real_live_free(struct real_live *L);
 struct backend real_live_backend(struct real_live *L);
+/* NULL when writes are tracked, else why not ("not asked for", a missing kernel facility). */
+const char *real_live_tracking_off(const struct real_live *L);
 
 /* Address of page p. */
 void *real_live_page_addr(const struct real_live *L, bk_page p);
@@ -124,6 +133,10 @@ struct real_live_stats {
 	uint64_t pool_bytes;      /* allocated bytes of the frame pools (st_blocks) */
 	uint64_t merge_ns;        /* wall time spent in successful merges */
 	uint64_t cow_polled;      /* pages whose pagemap entry was read */
+	bool tracking;            /* writes are tracked (written() offered) */
+	uint64_t track_scans;     /* PAGEMAP_SCAN windows read */
+	uint64_t track_clean;     /* written() answers "not written" */
+	uint64_t track_written;   /* written() answers "written or unknown" */
 };
 void real_live_stats(const struct real_live *L, struct real_live_stats *out);
 

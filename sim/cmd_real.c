@@ -116,6 +116,7 @@ struct replay {
 	/* user */
 	struct real_live *L;
 	struct real_engine *e;
+	bool track_asked; /* the algorithm asked for write tracking */
 	/* kernel */
 	struct real_ksm k;
 	struct real_ksm_state kbase;
@@ -278,6 +279,7 @@ static int start_user(struct replay *R, const struct algo_ops *algo, const struc
 	struct real_live_config lc = { 0 };
 	struct real_engine_config ec = { 0 };
 	int across = algo_param_index(algo, "merge_across_nodes");
+	int track = algo_param_index(algo, "write_tracking");
 	int rc;
 
 	if (!reg)
@@ -290,6 +292,8 @@ static int start_user(struct replay *R, const struct algo_ops *algo, const struc
 		reg[g].node_hint = (int)R->h->guests[g].node;
 	}
 	lc.strict_nodes = across >= 0 && params->v[across] == 0;
+	lc.track_writes = track >= 0 && params->v[track] != 0;
+	R->track_asked = lc.track_writes;
 	rc = real_live_new(&R->L, reg, R->h->nguests, &lc, err);
 	free(reg);
 	if (rc < 0)
@@ -446,6 +450,12 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 			printf("; %.1f us per merge (%.0f merges/s)", (double)ls.merge_ns / 1e3 / (double)m->merges,
 			       (double)m->merges * 1e9 / (double)ls.merge_ns);
 		putchar('\n');
+		if (ls.tracking)
+			printf("tracking    on: %llu PAGEMAP_SCAN windows; %llu visits found the page unwritten, %llu written\n",
+			       (unsigned long long)ls.track_scans, (unsigned long long)ls.track_clean,
+			       (unsigned long long)ls.track_written);
+		else if (R->track_asked)
+			printf("tracking    off: %s\n", real_live_tracking_off(R->L));
 		if (ls.map_limit_refusals)
 			printf("WARNING     %llu merges refused: vm.max_map_count would have been exceeded\n",
 			       (unsigned long long)ls.map_limit_refusals);

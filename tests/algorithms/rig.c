@@ -1,7 +1,7 @@
 /*
  * rig.c - a test rig: one algorithm on a sim_mem backend, behind a wrapper
  * backend that counts page_info() and checksum calls per page and can offer
- * checksum_uncounted(), driven record by record and batch by batch by the
+ * checksum_uncounted() and written(), driven record by record and batch by batch by the
  * test, so that state can be inspected between any two steps.
  */
 #include <stdio.h>
@@ -39,6 +39,15 @@ static uint32_t r_checksum_uncounted(void *i, bk_page p)
 	r->hash_calls[p]++;
 	r->uncounted++;
 	return sp_fp_checksum(r->in.ops->content(r->in.impl, p));
+}
+static int r_written(void *i, bk_page p)
+{
+	struct rig *r = the_rig(i);
+	int w = r->in.ops->written(r->in.impl, p);
+
+	r->written_calls++;
+	r->written_clean += w == 0;
+	return w;
 }
 static int r_compare(void *i, bk_page a, bk_page b) { struct rig *r = the_rig(i); return r->in.ops->compare(r->in.impl, a, b); }
 static int r_compare_frame(void *i, bk_page a, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->compare_frame(r->in.impl, a, f); }
@@ -82,6 +91,7 @@ void rig_start(struct rig *r, const char *const *sets)
 		.frame_mappers = r_frame_mappers, .frame_node = r_frame_node, .account = r_account,
 		.content = NULL,
 		.checksum_uncounted = r->offer_uncounted ? r_checksum_uncounted : NULL,
+		.written = r->offer_written ? r_written : NULL,
 	};
 	n = r->in.ops->npages(r->in.impl);
 	r->hash_calls = calloc(n + 1, sizeof(*r->hash_calls));
