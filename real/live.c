@@ -174,6 +174,17 @@ struct live_pool {
 	uint64_t nfree, capfree;
 };
 
+/* A run of merged pages whose remap is pending (see "Runs"). */
+struct live_run {
+	bk_page first;
+	uint64_t off;   /* pool offset of first's frame: page first + i maps off + i */
+	uint32_t n;     /* 0: no run */
+	uint32_t pool;
+};
+
+#define NRUNS 2u     /* runs pending at once: a merge_pages makes two */
+#define RUN_MAX 256u /* pages per run: bounds how long writers of its first page wait */
+
 struct live_region {
 	uint8_t *addr;
 	uint64_t first, npages;
@@ -209,9 +220,14 @@ struct real_live {
 	uint64_t nframes_used, mapped_pages, zero_pages, file_vma_pages;
 	uint64_t base_vmas, max_map_count, map_limit_refusals, merge_ns, cow_polled;
 	uint64_t poll_cursor;
+	struct live_run runs[NRUNS]; /* packed from runs[0], the oldest */
+	bool defer;                  /* remaps wait in runs until real_live_flush() */
+	uint64_t remaps, remapped_pages, remap_failures;
 	uint64_t *pmbuf; /* CHUNK pagemap entries */
 	uint32_t zero_csum;
 };
+
+static void runs_flush(struct real_live *L);
 
 static inline uint8_t *page_addr(const struct real_live *L, bk_page p)
 {
@@ -301,7 +317,7 @@ int real_map_count_set(uint64_t v, struct sp_err *err)
 	return 0;
 }
 
-static uint64_t count_vmas(void)
+uint64_t real_count_vmas(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
 	uint64_t n = 0;
@@ -437,10 +453,15 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 
 	if (pl->fd < 0 && pool_open(L, node, NULL) < 0)
 		return SP_ENOMEM;
-	if (pl->nfree)
-		off = pl->free_off[--pl->nfree];
-	else if (pl->hwm < pl->pages)
+	/*
+	 * The high-water mark first: successive merges get consecutive offsets,
+	 * so a run of merged pages maps a run of the pool with one mmap (see
+	 * "Runs").  Freed offsets are punched holes: skipping them costs nothing.
+	 */
+	if (pl->hwm < pl->pages)
 		off = pl->hwm++;
+	else if (pl->nfree)
+		off = pl->free_off[--pl->nfree];
 	else
 		return SP_ENOMEM;
 	if (L->free_head) {
@@ -452,7 +473,10 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 			struct live_frame *f = realloc(L->frames, cap * sizeof(*f));
 
 			if (!f) {
-				pl->free_off[pl->nfree++] = off; /* capfree >= hwm: room */
+				if (off == pl->hwm - 1)
+					pl->hwm--;
+				else
+					pl->free_off[pl->nfree++] = off; /* it came from there */
 				return SP_ENOMEM;
 			}
 			memset(f + L->cap_frames, 0, (cap - L->cap_frames) * sizeof(*f));
@@ -648,6 +672,8 @@ void real_live_free(struct real_live *L)
 {
 	if (!L)
 		return;
+	if (L->uffd >= 0 && L->pages)
+		runs_flush(L);
 	if (L->uffd >= 0)
 		close(L->uffd); /* unregisters every range and wakes any waiter */
 	if (L->uffd_track >= 0)
@@ -773,7 +799,7 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		L->max_map_count = cfg->max_map_count;
 	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
 		L->max_map_count = 65530;
-	L->base_vmas = count_vmas() + 2 * L->nnodes; /* + the pool views */
+	L->base_vmas = real_count_vmas() + 2 * L->nnodes; /* + the pool views */
 	*out = L;
 	return 0;
 nomem:
@@ -1008,25 +1034,31 @@ static void policy_save(const struct real_live *L, void *addr, struct page_polic
 		pp->keep = true;
 }
 
-static void policy_restore(const struct real_live *L, void *addr, const struct page_policy *pp)
+static void policy_restore(const struct real_live *L, void *addr, uint64_t n,
+			   const struct page_policy *pp)
 {
 	if (pp->keep)
-		mbind(addr, L->ps, (int)pp->mode, pp->mask, REAL_LIVE_MAX_NODES, 0);
+		mbind(addr, n * L->ps, (int)pp->mode, pp->mask, REAL_LIVE_MAX_NODES, 0);
 }
 
 /* Remaps addr (MAP_FIXED) as fd at off, or as fresh anonymous memory when fd < 0, keeping its policy. */
-static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t off)
+static void *remap_pages(const struct real_live *L, uint8_t *addr, uint64_t n, int fd, off_t off)
 {
 	struct page_policy pp;
 	void *r;
 
 	policy_save(L, addr, &pp);
-	r = fd < 0 ? mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			  -1, 0)
-		   : mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off);
+	r = fd < 0 ? mmap(addr, n * L->ps, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+		   : mmap(addr, n * L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off);
 	if (r != MAP_FAILED)
-		policy_restore(L, addr, &pp);
+		policy_restore(L, addr, n, &pp);
 	return r;
+}
+
+static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t off)
+{
+	return remap_pages(L, addr, 1, fd, off);
 }
 
 /*
@@ -1060,6 +1092,97 @@ static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t sl
 	return 0;
 }
 
+/* ---- runs ------------------------------------------------------------------ */
+
+/*
+ * Remaps the run's pages: one mmap of the whole run onto its consecutive
+ * pool pages, or page by page if the kernel refuses it.  A page whose remap
+ * fails stays private with its (equal) content while the bookkeeping still
+ * counts it on its frame: the next poll finds it "written" and settles it as
+ * a COW break, the way every unshare is reported.
+ */
+static void run_flush(struct real_live *L, struct live_run *r)
+{
+	uint8_t *addr;
+	uint64_t t0;
+
+	if (!r->n)
+		return;
+	t0 = sp_mono_ns();
+	addr = page_addr(L, r->first);
+	if (r->n > 1 && remap_pages(L, addr, r->n, L->pools[r->pool].fd, (off_t)(r->off * L->ps)) !=
+				MAP_FAILED) {
+		for (uint32_t i = 0; i < r->n; i++)
+			own_vma(L, r->first + i, true);
+		uffd_wake(L, addr, (uint64_t)r->n * L->ps);
+		L->remaps++;
+	} else {
+		for (uint32_t i = 0; i < r->n; i++) {
+			bk_page q = r->first + i;
+
+			if (remap_onto(L, q, page_addr(L, q), L->pages[q].slot) < 0)
+				L->remap_failures++;
+			else
+				L->remaps++;
+		}
+	}
+	L->remapped_pages += r->n;
+	L->merge_ns += sp_mono_ns() - t0;
+	r->n = 0;
+}
+
+static void runs_flush(struct real_live *L)
+{
+	for (uint32_t i = 0; i < NRUNS; i++)
+		run_flush(L, &L->runs[i]);
+}
+
+void real_live_flush(struct real_live *L)
+{
+	runs_flush(L);
+}
+
+void real_live_defer_remaps(struct real_live *L, bool on)
+{
+	if (!on)
+		runs_flush(L);
+	L->defer = on;
+}
+
+/*
+ * Protected page p, compared equal to frame slot, is booked onto it; its
+ * remap waits in a run if it extends one (the next page, onto the next
+ * offset of the same pool, in the same region) or starts a new one (the
+ * older run is remapped first if both are in use).  Writers of p wait in
+ * the kernel until the run is remapped.
+ */
+static void run_add(struct real_live *L, bk_page p, uint32_t slot)
+{
+	const struct live_frame *fr = &L->frames[slot];
+	struct live_run *r;
+
+	for (uint32_t i = 0; i < NRUNS; i++) {
+		r = &L->runs[i];
+		if (r->n && r->n < RUN_MAX && r->pool == fr->pool && r->first + r->n == p &&
+		    r->off + r->n == fr->off && region_of(L, r->first) == region_of(L, p)) {
+			r->n++;
+			set_slot(L, p, slot);
+			return;
+		}
+	}
+	if (L->runs[NRUNS - 1].n) {
+		/* Runs are packed from runs[0], the oldest: remap it to make room. */
+		run_flush(L, &L->runs[0]);
+		memmove(&L->runs[0], &L->runs[1], (NRUNS - 1) * sizeof(L->runs[0]));
+		L->runs[NRUNS - 1].n = 0;
+	}
+	r = L->runs;
+	while (r->n)
+		r++;
+	*r = (struct live_run){ .first = p, .off = fr->off, .n = 1, .pool = fr->pool };
+	set_slot(L, p, slot);
+}
+
 static int check_private(const struct real_live *L, bk_page p)
 {
 	if (p >= L->npages || !(L->pages[p].flags & PG_PRESENT) ||
@@ -1073,7 +1196,7 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 	struct live_page *pg = &L->pages[p];
 	struct live_frame *fr = &L->frames[slot];
 	uint8_t *addr;
-	uint64_t t0 = sp_mono_ns();
+	uint64_t t0 = sp_mono_ns(), ns0 = L->merge_ns;
 	int rc = check_private(L, p);
 
 	if (rc < 0)
@@ -1093,13 +1216,12 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 		release(L, p, addr);
 		return SP_ECHANGED;
 	}
-	rc = remap_onto(L, p, addr, slot);
-	if (rc < 0)
-		return rc;
-	set_slot(L, p, slot);
+	run_add(L, p, slot);
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
-	L->merge_ns += sp_mono_ns() - t0;
+	L->merge_ns = ns0 + (sp_mono_ns() - t0); /* the runs it remapped (run_add) included once */
+	if (!L->defer)
+		runs_flush(L);
 	return 0;
 }
 
@@ -1184,7 +1306,7 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	struct live_page *kp, *pg;
 	uint8_t *pa, *ka;
 	uint32_t slot, node;
-	uint64_t t0 = sp_mono_ns();
+	uint64_t t0 = sp_mono_ns(), ns0 = L->merge_ns;
 	unsigned need;
 	int rc;
 
@@ -1235,28 +1357,13 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		return rc;
 	}
 	memcpy(frame_addr(L, slot), ka, L->ps);
-	L->frames[slot].mappers = 1; /* held while the two remaps run */
-	rc = remap_onto(L, keep, ka, slot);
-	if (rc < 0) {
-		release(L, p, pa);
-		L->frames[slot].mappers = 0;
-		frame_release(L, slot);
-		return rc;
-	}
-	set_slot(L, keep, slot);
-	rc = remap_onto(L, p, pa, slot);
-	if (rc < 0) {
-		/* keep alone on the frame: give it its private copy back. */
-		madvise(ka, L->ps, MADV_POPULATE_WRITE);
-		L->frames[slot].mappers--;
-		set_slot(L, keep, SLOT_PRIVATE);
-		return rc;
-	}
-	set_slot(L, p, slot);
-	L->frames[slot].mappers--; /* drop the hold */
+	run_add(L, keep, slot);
+	run_add(L, p, slot);
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
-	L->merge_ns += sp_mono_ns() - t0;
+	L->merge_ns = ns0 + (sp_mono_ns() - t0); /* the runs it remapped (run_add) included once */
+	if (!L->defer)
+		runs_flush(L);
 	if (out)
 		*out = handle(L, slot);
 	return 0;
@@ -1311,6 +1418,7 @@ static int lv_unmerge(void *impl, bk_page p)
 {
 	struct real_live *L = impl;
 
+	runs_flush(L); /* a pending page is protected: break_cow would wait on itself */
 	if (p >= L->npages || L->pages[p].slot == SLOT_PRIVATE)
 		return SP_EINVAL;
 	break_cow(L, page_addr(L, p));
@@ -1403,6 +1511,7 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 	uint32_t *cnt;
 	uint64_t n = 0;
 
+	runs_flush(L);
 	if (moved)
 		*moved = 0;
 	if (L->strict_nodes || L->nnodes < 2 || L->nframes < 2)
@@ -1520,6 +1629,7 @@ int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, 
 {
 	int found = 0;
 
+	runs_flush(L); /* pending pages are not in their file mapping yet */
 	if (count > L->npages)
 		count = L->npages;
 	while (count) {
@@ -1550,6 +1660,7 @@ int real_live_check(struct real_live *L, bk_page p, real_live_change_fn fn, void
 		return SP_EINVAL;
 	if (L->pages[p].slot == SLOT_PRIVATE)
 		return 0;
+	runs_flush(L);
 	if (pagemap_read(L, page_addr(L, p), 1, &e) < 0)
 		return SP_EIO;
 	L->cow_polled++;
@@ -1565,6 +1676,7 @@ int real_live_discard(struct real_live *L, bk_page p)
 
 	if (p >= L->npages)
 		return SP_EINVAL;
+	runs_flush(L);
 	pg = &L->pages[p];
 	addr = page_addr(L, p);
 	if (pg->flags & PG_INFILE) {
@@ -1592,6 +1704,7 @@ void real_live_set_present(struct real_live *L, bk_page p, bool present)
 
 int real_live_unmerge_all(struct real_live *L, real_live_change_fn fn, void *arg)
 {
+	runs_flush(L);
 	for (bk_page p = 0; p < L->npages; p++) {
 		if (L->pages[p].slot == SLOT_PRIVATE)
 			continue;
@@ -1634,6 +1747,10 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->pool_bytes = pool_bytes(L);
 	out->merge_ns = L->merge_ns;
 	out->cow_polled = L->cow_polled;
+	out->remaps = L->remaps;
+	out->remapped_pages = L->remapped_pages;
+	out->remap_failures = L->remap_failures;
+	out->base_vmas = L->base_vmas;
 	out->tracking = L->uffd_track >= 0;
 	out->track_scans = L->track_scans;
 	out->track_clean = L->track_clean;
