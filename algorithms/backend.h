@@ -116,8 +116,9 @@ struct backend_ops {
 	 * not been written between the previous written() call on p and the
 	 * backend's view now, 1 when it was or may have been (the first call; a
 	 * page the backend does not track).  Every call starts a new interval.
-	 * The view may lag the call slightly (live: a window of pages read at
-	 * most 1 ms earlier); a write it misses is reported by the next call, so
+	 * The view may lag the call slightly (live: a window of 512 pages read
+	 * earlier in the same engine batch, about 1 ms at most); a write it
+	 * misses is reported by the next call, so
 	 * no write is ever missed, only seen one visit later, as a write landing
 	 * just after a checksum is.  A backend may answer 1 for an unwritten
 	 * page.  So an algorithm may use it only to skip work that a write could

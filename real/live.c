@@ -210,6 +210,7 @@ struct real_live {
 	int uffd_track; /* asynchronous write protection: write tracking; -1 when off */
 	const char *track_off; /* why write tracking is off, or NULL */
 	uint64_t win_lo, win_hi, win_ns; /* the last window scanned, and when */
+	uint64_t win_calls;              /* written() answers (the clock is read every 32) */
 	struct page_region *scanvec;
 	uint64_t track_scans, track_clean, track_written;
 	int pagemap;
@@ -880,7 +881,9 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
  * covered it is reported and write-protected again in the same step
  * (PM_SCAN_WP_MATCHING, atomic per PTE), so a later write shows at the next
  * scan.  Reported pages get PG_DIRTY (it accumulates until lv_written()
- * consumes it); every page of the window gets PG_FRESH.  Pages the tracking
+ * consumes it); every page of the window gets PG_FRESH.  A window answers
+ * for its pages until real_live_flush() (the end of an engine batch) or
+ * until it is TRACK_FRESH_NS old (checked every 32 answers).  Pages the tracking
  * userfaultfd does not hold (their own VMAs) are skipped by the kernel.
  */
 static int track_scan(struct real_live *L, bk_page p)
@@ -937,8 +940,9 @@ static int lv_written(void *impl, bk_page p)
 	if (p >= L->npages)
 		return 1;
 	if (pg->flags & PG_TRACKED) {
+		/* The clock is read every 32 answers (a vDSO call costs as much as the rest). */
 		if (!(pg->flags & PG_FRESH) || p < L->win_lo || p >= L->win_hi ||
-		    sp_mono_ns() - L->win_ns > TRACK_FRESH_NS) {
+		    (++L->win_calls % 32 == 0 && sp_mono_ns() - L->win_ns > TRACK_FRESH_NS)) {
 			if (track_scan(L, p) < 0)
 				pg->flags |= PG_DIRTY;
 		}
@@ -1140,6 +1144,7 @@ static void runs_flush(struct real_live *L)
 void real_live_flush(struct real_live *L)
 {
 	runs_flush(L);
+	L->win_hi = L->win_lo; /* a batch is over: the next one reads its windows afresh */
 }
 
 void real_live_defer_remaps(struct real_live *L, bool on)
