@@ -214,6 +214,7 @@ struct real_live {
 	struct page_region *scanvec;
 	uint64_t track_scans, track_clean, track_written;
 	int pagemap;
+	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
 	uint8_t *zero_buf;
 	uint64_t counts[BK_COST__COUNT];
@@ -618,6 +619,9 @@ static uint64_t find_zero_pfn(struct real_live *L)
  * for the caller to register with the merge userfaultfd, and track_off says
  * why: the backend then offers no written() and algorithms hash every visit.
  */
+static int lv_written(void *impl, bk_page p);
+static const struct backend_ops live_backend_ops;
+
 static void track_open(struct real_live *L)
 {
 	struct uffdio_api api = { .api = UFFD_API,
@@ -657,6 +661,7 @@ static void track_open(struct real_live *L)
 	for (uint64_t p = 0; p < L->npages; p++)
 		L->pages[p].flags |= PG_TRACKED | PG_DIRTY;
 	L->track_off = NULL;
+	L->ops.written = lv_written;
 	return;
 off:
 	while (done--) {
@@ -715,6 +720,7 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	if (!L)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	L->uffd = L->uffd_track = L->pagemap = -1;
+	L->ops = live_backend_ops;
 	for (uint32_t i = 0; i < REAL_LIVE_MAX_NODES; i++)
 		L->pools[i].fd = -1;
 	L->ps = (uint32_t)ps;
@@ -1475,31 +1481,9 @@ static const struct backend_ops live_backend_ops = {
 	.content = NULL,
 };
 
-/* The same with write tracking: lv_written() answers from PAGEMAP_SCAN. */
-static const struct backend_ops live_backend_ops_tracked = {
-	.npages = lv_npages,
-	.nnodes = lv_nnodes,
-	.nguests = lv_nguests,
-	.page_size = lv_page_size,
-	.zero_checksum = lv_zero_checksum,
-	.page_info = lv_page_info,
-	.checksum = lv_checksum,
-	.compare = lv_compare,
-	.compare_frame = lv_compare_frame,
-	.merge_pages = lv_merge_pages,
-	.merge_frame = lv_merge_frame,
-	.merge_zero = lv_merge_zero,
-	.unmerge = lv_unmerge,
-	.frame_mappers = lv_frame_mappers,
-	.frame_node = lv_frame_node,
-	.account = lv_account,
-	.content = NULL,
-	.written = lv_written,
-};
-
 struct backend real_live_backend(struct real_live *L)
 {
-	struct backend b = { L->uffd_track >= 0 ? &live_backend_ops_tracked : &live_backend_ops, L };
+	struct backend b = { &L->ops, L };
 
 	return b;
 }

@@ -818,11 +818,16 @@ SP_TEST(stress_integrity)
 }
 
 /* The criterion: at least a minute, >= 10^6 merges + COW breaks (ctest -L slow). */
-SP_TEST(stress_integrity_long)
+static void stress_long(bool track)
 {
 	if (!getenv("SP_STRESS_MIN_EVENTS"))
 		setenv("SP_STRESS_MIN_EVENTS", "1000000", 1);
-	stress_run(stress_seconds(60), false);
+	stress_run(stress_seconds(60), track);
+}
+
+SP_TEST(stress_integrity_long)
+{
+	stress_long(false);
 }
 
 /* The same with write tracking on: merges move pages between the two userfaultfds. */
@@ -833,7 +838,5 @@ SP_TEST(stress_integrity_tracked)
 
 SP_TEST(stress_integrity_tracked_long)
 {
-	if (!getenv("SP_STRESS_MIN_EVENTS"))
-		setenv("SP_STRESS_MIN_EVENTS", "1000000", 1);
-	stress_run(stress_seconds(60), true);
+	stress_long(true);
 }
