@@ -69,17 +69,17 @@
  * Structures.
  *   pages[p]   slot (0 private, 1 zero page, else frames[] index), node,
  *              PG_* flags.
- *   frames[s]  memfd offset (in pages) in its pool (the node it was made
- *              for), node (where its page is now), domain,
- *              mapper count, generation (bumped when released, so stale
- *              bk_frame handles are recognised), free-list link.
+ *   frames     frames.h's table of shared frames: per slot node (where
+ *              its page is now), domain, mapper count and generation, and
+ *              here (struct live_fdata) the memfd offset in pages and the
+ *              pool (the node it was made for).
  *   pools[n]   memfd, a MAP_SHARED view of it (for compares and copies),
  *              its free offsets and high-water mark.
  *   chunk_merged[c]  pages of chunk c (CHUNK pages) not private: the poll
  *              skips chunks without any.
  *
  * Invariants.
- *   - frames[s].mappers == pages with slot s (by the bookkeeping); a frame
+ *   - mappers of slot s == pages with slot s (by the bookkeeping); a frame
  *     whose count reaches 0 has its memfd page punched (FALLOC_FL_PUNCH_HOLE)
  *     and its offset reused; the count only drops once pagemap (or our own
  *     unmerge/discard) shows the page no longer maps the frame.
@@ -121,11 +121,12 @@
 
 #include "sp_util.h"
 #include "algorithm.h"
+#include "frames.h"
 #include "live.h"
 #include "uffd_track.h"
 
-#define SLOT_PRIVATE 0u
-#define SLOT_ZERO 1u
+#define SLOT_PRIVATE BK_SLOT_PRIVATE
+#define SLOT_ZERO BK_SLOT_ZERO
 #define CHUNK 512u
 #define MAP_MARGIN 256u
 
@@ -155,14 +156,10 @@ struct live_page {
 	uint8_t pad;
 };
 
-struct live_frame {
+/* A shared frame's place, kept in frames.h's table beside its node and mappers. */
+struct live_fdata {
 	uint64_t off; /* page offset in its pool */
 	uint32_t pool; /* the pool (memfd) holding it: the node it was made for */
-	uint32_t gen;
-	uint32_t mappers;
-	uint32_t node;
-	uint32_t domain;
-	uint32_t next_free;
 };
 
 struct live_pool {
@@ -199,8 +196,7 @@ struct real_live {
 	uint64_t npages;
 	struct live_page *pages;
 	uint32_t *chunk_merged;
-	struct live_frame *frames;
-	uint32_t nframes, cap_frames, free_head;
+	struct bk_frames frames; /* data: struct live_fdata */
 	struct live_pool pools[REAL_LIVE_MAX_NODES];
 	uint32_t nnodes;
 	struct real_live_topo topo;
@@ -219,7 +215,7 @@ struct real_live {
 	uint8_t *zero_buf;
 	uint64_t counts[BK_COST__COUNT];
 	int64_t cow_breaks, merges, remote;
-	uint64_t nframes_used, mapped_pages, zero_pages, file_vma_pages;
+	uint64_t mapped_pages, zero_pages, file_vma_pages;
 	uint64_t base_vmas, max_map_count, map_limit_refusals, merge_ns, cow_polled;
 	uint64_t poll_cursor;
 	struct live_run runs[NRUNS]; /* packed from runs[0], the oldest */
@@ -425,26 +421,24 @@ fail:
 
 static inline bk_frame handle(const struct real_live *L, uint32_t slot)
 {
-	return slot == SLOT_ZERO ? BK_ZERO_FRAME : ((bk_frame)L->frames[slot].gen << 32) | slot;
+	return bk_frames_handle(&L->frames, slot);
 }
 
-static uint32_t slot_of(const struct real_live *L, bk_frame f)
+static inline uint32_t slot_of(const struct real_live *L, bk_frame f)
 {
-	uint32_t slot = (uint32_t)f;
+	return bk_frames_slot(&L->frames, f);
+}
 
-	if (f == BK_ZERO_FRAME)
-		return SLOT_ZERO;
-	if (slot < 2 || slot >= L->nframes || L->frames[slot].gen != (uint32_t)(f >> 32) ||
-	    L->frames[slot].mappers == 0)
-		return 0;
-	return slot;
+static inline struct live_fdata *fdata(const struct real_live *L, uint32_t slot)
+{
+	return bk_frames_data(&L->frames, slot);
 }
 
 static inline uint8_t *frame_addr(const struct real_live *L, uint32_t slot)
 {
-	const struct live_frame *fr = &L->frames[slot];
+	const struct live_fdata *fd = fdata(L, slot);
 
-	return L->pools[fr->pool].view + fr->off * L->ps;
+	return L->pools[fd->pool].view + fd->off * L->ps;
 }
 
 static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint32_t *out)
@@ -466,33 +460,15 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 		off = pl->free_off[--pl->nfree];
 	else
 		return SP_ENOMEM;
-	if (L->free_head) {
-		slot = L->free_head;
-		L->free_head = L->frames[slot].next_free;
-	} else {
-		if (L->nframes == L->cap_frames) {
-			uint32_t cap = L->cap_frames * 2;
-			struct live_frame *f = realloc(L->frames, cap * sizeof(*f));
-
-			if (!f) {
-				if (off == pl->hwm - 1)
-					pl->hwm--;
-				else
-					pl->free_off[pl->nfree++] = off; /* it came from there */
-				return SP_ENOMEM;
-			}
-			memset(f + L->cap_frames, 0, (cap - L->cap_frames) * sizeof(*f));
-			L->frames = f;
-			L->cap_frames = cap;
-		}
-		slot = L->nframes++;
+	if (bk_frames_alloc(&L->frames, node, domain, &slot) < 0) {
+		if (off == pl->hwm - 1)
+			pl->hwm--;
+		else
+			pl->free_off[pl->nfree++] = off; /* it came from there */
+		return SP_ENOMEM;
 	}
-	L->frames[slot].off = off;
-	L->frames[slot].pool = node;
-	L->frames[slot].node = node;
-	L->frames[slot].domain = domain;
-	L->frames[slot].mappers = 0;
-	L->nframes_used++;
+	fdata(L, slot)->off = off;
+	fdata(L, slot)->pool = node;
 	*out = slot;
 	return 0;
 }
@@ -500,7 +476,7 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 /* The frame has no sharer left: give its memory back and recycle the slot. */
 static void frame_release(struct real_live *L, uint32_t slot)
 {
-	struct live_frame *fr = &L->frames[slot];
+	struct live_fdata *fr = fdata(L, slot);
 	struct live_pool *pl = &L->pools[fr->pool];
 
 	fallocate(pl->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fr->off * L->ps),
@@ -516,10 +492,7 @@ static void frame_release(struct real_live *L, uint32_t slot)
 	}
 	if (pl->nfree < pl->capfree)
 		pl->free_off[pl->nfree++] = fr->off; /* else the offset leaks, harmlessly */
-	fr->gen++;
-	fr->next_free = L->free_head;
-	L->free_head = slot;
-	L->nframes_used--;
+	bk_frames_free(&L->frames, slot);
 }
 
 static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
@@ -536,7 +509,7 @@ static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
 	if (old == SLOT_ZERO)
 		L->zero_pages--;
 	else if (old > SLOT_ZERO) {
-		struct live_frame *fr = &L->frames[old];
+		struct bk_frame_slot *fr = &L->frames.slot[old];
 
 		L->mapped_pages--;
 		if (fr->node != pg->node)
@@ -549,8 +522,8 @@ static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
 		L->zero_pages++;
 	else if (slot > SLOT_ZERO) {
 		L->mapped_pages++;
-		L->frames[slot].mappers++;
-		if (L->frames[slot].node != pg->node)
+		L->frames.slot[slot].mappers++;
+		if (L->frames.slot[slot].node != pg->node)
 			L->remote++;
 	}
 }
@@ -698,18 +671,47 @@ void real_live_free(struct real_live *L)
 	free(L->reg);
 	free(L->pages);
 	free(L->chunk_merged);
-	free(L->frames);
+	bk_frames_release(&L->frames);
 	free(L->pmbuf);
 	free(L->zero_buf);
 	free(L->scanvec);
 	free(L);
 }
 
+/*
+ * Opens the userfaultfd and registers every region for write-protection;
+ * with track, the regions go to the tracking userfaultfd when the kernel
+ * has it (track_open), to the merge one otherwise.
+ */
+static int uffd_setup(struct real_live *L, bool track, struct sp_err *err)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+
+	L->uffd = uffd_open();
+	if (L->uffd < 0)
+		return sp_err_set(err, errno == EPERM || errno == EACCES ? SP_EPERM : SP_ENOTSUP,
+				  "userfaultfd: %s (needs root, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)",
+				  strerror(errno));
+	if (ioctl(L->uffd, UFFDIO_API, &api) < 0 || !(api.ioctls & (1ull << _UFFDIO_REGISTER)))
+		return sp_err_set(err, SP_ENOTSUP, "userfaultfd API handshake failed: %s",
+				  strerror(errno));
+	if (track)
+		track_open(L);
+	else
+		L->track_off = "not asked for";
+	for (uint32_t i = 0; i < L->nregions && L->uffd_track < 0; i++) {
+		if (uffd_register(L, L->reg[i].addr, L->reg[i].npages * L->ps) < 0)
+			return sp_err_set(err, errno == EINVAL ? SP_EINVAL : SP_ENOTSUP,
+					  "region %u: userfaultfd write-protect registration: %s (private anonymous memory only)",
+					  i, strerror(errno));
+	}
+	return 0;
+}
+
 int real_live_new(struct real_live **out, const struct real_live_region *regions, uint32_t n,
 		  const struct real_live_config *cfg, struct sp_err *err)
 {
 	struct real_live *L;
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 	long ps = sysconf(_SC_PAGESIZE);
 	int rc;
 
@@ -748,14 +750,11 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	}
 	L->pages = calloc(L->npages, sizeof(*L->pages));
 	L->chunk_merged = calloc(L->npages / CHUNK + 1, sizeof(*L->chunk_merged));
-	L->cap_frames = 1024;
-	L->frames = calloc(L->cap_frames, sizeof(*L->frames));
 	L->pmbuf = malloc(CHUNK * sizeof(*L->pmbuf));
 	L->zero_buf = calloc(1, L->ps);
-	if (!L->pages || !L->chunk_merged || !L->frames || !L->pmbuf || !L->zero_buf)
+	if (!L->pages || !L->chunk_merged || !L->pmbuf || !L->zero_buf ||
+	    bk_frames_init(&L->frames, sizeof(struct live_fdata)) < 0)
 		goto nomem;
-	L->nframes = 2;
-	L->frames[SLOT_ZERO].mappers = 1;
 	for (uint64_t p = 0; p < L->npages; p++)
 		L->pages[p].flags = PG_PRESENT;
 	if (cfg && cfg->topo) {
@@ -778,30 +777,9 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		goto fail;
 	}
 	L->zero_pfn = find_zero_pfn(L);
-	L->uffd = uffd_open();
-	if (L->uffd < 0) {
-		rc = sp_err_set(err, errno == EPERM || errno == EACCES ? SP_EPERM : SP_ENOTSUP,
-				"userfaultfd: %s (needs root, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)",
-				strerror(errno));
+	rc = uffd_setup(L, cfg && cfg->track_writes, err);
+	if (rc < 0)
 		goto fail;
-	}
-	if (ioctl(L->uffd, UFFDIO_API, &api) < 0 ||
-	    !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
-		rc = sp_err_set(err, SP_ENOTSUP, "userfaultfd API handshake failed: %s", strerror(errno));
-		goto fail;
-	}
-	if (cfg && cfg->track_writes)
-		track_open(L);
-	else
-		L->track_off = "not asked for";
-	for (uint32_t i = 0; i < n && L->uffd_track < 0; i++) {
-		if (uffd_register(L, L->reg[i].addr, L->reg[i].npages * L->ps) < 0) {
-			rc = sp_err_set(err, errno == EINVAL ? SP_EINVAL : SP_ENOTSUP,
-					"region %u: userfaultfd write-protect registration: %s (private anonymous memory only)",
-					i, strerror(errno));
-			goto fail;
-		}
-	}
 	if (cfg && cfg->max_map_count)
 		L->max_map_count = cfg->max_map_count;
 	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
@@ -1078,7 +1056,7 @@ static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t 
  */
 static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t slot)
 {
-	const struct live_frame *fr = &L->frames[slot];
+	const struct live_fdata *fr = fdata(L, slot);
 	void *r = remap_page(L, addr, L->pools[fr->pool].fd, (off_t)(fr->off * L->ps));
 
 	if (r == MAP_FAILED) {
@@ -1169,13 +1147,14 @@ void real_live_defer_remaps(struct real_live *L, bool on)
  */
 static void run_add(struct real_live *L, bk_page p, uint32_t slot)
 {
-	const struct live_frame *fr = &L->frames[slot];
+	uint64_t off = fdata(L, slot)->off;
+	uint32_t pool = fdata(L, slot)->pool;
 	struct live_run *r;
 
 	for (uint32_t i = 0; i < NRUNS; i++) {
 		r = &L->runs[i];
-		if (r->n && r->n < RUN_MAX && r->pool == fr->pool && r->first + r->n == p &&
-		    r->off + r->n == fr->off && region_of(L, r->first) == region_of(L, p)) {
+		if (r->n && r->n < RUN_MAX && r->pool == pool && r->first + r->n == p &&
+		    r->off + r->n == off && region_of(L, r->first) == region_of(L, p)) {
 			r->n++;
 			set_slot(L, p, slot);
 			return;
@@ -1190,7 +1169,7 @@ static void run_add(struct real_live *L, bk_page p, uint32_t slot)
 	r = L->runs;
 	while (r->n)
 		r++;
-	*r = (struct live_run){ .first = p, .off = fr->off, .n = 1, .pool = fr->pool };
+	*r = (struct live_run){ .first = p, .off = off, .n = 1, .pool = pool };
 	set_slot(L, p, slot);
 }
 
@@ -1205,7 +1184,7 @@ static int check_private(const struct real_live *L, bk_page p)
 static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 {
 	struct live_page *pg = &L->pages[p];
-	struct live_frame *fr = &L->frames[slot];
+	const struct bk_frame_slot *fr = &L->frames.slot[slot];
 	uint8_t *addr;
 	uint64_t t0 = sp_mono_ns(), ns0 = L->merge_ns;
 	int rc = check_private(L, p);
@@ -1442,7 +1421,7 @@ static uint32_t lv_frame_mappers(void *impl, bk_frame f)
 	struct real_live *L = impl;
 	uint32_t slot = slot_of(L, f);
 
-	return slot ? L->frames[slot].mappers : 0;
+	return slot ? L->frames.slot[slot].mappers : 0;
 }
 
 static uint32_t lv_frame_node(void *impl, bk_frame f)
@@ -1450,7 +1429,7 @@ static uint32_t lv_frame_node(void *impl, bk_frame f)
 	struct real_live *L = impl;
 	uint32_t slot = slot_of(L, f);
 
-	return slot > SLOT_ZERO ? L->frames[slot].node : 0;
+	return slot > SLOT_ZERO ? L->frames.slot[slot].node : 0;
 }
 
 static void lv_account(void *impl, enum bk_cost what, uint64_t n)
@@ -1503,9 +1482,9 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 	runs_flush(L);
 	if (moved)
 		*moved = 0;
-	if (L->strict_nodes || L->nnodes < 2 || L->nframes < 2)
+	if (L->strict_nodes || L->nnodes < 2 || L->frames.n < 2)
 		return 0;
-	cnt = calloc((size_t)L->nframes * L->nnodes, sizeof(*cnt));
+	cnt = calloc((size_t)L->frames.n * L->nnodes, sizeof(*cnt));
 	if (!cnt)
 		return SP_ENOMEM;
 	for (bk_page p = 0; p < L->npages; p++) {
@@ -1514,8 +1493,8 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 		if (pg->slot > SLOT_ZERO)
 			cnt[(size_t)pg->slot * L->nnodes + pg->node]++;
 	}
-	for (uint32_t slot = SLOT_ZERO + 1; slot < L->nframes; slot++) {
-		struct live_frame *fr = &L->frames[slot];
+	for (uint32_t slot = SLOT_ZERO + 1; slot < L->frames.n; slot++) {
+		struct bk_frame_slot *fr = &L->frames.slot[slot];
 		const uint32_t *c = cnt + (size_t)slot * L->nnodes;
 		uint32_t best = fr->node;
 
@@ -1726,7 +1705,7 @@ static uint64_t pool_bytes(const struct real_live *L)
 void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->frames = L->nframes_used;
+	out->frames = L->frames.used;
 	out->mapped_pages = L->mapped_pages;
 	out->zero_pages = L->zero_pages;
 	out->file_vma_pages = L->file_vma_pages;
