@@ -64,7 +64,7 @@ table() {
 			-v cpu="$(last "$f" measured_cpu_ns)" -v ss="$(cpu_from "$f" "$from")" \
 			-v ksh="$ksh" -v kt="$kt90" -v kcpu="$kcpu" -v kss="$kss" 'BEGIN {
 			printf "| %-22s | %6d (%+.2f%%) | %4.2f (%+.0f%%) | %9.3f | 1/%-9.1f | %15.3f | 1/%-9.1f |\n",
-				n, sh, 100 * (sh - ksh) / ksh, t, kt > 0 ? 100 * (t - kt) / kt : 0, cpu / 1e9,
+				n, sh, 100 * (sh - ksh) / ksh, t, (kt > 0 ? 100 * (t - kt) / kt : 0), cpu / 1e9,
 				kcpu / cpu, ss, kss / (ss > 0 ? ss : 1e-9) }'
 	done
 }
