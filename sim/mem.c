@@ -50,6 +50,7 @@
 #define PG_ZERO 0x2u
 #define PG_HUGE 0x4u
 #define PG_SPLITZERO 0x8u /* mapped to the zero page by a huge-page split, not by the algorithm */
+#define PG_CLEAN 0x10u    /* not written since the last written() (a write rebuilds flags) */
 
 struct sim_page {
 	struct sp_fp fp;
@@ -302,6 +303,16 @@ static uint32_t mem_checksum_uncounted(void *impl, bk_page p)
 	return sp_fp_checksum(((struct sim_mem *)impl)->pages[p].fp);
 }
 
+/* Written since the last call: the trace changed its content, mapped or unmapped it. */
+static int mem_written(void *impl, bk_page p)
+{
+	struct sim_page *pg = &((struct sim_mem *)impl)->pages[p];
+	int w = !(pg->flags & PG_CLEAN);
+
+	pg->flags |= PG_CLEAN;
+	return w;
+}
+
 static int mem_compare(void *impl, bk_page a, bk_page b)
 {
 	struct sim_mem *m = impl;
@@ -477,6 +488,7 @@ static const struct backend_ops sim_backend_ops = {
 	.account = mem_account,
 	.content = mem_content,
 	.checksum_uncounted = mem_checksum_uncounted,
+	.written = mem_written,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
