@@ -61,11 +61,12 @@ struct sim_page {
 	uint32_t cid;   /* content id in truth; 0: fingerprint {0,0}, not counted */
 	uint32_t slot;
 	uint16_t guest;
-	uint16_t node : 12; /* <= TRACE_MAX_NODE */
-	uint16_t flags : 4; /* PG_* */
+	uint16_t node : 11; /* <= TRACE_MAX_NODE */
+	uint16_t flags : 5; /* PG_* */
 };
 
-_Static_assert(TRACE_MAX_NODE < (1 << 12), "sim_page.node holds every node");
+_Static_assert(TRACE_MAX_NODE < (1 << 11), "sim_page.node holds every node");
+_Static_assert(PG_CLEAN < (1 << 5), "sim_page.flags holds every PG_ flag");
 _Static_assert(sizeof(struct sim_page) == 12, "12 bytes per simulated page");
 
 struct sim_mem {
@@ -582,7 +583,7 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	*notify = false;
 	if (!content_changed) {
 		/* Same content: only the huge mark or the node may have moved. */
-		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE & 0xfu) |
+		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE & 0x1fu) |
 				      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
 		pg->node = rec->node;
 		if (rec->node + 1u > m->nnodes)

@@ -320,7 +320,7 @@ SP_TEST(content_ids_read_back)
 	rec.flags = TRACE_PRESENT | TRACE_ZERO;
 	CU_ASSERT_EQUAL(sim_mem_apply(m, &rec, &p, &what, &notify, &err), SP_EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "zero-filled"));
-	/* a node beyond the format's (pages keep 12 bits of it) */
+	/* a node beyond the format's (pages keep 11 bits of it) */
 	memset(&err, 0, sizeof(err));
 	rec.flags = TRACE_PRESENT;
 	rec.node = TRACE_MAX_NODE + 1;
