@@ -122,6 +122,13 @@ int sim_ctl_set(struct sim_config *cfg, const char *kv, struct sp_err *err)
 	return ctl_params_set(cfg->ctl, &cfg->ctl_params, kv, err);
 }
 
+enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k)
+{
+	return (a->caps & ALGO_CAP_LINUX) && algo_kernel_has(k, AK_THP_ZERO_REMAP)
+		       ? SIM_HUGE_SPLIT_ZERO
+		       : SIM_HUGE_SPLIT;
+}
+
 static double scanner_ns(const struct sim_cost *cost, const uint64_t *counts)
 {
 	double ns = 0;
@@ -449,10 +456,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	}
 	rc = sim_mem_new(&x.mem, src->header(src->impl), err);
 	if (rc == 0)
-		sim_mem_set_huge(x.mem, (cfg->algo->caps & ALGO_CAP_LINUX) &&
-						algo_kernel_has(&cfg->kernel, AK_THP_ZERO_REMAP)
-					? SIM_HUGE_SPLIT_ZERO
-					: SIM_HUGE_SPLIT);
+		sim_mem_set_huge(x.mem, sim_huge_for(cfg->algo, &cfg->kernel));
 	if (rc == 0) {
 		x.rng = gsl_rng_alloc(gsl_rng_mt19937);
 		if (!x.rng)

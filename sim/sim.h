@@ -110,6 +110,8 @@ struct sim_config {
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
+/* What a split does for algorithm a on kernel k: Linux's >= 6.12 remap only inside Linux. */
+enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k);
 /* The simulated host's parameters (host_mem_mib, host_used_mib), as algo_param. */
 extern const struct algo_param sim_host_params[];
 extern const uint32_t sim_host_nparams;

@@ -71,7 +71,11 @@ void rig_start(struct rig *r, const char *const *sets)
 	algo_params_defaults(r->a, &prm);
 	for (; sets && *sets; sets++)
 		CU_ASSERT_EQUAL_FATAL(algo_params_set(r->a, &prm, *sets, &err), 0);
+	algo_kernel_newest(&r->k);
+	if (r->kernel)
+		CU_ASSERT_EQUAL_FATAL(algo_kernel_parse(&r->k, r->kernel, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(sim_mem_new(&r->mem, &r->tb.h, &err), 0);
+	sim_mem_set_huge(r->mem, sim_huge_for(r->a, &r->k));
 	r->in = sim_mem_backend(r->mem);
 	r->ops = (struct backend_ops){
 		.npages = r_npages, .nnodes = r_nnodes, .nguests = r_nguests,
@@ -89,6 +93,7 @@ void rig_start(struct rig *r, const char *const *sets)
 	env.bk.ops = &r->ops;
 	env.bk.impl = r;
 	env.seed = 1;
+	env.kernel = &r->k;
 	if (r->a->create(&r->st, &prm, &env, &err) != 0)
 		fprintf(stderr, "create: %s\n", err.msg);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->st);

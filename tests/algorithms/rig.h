@@ -21,13 +21,15 @@ struct rig {
 	uint64_t now;
 	struct sim_cost cost;
 	bool offer_uncounted;    /* offer checksum_uncounted() to the algorithm */
+	const char *kernel;      /* --kernel spec for rig_start (NULL: the newest) */
+	struct algo_kernel k;
 	uint64_t *info_calls;    /* page_info() per page since start */
 	uint64_t *hash_calls;    /* checksum() + checksum_uncounted() per page */
 	int64_t last_hashed;     /* page of the last checksum call */
 	uint64_t uncounted;
 };
 
-/* nguests guests of pages pages; edit r->tb.h.guests and r->offer_uncounted before rig_start. */
+/* nguests guests of pages pages; edit r->tb.h.guests, r->offer_uncounted, r->kernel before rig_start. */
 void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages);
 /* Creates the backend and the algorithm; sets: NULL-terminated "key=value" list. */
 void rig_start(struct rig *r, const char *const *sets);
