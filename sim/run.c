@@ -122,6 +122,14 @@ int sim_ctl_set(struct sim_config *cfg, const char *kv, struct sp_err *err)
 	return ctl_params_set(cfg->ctl, &cfg->ctl_params, kv, err);
 }
 
+bool sim_metric_offered(const struct sim_config *cfg, int i, char *why, size_t len)
+{
+	/* Only the model of the kernel's KSM reports the kernel's sysfs counters. */
+	if (!cfg->algo || strcmp(cfg->algo->name, "ksm") != 0 || i < 0 || i >= METRICS_COUNT)
+		return true;
+	return algo_kernel_offers(&cfg->kernel, metrics_names[i], why, len);
+}
+
 enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k)
 {
 	return (a->caps & ALGO_CAP_LINUX) && algo_kernel_has(k, AK_THP_ZERO_REMAP)
