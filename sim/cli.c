@@ -54,34 +54,36 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-bool cli_parse_u64(const char *s, uint64_t *out)
+int cli_parse_args(const struct cli_spec *spec, int argc, char **argv, void *opts)
 {
-	char *end;
-	unsigned long long v;
+	struct cli_err err;
 
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
+	switch (cli_parse(spec, argc, argv, opts, &err)) {
+	case CLI_OK:
+		return CLI_GO;
+	case CLI_HELP:
+		cli_help(spec, opts, stdout);
+		return EXIT_OK;
+	default:
+		return cli_usage_error(spec->name, "%s", err.msg);
+	}
 }
 
-bool cli_parse_double(const char *s, double *out)
+void cli_show_default_trace(char *buf, size_t len)
 {
-	char *end;
-	double v;
+	snprintf(buf, len, "%s", cli_default_trace());
+}
 
-	if (!s || !*s)
-		return false;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || !isfinite(v))
-		return false;
-	*out = v;
-	return true;
+void cli_show_cost(char *buf, size_t len)
+{
+	struct sim_cost c;
+	size_t o = 0;
+
+	sim_cost_defaults(&c);
+	buf[0] = '\0';
+	for (int k = 0; k < BK_COST__COUNT && o < len; k++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s=%g", k ? "," : "",
+				      sim_cost_name((enum bk_cost)k), c.ns[k]);
 }
 
 void cli_progress_init(struct cli_progress *p, const char *label)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli_parse.h"
 #include "sp_error.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_BADINPUT = 3, EXIT_UNAVAILABLE = 4 };
@@ -23,9 +24,15 @@ int cli_exit_code(int sp_code);
 int cli_fail(const struct sp_err *err);
 /* Prints "sim: " fmt and a hint to see --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Parses a non-negative integer option value. */
-bool cli_parse_u64(const char *s, uint64_t *out);
-bool cli_parse_double(const char *s, double *out);
+/*
+ * Parses argv (argv[0] the command) by spec into opts (filled with the
+ * defaults): CLI_GO when the command goes on; otherwise the exit code, the
+ * help printed (EXIT_OK) or the error with a pointer to the help (EXIT_USAGE).
+ */
+#define CLI_GO (-1)
+int cli_parse_args(const struct cli_spec *spec, int argc, char **argv, void *opts);
+/* The program name and command name for specs: "sim". */
+#define CLI_PROG "sim"
 
 /* A one-line progress bar on stderr, shown only on a terminal. */
 struct cli_progress {
@@ -45,9 +52,10 @@ const char *cli_default_trace(void);
 #define CLI_MAX_SETS 128
 
 /*
- * The options every simulating command takes (run, compare, sweep), with
- * the same spelling and getopt letters: --duration-ms 'd', --tail-ms 'T',
- * --sample-ms 'S', --seed 'r', --spread-writes 'w', --cost 'c'.
+ * The options every simulating command takes (run, compare, sweep; validate
+ * and real take the durations), with the same spelling, ranges and help:
+ * CLI_SIM_TIME_OPTS, CLI_SIM_SEED_OPT and CLI_SIM_MODEL_OPTS expand to
+ * cli_opt table entries for the struct cli_sim_opts member m of struct T.
  */
 struct cli_sim_opts {
 	uint64_t duration_ms; /* 0: until tail_ms after the last snapshot */
@@ -59,8 +67,49 @@ struct cli_sim_opts {
 };
 
 void cli_sim_opts_init(struct cli_sim_opts *o);
+/* The default cost model as a --cost SPEC, for the help. */
+void cli_show_cost(char *buf, size_t len);
 /* Takes getopt's (c, optarg) if c is one of them: 1 taken, 0 not one of them, -1 a bad value. */
 int cli_sim_opt(struct cli_sim_opts *o, int c, const char *arg);
+/* The bundled sample trace, for the help. */
+void cli_show_default_trace(char *buf, size_t len);
+
+/* --trace FILE into field f of struct T (default: the sample trace). */
+#define CLI_TRACE_OPT(T, f)                                                                \
+	{ .name = "trace", .type = CLI_PATH, .offset = offsetof(T, f), .metavar = "FILE",   \
+	  .show = cli_show_default_trace,                                                      \
+	  .help = "trace to replay (default: the bundled sample {})" }
+/* -q, --quiet into field f of struct T, with its help. */
+#define CLI_QUIET_OPT(T, f, text)                                                          \
+	{ .name = "quiet", .short_name = 'q', .type = CLI_FLAG, .offset = offsetof(T, f),   \
+	  .help = text }
+
+#define CLI_MAX_SIM_MS (1ull << 40)
+
+#define CLI_MAX_SIM_MS (1ull << 40)
+
+#define CLI_SIM_DURATION_OPT(T, m, text)                                                   \
+	{ .name = "duration-ms", .type = CLI_U64, .offset = offsetof(T, m.duration_ms),     \
+	  .metavar = "N", .min = 1, .max = CLI_MAX_SIM_MS, .help = text }
+#define CLI_SIM_SAMPLE_OPT(T, m, text)                                                     \
+	{ .name = "sample-ms", .type = CLI_U64, .offset = offsetof(T, m.sample_ms),         \
+	  .metavar = "N", .min = 1, .max = CLI_MAX_SIM_MS, .help = text }
+#define CLI_SIM_TIME_OPTS(T, m)                                                            \
+	CLI_SIM_DURATION_OPT(T, m,                                                          \
+			     "simulate N ms (default: until --tail-ms after the last snapshot)"), \
+	{ .name = "tail-ms", .type = CLI_U64, .offset = offsetof(T, m.tail_ms),             \
+	  .metavar = "N", .max = CLI_MAX_SIM_MS,                                               \
+	  .help = "time to keep simulating after the last snapshot (default {})" },            \
+	CLI_SIM_SAMPLE_OPT(T, m, "sample the metrics every N ms (default {})")
+#define CLI_SIM_SEED_OPT(T, m)                                                             \
+	{ .name = "seed", .type = CLI_U64, .offset = offsetof(T, m.seed), .metavar = "N",   \
+	  .help = "seed for randomised algorithms and --spread-writes (default {})" }
+#define CLI_SIM_MODEL_OPTS(T, m)                                                           \
+	{ .name = "spread-writes", .type = CLI_FLAG, .offset = offsetof(T, m.spread),       \
+	  .help = "spread each snapshot's writes uniformly over its interval (seeded)" },      \
+	{ .name = "cost", .type = CLI_STRING, .offset = offsetof(T, m.cost), .metavar = "SPEC", \
+	  .show = cli_show_cost,                                                               \
+	  .help = "cost model in ns per operation; any subset of the defaults:\n{}" }
 
 struct sim_config;
 /*
@@ -72,6 +121,9 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 		   const char *ctl, const char *const *ctl_sets, int nctl_sets);
 /* Puts the shared options into cfg (the cost model over cfg's); 0 or an SP_E* code with err. */
 int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err);
+
+/* The verbs of `sim trace` (sim/cmd_trace.c), for `sim --help` and `sim help trace VERB`. */
+extern const struct cli_command cli_trace_verbs[];
 
 int cmd_list(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -2,7 +2,6 @@
  * cmd_run.c - `sim run` (replay a trace through one algorithm) and
  * `sim list` (the algorithms and their parameters).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,14 @@
 #include "plot.h"
 #include "sim.h"
 
+static const struct cli_spec list_spec = {
+	.prog = CLI_PROG,
+	.name = "list",
+	.usage = "",
+	.about = "Lists every merge algorithm with its description and its parameters\n"
+		 "(name, default, range, meaning); set them with 'sim run --set name=value'.",
+};
+
 static void print_param(const struct algo_param *p, int width)
 {
 	printf("  %-*s default %-8g range [%g, %g]%s\n      %s\n", width, p->name, p->def, p->min, p->max,
@@ -20,13 +27,10 @@ static void print_param(const struct algo_param *p, int width)
 
 int cmd_list(int argc, char **argv)
 {
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		puts("usage: sim list\n\nLists every merge algorithm with its description and its parameters\n"
-		     "(name, default, range, meaning); set them with 'sim run --set name=value'.");
-		return EXIT_OK;
-	}
-	if (argc > 1)
-		return cli_usage_error("list", "unexpected argument '%s'", argv[1]);
+	int rc = cli_parse_args(&list_spec, argc, argv, NULL);
+
+	if (rc != CLI_GO)
+		return rc;
 	for (size_t i = 0; i < algo_count(); i++) {
 		const struct algo_ops *a = algo_at(i);
 
@@ -52,31 +56,56 @@ int cmd_list(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static void run_usage(FILE *f)
+struct run_opts {
+	struct cli_sim_opts sim;
+	const char *trace, *algo, *ctl, *csv, *plot;
+	struct cli_list sets, ctl_sets;
+	bool quiet;
+};
+
+static int check_plot(void *opts, const char *v, char *msg, size_t len)
 {
-	fprintf(f,
-		"usage: sim run [--trace FILE] --algo NAME [--set key=value]... [options]\n"
-		"\n"
-		"Replays a trace through one merge algorithm on a simulated clock and prints\n"
-		"what it saved and what it cost; --csv writes the time series.\n"
-		"\n"
-		"  --trace FILE       trace to replay (default: the bundled sample %s)\n"
-		"  --algo NAME        merge algorithm ('sim list' shows them)\n"
-		"  --set key=value    set an algorithm parameter; repeatable\n"
-		"  --duration-ms N    simulate N ms (default: until --tail-ms after the last snapshot)\n"
-		"  --tail-ms N        time to keep simulating after the last snapshot (default 60000)\n"
-		"  --sample-ms N      sample the metrics every N ms (default 1000)\n"
-		"  --seed N           seed for randomised algorithms and --spread-writes (default 1)\n"
-		"  --spread-writes    spread each snapshot's writes uniformly over its interval\n"
-		"  --cost SPEC        cost model, e.g. visit=1500,checksum=600,compare=250,\n"
-		"                     tree_step=150,merge=3000,cow_break=3500 (ns per operation)\n"
-		"  --controller NAME  a control policy that changes tunables over time ('sim list')\n"
-		"  --ctl-set key=value  set a control policy parameter; repeatable\n"
-		"  --csv OUT          write the time series: time_ms and every metric, one row per sample\n"
-		"  --plot OUT         with --csv: plot savings against the oracle (OUT .png or .svg)\n"
-		"  -q, --quiet        no summary on stdout\n",
-		cli_default_trace());
+	const char *dot = strrchr(v, '.');
+
+	(void)opts;
+	if (dot && (!strcmp(dot, ".png") || !strcmp(dot, ".svg")))
+		return 0;
+	snprintf(msg, len, "--plot %s: the file must end in .png or .svg", v);
+	return -1;
 }
+
+static const struct cli_opt run_table[] = {
+	CLI_TRACE_OPT(struct run_opts, trace),
+	{ .name = "algo", .type = CLI_STRING, .offset = offsetof(struct run_opts, algo),
+	  .metavar = "NAME", .help = "merge algorithm ('sim list' shows them)" },
+	{ .name = "set", .type = CLI_LIST, .offset = offsetof(struct run_opts, sets),
+	  .metavar = "key=value", .max_count = CLI_MAX_SETS,
+	  .help = "set an algorithm parameter; repeatable" },
+	CLI_SIM_TIME_OPTS(struct run_opts, sim),
+	CLI_SIM_SEED_OPT(struct run_opts, sim),
+	CLI_SIM_MODEL_OPTS(struct run_opts, sim),
+	{ .name = "controller", .type = CLI_STRING, .offset = offsetof(struct run_opts, ctl),
+	  .metavar = "NAME", .help = "a control policy that changes tunables over time ('sim list')" },
+	{ .name = "ctl-set", .type = CLI_LIST, .offset = offsetof(struct run_opts, ctl_sets),
+	  .metavar = "key=value", .max_count = CLI_MAX_SETS,
+	  .help = "set a control policy parameter; repeatable" },
+	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct run_opts, csv), .metavar = "OUT",
+	  .help = "write the time series: time_ms and every metric, one row per sample" },
+	{ .name = "plot", .type = CLI_PATH, .offset = offsetof(struct run_opts, plot),
+	  .metavar = "OUT", .fn = check_plot,
+	  .help = "with --csv: plot savings against the oracle (OUT .png or .svg)" },
+	CLI_QUIET_OPT(struct run_opts, quiet, "no summary on stdout"),
+	{ 0 },
+};
+
+static const struct cli_spec run_spec = {
+	.prog = CLI_PROG,
+	.name = "run",
+	.usage = "[--trace FILE] --algo NAME [--set key=value]... [options]",
+	.about = "Replays a trace through one merge algorithm on a simulated clock and prints\n"
+		 "what it saved and what it cost; --csv writes the time series.",
+	.opts = run_table,
+};
 
 struct run_out {
 	FILE *csv;
@@ -143,115 +172,99 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	printf("profit      %lld bytes (general_profit)\n", (long long)m->general_profit);
 }
 
-int cmd_run(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "trace", required_argument, NULL, 't' },
-		{ "algo", required_argument, NULL, 'a' },
-		{ "set", required_argument, NULL, 's' },
-		{ "duration-ms", required_argument, NULL, 'd' },
-		{ "tail-ms", required_argument, NULL, 'T' },
-		{ "sample-ms", required_argument, NULL, 'S' },
-		{ "seed", required_argument, NULL, 'r' },
-		{ "spread-writes", no_argument, NULL, 'w' },
-		{ "cost", required_argument, NULL, 'c' },
-		{ "controller", required_argument, NULL, 'C' },
-		{ "ctl-set", required_argument, NULL, 'K' },
-		{ "csv", required_argument, NULL, 'o' },
-		{ "plot", required_argument, NULL, 'P' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *trace = cli_default_trace(), *algo = NULL, *csv = NULL;
-	struct cli_sim_opts so;
-	const char *plot = NULL, *ctl = NULL;
-	const char *sets[CLI_MAX_SETS], *ctl_sets[CLI_MAX_SETS];
-	int nsets = 0, nctl_sets = 0;
+struct run_cmd {
+	struct run_opts o;
 	struct sim_config cfg;
 	struct sim_result res;
-	struct sp_err err = { 0 };
-	struct atomic_file af = { 0 };
-	struct run_out out = { 0 };
-	bool quiet = false;
-	int c, li, rc;
+	struct atomic_file af;
+	struct run_out out;
+	struct sp_err err;
+};
 
-	optind = 1;
-	opterr = 0;
-	cli_sim_opts_init(&so);
-	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
-		int taken = cli_sim_opt(&so, c, optarg);
+static int run_parse(struct run_cmd *c, int argc, char **argv)
+{
+	int rc;
 
-		if (taken < 0)
-			goto bad_value;
-		if (taken)
-			continue;
-		switch (c) {
-		case 't': trace = optarg; break;
-		case 'a': algo = optarg; break;
-		case 's':
-		case 'K':
-			if ((c == 's' ? nsets : nctl_sets) == CLI_MAX_SETS)
-				return cli_usage_error("run", "more than %d --%s options", CLI_MAX_SETS, opts[li].name);
-			if (c == 's')
-				sets[nsets++] = optarg;
-			else
-				ctl_sets[nctl_sets++] = optarg;
-			break;
-		case 'o': csv = optarg; break;
-		case 'P': plot = optarg; break;
-		case 'C': ctl = optarg; break;
-		case 'q': quiet = true; break;
-		case 'h':
-			run_usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
-	if (plot && (!strrchr(plot, '.') ||
-		     (strcmp(strrchr(plot, '.'), ".png") && strcmp(strrchr(plot, '.'), ".svg"))))
-		return cli_usage_error("run", "--plot %s: the file must end in .png or .svg", plot);
-	if (plot && !csv)
+	cli_sim_opts_init(&c->o.sim);
+	c->o.trace = cli_default_trace();
+	rc = cli_parse_args(&run_spec, argc, argv, &c->o);
+	if (rc != CLI_GO)
+		return rc;
+	if (c->o.plot && !c->o.csv)
 		return cli_usage_error("run", "--plot needs --csv (the plot is drawn from it)");
-	rc = cli_sim_config(&cfg, algo, sets, nsets, ctl, ctl_sets, nctl_sets);
+	return CLI_GO;
+}
+
+/* The configuration, then the output: nothing is created unless the options are sound. */
+static int run_prepare(struct run_cmd *c)
+{
+	const struct run_opts *o = &c->o;
+	int rc;
+
+	rc = cli_sim_config(&c->cfg, o->algo, o->sets.v, (int)o->sets.n, o->ctl, o->ctl_sets.v,
+			    (int)o->ctl_sets.n);
 	if (rc != EXIT_OK)
 		return rc;
-	if (cli_sim_opts_apply(&so, &cfg, &err) < 0)
-		return cli_fail(&err);
-
-	if (csv) {
-		if (atomic_file_open(&af, csv, 0644, &err) < 0)
-			return cli_fail(&err);
-		out.csv = af.f;
-		fputs("time_ms", out.csv);
+	if (cli_sim_opts_apply(&o->sim, &c->cfg, &c->err) < 0)
+		return cli_fail(&c->err);
+	if (o->csv) {
+		if (atomic_file_open(&c->af, o->csv, 0644, &c->err) < 0)
+			return cli_fail(&c->err);
+		c->out.csv = c->af.f;
+		fputs("time_ms", c->out.csv);
 		for (int i = 0; i < METRICS_COUNT; i++)
-			fprintf(out.csv, ",%s", metrics_names[i]);
-		fputc('\n', out.csv);
-	}
-	cli_progress_init(&out.progress, "simulating");
-	rc = sim_run(trace, &cfg, write_sample, show_progress, &out, &res, &err);
-	cli_progress_done(&out.progress);
-	if (rc == 0 && csv)
-		rc = atomic_file_commit(&af, &err);
-	else if (csv)
-		atomic_file_abort(&af);
-	if (rc < 0)
-		return cli_fail(&err);
-	if (!quiet)
-		summary(trace, &cfg, &res);
-	if (plot) {
-		char title[128];
-
-		snprintf(title, sizeof(title), "%s on %s", cfg.algo->name, strrchr(trace, '/') ? strrchr(trace, '/') + 1 : trace);
-		if (plot_timeseries(csv, plot, title, &err) < 0)
-			return cli_fail(&err);
+			fprintf(c->out.csv, ",%s", metrics_names[i]);
+		fputc('\n', c->out.csv);
 	}
 	return EXIT_OK;
-bad_value:
-	return cli_usage_error("run", "invalid value '%s' for --%s", optarg, opts[li].name);
+}
+
+static int run_run(struct run_cmd *c)
+{
+	int rc;
+
+	cli_progress_init(&c->out.progress, "simulating");
+	rc = sim_run(c->o.trace, &c->cfg, write_sample, show_progress, &c->out, &c->res, &c->err);
+	cli_progress_done(&c->out.progress);
+	if (rc == 0 && c->o.csv)
+		rc = atomic_file_commit(&c->af, &c->err);
+	else if (c->o.csv)
+		atomic_file_abort(&c->af);
+	return rc < 0 ? cli_fail(&c->err) : EXIT_OK;
+}
+
+static int run_report(struct run_cmd *c)
+{
+	const char *trace = c->o.trace, *base = strrchr(trace, '/') ? strrchr(trace, '/') + 1 : trace;
+	char title[128];
+
+	if (!c->o.quiet)
+		summary(trace, &c->cfg, &c->res);
+	if (!c->o.plot)
+		return EXIT_OK;
+	snprintf(title, sizeof(title), "%s on %s", c->cfg.algo->name, base);
+	if (plot_timeseries(c->o.csv, c->o.plot, title, &c->err) < 0)
+		return cli_fail(&c->err);
+	return EXIT_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_cmd *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c) {
+		fprintf(stderr, "sim: out of memory\n");
+		return EXIT_FAIL;
+	}
+	rc = run_parse(c, argc, argv);
+	if (rc == CLI_GO) {
+		rc = run_prepare(c);
+		if (rc == EXIT_OK)
+			rc = run_run(c);
+		if (rc == EXIT_OK)
+			rc = run_report(c);
+	}
+	free(c);
+	return rc;
 }

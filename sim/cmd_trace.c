@@ -383,31 +383,33 @@ static int cmd_export(int argc, char **argv)
 
 /* ---- dispatch --------------------------------------------------------- */
 
+const struct cli_command cli_trace_verbs[] = {
+	{ "gen", "-o FILE [options]: write a synthetic trace", cmd_gen },
+	{ "info", "FILE: header, guests and per-snapshot counts", cmd_info },
+	{ "check", "FILE: validate the whole file (exit 0 only if sound)", cmd_check },
+	{ "export", "FILE --csv OUT: one CSV row per present page per snapshot", cmd_export },
+	{ "record", "-o FILE (--pid PID... | --qemu): snapshots of live memory (root)",
+	  cmd_trace_record },
+	{ "import", "-o FILE VMCORE...: QEMU ELF memory dumps into a trace", cmd_trace_import },
+	{ NULL, NULL, NULL },
+};
+
 int cmd_trace(int argc, char **argv)
 {
+	const struct cli_command *c;
+	char names[128];
+
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs("usage: sim trace gen|info|check|export|record|import ...\n"
-		      "  gen -o FILE [options]   write a synthetic trace\n"
-		      "  info FILE               header, guests and per-snapshot counts\n"
-		      "  check FILE              validate the whole file (exit 0 only if sound)\n"
-		      "  export FILE --csv OUT   one CSV row per present page per snapshot\n"
-		      "  record -o FILE (--pid PID... | --qemu)  snapshots of live memory (root)\n"
-		      "  import -o FILE VMCORE...                QEMU ELF memory dumps into a trace\n",
-		      argc < 2 ? stderr : stdout);
+		FILE *f = argc < 2 ? stderr : stdout;
+
+		fputs("usage: sim trace VERB ...  ('sim trace VERB --help' describes one)\n", f);
+		cli_command_list(cli_trace_verbs, "  ", 7, f);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
-	if (!strcmp(argv[1], "gen"))
-		return cmd_gen(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "info"))
-		return cmd_info(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "check"))
-		return cmd_check(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "export"))
-		return cmd_export(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "record"))
-		return cmd_trace_record(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "import"))
-		return cmd_trace_import(argc - 1, argv + 1);
-	fprintf(stderr, "sim: unknown trace command '%s' (gen, info, check, export, record, import)\n", argv[1]);
+	c = cli_command_find(cli_trace_verbs, argv[1]);
+	if (c)
+		return c->main(argc - 1, argv + 1);
+	cli_command_names(cli_trace_verbs, names, sizeof(names));
+	fprintf(stderr, "sim: unknown trace verb '%s' (verbs: %s; see 'sim trace --help')\n", argv[1], names);
 	return EXIT_USAGE;
 }
