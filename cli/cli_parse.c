@@ -351,16 +351,16 @@ static int positional(struct state *st, const char *arg)
 {
 	const struct cli_spec *s = st->s;
 
-	if (st->nargs >= s->max_args || st->nargs >= CLI_LIST_MAX)
+	struct cli_list *l = (struct cli_list *)((char *)st->opts + s->args_offset);
+
+	if (st->nargs >= s->max_args)
 		return fail(st->err, "unexpected argument '%s'", arg);
 	st->nargs++;
 	if (s->arg_fn)
 		return s->arg_fn(st->opts, arg, st->err->msg, sizeof(st->err->msg)) < 0 ? CLI_EUSAGE : CLI_OK;
-	{
-		struct cli_list *l = (struct cli_list *)((char *)st->opts + s->args_offset);
-
-		l->v[l->n++] = arg;
-	}
+	if (l->n >= CLI_LIST_MAX)
+		return fail(st->err, "more than %d %s arguments", CLI_LIST_MAX, s->args_name ? s->args_name : "");
+	l->v[l->n++] = arg;
 	return CLI_OK;
 }
 
@@ -493,7 +493,9 @@ void cli_help(const struct cli_spec *s, const void *opts, FILE *f)
 
 	usage_indent = (int)strlen("usage: ") + (int)strlen(s->prog) + 1 +
 		       (s->name ? (int)strlen(s->name) + 1 : 0);
-	fprintf(f, "usage: %s%s%s ", s->prog, s->name ? " " : "", s->name ? s->name : "");
+	fprintf(f, "usage: %s%s%s", s->prog, s->name ? " " : "", s->name ? s->name : "");
+	if (!s->usage || s->usage[0])
+		fputc(' ', f);
 	put_text(f, s->usage ? s->usage : "[options]", "", usage_indent);
 	fputs("\n", f);
 	if (s->about) {

@@ -90,8 +90,9 @@ struct cli_spec {
 	const char *notes;      /* text after the options, or NULL */
 	const struct cli_opt *opts;  /* NULL-terminated table, or NULL */
 	const struct cli_opt *opts2; /* a second table (shared options), or NULL */
-	/* Positional arguments: at most max_args (0: none), stored in a struct cli_list at
-	 * args_offset, or handed to arg_fn in order when it is set. */
+	/* Positional arguments: at least min_args ("missing ARGS_NAME"), at most max_args
+	 * (0: none; SIZE_MAX: any), stored in a struct cli_list at args_offset (at most
+	 * CLI_LIST_MAX), or handed to arg_fn in order when it is set. */
 	size_t min_args, max_args;
 	size_t args_offset;
 	cli_value_fn arg_fn;

@@ -2,8 +2,6 @@
  * cli.c - exit codes, error printing, option parsing helpers and the
  * progress bar shared by the `sim` subcommands.
  */
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +9,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "parallel.h"
 #include "sim.h"
+#include "trace.h"
 
 #ifndef SP_SAMPLE_TRACE
 #define SP_SAMPLE_TRACE "traces/samples/small.sptrace"
@@ -74,6 +74,11 @@ void cli_show_default_trace(char *buf, size_t len)
 	snprintf(buf, len, "%s", cli_default_trace());
 }
 
+void cli_show_cpus(char *buf, size_t len)
+{
+	snprintf(buf, len, "%u", sim_cpu_count());
+}
+
 void cli_show_cost(char *buf, size_t len)
 {
 	struct sim_cost c;
@@ -120,6 +125,27 @@ void cli_load_progress(void *arg, uint64_t done, uint64_t total)
 	snprintf(detail, sizeof(detail), "%.1f of %.1f MB", (double)done / 1e6, (double)total / 1e6);
 	if (total)
 		cli_progress_update(arg, (double)done / (double)total, detail);
+}
+
+int cli_load_trace(struct trace_mem **out, const char *path)
+{
+	struct cli_progress prog;
+	struct sp_err err = { 0 };
+	int rc;
+
+	cli_progress_init(&prog, "loading");
+	rc = trace_mem_load(out, path, cli_load_progress, &prog, &err);
+	cli_progress_done(&prog);
+	return rc < 0 ? cli_fail(&err) : EXIT_OK;
+}
+
+void *cli_calloc(size_t size)
+{
+	void *p = calloc(1, size);
+
+	if (!p)
+		fputs("sim: out of memory\n", stderr);
+	return p;
 }
 
 void cli_progress_done(struct cli_progress *p)
@@ -181,27 +207,6 @@ void cli_sim_opts_init(struct cli_sim_opts *o)
 	o->tail_ms = 60000;
 	o->sample_ms = 1000;
 	o->seed = 1;
-}
-
-int cli_sim_opt(struct cli_sim_opts *o, int c, const char *arg)
-{
-	switch (c) {
-	case 'd':
-		return cli_parse_u64(arg, &o->duration_ms) && o->duration_ms && o->duration_ms <= (1ull << 40) ? 1 : -1;
-	case 'T':
-		return cli_parse_u64(arg, &o->tail_ms) && o->tail_ms <= (1ull << 40) ? 1 : -1;
-	case 'S':
-		return cli_parse_u64(arg, &o->sample_ms) && o->sample_ms && o->sample_ms <= (1ull << 40) ? 1 : -1;
-	case 'r':
-		return cli_parse_u64(arg, &o->seed) ? 1 : -1;
-	case 'w':
-		o->spread = true;
-		return 1;
-	case 'c':
-		o->cost = arg;
-		return 1;
-	}
-	return 0;
 }
 
 int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err)

@@ -46,6 +46,11 @@ void cli_progress_update(struct cli_progress *p, double fraction, const char *de
 void cli_progress_done(struct cli_progress *p);
 /* A trace_progress_fn over bytes read; arg is a struct cli_progress. */
 void cli_load_progress(void *arg, uint64_t done, uint64_t total);
+struct trace_mem;
+/* Loads and checks the whole trace with a progress bar: EXIT_OK, or the error printed and its exit code. */
+int cli_load_trace(struct trace_mem **out, const char *path);
+/* calloc(1, size), or "sim: out of memory" printed and NULL. */
+void *cli_calloc(size_t size);
 
 const char *cli_default_trace(void);
 
@@ -69,8 +74,6 @@ struct cli_sim_opts {
 void cli_sim_opts_init(struct cli_sim_opts *o);
 /* The default cost model as a --cost SPEC, for the help. */
 void cli_show_cost(char *buf, size_t len);
-/* Takes getopt's (c, optarg) if c is one of them: 1 taken, 0 not one of them, -1 a bad value. */
-int cli_sim_opt(struct cli_sim_opts *o, int c, const char *arg);
 /* The bundled sample trace, for the help. */
 void cli_show_default_trace(char *buf, size_t len);
 
@@ -83,6 +86,13 @@ void cli_show_default_trace(char *buf, size_t len);
 #define CLI_QUIET_OPT(T, f, text)                                                          \
 	{ .name = "quiet", .short_name = 'q', .type = CLI_FLAG, .offset = offsetof(T, f),   \
 	  .help = text }
+
+/* --jobs N into field f of struct T: threads, 0 (the default) for one per CPU. */
+void cli_show_cpus(char *buf, size_t len);
+#define CLI_JOBS_OPT(T, f)                                                                    \
+	{ .name = "jobs", .type = CLI_U64, .offset = offsetof(T, f), .metavar = "N", .min = 1,  \
+	  .max = 1024, .show = cli_show_cpus,                                                  \
+	  .help = "threads (default: the number of CPUs, {} here)" }
 
 #define CLI_MAX_SIM_MS (1ull << 40)
 

@@ -14,13 +14,12 @@
  * one-line description of the simulation options.
  */
 #define _GNU_SOURCE
-#include <getopt.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__ /* defined by the headers above */
+#include <malloc.h>
+#endif
 
 #include "cli.h"
 #include "parallel.h"
@@ -29,32 +28,43 @@
 
 #define MAX_ALGOS 64
 
-static void compare_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: sim compare [--trace FILE] --algos A,B,... [--set A.key=value]... --report DIR\n"
-		"                   [options]\n"
-		"\n"
-		"Replays one trace through several merge algorithms in parallel threads (the trace\n"
-		"is decoded once) and writes a report: DIR/<algo>.csv (time series), DIR/summary.csv,\n"
-		"plots (PNG and SVG) and DIR/index.html to open in a browser.\n"
-		"\n"
-		"  --trace FILE       trace to replay (default: the bundled sample %s)\n"
-		"  --algos LIST       comma-separated algorithms ('sim list'); NAME@ALIAS adds a\n"
-		"                     variant of NAME, e.g. --algos ksm,ksm@fast --set ksm@fast.pages_to_scan=1000\n"
-		"  --set A.key=value  set a parameter of algorithm A: a name applies to every entry of\n"
-		"                     that algorithm, an alias to that entry only (and wins); repeatable\n"
-		"  --report DIR       write the report into DIR (created if missing)\n"
-		"  --jobs N           threads (default: the number of CPUs, %u here)\n"
-		"  --duration-ms N    simulate N ms (default: until --tail-ms after the last snapshot)\n"
-		"  --tail-ms N        time to keep simulating after the last snapshot (default 60000)\n"
-		"  --sample-ms N      sample the metrics every N ms (default 1000)\n"
-		"  --seed N           seed for randomised algorithms and --spread-writes (default 1)\n"
-		"  --spread-writes    spread each snapshot's writes uniformly over its interval\n"
-		"  --cost SPEC        cost model in ns per operation (see 'sim run --help')\n"
-		"  -q, --quiet        no summary on stdout\n",
-		cli_default_trace(), sim_cpu_count());
-}
+struct compare_opts {
+	struct cli_sim_opts sim;
+	const char *trace, *algos, *dir;
+	struct cli_list sets;
+	uint64_t jobs;
+	bool quiet;
+};
+
+static const struct cli_opt compare_table[] = {
+	CLI_TRACE_OPT(struct compare_opts, trace),
+	{ .name = "algos", .type = CLI_STRING, .offset = offsetof(struct compare_opts, algos),
+	  .metavar = "LIST", .required = true,
+	  .help = "comma-separated algorithms ('sim list'); NAME@ALIAS adds a\n"
+		  "variant of NAME, e.g. --algos ksm,ksm@fast --set ksm@fast.pages_to_scan=1000" },
+	{ .name = "set", .type = CLI_LIST, .offset = offsetof(struct compare_opts, sets),
+	  .metavar = "A.key=value", .max_count = CLI_MAX_SETS,
+	  .help = "set a parameter of algorithm A: a name applies to every entry of\n"
+		  "that algorithm, an alias to that entry only (and wins); repeatable" },
+	{ .name = "report", .type = CLI_PATH, .offset = offsetof(struct compare_opts, dir),
+	  .metavar = "DIR", .required = true, .help = "write the report into DIR (created if missing)" },
+	CLI_JOBS_OPT(struct compare_opts, jobs),
+	CLI_SIM_TIME_OPTS(struct compare_opts, sim),
+	CLI_SIM_SEED_OPT(struct compare_opts, sim),
+	CLI_SIM_MODEL_OPTS(struct compare_opts, sim),
+	CLI_QUIET_OPT(struct compare_opts, quiet, "no summary on stdout"),
+	{ 0 },
+};
+
+static const struct cli_spec compare_spec = {
+	.prog = CLI_PROG,
+	.name = "compare",
+	.usage = "[--trace FILE] --algos A,B,... [--set A.key=value]... --report DIR\n[options]",
+	.about = "Replays one trace through several merge algorithms in parallel threads (the trace\n"
+		 "is decoded once) and writes a report: DIR/<algo>.csv (time series), DIR/summary.csv,\n"
+		 "plots (PNG and SVG) and DIR/index.html to open in a browser.",
+	.opts = compare_table,
+};
 
 void cli_sim_options_format(char *buf, size_t len, const struct sim_config *cfg,
 			    uint64_t expected_ms, bool seed_varies)
@@ -243,146 +253,125 @@ static size_t registry_index(const struct algo_ops *a)
 	return 0;
 }
 
-int cmd_compare(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "trace", required_argument, NULL, 't' },
-		{ "algos", required_argument, NULL, 'a' },
-		{ "set", required_argument, NULL, 's' },
-		{ "report", required_argument, NULL, 'R' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "duration-ms", required_argument, NULL, 'd' },
-		{ "tail-ms", required_argument, NULL, 'T' },
-		{ "sample-ms", required_argument, NULL, 'S' },
-		{ "seed", required_argument, NULL, 'r' },
-		{ "spread-writes", no_argument, NULL, 'w' },
-		{ "cost", required_argument, NULL, 'c' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *trace = cli_default_trace(), *algos = NULL, *dir = NULL;
-	const char *sets[CLI_MAX_SETS];
-	int nsets = 0, c, li, rc;
-	uint64_t jobs = 0;
-	bool quiet = false;
-	struct cli_sim_opts so;
+struct compare_cmd {
+	struct compare_opts o;
 	struct entry e[MAX_ALGOS];
 	struct sim_config cfg[MAX_ALGOS];
-	struct sim_job *job = NULL;
 	struct plot_run runs[MAX_ALGOS];
-	struct trace_mem *tm = NULL;
-	struct sp_err err = { 0 };
-	struct cli_progress prog;
-	size_t n = 0, aliases = 0;
+	size_t n;
+	struct sim_job *job;
+	struct trace_mem *tm;
+	struct sp_err err;
 	char options[1024];
+};
 
-	optind = 1;
-	opterr = 0;
-	cli_sim_opts_init(&so);
-	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
-		int taken = cli_sim_opt(&so, c, optarg);
+/* The entries and their settings, then the trace, then the jobs: every option before any work. */
+static int compare_prepare(struct compare_cmd *x)
+{
+	int rc = parse_algos(x->o.algos, x->e, &x->n);
 
-		if (taken < 0)
-			goto bad_value;
-		if (taken)
-			continue;
-		switch (c) {
-		case 't': trace = optarg; break;
-		case 'a': algos = optarg; break;
-		case 'R': dir = optarg; break;
-		case 'q': quiet = true; break;
-		case 's':
-			if (nsets == CLI_MAX_SETS)
-				return cli_usage_error("compare", "more than %d --set options", CLI_MAX_SETS);
-			sets[nsets++] = optarg;
-			break;
-		case 'j':
-			if (!cli_parse_u64(optarg, &jobs) || jobs == 0 || jobs > 1024)
-				goto bad_value;
-			break;
-		case 'h':
-			compare_usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return cli_usage_error("compare", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return cli_usage_error("compare", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("compare", "unexpected argument '%s'", argv[optind]);
-	if (!algos)
-		return cli_usage_error("compare", "--algos is required");
-	if (!dir)
-		return cli_usage_error("compare", "--report DIR is required");
-	rc = parse_algos(algos, e, &n);
 	if (rc != EXIT_OK)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
-		sim_config_defaults(&cfg[i], algo_find(e[i].base));
-		if (cli_sim_opts_apply(&so, &cfg[i], &err) < 0)
-			return cli_fail(&err);
+	for (size_t i = 0; i < x->n; i++) {
+		sim_config_defaults(&x->cfg[i], algo_find(x->e[i].base));
+		if (cli_sim_opts_apply(&x->o.sim, &x->cfg[i], &x->err) < 0)
+			return cli_fail(&x->err);
 	}
-	rc = apply_sets(e, n, cfg, sets, nsets);
+	rc = apply_sets(x->e, x->n, x->cfg, x->o.sets.v, (int)x->o.sets.n);
 	if (rc != EXIT_OK)
 		return rc;
-
-	cli_progress_init(&prog, "loading");
-	rc = trace_mem_load(&tm, trace, cli_load_progress, &prog, &err);
-	cli_progress_done(&prog);
-	if (rc < 0)
-		return cli_fail(&err);
-	job = calloc(n, sizeof(*job));
-	if (!job) {
-		trace_mem_free(tm);
+	rc = cli_load_trace(&x->tm, x->o.trace);
+	if (rc != EXIT_OK)
+		return rc;
+	x->job = calloc(x->n, sizeof(*x->job));
+	if (!x->job) {
 		fprintf(stderr, "sim: out of memory\n");
 		return EXIT_FAIL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		job[i].cfg = cfg[i];
-		job[i].name = e[i].label;
-		job[i].keep_samples = true;
+	for (size_t i = 0; i < x->n; i++) {
+		x->job[i].cfg = x->cfg[i];
+		x->job[i].name = x->e[i].label;
+		x->job[i].keep_samples = true;
 	}
+	return EXIT_OK;
+}
+
+static int compare_run(struct compare_cmd *x)
+{
+	struct cli_progress prog;
+	int rc;
+
 	cli_tune_malloc_for_threads();
 	cli_progress_init(&prog, "comparing");
-	rc = sim_parallel_run(tm, job, n, (unsigned)jobs, true, NULL, cli_parallel_progress, &prog, &err);
+	rc = sim_parallel_run(x->tm, x->job, x->n, (unsigned)x->o.jobs, true, NULL,
+			      cli_parallel_progress, &prog, &x->err);
 	cli_progress_done(&prog);
-	if (rc == 0) {
-		struct plot_compare pc = { .trace_path = trace, .header = trace_mem_header(tm),
-					   .options = options, .runs = runs, .nruns = n };
+	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+}
 
-		cli_sim_options_format(options, sizeof(options), &cfg[0], job[0].expected_ms, false);
-		for (size_t i = 0; i < n; i++) {
-			runs[i] = (struct plot_run){
-				.label = e[i].label, .algo = cfg[i].algo, .params = cfg[i].params,
-				.colour = e[i].alias ? algo_count() + aliases++ : registry_index(cfg[i].algo),
-				.variant = e[i].alias, .times = job[i].times, .samples = job[i].samples,
-				.n = job[i].nsamples,
-			};
-		}
-		rc = plot_compare_write(dir, &pc, &err);
+static void compare_table_print(const struct compare_cmd *x)
+{
+	uint32_t ps = trace_mem_header(x->tm)->page_size;
+
+	printf("%-20s %12s %8s %10s %10s %12s\n", "algorithm", "saved MiB", "% oracle", "to 90% s",
+	       "CPU s", "COW breaks");
+	for (size_t i = 0; i < x->n; i++) {
+		const struct sim_job *j = &x->job[i];
+		struct plot_summary s;
+
+		plot_summarize(j->times, j->samples, j->nsamples, &s);
+		printf("%-20s %12.1f %8.1f %10.1f %10.3f %12lld\n", x->e[i].label,
+		       plot_mib(s.final_saved, ps), s.pct_of_oracle, (double)s.t90_ms / 1000,
+		       (double)s.cpu_ns / 1e9, (long long)s.cow_breaks);
 	}
-	if (rc == 0 && !quiet) {
-		uint32_t ps = trace_mem_header(tm)->page_size;
+	printf("report: %s/index.html\n", x->o.dir);
+}
 
-		printf("%-20s %12s %8s %10s %10s %12s\n", "algorithm", "saved MiB", "% oracle",
-		       "to 90% s", "CPU s", "COW breaks");
-		for (size_t i = 0; i < n; i++) {
-			struct plot_summary s;
+static int compare_report(struct compare_cmd *x)
+{
+	struct plot_compare pc = { .trace_path = x->o.trace, .header = trace_mem_header(x->tm),
+				   .options = x->options, .runs = x->runs, .nruns = x->n };
+	size_t aliases = 0;
 
-			plot_summarize(job[i].times, job[i].samples, job[i].nsamples, &s);
-			printf("%-20s %12.1f %8.1f %10.1f %10.3f %12lld\n", e[i].label,
-			       plot_mib(s.final_saved, ps), s.pct_of_oracle, (double)s.t90_ms / 1000,
-			       (double)s.cpu_ns / 1e9, (long long)s.cow_breaks);
-		}
-		printf("report: %s/index.html\n", dir);
+	cli_sim_options_format(x->options, sizeof(x->options), &x->cfg[0], x->job[0].expected_ms, false);
+	for (size_t i = 0; i < x->n; i++) {
+		const struct sim_job *j = &x->job[i];
+
+		x->runs[i] = (struct plot_run){
+			.label = x->e[i].label, .algo = x->cfg[i].algo, .params = x->cfg[i].params,
+			.colour = x->e[i].alias ? algo_count() + aliases++ : registry_index(x->cfg[i].algo),
+			.variant = x->e[i].alias, .times = j->times, .samples = j->samples,
+			.n = j->nsamples,
+		};
 	}
-	for (size_t i = 0; i < n; i++)
-		sim_job_release(&job[i]);
-	free(job);
-	trace_mem_free(tm);
-	return rc < 0 ? cli_fail(&err) : EXIT_OK;
-bad_value:
-	return cli_usage_error("compare", "invalid value '%s' for --%s", optarg, opts[li].name);
+	if (plot_compare_write(x->o.dir, &pc, &x->err) < 0)
+		return cli_fail(&x->err);
+	if (!x->o.quiet)
+		compare_table_print(x);
+	return EXIT_OK;
+}
+
+int cmd_compare(int argc, char **argv)
+{
+	struct compare_cmd *x = cli_calloc(sizeof(*x));
+	int rc;
+
+	if (!x)
+		return EXIT_FAIL;
+	cli_sim_opts_init(&x->o.sim);
+	x->o.trace = cli_default_trace();
+	rc = cli_parse_args(&compare_spec, argc, argv, &x->o);
+	if (rc == CLI_GO) {
+		rc = compare_prepare(x);
+		if (rc == EXIT_OK)
+			rc = compare_run(x);
+		if (rc == EXIT_OK)
+			rc = compare_report(x);
+	}
+	for (size_t i = 0; x->job && i < x->n; i++)
+		sim_job_release(&x->job[i]);
+	free(x->job);
+	trace_mem_free(x->tm);
+	free(x);
+	return rc;
 }

@@ -33,7 +33,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,45 +51,59 @@
 
 #define NS_PER_MS 1000000ull
 
-/* The host's KSM tunables and vm.max_map_count as found; restored at the end and by the signal guard. */
-static struct real_ksm_saved g_saved;
-static char g_mapcount_restore[32]; /* "" unless max_map_count was raised */
+struct real_opts {
+	struct cli_sim_opts sim; /* duration and sampling */
+	const char *trace, *algo, *csv;
+	int mech; /* index in mechanisms */
+	struct cli_list sets;
+	bool quiet, allow_others;
+};
 
-static void real_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: sim real replay --trace FILE --algo NAME --mechanism user|kernel\n"
-		"                       [--set key=value]... [--duration-ms N] [--sample-ms N]\n"
-		"                       [--csv OUT] [-q] [--allow-others]\n"
-		"\n"
-		"Materialises the trace's guests in live memory (root), replays their writes on\n"
-		"the wall clock, and merges them for real: with --mechanism user, the algorithm\n"
-		"runs in a thread over the live backend (actual copy-on-write merging onto\n"
-		"memfd frames); with --mechanism kernel, the memory is handed to the kernel's\n"
-		"KSM (--algo is then ksm; the KSM tunables are saved and restored, also on\n"
-		"Ctrl-C).  Samples every metric plus measured_rss_bytes (every physical frame\n"
-		"of the guests and the pools once) and measured_cpu_ns (engine thread or ksmd).\n"
-		"\n"
-		"  --trace FILE       trace to replay (default: the bundled sample %s)\n"
-		"  --algo NAME        algorithm (user) ; default ksm\n"
-		"  --mechanism M      user or kernel\n"
-		"  --set key=value    algorithm parameter (user) or KSM tunable (kernel: pages_to_scan,\n"
-		"                     sleep_millisecs, merge_across_nodes, use_zero_pages,\n"
-		"                     max_page_sharing, smart_scan); repeatable\n"
-		"  --duration-ms N    run N ms (default: until 60 s after the last snapshot)\n"
-		"  --sample-ms N      sample every N ms (default 1000)\n"
-		"  --csv OUT          time_ms, the metrics, measured_rss_bytes, measured_cpu_ns\n"
-		"  -q, --quiet        print only the summary\n"
-		"  --allow-others     kernel: run although other processes have mergeable memory\n"
-		"\n"
-		"vm.max_map_count: each merged page can cost two VMAs; when the trace could\n"
-		"need more than allowed, root raises it for the run (said, and restored);\n"
-		"otherwise merging stops cleanly near the limit and the summary says so.\n"
-		"\n"
-		"Exit codes: 0 done, 1 failure, 2 usage error, 3 bad trace, 4 not root / no\n"
-		"userfaultfd / no KSM.\n",
-		cli_default_trace());
-}
+static const char *const mechanisms[] = { "user", "kernel", NULL };
+
+static const struct cli_opt real_table[] = {
+	CLI_TRACE_OPT(struct real_opts, trace),
+	{ .name = "algo", .type = CLI_STRING, .offset = offsetof(struct real_opts, algo),
+	  .metavar = "NAME", .help = "algorithm (user); default {}" },
+	{ .name = "mechanism", .type = CLI_ENUM, .offset = offsetof(struct real_opts, mech),
+	  .metavar = "M", .choices = mechanisms, .required = true, .help = "user or kernel" },
+	{ .name = "set", .type = CLI_LIST, .offset = offsetof(struct real_opts, sets),
+	  .metavar = "key=value", .max_count = CLI_MAX_SETS,
+	  .help = "algorithm parameter (user) or KSM tunable (kernel: pages_to_scan,\n"
+		  "sleep_millisecs, merge_across_nodes, use_zero_pages,\n"
+		  "max_page_sharing, smart_scan); repeatable" },
+	CLI_SIM_DURATION_OPT(struct real_opts, sim,
+			     "run N ms (default: until 60 s after the last snapshot)"),
+	CLI_SIM_SAMPLE_OPT(struct real_opts, sim, "sample every N ms (default {})"),
+	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct real_opts, csv), .metavar = "OUT",
+	  .help = "time_ms, the metrics, measured_rss_bytes, measured_cpu_ns" },
+	CLI_QUIET_OPT(struct real_opts, quiet, "print only the summary"),
+	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct real_opts, allow_others),
+	  .help = "kernel: run although other processes have mergeable memory" },
+	{ 0 },
+};
+
+static const struct cli_spec real_spec = {
+	.prog = CLI_PROG,
+	.name = "real replay",
+	.usage = "--trace FILE --algo NAME --mechanism user|kernel\n"
+		 "[--set key=value]... [--duration-ms N] [--sample-ms N]\n"
+		 "[--csv OUT] [-q] [--allow-others]",
+	.about = "Materialises the trace's guests in live memory (root), replays their writes on\n"
+		 "the wall clock, and merges them for real: with --mechanism user, the algorithm\n"
+		 "runs in a thread over the live backend (actual copy-on-write merging onto\n"
+		 "memfd frames); with --mechanism kernel, the memory is handed to the kernel's\n"
+		 "KSM (--algo is then ksm; the KSM tunables are saved and restored, also on\n"
+		 "Ctrl-C).  Samples every metric plus measured_rss_bytes (every physical frame\n"
+		 "of the guests and the pools once) and measured_cpu_ns (engine thread or ksmd).",
+	.notes = "vm.max_map_count: each merged page can cost two VMAs; when the trace could\n"
+		 "need more than allowed, root raises it for the run (said, and restored);\n"
+		 "otherwise merging stops cleanly near the limit and the summary says so.\n"
+		 "\n"
+		 "Exit codes: 0 done, 1 failure, 2 usage error, 3 bad trace, 4 not root / no\n"
+		 "userfaultfd / no KSM.",
+	.opts = real_table,
+};
 
 struct replay {
 	bool kernel;
@@ -242,99 +255,102 @@ static int take_sample(struct replay *R, uint64_t t_ms, struct sp_err *err)
 	return 0;
 }
 
-/* The live run; the caller cleans up R's engine, backend and memory. */
-static int run_replay(struct replay *R, const char *trace, const struct algo_ops *algo,
-		      const struct algo_params *params, uint64_t end_ms, uint64_t sample_ms,
-		      struct sp_err *err)
+/* The kernel's baselines, then run=1. */
+static int start_kernel(struct replay *R, struct sp_err *err)
 {
-	struct trace_reader *r;
-	struct trace_snapshot s;
-	bool have_snap;
-	uint64_t t0, next_sample = 0;
 	int rc;
 
-	rc = trace_reader_open(&r, trace, err);
+	R->have_ksmd = real_ksmd_pid(&R->ksmd, NULL) == 0;
+	if (R->have_ksmd)
+		real_proc_cpu_ns(R->ksmd, &R->cpu_base, NULL);
+	real_vmstat_cow_ksm(&R->cow_base, NULL);
+	rc = real_ksm_read(&R->k, &R->kbase, err);
+	if (rc == 0)
+		rc = real_ksm_set(&R->k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
+	return rc;
+}
+
+/* The live backend over the guests' memory and the algorithm's engine thread, started. */
+static int start_user(struct replay *R, const struct algo_ops *algo, const struct algo_params *params,
+		      struct sp_err *err)
+{
+	struct real_live_region *reg = calloc(R->h->nguests, sizeof(*reg));
+	struct real_live_config lc = { 0 };
+	struct real_engine_config ec = { 0 };
+	int across = algo_param_index(algo, "merge_across_nodes");
+	int rc;
+
+	if (!reg)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (uint32_t g = 0; g < R->h->nguests; g++) {
+		reg[g].addr = real_mat_page(R->mat, g, 0);
+		reg[g].len = R->h->guests[g].pages * R->ps;
+		reg[g].guest = g;
+		reg[g].domain = R->h->guests[g].domain;
+		reg[g].node_hint = (int)R->h->guests[g].node;
+	}
+	lc.strict_nodes = across >= 0 && params->v[across] == 0;
+	rc = real_live_new(&R->L, reg, R->h->nguests, &lc, err);
+	free(reg);
 	if (rc < 0)
 		return rc;
+	for (uint32_t g = 0; g < R->h->nguests; g++) {
+		for (uint64_t pg = 0; pg < R->h->guests[g].pages; pg++) {
+			if (!real_mat_present(R->mat, g, pg))
+				real_live_set_present(R->L, R->base[g] + pg, false);
+		}
+	}
+	ec.algo = algo;
+	ec.params = *params;
+	ec.seed = 1;
+	ec.poll_pages = 1024; /* the replay's own writes are reported directly */
+	rc = real_engine_new(&R->e, R->L, &ec, err);
+	if (rc == 0)
+		rc = real_engine_start(R->e, err);
+	return rc;
+}
+
+/* The guests' memory and the snapshot at time 0; *s is the next snapshot (*have_snap). */
+static int materialise_start(struct replay *R, struct trace_reader *r, struct trace_snapshot *s,
+			     bool *have_snap, struct sp_err *err)
+{
+	int rc;
+
 	R->h = trace_reader_header(r);
 	R->ps = R->h->page_size;
 	R->npages = trace_header_total_pages(R->h);
 	R->base = calloc(R->h->nguests + 1, sizeof(*R->base));
-	if (!R->base) {
-		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-		goto out;
-	}
+	if (!R->base)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	for (uint32_t g = 1; g <= R->h->nguests; g++)
 		R->base[g] = R->base[g - 1] + R->h->guests[g - 1].pages;
 	rc = real_mat_new(&R->mat, R->h, R->kernel ? REAL_MAT_MERGEABLE : 0, err);
+	if (rc == 0)
+		rc = trace_reader_next_snapshot(r, s, err);
 	if (rc < 0)
-		goto out;
-	rc = trace_reader_next_snapshot(r, &s, err);
-	if (rc < 0)
-		goto out;
-	have_snap = rc > 0;
-	if (have_snap && s.time_ms == 0) {
+		return rc;
+	*have_snap = rc > 0;
+	if (*have_snap && s->time_ms == 0) {
 		cli_progress_update(&R->progress, 0, "materialising snapshot 0");
 		rc = apply_snapshot(R, r, err);
-		if (rc < 0)
-			goto out;
-		rc = trace_reader_next_snapshot(r, &s, err);
-		if (rc < 0)
-			goto out;
-		have_snap = rc > 0;
-	}
-	if (R->kernel) {
-		R->have_ksmd = real_ksmd_pid(&R->ksmd, NULL) == 0;
-		if (R->have_ksmd)
-			real_proc_cpu_ns(R->ksmd, &R->cpu_base, NULL);
-		real_vmstat_cow_ksm(&R->cow_base, NULL);
-		rc = real_ksm_read(&R->k, &R->kbase, err);
 		if (rc == 0)
-			rc = real_ksm_set(&R->k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
-	} else {
-		struct real_live_region *reg = calloc(R->h->nguests, sizeof(*reg));
-		struct real_live_config lc = { 0 };
-		struct real_engine_config ec = { 0 };
-		int across = algo_param_index(algo, "merge_across_nodes");
+			rc = trace_reader_next_snapshot(r, s, err);
+		if (rc < 0)
+			return rc;
+		*have_snap = rc > 0;
+	}
+	return 0;
+}
 
-		if (!reg) {
-			rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-			goto out;
-		}
-		for (uint32_t g = 0; g < R->h->nguests; g++) {
-			reg[g].addr = real_mat_page(R->mat, g, 0);
-			reg[g].len = R->h->guests[g].pages * R->ps;
-			reg[g].guest = g;
-			reg[g].domain = R->h->guests[g].domain;
-			reg[g].node_hint = (int)R->h->guests[g].node;
-		}
-		lc.strict_nodes = across >= 0 && params->v[across] == 0;
-		rc = real_live_new(&R->L, reg, R->h->nguests, &lc, err);
-		free(reg);
-		if (rc < 0)
-			goto out;
-		for (uint32_t g = 0; g < R->h->nguests; g++) {
-			for (uint64_t pg = 0; pg < R->h->guests[g].pages; pg++) {
-				if (!real_mat_present(R->mat, g, pg))
-					real_live_set_present(R->L, R->base[g] + pg, false);
-			}
-		}
-		ec.algo = algo;
-		ec.params = *params;
-		ec.seed = 1;
-		ec.poll_pages = 1024; /* the replay's own writes are reported directly */
-		rc = real_engine_new(&R->e, R->L, &ec, err);
-		if (rc == 0)
-			rc = real_engine_start(R->e, err);
-	}
-	if (rc < 0)
-		goto out;
-	if (!R->quiet)
-		printf("%8s %12s %12s %12s %10s %12s %12s %10s\n", "time_s", "pages_shared",
-		       "pages_sharing", "scanned", "full_scans", "cow_breaks", "rss_MiB", "cpu_s");
-	t0 = sp_mono_ns();
-	while (!cli_stop) {
-		uint64_t t_snap = have_snap ? s.time_ms : UINT64_MAX;
+/* Writes at their wall-clock times, samples every sample_ms, until end_ms or a signal. */
+static int replay_loop(struct replay *R, struct trace_reader *r, struct trace_snapshot *s,
+		       bool have_snap, uint64_t end_ms, uint64_t sample_ms, struct sp_err *err)
+{
+	uint64_t t0 = sp_mono_ns(), next_sample = 0;
+	int rc = 0;
+
+	while (!cli_stop && rc == 0) {
+		uint64_t t_snap = have_snap ? s->time_ms : UINT64_MAX;
 		uint64_t t = t_snap < next_sample ? t_snap : next_sample;
 		uint64_t el;
 
@@ -348,7 +364,7 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 			R->max_late_ms = el - t;
 		if (t == t_snap) {
 			rc = apply_snapshot(R, r, err);
-			if (rc == 0 && (rc = trace_reader_next_snapshot(r, &s, err)) >= 0) {
+			if (rc == 0 && (rc = trace_reader_next_snapshot(r, s, err)) >= 0) {
 				have_snap = rc > 0;
 				rc = 0;
 			}
@@ -361,12 +377,33 @@ static int run_replay(struct replay *R, const char *trace, const struct algo_ops
 			cli_progress_update(&R->progress, end_ms ? (double)t / (double)end_ms : 1, detail);
 			next_sample += sample_ms;
 		}
-		if (rc < 0)
-			goto out;
 	}
-	if (cli_stop)
+	if (rc == 0 && cli_stop)
 		rc = sp_err_set(err, SP_EIO, "interrupted by signal %d", (int)cli_stop);
-out:
+	return rc;
+}
+
+/* The live run; the caller cleans up R's engine, backend and memory. */
+static int run_replay(struct replay *R, const char *trace, const struct algo_ops *algo,
+		      const struct algo_params *params, uint64_t end_ms, uint64_t sample_ms,
+		      struct sp_err *err)
+{
+	struct trace_reader *r;
+	struct trace_snapshot s;
+	bool have_snap = false;
+	int rc;
+
+	rc = trace_reader_open(&r, trace, err);
+	if (rc < 0)
+		return rc;
+	rc = materialise_start(R, r, &s, &have_snap, err);
+	if (rc == 0)
+		rc = R->kernel ? start_kernel(R, err) : start_user(R, algo, params, err);
+	if (rc == 0 && !R->quiet)
+		printf("%8s %12s %12s %12s %10s %12s %12s %10s\n", "time_s", "pages_shared",
+		       "pages_sharing", "scanned", "full_scans", "cow_breaks", "rss_MiB", "cpu_s");
+	if (rc == 0)
+		rc = replay_loop(R, r, &s, have_snap, end_ms, sample_ms, err);
 	trace_reader_close(r);
 	return rc;
 }
@@ -415,195 +452,160 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 	}
 }
 
-int cmd_real(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "trace", required_argument, NULL, 't' },
-		{ "algo", required_argument, NULL, 'a' },
-		{ "mechanism", required_argument, NULL, 'm' },
-		{ "set", required_argument, NULL, 's' },
-		{ "duration-ms", required_argument, NULL, 'd' },
-		{ "sample-ms", required_argument, NULL, 'S' },
-		{ "csv", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "allow-others", no_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *trace = cli_default_trace(), *algo_name = "ksm", *csv = NULL, *mech = NULL;
-	const char *sets[CLI_MAX_SETS];
-	struct cli_sim_opts so;
-	int nsets = 0, c, li, rc, exit_code = EXIT_OK;
-	bool allow_others = false;
-	uint64_t last_ms, tpages, end_ms, old_map = 0, snapshots;
-	uint32_t page_size;
+struct real_cmd {
+	struct real_opts o;
+	struct replay R;
 	struct sim_config cfg;
 	struct real_ksm_settings ks;
-	struct sp_err err = { 0 }, err2 = { 0 };
-	struct atomic_file af = { 0 };
-	struct replay R;
+	struct atomic_file af;
+	uint64_t end_ms, tpages;
+	bool restore_failed; /* warned: a setting could not be restored */
 	char params[256];
+	struct sp_err err;
+};
 
-	if (argc < 2 || strcmp(argv[1], "replay")) {
-		if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-			real_usage(stdout);
-			return EXIT_OK;
-		}
-		return cli_usage_error("real", "the subcommand is 'replay'");
-	}
-	argc--;
-	argv++;
-	memset(&R, 0, sizeof(R));
-	memset(&ks, 0, sizeof(ks));
-	optind = 1;
-	opterr = 0;
-	cli_sim_opts_init(&so);
-	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
-		int taken = cli_sim_opt(&so, c, optarg); /* --duration-ms, --sample-ms */
+/* The kernel's side: the algorithm's values of the kernel's tunables, root, KSM, nobody else. */
+static int real_prepare_kernel(struct real_cmd *x)
+{
+	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
+		int f = cli_ksm_settable[i], idx = algo_param_index(x->cfg.algo, real_ksm_name(f));
 
-		if (taken < 0)
-			return cli_usage_error("real", "invalid value '%s' for --%s", optarg, opts[li].name);
-		if (taken)
-			continue;
-		switch (c) {
-		case 't': trace = optarg; break;
-		case 'a': algo_name = optarg; break;
-		case 'm': mech = optarg; break;
-		case 'o': csv = optarg; break;
-		case 'q': R.quiet = true; break;
-		case 'A': allow_others = true; break;
-		case 's':
-			if (nsets == CLI_MAX_SETS)
-				return cli_usage_error("real", "too many --set");
-			sets[nsets++] = optarg;
-			break;
-		case 'h':
-			real_usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return cli_usage_error("real", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return cli_usage_error("real", "unknown option '%s'", argv[optind - 1]);
-		}
+		x->ks.set[f] = true;
+		x->ks.v[f] = idx >= 0 ? (int64_t)x->cfg.params.v[idx] : real_ksm_default(f);
 	}
-	if (optind < argc)
-		return cli_usage_error("real", "unexpected argument '%s'", argv[optind]);
-	if (!mech || (strcmp(mech, "user") && strcmp(mech, "kernel")))
-		return cli_usage_error("real", "--mechanism must be user or kernel");
-	R.kernel = !strcmp(mech, "kernel");
-	if (R.kernel && strcmp(algo_name, "ksm"))
+	x->ks.set[REAL_KSM_ADVISOR_MODE] = true;
+	x->ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
+	if (real_ksm_open(&x->R.k, NULL, true, &x->err) < 0)
+		return cli_fail(&x->err);
+	return cli_refuse_other_ksm_users(x->o.allow_others);
+}
+
+static int real_prepare(struct real_cmd *x)
+{
+	const struct real_opts *o = &x->o;
+	uint64_t last_ms, snapshots;
+	uint32_t page_size;
+	int rc;
+
+	x->R.kernel = !strcmp(mechanisms[o->mech], "kernel");
+	x->R.quiet = o->quiet;
+	if (x->R.kernel && strcmp(o->algo, "ksm"))
 		return cli_usage_error("real", "--mechanism kernel runs the kernel's KSM: --algo ksm");
-	rc = cli_sim_config(&cfg, algo_name, sets, nsets, NULL, NULL, 0);
+	rc = cli_sim_config(&x->cfg, o->algo, o->sets.v, (int)o->sets.n, NULL, NULL, 0);
 	if (rc != EXIT_OK)
 		return rc;
-	if (cfg.algo->caps & ALGO_CAP_OMNISCIENT)
-		return cli_usage_error("real", "algorithm '%s' is simulation only", algo_name);
-	algo_params_format(cfg.algo, &cfg.params, params, sizeof(params));
-	if (R.kernel) {
-		/* The same tunables for the kernel: the algorithm's values of the kernel's names. */
-		for (size_t i = 0; i < cli_ksm_nsettable; i++) {
-			int idx = algo_param_index(cfg.algo, real_ksm_name(cli_ksm_settable[i]));
-
-			ks.set[cli_ksm_settable[i]] = true;
-			ks.v[cli_ksm_settable[i]] = idx >= 0 ? (int64_t)cfg.params.v[idx] : real_ksm_default(cli_ksm_settable[i]);
-		}
-		ks.set[REAL_KSM_ADVISOR_MODE] = true;
-		ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
-		if (real_ksm_open(&R.k, NULL, true, &err) < 0)
-			return cli_fail(&err);
-		rc = cli_refuse_other_ksm_users(allow_others);
-		if (rc != EXIT_OK)
-			return rc;
-	}
-	if (cli_trace_prescan(trace, &last_ms, &snapshots, &tpages, &page_size, &err) < 0)
-		return cli_fail(&err);
-	end_ms = so.duration_ms ? so.duration_ms : last_ms + 60000;
-	if (csv) {
-		if (atomic_file_open(&af, csv, 0644, &err) < 0)
-			return cli_fail(&err);
-		R.af = &af;
-		fputs("time_ms", af.f);
+	if (x->cfg.algo->caps & ALGO_CAP_OMNISCIENT)
+		return cli_usage_error("real", "algorithm '%s' is simulation only", o->algo);
+	algo_params_format(x->cfg.algo, &x->cfg.params, x->params, sizeof(x->params));
+	if (x->R.kernel && (rc = real_prepare_kernel(x)) != EXIT_OK)
+		return rc;
+	if (cli_trace_prescan(o->trace, &last_ms, &snapshots, &x->tpages, &page_size, &x->err) < 0)
+		return cli_fail(&x->err);
+	x->end_ms = o->sim.duration_ms ? o->sim.duration_ms : last_ms + 60000;
+	if (o->csv) {
+		if (atomic_file_open(&x->af, o->csv, 0644, &x->err) < 0)
+			return cli_fail(&x->err);
+		x->R.af = &x->af;
+		fputs("time_ms", x->af.f);
 		for (int i = 0; i < METRICS_COUNT; i++)
-			fprintf(af.f, ",%s", metrics_names[i]);
-		fputs(",measured_rss_bytes,measured_cpu_ns\n", af.f);
+			fprintf(x->af.f, ",%s", metrics_names[i]);
+		fputs(",measured_rss_bytes,measured_cpu_ns\n", x->af.f);
 	}
+	return EXIT_OK;
+}
 
-	g_mapcount_restore[0] = '\0';
-	if (!R.kernel && real_map_count_get(&old_map, NULL) == 0) {
-		uint64_t need = 2 * tpages + 4096;
+/* user: raises vm.max_map_count when the trace could need more VMAs; the value to restore, or 0. */
+static uint64_t real_raise_map_count(const struct real_cmd *x)
+{
+	uint64_t old_map = 0, need = 2 * x->tpages + 4096;
+	struct sp_err err = { 0 };
 
-		if (need > old_map) {
-			if (real_map_count_set(need, &err2) == 0) {
-				snprintf(g_mapcount_restore, sizeof(g_mapcount_restore), "%llu\n",
-					 (unsigned long long)old_map);
-				fprintf(stderr, "sim: raised vm.max_map_count from %llu to %llu for this run "
-					"(each merged page can cost two VMAs); restored at the end\n",
-					(unsigned long long)old_map, (unsigned long long)need);
-			} else {
-				fprintf(stderr, "sim: note: vm.max_map_count is %llu and cannot be raised (%s); "
-					"merging stops near %llu merged pages\n", (unsigned long long)old_map,
-					err2.msg, (unsigned long long)old_map / 2);
-				sp_err_clear(&err2);
-			}
-		}
+	if (x->R.kernel || real_map_count_get(&old_map, NULL) < 0 || need <= old_map)
+		return 0;
+	if (real_map_count_set(need, &err) < 0) {
+		fprintf(stderr, "sim: note: vm.max_map_count is %llu and cannot be raised (%s); "
+			"merging stops near %llu merged pages\n", (unsigned long long)old_map, err.msg,
+			(unsigned long long)old_map / 2);
+		return 0;
 	}
-	if (R.kernel) {
-		if (real_ksm_save(&R.k, &g_saved, &err) < 0) {
-			if (csv)
-				atomic_file_abort(&af);
-			return cli_fail(&err);
-		}
-	}
-	cli_guard_signals(R.kernel ? &g_saved : NULL, g_mapcount_restore);
-	cli_progress_init(&R.progress, R.kernel ? "kernel KSM" : "live merging");
-	rc = 0;
-	if (R.kernel) {
-		rc = real_ksm_set(&R.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &err);
+	fprintf(stderr, "sim: raised vm.max_map_count from %llu to %llu for this run "
+		"(each merged page can cost two VMAs); restored at the end\n",
+		(unsigned long long)old_map, (unsigned long long)need);
+	return old_map;
+}
+
+/* The live run under the signal guard; the host's settings are restored whatever happens. */
+static int real_live(struct real_cmd *x)
+{
+	struct replay *R = &x->R;
+	struct sp_err err2 = { 0 };
+	int rc = cli_guard_start(R->kernel ? &R->k : NULL, real_raise_map_count(x), &x->err);
+
+	if (rc < 0)
+		return cli_fail(&x->err);
+	cli_progress_init(&R->progress, R->kernel ? "kernel KSM" : "live merging");
+	if (R->kernel) {
+		rc = real_ksm_set(&R->k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &x->err);
 		if (rc == 0)
-			rc = real_ksm_apply(&R.k, &ks, &err);
+			rc = real_ksm_apply(&R->k, &x->ks, &x->err);
 	}
 	if (rc == 0)
-		rc = run_replay(&R, trace, cfg.algo, &cfg.params, end_ms, so.sample_ms, &err);
-	cli_progress_done(&R.progress);
-	if (R.e) {
-		int rc2 = real_engine_stop(R.e, &err);
+		rc = run_replay(R, x->o.trace, x->cfg.algo, &x->cfg.params, x->end_ms, x->o.sim.sample_ms,
+				&x->err);
+	cli_progress_done(&R->progress);
+	if (R->e) {
+		int rc2 = real_engine_stop(R->e, &x->err);
 
 		if (rc == 0)
 			rc = rc2;
 	}
-	if (rc == 0 && !cli_stop && !R.quiet)
+	if (rc == 0 && !cli_stop && !R->quiet)
 		putchar('\n');
 	if (rc == 0 && !cli_stop)
-		summary(&R, R.kernel ? "kernel" : "user", cfg.algo->name, params);
-	real_engine_free(R.e);
-	real_live_free(R.L);
-	real_mat_free(R.mat);
-	if (R.kernel) {
-		int rc2 = real_ksm_set(&R.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &err2);
-
-		if (real_ksm_restore(&g_saved, &err2) < 0 || rc2 < 0) {
-			fprintf(stderr, "sim: warning: %s\n", err2.msg);
-			exit_code = EXIT_FAIL;
-		}
+		summary(R, R->kernel ? "kernel" : "user", x->cfg.algo->name, x->params);
+	real_engine_free(R->e);
+	real_live_free(R->L);
+	real_mat_free(R->mat);
+	R->e = NULL;
+	R->L = NULL;
+	R->mat = NULL;
+	if (cli_guard_end(R->kernel ? &R->k : NULL, &err2) < 0) {
+		fprintf(stderr, "sim: warning: %s\n", err2.msg);
+		x->restore_failed = true;
 	}
-	if (g_mapcount_restore[0]) {
-		if (real_map_count_set(old_map, &err2) < 0) {
-			fprintf(stderr, "sim: warning: %s\n", err2.msg);
-			exit_code = EXIT_FAIL;
-		}
-		g_mapcount_restore[0] = '\0';
-	}
-	cli_unguard_signals();
-	free(R.base);
-	if (cli_stop || rc < 0) {
-		if (csv)
-			atomic_file_abort(&af);
-		if (!cli_stop)
-			return cli_fail(&err);
+	if (cli_stop) {
 		fprintf(stderr, "sim: interrupted; settings restored\n");
 		return 128 + (int)cli_stop;
 	}
-	if (csv && atomic_file_commit(&af, &err) < 0)
-		return cli_fail(&err);
-	return exit_code;
+	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+}
+
+int cmd_real(int argc, char **argv)
+{
+	struct real_cmd *x = cli_calloc(sizeof(*x));
+	int rc;
+
+	if (!x)
+		return EXIT_FAIL;
+	cli_sim_opts_init(&x->o.sim);
+	x->o.trace = cli_default_trace();
+	x->o.algo = "ksm";
+	if (argc >= 2 && !strcmp(argv[1], "replay"))
+		rc = cli_parse_args(&real_spec, argc - 1, argv + 1, &x->o);
+	else if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+		rc = cli_parse_args(&real_spec, argc, argv, &x->o);
+	else
+		rc = cli_usage_error("real", "the subcommand is 'replay'");
+	if (rc == CLI_GO && (rc = real_prepare(x)) == EXIT_OK) {
+		rc = real_live(x);
+		if (rc == EXIT_OK && x->o.csv && atomic_file_commit(&x->af, &x->err) < 0)
+			rc = cli_fail(&x->err);
+		if (rc == EXIT_OK && x->restore_failed)
+			rc = EXIT_FAIL;
+	}
+	if (x->af.f)
+		atomic_file_abort(&x->af);
+	free(x->R.base);
+	free(x);
+	return rc;
 }

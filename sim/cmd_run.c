@@ -250,13 +250,11 @@ static int run_report(struct run_cmd *c)
 
 int cmd_run(int argc, char **argv)
 {
-	struct run_cmd *c = calloc(1, sizeof(*c));
+	struct run_cmd *c = cli_calloc(sizeof(*c));
 	int rc;
 
-	if (!c) {
-		fprintf(stderr, "sim: out of memory\n");
+	if (!c)
 		return EXIT_FAIL;
-	}
 	rc = run_parse(c, argc, argv);
 	if (rc == CLI_GO) {
 		rc = run_prepare(c);

@@ -12,7 +12,6 @@
  * per-run rows (integers and %.17g values that read back exactly).
  */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,39 +23,86 @@
 
 #define MAX_VALUES 1024
 
-static void sweep_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: sim sweep [--trace FILE] --algo NAME --vary key=v1,v2,... [--vary ...]\n"
-		"                 [--seeds N] [--set key=value]... --report DIR [options]\n"
-		"       sim sweep merge DIR        (or: sim sweep --merge --report DIR)\n"
-		"\n"
-		"Runs one algorithm at every point of a parameter grid (the cartesian product of\n"
-		"the --vary lists) for seeds 1..N, in parallel threads over one decoded trace, and\n"
-		"writes DIR/sweep.csv (per point: mean, standard deviation and 95%% confidence\n"
-		"interval of the final savings, time to 90%%, CPU and COW breaks), DIR/runs.csv,\n"
-		"plots with error bars, the savings/CPU Pareto frontier and DIR/index.html.\n"
-		"\n"
-		"  --trace FILE       trace to replay (default: the bundled sample %s)\n"
-		"  --algo NAME        merge algorithm ('sim list')\n"
-		"  --vary key=v1,...  values of one parameter; repeatable (up to %d keys); the\n"
-		"                     first key is the x axis of the plots, the others make series\n"
-		"  --seeds N          runs per point, with seeds 1..N (default 1); for deterministic\n"
-		"                     algorithms only --spread-writes makes seeds differ\n"
-		"  --set key=value    a fixed parameter; repeatable\n"
-		"  --report DIR       write the report (or this task's share) into DIR\n"
-		"  --task-id I --tasks N  run only the runs with index %% N == I and write\n"
-		"                     DIR/share-I-of-N.csv; 'sim sweep merge DIR' joins the N shares\n"
-		"  --merge            join the shares in --report DIR into the report\n"
-		"  --jobs N           threads (default: the number of CPUs, %u here)\n"
-		"  --duration-ms N    simulate N ms (default: until --tail-ms after the last snapshot)\n"
-		"  --tail-ms N        time to keep simulating after the last snapshot (default 60000)\n"
-		"  --sample-ms N      sample the metrics every N ms (default 1000)\n"
-		"  --spread-writes    spread each snapshot's writes over its interval (seeded)\n"
-		"  --cost SPEC        cost model in ns per operation (see 'sim run --help')\n"
-		"  -q, --quiet        no table on stdout\n",
-		cli_default_trace(), PLOT_SWEEP_MAX_KEYS, sim_cpu_count());
-}
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+struct sweep_opts {
+	struct cli_sim_opts sim;
+	const char *trace, *algo, *dir;
+	struct cli_list varies, sets;
+	struct cli_u64_list task; /* at most one: given or not */
+	uint64_t seeds, tasks, jobs;
+	bool merge, quiet;
+};
+
+static const struct cli_opt sweep_table[] = {
+	CLI_TRACE_OPT(struct sweep_opts, trace),
+	{ .name = "algo", .type = CLI_STRING, .offset = offsetof(struct sweep_opts, algo),
+	  .metavar = "NAME", .help = "merge algorithm ('sim list')" },
+	{ .name = "vary", .type = CLI_LIST, .offset = offsetof(struct sweep_opts, varies),
+	  .metavar = "key=v1,...", .max_count = PLOT_SWEEP_MAX_KEYS,
+	  .help = "values of one parameter; repeatable (up to " STR(PLOT_SWEEP_MAX_KEYS) " keys); the\n"
+		  "first key is the x axis of the plots, the others make series" },
+	{ .name = "seeds", .type = CLI_U64, .offset = offsetof(struct sweep_opts, seeds),
+	  .metavar = "N", .min = 1, .max = 100000,
+	  .help = "runs per point, with seeds 1..N (default {}); for deterministic\n"
+		  "algorithms only --spread-writes makes seeds differ" },
+	{ .name = "set", .type = CLI_LIST, .offset = offsetof(struct sweep_opts, sets),
+	  .metavar = "key=value", .max_count = CLI_MAX_SETS, .help = "a fixed parameter; repeatable" },
+	{ .name = "report", .type = CLI_PATH, .offset = offsetof(struct sweep_opts, dir),
+	  .metavar = "DIR", .required = true,
+	  .help = "write the report (or this task's share) into DIR" },
+	{ .name = "task-id", .type = CLI_U64_LIST, .offset = offsetof(struct sweep_opts, task),
+	  .metavar = "I", .max_count = 1,
+	  .help = "with --tasks N: run only the runs with index % N == I and write\n"
+		  "DIR/share-I-of-N.csv; 'sim sweep merge DIR' joins the N shares" },
+	{ .name = "tasks", .type = CLI_U64, .offset = offsetof(struct sweep_opts, tasks),
+	  .metavar = "N", .min = 1, .max = 1000000, .help = "the number of shares (see --task-id)" },
+	{ .name = "merge", .type = CLI_FLAG, .offset = offsetof(struct sweep_opts, merge),
+	  .help = "join the shares in --report DIR into the report" },
+	CLI_JOBS_OPT(struct sweep_opts, jobs),
+	CLI_SIM_TIME_OPTS(struct sweep_opts, sim),
+	CLI_SIM_MODEL_OPTS(struct sweep_opts, sim),
+	CLI_QUIET_OPT(struct sweep_opts, quiet, "no table on stdout"),
+	{ 0 },
+};
+
+static const struct cli_spec sweep_spec = {
+	.prog = CLI_PROG,
+	.name = "sweep",
+	.usage = "[--trace FILE] --algo NAME --vary key=v1,v2,... [--vary ...]\n"
+		 "[--seeds N] [--set key=value]... --report DIR [options]",
+	.about = "Runs one algorithm at every point of a parameter grid (the cartesian product of\n"
+		 "the --vary lists) for seeds 1..N, in parallel threads over one decoded trace, and\n"
+		 "writes DIR/sweep.csv (per point: mean, standard deviation and 95% confidence\n"
+		 "interval of the final savings, time to 90%, CPU and COW breaks), DIR/runs.csv,\n"
+		 "plots with error bars, the savings/CPU Pareto frontier and DIR/index.html.",
+	.notes = "A sweep split with --task-id/--tasks is joined by 'sim sweep merge [-q] DIR'\n"
+		 "(or: sim sweep --merge --report DIR).",
+	.opts = sweep_table,
+};
+
+struct merge_opts {
+	struct cli_list dirs;
+	bool quiet;
+};
+
+static const struct cli_opt merge_table[] = {
+	CLI_QUIET_OPT(struct merge_opts, quiet, "no table on stdout"),
+	{ 0 },
+};
+
+static const struct cli_spec merge_spec = {
+	.prog = CLI_PROG,
+	.name = "sweep merge",
+	.usage = "[-q] DIR",
+	.about = "Joins the shares DIR/share-I-of-N.csv written by 'sim sweep --task-id I\n"
+		 "--tasks N --report DIR' into the report of the whole sweep, byte-identical\n"
+		 "to that of one unsharded sweep.",
+	.opts = merge_table,
+	.min_args = 1, .max_args = 1, .args_name = "DIR",
+	.args_offset = offsetof(struct merge_opts, dirs),
+};
 
 struct grid {
 	uint32_t nkeys;
@@ -217,260 +263,234 @@ static int do_merge(const char *dir, bool quiet)
 	return rc < 0 ? cli_fail(&err) : EXIT_OK;
 }
 
-int cmd_sweep(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "trace", required_argument, NULL, 't' },
-		{ "algo", required_argument, NULL, 'a' },
-		{ "vary", required_argument, NULL, 'v' },
-		{ "seeds", required_argument, NULL, 'n' },
-		{ "set", required_argument, NULL, 's' },
-		{ "report", required_argument, NULL, 'R' },
-		{ "task-id", required_argument, NULL, 'I' },
-		{ "tasks", required_argument, NULL, 'N' },
-		{ "merge", no_argument, NULL, 'M' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "duration-ms", required_argument, NULL, 'd' },
-		{ "tail-ms", required_argument, NULL, 'T' },
-		{ "sample-ms", required_argument, NULL, 'S' },
-		{ "spread-writes", no_argument, NULL, 'w' },
-		{ "cost", required_argument, NULL, 'c' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *trace = cli_default_trace(), *algo = NULL, *dir = NULL;
-	struct cli_sim_opts so;
-	const char *sets[CLI_MAX_SETS], *varies[PLOT_SWEEP_MAX_KEYS + 1];
-	int nsets = 0, nvaries = 0, c, li, rc;
-	uint64_t seeds = 1, jobs = 0;
-	uint64_t task = 0, tasks = 0;
-	bool quiet = false, merge = false, have_task = false;
-	struct grid g = { 0 };
+struct sweep_cmd {
+	struct sweep_opts o;
+	struct grid g;
 	struct sim_config base;
 	struct plot_sweep_def d;
-	struct plot_sweep_run *rows = NULL;
-	struct sim_job *job = NULL;
-	struct trace_mem *tm = NULL;
-	struct sp_err err = { 0 };
-	struct cli_progress prog;
-	struct sweep_ctx ctx;
-	size_t nruns = 0;
+	struct plot_sweep_run *rows;
+	struct sim_job *job;
+	size_t nruns;
+	struct trace_mem *tm;
+	struct sp_err err;
+};
 
-	if (argc > 1 && !strcmp(argv[1], "merge")) {
-		if (argc == 3 && strcmp(argv[2], "--help") && strcmp(argv[2], "-h"))
-			return do_merge(argv[2], false);
-		if (argc == 4 && (!strcmp(argv[2], "-q") || !strcmp(argv[2], "--quiet")))
-			return do_merge(argv[3], true);
-		if (argc == 3) {
-			sweep_usage(stdout);
-			return EXIT_OK;
-		}
-		return cli_usage_error("sweep", "usage: sim sweep merge [-q] DIR");
-	}
-	optind = 1;
-	opterr = 0;
-	cli_sim_opts_init(&so);
-	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
-		int taken = cli_sim_opt(&so, c, optarg);
+static int sweep_parse(struct sweep_cmd *x, int argc, char **argv)
+{
+	struct sweep_opts *o = &x->o;
+	int rc;
 
-		if (taken < 0)
-			goto bad_value;
-		if (taken)
-			continue;
-		switch (c) {
-		case 't': trace = optarg; break;
-		case 'a': algo = optarg; break;
-		case 'R': dir = optarg; break;
-		case 'q': quiet = true; break;
-		case 'M': merge = true; break;
-		case 'v':
-			if (nvaries == PLOT_SWEEP_MAX_KEYS)
-				return cli_usage_error("sweep", "more than %d --vary options", PLOT_SWEEP_MAX_KEYS);
-			varies[nvaries++] = optarg;
-			break;
-		case 's':
-			if (nsets == CLI_MAX_SETS)
-				return cli_usage_error("sweep", "more than %d --set options", CLI_MAX_SETS);
-			sets[nsets++] = optarg;
-			break;
-		case 'n':
-			if (!cli_parse_u64(optarg, &seeds) || seeds == 0 || seeds > 100000)
-				goto bad_value;
-			break;
-		case 'I':
-			if (!cli_parse_u64(optarg, &task))
-				goto bad_value;
-			have_task = true;
-			break;
-		case 'N':
-			if (!cli_parse_u64(optarg, &tasks) || tasks == 0 || tasks > 1000000)
-				goto bad_value;
-			break;
-		case 'j':
-			if (!cli_parse_u64(optarg, &jobs) || jobs == 0 || jobs > 1024)
-				goto bad_value;
-			break;
-		case 'h':
-			sweep_usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return cli_usage_error("sweep", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return cli_usage_error("sweep", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("sweep", "unexpected argument '%s'", argv[optind]);
-	if (!dir)
-		return cli_usage_error("sweep", "--report DIR is required");
-	if (merge)
-		return do_merge(dir, quiet);
-	if (have_task != (tasks != 0))
+	cli_sim_opts_init(&o->sim);
+	o->trace = cli_default_trace();
+	o->seeds = 1;
+	rc = cli_parse_args(&sweep_spec, argc, argv, o);
+	if (rc != CLI_GO || o->merge)
+		return rc;
+	if ((o->task.n != 0) != (o->tasks != 0))
 		return cli_usage_error("sweep", "--task-id and --tasks go together");
-	if (tasks && task >= tasks)
+	if (o->tasks && o->task.v[0] >= o->tasks)
 		return cli_usage_error("sweep", "--task-id %llu: must be below --tasks %llu",
-				       (unsigned long long)task, (unsigned long long)tasks);
-	rc = cli_sim_config(&base, algo, sets, nsets, NULL, NULL, 0);
+				       (unsigned long long)o->task.v[0], (unsigned long long)o->tasks);
+	return CLI_GO;
+}
+
+/* The configuration and the grid, checked and sized. */
+static int sweep_grid(struct sweep_cmd *x)
+{
+	const struct sweep_opts *o = &x->o;
+	struct grid *g = &x->g;
+	int rc = cli_sim_config(&x->base, o->algo, o->sets.v, (int)o->sets.n, NULL, NULL, 0);
+
 	if (rc != EXIT_OK)
 		return rc;
-	if (nvaries == 0)
+	if (o->varies.n == 0)
 		return cli_usage_error("sweep", "--vary key=v1,v2,... is required");
-	for (int i = 0; i < nvaries && rc == EXIT_OK; i++)
-		rc = parse_vary(&g, base.algo, varies[i]);
-	if (rc != EXIT_OK) {
-		grid_free(&g);
+	for (size_t i = 0; i < o->varies.n && rc == EXIT_OK; i++)
+		rc = parse_vary(g, x->base.algo, o->varies.v[i]);
+	if (rc != EXIT_OK)
 		return rc;
-	}
-	if (cli_sim_opts_apply(&so, &base, &err) < 0) {
-		grid_free(&g);
-		return cli_fail(&err);
-	}
-	g.points = 1;
-	for (uint32_t k = 0; k < g.nkeys; k++) {
-		if (g.points > (1ull << 32) / g.count[k]) {
-			grid_free(&g);
+	if (cli_sim_opts_apply(&o->sim, &x->base, &x->err) < 0)
+		return cli_fail(&x->err);
+	g->points = 1;
+	for (uint32_t k = 0; k < g->nkeys; k++) {
+		if (g->points > (1ull << 32) / g->count[k])
 			return cli_usage_error("sweep", "the grid is too large");
-		}
-		g.points *= g.count[k];
+		g->points *= g->count[k];
 	}
-	if (g.points * seeds > (1ull << 32)) {
-		grid_free(&g);
+	if (g->points * o->seeds > (1ull << 32))
 		return cli_usage_error("sweep", "too many runs (%llu points x %llu seeds)",
-				       (unsigned long long)g.points, (unsigned long long)seeds);
+				       (unsigned long long)g->points, (unsigned long long)o->seeds);
+	return EXIT_OK;
+}
+
+/* The definition every share must agree on. */
+static void sweep_define(struct sweep_cmd *x)
+{
+	struct plot_sweep_def *d = &x->d;
+	const struct sim_config *base = &x->base;
+	bool first = true;
+	size_t o;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->algorithm, sizeof(d->algorithm), "%s", base->algo->name);
+	snprintf(d->trace, sizeof(d->trace), "%s", x->o.trace);
+	d->page_size = trace_mem_header(x->tm)->page_size;
+	d->nkeys = x->g.nkeys;
+	for (uint32_t k = 0; k < x->g.nkeys; k++)
+		memcpy(d->keys[k], x->g.keys[k], sizeof(d->keys[k]));
+	d->points = x->g.points;
+	d->seeds = x->o.seeds;
+	cli_sim_options_format(d->options, sizeof(d->options), base, sim_expected_end_ms(x->tm, base),
+			       true);
+	o = strlen(d->options);
+	for (uint32_t i = 0; i < base->algo->nparams && o < sizeof(d->options); i++) {
+		bool varied = false;
+
+		for (uint32_t k = 0; k < x->g.nkeys; k++)
+			varied |= !strcmp(x->g.keys[k], base->algo->params[i].name);
+		if (varied)
+			continue;
+		o += (size_t)snprintf(d->options + o, sizeof(d->options) - o, "%s%s=%g",
+				      first ? "; fixed: " : " ", base->algo->params[i].name,
+				      base->params.v[i]);
+		first = false;
 	}
+}
 
-	cli_progress_init(&prog, "loading");
-	rc = trace_mem_load(&tm, trace, cli_load_progress, &prog, &err);
-	cli_progress_done(&prog);
-	if (rc < 0) {
-		grid_free(&g);
-		return cli_fail(&err);
-	}
-	/* the definition every share must agree on */
-	memset(&d, 0, sizeof(d));
-	snprintf(d.algorithm, sizeof(d.algorithm), "%s", base.algo->name);
-	snprintf(d.trace, sizeof(d.trace), "%s", trace);
-	d.page_size = trace_mem_header(tm)->page_size;
-	d.nkeys = g.nkeys;
-	for (uint32_t k = 0; k < g.nkeys; k++)
-		memcpy(d.keys[k], g.keys[k], sizeof(d.keys[k]));
-	d.points = g.points;
-	d.seeds = seeds;
-	{
-		size_t o;
-		bool first = true;
+static bool mine(const struct sweep_opts *o, uint64_t r)
+{
+	return !o->tasks || r % o->tasks == o->task.v[0];
+}
 
-		cli_sim_options_format(d.options, sizeof(d.options), &base,
-				       sim_expected_end_ms(tm, &base), true);
-		o = strlen(d.options);
-		for (uint32_t i = 0; i < base.algo->nparams && o < sizeof(d.options); i++) {
-			bool varied = false;
+/* This task's runs: one row and one job each. */
+static int sweep_jobs(struct sweep_cmd *x)
+{
+	uint64_t total = x->g.points * x->o.seeds;
+	size_t n = 0;
 
-			for (uint32_t k = 0; k < g.nkeys; k++)
-				varied |= !strcmp(g.keys[k], base.algo->params[i].name);
-			if (varied)
-				continue;
-			o += (size_t)snprintf(d.options + o, sizeof(d.options) - o, "%s%s=%g",
-					      first ? "; fixed: " : " ", base.algo->params[i].name,
-					      base.params.v[i]);
-			first = false;
-		}
-	}
-
-	/* this task's runs */
-	for (uint64_t r = 0; r < g.points * seeds; r++)
-		if (!tasks || r % tasks == task)
-			nruns++;
-	rows = calloc(nruns ? nruns : 1, sizeof(*rows));
-	job = calloc(nruns ? nruns : 1, sizeof(*job));
-	if (!rows || !job) {
+	for (uint64_t r = 0; r < total; r++)
+		n += mine(&x->o, r);
+	x->rows = calloc(n ? n : 1, sizeof(*x->rows));
+	x->job = calloc(n ? n : 1, sizeof(*x->job));
+	if (!x->rows || !x->job) {
 		fprintf(stderr, "sim: out of memory\n");
-		rc = EXIT_FAIL;
-		goto done;
+		return EXIT_FAIL;
 	}
-	nruns = 0;
-	for (uint64_t r = 0; r < g.points * seeds; r++) {
-		struct plot_sweep_run *row = &rows[nruns];
-		struct sim_job *j = &job[nruns];
+	for (uint64_t r = 0; r < total; r++) {
+		struct plot_sweep_run *row = &x->rows[x->nruns];
+		struct sim_job *j = &x->job[x->nruns];
 
-		if (tasks && r % tasks != task)
+		if (!mine(&x->o, r))
 			continue;
 		row->run = r;
-		row->point = r / seeds;
-		row->seed = r % seeds + 1;
-		grid_point(&g, row->point, row->values);
-		j->cfg = base;
+		row->point = r / x->o.seeds;
+		row->seed = r % x->o.seeds + 1;
+		grid_point(&x->g, row->point, row->values);
+		j->cfg = x->base;
 		j->cfg.seed = row->seed;
-		for (uint32_t k = 0; k < g.nkeys; k++)
-			j->cfg.params.v[algo_param_index(base.algo, g.keys[k])] = row->values[k];
-		algo_params_format(base.algo, &j->cfg.params, row->params, sizeof(row->params));
+		for (uint32_t k = 0; k < x->g.nkeys; k++)
+			j->cfg.params.v[algo_param_index(x->base.algo, x->g.keys[k])] = row->values[k];
+		algo_params_format(x->base.algo, &j->cfg.params, row->params, sizeof(row->params));
 		j->keep_samples = true;
-		nruns++;
+		x->nruns++;
 	}
-	ctx.rows = rows;
-	ctx.prog = &prog;
+	return EXIT_OK;
+}
+
+static int sweep_prepare(struct sweep_cmd *x)
+{
+	int rc = sweep_grid(x);
+
+	if (rc != EXIT_OK)
+		return rc;
+	rc = cli_load_trace(&x->tm, x->o.trace);
+	if (rc != EXIT_OK)
+		return rc;
+	sweep_define(x);
+	return sweep_jobs(x);
+}
+
+static int sweep_run(struct sweep_cmd *x)
+{
+	struct cli_progress prog;
+	struct sweep_ctx ctx = { .rows = x->rows, .prog = &prog };
+	int rc;
+
 	cli_tune_malloc_for_threads();
 	cli_progress_init(&prog, "sweeping");
-	rc = sim_parallel_run(tm, job, nruns, (unsigned)jobs, true, job_done, sweep_progress, &ctx,
-			      &err);
+	rc = sim_parallel_run(x->tm, x->job, x->nruns, (unsigned)x->o.jobs, true, job_done,
+			      sweep_progress, &ctx, &x->err);
 	cli_progress_done(&prog);
-	if (rc == 0 && tasks) {
-		char name[96], *path = NULL;
+	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+}
 
-		snprintf(name, sizeof(name), "share-%llu-of-%llu.csv", (unsigned long long)task,
-			 (unsigned long long)tasks);
-		if (asprintf(&path, "%s/%s", dir, name) < 0)
-			path = NULL;
-		if (!path) {
-			rc = sp_err_set(&err, SP_ENOMEM, "out of memory");
-		} else {
-			rc = plot_mkdir_p(dir, &err);
-			if (rc == 0)
-				rc = plot_sweep_write_runs(path, &d, rows, nruns, &err);
-			if (rc == 0 && !quiet)
-				printf("share %llu of %llu: %zu runs written to %s; when all %llu shares are "
-				       "done: sim sweep merge %s\n",
-				       (unsigned long long)task, (unsigned long long)tasks, nruns, path,
-				       (unsigned long long)tasks, dir);
-		}
-		free(path);
-	} else if (rc == 0) {
-		rc = plot_sweep_write(dir, &d, rows, nruns, trace_mem_header(tm)->desc, base.algo, &err);
-		if (rc == 0 && !quiet) {
-			print_points(&d, rows, nruns);
-			printf("report: %s/index.html\n", dir);
-		}
+/* This task's share of the runs: DIR/share-I-of-N.csv. */
+static int sweep_write_share(struct sweep_cmd *x)
+{
+	unsigned long long task = x->o.task.v[0], tasks = x->o.tasks;
+	char *path = NULL;
+	int rc;
+
+	if (asprintf(&path, "%s/share-%llu-of-%llu.csv", x->o.dir, task, tasks) < 0)
+		return cli_fail(&(struct sp_err){ .code = SP_ENOMEM });
+	rc = plot_mkdir_p(x->o.dir, &x->err);
+	if (rc == 0)
+		rc = plot_sweep_write_runs(path, &x->d, x->rows, x->nruns, &x->err);
+	if (rc == 0 && !x->o.quiet)
+		printf("share %llu of %llu: %zu runs written to %s; when all %llu shares are done: "
+		       "sim sweep merge %s\n", task, tasks, x->nruns, path, tasks, x->o.dir);
+	free(path);
+	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+}
+
+static int sweep_report(struct sweep_cmd *x)
+{
+	if (x->o.tasks)
+		return sweep_write_share(x);
+	if (plot_sweep_write(x->o.dir, &x->d, x->rows, x->nruns, trace_mem_header(x->tm)->desc,
+			     x->base.algo, &x->err) < 0)
+		return cli_fail(&x->err);
+	if (!x->o.quiet) {
+		print_points(&x->d, x->rows, x->nruns);
+		printf("report: %s/index.html\n", x->o.dir);
 	}
-	rc = rc < 0 ? cli_fail(&err) : EXIT_OK;
-done:
-	free(rows);
-	for (size_t i = 0; i < nruns; i++)
-		sim_job_release(&job[i]);
-	free(job);
-	trace_mem_free(tm);
-	grid_free(&g);
+	return EXIT_OK;
+}
+
+static int sweep_merge(int argc, char **argv)
+{
+	struct merge_opts o = { .quiet = false };
+	int rc = cli_parse_args(&merge_spec, argc, argv, &o);
+
+	return rc == CLI_GO ? do_merge(o.dirs.v[0], o.quiet) : rc;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+	struct sweep_cmd *x;
+	int rc;
+
+	if (argc > 1 && !strcmp(argv[1], "merge"))
+		return sweep_merge(argc - 1, argv + 1);
+	x = cli_calloc(sizeof(*x));
+	if (!x)
+		return EXIT_FAIL;
+	rc = sweep_parse(x, argc, argv);
+	if (rc == CLI_GO && x->o.merge) {
+		rc = do_merge(x->o.dir, x->o.quiet);
+	} else if (rc == CLI_GO) {
+		rc = sweep_prepare(x);
+		if (rc == EXIT_OK)
+			rc = sweep_run(x);
+		if (rc == EXIT_OK)
+			rc = sweep_report(x);
+	}
+	free(x->rows);
+	for (size_t i = 0; i < x->nruns; i++)
+		sim_job_release(&x->job[i]);
+	free(x->job);
+	trace_mem_free(x->tm);
+	grid_free(&x->g);
+	free(x);
 	return rc;
-bad_value:
-	return cli_usage_error("sweep", "invalid value '%s' for --%s", optarg, opts[li].name);
 }

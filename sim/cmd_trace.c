@@ -3,7 +3,6 @@
  * (`record` and `import` live in cmd_record.c).
  */
 #include <csv.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,47 +14,56 @@
 #include "sim.h"
 #include "trace.h"
 
-static bool want_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-			return true;
-	}
-	return false;
-}
-
 /* ---- gen -------------------------------------------------------------- */
 
-static void gen_usage(FILE *f)
-{
-	struct trace_gen_params d;
+struct gen_opts {
+	struct trace_gen_params p;
+	const char *out;
+};
 
-	trace_gen_defaults(&d);
-	fprintf(f,
-		"usage: sim trace gen -o FILE [options]\n"
-		"\n"
-		"Writes a synthetic trace.  The same options and seed give the same bytes.\n"
-		"\n"
-		"  -o, --output FILE          trace to write (replaced only when complete)\n"
-		"  --guests N                 guests (default %u)\n"
-		"  --pages N                  pages per guest (default %llu)\n"
-		"  --snapshots N              snapshots, the first at time 0 (default %u)\n"
-		"  --interval-ms N            time between snapshots (default %llu)\n"
-		"  --shared-fraction F        fraction of non-zero pages with content shared across\n"
-		"                             guests, popularity Zipf-distributed (default %g)\n"
-		"  --shared-contents N        distinct shared contents (default pages/16)\n"
-		"  --zipf S                   Zipf exponent of shared-content popularity (default %g)\n"
-		"  --zero-fraction F          fraction of zero-filled pages (default %g)\n"
-		"  --write-rate F             probability a volatile page is rewritten per interval (default %g)\n"
-		"  --volatile-fraction F      fraction of pages that are ever rewritten (default %g)\n"
-		"  --huge-fraction F          fraction of 2 MiB regions on huge pages (default %g)\n"
-		"  --nodes N                  NUMA nodes; guest g on node g %% N (default %u)\n"
-		"  --domains N                security domains; guest g in domain g %% N (default %u)\n"
-		"  --seed N                   random seed (default %llu)\n",
-		d.guests, (unsigned long long)d.pages, d.snapshots, (unsigned long long)d.interval_ms,
-		d.shared_fraction, d.zipf_s, d.zero_fraction, d.write_rate, d.volatile_fraction,
-		d.huge_fraction, d.nodes, d.domains, (unsigned long long)d.seed);
-}
+#define GEN_U32(n, field, text)                                                               \
+	{ .name = n, .type = CLI_U32, .offset = offsetof(struct gen_opts, p.field),           \
+	  .metavar = "N", .help = text }
+#define GEN_U64(n, field, text)                                                               \
+	{ .name = n, .type = CLI_U64, .offset = offsetof(struct gen_opts, p.field),           \
+	  .metavar = "N", .help = text }
+#define GEN_DOUBLE(n, field, text)                                                            \
+	{ .name = n, .type = CLI_DOUBLE, .offset = offsetof(struct gen_opts, p.field),        \
+	  .metavar = "F", .help = text }
+
+/* The ranges are trace_gen_check's, so that the library says them once. */
+static const struct cli_opt gen_table[] = {
+	{ .name = "output", .short_name = 'o', .type = CLI_PATH,
+	  .offset = offsetof(struct gen_opts, out), .metavar = "FILE", .required = true,
+	  .help = "trace to write (replaced only when complete)" },
+	GEN_U32("guests", guests, "guests (default {})"),
+	GEN_U64("pages", pages, "pages per guest (default {})"),
+	GEN_U32("snapshots", snapshots, "snapshots, the first at time 0 (default {})"),
+	GEN_U64("interval-ms", interval_ms, "time between snapshots (default {})"),
+	GEN_DOUBLE("shared-fraction", shared_fraction,
+		   "fraction of non-zero pages with content shared across\n"
+		   "guests, popularity Zipf-distributed (default {})"),
+	GEN_U64("shared-contents", shared_contents, "distinct shared contents (default pages/16)"),
+	GEN_DOUBLE("zipf", zipf_s, "Zipf exponent of shared-content popularity (default {})"),
+	GEN_DOUBLE("zero-fraction", zero_fraction, "fraction of zero-filled pages (default {})"),
+	GEN_DOUBLE("write-rate", write_rate,
+		   "probability a volatile page is rewritten per interval (default {})"),
+	GEN_DOUBLE("volatile-fraction", volatile_fraction,
+		   "fraction of pages that are ever rewritten (default {})"),
+	GEN_DOUBLE("huge-fraction", huge_fraction, "fraction of 2 MiB regions on huge pages (default {})"),
+	GEN_U32("nodes", nodes, "NUMA nodes; guest g on node g % N (default {})"),
+	GEN_U32("domains", domains, "security domains; guest g in domain g % N (default {})"),
+	GEN_U64("seed", seed, "random seed (default {})"),
+	{ 0 },
+};
+
+static const struct cli_spec gen_spec = {
+	.prog = CLI_PROG,
+	.name = "trace gen",
+	.usage = "-o FILE [options]",
+	.about = "Writes a synthetic trace.  The same options and seed give the same bytes.",
+	.opts = gen_table,
+};
 
 static void gen_progress(void *arg, uint64_t done, uint64_t total)
 {
@@ -68,70 +76,19 @@ static void gen_progress(void *arg, uint64_t done, uint64_t total)
 
 static int cmd_gen(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "guests", required_argument, NULL, 'g' },
-		{ "pages", required_argument, NULL, 'p' },
-		{ "snapshots", required_argument, NULL, 's' },
-		{ "interval-ms", required_argument, NULL, 'i' },
-		{ "shared-fraction", required_argument, NULL, 'f' },
-		{ "shared-contents", required_argument, NULL, 'k' },
-		{ "zipf", required_argument, NULL, 'z' },
-		{ "zero-fraction", required_argument, NULL, '0' },
-		{ "write-rate", required_argument, NULL, 'w' },
-		{ "volatile-fraction", required_argument, NULL, 'v' },
-		{ "huge-fraction", required_argument, NULL, 'H' },
-		{ "nodes", required_argument, NULL, 'n' },
-		{ "domains", required_argument, NULL, 'D' },
-		{ "seed", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct trace_gen_params p;
+	struct gen_opts o = { .out = NULL };
 	struct sp_err err = { 0 };
 	struct cli_progress prog;
-	const char *out = NULL;
-	uint64_t u;
-	int c, li, rc;
-	bool ok;
+	int rc;
 
-	trace_gen_defaults(&p);
-	optind = 1;
-	opterr = 0;
-	while ((li = -1, c = getopt_long(argc, argv, ":o:h", opts, &li)) != -1) {
-		ok = true;
-		switch (c) {
-		case 'o': out = optarg; break;
-		case 'g': ok = cli_parse_u64(optarg, &u) && u <= UINT32_MAX; p.guests = (uint32_t)u; break;
-		case 'p': ok = cli_parse_u64(optarg, &p.pages); break;
-		case 's': ok = cli_parse_u64(optarg, &u) && u <= UINT32_MAX; p.snapshots = (uint32_t)u; break;
-		case 'i': ok = cli_parse_u64(optarg, &p.interval_ms); break;
-		case 'f': ok = cli_parse_double(optarg, &p.shared_fraction); break;
-		case 'k': ok = cli_parse_u64(optarg, &p.shared_contents); break;
-		case 'z': ok = cli_parse_double(optarg, &p.zipf_s); break;
-		case '0': ok = cli_parse_double(optarg, &p.zero_fraction); break;
-		case 'w': ok = cli_parse_double(optarg, &p.write_rate); break;
-		case 'v': ok = cli_parse_double(optarg, &p.volatile_fraction); break;
-		case 'H': ok = cli_parse_double(optarg, &p.huge_fraction); break;
-		case 'n': ok = cli_parse_u64(optarg, &u) && u <= UINT32_MAX; p.nodes = (uint32_t)u; break;
-		case 'D': ok = cli_parse_u64(optarg, &u) && u <= UINT32_MAX; p.domains = (uint32_t)u; break;
-		case 'r': ok = cli_parse_u64(optarg, &p.seed); break;
-		case 'h': gen_usage(stdout); return EXIT_OK;
-		case ':': return cli_usage_error("trace gen", "option '%s' needs a value", argv[optind - 1]);
-		default: return cli_usage_error("trace gen", "unknown option '%s'", argv[optind - 1]);
-		}
-		if (!ok)
-			return cli_usage_error("trace gen", "invalid value '%s' for --%s", optarg,
-					       li >= 0 ? opts[li].name : "o");
-	}
-	if (optind < argc)
-		return cli_usage_error("trace gen", "unexpected argument '%s'", argv[optind]);
-	if (!out)
-		return cli_usage_error("trace gen", "-o FILE is required");
-	if (trace_gen_check(&p, &err) < 0)
+	trace_gen_defaults(&o.p);
+	rc = cli_parse_args(&gen_spec, argc, argv, &o);
+	if (rc != CLI_GO)
+		return rc;
+	if (trace_gen_check(&o.p, &err) < 0)
 		return cli_fail(&err);
 	cli_progress_init(&prog, "generating");
-	rc = trace_gen_write(&p, out, gen_progress, &prog, &err);
+	rc = trace_gen_write(&o.p, o.out, gen_progress, &prog, &err);
 	cli_progress_done(&prog);
 	if (rc < 0)
 		return cli_fail(&err);
@@ -140,22 +97,34 @@ static int cmd_gen(int argc, char **argv)
 
 /* ---- check ------------------------------------------------------------ */
 
+/* The commands that take one trace and no option. */
+struct file_opts {
+	struct cli_list files;
+};
+
+static const struct cli_spec check_spec = {
+	.prog = CLI_PROG,
+	.name = "trace check",
+	.usage = "FILE",
+	.about = "Reads and validates the whole trace (every chunk checksum, every record);\n"
+		 "exits 0 only if it is sound, else 3 with the byte offset of the fault.",
+	.min_args = 1, .max_args = 1, .args_name = "FILE",
+	.args_offset = offsetof(struct file_opts, files),
+};
+
 static int cmd_check(int argc, char **argv)
 {
 	struct sp_err err = { 0 };
+	struct file_opts o = { .files.n = 0 };
 	uint32_t snaps;
 	uint64_t records;
+	int rc = cli_parse_args(&check_spec, argc, argv, &o);
 
-	if (want_help(argc, argv)) {
-		puts("usage: sim trace check FILE\n\nReads and validates the whole trace (every chunk checksum, every record);\n"
-		     "exits 0 only if it is sound, else 3 with the byte offset of the fault.");
-		return EXIT_OK;
-	}
-	if (argc != 2)
-		return cli_usage_error("trace check", "expected one FILE");
-	if (trace_check(argv[1], &snaps, &records, &err) < 0)
+	if (rc != CLI_GO)
+		return rc;
+	if (trace_check(o.files.v[0], &snaps, &records, &err) < 0)
 		return cli_fail(&err);
-	printf("%s: ok, %u snapshots, %llu page records\n", argv[1], snaps,
+	printf("%s: ok, %u snapshots, %llu page records\n", o.files.v[0], snaps,
 	       (unsigned long long)records);
 	return EXIT_OK;
 }
@@ -231,27 +200,19 @@ static int census_apply(struct census *c, const struct trace_record *rec, struct
 	return 0;
 }
 
-static int cmd_info(int argc, char **argv)
-{
-	struct sp_err err = { 0 };
-	struct trace_reader *r;
-	const struct trace_header *h;
-	struct trace_snapshot s;
-	struct trace_record rec;
-	struct census c;
-	int rc;
+static const struct cli_spec info_spec = {
+	.prog = CLI_PROG,
+	.name = "trace info",
+	.usage = "FILE",
+	.about = "Prints the trace's header and guests, then per snapshot: time, records,\n"
+		 "present, zero, huge, distinct contents and duplicate pages (present - distinct).",
+	.min_args = 1, .max_args = 1, .args_name = "FILE",
+	.args_offset = offsetof(struct file_opts, files),
+};
 
-	if (want_help(argc, argv)) {
-		puts("usage: sim trace info FILE\n\nPrints the trace's header and guests, then per snapshot: time, records,\n"
-		     "present, zero, huge, distinct contents and duplicate pages (present - distinct).");
-		return EXIT_OK;
-	}
-	if (argc != 2)
-		return cli_usage_error("trace info", "expected one FILE");
-	if (trace_reader_open(&r, argv[1], &err) < 0)
-		return cli_fail(&err);
-	h = trace_reader_header(r);
-	printf("trace        %s\n", argv[1]);
+static void info_header(const char *path, const struct trace_header *h)
+{
+	printf("trace        %s\n", path);
 	printf("description  %s\n", h->desc[0] ? h->desc : "(none)");
 	printf("page size    %u\n", h->page_size);
 	printf("fingerprint  %s, 128 bits%s%s\n",
@@ -264,6 +225,25 @@ static int cmd_info(int argc, char **argv)
 	for (uint32_t g = 0; g < h->nguests; g++)
 		printf("  %-20s node %-3u domain %-4u %llu pages\n", h->guests[g].name, h->guests[g].node,
 		       h->guests[g].domain, (unsigned long long)h->guests[g].pages);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	struct file_opts o = { .files.n = 0 };
+	struct sp_err err = { 0 };
+	struct trace_reader *r;
+	const struct trace_header *h;
+	struct trace_snapshot s;
+	struct trace_record rec;
+	struct census c;
+	int rc = cli_parse_args(&info_spec, argc, argv, &o);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (trace_reader_open(&r, o.files.v[0], &err) < 0)
+		return cli_fail(&err);
+	h = trace_reader_header(r);
+	info_header(o.files.v[0], h);
 	rc = census_init(&c, h, &err);
 	if (rc == 0)
 		printf("%8s %10s %10s %10s %10s %10s %10s %10s\n", "snapshot", "time_ms", "records",
@@ -299,86 +279,119 @@ static void put_field(FILE *f, const char *s)
 		fputs(s, f);
 }
 
-static int cmd_export(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "csv", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct sp_err err = { 0 };
+struct export_opts {
+	struct cli_list files;
+	const char *csv;
+};
+
+static const struct cli_opt export_table[] = {
+	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct export_opts, csv),
+	  .metavar = "OUT", .required = true, .help = "the CSV to write" },
+	{ 0 },
+};
+
+static const struct cli_spec export_spec = {
+	.prog = CLI_PROG,
+	.name = "trace export",
+	.usage = "FILE --csv OUT",
+	.about = "Writes one CSV row per present page per snapshot:\n"
+		 "snapshot,time_ms,guest,page,fingerprint,zero,node,huge (fingerprint in hex,\n"
+		 "high word first; zero pages have fingerprint 0).",
+	.opts = export_table,
+	.min_args = 1, .max_args = 1, .args_name = "FILE",
+	.args_offset = offsetof(struct export_opts, files),
+};
+
+struct export_cmd {
+	struct export_opts o;
 	struct trace_reader *r;
 	const struct trace_header *h;
-	struct trace_snapshot s;
-	struct trace_record rec;
 	struct census c;
 	struct atomic_file af;
-	struct cli_progress prog;
-	const char *out = NULL, *in;
-	int ch, rc;
+	struct sp_err err;
+};
 
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (ch == 'o')
-			out = optarg;
-		else if (ch == 'h') {
-			puts("usage: sim trace export FILE --csv OUT\n\nWrites one CSV row per present page per snapshot:\n"
-			     "snapshot,time_ms,guest,page,fingerprint,zero,node,huge (fingerprint in hex,\n"
-			     "high word first; zero pages have fingerprint 0).");
-			return EXIT_OK;
-		} else
-			return cli_usage_error("trace export", "bad option '%s'", argv[optind - 1]);
-	}
-	if (optind != argc - 1 || !out)
-		return cli_usage_error("trace export", "expected FILE and --csv OUT");
-	in = argv[optind];
-	if (trace_reader_open(&r, in, &err) < 0)
-		return cli_fail(&err);
-	h = trace_reader_header(r);
-	rc = census_init(&c, h, &err);
+/* The input read and checked, the census allocated, the output opened. */
+static int export_prepare(struct export_cmd *x)
+{
+	int rc;
+
+	if (trace_reader_open(&x->r, x->o.files.v[0], &x->err) < 0)
+		return cli_fail(&x->err);
+	x->h = trace_reader_header(x->r);
+	rc = census_init(&x->c, x->h, &x->err);
 	if (rc == 0)
-		rc = atomic_file_open(&af, out, 0644, &err);
+		rc = atomic_file_open(&x->af, x->o.csv, 0644, &x->err);
 	if (rc < 0) {
-		census_release(&c);
-		trace_reader_close(r);
-		return cli_fail(&err);
+		census_release(&x->c);
+		trace_reader_close(x->r);
+		return cli_fail(&x->err);
 	}
-	fputs("snapshot,time_ms,guest,page,fingerprint,zero,node,huge\n", af.f);
-	cli_progress_init(&prog, "exporting");
-	while ((rc = trace_reader_next_snapshot(r, &s, &err)) > 0) {
-		uint64_t i = 0;
+	fputs("snapshot,time_ms,guest,page,fingerprint,zero,node,huge\n", x->af.f);
+	return EXIT_OK;
+}
 
-		while ((rc = trace_reader_next_record(r, &rec, &err)) > 0) {
-			rc = census_apply(&c, &rec, &err);
+static void export_rows(struct export_cmd *x, const struct trace_snapshot *s)
+{
+	const struct trace_header *h = x->h;
+	uint64_t i = 0;
+
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		for (uint64_t p = 0; p < h->guests[g].pages; p++, i++) {
+			if (!x->c.present[i])
+				continue;
+			fprintf(x->af.f, "%u,%llu,", s->index, (unsigned long long)s->time_ms);
+			put_field(x->af.f, h->guests[g].name);
+			fprintf(x->af.f, ",%llu,%016llx%016llx,%u,%u,%u\n", (unsigned long long)p,
+				(unsigned long long)x->c.fp[i].hi, (unsigned long long)x->c.fp[i].lo,
+				x->c.zero[i], x->c.node[i], x->c.huge[i]);
+		}
+	}
+}
+
+/* Every snapshot through the census, its present pages out; 0 or an SP_E* code. */
+static int export_run(struct export_cmd *x)
+{
+	struct cli_progress prog;
+	struct trace_snapshot s;
+	struct trace_record rec;
+	int rc;
+
+	cli_progress_init(&prog, "exporting");
+	while ((rc = trace_reader_next_snapshot(x->r, &s, &x->err)) > 0) {
+		while ((rc = trace_reader_next_record(x->r, &rec, &x->err)) > 0) {
+			rc = census_apply(&x->c, &rec, &x->err);
 			if (rc < 0)
 				break;
 		}
 		if (rc < 0)
 			break;
-		for (uint32_t g = 0; g < h->nguests; g++) {
-			for (uint64_t p = 0; p < h->guests[g].pages; p++, i++) {
-				if (!c.present[i])
-					continue;
-				fprintf(af.f, "%u,%llu,", s.index, (unsigned long long)s.time_ms);
-				put_field(af.f, h->guests[g].name);
-				fprintf(af.f, ",%llu,%016llx%016llx,%u,%u,%u\n", (unsigned long long)p,
-					(unsigned long long)c.fp[i].hi, (unsigned long long)c.fp[i].lo,
-					c.zero[i], c.node[i], c.huge[i]);
-			}
-		}
-		cli_progress_update(&prog, (double)trace_reader_offset(r) / (double)trace_reader_size(r), NULL);
+		export_rows(x, &s);
+		cli_progress_update(&prog, (double)trace_reader_offset(x->r) / (double)trace_reader_size(x->r),
+				    NULL);
 	}
 	cli_progress_done(&prog);
-	census_release(&c);
-	trace_reader_close(r);
+	return rc;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	struct export_cmd x = { .o.csv = NULL };
+	int rc = cli_parse_args(&export_spec, argc, argv, &x.o);
+
+	if (rc != CLI_GO)
+		return rc;
+	rc = export_prepare(&x);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = export_run(&x);
+	census_release(&x.c);
+	trace_reader_close(x.r);
 	if (rc == 0)
-		rc = atomic_file_commit(&af, &err);
+		rc = atomic_file_commit(&x.af, &x.err);
 	else
-		atomic_file_abort(&af);
-	if (rc < 0)
-		return cli_fail(&err);
-	return EXIT_OK;
+		atomic_file_abort(&x.af);
+	return rc < 0 ? cli_fail(&x.err) : EXIT_OK;
 }
 
 /* ---- dispatch --------------------------------------------------------- */

@@ -28,7 +28,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,38 +44,50 @@
 
 #define NS_PER_MS 1000000ull
 
-/* The host's KSM tunables as found; restored at the end and by the signal guard. */
-static struct real_ksm_saved g_saved;
+struct validate_opts {
+	struct cli_sim_opts sim; /* duration and sampling */
+	const char *trace, *algo, *csv;
+	struct real_ksm_settings ks; /* the --set tunables */
+	bool quiet, allow_others;
+};
 
-static void validate_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: sim validate [--trace FILE] [--algo NAME] [--set key=value]... [options]\n"
-		"\n"
-		"Checks the simulator against the kernel's KSM on this machine (root only):\n"
-		"materialises the trace's guests in live memory, lets the kernel's KSM merge\n"
-		"them while the trace's writes are replayed in real time, samples\n"
-		"/sys/kernel/mm/ksm, then simulates the same trace with the same tunables and\n"
-		"prints both time series and the errors of the simulator.  Every KSM tunable\n"
-		"is saved first and restored at the end, also on error and on Ctrl-C; the\n"
-		"run starts by unmerging every KSM page on the host (run=2).\n"
-		"\n"
-		"  --trace FILE       trace to replay (default: the bundled sample %s)\n"
-		"  --algo NAME        simulated algorithm to compare (default ksm)\n"
-		"  --set key=value    a KSM tunable for both sides: pages_to_scan, sleep_millisecs,\n"
-		"                     merge_across_nodes, use_zero_pages, max_page_sharing,\n"
-		"                     smart_scan (default: the kernel's defaults); repeatable\n"
-		"  --duration-ms N    run N ms (default: until 60 s after the last snapshot)\n"
-		"  --sample-ms N      sample every N ms (default 1000)\n"
-		"  --csv OUT          write both series: time_ms, kernel_<metric>..., sim_<metric>...\n"
-		"  -q, --quiet        print only the summary, not the series\n"
-		"  --allow-others     run even if other processes have mergeable memory (their\n"
-		"                     pages then count in the kernel's figures)\n"
-		"\n"
-		"Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root, no KSM, or\n"
-		"other mergeable processes.\n",
-		cli_default_trace());
-}
+static int parse_set(void *opts, const char *kv, char *msg, size_t len);
+
+static const struct cli_opt validate_table[] = {
+	CLI_TRACE_OPT(struct validate_opts, trace),
+	{ .name = "algo", .type = CLI_STRING, .offset = offsetof(struct validate_opts, algo),
+	  .metavar = "NAME", .help = "simulated algorithm to compare (default {})" },
+	{ .name = "set", .type = CLI_FN, .fn = parse_set, .metavar = "key=value",
+	  .help = "a KSM tunable for both sides: pages_to_scan, sleep_millisecs,\n"
+		  "merge_across_nodes, use_zero_pages, max_page_sharing,\n"
+		  "smart_scan (default: the kernel's defaults); repeatable" },
+	CLI_SIM_DURATION_OPT(struct validate_opts, sim,
+			     "run N ms (default: until 60 s after the last snapshot)"),
+	CLI_SIM_SAMPLE_OPT(struct validate_opts, sim, "sample every N ms (default {})"),
+	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct validate_opts, csv),
+	  .metavar = "OUT", .help = "write both series: time_ms, kernel_<metric>..., sim_<metric>..." },
+	CLI_QUIET_OPT(struct validate_opts, quiet, "print only the summary, not the series"),
+	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct validate_opts, allow_others),
+	  .help = "run even if other processes have mergeable memory (their\n"
+		  "pages then count in the kernel's figures)" },
+	{ 0 },
+};
+
+static const struct cli_spec validate_spec = {
+	.prog = CLI_PROG,
+	.name = "validate",
+	.usage = "[--trace FILE] [--algo NAME] [--set key=value]... [options]",
+	.about = "Checks the simulator against the kernel's KSM on this machine (root only):\n"
+		 "materialises the trace's guests in live memory, lets the kernel's KSM merge\n"
+		 "them while the trace's writes are replayed in real time, samples\n"
+		 "/sys/kernel/mm/ksm, then simulates the same trace with the same tunables and\n"
+		 "prints both time series and the errors of the simulator.  Every KSM tunable\n"
+		 "is saved first and restored at the end, also on error and on Ctrl-C; the\n"
+		 "run starts by unmerging every KSM page on the host (run=2).",
+	.notes = "Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root, no KSM, or\n"
+		 "other mergeable processes.",
+	.opts = validate_table,
+};
 
 struct sample {
 	uint64_t t_ms;
@@ -364,16 +375,17 @@ static int write_csv(struct atomic_file *af, const struct series *K, const struc
 	return atomic_file_commit(af, err);
 }
 
-/* Parses one --set into the kernel settings; the usage error is printed here. */
-static int parse_set(const char *kv, struct real_ksm_settings *ks)
+/* Parses one --set into the kernel settings (a cli_value_fn). */
+static int parse_set(void *opts, const char *kv, char *msg, size_t len)
 {
+	struct real_ksm_settings *ks = &((struct validate_opts *)opts)->ks;
 	const char *eq = strchr(kv, '=');
 	char key[64];
 	uint64_t v;
 	int f = -1;
 
 	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key))
-		return cli_usage_error("validate", "--set wants key=value, not '%s'", kv);
+		return snprintf(msg, len, "--set wants key=value, not '%s'", kv), -1;
 	memcpy(key, kv, (size_t)(eq - kv));
 	key[eq - kv] = '\0';
 	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
@@ -381,196 +393,176 @@ static int parse_set(const char *kv, struct real_ksm_settings *ks)
 			f = cli_ksm_settable[i];
 	}
 	if (f < 0)
-		return cli_usage_error("validate",
-				       "unknown KSM tunable '%s' (valid: pages_to_scan, sleep_millisecs, "
-				       "merge_across_nodes, use_zero_pages, max_page_sharing, smart_scan)",
-				       key);
+		return snprintf(msg, len, "unknown KSM tunable '%s' (valid: pages_to_scan, sleep_millisecs, "
+				"merge_across_nodes, use_zero_pages, max_page_sharing, smart_scan)", key), -1;
 	if (!cli_parse_u64(eq + 1, &v) || v > 0xffffffffull)
-		return cli_usage_error("validate", "invalid value '%s' for %s", eq + 1, key);
+		return snprintf(msg, len, "invalid value '%s' for %s", eq + 1, key), -1;
 	if ((f == REAL_KSM_MERGE_ACROSS_NODES || f == REAL_KSM_USE_ZERO_PAGES ||
 	     f == REAL_KSM_SMART_SCAN) && v > 1)
-		return cli_usage_error("validate", "%s is 0 or 1, not %s", key, eq + 1);
+		return snprintf(msg, len, "%s is 0 or 1, not %s", key, eq + 1), -1;
 	if ((f == REAL_KSM_MAX_PAGE_SHARING && v < 2) || (f == REAL_KSM_PAGES_TO_SCAN && v < 1))
-		return cli_usage_error("validate", "%s=%s is below the kernel's minimum (%s)", key,
-				       eq + 1, f == REAL_KSM_MAX_PAGE_SHARING ? "2" : "1");
+		return snprintf(msg, len, "%s=%s is below the kernel's minimum (%s)", key, eq + 1,
+				f == REAL_KSM_MAX_PAGE_SHARING ? "2" : "1"), -1;
 	ks->set[f] = true;
 	ks->v[f] = (int64_t)v;
 	return 0;
 }
 
-int cmd_validate(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "trace", required_argument, NULL, 't' },
-		{ "algo", required_argument, NULL, 'a' },
-		{ "set", required_argument, NULL, 's' },
-		{ "duration-ms", required_argument, NULL, 'd' },
-		{ "sample-ms", required_argument, NULL, 'S' },
-		{ "csv", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "allow-others", no_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *trace = cli_default_trace(), *algo_name = "ksm", *csv = NULL;
-	bool allow_others = false;
-
-	struct real_ksm_settings ks;
+struct validate_cmd {
+	struct validate_opts o;
 	struct sim_config cfg;
 	struct sim_result res;
-	struct sp_err err = { 0 }, err2 = { 0 };
-	struct atomic_file af = { 0 };
+	struct atomic_file af;
 	struct live L;
 	struct sim_out so;
-	uint64_t last_ms, snapshots, bytes, end_ms;
-	int64_t avail;
-	uint32_t page_size;
+	uint64_t end_ms;
+	bool restore_failed; /* warned: a KSM setting could not be restored */
 	char params[256];
+	struct sp_err err;
+};
+
+/* The simulated side's configuration: the same tunables where the algorithm has them. */
+static int validate_config(struct validate_cmd *x)
+{
+	struct real_ksm_settings *ks = &x->o.ks;
+	const char *name = x->o.algo;
 	size_t plen = 0;
-	bool quiet = false;
-	struct cli_sim_opts opt;
-	int c, li, rc, rc2, exit_code = EXIT_OK;
 
-	memset(&ks, 0, sizeof(ks));
-	memset(&L, 0, sizeof(L));
-	memset(&so, 0, sizeof(so));
-	optind = 1;
-	opterr = 0;
-	cli_sim_opts_init(&opt);
-	while ((li = -1, c = getopt_long(argc, argv, ":qh", opts, &li)) != -1) {
-		int taken = cli_sim_opt(&opt, c, optarg); /* --duration-ms, --sample-ms */
-
-		if (taken < 0)
-			return cli_usage_error("validate", "invalid value '%s' for --%s", optarg, opts[li].name);
-		if (taken)
-			continue;
-		switch (c) {
-		case 't': trace = optarg; break;
-		case 'a': algo_name = optarg; break;
-		case 'o': csv = optarg; break;
-		case 'q': quiet = true; break;
-		case 'A': allow_others = true; break;
-		case 's':
-			if (parse_set(optarg, &ks) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			validate_usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return cli_usage_error("validate", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return cli_usage_error("validate", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("validate", "unexpected argument '%s'", argv[optind]);
-
-	/* Root and KSM first: nothing else matters without them. */
-	if (real_ksm_open(&L.k, NULL, true, &err) < 0)
-		return cli_fail(&err);
-	/* The kernel's counters are system-wide: another mergeable process would count too. */
-	rc = cli_refuse_other_ksm_users(allow_others);
-	if (rc != EXIT_OK)
-		return rc;
-
-	/* The simulated side's configuration: the same tunables where the algorithm has them. */
-	if (!algo_find(algo_name)) {
-		fprintf(stderr, "sim: unknown algorithm '%s'%s; valid: ", algo_name,
-			strcmp(algo_name, "ksm") ? "" : " (not built into this sim yet; try --algo zero)");
+	if (!algo_find(name)) {
+		fprintf(stderr, "sim: unknown algorithm '%s'%s; valid: ", name,
+			strcmp(name, "ksm") ? "" : " (not built into this sim yet; try --algo zero)");
 		for (size_t i = 0; i < algo_count(); i++)
 			fprintf(stderr, "%s%s", i ? ", " : "", algo_at(i)->name);
 		fputc('\n', stderr);
 		return EXIT_USAGE;
 	}
-	sim_config_defaults(&cfg, algo_find(algo_name));
+	sim_config_defaults(&x->cfg, algo_find(name));
 	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
 		int f = cli_ksm_settable[i];
 		char kv[96];
 
-		if (!ks.set[f]) {
-			ks.set[f] = true; /* the kernel side starts from the kernel's defaults */
-			ks.v[f] = real_ksm_default(f);
-		} else if (algo_param_index(cfg.algo, real_ksm_name(f)) >= 0) {
-			snprintf(kv, sizeof(kv), "%s=%lld", real_ksm_name(f), (long long)ks.v[f]);
-			if (algo_params_set(cfg.algo, &cfg.params, kv, &err) < 0)
-				return cli_fail(&err);
+		if (!ks->set[f]) {
+			ks->set[f] = true; /* the kernel side starts from the kernel's defaults */
+			ks->v[f] = real_ksm_default(f);
+		} else if (algo_param_index(x->cfg.algo, real_ksm_name(f)) >= 0) {
+			snprintf(kv, sizeof(kv), "%s=%lld", real_ksm_name(f), (long long)ks->v[f]);
+			if (algo_params_set(x->cfg.algo, &x->cfg.params, kv, &x->err) < 0)
+				return cli_fail(&x->err);
 		} else {
 			fprintf(stderr, "sim: note: algorithm '%s' has no parameter %s; only the kernel uses it\n",
-				cfg.algo->name, real_ksm_name(f));
+				x->cfg.algo->name, real_ksm_name(f));
 		}
-		plen += (size_t)snprintf(params + plen, sizeof(params) - plen, "%s%s=%lld", i ? " " : "",
-					 real_ksm_name(f), (long long)ks.v[f]);
+		plen += (size_t)snprintf(x->params + plen, sizeof(x->params) - plen, "%s%s=%lld",
+					 i ? " " : "", real_ksm_name(f), (long long)ks->v[f]);
 	}
-	ks.set[REAL_KSM_ADVISOR_MODE] = true; /* the advisor would rewrite pages_to_scan */
-	ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
+	ks->set[REAL_KSM_ADVISOR_MODE] = true; /* the advisor would rewrite pages_to_scan */
+	ks->v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
+	return EXIT_OK;
+}
 
-	/* The trace: sound, and small enough to hold in memory. */
-	if (cli_trace_prescan(trace, &last_ms, &snapshots, &bytes, &page_size, &err) < 0)
-		return cli_fail(&err);
+/* Root and KSM, the configuration, the trace (sound and small enough), the output. */
+static int validate_prepare(struct validate_cmd *x)
+{
+	uint64_t last_ms, snapshots, bytes;
+	uint32_t page_size;
+	int64_t avail;
+	int rc;
+
+	if (real_ksm_open(&x->L.k, NULL, true, &x->err) < 0)
+		return cli_fail(&x->err);
+	/* The kernel's counters are system-wide: another mergeable process would count too. */
+	rc = cli_refuse_other_ksm_users(x->o.allow_others);
+	if (rc == EXIT_OK)
+		rc = validate_config(x);
+	if (rc != EXIT_OK)
+		return rc;
+	if (cli_trace_prescan(x->o.trace, &last_ms, &snapshots, &bytes, &page_size, &x->err) < 0)
+		return cli_fail(&x->err);
 	bytes *= page_size;
 	avail = cli_mem_available();
 	if (avail > 0 && bytes > (uint64_t)avail / 10 * 8) {
-		sp_err_set(&err, SP_ENOMEM,
-			   "%s needs up to %llu MiB of live memory; only %lld MiB are available",
-			   trace, (unsigned long long)(bytes >> 20), (long long)(avail >> 20));
-		return cli_fail(&err);
+		sp_err_set(&x->err, SP_ENOMEM, "%s needs up to %llu MiB of live memory; only %lld MiB are available",
+			   x->o.trace, (unsigned long long)(bytes >> 20), (long long)(avail >> 20));
+		return cli_fail(&x->err);
 	}
-	end_ms = opt.duration_ms ? opt.duration_ms : last_ms + 60000;
-	cfg.duration_ms = end_ms;
-	cfg.sample_ms = opt.sample_ms;
+	x->end_ms = x->o.sim.duration_ms ? x->o.sim.duration_ms : last_ms + 60000;
+	x->cfg.duration_ms = x->end_ms;
+	x->cfg.sample_ms = x->o.sim.sample_ms;
+	if (x->o.csv && atomic_file_open(&x->af, x->o.csv, 0644, &x->err) < 0)
+		return cli_fail(&x->err);
+	return EXIT_OK;
+}
 
-	if (csv && atomic_file_open(&af, csv, 0644, &err) < 0)
-		return cli_fail(&err);
+/* The live run: save, clean state, configure, run, unmerge, restore. */
+static int validate_live(struct validate_cmd *x)
+{
+	struct sp_err err2 = { 0 };
+	int rc;
 
-	/* The live run: save, clean state, configure, run, unmerge, restore. */
-	if (real_ksm_save(&L.k, &g_saved, &err) < 0) {
-		if (csv)
-			atomic_file_abort(&af);
-		return cli_fail(&err);
-	}
-	cli_guard_signals(&g_saved, NULL);
-	cli_progress_init(&L.progress, "kernel KSM");
-	rc = real_ksm_set(&L.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &err);
+	rc = cli_guard_start(&x->L.k, 0, &x->err);
+	if (rc < 0)
+		return cli_fail(&x->err);
+	cli_progress_init(&x->L.progress, "kernel KSM");
+	rc = real_ksm_set(&x->L.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &x->err);
 	if (rc == 0)
-		rc = real_ksm_apply(&L.k, &ks, &err);
+		rc = real_ksm_apply(&x->L.k, &x->o.ks, &x->err);
 	if (rc == 0)
-		rc = live_run(&L, trace, end_ms, opt.sample_ms, &err);
-	cli_progress_done(&L.progress);
-	real_mat_free(L.mat); /* freeing our pages drops their KSM merges at once */
-	L.mat = NULL;
-	rc2 = real_ksm_set(&L.k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &err2);
-	if (real_ksm_restore(&g_saved, &err2) < 0 || rc2 < 0) {
+		rc = live_run(&x->L, x->o.trace, x->end_ms, x->o.sim.sample_ms, &x->err);
+	cli_progress_done(&x->L.progress);
+	real_mat_free(x->L.mat); /* freeing our pages drops their KSM merges at once */
+	x->L.mat = NULL;
+	if (cli_guard_end(&x->L.k, &err2) < 0) {
 		fprintf(stderr, "sim: warning: %s\n", err2.msg);
-		exit_code = EXIT_FAIL;
+		x->restore_failed = true;
 	}
-	cli_unguard_signals();
-	if (cli_stop || rc < 0) {
-		if (csv)
-			atomic_file_abort(&af);
-		free(L.series.s);
-		if (!cli_stop)
-			return cli_fail(&err);
+	if (cli_stop) {
 		fprintf(stderr, "sim: interrupted; KSM tunables %s\n",
-			exit_code == EXIT_OK ? "restored" : "NOT all restored (see above)");
+			x->restore_failed ? "NOT all restored (see above)" : "restored");
 		return 128 + (int)cli_stop;
 	}
+	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+}
 
-	/* The simulated run on the same trace, tunables and sample times. */
-	cli_progress_init(&so.progress, "simulating");
-	rc = sim_run(trace, &cfg, sim_sample, sim_progress, &so, &res, &err);
-	cli_progress_done(&so.progress);
-	if (rc == 0 && csv)
-		rc = write_csv(&af, &L.series, &so.series, &err);
-	else if (csv)
-		atomic_file_abort(&af);
-	if (rc < 0) {
-		free(L.series.s);
-		free(so.series.s);
-		return cli_fail(&err);
+/* The simulated run on the same trace, tunables and sample times; then the CSV. */
+static int validate_sim(struct validate_cmd *x)
+{
+	int rc;
+
+	cli_progress_init(&x->so.progress, "simulating");
+	rc = sim_run(x->o.trace, &x->cfg, sim_sample, sim_progress, &x->so, &x->res, &x->err);
+	cli_progress_done(&x->so.progress);
+	if (rc == 0 && x->o.csv) {
+		rc = write_csv(&x->af, &x->L.series, &x->so.series, &x->err);
+		x->o.csv = NULL; /* committed or aborted */
 	}
-	report(&L.series, &so.series, cfg.algo->name, params, L.max_late_ms, quiet);
-	free(L.series.s);
-	free(so.series.s);
-	return exit_code;
+	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+}
+
+int cmd_validate(int argc, char **argv)
+{
+	struct validate_cmd *x = cli_calloc(sizeof(*x));
+	int rc;
+
+	if (!x)
+		return EXIT_FAIL;
+	cli_sim_opts_init(&x->o.sim);
+	x->o.trace = cli_default_trace();
+	x->o.algo = "ksm";
+	rc = cli_parse_args(&validate_spec, argc, argv, &x->o);
+	if (rc == CLI_GO && (rc = validate_prepare(x)) == EXIT_OK) {
+		rc = validate_live(x);
+		if (rc == EXIT_OK)
+			rc = validate_sim(x);
+		if (rc == EXIT_OK)
+			report(&x->L.series, &x->so.series, x->cfg.algo->name, x->params, x->L.max_late_ms,
+			       x->o.quiet);
+		if (rc == EXIT_OK && x->restore_failed)
+			rc = EXIT_FAIL;
+	}
+	if (x->o.csv && x->af.f)
+		atomic_file_abort(&x->af);
+	free(x->L.series.s);
+	free(x->so.series.s);
+	free(x);
+	return rc;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "live.h"
 #include "trace.h"
 
 const int cli_ksm_settable[] = {
@@ -23,16 +24,19 @@ const int cli_ksm_settable[] = {
 const size_t cli_ksm_nsettable = sizeof(cli_ksm_settable) / sizeof(cli_ksm_settable[0]);
 
 volatile sig_atomic_t cli_stop;
-static struct real_ksm_saved *g_saved;
-static const char *g_mapcount;
+/* What the handler restores: set before the handlers are installed, cleared after they are removed. */
+static struct real_ksm_saved g_saved;
+static bool g_have_saved;
+static char g_mapcount[32]; /* "N\n" to write back to max_map_count, or "" */
+static uint64_t g_old_map_count;
 
 static void on_signal(int sig)
 {
 	int e = errno;
 
-	if (g_saved)
-		real_ksm_restore_signal_safe(g_saved);
-	if (g_mapcount && g_mapcount[0]) {
+	if (g_have_saved)
+		real_ksm_restore_signal_safe(&g_saved);
+	if (g_mapcount[0]) {
 		int fd = open("/proc/sys/vm/max_map_count", O_WRONLY);
 
 		if (fd >= 0) {
@@ -63,19 +67,41 @@ static void set_handlers(bool on)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-void cli_guard_signals(struct real_ksm_saved *saved, const char *mapcount)
+int cli_guard_start(struct real_ksm *k, uint64_t old_map_count, struct sp_err *err)
 {
 	cli_stop = 0;
-	g_saved = saved;
-	g_mapcount = mapcount;
+	g_have_saved = false;
+	if (k) {
+		int rc = real_ksm_save(k, &g_saved, err);
+
+		if (rc < 0)
+			return rc;
+		g_have_saved = true;
+	}
+	g_old_map_count = old_map_count;
+	g_mapcount[0] = '\0';
+	if (old_map_count)
+		snprintf(g_mapcount, sizeof(g_mapcount), "%llu\n", (unsigned long long)old_map_count);
 	set_handlers(true);
+	return 0;
 }
 
-void cli_unguard_signals(void)
+int cli_guard_end(struct real_ksm *k, struct sp_err *err)
 {
+	int rc = 0;
+
+	if (k && g_have_saved) {
+		int unmerged = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err);
+
+		if (real_ksm_restore(&g_saved, err) < 0 || unmerged < 0)
+			rc = -1;
+	}
+	if (g_mapcount[0] && real_map_count_set(g_old_map_count, err) < 0)
+		rc = -1;
 	set_handlers(false);
-	g_saved = NULL;
-	g_mapcount = NULL;
+	g_have_saved = false;
+	g_mapcount[0] = '\0';
+	return rc;
 }
 
 void cli_sleep_until(uint64_t t_ns)

@@ -24,13 +24,23 @@ extern const size_t cli_ksm_nsettable;
 extern volatile sig_atomic_t cli_stop;
 
 /*
- * Installs the handlers: on a signal they restore *saved (if non-NULL),
- * write mapcount (if non-NULL and not empty) to /proc/sys/vm/max_map_count,
- * and set cli_stop; a second signal kills the process.  Both pointers must
- * stay valid until cli_unguard_signals().
+ * The signal guard, the one place that puts the host back on Ctrl-C.
+ *
+ * cli_guard_start() saves every KSM tunable of k (when k is not NULL) into
+ * the guard's own copy, notes old_map_count (when not 0: vm.max_map_count
+ * was raised from it for this run), and installs handlers for SIGINT,
+ * SIGTERM and SIGHUP: on a signal they restore the tunables and
+ * max_map_count at once (async-signal-safe) and set cli_stop; a second
+ * signal kills the process.  Nothing in /sys/kernel/mm/ksm may be written
+ * before it succeeded.
+ *
+ * cli_guard_end() unmerges (run=2) and restores the saved tunables (when k
+ * is not NULL), restores max_map_count, and removes the handlers; 0, or -1
+ * with what could not be restored in err (the caller warns and exits 1).
+ * Without k and old_map_count, the guard only turns signals into cli_stop.
  */
-void cli_guard_signals(struct real_ksm_saved *saved, const char *mapcount);
-void cli_unguard_signals(void);
+int cli_guard_start(struct real_ksm *k, uint64_t old_map_count, struct sp_err *err);
+int cli_guard_end(struct real_ksm *k, struct sp_err *err);
 
 /* Sleeps until t_ns of CLOCK_MONOTONIC, or until a signal sets cli_stop. */
 void cli_sleep_until(uint64_t t_ns);

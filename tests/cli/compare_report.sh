@@ -51,14 +51,7 @@ for a in $ALGOS; do
 done
 ls -R "$T/report" | grep -q tmp- && err "temporary files left: $(ls "$R")"
 
-expect() { # code pattern args...
-	local code=$1 pat=$2; shift 2
-	local out rc
-	out=$("$SIM" "$@" 2>&1 >/dev/null); rc=$?
-	if [ $rc -ne "$code" ] || ! grep -q -- "$pat" <<<"$out" || [ "$(wc -l <<<"$out")" -ne 1 ]; then
-		err "sim $* -> exit $rc (want $code), stderr: $out"
-	fi
-}
+. "$(dirname "$0")/expect.sh"
 # failures leave no index.html
 head -c 3000 "$T/t.sptrace" > "$T/cut.sptrace"
 expect 3 "" compare --trace "$T/cut.sptrace" --algos oracle,ksm --report "$T/bad1"

@@ -94,14 +94,7 @@ out=$("$SIM" sweep merge "$T/split" 2>&1 >/dev/null); rc=$?
 { [ $rc -ne 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ]; } || err "foreign share accepted: exit $rc: $out"
 ls "$T/one" "$T/split" | grep -q tmp- && err "temporary files left"
 
-expect() { # code pattern args...
-	local code=$1 pat=$2; shift 2
-	local out rc
-	out=$("$SIM" "$@" 2>&1 >/dev/null); rc=$?
-	if [ $rc -ne "$code" ] || ! grep -q -- "$pat" <<<"$out" || [ "$(wc -l <<<"$out")" -ne 1 ]; then
-		err "sim $* -> exit $rc (want $code), stderr: $out"
-	fi
-}
+. "$(dirname "$0")/expect.sh"
 expect 2 "out of range" sweep --trace "$T/t.sptrace" --algo ksm --vary pages_to_scan=10,-1 --report "$T/bad"
 expect 2 "valid: " sweep --trace "$T/t.sptrace" --algo ksm --vary bogus=1,2 --report "$T/bad"
 expect 2 "task-id and --tasks" sweep --trace "$T/t.sptrace" --algo ksm --vary pages_to_scan=10 --tasks 3 --report "$T/bad"

@@ -7,14 +7,8 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 
-expect() { # code pattern args...
-	local code=$1 pat=$2; shift 2
-	local out rc
-	out=$("$SIM" "$@" 2>&1 >/dev/null); rc=$?
-	if [ $rc -ne "$code" ] || ! grep -q -- "$pat" <<<"$out" || [ "$(wc -l <<<"$out")" -ne 1 ]; then
-		echo "FAIL: sim $* -> exit $rc (want $code), stderr: $out"; fail=1
-	fi
-}
+err() { echo "FAIL: $*"; fail=1; }
+. "$(dirname "$0")/expect.sh"
 
 "$SIM" trace gen -o "$T/ok.sptrace" --guests 2 --pages 100 --snapshots 2
 expect 2 "valid: oracle, zero" run --trace "$T/ok.sptrace" --algo nonesuch
