@@ -109,6 +109,7 @@ static const struct cli_spec run_spec = {
 
 struct run_out {
 	FILE *csv;
+	bool shown[METRICS_COUNT]; /* the columns written: counters the --kernel lacks are left out */
 	struct cli_progress progress;
 };
 
@@ -119,8 +120,10 @@ static int write_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 	if (!o->csv)
 		return 0;
 	fprintf(o->csv, "%llu", (unsigned long long)time_ms);
-	for (int i = 0; i < METRICS_COUNT; i++)
-		fprintf(o->csv, ",%lld", (long long)metrics_get(m, i));
+	for (int i = 0; i < METRICS_COUNT; i++) {
+		if (o->shown[i])
+			fprintf(o->csv, ",%lld", (long long)metrics_get(m, i));
+	}
 	return fputc('\n', o->csv) == EOF;
 }
 
@@ -146,6 +149,12 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	       trace, (unsigned long long)r->snapshots, (unsigned long long)r->records,
 	       (unsigned long long)r->page_states);
 	printf("algorithm   %s %s\n", cfg->algo->name, params);
+	if (cfg->algo->caps & ALGO_CAP_LINUX) {
+		char ver[320];
+
+		algo_kernel_describe(&cfg->kernel, ver, sizeof(ver));
+		printf("kernel      Linux %s\n", ver);
+	}
 	if (cfg->ctl) {
 		char cp[512];
 		struct algo_ops v = { .name = cfg->ctl->name, .params = cfg->ctl->params,
@@ -212,8 +221,15 @@ static int run_prepare(struct run_cmd *c)
 			return cli_fail(&c->err);
 		c->out.csv = c->af.f;
 		fputs("time_ms", c->out.csv);
-		for (int i = 0; i < METRICS_COUNT; i++)
-			fprintf(c->out.csv, ",%s", metrics_names[i]);
+		for (int i = 0; i < METRICS_COUNT; i++) {
+			char why[256];
+
+			c->out.shown[i] = sim_metric_offered(&c->cfg, i, why, sizeof(why));
+			if (c->out.shown[i])
+				fprintf(c->out.csv, ",%s", metrics_names[i]);
+			else
+				fprintf(stderr, "sim: note: %s: left out of %s\n", why, o->csv);
+		}
 		fputc('\n', c->out.csv);
 	}
 	return EXIT_OK;
