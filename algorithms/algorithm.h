@@ -8,7 +8,9 @@
  * sets .version = N and the driver never calls members added after N.
  *
  * Adding an algorithm is one new file defining `const struct algo_ops
- * algo_NAME` and one line in registry.c.
+ * algo_NAME` and one ALGO(NAME) line in registry.def (CMake and registry.c
+ * both read it).  kit.h holds what algorithms share: partitions, hash
+ * chains, tree depth, the stable-frame table.
  *
  * Life of an instance (driver = sim/ or real/):
  *   create()       once, with validated parameters and the backend;
@@ -41,6 +43,9 @@
 #define ALGO_CAP_SCANNER    0x1u /* works by scanning pages through the backend */
 #define ALGO_CAP_OMNISCIENT 0x2u /* reads exact content and hears every change: sim only */
 #define ALGO_CAP_NODES      0x4u /* honours merge_across_nodes */
+#define ALGO_CAP_LAZY_COW   0x8u /* pages_shared/sharing follow a COW break only when the
+				    scanner next visits the page (the kernel's lag) */
+#define ALGO_CAP_SEEDED     0x10u /* samples at random: another seed gives another run */
 /*
  * Runs inside Linux: a merge splits a huge page the way the Linux version
  * of the run does (algo_env.kernel; from 6.12 the split maps zero-filled
@@ -111,6 +116,13 @@ struct algo_ops {
 	 */
 	uint64_t (*wake_at)(const void *st, uint64_t batch_end_ns, uint64_t sleep_ns);
 };
+
+/*
+ * The contract check every driver runs before create(): a name, a version
+ * this build knows, every mandatory member, a sane parameter table.  0 or
+ * SP_EINVAL with a message naming what is wrong (kit.c).
+ */
+int algo_check(const struct algo_ops *a, struct sp_err *err);
 
 /* Registry (registry.c). */
 size_t algo_count(void);

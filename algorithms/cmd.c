@@ -26,22 +26,22 @@
  * class is set anew at every visit of a private page.
  *
  * Structures.
- *   Trees are per (NUMA node when merge_across_nodes=0, security domain,
- *   class): tree = (nid * ndomains + domain index) * classes + class.
- *   fe[i]    stable tree entries: one per shared frame (a pool with a free
- *            list through next; 0 = none): frame f, checksum csum, tree,
- *            live (pages mapping f through us), hash chain next/prev
- *            (fbucket[] by (csum, tree)).  ssize[tree]: entries per tree.
+ *   Trees are per (partition, class), the partition being kit.h's
+ *   (security domain, NUMA node when merge_across_nodes=0): tree =
+ *   partition * classes + class.
+ *   stable   kit.h's stable table: one entry per shared frame keyed
+ *            (checksum, tree), with its live mappers through us and the
+ *            entry each page maps.  ssize[tree]: entries per tree.
  *   per page p:
  *     oldcsum[p]  checksum at the previous visit (valid with PG_CSUM)
  *     hist[p]     write history (bit 0 = the last visit), cls[p] its class
- *     fent[p]     the entry whose frame p maps, 0 = none
- *     ukey/utree/unext/uprev/useq: p's unstable tree node (valid while
- *                 PG_UNSTABLE and useq[p] == ugen, the current generation of
- *                 the unstable trees); usize[tree] pages per unstable tree.
+ *     un[p + 1], useq[p]: p's unstable tree node, keyed (checksum, tree)
+ *                 in the unstable hash (valid while PG_UNSTABLE and useq[p]
+ *                 == ugen, the current generation of the unstable trees);
+ *                 usize[tree] pages per unstable tree.
  *
  * Invariants.
- *   - pages_shared == fe[] entries in use (live >= 1); pages_sharing ==
+ *   - pages_shared == stable entries in use (live >= 1); pages_sharing ==
  *     sum of (live - 1) == the backend's mappers - 1 summed over our frames,
  *     at every instant.
  *   - pages_unshared == pages with PG_UNSTABLE: as in the kernel, a page
@@ -80,6 +80,7 @@
 #include <string.h>
 
 #include "algorithm.h"
+#include "kit.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -106,16 +107,7 @@ static const struct algo_param cmd_params[] = {
 #define PG_UNSTABLE 0x04u
 #define PG_ONZERO 0x08u
 
-struct fent {
-	bk_frame f;
-	uint32_t csum;
-	uint32_t tree;
-	uint32_t live;
-	uint32_t next, prev;
-};
-
 struct cmd {
-	struct backend bk;
 	const struct backend_ops *ops;
 	void *impl;
 
@@ -125,167 +117,72 @@ struct cmd {
 
 	uint64_t npages;
 	uint32_t page_size, zero_sum;
-	uint32_t ndomains;
-	uint32_t *domains;   /* sorted domain ids */
+	struct kit_parts parts;
 	uint32_t ntrees;
 	uint32_t *ssize, *usize;
 
-	uint32_t mask;
-	uint32_t *fbucket, *ubucket;
-	struct fent *fe;
-	uint32_t fe_cap, fe_used, fe_free;
-
-	uint32_t *oldcsum, *hist, *fent, *ukey, *utree, *unext, *uprev, *useq;
+	struct kit_stable stable;
+	struct kit_hash unstable;
+	struct kit_entry *un; /* per page p at p + 1 */
+	uint32_t *oldcsum, *hist, *useq;
 	uint8_t *cls, *flags;
 	uint32_t ugen;
 
 	uint64_t cursor;
-	int64_t pages_shared, pages_sharing, pages_unshared, tracked, zero_pages;
+	int64_t pages_unshared, tracked, zero_pages;
 	int64_t full_scans, pages_scanned;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static inline uint32_t bucket_of(const struct cmd *c, uint32_t csum, uint32_t tree)
-{
-	uint64_t h = (((uint64_t)tree << 32) | csum) * 0x9e3779b97f4a7c15ULL;
-
-	return (uint32_t)(h >> 32) & c->mask;
-}
-
-/* Nodes visited by a search of a balanced tree of size entries. */
-static inline uint64_t depth(uint32_t size)
-{
-	uint64_t d = 0;
-
-	for (; size; size >>= 1)
-		d++;
-	return d;
-}
-
 static uint32_t class_of(const struct cmd *c, uint32_t hist)
 {
 	uint32_t mask = c->history >= 32 ? UINT32_MAX : (1u << c->history) - 1;
 	uint32_t writes = (uint32_t)__builtin_popcount(hist & mask);
-	uint32_t k = (uint32_t)depth(writes);
+	uint32_t k = (uint32_t)kit_tree_depth(writes); /* the bit length */
 
 	return k < c->classes ? k : c->classes - 1;
 }
 
-static uint32_t domain_index(const struct cmd *c, uint32_t domain)
-{
-	uint32_t lo = 0, hi = c->ndomains;
-
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-
-		if (c->domains[mid] < domain)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < c->ndomains ? lo : 0;
-}
-
-/* The tree of a page of class k; grows the size arrays if a new NUMA node shows up. */
+/* The tree of a page of class k; grows the size arrays when a new partition shows up. */
 static int tree_of(struct cmd *c, const struct bk_page_info *info, uint32_t k, uint32_t *out)
 {
-	uint32_t nid = c->across ? 0 : info->node;
-	uint32_t per_node = c->ndomains * c->classes;
-	uint64_t need = (uint64_t)(nid + 1) * per_node;
+	uint32_t part;
+	uint64_t need;
+	int rc = kit_part(&c->parts, info, c->across, &part);
 
+	if (rc < 0)
+		return rc;
+	need = ((uint64_t)part + 1) * c->classes;
 	if (need > c->ntrees) {
 		uint32_t *s, *u;
 
 		if (need > UINT32_MAX / 2)
 			return SP_ELIMIT;
-		s = realloc(c->ssize, need * sizeof(*s));
+		if (need < (uint64_t)c->ntrees * 2)
+			need = (uint64_t)c->ntrees * 2; /* amortised growth */
+		s = kit_grow(c->ssize, sizeof(*s), c->ntrees, need);
 		if (!s)
 			return SP_ENOMEM;
 		c->ssize = s;
-		u = realloc(c->usize, need * sizeof(*u));
+		u = kit_grow(c->usize, sizeof(*u), c->ntrees, need);
 		if (!u)
 			return SP_ENOMEM;
 		c->usize = u;
-		memset(c->ssize + c->ntrees, 0, (need - c->ntrees) * sizeof(*s));
-		memset(c->usize + c->ntrees, 0, (need - c->ntrees) * sizeof(*u));
 		c->ntrees = (uint32_t)need;
 	}
-	*out = (nid * c->ndomains + domain_index(c, info->domain)) * c->classes + k;
+	*out = part * c->classes + k;
 	return 0;
 }
 
 /* ---- stable trees ---------------------------------------------------------- */
 
-static int fe_new(struct cmd *c, bk_frame f, uint32_t csum, uint32_t tree, uint32_t *out)
-{
-	uint32_t i, b;
-
-	if (c->fe_free) {
-		i = c->fe_free;
-		c->fe_free = c->fe[i].next;
-	} else {
-		if (c->fe_used == c->fe_cap) {
-			uint32_t cap = c->fe_cap * 2;
-			struct fent *n = cap > c->fe_cap ? realloc(c->fe, cap * sizeof(*n)) : NULL;
-
-			if (!n)
-				return SP_ENOMEM;
-			c->fe = n;
-			c->fe_cap = cap;
-		}
-		i = c->fe_used++;
-	}
-	memset(&c->fe[i], 0, sizeof(c->fe[i]));
-	c->fe[i].f = f;
-	c->fe[i].csum = csum;
-	c->fe[i].tree = tree;
-	b = bucket_of(c, csum, tree);
-	c->fe[i].next = c->fbucket[b];
-	if (c->fbucket[b])
-		c->fe[c->fbucket[b]].prev = i;
-	c->fbucket[b] = i;
-	c->ssize[tree]++;
-	*out = i;
-	return 0;
-}
-
-static void fe_drop(struct cmd *c, uint32_t i)
-{
-	struct fent *x = &c->fe[i];
-
-	if (x->prev)
-		c->fe[x->prev].next = x->next;
-	else
-		c->fbucket[bucket_of(c, x->csum, x->tree)] = x->next;
-	if (x->next)
-		c->fe[x->next].prev = x->prev;
-	c->ssize[x->tree]--;
-	x->next = c->fe_free;
-	x->prev = 0;
-	c->fe_free = i;
-}
-
-static void attach(struct cmd *c, bk_page p, uint32_t i)
-{
-	if (c->fe[i].live++)
-		c->pages_sharing++;
-	else
-		c->pages_shared++;
-	c->fent[p] = i;
-}
-
 static void detach(struct cmd *c, bk_page p)
 {
-	uint32_t i = c->fent[p];
+	uint32_t i = kit_stable_detach(&c->stable, p);
 
-	c->fent[p] = 0;
-	if (--c->fe[i].live) {
-		c->pages_sharing--;
-	} else {
-		c->pages_shared--;
-		fe_drop(c, i);
-	}
+	if (!c->stable.live[i])
+		c->ssize[c->stable.key[i].part]--;
 }
 
 /* ---- unstable trees -------------------------------------------------------- */
@@ -300,13 +197,8 @@ static void unstable_remove(struct cmd *c, bk_page p)
 	if (!(c->flags[p] & PG_UNSTABLE))
 		return;
 	if (in_unstable(c, p)) {
-		if (c->uprev[p])
-			c->unext[c->uprev[p] - 1] = c->unext[p];
-		else
-			c->ubucket[bucket_of(c, c->ukey[p], c->utree[p])] = c->unext[p];
-		if (c->unext[p])
-			c->uprev[c->unext[p] - 1] = c->uprev[p];
-		c->usize[c->utree[p]]--;
+		kit_hash_remove(&c->unstable, c->un, (uint32_t)p + 1);
+		c->usize[c->un[p + 1].part]--;
 	}
 	c->pages_unshared--;
 	c->flags[p] &= (uint8_t)~PG_UNSTABLE;
@@ -314,16 +206,8 @@ static void unstable_remove(struct cmd *c, bk_page p)
 
 static void unstable_insert(struct cmd *c, bk_page p, uint32_t csum, uint32_t tree)
 {
-	uint32_t b = bucket_of(c, csum, tree);
-
-	c->ukey[p] = csum;
-	c->utree[p] = tree;
+	kit_hash_insert(&c->unstable, c->un, (uint32_t)p + 1, csum, tree);
 	c->useq[p] = c->ugen;
-	c->uprev[p] = 0;
-	c->unext[p] = c->ubucket[b];
-	if (c->ubucket[b])
-		c->uprev[c->ubucket[b] - 1] = (uint32_t)p + 1;
-	c->ubucket[b] = (uint32_t)p + 1;
 	c->flags[p] |= PG_UNSTABLE;
 	c->usize[tree]++;
 	c->pages_unshared++;
@@ -331,7 +215,7 @@ static void unstable_insert(struct cmd *c, bk_page p, uint32_t csum, uint32_t tr
 
 static void unstable_reset(struct cmd *c)
 {
-	memset(c->ubucket, 0, ((size_t)c->mask + 1) * sizeof(*c->ubucket));
+	kit_hash_clear(&c->unstable);
 	if (c->ntrees)
 		memset(c->usize, 0, c->ntrees * sizeof(*c->usize));
 	c->ugen++; /* pages_unshared keeps the old nodes until their pages are visited, as ksmd's */
@@ -351,7 +235,8 @@ static void untrack(struct cmd *c, bk_page p)
 static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *info)
 {
 	const struct backend_ops *ops = c->ops;
-	uint32_t csum, tree, b, i, q1;
+	struct kit_stable *st = &c->stable;
+	uint32_t csum, tree, i, q1;
 	bool known;
 	bk_frame f;
 	int rc;
@@ -379,24 +264,23 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 	rc = tree_of(c, info, c->cls[p], &tree);
 	if (rc < 0)
 		return rc;
-	b = bucket_of(c, csum, tree);
 	/* The class's stable tree. */
-	ops->account(c->impl, BK_COST_TREE_STEP, depth(c->ssize[tree]));
-	for (i = c->fbucket[b]; i; i = c->fe[i].next) {
-		if (c->fe[i].csum != csum || c->fe[i].tree != tree)
+	ops->account(c->impl, BK_COST_TREE_STEP, kit_tree_depth(c->ssize[tree]));
+	for (i = kit_hash_first(&st->hash, csum, tree); i; i = st->key[i].next) {
+		if (st->key[i].csum != csum || st->key[i].part != tree)
 			continue;
-		if (ops->compare_frame(c->impl, p, c->fe[i].f) == 0 &&
-		    ops->merge_frame(c->impl, p, c->fe[i].f) == 0) {
-			attach(c, p, i);
+		if (ops->compare_frame(c->impl, p, st->frame[i]) == 0 &&
+		    ops->merge_frame(c->impl, p, st->frame[i]) == 0) {
+			kit_stable_attach(st, p, i);
 			return 0;
 		}
 	}
 	/* The class's unstable tree. */
-	ops->account(c->impl, BK_COST_TREE_STEP, depth(c->usize[tree]));
-	for (q1 = c->ubucket[b]; q1; q1 = c->unext[q1 - 1]) {
+	ops->account(c->impl, BK_COST_TREE_STEP, kit_tree_depth(c->usize[tree]));
+	for (q1 = kit_hash_first(&c->unstable, csum, tree); q1; q1 = c->un[q1].next) {
 		bk_page q = q1 - 1;
 
-		if (c->ukey[q] != csum || c->utree[q] != tree)
+		if (c->un[q1].csum != csum || c->un[q1].part != tree)
 			continue;
 		if (ops->compare(c->impl, p, q) != 0)
 			continue;
@@ -404,11 +288,12 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 		if (ops->merge_pages(c->impl, q, p, &f) < 0)
 			break;
 		unstable_remove(c, q);
-		rc = fe_new(c, f, csum, tree, &i);
+		rc = kit_stable_add(st, f, csum, tree, &i);
 		if (rc < 0)
 			return rc;
-		attach(c, p, i);
-		attach(c, q, i);
+		c->ssize[tree]++;
+		kit_stable_attach(st, p, i);
+		kit_stable_attach(st, q, i);
 		return 0;
 	}
 	unstable_insert(c, p, csum, tree);
@@ -465,7 +350,7 @@ static int cmd_page_changed(void *st, bk_page p, uint32_t what)
 		c->flags[p] &= (uint8_t)~PG_ONZERO;
 		c->zero_pages--;
 	}
-	if (c->fent[p])
+	if (c->stable.of_page[p])
 		detach(c, p);
 	if (what & ALGO_CHANGE_UNMAPPED)
 		untrack(c, p);
@@ -495,10 +380,8 @@ static int cmd_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 		if ((idx == P_CLASSES && v == c->classes) ||
 		    (idx == P_MERGE_ACROSS_NODES && (v != 0) == c->across))
 			return 0;
-		if (c->pages_shared > 0)
-			return sp_err_set(err, SP_EINVAL,
-					  "cmd: %s cannot change while %lld shared frames exist",
-					  cmd_params[idx].name, (long long)c->pages_shared);
+		if (kit_refuse_while_shared("cmd", cmd_params[idx].name, c->stable.shared, err) < 0)
+			return SP_EINVAL;
 		unstable_reset(c);
 		free(c->ssize);
 		free(c->usize);
@@ -522,10 +405,10 @@ static int cmd_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 static void cmd_metrics(const void *st, struct metrics *m)
 {
 	const struct cmd *c = st;
-	int64_t vol = c->tracked - c->pages_shared - c->pages_sharing - c->pages_unshared;
+	int64_t vol = c->tracked - c->stable.shared - c->stable.sharing - c->pages_unshared;
 
-	m->pages_shared = c->pages_shared;
-	m->pages_sharing = c->pages_sharing;
+	m->pages_shared = c->stable.shared;
+	m->pages_sharing = c->stable.sharing;
 	m->pages_unshared = c->pages_unshared;
 	m->pages_volatile = vol < 0 ? 0 : vol;
 	m->full_scans = c->full_scans;
@@ -540,55 +423,18 @@ static void cmd_destroy(void *st)
 
 	if (!c)
 		return;
-	free(c->domains);
+	kit_parts_release(&c->parts);
+	kit_stable_release(&c->stable);
+	kit_hash_release(&c->unstable);
 	free(c->ssize);
 	free(c->usize);
-	free(c->fbucket);
-	free(c->ubucket);
-	free(c->fe);
+	free(c->un);
 	free(c->oldcsum);
 	free(c->hist);
-	free(c->fent);
-	free(c->ukey);
-	free(c->utree);
-	free(c->unext);
-	free(c->uprev);
 	free(c->useq);
 	free(c->cls);
 	free(c->flags);
 	free(c);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The distinct security domains of the pages, sorted. */
-static int collect_domains(struct cmd *c)
-{
-	struct bk_page_info info;
-	uint32_t n = 0;
-
-	c->domains = malloc((c->npages + 1) * sizeof(*c->domains));
-	if (!c->domains)
-		return SP_ENOMEM;
-	for (bk_page p = 0; p < c->npages; p++) {
-		c->ops->page_info(c->impl, p, &info);
-		if (n == 0 || c->domains[n - 1] != info.domain)
-			c->domains[n++] = info.domain;
-	}
-	if (n == 0)
-		c->domains[n++] = 0;
-	qsort(c->domains, n, sizeof(*c->domains), cmp_u32);
-	c->ndomains = 1;
-	for (uint32_t i = 1; i < n; i++) {
-		if (c->domains[i] != c->domains[c->ndomains - 1])
-			c->domains[c->ndomains++] = c->domains[i];
-	}
-	return 0;
 }
 
 static int cmd_create(void **out, const struct algo_params *prm, const struct algo_env *env,
@@ -600,7 +446,6 @@ static int cmd_create(void **out, const struct algo_params *prm, const struct al
 	*out = NULL;
 	if (!c)
 		return sp_err_set(err, SP_ENOMEM, "cmd: out of memory");
-	c->bk = env->bk;
 	c->ops = env->bk.ops;
 	c->impl = env->bk.impl;
 	c->pages_to_scan = (uint64_t)prm->v[P_PAGES_TO_SCAN];
@@ -617,26 +462,15 @@ static int cmd_create(void **out, const struct algo_params *prm, const struct al
 		return sp_err_set(err, SP_ELIMIT, "cmd: more than 2^32-2 pages");
 	}
 	n = c->npages + 1;
-	for (c->mask = 1023; c->mask < c->npages; c->mask = c->mask * 2 + 1)
-		;
-	c->fbucket = calloc((size_t)c->mask + 1, sizeof(*c->fbucket));
-	c->ubucket = calloc((size_t)c->mask + 1, sizeof(*c->ubucket));
-	c->fe_cap = 1024;
-	c->fe_used = 1;
-	c->fe = calloc(c->fe_cap, sizeof(*c->fe));
+	c->un = calloc(n, sizeof(*c->un));
 	c->oldcsum = calloc(n, sizeof(*c->oldcsum));
 	c->hist = calloc(n, sizeof(*c->hist));
-	c->fent = calloc(n, sizeof(*c->fent));
-	c->ukey = calloc(n, sizeof(*c->ukey));
-	c->utree = calloc(n, sizeof(*c->utree));
-	c->unext = calloc(n, sizeof(*c->unext));
-	c->uprev = calloc(n, sizeof(*c->uprev));
 	c->useq = calloc(n, sizeof(*c->useq));
 	c->cls = calloc(n, 1);
 	c->flags = calloc(n, 1);
-	if (!c->fbucket || !c->ubucket || !c->fe || !c->oldcsum || !c->hist || !c->fent ||
-	    !c->ukey || !c->utree || !c->unext || !c->uprev || !c->useq || !c->cls || !c->flags ||
-	    collect_domains(c) < 0) {
+	if (!c->un || !c->oldcsum || !c->hist || !c->useq || !c->cls || !c->flags ||
+	    kit_parts_init(&c->parts) < 0 || kit_stable_init(&c->stable, c->npages) < 0 ||
+	    kit_hash_init(&c->unstable, c->npages) < 0) {
 		cmd_destroy(c);
 		return sp_err_set(err, SP_ENOMEM, "cmd: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

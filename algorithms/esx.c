@@ -19,25 +19,19 @@
  * private copy (COW, reported by the backend) and drops the reference.
  *
  * Structures.
- *   fe[i]    shared-frame entries, a pool with a free list through next
- *            (index 0 = none):
- *     f          the shared frame (a merge_pages() result)
- *     csum       the content's checksum, the hash table key
- *     part       partition (security domain, NUMA node unless
- *                merge_across_nodes) the frame belongs to
- *     live       pages mapping f through this instance (its reference count)
- *     next/prev  hash chain (fbucket[] heads)
- *   per page p:
- *     fent[p]    the entry whose frame p maps, 0 = none
- *     hkey[p], hpart[p], hnext[p], hprev[p]: p's hint (valid when
- *                flags RS_HINT): checksum at hashing time, partition, hash
- *                chain as page + 1 (hbucket[] heads)
- *     flags      RS_HINT, RS_ONZERO
+ *   stable   kit.h's stable table: one entry per shared frame (a
+ *            merge_pages() result) keyed (checksum, partition), its live
+ *            mappers through this instance (the reference count), and the
+ *            entry each page maps.  A partition is kit.h's (security
+ *            domain, NUMA node unless merge_across_nodes).
+ *   hint[p + 1]  p's hint (valid when flags RS_HINT): checksum at hashing
+ *            time, partition and hash chain (hints, a kit.h hash)
+ *   flags[p] RS_HINT, RS_ONZERO
  *
  * Invariants.
- *   - pages_shared == live fe[] entries (live >= 1); pages_sharing ==
- *     sum of (live - 1) over them == the backend's mappers - 1 summed over
- *     this instance's frames, at every instant (COW breaks and unmaps are
+ *   - pages_shared == stable entries in use; pages_sharing == sum of
+ *     (live - 1) over them == the backend's mappers - 1 summed over this
+ *     instance's frames, at every instant (COW breaks and unmaps are
  *     applied when reported).
  *   - pages_unshared == pages with RS_HINT; ksm_zero_pages == pages with
  *     RS_ONZERO (mapped to the zero page by us, neither written nor unmapped).
@@ -81,6 +75,7 @@
 
 #include "sp_util.h"
 #include "algorithm.h"
+#include "kit.h"
 
 enum {
 	P_SHARE_SCAN_VM,
@@ -105,16 +100,7 @@ static const struct algo_param esx_params[] = {
 #define RS_HINT 0x1u
 #define RS_ONZERO 0x2u
 
-struct fent {
-	bk_frame f;
-	uint32_t csum;
-	uint32_t part;
-	uint32_t live;
-	uint32_t next, prev;
-};
-
 struct esx {
-	struct backend bk;
 	const struct backend_ops *ops;
 	void *impl;
 
@@ -128,135 +114,32 @@ struct esx {
 	double *owed;             /* per guest: samples owed (fraction carried) */
 	uint64_t rng;
 
-	uint32_t mask;            /* buckets - 1 */
-	uint32_t *fbucket, *hbucket;
-	struct fent *fe;
-	uint32_t fe_cap, fe_used, fe_free;
-
-	uint32_t *fent;
-	uint32_t *hkey, *hpart, *hnext, *hprev;
+	struct kit_parts parts;
+	struct kit_stable stable;
+	struct kit_hash hints;
+	struct kit_entry *hint;   /* per page p at p + 1 */
 	uint8_t *flags;
 
-	int64_t pages_shared, pages_sharing, hints, zero_pages, pages_scanned;
+	int64_t nhints, zero_pages, pages_scanned;
 	int64_t stale_hints;
 };
 
-/* ---- helpers ------------------------------------------------------------ */
-
-static inline uint32_t bucket_of(const struct esx *e, uint32_t csum, uint32_t part)
-{
-	uint64_t h = (((uint64_t)part << 32) | csum) * 0x9e3779b97f4a7c15ULL;
-
-	return (uint32_t)(h >> 32) & e->mask;
-}
-
-/* Security domain, and NUMA node unless merge_across_nodes. */
-static inline uint32_t part_of(const struct esx *e, const struct bk_page_info *info)
-{
-	return (info->domain << 16) ^ (e->across ? 0u : info->node);
-}
-
-static int fe_alloc(struct esx *e, uint32_t *out)
-{
-	uint32_t i;
-
-	if (e->fe_free) {
-		i = e->fe_free;
-		e->fe_free = e->fe[i].next;
-	} else {
-		if (e->fe_used == e->fe_cap) {
-			uint32_t cap = e->fe_cap * 2;
-			struct fent *n = cap > e->fe_cap ? realloc(e->fe, cap * sizeof(*n)) : NULL;
-
-			if (!n)
-				return SP_ENOMEM;
-			e->fe = n;
-			e->fe_cap = cap;
-		}
-		i = e->fe_used++;
-	}
-	memset(&e->fe[i], 0, sizeof(e->fe[i]));
-	*out = i;
-	return 0;
-}
-
-static void fe_unlink_free(struct esx *e, uint32_t i)
-{
-	struct fent *x = &e->fe[i];
-
-	if (x->prev)
-		e->fe[x->prev].next = x->next;
-	else
-		e->fbucket[bucket_of(e, x->csum, x->part)] = x->next;
-	if (x->next)
-		e->fe[x->next].prev = x->prev;
-	x->next = e->fe_free;
-	x->prev = 0;
-	e->fe_free = i;
-}
-
-static void fe_link(struct esx *e, uint32_t i)
-{
-	uint32_t b = bucket_of(e, e->fe[i].csum, e->fe[i].part);
-
-	e->fe[i].prev = 0;
-	e->fe[i].next = e->fbucket[b];
-	if (e->fbucket[b])
-		e->fe[e->fbucket[b]].prev = i;
-	e->fbucket[b] = i;
-}
-
-/* Page p maps entry i's frame now. */
-static void attach(struct esx *e, bk_page p, uint32_t i)
-{
-	if (e->fe[i].live++)
-		e->pages_sharing++;
-	else
-		e->pages_shared++;
-	e->fent[p] = i;
-}
-
-/* Page p no longer maps its entry's frame (COW break or unmap). */
-static void detach(struct esx *e, bk_page p)
-{
-	uint32_t i = e->fent[p];
-
-	e->fent[p] = 0;
-	if (--e->fe[i].live) {
-		e->pages_sharing--;
-	} else {
-		e->pages_shared--;
-		fe_unlink_free(e, i);
-	}
-}
+/* ---- hints ---------------------------------------------------------------- */
 
 static void hint_insert(struct esx *e, bk_page p, uint32_t csum, uint32_t part)
 {
-	uint32_t b = bucket_of(e, csum, part);
-
-	e->hkey[p] = csum;
-	e->hpart[p] = part;
-	e->hprev[p] = 0;
-	e->hnext[p] = e->hbucket[b];
-	if (e->hbucket[b])
-		e->hprev[e->hbucket[b] - 1] = (uint32_t)p + 1;
-	e->hbucket[b] = (uint32_t)p + 1;
+	kit_hash_insert(&e->hints, e->hint, (uint32_t)p + 1, csum, part);
 	e->flags[p] |= RS_HINT;
-	e->hints++;
+	e->nhints++;
 }
 
 static void hint_remove(struct esx *e, bk_page p)
 {
 	if (!(e->flags[p] & RS_HINT))
 		return;
-	if (e->hprev[p])
-		e->hnext[e->hprev[p] - 1] = e->hnext[p];
-	else
-		e->hbucket[bucket_of(e, e->hkey[p], e->hpart[p])] = e->hnext[p];
-	if (e->hnext[p])
-		e->hprev[e->hnext[p] - 1] = e->hprev[p];
+	kit_hash_remove(&e->hints, e->hint, (uint32_t)p + 1);
 	e->flags[p] &= (uint8_t)~RS_HINT;
-	e->hints--;
+	e->nhints--;
 }
 
 /* ---- one sample ----------------------------------------------------------- */
@@ -265,10 +148,11 @@ static int sample_page(struct esx *e, bk_page p)
 {
 	const struct backend_ops *ops = e->ops;
 	struct bk_page_info info;
+	struct kit_stable *st = &e->stable;
 	uint64_t steps = 1;
-	uint32_t csum, part, b, i, q1;
+	uint32_t csum, part, i, q1;
 	bk_frame f;
-	int rc = 0;
+	int rc;
 
 	e->pages_scanned++;
 	ops->account(e->impl, BK_COST_VISIT, 1);
@@ -284,34 +168,33 @@ static int sample_page(struct esx *e, bk_page p)
 		e->zero_pages++;
 		return 0;
 	}
-	part = part_of(e, &info);
-	b = bucket_of(e, csum, part);
+	rc = kit_part(&e->parts, &info, e->across, &part);
+	if (rc < 0)
+		return rc;
 	/* Shared frames: a full compare before sharing. */
-	for (i = e->fbucket[b]; i; i = e->fe[i].next) {
+	for (i = kit_hash_first(&st->hash, csum, part); i; i = st->key[i].next) {
 		steps++;
-		if (e->fe[i].csum != csum || e->fe[i].part != part)
+		if (st->key[i].csum != csum || st->key[i].part != part)
 			continue;
-		if (ops->compare_frame(e->impl, p, e->fe[i].f) != 0)
+		if (ops->compare_frame(e->impl, p, st->frame[i]) != 0)
 			continue; /* a checksum collision */
-		if (ops->merge_frame(e->impl, p, e->fe[i].f) == 0) {
-			attach(e, p, i);
+		if (ops->merge_frame(e->impl, p, st->frame[i]) == 0) {
+			kit_stable_attach(st, p, i);
 			ops->account(e->impl, BK_COST_TREE_STEP, steps);
 			return 0;
 		}
 	}
 	/* Hints: re-hash the hint page; a changed hash makes it stale. */
-	for (q1 = e->hbucket[b]; q1;) {
+	for (q1 = kit_hash_first(&e->hints, csum, part); q1;) {
 		bk_page q = q1 - 1;
-		uint32_t next = e->hnext[q];
 		struct bk_page_info qi;
 
 		steps++;
-		q1 = next;
-		if (e->hkey[q] != csum || e->hpart[q] != part)
+		q1 = e->hint[q1].next;
+		if (e->hint[q + 1].csum != csum || e->hint[q + 1].part != part)
 			continue;
 		ops->page_info(e->impl, q, &qi);
-		if (!qi.present || qi.frame != BK_NO_FRAME ||
-		    ops->checksum(e->impl, q) != e->hkey[q]) {
+		if (!qi.present || qi.frame != BK_NO_FRAME || ops->checksum(e->impl, q) != csum) {
 			hint_remove(e, q);
 			e->stale_hints++;
 			continue;
@@ -321,22 +204,17 @@ static int sample_page(struct esx *e, bk_page p)
 		if (ops->merge_pages(e->impl, p, q, &f) < 0)
 			continue;
 		hint_remove(e, q);
-		rc = fe_alloc(e, &i);
-		if (rc < 0)
-			break;
-		e->fe[i].f = f;
-		e->fe[i].csum = csum;
-		e->fe[i].part = part;
-		fe_link(e, i);
-		attach(e, q, i);
-		attach(e, p, i);
 		ops->account(e->impl, BK_COST_TREE_STEP, steps);
+		rc = kit_stable_add(st, f, csum, part, &i);
+		if (rc < 0)
+			return rc;
+		kit_stable_attach(st, q, i);
+		kit_stable_attach(st, p, i);
 		return 0;
 	}
 	ops->account(e->impl, BK_COST_TREE_STEP, steps);
-	if (rc == 0)
-		hint_insert(e, p, csum, part);
-	return rc;
+	hint_insert(e, p, csum, part);
+	return 0;
 }
 
 static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
@@ -378,8 +256,8 @@ static int esx_page_changed(void *st, bk_page p, uint32_t what)
 		e->flags[p] &= (uint8_t)~RS_ONZERO;
 		e->zero_pages--;
 	}
-	if (e->fent[p])
-		detach(e, p);
+	if (e->stable.of_page[p])
+		kit_stable_detach(&e->stable, p);
 	if (what & ALGO_CHANGE_UNMAPPED)
 		hint_remove(e, p);
 	return 0;
@@ -388,6 +266,7 @@ static int esx_page_changed(void *st, bk_page p, uint32_t what)
 static int esx_set_param(void *st, uint32_t idx, double value, struct sp_err *err)
 {
 	struct esx *e = st;
+	int rc;
 
 	switch (idx) {
 	case P_SHARE_SCAN_VM:
@@ -403,12 +282,12 @@ static int esx_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 		e->use_zero = value != 0;
 		return 0;
 	case P_MERGE_ACROSS_NODES:
-		if ((value != 0) != e->across && e->pages_shared > 0)
-			return sp_err_set(err, SP_EINVAL,
-					  "esx: merge_across_nodes cannot change while %lld shared frames exist",
-					  (long long)e->pages_shared);
-		e->across = value != 0;
-		return 0;
+		rc = (value != 0) == e->across
+			     ? 0
+			     : kit_refuse_while_shared("esx", esx_params[idx].name, e->stable.shared, err);
+		if (rc == 0)
+			e->across = value != 0;
+		return rc;
 	default:
 		return sp_err_set(err, SP_EINVAL, "esx: no parameter %u", idx);
 	}
@@ -418,14 +297,14 @@ static void esx_metrics(const void *st, struct metrics *m)
 {
 	const struct esx *e = st;
 
-	m->pages_shared = e->pages_shared;
-	m->pages_sharing = e->pages_sharing;
-	m->pages_unshared = e->hints;
+	m->pages_shared = e->stable.shared;
+	m->pages_sharing = e->stable.sharing;
+	m->pages_unshared = e->nhints;
 	m->pages_volatile = 0;
 	m->full_scans = 0;
 	m->pages_scanned = e->pages_scanned;
 	m->ksm_zero_pages = e->zero_pages;
-	m->general_profit = metrics_general_profit(m, e->page_size, e->hints + e->pages_shared);
+	m->general_profit = metrics_general_profit(m, e->page_size, e->nhints + e->stable.shared);
 }
 
 static void esx_destroy(void *st)
@@ -437,14 +316,10 @@ static void esx_destroy(void *st)
 	free(e->gbase);
 	free(e->gpages);
 	free(e->owed);
-	free(e->fbucket);
-	free(e->hbucket);
-	free(e->fe);
-	free(e->fent);
-	free(e->hkey);
-	free(e->hpart);
-	free(e->hnext);
-	free(e->hprev);
+	kit_parts_release(&e->parts);
+	kit_stable_release(&e->stable);
+	kit_hash_release(&e->hints);
+	free(e->hint);
 	free(e->flags);
 	free(e);
 }
@@ -459,7 +334,6 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 	*out = NULL;
 	if (!e)
 		return sp_err_set(err, SP_ENOMEM, "esx: out of memory");
-	e->bk = env->bk;
 	e->ops = env->bk.ops;
 	e->impl = env->bk.impl;
 	e->rate_vm = prm->v[P_SHARE_SCAN_VM];
@@ -477,24 +351,14 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 		return sp_err_set(err, SP_ELIMIT, "esx: more than 2^32-2 pages");
 	}
 	n = e->npages + 1;
-	for (e->mask = 1023; e->mask < e->npages; e->mask = e->mask * 2 + 1)
-		;
 	e->gbase = calloc(e->nguests + 1u, sizeof(*e->gbase));
 	e->gpages = calloc(e->nguests + 1u, sizeof(*e->gpages));
 	e->owed = calloc(e->nguests + 1u, sizeof(*e->owed));
-	e->fbucket = calloc((size_t)e->mask + 1, sizeof(*e->fbucket));
-	e->hbucket = calloc((size_t)e->mask + 1, sizeof(*e->hbucket));
-	e->fe_cap = 1024;
-	e->fe_used = 1;
-	e->fe = calloc(e->fe_cap, sizeof(*e->fe));
-	e->fent = calloc(n, sizeof(*e->fent));
-	e->hkey = calloc(n, sizeof(*e->hkey));
-	e->hpart = calloc(n, sizeof(*e->hpart));
-	e->hnext = calloc(n, sizeof(*e->hnext));
-	e->hprev = calloc(n, sizeof(*e->hprev));
+	e->hint = calloc(n, sizeof(*e->hint));
 	e->flags = calloc(n, 1);
-	if (!e->gbase || !e->gpages || !e->owed || !e->fbucket || !e->hbucket || !e->fe ||
-	    !e->fent || !e->hkey || !e->hpart || !e->hnext || !e->hprev || !e->flags) {
+	if (!e->gbase || !e->gpages || !e->owed || !e->hint || !e->flags ||
+	    kit_parts_init(&e->parts) < 0 || kit_stable_init(&e->stable, e->npages) < 0 ||
+	    kit_hash_init(&e->hints, e->npages) < 0) {
 		esx_destroy(e);
 		return sp_err_set(err, SP_ENOMEM, "esx: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));
@@ -515,7 +379,7 @@ const struct algo_ops algo_esx = {
 	.version = ALGO_OPS_VERSION,
 	.name = "esx",
 	.description = "model of VMware ESX page sharing: random sampling, hash table of shared frames and hints",
-	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES,
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES | ALGO_CAP_SEEDED,
 	.params = esx_params,
 	.nparams = sizeof(esx_params) / sizeof(esx_params[0]),
 	.create = esx_create,

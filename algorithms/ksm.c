@@ -37,7 +37,6 @@
  *     head         stable node it is listed in (when RI_STABLE), or its
  *                  unstable tree node (when RI_UNSTABLE), 0 = none
  *     hnext/hprev  neighbours in head's rmap list, as page + 1; 0 = end
- *     tree         unstable tree it was inserted in (when RI_UNSTABLE)
  *     flags        RI_* below
  *     seq          low 8 bits of full_scans at unstable insertion (the
  *                  kernel's SEQNR_MASK bits): equal to the current value iff
@@ -47,9 +46,9 @@
  *   un[i]    unstable tree nodes, allocated in insertion order since the
  *            current full scan began (index 0 = sentinel; reset with the
  *            tree, so at most npages are ever in use); upage[i] is the page
- *            of node i.  The "tree" is a hash table on (checksum, tree):
- *            ubucket[] heads chains through un[].next/prev; usize[t] is the
- *            number of pages in unstable tree t (see Notes).
+ *            of node i.  The "tree" is a kit.h hash on (checksum, tree):
+ *            unstable chains un[] by key; usize[t] is the number of pages
+ *            in unstable tree t (see Notes).
  *   sn[i]    stable nodes (struct ksm_stable_node), a pool with a free list
  *            through dnext; index 0 is the sentinel.  kind SN_NODE: a KSM
  *            page in the tree; SN_CHAIN: a tree node whose dups list holds
@@ -64,8 +63,8 @@
  *     tree         stable tree it is filed in
  *     prune_ns     chain_prune_time, simulated ns (SN_CHAIN)
  *   sl[i]    stable red-black tree links of node i.
- *   Trees are per (NUMA node when merge_across_nodes=0, security domain):
- *   tree index = nid * ndomains + domain index.  The kernel has no security
+ *   Trees are per partition, kit.h's (security domain, NUMA node when
+ *   merge_across_nodes=0): tree index = partition id.  The kernel has no security
  *   domains; here pages of different domains never share, so each domain
  *   gets trees of its own instead of failing merges against the other's.
  *
@@ -153,6 +152,7 @@
 
 #include "algorithm.h"
 #include "kernel.h"
+#include "kit.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -207,18 +207,10 @@ struct rbl {
 #define SET_BLACK(L, x) ((L)[x].kr &= ~1u)
 #define COPY_COLOR(L, to, from) ((L)[to].kr = ((L)[to].kr & ~1u) | ((L)[from].kr & 1u))
 
-/* An unstable tree node: a page's checksum and tree, linked in its hash chain. */
-struct unode {
-	uint32_t key;  /* checksum at insertion */
-	uint32_t tree;
-	uint32_t next, prev;
-};
-
 struct ritem {
 	uint32_t oldchecksum;
 	uint32_t head;
 	uint32_t hnext, hprev;
-	uint16_t tree;
 	uint8_t flags;
 	uint8_t seq;
 	uint8_t age;
@@ -238,7 +230,6 @@ struct snode {
 };
 
 struct ksm {
-	struct backend bk;
 	const struct backend_ops *ops;
 	void *impl;
 
@@ -260,16 +251,14 @@ struct ksm {
 	uint64_t npages;
 	uint32_t page_size;
 	uint32_t zero_sum;
-	uint32_t ndomains;
-	uint32_t *domains; /* sorted domain ids */
-	uint32_t ntrees;   /* allocated roots: nid_slots * ndomains */
+	struct kit_parts parts;
+	uint32_t ntrees;   /* allocated roots, partition ids below it */
 	uint32_t *usize;   /* pages in each unstable tree */
 	uint32_t *sroot;   /* stable tree roots */
 
 	struct ritem *ri;
-	struct unode *un;   /* unstable tree nodes, in insertion order since the scan began */
-	uint32_t *ubucket;  /* hash chains of un[] by (checksum, tree); umask + 1 of them */
-	uint32_t umask;
+	struct kit_entry *un; /* unstable tree nodes, in insertion order since the scan began */
+	struct kit_hash unstable; /* chains of un[] by (checksum, tree) */
 	uint32_t *upage;    /* page of each unstable tree node */
 	uint32_t u_used;    /* next free unstable node (1 after each full scan) */
 
@@ -533,47 +522,28 @@ static inline bool sharing_candidate(const struct ksm *k, uint32_t n, int32_t of
 	return k->sn[n].len > 0 && k->sn[n].len + offset < k->max_sharing;
 }
 
-static uint32_t domain_index(const struct ksm *k, uint32_t domain)
-{
-	uint32_t lo = 0, hi = k->ndomains;
-
-	if (k->ndomains == 1)
-		return 0;
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-
-		if (k->domains[mid] < domain)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < k->ndomains ? lo : 0;
-}
-
-/* The tree index of a page; grows the root arrays if a new NUMA node shows up. */
+/* The tree index of a page; grows the root arrays when a new partition shows up. */
 static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out)
 {
-	uint32_t nid = k->across ? 0 : info->node;
-	uint32_t need = (nid + 1) * k->ndomains;
+	uint32_t part;
+	int rc = kit_part(&k->parts, info, k->across, &part);
 
-	if (need > k->ntrees) {
-		if (need > UINT16_MAX + 1u)
-			return SP_ELIMIT;
-		uint32_t *u = realloc(k->usize, need * sizeof(*u));
+	if (rc < 0)
+		return rc;
+	if (part >= k->ntrees) {
+		uint64_t need = (uint64_t)k->ntrees * 2 > part ? (uint64_t)k->ntrees * 2 : part + 1u;
+		uint32_t *u = kit_grow(k->usize, sizeof(*u), k->ntrees, need), *r;
 
 		if (!u)
 			return SP_ENOMEM;
 		k->usize = u;
-		uint32_t *s = realloc(k->sroot, need * sizeof(*s));
-
-		if (!s)
+		r = kit_grow(k->sroot, sizeof(*r), k->ntrees, need);
+		if (!r)
 			return SP_ENOMEM;
-		k->sroot = s;
-		memset(k->usize + k->ntrees, 0, (need - k->ntrees) * sizeof(*u));
-		memset(k->sroot + k->ntrees, 0, (need - k->ntrees) * sizeof(*s));
-		k->ntrees = need;
+		k->sroot = r;
+		k->ntrees = (uint32_t)need;
 	}
-	*out = nid * k->ndomains + domain_index(k, info->domain);
+	*out = part;
 	return 0;
 }
 
@@ -679,40 +649,17 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 
 /* ---- the unstable tree (a hash table standing for it) ------------------- */
 
-static inline uint32_t ubucket_of(const struct ksm *k, uint32_t csum, uint32_t tree)
-{
-	uint64_t h = (((uint64_t)tree << 32) | csum) * 0x9e3779b97f4a7c15ULL;
-
-	return (uint32_t)(h >> 32) & k->umask;
-}
-
-/* Nodes visited by a search of a balanced tree of size pages: its height. */
-static inline uint64_t tree_depth(uint32_t size)
-{
-	uint64_t d = 0;
-
-	for (; size; size >>= 1)
-		d++;
-	return d;
-}
-
 static void unstable_erase(struct ksm *k, uint32_t n)
 {
-	struct unode *u = &k->un[n];
-
-	if (u->prev)
-		k->un[u->prev].next = u->next;
-	else
-		k->ubucket[ubucket_of(k, u->key, u->tree)] = u->next;
-	if (u->next)
-		k->un[u->next].prev = u->prev;
-	k->usize[u->tree]--;
+	kit_hash_remove(&k->unstable, k->un, n);
+	k->usize[k->un[n].part]--;
 }
 
 static void unstable_reset(struct ksm *k)
 {
-	memset(k->ubucket, 0, ((size_t)k->umask + 1) * sizeof(*k->ubucket));
-	memset(k->usize, 0, k->ntrees * sizeof(*k->usize));
+	kit_hash_clear(&k->unstable);
+	if (k->ntrees)
+		memset(k->usize, 0, k->ntrees * sizeof(*k->usize));
 	k->u_used = 1;
 }
 
@@ -985,12 +932,12 @@ again:
 static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree,
 				       uint32_t nid)
 {
-	uint32_t b = ubucket_of(k, csum, tree), found = 0, n;
+	uint32_t found = 0, n;
 	struct ritem *it = &k->ri[p];
 
-	account(k, BK_COST_TREE_STEP, tree_depth(k->usize[tree]));
-	for (n = k->ubucket[b]; n != NIL; n = k->un[n].next) {
-		if (k->un[n].key == csum && k->un[n].tree == tree &&
+	account(k, BK_COST_TREE_STEP, kit_tree_depth(k->usize[tree]));
+	for (n = kit_hash_first(&k->unstable, csum, tree); n != NIL; n = k->un[n].next) {
+		if (k->un[n].csum == csum && k->un[n].part == tree &&
 		    k->ops->compare(k->impl, p, k->upage[n]) == 0) {
 			found = n;
 			break;
@@ -1010,15 +957,8 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	k->upage[n] = (uint32_t)p;
 	it->flags |= RI_UNSTABLE;
 	it->seq = (uint8_t)k->full_scans;
-	it->tree = (uint16_t)tree;
 	it->head = n;
-	k->un[n].key = csum;
-	k->un[n].tree = tree;
-	k->un[n].prev = NIL;
-	k->un[n].next = k->ubucket[b];
-	if (k->ubucket[b])
-		k->un[k->ubucket[b]].prev = n;
-	k->ubucket[b] = n;
+	kit_hash_insert(&k->unstable, k->un, n, csum, tree);
 	k->usize[tree]++;
 	k->pages_unshared++;
 	return 0;
@@ -1241,7 +1181,8 @@ static void drop_stable_nodes(struct ksm *k)
 		if (k->sn[i].kind != SN_FREE)
 			sn_release(k, i);
 	}
-	memset(k->sroot, 0, k->ntrees * sizeof(*k->sroot));
+	if (k->ntrees)
+		memset(k->sroot, 0, k->ntrees * sizeof(*k->sroot));
 	k->chains = 0;
 	k->dups = 0;
 }
@@ -1280,10 +1221,8 @@ static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 		if ((idx == P_MERGE_ACROSS_NODES && (v != 0) == k->across) ||
 		    (idx == P_MAX_PAGE_SHARING && (int32_t)v == k->max_sharing))
 			return 0;
-		if (k->pages_shared > 0)
-			return sp_err_set(err, SP_EINVAL,
-					  "ksm: %s cannot change while %lld KSM pages exist (the kernel answers EBUSY)",
-					  ksm_params[idx].name, (long long)k->pages_shared);
+		if (kit_refuse_while_shared("ksm", ksm_params[idx].name, k->pages_shared, err) < 0)
+			return SP_EINVAL;
 		drop_stable_nodes(k);
 		if (idx == P_MERGE_ACROSS_NODES)
 			k->across = v != 0;
@@ -1327,9 +1266,9 @@ static void ksm_destroy(void *st)
 
 	if (!k)
 		return;
-	free(k->domains);
+	kit_parts_release(&k->parts);
+	kit_hash_release(&k->unstable);
 	free(k->usize);
-	free(k->ubucket);
 	free(k->sroot);
 	free(k->ri);
 	free(k->un);
@@ -1339,58 +1278,14 @@ static void ksm_destroy(void *st)
 	free(k);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The distinct security domains of the pages, sorted. */
-static int collect_domains(struct ksm *k)
-{
-	uint32_t cap = 4, n = 0, last = 0;
-	struct bk_page_info info;
-
-	k->domains = malloc(cap * sizeof(*k->domains));
-	if (!k->domains)
-		return SP_ENOMEM;
-	for (bk_page p = 0; p < k->npages; p++) {
-		k->ops->page_info(k->impl, p, &info);
-		if (n && info.domain == last)
-			continue;
-		last = info.domain;
-		if (n == cap) {
-			uint32_t *d = realloc(k->domains, cap * 2 * sizeof(*d));
-
-			if (!d)
-				return SP_ENOMEM;
-			k->domains = d;
-			cap *= 2;
-		}
-		k->domains[n++] = info.domain;
-	}
-	if (n == 0)
-		k->domains[n++] = 0;
-	qsort(k->domains, n, sizeof(*k->domains), cmp_u32);
-	k->ndomains = 1;
-	for (uint32_t i = 1; i < n; i++) {
-		if (k->domains[i] != k->domains[k->ndomains - 1])
-			k->domains[k->ndomains++] = k->domains[i];
-	}
-	return 0;
-}
-
 static int ksm_create(void **out, const struct algo_params *prm, const struct algo_env *env,
 		      struct sp_err *err)
 {
 	struct ksm *k = calloc(1, sizeof(*k));
-	uint32_t nnodes;
 
 	*out = NULL;
 	if (!k)
 		return sp_err_set(err, SP_ENOMEM, "ksm: out of memory");
-	k->bk = env->bk;
 	k->ops = env->bk.ops;
 	k->impl = env->bk.impl;
 	k->pages_to_scan = (uint64_t)prm->v[P_PAGES_TO_SCAN];
@@ -1425,48 +1320,30 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 		ksm_destroy(k);
 		return sp_err_set(err, SP_ELIMIT, "ksm: %llu pages is beyond the model's 2^32-2", n);
 	}
-	nnodes = k->ops->nnodes(k->impl);
-	if (nnodes == 0)
-		nnodes = 1;
 	k->ri = calloc(k->npages + 1, sizeof(*k->ri));
 	k->un = calloc(k->npages + 1, sizeof(*k->un));
-	for (k->umask = 1023; k->umask < k->npages; k->umask = k->umask * 2 + 1)
-		;
-	k->ubucket = calloc((size_t)k->umask + 1, sizeof(*k->ubucket));
 	k->upage = calloc(k->npages + 1, sizeof(*k->upage));
 	k->u_used = 1;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
 	k->sn = calloc(k->sn_cap, sizeof(*k->sn));
 	k->sl = calloc(k->sn_cap, sizeof(*k->sl));
-	if (!k->ri || !k->un || !k->ubucket || !k->upage || !k->sn || !k->sl || collect_domains(k) < 0)
-		goto nomem;
-	k->ntrees = nnodes * k->ndomains;
-	k->usize = calloc(k->ntrees, sizeof(*k->usize));
-	k->sroot = calloc(k->ntrees, sizeof(*k->sroot));
-	if (!k->usize || !k->sroot)
-		goto nomem;
-	if (k->ntrees > UINT16_MAX) {
-		ksm_destroy(k);
-		return sp_err_set(err, SP_ELIMIT, "ksm: more than %u (node, domain) trees",
-				  UINT16_MAX);
-	}
-	*out = k;
-	return 0;
-nomem:
-	{
+	if (!k->ri || !k->un || !k->upage || !k->sn || !k->sl || kit_parts_init(&k->parts) < 0 ||
+	    kit_hash_init(&k->unstable, k->npages) < 0) {
 		unsigned long long n = k->npages;
 
 		ksm_destroy(k);
 		return sp_err_set(err, SP_ENOMEM, "ksm: out of memory for %llu pages", n);
 	}
+	*out = k;
+	return 0;
 }
 
 const struct algo_ops algo_ksm = {
 	.version = ALGO_OPS_VERSION,
 	.name = "ksm",
 	.description = "model of Linux KSM (ksmd) by --kernel version: checksum filter, stable/unstable trees, chains, smart scan",
-	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES | ALGO_CAP_LINUX,
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES | ALGO_CAP_LAZY_COW | ALGO_CAP_LINUX,
 	.params = ksm_params,
 	.nparams = sizeof(ksm_params) / sizeof(ksm_params[0]),
 	.create = ksm_create,

@@ -4,8 +4,8 @@
  *
  * At every instant it saves every present page whose content is also held by
  * another present page it may share with: pages_sharing = present - distinct,
- * counted per partition.  A partition is (security domain, and NUMA node when
- * merge_across_nodes=0).  With use_zero_pages=1 zero-filled pages all map the
+ * counted per partition: (security domain, and NUMA node when
+ * merge_across_nodes=0), kit.h's partition ids.  With use_zero_pages=1 zero-filled pages all map the
  * shared zero page (ksm_zero_pages) and are not counted as content.  It does
  * no work and has no cost: it is omniscient (reads exact content, hears every
  * change) and therefore exists in simulation only.  Like SQLite's
@@ -19,6 +19,7 @@
 
 #include "algorithm.h"
 #include "fpcount.h"
+#include "kit.h"
 
 enum { P_MERGE_ACROSS_NODES, P_USE_ZERO_PAGES };
 
@@ -33,6 +34,7 @@ struct oracle {
 	bool use_zero;
 	uint64_t npages;
 	struct fpcount contents;
+	struct kit_parts parts;
 	struct sp_fp *counted;   /* per page: content counted */
 	uint32_t *counted_part;  /* per page: partition counted */
 	uint8_t *state;          /* per page: 0 not counted, 1 content, 2 zero page */
@@ -71,8 +73,9 @@ static int count(struct oracle *o, bk_page p)
 		return 0;
 	}
 	o->counted[p] = o->bk.ops->content(o->bk.impl, p);
-	o->counted_part[p] = (info.domain << 8) | (o->across_nodes ? 0 : (info.node & 0xff));
-	n = fpcount_add(&o->contents, o->counted[p], o->counted_part[p]);
+	n = kit_part(&o->parts, &info, o->across_nodes, &o->counted_part[p]);
+	if (n == 0)
+		n = fpcount_add(&o->contents, o->counted[p], o->counted_part[p]);
 	if (n < 0) {
 		o->present--;
 		return (int)n;
@@ -90,6 +93,7 @@ static void oracle_destroy(void *st)
 	if (!o)
 		return;
 	fpcount_release(&o->contents);
+	kit_parts_release(&o->parts);
 	free(o->counted);
 	free(o->counted_part);
 	free(o->state);
@@ -111,7 +115,7 @@ static int oracle_create(void **out, const struct algo_params *p, const struct a
 	o->counted_part = malloc(o->npages * sizeof(*o->counted_part) + 1);
 	o->state = calloc(o->npages + 1, 1);
 	bool ok = o->counted && o->counted_part && o->state &&
-		  fpcount_init(&o->contents, 1024) == 0;
+		  fpcount_init(&o->contents, 1024) == 0 && kit_parts_init(&o->parts) == 0;
 
 	for (bk_page i = 0; ok && i < o->npages; i++)
 		ok = count(o, i) == 0;

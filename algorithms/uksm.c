@@ -42,17 +42,17 @@
  *   rg[r]    regions: first page, pages, level, index in its level's list,
  *            sweep state (offset, next k) and the sweep's statistics.
  *   lv[l]    per level: the list of its regions and a cursor.
- *   fe[i]    stable entries, one per shared frame: frame, checksum,
- *            partition (security domain, NUMA node unless
- *            merge_across_nodes), live mappers through us, hash chain
- *            (fbucket[] by (checksum, partition)); free list through next.
+ *   stable   kit.h's stable table: one entry per shared frame, keyed
+ *            (checksum, partition) - kit.h's (security domain, NUMA node
+ *            unless merge_across_nodes) - with its live mappers through us
+ *            and the entry each page maps.
  *   per page p: prid[p] its region; oldcsum[p] hash at the last visit
- *            (valid with PG_CSUM); fent[p] the entry whose frame it maps;
- *            ukey/upart/unext/uprev/useq its unstable node (valid while
+ *            (valid with PG_CSUM); un[p + 1] its unstable node (key and
+ *            hash chain in unstable) and useq[p] its generation (valid while
  *            PG_UNSTABLE and useq[p] == ugen).
  *
  * Invariants.
- *   - pages_shared == fe[] entries in use; pages_sharing == sum of
+ *   - pages_shared == stable entries in use; pages_sharing == sum of
  *     (live - 1) == the backend's mappers - 1 over our frames, at every
  *     instant (COW breaks and unmaps are applied when reported).
  *   - rg[r].merged == pages of region r mapping one of our frames.
@@ -95,6 +95,7 @@
 #include <string.h>
 
 #include "algorithm.h"
+#include "kit.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -164,16 +165,7 @@ struct level {
 	bool wrapped;
 };
 
-struct fent {
-	bk_frame f;
-	uint32_t csum;
-	uint32_t part;
-	uint32_t live;
-	uint32_t next, prev;
-};
-
 struct uksm {
-	struct backend bk;
 	const struct backend_ops *ops;
 	void *impl;
 
@@ -190,12 +182,11 @@ struct uksm {
 	uint32_t *prid;
 	struct level lv[MAX_LEVELS];
 
-	uint32_t mask;
-	uint32_t *fbucket, *ubucket;
-	struct fent *fe;
-	uint32_t fe_cap, fe_used, fe_free;
-
-	uint32_t *oldcsum, *fent, *ukey, *upart, *unext, *uprev, *useq;
+	struct kit_parts parts;
+	struct kit_stable stable;
+	struct kit_hash unstable;
+	struct kit_entry *un;     /* per page p at p + 1 */
+	uint32_t *oldcsum, *useq;
 	uint8_t *flags;
 	uint32_t ugen;
 
@@ -205,33 +196,12 @@ struct uksm {
 	double hash_acc, futile_acc, prev_cost;
 	uint64_t period_hashed, period_futile_x1k;
 
-	int64_t pages_shared, pages_sharing, pages_unshared, tracked, zero_pages;
+	int64_t pages_unshared, tracked, zero_pages;
 	int64_t full_scans, pages_scanned, promotions, demotions;
 	uint64_t unstable_linked; /* nodes linked in the current unstable structure */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static inline uint32_t bucket_of(const struct uksm *u, uint32_t csum, uint32_t part)
-{
-	uint64_t h = (((uint64_t)part << 32) | csum) * 0x9e3779b97f4a7c15ULL;
-
-	return (uint32_t)(h >> 32) & u->mask;
-}
-
-static inline uint64_t depth(uint64_t size)
-{
-	uint64_t d = 0;
-
-	for (; size; size >>= 1)
-		d++;
-	return d;
-}
-
-static inline uint32_t part_of(const struct uksm *u, const struct bk_page_info *info)
-{
-	return (info->domain << 16) ^ (u->across ? 0u : info->node);
-}
 
 static uint32_t stride_of(const struct uksm *u, uint32_t level)
 {
@@ -302,76 +272,17 @@ static void evaluate(struct uksm *u, uint32_t r)
 
 /* ---- stable and unstable structures ------------------------------------- */
 
-static int fe_new(struct uksm *u, bk_frame f, uint32_t csum, uint32_t part, uint32_t *out)
-{
-	uint32_t i, b;
-
-	if (u->fe_free) {
-		i = u->fe_free;
-		u->fe_free = u->fe[i].next;
-	} else {
-		if (u->fe_used == u->fe_cap) {
-			uint32_t cap = u->fe_cap * 2;
-			struct fent *n = cap > u->fe_cap ? realloc(u->fe, cap * sizeof(*n)) : NULL;
-
-			if (!n)
-				return SP_ENOMEM;
-			u->fe = n;
-			u->fe_cap = cap;
-		}
-		i = u->fe_used++;
-	}
-	memset(&u->fe[i], 0, sizeof(u->fe[i]));
-	u->fe[i].f = f;
-	u->fe[i].csum = csum;
-	u->fe[i].part = part;
-	b = bucket_of(u, csum, part);
-	u->fe[i].next = u->fbucket[b];
-	if (u->fbucket[b])
-		u->fe[u->fbucket[b]].prev = i;
-	u->fbucket[b] = i;
-	*out = i;
-	return 0;
-}
-
-static void fe_drop(struct uksm *u, uint32_t i)
-{
-	struct fent *x = &u->fe[i];
-
-	if (x->prev)
-		u->fe[x->prev].next = x->next;
-	else
-		u->fbucket[bucket_of(u, x->csum, x->part)] = x->next;
-	if (x->next)
-		u->fe[x->next].prev = x->prev;
-	x->next = u->fe_free;
-	x->prev = 0;
-	u->fe_free = i;
-}
-
 static void attach(struct uksm *u, bk_page p, uint32_t i)
 {
-	if (u->fe[i].live++)
-		u->pages_sharing++;
-	else
-		u->pages_shared++;
-	u->fent[p] = i;
+	kit_stable_attach(&u->stable, p, i);
 	u->rg[u->prid[p]].merged++;
 	u->rg[u->prid[p]].dups++;
 }
 
 static void detach(struct uksm *u, bk_page p)
 {
-	uint32_t i = u->fent[p];
-
-	u->fent[p] = 0;
+	kit_stable_detach(&u->stable, p);
 	u->rg[u->prid[p]].merged--;
-	if (--u->fe[i].live) {
-		u->pages_sharing--;
-	} else {
-		u->pages_shared--;
-		fe_drop(u, i);
-	}
 }
 
 static inline bool in_unstable(const struct uksm *u, bk_page p)
@@ -384,12 +295,7 @@ static void unstable_remove(struct uksm *u, bk_page p)
 	if (!(u->flags[p] & PG_UNSTABLE))
 		return;
 	if (in_unstable(u, p)) {
-		if (u->uprev[p])
-			u->unext[u->uprev[p] - 1] = u->unext[p];
-		else
-			u->ubucket[bucket_of(u, u->ukey[p], u->upart[p])] = u->unext[p];
-		if (u->unext[p])
-			u->uprev[u->unext[p] - 1] = u->uprev[p];
+		kit_hash_remove(&u->unstable, u->un, (uint32_t)p + 1);
 		u->unstable_linked--;
 	}
 	u->pages_unshared--;
@@ -398,16 +304,8 @@ static void unstable_remove(struct uksm *u, bk_page p)
 
 static void unstable_insert(struct uksm *u, bk_page p, uint32_t csum, uint32_t part)
 {
-	uint32_t b = bucket_of(u, csum, part);
-
-	u->ukey[p] = csum;
-	u->upart[p] = part;
+	kit_hash_insert(&u->unstable, u->un, (uint32_t)p + 1, csum, part);
 	u->useq[p] = u->ugen;
-	u->uprev[p] = 0;
-	u->unext[p] = u->ubucket[b];
-	if (u->ubucket[b])
-		u->uprev[u->ubucket[b] - 1] = (uint32_t)p + 1;
-	u->ubucket[b] = (uint32_t)p + 1;
 	u->flags[p] |= PG_UNSTABLE;
 	u->pages_unshared++;
 	u->unstable_linked++;
@@ -486,8 +384,9 @@ static int visit(struct uksm *u, bk_page p)
 	const struct backend_ops *ops = u->ops;
 	struct region *R = &u->rg[u->prid[p]];
 	struct bk_page_info info;
-	uint32_t csum, part, b, i, q1;
-	uint64_t nstable = (uint64_t)u->pages_shared, nunstable = u->unstable_linked;
+	struct kit_stable *st = &u->stable;
+	uint32_t csum, part, i, q1;
+	uint64_t nstable = (uint64_t)st->shared, nunstable = u->unstable_linked;
 	bk_frame f;
 	int rc;
 
@@ -522,32 +421,33 @@ static int visit(struct uksm *u, bk_page p)
 		R->dups++;
 		return 0;
 	}
-	part = part_of(u, &info);
-	b = bucket_of(u, csum, part);
-	ops->account(u->impl, BK_COST_TREE_STEP, depth(nstable));
+	rc = kit_part(&u->parts, &info, u->across, &part);
+	if (rc < 0)
+		return rc;
+	ops->account(u->impl, BK_COST_TREE_STEP, kit_tree_depth(nstable));
 	collisions(u, nstable);
-	for (i = u->fbucket[b]; i; i = u->fe[i].next) {
-		if (u->fe[i].csum != csum || u->fe[i].part != part)
+	for (i = kit_hash_first(&st->hash, csum, part); i; i = st->key[i].next) {
+		if (st->key[i].csum != csum || st->key[i].part != part)
 			continue;
-		if (ops->compare_frame(u->impl, p, u->fe[i].f) == 0 &&
-		    ops->merge_frame(u->impl, p, u->fe[i].f) == 0) {
+		if (ops->compare_frame(u->impl, p, st->frame[i]) == 0 &&
+		    ops->merge_frame(u->impl, p, st->frame[i]) == 0) {
 			attach(u, p, i);
 			return 0;
 		}
 	}
-	ops->account(u->impl, BK_COST_TREE_STEP, depth(nunstable));
+	ops->account(u->impl, BK_COST_TREE_STEP, kit_tree_depth(nunstable));
 	collisions(u, nunstable);
-	for (q1 = u->ubucket[b]; q1; q1 = u->unext[q1 - 1]) {
+	for (q1 = kit_hash_first(&u->unstable, csum, part); q1; q1 = u->un[q1].next) {
 		bk_page q = q1 - 1;
 
-		if (u->ukey[q] != csum || u->upart[q] != part)
+		if (u->un[q1].csum != csum || u->un[q1].part != part)
 			continue;
 		if (ops->compare(u->impl, p, q) != 0)
 			continue;
 		if (ops->merge_pages(u->impl, q, p, &f) < 0)
 			break;
 		unstable_remove(u, q);
-		rc = fe_new(u, f, csum, part, &i);
+		rc = kit_stable_add(st, f, csum, part, &i);
 		if (rc < 0)
 			return rc;
 		attach(u, p, i);
@@ -599,7 +499,7 @@ static void round_check(struct uksm *u)
 	for (uint32_t l = 0; l < u->nlevels; l++)
 		u->lv[l].wrapped = false;
 	u->full_scans++;
-	memset(u->ubucket, 0, ((size_t)u->mask + 1) * sizeof(*u->ubucket));
+	kit_hash_clear(&u->unstable);
 	u->ugen++; /* pages_unshared keeps the old nodes until their pages are visited */
 	u->unstable_linked = 0;
 }
@@ -654,7 +554,7 @@ static int uksm_page_changed(void *st, bk_page p, uint32_t what)
 		if (what & ALGO_CHANGE_COW)
 			u->rg[u->prid[p]].cows++;
 	}
-	if (u->fent[p]) {
+	if (u->stable.of_page[p]) {
 		if (what & ALGO_CHANGE_COW)
 			u->rg[u->prid[p]].cows++;
 		detach(u, p);
@@ -668,6 +568,7 @@ static int uksm_set_param(void *st, uint32_t idx, double value, struct sp_err *e
 {
 	struct uksm *u = st;
 	uint64_t v = (uint64_t)value;
+	int rc;
 
 	switch (idx) {
 	case P_PAGES_TO_SCAN:
@@ -703,12 +604,12 @@ static int uksm_set_param(void *st, uint32_t idx, double value, struct sp_err *e
 		u->use_zero = v != 0;
 		return 0;
 	case P_MERGE_ACROSS_NODES:
-		if ((v != 0) != u->across && u->pages_shared > 0)
-			return sp_err_set(err, SP_EINVAL,
-					  "uksm: merge_across_nodes cannot change while %lld shared frames exist",
-					  (long long)u->pages_shared);
-		u->across = v != 0;
-		return 0;
+		rc = (v != 0) == u->across
+			     ? 0
+			     : kit_refuse_while_shared("uksm", uksm_params[idx].name, u->stable.shared, err);
+		if (rc == 0)
+			u->across = v != 0;
+		return rc;
 	default:
 		return sp_err_set(err, SP_EINVAL, "uksm: %s cannot change at run time",
 				  idx < sizeof(uksm_params) / sizeof(uksm_params[0])
@@ -720,10 +621,10 @@ static int uksm_set_param(void *st, uint32_t idx, double value, struct sp_err *e
 static void uksm_metrics(const void *st, struct metrics *m)
 {
 	const struct uksm *u = st;
-	int64_t vol = u->tracked - u->pages_shared - u->pages_sharing - u->pages_unshared;
+	int64_t vol = u->tracked - u->stable.shared - u->stable.sharing - u->pages_unshared;
 
-	m->pages_shared = u->pages_shared;
-	m->pages_sharing = u->pages_sharing;
+	m->pages_shared = u->stable.shared;
+	m->pages_sharing = u->stable.sharing;
 	m->pages_unshared = u->pages_unshared;
 	m->pages_volatile = vol < 0 ? 0 : vol;
 	m->full_scans = u->full_scans;
@@ -742,15 +643,11 @@ static void uksm_destroy(void *st)
 		free(u->lv[l].list);
 	free(u->rg);
 	free(u->prid);
-	free(u->fbucket);
-	free(u->ubucket);
-	free(u->fe);
+	kit_parts_release(&u->parts);
+	kit_stable_release(&u->stable);
+	kit_hash_release(&u->unstable);
+	free(u->un);
 	free(u->oldcsum);
-	free(u->fent);
-	free(u->ukey);
-	free(u->upart);
-	free(u->unext);
-	free(u->uprev);
 	free(u->useq);
 	free(u->flags);
 	free(u);
@@ -803,7 +700,6 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 	*out = NULL;
 	if (!u)
 		return sp_err_set(err, SP_ENOMEM, "uksm: out of memory");
-	u->bk = env->bk;
 	u->ops = env->bk.ops;
 	u->impl = env->bk.impl;
 	u->pages_to_scan = (uint64_t)prm->v[P_PAGES_TO_SCAN];
@@ -828,25 +724,14 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 		return sp_err_set(err, SP_ELIMIT, "uksm: more than 2^32-2 pages");
 	}
 	n = u->npages + 1;
-	for (u->mask = 1023; u->mask < u->npages; u->mask = u->mask * 2 + 1)
-		;
 	u->prid = calloc(n, sizeof(*u->prid));
-	u->fbucket = calloc((size_t)u->mask + 1, sizeof(*u->fbucket));
-	u->ubucket = calloc((size_t)u->mask + 1, sizeof(*u->ubucket));
-	u->fe_cap = 1024;
-	u->fe_used = 1;
-	u->fe = calloc(u->fe_cap, sizeof(*u->fe));
+	u->un = calloc(n, sizeof(*u->un));
 	u->oldcsum = calloc(n, sizeof(*u->oldcsum));
-	u->fent = calloc(n, sizeof(*u->fent));
-	u->ukey = calloc(n, sizeof(*u->ukey));
-	u->upart = calloc(n, sizeof(*u->upart));
-	u->unext = calloc(n, sizeof(*u->unext));
-	u->uprev = calloc(n, sizeof(*u->uprev));
 	u->useq = calloc(n, sizeof(*u->useq));
 	u->flags = calloc(n, 1);
-	if (!u->prid || !u->fbucket || !u->ubucket || !u->fe || !u->oldcsum || !u->fent ||
-	    !u->ukey || !u->upart || !u->unext || !u->uprev || !u->useq || !u->flags ||
-	    make_regions(u) < 0) {
+	if (!u->prid || !u->un || !u->oldcsum || !u->useq || !u->flags ||
+	    kit_parts_init(&u->parts) < 0 || kit_stable_init(&u->stable, u->npages) < 0 ||
+	    kit_hash_init(&u->unstable, u->npages) < 0 || make_regions(u) < 0) {
 		uksm_destroy(u);
 		return sp_err_set(err, SP_ENOMEM, "uksm: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

@@ -65,9 +65,9 @@ int real_engine_new(struct real_engine **out, struct real_live *L,
 	int rc;
 
 	*out = NULL;
-	if (!cfg->algo || !cfg->algo->create || !cfg->algo->batch || !cfg->algo->page_changed ||
-	    !cfg->algo->metrics || !cfg->algo->destroy)
-		return sp_err_set(err, SP_EINVAL, "no algorithm, or one that does not implement the contract");
+	rc = algo_check(cfg->algo, err);
+	if (rc < 0)
+		return rc;
 	if (cfg->algo->caps & ALGO_CAP_OMNISCIENT)
 		return sp_err_set(err, SP_EINVAL, "algorithm '%s' reads exact content: simulation only",
 				  cfg->algo->name);

@@ -449,12 +449,11 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (!cfg->algo || cfg->sample_ms == 0)
-		return sp_err_set(err, SP_EINVAL, "sim_run: no algorithm, or a zero sample interval");
-	if (cfg->algo->version < 1 || !cfg->algo->create || !cfg->algo->batch ||
-	    !cfg->algo->page_changed || !cfg->algo->metrics || !cfg->algo->destroy)
-		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract",
-				  cfg->algo->name);
+	if (cfg->sample_ms == 0)
+		return sp_err_set(err, SP_EINVAL, "sim_run: a zero sample interval");
+	rc = algo_check(cfg->algo, err);
+	if (rc < 0)
+		return rc;
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
 	if (cfg->ctl && strcmp(cfg->ctl->name, "advisor") == 0) {
 		char why[256];

@@ -1,0 +1,317 @@
+/*
+ * kit.c - implements the merge algorithms' shared kit (kit.h) and
+ * algo_check(), the contract check every driver runs before create().
+ *
+ * Partitions.  An open-addressing table (linear probing, doubling at 50%
+ * load) maps the full 64-bit key domain << 32 | node to a dense id, so no
+ * two pairs can ever share an id, however many domains or nodes there are
+ * (packing both into 32 bits, as the algorithms once did, made domains 0 and
+ * 65536, or nodes 0 and 256, collide).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "algorithm.h"
+#include "kit.h"
+
+/* ---- partitions ------------------------------------------------------------ */
+
+static inline uint64_t mix64(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+int kit_parts_init(struct kit_parts *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->mask = 63;
+	t->key = calloc((size_t)t->mask + 1, sizeof(*t->key));
+	t->id1 = calloc((size_t)t->mask + 1, sizeof(*t->id1));
+	if (!t->key || !t->id1) {
+		kit_parts_release(t);
+		return SP_ENOMEM;
+	}
+	return 0;
+}
+
+void kit_parts_release(struct kit_parts *t)
+{
+	free(t->key);
+	free(t->id1);
+	memset(t, 0, sizeof(*t));
+}
+
+static uint32_t parts_slot(const struct kit_parts *t, uint64_t key)
+{
+	uint32_t i = (uint32_t)mix64(key) & t->mask;
+
+	while (t->id1[i] && t->key[i] != key)
+		i = (i + 1) & t->mask;
+	return i;
+}
+
+static int parts_double(struct kit_parts *t)
+{
+	struct kit_parts n = { .mask = t->mask * 2 + 1, .n = t->n };
+
+	if (n.mask <= t->mask)
+		return SP_ELIMIT;
+	n.key = calloc((size_t)n.mask + 1, sizeof(*n.key));
+	n.id1 = calloc((size_t)n.mask + 1, sizeof(*n.id1));
+	if (!n.key || !n.id1) {
+		kit_parts_release(&n);
+		return SP_ENOMEM;
+	}
+	for (uint32_t i = 0; i <= t->mask; i++) {
+		if (t->id1[i]) {
+			uint32_t j = parts_slot(&n, t->key[i]);
+
+			n.key[j] = t->key[i];
+			n.id1[j] = t->id1[i];
+		}
+	}
+	kit_parts_release(t);
+	*t = n;
+	return 0;
+}
+
+int kit_part_id(struct kit_parts *t, uint32_t domain, uint32_t node, bool across, uint32_t *out)
+{
+	uint64_t key = (uint64_t)domain << 32 | (across ? KIT_ANY_NODE : node);
+	uint32_t i = parts_slot(t, key);
+	int rc;
+
+	if (t->id1[i]) {
+		*out = t->id1[i] - 1;
+		return 0;
+	}
+	if (t->n >= UINT32_MAX - 1)
+		return SP_ELIMIT;
+	if ((uint64_t)(t->n + 1) * 2 > (uint64_t)t->mask + 1) {
+		rc = parts_double(t);
+		if (rc < 0)
+			return rc;
+		i = parts_slot(t, key);
+	}
+	t->key[i] = key;
+	t->id1[i] = ++t->n;
+	*out = t->n - 1;
+	return 0;
+}
+
+void *kit_grow(void *arr, size_t elem, uint64_t n, uint64_t need)
+{
+	char *a;
+
+	if (need <= n || need > SIZE_MAX / elem)
+		return NULL;
+	a = realloc(arr, need * elem);
+	if (a)
+		memset(a + n * elem, 0, (need - n) * elem);
+	return a;
+}
+
+/* ---- hash chains -------------------------------------------------------- */
+
+int kit_hash_init(struct kit_hash *h, uint64_t entries)
+{
+	uint64_t mask = 1023;
+
+	while (mask < entries && mask < UINT32_MAX / 2)
+		mask = mask * 2 + 1;
+	h->mask = (uint32_t)mask;
+	h->head = calloc((size_t)mask + 1, sizeof(*h->head));
+	return h->head ? 0 : SP_ENOMEM;
+}
+
+void kit_hash_release(struct kit_hash *h)
+{
+	free(h->head);
+	h->head = NULL;
+}
+
+void kit_hash_clear(struct kit_hash *h)
+{
+	memset(h->head, 0, ((size_t)h->mask + 1) * sizeof(*h->head));
+}
+
+void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32_t csum,
+		     uint32_t part)
+{
+	uint32_t *head = &h->head[kit_bucket(h, csum, part)];
+
+	e[i].csum = csum;
+	e[i].part = part;
+	e[i].prev = 0;
+	e[i].next = *head;
+	if (*head)
+		e[*head].prev = i;
+	*head = i;
+}
+
+void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i)
+{
+	struct kit_entry *x = &e[i];
+
+	if (x->prev)
+		e[x->prev].next = x->next;
+	else
+		h->head[kit_bucket(h, x->csum, x->part)] = x->next;
+	if (x->next)
+		e[x->next].prev = x->prev;
+	x->next = x->prev = 0;
+}
+
+/* ---- the stable table ------------------------------------------------------ */
+
+int kit_stable_init(struct kit_stable *s, uint64_t npages)
+{
+	memset(s, 0, sizeof(*s));
+	s->cap = 1024;
+	s->used = 1; /* entry 0 means none */
+	s->frame = calloc(s->cap, sizeof(*s->frame));
+	s->live = calloc(s->cap, sizeof(*s->live));
+	s->key = calloc(s->cap, sizeof(*s->key));
+	s->of_page = calloc(npages + 1, sizeof(*s->of_page));
+	if (!s->frame || !s->live || !s->key || !s->of_page || kit_hash_init(&s->hash, npages) < 0) {
+		kit_stable_release(s);
+		return SP_ENOMEM;
+	}
+	return 0;
+}
+
+void kit_stable_release(struct kit_stable *s)
+{
+	free(s->frame);
+	free(s->live);
+	free(s->key);
+	free(s->of_page);
+	kit_hash_release(&s->hash);
+	memset(s, 0, sizeof(*s));
+}
+
+static int stable_grow(struct kit_stable *s)
+{
+	uint32_t cap = s->cap * 2;
+	void *p;
+
+	if (cap <= s->cap)
+		return SP_ENOMEM;
+	p = kit_grow(s->frame, sizeof(*s->frame), s->cap, cap);
+	if (!p)
+		return SP_ENOMEM;
+	s->frame = p;
+	p = kit_grow(s->live, sizeof(*s->live), s->cap, cap);
+	if (!p)
+		return SP_ENOMEM;
+	s->live = p;
+	p = kit_grow(s->key, sizeof(*s->key), s->cap, cap);
+	if (!p)
+		return SP_ENOMEM;
+	s->key = p;
+	s->cap = cap;
+	return 0;
+}
+
+int kit_stable_add(struct kit_stable *s, bk_frame f, uint32_t csum, uint32_t part, uint32_t *out)
+{
+	uint32_t i;
+
+	if (s->free_head) {
+		i = s->free_head;
+		s->free_head = s->key[i].next;
+	} else {
+		if (s->used == s->cap && stable_grow(s) < 0)
+			return SP_ENOMEM;
+		i = s->used++;
+	}
+	s->frame[i] = f;
+	s->live[i] = 0;
+	kit_hash_insert(&s->hash, s->key, i, csum, part);
+	*out = i;
+	return 0;
+}
+
+void kit_stable_attach(struct kit_stable *s, bk_page p, uint32_t i)
+{
+	if (s->live[i]++)
+		s->sharing++;
+	else
+		s->shared++;
+	s->of_page[p] = i;
+}
+
+uint32_t kit_stable_detach(struct kit_stable *s, bk_page p)
+{
+	uint32_t i = s->of_page[p];
+
+	s->of_page[p] = 0;
+	if (--s->live[i]) {
+		s->sharing--;
+		return i;
+	}
+	s->shared--;
+	kit_hash_remove(&s->hash, s->key, i);
+	s->key[i].next = s->free_head;
+	s->free_head = i;
+	return i;
+}
+
+/* ---- the EBUSY rule ---------------------------------------------------------- */
+
+int kit_refuse_while_shared(const char *algo, const char *param, int64_t shared,
+			    struct sp_err *err)
+{
+	if (shared <= 0)
+		return 0;
+	return sp_err_set(err, SP_EINVAL,
+			  "%s: %s cannot change while %lld shared frames exist (the kernel answers EBUSY)",
+			  algo, param, (long long)shared);
+}
+
+/* ---- the contract check ------------------------------------------------------ */
+
+static int check_params(const struct algo_ops *a, struct sp_err *err)
+{
+	if (a->nparams > ALGO_MAX_PARAMS || (a->nparams && !a->params))
+		return sp_err_set(err, SP_EINVAL, "algorithm '%s': %u parameters (at most %d, with a table)",
+				  a->name, a->nparams, ALGO_MAX_PARAMS);
+	for (uint32_t i = 0; i < a->nparams; i++) {
+		const struct algo_param *p = &a->params[i];
+
+		if (!p->name || !p->name[0] || !(p->min <= p->def && p->def <= p->max))
+			return sp_err_set(err, SP_EINVAL,
+					  "algorithm '%s': parameter %u has no name or a default outside its range",
+					  a->name, i);
+	}
+	return 0;
+}
+
+int algo_check(const struct algo_ops *a, struct sp_err *err)
+{
+	const char *missing = NULL;
+
+	if (!a)
+		return sp_err_set(err, SP_EINVAL, "no algorithm");
+	if (!a->name || !a->name[0])
+		return sp_err_set(err, SP_EINVAL, "an algorithm without a name");
+	if (a->version < 1 || a->version > ALGO_OPS_VERSION)
+		return sp_err_set(err, SP_EINVAL, "algorithm '%s': contract version %u (this build knows 1..%d)",
+				  a->name, a->version, ALGO_OPS_VERSION);
+	if (!a->create)
+		missing = "create";
+	else if (!a->destroy)
+		missing = "destroy";
+	else if (!a->batch)
+		missing = "batch";
+	else if (!a->page_changed)
+		missing = "page_changed";
+	else if (!a->metrics)
+		missing = "metrics";
+	if (missing)
+		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract: no %s()",
+				  a->name, missing);
+	return check_params(a, err);
+}

@@ -1,0 +1,162 @@
+/*
+ * kit.h - the merge algorithms' shared kit: the pieces every algorithm file
+ * needs and none should write again (kit.c).
+ *
+ *   partitions    one dense id per (security domain, NUMA node) pair, or per
+ *                 domain when merge_across_nodes=1: pages of different
+ *                 partitions never share a frame.  Ids are given in the
+ *                 order the pairs are first seen, from 0, so they index
+ *                 per-partition arrays (trees, counters).
+ *   hash chains   a bucket hash of (checksum, partition) over intrusive,
+ *                 doubly linked chains of struct kit_entry (entries numbered
+ *                 from 1, 0 = none), the structure every model uses to stand
+ *                 for a content-ordered tree.
+ *   tree depth    the height of a balanced tree of n entries: the tree steps
+ *                 a search of that tree is charged.
+ *   stable table  one entry per shared frame the algorithm made: frame,
+ *                 key, live mappers through the algorithm, which page maps
+ *                 which entry, and the pages_shared / pages_sharing counts.
+ *   EBUSY rule    merge_across_nodes and max_page_sharing may not change
+ *                 while shared frames exist.
+ *
+ * Nothing here keeps global state.  Functions return 0 or a negative SP_E*
+ * code; none prints.
+ */
+#ifndef SP_KIT_H
+#define SP_KIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "sp_error.h"
+
+/* ---- partitions ------------------------------------------------------------ */
+
+struct kit_parts {
+	uint64_t *key; /* per slot: domain << 32 | node (KIT_ANY_NODE across nodes) */
+	uint32_t *id1; /* per slot: partition id + 1; 0 marks an empty slot */
+	uint32_t mask; /* slots - 1, slots a power of two */
+	uint32_t n;    /* ids given: 0 .. n-1 */
+};
+
+#define KIT_ANY_NODE UINT32_MAX
+
+int kit_parts_init(struct kit_parts *t);
+void kit_parts_release(struct kit_parts *t);
+/*
+ * The partition of (domain, node), node ignored when across: the same pair
+ * always gets the same id, different pairs never share one.  SP_ENOMEM when
+ * the table cannot grow (nothing changes then).
+ */
+int kit_part_id(struct kit_parts *t, uint32_t domain, uint32_t node, bool across, uint32_t *out);
+
+/* The partition of a page (its domain and node). */
+static inline int kit_part(struct kit_parts *t, const struct bk_page_info *info, bool across,
+			   uint32_t *out)
+{
+	return kit_part_id(t, info->domain, info->node, across, out);
+}
+
+/*
+ * Grows a zero-filled array of n elements of elem bytes to need elements
+ * (need > n), zero-filling the new ones: the new array, or NULL (arr is then
+ * untouched and still valid).
+ */
+void *kit_grow(void *arr, size_t elem, uint64_t n, uint64_t need);
+
+/* ---- hash chains -------------------------------------------------------- */
+
+/* One entry of a chain: its key and its neighbours (entry numbers, 0 = none). */
+struct kit_entry {
+	uint32_t csum;
+	uint32_t part;
+	uint32_t next, prev;
+};
+
+struct kit_hash {
+	uint32_t *head; /* first entry of each bucket's chain, 0 = empty */
+	uint32_t mask;  /* buckets - 1 */
+};
+
+/* Buckets: a power of two >= entries, at least 1024. */
+int kit_hash_init(struct kit_hash *h, uint64_t entries);
+void kit_hash_release(struct kit_hash *h);
+/* Empties every chain (the entries' links are left as they are). */
+void kit_hash_clear(struct kit_hash *h);
+
+/* The bucket of key (csum, part): both halves of the key are mixed. */
+static inline uint32_t kit_bucket(const struct kit_hash *h, uint32_t csum, uint32_t part)
+{
+	uint64_t x = (((uint64_t)part << 32) | csum) * 0x9e3779b97f4a7c15ULL;
+
+	return (uint32_t)(x >> 32) & h->mask;
+}
+
+/* The first entry of the chain key (csum, part) hashes to (it may hold other keys). */
+static inline uint32_t kit_hash_first(const struct kit_hash *h, uint32_t csum, uint32_t part)
+{
+	return h->head[kit_bucket(h, csum, part)];
+}
+
+/* Sets entry i's key and puts it at the head of its chain. */
+void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32_t csum,
+		     uint32_t part);
+/* Takes entry i out of its chain. */
+void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i);
+
+/* ---- tree depth ------------------------------------------------------------ */
+
+/* Nodes a search of a balanced tree of size entries visits: ceil(log2(size + 1)). */
+static inline uint64_t kit_tree_depth(uint64_t size)
+{
+	uint64_t d = 0;
+
+	for (; size; size >>= 1)
+		d++;
+	return d;
+}
+
+/* ---- the stable table ------------------------------------------------------ */
+
+/*
+ * Invariants: an entry is in use iff live[i] > 0 (or it was just added and
+ * is about to be attached); shared == entries in use; sharing == sum of
+ * (live - 1); of_page[p] == i iff page p maps entry i's frame through us.
+ * Free entries form a list through key[i].next.
+ */
+struct kit_stable {
+	bk_frame *frame;        /* per entry: the shared frame */
+	uint32_t *live;         /* per entry: pages mapping it through us */
+	struct kit_entry *key;  /* per entry: (checksum, partition) and hash chain */
+	uint32_t cap, used, free_head;
+	struct kit_hash hash;
+	uint32_t *of_page;      /* per page: the entry whose frame it maps, 0 = none */
+	int64_t shared, sharing;
+};
+
+int kit_stable_init(struct kit_stable *s, uint64_t npages);
+void kit_stable_release(struct kit_stable *s);
+/* A new entry for frame f keyed (csum, part), in its chain, no mapper yet. */
+int kit_stable_add(struct kit_stable *s, bk_frame f, uint32_t csum, uint32_t part, uint32_t *out);
+/* Page p maps entry i's frame now. */
+void kit_stable_attach(struct kit_stable *s, bk_page p, uint32_t i);
+/*
+ * Page p no longer maps its entry's frame (COW break, unmap).  Returns the
+ * entry; when it has no mapper left (live == 0) it was freed, its key still
+ * readable until the next add.
+ */
+uint32_t kit_stable_detach(struct kit_stable *s, bk_page p);
+
+/* ---- the EBUSY rule ---------------------------------------------------------- */
+
+/*
+ * merge_across_nodes and max_page_sharing cannot change while shared frames
+ * exist (the kernel answers EBUSY): 0 when shared == 0, else SP_EINVAL with
+ * a message naming the algorithm, the parameter and the frames.
+ */
+int kit_refuse_while_shared(const char *algo, const char *param, int64_t shared,
+			    struct sp_err *err);
+
+#endif
