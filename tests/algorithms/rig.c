@@ -101,7 +101,8 @@ void rig_start(struct rig *r, const char *const *sets)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->info_calls);
 }
 
-void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present)
+static void record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present,
+		   bool huge)
 {
 	struct trace_record rec = { .guest = g, .page = page };
 	struct sp_err err = { 0 };
@@ -111,7 +112,7 @@ void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool
 
 	if (present) {
 		rec.fp = tb_fp(content);
-		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO);
+		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO) | (huge ? TRACE_HUGE : 0);
 	}
 	rec.node = r->tb.h.guests[g].node;
 	CU_ASSERT_EQUAL_FATAL(sim_mem_apply(r->mem, &rec, &p, &what, &notify, &err), 0);
@@ -119,9 +120,19 @@ void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool
 		CU_ASSERT_EQUAL(r->a->page_changed(r->st, p, what), 0);
 }
 
+void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present)
+{
+	record(r, g, page, content, present, false);
+}
+
 void rig_write(struct rig *r, uint32_t g, uint64_t page, uint64_t content)
 {
-	rig_record(r, g, page, content, true);
+	record(r, g, page, content, true, false);
+}
+
+void rig_write_huge(struct rig *r, uint32_t g, uint64_t page, uint64_t content)
+{
+	record(r, g, page, content, true, true);
 }
 
 void rig_metrics(struct rig *r, struct metrics *m)

@@ -36,6 +36,8 @@ void rig_start(struct rig *r, const char *const *sets);
 /* Applies one page's new state (content 0: zero page) and tells the algorithm as sim_run would. */
 void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present);
 void rig_write(struct rig *r, uint32_t g, uint64_t page, uint64_t content);
+/* rig_write() of a page that is part of a transparent huge page. */
+void rig_write_huge(struct rig *r, uint32_t g, uint64_t page, uint64_t content);
 void rig_metrics(struct rig *r, struct metrics *m);
 /* One batch at r->now; the clock then moves by the sleep plus 1 ms.  Returns the sleep. */
 uint64_t rig_batch(struct rig *r);

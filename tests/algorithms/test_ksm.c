@@ -768,19 +768,9 @@ SP_TEST(huge_page_split_zero_pages_by_kernel)
 
 		rig_init(&r, "ksm", 2, 512);
 		ksm_start_on(&r, newer ? "6.12" : "6.11", NULL);
-		for (uint32_t g = 0; g < 2; g++) {
-			for (uint64_t i = 0; i < 512; i++) {
-				struct trace_record rec = { .guest = g, .page = i };
-				struct sp_err err = { 0 };
-				uint32_t what;
-				bool notify;
-				bk_page p;
-				uint64_t c = i < 10 ? 0 : 1000 * (g + 1) + i;
-
-				rec.fp = tb_fp(c);
-				rec.flags = TRACE_PRESENT | (c ? 0 : TRACE_ZERO) | (g == 0 ? TRACE_HUGE : 0);
-				CU_ASSERT_EQUAL_FATAL(sim_mem_apply(r.mem, &rec, &p, &what, &notify, &err), 0);
-			}
+		for (uint64_t i = 0; i < 512; i++) {
+			rig_write_huge(&r, 0, i, i < 10 ? 0 : 1000 + i);
+			rig_write(&r, 1, i, i < 10 ? 0 : 2000 + i);
 		}
 		rig_scans(&r, 2);
 		rig_metrics(&r, &m);
