@@ -1000,6 +1000,28 @@ static bool should_skip(struct ksm *k, bk_page p, const struct bk_page_info *inf
 	return true;
 }
 
+/*
+ * The stable tree part of cmp_and_merge_page(): page p (checksum csum) joins
+ * a KSM page of its content if there is one.  1: a KSM page matched (merged,
+ * or the merge failed: either way the visit ends), 0: none (*tree is set),
+ * or SP_E*.
+ */
+static int stable_merge(struct ksm *k, bk_page p, const struct bk_page_info *info, uint32_t csum,
+			uint32_t *tree)
+{
+	uint32_t d;
+	int rc = tree_of(k, info, tree);
+
+	if (rc < 0)
+		return rc;
+	d = stable_search(k, p, csum, *tree);
+	if (!d)
+		return 0;
+	if (k->ops->merge_frame(k->impl, p, k->sn[d].kpage) == 0)
+		stable_append(k, p, d);
+	return 1;
+}
+
 /* cmp_and_merge_page(). */
 static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *info)
 {
@@ -1021,15 +1043,9 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 		bool uncounted = ops->checksum_uncounted != NULL;
 
 		checksum = uncounted ? ops->checksum_uncounted(k->impl, p) : ops->checksum(k->impl, p);
-		rc = tree_of(k, info, &tree);
-		if (rc < 0)
-			return rc;
-		d = stable_search(k, p, checksum, tree);
-		if (d) {
-			if (ops->merge_frame(k->impl, p, k->sn[d].kpage) == 0)
-				stable_append(k, p, d);
-			return 0;
-		}
+		rc = stable_merge(k, p, info, checksum, &tree);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
 		if (uncounted)
 			account(k, BK_COST_CHECKSUM, 1);
 	} else {
@@ -1046,15 +1062,9 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 		return 0;
 	}
 	if (k->checksum_first) {
-		rc = tree_of(k, info, &tree);
-		if (rc < 0)
-			return rc;
-		d = stable_search(k, p, checksum, tree);
-		if (d) {
-			if (ops->merge_frame(k->impl, p, k->sn[d].kpage) == 0)
-				stable_append(k, p, d);
-			return 0;
-		}
+		rc = stable_merge(k, p, info, checksum, &tree);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
 	}
 	t = unstable_search_insert(k, p, checksum, tree, k->across ? 0 : info->node);
 	if (!t)

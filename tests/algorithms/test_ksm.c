@@ -565,8 +565,11 @@ SP_TEST(sleep_is_rounded_to_timer_ticks)
 
 /* ---- kernel versions (algorithms/kernel.c) ----------------------------- */
 
-static void ksm_start_on(struct rig *r, const char *kernel, const char *const *sets)
+/* The rig of guests x pages with the ksm model of that kernel, a whole scan per batch. */
+static void ksm_on(struct rig *r, uint32_t guests, uint64_t pages, const char *kernel,
+		   const char *const *sets)
 {
+	rig_init(r, "ksm", guests, pages);
 	r->kernel = kernel;
 	ksm_start(r, sets);
 }
@@ -587,8 +590,7 @@ SP_TEST(new_guest_merges_on_first_visit_before_6_11)
 		struct rig r;
 		struct metrics m;
 
-		rig_init(&r, "ksm", 2, 3);
-		ksm_start_on(&r, kernels[v], NULL);
+		ksm_on(&r, 2, 3, kernels[v], NULL);
 		for (uint64_t i = 0; i < 3; i++)
 			rig_write(&r, 0, i, 7);
 		rig_scans(&r, 2);
@@ -623,8 +625,7 @@ SP_TEST(written_page_merges_and_is_copied_back_before_6_11)
 		struct rig r;
 		struct metrics m;
 
-		rig_init(&r, "ksm", 1, 4);
-		ksm_start_on(&r, newer ? "6.12" : "6.1", NULL);
+		ksm_on(&r, 1, 4, newer ? "6.12" : "6.1", NULL);
 		for (uint64_t i = 0; i < 3; i++)
 			rig_write(&r, 0, i, 7);
 		rig_write(&r, 0, 3, 9);
@@ -664,9 +665,7 @@ SP_TEST(pages_scanned_counts_batches_before_6_10)
 		struct rig r;
 		struct metrics m;
 
-		rig_init(&r, "ksm", 1, 10);
-		r.kernel = cases[c].kernel;
-		rig_start(&r, sets);
+		ksm_on(&r, 1, 10, cases[c].kernel, sets); /* sets' pages_to_scan wins */
 		for (uint64_t i = 0; i < 10; i++)
 			rig_write(&r, 0, i, 100 + i);
 		rig_scans(&r, 1);
@@ -691,8 +690,7 @@ SP_TEST(general_profit_credits_zero_pages_from_6_6)
 		struct rig r;
 		struct metrics m;
 
-		rig_init(&r, "ksm", 1, 4);
-		ksm_start_on(&r, newer ? "6.6" : "6.4", sets);
+		ksm_on(&r, 1, 4, newer ? "6.6" : "6.4", sets);
 		for (uint64_t i = 0; i < 4; i++)
 			rig_write(&r, 0, i, 0);
 		rig_scans(&r, 2);
@@ -722,8 +720,7 @@ SP_TEST(smart_scan_absent_before_6_7)
 	struct metrics m;
 	void *st = NULL;
 
-	rig_init(&r, "ksm", 1, 8);
-	ksm_start_on(&r, "6.6,pages_scanned_per_visit=1", NULL);
+	ksm_on(&r, 1, 8, "6.6,pages_scanned_per_visit=1", NULL);
 	for (uint64_t i = 0; i < 5; i++)
 		rig_write(&r, 0, i, 1000 + i);
 	for (uint64_t i = 5; i < 8; i++)
@@ -766,8 +763,7 @@ SP_TEST(huge_page_split_zero_pages_by_kernel)
 		struct rig r;
 		struct metrics m;
 
-		rig_init(&r, "ksm", 2, 512);
-		ksm_start_on(&r, newer ? "6.12" : "6.11", NULL);
+		ksm_on(&r, 2, 512, newer ? "6.12" : "6.11", NULL);
 		for (uint64_t i = 0; i < 512; i++) {
 			rig_write_huge(&r, 0, i, i < 10 ? 0 : 1000 + i);
 			rig_write(&r, 1, i, i < 10 ? 0 : 2000 + i);

@@ -4,13 +4,9 @@
 # commit that added it; counters it lacks are left out of the CSV with a
 # note each; the version changes the ksm model's numbers and is in reports.
 set -uo pipefail
-SIM=$1
-T=$(mktemp -d)
+SIM=$1 T=$(mktemp -d) fail=0
 trap 'rm -rf "$T"' EXIT
-fail=0
-
-err() { echo "FAIL: $*"; fail=1; }
-. "$(dirname "$0")/expect.sh"
+err() { echo "FAIL: $*"; fail=1; } && . "$(dirname "$0")/expect.sh"
 
 "$SIM" trace gen -o "$T/ok.sptrace" --guests 2 --pages 300 --snapshots 2 --zero-fraction 0.2 || exit 1
 expect 2 "covers Linux 5.14" run --trace "$T/ok.sptrace" --algo ksm --kernel 4.19
