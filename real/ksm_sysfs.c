@@ -94,8 +94,7 @@ static void file_path(const struct real_ksm *k, int file, char *buf, size_t len)
 	snprintf(buf, len, "%s/%s", k->dir, files[file].name);
 }
 
-/* Reads a small file into buf (NUL-terminated, trailing newline cut): 0 or -errno. */
-static int read_small(const char *path, char *buf, size_t len)
+int real_read_small(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -215,7 +214,7 @@ int real_ksm_get(const struct real_ksm *k, int file, int64_t *out, struct sp_err
 	if (file < 0 || file >= REAL_KSM__COUNT)
 		return sp_err_set(err, SP_EINVAL, "no KSM file number %d", file);
 	file_path(k, file, path, sizeof(path));
-	rc = read_small(path, buf, sizeof(buf));
+	rc = real_read_small(path, buf, sizeof(buf));
 	if (rc < 0)
 		return sp_err_set(err, rc == -ENOENT ? SP_ENOTSUP : errno_code(-rc), "cannot read %s: %s",
 				  path, strerror(-rc));
@@ -388,7 +387,7 @@ static int differs(struct real_ksm_saved *s, int file)
 
 	if (!s->value[file][0])
 		return 0;
-	if (read_small(s->path[file], buf, sizeof(buf)) < 0)
+	if (real_read_small(s->path[file], buf, sizeof(buf)) < 0)
 		return 1;
 	return strcmp(buf, s->value[file]) != 0;
 }
@@ -463,7 +462,7 @@ int real_ksmd_pid(pid_t *out, struct sp_err *err)
 		if (*end || pid <= 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-		if (read_small(path, comm, sizeof(comm)) == 0 && !strcmp(comm, "ksmd")) {
+		if (real_read_small(path, comm, sizeof(comm)) == 0 && !strcmp(comm, "ksmd")) {
 			closedir(d);
 			*out = (pid_t)pid;
 			return 0;
@@ -488,7 +487,7 @@ int real_ksm_other_users(pid_t self, pid_t *out, int max)
 		if (pid <= 0 || pid == (long)self)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/ksm_stat", pid);
-		if (read_small(path, buf, sizeof(buf)) < 0 || !strstr(buf, "ksm_mergeable: yes"))
+		if (real_read_small(path, buf, sizeof(buf)) < 0 || !strstr(buf, "ksm_mergeable: yes"))
 			continue;
 		if (n < max)
 			out[n] = (pid_t)pid;
@@ -498,22 +497,22 @@ int real_ksm_other_users(pid_t self, pid_t *out, int max)
 	return n;
 }
 
-int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err)
+int real_proc_cpu_ns_at(const char *procfs, pid_t pid, int64_t *out, struct sp_err *err)
 {
-	char path[64], buf[1024];
+	char path[512], buf[1024];
 	unsigned long long ut, st;
 	long hz = sysconf(_SC_CLK_TCK);
 	const char *p;
 	int rc;
 
 	/* schedstat's first field is the time on CPU in ns; stat is in 10 ms ticks. */
-	snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
-	if (read_small(path, buf, sizeof(buf)) >= 0 && sscanf(buf, "%llu", &ut) == 1) {
+	snprintf(path, sizeof(path), "%s/%ld/schedstat", procfs, (long)pid);
+	if (real_read_small(path, buf, sizeof(buf)) >= 0 && sscanf(buf, "%llu", &ut) == 1) {
 		*out = (int64_t)ut;
 		return 0;
 	}
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	rc = read_small(path, buf, sizeof(buf));
+	snprintf(path, sizeof(path), "%s/%ld/stat", procfs, (long)pid);
+	rc = real_read_small(path, buf, sizeof(buf));
 	if (rc < 0)
 		return sp_err_set(err, SP_EIO, "cannot read %s: %s", path, strerror(-rc));
 	p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
@@ -526,15 +525,22 @@ int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err)
 	return 0;
 }
 
-int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err)
+int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err)
 {
-	FILE *f = fopen("/proc/vmstat", "re");
-	char line[128];
+	return real_proc_cpu_ns_at("/proc", pid, out, err);
+}
+
+int real_vmstat_cow_ksm_at(const char *procfs, int64_t *out, struct sp_err *err)
+{
+	char path[512], line[128];
+	FILE *f;
 	long long v;
 
-	*out = 0;
+	snprintf(path, sizeof(path), "%s/vmstat", procfs);
+	f = fopen(path, "re");
+	*out = -1;
 	if (!f)
-		return sp_err_set(err, SP_EIO, "cannot open /proc/vmstat: %s", strerror(errno));
+		return sp_err_set(err, SP_EIO, "cannot open %s: %s", path, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "cow_ksm %lld", &v) == 1) {
 			*out = v;
@@ -543,4 +549,13 @@ int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err)
 	}
 	fclose(f);
 	return 0;
+}
+
+int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err)
+{
+	int rc = real_vmstat_cow_ksm_at("/proc", out, err);
+
+	if (*out < 0)
+		*out = 0;
+	return rc;
 }

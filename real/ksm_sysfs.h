@@ -154,7 +154,13 @@ int real_ksm_other_users(pid_t self, pid_t *out, int max);
 int real_ksmd_pid(pid_t *out, struct sp_err *err);
 /* CPU time of a process in ns: /proc/PID/schedstat, else utime + stime of /proc/PID/stat. */
 int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err);
+/* The same under another proc root (a fake tree in tests). */
+int real_proc_cpu_ns_at(const char *procfs, pid_t pid, int64_t *out, struct sp_err *err);
 /* The cow_ksm count of /proc/vmstat (COW breaks of KSM pages since boot); 0 if absent. */
 int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err);
+/* The same under another proc root; -1 if the line is absent (kernels before 6.2). */
+int real_vmstat_cow_ksm_at(const char *procfs, int64_t *out, struct sp_err *err);
+/* Reads a small file into buf (NUL-terminated, trailing newlines and blanks cut): 0 or -errno. */
+int real_read_small(const char *path, char *buf, size_t len);
 
 #endif

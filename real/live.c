@@ -69,17 +69,17 @@
  * Structures.
  *   pages[p]   slot (0 private, 1 zero page, else frames[] index), node,
  *              PG_* flags.
- *   frames[s]  memfd offset (in pages) in its pool (the node it was made
- *              for), node (where its page is now), domain,
- *              mapper count, generation (bumped when released, so stale
- *              bk_frame handles are recognised), free-list link.
+ *   frames     frames.h's table of shared frames: per slot node (where
+ *              its page is now), domain, mapper count and generation, and
+ *              here (struct live_fdata) the memfd offset in pages and the
+ *              pool (the node it was made for).
  *   pools[n]   memfd, a MAP_SHARED view of it (for compares and copies),
  *              its free offsets and high-water mark.
  *   chunk_merged[c]  pages of chunk c (CHUNK pages) not private: the poll
  *              skips chunks without any.
  *
  * Invariants.
- *   - frames[s].mappers == pages with slot s (by the bookkeeping); a frame
+ *   - mappers of slot s == pages with slot s (by the bookkeeping); a frame
  *     whose count reaches 0 has its memfd page punched (FALLOC_FL_PUNCH_HOLE)
  *     and its offset reused; the count only drops once pagemap (or our own
  *     unmerge/discard) shows the page no longer maps the frame.
@@ -121,10 +121,11 @@
 
 #include "sp_util.h"
 #include "algorithm.h"
+#include "frames.h"
 #include "live.h"
 
-#define SLOT_PRIVATE 0u
-#define SLOT_ZERO 1u
+#define SLOT_PRIVATE BK_SLOT_PRIVATE
+#define SLOT_ZERO BK_SLOT_ZERO
 #define CHUNK 512u
 #define MAP_MARGIN 256u
 
@@ -146,14 +147,10 @@ struct live_page {
 	uint8_t pad;
 };
 
-struct live_frame {
+/* A shared frame's place, kept in frames.h's table beside its node and mappers. */
+struct live_fdata {
 	uint64_t off; /* page offset in its pool */
 	uint32_t pool; /* the pool (memfd) holding it: the node it was made for */
-	uint32_t gen;
-	uint32_t mappers;
-	uint32_t node;
-	uint32_t domain;
-	uint32_t next_free;
 };
 
 struct live_pool {
@@ -179,8 +176,7 @@ struct real_live {
 	uint64_t npages;
 	struct live_page *pages;
 	uint32_t *chunk_merged;
-	struct live_frame *frames;
-	uint32_t nframes, cap_frames, free_head;
+	struct bk_frames frames; /* data: struct live_fdata */
 	struct live_pool pools[REAL_LIVE_MAX_NODES];
 	uint32_t nnodes;
 	struct real_live_topo topo;
@@ -192,7 +188,7 @@ struct real_live {
 	uint8_t *zero_buf;
 	uint64_t counts[BK_COST__COUNT];
 	int64_t cow_breaks, merges, remote;
-	uint64_t nframes_used, mapped_pages, zero_pages, file_vma_pages;
+	uint64_t mapped_pages, zero_pages, file_vma_pages;
 	uint64_t base_vmas, max_map_count, map_limit_refusals, merge_ns, cow_polled;
 	uint64_t poll_cursor;
 	uint64_t *pmbuf; /* CHUNK pagemap entries */
@@ -393,26 +389,24 @@ fail:
 
 static inline bk_frame handle(const struct real_live *L, uint32_t slot)
 {
-	return slot == SLOT_ZERO ? BK_ZERO_FRAME : ((bk_frame)L->frames[slot].gen << 32) | slot;
+	return bk_frames_handle(&L->frames, slot);
 }
 
-static uint32_t slot_of(const struct real_live *L, bk_frame f)
+static inline uint32_t slot_of(const struct real_live *L, bk_frame f)
 {
-	uint32_t slot = (uint32_t)f;
+	return bk_frames_slot(&L->frames, f);
+}
 
-	if (f == BK_ZERO_FRAME)
-		return SLOT_ZERO;
-	if (slot < 2 || slot >= L->nframes || L->frames[slot].gen != (uint32_t)(f >> 32) ||
-	    L->frames[slot].mappers == 0)
-		return 0;
-	return slot;
+static inline struct live_fdata *fdata(const struct real_live *L, uint32_t slot)
+{
+	return bk_frames_data(&L->frames, slot);
 }
 
 static inline uint8_t *frame_addr(const struct real_live *L, uint32_t slot)
 {
-	const struct live_frame *fr = &L->frames[slot];
+	const struct live_fdata *fd = fdata(L, slot);
 
-	return L->pools[fr->pool].view + fr->off * L->ps;
+	return L->pools[fd->pool].view + fd->off * L->ps;
 }
 
 static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint32_t *out)
@@ -429,30 +423,12 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 		off = pl->hwm++;
 	else
 		return SP_ENOMEM;
-	if (L->free_head) {
-		slot = L->free_head;
-		L->free_head = L->frames[slot].next_free;
-	} else {
-		if (L->nframes == L->cap_frames) {
-			uint32_t cap = L->cap_frames * 2;
-			struct live_frame *f = realloc(L->frames, cap * sizeof(*f));
-
-			if (!f) {
-				pl->free_off[pl->nfree++] = off; /* capfree >= hwm: room */
-				return SP_ENOMEM;
-			}
-			memset(f + L->cap_frames, 0, (cap - L->cap_frames) * sizeof(*f));
-			L->frames = f;
-			L->cap_frames = cap;
-		}
-		slot = L->nframes++;
+	if (bk_frames_alloc(&L->frames, node, domain, &slot) < 0) {
+		pl->free_off[pl->nfree++] = off; /* capfree >= hwm: room */
+		return SP_ENOMEM;
 	}
-	L->frames[slot].off = off;
-	L->frames[slot].pool = node;
-	L->frames[slot].node = node;
-	L->frames[slot].domain = domain;
-	L->frames[slot].mappers = 0;
-	L->nframes_used++;
+	fdata(L, slot)->off = off;
+	fdata(L, slot)->pool = node;
 	*out = slot;
 	return 0;
 }
@@ -460,7 +436,7 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 /* The frame has no sharer left: give its memory back and recycle the slot. */
 static void frame_release(struct real_live *L, uint32_t slot)
 {
-	struct live_frame *fr = &L->frames[slot];
+	struct live_fdata *fr = fdata(L, slot);
 	struct live_pool *pl = &L->pools[fr->pool];
 
 	fallocate(pl->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fr->off * L->ps),
@@ -476,10 +452,7 @@ static void frame_release(struct real_live *L, uint32_t slot)
 	}
 	if (pl->nfree < pl->capfree)
 		pl->free_off[pl->nfree++] = fr->off; /* else the offset leaks, harmlessly */
-	fr->gen++;
-	fr->next_free = L->free_head;
-	L->free_head = slot;
-	L->nframes_used--;
+	bk_frames_free(&L->frames, slot);
 }
 
 static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
@@ -496,7 +469,7 @@ static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
 	if (old == SLOT_ZERO)
 		L->zero_pages--;
 	else if (old > SLOT_ZERO) {
-		struct live_frame *fr = &L->frames[old];
+		struct bk_frame_slot *fr = &L->frames.slot[old];
 
 		L->mapped_pages--;
 		if (fr->node != pg->node)
@@ -509,8 +482,8 @@ static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
 		L->zero_pages++;
 	else if (slot > SLOT_ZERO) {
 		L->mapped_pages++;
-		L->frames[slot].mappers++;
-		if (L->frames[slot].node != pg->node)
+		L->frames.slot[slot].mappers++;
+		if (L->frames.slot[slot].node != pg->node)
 			L->remote++;
 	}
 }
@@ -592,17 +565,38 @@ void real_live_free(struct real_live *L)
 	free(L->reg);
 	free(L->pages);
 	free(L->chunk_merged);
-	free(L->frames);
+	bk_frames_release(&L->frames);
 	free(L->pmbuf);
 	free(L->zero_buf);
 	free(L);
+}
+
+/* Opens the userfaultfd and registers every region for write-protection. */
+static int uffd_setup(struct real_live *L, struct sp_err *err)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+
+	L->uffd = uffd_open();
+	if (L->uffd < 0)
+		return sp_err_set(err, errno == EPERM || errno == EACCES ? SP_EPERM : SP_ENOTSUP,
+				  "userfaultfd: %s (needs root, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)",
+				  strerror(errno));
+	if (ioctl(L->uffd, UFFDIO_API, &api) < 0 || !(api.ioctls & (1ull << _UFFDIO_REGISTER)))
+		return sp_err_set(err, SP_ENOTSUP, "userfaultfd API handshake failed: %s",
+				  strerror(errno));
+	for (uint32_t i = 0; i < L->nregions; i++) {
+		if (uffd_register(L, L->reg[i].addr, L->reg[i].npages * L->ps) < 0)
+			return sp_err_set(err, errno == EINVAL ? SP_EINVAL : SP_ENOTSUP,
+					  "region %u: userfaultfd write-protect registration: %s (private anonymous memory only)",
+					  i, strerror(errno));
+	}
+	return 0;
 }
 
 int real_live_new(struct real_live **out, const struct real_live_region *regions, uint32_t n,
 		  const struct real_live_config *cfg, struct sp_err *err)
 {
 	struct real_live *L;
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 	long ps = sysconf(_SC_PAGESIZE);
 	int rc;
 
@@ -640,14 +634,11 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	}
 	L->pages = calloc(L->npages, sizeof(*L->pages));
 	L->chunk_merged = calloc(L->npages / CHUNK + 1, sizeof(*L->chunk_merged));
-	L->cap_frames = 1024;
-	L->frames = calloc(L->cap_frames, sizeof(*L->frames));
 	L->pmbuf = malloc(CHUNK * sizeof(*L->pmbuf));
 	L->zero_buf = calloc(1, L->ps);
-	if (!L->pages || !L->chunk_merged || !L->frames || !L->pmbuf || !L->zero_buf)
+	if (!L->pages || !L->chunk_merged || !L->pmbuf || !L->zero_buf ||
+	    bk_frames_init(&L->frames, sizeof(struct live_fdata)) < 0)
 		goto nomem;
-	L->nframes = 2;
-	L->frames[SLOT_ZERO].mappers = 1;
 	for (uint64_t p = 0; p < L->npages; p++)
 		L->pages[p].flags = PG_PRESENT;
 	if (cfg && cfg->topo) {
@@ -670,26 +661,9 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		goto fail;
 	}
 	L->zero_pfn = find_zero_pfn(L);
-	L->uffd = uffd_open();
-	if (L->uffd < 0) {
-		rc = sp_err_set(err, errno == EPERM || errno == EACCES ? SP_EPERM : SP_ENOTSUP,
-				"userfaultfd: %s (needs root, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)",
-				strerror(errno));
+	rc = uffd_setup(L, err);
+	if (rc < 0)
 		goto fail;
-	}
-	if (ioctl(L->uffd, UFFDIO_API, &api) < 0 ||
-	    !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
-		rc = sp_err_set(err, SP_ENOTSUP, "userfaultfd API handshake failed: %s", strerror(errno));
-		goto fail;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		if (uffd_register(L, L->reg[i].addr, L->reg[i].npages * L->ps) < 0) {
-			rc = sp_err_set(err, errno == EINVAL ? SP_EINVAL : SP_ENOTSUP,
-					"region %u: userfaultfd write-protect registration: %s (private anonymous memory only)",
-					i, strerror(errno));
-			goto fail;
-		}
-	}
 	if (cfg && cfg->max_map_count)
 		L->max_map_count = cfg->max_map_count;
 	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
@@ -805,7 +779,7 @@ static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t 
  */
 static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t slot)
 {
-	const struct live_frame *fr = &L->frames[slot];
+	const struct live_fdata *fr = fdata(L, slot);
 	void *r = remap_page(L, addr, L->pools[fr->pool].fd, (off_t)(fr->off * L->ps));
 
 	if (r == MAP_FAILED) {
@@ -839,7 +813,7 @@ static int check_private(const struct real_live *L, bk_page p)
 static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 {
 	struct live_page *pg = &L->pages[p];
-	struct live_frame *fr = &L->frames[slot];
+	const struct bk_frame_slot *fr = &L->frames.slot[slot];
 	uint8_t *addr;
 	uint64_t t0 = sp_mono_ns();
 	int rc = check_private(L, p);
@@ -1003,11 +977,10 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		return rc;
 	}
 	memcpy(frame_addr(L, slot), ka, L->ps);
-	L->frames[slot].mappers = 1; /* held while the two remaps run */
+	L->frames.slot[slot].mappers = 1; /* held while the two remaps run */
 	rc = remap_onto(L, keep, ka, slot);
 	if (rc < 0) {
 		unprotect(L, pa);
-		L->frames[slot].mappers = 0;
 		frame_release(L, slot);
 		return rc;
 	}
@@ -1016,12 +989,12 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	if (rc < 0) {
 		/* keep alone on the frame: give it its private copy back. */
 		madvise(ka, L->ps, MADV_POPULATE_WRITE);
-		L->frames[slot].mappers--;
+		L->frames.slot[slot].mappers--;
 		set_slot(L, keep, SLOT_PRIVATE);
 		return rc;
 	}
 	set_slot(L, p, slot);
-	L->frames[slot].mappers--; /* drop the hold */
+	L->frames.slot[slot].mappers--; /* drop the hold */
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
 	L->merge_ns += sp_mono_ns() - t0;
@@ -1090,7 +1063,7 @@ static uint32_t lv_frame_mappers(void *impl, bk_frame f)
 	struct real_live *L = impl;
 	uint32_t slot = slot_of(L, f);
 
-	return slot ? L->frames[slot].mappers : 0;
+	return slot ? L->frames.slot[slot].mappers : 0;
 }
 
 static uint32_t lv_frame_node(void *impl, bk_frame f)
@@ -1098,7 +1071,7 @@ static uint32_t lv_frame_node(void *impl, bk_frame f)
 	struct real_live *L = impl;
 	uint32_t slot = slot_of(L, f);
 
-	return slot > SLOT_ZERO ? L->frames[slot].node : 0;
+	return slot > SLOT_ZERO ? L->frames.slot[slot].node : 0;
 }
 
 static void lv_account(void *impl, enum bk_cost what, uint64_t n)
@@ -1145,9 +1118,9 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 
 	if (moved)
 		*moved = 0;
-	if (L->strict_nodes || L->nnodes < 2 || L->nframes < 2)
+	if (L->strict_nodes || L->nnodes < 2 || L->frames.n < 2)
 		return 0;
-	cnt = calloc((size_t)L->nframes * L->nnodes, sizeof(*cnt));
+	cnt = calloc((size_t)L->frames.n * L->nnodes, sizeof(*cnt));
 	if (!cnt)
 		return SP_ENOMEM;
 	for (bk_page p = 0; p < L->npages; p++) {
@@ -1156,8 +1129,8 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 		if (pg->slot > SLOT_ZERO)
 			cnt[(size_t)pg->slot * L->nnodes + pg->node]++;
 	}
-	for (uint32_t slot = SLOT_ZERO + 1; slot < L->nframes; slot++) {
-		struct live_frame *fr = &L->frames[slot];
+	for (uint32_t slot = SLOT_ZERO + 1; slot < L->frames.n; slot++) {
+		struct bk_frame_slot *fr = &L->frames.slot[slot];
 		const uint32_t *c = cnt + (size_t)slot * L->nnodes;
 		uint32_t best = fr->node;
 
@@ -1363,7 +1336,7 @@ static uint64_t pool_bytes(const struct real_live *L)
 void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->frames = L->nframes_used;
+	out->frames = L->frames.used;
 	out->mapped_pages = L->mapped_pages;
 	out->zero_pages = L->zero_pages;
 	out->file_vma_pages = L->file_vma_pages;

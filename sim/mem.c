@@ -7,15 +7,14 @@
  *             content fingerprint, NUMA node, flags, and the frame it maps
  *             (slot 0 = its own private frame, slot 1 = the shared zero page,
  *             else a shared frame in frames[]).
- *   frames[s] shared frames ("KSM pages"): content, node, security domain,
- *             mapper count, and a generation bumped when the slot is freed,
- *             so stale bk_frame handles are recognised.  Free slots form a
- *             list through next_free.
+ *   frames    shared frames ("KSM pages"), frames.h's table: node, security
+ *             domain, mapper count and generation per slot, and here the
+ *             content (frame_fp()).
  *
  * Invariants.
- *   - A page mapping frame s has the content frames[s].fp (a write first
+ *   - A page mapping frame s has the content frame_fp(s) (a write first
  *     gives it a private frame: a COW break).
- *   - frames[s].mappers == number of pages mapping s; 0 means free.
+ *   - frames.slot[s].mappers == number of pages mapping s; 0 means free.
  *   - remote == number of pages whose node differs from their shared frame's.
  *   - truth: the oracle content multiset counts every present non-zero page
  *     under (content, domain); zero pages are counted apart.
@@ -39,10 +38,11 @@
 #include <string.h>
 
 #include "fpcount.h"
+#include "frames.h"
 #include "sim.h"
 
-#define SLOT_PRIVATE 0u
-#define SLOT_ZERO 1u
+#define SLOT_PRIVATE BK_SLOT_PRIVATE
+#define SLOT_ZERO BK_SLOT_ZERO
 #define HUGE_REGION 512u
 
 /* sim_page.flags */
@@ -59,22 +59,12 @@ struct sim_page {
 	uint8_t flags;
 };
 
-struct sim_frame {
-	struct sp_fp fp;
-	uint32_t gen;
-	uint32_t mappers;
-	uint32_t node;
-	uint32_t domain;
-	uint32_t next_free;
-};
-
 struct sim_mem {
 	const struct trace_header *h;
 	uint64_t npages;
 	uint64_t *base;        /* per guest: index of its page 0 */
 	struct sim_page *pages;
-	struct sim_frame *frames;
-	uint32_t nframes, cap_frames, free_head;
+	struct bk_frames frames; /* data: the frame's content, struct sp_fp */
 	uint32_t nnodes;
 	uint64_t counts[BK_COST__COUNT];
 	int64_t cow_breaks, merges, remote, thp_splits, thp_zero;
@@ -87,20 +77,19 @@ struct sim_mem {
 
 static inline bk_frame handle(const struct sim_mem *m, uint32_t slot)
 {
-	return slot == SLOT_ZERO ? BK_ZERO_FRAME : ((bk_frame)m->frames[slot].gen << 32) | slot;
+	return bk_frames_handle(&m->frames, slot);
 }
 
 /* The live slot a handle names, or 0 if the handle is stale or invalid. */
-static uint32_t slot_of(const struct sim_mem *m, bk_frame f)
+static inline uint32_t slot_of(const struct sim_mem *m, bk_frame f)
 {
-	uint32_t slot = (uint32_t)f;
+	return bk_frames_slot(&m->frames, f);
+}
 
-	if (f == BK_ZERO_FRAME)
-		return SLOT_ZERO;
-	if (slot < 2 || slot >= m->nframes || m->frames[slot].gen != (uint32_t)(f >> 32) ||
-	    m->frames[slot].mappers == 0)
-		return 0;
-	return slot;
+/* The content of shared frame slot. */
+static inline struct sp_fp *frame_fp(const struct sim_mem *m, uint32_t slot)
+{
+	return bk_frames_data(&m->frames, slot);
 }
 
 static uint32_t domain_of(const struct sim_mem *m, const struct sim_page *pg)
@@ -128,9 +117,8 @@ int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_er
 	}
 	m->npages = n;
 	m->pages = calloc(n ? n : 1, sizeof(*m->pages));
-	m->cap_frames = 1024;
-	m->frames = calloc(m->cap_frames, sizeof(*m->frames));
-	if (!m->pages || !m->frames || fpcount_init(&m->truth, 1024) < 0)
+	if (!m->pages || bk_frames_init(&m->frames, sizeof(struct sp_fp)) < 0 ||
+	    fpcount_init(&m->truth, 1024) < 0)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
 		for (uint64_t p = 0; p < h->guests[g].pages; p++) {
@@ -138,8 +126,6 @@ int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_er
 			m->pages[m->base[g] + p].node = h->guests[g].node;
 		}
 	}
-	m->nframes = 2; /* 0: private, 1: the zero page */
-	m->frames[SLOT_ZERO].mappers = 1;
 	*out = m;
 	return 0;
 nomem:
@@ -154,7 +140,7 @@ void sim_mem_free(struct sim_mem *m)
 	fpcount_release(&m->truth);
 	free(m->base);
 	free(m->pages);
-	free(m->frames);
+	bk_frames_release(&m->frames);
 	free(m);
 }
 
@@ -170,33 +156,12 @@ const uint64_t *sim_mem_counts(const struct sim_mem *m)
 
 /* ---- frame bookkeeping ------------------------------------------------ */
 
-static int frame_alloc(struct sim_mem *m, uint32_t *slot)
-{
-	if (m->free_head) {
-		*slot = m->free_head;
-		m->free_head = m->frames[*slot].next_free;
-		return 0;
-	}
-	if (m->nframes == m->cap_frames) {
-		uint32_t cap = m->cap_frames * 2;
-		struct sim_frame *f = realloc(m->frames, cap * sizeof(*f));
-
-		if (!f)
-			return SP_ENOMEM;
-		memset(f + m->cap_frames, 0, (cap - m->cap_frames) * sizeof(*f));
-		m->frames = f;
-		m->cap_frames = cap;
-	}
-	*slot = m->nframes++;
-	return 0;
-}
-
 static void map_slot(struct sim_mem *m, struct sim_page *pg, uint32_t slot)
 {
 	pg->slot = slot;
 	if (slot > SLOT_ZERO) {
-		m->frames[slot].mappers++;
-		if (m->frames[slot].node != pg->node)
+		m->frames.slot[slot].mappers++;
+		if (m->frames.slot[slot].node != pg->node)
 			m->remote++;
 	}
 }
@@ -212,13 +177,10 @@ static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
 		m->on_zero--;
 	if (slot <= SLOT_ZERO)
 		return;
-	if (m->frames[slot].node != pg->node)
+	if (m->frames.slot[slot].node != pg->node)
 		m->remote--;
-	if (--m->frames[slot].mappers == 0) {
-		m->frames[slot].gen++;
-		m->frames[slot].next_free = m->free_head;
-		m->free_head = slot;
-	}
+	if (--m->frames.slot[slot].mappers == 0)
+		bk_frames_free(&m->frames, slot);
 }
 
 /* A merge is about to touch page p, a subpage of a huge page: split it, as the kernel does. */
@@ -321,7 +283,7 @@ static int mem_compare_frame(void *impl, bk_page a, bk_frame f)
 	struct sp_fp zero = { 0, 0 };
 
 	m->counts[BK_COST_COMPARE]++;
-	return sp_fp_cmp(m->pages[a].fp, slot == SLOT_ZERO ? zero : m->frames[slot].fp);
+	return sp_fp_cmp(m->pages[a].fp, slot == SLOT_ZERO ? zero : *frame_fp(m, slot));
 }
 
 /* Checks common to every merge of private page p with content fp in domain d. */
@@ -373,12 +335,9 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	if (rc < 0)
 		return rc;
 	if (kp->slot == SLOT_PRIVATE) {
-		if (frame_alloc(m, &slot) < 0)
+		if (bk_frames_alloc(&m->frames, kp->node, domain_of(m, kp), &slot) < 0)
 			return SP_ENOMEM;
-		m->frames[slot].fp = kp->fp;
-		m->frames[slot].node = kp->node;
-		m->frames[slot].domain = domain_of(m, kp);
-		m->frames[slot].mappers = 0;
+		*frame_fp(m, slot) = kp->fp;
 		map_slot(m, kp, slot);
 		map_slot(m, &m->pages[p], slot);
 	} else {
@@ -401,7 +360,7 @@ static int mem_merge_frame(void *impl, bk_page p, bk_frame f)
 		return SP_ECHANGED; /* the frame is gone */
 	if (slot == SLOT_ZERO)
 		return SP_EINVAL;
-	rc = merge_check(m, p, m->frames[slot].fp, m->frames[slot].domain);
+	rc = merge_check(m, p, *frame_fp(m, slot), m->frames.slot[slot].domain);
 	if (rc < 0)
 		return rc;
 	map_slot(m, &m->pages[p], slot);
@@ -441,7 +400,7 @@ static uint32_t mem_frame_mappers(void *impl, bk_frame f)
 	struct sim_mem *m = impl;
 	uint32_t slot = slot_of(m, f);
 
-	return slot ? m->frames[slot].mappers : 0;
+	return slot ? m->frames.slot[slot].mappers : 0;
 }
 
 static uint32_t mem_frame_node(void *impl, bk_frame f)
@@ -449,7 +408,7 @@ static uint32_t mem_frame_node(void *impl, bk_frame f)
 	struct sim_mem *m = impl;
 	uint32_t slot = slot_of(m, f);
 
-	return slot > SLOT_ZERO ? m->frames[slot].node : 0;
+	return slot > SLOT_ZERO ? m->frames.slot[slot].node : 0;
 }
 
 static void mem_account(void *impl, enum bk_cost what, uint64_t n)

@@ -1,0 +1,163 @@
+/*
+ * host.c - implements host.h: one pass over a (possibly fake) /proc and
+ * /sys that fills struct real_host.
+ *
+ * Every file is read whole with one open/read/close, so a pass over a host
+ * with a few hundred processes stays in the microseconds per process; the
+ * per-process files are read only for processes whose comm matches.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "ksm_sysfs.h"
+
+int real_host_is_qemu(const char *comm)
+{
+	return !strcmp(comm, "qemu-kvm") || !strncmp(comm, "qemu-system-", 12) ||
+	       !strncmp(comm, "qemu:", 5) || !strcmp(comm, "kvm");
+}
+
+/* "Key:   123 kB" lines: the value of key, or -1. */
+static int64_t field(const char *text, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (!strncmp(p, key, klen) && p[klen] == ':')
+			return strtoll(p + klen + 1, NULL, 10);
+	}
+	return -1;
+}
+
+static int read_meminfo(const char *procfs, struct ctl_host *h, struct sp_err *err)
+{
+	char path[512], buf[8192];
+	int64_t total, mfree, buffers, cached, avail, stotal, sfree;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/meminfo", procfs);
+	rc = real_read_small(path, buf, sizeof(buf));
+	if (rc < 0)
+		return sp_err_set(err, SP_EIO, "cannot read %s: %s", path, strerror(-rc));
+	total = field(buf, "MemTotal");
+	if (total <= 0)
+		return sp_err_set(err, SP_EIO, "%s: no MemTotal line", path);
+	mfree = field(buf, "MemFree");
+	buffers = field(buf, "Buffers");
+	cached = field(buf, "Cached");
+	avail = field(buf, "MemAvailable");
+	stotal = field(buf, "SwapTotal");
+	sfree = field(buf, "SwapFree");
+	h->mem_total_kib = (uint64_t)total;
+	h->mem_free_kib = (uint64_t)((mfree > 0 ? mfree : 0) + (buffers > 0 ? buffers : 0) +
+				     (cached > 0 ? cached : 0));
+	/* Kernels before 3.14 have no MemAvailable: ksmtuned's free is the best guess. */
+	h->mem_available_kib = avail >= 0 ? (uint64_t)avail : h->mem_free_kib;
+	h->swap_total_kib = stotal > 0 ? (uint64_t)stotal : 0;
+	h->swap_free_kib = sfree > 0 ? (uint64_t)sfree : 0;
+	return 0;
+}
+
+static void read_guest(const char *procfs, long pid, struct real_guest *g)
+{
+	char path[512], buf[4096];
+
+	g->rss_kib = 0;
+	g->ksm_merging_pages = g->ksm_rmap_items = -1;
+	snprintf(path, sizeof(path), "%s/%ld/status", procfs, pid);
+	if (real_read_small(path, buf, sizeof(buf)) == 0) {
+		int64_t v = field(buf, "VmRSS");
+
+		g->rss_kib = v > 0 ? v : 0;
+	}
+	snprintf(path, sizeof(path), "%s/%ld/ksm_stat", procfs, pid);
+	if (real_read_small(path, buf, sizeof(buf)) == 0) {
+		/* "ksm_rmap_items 12" lines: no colon */
+		const char *p = strstr(buf, "ksm_merging_pages ");
+
+		if (p)
+			g->ksm_merging_pages = strtoll(p + 18, NULL, 10);
+		p = strstr(buf, "ksm_rmap_items ");
+		if (p)
+			g->ksm_rmap_items = strtoll(p + 15, NULL, 10);
+	}
+}
+
+static uint32_t count_nodes(const char *sysfs)
+{
+	char path[512];
+	DIR *d;
+	struct dirent *e;
+	uint32_t n = 0;
+
+	snprintf(path, sizeof(path), "%s/devices/system/node", sysfs);
+	d = opendir(path);
+	if (!d)
+		return 1;
+	while ((e = readdir(d))) {
+		char *end;
+
+		if (!strncmp(e->d_name, "node", 4) && e->d_name[4] &&
+		    (strtoul(e->d_name + 4, &end, 10), *end == '\0'))
+			n++;
+	}
+	closedir(d);
+	return n ? n : 1;
+}
+
+int real_host_read(const char *procfs, const char *sysfs, struct real_host *out, struct sp_err *err)
+{
+	DIR *d;
+	struct dirent *e;
+	pid_t ksmd = 0;
+	int rc;
+
+	if (!procfs)
+		procfs = "/proc";
+	if (!sysfs)
+		sysfs = "/sys";
+	memset(out, 0, sizeof(*out));
+	out->mem.page_size = 4096;
+	rc = read_meminfo(procfs, &out->mem, err);
+	if (rc < 0)
+		return rc;
+	d = opendir(procfs);
+	if (!d)
+		return sp_err_set(err, SP_EIO, "cannot open %s: %s", procfs, strerror(errno));
+	while ((e = readdir(d))) {
+		char path[512], comm[64];
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (*end || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%ld/comm", procfs, pid);
+		if (real_read_small(path, comm, sizeof(comm)) < 0)
+			continue; /* gone meanwhile */
+		if (!strcmp(comm, "ksmd")) {
+			ksmd = (pid_t)pid;
+		} else if (real_host_is_qemu(comm)) {
+			struct real_guest g = { .pid = (pid_t)pid };
+
+			snprintf(g.comm, sizeof(g.comm), "%s", comm);
+			read_guest(procfs, pid, &g);
+			out->mem.committed_kib += (uint64_t)g.rss_kib;
+			if (out->nguests < REAL_HOST_MAX_GUESTS)
+				out->guests[out->nguests] = g;
+			out->nguests++;
+		}
+	}
+	closedir(d);
+	out->mem.guests = out->nguests;
+	out->ksmd_cpu_ns = -1;
+	if (ksmd && real_proc_cpu_ns_at(procfs, ksmd, &out->ksmd_cpu_ns, NULL) < 0)
+		out->ksmd_cpu_ns = -1;
+	if (real_vmstat_cow_ksm_at(procfs, &out->cow_ksm, NULL) < 0 || out->cow_ksm < 0)
+		out->cow_ksm = -1;
+	out->numa_nodes = count_nodes(sysfs);
+	return 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * host.h - what samepaged reads of a KVM host through /proc and /sys, every
+ * path under a root so that a fake tree in a test directory stands in for a
+ * host (as node_exporter's --path.procfs / --path.sysfs).
+ *
+ *   PROCFS/meminfo            MemTotal, MemFree, Buffers, Cached, MemAvailable,
+ *                             SwapTotal, SwapFree (kB)
+ *   PROCFS/PID/comm           QEMU processes: "qemu-kvm", "qemu-system-*",
+ *                             "qemu:*", "kvm" (ksmtuned's pattern)
+ *   PROCFS/PID/status         their VmRSS (kB): the memory committed to guests
+ *   PROCFS/PID/ksm_stat       their ksm_merging_pages, ksm_rmap_items (6.1+)
+ *   PROCFS/vmstat             cow_ksm (6.2+; absent: -1)
+ *   PROCFS/PID/stat           ksmd's CPU time (utime + stime; the thread "ksmd")
+ *   SYSFS/devices/system/node NUMA nodes (nodeN entries; absent: 1 node)
+ * Files a kernel lacks are reported absent (-1), never as errors; only
+ * meminfo is required.
+ */
+#ifndef SP_REAL_HOST_H
+#define SP_REAL_HOST_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "control.h"
+#include "sp_error.h"
+
+#define REAL_HOST_MAX_GUESTS 256
+
+struct real_guest {
+	pid_t pid;
+	char comm[64];
+	int64_t rss_kib;           /* VmRSS */
+	int64_t ksm_merging_pages; /* from ksm_stat; -1 absent */
+	int64_t ksm_rmap_items;    /* from ksm_stat; -1 absent */
+};
+
+struct real_host {
+	struct ctl_host mem;       /* meminfo and the guests' RSS, as policies see it */
+	int64_t cow_ksm;           /* /proc/vmstat cow_ksm since boot; -1 absent */
+	int64_t ksmd_cpu_ns;       /* ksmd's CPU time since boot; -1 no ksmd */
+	uint32_t numa_nodes;       /* at least 1 */
+	uint32_t nguests;          /* QEMU processes found (guests[] holds the first REAL_HOST_MAX_GUESTS) */
+	struct real_guest guests[REAL_HOST_MAX_GUESTS];
+};
+
+/* Whether a process name (PID/comm) is a QEMU guest, by ksmtuned's pattern. */
+int real_host_is_qemu(const char *comm);
+/*
+ * Reads the host under procfs and sysfs (NULL: "/proc", "/sys").  SP_EIO
+ * naming the file when meminfo is unreadable or lacks MemTotal.
+ */
+int real_host_read(const char *procfs, const char *sysfs, struct real_host *out, struct sp_err *err);
+
+#endif
