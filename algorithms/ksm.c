@@ -94,10 +94,12 @@
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
- *  - The stored checksum has a separate "valid" bit instead of starting at
- *    0: in the simulator a zero-filled page's checksum is 0, which would let
- *    zero pages pass the volatility filter on their first visit, unlike the
- *    kernel where xxhash of a zero page is not 0.
+ *  - The stored checksum has a separate "valid" bit (RI_CSUM) instead of
+ *    starting at 0 as the kernel's oldchecksum does: every page must show
+ *    the same checksum at two visits, whatever its checksum.  (A zero-filled
+ *    page's checksum is not 0 in either world - the backend's is non-zero
+ *    like xxhash's, see zero_checksum() - so this differs from the kernel
+ *    only for a page whose checksum happens to be 0.)
  *  - COW breaks are modelled with the kernel's lag: the write gives the page
  *    a private copy at once (backend), but pages_shared/pages_sharing and
  *    the stable node only change when the scanner next visits the page (or

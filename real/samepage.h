@@ -17,7 +17,7 @@
  *     samepage_set(sp, "pages_to_scan=5000", &err);
  *     samepage_start(sp, &err);
  *     ...
- *     samepage_read(sp, &stats);
+ *     samepage_read(sp, &stats, &err);
  *     samepage_stop(sp, true, &err);
  *     samepage_free(sp);
  *

@@ -523,6 +523,18 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	return 0;
 }
 
+void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
+{
+	const struct sim_page *pg;
+
+	if (rec->guest >= m->h->nguests || rec->page >= m->h->guests[rec->guest].pages)
+		return; /* sim_mem_apply() says what is wrong */
+	pg = &m->pages[m->base[rec->guest] + rec->page];
+	__builtin_prefetch(pg, 1);
+	if ((rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT)
+		fpcount_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
+}
+
 void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)
 {
 	*present = m->present;

@@ -18,6 +18,9 @@
  * At equal times: writes, control, batch, sample.
  * Without spread_writes the trace is streamed: memory does not grow with its
  * length.  With it, one snapshot's records are held at a time.
+ * Observer hooks (sim_config.hooks) may wrap the backend the algorithm sees
+ * and see each record before it is applied; the tests drive every algorithm
+ * through them (tests/algorithms/test_conformance.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -153,8 +156,11 @@ static int apply(struct run *x, const struct trace_record *rec, struct sp_err *e
 	bk_page p;
 	uint32_t what;
 	bool notify;
-	int rc = sim_mem_apply(x->mem, rec, &p, &what, &notify, err);
+	int rc;
 
+	if (x->cfg->hooks && x->cfg->hooks->record)
+		x->cfg->hooks->record(x->cfg->hooks->arg, x->mem, rec);
+	rc = sim_mem_apply(x->mem, rec, &p, &what, &notify, err);
 	if (rc < 0)
 		return rc;
 	x->res->records++;
@@ -164,6 +170,45 @@ static int apply(struct run *x, const struct trace_record *rec, struct sp_err *e
 			return sp_err_set(err, rc, "%s: %s while handling a write", x->algo->name,
 					  sp_strerror(rc));
 	}
+	return 0;
+}
+
+/*
+ * Records read ahead of the one being applied: their pages and content
+ * counts are prefetched meanwhile (sim_mem_prefetch), so the cache misses of
+ * several records overlap.  Records are still applied one by one, in order.
+ */
+#define READ_AHEAD 8
+
+/* Reads the current snapshot's records and applies each now (in order). */
+static int apply_all(struct run *x, struct sp_err *err)
+{
+	struct trace_record ahead[READ_AHEAD];
+	struct sp_err rerr = { 0 };
+	unsigned head = 0, n = 0;
+	int end = 1, rc;
+
+	for (;;) {
+		while (end > 0 && n < READ_AHEAD) {
+			struct trace_record *r = &ahead[(head + n) % READ_AHEAD];
+
+			end = x->src->next_record(x->src->impl, r, &rerr);
+			if (end > 0) {
+				sim_mem_prefetch(x->mem, r);
+				n++;
+			}
+		}
+		if (n == 0)
+			break;
+		rc = apply(x, &ahead[head], err);
+		if (rc < 0)
+			return rc;
+		head = (head + 1) % READ_AHEAD;
+		n--;
+	}
+	/* A read error comes after the records before it are applied, as if read one by one. */
+	if (end < 0)
+		return sp_err_set(err, end, "%s", rerr.msg);
 	return 0;
 }
 
@@ -186,11 +231,7 @@ static int take_snapshot(struct run *x, const struct trace_snapshot *s, struct s
 	x->res->snapshots++;
 	x->res->page_states += trace_header_total_pages(x->src->header(x->src->impl));
 	if (!x->cfg->spread_writes || x->res->snapshots == 1) {
-		while ((rc = x->src->next_record(x->src->impl, &rec, err)) > 0) {
-			rc = apply(x, &rec, err);
-			if (rc < 0)
-				return rc;
-		}
+		rc = apply_all(x, err);
 		x->prev_snap_ns = t;
 		return rc;
 	}
@@ -312,6 +353,77 @@ static const char *env_text(void *arg, const char *name)
 	return NULL;
 }
 
+/* The control policy's turn at t: it may change tunables, stop or start scanning. */
+static int run_control(struct run *x, uint64_t t, uint64_t *ctl_wake, uint64_t *wake,
+		       struct sp_err *err)
+{
+	struct metrics m;
+	uint64_t next = 0;
+	int rc;
+
+	read_metrics(x, &m);
+	x->wake_pending = false;
+	rc = x->cfg->ctl->tick(x->ctl_st, t, &m, &next, err);
+	*ctl_wake = next == ALGO_SLEEP_FOREVER ? NEVER : t + (next ? next : NS_PER_MS);
+	if (!x->running)
+		*wake = NEVER;
+	else if (x->wake_pending && *wake > t)
+		*wake = t;
+	return rc;
+}
+
+/* One scan batch at t; *wake: when the next one starts. */
+static int run_batch(struct run *x, uint64_t t, uint64_t *wake, struct sp_err *err)
+{
+	const struct sim_config *cfg = x->cfg;
+	const uint64_t *c = sim_mem_counts(x->mem);
+	double before = scanner_ns(&cfg->cost, c);
+	uint64_t sleep = 0, cpu;
+	int rc;
+
+	rc = x->algo->batch(x->st, t, &sleep);
+	if (rc < 0)
+		return sp_err_set(err, rc, "%s: %s in a scan batch", x->algo->name, sp_strerror(rc));
+	cpu = (uint64_t)(scanner_ns(&cfg->cost, c) - before);
+	if (sleep == ALGO_SLEEP_FOREVER)
+		*wake = NEVER;
+	else if (x->algo->version >= 2 && x->algo->wake_at)
+		*wake = x->algo->wake_at(x->st, t + cpu, sleep);
+	else
+		*wake = t + cpu + sleep;
+	if (*wake <= t)
+		*wake = t + NS_PER_MS; /* a batch that took no time and asked no sleep */
+	if (x->ctl_st && cfg->ctl->after_batch) {
+		struct metrics m;
+
+		read_metrics(x, &m);
+		rc = cfg->ctl->after_batch(x->ctl_st, t + cpu, &m, err);
+	}
+	if (!x->running)
+		*wake = NEVER;
+	return rc;
+}
+
+/* The metrics sample at t, reported to sample(). */
+static int run_sample(struct run *x, uint64_t t, uint64_t end, sim_sample_fn sample,
+		      sim_progress_fn progress, void *arg, struct sp_err *err)
+{
+	struct metrics m;
+	int64_t saved;
+
+	read_metrics(x, &m);
+	saved = metrics_saved(&m);
+	if (saved > x->res->peak_saved)
+		x->res->peak_saved = saved;
+	x->res->last = m;
+	x->res->end_ms = t / NS_PER_MS;
+	if (sample && sample(arg, t / NS_PER_MS, &m) != 0)
+		return sp_err_set(err, SP_EIO, "stopped while writing a sample");
+	if (progress)
+		progress(arg, t / NS_PER_MS, end == NEVER ? 0 : end / NS_PER_MS);
+	return 0;
+}
+
 static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, void *arg,
 		struct sp_err *err)
 {
@@ -364,57 +476,11 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 				rc = rc < 0 ? rc : 0;
 			}
 		} else if (t == ctl_wake) {
-			struct metrics m;
-			uint64_t next = 0;
-
-			read_metrics(x, &m);
-			x->wake_pending = false;
-			rc = cfg->ctl->tick(x->ctl_st, t, &m, &next, err);
-			ctl_wake = next == ALGO_SLEEP_FOREVER ? NEVER : t + (next ? next : NS_PER_MS);
-			if (!x->running)
-				wake = NEVER;
-			else if (x->wake_pending && wake > t)
-				wake = t;
+			rc = run_control(x, t, &ctl_wake, &wake, err);
 		} else if (t == wake) {
-			const uint64_t *c = sim_mem_counts(x->mem);
-			double before = scanner_ns(&cfg->cost, c);
-			uint64_t sleep = 0, cpu;
-
-			rc = x->algo->batch(x->st, t, &sleep);
-			if (rc < 0)
-				return sp_err_set(err, rc, "%s: %s in a scan batch", x->algo->name,
-						  sp_strerror(rc));
-			cpu = (uint64_t)(scanner_ns(&cfg->cost, c) - before);
-			if (sleep == ALGO_SLEEP_FOREVER)
-				wake = NEVER;
-			else if (x->algo->version >= 2 && x->algo->wake_at)
-				wake = x->algo->wake_at(x->st, t + cpu, sleep);
-			else
-				wake = t + cpu + sleep;
-			if (wake <= t)
-				wake = t + NS_PER_MS; /* a batch that took no time and asked no sleep */
-			if (x->ctl_st && cfg->ctl->after_batch) {
-				struct metrics m;
-
-				read_metrics(x, &m);
-				rc = cfg->ctl->after_batch(x->ctl_st, t + cpu, &m, err);
-			}
-			if (!x->running)
-				wake = NEVER;
+			rc = run_batch(x, t, &wake, err);
 		} else {
-			struct metrics m;
-			int64_t saved;
-
-			read_metrics(x, &m);
-			saved = metrics_saved(&m);
-			if (saved > x->res->peak_saved)
-				x->res->peak_saved = saved;
-			x->res->last = m;
-			x->res->end_ms = t / NS_PER_MS;
-			if (sample && sample(arg, t / NS_PER_MS, &m) != 0)
-				return sp_err_set(err, SP_EIO, "stopped while writing a sample");
-			if (progress)
-				progress(arg, t / NS_PER_MS, end == NEVER ? 0 : end / NS_PER_MS);
+			rc = run_sample(x, t, end, sample, progress, arg, err);
 			next_sample += sample_ns;
 		}
 		if (rc < 0)
@@ -473,6 +539,8 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	}
 	if (rc == 0) {
 		env.bk = sim_mem_backend(x.mem);
+		if (cfg->hooks && cfg->hooks->backend)
+			env.bk = cfg->hooks->backend(cfg->hooks->arg, x.mem, env.bk);
 		env.seed = cfg->seed;
 		env.kernel = &cfg->kernel;
 		rc = cfg->algo->create(&x.st, &cfg->params, &env, err);

@@ -61,6 +61,8 @@ struct backend sim_mem_backend(struct sim_mem *m);
  */
 int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
 		  uint32_t *what, bool *notify, struct sp_err *err);
+/* A hint that rec is applied soon: starts loading the memory its apply will touch. */
+void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
 /* Present pages, and those of them mapping the shared zero page (not in any RSS). */
@@ -87,6 +89,19 @@ struct sim_ctl_text {
 	const char *value;
 };
 
+/*
+ * Observer hooks (optional, for tests and tools): they see the run without
+ * driving it.  backend() gets the simulated backend once, before the
+ * algorithm is created, and returns the one the algorithm is given (the
+ * same, or a wrapper: checks, fault injection); record() runs before each
+ * trace record is applied, with the memory still in its old state.
+ */
+struct sim_hooks {
+	struct backend (*backend)(void *arg, struct sim_mem *m, struct backend bk);
+	void (*record)(void *arg, struct sim_mem *m, const struct trace_record *rec);
+	void *arg;
+};
+
 struct sim_config {
 	const struct algo_ops *algo;
 	struct algo_params params;
@@ -107,6 +122,7 @@ struct sim_config {
 	 * algorithms (the others split plainly).
 	 */
 	struct algo_kernel kernel;
+	const struct sim_hooks *hooks; /* or NULL */
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
@@ -138,7 +154,8 @@ struct sim_result {
 	uint64_t snapshots;
 	uint64_t records;        /* page records applied */
 	uint64_t page_states;    /* pages x snapshots: logical records replayed */
-	int64_t peak_saved;      /* max of pages_sharing + ksm_zero_pages */
+	int64_t peak_saved;      /* max of metrics_saved(): pages_sharing + ksm_zero_pages
+				    + thp_zero_pages, over the samples */
 };
 
 /* Replays the trace file at trace_path. */

@@ -5,12 +5,16 @@
  * tombstones, so lookups stay short however many contents come and go).  The
  * hash mixes both fingerprint words and the partition (hand-made test
  * fingerprints are far from random).  The table doubles at 50% load.
+ *
+ * Large tables (a host's worth of contents: hundreds of MiB) go on huge
+ * pages (sp_bigmem.h): every lookup is a random access.  fpcount_prefetch()
+ * lets a caller that knows its next keys start the cache misses early.
  */
 #include "fpcount.h"
 
 #include <assert.h>
-#include <stdlib.h>
 
+#include "sp_bigmem.h"
 #include "sp_error.h"
 
 static size_t slot_of(const struct fpcount *c, struct sp_fp fp, uint32_t part)
@@ -26,7 +30,7 @@ static size_t slot_of(const struct fpcount *c, struct sp_fp fp, uint32_t part)
 
 static int fpcount_alloc(struct fpcount *c, size_t capacity)
 {
-	c->slots = calloc(capacity, sizeof(*c->slots));
+	c->slots = sp_big_calloc(capacity, sizeof(*c->slots));
 	if (!c->slots)
 		return SP_ENOMEM;
 	c->mask = capacity - 1;
@@ -46,7 +50,8 @@ int fpcount_init(struct fpcount *c, size_t expected)
 
 void fpcount_release(struct fpcount *c)
 {
-	free(c->slots);
+	if (c->slots)
+		sp_big_free(c->slots, c->mask + 1, sizeof(*c->slots));
 	c->slots = NULL;
 	c->used = c->total = 0;
 }
@@ -77,7 +82,7 @@ static int grow(struct fpcount *c)
 		if (old.slots[i].count)
 			*find(c, old.slots[i].fp, old.slots[i].part) = old.slots[i];
 	}
-	free(old.slots);
+	sp_big_free(old.slots, old.mask + 1, sizeof(*old.slots));
 	return 0;
 }
 
@@ -123,6 +128,11 @@ uint32_t fpcount_remove(struct fpcount *c, struct sp_fp fp, uint32_t part)
 		}
 	}
 	return 0;
+}
+
+void fpcount_prefetch(const struct fpcount *c, struct sp_fp fp, uint32_t part)
+{
+	__builtin_prefetch(&c->slots[slot_of(c, fp, part)], 1);
 }
 
 uint32_t fpcount_get(const struct fpcount *c, struct sp_fp fp, uint32_t part)

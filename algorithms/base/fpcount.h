@@ -34,6 +34,8 @@ void fpcount_release(struct fpcount *c);
 int64_t fpcount_add(struct fpcount *c, struct sp_fp fp, uint32_t part);
 /* Removes one occurrence and returns the count left; removing what is absent is a bug. */
 uint32_t fpcount_remove(struct fpcount *c, struct sp_fp fp, uint32_t part);
+/* Starts loading the slot where (fp, part) would be: a hint before an add or remove. */
+void fpcount_prefetch(const struct fpcount *c, struct sp_fp fp, uint32_t part);
 uint32_t fpcount_get(const struct fpcount *c, struct sp_fp fp, uint32_t part);
 
 static inline uint64_t fpcount_distinct(const struct fpcount *c) { return c->used; }

@@ -11,11 +11,7 @@
 #include "rig.h"
 
 static struct rig *the_rig(void *impl) { return impl; }
-static uint64_t r_npages(void *i) { struct rig *r = the_rig(i); return r->in.ops->npages(r->in.impl); }
-static uint32_t r_nnodes(void *i) { struct rig *r = the_rig(i); return r->in.ops->nnodes(r->in.impl); }
-static uint32_t r_nguests(void *i) { struct rig *r = the_rig(i); return r->in.ops->nguests(r->in.impl); }
-static uint32_t r_page_size(void *i) { struct rig *r = the_rig(i); return r->in.ops->page_size(r->in.impl); }
-static uint32_t r_zero_checksum(void *i) { struct rig *r = the_rig(i); return r->in.ops->zero_checksum(r->in.impl); }
+
 static void r_page_info(void *i, bk_page p, struct bk_page_info *o)
 {
 	struct rig *r = the_rig(i);
@@ -24,6 +20,7 @@ static void r_page_info(void *i, bk_page p, struct bk_page_info *o)
 		r->info_calls[p]++;
 	r->in.ops->page_info(r->in.impl, p, o);
 }
+
 static uint32_t r_checksum(void *i, bk_page p)
 {
 	struct rig *r = the_rig(i);
@@ -32,6 +29,7 @@ static uint32_t r_checksum(void *i, bk_page p)
 	r->last_hashed = (int64_t)p;
 	return r->in.ops->checksum(r->in.impl, p);
 }
+
 static uint32_t r_checksum_uncounted(void *i, bk_page p)
 {
 	struct rig *r = the_rig(i);
@@ -40,15 +38,6 @@ static uint32_t r_checksum_uncounted(void *i, bk_page p)
 	r->uncounted++;
 	return sp_fp_checksum(r->in.ops->content(r->in.impl, p));
 }
-static int r_compare(void *i, bk_page a, bk_page b) { struct rig *r = the_rig(i); return r->in.ops->compare(r->in.impl, a, b); }
-static int r_compare_frame(void *i, bk_page a, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->compare_frame(r->in.impl, a, f); }
-static int r_merge_pages(void *i, bk_page p, bk_page k, bk_frame *o) { struct rig *r = the_rig(i); return r->in.ops->merge_pages(r->in.impl, p, k, o); }
-static int r_merge_frame(void *i, bk_page p, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->merge_frame(r->in.impl, p, f); }
-static int r_merge_zero(void *i, bk_page p) { struct rig *r = the_rig(i); return r->in.ops->merge_zero(r->in.impl, p); }
-static int r_unmerge(void *i, bk_page p) { struct rig *r = the_rig(i); return r->in.ops->unmerge(r->in.impl, p); }
-static uint32_t r_frame_mappers(void *i, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->frame_mappers(r->in.impl, f); }
-static uint32_t r_frame_node(void *i, bk_frame f) { struct rig *r = the_rig(i); return r->in.ops->frame_node(r->in.impl, f); }
-static void r_account(void *i, enum bk_cost w, uint64_t n) { struct rig *r = the_rig(i); r->in.ops->account(r->in.impl, w, n); }
 
 void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages)
 {
@@ -77,21 +66,15 @@ void rig_start(struct rig *r, const char *const *sets)
 	CU_ASSERT_EQUAL_FATAL(sim_mem_new(&r->mem, &r->tb.h, &err), 0);
 	sim_mem_set_huge(r->mem, sim_huge_for(r->a, &r->k));
 	r->in = sim_mem_backend(r->mem);
-	r->ops = (struct backend_ops){
-		.npages = r_npages, .nnodes = r_nnodes, .nguests = r_nguests,
-		.page_size = r_page_size, .zero_checksum = r_zero_checksum,
-		.page_info = r_page_info, .checksum = r_checksum, .compare = r_compare,
-		.compare_frame = r_compare_frame, .merge_pages = r_merge_pages,
-		.merge_frame = r_merge_frame, .merge_zero = r_merge_zero, .unmerge = r_unmerge,
-		.frame_mappers = r_frame_mappers, .frame_node = r_frame_node, .account = r_account,
-		.content = NULL,
-		.checksum_uncounted = r->offer_uncounted ? r_checksum_uncounted : NULL,
-	};
+	passbk_init(&r->pb, r->in);
+	r->pb.ops.page_info = r_page_info;
+	r->pb.ops.checksum = r_checksum;
+	r->pb.ops.content = NULL;
+	r->pb.ops.checksum_uncounted = r->offer_uncounted ? r_checksum_uncounted : NULL;
 	n = r->in.ops->npages(r->in.impl);
 	r->hash_calls = calloc(n + 1, sizeof(*r->hash_calls));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->hash_calls);
-	env.bk.ops = &r->ops;
-	env.bk.impl = r;
+	env.bk = passbk_backend(&r->pb);
 	env.seed = 1;
 	env.kernel = &r->k;
 	if (r->a->create(&r->st, &prm, &env, &err) != 0)

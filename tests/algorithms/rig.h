@@ -8,14 +8,15 @@
 #include <stdint.h>
 
 #include "harness.h"
+#include "passbk.h"
 #include "sim.h"
 #include "tracebuild.h"
 
 struct rig {
+	struct passbk pb;        /* first: the wrapper's ops count per page, optional uncounted checksum */
 	struct tb tb; /* only its header is used */
 	struct sim_mem *mem;
 	struct backend in;       /* the simulated backend */
-	struct backend_ops ops;  /* the wrapper's: counts per page, optional uncounted checksum */
 	const struct algo_ops *a;
 	void *st;
 	uint64_t now;

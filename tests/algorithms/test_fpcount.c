@@ -53,3 +53,38 @@ SP_TEST(random_against_naive_model)
 	CU_ASSERT_EQUAL(fpcount_duplicates(&c), total - distinct);
 	fpcount_release(&c);
 }
+
+/* Past 2 MiB the table is mmap()ed (on huge pages): growth into it, prefetch hints, removal. */
+SP_TEST(large_mapped_table)
+{
+	enum { N = 200000 };
+	struct fpcount c;
+	uint64_t bad = 0;
+
+	CU_ASSERT_EQUAL_FATAL(fpcount_init(&c, 16), 0);
+	for (uint64_t k = 0; k < N; k++) {
+		struct sp_fp fp = { k * 0xd1b54a32d192ed03ULL, ~k };
+
+		fpcount_prefetch(&c, fp, (uint32_t)(k % 2));
+		bad += fpcount_add(&c, fp, (uint32_t)(k % 2)) != 1;
+		if (k % 3 == 0)
+			bad += fpcount_add(&c, fp, (uint32_t)(k % 2)) != 2;
+	}
+	CU_ASSERT((c.mask + 1) * sizeof(struct fpcount_entry) >= (size_t)2 << 20);
+	CU_ASSERT_EQUAL(fpcount_distinct(&c), N);
+	CU_ASSERT_EQUAL(fpcount_duplicates(&c), (N + 2) / 3);
+	for (uint64_t k = 0; k < N; k++) {
+		struct sp_fp fp = { k * 0xd1b54a32d192ed03ULL, ~k };
+
+		bad += fpcount_get(&c, fp, (uint32_t)(k % 2)) != (k % 3 == 0 ? 2u : 1u);
+		bad += fpcount_get(&c, fp, (uint32_t)(1 - k % 2)) != 0;
+		if (k % 3 == 0)
+			fpcount_remove(&c, fp, (uint32_t)(k % 2));
+		bad += fpcount_remove(&c, fp, (uint32_t)(k % 2)) != 0;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(fpcount_distinct(&c), 0);
+	CU_ASSERT_EQUAL(fpcount_total(&c), 0);
+	fpcount_release(&c);
+	CU_ASSERT_PTR_NULL(c.slots);
+}

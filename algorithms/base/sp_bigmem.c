@@ -1,0 +1,41 @@
+/*
+ * sp_bigmem.c - implements sp_bigmem.h.  Whether an array was mapped follows
+ * from its size alone, so the caller passes the size back to free it.
+ */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, madvise() */
+#include "sp_bigmem.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define BIG_BYTES ((size_t)2 << 20)
+
+void *sp_big_calloc(size_t n, size_t size)
+{
+	size_t bytes;
+	void *p;
+
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	bytes = n * size;
+	if (bytes < BIG_BYTES)
+		return calloc(n ? n : 1, size ? size : 1);
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
+	return p;
+}
+
+void sp_big_free(void *p, size_t n, size_t size)
+{
+	size_t bytes = n * size;
+
+	if (!p)
+		return;
+	if (bytes < BIG_BYTES)
+		free(p);
+	else
+		munmap(p, bytes);
+}
