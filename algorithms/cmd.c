@@ -35,18 +35,16 @@
  *   per page p:
  *     oldcsum[p]  checksum at the previous visit (valid with PG_CSUM)
  *     hist[p]     write history (bit 0 = the last visit), cls[p] its class
- *     un[p + 1], useq[p]: p's unstable tree node, keyed (checksum, tree)
- *                 in the unstable hash (valid while PG_UNSTABLE and useq[p]
- *                 == ugen, the current generation of the unstable trees);
- *                 usize[tree] pages per unstable tree.
+ *   unstable kit.h's per-page unstable set keyed (checksum, tree), all
+ *            trees in one; usize[tree] pages linked per unstable tree.
  *
  * Invariants.
  *   - pages_shared == stable entries in use (live >= 1); pages_sharing ==
  *     sum of (live - 1) == the backend's mappers - 1 summed over our frames,
  *     at every instant.
- *   - pages_unshared == pages with PG_UNSTABLE: as in the kernel, a page
- *     inserted before the last full scan counts until it is visited again
- *     (its node is no longer linked: useq[p] != ugen).
+ *   - pages_unshared == members of the unstable set: as in the kernel, a
+ *     page inserted before the last full scan counts until it is visited
+ *     again (its node is no longer linked).
  *   - tracked == pages with PG_TRACKED (visited, present, not on the zero
  *     page); pages_volatile == tracked - pages_shared - pages_sharing -
  *     pages_unshared, as the kernel derives it.
@@ -107,7 +105,6 @@ static const struct algo_param cmd_params[] = {
 
 #define PG_TRACKED 0x01u
 #define PG_CSUM 0x02u
-#define PG_UNSTABLE 0x04u
 #define PG_ONZERO 0x08u
 
 struct cmd {
@@ -125,14 +122,12 @@ struct cmd {
 	uint32_t *ssize, *usize;
 
 	struct kit_stable stable;
-	struct kit_hash unstable;
-	struct kit_entry *un; /* per page p at p + 1 */
-	uint32_t *oldcsum, *hist, *useq;
+	struct kit_unstable unstable;
+	uint32_t *oldcsum, *hist;
 	uint8_t *cls, *flags;
-	uint32_t ugen;
 
 	uint64_t cursor;
-	int64_t pages_unshared, tracked, zero_pages;
+	int64_t tracked, zero_pages;
 	int64_t full_scans, pages_scanned;
 };
 
@@ -190,38 +185,19 @@ static void detach(struct cmd *c, bk_page p)
 
 /* ---- unstable trees -------------------------------------------------------- */
 
-static inline bool in_unstable(const struct cmd *c, bk_page p)
-{
-	return (c->flags[p] & PG_UNSTABLE) && c->useq[p] == c->ugen;
-}
-
 static void unstable_remove(struct cmd *c, bk_page p)
 {
-	if (!(c->flags[p] & PG_UNSTABLE))
-		return;
-	if (in_unstable(c, p)) {
-		kit_hash_remove(&c->unstable, c->un, (uint32_t)p + 1);
-		c->usize[c->un[p + 1].part]--;
-	}
-	c->pages_unshared--;
-	c->flags[p] &= (uint8_t)~PG_UNSTABLE;
-}
+	uint32_t tree;
 
-static void unstable_insert(struct cmd *c, bk_page p, uint32_t csum, uint32_t tree)
-{
-	kit_hash_insert(&c->unstable, c->un, (uint32_t)p + 1, csum, tree);
-	c->useq[p] = c->ugen;
-	c->flags[p] |= PG_UNSTABLE;
-	c->usize[tree]++;
-	c->pages_unshared++;
+	if (kit_unstable_remove(&c->unstable, p, &tree))
+		c->usize[tree]--;
 }
 
 static void unstable_reset(struct cmd *c)
 {
-	kit_hash_clear(&c->unstable);
+	kit_unstable_reset(&c->unstable);
 	if (c->ntrees)
 		memset(c->usize, 0, c->ntrees * sizeof(*c->usize));
-	c->ugen++; /* pages_unshared keeps the old nodes until their pages are visited, as ksmd's */
 }
 
 static void untrack(struct cmd *c, bk_page p)
@@ -280,10 +256,10 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 	}
 	/* The class's unstable tree. */
 	ops->account(c->impl, BK_COST_TREE_STEP, kit_tree_depth(c->usize[tree]));
-	for (q1 = kit_hash_first(&c->unstable, csum, tree); q1; q1 = c->un[q1].next) {
+	for (q1 = kit_hash_first(&c->unstable.hash, csum, tree); q1; q1 = c->unstable.node[q1].next) {
 		bk_page q = q1 - 1;
 
-		if (c->un[q1].csum != csum || c->un[q1].part != tree)
+		if (c->unstable.node[q1].csum != csum || c->unstable.node[q1].part != tree)
 			continue;
 		if (ops->compare(c->impl, p, q) != 0)
 			continue;
@@ -299,7 +275,8 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 		kit_stable_attach(st, q, i);
 		return 0;
 	}
-	unstable_insert(c, p, csum, tree);
+	kit_unstable_insert(&c->unstable, p, csum, tree);
+	c->usize[tree]++;
 	return 0;
 }
 
@@ -408,11 +385,11 @@ static int cmd_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 static void cmd_metrics(const void *st, struct metrics *m)
 {
 	const struct cmd *c = st;
-	int64_t vol = c->tracked - c->stable.shared - c->stable.sharing - c->pages_unshared;
+	int64_t vol = c->tracked - c->stable.shared - c->stable.sharing - c->unstable.members;
 
 	m->pages_shared = c->stable.shared;
 	m->pages_sharing = c->stable.sharing;
-	m->pages_unshared = c->pages_unshared;
+	m->pages_unshared = c->unstable.members;
 	m->pages_volatile = vol < 0 ? 0 : vol;
 	m->full_scans = c->full_scans;
 	m->pages_scanned = c->pages_scanned;
@@ -428,13 +405,11 @@ static void cmd_destroy(void *st)
 		return;
 	kit_parts_release(&c->parts);
 	kit_stable_release(&c->stable);
-	kit_hash_release(&c->unstable);
+	kit_unstable_release(&c->unstable);
 	free(c->ssize);
 	free(c->usize);
-	free(c->un);
 	free(c->oldcsum);
 	free(c->hist);
-	free(c->useq);
 	free(c->cls);
 	free(c->flags);
 	free(c);
@@ -465,15 +440,13 @@ static int cmd_create(void **out, const struct algo_params *prm, const struct al
 		return sp_err_set(err, SP_ELIMIT, "cmd: more than 2^32-2 pages");
 	}
 	n = c->npages + 1;
-	c->un = calloc(n, sizeof(*c->un));
 	c->oldcsum = calloc(n, sizeof(*c->oldcsum));
 	c->hist = calloc(n, sizeof(*c->hist));
-	c->useq = calloc(n, sizeof(*c->useq));
 	c->cls = calloc(n, 1);
 	c->flags = calloc(n, 1);
-	if (!c->un || !c->oldcsum || !c->hist || !c->useq || !c->cls || !c->flags ||
+	if (!c->oldcsum || !c->hist || !c->cls || !c->flags ||
 	    kit_parts_init(&c->parts) < 0 || kit_stable_init(&c->stable, c->npages) < 0 ||
-	    kit_hash_init(&c->unstable, c->npages) < 0) {
+	    kit_unstable_init(&c->unstable, c->npages) < 0) {
 		cmd_destroy(c);
 		return sp_err_set(err, SP_ENOMEM, "cmd: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

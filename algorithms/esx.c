@@ -24,16 +24,16 @@
  *            mappers through this instance (the reference count), and the
  *            entry each page maps.  A partition is kit.h's (security
  *            domain, NUMA node unless merge_across_nodes).
- *   hint[p + 1]  p's hint (valid when flags RS_HINT): checksum at hashing
- *            time, partition and hash chain (hints, a kit.h hash)
- *   flags[p] RS_HINT, RS_ONZERO
+ *   hints    kit.h's per-page set (never reset): p's hint, keyed by its
+ *            checksum at hashing time and its partition
+ *   flags[p] RS_ONZERO
  *
  * Invariants.
  *   - pages_shared == stable entries in use; pages_sharing == sum of
  *     (live - 1) over them == the backend's mappers - 1 summed over this
  *     instance's frames, at every instant (COW breaks and unmaps are
  *     applied when reported).
- *   - pages_unshared == pages with RS_HINT; ksm_zero_pages == pages with
+ *   - pages_unshared == hints; ksm_zero_pages == pages with
  *     RS_ONZERO (mapped to the zero page by us, neither written nor unmapped).
  *   - A hash chain holds entries of any partition; a match requires equal
  *     (csum, part), so pages of different security domains are never
@@ -107,7 +107,6 @@ static const struct algo_param esx_params[] = {
 	  0, 0, 1, true },
 };
 
-#define RS_HINT 0x1u
 #define RS_ONZERO 0x2u
 
 struct esx {
@@ -127,30 +126,16 @@ struct esx {
 
 	struct kit_parts parts;
 	struct kit_stable stable;
-	struct kit_hash hints;
-	struct kit_entry *hint;   /* per page p at p + 1 */
+	struct kit_unstable hints;
 	uint8_t *flags;
 
-	int64_t nhints, zero_pages, pages_scanned;
+	int64_t zero_pages, pages_scanned;
 	int64_t stale_hints;
 };
 
-/* ---- hints ---------------------------------------------------------------- */
-
-static void hint_insert(struct esx *e, bk_page p, uint32_t csum, uint32_t part)
-{
-	kit_hash_insert(&e->hints, e->hint, (uint32_t)p + 1, csum, part);
-	e->flags[p] |= RS_HINT;
-	e->nhints++;
-}
-
 static void hint_remove(struct esx *e, bk_page p)
 {
-	if (!(e->flags[p] & RS_HINT))
-		return;
-	kit_hash_remove(&e->hints, e->hint, (uint32_t)p + 1);
-	e->flags[p] &= (uint8_t)~RS_HINT;
-	e->nhints--;
+	kit_unstable_remove(&e->hints, p, NULL);
 }
 
 /* ---- one sample ----------------------------------------------------------- */
@@ -180,7 +165,7 @@ static int sample_page(struct esx *e, bk_page p)
 	if (info.huge && !e->share_large) {
 		/* Inside a large page: a hint for when memory is short, never shared now. */
 		ops->account(e->impl, BK_COST_TREE_STEP, steps);
-		hint_insert(e, p, csum, part);
+		kit_unstable_insert(&e->hints, p, csum, part);
 		return 0;
 	}
 	if (e->use_zero && csum == e->zero_sum && ops->merge_zero(e->impl, p) == 0) {
@@ -202,13 +187,13 @@ static int sample_page(struct esx *e, bk_page p)
 		}
 	}
 	/* Hints: re-hash the hint page; a changed hash makes it stale. */
-	for (q1 = kit_hash_first(&e->hints, csum, part); q1;) {
+	for (q1 = kit_hash_first(&e->hints.hash, csum, part); q1;) {
 		bk_page q = q1 - 1;
 		struct bk_page_info qi;
 
 		steps++;
-		q1 = e->hint[q1].next;
-		if (e->hint[q + 1].csum != csum || e->hint[q + 1].part != part)
+		q1 = e->hints.node[q1].next;
+		if (e->hints.node[q + 1].csum != csum || e->hints.node[q + 1].part != part)
 			continue;
 		ops->page_info(e->impl, q, &qi);
 		if (!qi.present || qi.frame != BK_NO_FRAME || ops->checksum(e->impl, q) != csum) {
@@ -232,7 +217,7 @@ static int sample_page(struct esx *e, bk_page p)
 		return 0;
 	}
 	ops->account(e->impl, BK_COST_TREE_STEP, steps);
-	hint_insert(e, p, csum, part);
+	kit_unstable_insert(&e->hints, p, csum, part);
 	return 0;
 }
 
@@ -321,12 +306,12 @@ static void esx_metrics(const void *st, struct metrics *m)
 
 	m->pages_shared = e->stable.shared;
 	m->pages_sharing = e->stable.sharing;
-	m->pages_unshared = e->nhints;
+	m->pages_unshared = e->hints.members;
 	m->pages_volatile = 0;
 	m->full_scans = 0;
 	m->pages_scanned = e->pages_scanned;
 	m->ksm_zero_pages = e->zero_pages;
-	m->general_profit = metrics_general_profit(m, e->page_size, e->nhints + e->stable.shared);
+	m->general_profit = metrics_general_profit(m, e->page_size, e->hints.members + e->stable.shared);
 }
 
 static void esx_destroy(void *st)
@@ -340,8 +325,7 @@ static void esx_destroy(void *st)
 	free(e->owed);
 	kit_parts_release(&e->parts);
 	kit_stable_release(&e->stable);
-	kit_hash_release(&e->hints);
-	free(e->hint);
+	kit_unstable_release(&e->hints);
 	free(e->flags);
 	free(e);
 }
@@ -377,11 +361,10 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 	e->gbase = calloc(e->nguests + 1u, sizeof(*e->gbase));
 	e->gpages = calloc(e->nguests + 1u, sizeof(*e->gpages));
 	e->owed = calloc(e->nguests + 1u, sizeof(*e->owed));
-	e->hint = calloc(n, sizeof(*e->hint));
 	e->flags = calloc(n, 1);
-	if (!e->gbase || !e->gpages || !e->owed || !e->hint || !e->flags ||
+	if (!e->gbase || !e->gpages || !e->owed || !e->flags ||
 	    kit_parts_init(&e->parts) < 0 || kit_stable_init(&e->stable, e->npages) < 0 ||
-	    kit_hash_init(&e->hints, e->npages) < 0) {
+	    kit_unstable_init(&e->hints, e->npages) < 0) {
 		esx_destroy(e);
 		return sp_err_set(err, SP_ENOMEM, "esx: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

@@ -164,6 +164,64 @@ void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i)
 	x->next = x->prev = 0;
 }
 
+/* ---- per-page unstable sets ------------------------------------------------- */
+
+int kit_unstable_init(struct kit_unstable *u, uint64_t npages)
+{
+	memset(u, 0, sizeof(*u));
+	u->node = calloc(npages + 1, sizeof(*u->node));
+	u->gen = calloc(npages + 1, sizeof(*u->gen));
+	u->member = calloc(npages + 1, 1);
+	if (!u->node || !u->gen || !u->member || kit_hash_init(&u->hash, npages) < 0) {
+		kit_unstable_release(u);
+		return SP_ENOMEM;
+	}
+	return 0;
+}
+
+void kit_unstable_release(struct kit_unstable *u)
+{
+	kit_hash_release(&u->hash);
+	free(u->node);
+	free(u->gen);
+	free(u->member);
+	memset(u, 0, sizeof(*u));
+}
+
+void kit_unstable_insert(struct kit_unstable *u, bk_page p, uint32_t csum, uint32_t part)
+{
+	kit_hash_insert(&u->hash, u->node, (uint32_t)p + 1, csum, part);
+	u->gen[p] = u->cur;
+	u->member[p] = 1;
+	u->members++;
+	u->linked++;
+}
+
+bool kit_unstable_remove(struct kit_unstable *u, bk_page p, uint32_t *part)
+{
+	bool linked;
+
+	if (!u->member[p])
+		return false;
+	linked = u->gen[p] == u->cur;
+	if (linked) {
+		kit_hash_remove(&u->hash, u->node, (uint32_t)p + 1);
+		u->linked--;
+		if (part)
+			*part = u->node[p + 1].part;
+	}
+	u->member[p] = 0;
+	u->members--;
+	return linked;
+}
+
+void kit_unstable_reset(struct kit_unstable *u)
+{
+	kit_hash_clear(&u->hash);
+	u->cur++;
+	u->linked = 0;
+}
+
 /* ---- the stable table ------------------------------------------------------ */
 
 int kit_stable_init(struct kit_stable *s, uint64_t npages)

@@ -106,6 +106,38 @@ void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32
 /* Takes entry i out of its chain. */
 void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i);
 
+/* ---- per-page unstable sets ------------------------------------------------- */
+
+/*
+ * Pages waiting for a twin, as ksmd's unstable tree holds them: page p's
+ * node is entry p + 1 of a hash on (checksum, partition).  A page stays a
+ * member (counted as pages_unshared) until it is removed, also after a full
+ * scan empties the tree (kit_unstable_reset(): a new generation, old nodes
+ * unlinked at once but counted until their pages are visited again, as in
+ * the kernel).
+ */
+struct kit_unstable {
+	struct kit_hash hash;
+	struct kit_entry *node; /* per page p at p + 1 */
+	uint32_t *gen;          /* per page: the generation it was inserted in */
+	uint8_t *member;        /* per page: 1 while a member */
+	uint32_t cur;           /* the current generation */
+	int64_t members;        /* pages with member set */
+	uint64_t linked;        /* members inserted in the current generation */
+};
+
+int kit_unstable_init(struct kit_unstable *u, uint64_t npages);
+void kit_unstable_release(struct kit_unstable *u);
+/* Page p (not a member) joins with key (csum, part). */
+void kit_unstable_insert(struct kit_unstable *u, bk_page p, uint32_t csum, uint32_t part);
+/*
+ * Page p leaves (nothing when not a member).  Returns true when its node
+ * was linked in the current generation, its partition then in *part.
+ */
+bool kit_unstable_remove(struct kit_unstable *u, bk_page p, uint32_t *part);
+/* Empties the tree: a new generation begins. */
+void kit_unstable_reset(struct kit_unstable *u);
+
 /* ---- tree depth ------------------------------------------------------------ */
 
 /* Nodes a search of a balanced tree of size entries visits: ceil(log2(size + 1)). */

@@ -10,7 +10,9 @@
 #ifndef SP_METRICS_H
 #define SP_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define METRICS_GENERAL_PROFIT_META 64 /* bytes of metadata per tracked page, as the kernel counts */
 
@@ -35,7 +37,8 @@
 	X(oracle_saving, "(backend) now: most pages any algorithm could save")             \
 	X(remote_sharers, "(backend) now: mappings whose page node differs from the frame node") \
 	X(thp_splits, "(backend) huge pages split by a merge of one of their subpages")    \
-	X(thp_zero_pages, "(backend) now: zero subpages of split huge pages mapped to the zero page")
+	X(thp_zero_pages, "(backend) now: zero subpages of split huge pages mapped to the zero page") \
+	X(pages_present, "(backend) now: guest pages present (backed), merged or not")
 
 struct metrics {
 #define METRICS_X_FIELD(name, doc) int64_t name;
@@ -73,5 +76,31 @@ static inline int64_t metrics_saved(const struct metrics *m)
 {
 	return m->pages_sharing + m->ksm_zero_pages + m->thp_zero_pages;
 }
+
+/*
+ * The tunables a control policy drives, as they were at a sample: written
+ * as CSV columns after the metrics when a policy runs (sim run
+ * --controller, samepaged), so a report shows what the policy did.
+ */
+struct metrics_tunables {
+	int64_t run;             /* KSM's run: 1 scanning, 0 stopped (merged pages stay merged) */
+	int64_t pages_to_scan;
+	int64_t sleep_millisecs;
+};
+
+/*
+ * The time-series CSV shared by every writer (sim run --csv, sim compare's
+ * per-algorithm files, samepaged): "time_ms", the metrics in METRICS_FIELDS
+ * order, then, with tunables, "run,pages_to_scan,sleep_millisecs".
+ * Return 0, or EOF when the stream failed.
+ */
+int metrics_csv_header(FILE *f, bool tunables);
+/* tu: the tunables at this sample, or NULL for a header written without them. */
+int metrics_csv_row(FILE *f, uint64_t time_ms, const struct metrics *m,
+		    const struct metrics_tunables *tu);
+/* The same with only the columns i for which shown[i] (NULL: all), e.g. the counters a kernel has. */
+int metrics_csv_header_shown(FILE *f, bool tunables, const bool *shown);
+int metrics_csv_row_shown(FILE *f, uint64_t time_ms, const struct metrics *m,
+			  const struct metrics_tunables *tu, const bool *shown);
 
 #endif

@@ -46,18 +46,17 @@
  *            (checksum, partition) - kit.h's (security domain, NUMA node
  *            unless merge_across_nodes) - with its live mappers through us
  *            and the entry each page maps.
+ *   unstable kit.h's per-page unstable set, keyed (checksum, partition).
  *   per page p: prid[p] its region; oldcsum[p] hash at the last visit
- *            (valid with PG_CSUM); un[p + 1] its unstable node (key and
- *            hash chain in unstable) and useq[p] its generation (valid while
- *            PG_UNSTABLE and useq[p] == ugen).
+ *            (valid with PG_CSUM).
  *
  * Invariants.
  *   - pages_shared == stable entries in use; pages_sharing == sum of
  *     (live - 1) == the backend's mappers - 1 over our frames, at every
  *     instant (COW breaks and unmaps are applied when reported).
  *   - rg[r].merged == pages of region r mapping one of our frames.
- *   - pages_unshared == pages with PG_UNSTABLE (an old node counts until
- *     its page is visited again, as in the kernel); pages_volatile == tracked -
+ *   - pages_unshared == members of the unstable set (an old node counts
+ *     until its page is visited again, as in the kernel); pages_volatile == tracked -
  *     pages_shared - pages_sharing - pages_unshared.
  *   - Lookups match only equal (checksum, partition): pages of different
  *     security domains are never compared or merged.
@@ -147,7 +146,6 @@ static const struct algo_param uksm_params[] = {
 
 #define PG_TRACKED 0x01u
 #define PG_CSUM 0x02u
-#define PG_UNSTABLE 0x04u
 #define PG_ONZERO 0x08u
 
 struct region {
@@ -187,11 +185,9 @@ struct uksm {
 
 	struct kit_parts parts;
 	struct kit_stable stable;
-	struct kit_hash unstable;
-	struct kit_entry *un;     /* per page p at p + 1 */
-	uint32_t *oldcsum, *useq;
+	struct kit_unstable unstable;
+	uint32_t *oldcsum;
 	uint8_t *flags;
-	uint32_t ugen;
 
 	/* adaptive partial hashing */
 	uint32_t strength;
@@ -199,9 +195,8 @@ struct uksm {
 	double hash_acc, futile_acc, prev_cost;
 	uint64_t period_hashed, period_futile_x1k;
 
-	int64_t pages_unshared, tracked, zero_pages;
+	int64_t tracked, zero_pages;
 	int64_t full_scans, pages_scanned, promotions, demotions;
-	uint64_t unstable_linked; /* nodes linked in the current unstable structure */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -288,37 +283,11 @@ static void detach(struct uksm *u, bk_page p)
 	u->rg[u->prid[p]].merged--;
 }
 
-static inline bool in_unstable(const struct uksm *u, bk_page p)
-{
-	return (u->flags[p] & PG_UNSTABLE) && u->useq[p] == u->ugen;
-}
-
-static void unstable_remove(struct uksm *u, bk_page p)
-{
-	if (!(u->flags[p] & PG_UNSTABLE))
-		return;
-	if (in_unstable(u, p)) {
-		kit_hash_remove(&u->unstable, u->un, (uint32_t)p + 1);
-		u->unstable_linked--;
-	}
-	u->pages_unshared--;
-	u->flags[p] &= (uint8_t)~PG_UNSTABLE;
-}
-
-static void unstable_insert(struct uksm *u, bk_page p, uint32_t csum, uint32_t part)
-{
-	kit_hash_insert(&u->unstable, u->un, (uint32_t)p + 1, csum, part);
-	u->useq[p] = u->ugen;
-	u->flags[p] |= PG_UNSTABLE;
-	u->pages_unshared++;
-	u->unstable_linked++;
-}
-
 static void untrack(struct uksm *u, bk_page p)
 {
 	if (!(u->flags[p] & PG_TRACKED))
 		return;
-	unstable_remove(u, p);
+	kit_unstable_remove(&u->unstable, p, NULL);
 	u->flags[p] &= PG_ONZERO;
 	u->tracked--;
 }
@@ -389,7 +358,7 @@ static int visit(struct uksm *u, bk_page p)
 	struct bk_page_info info;
 	struct kit_stable *st = &u->stable;
 	uint32_t csum, part, i, q1;
-	uint64_t nstable = (uint64_t)st->shared, nunstable = u->unstable_linked;
+	uint64_t nstable = (uint64_t)st->shared, nunstable = u->unstable.linked;
 	bk_frame f;
 	int rc;
 
@@ -407,7 +376,7 @@ static int visit(struct uksm *u, bk_page p)
 	R->sampled++;
 	if (info.frame != BK_NO_FRAME)
 		return 0; /* merged already */
-	unstable_remove(u, p);
+	kit_unstable_remove(&u->unstable, p, NULL);
 	csum = partial_hash(u, p);
 	if (u->flags[p] & PG_CSUM) {
 		R->seen++;
@@ -440,16 +409,16 @@ static int visit(struct uksm *u, bk_page p)
 	}
 	ops->account(u->impl, BK_COST_TREE_STEP, kit_tree_depth(nunstable));
 	collisions(u, nunstable);
-	for (q1 = kit_hash_first(&u->unstable, csum, part); q1; q1 = u->un[q1].next) {
+	for (q1 = kit_hash_first(&u->unstable.hash, csum, part); q1; q1 = u->unstable.node[q1].next) {
 		bk_page q = q1 - 1;
 
-		if (u->un[q1].csum != csum || u->un[q1].part != part)
+		if (u->unstable.node[q1].csum != csum || u->unstable.node[q1].part != part)
 			continue;
 		if (ops->compare(u->impl, p, q) != 0)
 			continue;
 		if (ops->merge_pages(u->impl, q, p, &f) < 0)
 			break;
-		unstable_remove(u, q);
+		kit_unstable_remove(&u->unstable, q, NULL);
 		rc = kit_stable_add(st, f, csum, part, &i);
 		if (rc < 0)
 			return rc;
@@ -457,7 +426,7 @@ static int visit(struct uksm *u, bk_page p)
 		attach(u, q, i);
 		return 0;
 	}
-	unstable_insert(u, p, csum, part);
+	kit_unstable_insert(&u->unstable, p, csum, part);
 	return 0;
 }
 
@@ -502,9 +471,7 @@ static void round_check(struct uksm *u)
 	for (uint32_t l = 0; l < u->nlevels; l++)
 		u->lv[l].wrapped = false;
 	u->full_scans++;
-	kit_hash_clear(&u->unstable);
-	u->ugen++; /* pages_unshared keeps the old nodes until their pages are visited */
-	u->unstable_linked = 0;
+	kit_unstable_reset(&u->unstable); /* pages_unshared keeps the old nodes until visited */
 }
 
 static int uksm_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
@@ -624,11 +591,11 @@ static int uksm_set_param(void *st, uint32_t idx, double value, struct sp_err *e
 static void uksm_metrics(const void *st, struct metrics *m)
 {
 	const struct uksm *u = st;
-	int64_t vol = u->tracked - u->stable.shared - u->stable.sharing - u->pages_unshared;
+	int64_t vol = u->tracked - u->stable.shared - u->stable.sharing - u->unstable.members;
 
 	m->pages_shared = u->stable.shared;
 	m->pages_sharing = u->stable.sharing;
-	m->pages_unshared = u->pages_unshared;
+	m->pages_unshared = u->unstable.members;
 	m->pages_volatile = vol < 0 ? 0 : vol;
 	m->full_scans = u->full_scans;
 	m->pages_scanned = u->pages_scanned;
@@ -648,10 +615,8 @@ static void uksm_destroy(void *st)
 	free(u->prid);
 	kit_parts_release(&u->parts);
 	kit_stable_release(&u->stable);
-	kit_hash_release(&u->unstable);
-	free(u->un);
+	kit_unstable_release(&u->unstable);
 	free(u->oldcsum);
-	free(u->useq);
 	free(u->flags);
 	free(u);
 }
@@ -728,13 +693,11 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 	}
 	n = u->npages + 1;
 	u->prid = calloc(n, sizeof(*u->prid));
-	u->un = calloc(n, sizeof(*u->un));
 	u->oldcsum = calloc(n, sizeof(*u->oldcsum));
-	u->useq = calloc(n, sizeof(*u->useq));
 	u->flags = calloc(n, 1);
-	if (!u->prid || !u->un || !u->oldcsum || !u->useq || !u->flags ||
+	if (!u->prid || !u->oldcsum || !u->flags ||
 	    kit_parts_init(&u->parts) < 0 || kit_stable_init(&u->stable, u->npages) < 0 ||
-	    kit_hash_init(&u->unstable, u->npages) < 0 || make_regions(u) < 0) {
+	    kit_unstable_init(&u->unstable, u->npages) < 0 || make_regions(u) < 0) {
 		uksm_destroy(u);
 		return sp_err_set(err, SP_ENOMEM, "uksm: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

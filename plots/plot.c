@@ -21,9 +21,9 @@ static const char *terminal_for(const char *out)
 	const char *dot = strrchr(out, '.');
 
 	if (dot && !strcmp(dot, ".svg"))
-		return "svg size 900,500 dynamic background rgb 'white'";
+		return "svg size 1100,560 dynamic background rgb 'white' font 'Sans,13'";
 	if (dot && !strcmp(dot, ".png"))
-		return "pngcairo size 900,500";
+		return "pngcairo size 1280,720 font 'Sans,12'";
 	return NULL;
 }
 
@@ -78,18 +78,27 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	}
 	fprintf(f, "if (!exists('sfx')) sfx = ''\nset terminal %s\nset output ", term);
 	rep_gp_quoted(f, base);
-	fputs(".sfx\nset termoption noenhanced\nset datafile separator ','\nset key bottom right\n"
-	      "set grid\nset xlabel 'simulated time (s)'\nset ylabel 'pages saved (4 KiB pages)'\n"
+	fputs(".sfx\nset termoption noenhanced\nset datafile separator ','\n"
+	      "set key below box opaque\n"
+	      "set grid\nset offsets 0, 0, graph 0.06, 0\nset yrange [0:*]\n"
+	      "set xlabel 'simulated time (s)'\nset ylabel 'pages saved (4 KiB pages)'\n"
+	      "set y2label 'scanner CPU, % of one core (per sample interval)'\n"
+	      "set ytics nomirror\nset y2tics\nset y2range [0:*]\n"
 	      "set title ", f);
 	rep_gp_quoted(f, title);
-	fputs("\nplot ", f);
+	fputs("\n# CPU %: the scanner time between two samples over their distance\n"
+	      "pt = 0; pc = 0\n"
+	      "cpu(t, c) = (t > pt ? (r = (c - pc) / 1e4 / (t - pt)) : (r = NaN), pt = t, pc = c, r)\n"
+	      "plot ", f);
 	rep_gp_quoted(f, abs_csv);
 	zero = has_column(abs_csv, "ksm_zero_pages"); /* none before Linux 6.6 */
 	fprintf(f, " using (column('time_ms')/1000):(column('pages_sharing')%s"
-		"+column('thp_zero_pages')) with lines lw 2 lc rgb '#1f77b4' "
+		"+column('thp_zero_pages')) with lines lw 2.5 lc rgb '#1f77b4' "
 		"title 'saved (pages_sharing%s + thp_zero_pages)', \\\n  ''"
-		" using (column('time_ms')/1000):(column('oracle_saving')) with lines lw 1 dt 2 "
-		"lc rgb '#555555' title 'oracle (most any algorithm could save)'\n",
+		" using (column('time_ms')/1000):(column('oracle_saving')) with lines lw 2.5 dt (6,4) "
+		"lc rgb '#000000' title 'oracle (most any algorithm could save)', \\\n  ''"
+		" using (column('time_ms')/1000):(cpu(column('time_ms'), column('cpu_ns'))) axes x1y2 "
+		"with steps lw 1.5 lc rgb '#d62728' title 'scanner CPU (%% of one core)'\n",
 		zero ? "+column('ksm_zero_pages')" : "", zero ? " + ksm_zero_pages" : "");
 	if (fclose(f) != 0) {
 		rc = sp_err_set(err, SP_EIO, "%s: %s", spath, strerror(errno));

@@ -25,7 +25,8 @@
 
 const char plot_summary_header[] =
 	"algorithm,final_saved_pages,final_saved_mib,peak_saved_pages,peak_saved_mib,"
-	"oracle_pages,pct_of_oracle,time_to_90pct_s,cpu_s,cow_breaks,mib_per_cpu_s,params";
+	"oracle_pages,pct_of_oracle,time_to_90pct_s,cpu_s,cow_breaks,mib_per_cpu_s,params,"
+	"cpu_pct_of_core,saved_pct_of_present,remote_sharers,note";
 
 static const char *const palette[] = {
 	"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -40,7 +41,11 @@ const char *plot_colour(size_t i)
 void plot_summarize(const uint64_t *times, const struct metrics *m, size_t n,
 		    struct plot_summary *out)
 {
+	uint64_t window;
+	int64_t before;
+
 	memset(out, 0, sizeof(*out));
+	out->t90_ms = PLOT_T90_NEVER;
 	if (n == 0)
 		return;
 	out->final_saved = metrics_saved(&m[n - 1]);
@@ -48,16 +53,32 @@ void plot_summarize(const uint64_t *times, const struct metrics *m, size_t n,
 	out->cpu_ns = m[n - 1].cpu_ns;
 	out->cow_breaks = m[n - 1].cow_breaks;
 	out->end_ms = times[n - 1];
+	out->full_scans = m[n - 1].full_scans;
+	out->present = m[n - 1].pages_present;
+	out->remote_sharers = m[n - 1].remote_sharers;
 	out->pct_of_oracle = out->oracle_final > 0
 				     ? 100.0 * (double)out->final_saved / (double)out->oracle_final
 				     : 100.0;
-	out->t90_ms = times[n - 1];
 	for (size_t i = 0; i < n; i++) {
 		int64_t s = metrics_saved(&m[i]);
 
 		if (s > out->peak_saved || i == 0)
 			out->peak_saved = s;
 	}
+	/*
+	 * Still merging: the savings at the end exceed those of the last
+	 * sample at or before end - max(end / 10, one sample interval) by more
+	 * than 1% of the final savings.  A single sample cannot tell.
+	 */
+	window = out->end_ms / 10;
+	if (n >= 2 && times[n - 1] - times[n - 2] > window)
+		window = times[n - 1] - times[n - 2];
+	before = n >= 2 ? metrics_saved(&m[0]) : out->final_saved;
+	for (size_t i = 0; i + 1 < n && times[i] + window <= out->end_ms; i++)
+		before = metrics_saved(&m[i]);
+	out->still_merging = n < 2 || 100 * (out->final_saved - before) > out->final_saved;
+	if (out->final_saved <= 0 || out->still_merging)
+		return;
 	for (size_t i = 0; i < n; i++) {
 		/* saved >= 0.9 * final, in integers: 10 * saved >= 9 * final */
 		if (10 * metrics_saved(&m[i]) >= 9 * out->final_saved) {
@@ -65,6 +86,28 @@ void plot_summarize(const uint64_t *times, const struct metrics *m, size_t n,
 			break;
 		}
 	}
+}
+
+const char *plot_never_reason(const struct plot_summary *s)
+{
+	if (plot_settled(s))
+		return "";
+	if (s->final_saved <= 0)
+		return s->full_scans < 2 ? "saved nothing: fewer than two full scans in the simulated time"
+					 : "saved nothing";
+	if (s->full_scans < 2)
+		return "still merging at the end: fewer than two full scans in the simulated time";
+	return "still merging at the end: the savings had not settled";
+}
+
+double plot_cpu_pct(int64_t cpu_ns, uint64_t end_ms)
+{
+	return end_ms ? (double)cpu_ns / 1e4 / (double)end_ms : 0.0;
+}
+
+double plot_pct_of_present(double saved, double present)
+{
+	return present > 0 ? 100.0 * saved / present : 0.0;
 }
 
 double plot_mib(int64_t pages, uint32_t page_size)
@@ -93,16 +136,9 @@ static int write_series_csv(const char *dir, const struct plot_run *r, struct sp
 	rc = rep_open(&af, dir, name, err);
 	if (rc < 0)
 		return rc;
-	fputs("time_ms", af.f);
-	for (int i = 0; i < METRICS_COUNT; i++)
-		fprintf(af.f, ",%s", metrics_names[i]);
-	fputc('\n', af.f);
-	for (size_t k = 0; k < r->n; k++) {
-		fprintf(af.f, "%llu", (unsigned long long)r->times[k]);
-		for (int i = 0; i < METRICS_COUNT; i++)
-			fprintf(af.f, ",%lld", (long long)metrics_get(&r->samples[k], i));
-		fputc('\n', af.f);
-	}
+	metrics_csv_header(af.f, false);
+	for (size_t k = 0; k < r->n; k++)
+		metrics_csv_row(af.f, r->times[k], &r->samples[k], NULL);
 	return atomic_file_commit(&af, err);
 }
 
@@ -123,22 +159,28 @@ static int write_summary_csv(const char *dir, const struct plot_compare *c,
 
 		algo_params_format(c->runs[i].algo, &c->runs[i].params, params, sizeof(params));
 		rep_csv_text(af.f, c->runs[i].label);
-		fprintf(af.f, ",%lld,%.3f,%lld,%.3f,%lld,%.2f,%.3f,%.3f,%lld,", (long long)s->final_saved,
+		fprintf(af.f, ",%lld,%.3f,%lld,%.3f,%lld,%.2f,", (long long)s->final_saved,
 			plot_mib(s->final_saved, ps), (long long)s->peak_saved,
-			plot_mib(s->peak_saved, ps), (long long)s->oracle_final, s->pct_of_oracle,
-			(double)s->t90_ms / 1000, (double)s->cpu_ns / 1e9, (long long)s->cow_breaks);
+			plot_mib(s->peak_saved, ps), (long long)s->oracle_final, s->pct_of_oracle);
+		if (plot_settled(s)) /* never: an empty cell */
+			fprintf(af.f, "%.3f", (double)s->t90_ms / 1000);
+		fprintf(af.f, ",%.3f,%lld,", (double)s->cpu_ns / 1e9, (long long)s->cow_breaks);
 		if (isinf(plot_mib_per_cpu_s(s, ps)))
 			fputs("inf", af.f);
 		else
 			fprintf(af.f, "%.3f", plot_mib_per_cpu_s(s, ps));
 		fputc(',', af.f);
 		rep_csv_text(af.f, params);
+		fprintf(af.f, ",%.3f,%.2f,%lld,", plot_cpu_pct(s->cpu_ns, s->end_ms),
+			plot_pct_of_present((double)s->final_saved, (double)s->present),
+			(long long)s->remote_sharers);
+		rep_csv_text(af.f, plot_never_reason(s));
 		fputc('\n', af.f);
 	}
 	return atomic_file_commit(&af, err);
 }
 
-static const char *const compare_plots[] = { "savings", "cpu", "cow", "savings_cpu" };
+static const char *const compare_plots[] = { "savings", "cpu", "cpu_pct", "cow", "savings_cpu" };
 #define NPLOTS (sizeof(compare_plots) / sizeof(compare_plots[0]))
 
 static void gp_series(FILE *f, const struct plot_compare *c, const char *x, const char *y)
@@ -173,11 +215,17 @@ static int write_compare_gp(const char *dir, const struct plot_compare *c, struc
 	      "# Rerun in this directory: gnuplot compare.gp\n"
 	      "if (!exists('sfx')) sfx = ''\n"
 	      "set datafile separator ','\nset grid\n"
-	      "set key box opaque\n", f);
+	      "set key box opaque\n"
+	      "# keep lines and markers off the frame\n"
+	      "set offsets graph 0.02, graph 0.02, graph 0.06, graph 0.03\n", f);
 	fprintf(f, "mib(p) = p * %u / 1048576.0\n", c->header->page_size);
+	/* the scanner's CPU between two samples over their distance; row 0 of each file starts over */
+	fputs("pt = 0; pc = 0\n"
+	      "cpu_pct(row, t, c) = (row == 0 || t <= pt ? (r = NaN) : (r = (c - pc) / 1e4 / (t - pt)), "
+	      "pt = t, pc = c, r)\n", f);
 	fputs("do for [fmt in 'png svg'] {\n"
-	      "  if (fmt eq 'png') { set terminal pngcairo size 960,560 font 'Sans,11' noenhanced }"
-	      " else { set terminal svg size 720,440 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n",
+	      "  if (fmt eq 'png') { set terminal pngcairo size 1280,720 font 'Sans,12' noenhanced }"
+	      " else { set terminal svg size 960,540 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n",
 	      f);
 	/* savings over time, against the oracle's bound */
 	fputs("  set key outside right top vertical\n  set output 'savings.'.fmt.sfx\n  set title 'Memory saved over time'\n"
@@ -190,12 +238,17 @@ static int write_compare_gp(const char *dir, const struct plot_compare *c, struc
 		snprintf(file, sizeof(file), "%s.csv", c->runs[0].label);
 		rep_gp_quoted(f, file);
 	}
-	fprintf(f, " using %s:(mib(column('oracle_saving'))) with lines lw 1.5 dt 3 lc rgb '#000000'"
+	fprintf(f, " using %s:(mib(column('oracle_saving'))) with lines lw 2.5 dt (6,4) lc rgb '#000000'"
 		   " title 'oracle bound'\n", t);
 	/* CPU over time */
 	fputs("  set key outside right top vertical\n  set output 'cpu.'.fmt.sfx\n  set title 'Scanner CPU time (cumulative)'\n"
 	      "  set xlabel 'simulated time (s)'\n  set ylabel 'scanner CPU (s)'\n  ", f);
 	gp_series(f, c, t, cpu);
+	fputc('\n', f);
+	/* CPU as a share of one core, per sample interval */
+	fputs("  set output 'cpu_pct.'.fmt.sfx\n  set title 'Scanner CPU, % of one core (per sample interval)'\n"
+	      "  set xlabel 'simulated time (s)'\n  set ylabel 'scanner CPU (% of one core)'\n  ", f);
+	gp_series(f, c, t, "(cpu_pct(column(0), column('time_ms'), column('cpu_ns')))");
 	fputc('\n', f);
 	/* COW breaks over time */
 	fputs("  set output 'cow.'.fmt.sfx\n  set title 'Copy-on-write breaks (cumulative)'\n"
@@ -255,23 +308,40 @@ static void paragraph(FILE *f, const struct plot_compare *c, const struct plot_s
 		rep_html(f, params);
 		fputs("</code>)", f);
 	}
-	fprintf(f, ". At the end of the %.0f simulated seconds it saved <b>%s</b>, %.1f%% of the "
-		   "%s the oracle could save then (peak %s). ",
-		secs, a, s->pct_of_oracle, b, p);
-	if (s->final_saved > 0)
+	fprintf(f, ". At the end of the %.0f simulated seconds it saved <b>%s</b> (%.1f%% of the "
+		   "guests' present memory), %.1f%% of the %s the oracle could save then (peak %s). ",
+		secs, a, plot_pct_of_present((double)s->final_saved, (double)s->present),
+		s->pct_of_oracle, b, p);
+	if (plot_settled(s))
 		fprintf(f, "It reached 90%% of its final savings after %.1f s. ",
 			(double)s->t90_ms / 1000);
+	else
+		fprintf(f, "Time to 90%%: <b>never</b> (%s). ", plot_never_reason(s));
 	if (s->cpu_ns > 0)
-		fprintf(f, "Its scanner used %.3f s of CPU (%.2f%% of one core), %.1f MiB saved per "
-			   "CPU second. ",
-			(double)s->cpu_ns / 1e9, secs > 0 ? (double)s->cpu_ns / 1e7 / secs : 0.0, eff);
+		fprintf(f, "Its scanner used %.3f s of CPU (%.2f%% of one core on average), %.1f MiB "
+			   "saved per CPU second. ",
+			(double)s->cpu_ns / 1e9, plot_cpu_pct(s->cpu_ns, s->end_ms), eff);
 	else
 		fputs("It used no scanner CPU (a bound, not a mechanism). ", f);
 	fprintf(f, "%lld write%s broke a merged page (COW breaks). ", (long long)s->cow_breaks,
 		s->cow_breaks == 1 ? "" : "s");
+	if (s->remote_sharers > 0)
+		fprintf(f, "%lld mapping%s of its shared frames live%s on another NUMA node than the frame "
+			   "(remote_sharers). ",
+			(long long)s->remote_sharers, s->remote_sharers == 1 ? "" : "s",
+			s->remote_sharers == 1 ? "s" : "");
 	if (c->nruns > 1) {
-		if (rank_saved == 1)
+		size_t tied = 0;
+
+		for (size_t k = 0; k < c->nruns; k++)
+			tied += k != i && sum[k].final_saved == s->final_saved;
+		if (rank_saved == 1 && tied)
+			fprintf(f, "It tied for the most saved with %zu other%s", tied, tied == 1 ? "" : "s");
+		else if (rank_saved == 1)
 			fputs("It saved the most of the compared algorithms", f);
+		else if (tied)
+			fprintf(f, "It ranks %zu of %zu on savings (tied with %zu other%s)", rank_saved,
+				c->nruns, tied, tied == 1 ? "" : "s");
 		else
 			fprintf(f, "It ranks %zu of %zu on savings", rank_saved, c->nruns);
 		if (s->cpu_ns > 0 && n_cpu > 1)
@@ -297,6 +367,7 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 		"Memory saved (pages_sharing + ksm_zero_pages + thp_zero_pages) over simulated time; the dotted black "
 		"line is the oracle's bound, the most any algorithm could save at that instant.",
 		"Cumulative scanner CPU time (modelled) over simulated time.",
+		"Scanner CPU as a share of one core between two samples.",
 		"Cumulative copy-on-write breaks: writes that unshared a merged page.",
 		"Memory saved against the CPU spent so far: up and to the left is better.",
 	};
@@ -306,6 +377,7 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 	char buf[64];
 	const char *base = strrchr(c->trace_path, '/') ? strrchr(c->trace_path, '/') + 1 : c->trace_path;
 	int64_t best = 0;
+	bool multi_node = false;
 	int rc;
 
 	rc = rep_open(&af, dir, "index.html", err);
@@ -332,9 +404,17 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 	for (size_t i = 0; i < c->nruns; i++)
 		if (sum[i].final_saved > best)
 			best = sum[i].final_saved;
+	for (uint32_t g = 1; g < h->nguests; g++)
+		multi_node |= h->guests[g].node != h->guests[0].node;
+	for (size_t i = 0; i < c->nruns; i++)
+		multi_node |= sum[i].remote_sharers > 0;
 	fputs("<h2>Summary</h2>\n<table>\n<tr><th class=\"l\">algorithm</th><th>saved at end (MiB)</th>"
-	      "<th>peak (MiB)</th><th>% of oracle</th><th>time to 90% (s)</th>"
-	      "<th>scanner CPU (s)</th><th>COW breaks</th><th>MiB saved per CPU s</th></tr>\n", f);
+	      "<th>% of present</th><th>peak (MiB)</th><th>% of oracle</th><th>time to 90% (s)</th>"
+	      "<th>scanner CPU (s)</th><th>CPU (% of a core)</th><th>COW breaks</th>"
+	      "<th>MiB saved per CPU s</th>", f);
+	if (multi_node)
+		fputs("<th>remote sharers</th>", f);
+	fputs("</tr>\n", f);
 	for (size_t i = 0; i < c->nruns; i++) {
 		const struct plot_summary *s = &sum[i];
 		double eff = plot_mib_per_cpu_s(s, ps);
@@ -344,21 +424,34 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 		rep_html(f, c->runs[i].label);
 		fputs("</td>", f);
 		td_num(f, "%.1f", plot_mib(s->final_saved, ps));
+		td_num(f, "%.1f", plot_pct_of_present((double)s->final_saved, (double)s->present));
 		td_num(f, "%.1f", plot_mib(s->peak_saved, ps));
 		td_num(f, "%.1f", s->pct_of_oracle);
-		td_num(f, "%.1f", (double)s->t90_ms / 1000);
+		if (plot_settled(s)) {
+			td_num(f, "%.1f", (double)s->t90_ms / 1000);
+		} else {
+			fputs("<td title=\"", f);
+			rep_html(f, plot_never_reason(s));
+			fputs("\">never</td>", f);
+		}
 		td_num(f, "%.3f", (double)s->cpu_ns / 1e9);
+		td_num(f, "%.2f", plot_cpu_pct(s->cpu_ns, s->end_ms));
 		fprintf(f, "<td>%lld</td>", (long long)s->cow_breaks);
 		if (isinf(eff))
 			fputs("<td>&infin; (no CPU)</td>", f);
 		else
 			td_num(f, "%.1f", eff);
+		if (multi_node)
+			fprintf(f, "<td>%lld</td>", (long long)s->remote_sharers);
 		fputs("</tr>\n", f);
 	}
 	fputs("</table>\n<p class=\"note\">Saved = pages_sharing + ksm_zero_pages + thp_zero_pages (zero "
 	      "subpages freed by huge-page splits, which no KSM counter shows) at the last sample; "
 	      "the oracle is the most any algorithm could save at that instant; time to 90% is the first "
-	      "sample at which the savings reached 90% of their final value.  Data: "
+	      "sample at which the savings reached 90% of their final value, &ldquo;never&rdquo; when "
+	      "nothing was saved or the savings were still rising at the end (more than 1% over the "
+	      "last tenth of the run: a longer --tail-ms would change the answer); CPU is the "
+	      "modelled scanner time, cumulative and as a mean share of one core.  Data: "
 	      "<a href=\"summary.csv\">summary.csv</a>", f);
 	for (size_t i = 0; i < c->nruns; i++) {
 		fputs(", <a href=\"", f);
@@ -400,8 +493,6 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 
 int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_err *err)
 {
-	const char *outs[NPLOTS * 2];
-	char names[NPLOTS * 2][32];
 	struct plot_summary *sum;
 	int rc;
 
@@ -423,14 +514,8 @@ int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_
 		rc = write_summary_csv(dir, c, sum, err);
 	if (rc == 0)
 		rc = write_compare_gp(dir, c, err);
-	for (size_t i = 0; i < NPLOTS; i++) {
-		snprintf(names[2 * i], sizeof(names[0]), "%s.png", compare_plots[i]);
-		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", compare_plots[i]);
-		outs[2 * i] = names[2 * i];
-		outs[2 * i + 1] = names[2 * i + 1];
-	}
 	if (rc == 0)
-		rc = rep_gnuplot(dir, "compare.gp", outs, NPLOTS * 2, err);
+		rc = rep_gnuplot_plots(dir, "compare.gp", compare_plots, NPLOTS, err);
 	if (rc == 0)
 		rc = write_compare_html(dir, c, sum, err);
 	free(sum);

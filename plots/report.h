@@ -26,21 +26,46 @@
 
 /* ---- one run's summary -------------------------------------------------- */
 
-/* What a run achieved; "saved" is pages_sharing + ksm_zero_pages. */
+/* What a run achieved; "saved" is pages_sharing + ksm_zero_pages + thp_zero_pages. */
+#define PLOT_T90_NEVER UINT64_MAX
+
 struct plot_summary {
 	int64_t final_saved;    /* pages, at the last sample */
 	int64_t peak_saved;     /* pages, the most at any sample */
 	int64_t oracle_final;   /* pages, oracle_saving at the last sample */
 	double pct_of_oracle;   /* 100 * final_saved / oracle_final (100 if the oracle is 0) */
-	uint64_t t90_ms;        /* first sample time with saved >= 0.9 * final_saved */
+	uint64_t t90_ms;        /* first sample time with saved >= 0.9 * final_saved;
+				 * PLOT_T90_NEVER when nothing was saved or still_merging */
 	int64_t cpu_ns;         /* scanner CPU at the last sample */
 	int64_t cow_breaks;     /* at the last sample */
 	uint64_t end_ms;        /* time of the last sample */
+	bool still_merging;     /* the savings grew by more than 1% of final_saved over the
+				 * last tenth of the run (at least one sample interval) */
+	int64_t full_scans;     /* at the last sample */
+	int64_t present;        /* pages_present at the last sample */
+	int64_t remote_sharers; /* at the last sample */
 };
 
-/* Summarises n samples (times in ms, ascending); n == 0 gives all zeros. */
+/*
+ * Summarises n samples (times in ms, ascending); n == 0 gives all zeros
+ * (t90 never).
+ */
 void plot_summarize(const uint64_t *times, const struct metrics *m, size_t n,
 		    struct plot_summary *out);
+/* Whether s settled: it saved something and was no longer merging at the end. */
+static inline bool plot_settled(const struct plot_summary *s)
+{
+	return s->t90_ms != PLOT_T90_NEVER;
+}
+/*
+ * Why time to 90% is "never" ("" when it is not): one clause for a report,
+ * e.g. "saved nothing: fewer than two full scans in the simulated time".
+ */
+const char *plot_never_reason(const struct plot_summary *s);
+/* Mean scanner CPU over the run, % of one core (0 for an empty run). */
+double plot_cpu_pct(int64_t cpu_ns, uint64_t end_ms);
+/* 100 * saved / present (0 if nothing is present). */
+double plot_pct_of_present(double saved, double present);
 /* pages -> MiB for a page size in bytes. */
 double plot_mib(int64_t pages, uint32_t page_size);
 /* MiB saved per CPU second: INFINITY if no CPU was spent for a saving, 0 if nothing saved. */
@@ -128,11 +153,28 @@ struct plot_sweep_point {
 	double values[PLOT_SWEEP_MAX_KEYS];
 	uint64_t runs;
 	struct plot_stat saved;   /* final savings, pages */
-	struct plot_stat t90_s;   /* time to 90% of the final savings, s */
+	struct plot_stat t90_s;   /* time to 90% of the final savings, s; NAN mean (never)
+				   * unless every run settled */
 	struct plot_stat cpu_s;   /* scanner CPU, s */
 	struct plot_stat cow;     /* COW breaks */
-	bool pareto;              /* no other point saves as much for as little CPU */
+	struct plot_stat remote;  /* remote_sharers at the end */
+	double present;           /* mean pages present at the end */
+	double end_s;             /* mean simulated time, s */
+	uint64_t unsettled;       /* runs whose time to 90% is never */
+	const char *never;        /* why (plot_never_reason of the first such run); "" if settled */
+	bool pareto;              /* settled, saved something, and no other such point saves as
+				   * much for as little CPU */
 };
+/* Mean scanner CPU of a point as % of one core. */
+double plot_sweep_cpu_pct(const struct plot_sweep_point *p);
+/*
+ * The point that saved the most, ties (equal mean savings) broken by time
+ * to 90% then CPU, among the settled points; UINT64_MAX if none settled.
+ * *ties: how many other settled points save exactly as much.
+ */
+uint64_t plot_sweep_best(const struct plot_sweep_point *p, uint64_t n, uint64_t *ties);
+/* Whether every point's runs gave identical results (seeds > 1 on a deterministic setup). */
+bool plot_sweep_seeds_identical(const struct plot_sweep_def *d, const struct plot_sweep_point *p);
 
 void plot_stat_compute(const double *x, size_t n, struct plot_stat *out);
 /* rows sorted by run and complete: one point per d->points. *out malloc'd. */

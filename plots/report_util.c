@@ -225,6 +225,30 @@ int rep_gnuplot(const char *dir, const char *script, const char *const *outputs,
 	return rc;
 }
 
+int rep_gnuplot_plots(const char *dir, const char *script, const char *const *plots, size_t n,
+		      struct sp_err *err)
+{
+	const char **outs = calloc(2 * n, sizeof(*outs));
+	char (*names)[48] = calloc(2 * n, sizeof(*names));
+	int rc;
+
+	if (!outs || !names) {
+		free(outs);
+		free(names);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[2 * i], sizeof(names[0]), "%s.png", plots[i]);
+		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", plots[i]);
+		outs[2 * i] = names[2 * i];
+		outs[2 * i + 1] = names[2 * i + 1];
+	}
+	rc = rep_gnuplot(dir, script, outs, 2 * n, err);
+	free(outs);
+	free(names);
+	return rc;
+}
+
 void rep_html_head(FILE *f, const char *title)
 {
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", f);
@@ -240,7 +264,7 @@ void rep_html_head(FILE *f, const char *title)
 	      "tr:nth-child(even) td{background:#fafafa}\n"
 	      ".sw{display:inline-block;width:.9em;height:.9em;border-radius:2px;"
 	      "margin-right:.4em;vertical-align:-.1em}\n"
-	      ".plots{display:grid;grid-template-columns:1fr 1fr;gap:14px}\n"
+	      ".plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:14px}\n"
 	      ".plots figure{margin:0;border:1px solid #ddd;padding:6px;background:#fff}\n"
 	      ".plots img{width:100%;height:auto;display:block}\n"
 	      "figcaption{font-size:.85em;color:#555;margin-top:4px}\n"
@@ -249,5 +273,7 @@ void rep_html_head(FILE *f, const char *title)
 	      "code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}\n"
 	      ".note{color:#666;font-size:.9em}.best{font-weight:600}\n"
 	      "p.algo{margin:.5em 0 .9em}\n"
+	      ".never{color:#a33}.ok{color:#1a7f37}.warn{color:#9a6700}.bad{color:#cf222e}\n"
+	      "ul.answers{padding-left:1.2em}ul.answers li{margin:.35em 0}\n"
 	      "</style>\n</head>\n<body>\n", f);
 }

@@ -34,6 +34,9 @@ void rep_csv_num(FILE *f, double v);
  */
 int rep_gnuplot(const char *dir, const char *script, const char *const *outputs, size_t nout,
 		struct sp_err *err);
+/* rep_gnuplot() for the outputs NAME.png and NAME.svg of each of the n plots (names < 40 bytes). */
+int rep_gnuplot_plots(const char *dir, const char *script, const char *const *plots, size_t n,
+		      struct sp_err *err);
 /* The <head> with inline CSS, up to and including <body>. */
 void rep_html_head(FILE *f, const char *title);
 

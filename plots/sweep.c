@@ -33,14 +33,15 @@
 static const char *const run_tail[] = {
 	"final_saved_pages", "peak_saved_pages", "oracle_pages", "time_to_90pct_ms", "cpu_ns",
 	"cow_breaks", "end_ms", "algorithm", "page_size", "points", "seeds", "params", "trace",
-	"options",
+	"options", "full_scans", "still_merging", "present_pages", "remote_sharers",
 };
 #define NTAIL (sizeof(run_tail) / sizeof(run_tail[0]))
 
 const char plot_sweep_header_tail[] =
 	"runs,saved_mean_pages,saved_sd_pages,saved_ci95_pages,saved_mean_mib,saved_ci95_mib,"
 	"t90_mean_s,t90_sd_s,t90_ci95_s,cpu_mean_s,cpu_sd_s,cpu_ci95_s,cow_breaks_mean,"
-	"cow_breaks_sd,cow_breaks_ci95,mib_per_cpu_s,pareto";
+	"cow_breaks_sd,cow_breaks_ci95,mib_per_cpu_s,pareto,cpu_pct_of_core,saved_pct_of_present,"
+	"remote_sharers_mean,note";
 
 void plot_stat_compute(const double *x, size_t n, struct plot_stat *out)
 {
@@ -77,10 +78,12 @@ int plot_sweep_write_runs(const char *path, const struct plot_sweep_def *d,
 			(unsigned long long)r->point, (unsigned long long)r->seed);
 		for (uint32_t k = 0; k < d->nkeys; k++)
 			fprintf(af.f, ",%.17g", r->values[k]);
-		fprintf(af.f, ",%lld,%lld,%lld,%llu,%lld,%lld,%llu,", (long long)r->s.final_saved,
-			(long long)r->s.peak_saved, (long long)r->s.oracle_final,
-			(unsigned long long)r->s.t90_ms, (long long)r->s.cpu_ns,
-			(long long)r->s.cow_breaks, (unsigned long long)r->s.end_ms);
+		fprintf(af.f, ",%lld,%lld,%lld,", (long long)r->s.final_saved,
+			(long long)r->s.peak_saved, (long long)r->s.oracle_final);
+		if (plot_settled(&r->s)) /* never: an empty cell */
+			fprintf(af.f, "%llu", (unsigned long long)r->s.t90_ms);
+		fprintf(af.f, ",%lld,%lld,%llu,", (long long)r->s.cpu_ns, (long long)r->s.cow_breaks,
+			(unsigned long long)r->s.end_ms);
 		rep_csv_text(af.f, d->algorithm);
 		fprintf(af.f, ",%u,%llu,%llu,", d->page_size, (unsigned long long)d->points,
 			(unsigned long long)d->seeds);
@@ -89,7 +92,9 @@ int plot_sweep_write_runs(const char *path, const struct plot_sweep_def *d,
 		rep_csv_text(af.f, d->trace);
 		fputc(',', af.f);
 		rep_csv_text(af.f, d->options);
-		fputc('\n', af.f);
+		fprintf(af.f, ",%lld,%d,%lld,%lld\n", (long long)r->s.full_scans,
+			r->s.still_merging ? 1 : 0, (long long)r->s.present,
+			(long long)r->s.remote_sharers);
 	}
 	return atomic_file_commit(&af, err);
 }
@@ -241,6 +246,16 @@ static bool parse_dbl(const char *s, double *out)
 	return !errno && !*end;
 }
 
+/* A time to 90% in ms; an empty cell is "never". */
+static bool parse_t90(const char *s, uint64_t *out)
+{
+	if (!*s) {
+		*out = PLOT_T90_NEVER;
+		return true;
+	}
+	return parse_u64(s, out) && *out != PLOT_T90_NEVER;
+}
+
 struct share_file {
 	char name[64];
 	uint64_t i, n;
@@ -313,22 +328,27 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 		char **f = t.rows[i];
 		const size_t b = 3 + nkeys;
 		struct plot_sweep_run r = { 0 };
-		uint64_t ps, points, seeds;
+		uint64_t ps, points, seeds, merging = 0;
 		bool ok = t.ncols[i] == t.ncols[0];
 
 		ok = ok && parse_u64(f[0], &r.run) && parse_u64(f[1], &r.point) && parse_u64(f[2], &r.seed);
 		for (uint32_t k = 0; ok && k < nkeys; k++)
 			ok = parse_dbl(f[3 + k], &r.values[k]);
 		ok = ok && parse_i64(f[b], &r.s.final_saved) && parse_i64(f[b + 1], &r.s.peak_saved) &&
-		     parse_i64(f[b + 2], &r.s.oracle_final) && parse_u64(f[b + 3], &r.s.t90_ms) &&
+		     parse_i64(f[b + 2], &r.s.oracle_final) &&
+		     parse_t90(f[b + 3], &r.s.t90_ms) &&
 		     parse_i64(f[b + 4], &r.s.cpu_ns) && parse_i64(f[b + 5], &r.s.cow_breaks) &&
 		     parse_u64(f[b + 6], &r.s.end_ms) && parse_u64(f[b + 8], &ps) &&
 		     parse_u64(f[b + 9], &points) && parse_u64(f[b + 10], &seeds) && ps > 0 &&
-		     ps <= (1u << 30) && points > 0 && seeds > 0 && points <= UINT64_MAX / seeds;
+		     ps <= (1u << 30) && points > 0 && seeds > 0 && points <= UINT64_MAX / seeds &&
+		     parse_i64(f[b + 14], &r.s.full_scans) && parse_u64(f[b + 15], &merging) &&
+		     merging <= 1 && parse_i64(f[b + 16], &r.s.present) &&
+		     parse_i64(f[b + 17], &r.s.remote_sharers);
 		if (!ok) {
 			rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu is malformed", path, i + 1);
 			goto out;
 		}
+		r.s.still_merging = merging != 0;
 		r.s.pct_of_oracle = r.s.oracle_final > 0
 					    ? 100.0 * (double)r.s.final_saved / (double)r.s.oracle_final
 					    : 100.0;
@@ -493,20 +513,33 @@ int plot_sweep_points(const struct plot_sweep_def *d, const struct plot_sweep_ru
 		p[i].point = i;
 		p[i].runs = d->seeds;
 		memcpy(p[i].values, r->values, sizeof(p[i].values));
+		p[i].never = "";
 		for (uint64_t s = 0; s < d->seeds; s++) {
 			a[s] = (double)r[s].s.final_saved;
 			b[s] = (double)r[s].s.t90_ms / 1000;
 			c[s] = (double)r[s].s.cpu_ns / 1e9;
 			e[s] = (double)r[s].s.cow_breaks;
+			p[i].present += (double)r[s].s.present / (double)d->seeds;
+			p[i].end_s += (double)r[s].s.end_ms / 1000 / (double)d->seeds;
+			if (!plot_settled(&r[s].s) && p[i].unsettled++ == 0)
+				p[i].never = plot_never_reason(&r[s].s);
 		}
 		plot_stat_compute(a, d->seeds, &p[i].saved);
 		plot_stat_compute(b, d->seeds, &p[i].t90_s);
+		if (p[i].unsettled) /* a mean over "never" means nothing */
+			p[i].t90_s.mean = p[i].t90_s.sd = p[i].t90_s.ci95 = NAN;
 		plot_stat_compute(c, d->seeds, &p[i].cpu_s);
 		plot_stat_compute(e, d->seeds, &p[i].cow);
+		for (uint64_t s = 0; s < d->seeds; s++)
+			a[s] = (double)r[s].s.remote_sharers;
+		plot_stat_compute(a, d->seeds, &p[i].remote);
 	}
+	/* The frontier: among points that settled and saved something. */
 	for (uint64_t i = 0; i < d->points; i++) {
-		p[i].pareto = true;
+		p[i].pareto = !p[i].unsettled && p[i].saved.mean > 0;
 		for (uint64_t j = 0; j < d->points && p[i].pareto; j++) {
+			if (p[j].unsettled || p[j].saved.mean <= 0)
+				continue;
 			if (p[j].cpu_s.mean <= p[i].cpu_s.mean && p[j].saved.mean >= p[i].saved.mean &&
 			    (p[j].cpu_s.mean < p[i].cpu_s.mean || p[j].saved.mean > p[i].saved.mean))
 				p[i].pareto = false;
@@ -515,6 +548,46 @@ int plot_sweep_points(const struct plot_sweep_def *d, const struct plot_sweep_ru
 	free(a), free(b), free(c), free(e);
 	*out = p;
 	return 0;
+}
+
+double plot_sweep_cpu_pct(const struct plot_sweep_point *p)
+{
+	return p->end_s > 0 ? 100 * p->cpu_s.mean / p->end_s : 0.0;
+}
+
+uint64_t plot_sweep_best(const struct plot_sweep_point *p, uint64_t n, uint64_t *ties)
+{
+	uint64_t best = UINT64_MAX;
+
+	*ties = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		if (p[i].unsettled || p[i].saved.mean <= 0)
+			continue;
+		if (best == UINT64_MAX || p[i].saved.mean > p[best].saved.mean) {
+			best = i;
+			*ties = 0;
+			continue;
+		}
+		if (p[i].saved.mean < p[best].saved.mean)
+			continue;
+		++*ties;
+		if (p[i].t90_s.mean < p[best].t90_s.mean ||
+		    (p[i].t90_s.mean == p[best].t90_s.mean && p[i].cpu_s.mean < p[best].cpu_s.mean))
+			best = i;
+	}
+	return best;
+}
+
+bool plot_sweep_seeds_identical(const struct plot_sweep_def *d, const struct plot_sweep_point *p)
+{
+	if (d->seeds < 2)
+		return false;
+	for (uint64_t i = 0; i < d->points; i++) {
+		if (p[i].saved.sd != 0 || p[i].cpu_s.sd != 0 || p[i].cow.sd != 0 ||
+		    (!p[i].unsettled && p[i].t90_s.sd != 0))
+			return false;
+	}
+	return true;
 }
 
 static double point_eff(const struct plot_sweep_point *p, uint32_t ps)
@@ -561,7 +634,15 @@ static int write_sweep_csv(const char *dir, const struct plot_sweep_def *d,
 		}
 		fputc(',', af.f);
 		rep_csv_num(af.f, point_eff(&p[i], d->page_size));
-		fprintf(af.f, ",%d\n", p[i].pareto ? 1 : 0);
+		fprintf(af.f, ",%d,", p[i].pareto ? 1 : 0);
+		rep_csv_num(af.f, plot_sweep_cpu_pct(&p[i]));
+		fputc(',', af.f);
+		rep_csv_num(af.f, plot_pct_of_present(p[i].saved.mean, p[i].present));
+		fputc(',', af.f);
+		rep_csv_num(af.f, p[i].remote.mean);
+		fputc(',', af.f);
+		rep_csv_text(af.f, p[i].never);
+		fputc('\n', af.f);
 	}
 	return atomic_file_commit(&af, err);
 }
@@ -687,11 +768,20 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 		fputs("EOD\n", f);
 	}
 	fputs("# every point: cpu_mean_s saved_mean_mib label; then the Pareto frontier by CPU\n$all << EOD\n", f);
-	for (uint64_t i = 0; i < d->points; i++) {
-		char v[256];
+	for (int settled = 1; settled >= 0; settled--) {
+		if (!settled)
+			fputs("EOD\n# points that never settled (saved nothing or still merging)\n"
+			      "$never << EOD\n", f);
+		/* gnuplot cannot plot an empty block: a point off the range stands in */
+		fputs("NaN NaN \"\"\n", f);
+		for (uint64_t i = 0; i < d->points; i++) {
+			char v[256];
 
-		fmt_values(v, sizeof(v), d, p[i].values, 0);
-		fprintf(f, "%.10g %.10g \"%s\"\n", p[i].cpu_s.mean, p[i].saved.mean * mib, v);
+			if ((p[i].unsettled == 0) != settled)
+				continue;
+			fmt_values(v, sizeof(v), d, p[i].values, 0);
+			fprintf(f, "%.10g %.10g \"%s\"\n", p[i].cpu_s.mean, p[i].saved.mean * mib, v);
+		}
 	}
 	fputs("EOD\n$front << EOD\n", f);
 	{
@@ -726,15 +816,15 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 	}
 	fputs("EOD\n", f);
 	fputs("do for [fmt in 'png svg'] {\n"
-	      "  if (fmt eq 'png') { set terminal pngcairo size 960,560 font 'Sans,11' noenhanced }"
-	      " else { set terminal svg size 720,440 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n", f);
+	      "  if (fmt eq 'png') { set terminal pngcairo size 1280,720 font 'Sans,12' noenhanced }"
+	      " else { set terminal svg size 960,540 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n", f);
 	if (lo > 0 && hi / lo >= 50)
 		fputs("  set logscale x\n", f);
 	else
 		fputs("  unset logscale x\n", f);
 	fputs("  set xlabel ", f);
 	rep_gp_quoted(f, xlabel);
-	fputs("\n  set offsets graph 0.03, graph 0.03, 0, 0\n", f);
+	fputs("\n  set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03\n", f);
 	for (int k = 0; k < 3; k++) {
 		static const char *const what[3][2] = {
 			{ "Final memory saved (mean, 95% CI)", "memory saved at the end (MiB)" },
@@ -768,6 +858,7 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 	      "  set xlabel 'scanner CPU over the run (s, mean)'\n"
 	      "  set ylabel 'memory saved at the end (MiB, mean)'\n"
 	      "  plot $all using 1:2 with points pt 6 ps 1.2 lc rgb '#999999' title 'grid point', \\\n"
+	      "       $never using 1:2 with points pt 2 ps 1.2 lc rgb '#bbbbbb' title 'never settled', \\\n"
 	      "       $front using 1:2 with linespoints lw 2 pt 7 ps 1.4 lc rgb '#d62728' title 'Pareto frontier', \\\n"
 	      "       $front using 1:2:3 with labels left offset 1,-0.6 font ',9' notitle\n"
 	      "  unset output\n}\n", f);
@@ -782,7 +873,7 @@ static void td_stat(FILE *f, const struct plot_stat *s, double scale, const char
 {
 	fputs("<td>", f);
 	fprintf(f, fmt, s->mean * scale);
-	if (!isnan(s->ci95)) {
+	if (!isnan(s->ci95) && s->ci95 > 0) { /* +-0 would claim a precision the seeds do not give */
 		fputs(" &plusmn; ", f);
 		fprintf(f, fmt, s->ci95 * scale);
 	}
@@ -802,7 +893,8 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 		"other point saves more for less CPU).",
 	};
 	double mib = d->page_size / 1048576.0;
-	uint64_t best = 0, cheap = UINT64_MAX, eff = 0;
+	uint64_t best, ties, cheap = UINT64_MAX, eff = 0, never = 0;
+	bool multi_node = false, identical;
 	char v[256];
 	struct atomic_file af;
 	int rc;
@@ -812,16 +904,16 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 		return rc;
 	FILE *f = af.f;
 
+	best = plot_sweep_best(p, d->points, &ties);
 	for (uint64_t i = 0; i < d->points; i++) {
-		if (p[i].saved.mean > p[best].saved.mean ||
-		    (p[i].saved.mean == p[best].saved.mean && p[i].cpu_s.mean < p[best].cpu_s.mean))
-			best = i;
-		if (point_eff(&p[i], d->page_size) > point_eff(&p[eff], d->page_size))
+		if (!p[i].unsettled && point_eff(&p[i], d->page_size) > point_eff(&p[eff], d->page_size))
 			eff = i;
-		if (p[i].pareto && p[i].saved.mean > 0 &&
-		    (cheap == UINT64_MAX || p[i].cpu_s.mean < p[cheap].cpu_s.mean))
+		if (p[i].pareto && (cheap == UINT64_MAX || p[i].cpu_s.mean < p[cheap].cpu_s.mean))
 			cheap = i;
+		never += p[i].unsettled != 0;
+		multi_node |= p[i].remote.mean > 0;
 	}
+	identical = plot_sweep_seeds_identical(d, p);
 	snprintf(v, sizeof(v), "sim sweep: %s", d->algorithm);
 	rep_html_head(f, v);
 	fputs("<h1>Parameter sweep of <code>", f);
@@ -853,29 +945,54 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 	fputs("</td></tr>\n</table>\n", f);
 
 	fputs("<h2>Findings</h2>\n<p>", f);
-	fmt_values(v, sizeof(v), d, p[best].values, 0);
-	fputs("The most memory was saved at <code>", f);
-	rep_html(f, v);
-	fprintf(f, "</code>: %.1f MiB on average", p[best].saved.mean * mib);
-	if (!isnan(p[best].saved.ci95))
-		fprintf(f, " (&plusmn; %.1f MiB, 95%% CI)", p[best].saved.ci95 * mib);
-	fprintf(f, ", for %.3f s of scanner CPU, reaching 90%% of it after %.1f s. ",
-		p[best].cpu_s.mean, p[best].t90_s.mean);
+	if (best == UINT64_MAX) {
+		fputs("<b>No point settled</b>: every point saved nothing or was still merging at the "
+		      "end, so none is called optimal; lengthen the run (--tail-ms, --duration-ms) or "
+		      "scan faster. ", f);
+	} else {
+		fmt_values(v, sizeof(v), d, p[best].values, 0);
+		fputs("The most memory was saved at <code>", f);
+		rep_html(f, v);
+		fprintf(f, "</code>: %.1f MiB on average (%.1f%% of the guests' present memory)",
+			p[best].saved.mean * mib, plot_pct_of_present(p[best].saved.mean, p[best].present));
+		if (!isnan(p[best].saved.ci95) && p[best].saved.ci95 > 0)
+			fprintf(f, " (&plusmn; %.1f MiB, 95%% CI)", p[best].saved.ci95 * mib);
+		fprintf(f, ", for %.3f s of scanner CPU (%.2f%% of one core), reaching 90%% of it after "
+			   "%.1f s. ",
+			p[best].cpu_s.mean, plot_sweep_cpu_pct(&p[best]), p[best].t90_s.mean);
+		if (ties)
+			fprintf(f, "%llu other point%s saved exactly as much (a tie); of the tied points "
+				   "this one reaches 90%% soonest, then spends the least CPU. ",
+				(unsigned long long)ties, ties == 1 ? "" : "s");
+	}
 	if (cheap != UINT64_MAX && cheap != best) {
 		fmt_values(v, sizeof(v), d, p[cheap].values, 0);
 		fputs("The cheapest point on the savings/CPU frontier is <code>", f);
 		rep_html(f, v);
-		fprintf(f, "</code>: %.1f MiB (%.0f%% of the best) for %.3f s of CPU. ",
+		fprintf(f, "</code>: %.1f MiB (%.0f%% of the best) for %.3f s of CPU (%.2f%% of one "
+			   "core). ",
 			p[cheap].saved.mean * mib,
-			p[best].saved.mean > 0 ? 100 * p[cheap].saved.mean / p[best].saved.mean : 0.0,
-			p[cheap].cpu_s.mean);
+			best != UINT64_MAX && p[best].saved.mean > 0
+				? 100 * p[cheap].saved.mean / p[best].saved.mean : 0.0,
+			p[cheap].cpu_s.mean, plot_sweep_cpu_pct(&p[cheap]));
 	}
-	if (point_eff(&p[eff], d->page_size) > 0 && !isinf(point_eff(&p[eff], d->page_size))) {
+	if (!p[eff].unsettled && point_eff(&p[eff], d->page_size) > 0 &&
+	    !isinf(point_eff(&p[eff], d->page_size))) {
 		fmt_values(v, sizeof(v), d, p[eff].values, 0);
 		fputs("The most memory per CPU second is saved at <code>", f);
 		rep_html(f, v);
 		fprintf(f, "</code> (%.1f MiB per CPU second). ", point_eff(&p[eff], d->page_size));
 	}
+	if (never)
+		fprintf(f, "%llu point%s never settled (time to 90%%: never; the reason is in the "
+			   "table) and %s neither on the frontier nor a candidate for the best. ",
+			(unsigned long long)never, never == 1 ? "" : "s", never == 1 ? "is" : "are");
+	if (identical)
+		fprintf(f, "<b>The %llu seeds gave identical results at every point</b>: this "
+			   "configuration is deterministic (a deterministic algorithm without "
+			   "--spread-writes), so there is no spread to show and no confidence interval "
+			   "is printed; use one seed, or --spread-writes. ",
+			(unsigned long long)d->seeds);
 	{
 		uint64_t nf = 0;
 
@@ -892,8 +1009,12 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 		rep_html(f, d->keys[k]);
 		fputs("</th>", f);
 	}
-	fputs("<th>saved at end (MiB)</th><th>time to 90% (s)</th><th>scanner CPU (s)</th>"
-	      "<th>COW breaks</th><th>MiB per CPU s</th><th>frontier</th></tr>\n", f);
+	fputs("<th>saved at end (MiB)</th><th>% of present</th><th>time to 90% (s)</th>"
+	      "<th>scanner CPU (s)</th><th>CPU (% of a core)</th><th>COW breaks</th>"
+	      "<th>MiB per CPU s</th>", f);
+	if (multi_node)
+		fputs("<th>remote sharers</th>", f);
+	fputs("<th>frontier</th></tr>\n", f);
 	for (uint64_t i = 0; i < d->points; i++) {
 		double e = point_eff(&p[i], d->page_size);
 
@@ -901,20 +1022,39 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 		for (uint32_t k = 0; k < d->nkeys; k++)
 			fprintf(f, "<td>%g</td>", p[i].values[k]);
 		td_stat(f, &p[i].saved, mib, "%.1f");
-		td_stat(f, &p[i].t90_s, 1, "%.1f");
+		fprintf(f, "<td>%.1f</td>", plot_pct_of_present(p[i].saved.mean, p[i].present));
+		if (p[i].unsettled) {
+			fputs("<td class=\"never\">never (", f);
+			if (p[i].unsettled < p[i].runs)
+				fprintf(f, "%llu of %llu runs: ", (unsigned long long)p[i].unsettled,
+					(unsigned long long)p[i].runs);
+			rep_html(f, p[i].never);
+			fputs(")</td>", f);
+		} else {
+			td_stat(f, &p[i].t90_s, 1, "%.1f");
+		}
 		td_stat(f, &p[i].cpu_s, 1, "%.3f");
+		fprintf(f, "<td>%.2f</td>", plot_sweep_cpu_pct(&p[i]));
 		td_stat(f, &p[i].cow, 1, "%.0f");
 		if (isinf(e))
 			fputs("<td>&infin;</td>", f);
 		else
 			fprintf(f, "<td>%.1f</td>", e);
+		if (multi_node)
+			td_stat(f, &p[i].remote, 1, "%.0f");
 		fprintf(f, "<td>%s</td></tr>\n", p[i].pareto ? "&#9733;" : "");
 	}
-	fprintf(f, "</table>\n<p class=\"note\">Mean over %llu seed%s%s.  Data: <a href=\"sweep.csv\">"
-		   "sweep.csv</a> (per point), <a href=\"runs.csv\">runs.csv</a> (per run); plots: "
-		   "<a href=\"sweep.gp\">sweep.gp</a>.</p>\n",
+	fprintf(f, "</table>\n<p class=\"note\">Mean over %llu seed%s%s.  Time to 90%% is "
+		   "&ldquo;never&rdquo; when a run saved nothing or was still merging at the end "
+		   "(its savings rose by more than 1%% over the last tenth of the run); such points "
+		   "are never on the frontier.  CPU %% is the mean share of one core over the run.  "
+		   "Data: <a href=\"sweep.csv\">sweep.csv</a> (per point), <a href=\"runs.csv\">"
+		   "runs.csv</a> (per run); plots: <a href=\"sweep.gp\">sweep.gp</a>.</p>\n",
 		(unsigned long long)d->seeds, d->seeds == 1 ? "" : "s",
-		d->seeds > 1 ? " &plusmn; the half-width of the 95% confidence interval (Student's t)" : "");
+		d->seeds > 1 && !identical
+			? " &plusmn; the half-width of the 95% confidence interval (Student's t); "
+			  "no &plusmn; where the seeds agreed exactly"
+			: "");
 	fputs("<h2>Plots</h2>\n<div class=\"plots\">\n", f);
 	for (size_t i = 0; i < NSPLOTS; i++)
 		fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.svg\" alt=\"%s\"></a>"
@@ -930,8 +1070,7 @@ int plot_sweep_write(const char *dir, const struct plot_sweep_def *d,
 		     const struct algo_ops *algo, struct sp_err *err)
 {
 	struct plot_sweep_point *p = NULL;
-	const char *outs[NSPLOTS * 2];
-	char names[NSPLOTS * 2][40], *path;
+	char *path;
 	int rc;
 
 	rc = rep_mkdir_p(dir, err);
@@ -951,14 +1090,8 @@ int plot_sweep_write(const char *dir, const struct plot_sweep_def *d,
 		rc = write_sweep_csv(dir, d, p, err);
 	if (rc == 0)
 		rc = write_sweep_gp(dir, d, p, algo, err);
-	for (size_t i = 0; i < NSPLOTS; i++) {
-		snprintf(names[2 * i], sizeof(names[0]), "%s.png", sweep_plots[i]);
-		snprintf(names[2 * i + 1], sizeof(names[0]), "%s.svg", sweep_plots[i]);
-		outs[2 * i] = names[2 * i];
-		outs[2 * i + 1] = names[2 * i + 1];
-	}
 	if (rc == 0)
-		rc = rep_gnuplot(dir, "sweep.gp", outs, NSPLOTS * 2, err);
+		rc = rep_gnuplot_plots(dir, "sweep.gp", sweep_plots, NSPLOTS, err);
 	if (rc == 0)
 		rc = write_sweep_html(dir, d, p, desc, algo, err);
 	free(p);

@@ -578,6 +578,8 @@ static int create_policy(struct real_daemon *d, const struct real_daemon_conf *c
 
 /* ---- the engine ---------------------------------------------------------- */
 
+static void csv_row(struct real_daemon *d, uint64_t t_ns);
+
 int real_daemon_start(struct real_daemon *d, uint64_t now_ns, struct sp_err *err)
 {
 	char dir[300];
@@ -697,6 +699,7 @@ int real_daemon_cycle(struct real_daemon *d, uint64_t now_ns, bool force, uint64
 		rc = p->after_batch(d->policy_st, t - d->policy_start_ns, &m, &perr);
 	if (rc < 0)
 		logf_(d, REAL_LOG_ERR, "policy %s: %s", p->name, perr.msg);
+	csv_row(d, t);
 	if (d->conf.metrics[0] && real_daemon_write_metrics(d, d->conf.metrics, err) < 0)
 		return err ? err->code : SP_EIO;
 	next = d->next_tick_ns;
@@ -739,6 +742,40 @@ int real_daemon_stop(struct real_daemon *d, struct sp_err *err)
 		d->conf.policy->destroy(d->policy_st);
 	d->policy_st = NULL;
 	return rc;
+}
+
+/* ---- the CSV time series ------------------------------------------------- */
+
+/*
+ * One row of SAMEPAGE_CSV: sim run --csv's columns (the shared writer),
+ * time_ms since samepaged started, the tunables in force.  The file is
+ * rewritten at start (a run's series, as sim run writes one) and appended
+ * to at every cycle; a failure is logged once and the CSV given up.
+ */
+static void csv_row(struct real_daemon *d, uint64_t t_ns)
+{
+	struct metrics m;
+	struct metrics_tunables tu = { ksm_v(d, REAL_KSM_RUN), ksm_v(d, REAL_KSM_PAGES_TO_SCAN),
+				       ksm_v(d, REAL_KSM_SLEEP_MILLISECS) };
+	FILE *f;
+	int rc;
+
+	if (!d->conf.csv[0] || d->csv_failed)
+		return;
+	f = fopen(d->conf.csv, d->csv_header_done ? "ae" : "we");
+	rc = f ? 0 : -1;
+	if (f && !d->csv_header_done)
+		rc = metrics_csv_header(f, true);
+	d->csv_header_done = true;
+	real_daemon_metrics(d, &m);
+	if (f && rc == 0)
+		rc = metrics_csv_row(f, t_ns / 1000000, &m, &tu);
+	if (f && fclose(f) != 0)
+		rc = -1;
+	if (rc != 0) {
+		d->csv_failed = true;
+		logf_(d, REAL_LOG_ERR, "SAMEPAGE_CSV %s: %s; no more CSV rows", d->conf.csv, strerror(errno));
+	}
 }
 
 /* ---- the Prometheus textfile --------------------------------------------- */

@@ -99,7 +99,7 @@ struct real_daemon {
 	uint64_t decisions[RD__COUNT];
 	uint64_t refusals[RR__COUNT];
 	uint64_t cycles;
-	bool csv_header_done;
+	bool csv_header_done, csv_failed;
 };
 
 /*

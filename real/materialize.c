@@ -294,4 +294,5 @@ int real_mat_snapshot(struct real_mat *m, struct trace_reader *r, uint64_t *reco
 void real_mat_metrics(const struct real_mat *m, struct metrics *out)
 {
 	out->oracle_saving = (int64_t)fpcount_duplicates(&m->truth) + m->truth_zero;
+	out->pages_present = (int64_t)fpcount_total(&m->truth) + m->truth_zero;
 }

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "cli_parse.h"
 #include "daemon.h"
 #include "sim.h"
@@ -182,16 +183,31 @@ static int check_config(const struct real_daemon_conf *c)
 	return EXIT_OK;
 }
 
+struct sim_out {
+	FILE *csv;
+	const struct sim_result *res; /* its tunables are current at every sample */
+};
+
+static int sim_sample(void *arg, uint64_t time_ms, const struct metrics *m)
+{
+	const struct sim_out *o = arg;
+
+	return o->csv ? metrics_csv_row(o->csv, time_ms, m, &o->res->tunables) != 0 : 0;
+}
+
 /*
  * --simulate TRACE: the configured policy and settings on the kernel's KSM
  * model (algorithm "ksm"), the trace's guests as the host's, in simulated
- * time: the same run as `sim run --algo ksm --controller POLICY`.
+ * time: the same run as `sim run --algo ksm --controller POLICY`, and
+ * SAMEPAGE_CSV the same file as its --csv (the shared writer).
  */
 static int simulate(const struct real_daemon_conf *c, const char *trace)
 {
 	struct sim_config cfg;
 	struct sim_result res;
 	struct sp_err err = { 0 };
+	struct sim_out out = { .res = &res };
+	struct atomic_file af = { 0 };
 	const struct algo_ops *ksm = algo_find("ksm");
 	char kv[64];
 	size_t idx = 0;
@@ -223,8 +239,21 @@ static int simulate(const struct real_daemon_conf *c, const char *trace)
 		snprintf(kv, sizeof(kv), "max_page_sharing=%lld", (long long)c->max_page_sharing);
 		rc = algo_params_set(ksm, &cfg.params, kv, &err);
 	}
+	if (rc == 0 && c->csv[0]) {
+		rc = atomic_file_open(&af, c->csv, 0644, &err);
+		if (rc == 0) {
+			out.csv = af.f;
+			metrics_csv_header(out.csv, true);
+		}
+	}
 	if (rc == 0)
-		rc = sim_run(trace, &cfg, NULL, NULL, NULL, &res, &err);
+		rc = sim_run(trace, &cfg, sim_sample, NULL, &out, &res, &err);
+	if (out.csv) {
+		if (rc == 0)
+			rc = atomic_file_commit(&af, &err);
+		else
+			atomic_file_abort(&af);
+	}
 	if (rc < 0)
 		return fail(&err);
 	printf("simulated %.1f s of %s with policy %s: %lld pages saved at the end, peak %lld\n",

@@ -16,9 +16,23 @@
 #ifndef SP_SAMPLE_TRACE
 #define SP_SAMPLE_TRACE "traces/samples/small.sptrace"
 #endif
+#ifndef SP_INSTALLED_SAMPLE
+#define SP_INSTALLED_SAMPLE "/usr/share/samepage/samples/small.sptrace"
+#endif
 
 const char *cli_default_trace(void)
 {
+	/*
+	 * The source tree's sample; an installed sim (cmake --install, the
+	 * Debian package) has no source tree but the copy installed beside it.
+	 */
+	static const char *const installed[] = { SP_INSTALLED_SAMPLE,
+						 "/usr/share/samepage/samples/small.sptrace" };
+
+	for (size_t i = 0; access(SP_SAMPLE_TRACE, R_OK) < 0 && i < 2; i++) {
+		if (access(installed[i], R_OK) == 0)
+			return installed[i];
+	}
 	return SP_SAMPLE_TRACE;
 }
 

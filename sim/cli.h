@@ -150,6 +150,11 @@ int cmd_trace(int argc, char **argv);
 /* sim/cmd_record.c: `sim trace record` and `sim trace import`. */
 int cmd_trace_record(int argc, char **argv);
 int cmd_trace_import(int argc, char **argv);
+/* sim/cmd_transform.c: `sim trace replicate` and `sim trace subset`. */
+int cmd_trace_replicate(int argc, char **argv);
+int cmd_trace_subset(int argc, char **argv);
+/* sim/cmd_plan.c: `sim plan`. */
+int cmd_plan(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 /* sim/cmd_compare.c and sim/cmd_sweep.c: parallel runs over one trace, reports. */
 int cmd_compare(int argc, char **argv);

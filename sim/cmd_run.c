@@ -9,6 +9,7 @@
 #include "atomic_file.h"
 #include "cli.h"
 #include "plot.h"
+#include "report.h"
 #include "sim.h"
 
 static const struct cli_spec list_spec = {
@@ -110,6 +111,11 @@ static const struct cli_spec run_spec = {
 struct run_out {
 	FILE *csv;
 	bool shown[METRICS_COUNT]; /* the columns written: counters the --kernel lacks are left out */
+	bool tunables;                /* a control policy runs: its tunables in the CSV */
+	const struct sim_result *res; /* the run's result, whose tunables are current */
+	uint64_t *times;              /* every sample, for the summary */
+	struct metrics *m;
+	size_t n, cap;
 	struct cli_progress progress;
 };
 
@@ -117,14 +123,24 @@ static int write_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 {
 	struct run_out *o = arg;
 
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? 2 * o->cap : 256;
+		uint64_t *t = realloc(o->times, cap * sizeof(*t));
+		struct metrics *q = t ? realloc(o->m, cap * sizeof(*q)) : NULL;
+
+		if (t)
+			o->times = t;
+		if (!q)
+			return 1;
+		o->m = q;
+		o->cap = cap;
+	}
+	o->times[o->n] = time_ms;
+	o->m[o->n++] = *m;
 	if (!o->csv)
 		return 0;
-	fprintf(o->csv, "%llu", (unsigned long long)time_ms);
-	for (int i = 0; i < METRICS_COUNT; i++) {
-		if (o->shown[i])
-			fprintf(o->csv, ",%lld", (long long)metrics_get(m, i));
-	}
-	return fputc('\n', o->csv) == EOF;
+	return metrics_csv_row_shown(o->csv, time_ms, m, o->tunables ? &o->res->tunables : NULL,
+				     o->shown) != 0;
 }
 
 static void show_progress(void *arg, uint64_t done_ms, uint64_t end_ms)
@@ -137,13 +153,16 @@ static void show_progress(void *arg, uint64_t done_ms, uint64_t end_ms)
 		cli_progress_update(&o->progress, (double)done_ms / (double)end_ms, detail);
 }
 
-static void summary(const char *trace, const struct sim_config *cfg, const struct sim_result *r)
+static void summary(const char *trace, const struct sim_config *cfg, const struct sim_result *r,
+		    const struct run_out *o)
 {
 	const struct metrics *m = &r->last;
 	int64_t saved = metrics_saved(m);
 	char params[512];
 	double secs = (double)r->end_ms / 1000;
+	struct plot_summary s;
 
+	plot_summarize(o->times, o->m, o->n, &s);
 	algo_params_format(cfg->algo, &cfg->params, params, sizeof(params));
 	printf("trace       %s: %llu snapshots, %llu page records, %llu page states replayed\n",
 	       trace, (unsigned long long)r->snapshots, (unsigned long long)r->records,
@@ -164,21 +183,41 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 		printf("controller  %s %s\n", cfg->ctl->name, cp);
 	}
 	printf("simulated   %.1f s\n", secs);
-	printf("saved       %lld pages (%.1f MiB) at the end, peak %lld; oracle %lld pages: %.1f%%\n",
-	       (long long)saved, (double)saved * 4096 / (1 << 20), (long long)r->peak_saved,
-	       (long long)m->oracle_saving,
+	printf("saved       %lld pages (%.1f MiB) at the end, %.1f%% of the %lld present; peak %lld; "
+	       "oracle %lld pages: %.1f%%\n",
+	       (long long)saved, (double)saved * 4096 / (1 << 20),
+	       plot_pct_of_present((double)saved, (double)m->pages_present), (long long)m->pages_present,
+	       (long long)r->peak_saved, (long long)m->oracle_saving,
 	       m->oracle_saving ? 100.0 * (double)saved / (double)m->oracle_saving : 100.0);
 	printf("            pages_shared %lld  pages_sharing %lld  ksm_zero_pages %lld  pages_unshared %lld\n",
 	       (long long)m->pages_shared, (long long)m->pages_sharing, (long long)m->ksm_zero_pages,
 	       (long long)m->pages_unshared);
+	if (plot_settled(&s))
+		printf("to 90%%      %.1f s to reach 90%% of the final savings\n", (double)s.t90_ms / 1000);
+	else
+		printf("to 90%%      never: %s%s\n", plot_never_reason(&s),
+		       s.still_merging && s.final_saved > 0 ? "; raise --tail-ms" : "");
 	printf("cpu         %.3f s estimated scanner CPU (%.2f%% of one core), %lld pages scanned, %lld full scans\n",
-	       (double)m->cpu_ns / 1e9, secs > 0 ? (double)m->cpu_ns / 1e7 / secs : 0.0,
+	       (double)m->cpu_ns / 1e9, plot_cpu_pct(m->cpu_ns, r->end_ms),
 	       (long long)m->pages_scanned, (long long)m->full_scans);
 	if (m->thp_splits)
 		printf("huge pages  %lld split by merges; %lld of their zero subpages freed (thp_zero_pages, no KSM counter shows them)\n",
 		       (long long)m->thp_splits, (long long)m->thp_zero_pages);
+	if (m->remote_sharers)
+		printf("numa        %lld mappings of shared frames on another node (remote_sharers)\n",
+		       (long long)m->remote_sharers);
 	printf("cow breaks  %lld\n", (long long)m->cow_breaks);
 	printf("profit      %lld bytes (general_profit)\n", (long long)m->general_profit);
+	if (cfg->ctl && r->stopped_ms) {
+		printf("policy      %s kept KSM stopped (run=0) for %.1f of the %.1f s%s\n", cfg->ctl->name,
+		       (double)r->stopped_ms / 1000, secs,
+		       r->tunables.run ? "" : ", and it was stopped at the end");
+		if (!strcmp(cfg->ctl->name, "ksmtuned"))
+			printf("            ksmtuned stops KSM while the guests' committed memory plus its "
+			       "threshold fit in the host's memory (host_mem_mib=%g) and free memory is "
+			       "above the threshold: the host has room, so it does not merge\n",
+			       cfg->host.mem_mib);
+	}
 }
 
 struct run_cmd {
@@ -220,17 +259,16 @@ static int run_prepare(struct run_cmd *c)
 		if (atomic_file_open(&c->af, o->csv, 0644, &c->err) < 0)
 			return cli_fail(&c->err);
 		c->out.csv = c->af.f;
-		fputs("time_ms", c->out.csv);
 		for (int i = 0; i < METRICS_COUNT; i++) {
 			char why[256];
 
 			c->out.shown[i] = sim_metric_offered(&c->cfg, i, why, sizeof(why));
-			if (c->out.shown[i])
-				fprintf(c->out.csv, ",%s", metrics_names[i]);
-			else
+			if (!c->out.shown[i])
 				fprintf(stderr, "sim: note: %s: left out of %s\n", why, o->csv);
 		}
-		fputc('\n', c->out.csv);
+		/* with a control policy, the tunables it set at each sample too */
+		c->out.tunables = c->cfg.ctl != NULL;
+		metrics_csv_header_shown(c->out.csv, c->out.tunables, c->out.shown);
 	}
 	return EXIT_OK;
 }
@@ -239,6 +277,7 @@ static int run_run(struct run_cmd *c)
 {
 	int rc;
 
+	c->out.res = &c->res;
 	cli_progress_init(&c->out.progress, "simulating");
 	rc = sim_run(c->o.trace, &c->cfg, write_sample, show_progress, &c->out, &c->res, &c->err);
 	cli_progress_done(&c->out.progress);
@@ -255,7 +294,7 @@ static int run_report(struct run_cmd *c)
 	char title[128];
 
 	if (!c->o.quiet)
-		summary(trace, &c->cfg, &c->res);
+		summary(trace, &c->cfg, &c->res, &c->out);
 	if (!c->o.plot)
 		return EXIT_OK;
 	snprintf(title, sizeof(title), "%s on %s", c->cfg.algo->name, base);
@@ -279,6 +318,8 @@ int cmd_run(int argc, char **argv)
 		if (rc == EXIT_OK)
 			rc = run_report(c);
 	}
+	free(c->out.times);
+	free(c->out.m);
 	free(c);
 	return rc;
 }

@@ -220,19 +220,45 @@ static void print_points(const struct plot_sweep_def *d, const struct plot_sweep
 		return;
 	for (uint32_t k = 0; k < d->nkeys; k++)
 		printf("%-16s ", d->keys[k]);
-	printf("%22s %14s %12s %s\n", "saved MiB (95% CI)", "CPU s", "to 90% s", "frontier");
+	printf("%22s %14s %10s %12s %s\n", "saved MiB (95% CI)", "CPU s", "CPU %", "to 90% s", "frontier");
 	for (uint64_t i = 0; i < d->points; i++) {
-		char s[64];
+		char s[64], t[64];
 
 		for (uint32_t k = 0; k < d->nkeys; k++)
 			printf("%-16g ", p[i].values[k]);
-		if (d->seeds > 1)
+		/* no "+- 0.0": identical seeds give no interval worth printing */
+		if (d->seeds > 1 && p[i].saved.ci95 > 0)
 			snprintf(s, sizeof(s), "%.1f +- %.1f", p[i].saved.mean * mib, p[i].saved.ci95 * mib);
 		else
 			snprintf(s, sizeof(s), "%.1f", p[i].saved.mean * mib);
-		printf("%22s %14.3f %12.1f %s\n", s, p[i].cpu_s.mean, p[i].t90_s.mean,
+		if (p[i].unsettled)
+			snprintf(t, sizeof(t), "never");
+		else
+			snprintf(t, sizeof(t), "%.1f", p[i].t90_s.mean);
+		printf("%22s %14.3f %10.2f %12s %s\n", s, p[i].cpu_s.mean, plot_sweep_cpu_pct(&p[i]), t,
 		       p[i].pareto ? "*" : "");
 	}
+	for (uint64_t i = 0; i < d->points; i++)
+		if (p[i].unsettled) {
+			printf("never: %s (and any other point marked so: see the report)\n", p[i].never);
+			break;
+		}
+	free(p);
+}
+
+/* The seeds' warning on stderr: --seeds N with results that do not depend on the seed. */
+static void warn_identical_seeds(const struct plot_sweep_def *d, const struct plot_sweep_run *rows,
+				 size_t n)
+{
+	struct plot_sweep_point *p;
+
+	if (d->seeds < 2 || plot_sweep_points(d, rows, n, &p, NULL) < 0)
+		return;
+	if (plot_sweep_seeds_identical(d, p))
+		fprintf(stderr, "sim: warning: the %llu seeds gave identical results at every point: the "
+			"configuration is deterministic (no --spread-writes, a deterministic algorithm), "
+			"so there are no confidence intervals; use --seeds 1 or --spread-writes\n",
+			(unsigned long long)d->seeds);
 	free(p);
 }
 
@@ -258,6 +284,8 @@ static int do_merge(const char *dir, bool quiet)
 		print_points(&d, rows, n);
 		printf("report: %s/index.html\n", dir);
 	}
+	if (rc == 0)
+		warn_identical_seeds(&d, rows, n);
 	free(desc);
 	free(rows);
 	return rc < 0 ? cli_fail(&err) : EXIT_OK;
@@ -458,6 +486,7 @@ static int sweep_report(struct sweep_cmd *x)
 		print_points(&x->d, x->rows, x->nruns);
 		printf("report: %s/index.html\n", x->o.dir);
 	}
+	warn_identical_seeds(&x->d, x->rows, x->nruns);
 	return EXIT_OK;
 }
 

@@ -404,6 +404,8 @@ const struct cli_command cli_trace_verbs[] = {
 	{ "record", "-o FILE (--pid PID... | --qemu): snapshots of live memory (root)",
 	  cmd_trace_record },
 	{ "import", "-o FILE VMCORE...: QEMU ELF memory dumps into a trace", cmd_trace_import },
+	{ "replicate", "IN --guests N -o OUT: N guests made from the recorded ones", cmd_trace_replicate },
+	{ "subset", "IN [--guest NAME]... -o OUT: some guests, a time window", cmd_trace_subset },
 	{ NULL, NULL, NULL },
 };
 

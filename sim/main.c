@@ -16,6 +16,8 @@ static const struct cli_command commands[] = {
 	{ "list", "list the algorithms with their parameters, defaults and ranges", cmd_list },
 	{ "compare", "run several algorithms over one trace in parallel, write a report", cmd_compare },
 	{ "sweep", "run one algorithm over a grid of parameters and seeds, write a report", cmd_sweep },
+	{ "plan", "choose KSM settings for a host: savings, CPU, swap, NUMA, a samepaged config",
+	  cmd_plan },
 	{ "trace", "make and inspect traces (verbs below)", cmd_trace },
 	{ "validate", "check the simulator against the kernel's KSM live on this machine (root)",
 	  cmd_validate },

@@ -558,4 +558,5 @@ void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struc
 	out->remote_sharers = m->remote;
 	out->thp_splits = m->thp_splits;
 	out->thp_zero_pages = m->thp_zero;
+	out->pages_present = (int64_t)fpcount_total(&m->truth) + m->truth_zero;
 }

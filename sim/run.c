@@ -60,6 +60,8 @@ struct run {
 	bool running;             /* scanning (KSM run=1) */
 	bool wake_pending;        /* run(true) asked for a batch now */
 	uint64_t now;
+	uint64_t stopped_since;   /* when scanning was stopped (valid while !running) */
+	int p2s_idx, sleep_idx;   /* the tunables reported in sim_result (-1: none) */
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
@@ -307,8 +309,12 @@ static void act_run(void *arg, bool on)
 {
 	struct run *x = arg;
 
-	if (on && !x->running)
+	if (on && !x->running) {
 		x->wake_pending = true;
+		x->res->stopped_ms += (x->now - x->stopped_since) / NS_PER_MS;
+	} else if (!on && x->running) {
+		x->stopped_since = x->now;
+	}
 	x->running = on;
 }
 
@@ -417,6 +423,9 @@ static int run_sample(struct run *x, uint64_t t, uint64_t end, sim_sample_fn sam
 		x->res->peak_saved = saved;
 	x->res->last = m;
 	x->res->end_ms = t / NS_PER_MS;
+	x->res->tunables.run = x->running;
+	x->res->tunables.pages_to_scan = x->p2s_idx < 0 ? -1 : (int64_t)x->live.v[x->p2s_idx];
+	x->res->tunables.sleep_millisecs = x->sleep_idx < 0 ? -1 : (int64_t)x->live.v[x->sleep_idx];
 	if (sample && sample(arg, t / NS_PER_MS, &m) != 0)
 		return sp_err_set(err, SP_EIO, "stopped while writing a sample");
 	if (progress)
@@ -547,6 +556,8 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	}
 	x.running = true;
 	x.live = cfg->params;
+	x.p2s_idx = algo_param_index(cfg->algo, "pages_to_scan");
+	x.sleep_idx = algo_param_index(cfg->algo, "sleep_millisecs");
 	if (rc == 0 && cfg->ctl) {
 		struct ctl_env cenv = {
 			.target = x.target,
@@ -572,6 +583,8 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	}
 	if (rc == 0) {
 		rc = loop(&x, sample, progress, arg, err);
+		if (!x.running && out->end_ms * NS_PER_MS > x.stopped_since)
+			out->stopped_ms += (out->end_ms * NS_PER_MS - x.stopped_since) / NS_PER_MS;
 		if (x.ctl_st)
 			cfg->ctl->destroy(x.ctl_st);
 		cfg->algo->destroy(x.st);

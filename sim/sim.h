@@ -156,6 +156,13 @@ struct sim_result {
 	uint64_t page_states;    /* pages x snapshots: logical records replayed */
 	int64_t peak_saved;      /* max of metrics_saved(): pages_sharing + ksm_zero_pages
 				    + thp_zero_pages, over the samples */
+	/*
+	 * The tunables as they are now: updated before every sample callback,
+	 * so a callback that keeps a pointer to this result reads them
+	 * (pages_to_scan, sleep_millisecs: -1 if the algorithm has none).
+	 */
+	struct metrics_tunables tunables;
+	uint64_t stopped_ms;     /* simulated time scanning was stopped (a policy's run=0) */
 };
 
 /* Replays the trace file at trace_path. */

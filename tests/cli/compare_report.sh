@@ -17,7 +17,7 @@ R=$T/report/nested
 	--set ksm@fast.pages_to_scan=1000 --tail-ms 20000 --sample-ms 500 --jobs 2 --report "$R" -q \
 	|| err "compare failed"
 ALGOS="oracle zero ksm ksm@fast"
-for f in summary.csv compare.gp index.html savings.png savings.svg cpu.png cpu.svg cow.png cow.svg \
+for f in summary.csv compare.gp index.html savings.png savings.svg cpu.png cpu.svg cpu_pct.png cpu_pct.svg cow.png cow.svg \
 	savings_cpu.png savings_cpu.svg; do
 	[ -s "$R/$f" ] || err "$f missing or empty"
 done
@@ -30,7 +30,7 @@ done
 grep -q "<svg" "$R/savings.svg" || err "savings.svg is not an SVG"
 grep -q '<img src="savings.svg"' "$R/index.html" || err "index.html does not show the plots"
 grep -q "</html>" "$R/index.html" || err "index.html incomplete"
-[ "$(head -1 "$R/summary.csv")" = "algorithm,final_saved_pages,final_saved_mib,peak_saved_pages,peak_saved_mib,oracle_pages,pct_of_oracle,time_to_90pct_s,cpu_s,cow_breaks,mib_per_cpu_s,params" ] \
+[ "$(head -1 "$R/summary.csv")" = "algorithm,final_saved_pages,final_saved_mib,peak_saved_pages,peak_saved_mib,oracle_pages,pct_of_oracle,time_to_90pct_s,cpu_s,cow_breaks,mib_per_cpu_s,params,cpu_pct_of_core,saved_pct_of_present,remote_sharers,note" ] \
 	|| err "summary.csv header: $(head -1 "$R/summary.csv")"
 [ "$(wc -l < "$R/summary.csv")" -eq 5 ] || err "summary.csv: want 4 rows"
 grep -q "^ksm@fast,.*pages_to_scan=1000 .*use_zero_pages=1" "$R/summary.csv" || err "alias settings not applied"
@@ -69,7 +69,7 @@ expect 2 "--report DIR is required" compare --trace "$T/t.sptrace" --algos ksm
 [ -e "$T/bad3" ] && err "bad options created the report directory"
 # a failure after an earlier complete report keeps that report whole
 "$SIM" compare --trace "$T/text.sptrace" --algos oracle --report "$R" 2>/dev/null && err "corrupt trace accepted"
-cmp -s <(ls "$R") <(printf '%s\n' compare.gp cow.png cow.svg cpu.png cpu.svg index.html ksm.csv ksm@fast.csv \
+cmp -s <(ls "$R") <(printf '%s\n' compare.gp cow.png cow.svg cpu.png cpu.svg cpu_pct.png cpu_pct.svg index.html ksm.csv ksm@fast.csv \
 	oracle.csv savings.png savings.svg savings_cpu.png savings_cpu.svg summary.csv zero.csv) || err "report changed: $(ls "$R")"
 "$SIM" compare --help | grep -q -- "--algos" || err "compare --help"
 exit $fail

@@ -11,8 +11,8 @@ err() { echo "FAIL: $*"; fail=1; }
 
 . "$(dirname "$0")/expect.sh"
 
-commands="run list compare sweep trace validate calibrate real"
-verbs="gen info check export record import"
+commands="run list compare sweep plan trace validate calibrate real"
+verbs="gen info check export record import replicate subset"
 top=$("$SIM" --help) || err "sim --help exits $?"
 for c in $commands help; do
 	grep -q "^  $c " <<<"$top" || err "sim --help does not list $c"
@@ -33,9 +33,9 @@ for v in $verbs; do
 done
 
 # unknown commands name every command, unknown verbs every verb
-expect 2 "unknown command 'fly' (commands: run, list, compare, sweep, trace, validate, calibrate, real, help" fly
+expect 2 "unknown command 'fly' (commands: run, list, compare, sweep, plan, trace, validate, calibrate, real, help" fly
 expect 2 "unknown command 'fly' (commands: run, list" help fly
-expect 2 "unknown trace verb 'fly' (verbs: gen, info, check, export, record, import" trace fly
+expect 2 "unknown trace verb 'fly' (verbs: gen, info, check, export, record, import, replicate, subset" trace fly
 expect 2 "unknown trace verb 'fly'" help trace fly
 
 # a missing value is named, in every command

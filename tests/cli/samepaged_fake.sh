@@ -133,6 +133,7 @@ KSM_MONITOR_INTERVAL=3600
 SAMEPAGE_ON_EXIT=stop
 SAMEPAGE_POLL_SEC=0.1
 SAMEPAGE_METRICS=$T/r.prom
+SAMEPAGE_CSV=$T/r.csv
 LOGFILE=$T/r.log
 EOF
 python3 - "$T/notify.sock" "$T/notify.txt" <<'EOF' &
@@ -170,7 +171,7 @@ cp "$T/run.conf" "$T/run.good"
 echo "KSM_THRES_COEF=abc" >> "$T/run.conf"
 kill -HUP $PID
 wait_for "the refusal" grep -q "configuration refused, keeping the old one" "$T/r.err"
-grep -q "run.conf:6: KSM_THRES_COEF=abc" "$T/r.err" || fail "the refusal does not name the line"
+grep -q "run.conf:7: KSM_THRES_COEF=abc" "$T/r.err" || fail "the refusal does not name the line"
 # A good one is taken and applied at once: npages restarts from 0, decay -> 64.
 cp "$T/run.good" "$T/run.conf"; echo "KSM_NPAGES_MIN=100" >> "$T/run.conf"
 kill -HUP $PID
@@ -182,6 +183,11 @@ kill -TERM $PID
 wait $PID || fail "daemon exit status $?"
 PID=
 [ "$(cat "$K/run")" = 0 ] || fail "SAMEPAGE_ON_EXIT=stop did not stop KSM"
+# The CSV: sim run --csv's columns with the tunables; the last row as the last cycle left KSM.
+head -1 "$T/r.csv" | grep -q '^time_ms,pages_shared,pages_sharing,.*,run,pages_to_scan,sleep_millisecs$' ||
+	fail "SAMEPAGE_CSV header: $(head -1 "$T/r.csv")"
+tail -1 "$T/r.csv" | grep -q ',1,100,20$' || fail "SAMEPAGE_CSV last row: $(tail -1 "$T/r.csv")"
+[ "$(wc -l < "$T/r.csv")" -gt 3 ] || fail "SAMEPAGE_CSV has too few rows"
 grep -q "STOPPING=1" "$T/notify.txt" || fail "no STOPPING=1"
 kill $LISTENER 2>/dev/null || true
 echo "ok"

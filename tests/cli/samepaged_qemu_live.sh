@@ -24,19 +24,27 @@ for f in run pages_to_scan sleep_millisecs use_zero_pages smart_scan advisor_mod
 	[ "$f" = advisor_mode ] && v=$(sed 's/.*\[\(.*\)\].*/\1/' <<<"$v")
 	SAVED+=("$f=$v")
 done
-restore() {
+restore() { # run last, as the kernel needs
 	local kv
 	for kv in "${SAVED[@]}"; do
-		[ "${kv%%=*}" = run ] && continue
-		echo "${kv#*=}" > "$K/${kv%%=*}" 2>/dev/null || echo "warning: could not restore ${kv%%=*}"
+		if [ "${kv%%=*}" != run ]; then
+			echo "${kv#*=}" > "$K/${kv%%=*}" 2>/dev/null || echo "warning: could not restore ${kv%%=*}"
+		fi
 	done
 	for kv in "${SAVED[@]}"; do
-		[ "${kv%%=*}" = run ] && echo "${kv#*=}" > "$K/run"
+		if [ "${kv%%=*}" = run ]; then
+			echo "${kv#*=}" > "$K/run" || echo "warning: could not restore run"
+		fi
 	done
+	return 0
 }
 cleanup() {
 	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	# QEMU removes its QMP socket as it exits: let it finish before the directory goes.
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+	done
 	restore
 	[ -n "$RUNDIR" ] && rm -rf "$RUNDIR"
 	rm -rf "$T"

@@ -160,19 +160,41 @@ static int conf_from(struct real_daemon_conf *c, struct fake *fk, const char *te
 	return rc;
 }
 
-static void start(struct real_daemon *d, struct fake *fk, const char *conf)
+/* An engine on the fake tree with the configuration text, not started; metrics to ROOT/m.prom. */
+static void prepare(struct real_daemon *d, struct fake *fk, const char *conf)
 {
-	struct sp_err err = { 0 };
-
 	memset(d, 0, sizeof(*d));
 	CU_ASSERT_EQUAL_FATAL(conf_from(&d->conf, fk, conf), 0);
+	snprintf(d->conf.metrics, sizeof(d->conf.metrics), "%s/m.prom", fk->root);
 	d->sysfs = fk->sys;
 	d->procfs = fk->proc;
 	d->log = capture;
 	d->log_arg = fk;
+}
+
+static void start(struct real_daemon *d, struct fake *fk, const char *conf)
+{
+	struct sp_err err = { 0 };
+
+	prepare(d, fk, conf);
 	if (real_daemon_start(d, 1000 * S, &err) < 0)
 		printf("\nstart: %s\n", err.msg);
 	CU_ASSERT_EQUAL_FATAL(err.code, 0);
+}
+
+/* The metrics file of the last cycle, into text. */
+static void read_metrics(const struct fake *fk, char *text, size_t len)
+{
+	char path[800];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/m.prom", fk->root);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	n = fread(text, 1, len - 1, f);
+	text[n] = '\0';
+	fclose(f);
 }
 
 static void cycle_at(struct real_daemon *d, uint64_t t, bool force)
@@ -279,13 +301,8 @@ SP_TEST(dry_run_writes_nothing)
 	fake_init(&fk, "dry", false);
 	meminfo(&fk, 8388608, 1000000, 1200000, 0);
 	guest(&fk, 1000, "kvm", 8000000);
-	memset(&d, 0, sizeof(d));
-	CU_ASSERT_EQUAL_FATAL(conf_from(&d.conf, &fk, "SAMEPAGE_MERGE_ACROSS_NODES=0\n"), 0);
-	d.sysfs = fk.sys;
-	d.procfs = fk.proc;
+	prepare(&d, &fk, "SAMEPAGE_MERGE_ACROSS_NODES=0\n");
 	d.dry_run = true;
-	d.log = capture;
-	d.log_arg = &fk;
 	CU_ASSERT_EQUAL_FATAL(real_daemon_start(&d, 0, &err), 0);
 	cycle_at(&d, 0, true); /* as --once: decide now */
 	CU_ASSERT_EQUAL(get(&fk, "run"), 0);
@@ -321,24 +338,16 @@ SP_TEST(old_kernel_files_absent_are_skipped)
 	struct fake fk;
 	struct real_daemon d;
 	struct sp_err err = { 0 };
-	char path[800], text[8192];
-	FILE *f;
-	size_t n;
+	char text[8192];
 
 	fake_init(&fk, "old", true);
 	meminfo(&fk, 8388608, 1000000, 1200000, 0);
 	guest(&fk, 1000, "qemu-system-aarch64", 8000000);
-	snprintf(path, sizeof(path), "%s/m.prom", fk.root);
-	start(&d, &fk, "SAMEPAGE_SMART_SCAN=1\nSAMEPAGE_METRICS=m.prom\n");
-	snprintf(d.conf.metrics, sizeof(d.conf.metrics), "%s", path);
+	start(&d, &fk, "SAMEPAGE_SMART_SCAN=1\n");
 	cycle(&d, 0);
 	CU_ASSERT_EQUAL(get(&fk, "run"), 1);
 	CU_ASSERT_EQUAL(d.host.cow_ksm, -1);
-	f = fopen(path, "r");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	n = fread(text, 1, sizeof(text) - 1, f);
-	text[n] = '\0';
-	fclose(f);
+	read_metrics(&fk, text, sizeof(text));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "samepage_ksm{file=\"pages_sharing\"} 0\n"));
 	CU_ASSERT_PTR_NULL(strstr(text, "file=\"smart_scan\""));
 	CU_ASSERT_PTR_NULL(strstr(text, "samepage_cow_ksm_total"));
@@ -387,21 +396,12 @@ SP_TEST(numa_switch_ebusy_is_a_refusal)
 	struct fake fk;
 	struct real_daemon d;
 	struct sp_err err = { 0 };
-	char path[800], text[8192];
-	FILE *f;
-	size_t n;
+	char text[8192];
 
 	fake_init(&fk, "busy", false);
 	meminfo(&fk, 8388608, 1000000, 4000000, 0);
 	put(fk.ksm, "run", "1\n");
-	memset(&d, 0, sizeof(d));
-	CU_ASSERT_EQUAL_FATAL(conf_from(&d.conf, &fk, "SAMEPAGE_MERGE_ACROSS_NODES=0\n"), 0);
-	snprintf(path, sizeof(path), "%s/m.prom", fk.root);
-	snprintf(d.conf.metrics, sizeof(d.conf.metrics), "%s", path);
-	d.sysfs = fk.sys;
-	d.procfs = fk.proc;
-	d.log = capture;
-	d.log_arg = &fk;
+	prepare(&d, &fk, "SAMEPAGE_MERGE_ACROSS_NODES=0\n");
 	d.write = busy_write;
 	CU_ASSERT_EQUAL_FATAL(real_daemon_start(&d, 0, &err), 0);
 	CU_ASSERT_EQUAL(get(&fk, "merge_across_nodes"), 1);
@@ -410,11 +410,7 @@ SP_TEST(numa_switch_ebusy_is_a_refusal)
 	CU_ASSERT_EQUAL(d.decisions[RD_NUMA_SWITCH], 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(fk.log, "the kernel refused merge_across_nodes=0 (KSM pages exist)"));
 	cycle(&d, 0);
-	f = fopen(path, "r");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	n = fread(text, 1, sizeof(text) - 1, f);
-	text[n] = '\0';
-	fclose(f);
+	read_metrics(&fk, text, sizeof(text));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "samepage_refusals_total{reason=\"busy\"} 1\n"));
 	real_daemon_stop(&d, &err);
 }

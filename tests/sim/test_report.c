@@ -55,17 +55,40 @@ SP_TEST(summary_definitions)
 	m[1] = saved(90, 0, 200, 0, 0);
 	plot_summarize(t, m, 5, &s);
 	CU_ASSERT_EQUAL(s.t90_ms, 1000);
-	/* nothing saved: reached at once; no oracle: 100%; no CPU for a saving: infinite */
+	CU_ASSERT(!s.still_merging && plot_settled(&s));
+	CU_ASSERT_STRING_EQUAL(plot_never_reason(&s), "");
+	/* nothing saved: time to 90% is never (issue 12); no oracle: 100%; no CPU for a saving: infinite */
 	for (int i = 0; i < 5; i++)
 		m[i] = saved(0, 0, 0, 0, 0);
+	m[4].full_scans = 1;
 	plot_summarize(t, m, 5, &s);
-	CU_ASSERT_EQUAL(s.t90_ms, 0);
+	CU_ASSERT_EQUAL(s.t90_ms, PLOT_T90_NEVER);
+	CU_ASSERT(!plot_settled(&s));
+	CU_ASSERT_STRING_EQUAL(plot_never_reason(&s),
+			       "saved nothing: fewer than two full scans in the simulated time");
 	CU_ASSERT_DOUBLE_EQUAL(s.pct_of_oracle, 100.0, 1e-12);
 	CU_ASSERT_DOUBLE_EQUAL(plot_mib_per_cpu_s(&s, 4096), 0.0, 0);
+	/* saving only at the last sample: still merging, so never too */
 	m[4] = saved(10, 0, 10, 0, 0);
+	m[4].full_scans = 3;
 	plot_summarize(t, m, 5, &s);
 	CU_ASSERT(isinf(plot_mib_per_cpu_s(&s, 4096)));
-	CU_ASSERT_EQUAL(s.t90_ms, 4000);
+	CU_ASSERT(s.still_merging);
+	CU_ASSERT_EQUAL(s.t90_ms, PLOT_T90_NEVER);
+	CU_ASSERT_STRING_EQUAL(plot_never_reason(&s), "still merging at the end: the savings had not settled");
+	/* a rise of exactly 1% over the last tenth (here: one sample interval) is settled, more is not */
+	m[3] = saved(100, 0, 200, 0, 0);
+	m[4] = saved(101, 0, 200, 0, 0);
+	plot_summarize(t, m, 5, &s);
+	CU_ASSERT(!s.still_merging);
+	CU_ASSERT_EQUAL(s.t90_ms, 3000); /* 0 before, 100 >= 90.9 at 3000 ms */
+	m[4] = saved(102, 0, 200, 0, 0);
+	plot_summarize(t, m, 5, &s);
+	CU_ASSERT(s.still_merging);
+	/* CPU as a share of one core, savings as a share of present memory */
+	CU_ASSERT_DOUBLE_EQUAL(plot_cpu_pct(500000000, 10000), 5.0, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(plot_pct_of_present(25, 200), 12.5, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(plot_pct_of_present(25, 0), 0.0, 0);
 }
 
 SP_TEST(statistics_by_hand)
@@ -140,6 +163,56 @@ SP_TEST(pareto_frontier)
 		CU_ASSERT_DOUBLE_EQUAL(p[i].saved.mean, (double)sv[i], 0);
 		CU_ASSERT(isnan(p[i].saved.ci95));
 	}
+	free(p);
+}
+
+SP_TEST(never_settled_points_are_not_optimal)
+{
+	/*
+	 * (cpu s, saved, settled): A(0.1, 0, never: saved nothing) B(1, 30) C(2, 50)
+	 * D(3, 80, never: still merging) E(4, 50): the cheap point that saved
+	 * nothing and the still-merging point that saved the most are neither on
+	 * the frontier nor the best; B, C are; E ties C on savings and loses on
+	 * time to 90%.
+	 */
+	static const double cpu[5] = { 0.1, 1, 2, 3, 4 };
+	static const int64_t sv[5] = { 0, 30, 50, 80, 50 };
+	static const bool front[5] = { false, true, true, false, false };
+	struct plot_sweep_def d;
+	struct plot_sweep_run rows[5];
+	struct plot_sweep_point *p;
+	uint64_t ties;
+
+	def_init(&d, 5, 1);
+	for (int i = 0; i < 5; i++)
+		run_init(&rows[i], (uint64_t)i, 1, i + 1, sv[i], (int64_t)(cpu[i] * 1e9));
+	rows[0].s.t90_ms = PLOT_T90_NEVER;
+	rows[0].s.full_scans = 1;
+	rows[3].s.t90_ms = PLOT_T90_NEVER;
+	rows[3].s.still_merging = true;
+	rows[3].s.full_scans = 5;
+	rows[4].s.t90_ms = 9000; /* E: later than C (2000) */
+	CU_ASSERT_EQUAL_FATAL(plot_sweep_points(&d, rows, 5, &p, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL(p[i].pareto, front[i]);
+	CU_ASSERT(isnan(p[0].t90_s.mean) && isnan(p[3].t90_s.mean));
+	CU_ASSERT_EQUAL(p[0].unsettled, 1);
+	CU_ASSERT_STRING_EQUAL(p[0].never, "saved nothing: fewer than two full scans in the simulated time");
+	CU_ASSERT_STRING_EQUAL(p[3].never, "still merging at the end: the savings had not settled");
+	CU_ASSERT_EQUAL(plot_sweep_best(p, 5, &ties), 2);
+	CU_ASSERT_EQUAL(ties, 1);
+	/* on a tie in time to 90% too, the cheaper point wins */
+	p[4].t90_s.mean = p[2].t90_s.mean;
+	p[4].cpu_s.mean = 1.5;
+	CU_ASSERT_EQUAL(plot_sweep_best(p, 5, &ties), 4);
+	free(p);
+	/* nothing settled: no best at all */
+	for (int i = 0; i < 5; i++)
+		rows[i].s.t90_ms = PLOT_T90_NEVER;
+	CU_ASSERT_EQUAL_FATAL(plot_sweep_points(&d, rows, 5, &p, NULL), 0);
+	CU_ASSERT_EQUAL(plot_sweep_best(p, 5, &ties), UINT64_MAX);
+	for (int i = 0; i < 5; i++)
+		CU_ASSERT(!p[i].pareto);
 	free(p);
 }
 

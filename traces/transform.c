@@ -1,0 +1,442 @@
+/*
+ * transform.c - implements trace_replicate() and trace_subset()
+ * (transform.h): traces sized to a host from a recording.
+ *
+ * Replicate reads IN twice.  The first pass classifies every non-zero
+ * content by the input guests that hold it at any snapshot: one guest
+ * (private) or several (common), in an open-addressing table keyed by
+ * fingerprint (memory grows with distinct contents).  The second pass
+ * holds one snapshot's records at a time (they come sorted by guest, then
+ * page) and writes, for each output guest in order, its input guest's
+ * records with private contents re-keyed for copies >= 1.
+ *
+ * Subset reads IN once.  Records of the snapshots before the window are
+ * kept (later ones replacing earlier ones for the same page) and folded
+ * into the first snapshot of the window, so that its state is whole.
+ */
+#define _GNU_SOURCE
+#include "transform.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sp_util.h"
+
+/* ---- content classes -------------------------------------------------- */
+
+struct cls_slot {
+	struct sp_fp fp;
+	uint32_t owner;  /* the first input guest seen holding it */
+	uint8_t used;
+	uint8_t common;  /* held by another guest too */
+};
+
+struct cls {
+	struct cls_slot *s;
+	size_t mask, used;
+};
+
+static size_t cls_hash(struct sp_fp fp)
+{
+	uint64_t x = fp.lo ^ (fp.hi * 0x9e3779b97f4a7c15ULL);
+
+	return (size_t)(x ^ (x >> 29));
+}
+
+static int cls_grow(struct cls *c)
+{
+	size_t cap = c->s ? 2 * (c->mask + 1) : 1024;
+	struct cls_slot *n = calloc(cap, sizeof(*n));
+
+	if (!n)
+		return SP_ENOMEM;
+	for (size_t i = 0; c->s && i <= c->mask; i++) {
+		size_t k;
+
+		if (!c->s[i].used)
+			continue;
+		for (k = cls_hash(c->s[i].fp) & (cap - 1); n[k].used; k = (k + 1) & (cap - 1))
+			;
+		n[k] = c->s[i];
+	}
+	free(c->s);
+	c->s = n;
+	c->mask = cap - 1;
+	return 0;
+}
+
+static struct cls_slot *cls_find(const struct cls *c, struct sp_fp fp)
+{
+	for (size_t k = cls_hash(fp) & c->mask;; k = (k + 1) & c->mask) {
+		if (!c->s[k].used || sp_fp_eq(c->s[k].fp, fp))
+			return &c->s[k];
+	}
+}
+
+static int cls_note(struct cls *c, struct sp_fp fp, uint32_t guest)
+{
+	struct cls_slot *s;
+
+	if ((!c->s || 2 * (c->used + 1) > c->mask + 1) && cls_grow(c) < 0)
+		return SP_ENOMEM;
+	s = cls_find(c, fp);
+	if (!s->used) {
+		s->used = 1;
+		s->fp = fp;
+		s->owner = guest;
+		c->used++;
+	} else if (s->owner != guest) {
+		s->common = 1;
+	}
+	return 0;
+}
+
+struct sp_fp trace_rekey(struct sp_fp fp, uint32_t copy)
+{
+	uint64_t st = fp.lo ^ ((uint64_t)copy * 0xd1b54a32d192ed03ULL);
+	struct sp_fp out;
+
+	out.lo = sp_splitmix64(&st) ^ fp.hi;
+	out.hi = sp_splitmix64(&st) ^ fp.lo;
+	if (sp_fp_is_zero(out)) /* {0,0} is reserved for zero pages */
+		out.lo = 1;
+	return out;
+}
+
+/* ---- record buffers ----------------------------------------------------- */
+
+struct recs {
+	struct trace_record *r;
+	size_t n, cap;
+};
+
+static int recs_push(struct recs *v, const struct trace_record *r)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? 2 * v->cap : 4096;
+		struct trace_record *q = realloc(v->r, cap * sizeof(*q));
+
+		if (!q)
+			return SP_ENOMEM;
+		v->r = q;
+		v->cap = cap;
+	}
+	v->r[v->n++] = *r;
+	return 0;
+}
+
+static unsigned out_mode(const struct trace_header *h)
+{
+	return (h->flags & TRACE_F_KEYED) ? 0600 : 0644;
+}
+
+/* Appends " text" to h->desc if there is room, else as much as fits. */
+static void desc_append(struct trace_header *h, const char *text)
+{
+	size_t len = strlen(h->desc);
+
+	snprintf(h->desc + len, sizeof(h->desc) - len, "%s%s", len ? "; " : "", text);
+}
+
+/* Commits w if rc is 0, else aborts it; returns the result. */
+static int finish(struct trace_writer *w, int rc, struct sp_err *err)
+{
+	if (!w)
+		return rc;
+	if (rc == 0)
+		return trace_writer_commit(w, err);
+	trace_writer_abort(w);
+	return rc;
+}
+
+/* ---- replicate ----------------------------------------------------------- */
+
+static int classify(const char *in, struct cls *c, struct sp_err *err)
+{
+	struct trace_reader *r;
+	struct trace_snapshot s;
+	struct trace_record rec;
+	int rc;
+
+	rc = trace_reader_open(&r, in, err);
+	if (rc < 0)
+		return rc;
+	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
+		while ((rc = trace_reader_next_record(r, &rec, err)) > 0) {
+			if ((rec.flags & TRACE_PRESENT) && !(rec.flags & TRACE_ZERO) &&
+			    cls_note(c, rec.fp, rec.guest) < 0) {
+				rc = sp_err_set(err, SP_ENOMEM, "%s: out of memory classifying contents", in);
+				break;
+			}
+		}
+		if (rc < 0)
+			break;
+	}
+	trace_reader_close(r);
+	return rc;
+}
+
+static uint16_t spread_node(uint16_t node, uint16_t from_guest_node, uint32_t j, uint16_t nodes)
+{
+	uint32_t off = ((uint32_t)node + TRACE_MAX_NODE + 1 - from_guest_node) % (TRACE_MAX_NODE + 1);
+
+	return (uint16_t)((j + off) % nodes);
+}
+
+int trace_replicate(const char *in, const char *out, const struct trace_replicate_opts *o,
+		    struct sp_err *err)
+{
+	struct cls c = { 0 };
+	struct trace_reader *r = NULL;
+	struct trace_writer *w = NULL;
+	struct trace_header h = { 0 };
+	const struct trace_header *ih;
+	struct trace_snapshot s;
+	struct recs buf = { 0 };
+	size_t *start = NULL;
+	char note[160];
+	uint32_t k;
+	int rc;
+
+	if (o->guests < 1 || o->guests > TRACE_MAX_GUESTS)
+		return sp_err_set(err, SP_EINVAL, "replicate: %u guests (1 .. %d)", o->guests,
+				  TRACE_MAX_GUESTS);
+	if (o->nodes > TRACE_MAX_NODE + 1)
+		return sp_err_set(err, SP_EINVAL, "replicate: %u nodes (at most %d)", o->nodes,
+				  TRACE_MAX_NODE + 1);
+	rc = classify(in, &c, err);
+	if (rc == 0)
+		rc = trace_reader_open(&r, in, err);
+	if (rc < 0)
+		goto out;
+	ih = trace_reader_header(r);
+	k = ih->nguests;
+	rc = trace_header_init(&h, o->guests, err);
+	if (rc < 0)
+		goto out;
+	h.page_size = ih->page_size;
+	h.fp_algo = ih->fp_algo;
+	h.flags = ih->flags;
+	memcpy(h.desc, ih->desc, sizeof(h.desc));
+	for (uint32_t j = 0; j < o->guests; j++) {
+		const struct trace_guest *g = &ih->guests[j % k];
+
+		h.guests[j] = *g;
+		if (j >= k) {
+			char suffix[16];
+			size_t room;
+
+			snprintf(suffix, sizeof(suffix), "#%u", j / k);
+			room = 255 - strlen(suffix); /* names are at most 255 bytes */
+			snprintf(h.guests[j].name, sizeof(h.guests[j].name), "%.*s%s", (int)room, g->name,
+				 suffix);
+		}
+		if (o->nodes)
+			h.guests[j].node = (uint16_t)(j % o->nodes);
+	}
+	snprintf(note, sizeof(note), "replicated: %u guests from %u (common content shared by all "
+		 "copies, private content re-keyed per copy)%s", o->guests, k,
+		 o->nodes ? ", guests spread over the nodes" : "");
+	desc_append(&h, note);
+	start = calloc((size_t)k + 1, sizeof(*start));
+	if (!start) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = trace_writer_open(&w, out, &h, out_mode(ih), err);
+	if (rc < 0)
+		goto out;
+	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
+		struct trace_record rec;
+
+		buf.n = 0;
+		while ((rc = trace_reader_next_record(r, &rec, err)) > 0) {
+			if (recs_push(&buf, &rec) < 0) {
+				rc = sp_err_set(err, SP_ENOMEM, "out of memory reading a snapshot");
+				break;
+			}
+		}
+		if (rc == 0)
+			rc = trace_writer_begin_snapshot(w, s.time_ms, err);
+		if (rc < 0)
+			break;
+		/* records come by guest: start[g] .. start[g + 1] are guest g's */
+		for (uint32_t g = 0, i = 0; g <= k; g++) {
+			while (i < buf.n && buf.r[i].guest < g)
+				i++;
+			start[g] = i;
+		}
+		start[k] = buf.n;
+		for (uint32_t j = 0; j < o->guests && rc == 0; j++) {
+			uint32_t g = j % k, copy = j / k;
+
+			for (size_t i = start[g]; i < start[g + 1] && rc == 0; i++) {
+				rec = buf.r[i];
+				rec.guest = j;
+				if ((rec.flags & TRACE_PRESENT) && !(rec.flags & TRACE_ZERO) && copy > 0 &&
+				    !cls_find(&c, rec.fp)->common)
+					rec.fp = trace_rekey(rec.fp, copy);
+				if (o->nodes)
+					rec.node = spread_node(rec.node, ih->guests[g].node, j, o->nodes);
+				rc = trace_writer_record(w, &rec, err);
+			}
+		}
+		if (rc < 0)
+			break;
+	}
+out:
+	rc = finish(w, rc, err);
+	if (r)
+		trace_reader_close(r);
+	trace_header_release(&h);
+	free(start);
+	free(buf.r);
+	free(c.s);
+	return rc;
+}
+
+/* ---- subset --------------------------------------------------------------- */
+
+struct keyed {
+	struct trace_record rec;
+	uint64_t seq;
+};
+
+static int cmp_keyed(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+
+	if (x->rec.guest != y->rec.guest)
+		return x->rec.guest < y->rec.guest ? -1 : 1;
+	if (x->rec.page != y->rec.page)
+		return x->rec.page < y->rec.page ? -1 : 1;
+	return x->seq < y->seq ? -1 : (x->seq > y->seq);
+}
+
+int trace_subset(const char *in, const char *out, const struct trace_subset_opts *o,
+		 struct sp_err *err)
+{
+	struct trace_reader *r = NULL;
+	struct trace_writer *w = NULL;
+	struct trace_header h = { 0 };
+	const struct trace_header *ih;
+	struct trace_snapshot s;
+	struct keyed *pend = NULL;
+	size_t npend = 0, cappend = 0;
+	uint32_t *map = NULL, kept = 0; /* input guest -> output guest + 1 (0: dropped) */
+	uint64_t t0 = 0, seq = 0;
+	bool started = false;
+	char note[160];
+	int rc;
+
+	if (o->to_ms < o->from_ms)
+		return sp_err_set(err, SP_EINVAL, "subset: the window ends (%llu ms) before it starts "
+				  "(%llu ms)", (unsigned long long)o->to_ms, (unsigned long long)o->from_ms);
+	rc = trace_reader_open(&r, in, err);
+	if (rc < 0)
+		return rc;
+	ih = trace_reader_header(r);
+	map = calloc(ih->nguests, sizeof(*map));
+	if (!map) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < o->nnames; i++) {
+		uint32_t g;
+
+		for (g = 0; g < ih->nguests && strcmp(ih->guests[g].name, o->names[i]); g++)
+			;
+		if (g == ih->nguests) {
+			rc = sp_err_set(err, SP_EINVAL, "%s: no guest named '%s'", in, o->names[i]);
+			goto out;
+		}
+		map[g] = 1;
+	}
+	for (uint32_t g = 0; g < ih->nguests; g++)
+		if (!o->nnames || map[g])
+			map[g] = ++kept;
+	rc = trace_header_init(&h, kept, err);
+	if (rc < 0)
+		goto out;
+	h.page_size = ih->page_size;
+	h.fp_algo = ih->fp_algo;
+	h.flags = ih->flags;
+	memcpy(h.desc, ih->desc, sizeof(h.desc));
+	for (uint32_t g = 0; g < ih->nguests; g++)
+		if (map[g])
+			h.guests[map[g] - 1] = ih->guests[g];
+	while (rc == 0 && (rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
+		struct trace_record rec;
+		bool in_window = s.time_ms >= o->from_ms && s.time_ms <= o->to_ms;
+
+		if (s.time_ms > o->to_ms) {
+			rc = 0;
+			break;
+		}
+		if (in_window && !started) {
+			t0 = s.time_ms;
+			snprintf(note, sizeof(note), "subset: %u of %u guests, from %llu ms", kept,
+				 ih->nguests, (unsigned long long)t0);
+			desc_append(&h, note);
+			rc = trace_writer_open(&w, out, &h, out_mode(ih), err);
+			if (rc == 0)
+				rc = trace_writer_begin_snapshot(w, 0, err);
+			if (rc < 0)
+				break;
+		} else if (in_window) {
+			rc = trace_writer_begin_snapshot(w, s.time_ms - t0, err);
+			if (rc < 0)
+				break;
+		}
+		while ((rc = trace_reader_next_record(r, &rec, err)) > 0) {
+			if (!map[rec.guest])
+				continue;
+			rec.guest = map[rec.guest] - 1;
+			if (in_window && started) {
+				rc = trace_writer_record(w, &rec, err);
+				if (rc < 0)
+					break;
+				continue;
+			}
+			/* before the window, or its first snapshot: folded together below */
+			if (npend == cappend) {
+				size_t cap = cappend ? 2 * cappend : 4096;
+				struct keyed *q = realloc(pend, cap * sizeof(*q));
+
+				if (!q) {
+					rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+					break;
+				}
+				pend = q;
+				cappend = cap;
+			}
+			pend[npend].rec = rec;
+			pend[npend++].seq = seq++;
+		}
+		if (rc < 0 || !in_window || started)
+			continue;
+		/* the window's first snapshot: every page's latest state, absent ones left out */
+		qsort(pend, npend, sizeof(*pend), cmp_keyed);
+		for (size_t i = 0; i < npend && rc == 0; i++) {
+			bool last = i + 1 == npend || pend[i + 1].rec.guest != pend[i].rec.guest ||
+				    pend[i + 1].rec.page != pend[i].rec.page;
+
+			if (last && (pend[i].rec.flags & TRACE_PRESENT))
+				rc = trace_writer_record(w, &pend[i].rec, err);
+		}
+		npend = 0;
+		started = true;
+	}
+	if (rc == 0 && !started)
+		rc = sp_err_set(err, SP_EINVAL, "%s: no snapshot between %llu and %llu ms", in,
+				(unsigned long long)o->from_ms, (unsigned long long)o->to_ms);
+out:
+	rc = finish(w, rc, err);
+	trace_reader_close(r);
+	trace_header_release(&h);
+	free(map);
+	free(pend);
+	return rc;
+}
