@@ -18,6 +18,10 @@
  * driver tells the algorithm through algo_ops.page_changed().  Algorithms
  * that declare ALGO_CAP_OMNISCIENT (simulation only) hear of every change.
  *
+ * Write tracking (optional, written()): a backend that knows which pages
+ * were written since an algorithm last looked spares it re-hashing the
+ * others; an algorithm that uses it must decide exactly as without it.
+ *
  * Costs.  checksum(), compare*() and merge*() are counted by the backend;
  * an algorithm reports its own bookkeeping work (tree steps, visits) with
  * account().  The simulator turns counts into CPU time with a cost model;
@@ -105,6 +109,29 @@ struct backend_ops {
 	 * An algorithm must fall back to checksum() when this is NULL.
 	 */
 	uint32_t (*checksum_uncounted)(void *impl, bk_page p);
+
+	/*
+	 * Added after checksum_uncounted (NULL in a backend that cannot track
+	 * writes): "written since the last visit".  0 when page p has certainly
+	 * not been written between the previous written() call on p and the
+	 * backend's view now, 1 when it was or may have been (the first call; a
+	 * page the backend does not track).  Every call starts a new interval.
+	 * The view may lag the call slightly (live: a window of 512 pages read
+	 * earlier in the same engine batch, about 1 ms at most); a write it
+	 * misses is reported by the next call, so
+	 * no write is ever missed, only seen one visit later, as a write landing
+	 * just after a checksum is.  A backend may answer 1 for an unwritten
+	 * page.  So an algorithm may use it only to skip work that a write could
+	 * change and nothing else can: re-hashing a page whose checksum it took
+	 * right after the previous call (the checksum it kept is then the page's
+	 * checksum as of the view).  Used so, it decides the same with or
+	 * without the capability, in sim and in real.  The simulator answers
+	 * exactly from the trace (content changed, mapped or unmapped) and
+	 * charges nothing (a bit test); the live backend answers from userfaultfd
+	 * asynchronous write protection read with PAGEMAP_SCAN, its cost in the
+	 * measured CPU.
+	 */
+	int (*written)(void *impl, bk_page p);
 };
 
 struct backend {

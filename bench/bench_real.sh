@@ -1,60 +1,117 @@
 #!/bin/bash
-# Benchmark: live merging (issue 5).  On generated traces, `sim real replay`
-#  1. --mechanism user (the ksm algorithm through the live backend) against
-#     the pages_sharing `sim run` predicts, and its measured RSS against
-#     present - pages_sharing;
-#  2. the same replay with --mechanism kernel (the kernel's KSM, same
-#     tunables): pages saved, and pages scanned per CPU-second of the engine
-#     thread and of ksmd on a trace whose pages are mostly unique.
-# Needs root, userfaultfd and KSM; about 4 minutes; run on an idle machine.
+# Benchmark: live merging (issues 5 and 15).  The ksm algorithm through the
+# live backend (`sim real replay --mechanism user`) against the kernel's KSM
+# (`--mechanism kernel`) on the same live memory (the same trace, its writes
+# replayed on the wall clock) with the same tunables, pages_to_scan=2000
+# sleep_millisecs=20, so both make the same visits per second:
+#  1. mostly unique pages (5% copies) with writes: CPU-seconds of the engine
+#     thread and of ksmd over the run, final pages_sharing, time to 90% of it;
+#     the engine with write tracking (write_tracking=1) and hashing every
+#     visit (write_tracking=0);
+#  2. half the pages shared, with writes: the same, and the CPU of the steady
+#     state (from 10 s to the end);
+#  3. merges: µs per merge and VMAs per merged page, in runs and with
+#     --no-runs, on the trace of 2 and on a replay of the recorded QEMU sample;
+#  4. fidelity: sim run's pages_sharing against the live engine's.
+# Needs root, userfaultfd and KSM (writes /sys/kernel/mm/ksm: run it under
+# `flock /tmp/samepage-test.lock` on a shared machine); about 6 minutes.
 # Usage: bench/bench_real.sh [path/to/sim]   (results: bench/README.md)
 set -euo pipefail
 SIM=${1:-build/sim}
+SAMPLE=$(dirname "$0")/../traces/samples/qemu4x512.sptrace
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export SIM_NO_PROGRESS=1
 col() { head -1 "$1" | tr , '\n' | grep -nx "$2" | cut -d: -f1; }
 last() { tail -1 "$1" | cut -d, -f"$(col "$1" "$2")"; }
-uptime
+# First time (s) at which column pages_sharing reaches 90% of its final value.
+t90() {
+	awk -F, -v c="$(col "$1" pages_sharing)" 'NR > 1 { t[NR] = $1; v[NR] = $c; n = NR }
+		END { for (i = 2; i <= n; i++) if (v[i] >= 0.9 * v[n]) { printf "%.2f", t[i] / 1000; exit } }' "$1"
+}
+# CPU seconds from the first sample at or after $2 ms to the last.
+cpu_from() {
+	awk -F, -v c="$(col "$1" measured_cpu_ns)" -v t0="$2" 'NR > 1 && $1 >= t0 && !s { s = 1; a = $c }
+		NR > 1 { b = $c } END { printf "%.3f", (b - a) / 1e9 }' "$1"
+}
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+SET="--set pages_to_scan=2000 --set sleep_millisecs=20"
+DUR=30000
+# replay NAME TRACE MECHANISM [extra args]: $T/NAME.csv and $T/NAME.out
+replay() {
+	local name=$1 trace=$2 mech=$3
+	shift 3
+	# shellcheck disable=SC2086
+	"$SIM" real replay --trace "$trace" --algo ksm --mechanism "$mech" $SET --duration-ms $DUR \
+		--sample-ms 250 --csv "$T/$name.csv" -q "$@" >"$T/$name.out" 2>&1 ||
+		{ cat "$T/$name.out"; exit 1; }
+	echo "  $name done (load $(load))"
+}
+# table TITLE STEADY_FROM_MS NAME...: one row per run, ratios against the kernel's.
+table() {
+	local title=$1 from=$2
+	shift 2
+	local kcpu ksh kt90 kss
+	kcpu=$(last "$T/$title.kernel.csv" measured_cpu_ns)
+	ksh=$(last "$T/$title.kernel.csv" pages_sharing)
+	kt90=$(t90 "$T/$title.kernel.csv")
+	kss=$(cpu_from "$T/$title.kernel.csv" "$from")
+	printf "| %-22s | %13s | %9s | %9s | %11s | %15s | %11s |\n" run pages_sharing "t90 (s)" "CPU (s)" \
+		"CPU / ksmd" "CPU from $((from / 1000)) s" "/ ksmd"
+	for n in "$@"; do
+		local f="$T/$title.$n.csv"
+		awk -v n="$n" -v sh="$(last "$f" pages_sharing)" -v t="$(t90 "$f")" \
+			-v cpu="$(last "$f" measured_cpu_ns)" -v ss="$(cpu_from "$f" "$from")" \
+			-v ksh="$ksh" -v kt="$kt90" -v kcpu="$kcpu" -v kss="$kss" 'BEGIN {
+			printf "| %-22s | %6d (%+.2f%%) | %4.2f (%+.0f%%) | %9.3f | 1/%-9.1f | %15.3f | 1/%-9.1f |\n",
+				n, sh, 100 * (sh - ksh) / ksh, t, (kt > 0 ? 100 * (t - kt) / kt : 0), cpu / 1e9,
+				kcpu / cpu, ss, kss / (ss > 0 ? ss : 1e-9) }'
+	done
+}
+summary() { grep -h "^live\|^vmas\|^tracking" "$T/$1.out" | sed 's/^/    /'; }
 
-# 1 + 2: 4 guests x 64 MiB, half of the pages copies (the generator's defaults), writes every 2 s.
-"$SIM" trace gen -o "$T/f.sptrace" --guests 4 --pages 16384 --snapshots 6 --interval-ms 2000 --seed 11
-SET="--set pages_to_scan=5000 --set sleep_millisecs=20"
-DUR=40000
+echo "load before: $(load); $(uname -r)"
+
+# 1: mostly unique pages, 5% copies, 20% of the pages volatile (5% rewritten every 2 s).
+"$SIM" trace gen -o "$T/u.sptrace" --guests 4 --pages 16384 --snapshots 15 --interval-ms 2000 \
+	--shared-fraction 0.05 --zero-fraction 0 --seed 12 >/dev/null
+replay u.track "$T/u.sptrace" user --set write_tracking=1
+replay u.hash "$T/u.sptrace" user --set write_tracking=0
+replay u.kernel "$T/u.sptrace" kernel
+
+# 2: half the pages shared (the generator's default), the same writes.
+"$SIM" trace gen -o "$T/h.sptrace" --guests 4 --pages 16384 --snapshots 15 --interval-ms 2000 \
+	--seed 11 >/dev/null
+replay h.track "$T/h.sptrace" user --set write_tracking=1
+replay h.hash "$T/h.sptrace" user --set write_tracking=0
+replay h.kernel "$T/h.sptrace" kernel
+
+# 3: merges on the trace of 2 without runs, and on the recorded QEMU sample.
+replay h.noruns "$T/h.sptrace" user --set write_tracking=1 --no-runs
+DUR=20000
+replay q.runs "$SAMPLE" user --set write_tracking=1
+replay q.noruns "$SAMPLE" user --set write_tracking=1 --no-runs
+DUR=30000
+
+# 4: the simulator's prediction for the trace of 2.
 # shellcheck disable=SC2086
-"$SIM" run --trace "$T/f.sptrace" --algo ksm $SET --duration-ms $DUR --csv "$T/sim.csv" -q >/dev/null
-for mech in user kernel; do
-	# shellcheck disable=SC2086
-	"$SIM" real replay --trace "$T/f.sptrace" --algo ksm --mechanism $mech $SET --duration-ms $DUR \
-		--csv "$T/$mech.csv" -q > "$T/$mech.out" 2>&1 || { cat "$T/$mech.out"; exit 1; }
-	echo "--- $mech"; cat "$T/$mech.out"
-done
-s=$(last "$T/sim.csv" pages_sharing)
-u=$(last "$T/user.csv" pages_sharing)
-k=$(last "$T/kernel.csv" pages_sharing)
-echo
-echo "fidelity (4 x 64 MiB, $SET, $((DUR / 1000)) s)"
-awk -v s="$s" -v u="$u" -v k="$k" 'BEGIN {
-	printf "  pages_sharing  sim run %d  live user %d (%+.2f%%)  kernel KSM %d (user vs kernel %+.2f%%)\n",
-		s, u, 100 * (u - s) / s, k, 100 * (u - k) / k }'
-grep -h "^memory" "$T/user.out" "$T/kernel.out" | sed 's/^/  /'
+"$SIM" run --trace "$T/h.sptrace" --algo ksm $SET --duration-ms $DUR --csv "$T/h.sim.csv" -q >/dev/null
 
-# 3: mostly unique pages (5% copies), aggressive scanning: pages per CPU-second.
-"$SIM" trace gen -o "$T/u.sptrace" --guests 4 --pages 16384 --snapshots 1 --shared-fraction 0.05 \
-	--zero-fraction 0 --seed 12
-SET="--set pages_to_scan=10000 --set sleep_millisecs=0"
-for mech in user kernel; do
-	# shellcheck disable=SC2086
-	"$SIM" real replay --trace "$T/u.sptrace" --algo ksm --mechanism $mech $SET --duration-ms 20000 \
-		--csv "$T/u$mech.csv" -q > "$T/u$mech.out" 2>&1 || { cat "$T/u$mech.out"; exit 1; }
+echo "load after: $(load)"
+echo
+echo "1 - mostly unique pages (4 x 64 MiB, 5% copies, writes every 2 s), $SET, $((DUR / 1000)) s"
+table u 10000 track hash kernel
+echo
+echo "2 - half the pages shared (4 x 64 MiB, writes every 2 s), $SET, $((DUR / 1000)) s"
+table h 10000 track hash kernel
+echo
+echo "3 - merges"
+for n in h.track h.noruns q.runs q.noruns; do
+	echo "  $n"
+	summary "$n"
 done
 echo
-echo "scan rate, mostly unique pages (4 x 64 MiB, 5% copies, $SET, 20 s)"
-for mech in user kernel; do
-	sc=$(last "$T/u$mech.csv" pages_scanned); cpu=$(last "$T/u$mech.csv" measured_cpu_ns)
-	sh=$(last "$T/u$mech.csv" pages_sharing)
-	awk -v m="$mech" -v sc="$sc" -v cpu="$cpu" -v sh="$sh" 'BEGIN {
-		printf "  %-6s pages_scanned %10d  cpu %6.2f s  %9.0f pages per CPU-second  pages_sharing %d\n",
-			m, sc, cpu / 1e9, sc / (cpu / 1e9), sh }'
-done
-uptime
+s=$(last "$T/h.sim.csv" pages_sharing)
+u=$(last "$T/h.track.csv" pages_sharing)
+awk -v s="$s" -v u="$u" 'BEGIN {
+	printf "4 - fidelity: pages_sharing sim run %d, live engine %d (%+.2f%%)\n", s, u, 100 * (u - s) / s }'

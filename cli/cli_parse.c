@@ -423,15 +423,16 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, void *opts, struc
 
 static void show_value(const struct cli_opt *o, const void *opts, char *buf, size_t len)
 {
-	const void *f = (const char *)opts + o->offset;
+	const void *f;
 
 	buf[0] = '\0';
 	if (o->show) {
 		o->show(buf, len);
 		return;
 	}
-	if (!opts)
+	if (!opts) /* no options struct (sim list --help): no defaults to show */
 		return;
+	f = (const char *)opts + o->offset;
 	switch (o->type) {
 	case CLI_U64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)f); break;
 	case CLI_U32: snprintf(buf, len, "%" PRIu32, *(const uint32_t *)f); break;

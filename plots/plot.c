@@ -56,6 +56,7 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	const char *term = terminal_for(out);
 	const char *slash = strrchr(out, '/'), *base = slash ? slash + 1 : out;
 	char *dir = NULL, *abs_csv = NULL, *script = NULL, *spath = NULL;
+	sigset_t old;
 	FILE *f;
 	bool zero;
 	int rc = 0;
@@ -71,9 +72,11 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 		goto out;
 	}
+	rep_signals_hold(&old);
 	f = fopen(spath, "w");
 	if (!f) {
-		rc = sp_err_set(err, SP_EIO, "%s: %s", spath, strerror(errno));
+		rc = sp_err_set(err, SP_EIO, "%s: cannot write the plot there: %s", out, strerror(errno));
+		rep_signals_release(&old);
 		goto out;
 	}
 	fprintf(f, "if (!exists('sfx')) sfx = ''\nset terminal %s\nset output ", term);
@@ -81,7 +84,7 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	fputs(".sfx\nset termoption noenhanced\nset datafile separator ','\n"
 	      "set key below box opaque\n"
 	      "set grid\nset offsets 0, 0, graph 0.06, 0\nset yrange [0:*]\n"
-	      "set xlabel 'simulated time (s)'\nset ylabel 'pages saved (4 KiB pages)'\n"
+	      "set xlabel 'simulated time (s)'\nset ylabel 'pages saved'\n"
 	      "set y2label 'scanner CPU, % of one core (per sample interval)'\n"
 	      "set ytics nomirror\nset y2tics\nset y2range [0:*]\n"
 	      "set title ", f);
@@ -101,12 +104,14 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 		"with steps lw 1.5 lc rgb '#d62728' title 'scanner CPU (%% of one core)'\n",
 		zero ? "+column('ksm_zero_pages')" : "", zero ? " + ksm_zero_pages" : "");
 	if (fclose(f) != 0) {
-		rc = sp_err_set(err, SP_EIO, "%s: %s", spath, strerror(errno));
+		rc = sp_err_set(err, SP_EIO, "%s: cannot write the plot there: %s", out, strerror(errno));
 		unlink(spath);
+		rep_signals_release(&old);
 		goto out;
 	}
 	rc = rep_gnuplot(dir, script, &base, 1, err);
 	unlink(spath);
+	rep_signals_release(&old);
 out:
 	free(abs_csv);
 	free(dir);

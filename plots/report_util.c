@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +27,12 @@
 
 int rep_mkdir_p(const char *dir, struct sp_err *err)
 {
-	char *p = strdup(dir);
+	char *p;
 	int rc = 0;
 
+	if (!dir || !*dir)
+		return sp_err_set(err, SP_EINVAL, "a report directory name is empty");
+	p = strdup(dir);
 	if (!p)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	for (char *s = p + 1; rc == 0; s++) {
@@ -111,16 +116,32 @@ void rep_csv_text(FILE *f, const char *s)
 		fputs(s, f);
 }
 
+/* A byte gnuplot must never see raw in a script: it could end a line or a data block. */
+static bool gp_unsafe(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
 void rep_gp_quoted(FILE *f, const char *s)
 {
 	fputc('\'', f);
 	for (; *s; s++) {
 		if (*s == '\'')
 			fputc('\'', f);
-		if (*s != '\n')
-			fputc(*s, f);
+		fputc(gp_unsafe((unsigned char)*s) ? '?' : *s, f);
 	}
 	fputc('\'', f);
+}
+
+void rep_gp_datum(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		fputc(gp_unsafe(c) ? '?' : c == '"' ? '\'' : c == '\\' ? '/' : c, f);
+	}
+	fputc('"', f);
 }
 
 void rep_csv_num(FILE *f, double v)
@@ -138,12 +159,67 @@ static void tmp_name(char *buf, size_t len, const char *out, const char *sfx)
 	snprintf(buf, len, "%s%s", out, sfx);
 }
 
+void rep_signals_hold(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void rep_signals_release(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/*
+ * Puts the finished file tmp in place as fin: a rename, unless fin is a
+ * symbolic link, device or FIFO, which is written through (atomic_file) and
+ * so kept.
+ */
+static int install(const char *tmp, const char *fin, struct sp_err *err)
+{
+	struct stat lst;
+	struct atomic_file af;
+	char buf[65536];
+	size_t got;
+	FILE *in;
+	int rc;
+
+	if (lstat(fin, &lst) != 0 || S_ISREG(lst.st_mode)) {
+		if (rename(tmp, fin) != 0)
+			return sp_err_set(err, SP_EIO, "%s: %s", fin, strerror(errno));
+		return 0;
+	}
+	in = fopen(tmp, "rb");
+	if (!in)
+		return sp_err_set(err, SP_EIO, "%s: %s", fin, strerror(errno));
+	rc = atomic_file_open(&af, fin, 0644, err);
+	while (rc == 0 && (got = fread(buf, 1, sizeof(buf), in)) > 0) {
+		if (fwrite(buf, 1, got, af.f) != got)
+			rc = sp_err_set(err, SP_EIO, "%s: write failed: %s", fin, strerror(errno));
+	}
+	if (rc == 0 && ferror(in))
+		rc = sp_err_set(err, SP_EIO, "%s: %s", fin, strerror(errno));
+	fclose(in);
+	if (rc == 0)
+		rc = atomic_file_commit(&af, err);
+	else if (af.f)
+		atomic_file_abort(&af);
+	unlink(tmp);
+	return rc;
+}
+
 int rep_gnuplot(const char *dir, const char *script, const char *const *outputs, size_t nout,
 		struct sp_err *err)
 {
 	char sfx[48], arg[80], first[200] = "", buf[4096];
 	int fds[2], status, rc = 0;
 	size_t flen = 0;
+	sigset_t old;
 	bool line_done = false;
 	pid_t pid;
 	ssize_t got;
@@ -152,14 +228,19 @@ int rep_gnuplot(const char *dir, const char *script, const char *const *outputs,
 	snprintf(arg, sizeof(arg), "sfx='%s'", sfx);
 	if (pipe(fds) != 0)
 		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
+	/* An interrupt waits until gnuplot's temporary images are renamed or removed. */
+	rep_signals_hold(&old);
 	pid = fork();
 	if (pid < 0) {
 		close(fds[0]);
 		close(fds[1]);
+		rep_signals_release(&old);
 		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
 	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
+
+		rep_signals_release(&old);
 
 		if (null >= 0)
 			dup2(null, 0);
@@ -214,14 +295,15 @@ int rep_gnuplot(const char *dir, const char *script, const char *const *outputs,
 		if (!tmp || !fin) {
 			if (rc == 0)
 				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-		} else if (rc == 0 && rename(tmp, fin) != 0) {
-			rc = sp_err_set(err, SP_EIO, "%s: %s", fin, strerror(errno));
+		} else if (rc == 0) {
+			rc = install(tmp, fin, err);
 		}
 		if (tmp && rc != 0)
 			unlink(tmp);
 		free(tmp);
 		free(fin);
 	}
+	rep_signals_release(&old);
 	return rc;
 }
 

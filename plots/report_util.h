@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <signal.h>
+
 #include "atomic_file.h"
 #include "sp_error.h"
 
@@ -20,11 +22,31 @@ char *rep_path(const char *dir, const char *name);
 int rep_open(struct atomic_file *af, const char *dir, const char *name, struct sp_err *err);
 /* Removes dir/name if present. */
 int rep_unlink(const char *dir, const char *name, struct sp_err *err);
+/*
+ * The escaping helpers, one per target language: every text that comes from
+ * an input (trace descriptions, guest and algorithm names, CSV fields,
+ * parameter names, paths) reaches HTML, CSV or gnuplot only through them.
+ * (Terminal output: sp_term_escape in sp_error.h.)
+ */
+/* HTML text or attribute value: < > & " escaped. */
 void rep_html(FILE *f, const char *s);
 /* A CSV text field, quoted the libcsv way. */
 void rep_csv_text(FILE *f, const char *s);
-/* A gnuplot single-quoted string literal. */
+/* A gnuplot single-quoted string literal; control bytes become '?', so it stays on its line. */
 void rep_gp_quoted(FILE *f, const char *s);
+/*
+ * A string field of a gnuplot data block ($name << EOD ... EOD), in double
+ * quotes: control bytes become '?', '"' becomes '\'' and '\\' '/', so it can
+ * neither end its field, its line, nor the block.
+ */
+void rep_gp_datum(FILE *f, const char *s);
+/*
+ * Defers SIGINT, SIGTERM and SIGHUP (for this thread) while named temporary
+ * files exist, so that an interrupt cannot leave them behind; release
+ * delivers what arrived meanwhile.
+ */
+void rep_signals_hold(sigset_t *old);
+void rep_signals_release(const sigset_t *old);
 /* A number for a CSV cell: "%.10g", empty if NAN, "inf" if infinite. */
 void rep_csv_num(FILE *f, double v);
 /*

@@ -18,6 +18,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +69,10 @@ int plot_sweep_write_runs(const char *path, const struct plot_sweep_def *d,
 	if (rc < 0)
 		return rc;
 	fputs("run,point,seed", af.f);
-	for (uint32_t k = 0; k < d->nkeys; k++)
-		fprintf(af.f, ",%s", d->keys[k]);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		fputc(',', af.f);
+		rep_csv_text(af.f, d->keys[k]);
+	}
 	for (size_t k = 0; k < NTAIL; k++)
 		fprintf(af.f, ",%s", run_tail[k]);
 	fputc('\n', af.f);
@@ -108,6 +113,7 @@ struct table {
 	char **cur;
 	size_t ncur, capcur;
 	bool oom;
+	size_t nul_row, nul_col; /* first field holding a NUL byte (1-based row), 0 if none */
 };
 
 static void field_cb(void *s, size_t len, void *arg)
@@ -128,12 +134,18 @@ static void field_cb(void *s, size_t len, void *arg)
 		t->cur = c;
 		t->capcur = cap;
 	}
+	if (s && memchr(s, '\0', len) && !t->nul_row) {
+		/* A NUL would cut the field short where C strings are read. */
+		t->nul_row = t->nrows + 1;
+		t->nul_col = t->ncur + 1;
+	}
 	f = malloc(len + 1);
 	if (!f) {
 		t->oom = true;
 		return;
 	}
-	memcpy(f, s, len);
+	if (len)
+		memcpy(f, s, len);
 	f[len] = '\0';
 	t->cur[t->ncur++] = f;
 }
@@ -185,12 +197,22 @@ static int table_read(const char *path, struct table *t, struct sp_err *err)
 	struct csv_parser p;
 	char buf[65536];
 	size_t got;
-	FILE *f = fopen(path, "rb");
-	int rc = 0;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0; /* a FIFO: no wait */
+	FILE *f;
 
 	memset(t, 0, sizeof(*t));
-	if (!f)
+	if (fd < 0)
 		return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
+	}
+	f = fdopen(fd, "rb");
+	if (!f) {
+		close(fd);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
 	if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0) {
 		fclose(f);
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
@@ -206,6 +228,9 @@ static int table_read(const char *path, struct table *t, struct sp_err *err)
 		rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV (unterminated quote?)", path);
 	if (rc == 0 && t->oom)
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory reading %s", path);
+	if (rc == 0 && t->nul_row)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu, column %zu holds a NUL byte", path,
+				t->nul_row, t->nul_col);
 	csv_free(&p);
 	fclose(f);
 	if (rc < 0)
@@ -243,7 +268,12 @@ static bool parse_dbl(const char *s, double *out)
 		return false;
 	errno = 0;
 	*out = strtod(s, &end);
-	return !errno && !*end;
+	return !errno && !*end && isfinite(*out);
+}
+
+static bool pow2_page_size(uint64_t ps)
+{
+	return ps >= 512 && ps <= (2u << 20) && (ps & (ps - 1)) == 0;
 }
 
 /* A time to 90% in ms; an empty cell is "never". */
@@ -273,6 +303,110 @@ static int cmp_run(const void *a, const void *b)
 	const struct plot_sweep_run *x = a, *y = b;
 
 	return x->run < y->run ? -1 : x->run > y->run;
+}
+
+/*
+ * The values of one row that parse but cannot be: an algorithm this build
+ * does not have, a varied key it does not have or a value outside its range,
+ * a page size that is no page size, negative or inconsistent results.
+ */
+static int check_row(const char *path, size_t row, const struct plot_sweep_run *r, const char *algo_name,
+		     uint32_t nkeys, char *const *keys, uint64_t ps, struct sp_err *err)
+{
+	const struct algo_ops *a = algo_find(algo_name);
+
+	if (!a)
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: unknown algorithm '%s'", path, row,
+				  algo_name);
+	for (uint32_t k = 0; k < nkeys; k++) {
+		int ki = algo_param_index(a, keys[k]);
+		const struct algo_param *pp;
+
+		if (ki < 0)
+			return sp_err_set(err, SP_ECORRUPT, "%s: varied key '%s' is not a parameter of %s",
+					  path, keys[k], a->name);
+		pp = &a->params[ki];
+		if (r->values[k] < pp->min || r->values[k] > pp->max ||
+		    (pp->integer && r->values[k] != (double)(int64_t)r->values[k]))
+			return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: %s=%.17g is not a valid value "
+					  "(%s%g..%g)", path, row, keys[k], r->values[k],
+					  pp->integer ? "integer " : "", pp->min, pp->max);
+	}
+	if (!pow2_page_size(ps))
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: page size %llu is not a power of two "
+				  "in [512, 2 MiB]", path, row, (unsigned long long)ps);
+	if (r->s.final_saved < 0 || r->s.peak_saved < r->s.final_saved || r->s.oracle_final < 0 ||
+	    r->s.cpu_ns < 0 || r->s.cow_breaks < 0 || r->s.t90_ms > r->s.end_ms)
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: impossible results (negative, a peak "
+				  "below the final savings, or time to 90%% after the end)", path, row);
+	return 0;
+}
+
+static int cmp_values(const void *x, const void *y, void *nkeys)
+{
+	const double *a = x, *b = y;
+
+	for (uint32_t k = 0; k < *(const uint32_t *)nkeys; k++)
+		if (a[k] != b[k])
+			return a[k] < b[k] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * rows sorted and complete: every seed of a point has the point's values,
+ * no two points have the same values, and the points are the whole grid
+ * (the product of each key's distinct values).
+ */
+static int check_grid(const char *dir, const struct plot_sweep_def *d,
+		      const struct plot_sweep_run *rows, struct sp_err *err)
+{
+	double (*v)[PLOT_SWEEP_MAX_KEYS] = malloc(d->points * sizeof(*v));
+	uint64_t product = 1;
+	int rc = 0;
+
+	if (!v)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (uint64_t i = 0; rc == 0 && i < d->points; i++) {
+		const struct plot_sweep_run *r = &rows[i * d->seeds];
+
+		for (uint64_t s = 1; rc == 0 && s < d->seeds; s++) {
+			if (memcmp(r[s].values, r[0].values, sizeof(r->values)) != 0)
+				rc = sp_err_set(err, SP_ECORRUPT, "%s: run %llu has other values than run "
+						"%llu of the same point %llu", dir,
+						(unsigned long long)r[s].run, (unsigned long long)r[0].run,
+						(unsigned long long)i);
+		}
+		memset(v[i], 0, sizeof(v[i]));
+		memcpy(v[i], r->values, d->nkeys * sizeof(double));
+	}
+	for (uint32_t k = 0; rc == 0 && k < d->nkeys; k++) {
+		uint64_t distinct = 0;
+
+		for (uint64_t i = 0; i < d->points; i++) {
+			uint64_t j = 0;
+
+			while (j < i && v[j][k] != v[i][k])
+				j++;
+			distinct += j == i;
+			if (distinct > d->points)
+				break;
+		}
+		product = distinct && product > d->points / distinct ? d->points + 1 : product * distinct;
+	}
+	if (rc == 0) {
+		uint32_t nk = d->nkeys;
+
+		qsort_r(v, d->points, sizeof(*v), cmp_values, &nk);
+		for (uint64_t i = 1; rc == 0 && i < d->points; i++)
+			if (cmp_values(v[i - 1], v[i], &nk) == 0)
+				rc = sp_err_set(err, SP_ECORRUPT, "%s: two points of the grid have the same "
+						"values", dir);
+	}
+	if (rc == 0 && product != d->points)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: the points' values do not form the %llu-point grid",
+				dir, (unsigned long long)d->points);
+	free(v);
+	return rc;
 }
 
 /* Parses one share file's rows into *rows (appending); fills/checks d. */
@@ -312,8 +446,13 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 	if (!*have_def) {
 		memset(d, 0, sizeof(*d));
 		d->nkeys = nkeys;
-		for (uint32_t k = 0; k < nkeys; k++)
+		for (uint32_t k = 0; k < nkeys; k++) {
+			if (strlen(t.rows[0][3 + k]) >= sizeof(d->keys[k])) {
+				rc = sp_err_set(err, SP_ECORRUPT, "%s: varied key %u: name too long", path, k + 1);
+				goto out;
+			}
 			snprintf(d->keys[k], sizeof(d->keys[k]), "%s", t.rows[0][3 + k]);
+		}
 	} else {
 		bool same = d->nkeys == nkeys;
 
@@ -348,6 +487,9 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 			rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu is malformed", path, i + 1);
 			goto out;
 		}
+		rc = check_row(path, i + 1, &r, f[b + 7], nkeys, t.rows[0] + 3, ps, err);
+		if (rc < 0)
+			goto out;
 		r.s.still_merging = merging != 0;
 		r.s.pct_of_oracle = r.s.oracle_final > 0
 					    ? 100.0 * (double)r.s.final_saved / (double)r.s.oracle_final
@@ -465,6 +607,8 @@ int plot_sweep_read_shares(const char *dir, struct plot_sweep_def *d,
 				rc = sp_err_set(err, SP_EINVAL, "%s: run %llu appears twice", dir,
 						(unsigned long long)(*rows)[k].run);
 		}
+		if (rc == 0 && *n == total)
+			rc = check_grid(dir, d, *rows, err);
 		if (rc == 0 && *n != total) {
 			uint64_t miss = 0;
 
@@ -610,8 +754,10 @@ static int write_sweep_csv(const char *dir, const struct plot_sweep_def *d,
 	if (rc < 0)
 		return rc;
 	fputs("point", af.f);
-	for (uint32_t k = 0; k < d->nkeys; k++)
-		fprintf(af.f, ",%s", d->keys[k]);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		fputc(',', af.f);
+		rep_csv_text(af.f, d->keys[k]);
+	}
 	fprintf(af.f, ",%s\n", plot_sweep_header_tail);
 	for (uint64_t i = 0; i < d->points; i++) {
 		const struct plot_stat *st[4] = { &p[i].saved, &p[i].t90_s, &p[i].cpu_s, &p[i].cow };
@@ -672,12 +818,11 @@ static bool same_series(const struct plot_sweep_def *d, const struct plot_sweep_
 	return true;
 }
 
-static const struct plot_sweep_point *sort_base;
-
-static int cmp_key0(const void *x, const void *y)
+static int cmp_key0(const void *x, const void *y, void *base)
 {
-	double a = sort_base[*(const uint64_t *)x].values[0];
-	double b = sort_base[*(const uint64_t *)y].values[0];
+	const struct plot_sweep_point *p = base;
+	double a = p[*(const uint64_t *)x].values[0];
+	double b = p[*(const uint64_t *)y].values[0];
 
 	return a < b ? -1 : a > b;
 }
@@ -729,9 +874,8 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 					order[o++] = j;
 				}
 			}
-			sort_base = p;
-			qsort(order + series_start[nseries - 1], o - series_start[nseries - 1],
-			      sizeof(*order), cmp_key0);
+			qsort_r(order + series_start[nseries - 1], o - series_start[nseries - 1],
+				sizeof(*order), cmp_key0, (void *)p);
 		}
 		series_start[nseries] = o;
 		free(used);
@@ -780,7 +924,9 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 			if ((p[i].unsettled == 0) != settled)
 				continue;
 			fmt_values(v, sizeof(v), d, p[i].values, 0);
-			fprintf(f, "%.10g %.10g \"%s\"\n", p[i].cpu_s.mean, p[i].saved.mean * mib, v);
+			fprintf(f, "%.10g %.10g ", p[i].cpu_s.mean, p[i].saved.mean * mib);
+			rep_gp_datum(f, v);
+			fputc('\n', f);
 		}
 	}
 	fputs("EOD\n$front << EOD\n", f);
@@ -809,8 +955,9 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 			char v[256];
 
 			fmt_values(v, sizeof(v), d, p[front[a]].values, 0);
-			fprintf(f, "%.10g %.10g \"%s\"\n", p[front[a]].cpu_s.mean,
-				p[front[a]].saved.mean * mib, v);
+			fprintf(f, "%.10g %.10g ", p[front[a]].cpu_s.mean, p[front[a]].saved.mean * mib);
+			rep_gp_datum(f, v);
+			fputc('\n', f);
 		}
 		free(front);
 	}

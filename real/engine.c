@@ -7,7 +7,8 @@
  *      checked in pagemap; a COW break is reported (ALGO_CHANGE_COW);
  *   2. poll poll_pages more pages for COW breaks made by writers nobody told
  *      us about (real_live_poll's cursor);
- *   3. run one batch of the algorithm at the current time;
+ *   3. run one batch of the algorithm at the current time, then remap the
+ *      runs of pages it merged (real_live_flush: one mmap per run);
  *   4. publish the metrics (algorithm + backend + this thread's CPU time);
  *   5. sleep what the algorithm asked (0: yield), or until stopped.
  * Steps 1-4 hold the engine lock: other threads that call the backend take
@@ -93,6 +94,8 @@ int real_engine_new(struct real_engine **out, struct real_live *L,
 		real_engine_free(e);
 		return rc;
 	}
+	if (!cfg->no_runs)
+		real_live_defer_remaps(L, true);
 	e->t0 = sp_mono_ns();
 	*out = e;
 	return 0;
@@ -205,6 +208,7 @@ int real_engine_step(struct real_engine *e, uint64_t *sleep_ns)
 	if (rc < 0)
 		return sp_err_set(&e->err, rc, "polling pagemap for COW breaks: %s", sp_strerror(rc));
 	rc = e->cfg.algo->batch(e->st, sp_mono_ns() - e->t0, sleep_ns);
+	real_live_flush(e->L); /* the batch's merges, remapped run by run */
 	if (rc < 0)
 		return sp_err_set(&e->err, rc, "%s: %s in a scan batch", e->cfg.algo->name,
 				  sp_strerror(rc));

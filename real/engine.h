@@ -23,6 +23,8 @@ struct real_engine_config {
 	uint64_t seed;
 	/* Pages whose pagemap entry is polled for COW breaks before each batch (0: 4096). */
 	uint64_t poll_pages;
+	/* Remap every merged page at once instead of in runs after the batch (live.h "Runs"). */
+	bool no_runs;
 };
 
 struct real_engine;

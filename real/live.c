@@ -123,6 +123,7 @@
 #include "algorithm.h"
 #include "frames.h"
 #include "live.h"
+#include "uffd_track.h"
 
 #define SLOT_PRIVATE BK_SLOT_PRIVATE
 #define SLOT_ZERO BK_SLOT_ZERO
@@ -133,6 +134,14 @@
 #define PG_INFILE 0x2u  /* lives in a MAP_PRIVATE mapping of a pool memfd */
 #define PG_OWNVMA 0x4u  /* lives in a VMA we created (counted in file_vma_pages) */
 #define PG_UNREG 0x8u   /* that VMA is not registered with the userfaultfd yet */
+#define PG_TRACKED 0x10u /* registered with the write-tracking userfaultfd (uffd_track) */
+#define PG_DIRTY 0x20u  /* written (or unknown) since the last lv_written() */
+#define PG_FRESH 0x40u  /* PG_DIRTY is current: the last window scan covered the page */
+
+/* Write tracking: pages per PAGEMAP_SCAN window, and how long a window's answer stays current. */
+#define TRACK_WINDOW 512u
+#define TRACK_FRESH_NS 1000000ull
+#define TRACK_VEC 128u
 
 #define PM_PFN_MASK ((1ull << 55) - 1)
 #define PM_EXCLUSIVE (1ull << 56)
@@ -162,6 +171,17 @@ struct live_pool {
 	uint64_t nfree, capfree;
 };
 
+/* A run of merged pages whose remap is pending (see "Runs"). */
+struct live_run {
+	bk_page first;
+	uint64_t off;   /* pool offset of first's frame: page first + i maps off + i */
+	uint32_t n;     /* 0: no run */
+	uint32_t pool;
+};
+
+#define NRUNS 2u     /* runs pending at once: a merge_pages makes two */
+#define RUN_MAX 256u /* pages per run: bounds how long writers of its first page wait */
+
 struct live_region {
 	uint8_t *addr;
 	uint64_t first, npages;
@@ -182,8 +202,15 @@ struct real_live {
 	struct real_live_topo topo;
 	bool fake_topo;
 	bool strict_nodes;
-	int uffd;
+	int uffd;       /* synchronous write protection: the merges */
+	int uffd_track; /* asynchronous write protection: write tracking; -1 when off */
+	const char *track_off; /* why write tracking is off, or NULL */
+	uint64_t win_lo, win_hi, win_ns; /* the last window scanned, and when */
+	uint64_t win_calls;              /* written() answers (the clock is read every 32) */
+	struct page_region *scanvec;
+	uint64_t track_scans, track_clean, track_written;
 	int pagemap;
+	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
 	uint8_t *zero_buf;
 	uint64_t counts[BK_COST__COUNT];
@@ -191,9 +218,14 @@ struct real_live {
 	uint64_t mapped_pages, zero_pages, file_vma_pages;
 	uint64_t base_vmas, max_map_count, map_limit_refusals, merge_ns, cow_polled;
 	uint64_t poll_cursor;
+	struct live_run runs[NRUNS]; /* packed from runs[0], the oldest */
+	bool defer;                  /* remaps wait in runs until real_live_flush() */
+	uint64_t remaps, remapped_pages, remap_failures;
 	uint64_t *pmbuf; /* CHUNK pagemap entries */
 	uint32_t zero_csum;
 };
+
+static void runs_flush(struct real_live *L);
 
 static inline uint8_t *page_addr(const struct real_live *L, bk_page p)
 {
@@ -283,7 +315,7 @@ int real_map_count_set(uint64_t v, struct sp_err *err)
 	return 0;
 }
 
-static uint64_t count_vmas(void)
+uint64_t real_count_vmas(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
 	uint64_t n = 0;
@@ -417,14 +449,22 @@ static int frame_alloc(struct real_live *L, uint32_t node, uint32_t domain, uint
 
 	if (pl->fd < 0 && pool_open(L, node, NULL) < 0)
 		return SP_ENOMEM;
-	if (pl->nfree)
-		off = pl->free_off[--pl->nfree];
-	else if (pl->hwm < pl->pages)
+	/*
+	 * The high-water mark first: successive merges get consecutive offsets,
+	 * so a run of merged pages maps a run of the pool with one mmap (see
+	 * "Runs").  Freed offsets are punched holes: skipping them costs nothing.
+	 */
+	if (pl->hwm < pl->pages)
 		off = pl->hwm++;
+	else if (pl->nfree)
+		off = pl->free_off[--pl->nfree];
 	else
 		return SP_ENOMEM;
 	if (bk_frames_alloc(&L->frames, node, domain, &slot) < 0) {
-		pl->free_off[pl->nfree++] = off; /* capfree >= hwm: room */
+		if (off == pl->hwm - 1)
+			pl->hwm--;
+		else
+			pl->free_off[pl->nfree++] = off; /* it came from there */
 		return SP_ENOMEM;
 	}
 	fdata(L, slot)->off = off;
@@ -545,12 +585,78 @@ static uint64_t find_zero_pfn(struct real_live *L)
 	return (e & PM_PRESENT) ? (e & PM_PFN_MASK) : 0;
 }
 
+/*
+ * Write tracking on: a second userfaultfd with asynchronous write protection
+ * over the regions (instead of the merge one), and one PAGEMAP_SCAN to see
+ * that the kernel has it.  On any failure the regions are left unregistered
+ * for the caller to register with the merge userfaultfd, and track_off says
+ * why: the backend then offers no written() and algorithms hash every visit.
+ */
+static int lv_written(void *impl, bk_page p);
+static const struct backend_ops live_backend_ops;
+
+static void track_open(struct real_live *L)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
+	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN };
+	uint32_t done = 0;
+
+	L->scanvec = malloc(TRACK_VEC * sizeof(*L->scanvec));
+	L->uffd_track = uffd_open();
+	if (!L->scanvec || L->uffd_track < 0) {
+		L->track_off = "no second userfaultfd";
+		goto off;
+	}
+	if (ioctl(L->uffd_track, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
+		L->track_off = "userfaultfd has no asynchronous write protection (UFFD_FEATURE_WP_ASYNC, Linux >= 6.7)";
+		goto off;
+	}
+	for (; done < L->nregions; done++) {
+		struct uffdio_register reg = { .range = { (uintptr_t)L->reg[done].addr,
+							  L->reg[done].npages * L->ps },
+					       .mode = UFFDIO_REGISTER_MODE_WP };
+
+		if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0) {
+			L->track_off = "asynchronous write-protect registration refused";
+			goto off;
+		}
+	}
+	a.start = (uintptr_t)L->reg[0].addr;
+	a.end = a.start + L->ps;
+	a.vec = (uintptr_t)L->scanvec;
+	a.vec_len = TRACK_VEC;
+	if (ioctl(L->pagemap, PAGEMAP_SCAN, &a) < 0) {
+		L->track_off = "no PAGEMAP_SCAN ioctl on /proc/self/pagemap (Linux >= 6.7)";
+		goto off;
+	}
+	for (uint64_t p = 0; p < L->npages; p++)
+		L->pages[p].flags |= PG_TRACKED | PG_DIRTY;
+	L->track_off = NULL;
+	L->ops.written = lv_written;
+	return;
+off:
+	while (done--) {
+		struct uffdio_range r = { (uintptr_t)L->reg[done].addr, L->reg[done].npages * L->ps };
+
+		ioctl(L->uffd_track, UFFDIO_UNREGISTER, &r);
+	}
+	if (L->uffd_track >= 0)
+		close(L->uffd_track);
+	L->uffd_track = -1;
+}
+
 void real_live_free(struct real_live *L)
 {
 	if (!L)
 		return;
+	if (L->uffd >= 0 && L->pages)
+		runs_flush(L);
 	if (L->uffd >= 0)
 		close(L->uffd); /* unregisters every range and wakes any waiter */
+	if (L->uffd_track >= 0)
+		close(L->uffd_track);
 	if (L->pagemap >= 0)
 		close(L->pagemap);
 	for (uint32_t n = 0; n < REAL_LIVE_MAX_NODES; n++) {
@@ -568,11 +674,16 @@ void real_live_free(struct real_live *L)
 	bk_frames_release(&L->frames);
 	free(L->pmbuf);
 	free(L->zero_buf);
+	free(L->scanvec);
 	free(L);
 }
 
-/* Opens the userfaultfd and registers every region for write-protection. */
-static int uffd_setup(struct real_live *L, struct sp_err *err)
+/*
+ * Opens the userfaultfd and registers every region for write-protection;
+ * with track, the regions go to the tracking userfaultfd when the kernel
+ * has it (track_open), to the merge one otherwise.
+ */
+static int uffd_setup(struct real_live *L, bool track, struct sp_err *err)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 
@@ -584,7 +695,11 @@ static int uffd_setup(struct real_live *L, struct sp_err *err)
 	if (ioctl(L->uffd, UFFDIO_API, &api) < 0 || !(api.ioctls & (1ull << _UFFDIO_REGISTER)))
 		return sp_err_set(err, SP_ENOTSUP, "userfaultfd API handshake failed: %s",
 				  strerror(errno));
-	for (uint32_t i = 0; i < L->nregions; i++) {
+	if (track)
+		track_open(L);
+	else
+		L->track_off = "not asked for";
+	for (uint32_t i = 0; i < L->nregions && L->uffd_track < 0; i++) {
 		if (uffd_register(L, L->reg[i].addr, L->reg[i].npages * L->ps) < 0)
 			return sp_err_set(err, errno == EINVAL ? SP_EINVAL : SP_ENOTSUP,
 					  "region %u: userfaultfd write-protect registration: %s (private anonymous memory only)",
@@ -606,7 +721,8 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	L = calloc(1, sizeof(*L));
 	if (!L)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	L->uffd = L->pagemap = -1;
+	L->uffd = L->uffd_track = L->pagemap = -1;
+	L->ops = live_backend_ops;
 	for (uint32_t i = 0; i < REAL_LIVE_MAX_NODES; i++)
 		L->pools[i].fd = -1;
 	L->ps = (uint32_t)ps;
@@ -661,14 +777,14 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		goto fail;
 	}
 	L->zero_pfn = find_zero_pfn(L);
-	rc = uffd_setup(L, err);
+	rc = uffd_setup(L, cfg && cfg->track_writes, err);
 	if (rc < 0)
 		goto fail;
 	if (cfg && cfg->max_map_count)
 		L->max_map_count = cfg->max_map_count;
 	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
 		L->max_map_count = 65530;
-	L->base_vmas = count_vmas() + 2 * L->nnodes; /* + the pool views */
+	L->base_vmas = real_count_vmas() + 2 * L->nnodes; /* + the pool views */
 	*out = L;
 	return 0;
 nomem:
@@ -692,9 +808,15 @@ static int ensure_registered(struct real_live *L, bk_page p, uint8_t *addr)
 	return 0;
 }
 
+static int track_detach(struct real_live *L, bk_page p, uint8_t *addr);
+static void track_attach(struct real_live *L, bk_page p, uint8_t *addr);
+
 static int protect(struct real_live *L, bk_page p, uint8_t *addr)
 {
-	int rc = ensure_registered(L, p, addr);
+	int rc = track_detach(L, p, addr);
+
+	if (rc == 0)
+		rc = ensure_registered(L, p, addr);
 
 	if (rc < 0)
 		return rc;
@@ -704,6 +826,13 @@ static int protect(struct real_live *L, bk_page p, uint8_t *addr)
 static void unprotect(struct real_live *L, uint8_t *addr)
 {
 	uffd_wp(L, addr, L->ps, false); /* also wakes blocked writers */
+}
+
+/* A merge of p was refused after protect(): writers go on, and p is tracked again. */
+static void release(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	unprotect(L, addr);
+	track_attach(L, p, addr);
 }
 
 /* Would another VMA of ours cross max_map_count? */
@@ -726,6 +855,148 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 		pg->flags |= PG_INFILE;
 	else
 		pg->flags &= (uint8_t)~PG_INFILE;
+}
+
+/* ---- write tracking ------------------------------------------------------ */
+
+/*
+ * PAGEMAP_SCAN over the window of p (TRACK_WINDOW pages aligned by address,
+ * within p's region): every page written since the previous scan that
+ * covered it is reported and write-protected again in the same step
+ * (PM_SCAN_WP_MATCHING, atomic per PTE), so a later write shows at the next
+ * scan.  Reported pages get PG_DIRTY (it accumulates until lv_written()
+ * consumes it); every page of the window gets PG_FRESH.  A window answers
+ * for its pages until real_live_flush() (the end of an engine batch) or
+ * until it is TRACK_FRESH_NS old (checked every 32 answers).  Pages the tracking
+ * userfaultfd does not hold (their own VMAs) are skipped by the kernel.
+ */
+static int track_scan(struct real_live *L, bk_page p)
+{
+	const struct live_region *r = region_of(L, p);
+	uint64_t span = TRACK_WINDOW * (uint64_t)L->ps;
+	uintptr_t rs = (uintptr_t)r->addr, re = rs + r->npages * L->ps;
+	uintptr_t a0 = ((uintptr_t)page_addr(L, p) / span) * span, a1 = a0 + span;
+	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING,
+				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+				 .vec = (uintptr_t)L->scanvec, .vec_len = TRACK_VEC };
+	bk_page lo, hi;
+
+	if (a0 < rs)
+		a0 = rs;
+	if (a1 > re)
+		a1 = re;
+	lo = r->first + (a0 - rs) / L->ps;
+	hi = r->first + (a1 - rs) / L->ps;
+	a.start = a0;
+	a.end = a1;
+	for (;;) {
+		long n = ioctl(L->pagemap, PAGEMAP_SCAN, &a);
+
+		if (n < 0)
+			return SP_EIO;
+		for (long i = 0; i < n; i++) {
+			bk_page q0 = r->first + (L->scanvec[i].start - rs) / L->ps;
+			bk_page q1 = r->first + (L->scanvec[i].end - rs) / L->ps;
+
+			for (bk_page q = q0; q < q1; q++)
+				L->pages[q].flags |= PG_DIRTY;
+		}
+		if (a.walk_end >= a.end || a.walk_end <= a.start)
+			break;
+		a.start = a.walk_end; /* the vector was full: go on from where the walk stopped */
+	}
+	for (bk_page q = lo; q < hi; q++)
+		L->pages[q].flags |= PG_FRESH;
+	L->win_lo = lo;
+	L->win_hi = hi;
+	L->win_ns = sp_mono_ns();
+	L->track_scans++;
+	return 0;
+}
+
+/* backend written(): see backend.h; a page not tracked is always "written". */
+static int lv_written(void *impl, bk_page p)
+{
+	struct real_live *L = impl;
+	struct live_page *pg = &L->pages[p];
+	int w = 1;
+
+	if (p >= L->npages)
+		return 1;
+	if (pg->flags & PG_TRACKED) {
+		/* The clock is read every 32 answers (a vDSO call costs as much as the rest). */
+		if (!(pg->flags & PG_FRESH) || p < L->win_lo || p >= L->win_hi ||
+		    (++L->win_calls % 32 == 0 && sp_mono_ns() - L->win_ns > TRACK_FRESH_NS)) {
+			if (track_scan(L, p) < 0)
+				pg->flags |= PG_DIRTY;
+		}
+		w = (pg->flags & PG_DIRTY) != 0;
+	}
+	pg->flags &= (uint8_t)~(PG_DIRTY | PG_FRESH);
+	if (w)
+		L->track_written++;
+	else
+		L->track_clean++;
+	return w;
+}
+
+/*
+ * Page p (tracked) is about to be write-protected for a merge, which needs
+ * writers to wait: it leaves the tracking userfaultfd (its own VMA from now
+ * on, registered with the merge one by protect()).  Its written state is
+ * unknown from here on.
+ */
+static int track_detach(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	struct live_page *pg = &L->pages[p];
+	struct uffdio_range r = { (uintptr_t)addr, L->ps };
+
+	if (!(pg->flags & PG_TRACKED))
+		return 0;
+	if (ioctl(L->uffd_track, UFFDIO_UNREGISTER, &r) < 0)
+		return SP_EIO;
+	pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
+	own_vma(L, p, false);
+	return 0;
+}
+
+/* Is q (a neighbour of p) tracked in the region's own VMA, or beyond p's region? */
+static bool track_plain(const struct real_live *L, bk_page q, bk_page p)
+{
+	const struct live_region *r = region_of(L, p);
+
+	if (q < r->first || q >= r->first + r->npages)
+		return true;
+	return (L->pages[q].flags & (PG_TRACKED | PG_OWNVMA)) == PG_TRACKED;
+}
+
+/*
+ * Page p, anonymous again (a refused merge, the zero page, a discard), goes
+ * back to the tracking userfaultfd; the kernel merges its VMA with tracked
+ * neighbours (counted as merged when both sides are plain).  On failure it
+ * stays unregistered and protect() registers it with the merge userfaultfd.
+ */
+static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	struct live_page *pg = &L->pages[p];
+	struct uffdio_range r = { (uintptr_t)addr, L->ps };
+	struct uffdio_register reg = { .range = r, .mode = UFFDIO_REGISTER_MODE_WP };
+
+	if (L->uffd_track < 0 || (pg->flags & (PG_INFILE | PG_TRACKED)))
+		return;
+	if (!(pg->flags & PG_UNREG)) {
+		if (ioctl(L->uffd, UFFDIO_UNREGISTER, &r) < 0) /* wakes any waiter */
+			return;
+		pg->flags |= PG_UNREG;
+	}
+	if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0)
+		return;
+	pg->flags = (uint8_t)((pg->flags & ~PG_UNREG) | PG_TRACKED | PG_DIRTY);
+	if ((pg->flags & PG_OWNVMA) && (p == 0 || track_plain(L, p - 1, p)) &&
+	    track_plain(L, p + 1, p)) {
+		pg->flags &= (uint8_t)~PG_OWNVMA;
+		L->file_vma_pages--;
+	}
 }
 
 /*
@@ -751,25 +1022,31 @@ static void policy_save(const struct real_live *L, void *addr, struct page_polic
 		pp->keep = true;
 }
 
-static void policy_restore(const struct real_live *L, void *addr, const struct page_policy *pp)
+static void policy_restore(const struct real_live *L, void *addr, uint64_t n,
+			   const struct page_policy *pp)
 {
 	if (pp->keep)
-		mbind(addr, L->ps, (int)pp->mode, pp->mask, REAL_LIVE_MAX_NODES, 0);
+		mbind(addr, n * L->ps, (int)pp->mode, pp->mask, REAL_LIVE_MAX_NODES, 0);
 }
 
 /* Remaps addr (MAP_FIXED) as fd at off, or as fresh anonymous memory when fd < 0, keeping its policy. */
-static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t off)
+static void *remap_pages(const struct real_live *L, uint8_t *addr, uint64_t n, int fd, off_t off)
 {
 	struct page_policy pp;
 	void *r;
 
 	policy_save(L, addr, &pp);
-	r = fd < 0 ? mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			  -1, 0)
-		   : mmap(addr, L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off);
+	r = fd < 0 ? mmap(addr, n * L->ps, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+		   : mmap(addr, n * L->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off);
 	if (r != MAP_FAILED)
-		policy_restore(L, addr, &pp);
+		policy_restore(L, addr, n, &pp);
 	return r;
+}
+
+static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t off)
+{
+	return remap_pages(L, addr, 1, fd, off);
 }
 
 /*
@@ -792,14 +1069,108 @@ static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t sl
 			memcpy(addr, frame_addr(L, slot), L->ps);
 			own_vma(L, p, false);
 			uffd_wake(L, addr, L->ps);
+			track_attach(L, p, addr);
 		} else {
-			unprotect(L, addr);
+			release(L, p, addr);
 		}
 		return SP_ENOMEM;
 	}
 	own_vma(L, p, true);
 	uffd_wake(L, addr, L->ps);
 	return 0;
+}
+
+/* ---- runs ------------------------------------------------------------------ */
+
+/*
+ * Remaps the run's pages: one mmap of the whole run onto its consecutive
+ * pool pages, or page by page if the kernel refuses it.  A page whose remap
+ * fails stays private with its (equal) content while the bookkeeping still
+ * counts it on its frame: the next poll finds it "written" and settles it as
+ * a COW break, the way every unshare is reported.
+ */
+static void run_flush(struct real_live *L, struct live_run *r)
+{
+	uint8_t *addr;
+	uint64_t t0;
+
+	if (!r->n)
+		return;
+	t0 = sp_mono_ns();
+	addr = page_addr(L, r->first);
+	if (r->n > 1 && remap_pages(L, addr, r->n, L->pools[r->pool].fd, (off_t)(r->off * L->ps)) !=
+				MAP_FAILED) {
+		for (uint32_t i = 0; i < r->n; i++)
+			own_vma(L, r->first + i, true);
+		uffd_wake(L, addr, (uint64_t)r->n * L->ps);
+		L->remaps++;
+	} else {
+		for (uint32_t i = 0; i < r->n; i++) {
+			bk_page q = r->first + i;
+
+			if (remap_onto(L, q, page_addr(L, q), L->pages[q].slot) < 0)
+				L->remap_failures++;
+			else
+				L->remaps++;
+		}
+	}
+	L->remapped_pages += r->n;
+	L->merge_ns += sp_mono_ns() - t0;
+	r->n = 0;
+}
+
+static void runs_flush(struct real_live *L)
+{
+	for (uint32_t i = 0; i < NRUNS; i++)
+		run_flush(L, &L->runs[i]);
+}
+
+void real_live_flush(struct real_live *L)
+{
+	runs_flush(L);
+	L->win_hi = L->win_lo; /* a batch is over: the next one reads its windows afresh */
+}
+
+void real_live_defer_remaps(struct real_live *L, bool on)
+{
+	if (!on)
+		runs_flush(L);
+	L->defer = on;
+}
+
+/*
+ * Protected page p, compared equal to frame slot, is booked onto it; its
+ * remap waits in a run if it extends one (the next page, onto the next
+ * offset of the same pool, in the same region) or starts a new one (the
+ * older run is remapped first if both are in use).  Writers of p wait in
+ * the kernel until the run is remapped.
+ */
+static void run_add(struct real_live *L, bk_page p, uint32_t slot)
+{
+	uint64_t off = fdata(L, slot)->off;
+	uint32_t pool = fdata(L, slot)->pool;
+	struct live_run *r;
+
+	for (uint32_t i = 0; i < NRUNS; i++) {
+		r = &L->runs[i];
+		if (r->n && r->n < RUN_MAX && r->pool == pool && r->first + r->n == p &&
+		    r->off + r->n == off && region_of(L, r->first) == region_of(L, p)) {
+			r->n++;
+			set_slot(L, p, slot);
+			return;
+		}
+	}
+	if (L->runs[NRUNS - 1].n) {
+		/* Runs are packed from runs[0], the oldest: remap it to make room. */
+		run_flush(L, &L->runs[0]);
+		memmove(&L->runs[0], &L->runs[1], (NRUNS - 1) * sizeof(L->runs[0]));
+		L->runs[NRUNS - 1].n = 0;
+	}
+	r = L->runs;
+	while (r->n)
+		r++;
+	*r = (struct live_run){ .first = p, .off = off, .n = 1, .pool = pool };
+	set_slot(L, p, slot);
 }
 
 static int check_private(const struct real_live *L, bk_page p)
@@ -815,7 +1186,7 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 	struct live_page *pg = &L->pages[p];
 	const struct bk_frame_slot *fr = &L->frames.slot[slot];
 	uint8_t *addr;
-	uint64_t t0 = sp_mono_ns();
+	uint64_t t0 = sp_mono_ns(), ns0 = L->merge_ns;
 	int rc = check_private(L, p);
 
 	if (rc < 0)
@@ -832,16 +1203,15 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 		return rc;
 	L->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
 	if (memcmp(addr, frame_addr(L, slot), L->ps) != 0) {
-		unprotect(L, addr);
+		release(L, p, addr);
 		return SP_ECHANGED;
 	}
-	rc = remap_onto(L, p, addr, slot);
-	if (rc < 0)
-		return rc;
-	set_slot(L, p, slot);
+	run_add(L, p, slot);
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
-	L->merge_ns += sp_mono_ns() - t0;
+	L->merge_ns = ns0 + (sp_mono_ns() - t0); /* the runs it remapped (run_add) included once */
+	if (!L->defer)
+		runs_flush(L);
 	return 0;
 }
 
@@ -926,7 +1296,7 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	struct live_page *kp, *pg;
 	uint8_t *pa, *ka;
 	uint32_t slot, node;
-	uint64_t t0 = sp_mono_ns();
+	uint64_t t0 = sp_mono_ns(), ns0 = L->merge_ns;
 	unsigned need;
 	int rc;
 
@@ -959,45 +1329,31 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		return rc;
 	rc = protect(L, p, pa);
 	if (rc < 0) {
-		unprotect(L, ka);
+		release(L, keep, ka);
 		return rc;
 	}
 	L->counts[BK_COST_COMPARE]++;
 	if (memcmp(pa, ka, L->ps) != 0) {
-		unprotect(L, pa);
-		unprotect(L, ka);
+		release(L, p, pa);
+		release(L, keep, ka);
 		return SP_ECHANGED;
 	}
 	/* Two sharers: the majority node is theirs if they agree, else keep's. */
 	node = kp->node;
 	rc = frame_alloc(L, node, region_of(L, keep)->domain, &slot);
 	if (rc < 0) {
-		unprotect(L, pa);
-		unprotect(L, ka);
+		release(L, p, pa);
+		release(L, keep, ka);
 		return rc;
 	}
 	memcpy(frame_addr(L, slot), ka, L->ps);
-	L->frames.slot[slot].mappers = 1; /* held while the two remaps run */
-	rc = remap_onto(L, keep, ka, slot);
-	if (rc < 0) {
-		unprotect(L, pa);
-		frame_release(L, slot);
-		return rc;
-	}
-	set_slot(L, keep, slot);
-	rc = remap_onto(L, p, pa, slot);
-	if (rc < 0) {
-		/* keep alone on the frame: give it its private copy back. */
-		madvise(ka, L->ps, MADV_POPULATE_WRITE);
-		L->frames.slot[slot].mappers--;
-		set_slot(L, keep, SLOT_PRIVATE);
-		return rc;
-	}
-	set_slot(L, p, slot);
-	L->frames.slot[slot].mappers--; /* drop the hold */
+	run_add(L, keep, slot);
+	run_add(L, p, slot);
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
-	L->merge_ns += sp_mono_ns() - t0;
+	L->merge_ns = ns0 + (sp_mono_ns() - t0); /* the runs it remapped (run_add) included once */
+	if (!L->defer)
+		runs_flush(L);
 	if (out)
 		*out = handle(L, slot);
 	return 0;
@@ -1020,20 +1376,21 @@ static int lv_merge_zero(void *impl, bk_page p)
 		return rc;
 	L->counts[BK_COST_COMPARE]++;
 	if (memcmp(addr, L->zero_buf, L->ps) != 0) {
-		unprotect(L, addr);
+		release(L, p, addr);
 		return SP_ECHANGED;
 	}
 	if (pg->flags & PG_INFILE) {
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED) {
-			unprotect(L, addr);
+			release(L, p, addr);
 			return SP_ENOMEM;
 		}
 		own_vma(L, p, false);
 	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
-		unprotect(L, addr);
+		release(L, p, addr);
 		return SP_EIO;
 	}
 	uffd_wake(L, addr, L->ps);
+	track_attach(L, p, addr); /* back with its tracked neighbours: no VMA of its own */
 	set_slot(L, p, SLOT_ZERO);
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
@@ -1051,6 +1408,7 @@ static int lv_unmerge(void *impl, bk_page p)
 {
 	struct real_live *L = impl;
 
+	runs_flush(L); /* a pending page is protected: break_cow would wait on itself */
 	if (p >= L->npages || L->pages[p].slot == SLOT_PRIVATE)
 		return SP_EINVAL;
 	break_cow(L, page_addr(L, p));
@@ -1104,9 +1462,14 @@ static const struct backend_ops live_backend_ops = {
 
 struct backend real_live_backend(struct real_live *L)
 {
-	struct backend b = { &live_backend_ops, L };
+	struct backend b = { &L->ops, L };
 
 	return b;
+}
+
+const char *real_live_tracking_off(const struct real_live *L)
+{
+	return L->uffd_track >= 0 ? NULL : L->track_off;
 }
 
 /* ---- frames follow their majority ---------------------------------------- */
@@ -1116,6 +1479,7 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 	uint32_t *cnt;
 	uint64_t n = 0;
 
+	runs_flush(L);
 	if (moved)
 		*moved = 0;
 	if (L->strict_nodes || L->nnodes < 2 || L->frames.n < 2)
@@ -1233,6 +1597,7 @@ int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, 
 {
 	int found = 0;
 
+	runs_flush(L); /* pending pages are not in their file mapping yet */
 	if (count > L->npages)
 		count = L->npages;
 	while (count) {
@@ -1263,6 +1628,7 @@ int real_live_check(struct real_live *L, bk_page p, real_live_change_fn fn, void
 		return SP_EINVAL;
 	if (L->pages[p].slot == SLOT_PRIVATE)
 		return 0;
+	runs_flush(L);
 	if (pagemap_read(L, page_addr(L, p), 1, &e) < 0)
 		return SP_EIO;
 	L->cow_polled++;
@@ -1278,12 +1644,14 @@ int real_live_discard(struct real_live *L, bk_page p)
 
 	if (p >= L->npages)
 		return SP_EINVAL;
+	runs_flush(L);
 	pg = &L->pages[p];
 	addr = page_addr(L, p);
 	if (pg->flags & PG_INFILE) {
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED)
 			return SP_ENOMEM;
 		own_vma(L, p, false);
+		track_attach(L, p, addr);
 	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
 		return SP_EIO;
 	}
@@ -1304,6 +1672,7 @@ void real_live_set_present(struct real_live *L, bk_page p, bool present)
 
 int real_live_unmerge_all(struct real_live *L, real_live_change_fn fn, void *arg)
 {
+	runs_flush(L);
 	for (bk_page p = 0; p < L->npages; p++) {
 		if (L->pages[p].slot == SLOT_PRIVATE)
 			continue;
@@ -1346,6 +1715,14 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->pool_bytes = pool_bytes(L);
 	out->merge_ns = L->merge_ns;
 	out->cow_polled = L->cow_polled;
+	out->remaps = L->remaps;
+	out->remapped_pages = L->remapped_pages;
+	out->remap_failures = L->remap_failures;
+	out->base_vmas = L->base_vmas;
+	out->tracking = L->uffd_track >= 0;
+	out->track_scans = L->track_scans;
+	out->track_clean = L->track_clean;
+	out->track_written = L->track_written;
 }
 
 void real_live_metrics(const struct real_live *L, struct metrics *out)

@@ -52,6 +52,13 @@ struct real_live_config {
 	bool strict_nodes;
 	/* Most VMAs the process may have; 0: /proc/sys/vm/max_map_count. */
 	uint64_t max_map_count;
+	/*
+	 * Track writes (userfaultfd asynchronous write protection and the
+	 * PAGEMAP_SCAN ioctl, Linux >= 6.7): the backend then offers written()
+	 * (backend.h).  Where the kernel lacks either, the backend works without
+	 * it and real_live_tracking_off() says why.
+	 */
+	bool track_writes;
 };
 
 struct real_live;
@@ -72,6 +79,24 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
  */
 void real_live_free(struct real_live *L);
 struct backend real_live_backend(struct real_live *L);
+/* NULL when writes are tracked, else why not ("not asked for", a missing kernel facility). */
+const char *real_live_tracking_off(const struct real_live *L);
+
+/*
+ * Runs.  With deferred remaps on, a merge write-protects, compares and books
+ * the page at once but its remap waits: runs of consecutive pages merged
+ * onto consecutive frames of a pool (successive new frames are allocated
+ * consecutively) are remapped with one mmap, and share one VMA.  The page's
+ * writers wait in the kernel until then.  Every call below that needs the
+ * mappings remaps the pending runs first; a driver calls real_live_flush()
+ * after each batch (the engine does).  Off by default: every merge remaps
+ * at once.
+ */
+void real_live_defer_remaps(struct real_live *L, bool on);
+void real_live_flush(struct real_live *L);
+
+/* Lines of /proc/self/maps now: the VMAs of the process. */
+uint64_t real_count_vmas(void);
 
 /* Address of page p. */
 void *real_live_page_addr(const struct real_live *L, bk_page p);
@@ -122,8 +147,16 @@ struct real_live_stats {
 	uint64_t max_map_count;
 	uint64_t map_limit_refusals; /* merges refused because of max_map_count */
 	uint64_t pool_bytes;      /* allocated bytes of the frame pools (st_blocks) */
-	uint64_t merge_ns;        /* wall time spent in successful merges */
+	uint64_t merge_ns;        /* wall time of successful merges, their remaps included */
 	uint64_t cow_polled;      /* pages whose pagemap entry was read */
+	uint64_t remaps;          /* mmap calls that remapped merged pages */
+	uint64_t remapped_pages;  /* pages they remapped (remapped_pages / remaps: run length) */
+	uint64_t remap_failures;  /* pages whose remap failed (settled later as COW breaks) */
+	uint64_t base_vmas;       /* VMAs of the process when the backend was made */
+	bool tracking;            /* writes are tracked (written() offered) */
+	uint64_t track_scans;     /* PAGEMAP_SCAN windows read */
+	uint64_t track_clean;     /* written() answers "not written" */
+	uint64_t track_written;   /* written() answers "written or unknown" */
 };
 void real_live_stats(const struct real_live *L, struct real_live_stats *out);
 

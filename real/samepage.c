@@ -128,8 +128,10 @@ int samepage_start(struct samepage *s, struct sp_err *err)
 		struct real_live_config lc = { 0 };
 		struct real_engine_config ec = { 0 };
 		int across = algo_param_index(s->algo, "merge_across_nodes");
+		int track = algo_param_index(s->algo, "write_tracking");
 
 		lc.strict_nodes = across >= 0 && s->params.v[across] == 0;
+		lc.track_writes = track >= 0 && s->params.v[track] != 0;
 		rc = real_live_new(&s->L, s->reg, s->nreg, &lc, err);
 		if (rc < 0)
 			return rc;

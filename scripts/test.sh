@@ -19,3 +19,12 @@ cmake -S . -B build-asan -DSP_WERROR=ON -DSP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debu
 cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	ctest --test-dir build-asan --output-on-failure -j"$JOBS" -LE slow
+
+echo "== libFuzzer harnesses, ${SP_FUZZ_SECONDS:-60} s each (tests/fuzz/run.sh; clang build in build-fuzz)"
+rc=0
+bash tests/fuzz/run.sh || rc=$?
+if [ $rc -eq 77 ]; then
+	echo "(fuzzing skipped: see the reason above)"
+elif [ $rc -ne 0 ]; then
+	exit $rc
+fi

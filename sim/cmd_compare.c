@@ -21,6 +21,7 @@
 #include <malloc.h>
 #endif
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "parallel.h"
 #include "report.h"
@@ -268,6 +269,39 @@ struct compare_cmd {
 	char options[1024];
 };
 
+/* The report directory, before any work: usable, and none of the files it gets the trace. */
+static int compare_check_dir(struct compare_cmd *x)
+{
+	const char *fixed[] = { "index.html", "summary.csv", "compare.gp" }, *ins[] = { x->o.trace };
+	size_t nf = sizeof(fixed) / sizeof(fixed[0]);
+	const char **files = calloc(nf + x->n, sizeof(*files));
+	char **names = calloc(x->n ? x->n : 1, sizeof(*names));
+	int rc = EXIT_OK;
+
+	if (!files || !names) {
+		free(files);
+		free(names);
+		fprintf(stderr, "sim: out of memory\n");
+		return EXIT_FAIL;
+	}
+	memcpy(files, fixed, sizeof(fixed));
+	for (size_t i = 0; i < x->n && rc == EXIT_OK; i++) {
+		if (asprintf(&names[i], "%s.csv", x->e[i].label) < 0) {
+			names[i] = NULL;
+			fprintf(stderr, "sim: out of memory\n");
+			rc = EXIT_FAIL;
+		}
+		files[nf + i] = names[i];
+	}
+	if (rc == EXIT_OK && atomic_file_check_dir(x->o.dir, files, nf + x->n, ins, 1, &x->err) < 0)
+		rc = cli_fail(&x->err);
+	for (size_t i = 0; i < x->n; i++)
+		free(names[i]);
+	free(names);
+	free(files);
+	return rc;
+}
+
 /* The entries and their settings, then the trace, then the jobs: every option before any work. */
 static int compare_prepare(struct compare_cmd *x)
 {
@@ -281,6 +315,9 @@ static int compare_prepare(struct compare_cmd *x)
 			return cli_fail(&x->err);
 	}
 	rc = apply_sets(x->e, x->n, x->cfg, x->o.sets.v, (int)x->o.sets.n);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = compare_check_dir(x);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = cli_load_trace(&x->tm, x->o.trace);

@@ -56,7 +56,7 @@ struct real_opts {
 	const char *trace, *algo, *csv;
 	int mech; /* index in mechanisms */
 	struct cli_list sets;
-	bool quiet, allow_others;
+	bool quiet, allow_others, no_runs;
 };
 
 static const char *const mechanisms[] = { "user", "kernel", NULL };
@@ -78,6 +78,9 @@ static const struct cli_opt real_table[] = {
 	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct real_opts, csv), .metavar = "OUT",
 	  .help = "time_ms, the metrics, measured_rss_bytes, measured_cpu_ns" },
 	CLI_QUIET_OPT(struct real_opts, quiet, "print only the summary"),
+	{ .name = "no-runs", .type = CLI_FLAG, .offset = offsetof(struct real_opts, no_runs),
+	  .help = "user: remap each merged page at once instead of in runs of\n"
+		  "consecutive pages after each batch (one mmap per run)" },
 	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct real_opts, allow_others),
 	  .help = "kernel: run although other processes have mergeable memory" },
 	{ 0 },
@@ -88,7 +91,7 @@ static const struct cli_spec real_spec = {
 	.name = "real replay",
 	.usage = "--trace FILE --algo NAME --mechanism user|kernel\n"
 		 "[--set key=value]... [--duration-ms N] [--sample-ms N]\n"
-		 "[--csv OUT] [-q] [--allow-others]",
+		 "[--csv OUT] [-q] [--no-runs] [--allow-others]",
 	.about = "Materialises the trace's guests in live memory (root), replays their writes on\n"
 		 "the wall clock, and merges them for real: with --mechanism user, the algorithm\n"
 		 "runs in a thread over the live backend (actual copy-on-write merging onto\n"
@@ -108,6 +111,7 @@ static const struct cli_spec real_spec = {
 struct replay {
 	bool kernel;
 	bool quiet;
+	bool no_runs; /* user: remap each merge at once */
 	const struct trace_header *h;
 	struct real_mat *mat;
 	uint64_t *base;
@@ -116,6 +120,7 @@ struct replay {
 	/* user */
 	struct real_live *L;
 	struct real_engine *e;
+	bool track_asked; /* the algorithm asked for write tracking */
 	/* kernel */
 	struct real_ksm k;
 	struct real_ksm_state kbase;
@@ -278,6 +283,7 @@ static int start_user(struct replay *R, const struct algo_ops *algo, const struc
 	struct real_live_config lc = { 0 };
 	struct real_engine_config ec = { 0 };
 	int across = algo_param_index(algo, "merge_across_nodes");
+	int track = algo_param_index(algo, "write_tracking");
 	int rc;
 
 	if (!reg)
@@ -290,6 +296,8 @@ static int start_user(struct replay *R, const struct algo_ops *algo, const struc
 		reg[g].node_hint = (int)R->h->guests[g].node;
 	}
 	lc.strict_nodes = across >= 0 && params->v[across] == 0;
+	lc.track_writes = track >= 0 && params->v[track] != 0;
+	R->track_asked = lc.track_writes;
 	rc = real_live_new(&R->L, reg, R->h->nguests, &lc, err);
 	free(reg);
 	if (rc < 0)
@@ -304,6 +312,7 @@ static int start_user(struct replay *R, const struct algo_ops *algo, const struc
 	ec.params = *params;
 	ec.seed = 1;
 	ec.poll_pages = 1024; /* the replay's own writes are reported directly */
+	ec.no_runs = R->no_runs;
 	rc = real_engine_new(&R->e, R->L, &ec, err);
 	if (rc == 0)
 		rc = real_engine_start(R->e, err);
@@ -446,6 +455,23 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 			printf("; %.1f us per merge (%.0f merges/s)", (double)ls.merge_ns / 1e3 / (double)m->merges,
 			       (double)m->merges * 1e9 / (double)ls.merge_ns);
 		putchar('\n');
+		if (ls.mapped_pages) {
+			uint64_t v = real_count_vmas();
+			double added = (double)v - (double)ls.base_vmas;
+
+			printf("vmas        %llu now, %+.0f since the start, for %llu pages on frames: %.3f per merged page; "
+			       "%llu remaps for %llu pages (%.2f pages per mmap)\n",
+			       (unsigned long long)v, added, (unsigned long long)ls.mapped_pages,
+			       added / (double)ls.mapped_pages, (unsigned long long)ls.remaps,
+			       (unsigned long long)ls.remapped_pages,
+			       ls.remaps ? (double)ls.remapped_pages / (double)ls.remaps : 0.0);
+		}
+		if (ls.tracking)
+			printf("tracking    on: %llu PAGEMAP_SCAN windows; %llu visits found the page unwritten, %llu written\n",
+			       (unsigned long long)ls.track_scans, (unsigned long long)ls.track_clean,
+			       (unsigned long long)ls.track_written);
+		else if (R->track_asked)
+			printf("tracking    off: %s\n", real_live_tracking_off(R->L));
 		if (ls.map_limit_refusals)
 			printf("WARNING     %llu merges refused: vm.max_map_count would have been exceeded\n",
 			       (unsigned long long)ls.map_limit_refusals);
@@ -489,6 +515,7 @@ static int real_prepare(struct real_cmd *x)
 
 	x->R.kernel = !strcmp(mechanisms[o->mech], "kernel");
 	x->R.quiet = o->quiet;
+	x->R.no_runs = o->no_runs;
 	if (x->R.kernel && strcmp(o->algo, "ksm"))
 		return cli_usage_error("real", "--mechanism kernel runs the kernel's KSM: --algo ksm");
 	rc = cli_sim_config(&x->cfg, o->algo, o->sets.v, (int)o->sets.n, NULL, NULL, 0);
@@ -503,7 +530,10 @@ static int real_prepare(struct real_cmd *x)
 		return cli_fail(&x->err);
 	x->end_ms = o->sim.duration_ms ? o->sim.duration_ms : last_ms + 60000;
 	if (o->csv) {
-		if (atomic_file_open(&x->af, o->csv, 0644, &x->err) < 0)
+		const char *outs[] = { o->csv }, *ins[] = { o->trace };
+
+		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0 ||
+		    atomic_file_open(&x->af, o->csv, atomic_file_mode_from(o->trace, 0644), &x->err) < 0)
 			return cli_fail(&x->err);
 		x->R.af = &x->af;
 		fputs("time_ms", x->af.f);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "import_elf.h"
 #include "live_cli.h"
@@ -177,7 +178,13 @@ int cmd_trace_record(int argc, char **argv)
 
 	if (rc != CLI_GO)
 		return rc;
-	rc = record_prepare(&o, &t, &err);
+	{
+		const char *outs[] = { o.out };
+
+		rc = atomic_file_check(outs, 1, NULL, 0, &err) < 0 ? cli_fail(&err) : EXIT_OK;
+	}
+	if (rc == EXIT_OK)
+		rc = record_prepare(&o, &t, &err);
 	if (rc != EXIT_OK) {
 		free(t);
 		return rc;
@@ -327,6 +334,17 @@ int cmd_trace_import(int argc, char **argv)
 			break;
 		}
 		o.in[i].guest = defname;
+	}
+	if (rc == CLI_GO) {
+		/* before reading a byte: -o must not be one of the dumps (or unwritable) */
+		const char **ins = calloc(o.n ? o.n : 1, sizeof(*ins));
+		const char *outs[] = { o.out };
+
+		for (uint32_t i = 0; ins && i < o.n; i++)
+			ins[i] = o.in[i].path;
+		if (!ins || atomic_file_check(outs, 1, ins, o.n, &err) < 0)
+			rc = ins ? cli_fail(&err) : EXIT_FAIL;
+		free(ins);
 	}
 	if (rc == CLI_GO) {
 		io.interval_ms = o.interval_ms;

@@ -20,9 +20,23 @@ static const struct cli_spec list_spec = {
 		 "(name, default, range, meaning); set them with 'sim run --set name=value'.",
 };
 
+/* v in the fewest digits that read back as v: a range shown can be given back. */
+static const char *exact(char *buf, size_t len, double v)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
+}
+
 static void print_param(const struct algo_param *p, int width)
 {
-	printf("  %-*s default %-8g range [%g, %g]%s\n      %s\n", width, p->name, p->def, p->min, p->max,
+	char d[32], lo[32], hi[32];
+
+	printf("  %-*s default %-8s range [%s, %s]%s\n      %s\n", width, p->name,
+	       exact(d, sizeof(d), p->def), exact(lo, sizeof(lo), p->min), exact(hi, sizeof(hi), p->max),
 	       p->integer ? " integer" : "", p->desc);
 }
 
@@ -158,14 +172,15 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 {
 	const struct metrics *m = &r->last;
 	int64_t saved = metrics_saved(m);
-	char params[512];
+	char params[512], name[1024];
 	double secs = (double)r->end_ms / 1000;
 	struct plot_summary s;
 
 	plot_summarize(o->times, o->m, o->n, &s);
 	algo_params_format(cfg->algo, &cfg->params, params, sizeof(params));
+	sp_term_escape(name, sizeof(name), trace);
 	printf("trace       %s: %llu snapshots, %llu page records, %llu page states replayed\n",
-	       trace, (unsigned long long)r->snapshots, (unsigned long long)r->records,
+	       name, (unsigned long long)r->snapshots, (unsigned long long)r->records,
 	       (unsigned long long)r->page_states);
 	printf("algorithm   %s %s\n", cfg->algo->name, params);
 	if (cfg->algo->caps & ALGO_CAP_LINUX) {
@@ -185,7 +200,7 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	printf("simulated   %.1f s\n", secs);
 	printf("saved       %lld pages (%.1f MiB) at the end, %.1f%% of the %lld present; peak %lld; "
 	       "oracle %lld pages: %.1f%%\n",
-	       (long long)saved, (double)saved * 4096 / (1 << 20),
+	       (long long)saved, (double)saved * r->page_size / (1 << 20),
 	       plot_pct_of_present((double)saved, (double)m->pages_present), (long long)m->pages_present,
 	       (long long)r->peak_saved, (long long)m->oracle_saving,
 	       m->oracle_saving ? 100.0 * (double)saved / (double)m->oracle_saving : 100.0);
@@ -255,8 +270,16 @@ static int run_prepare(struct run_cmd *c)
 		return rc;
 	if (cli_sim_opts_apply(&o->sim, &c->cfg, &c->err) < 0)
 		return cli_fail(&c->err);
+	{
+		/* before any work: writable, not the trace, not each other, never a special file replaced */
+		const char *outs[] = { o->csv, o->plot }, *ins[] = { o->trace };
+
+		if (atomic_file_check(outs, 2, ins, 1, &c->err) < 0)
+			return cli_fail(&c->err);
+	}
 	if (o->csv) {
-		if (atomic_file_open(&c->af, o->csv, 0644, &c->err) < 0)
+		/* a CSV derived from a private (0600) trace stays private */
+		if (atomic_file_open(&c->af, o->csv, atomic_file_mode_from(o->trace, 0644), &c->err) < 0)
 			return cli_fail(&c->err);
 		c->out.csv = c->af.f;
 		for (int i = 0; i < METRICS_COUNT; i++) {

@@ -16,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "parallel.h"
 #include "report.h"
 #include "sim.h"
 
 #define MAX_VALUES 1024
+#define SWEEP_MAX_RUNS (1ull << 20) /* runs one process holds (about 2 GiB of results) */
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -133,7 +135,7 @@ static int parse_vary(struct grid *g, const struct algo_ops *a, const char *spec
 	char *copy, *save = NULL, *tok;
 	struct algo_params tmp;
 	uint32_t k = g->nkeys;
-	int ki;
+	int ki, rc;
 
 	if (!eq || eq == spec || !eq[1])
 		return cli_usage_error("sweep", "--vary %s: write key=v1,v2,...", spec);
@@ -179,8 +181,10 @@ static int parse_vary(struct grid *g, const struct algo_ops *a, const char *spec
 		}
 		for (size_t j = 0; j < g->count[k]; j++) {
 			if (g->values[k][j] == tmp.v[ki]) {
+				/* tok lives in copy: the message first */
+				rc = cli_usage_error("sweep", "--vary %s: value %s given twice", g->keys[k], tok);
 				free(copy);
-				return cli_usage_error("sweep", "--vary %s: value %s given twice", g->keys[k], tok);
+				return rc;
 			}
 		}
 		g->values[k][g->count[k]++] = tmp.v[ki];
@@ -218,8 +222,12 @@ static void print_points(const struct plot_sweep_def *d, const struct plot_sweep
 
 	if (plot_sweep_points(d, rows, n, &p, NULL) < 0)
 		return;
-	for (uint32_t k = 0; k < d->nkeys; k++)
-		printf("%-16s ", d->keys[k]);
+	for (uint32_t k = 0; k < d->nkeys; k++) {
+		char key[4 * sizeof(d->keys[k])];
+
+		sp_term_escape(key, sizeof(key), d->keys[k]); /* from share files: never raw on a terminal */
+		printf("%-16s ", key);
+	}
 	printf("%22s %14s %10s %12s %s\n", "saved MiB (95% CI)", "CPU s", "CPU %", "to 90% s", "frontier");
 	for (uint64_t i = 0; i < d->points; i++) {
 		char s[64], t[64];
@@ -281,8 +289,11 @@ static int do_merge(const char *dir, bool quiet)
 	}
 	rc = plot_sweep_write(dir, &d, rows, n, desc, algo_find(d.algorithm), &err);
 	if (rc == 0 && !quiet) {
+		char name[4096];
+
 		print_points(&d, rows, n);
-		printf("report: %s/index.html\n", dir);
+		sp_term_escape(name, sizeof(name), dir);
+		printf("report: %s/index.html\n", name);
 	}
 	if (rc == 0)
 		warn_identical_seeds(&d, rows, n);
@@ -348,6 +359,22 @@ static int sweep_grid(struct sweep_cmd *x)
 	if (g->points * o->seeds > (1ull << 32))
 		return cli_usage_error("sweep", "too many runs (%llu points x %llu seeds)",
 				       (unsigned long long)g->points, (unsigned long long)o->seeds);
+	{
+		/* this process's runs, refused before any work when they cannot be held */
+		uint64_t total = g->points * o->seeds;
+		uint64_t n = o->tasks ? total / o->tasks + (o->task.v[0] < total % o->tasks) : total;
+
+		if (n > SWEEP_MAX_RUNS)
+			return cli_usage_error("sweep", "%llu runs in this process (%llu points x %llu seeds%s) "
+					       "would need about %.1f GiB for their results alone, more than "
+					       "the %llu runs one process may take; split the sweep with "
+					       "--task-id/--tasks or vary fewer values",
+					       (unsigned long long)n, (unsigned long long)g->points,
+					       (unsigned long long)o->seeds, o->tasks ? ", this task's share" : "",
+					       (double)n * (double)(sizeof(struct plot_sweep_run) +
+								    sizeof(struct sim_job)) / (1 << 30),
+					       (unsigned long long)SWEEP_MAX_RUNS);
+	}
 	return EXIT_OK;
 }
 
@@ -435,6 +462,22 @@ static int sweep_prepare(struct sweep_cmd *x)
 
 	if (rc != EXIT_OK)
 		return rc;
+	{
+		/* the report directory, before any work: usable, and no file of it the trace */
+		const char *files[] = { "index.html", "runs.csv", "sweep.csv", "sweep.gp" };
+		const char *ins[] = { x->o.trace };
+		char share[96];
+		size_t nf = 4;
+
+		if (x->o.tasks) {
+			snprintf(share, sizeof(share), "share-%llu-of-%llu.csv",
+				 (unsigned long long)x->o.task.v[0], (unsigned long long)x->o.tasks);
+			files[0] = share;
+			nf = 1;
+		}
+		if (atomic_file_check_dir(x->o.dir, files, nf, ins, 1, &x->err) < 0)
+			return cli_fail(&x->err);
+	}
 	rc = cli_load_trace(&x->tm, x->o.trace);
 	if (rc != EXIT_OK)
 		return rc;

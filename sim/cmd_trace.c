@@ -97,6 +97,16 @@ static int cmd_gen(int argc, char **argv)
 
 /* ---- check ------------------------------------------------------------ */
 
+/* Text from the file (or the user) on the terminal: control bytes escaped (sp_term_escape). */
+static void put_text(const char *s)
+{
+	char buf[4 * TRACE_MAX_DESC + 1];
+
+	sp_term_escape(buf, sizeof(buf), s);
+	fputs(buf, stdout);
+}
+
+
 /* The commands that take one trace and no option. */
 struct file_opts {
 	struct cli_list files;
@@ -124,43 +134,54 @@ static int cmd_check(int argc, char **argv)
 		return rc;
 	if (trace_check(o.files.v[0], &snaps, &records, &err) < 0)
 		return cli_fail(&err);
-	printf("%s: ok, %u snapshots, %llu page records\n", o.files.v[0], snaps,
-	       (unsigned long long)records);
+	put_text(o.files.v[0]);
+	printf(": ok, %u snapshots, %llu page records\n", snaps, (unsigned long long)records);
 	return EXIT_OK;
 }
 
 /* ---- info ------------------------------------------------------------- */
 
-/* Content per page, to count present, zero and duplicate pages per snapshot. */
+/*
+ * Content per page, to count present, zero and duplicate pages per snapshot:
+ * of the pages the trace mentions (sim_layout), so that a sparse guest costs
+ * what its present pages cost, and the whole file is checked first.
+ */
 struct census {
 	struct fpcount contents;  /* every present page, zero pages under fp {0,0} */
+	struct sim_layout lay;
 	struct sp_fp *fp;
 	uint8_t *present;
-	uint64_t *base;
 	uint64_t npresent, nzero, nhuge;
 	uint8_t *huge;
 	uint8_t *zero;
 	uint16_t *node;
 };
 
-static int census_init(struct census *c, const struct trace_header *h, struct sp_err *err)
+static int census_init(struct census *c, const char *path, struct sp_err *err)
 {
-	uint64_t n = trace_header_total_pages(h), b = 0;
+	struct trace_reader *r;
+	struct trace_source src;
+	uint64_t n;
+	int rc;
 
 	memset(c, 0, sizeof(*c));
+	rc = trace_reader_open(&r, path, err);
+	if (rc < 0)
+		return rc;
+	src = trace_reader_source(r);
+	rc = sim_layout_scan(&c->lay, &src, err);
+	trace_reader_close(r);
+	if (rc < 0)
+		return rc;
+	n = c->lay.total ? c->lay.total : 1;
 	c->fp = calloc(n, sizeof(*c->fp));
 	c->present = calloc(n, 1);
 	c->huge = calloc(n, 1);
 	c->zero = calloc(n, 1);
 	c->node = calloc(n, sizeof(*c->node));
-	c->base = calloc(h->nguests, sizeof(*c->base));
-	if (!c->fp || !c->present || !c->huge || !c->zero || !c->node || !c->base ||
+	if (!c->fp || !c->present || !c->huge || !c->zero || !c->node ||
 	    fpcount_init(&c->contents, 1024) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory for %llu pages", (unsigned long long)n);
-	for (uint32_t g = 0; g < h->nguests; g++) {
-		c->base[g] = b;
-		b += h->guests[g].pages;
-	}
 	return 0;
 }
 
@@ -172,13 +193,16 @@ static void census_release(struct census *c)
 	free(c->huge);
 	free(c->zero);
 	free(c->node);
-	free(c->base);
+	sim_layout_release(&c->lay);
 }
 
 static int census_apply(struct census *c, const struct trace_record *rec, struct sp_err *err)
 {
-	uint64_t i = c->base[rec->guest] + rec->page;
+	uint64_t i;
 
+	if (sim_layout_index(&c->lay, rec->guest, rec->page, &i) < 0)
+		return sp_err_set(err, SP_ECORRUPT, "guest %u page %llu: the trace changed while read",
+				  rec->guest, (unsigned long long)rec->page);
 	if (c->present[i]) {
 		fpcount_remove(&c->contents, c->fp[i], 0);
 		c->npresent--;
@@ -212,8 +236,11 @@ static const struct cli_spec info_spec = {
 
 static void info_header(const char *path, const struct trace_header *h)
 {
-	printf("trace        %s\n", path);
-	printf("description  %s\n", h->desc[0] ? h->desc : "(none)");
+	fputs("trace        ", stdout);
+	put_text(path);
+	fputs("\ndescription  ", stdout);
+	put_text(h->desc[0] ? h->desc : "(none)");
+	putchar('\n');
 	printf("page size    %u\n", h->page_size);
 	printf("fingerprint  %s, 128 bits%s%s\n",
 	       h->fp_algo == TRACE_FP_XXH3_128 ? "XXH3-128 of the page" : "synthetic",
@@ -222,9 +249,13 @@ static void info_header(const char *path, const struct trace_header *h)
 	printf("guests       %u, %llu pages (%.1f MiB)\n", h->nguests,
 	       (unsigned long long)trace_header_total_pages(h),
 	       (double)trace_header_total_pages(h) * h->page_size / (1 << 20));
-	for (uint32_t g = 0; g < h->nguests; g++)
-		printf("  %-20s node %-3u domain %-4u %llu pages\n", h->guests[g].name, h->guests[g].node,
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		char name[4 * sizeof(h->guests[g].name)];
+
+		sp_term_escape(name, sizeof(name), h->guests[g].name);
+		printf("  %-20s node %-3u domain %-4u %llu pages\n", name, h->guests[g].node,
 		       h->guests[g].domain, (unsigned long long)h->guests[g].pages);
+	}
 }
 
 static int cmd_info(int argc, char **argv)
@@ -244,7 +275,7 @@ static int cmd_info(int argc, char **argv)
 		return cli_fail(&err);
 	h = trace_reader_header(r);
 	info_header(o.files.v[0], h);
-	rc = census_init(&c, h, &err);
+	rc = census_init(&c, o.files.v[0], &err);
 	if (rc == 0)
 		printf("%8s %10s %10s %10s %10s %10s %10s %10s\n", "snapshot", "time_ms", "records",
 		       "present", "zero", "huge", "distinct", "duplicate");
@@ -314,14 +345,19 @@ struct export_cmd {
 /* The input read and checked, the census allocated, the output opened. */
 static int export_prepare(struct export_cmd *x)
 {
+	const char *outs[] = { x->o.csv }, *ins[] = { x->o.files.v[0] };
 	int rc;
 
+	/* the output before any work: writable, and not the trace itself */
+	if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0)
+		return cli_fail(&x->err);
 	if (trace_reader_open(&x->r, x->o.files.v[0], &x->err) < 0)
 		return cli_fail(&x->err);
 	x->h = trace_reader_header(x->r);
-	rc = census_init(&x->c, x->h, &x->err);
-	if (rc == 0)
-		rc = atomic_file_open(&x->af, x->o.csv, 0644, &x->err);
+	rc = census_init(&x->c, x->o.files.v[0], &x->err);
+	if (rc == 0) /* the fingerprints of a private (0600) trace stay private */
+		rc = atomic_file_open(&x->af, x->o.csv, atomic_file_mode_from(x->o.files.v[0], 0644),
+				      &x->err);
 	if (rc < 0) {
 		census_release(&x->c);
 		trace_reader_close(x->r);
@@ -334,10 +370,13 @@ static int export_prepare(struct export_cmd *x)
 static void export_rows(struct export_cmd *x, const struct trace_snapshot *s)
 {
 	const struct trace_header *h = x->h;
+	const struct sim_layout *l = &x->c.lay;
 	uint64_t i = 0;
 
 	for (uint32_t g = 0; g < h->nguests; g++) {
-		for (uint64_t p = 0; p < h->guests[g].pages; p++, i++) {
+		for (uint64_t k = 0; k < l->npages[g]; k++, i++) {
+			uint64_t p = l->pfn[g] ? l->pfn[g][k] : k;
+
 			if (!x->c.present[i])
 				continue;
 			fprintf(x->af.f, "%u,%llu,", s->index, (unsigned long long)s->time_ms);

@@ -495,8 +495,13 @@ static int validate_prepare(struct validate_cmd *x)
 	x->end_ms = x->o.sim.duration_ms ? x->o.sim.duration_ms : last_ms + 60000;
 	x->cfg.duration_ms = x->end_ms;
 	x->cfg.sample_ms = x->o.sim.sample_ms;
-	if (x->o.csv && atomic_file_open(&x->af, x->o.csv, 0644, &x->err) < 0)
-		return cli_fail(&x->err);
+	if (x->o.csv) {
+		const char *outs[] = { x->o.csv }, *ins[] = { x->o.trace };
+
+		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0 ||
+		    atomic_file_open(&x->af, x->o.csv, atomic_file_mode_from(x->o.trace, 0644), &x->err) < 0)
+			return cli_fail(&x->err);
+	}
 	return EXIT_OK;
 }
 

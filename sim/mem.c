@@ -50,6 +50,7 @@
 #define PG_ZERO 0x2u
 #define PG_HUGE 0x4u
 #define PG_SPLITZERO 0x8u /* mapped to the zero page by a huge-page split, not by the algorithm */
+#define PG_CLEAN 0x10u    /* not written since the last written() (a write rebuilds flags) */
 
 struct sim_page {
 	struct sp_fp fp;
@@ -61,8 +62,9 @@ struct sim_page {
 
 struct sim_mem {
 	const struct trace_header *h;
+	const struct sim_layout *lay; /* the pages numbered; NULL: every page of every guest */
 	uint64_t npages;
-	uint64_t *base;        /* per guest: index of its page 0 */
+	uint64_t *base;        /* per guest: index of its first numbered page */
 	struct sim_page *pages;
 	struct bk_frames frames; /* data: the frame's content, struct sp_fp */
 	uint32_t nnodes;
@@ -97,7 +99,27 @@ static uint32_t domain_of(const struct sim_mem *m, const struct sim_page *pg)
 	return m->h->guests[pg->guest].domain;
 }
 
+/* Pages numbered of guest g. */
+static uint64_t guest_pages(const struct sim_mem *m, uint32_t g)
+{
+	return m->lay ? m->lay->npages[g] : m->h->guests[g].pages;
+}
+
+/* The guest page number of backend page p of guest g. */
+static uint64_t pfn_of(const struct sim_mem *m, uint32_t g, bk_page p)
+{
+	uint64_t i = p - m->base[g];
+
+	return m->lay && m->lay->pfn[g] ? m->lay->pfn[g][i] : i;
+}
+
 int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_err *err)
+{
+	return sim_mem_new_layout(out, h, NULL, err);
+}
+
+int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
+		       const struct sim_layout *layout, struct sp_err *err)
 {
 	struct sim_mem *m = calloc(1, sizeof(*m));
 	uint64_t n = 0;
@@ -105,13 +127,19 @@ int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_er
 	*out = NULL;
 	if (!m)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	if (layout && layout->nguests != h->nguests) {
+		free(m);
+		return sp_err_set(err, SP_EINVAL, "a page layout of %u guests for a trace of %u",
+				  layout->nguests, h->nguests);
+	}
 	m->h = h;
+	m->lay = layout;
 	m->base = calloc(h->nguests, sizeof(*m->base));
 	if (!m->base)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
 		m->base[g] = n;
-		n += h->guests[g].pages;
+		n += guest_pages(m, g);
 		if (h->guests[g].node + 1u > m->nnodes)
 			m->nnodes = h->guests[g].node + 1u;
 	}
@@ -121,7 +149,7 @@ int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_er
 	    fpcount_init(&m->truth, 1024) < 0)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
-		for (uint64_t p = 0; p < h->guests[g].pages; p++) {
+		for (uint64_t p = 0; p < guest_pages(m, g); p++) {
 			m->pages[m->base[g] + p].guest = (uint16_t)g;
 			m->pages[m->base[g] + p].node = h->guests[g].node;
 		}
@@ -146,7 +174,11 @@ void sim_mem_free(struct sim_mem *m)
 
 uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page)
 {
-	return m->base[guest] + page;
+	uint64_t i = m->base[guest] + page;
+
+	if (m->lay && sim_layout_index(m->lay, guest, page, &i) < 0)
+		return m->npages; /* not numbered */
+	return i;
 }
 
 const uint64_t *sim_mem_counts(const struct sim_mem *m)
@@ -187,12 +219,15 @@ static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
 static void split_huge(struct sim_mem *m, bk_page p)
 {
 	struct sim_page *pg = &m->pages[p];
-	uint64_t gbase = m->base[pg->guest];
-	uint64_t first = gbase + (p - gbase) / HUGE_REGION * HUGE_REGION;
-	uint64_t end = first + HUGE_REGION;
+	uint32_t g = pg->guest;
+	uint64_t gbase = m->base[g], gend = gbase + guest_pages(m, g);
+	uint64_t region = pfn_of(m, g, p) / HUGE_REGION, first = p, end = p + 1;
 
-	if (end > gbase + m->h->guests[pg->guest].pages)
-		end = gbase + m->h->guests[pg->guest].pages;
+	/* the numbered pages of p's huge-page region: a contiguous run of indexes */
+	while (first > gbase && pfn_of(m, g, first - 1) / HUGE_REGION == region)
+		first--;
+	while (end < gend && pfn_of(m, g, end) / HUGE_REGION == region)
+		end++;
 	m->thp_splits++;
 	for (uint64_t i = first; i < end; i++) {
 		struct sim_page *q = &m->pages[i];
@@ -248,7 +283,7 @@ static void mem_page_info(void *impl, bk_page p, struct bk_page_info *out)
 	out->guest = pg->guest;
 	out->node = pg->node;
 	out->domain = domain_of(m, pg);
-	out->pfn = p - m->base[pg->guest];
+	out->pfn = pfn_of(m, pg->guest, p);
 	out->present = (pg->flags & PG_PRESENT) != 0;
 	out->zero = (pg->flags & PG_ZERO) != 0;
 	out->huge = (pg->flags & PG_HUGE) != 0;
@@ -266,6 +301,16 @@ static uint32_t mem_checksum(void *impl, bk_page p)
 static uint32_t mem_checksum_uncounted(void *impl, bk_page p)
 {
 	return sp_fp_checksum(((struct sim_mem *)impl)->pages[p].fp);
+}
+
+/* Written since the last call: the trace changed its content, mapped or unmapped it. */
+static int mem_written(void *impl, bk_page p)
+{
+	struct sim_page *pg = &((struct sim_mem *)impl)->pages[p];
+	int w = !(pg->flags & PG_CLEAN);
+
+	pg->flags |= PG_CLEAN;
+	return w;
 }
 
 static int mem_compare(void *impl, bk_page a, bk_page b)
@@ -443,6 +488,7 @@ static const struct backend_ops sim_backend_ops = {
 	.account = mem_account,
 	.content = mem_content,
 	.checksum_uncounted = mem_checksum_uncounted,
+	.written = mem_written,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
@@ -478,12 +524,23 @@ static void truth_remove(struct sim_mem *m, const struct sim_page *pg)
 int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
 		  uint32_t *what, bool *notify, struct sp_err *err)
 {
-	bk_page p = m->base[rec->guest] + rec->page;
-	struct sim_page *pg = &m->pages[p];
-	bool was_present = pg->flags & PG_PRESENT;
+	bk_page p = 0;
+	struct sim_page *pg;
+	bool was_present;
 	bool present = rec->flags & TRACE_PRESENT;
-	bool content_changed = !was_present || !present || !sp_fp_eq(pg->fp, rec->fp) ||
-			       (bool)(pg->flags & PG_ZERO) != (bool)(rec->flags & TRACE_ZERO);
+	bool content_changed;
+
+	if (rec->guest >= m->h->nguests ||
+	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &p) < 0
+		    : rec->page >= m->h->guests[rec->guest].pages))
+		return sp_err_set(err, SP_EINVAL, "a record for guest %u page %llu that the replay's "
+				  "page layout does not hold", rec->guest, (unsigned long long)rec->page);
+	if (!m->lay)
+		p = m->base[rec->guest] + rec->page;
+	pg = &m->pages[p];
+	was_present = pg->flags & PG_PRESENT;
+	content_changed = !was_present || !present || !sp_fp_eq(pg->fp, rec->fp) ||
+			  (bool)(pg->flags & PG_ZERO) != (bool)(rec->flags & TRACE_ZERO);
 
 	*page = p;
 	*what = 0;
@@ -526,10 +583,15 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
 {
 	const struct sim_page *pg;
+	uint64_t i = 0;
 
-	if (rec->guest >= m->h->nguests || rec->page >= m->h->guests[rec->guest].pages)
+	if (rec->guest >= m->h->nguests ||
+	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &i) < 0
+		    : rec->page >= m->h->guests[rec->guest].pages))
 		return; /* sim_mem_apply() says what is wrong */
-	pg = &m->pages[m->base[rec->guest] + rec->page];
+	if (!m->lay)
+		i = m->base[rec->guest] + rec->page;
+	pg = &m->pages[i];
 	__builtin_prefetch(pg, 1);
 	if ((rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT)
 		fpcount_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);

@@ -61,7 +61,7 @@ uint64_t sim_expected_end_ms(const struct trace_mem *tm, const struct sim_config
 	src = trace_mem_source(&c);
 	while (src.next_snapshot(src.impl, &s, NULL) > 0)
 		last = s.time_ms;
-	return last + cfg->tail_ms;
+	return last > UINT64_MAX - cfg->tail_ms ? UINT64_MAX : last + cfg->tail_ms;
 }
 
 static int keep_sample(void *arg, uint64_t time_ms, const struct metrics *m)
@@ -159,8 +159,22 @@ int sim_parallel_run(const struct trace_mem *tm, struct sim_job *jobs, size_t n,
 			  .done = done, .progress = progress, .arg = arg };
 	pthread_t *tid;
 	size_t started = 0;
+	struct sim_layout lay;
 	int rc = 0;
 
+	if (n == 0)
+		return 0;
+	{
+		/* the pages the trace mentions, learnt once for every job (layout.c) */
+		struct trace_mem_cursor c;
+		struct trace_source src;
+
+		trace_mem_cursor_init(&c, tm);
+		src = trace_mem_source(&c);
+		rc = sim_layout_scan(&lay, &src, err);
+		if (rc < 0)
+			return rc;
+	}
 	if (threads == 0)
 		threads = sim_cpu_count();
 	if (threads > n)
@@ -172,13 +186,16 @@ int sim_parallel_run(const struct trace_mem *tm, struct sim_job *jobs, size_t n,
 		jobs[i].done_ms = 0;
 		sp_err_clear(&jobs[i].err);
 		jobs[i].expected_ms = sim_expected_end_ms(tm, &jobs[i].cfg);
-		p.total_ms += jobs[i].expected_ms;
+		p.total_ms = p.total_ms > UINT64_MAX - jobs[i].expected_ms ? UINT64_MAX
+									  : p.total_ms + jobs[i].expected_ms;
+		if (!jobs[i].cfg.layout)
+			jobs[i].cfg.layout = &lay;
 	}
-	if (n == 0)
-		return 0;
 	tid = calloc(threads, sizeof(*tid));
-	if (!tid)
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	if (!tid) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		goto out;
+	}
 	pthread_mutex_init(&p.lock, NULL);
 	for (unsigned t = 0; t < threads; t++) {
 		if (pthread_create(&tid[t], NULL, worker, &p) != 0)
@@ -193,15 +210,28 @@ int sim_parallel_run(const struct trace_mem *tm, struct sim_job *jobs, size_t n,
 	free(tid);
 	if (p.first_failed < n) {
 		struct sim_job *j = &jobs[p.first_failed];
+		const char *name = j->name ? j->name : j->cfg.algo->name;
+		const char *msg = j->err.msg[0] ? j->err.msg : sp_strerror(j->rc);
+		size_t len = strlen(name);
 
-		rc = sp_err_set(err, j->rc, "%s: %s", j->name ? j->name : j->cfg.algo->name,
-				j->err.msg[0] ? j->err.msg : sp_strerror(j->rc));
+		/* the job's name once: "ksm: ksm: ..." says nothing more */
+		if (!strncmp(msg, name, len) && msg[len] == ':')
+			rc = sp_err_set(err, j->rc, "%s", msg);
+		else
+			rc = sp_err_set(err, j->rc, "%s: %s", name, msg);
 	}
+out:
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].cfg.layout == &lay)
+			jobs[i].cfg.layout = NULL;
+	sim_layout_release(&lay);
 	return rc;
 }
 
 void sim_job_release(struct sim_job *job)
 {
+	if (!job)
+		return;
 	free(job->samples);
 	free(job->times);
 	job->samples = NULL;

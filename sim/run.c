@@ -214,6 +214,58 @@ static int apply_all(struct run *x, struct sp_err *err)
 	return 0;
 }
 
+/* a + b, or NEVER if that does not fit: the clock never wraps. */
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > NEVER - b ? NEVER : a + b;
+}
+
+/* Nanoseconds of a modelled CPU time, clamped below NEVER (a double beyond 2^64 does not convert). */
+static uint64_t ns_of(double ns)
+{
+	return !(ns > 0) ? 0 : ns >= 9.2e18 ? (uint64_t)9.2e18 : (uint64_t)ns;
+}
+
+static int snapshot_time_ok(const struct trace_snapshot *s, struct sp_err *err)
+{
+	if (s->time_ms > SIM_MAX_MS)
+		return sp_err_set(err, SP_ELIMIT, "snapshot %u at %llu ms is beyond the simulated clock "
+				  "(at most %llu ms, about 292 years)", s->index,
+				  (unsigned long long)s->time_ms, (unsigned long long)SIM_MAX_MS);
+	return 0;
+}
+
+int sim_check_estimate(const struct sim_config *cfg, uint64_t last_ms, struct sp_err *err)
+{
+	uint64_t end_ms, samples, batches = 0;
+	int si;
+
+	if (last_ms > SIM_MAX_MS)
+		return sp_err_set(err, SP_ELIMIT, "the last snapshot, at %llu ms, is beyond the simulated "
+				  "clock (at most %llu ms, about 292 years)", (unsigned long long)last_ms,
+				  (unsigned long long)SIM_MAX_MS);
+	end_ms = cfg->duration_ms ? cfg->duration_ms : last_ms + cfg->tail_ms;
+	if (end_ms > SIM_MAX_MS)
+		return sp_err_set(err, SP_ELIMIT, "the run would end at %llu ms, beyond the simulated "
+				  "clock (at most %llu ms)", (unsigned long long)end_ms,
+				  (unsigned long long)SIM_MAX_MS);
+	samples = end_ms / cfg->sample_ms + 1;
+	si = cfg->algo ? algo_param_index(cfg->algo, "sleep_millisecs") : -1;
+	if (si >= 0 && !(cfg->algo->caps & ALGO_CAP_OMNISCIENT)) {
+		double sleep = cfg->params.v[si] < 1 ? 1 : cfg->params.v[si];
+
+		batches = (uint64_t)((double)end_ms / sleep);
+	}
+	if (samples > SIM_MAX_EVENTS || batches > SIM_MAX_EVENTS - samples)
+		return sp_err_set(err, SP_ELIMIT, "the run would simulate %.4g s: %llu samples (one every "
+				  "%llu ms) and about %llu scanner batches, more than the %llu a run may "
+				  "take; shorten it (duration) or sample less often",
+				  (double)end_ms / 1000, (unsigned long long)samples,
+				  (unsigned long long)cfg->sample_ms, (unsigned long long)batches,
+				  (unsigned long long)SIM_MAX_EVENTS);
+	return 0;
+}
+
 static int cmp_queued(const void *a, const void *b)
 {
 	const struct queued *x = a, *y = b;
@@ -256,7 +308,8 @@ static int take_snapshot(struct run *x, const struct trace_snapshot *s, struct s
 	}
 	if (rc < 0)
 		return rc;
-	qsort(x->q, x->qlen, sizeof(*x->q), cmp_queued);
+	if (x->qlen > 1) /* no writes, no queue: qsort(NULL, 0) is undefined */
+		qsort(x->q, x->qlen, sizeof(*x->q), cmp_queued);
 	x->prev_snap_ns = t;
 	return 0;
 }
@@ -370,7 +423,7 @@ static int run_control(struct run *x, uint64_t t, uint64_t *ctl_wake, uint64_t *
 	read_metrics(x, &m);
 	x->wake_pending = false;
 	rc = x->cfg->ctl->tick(x->ctl_st, t, &m, &next, err);
-	*ctl_wake = next == ALGO_SLEEP_FOREVER ? NEVER : t + (next ? next : NS_PER_MS);
+	*ctl_wake = next == ALGO_SLEEP_FOREVER ? NEVER : sat_add(t, next ? next : NS_PER_MS);
 	if (!x->running)
 		*wake = NEVER;
 	else if (x->wake_pending && *wake > t)
@@ -390,20 +443,20 @@ static int run_batch(struct run *x, uint64_t t, uint64_t *wake, struct sp_err *e
 	rc = x->algo->batch(x->st, t, &sleep);
 	if (rc < 0)
 		return sp_err_set(err, rc, "%s: %s in a scan batch", x->algo->name, sp_strerror(rc));
-	cpu = (uint64_t)(scanner_ns(&cfg->cost, c) - before);
+	cpu = ns_of(scanner_ns(&cfg->cost, c) - before);
 	if (sleep == ALGO_SLEEP_FOREVER)
 		*wake = NEVER;
 	else if (x->algo->version >= 2 && x->algo->wake_at)
-		*wake = x->algo->wake_at(x->st, t + cpu, sleep);
+		*wake = x->algo->wake_at(x->st, sat_add(t, cpu), sleep);
 	else
-		*wake = t + cpu + sleep;
+		*wake = sat_add(sat_add(t, cpu), sleep);
 	if (*wake <= t)
-		*wake = t + NS_PER_MS; /* a batch that took no time and asked no sleep */
+		*wake = sat_add(t, NS_PER_MS); /* a batch that took no time and asked no sleep */
 	if (x->ctl_st && cfg->ctl->after_batch) {
 		struct metrics m;
 
 		read_metrics(x, &m);
-		rc = cfg->ctl->after_batch(x->ctl_st, t + cpu, &m, err);
+		rc = cfg->ctl->after_batch(x->ctl_st, sat_add(t, cpu), &m, err);
 	}
 	if (!x->running)
 		*wake = NEVER;
@@ -437,7 +490,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		struct sp_err *err)
 {
 	const struct sim_config *cfg = x->cfg;
-	uint64_t end = cfg->duration_ms ? cfg->duration_ms * NS_PER_MS : NEVER;
+	uint64_t end = cfg->duration_ms ? cfg->duration_ms * NS_PER_MS : NEVER; /* both <= SIM_MAX_MS */
 	uint64_t wake = 0, next_sample = 0, sample_ns = cfg->sample_ms * NS_PER_MS;
 	uint64_t ctl_wake = x->ctl_st ? 0 : NEVER;
 	struct trace_snapshot s;
@@ -449,6 +502,9 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		return rc;
 	if (rc == 0)
 		return sp_err_set(err, SP_ECORRUPT, "the trace has no snapshot");
+	rc = snapshot_time_ok(&s, err);
+	if (rc < 0)
+		return rc;
 	have_snap = true;
 	for (;;) {
 		/*
@@ -480,8 +536,10 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 			if (rc == 0) {
 				rc = x->src->next_snapshot(x->src->impl, &s, err);
 				have_snap = rc > 0;
+				if (rc > 0)
+					rc = snapshot_time_ok(&s, err);
 				if (rc == 0 && !cfg->duration_ms)
-					end = x->prev_snap_ns + cfg->tail_ms * NS_PER_MS;
+					end = sat_add(x->prev_snap_ns, cfg->tail_ms * NS_PER_MS);
 				rc = rc < 0 ? rc : 0;
 			}
 		} else if (t == ctl_wake) {
@@ -490,7 +548,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 			rc = run_batch(x, t, &wake, err);
 		} else {
 			rc = run_sample(x, t, end, sample, progress, arg, err);
-			next_sample += sample_ns;
+			next_sample = sat_add(next_sample, sample_ns);
 		}
 		if (rc < 0)
 			return rc;
@@ -503,15 +561,43 @@ int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn 
 {
 	struct trace_reader *r;
 	struct trace_source src;
+	struct sim_layout lay;
+	struct sim_config c = *cfg;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	/*
+	 * First the whole file is checked, as `trace check` and `compare` do, and
+	 * its layout learnt: a corrupt tail is refused before any work, whatever
+	 * the duration; then it is replayed, streamed.
+	 */
 	rc = trace_reader_open(&r, trace_path, err);
 	if (rc < 0)
 		return rc;
 	src = trace_reader_source(r);
-	rc = sim_run_source(&src, cfg, sample, progress, arg, out, err);
+	rc = sim_layout_scan(&lay, &src, err);
 	trace_reader_close(r);
+	if (rc < 0)
+		return rc;
+	rc = trace_reader_open(&r, trace_path, err);
+	if (rc < 0) {
+		sim_layout_release(&lay);
+		return rc;
+	}
+	src = trace_reader_source(r);
+	c.layout = &lay;
+	rc = sim_run_source(&src, &c, sample, progress, arg, out, err);
+	if ((rc == SP_ECORRUPT || rc == SP_ELIMIT || rc == SP_ETRUNC) && err && err->code == rc &&
+	    !strstr(err->msg, trace_path)) {
+		/* a failure the trace caused, named by its file (the reader's own errors already are) */
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		sp_err_clear(err);
+		sp_err_set(err, rc, "%s: %s", trace_path, msg);
+	}
+	trace_reader_close(r);
+	sim_layout_release(&lay);
 	return rc;
 }
 
@@ -529,14 +615,23 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	rc = algo_check(cfg->algo, err);
 	if (rc < 0)
 		return rc;
+	if (cfg->duration_ms > SIM_MAX_MS || cfg->tail_ms > SIM_MAX_MS || cfg->sample_ms > SIM_MAX_MS)
+		return sp_err_set(err, SP_EINVAL, "duration, tail and sample interval must be at most "
+				  "%llu ms (the simulated clock's range)", (unsigned long long)SIM_MAX_MS);
+	if (cfg->layout) {
+		rc = sim_check_estimate(cfg, cfg->layout->last_ms, err);
+		if (rc < 0)
+			return rc;
+	}
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
+	out->page_size = src->header(src->impl)->page_size;
 	if (cfg->ctl && strcmp(cfg->ctl->name, "advisor") == 0) {
 		char why[256];
 
 		if (!algo_kernel_offers(&cfg->kernel, "advisor", why, sizeof(why)))
 			return sp_err_set(err, SP_EINVAL, "--controller advisor: %s", why);
 	}
-	rc = sim_mem_new(&x.mem, src->header(src->impl), err);
+	rc = sim_mem_new_layout(&x.mem, src->header(src->impl), cfg->layout, err);
 	if (rc == 0)
 		sim_mem_set_huge(x.mem, sim_huge_for(cfg->algo, &cfg->kernel));
 	if (rc == 0) {

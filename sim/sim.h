@@ -72,6 +72,40 @@ const uint64_t *sim_mem_counts(const struct sim_mem *m);
 uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page);
 
 /*
+ * Which pages of each guest the simulated backend numbers (layout.c): the
+ * pages the trace ever mentions, learnt by a pass over the whole trace that
+ * also checks it to its END chunk.  A page never mentioned is absent
+ * throughout, so a sparse guest costs what its mentioned pages cost.
+ */
+struct sim_layout {
+	uint32_t nguests;
+	uint64_t *base;     /* per guest: backend index of its first numbered page */
+	uint64_t *npages;   /* per guest: pages numbered */
+	uint64_t **pfn;     /* per guest: their sorted page numbers; NULL: every page 0..pages-1 */
+	uint64_t total;     /* pages numbered in all */
+	uint64_t snapshots;
+	uint64_t last_ms;   /* time of the last snapshot */
+};
+
+/* Reads src to its end (checking everything) and fills out; release with sim_layout_release. */
+int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, struct sp_err *err);
+void sim_layout_release(struct sim_layout *l);
+/* Backend index of (guest, page): 0, or SP_EINVAL if the layout does not number it. */
+int sim_layout_index(const struct sim_layout *l, uint32_t guest, uint64_t page, uint64_t *out);
+/* As sim_mem_new, numbering only the pages of layout (NULL: every page). */
+int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
+		       const struct sim_layout *layout, struct sp_err *err);
+
+/*
+ * The simulated clock counts nanoseconds in 64 bits: times up to
+ * SIM_MAX_MS (about 292 years) are simulated, later ones are refused.  A run
+ * that would take more than SIM_MAX_EVENTS samples and scanner batches is
+ * refused before it starts, with its estimate.
+ */
+#define SIM_MAX_MS (UINT64_MAX / 1000000ull / 2)
+#define SIM_MAX_EVENTS 200000000ull
+
+/*
  * The simulated host that a control policy sees (struct ctl_host): its
  * memory, and what other than the trace's guests uses it.  Guest memory
  * committed = every guest page; free = mem - used - (guest pages - pages
@@ -113,6 +147,7 @@ struct sim_config {
 	struct sim_cost cost;
 	const struct ctl_ops *ctl;     /* control policy, or NULL */
 	struct algo_params ctl_params;
+	const struct sim_layout *layout; /* pages to number (sim_run_source); NULL: all, no estimate */
 	struct sim_host host;          /* the host the control policy sees */
 	struct sim_ctl_text ctl_text[SIM_CTL_MAX_TEXT]; /* the policy's text parameters (not owned) */
 	int nctl_text;
@@ -124,6 +159,13 @@ struct sim_config {
 	struct algo_kernel kernel;
 	const struct sim_hooks *hooks; /* or NULL */
 };
+
+/*
+ * Refuses (SP_ELIMIT, with the estimate) a run of cfg over a trace whose
+ * last snapshot is at last_ms that would need more than SIM_MAX_EVENTS
+ * samples and batches, or a clock beyond SIM_MAX_MS.
+ */
+int sim_check_estimate(const struct sim_config *cfg, uint64_t last_ms, struct sp_err *err);
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
 /*
@@ -156,6 +198,7 @@ struct sim_result {
 	uint64_t page_states;    /* pages x snapshots: logical records replayed */
 	int64_t peak_saved;      /* max of metrics_saved(): pages_sharing + ksm_zero_pages
 				    + thp_zero_pages, over the samples */
+	uint32_t page_size;      /* the trace's, bytes: pages to MiB */
 	/*
 	 * The tunables as they are now: updated before every sample callback,
 	 * so a callback that keeps a pointer to this result reads them

@@ -203,7 +203,7 @@ int trace_elf_open(struct trace_elf *e, const char *path, struct sp_err *err)
 	e->path = strdup(path);
 	if (!e->path)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	e->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO: no wait */
 	if (e->fd < 0 || fstat(e->fd, &st) < 0) {
 		rc = sp_err_set(err, errno == EACCES ? SP_EPERM : SP_EIO, "%s: %s", path, strerror(errno));
 		trace_elf_close(e);
@@ -226,6 +226,76 @@ struct gstate {
 	struct sp_fp fp;
 	uint8_t flags;
 };
+
+/*
+ * The pages of one guest that any of its dumps holds: sorted, disjoint
+ * ranges [first, end) of page numbers, whose states are kept from index
+ * base on.  Pages outside them are absent in every dump and are never
+ * written, so a sparse guest (one page at guest-physical 512 GiB) costs
+ * what its present pages cost, not what its highest page number says.
+ */
+struct prange {
+	uint64_t first, end, base;
+};
+
+struct gmap {
+	struct prange *r;
+	uint32_t n;
+	uint64_t total;
+};
+
+static int cmp_prange(const void *a, const void *b)
+{
+	const struct prange *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Whole pages of segment s: [*first, *end). */
+static void seg_pages(const struct trace_elf_segment *s, uint64_t *first, uint64_t *end)
+{
+	*first = (s->paddr + TRACE_ELF_PAGE - 1) / TRACE_ELF_PAGE;
+	*end = (s->paddr + s->filesz) / TRACE_ELF_PAGE;
+}
+
+/* The union of the whole-page ranges of dumps[i] for every i with gidx[i] == g. */
+static int gmap_build(struct gmap *m, const struct trace_elf *dumps, const uint32_t *gidx,
+		      uint32_t ndumps, uint32_t g)
+{
+	uint32_t n = 0, o = 0;
+	uint64_t base = 0;
+
+	memset(m, 0, sizeof(*m));
+	for (uint32_t i = 0; i < ndumps; i++)
+		if (gidx[i] == g)
+			n += dumps[i].nseg;
+	m->r = calloc(n ? n : 1, sizeof(*m->r));
+	if (!m->r)
+		return SP_ENOMEM;
+	for (uint32_t i = 0; i < ndumps; i++) {
+		for (uint32_t k = 0; gidx[i] == g && k < dumps[i].nseg; k++) {
+			seg_pages(&dumps[i].seg[k], &m->r[m->n].first, &m->r[m->n].end);
+			if (m->r[m->n].end > m->r[m->n].first)
+				m->n++;
+		}
+	}
+	qsort(m->r, m->n, sizeof(*m->r), cmp_prange);
+	for (uint32_t i = 0; i < m->n; i++) {
+		if (o && m->r[i].first <= m->r[o - 1].end) {
+			if (m->r[i].end > m->r[o - 1].end)
+				m->r[o - 1].end = m->r[i].end;
+		} else {
+			m->r[o++] = m->r[i];
+		}
+	}
+	m->n = o;
+	for (uint32_t i = 0; i < m->n; i++) {
+		m->r[i].base = base;
+		base += m->r[i].end - m->r[i].first;
+	}
+	m->total = base;
+	return 0;
+}
 
 struct importer {
 	const struct trace_import_opts *o;
@@ -251,52 +321,69 @@ static int emit(struct importer *im, uint32_t guest, uint64_t page, struct gstat
 	return trace_writer_record(im->w, &rec, err);
 }
 
-/* Writes the records of guest g for dump e against prev[0..pages). */
+/*
+ * Writes the records of guest g for dump e: every page of the guest's
+ * ranges m, against its state prev[base + (page - first)]; a page of the
+ * ranges that e does not hold is absent in e.
+ */
 static int import_dump(struct importer *im, uint32_t g, struct trace_elf *e, struct gstate *prev,
-		       uint64_t pages, struct sp_err *err)
+		       const struct gmap *m, struct sp_err *err)
 {
 	const struct gstate absent = { { 0, 0 }, 0 };
-	uint64_t p = 0;
+	uint32_t si = 0;
 	int rc;
 
-	for (uint32_t i = 0; i < e->nseg; i++) {
-		const struct trace_elf_segment *s = &e->seg[i];
-		uint64_t first = (s->paddr + TRACE_ELF_PAGE - 1) / TRACE_ELF_PAGE;
-		uint64_t end = (s->paddr + s->filesz) / TRACE_ELF_PAGE;
+	for (uint32_t ri = 0; ri < m->n; ri++) {
+		const struct prange *R = &m->r[ri];
+		struct gstate *st = prev + R->base; /* st[p - first] for p in [first, end) */
+		uint64_t p = R->first;
 
-		for (; p < first && p < pages; p++) {
-			rc = emit(im, g, p, &prev[p], absent, err);
-			if (rc < 0)
-				return rc;
-		}
-		while (p < end) {
-			uint64_t n = end - p < READ_PAGES ? end - p : READ_PAGES;
+		while (p < R->end) {
+			uint64_t first = UINT64_MAX, end = UINT64_MAX, stop;
 
-			rc = read_at(e, im->buf, n * TRACE_ELF_PAGE,
-				     s->offset + (p * TRACE_ELF_PAGE - s->paddr), err);
-			if (rc < 0)
-				return rc;
-			for (uint64_t k = 0; k < n; k++) {
-				struct gstate now;
-				bool zero;
+			/* the first segment of e not wholly before p */
+			while (si < e->nseg) {
+				seg_pages(&e->seg[si], &first, &end);
+				if (end > p && end > first)
+					break;
+				si++;
+				first = end = UINT64_MAX;
+			}
+			if (p < first) { /* absent up to the segment or the range's end */
+				stop = first < R->end ? first : R->end;
+				for (; p < stop; p++) {
+					rc = emit(im, g, p, &st[p - R->first], absent, err);
+					if (rc < 0)
+						return rc;
+				}
+				continue;
+			}
+			stop = end < R->end ? end : R->end;
+			while (p < stop) {
+				const struct trace_elf_segment *s = &e->seg[si];
+				uint64_t n = stop - p < READ_PAGES ? stop - p : READ_PAGES;
 
-				now.fp = trace_page_fp(&im->hasher, im->buf + k * TRACE_ELF_PAGE,
-						       TRACE_ELF_PAGE, &zero);
-				now.flags = TRACE_PRESENT | (zero ? TRACE_ZERO : 0);
-				rc = emit(im, g, p + k, &prev[p + k], now, err);
+				rc = read_at(e, im->buf, n * TRACE_ELF_PAGE,
+					     s->offset + (p * TRACE_ELF_PAGE - s->paddr), err);
 				if (rc < 0)
 					return rc;
+				for (uint64_t k = 0; k < n; k++) {
+					struct gstate now;
+					bool zero;
+
+					now.fp = trace_page_fp(&im->hasher, im->buf + k * TRACE_ELF_PAGE,
+							       TRACE_ELF_PAGE, &zero);
+					now.flags = TRACE_PRESENT | (zero ? TRACE_ZERO : 0);
+					rc = emit(im, g, p + k, &st[p + k - R->first], now, err);
+					if (rc < 0)
+						return rc;
+				}
+				p += n;
+				im->done += n * TRACE_ELF_PAGE;
+				if (im->o->progress)
+					im->o->progress(im->o->arg, im->done, im->total);
 			}
-			p += n;
-			im->done += n * TRACE_ELF_PAGE;
-			if (im->o->progress)
-				im->o->progress(im->o->arg, im->done, im->total);
 		}
-	}
-	for (; p < pages; p++) {
-		rc = emit(im, g, p, &prev[p], absent, err);
-		if (rc < 0)
-			return rc;
 	}
 	return 0;
 }
@@ -308,6 +395,7 @@ int trace_import_qemu_elf(const char *out_path, const struct trace_import_input 
 	struct trace_header h = { 0 };
 	struct trace_elf *dumps = NULL;
 	struct gstate **prev = NULL;
+	struct gmap *maps = NULL;
 	uint32_t *gidx = NULL, *nth = NULL, nguests = 0, nsnap = 0;
 	const char **names = NULL;
 	int rc = 0;
@@ -378,17 +466,19 @@ int trace_import_qemu_elf(const char *out_path, const struct trace_import_input 
 		 " ms, %s; page = guest-physical frame",
 		 n, nguests, o->interval_ms, o->unkeyed ? "unkeyed" : "keyed");
 	prev = calloc(nguests, sizeof(*prev));
+	maps = calloc(nguests, sizeof(*maps));
 	im.buf = aligned_alloc(4096, READ_PAGES * TRACE_ELF_PAGE);
-	if (!prev || !im.buf) {
+	if (!prev || !maps || !im.buf) {
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (uint32_t g = 0; g < nguests; g++) {
 		snprintf(h.guests[g].name, sizeof(h.guests[g].name), "%s", names[g]);
-		prev[g] = calloc(h.guests[g].pages, sizeof(**prev));
-		if (!prev[g]) {
+		/* states of the pages some dump holds: bounded by the dumps' sizes */
+		if (gmap_build(&maps[g], dumps, gidx, n, g) < 0 ||
+		    !(prev[g] = calloc(maps[g].total ? maps[g].total : 1, sizeof(**prev)))) {
 			rc = sp_err_set(err, SP_ENOMEM, "out of memory for guest %s (%" PRIu64 " pages)",
-					names[g], h.guests[g].pages);
+					names[g], maps[g].total);
 			goto out;
 		}
 	}
@@ -400,7 +490,7 @@ int trace_import_qemu_elf(const char *out_path, const struct trace_import_input 
 		for (uint32_t g = 0; rc == 0 && g < nguests; g++) {
 			for (uint32_t i = 0; rc == 0 && i < n; i++) {
 				if (gidx[i] == g && nth[i] == k)
-					rc = import_dump(&im, g, &dumps[i], prev[g], h.guests[g].pages, err);
+					rc = import_dump(&im, g, &dumps[i], prev[g], &maps[g], err);
 			}
 		}
 	}
@@ -415,6 +505,9 @@ out:
 	for (uint32_t g = 0; prev && g < nguests; g++)
 		free(prev[g]);
 	free(prev);
+	for (uint32_t g = 0; maps && g < nguests; g++)
+		free(maps[g].r);
+	free(maps);
 	for (uint32_t i = 0; dumps && i < n; i++) {
 		if (dumps[i].path)
 			trace_elf_close(&dumps[i]);

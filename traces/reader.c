@@ -10,10 +10,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "chunk.h"
@@ -203,7 +205,7 @@ int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err
 	uint8_t magic[TRACE_MAGIC_LEN + 4];
 	struct stat sb;
 	size_t n;
-	int rc;
+	int rc, fd;
 
 	*out = NULL;
 	if (!r)
@@ -214,15 +216,23 @@ int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err
 		trace_reader_close(r);
 		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
 	}
-	r->f = fopen(path, "rb");
-	if (!r->f) {
-		rc = sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	/* O_NONBLOCK: opening a FIFO named as a trace must not wait for a writer */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		rc = sp_err_set(err, errno == EACCES ? SP_EPERM : SP_EIO, "%s: %s", path, strerror(errno));
 		trace_reader_close(r);
 		return rc;
 	}
-	if (fstat(fileno(r->f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
 		trace_reader_close(r);
 		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
+	}
+	r->f = fdopen(fd, "rb");
+	if (!r->f) {
+		close(fd);
+		trace_reader_close(r);
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
 	}
 	r->size = (uint64_t)sb.st_size;
 	setvbuf(r->f, NULL, _IOFBF, 1 << 20);
@@ -327,10 +337,18 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			return rc < 0 ? rc : 0;
 		}
 	}
+	/* LEB128, at most 10 bytes; the 10th may carry only bit 63 and must end the varint. */
 	for (shift = 0;; shift += 7) {
 		p = take(r, 1);
-		if (!p || shift > 63)
+		if (!p)
 			goto bad;
+		if (shift == 63 && (p[0] & 0xfe)) {
+			snprintf(what, sizeof(what), "record %llu of snapshot %u: %s",
+				 (unsigned long long)r->snap_read, r->snap.index,
+				 (p[0] & 0x80) ? "gap varint longer than 10 bytes"
+					       : "gap varint has bits above 2^64");
+			return corrupt(r, err, what);
+		}
 		gap |= (uint64_t)(p[0] & 0x7f) << shift;
 		if (!(p[0] & 0x80))
 			break;
@@ -380,6 +398,12 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			goto bad;
 		out->fp.lo = get_u64(p);
 		out->fp.hi = get_u64(p + 8);
+		if (sp_fp_is_zero(out->fp)) {
+			/* 0 is reserved for zero-filled pages (FORMAT.md): a merger would take it for one. */
+			snprintf(what, sizeof(what), "record %llu of snapshot %u: fingerprint 0 on a page "
+				 "not flagged ZERO", (unsigned long long)r->snap_read, r->snap.index);
+			return corrupt(r, err, what);
+		}
 	}
 	r->have_last = true;
 	r->last_guest = out->guest;

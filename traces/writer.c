@@ -265,6 +265,9 @@ int trace_writer_record(struct trace_writer *w, const struct trace_record *rec,
 		return sp_err_set(err, SP_EINVAL, "%s: invalid record flags 0x%x", w->path, flags);
 	if (!(flags & TRACE_PRESENT))
 		flags = 0;
+	if ((flags & TRACE_PRESENT) && !(flags & TRACE_ZERO) && sp_fp_is_zero(rec->fp))
+		return sp_err_set(err, SP_EINVAL, "%s: guest %u page %llu: fingerprint 0 is reserved "
+				  "for zero-filled pages", w->path, rec->guest, (unsigned long long)rec->page);
 	/* A node equal to the guest's default need not be stored. */
 	if ((flags & TRACE_PRESENT) && rec->node != w->h.guests[rec->guest].node)
 		flags |= TRACE_NODE;

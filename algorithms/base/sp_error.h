@@ -39,6 +39,15 @@ struct sp_err {
 int sp_err_set(struct sp_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Copies src into dst (len bytes, always terminated, truncated if need be)
+ * with every byte a terminal could act on written as \xNN: C0 controls
+ * (newline and ESC among them), DEL and C1 controls (raw, or UTF-8 encoded).
+ * Returns the length written.  For any text from an input file that is shown
+ * on a terminal; sp_err_set() applies it to every message.
+ */
+size_t sp_term_escape(char *dst, size_t len, const char *src);
+
 /* Clears err for reuse. */
 void sp_err_clear(struct sp_err *err);
 

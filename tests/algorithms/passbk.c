@@ -27,6 +27,7 @@ FWD(unmerge, int, (void *impl, bk_page p), (w->in.impl, p))
 FWD(frame_mappers, uint32_t, (void *impl, bk_frame f), (w->in.impl, f))
 FWD(frame_node, uint32_t, (void *impl, bk_frame f), (w->in.impl, f))
 FWD(content, struct sp_fp, (void *impl, bk_page p), (w->in.impl, p))
+FWD(written, int, (void *impl, bk_page p), (w->in.impl, p))
 
 static void p_page_info(void *impl, bk_page p, struct bk_page_info *out)
 {
@@ -54,5 +55,6 @@ void passbk_init(struct passbk *w, struct backend in)
 		.frame_mappers = p_frame_mappers, .frame_node = p_frame_node, .account = p_account,
 		.content = in.ops->content ? p_content : NULL,
 		.checksum_uncounted = in.ops->checksum_uncounted ? p_checksum_uncounted : NULL,
+		.written = in.ops->written ? p_written : NULL,
 	};
 }

@@ -1,7 +1,7 @@
 /*
  * rig.c - a test rig: one algorithm on a sim_mem backend, behind a wrapper
  * backend that counts page_info() and checksum calls per page and can offer
- * checksum_uncounted(), driven record by record and batch by batch by the
+ * checksum_uncounted() and written(), driven record by record and batch by batch by the
  * test, so that state can be inspected between any two steps.
  */
 #include <stdio.h>
@@ -38,6 +38,15 @@ static uint32_t r_checksum_uncounted(void *i, bk_page p)
 	r->uncounted++;
 	return sp_fp_checksum(r->in.ops->content(r->in.impl, p));
 }
+static int r_written(void *i, bk_page p)
+{
+	struct rig *r = the_rig(i);
+	int w = r->in.ops->written(r->in.impl, p);
+
+	r->written_calls++;
+	r->written_clean += w == 0;
+	return w;
+}
 
 void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages)
 {
@@ -71,6 +80,7 @@ void rig_start(struct rig *r, const char *const *sets)
 	r->pb.ops.checksum = r_checksum;
 	r->pb.ops.content = NULL;
 	r->pb.ops.checksum_uncounted = r->offer_uncounted ? r_checksum_uncounted : NULL;
+	r->pb.ops.written = r->offer_written ? r_written : NULL;
 	n = r->in.ops->npages(r->in.impl);
 	r->hash_calls = calloc(n + 1, sizeof(*r->hash_calls));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->hash_calls);

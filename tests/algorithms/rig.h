@@ -24,13 +24,15 @@ struct rig {
 	bool offer_uncounted;    /* offer checksum_uncounted() to the algorithm */
 	const char *kernel;      /* --kernel spec for rig_start (NULL: the newest) */
 	struct algo_kernel k;
+	bool offer_written;      /* offer written() (write tracking) to the algorithm */
+	uint64_t written_calls, written_clean; /* written() calls, and "not written" answers */
 	uint64_t *info_calls;    /* page_info() per page since start */
 	uint64_t *hash_calls;    /* checksum() + checksum_uncounted() per page */
 	int64_t last_hashed;     /* page of the last checksum call */
 	uint64_t uncounted;
 };
 
-/* nguests guests of pages pages; edit r->tb.h.guests, r->offer_uncounted, r->kernel before rig_start. */
+/* nguests guests of pages pages; edit r->tb.h.guests, r->offer_* and r->kernel before rig_start. */
 void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages);
 /* Creates the backend and the algorithm; sets: NULL-terminated "key=value" list. */
 void rig_start(struct rig *r, const char *const *sets);

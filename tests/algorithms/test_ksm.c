@@ -783,3 +783,126 @@ SP_TEST(huge_page_split_zero_pages_by_kernel)
 		rig_free(&r);
 	}
 }
+/* ---- write tracking (backend written()) --------------------------------- */
+
+/* Every metric but the checksums and the CPU they cost. */
+static void same_decisions(const struct metrics *a, const struct metrics *b, const char *when)
+{
+	for (int i = 0; i < METRICS_COUNT; i++) {
+		if (!strcmp(metrics_names[i], "checksums") || !strcmp(metrics_names[i], "cpu_ns"))
+			continue;
+		if (metrics_get(a, i) != metrics_get(b, i)) {
+			fprintf(stderr, "%s: %s %lld against %lld\n", when, metrics_names[i],
+				(long long)metrics_get(a, i), (long long)metrics_get(b, i));
+			CU_FAIL("write tracking changed a decision");
+		}
+	}
+}
+
+/*
+ * Two rigs in lock step under the same random writes, both asking for
+ * write_tracking: one backend offers written(), the other does not.  Every
+ * counter agrees after every batch; only the tracked one skips hashes.
+ */
+SP_TEST(write_tracking_decides_as_without_it)
+{
+	uint64_t seed = sp_test_seed();
+	const char *sets[] = { "write_tracking=1", "max_page_sharing=3", "use_zero_pages=1",
+			       "pages_to_scan=97", NULL };
+	struct rig r[2];
+	uint64_t hashes[2] = { 0, 0 }, rng = seed * 2654435761u + 1;
+
+	for (int k = 0; k < 2; k++) {
+		rig_init(&r[k], "ksm", 3, 128);
+		r[k].offer_written = k == 0;
+		rig_start(&r[k], sets);
+	}
+	for (int step = 0; step < 400; step++) {
+		/* Writes now and then: a few pages get one of 8 contents (0: zero page) or go away. */
+		int nw = step % 7 == 0 ? 12 : 0;
+
+		for (int w = 0; w < nw; w++) {
+			uint32_t g;
+			uint64_t i, c;
+			bool present;
+
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			g = (uint32_t)(rng >> 33) % 3;
+			i = (rng >> 40) % 128;
+			c = (rng >> 20) % 8;
+			present = (rng >> 13) % 16 != 0;
+			for (int k = 0; k < 2; k++)
+				rig_record(&r[k], g, i, c, present);
+		}
+		for (int k = 0; k < 2; k++)
+			rig_batch(&r[k]);
+		{
+			struct metrics m0, m1;
+			char when[64];
+
+			rig_metrics(&r[0], &m0);
+			rig_metrics(&r[1], &m1);
+			snprintf(when, sizeof(when), "seed %llu, batch %d", (unsigned long long)seed, step);
+			same_decisions(&m0, &m1, when);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		for (uint64_t p = 0; p < 3 * 128; p++)
+			hashes[k] += r[k].hash_calls[p];
+	}
+	printf("seed %llu: %llu hashes with written(), %llu without; %llu of %llu visits unwritten\n",
+	       (unsigned long long)seed, (unsigned long long)hashes[0], (unsigned long long)hashes[1],
+	       (unsigned long long)r[0].written_clean, (unsigned long long)r[0].written_calls);
+	CU_ASSERT(r[0].written_clean > 0);
+	CU_ASSERT_EQUAL(hashes[0] + r[0].written_clean, hashes[1]);
+	CU_ASSERT_EQUAL(r[1].written_calls, 0);
+	for (int k = 0; k < 2; k++)
+		rig_free(&r[k]);
+}
+
+/* The whole simulator: write_tracking=1 and =0 give the same series, sample by sample. */
+SP_TEST(write_tracking_same_series_in_sim)
+{
+	char path[512];
+	struct tb tb;
+	struct sim_config cfg[2];
+	struct tb_series *s[2];
+	uint64_t rng = 12345;
+	const char *sets0[] = { "write_tracking=0", "pages_to_scan=200", NULL };
+	const char *sets1[] = { "write_tracking=1", "pages_to_scan=200", NULL };
+
+	sp_test_path(path, sizeof(path), "ksm_tracking.sptrace");
+	tb_init(&tb, 2, 500);
+	tb_open(&tb, path);
+	for (uint64_t snap = 0; snap < 8; snap++) {
+		tb_snap(&tb, snap * 1000);
+		for (uint32_t g = 0; g < 2; g++) {
+			for (uint64_t i = 0; i < 500; i++) {
+				rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+				if (snap == 0)
+					tb_page(&tb, g, i, i % 50 == 0 ? 0 : 1 + (i % 300)); /* 40% copies */
+				else if ((rng >> 33) % 10 == 0)
+					tb_page(&tb, g, i, 1000 + (rng >> 40) % 400); /* 10% rewritten */
+			}
+		}
+	}
+	tb_commit(&tb);
+	tb_config(&cfg[0], "ksm", sets0);
+	tb_config(&cfg[1], "ksm", sets1);
+	s[0] = tb_run(path, &cfg[0]);
+	s[1] = tb_run(path, &cfg[1]);
+	CU_ASSERT_EQUAL_FATAL(s[0]->n, s[1]->n);
+	for (size_t i = 0; i < s[0]->n; i++) {
+		char when[64];
+
+		snprintf(when, sizeof(when), "sample at %llu ms", (unsigned long long)s[0]->t[i]);
+		same_decisions(&s[0]->m[i], &s[1]->m[i], when);
+	}
+	printf("checksums: %lld hashing every visit, %lld with write tracking; pages_sharing %lld\n",
+	       (long long)s[0]->m[s[0]->n - 1].checksums, (long long)s[1]->m[s[1]->n - 1].checksums,
+	       (long long)s[1]->m[s[1]->n - 1].pages_sharing);
+	CU_ASSERT(s[0]->m[s[0]->n - 1].pages_sharing > 0);
+	CU_ASSERT(s[1]->m[s[1]->n - 1].checksums < s[0]->m[s[0]->n - 1].checksums / 2);
+	free(s[0]);
+	free(s[1]);
+}

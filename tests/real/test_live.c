@@ -227,6 +227,229 @@ SP_TEST(zero_page_merge_and_cow)
 	munmap(m, 2 * PS);
 }
 
+/* ---- write tracking ------------------------------------------------------- */
+
+/* A tracked live backend, or a skip with the reason (no userfaultfd, or a kernel without it). */
+static struct real_live *tracked_or_skip(uint8_t *addr, size_t pages)
+{
+	struct real_live_config lc = { NULL, false, 0, true };
+	struct real_live *L = live_or_skip(addr, pages, &lc);
+
+	if (L && real_live_tracking_off(L)) {
+		sp_test_skip("write tracking unavailable: %s", real_live_tracking_off(L));
+		real_live_free(L);
+		return NULL;
+	}
+	return L;
+}
+
+static uint64_t vma_count(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	uint64_t n = 0;
+	int c;
+
+	CU_ASSERT_FATAL(f != NULL);
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+struct poke {
+	uint8_t *addr;
+	int fd; /* read(2) into addr: a write the kernel makes */
+};
+
+static void *poke_thread(void *arg)
+{
+	struct poke *k = arg;
+
+	k->addr[0] ^= 1; /* another thread's store */
+	if (read(k->fd, k->addr + 64, 8) != 8)
+		k->addr[64] ^= 1;
+	return NULL;
+}
+
+SP_TEST(tracking_sees_every_write)
+{
+	enum { N = 1024 };
+	uint8_t *m = map_pages(N);
+	struct real_live *L;
+	struct backend b;
+	struct real_live_stats st;
+	int fds[2];
+	pthread_t th;
+	struct poke k;
+	unsigned dirty = 0;
+
+	for (unsigned i = 0; i < N; i++)
+		fill(m + (size_t)i * PS, i);
+	if (!(L = tracked_or_skip(m, N)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b.ops->written);
+	/* First visit: unknown, so "written"; then nothing was written. */
+	for (bk_page p = 0; p < N; p++)
+		CU_ASSERT_EQUAL(b.ops->written(L, p), 1);
+	for (bk_page p = 0; p < N; p++)
+		CU_ASSERT_EQUAL(b.ops->written(L, p), 0);
+	/* Writes: a store here, one from another thread, one by the kernel (read(2)). */
+	m[5 * PS + 17] ^= 0xFF;
+	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+	CU_ASSERT_EQUAL_FATAL(write(fds[1], "abcdefgh", 8), 8);
+	k = (struct poke){ m + 700 * PS, fds[0] };
+	pthread_create(&th, NULL, poke_thread, &k);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(memcmp(m + 700 * PS + 64, "abcdefgh", 8), 0);
+	close(fds[0]);
+	close(fds[1]);
+	for (bk_page p = 0; p < N; p++) {
+		int w = b.ops->written(L, p);
+
+		CU_ASSERT_EQUAL(w, p == 5 || p == 700);
+		dirty += (unsigned)w;
+	}
+	CU_ASSERT_EQUAL(dirty, 2);
+	/* A written page is clean again at the following visit. */
+	CU_ASSERT_EQUAL(b.ops->written(L, 5), 0);
+	/*
+	 * A write after its window was read (at the call for page 5) is
+	 * reported by this call or, the window being current, by the next one:
+	 * exactly once, never lost.
+	 */
+	m[6 * PS] ^= 1;
+	{
+		int w1 = b.ops->written(L, 6), w2 = b.ops->written(L, 6);
+
+		CU_ASSERT_EQUAL(w1 + w2, 1);
+	}
+	CU_ASSERT_EQUAL(b.ops->written(L, 6), 0);
+	/* After a batch (real_live_flush) windows are read again: the write is seen at once. */
+	m[7 * PS] ^= 1;
+	real_live_flush(L);
+	CU_ASSERT_EQUAL(b.ops->written(L, 7), 1);
+	real_live_stats(L, &st);
+	CU_ASSERT(st.tracking);
+	CU_ASSERT(st.track_scans > 0);
+	real_live_free(L);
+	munmap(m, (size_t)N * PS);
+}
+
+SP_TEST(tracking_survives_merges)
+{
+	enum { N = 64 };
+	uint8_t *m = map_pages(N), want[PS];
+	struct real_live *L;
+	struct backend b;
+	bk_frame f;
+	uint64_t v0, v1;
+	int cows = 0;
+
+	for (unsigned i = 0; i < N; i++)
+		fill(m + (size_t)i * PS, i < 8 ? 7 : i);
+	memset(m + 40 * PS, 0, PS);
+	if (!(L = tracked_or_skip(m, N)))
+		return;
+	b = real_live_backend(L);
+	for (bk_page p = 0; p < N; p++)
+		b.ops->written(L, p);
+	v0 = vma_count();
+	/* Merges need the page blocked from writers: out of tracking, and back if refused. */
+	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 1, 0, &f), 0);
+	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 2, f), 0);
+	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 20, f), SP_ECHANGED);
+	CU_ASSERT_EQUAL(b.ops->written(L, 20), 1); /* unknown after the attempt */
+	CU_ASSERT_EQUAL(b.ops->written(L, 20), 0); /* tracked again */
+	m[20 * PS] ^= 1;
+	CU_ASSERT_EQUAL(b.ops->written(L, 20), 1);
+	/* The zero page: merged, then its page rejoins the tracked VMA (no VMA left behind). */
+	v1 = vma_count();
+	CU_ASSERT_EQUAL(b.ops->merge_zero(L, 40), 0);
+	CU_ASSERT_EQUAL(vma_count(), v1);
+	CU_ASSERT_EQUAL(m[40 * PS + 9], 0);
+	b.ops->written(L, 40);
+	CU_ASSERT_EQUAL(b.ops->written(L, 40), 0);
+	m[40 * PS + 9] = 5; /* COW of the zero page: seen by both */
+	CU_ASSERT_EQUAL(b.ops->written(L, 40), 1);
+	CU_ASSERT_EQUAL(real_live_check(L, 40, count_cb, &cows), 1);
+	/* Merged pages keep their data and break on write as before. */
+	fill(want, 7);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(memcmp(m + i * PS, want, PS), 0);
+	m[2 * PS + 3] ^= 0x55;
+	CU_ASSERT_EQUAL(real_live_check(L, 2, count_cb, &cows), 1);
+	CU_ASSERT_EQUAL(cows, 2);
+	CU_ASSERT_EQUAL(memcmp(m, want, PS), 0);
+	CU_ASSERT(vma_count() > v0); /* the merged pages live in file mappings */
+	CU_ASSERT_EQUAL(real_live_unmerge_all(L, NULL, NULL), 0);
+	real_live_free(L);
+	munmap(m, (size_t)N * PS);
+}
+
+/* The ksm algorithm on live memory with and without write tracking: the same merges. */
+static void engine_run(uint8_t *m, size_t n, bool track, struct metrics *out)
+{
+	struct real_live_config lc = { NULL, false, 0, track };
+	struct real_engine_config ec = { 0 };
+	struct real_engine *e;
+	struct real_live *L;
+	struct sp_err err = { 0 };
+	uint64_t sleep;
+
+	for (unsigned i = 0; i < n; i++)
+		fill(m + (size_t)i * PS, i % 3 == 0 ? 1000 + i : i % 16);
+	L = live_or_skip(m, n, &lc);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(L);
+	ec.algo = algo_find("ksm");
+	algo_params_defaults(ec.algo, &ec.params);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "pages_to_scan=100", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params,
+					      track ? "write_tracking=1" : "write_tracking=0", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(real_engine_new(&e, L, &ec, &err), 0);
+	for (int i = 0; i < 200; i++) {
+		real_engine_lock(e);
+		CU_ASSERT_EQUAL(real_engine_step(e, &sleep), 0);
+		real_engine_unlock(e);
+		if (i == 100)
+			m[3 * PS] ^= 1; /* a page of a merged content: COW, then re-merged */
+	}
+	memset(out, 0, sizeof(*out));
+	real_engine_metrics(e, out);
+	real_engine_free(e);
+	CU_ASSERT_EQUAL(real_live_unmerge_all(L, NULL, NULL), 0);
+	real_live_free(L);
+}
+
+SP_TEST(tracking_engine_merges_the_same)
+{
+	enum { N = 512 };
+	uint8_t *m = map_pages(N);
+	struct real_live *L;
+	struct metrics a, t;
+
+	if (!(L = tracked_or_skip(m, N))) {
+		munmap(m, (size_t)N * PS);
+		return;
+	}
+	real_live_free(L);
+	engine_run(m, N, false, &a);
+	engine_run(m, N, true, &t);
+	printf("pages_sharing %lld / %lld, merges %lld / %lld, cow %lld / %lld, checksums %lld / %lld "
+	       "(hashing every visit / write tracking)\n",
+	       (long long)a.pages_sharing, (long long)t.pages_sharing, (long long)a.merges,
+	       (long long)t.merges, (long long)a.cow_breaks, (long long)t.cow_breaks,
+	       (long long)a.checksums, (long long)t.checksums);
+	CU_ASSERT(a.pages_sharing > 0);
+	CU_ASSERT_EQUAL(t.pages_sharing, a.pages_sharing);
+	CU_ASSERT_EQUAL(t.pages_shared, a.pages_shared);
+	CU_ASSERT_EQUAL(t.merges, a.merges);
+	CU_ASSERT_EQUAL(t.cow_breaks, a.cow_breaks);
+	CU_ASSERT_EQUAL(t.full_scans, a.full_scans);
+	CU_ASSERT(t.checksums < a.checksums / 2);
+	munmap(m, (size_t)N * PS);
+}
+
 /* ---- fake two-node topology ------------------------------------------------ */
 
 struct fake {
@@ -248,7 +471,7 @@ static void numa_case(int across, uint64_t *remote_out, bool *crossed, uint32_t 
 	uint8_t *m = map_pages(N);
 	struct fake fk = { m, N / 2 };
 	struct real_live_topo topo = { 2, fake_node, &fk, false };
-	struct real_live_config lc = { &topo, across == 0, 0 };
+	struct real_live_config lc = { &topo, across == 0, 0, false };
 	struct real_engine_config ec = { 0 };
 	struct real_engine *e;
 	struct real_live *L;
@@ -342,7 +565,7 @@ SP_TEST(numa_fake_frames_follow_their_majority)
 	uint8_t *m = map_pages(N);
 	struct fake fk = { m, 2 };
 	struct real_live_topo topo = { 2, fake_node, &fk, false };
-	struct real_live_config lc = { &topo, false, 0 };
+	struct real_live_config lc = { &topo, false, 0, false };
 	struct real_live *L;
 	struct backend b;
 	struct bk_page_info info;
@@ -472,7 +695,7 @@ static void *unmerger(void *arg)
 	return NULL;
 }
 
-static void stress_run(double seconds)
+static void stress_run(double seconds, bool track)
 {
 	struct stress *s = calloc(1, sizeof(*s));
 	struct real_live_region reg;
@@ -495,7 +718,17 @@ static void stress_run(double seconds)
 		memcpy(s->mem + (size_t)p * PS, s->tmpl[s->last_t[p]], PS);
 	}
 	reg = (struct real_live_region){ s->mem, (uint64_t)SPAGES * PS, 0, 0, -1 };
-	rc = real_live_new(&s->L, &reg, 1, NULL, &err);
+	{
+		struct real_live_config lc = { NULL, false, 0, track };
+
+		rc = real_live_new(&s->L, &reg, 1, &lc, &err);
+	}
+	if (rc == 0 && track && real_live_tracking_off(s->L)) {
+		snprintf(err.msg, sizeof(err.msg), "write tracking unavailable: %s",
+			 real_live_tracking_off(s->L));
+		real_live_free(s->L);
+		rc = SP_ENOTSUP;
+	}
 	if (rc == SP_EPERM || rc == SP_ENOTSUP) {
 		munmap(s->mem, (size_t)SPAGES * PS);
 		free(s);
@@ -508,6 +741,8 @@ static void stress_run(double seconds)
 	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "pages_to_scan=4096", &err), 0);
 	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "sleep_millisecs=0", &err), 0);
 	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params, "smart_scan=0", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(algo_params_set(ec.algo, &ec.params,
+					      track ? "write_tracking=1" : "write_tracking=0", &err), 0);
 	ec.poll_pages = SPAGES;
 	CU_ASSERT_EQUAL_FATAL(real_engine_new(&s->e, s->L, &ec, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(real_engine_start(s->e, &err), 0);
@@ -538,6 +773,12 @@ static void stress_run(double seconds)
 	}
 	for (uint32_t p = 0; p < SPAGES; p++)
 		final_bad += memcmp(s->mem + (size_t)p * PS, s->tmpl[s->last_t[p]], PS) != 0;
+	if (track) {
+		printf("write tracking: %llu PAGEMAP_SCAN windows, %llu visits unwritten, %llu written\n",
+		       (unsigned long long)ls.track_scans, (unsigned long long)ls.track_clean,
+		       (unsigned long long)ls.track_written);
+		CU_ASSERT(ls.track_clean + ls.track_written > 0);
+	}
 	printf("stress %.0f s, seed %llu: %llu writes, %lld merges, %lld COW breaks, %llu unmerges "
 	       "(merges + COW breaks = %lld); %llu frames at the end; engine CPU %.2f s; "
 	       "lost or torn: %llu in flight, %llu at the end\n",
@@ -573,13 +814,29 @@ static double stress_seconds(double def)
 
 SP_TEST(stress_integrity)
 {
-	stress_run(stress_seconds(5));
+	stress_run(stress_seconds(5), false);
 }
 
 /* The criterion: at least a minute, >= 10^6 merges + COW breaks (ctest -L slow). */
-SP_TEST(stress_integrity_long)
+static void stress_long(bool track)
 {
 	if (!getenv("SP_STRESS_MIN_EVENTS"))
 		setenv("SP_STRESS_MIN_EVENTS", "1000000", 1);
-	stress_run(stress_seconds(60));
+	stress_run(stress_seconds(60), track);
+}
+
+SP_TEST(stress_integrity_long)
+{
+	stress_long(false);
+}
+
+/* The same with write tracking on: merges move pages between the two userfaultfds. */
+SP_TEST(stress_integrity_tracked)
+{
+	stress_run(stress_seconds(5), true);
+}
+
+SP_TEST(stress_integrity_tracked_long)
+{
+	stress_long(true);
 }

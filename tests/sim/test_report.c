@@ -140,7 +140,7 @@ static void run_init(struct plot_sweep_run *r, uint64_t run, uint64_t seeds, dou
 	r->s.t90_ms = 1000 * run;
 	r->s.cpu_ns = cpu_ns;
 	r->s.cow_breaks = (int64_t)run;
-	r->s.end_ms = 9000;
+	r->s.end_ms = 20000; /* after every t90_ms below: a share with t90 > end is refused */
 	snprintf(r->params, sizeof(r->params), "pages_to_scan=%g sleep_millisecs=20", value);
 }
 
@@ -244,7 +244,7 @@ SP_TEST(shares_round_trip_and_checks)
 	CU_ASSERT_EQUAL_FATAL(plot_mkdir_p(dir, NULL), 0);
 	def_init(&d, 4, 3);
 	for (int i = 0; i < 12; i++)
-		run_init(&rows[i], (uint64_t)i, 3, 0.1 * (i / 3) + 1e-9, 100 + i, 1000000 * i);
+		run_init(&rows[i], (uint64_t)i, 3, 1234567 + 1000 * (i / 3), 100 + i, 1000000 * i);
 	for (uint64_t i = 0; i < 4; i++)
 		if (i != 2)
 			write_share(dir, &d, rows, 12, i, 5 - 1);
@@ -286,6 +286,115 @@ SP_TEST(shares_round_trip_and_checks)
 	sp_err_clear(&err);
 	CU_ASSERT_EQUAL(plot_sweep_read_shares(dir, &back, &got, &n, &err), SP_ECORRUPT);
 	CU_ASSERT(strstr(err.msg, "not a sweep share") != NULL);
+}
+
+/*
+ * sweep merge refuses shares whose values cannot be (issue 10, defect 5):
+ * one good two-point share, then each field spoiled in turn.
+ */
+static int merge_text(const char *name, const char *rows, struct sp_err *err)
+{
+	struct plot_sweep_def back;
+	struct plot_sweep_run *got = NULL;
+	char dir[512], path[1024];
+	size_t n = 0;
+	FILE *f;
+	int rc;
+
+	sp_test_path(dir, sizeof(dir), name);
+	CU_ASSERT_EQUAL_FATAL(plot_mkdir_p(dir, NULL), 0);
+	snprintf(path, sizeof(path), "%s/share-0-of-1.csv", dir);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("run,point,seed,pages_to_scan,final_saved_pages,peak_saved_pages,oracle_pages,"
+	      "time_to_90pct_ms,cpu_ns,cow_breaks,end_ms,algorithm,page_size,points,seeds,params,"
+	      "trace,options,full_scans,still_merging,present_pages,remote_sharers\n", f);
+	fputs(rows, f);
+	fclose(f);
+	sp_err_clear(err);
+	rc = plot_sweep_read_shares(dir, &back, &got, &n, err);
+	free(got);
+	return rc;
+}
+
+#define ROW0(v, cpu, algo, ps) "0,0,1," v ",10,10,20,0," cpu ",0,100," algo "," ps ",2,1,p,t,o,3,0,40,0\n"
+#define ROW1 "1,1,1,200,10,10,20,0,5,0,100,ksm,4096,2,1,p,t,o,3,0,40,0\n"
+
+SP_TEST(sweep_merge_rejects_impossible_values)
+{
+	struct sp_err err = { 0 };
+
+	CU_ASSERT_EQUAL(merge_text("m-good", ROW0("100", "5", "ksm", "4096") ROW1, &err), 0);
+	CU_ASSERT_EQUAL(merge_text("m-nan", ROW0("nan", "5", "ksm", "4096") ROW1, &err), SP_ECORRUPT);
+	CU_ASSERT_EQUAL(merge_text("m-inf", ROW0("inf", "5", "ksm", "4096") ROW1, &err), SP_ECORRUPT);
+	CU_ASSERT_EQUAL(merge_text("m-cpu", ROW0("100", "-5", "ksm", "4096") ROW1, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "impossible"));
+	CU_ASSERT_EQUAL(merge_text("m-algo", ROW0("100", "5", "nosuch", "4096") ROW1, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown algorithm"));
+	CU_ASSERT_EQUAL(merge_text("m-ps", ROW0("100", "5", "ksm", "3") ROW1, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "page size 3"));
+	/* out of the parameter's range, and not an integer */
+	CU_ASSERT_EQUAL(merge_text("m-range", ROW0("1e9", "5", "ksm", "4096") ROW1, &err), SP_ECORRUPT);
+	CU_ASSERT_EQUAL(merge_text("m-int", ROW0("100.5", "5", "ksm", "4096") ROW1, &err), SP_ECORRUPT);
+	/* two points with the same values: they do not match their points */
+	CU_ASSERT_EQUAL(merge_text("m-same", ROW0("200", "5", "ksm", "4096") ROW1, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "same values"));
+	/* a NUL byte cutting a number short */
+	{
+		char rows[256];
+		const char *a = "0,0,1,100,10,10,20,0,5", *b = "9,0,100,ksm,4096,2,1,p,t,o,3,0,40,0\n" ROW1;
+		struct plot_sweep_def back;
+		struct plot_sweep_run *got = NULL;
+		char dir[512], path[1024];
+		size_t n = 0, la = strlen(a), lb = strlen(b);
+		FILE *f;
+
+		memcpy(rows, a, la);
+		rows[la] = '\0';
+		memcpy(rows + la + 1, b, lb);
+		sp_test_path(dir, sizeof(dir), "m-nul");
+		CU_ASSERT_EQUAL_FATAL(plot_mkdir_p(dir, NULL), 0);
+		snprintf(path, sizeof(path), "%s/share-0-of-1.csv", dir);
+		f = fopen(path, "w");
+		fputs("run,point,seed,pages_to_scan,final_saved_pages,peak_saved_pages,oracle_pages,"
+		      "time_to_90pct_ms,cpu_ns,cow_breaks,end_ms,algorithm,page_size,points,seeds,params,"
+		      "trace,options\n", f);
+		fwrite(rows, 1, la + 1 + lb, f);
+		fclose(f);
+		sp_err_clear(&err);
+		CU_ASSERT_EQUAL(plot_sweep_read_shares(dir, &back, &got, &n, &err), SP_ECORRUPT);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "NUL"));
+		free(got);
+	}
+}
+
+/* Key names from a share reach gnuplot only escaped: they cannot end a data block. */
+SP_TEST(sweep_names_cannot_escape_gnuplot)
+{
+	struct plot_sweep_def d;
+	struct plot_sweep_run rows[2];
+	char dir[512], path[1024], line[1024];
+	FILE *f;
+	int eod = 0, blocks = 0;
+
+	def_init(&d, 2, 1);
+	strcpy(d.keys[0], "x\nEOD\nsystem('id')\n#");
+	for (int i = 0; i < 2; i++)
+		run_init(&rows[i], (uint64_t)i, 1, 100 + i, 10 + i, 1000 + i);
+	sp_test_path(dir, sizeof(dir), "gp-escape");
+	/* gnuplot itself may be missing: the script is written before it runs */
+	(void)plot_sweep_write(dir, &d, rows, 2, "desc\x1b[31m", NULL, NULL);
+	snprintf(path, sizeof(path), "%s/sweep.gp", dir);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	while (fgets(line, sizeof(line), f)) {
+		eod += strcmp(line, "EOD\n") == 0;
+		blocks += strstr(line, "<< EOD") != NULL;
+		CU_ASSERT(strncmp(line, "system(", 7) != 0); /* never a command of its own */
+	}
+	fclose(f);
+	CU_ASSERT(blocks > 0);
+	CU_ASSERT_EQUAL(eod, blocks); /* every EOD line ends a block we opened */
 }
 
 SP_TEST(parallel_runs_equal_serial_runs)

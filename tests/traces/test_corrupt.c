@@ -384,3 +384,74 @@ SP_TEST(replay_stops_cleanly_on_corruption)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "truncated"));
 	free(buf);
 }
+
+/* One snapshot of one record whose PAGE payload after the prefix is rec[0..n). */
+static int check_one_record(const uint8_t *rec, size_t n, struct sp_err *err)
+{
+	struct fb f, p, h;
+
+	head_payload(&h, 4096, 1, 8);
+	fb_start(&f);
+	fb_chunk(&f, "HEAD", &h);
+	p.len = 0;
+	fb_u32(&p, 0);
+	fb_u64(&p, 0);
+	fb_u64(&p, 1);
+	fb_chunk(&f, "SNAP", &p);
+	p.len = 0;
+	fb_u32(&p, 0);
+	fb_u32(&p, 1);
+	fb_u64(&p, 0);
+	fb_bytes(&p, rec, n);
+	fb_chunk(&f, "PAGE", &p);
+	p.len = 0;
+	fb_u32(&p, 1);
+	fb_u64(&p, 1);
+	fb_chunk(&f, "END ", &p);
+	return check_framed(&f, err);
+}
+
+SP_TEST(fingerprint_zero_on_a_nonzero_page)
+{
+	uint8_t rec[18] = { 0, TRACE_PRESENT }; /* gap 0, present, not ZERO, fingerprint 0 */
+	struct sp_err err;
+
+	CU_ASSERT_EQUAL(check_one_record(rec, sizeof(rec), &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "fingerprint 0"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "offset"));
+	rec[2] = 1; /* any other fingerprint is fine */
+	CU_ASSERT_EQUAL(check_one_record(rec, sizeof(rec), &err), 0);
+	/* and the writer refuses to write one */
+	{
+		struct tb tb;
+		char path[512];
+		struct trace_record r = { .guest = 0, .page = 0, .flags = TRACE_PRESENT };
+
+		sp_test_path(path, sizeof(path), "fp0.sptrace");
+		tb_init(&tb, 1, 8);
+		tb_open(&tb, path);
+		tb_snap(&tb, 0);
+		CU_ASSERT_EQUAL(trace_writer_record(tb.w, &r, &tb.err), SP_EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(tb.err.msg, "fingerprint 0"));
+		trace_writer_abort(tb.w);
+		trace_header_release(&tb.h);
+	}
+}
+
+SP_TEST(varint_beyond_64_bits)
+{
+	/* a 10-byte gap varint whose last byte carries bits 64..69: 0 + 2^64 */
+	uint8_t rec[12] = { 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, 0 };
+	struct sp_err err;
+
+	CU_ASSERT_EQUAL(check_one_record(rec, 11, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "above 2^64"));
+	/* an over-long varint (an 11th byte) is called that, not "past the chunk's end" */
+	memset(rec, 0x80, 11);
+	rec[11] = 0;
+	CU_ASSERT_EQUAL(check_one_record(rec, 12, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "longer than 10 bytes"));
+	/* a record cut inside its varint still says so */
+	CU_ASSERT_EQUAL(check_one_record(rec, 3, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "past the chunk's end"));
+}

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -297,4 +299,63 @@ SP_TEST(not_a_core)
 	expect_reject(core, SP_ECORRUPT, "ET_EXEC");
 	write_core(core, one, 1, BREAK_CLASS);
 	expect_reject(core, SP_ECORRUPT, "ELF32");
+}
+
+/* ---- sparse guests (issue 10) ---------------------------------------------- */
+
+static const int one_page[1] = { 5 };
+
+/*
+ * A 12 KB core with one page at guest-physical 512 GiB: the guest claims
+ * 2^27 pages.  It imports to a one-record trace without a state per page of
+ * the claim, and a ksm run of it takes no time and little memory.
+ */
+SP_TEST(sparse_core_costs_its_pages)
+{
+	const struct seg far[1] = { { 0x8000000000ull, 1, one_page } };
+	char core[512], out[512], cmd[2048];
+	struct trace_import_input in = { core, "g" };
+	struct trace_import_opts o = { .interval_ms = 1000, .mode = 0600 };
+	struct sp_err err = { 0 };
+	struct trace_reader *r;
+	uint32_t snaps;
+	uint64_t records;
+	time_t t0;
+	int status;
+
+	sp_test_path(core, sizeof(core), "sparse.core");
+	sp_test_path(out, sizeof(out), "sparse.sptrace");
+	write_core(core, far, 1, BREAK_NONE);
+	CU_ASSERT_EQUAL_FATAL(trace_import_qemu_elf(out, &in, 1, &o, &err), 0);
+	CU_ASSERT_EQUAL(trace_check(out, &snaps, &records, &err), 0);
+	CU_ASSERT_EQUAL(records, 1);
+	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, out, &err), 0);
+	CU_ASSERT_EQUAL(trace_reader_header(r)->guests[0].pages, (0x8000000000ull >> 12) + 1);
+	trace_reader_close(r);
+	t0 = time(NULL);
+	snprintf(cmd, sizeof(cmd), "'%s' run --trace '%s' --algo ksm -q", SP_SIM_PATH, out);
+	status = system(cmd);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT(time(NULL) - t0 < 60);
+	snprintf(cmd, sizeof(cmd), "'%s' trace info '%s' > /dev/null", SP_SIM_PATH, out);
+	status = system(cmd);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the largest child: well under the 5 GB a state per claimed page took */
+	{
+		struct rusage ru;
+
+		getrusage(RUSAGE_CHILDREN, &ru);
+		CU_ASSERT(ru.ru_maxrss < 1024 * 1024);
+	}
+}
+
+/* A page beyond 2^36 guest pages: exit 3 with the offset, not "out of memory". */
+SP_TEST(page_beyond_the_limit_is_bad_input)
+{
+	const struct seg beyond[1] = { { 1ull << 48, 1, one_page } };
+	char core[512];
+
+	sp_test_path(core, sizeof(core), "beyond.core");
+	write_core(core, beyond, 1, BREAK_NONE);
+	expect_reject(core, SP_ELIMIT, "beyond 2^36 pages");
 }

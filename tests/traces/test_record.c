@@ -299,9 +299,9 @@ SP_TEST(exit_before_first_snapshot_writes_nothing)
 
 	if (!have_privilege())
 		SP_SKIP("recording needs root (pagemap PFNs, /proc/kpageflags)");
-	c = spawn(1);
+	c = spawn(50); /* long enough to be found alive on a loaded machine (1 ms was not) */
 	CU_ASSERT_EQUAL_FATAL(trace_rec_target_process(&t, c.pid, &err), 0);
-	usleep(100000); /* the child is a zombie now: its memory is gone */
+	usleep(300000); /* the child is a zombie now: its memory is gone */
 	sp_test_path(path, sizeof(path), "none.sptrace");
 	CU_ASSERT(trace_record(path, &t, 1, &o, &res, &err) < 0);
 	printf("error: %s\n", err.msg);

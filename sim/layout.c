@@ -1,0 +1,172 @@
+/*
+ * layout.c - implements sim_layout_scan(): one pass over a whole trace,
+ * before a replay, that checks it to its END chunk and learns what the
+ * replay will need - which pages of each guest the trace ever mentions, how
+ * many snapshots it has and when the last one is.
+ *
+ * Why: a guest's page count is only a bound (an ELF core with one page at
+ * guest-physical 512 GiB claims 2^27 pages).  A page the trace never
+ * mentions is absent from start to end; no algorithm can scan, merge or
+ * count it.  The simulated backend numbers only the mentioned pages, so a
+ * sparse guest costs what its present pages cost, in memory and in scan
+ * time, and the results are those of the full numbering for every algorithm
+ * that steps over absent pages for free (all of ours but esx's sampling and
+ * uksm's fixed regions, which see the mentioned pages only).
+ *
+ * Collection: per guest, a growing vector of page numbers, sorted and
+ * deduplicated whenever it doubles, so memory is bounded by the distinct
+ * pages mentioned (twice over), not by the records read nor by the page
+ * counts the header claims.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+struct collect {
+	uint64_t *v;       /* page numbers; v[0..uniq) sorted and distinct */
+	uint64_t len, uniq, cap;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void dedup(struct collect *c)
+{
+	uint64_t o = 0;
+
+	if (c->len > 1)
+		qsort(c->v, c->len, sizeof(*c->v), cmp_u64);
+	for (uint64_t i = 0; i < c->len; i++)
+		if (o == 0 || c->v[o - 1] != c->v[i])
+			c->v[o++] = c->v[i];
+	c->len = c->uniq = o;
+}
+
+static int note(struct collect *c, uint64_t page)
+{
+	if (c->len && c->v[c->len - 1] == page)
+		return 0;
+	if (c->len == c->cap) {
+		if (c->len >= 2 * c->uniq + 1024) {
+			dedup(c);
+			if (c->len < c->cap)
+				goto add;
+		}
+		{
+			uint64_t cap = c->cap ? c->cap * 2 : 1024;
+			uint64_t *v = realloc(c->v, cap * sizeof(*v));
+
+			if (!v)
+				return SP_ENOMEM;
+			c->v = v;
+			c->cap = cap;
+		}
+	}
+add:
+	c->v[c->len++] = page;
+	return 0;
+}
+
+void sim_layout_release(struct sim_layout *l)
+{
+	for (uint32_t g = 0; l->pfn && g < l->nguests; g++)
+		free(l->pfn[g]);
+	free(l->pfn);
+	free(l->base);
+	free(l->npages);
+	memset(l, 0, sizeof(*l));
+}
+
+int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, struct sp_err *err)
+{
+	const struct trace_header *h = src->header(src->impl);
+	struct collect *c = calloc(h->nguests, sizeof(*c));
+	struct trace_snapshot s;
+	struct trace_record rec;
+	uint64_t total = 0;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->nguests = h->nguests;
+	out->base = calloc(h->nguests, sizeof(*out->base));
+	out->npages = calloc(h->nguests, sizeof(*out->npages));
+	out->pfn = calloc(h->nguests, sizeof(*out->pfn));
+	if (!c || !out->base || !out->npages || !out->pfn) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (rc == 0 && (rc = src->next_snapshot(src->impl, &s, err)) > 0) {
+		out->snapshots++;
+		out->last_ms = s.time_ms;
+		while ((rc = src->next_record(src->impl, &rec, err)) > 0) {
+			if (note(&c[rec.guest], rec.page) < 0) {
+				rc = sp_err_set(err, SP_ENOMEM, "out of memory noting the trace's pages");
+				break;
+			}
+		}
+	}
+	if (rc < 0)
+		goto out;
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		struct collect *k = &c[g];
+		uint64_t n = 0;
+
+		out->base[g] = total;
+		dedup(k);
+		n = k->len;
+		if (n == h->guests[g].pages) {
+			out->npages[g] = n; /* every page: the plain numbering */
+			total += n;
+			continue;
+		}
+		out->pfn[g] = k->v; /* sorted and distinct */
+		k->v = NULL;
+		if (!out->pfn[g]) {
+			out->pfn[g] = malloc(sizeof(uint64_t));
+			if (!out->pfn[g]) {
+				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		out->npages[g] = n;
+		total += n;
+	}
+	out->total = total;
+out:
+	for (uint32_t g = 0; c && g < h->nguests; g++)
+		free(c[g].v);
+	free(c);
+	if (rc < 0)
+		sim_layout_release(out);
+	return rc < 0 ? rc : 0;
+}
+
+int sim_layout_index(const struct sim_layout *l, uint32_t guest, uint64_t page, uint64_t *out)
+{
+	const uint64_t *v = l->pfn[guest];
+	uint64_t lo = 0, hi = l->npages[guest];
+
+	if (!v) {
+		if (page >= hi)
+			return SP_EINVAL;
+		*out = l->base[guest] + page;
+		return 0;
+	}
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] < page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == l->npages[guest] || v[lo] != page)
+		return SP_EINVAL;
+	*out = l->base[guest] + lo;
+	return 0;
+}

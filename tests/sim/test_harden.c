@@ -1,0 +1,311 @@
+/*
+ * test_harden.c - small valid (or nearly valid) traces that used to hang,
+ * blow up or mislead the simulator (issue 10): a snapshot at a huge time,
+ * times beyond the nanosecond clock, a corrupt tail behind a short run, a
+ * trace with no snapshot, spread writes with nothing to spread, and a
+ * sparse guest of 2^27 pages with one page present.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "harness.h"
+#include "parallel.h"
+#include "sim.h"
+#include "tracebuild.h"
+
+static int run_file(const char *path, const char *algo, uint64_t duration_ms, bool spread,
+		    struct sim_result *res, struct sp_err *err)
+{
+	struct sim_config cfg;
+
+	sim_config_defaults(&cfg, algo_find(algo));
+	cfg.duration_ms = duration_ms;
+	cfg.spread_writes = spread;
+	sp_err_clear(err);
+	return sim_run(path, &cfg, NULL, NULL, NULL, res, err);
+}
+
+static void two_snapshots(const char *path, uint64_t t1)
+{
+	struct tb tb;
+
+	tb_init(&tb, 2, 16);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint32_t g = 0; g < 2; g++)
+		for (uint64_t p = 0; p < 16; p++)
+			tb_page(&tb, g, p, p % 4 + 1);
+	tb_snap(&tb, t1);
+	tb_page(&tb, 0, 1, 9);
+	tb_commit(&tb);
+}
+
+SP_TEST(huge_snapshot_time_refused_up_front)
+{
+	char path[512];
+	struct sim_result res;
+	struct sp_err err;
+	time_t t0 = time(NULL);
+
+	sp_test_path(path, sizeof(path), "late.sptrace");
+	two_snapshots(path, 1000000000000ull); /* 10^12 ms: 31 years of samples and batches */
+	CU_ASSERT_EQUAL(run_file(path, "ksm", 0, false, &res, &err), SP_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "samples"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+	CU_ASSERT(time(NULL) - t0 < 30);
+	/* with a duration it runs, and stops there */
+	CU_ASSERT_EQUAL(run_file(path, "ksm", 5000, false, &res, &err), 0);
+	CU_ASSERT_EQUAL(res.end_ms, 5000);
+}
+
+SP_TEST(time_beyond_the_clock_refused_not_wrapped)
+{
+	char path[512];
+	struct sim_result res;
+	struct sp_err err;
+
+	sp_test_path(path, sizeof(path), "wrap.sptrace");
+	two_snapshots(path, UINT64_MAX / 1000000ull + 5); /* ns would wrap to a few seconds */
+	CU_ASSERT_EQUAL(run_file(path, "oracle", 0, false, &res, &err), SP_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "beyond the simulated clock"));
+	CU_ASSERT_EQUAL(run_file(path, "oracle", 3000, false, &res, &err), SP_ELIMIT);
+	/* and a duration beyond it is refused as such */
+	{
+		struct sim_config cfg;
+		char ok[512];
+
+		sp_test_path(ok, sizeof(ok), "ok.sptrace");
+		two_snapshots(ok, 1000);
+		sim_config_defaults(&cfg, algo_find("oracle"));
+		cfg.duration_ms = UINT64_MAX / 1000;
+		sp_err_clear(&err);
+		CU_ASSERT_EQUAL(sim_run(ok, &cfg, NULL, NULL, NULL, &res, &err), SP_EINVAL);
+	}
+}
+
+SP_TEST(corrupt_tail_refused_whatever_the_duration)
+{
+	char path[512];
+	struct sim_result res;
+	struct sp_err err;
+	FILE *f;
+	long len;
+	uint8_t *buf;
+
+	sp_test_path(path, sizeof(path), "tail.sptrace");
+	two_snapshots(path, 100000);
+	f = fopen(path, "r+b");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	buf = malloc((size_t)len);
+	rewind(f);
+	CU_ASSERT_EQUAL(fread(buf, 1, (size_t)len, f), (size_t)len);
+	buf[len - 12] ^= 0x40; /* inside the END chunk */
+	rewind(f);
+	fwrite(buf, 1, (size_t)len, f);
+	fclose(f);
+	free(buf);
+	/* the run would stop long before the END chunk: it must still be checked */
+	CU_ASSERT_EQUAL(run_file(path, "oracle", 1000, false, &res, &err), SP_ECORRUPT);
+	CU_ASSERT_EQUAL(trace_check(path, NULL, NULL, &err), SP_ECORRUPT);
+}
+
+SP_TEST(no_snapshot_names_the_file)
+{
+	char path[512];
+	struct sim_result res;
+	struct sp_err err;
+	struct tb tb;
+
+	sp_test_path(path, sizeof(path), "empty.sptrace");
+	tb_init(&tb, 1, 4);
+	tb_open(&tb, path);
+	tb_commit(&tb);
+	CU_ASSERT_EQUAL(run_file(path, "oracle", 0, false, &res, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no snapshot"));
+}
+
+SP_TEST(spread_writes_with_nothing_to_spread)
+{
+	char path[512];
+	struct sim_result res;
+	struct sp_err err;
+	struct tb tb;
+
+	/* a second snapshot with no records: qsort of an empty (NULL) queue under UBSan */
+	sp_test_path(path, sizeof(path), "nowrites.sptrace");
+	tb_init(&tb, 1, 4);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	tb_page(&tb, 0, 0, 1);
+	tb_snap(&tb, 1000);
+	tb_snap(&tb, 2000);
+	tb_commit(&tb);
+	CU_ASSERT_EQUAL(run_file(path, "ksm", 0, true, &res, &err), 0);
+	CU_ASSERT_EQUAL(res.snapshots, 3);
+}
+
+SP_TEST(sparse_guest_costs_its_present_pages)
+{
+	char path[512];
+	struct sim_result res;
+	struct sp_err err;
+	struct rusage ru;
+	struct tb tb;
+	time_t t0 = time(NULL);
+
+	/* 2^27 pages claimed (an ELF core with one page at guest-physical 512 GiB), 3 present */
+	sp_test_path(path, sizeof(path), "sparse.sptrace");
+	tb_init(&tb, 2, 1ull << 27);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	tb_page(&tb, 0, 7, 5);
+	tb_page(&tb, 0, (1ull << 27) - 1, 5);
+	tb_page(&tb, 1, (1ull << 27) - 1, 5);
+	tb_snap(&tb, 1000);
+	tb_page(&tb, 1, (1ull << 27) - 1, 6);
+	tb_commit(&tb);
+	CU_ASSERT_EQUAL(run_file(path, "ksm", 0, false, &res, &err), 0);
+	CU_ASSERT(time(NULL) - t0 < 60);
+	getrusage(RUSAGE_SELF, &ru);
+	CU_ASSERT(ru.ru_maxrss < 1024 * 1024); /* kB: under 1 GiB (5 GB before) */
+	/* the two equal pages of guest 0 merged; guest 1's changed */
+	CU_ASSERT_EQUAL(res.last.pages_sharing, 1);
+	CU_ASSERT_EQUAL(res.last.oracle_saving, 1);
+}
+
+SP_TEST(layout_numbers_only_mentioned_pages)
+{
+	char path[512];
+	struct tb tb;
+	struct trace_reader *r;
+	struct trace_source src;
+	struct sim_layout lay;
+	struct sp_err err = { 0 };
+	uint64_t i;
+
+	sp_test_path(path, sizeof(path), "layout.sptrace");
+	tb_init(&tb, 2, 1000);
+	tb.h.guests[1].pages = 1ull << 30; /* a bitmap would be large: the vector path */
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	tb_page(&tb, 0, 3, 1);
+	tb_page(&tb, 1, 500, 1);
+	tb_page(&tb, 1, 1ull << 29, 2);
+	tb_snap(&tb, 10);
+	tb_absent(&tb, 0, 3);
+	tb_page(&tb, 0, 999, 3);
+	tb_page(&tb, 1, 500, 4);
+	tb_commit(&tb);
+	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, path, &err), 0);
+	src = trace_reader_source(r);
+	CU_ASSERT_EQUAL_FATAL(sim_layout_scan(&lay, &src, &err), 0);
+	trace_reader_close(r);
+	CU_ASSERT_EQUAL(lay.total, 4);
+	CU_ASSERT_EQUAL(lay.npages[0], 2);
+	CU_ASSERT_EQUAL(lay.npages[1], 2);
+	CU_ASSERT_EQUAL(lay.snapshots, 2);
+	CU_ASSERT_EQUAL(lay.last_ms, 10);
+	CU_ASSERT_EQUAL(sim_layout_index(&lay, 0, 999, &i), 0);
+	CU_ASSERT_EQUAL(i, 1);
+	CU_ASSERT_EQUAL(sim_layout_index(&lay, 1, 1ull << 29, &i), 0);
+	CU_ASSERT_EQUAL(i, 3);
+	CU_ASSERT_EQUAL(sim_layout_index(&lay, 1, 501, &i), SP_EINVAL);
+	sim_layout_release(&lay);
+}
+
+/* A job's error names it once ("ksm: ksm: ..." before): a message that starts with the name keeps it. */
+SP_TEST(job_errors_name_the_job_once)
+{
+	char path[512];
+	struct trace_mem *tm;
+	struct sim_job job;
+	struct sp_err err = { 0 };
+
+	sp_test_path(path, sizeof(path), "job.sptrace");
+	two_snapshots(path, 1000);
+	CU_ASSERT_EQUAL_FATAL(trace_mem_load(&tm, path, NULL, NULL, &err), 0);
+	memset(&job, 0, sizeof(job));
+	sim_config_defaults(&job.cfg, algo_find("ksm"));
+	job.cfg.sample_ms = 0; /* sim_run's own complaint begins "sim_run: " */
+	job.name = "sim_run";
+	CU_ASSERT_EQUAL(sim_parallel_run(tm, &job, 1, 1, true, NULL, NULL, NULL, &err), SP_EINVAL);
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "sim_run: sim_run:"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "sim_run: "));
+	/* another name is put in front */
+	job.name = "ksm@fast";
+	sp_err_clear(&err);
+	CU_ASSERT_EQUAL(sim_parallel_run(tm, &job, 1, 1, true, NULL, NULL, NULL, &err), SP_EINVAL);
+	CU_ASSERT_EQUAL(strncmp(err.msg, "ksm@fast: sim_run: ", 19), 0);
+	sim_job_release(&job);
+	sim_job_release(NULL);
+	trace_mem_free(tm);
+}
+
+/* ---- at the command line ------------------------------------------------- */
+
+/* Everything `sim ARGS` wrote on stdout, into buf. */
+static void sim_output(const char *args, char *buf, size_t len)
+{
+	char cmd[2048];
+	size_t n = 0, got;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", SP_SIM_PATH, args);
+	p = popen(cmd, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	while (n + 1 < len && (got = fread(buf + n, 1, len - 1 - n, p)) > 0)
+		n += got;
+	buf[n] = '\0';
+	pclose(p);
+}
+
+/* A 2 MiB-page trace: 14 pages saved are 28 MiB, not 0.1 (issue 10, defect 8). */
+SP_TEST(summary_in_the_traces_page_size)
+{
+	char path[512], args[1024], out[8192];
+	struct tb tb;
+
+	sp_test_path(path, sizeof(path), "huge-pages.sptrace");
+	tb_init(&tb, 2, 8);
+	tb.h.page_size = 2u << 20;
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint32_t g = 0; g < 2; g++)
+		for (uint64_t p = 0; p < 8; p++)
+			tb_page(&tb, g, p, p % 2 + 1); /* 16 pages, 2 contents */
+	tb_commit(&tb);
+	snprintf(args, sizeof(args), "run --trace '%s' --algo oracle", path);
+	sim_output(args, out, sizeof(out));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "saved       14 pages (28.0 MiB)"));
+}
+
+/* Descriptions and guest names with terminal escapes are shown escaped (defect 1). */
+SP_TEST(trace_info_escapes_input_text)
+{
+	char path[512], args[1024], out[16384];
+	struct tb tb;
+
+	sp_test_path(path, sizeof(path), "escapes.sptrace");
+	tb_init(&tb, 1, 4);
+	snprintf(tb.h.desc, sizeof(tb.h.desc), "evil \x1b[2J\x1b]0;owned\x07 \xc2\x9b" "31m text");
+	snprintf(tb.h.guests[0].name, sizeof(tb.h.guests[0].name), "g\x1b[31mred\r");
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	tb_page(&tb, 0, 1, 3);
+	tb_commit(&tb);
+	snprintf(args, sizeof(args), "trace info '%s'", path);
+	sim_output(args, out, sizeof(out));
+	CU_ASSERT_PTR_NULL(strchr(out, '\x1b'));
+	CU_ASSERT_PTR_NULL(strchr(out, '\x07'));
+	CU_ASSERT_PTR_NULL(strchr(out, '\r'));
+	CU_ASSERT_PTR_NULL(strstr(out, "\xc2\x9b"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "evil \\x1b[2J"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "g\\x1b[31mred"));
+}
