@@ -72,6 +72,7 @@ struct algo_param {
 /* Parameter values, indexed like the algorithm's params table. */
 struct algo_params {
 	double v[ALGO_MAX_PARAMS];
+	uint32_t given; /* bit i: v[i] was set by the user (algo_params_set), not a default */
 };
 
 struct algo_kernel;

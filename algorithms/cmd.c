@@ -73,6 +73,9 @@
  *  - Changing classes or merge_across_nodes is refused while shared frames
  *    exist (as the kernel refuses merge_across_nodes); otherwise the unstable
  *    trees are emptied.
+ *  - It runs inside Linux (ALGO_CAP_LINUX): a merge splits a transparent huge
+ *    page the way the --kernel version does (from 6.12 the split maps the
+ *    zero-filled subpages to the zero page; sim_huge_for()).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -456,7 +459,7 @@ const struct algo_ops algo_cmd = {
 	.version = ALGO_OPS_VERSION,
 	.name = "cmd",
 	.description = "model of CMD (VEE 2014): KSM with per-class stable/unstable trees, classes by write frequency",
-	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES,
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES | ALGO_CAP_LINUX,
 	.params = cmd_params,
 	.nparams = sizeof(cmd_params) / sizeof(cmd_params[0]),
 	.create = cmd_create,

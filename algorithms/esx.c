@@ -67,8 +67,15 @@
  *  - Security domains (and NUMA nodes with merge_across_nodes=0) partition
  *    the table as ESX's salting does (Mem.ShareForceSalting): only pages of
  *    the same partition are compared.
- *  - Huge pages are the backend's business (a merge splits them); pages the
- *    split maps to the zero page are not counted by this instance.
+ *  - Large pages: ESX backs guests with large pages and does not share
+ *    inside them unless memory is short (then it breaks the large pages
+ *    that hold shareable small pages).  share_large_pages=0 (the default):
+ *    a sampled small page of a huge page is hashed and kept as a hint but
+ *    never shared, nor is a page shared with such a hint; 1 (memory short):
+ *    they are shared, and the backend breaks the large page without
+ *    remapping anything (the remap of zero subpages is Linux >= 6.12's, not
+ *    ESX's: sim_huge_for()).  Zero subpages are then shared by content, or
+ *    mapped to the zero page with use_zero_pages=1.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +90,7 @@ enum {
 	P_SCAN_PERIOD_MILLISECS,
 	P_USE_ZERO_PAGES,
 	P_MERGE_ACROSS_NODES,
+	P_SHARE_LARGE_PAGES,
 };
 
 static const struct algo_param esx_params[] = {
@@ -95,6 +103,8 @@ static const struct algo_param esx_params[] = {
 	  1, true },
 	{ "merge_across_nodes", "1: pages of different NUMA nodes may share; 0: never", 1, 0, 1,
 	  true },
+	{ "share_large_pages", "1: memory is short, share small pages inside large (huge) pages; 0: never",
+	  0, 0, 1, true },
 };
 
 #define RS_ONZERO 0x2u
@@ -106,6 +116,7 @@ struct esx {
 	double rate_vm, rate_total;
 	uint64_t period_ms;
 	bool use_zero, across;
+	bool share_large; /* share inside large pages (memory is short) */
 
 	uint64_t npages;
 	uint32_t page_size, zero_sum, nguests;
@@ -148,14 +159,20 @@ static int sample_page(struct esx *e, bk_page p)
 	}
 	hint_remove(e, p); /* resampled: hashed afresh */
 	csum = ops->checksum(e->impl, p);
+	rc = kit_part(&e->parts, &info, e->across, &part);
+	if (rc < 0)
+		return rc;
+	if (info.huge && !e->share_large) {
+		/* Inside a large page: a hint for when memory is short, never shared now. */
+		ops->account(e->impl, BK_COST_TREE_STEP, steps);
+		kit_unstable_insert(&e->hints, p, csum, part);
+		return 0;
+	}
 	if (e->use_zero && csum == e->zero_sum && ops->merge_zero(e->impl, p) == 0) {
 		e->flags[p] |= RS_ONZERO;
 		e->zero_pages++;
 		return 0;
 	}
-	rc = kit_part(&e->parts, &info, e->across, &part);
-	if (rc < 0)
-		return rc;
 	/* Shared frames: a full compare before sharing. */
 	for (i = kit_hash_first(&st->hash, csum, part); i; i = st->key[i].next) {
 		steps++;
@@ -184,6 +201,8 @@ static int sample_page(struct esx *e, bk_page p)
 			e->stale_hints++;
 			continue;
 		}
+		if (qi.huge && !e->share_large)
+			continue; /* the hint's page is inside a large page */
 		if (ops->compare(e->impl, p, q) != 0)
 			continue;
 		if (ops->merge_pages(e->impl, p, q, &f) < 0)
@@ -266,6 +285,9 @@ static int esx_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	case P_USE_ZERO_PAGES:
 		e->use_zero = value != 0;
 		return 0;
+	case P_SHARE_LARGE_PAGES:
+		e->share_large = value != 0;
+		return 0;
 	case P_MERGE_ACROSS_NODES:
 		rc = (value != 0) == e->across
 			     ? 0
@@ -325,6 +347,7 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 	e->period_ms = (uint64_t)prm->v[P_SCAN_PERIOD_MILLISECS];
 	e->use_zero = prm->v[P_USE_ZERO_PAGES] != 0;
 	e->across = prm->v[P_MERGE_ACROSS_NODES] != 0;
+	e->share_large = prm->v[P_SHARE_LARGE_PAGES] != 0;
 	e->rng = env->seed ^ 0x5851f42d4c957f2dULL;
 	e->npages = e->ops->npages(e->impl);
 	e->page_size = e->ops->page_size(e->impl);

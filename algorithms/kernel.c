@@ -248,6 +248,28 @@ void algo_kernel_format(const struct algo_kernel *k, char *buf, size_t len)
 	}
 }
 
+void algo_kernel_describe(const struct algo_kernel *k, char *buf, size_t len)
+{
+	size_t off;
+	int n = 0;
+
+	algo_kernel_format(k, buf, len);
+	off = strlen(buf);
+	for (size_t i = 0; i < algo_kernel_rows && off < len; i++) {
+		const struct algo_kernel_row *r = &algo_kernel_table[i];
+		int w;
+
+		if (k->features & r->feature)
+			continue;
+		w = snprintf(buf + off, len - off, "%s%s", n++ ? ", " : " (without ", r->name);
+		if (w < 0)
+			return;
+		off += (size_t)w;
+	}
+	if (n && off < len)
+		snprintf(buf + off, len - off, ")");
+}
+
 uint32_t algo_kernel_needs(const char *name)
 {
 	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {

@@ -72,6 +72,8 @@ static inline bool algo_kernel_has(const struct algo_kernel *k, uint32_t feature
 
 /* "6.1", or "6.6,checksum_first=1" with the overrides. */
 void algo_kernel_format(const struct algo_kernel *k, char *buf, size_t len);
+/* "6.1 (without general_profit, ksm_zero_pages, ...)": the version and the behaviours it lacks. */
+void algo_kernel_describe(const struct algo_kernel *k, char *buf, size_t len);
 
 /* The row of a behaviour bit (NULL if none). */
 const struct algo_kernel_row *algo_kernel_row_of(uint32_t feature);

@@ -1,7 +1,20 @@
 /*
- * ksm.c - implements the "ksm" merger: a model of Linux 6.x mm/ksm.c (ksmd),
- * with the kernel's tunables, counters and, as far as the backend contract
- * allows, its exact decisions page by page.
+ * ksm.c - implements the "ksm" merger: a model of Linux mm/ksm.c (ksmd), 5.14
+ * to today, with the kernel's tunables, counters and, as far as the backend
+ * contract allows, its exact decisions page by page.  Which version's
+ * behaviour it follows is algo_env.kernel (kernel.h, the table with the
+ * commit of each change; NULL: the newest):
+ *   - checksum_first (6.11): the volatility filter comes before the stable
+ *     tree search; before, the stable tree is searched first, so a page
+ *     whose content is already a KSM page merges on its first visit, and a
+ *     page written since its last visit merges too (and is copied back at
+ *     its next write);
+ *   - smart_scan (6.7): without it there is no skipping, and the tunable is
+ *     refused; pages_scanned (6.6) counts pages_to_scan + 1 per batch that
+ *     does not end a full scan until pages_scanned_per_visit (6.10);
+ *     general_profit credits ksm_zero_pages from 6.6 (ksm_zero_pages).
+ *   Counters a version lacks are still computed (the CSV writer leaves them
+ *   out); what a huge-page split does is the backend's (sim_huge_for()).
  *
  * The idea (the kernel's own overview, condensed).  A cursor walks every
  * mergeable page in scan order, pages_to_scan visits per batch, one batch
@@ -93,8 +106,11 @@
  *    walks over the stale node in a tree search): remove_rmap_item_from_tree
  *    and get_ksm_page() semantics.  A COW of a zero page decrements
  *    ksm_zero_pages at once, as the kernel's fault path does.
- *  - ALGO_CHANGE_UNMAPPED drops the page's rmap item and tree membership at
- *    once (the kernel frees the item only when the cursor next passes).
+ *  - An unmapped page (ALGO_CHANGE_UNMAPPED) keeps its rmap item, and its
+ *    place in a stable node's list (pages_shared/pages_sharing) or in
+ *    pages_unshared, until the cursor passes it, as get_next_rmap_item()
+ *    frees the items it steps over; only the frame's live mapper count and
+ *    ksm_zero_pages (which the kernel's zap path decrements) change at once.
  *  - No page migration: frames never change node, so the kernel's
  *    migrate_nodes list and the re-filing of KSM pages found on the wrong
  *    node do not arise; an unstable-tree match whose tree page moved to
@@ -142,6 +158,7 @@
 #include <string.h>
 
 #include "algorithm.h"
+#include "kernel.h"
 #include "kit.h"
 
 enum {
@@ -238,6 +255,11 @@ struct ksm {
 	uint64_t prune_ms;
 	uint64_t tick_hz;
 	bool track; /* write_tracking, and the backend offers written() */
+
+	/* the kernel version's behaviour (kernel.h) */
+	struct algo_kernel kern;
+	bool checksum_first;   /* AK_CHECKSUM_FIRST */
+	bool scanned_per_visit; /* AK_PAGES_SCANNED_PER_VISIT, or no pages_scanned at all */
 
 	uint64_t npages;
 	uint32_t page_size;
@@ -991,6 +1013,28 @@ static bool should_skip(struct ksm *k, bk_page p, const struct bk_page_info *inf
 	return true;
 }
 
+/*
+ * The stable tree part of cmp_and_merge_page(): page p (checksum csum) joins
+ * a KSM page of its content if there is one.  1: a KSM page matched (merged,
+ * or the merge failed: either way the visit ends), 0: none (*tree is set),
+ * or SP_E*.
+ */
+static int stable_merge(struct ksm *k, bk_page p, const struct bk_page_info *info, uint32_t csum,
+			uint32_t *tree)
+{
+	uint32_t d;
+	int rc = tree_of(k, info, tree);
+
+	if (rc < 0)
+		return rc;
+	d = stable_search(k, p, csum, *tree);
+	if (!d)
+		return 0;
+	if (k->ops->merge_frame(k->impl, p, k->sn[d].kpage) == 0)
+		stable_append(k, p, d);
+	return 1;
+}
+
 /* cmp_and_merge_page(). */
 static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *info)
 {
@@ -1003,14 +1047,31 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 	if (info->frame != BK_NO_FRAME)
 		return 0; /* already a KSM page, listed in its stable node */
 	remove_from_tree(k, p);
-	/*
-	 * write_tracking: written() is asked at every visit that would hash, so
-	 * "not written" means "not written since oldchecksum was taken".
-	 */
-	if (k->track && !ops->written(k->impl, p) && (it->flags & RI_CSUM))
+	if (!k->checksum_first) {
+		/*
+		 * Up to 6.10 the stable tree comes first, whatever the checksum.  The
+		 * model's tree is keyed by checksum, so it takes one without counting
+		 * it; the kernel computes the checksum only when no KSM page matched.
+		 */
+		bool uncounted = ops->checksum_uncounted != NULL;
+
+		checksum = uncounted ? ops->checksum_uncounted(k->impl, p) : ops->checksum(k->impl, p);
+		rc = stable_merge(k, p, info, checksum, &tree);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		if (uncounted)
+			account(k, BK_COST_CHECKSUM, 1);
+	} else if (k->track && !ops->written(k->impl, p) && (it->flags & RI_CSUM)) {
+		/*
+		 * write_tracking: written() is asked at every visit that would hash,
+		 * so "not written" means "not written since oldchecksum was taken".
+		 * (Before 6.11 every visit hashes for the stable tree first, so the
+		 * tracking has nothing to save there and is not asked.)
+		 */
 		checksum = it->oldchecksum;
-	else
+	} else {
 		checksum = ops->checksum(k->impl, p);
+	}
 	if (!(it->flags & RI_CSUM) || it->oldchecksum != checksum) {
 		it->oldchecksum = checksum;
 		it->flags |= RI_CSUM;
@@ -1021,14 +1082,10 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 		k->zero_pages++;
 		return 0;
 	}
-	rc = tree_of(k, info, &tree);
-	if (rc < 0)
-		return rc;
-	d = stable_search(k, p, checksum, tree);
-	if (d) {
-		if (ops->merge_frame(k->impl, p, k->sn[d].kpage) == 0)
-			stable_append(k, p, d);
-		return 0;
+	if (k->checksum_first) {
+		rc = stable_merge(k, p, info, checksum, &tree);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
 	}
 	t = unstable_search_insert(k, p, checksum, tree, k->across ? 0 : info->node);
 	if (!t)
@@ -1114,9 +1171,17 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		rc = cmp_and_merge(k, p, &info);
 		if (rc < 0)
 			return rc;
-		k->pages_scanned++;
+		if (k->scanned_per_visit)
+			k->pages_scanned++;
 		visits++;
 	}
+	/*
+	 * 6.6-6.9 add `scan_npages - npages` after the loop: the unsigned count
+	 * wraps past 0 in the loop test, so pages_to_scan + 1; a batch that ends
+	 * a full scan returns before it and adds nothing.
+	 */
+	if (!k->scanned_per_visit)
+		k->pages_scanned += (int64_t)(uint32_t)(k->pages_to_scan + 1);
 	return 0;
 }
 
@@ -1133,9 +1198,10 @@ static int ksm_page_changed(void *st, bk_page p, uint32_t what)
 		it->flags &= (uint8_t)~RI_MAPS;
 		k->sn[it->head].live--;
 	}
-	if (what & ALGO_CHANGE_UNMAPPED)
-		free_item(k, p);
-	/* A COW of a KSM page is noticed when the scanner next visits the page. */
+	/*
+	 * A COW of a KSM page is noticed when the scanner next visits the page;
+	 * an unmapped page's rmap item is freed when the cursor passes it.
+	 */
 	return 0;
 }
 
@@ -1167,9 +1233,14 @@ static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	case P_USE_ZERO_PAGES:
 		k->use_zero = v != 0;
 		return 0;
-	case P_SMART_SCAN:
+	case P_SMART_SCAN: {
+		char why[256];
+
+		if (!algo_kernel_offers(&k->kern, "smart_scan", why, sizeof(why)))
+			return sp_err_set(err, SP_EINVAL, "ksm: %s", why);
 		k->smart = v != 0;
 		return 0;
+	}
 	case P_PRUNE_MILLISECS:
 		k->prune_ms = v;
 		return 0;
@@ -1212,7 +1283,15 @@ static void ksm_metrics(const void *st, struct metrics *m)
 	m->ksm_zero_pages = k->zero_pages;
 	m->stable_node_chains = k->chains;
 	m->stable_node_dups = k->dups;
-	m->general_profit = metrics_general_profit(m, k->page_size, k->rmap_items);
+	if (algo_kernel_has(&k->kern, AK_KSM_ZERO_PAGES)) {
+		m->general_profit = metrics_general_profit(m, k->page_size, k->rmap_items);
+	} else {
+		/* 6.4-6.5: general_profit knew no ksm_zero_pages. */
+		struct metrics t = *m;
+
+		t.ksm_zero_pages = 0;
+		m->general_profit = metrics_general_profit(&t, k->page_size, k->rmap_items);
+	}
 }
 
 static void ksm_destroy(void *st)
@@ -1248,7 +1327,22 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->across = prm->v[P_MERGE_ACROSS_NODES] != 0;
 	k->use_zero = prm->v[P_USE_ZERO_PAGES] != 0;
 	k->max_sharing = (int32_t)prm->v[P_MAX_PAGE_SHARING];
-	k->smart = prm->v[P_SMART_SCAN] != 0;
+	if (env->kernel)
+		k->kern = *env->kernel;
+	else
+		algo_kernel_newest(&k->kern);
+	if (prm->given & (1u << P_SMART_SCAN)) {
+		char why[256];
+
+		if (!algo_kernel_offers(&k->kern, "smart_scan", why, sizeof(why))) {
+			free(k);
+			return sp_err_set(err, SP_EINVAL, "ksm: %s", why);
+		}
+	}
+	k->checksum_first = algo_kernel_has(&k->kern, AK_CHECKSUM_FIRST);
+	k->scanned_per_visit = algo_kernel_has(&k->kern, AK_PAGES_SCANNED_PER_VISIT) ||
+			       !algo_kernel_has(&k->kern, AK_PAGES_SCANNED);
+	k->smart = prm->v[P_SMART_SCAN] != 0 && algo_kernel_has(&k->kern, AK_SMART_SCAN);
 	k->prune_ms = (uint64_t)prm->v[P_PRUNE_MILLISECS];
 	k->tick_hz = (uint64_t)prm->v[P_TICK_HZ];
 	k->track = prm->v[P_WRITE_TRACKING] != 0 && k->ops->written;
@@ -1284,8 +1378,8 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 const struct algo_ops algo_ksm = {
 	.version = ALGO_OPS_VERSION,
 	.name = "ksm",
-	.description = "model of Linux 6.x KSM (ksmd): checksum filter, stable/unstable trees, chains, smart scan",
-	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES | ALGO_CAP_LAZY_COW,
+	.description = "model of Linux KSM (ksmd) by --kernel version: checksum filter, stable/unstable trees, chains, smart scan",
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES | ALGO_CAP_LAZY_COW | ALGO_CAP_LINUX,
 	.params = ksm_params,
 	.nparams = sizeof(ksm_params) / sizeof(ksm_params[0]),
 	.create = ksm_create,

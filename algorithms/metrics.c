@@ -19,20 +19,35 @@ int64_t metrics_get(const struct metrics *m, int i)
 
 int metrics_csv_header(FILE *f, bool tunables)
 {
-	fputs("time_ms", f);
-	for (int i = 0; i < METRICS_COUNT; i++)
-		fprintf(f, ",%s", metrics_names[i]);
-	if (tunables)
-		fputs(",run,pages_to_scan,sleep_millisecs", f);
-	return fputc('\n', f) == EOF ? EOF : 0;
+	return metrics_csv_header_shown(f, tunables, NULL);
 }
 
 int metrics_csv_row(FILE *f, uint64_t time_ms, const struct metrics *m,
 		    const struct metrics_tunables *tu)
 {
+	return metrics_csv_row_shown(f, time_ms, m, tu, NULL);
+}
+
+int metrics_csv_header_shown(FILE *f, bool tunables, const bool *shown)
+{
+	fputs("time_ms", f);
+	for (int i = 0; i < METRICS_COUNT; i++) {
+		if (!shown || shown[i])
+			fprintf(f, ",%s", metrics_names[i]);
+	}
+	if (tunables)
+		fputs(",run,pages_to_scan,sleep_millisecs", f);
+	return fputc('\n', f) == EOF ? EOF : 0;
+}
+
+int metrics_csv_row_shown(FILE *f, uint64_t time_ms, const struct metrics *m,
+			  const struct metrics_tunables *tu, const bool *shown)
+{
 	fprintf(f, "%llu", (unsigned long long)time_ms);
-	for (int i = 0; i < METRICS_COUNT; i++)
-		fprintf(f, ",%lld", (long long)metrics_get(m, i));
+	for (int i = 0; i < METRICS_COUNT; i++) {
+		if (!shown || shown[i])
+			fprintf(f, ",%lld", (long long)metrics_get(m, i));
+	}
 	if (tu)
 		fprintf(f, ",%lld,%lld,%lld", (long long)tu->run, (long long)tu->pages_to_scan,
 			(long long)tu->sleep_millisecs);

@@ -98,5 +98,9 @@ int metrics_csv_header(FILE *f, bool tunables);
 /* tu: the tunables at this sample, or NULL for a header written without them. */
 int metrics_csv_row(FILE *f, uint64_t time_ms, const struct metrics *m,
 		    const struct metrics_tunables *tu);
+/* The same with only the columns i for which shown[i] (NULL: all), e.g. the counters a kernel has. */
+int metrics_csv_header_shown(FILE *f, bool tunables, const bool *shown);
+int metrics_csv_row_shown(FILE *f, uint64_t time_ms, const struct metrics *m,
+			  const struct metrics_tunables *tu, const bool *shown);
 
 #endif

@@ -73,6 +73,7 @@ int algo_params_set(const struct algo_ops *a, struct algo_params *out, const cha
 		return sp_err_set(err, SP_EINVAL, "%s.%s=%s is out of range [%g, %g]", a->name, key,
 				  eq + 1, p->min, p->max);
 	out->v[idx] = v;
+	out->given |= 1u << idx;
 	return 0;
 }
 

@@ -88,6 +88,9 @@
  *  - COW breaks and unmaps update the counters at once; a COW break counts
  *    against its region's next evaluation.
  *  - region_pages and levels cannot change at run time.
+ *  - It runs inside Linux (ALGO_CAP_LINUX): a merge splits a transparent huge
+ *    page the way the --kernel version does (from 6.12 the split maps the
+ *    zero-filled subpages to the zero page; sim_huge_for()).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -707,7 +710,7 @@ const struct algo_ops algo_uksm = {
 	.version = ALGO_OPS_VERSION,
 	.name = "uksm",
 	.description = "model of UKSM (FAST 2018): regions on scan levels by duplicate/COW ratio, adaptive partial hashing",
-	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES,
+	.caps = ALGO_CAP_SCANNER | ALGO_CAP_NODES | ALGO_CAP_LINUX,
 	.params = uksm_params,
 	.nparams = sizeof(uksm_params) / sizeof(uksm_params[0]),
 	.create = uksm_create,

@@ -12,6 +12,9 @@
  * Notes (simplifications):
  *  - No checksum volatility filter: a zero page merges on its first visit.
  *  - The sleep is taken literally (no timer-tick rounding as in ksm).
+ *  - It runs inside Linux (ALGO_CAP_LINUX): a merge splits a transparent huge
+ *    page the way the --kernel version does (from 6.12 the split maps the
+ *    zero-filled subpages to the zero page; sim_huge_for()).
  *
  * Invariants: on_zero[p] iff this instance mapped p to the zero page and no
  * write has broken it since; zero_pages == number of such p.

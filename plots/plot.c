@@ -8,6 +8,7 @@
 #include "plot.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,30 @@ static const char *terminal_for(const char *out)
 	return NULL;
 }
 
+/* Whether the CSV's header names column col (a kernel may lack a counter: left out). */
+static bool has_column(const char *csv, const char *col)
+{
+	char line[4096];
+	FILE *f = fopen(csv, "r");
+	bool found = false;
+
+	if (!f)
+		return false;
+	if (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(col);
+
+		for (char *c = line; c; c = strchr(c, ',')) {
+			c += *c == ',';
+			if (!strncmp(c, col, n) && (c[n] == ',' || c[n] == '\n' || c[n] == '\r' || !c[n])) {
+				found = true;
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 int plot_timeseries(const char *csv, const char *out, const char *title, struct sp_err *err)
 {
 	const char *term = terminal_for(out);
@@ -33,6 +58,7 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	char *dir = NULL, *abs_csv = NULL, *script = NULL, *spath = NULL;
 	sigset_t old;
 	FILE *f;
+	bool zero;
 	int rc = 0;
 
 	if (!term)
@@ -68,14 +94,15 @@ int plot_timeseries(const char *csv, const char *out, const char *title, struct 
 	      "cpu(t, c) = (t > pt ? (r = (c - pc) / 1e4 / (t - pt)) : (r = NaN), pt = t, pc = c, r)\n"
 	      "plot ", f);
 	rep_gp_quoted(f, abs_csv);
-	fputs(" using (column('time_ms')/1000):(column('pages_sharing')+column('ksm_zero_pages')"
-	      "+column('thp_zero_pages')) with lines lw 2.5 lc rgb '#1f77b4' "
-	      "title 'saved (pages_sharing + ksm_zero_pages + thp_zero_pages)', \\\n  ''"
-	      " using (column('time_ms')/1000):(column('oracle_saving')) with lines lw 2.5 dt (6,4) "
-	      "lc rgb '#000000' title 'oracle (most any algorithm could save)', \\\n  ''"
-	      " using (column('time_ms')/1000):(cpu(column('time_ms'), column('cpu_ns'))) axes x1y2 "
-	      "with steps lw 1.5 lc rgb '#d62728' title 'scanner CPU (% of one core)'\n",
-	      f);
+	zero = has_column(abs_csv, "ksm_zero_pages"); /* none before Linux 6.6 */
+	fprintf(f, " using (column('time_ms')/1000):(column('pages_sharing')%s"
+		"+column('thp_zero_pages')) with lines lw 2.5 lc rgb '#1f77b4' "
+		"title 'saved (pages_sharing%s + thp_zero_pages)', \\\n  ''"
+		" using (column('time_ms')/1000):(column('oracle_saving')) with lines lw 2.5 dt (6,4) "
+		"lc rgb '#000000' title 'oracle (most any algorithm could save)', \\\n  ''"
+		" using (column('time_ms')/1000):(cpu(column('time_ms'), column('cpu_ns'))) axes x1y2 "
+		"with steps lw 1.5 lc rgb '#d62728' title 'scanner CPU (%% of one core)'\n",
+		zero ? "+column('ksm_zero_pages')" : "", zero ? " + ksm_zero_pages" : "");
 	if (fclose(f) != 0) {
 		rc = sp_err_set(err, SP_EIO, "%s: cannot write the plot there: %s", out, strerror(errno));
 		unlink(spath);

@@ -227,6 +227,8 @@ int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, str
 {
 	if (o->cost && sim_cost_parse(&cfg->cost, o->cost, err) < 0)
 		return err->code;
+	if (o->kernel && algo_kernel_parse(&cfg->kernel, o->kernel, err) < 0)
+		return err->code;
 	cfg->duration_ms = o->duration_ms;
 	cfg->tail_ms = o->tail_ms;
 	cfg->sample_ms = o->sample_ms;

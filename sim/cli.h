@@ -69,6 +69,7 @@ struct cli_sim_opts {
 	uint64_t seed;
 	bool spread;
 	const char *cost;     /* NULL: the default cost model */
+	const char *kernel;   /* --kernel VERSION[,behaviour=0|1]...; NULL: the newest */
 };
 
 void cli_sim_opts_init(struct cli_sim_opts *o);
@@ -114,12 +115,20 @@ void cli_show_cpus(char *buf, size_t len);
 #define CLI_SIM_SEED_OPT(T, m)                                                             \
 	{ .name = "seed", .type = CLI_U64, .offset = offsetof(T, m.seed), .metavar = "N",   \
 	  .help = "seed for randomised algorithms and --spread-writes (default {})" }
+/* --kernel: the Linux version whose KSM the ksm model and the huge-page splits follow. */
+#define CLI_SIM_KERNEL_OPT(T, m, text)                                                     \
+	{ .name = "kernel", .type = CLI_STRING, .offset = offsetof(T, m.kernel),            \
+	  .metavar = "VERSION", .help = text }
+#define CLI_SIM_KERNEL_HELP                                                                \
+	"Linux version to model (5.14 ... 6.18 or a `uname -r`), optionally\n"             \
+	"with behaviours set on their own: 6.6,checksum_first=1 (README)"
 #define CLI_SIM_MODEL_OPTS(T, m)                                                           \
 	{ .name = "spread-writes", .type = CLI_FLAG, .offset = offsetof(T, m.spread),       \
 	  .help = "spread each snapshot's writes uniformly over its interval (seeded)" },      \
 	{ .name = "cost", .type = CLI_STRING, .offset = offsetof(T, m.cost), .metavar = "SPEC", \
 	  .show = cli_show_cost,                                                               \
-	  .help = "cost model in ns per operation; any subset of the defaults:\n{}" }
+	  .help = "cost model in ns per operation; any subset of the defaults:\n{}" },          \
+	CLI_SIM_KERNEL_OPT(T, m, CLI_SIM_KERNEL_HELP " (default: the newest)")
 
 struct sim_config;
 /*

@@ -70,7 +70,7 @@ static const struct cli_spec compare_spec = {
 void cli_sim_options_format(char *buf, size_t len, const struct sim_config *cfg,
 			    uint64_t expected_ms, bool seed_varies)
 {
-	char cost[256] = "";
+	char cost[256] = "", ver[96];
 	size_t o = 0;
 
 	for (int k = 0; k < BK_COST__COUNT && o < sizeof(cost); k++)
@@ -88,12 +88,15 @@ void cli_sim_options_format(char *buf, size_t len, const struct sim_config *cfg,
 					      "%.1f s simulated (until %.1f s after the last snapshot); ",
 					      (double)expected_ms / 1000, (double)cfg->tail_ms / 1000);
 	}
+	algo_kernel_format(&cfg->kernel, ver, sizeof(ver));
 	if (o < len)
-		snprintf(buf + o, len - o, "samples every %llu ms; writes %s; cost model (ns) %s",
+		snprintf(buf + o, len - o,
+			 "samples every %llu ms; writes %s; cost model (ns) %s; Linux %s (--kernel: "
+			 "the ksm model, and huge-page splits in the algorithms that run inside Linux)",
 			 (unsigned long long)cfg->sample_ms,
 			 cfg->spread_writes ? "spread over each snapshot interval (seeded)"
 					    : "at snapshot times",
-			 cost);
+			 cost, ver);
 }
 
 /*

@@ -124,6 +124,7 @@ static const struct cli_spec run_spec = {
 
 struct run_out {
 	FILE *csv;
+	bool shown[METRICS_COUNT]; /* the columns written: counters the --kernel lacks are left out */
 	bool tunables;                /* a control policy runs: its tunables in the CSV */
 	const struct sim_result *res; /* the run's result, whose tunables are current */
 	uint64_t *times;              /* every sample, for the summary */
@@ -152,7 +153,8 @@ static int write_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 	o->m[o->n++] = *m;
 	if (!o->csv)
 		return 0;
-	return metrics_csv_row(o->csv, time_ms, m, o->tunables ? &o->res->tunables : NULL) != 0;
+	return metrics_csv_row_shown(o->csv, time_ms, m, o->tunables ? &o->res->tunables : NULL,
+				     o->shown) != 0;
 }
 
 static void show_progress(void *arg, uint64_t done_ms, uint64_t end_ms)
@@ -181,6 +183,12 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	       name, (unsigned long long)r->snapshots, (unsigned long long)r->records,
 	       (unsigned long long)r->page_states);
 	printf("algorithm   %s %s\n", cfg->algo->name, params);
+	if (cfg->algo->caps & ALGO_CAP_LINUX) {
+		char ver[320];
+
+		algo_kernel_describe(&cfg->kernel, ver, sizeof(ver));
+		printf("kernel      Linux %s\n", ver);
+	}
 	if (cfg->ctl) {
 		char cp[512];
 		struct algo_ops v = { .name = cfg->ctl->name, .params = cfg->ctl->params,
@@ -274,9 +282,16 @@ static int run_prepare(struct run_cmd *c)
 		if (atomic_file_open(&c->af, o->csv, atomic_file_mode_from(o->trace, 0644), &c->err) < 0)
 			return cli_fail(&c->err);
 		c->out.csv = c->af.f;
+		for (int i = 0; i < METRICS_COUNT; i++) {
+			char why[256];
+
+			c->out.shown[i] = sim_metric_offered(&c->cfg, i, why, sizeof(why));
+			if (!c->out.shown[i])
+				fprintf(stderr, "sim: note: %s: left out of %s\n", why, o->csv);
+		}
 		/* with a control policy, the tunables it set at each sample too */
 		c->out.tunables = c->cfg.ctl != NULL;
-		metrics_csv_header(c->out.csv, c->out.tunables);
+		metrics_csv_header_shown(c->out.csv, c->out.tunables, c->out.shown);
 	}
 	return EXIT_OK;
 }

@@ -443,8 +443,12 @@ static int sweep_jobs(struct sweep_cmd *x)
 		grid_point(&x->g, row->point, row->values);
 		j->cfg = x->base;
 		j->cfg.seed = row->seed;
-		for (uint32_t k = 0; k < x->g.nkeys; k++)
-			j->cfg.params.v[algo_param_index(x->base.algo, x->g.keys[k])] = row->values[k];
+		for (uint32_t k = 0; k < x->g.nkeys; k++) {
+			int idx = algo_param_index(x->base.algo, x->g.keys[k]);
+
+			j->cfg.params.v[idx] = row->values[k];
+			j->cfg.params.given |= 1u << idx; /* asked for: a kernel lacking it refuses */
+		}
 		algo_params_format(x->base.algo, &j->cfg.params, row->params, sizeof(row->params));
 		j->keep_samples = true;
 		x->nruns++;

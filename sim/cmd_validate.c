@@ -64,6 +64,9 @@ static const struct cli_opt validate_table[] = {
 	CLI_SIM_DURATION_OPT(struct validate_opts, sim,
 			     "run N ms (default: until 60 s after the last snapshot)"),
 	CLI_SIM_SAMPLE_OPT(struct validate_opts, sim, "sample every N ms (default {})"),
+	CLI_SIM_KERNEL_OPT(struct validate_opts, sim,
+			   "Linux version the simulated side models (default: the running\n"
+			   "kernel's); 6.6,checksum_first=1 sets a behaviour on its own (README)"),
 	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct validate_opts, csv),
 	  .metavar = "OUT", .help = "write both series: time_ms, kernel_<metric>..., sim_<metric>..." },
 	CLI_QUIET_OPT(struct validate_opts, quiet, "print only the summary, not the series"),
@@ -437,6 +440,10 @@ static int validate_config(struct validate_cmd *x)
 		return EXIT_USAGE;
 	}
 	sim_config_defaults(&x->cfg, algo_find(name));
+	/* The simulated side follows the kernel it is checked against, unless told otherwise. */
+	if ((x->o.sim.kernel ? algo_kernel_parse(&x->cfg.kernel, x->o.sim.kernel, &x->err)
+			     : algo_kernel_running(&x->cfg.kernel, &x->err)) < 0)
+		return cli_fail(&x->err);
 	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
 		int f = cli_ksm_settable[i];
 		char kv[96];

@@ -127,6 +127,21 @@ int sim_ctl_set(struct sim_config *cfg, const char *kv, struct sp_err *err)
 	return ctl_params_set(cfg->ctl, &cfg->ctl_params, kv, err);
 }
 
+bool sim_metric_offered(const struct sim_config *cfg, int i, char *why, size_t len)
+{
+	/* Only the model of the kernel's KSM reports the kernel's sysfs counters. */
+	if (!cfg->algo || strcmp(cfg->algo->name, "ksm") != 0 || i < 0 || i >= METRICS_COUNT)
+		return true;
+	return algo_kernel_offers(&cfg->kernel, metrics_names[i], why, len);
+}
+
+enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k)
+{
+	return (a->caps & ALGO_CAP_LINUX) && algo_kernel_has(k, AK_THP_ZERO_REMAP)
+		       ? SIM_HUGE_SPLIT_ZERO
+		       : SIM_HUGE_SPLIT;
+}
+
 static double scanner_ns(const struct sim_cost *cost, const uint64_t *counts)
 {
 	double ns = 0;
@@ -618,10 +633,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	}
 	rc = sim_mem_new_layout(&x.mem, src->header(src->impl), cfg->layout, err);
 	if (rc == 0)
-		sim_mem_set_huge(x.mem, (cfg->algo->caps & ALGO_CAP_LINUX) &&
-						algo_kernel_has(&cfg->kernel, AK_THP_ZERO_REMAP)
-					? SIM_HUGE_SPLIT_ZERO
-					: SIM_HUGE_SPLIT);
+		sim_mem_set_huge(x.mem, sim_huge_for(cfg->algo, &cfg->kernel));
 	if (rc == 0) {
 		x.rng = gsl_rng_alloc(gsl_rng_mt19937);
 		if (!x.rng)

@@ -168,6 +168,13 @@ struct sim_config {
 int sim_check_estimate(const struct sim_config *cfg, uint64_t last_ms, struct sp_err *err);
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
+/*
+ * Whether metric i is a counter the run's kernel has (always, but for the
+ * ksm model's sysfs counters a version lacks); if not, why says so.
+ */
+bool sim_metric_offered(const struct sim_config *cfg, int i, char *why, size_t len);
+/* What a split does for algorithm a on kernel k: Linux's >= 6.12 remap only inside Linux. */
+enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k);
 /* The simulated host's parameters (host_mem_mib, host_used_mib), as algo_param. */
 extern const struct algo_param sim_host_params[];
 extern const uint32_t sim_host_nparams;

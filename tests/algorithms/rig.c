@@ -69,7 +69,11 @@ void rig_start(struct rig *r, const char *const *sets)
 	algo_params_defaults(r->a, &prm);
 	for (; sets && *sets; sets++)
 		CU_ASSERT_EQUAL_FATAL(algo_params_set(r->a, &prm, *sets, &err), 0);
+	algo_kernel_newest(&r->k);
+	if (r->kernel)
+		CU_ASSERT_EQUAL_FATAL(algo_kernel_parse(&r->k, r->kernel, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(sim_mem_new(&r->mem, &r->tb.h, &err), 0);
+	sim_mem_set_huge(r->mem, sim_huge_for(r->a, &r->k));
 	r->in = sim_mem_backend(r->mem);
 	passbk_init(&r->pb, r->in);
 	r->pb.ops.page_info = r_page_info;
@@ -82,6 +86,7 @@ void rig_start(struct rig *r, const char *const *sets)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->hash_calls);
 	env.bk = passbk_backend(&r->pb);
 	env.seed = 1;
+	env.kernel = &r->k;
 	if (r->a->create(&r->st, &prm, &env, &err) != 0)
 		fprintf(stderr, "create: %s\n", err.msg);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->st);
@@ -89,7 +94,8 @@ void rig_start(struct rig *r, const char *const *sets)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->info_calls);
 }
 
-void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present)
+static void record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present,
+		   bool huge)
 {
 	struct trace_record rec = { .guest = g, .page = page };
 	struct sp_err err = { 0 };
@@ -99,7 +105,7 @@ void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool
 
 	if (present) {
 		rec.fp = tb_fp(content);
-		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO);
+		rec.flags = TRACE_PRESENT | (content ? 0 : TRACE_ZERO) | (huge ? TRACE_HUGE : 0);
 	}
 	rec.node = r->tb.h.guests[g].node;
 	CU_ASSERT_EQUAL_FATAL(sim_mem_apply(r->mem, &rec, &p, &what, &notify, &err), 0);
@@ -107,9 +113,19 @@ void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool
 		CU_ASSERT_EQUAL(r->a->page_changed(r->st, p, what), 0);
 }
 
+void rig_record(struct rig *r, uint32_t g, uint64_t page, uint64_t content, bool present)
+{
+	record(r, g, page, content, present, false);
+}
+
 void rig_write(struct rig *r, uint32_t g, uint64_t page, uint64_t content)
 {
-	rig_record(r, g, page, content, true);
+	record(r, g, page, content, true, false);
+}
+
+void rig_write_huge(struct rig *r, uint32_t g, uint64_t page, uint64_t content)
+{
+	record(r, g, page, content, true, true);
 }
 
 void rig_metrics(struct rig *r, struct metrics *m)

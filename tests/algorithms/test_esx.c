@@ -192,3 +192,38 @@ SP_TEST(domains_are_separate_tables)
 	CU_ASSERT_EQUAL(m.oracle_saving, 6);
 	rig_free(&r);
 }
+
+/*
+ * ESX does not share inside large pages unless memory is short.  One guest
+ * of 4 pages on a huge page: 0 and 1 hold content 5, 2 and 3 are zero; one
+ * sample every 100 ms for 60 s.  share_large_pages=0: sampled pages only
+ * become hints, nothing is shared or split.  1: both pairs share, the large
+ * page is broken once, and the break maps nothing to the zero page (that is
+ * Linux >= 6.12's, and esx does not run inside Linux).
+ */
+SP_TEST(large_pages_shared_only_when_memory_is_short)
+{
+	for (int shortage = 0; shortage <= 1; shortage++) {
+		const char *sets[] = { one_per_batch[0], one_per_batch[1], one_per_batch[2],
+				       shortage ? "share_large_pages=1" : "share_large_pages=0", NULL };
+		struct rig r;
+		struct metrics m;
+
+		rig_init(&r, "esx", 1, 4);
+		rig_start(&r, sets);
+		for (uint64_t i = 0; i < 4; i++)
+			rig_write_huge(&r, 0, i, i < 2 ? 5 : 0);
+		for (int b = 0; b < 600; b++)
+			rig_batch(&r);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_scanned, 600);
+		CU_ASSERT_EQUAL(m.pages_shared, shortage ? 2 : 0);
+		CU_ASSERT_EQUAL(m.pages_sharing, shortage ? 2 : 0);
+		CU_ASSERT_EQUAL(m.thp_splits, shortage ? 1 : 0);
+		CU_ASSERT_EQUAL(m.thp_zero_pages, 0);
+		CU_ASSERT_EQUAL(m.merges, shortage ? 2 : 0);
+		if (!shortage)
+			CU_ASSERT(m.pages_unshared >= 1 && m.pages_unshared <= 4);
+		rig_free(&r);
+	}
+}

@@ -95,6 +95,12 @@ SP_TEST(overrides_set_one_behaviour)
 	CU_ASSERT_EQUAL(k.features, (uint32_t)AK_SMART_SCAN);
 	algo_kernel_format(&k, buf, sizeof(buf));
 	CU_ASSERT_STRING_EQUAL(buf, "5.14,smart_scan=1");
+	k = parsed("6.10");
+	algo_kernel_describe(&k, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "6.10 (without checksum_first, thp_zero_remap)");
+	algo_kernel_newest(&k);
+	algo_kernel_describe(&k, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "6.18");
 }
 
 SP_TEST(counters_the_kernel_lacks_are_named)

@@ -360,7 +360,12 @@ SP_TEST(cow_break_unshares_when_the_scanner_next_visits)
 	rig_free(&r);
 }
 
-SP_TEST(unmapped_page_leaves_at_once)
+/*
+ * The kernel keeps an unmapped page's rmap item, listed in its stable node,
+ * until the scan cursor passes it (get_next_rmap_item() frees the items it
+ * steps over): the counters still count the page until then.  Every version.
+ */
+SP_TEST(unmapped_page_leaves_when_the_cursor_passes)
 {
 	struct rig r;
 	struct metrics m;
@@ -372,9 +377,26 @@ SP_TEST(unmapped_page_leaves_at_once)
 	rig_scans(&r, 2);
 	rig_record(&r, 0, 0, 0, false);
 	rig_metrics(&r, &m);
-	CU_ASSERT_EQUAL(m.pages_shared + m.pages_sharing, 2);
+	CU_ASSERT_EQUAL(m.pages_shared, 1);
+	CU_ASSERT_EQUAL(m.pages_sharing, 2); /* page 0 still counted */
+	CU_ASSERT_EQUAL(m.general_profit, 2 * 4096 - 3 * 64);
+	rig_scans(&r, 3);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_shared, 1);
+	CU_ASSERT_EQUAL(m.pages_sharing, 1);
 	CU_ASSERT_EQUAL(m.general_profit, 1 * 4096 - 2 * 64);
 	check_against_frames(&r);
+	/* An unstable-tree page unmapped stays in pages_unshared until passed, too. */
+	rig_write(&r, 0, 0, 50);
+	rig_scans(&r, 5);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_unshared, 1);
+	rig_record(&r, 0, 0, 0, false);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_unshared, 1);
+	rig_scans(&r, 6);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_unshared, 0);
 	rig_free(&r);
 }
 
@@ -541,6 +563,226 @@ SP_TEST(sleep_is_rounded_to_timer_ticks)
 	check_spacing(&s, 2);
 }
 
+/* ---- kernel versions (algorithms/kernel.c) ----------------------------- */
+
+/* The rig of guests x pages with the ksm model of that kernel, a whole scan per batch. */
+static void ksm_on(struct rig *r, uint32_t guests, uint64_t pages, const char *kernel,
+		   const char *const *sets)
+{
+	rig_init(r, "ksm", guests, pages);
+	r->kernel = kernel;
+	ksm_start(r, sets);
+}
+
+/*
+ * Up to 6.10 the stable tree is searched before the checksum filter: a
+ * new guest whose pages are already KSM content merges on its first visit.
+ * Guest 0 (3 pages of content 7) merges on scan 2: 1 shared, 2 sharing.
+ * Then guest 1 appears with the same 3 pages.  6.1: scan 3 merges them at
+ * once (sharing 5, nothing volatile).  6.11: scan 3 only stores their
+ * checksums (sharing 2, 3 volatile), scan 4 merges them.
+ */
+SP_TEST(new_guest_merges_on_first_visit_before_6_11)
+{
+	for (int v = 0; v < 3; v++) {
+		static const char *const kernels[] = { "6.1", "6.10", "6.11" };
+		bool first = v < 2;
+		struct rig r;
+		struct metrics m;
+
+		ksm_on(&r, 2, 3, kernels[v], NULL);
+		for (uint64_t i = 0; i < 3; i++)
+			rig_write(&r, 0, i, 7);
+		rig_scans(&r, 2);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_shared, 1);
+		CU_ASSERT_EQUAL(m.pages_sharing, 2);
+		for (uint64_t i = 0; i < 3; i++)
+			rig_write(&r, 1, i, 7);
+		rig_scans(&r, 3);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_shared, 1);
+		CU_ASSERT_EQUAL(m.pages_sharing, first ? 5 : 2);
+		CU_ASSERT_EQUAL(m.pages_volatile, first ? 0 : 3);
+		CU_ASSERT_EQUAL(m.merges, first ? 5 : 2);
+		rig_scans(&r, 4);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_sharing, 5);
+		check_against_frames(&r);
+		rig_free(&r);
+	}
+}
+
+/*
+ * A page written between two visits (content 9, then 7 = a KSM page's):
+ * 6.1 merges it at its next visit though its checksum changed, and the
+ * next write (back to 9) is a COW break - "volatile pages merge and are
+ * copied back".  6.12 sees the changed checksum and leaves it alone.
+ */
+SP_TEST(written_page_merges_and_is_copied_back_before_6_11)
+{
+	for (int newer = 0; newer <= 1; newer++) {
+		struct rig r;
+		struct metrics m;
+
+		ksm_on(&r, 1, 4, newer ? "6.12" : "6.1", NULL);
+		for (uint64_t i = 0; i < 3; i++)
+			rig_write(&r, 0, i, 7);
+		rig_write(&r, 0, 3, 9);
+		rig_scans(&r, 2);
+		rig_write(&r, 0, 3, 7);
+		rig_scans(&r, 3);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_sharing, newer ? 2 : 3);
+		rig_write(&r, 0, 3, 9);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.cow_breaks, newer ? 0 : 1);
+		rig_free(&r);
+	}
+}
+
+/*
+ * pages_scanned: 10 unique pages, 3 a batch, so a full scan is batches of
+ * 3, 3, 3 and 1 (which reaches the end).  6.10 counts the 10 visits; 6.6-6.9
+ * add pages_to_scan + 1 = 4 after each batch that did not end the scan: 12
+ * per scan, 24 after two; the 6.6.y backport of the fix counts 10 again.
+ * With a whole scan in one batch, every batch ends a scan: 6.9 counts 0.
+ */
+SP_TEST(pages_scanned_counts_batches_before_6_10)
+{
+	static const struct {
+		const char *kernel, *pages;
+		int64_t one, two;
+	} cases[] = { { "6.6", "pages_to_scan=3", 12, 24 },
+		      { "6.9", "pages_to_scan=3", 12, 24 },
+		      { "6.10", "pages_to_scan=3", 10, 20 },
+		      { "6.6,pages_scanned_per_visit=1", "pages_to_scan=3", 10, 20 },
+		      { "6.9", "pages_to_scan=1000", 0, 0 },
+		      { "6.10", "pages_to_scan=1000", 10, 20 } };
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		const char *sets[] = { cases[c].pages, NULL };
+		struct rig r;
+		struct metrics m;
+
+		ksm_on(&r, 1, 10, cases[c].kernel, sets); /* sets' pages_to_scan wins */
+		for (uint64_t i = 0; i < 10; i++)
+			rig_write(&r, 0, i, 100 + i);
+		rig_scans(&r, 1);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_scanned, cases[c].one);
+		rig_scans(&r, 2);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_scanned, cases[c].two);
+		rig_free(&r);
+	}
+}
+
+/*
+ * general_profit from 6.6 credits ksm_zero_pages; 6.4-6.5 do not.  4 zero
+ * pages with use_zero_pages=1 map the zero page on scan 2 (4 rmap items
+ * still); scan 3 steps over them and frees the items.
+ */
+SP_TEST(general_profit_credits_zero_pages_from_6_6)
+{
+	for (int newer = 0; newer <= 1; newer++) {
+		const char *sets[] = { "use_zero_pages=1", NULL };
+		struct rig r;
+		struct metrics m;
+
+		ksm_on(&r, 1, 4, newer ? "6.6" : "6.4", sets);
+		for (uint64_t i = 0; i < 4; i++)
+			rig_write(&r, 0, i, 0);
+		rig_scans(&r, 2);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.ksm_zero_pages, 4);
+		CU_ASSERT_EQUAL(m.general_profit, (newer ? 4 * 4096 : 0) - 4 * 64);
+		rig_scans(&r, 3);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.general_profit, newer ? 4 * 4096 : 0);
+		rig_free(&r);
+	}
+}
+
+/*
+ * Before 6.7 there is no smart_scan: the default scans every page (the
+ * schedule test's 5 unique pages are never skipped), and asking for it is
+ * refused with the version and commit that added it.
+ */
+SP_TEST(smart_scan_absent_before_6_7)
+{
+	const struct algo_ops *a = algo_find("ksm");
+	struct algo_params prm;
+	struct algo_kernel k;
+	struct algo_env env = { 0 };
+	struct sp_err err = { 0 };
+	struct rig r;
+	struct metrics m;
+	void *st = NULL;
+
+	ksm_on(&r, 1, 8, "6.6,pages_scanned_per_visit=1", NULL);
+	for (uint64_t i = 0; i < 5; i++)
+		rig_write(&r, 0, i, 1000 + i);
+	for (uint64_t i = 5; i < 8; i++)
+		rig_write(&r, 0, i, 42);
+	rig_scans(&r, 14);
+	rig_metrics(&r, &m);
+	CU_ASSERT_EQUAL(m.pages_skipped, 0);
+	CU_ASSERT_EQUAL(m.pages_scanned, 14 * 8);
+	env = (struct algo_env){ .bk = sim_mem_backend(r.mem), .seed = 1, .kernel = &k };
+	CU_ASSERT_EQUAL_FATAL(algo_kernel_parse(&k, "6.6", &err), 0);
+	algo_params_defaults(a, &prm);
+	CU_ASSERT_EQUAL(algo_params_set(a, &prm, "smart_scan=1", &err), 0);
+	CU_ASSERT_EQUAL(a->create(&st, &prm, &env, &err), SP_EINVAL);
+	CU_ASSERT_PTR_NULL(st);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Linux 6.6 has no smart_scan"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "5e924ff54d08"));
+	/* Nor may a control policy turn it on at run time. */
+	sp_err_clear(&err);
+	CU_ASSERT_EQUAL(r.a->set_param(r.st, (uint32_t)algo_param_index(a, "smart_scan"), 1, &err),
+			SP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "smart_scan"));
+	rig_free(&r);
+}
+
+/*
+ * A huge page (guest 0's first 512 pages) with zero pages 0..9, and guest
+ * 1 with zero pages 0..9 not on a huge page; use_zero_pages=0, the rest
+ * unique.  Scan 2 inserts guest 0's page 0 in the unstable tree; page 1
+ * matches it, and its merge first splits the huge page.
+ * 6.12: the split maps guest 0's zero pages 0..9 to the zero page (page 1
+ * included, whose merge fails); guest 1's zero pages then match the gone
+ * page 0 in the unstable tree and fail too.  Scan 3 (tree emptied): guest
+ * 1's pages merge, 1 shared and 9 sharing; 10 pages on the zero page.
+ * 6.11: the split leaves them; all 20 zero pages merge on scan 2: 1
+ * shared, 19 sharing, none by the split.
+ */
+SP_TEST(huge_page_split_zero_pages_by_kernel)
+{
+	for (int newer = 0; newer <= 1; newer++) {
+		struct rig r;
+		struct metrics m;
+
+		ksm_on(&r, 2, 512, newer ? "6.12" : "6.11", NULL);
+		for (uint64_t i = 0; i < 512; i++) {
+			rig_write_huge(&r, 0, i, i < 10 ? 0 : 1000 + i);
+			rig_write(&r, 1, i, i < 10 ? 0 : 2000 + i);
+		}
+		rig_scans(&r, 2);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.thp_splits, 1);
+		CU_ASSERT_EQUAL(m.thp_zero_pages, newer ? 10 : 0);
+		CU_ASSERT_EQUAL(m.pages_shared, newer ? 0 : 1);
+		CU_ASSERT_EQUAL(m.pages_sharing, newer ? 0 : 19);
+		rig_scans(&r, 3);
+		rig_metrics(&r, &m);
+		CU_ASSERT_EQUAL(m.pages_shared, 1);
+		CU_ASSERT_EQUAL(m.pages_sharing, newer ? 9 : 19);
+		CU_ASSERT_EQUAL(m.thp_zero_pages, newer ? 10 : 0);
+		check_against_frames(&r);
+		rig_free(&r);
+	}
+}
 /* ---- write tracking (backend written()) --------------------------------- */
 
 /* Every metric but the checksums and the CPU they cost. */
