@@ -3,7 +3,7 @@
 # Runs apt-get as root (directly, or through sudo when not root).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libgsl-dev libcsv-dev libnuma-dev libcunit1-dev
-      libxxhash-dev gnuplot-nox)
+      libxxhash-dev gnuplot-nox clang python3)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
