@@ -363,16 +363,9 @@ static int write_html(const char *dir, const struct plot_plan *pl, const struct 
 		nfeas += pl->points[i].feasible;
 		nnever += !plot_settled(&pl->points[i].s);
 	}
-	snprintf(buf, sizeof(buf), "sim plan: %s", base);
-	rep_html_head(f, buf);
-	fputs("<h1>KSM plan for <code>", f);
-	rep_html(f, base);
-	fputs("</code></h1>\n<table class=\"meta\">\n<tr><td>trace</td><td class=\"mono\">", f);
-	rep_html(f, pl->trace_path);
-	fputs("</td></tr>\n<tr><td>description</td><td>", f);
-	rep_html(f, h->desc[0] ? h->desc : "(none)");
+	rep_html_intro(f, "sim plan", "KSM plan for", base, pl->trace_path, h->desc[0] ? h->desc : "(none)");
 	fmt_mib(buf, sizeof(buf), sw->committed_mib);
-	fprintf(f, "</td></tr>\n<tr><td>guests</td><td>%u guests, %s committed</td></tr>\n",
+	fprintf(f, "<tr><td>guests</td><td>%u guests, %s committed</td></tr>\n",
 		h->nguests, buf);
 	if (pl->source_note) {
 		fputs("<tr><td>sized</td><td>", f);

@@ -385,16 +385,10 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 		return rc;
 	FILE *f = af.f;
 
-	snprintf(buf, sizeof(buf), "sim compare: %s", base);
-	rep_html_head(f, buf);
-	fputs("<h1>Page merging compared on <code>", f);
-	rep_html(f, base);
-	fputs("</code></h1>\n<table class=\"meta\">\n<tr><td>trace</td><td class=\"mono\">", f);
-	rep_html(f, c->trace_path);
-	fputs("</td></tr>\n<tr><td>description</td><td>", f);
-	rep_html(f, h->desc[0] ? h->desc : "(none)");
+	rep_html_intro(f, "sim compare", "Page merging compared on", base, c->trace_path,
+		       h->desc[0] ? h->desc : "(none)");
 	fmt_mib(buf, sizeof(buf), plot_mib((int64_t)trace_header_total_pages(h), ps));
-	fprintf(f, "</td></tr>\n<tr><td>guests</td><td>%u guests, %llu pages of %u bytes (%s)</td></tr>\n",
+	fprintf(f, "<tr><td>guests</td><td>%u guests, %llu pages of %u bytes (%s)</td></tr>\n",
 		h->nguests, (unsigned long long)trace_header_total_pages(h), ps, buf);
 	fputs("<tr><td>simulation</td><td>", f);
 	rep_html(f, c->options);

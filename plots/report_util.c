@@ -331,6 +331,22 @@ int rep_gnuplot_plots(const char *dir, const char *script, const char *const *pl
 	return rc;
 }
 
+void rep_html_intro(FILE *f, const char *cmd, const char *heading, const char *name,
+		    const char *trace, const char *desc)
+{
+	char title[512];
+
+	snprintf(title, sizeof(title), "%s: %s", cmd, name);
+	rep_html_head(f, title);
+	fprintf(f, "<h1>%s <code>", heading);
+	rep_html(f, name);
+	fputs("</code></h1>\n<table class=\"meta\">\n<tr><td>trace</td><td class=\"mono\">", f);
+	rep_html(f, trace);
+	fputs("</td></tr>\n<tr><td>description</td><td>", f);
+	rep_html(f, desc);
+	fputs("</td></tr>\n", f);
+}
+
 void rep_html_head(FILE *f, const char *title)
 {
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", f);

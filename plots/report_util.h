@@ -61,5 +61,12 @@ int rep_gnuplot_plots(const char *dir, const char *script, const char *const *pl
 		      struct sp_err *err);
 /* The <head> with inline CSS, up to and including <body>. */
 void rep_html_head(FILE *f, const char *title);
+/*
+ * The opening every report shares: the head titled "CMD: NAME", the heading
+ * "HEADING <code>NAME</code>", and a meta table opened with its trace and
+ * description rows (the caller adds rows and closes the table).
+ */
+void rep_html_intro(FILE *f, const char *cmd, const char *heading, const char *name,
+		    const char *trace, const char *desc);
 
 #endif

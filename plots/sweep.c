@@ -1061,15 +1061,9 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 		multi_node |= p[i].remote.mean > 0;
 	}
 	identical = plot_sweep_seeds_identical(d, p);
-	snprintf(v, sizeof(v), "sim sweep: %s", d->algorithm);
-	rep_html_head(f, v);
-	fputs("<h1>Parameter sweep of <code>", f);
-	rep_html(f, d->algorithm);
-	fputs("</code></h1>\n<table class=\"meta\">\n<tr><td>trace</td><td class=\"mono\">", f);
-	rep_html(f, d->trace);
-	fputs("</td></tr>\n<tr><td>description</td><td>", f);
-	rep_html(f, desc && *desc ? desc : "(not available)");
-	fputs("</td></tr>\n<tr><td>algorithm</td><td>", f);
+	rep_html_intro(f, "sim sweep", "Parameter sweep of", d->algorithm, d->trace,
+		       desc && *desc ? desc : "(not available)");
+	fputs("<tr><td>algorithm</td><td>", f);
 	rep_html(f, algo ? algo->description : d->algorithm);
 	fputs("</td></tr>\n<tr><td>grid</td><td>", f);
 	for (uint32_t k = 0; k < d->nkeys; k++) {

@@ -568,7 +568,6 @@ static uint64_t real_raise_map_count(const struct real_cmd *x)
 static int real_live(struct real_cmd *x)
 {
 	struct replay *R = &x->R;
-	struct sp_err err2 = { 0 };
 	int rc = cli_guard_start(R->kernel ? &R->k : NULL, real_raise_map_count(x), &x->err);
 
 	if (rc < 0)
@@ -599,15 +598,7 @@ static int real_live(struct real_cmd *x)
 	R->e = NULL;
 	R->L = NULL;
 	R->mat = NULL;
-	if (cli_guard_end(R->kernel ? &R->k : NULL, &err2) < 0) {
-		fprintf(stderr, "sim: warning: %s\n", err2.msg);
-		x->restore_failed = true;
-	}
-	if (cli_stop) {
-		fprintf(stderr, "sim: interrupted; settings restored\n");
-		return 128 + (int)cli_stop;
-	}
-	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+	return cli_guard_finish(R->kernel ? &R->k : NULL, rc, &x->err, &x->restore_failed);
 }
 
 int cmd_real(int argc, char **argv)

@@ -508,7 +508,6 @@ static int validate_prepare(struct validate_cmd *x)
 /* The live run: save, clean state, configure, run, unmerge, restore. */
 static int validate_live(struct validate_cmd *x)
 {
-	struct sp_err err2 = { 0 };
 	int rc;
 
 	rc = cli_guard_start(&x->L.k, 0, &x->err);
@@ -523,16 +522,7 @@ static int validate_live(struct validate_cmd *x)
 	cli_progress_done(&x->L.progress);
 	real_mat_free(x->L.mat); /* freeing our pages drops their KSM merges at once */
 	x->L.mat = NULL;
-	if (cli_guard_end(&x->L.k, &err2) < 0) {
-		fprintf(stderr, "sim: warning: %s\n", err2.msg);
-		x->restore_failed = true;
-	}
-	if (cli_stop) {
-		fprintf(stderr, "sim: interrupted; KSM tunables %s\n",
-			x->restore_failed ? "NOT all restored (see above)" : "restored");
-		return 128 + (int)cli_stop;
-	}
-	return rc < 0 ? cli_fail(&x->err) : EXIT_OK;
+	return cli_guard_finish(&x->L.k, rc, &x->err, &x->restore_failed);
 }
 
 /* The simulated run on the same trace, tunables and sample times; then the CSV. */

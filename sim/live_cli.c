@@ -104,6 +104,22 @@ int cli_guard_end(struct real_ksm *k, struct sp_err *err)
 	return rc;
 }
 
+int cli_guard_finish(struct real_ksm *k, int rc, const struct sp_err *run_err, bool *restore_failed)
+{
+	struct sp_err err2 = { 0 };
+
+	if (cli_guard_end(k, &err2) < 0) {
+		fprintf(stderr, "sim: warning: %s\n", err2.msg);
+		*restore_failed = true;
+	}
+	if (cli_stop) {
+		fprintf(stderr, "sim: interrupted; settings %s\n",
+			*restore_failed ? "NOT all restored (see above)" : "restored");
+		return 128 + (int)cli_stop;
+	}
+	return rc < 0 ? cli_fail(run_err) : EXIT_OK;
+}
+
 void cli_sleep_until(uint64_t t_ns)
 {
 	struct timespec ts = { (time_t)(t_ns / 1000000000ull), (long)(t_ns % 1000000000ull) };

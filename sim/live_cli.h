@@ -41,6 +41,12 @@ extern volatile sig_atomic_t cli_stop;
  */
 int cli_guard_start(struct real_ksm *k, uint64_t old_map_count, struct sp_err *err);
 int cli_guard_end(struct real_ksm *k, struct sp_err *err);
+/*
+ * How a guarded command ends: cli_guard_end(), a warning (and *restore_failed)
+ * if something could not be put back, then the exit code - 128 + signal
+ * when interrupted, else EXIT_OK or cli_fail(run_err) for the run's rc.
+ */
+int cli_guard_finish(struct real_ksm *k, int rc, const struct sp_err *run_err, bool *restore_failed);
 
 /* Sleeps until t_ns of CLOCK_MONOTONIC, or until a signal sets cli_stop. */
 void cli_sleep_until(uint64_t t_ns);
