@@ -132,6 +132,17 @@ struct backend_ops {
 	 * measured CPU.
 	 */
 	int (*written)(void *impl, bk_page p);
+
+	/*
+	 * Added after written() (NULL in real mode): a small id of page p's
+	 * exact content within its security domain, for ALGO_CAP_OMNISCIENT
+	 * algorithms, so they can count contents without hashing fingerprints.
+	 * Two present, non-zero pages have the same id exactly when their
+	 * content and domain are equal; zero-filled and absent pages have 0.
+	 * An id is reused only after no page holds it (between two changes an
+	 * algorithm hears of, nothing else moves).  ids are below 2^32 - 1.
+	 */
+	uint32_t (*content_id)(void *impl, bk_page p);
 };
 
 struct backend {

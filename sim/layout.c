@@ -13,10 +13,15 @@
  * that steps over absent pages for free (all of ours but esx's sampling and
  * uksm's fixed regions, which see the mentioned pages only).
  *
- * Collection: per guest, a growing vector of page numbers, sorted and
- * deduplicated whenever it doubles, so memory is bounded by the distinct
- * pages mentioned (twice over), not by the records read nor by the page
- * counts the header claims.
+ * Collection: per guest, a growing vector of page numbers, deduplicated
+ * whenever it doubles, so memory is bounded by the distinct pages mentioned
+ * (twice over), not by the records read nor by the page counts the header
+ * claims.  Pages mostly come in ascending order (a snapshot lists a guest's
+ * pages in order), so the vector keeps a sorted prefix that such records
+ * extend for free, and a deduplication sorts only what came out of order
+ * and merges it in.  Once a guest's distinct pages reach 1/64 of its page
+ * count, a bitmap of the page count is no larger than the vector: the guest
+ * switches to one (1 bit per page, no sorting at all).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,8 @@
 struct collect {
 	uint64_t *v;       /* page numbers; v[0..uniq) sorted and distinct */
 	uint64_t len, uniq, cap;
+	uint64_t *bits;    /* once dense: bit p set when page p was mentioned (v is then NULL) */
+	uint64_t pages;    /* the guest's page count (the bitmap's size) */
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -35,41 +42,107 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void dedup(struct collect *c)
+/* v[0..n) sorted: its distinct values moved to the front; returns how many. */
+static uint64_t unique(uint64_t *v, uint64_t n)
 {
 	uint64_t o = 0;
 
-	if (c->len > 1)
-		qsort(c->v, c->len, sizeof(*c->v), cmp_u64);
-	for (uint64_t i = 0; i < c->len; i++)
-		if (o == 0 || c->v[o - 1] != c->v[i])
-			c->v[o++] = c->v[i];
-	c->len = c->uniq = o;
+	for (uint64_t i = 0; i < n; i++)
+		if (o == 0 || v[o - 1] != v[i])
+			v[o++] = v[i];
+	return o;
+}
+
+/* Sorts and deduplicates the tail v[uniq..len) and merges it into the sorted prefix. */
+static int dedup(struct collect *c)
+{
+	uint64_t *t = c->v + c->uniq, n = c->len - c->uniq, *tail, i, j, k;
+
+	if (n == 0)
+		return 0;
+	for (i = 1; i < n && t[i - 1] < t[i]; i++)
+		;
+	if (i < n)
+		qsort(t, n, sizeof(*t), cmp_u64);
+	n = unique(t, n);
+	tail = malloc(n * sizeof(*tail));
+	if (!tail)
+		return SP_ENOMEM;
+	memcpy(tail, t, n * sizeof(*tail));
+	/* Merge from the back (equal values kept), then drop the duplicates. */
+	for (i = c->uniq, j = n, k = c->uniq + n; j > 0;)
+		c->v[--k] = (i > 0 && c->v[i - 1] > tail[j - 1]) ? c->v[--i] : tail[--j];
+	free(tail);
+	c->len = c->uniq = unique(c->v, c->uniq + n);
+	return 0;
+}
+
+static void set_bit(uint64_t *bits, uint64_t page)
+{
+	bits[page / 64] |= 1ull << (page % 64);
+}
+
+/* v full: deduplicates it, then either switches to the bitmap or makes room. */
+static int make_room(struct collect *c)
+{
+	if (dedup(c) < 0)
+		return SP_ENOMEM;
+	if (c->uniq >= c->pages / 64) {
+		c->bits = calloc(c->pages / 64 + 1, sizeof(*c->bits));
+		if (!c->bits)
+			return SP_ENOMEM;
+		for (uint64_t i = 0; i < c->len; i++)
+			set_bit(c->bits, c->v[i]);
+		free(c->v);
+		c->v = NULL;
+		c->len = c->uniq = c->cap = 0;
+		return 0;
+	}
+	if (c->len >= c->cap / 2) {
+		uint64_t cap = c->cap ? c->cap * 2 : 1024;
+		uint64_t *v = realloc(c->v, cap * sizeof(*v));
+
+		if (!v)
+			return SP_ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	return 0;
 }
 
 static int note(struct collect *c, uint64_t page)
 {
+	if (c->bits) {
+		set_bit(c->bits, page);
+		return 0;
+	}
 	if (c->len && c->v[c->len - 1] == page)
 		return 0;
 	if (c->len == c->cap) {
-		if (c->len >= 2 * c->uniq + 1024) {
-			dedup(c);
-			if (c->len < c->cap)
-				goto add;
-		}
-		{
-			uint64_t cap = c->cap ? c->cap * 2 : 1024;
-			uint64_t *v = realloc(c->v, cap * sizeof(*v));
-
-			if (!v)
-				return SP_ENOMEM;
-			c->v = v;
-			c->cap = cap;
-		}
+		if (make_room(c) < 0)
+			return SP_ENOMEM;
+		if (c->bits)
+			return note(c, page);
 	}
-add:
+	if (c->len == c->uniq && (c->len == 0 || c->v[c->len - 1] < page))
+		c->uniq++;
 	c->v[c->len++] = page;
 	return 0;
+}
+
+/* Pages set in the bitmap of c: how many, and their numbers in order into v (if v). */
+static uint64_t from_bits(const struct collect *c, uint64_t *v)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w <= c->pages / 64; w++) {
+		for (uint64_t b = c->bits[w]; b; b &= b - 1) {
+			if (v)
+				v[n] = w * 64 + (uint64_t)__builtin_ctzll(b);
+			n++;
+		}
+	}
+	return n;
 }
 
 void sim_layout_release(struct sim_layout *l)
@@ -100,6 +173,8 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 		goto out;
 	}
+	for (uint32_t g = 0; c && g < h->nguests; g++)
+		c[g].pages = h->guests[g].pages;
 	while (rc == 0 && (rc = src->next_snapshot(src->impl, &s, err)) > 0) {
 		out->snapshots++;
 		out->last_ms = s.time_ms;
@@ -117,29 +192,43 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 		uint64_t n = 0;
 
 		out->base[g] = total;
-		dedup(k);
-		n = k->len;
+		if (k->bits) {
+			n = from_bits(k, NULL);
+		} else {
+			if (dedup(k) < 0) {
+				rc = sp_err_set(err, SP_ENOMEM, "out of memory noting the trace's pages");
+				goto out;
+			}
+			n = k->len;
+		}
 		if (n == h->guests[g].pages) {
 			out->npages[g] = n; /* every page: the plain numbering */
 			total += n;
 			continue;
 		}
-		out->pfn[g] = k->v; /* sorted and distinct */
-		k->v = NULL;
+		if (k->bits) {
+			out->pfn[g] = malloc((n ? n : 1) * sizeof(uint64_t));
+			if (out->pfn[g])
+				from_bits(k, out->pfn[g]);
+		} else {
+			out->pfn[g] = k->v; /* sorted and distinct */
+			k->v = NULL;
+			if (!out->pfn[g])
+				out->pfn[g] = malloc(sizeof(uint64_t));
+		}
 		if (!out->pfn[g]) {
-			out->pfn[g] = malloc(sizeof(uint64_t));
-			if (!out->pfn[g]) {
-				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-				goto out;
-			}
+			rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+			goto out;
 		}
 		out->npages[g] = n;
 		total += n;
 	}
 	out->total = total;
 out:
-	for (uint32_t g = 0; c && g < h->nguests; g++)
+	for (uint32_t g = 0; c && g < h->nguests; g++) {
 		free(c[g].v);
+		free(c[g].bits);
+	}
 	free(c);
 	if (rc < 0)
 		sim_layout_release(out);

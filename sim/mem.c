@@ -497,6 +497,13 @@ static struct sp_fp mem_content(void *impl, bk_page p)
 	return page_fp(m, &m->pages[p]);
 }
 
+static uint32_t mem_content_id(void *impl, bk_page p)
+{
+	const struct sim_mem *m = impl;
+
+	return m->pages[p].cid; /* the truth's id: 0 unless present and not zero-filled */
+}
+
 static const struct backend_ops sim_backend_ops = {
 	.npages = mem_npages,
 	.nnodes = mem_nnodes,
@@ -517,6 +524,7 @@ static const struct backend_ops sim_backend_ops = {
 	.content = mem_content,
 	.checksum_uncounted = mem_checksum_uncounted,
 	.written = mem_written,
+	.content_id = mem_content_id,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
@@ -616,21 +624,45 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	return 0;
 }
 
-void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
+/* The page rec is for, or NULL if the layout does not hold it (sim_mem_apply() says so). */
+static const struct sim_page *rec_page(const struct sim_mem *m, const struct trace_record *rec)
 {
-	const struct sim_page *pg;
 	uint64_t i = 0;
 
 	if (rec->guest >= m->h->nguests ||
 	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &i) < 0
 		    : rec->page >= m->h->guests[rec->guest].pages))
-		return; /* sim_mem_apply() says what is wrong */
+		return NULL;
 	if (!m->lay)
 		i = m->base[rec->guest] + rec->page;
-	pg = &m->pages[i];
+	return &m->pages[i];
+}
+
+static bool rec_counted(const struct trace_record *rec)
+{
+	return (rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT;
+}
+
+void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
+{
+	const struct sim_page *pg = rec_page(m, rec);
+
+	if (!pg)
+		return;
 	__builtin_prefetch(pg, 1);
-	if ((rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT)
+	if (rec_counted(rec))
 		cidtab_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
+}
+
+void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec)
+{
+	const struct sim_page *pg = rec_page(m, rec);
+
+	if (!pg)
+		return;
+	cidtab_prefetch_id(&m->truth, pg->cid); /* the content it leaves */
+	if (rec_counted(rec))
+		cidtab_prefetch_entry(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
 }
 
 void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)

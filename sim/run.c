@@ -176,11 +176,14 @@ static int apply(struct run *x, const struct trace_record *rec, struct sp_err *e
 }
 
 /*
- * Records read ahead of the one being applied: their pages and content
- * counts are prefetched meanwhile (sim_mem_prefetch), so the cache misses of
- * several records overlap.  Records are still applied one by one, in order.
+ * Records read ahead of the one being applied: as each is read, its page and
+ * content slot are prefetched (sim_mem_prefetch); AHEAD_MORE records before
+ * it is applied, the content entries those name (sim_mem_prefetch_more).
+ * So the cache misses of several records overlap, in two dependent stages.
+ * Records are still applied one by one, in order.
  */
-#define READ_AHEAD 8
+#define READ_AHEAD 16
+#define AHEAD_MORE 8
 
 /* Reads the current snapshot's records and applies each now (in order). */
 static int apply_all(struct run *x, struct sp_err *err)
@@ -202,6 +205,8 @@ static int apply_all(struct run *x, struct sp_err *err)
 		}
 		if (n == 0)
 			break;
+		if (n > AHEAD_MORE)
+			sim_mem_prefetch_more(x->mem, &ahead[(head + AHEAD_MORE) % READ_AHEAD]);
 		rc = apply(x, &ahead[head], err);
 		if (rc < 0)
 			return rc;

@@ -63,6 +63,11 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 		  uint32_t *what, bool *notify, struct sp_err *err);
 /* A hint that rec is applied soon: starts loading the memory its apply will touch. */
 void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec);
+/*
+ * The second hint, some records after sim_mem_prefetch(rec), once what that
+ * loaded has arrived: starts loading the content entries the apply reads.
+ */
+void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
 /* Present pages, and those of them mapping the shared zero page (not in any RSS). */

@@ -21,13 +21,12 @@
 
 static uint32_t tag_of(struct sp_fp fp, uint32_t part)
 {
-	/* Both words count: a fingerprint need not be random in its low word. */
-	uint64_t h = (fp.lo ^ (fp.hi * 0x9e3779b97f4a7c15ULL)) + (uint64_t)part * 0xff51afd7ed558ccdULL;
-
-	h ^= h >> 31;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 29;
-	return (uint32_t)(h >> 32);
+	/*
+	 * A fingerprint is already a hash: its high word serves as it is.  The
+	 * low word and the partition go through one multiply, so that keys
+	 * differing only there (a crafted trace) still spread.
+	 */
+	return (uint32_t)((fp.hi ^ ((fp.lo ^ part) * 0x9e3779b97f4a7c15ULL)) >> 32);
 }
 
 /* The slot a tag belongs in: its top bits (capacity <= 2^32). */
@@ -116,11 +115,9 @@ static int new_id(struct cidtab *c, uint32_t *id)
 
 		if (cap == c->cap_ent)
 			return SP_ENOMEM;
-		e = sp_big_calloc(cap, sizeof(*e));
+		e = sp_big_grow(c->ent, c->cap_ent, cap, sizeof(*e));
 		if (!e)
 			return SP_ENOMEM;
-		memcpy(e, c->ent, (size_t)c->nent * sizeof(*e));
-		sp_big_free(c->ent, c->cap_ent, sizeof(*c->ent));
 		c->ent = e;
 		c->cap_ent = cap;
 	}
@@ -190,4 +187,22 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part)
 {
 	__builtin_prefetch(&c->index[home_of(c, tag_of(fp, part))], 1);
+}
+
+void cidtab_prefetch_entry(const struct cidtab *c, struct sp_fp fp, uint32_t part)
+{
+	uint32_t tag = tag_of(fp, part);
+	size_t i = home_of(c, tag);
+
+	/* The first few slots of the run: where the match almost always is. */
+	for (int k = 0; k < 4; k++, i = (i + 1) & c->mask) {
+		uint64_t s = c->index[i];
+
+		if (s == 0)
+			return;
+		if ((uint32_t)(s >> 32) == tag) {
+			__builtin_prefetch(&c->ent[(uint32_t)s], 1);
+			return;
+		}
+	}
 }

@@ -43,6 +43,16 @@ int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *i
 uint32_t cidtab_put(struct cidtab *c, uint32_t id);
 /* Starts loading the index slot where (fp, part) would be: a hint before an add. */
 void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part);
+/*
+ * Starts loading the entry of (fp, part) if it is held: a second hint, once
+ * the slot of cidtab_prefetch() has arrived (it reads the index).
+ */
+void cidtab_prefetch_entry(const struct cidtab *c, struct sp_fp fp, uint32_t part);
+/* Starts loading the entry of id (a live id, or 0). */
+static inline void cidtab_prefetch_id(const struct cidtab *c, uint32_t id)
+{
+	__builtin_prefetch(&c->ent[id], 1);
+}
 
 static inline uint32_t cidtab_count(const struct cidtab *c, uint32_t id) { return c->ent[id].count; }
 static inline uint64_t cidtab_distinct(const struct cidtab *c) { return c->used; }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define BIG_BYTES ((size_t)2 << 20)
@@ -26,6 +27,29 @@ void *sp_big_calloc(size_t n, size_t size)
 		return NULL;
 	(void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
 	return p;
+}
+
+void *sp_big_grow(void *p, size_t n, size_t need, size_t size)
+{
+	size_t bytes = n * size, nbytes;
+	void *q;
+
+	if (size && need > SIZE_MAX / size)
+		return NULL;
+	nbytes = need * size;
+	if (bytes < BIG_BYTES || nbytes < BIG_BYTES) {
+		q = sp_big_calloc(need, size);
+		if (q) {
+			memcpy(q, p, bytes);
+			sp_big_free(p, n, size);
+		}
+		return q;
+	}
+	q = mremap(p, bytes, nbytes, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED)
+		return NULL;
+	(void)madvise(q, nbytes, MADV_HUGEPAGE);
+	return q;
 }
 
 void sp_big_free(void *p, size_t n, size_t size)

@@ -11,6 +11,12 @@
 
 /* n * size zeroed bytes, or NULL (also when n * size overflows). */
 void *sp_big_calloc(size_t n, size_t size);
+/*
+ * Grows what sp_big_calloc(n, size) returned to need > n elements, the new
+ * ones zeroed: the array (perhaps moved), or NULL with p untouched.  Mapped
+ * arrays grow by mremap(): no copy, and the pages already touched stay.
+ */
+void *sp_big_grow(void *p, size_t n, size_t need, size_t size);
 /* Frees what sp_big_calloc(n, size) returned (the same n and size); NULL is ignored. */
 void sp_big_free(void *p, size_t n, size_t size);
 

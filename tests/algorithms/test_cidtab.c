@@ -7,6 +7,7 @@
 
 #include "cidtab.h"
 #include "harness.h"
+#include "sp_bigmem.h"
 
 #define KEYS 5000
 
@@ -94,4 +95,30 @@ SP_TEST(ids_unique_and_reused)
 	CU_ASSERT_EQUAL(cidtab_duplicates(&c), 1);
 	cidtab_release(&c);
 	CU_ASSERT_PTR_NULL(c.ent);
+}
+
+/* Growing keeps the elements and zeroes the new ones: calloc'd to mapped, and mapped to mapped (mremap). */
+SP_TEST(big_arrays_grow_in_place)
+{
+	size_t n = 1000, sizes[] = { 300000, 1200000 }; /* 1.2 MB: calloc; 4.8 MB: mapped */
+	uint32_t *a = sp_big_calloc(n, sizeof(*a));
+	uint64_t bad = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	for (size_t i = 0; i < n; i++)
+		a[i] = (uint32_t)(i * 2654435761u) | 1;
+	for (int k = 0; k < 2; k++) {
+		uint32_t *b = sp_big_grow(a, n, sizes[k], sizeof(*a));
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+		for (size_t i = 0; i < sizes[k]; i++)
+			bad += i < 1000 ? b[i] != ((uint32_t)(i * 2654435761u) | 1) : b[i] != 0;
+		a = b;
+		n = sizes[k];
+		a[n - 1] = 0; /* the last element is writable */
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_PTR_NULL(sp_big_grow(a, n, SIZE_MAX / 2, sizeof(*a))); /* overflow: refused, a intact */
+	CU_ASSERT_EQUAL(a[0], 1);
+	sp_big_free(a, n, sizeof(*a));
 }

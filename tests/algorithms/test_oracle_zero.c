@@ -2,9 +2,13 @@
  * test_oracle_zero.c - the arithmetic of the two reference algorithms on
  * hand-built traces whose answers are worked out in the comments.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "gen.h"
 #include "harness.h"
+#include "passbk.h"
 #include "tracebuild.h"
 
 /*
@@ -237,4 +241,73 @@ SP_TEST(zero_cow_break)
 	CU_ASSERT_EQUAL(tb_at(s, 200)->cow_breaks, 1);
 	CU_ASSERT_EQUAL(tb_at(s, 200)->merges, 5);
 	free(s);
+}
+
+/* The backend without content ids (passbk offers none): the oracle counts by fingerprint. */
+static struct backend no_ids(void *arg, struct sim_mem *m, struct backend bk)
+{
+	struct passbk *w = arg;
+
+	(void)m;
+	passbk_init(w, bk);
+	CU_ASSERT_PTR_NULL(w->ops.content_id);
+	return passbk_backend(w);
+}
+
+/*
+ * Across nodes the oracle keys contents by the simulator's content ids; a
+ * backend without them makes it hash fingerprints.  Both must count alike at
+ * every sample, on a trace with writes, unmaps, zero pages (counted as
+ * content unless use_zero_pages), two nodes and two security domains.
+ */
+SP_TEST(oracle_ids_count_as_fingerprints)
+{
+	static const char *const plain[] = { NULL };
+	static const char *const zero[] = { "use_zero_pages=1", NULL };
+	const char *const *sets[] = { plain, zero };
+	char path[512];
+	struct trace_gen_params g;
+	struct sp_err err = { 0 };
+
+	sp_test_path(path, sizeof(path), "oracle_ids.sptrace");
+	trace_gen_defaults(&g);
+	g.guests = 4;
+	g.pages = 2048;
+	g.snapshots = 6;
+	g.shared_fraction = 0.6;
+	g.zero_fraction = 0.1;
+	g.write_rate = 0.5;
+	g.volatile_fraction = 0.3;
+	g.nodes = 2;
+	g.domains = 2;
+	g.seed = 5;
+	CU_ASSERT_EQUAL_FATAL(trace_gen_write(&g, path, NULL, NULL, &err), 0);
+	for (int k = 0; k < 2; k++) {
+		struct passbk w;
+		struct sim_hooks hooks = { no_ids, NULL, &w };
+		struct sim_config cfg;
+		struct tb_series *a, *b;
+		int64_t peak = 0;
+
+		tb_config(&cfg, "oracle", sets[k]);
+		cfg.tail_ms = 1000;
+		a = tb_run(path, &cfg);
+		cfg.hooks = &hooks;
+		b = tb_run(path, &cfg);
+		CU_ASSERT_EQUAL_FATAL(a->n, b->n);
+		CU_ASSERT(a->n >= 6);
+		for (size_t i = 0; i < a->n; i++) {
+			CU_ASSERT_EQUAL(a->m[i].pages_sharing, b->m[i].pages_sharing);
+			CU_ASSERT_EQUAL(a->m[i].pages_shared, b->m[i].pages_shared);
+			CU_ASSERT_EQUAL(a->m[i].ksm_zero_pages, b->m[i].ksm_zero_pages);
+			CU_ASSERT_EQUAL(a->m[i].general_profit, b->m[i].general_profit);
+			/* never beyond the bound (zero pages count as saved there) */
+			CU_ASSERT(a->m[i].pages_sharing + a->m[i].ksm_zero_pages <= a->m[i].oracle_saving);
+			if (a->m[i].pages_sharing > peak)
+				peak = a->m[i].pages_sharing;
+		}
+		CU_ASSERT(peak > 1000); /* the trace shares: the comparison means something */
+		free(a);
+		free(b);
+	}
 }

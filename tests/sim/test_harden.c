@@ -220,6 +220,59 @@ SP_TEST(layout_numbers_only_mentioned_pages)
 	sim_layout_release(&lay);
 }
 
+/*
+ * Many pages, out of order: guest 0 mentions every other page of 4096
+ * (dense: its bitmap), guest 1 3000 pages of 2^20 (sparse: the vector):
+ * 2000 in the first snapshot, then 1000 new ones between them and 1000
+ * repeats in the second, so the vector's tail comes out of order and is
+ * merged into it.
+ */
+SP_TEST(layout_dense_and_unordered_guests)
+{
+	char path[512];
+	struct tb tb;
+	struct trace_reader *r;
+	struct trace_source src;
+	struct sim_layout lay;
+	struct sp_err err = { 0 };
+	uint64_t i, bad = 0;
+
+	sp_test_path(path, sizeof(path), "layout2.sptrace");
+	tb_init(&tb, 2, 4096);
+	tb.h.guests[1].pages = 1ull << 20;
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t p = 0; p < 4096; p += 2)
+		tb_page(&tb, 0, p, p + 1);
+	for (uint64_t k = 0; k < 2000; k++)
+		tb_page(&tb, 1, 7 * k + 3, k + 1);
+	tb_snap(&tb, 10);
+	for (uint64_t k = 0; k < 2000; k++)
+		tb_page(&tb, 1, k % 2 ? 7 * k + 3 : 7 * k + 4, k + 5); /* 1000 again, 1000 new */
+	tb_commit(&tb);
+	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, path, &err), 0);
+	src = trace_reader_source(r);
+	CU_ASSERT_EQUAL_FATAL(sim_layout_scan(&lay, &src, &err), 0);
+	trace_reader_close(r);
+	CU_ASSERT_EQUAL(lay.npages[0], 2048);
+	CU_ASSERT_EQUAL(lay.npages[1], 3000);
+	CU_ASSERT_EQUAL(lay.total, 5048);
+	for (uint64_t p = 0; p < 4096; p++) {
+		int rc = sim_layout_index(&lay, 0, p, &i);
+
+		bad += p % 2 ? rc != SP_EINVAL : rc != 0 || i != p / 2;
+	}
+	/* guest 1: 7k+3 for every k < 2000, 7k+4 for even k < 2000, in order */
+	for (uint64_t k = 0, n = 0; k < 2000; k++) {
+		bad += sim_layout_index(&lay, 1, 7 * k + 3, &i) != 0 || i != 2048 + n++;
+		if (k % 2 == 0)
+			bad += sim_layout_index(&lay, 1, 7 * k + 4, &i) != 0 || i != 2048 + n++;
+		bad += sim_layout_index(&lay, 1, 7 * k + 5, &i) != SP_EINVAL;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	sim_layout_release(&lay);
+}
+
 /* A job's error names it once ("ksm: ksm: ..." before): a message that starts with the name keeps it. */
 SP_TEST(job_errors_name_the_job_once)
 {
