@@ -207,17 +207,19 @@ static const struct algo_param ksm_params[] = {
 
 enum { SN_FREE, SN_NODE, SN_CHAIN, SN_DUP };
 
-/* 16 bytes: one cache line access per tree level. */
+/* 16 bytes: a stable node's red-black tree links. */
 struct rbl {
 	uint32_t l, r, p;
 	uint32_t kr; /* key << 1 | red; key = checksum >> 1, the tree's primary order */
 };
 
 #define KEY(c) ((uint32_t)(c) >> 1)
-#define IS_RED(L, x) ((L)[x].kr & 1u)
-#define SET_RED(L, x) ((L)[x].kr |= 1u)
-#define SET_BLACK(L, x) ((L)[x].kr &= ~1u)
-#define COPY_COLOR(L, to, from) ((L)[to].kr = ((L)[to].kr & ~1u) | ((L)[from].kr & 1u))
+/* The tree links of stable node x (in the node pool L, see struct snode). */
+#define N(x) (L[x].rb)
+#define IS_RED(L, x) ((L)[x].rb.kr & 1u)
+#define SET_RED(L, x) ((L)[x].rb.kr |= 1u)
+#define SET_BLACK(L, x) ((L)[x].rb.kr &= ~1u)
+#define COPY_COLOR(L, to, from) ((L)[to].rb.kr = ((L)[to].rb.kr & ~1u) | ((L)[from].rb.kr & 1u))
 
 struct ritem {
 	uint32_t oldchecksum;
@@ -229,7 +231,12 @@ struct ritem {
 	uint8_t skips;
 };
 
+/*
+ * 64 bytes, aligned: a tree walk reads one cache line per level (the links,
+ * and the kind and live count each node visited is checked for).
+ */
 struct snode {
+	struct rbl rb;
 	bk_frame kpage;
 	uint64_t prune_ns;
 	int32_t len;
@@ -239,7 +246,9 @@ struct snode {
 	uint32_t chain;
 	uint32_t tree;
 	uint8_t kind;
-};
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct snode) == 64, "a stable node is one cache line");
 
 struct ksm {
 	const struct backend_ops *ops;
@@ -275,8 +284,7 @@ struct ksm {
 	uint32_t *upage;    /* page of each unstable tree node */
 	uint32_t u_used;    /* next free unstable node (1 after each full scan) */
 
-	struct snode *sn;
-	struct rbl *sl;
+	struct snode *sn; /* cache-line aligned */
 	uint32_t sn_cap, sn_used, sn_free;
 
 	/* scan cursor */
@@ -291,60 +299,60 @@ struct ksm {
 
 /* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
 
-static void rb_rot_left(struct rbl *L, uint32_t *root, uint32_t x)
+static void rb_rot_left(struct snode *L, uint32_t *root, uint32_t x)
 {
-	uint32_t y = L[x].r;
+	uint32_t y = N(x).r;
 
-	L[x].r = L[y].l;
-	if (L[y].l != NIL)
-		L[L[y].l].p = x;
-	L[y].p = L[x].p;
-	if (L[x].p == NIL)
+	N(x).r = N(y).l;
+	if (N(y).l != NIL)
+		N(N(y).l).p = x;
+	N(y).p = N(x).p;
+	if (N(x).p == NIL)
 		*root = y;
-	else if (x == L[L[x].p].l)
-		L[L[x].p].l = y;
+	else if (x == N(N(x).p).l)
+		N(N(x).p).l = y;
 	else
-		L[L[x].p].r = y;
-	L[y].l = x;
-	L[x].p = y;
+		N(N(x).p).r = y;
+	N(y).l = x;
+	N(x).p = y;
 }
 
-static void rb_rot_right(struct rbl *L, uint32_t *root, uint32_t x)
+static void rb_rot_right(struct snode *L, uint32_t *root, uint32_t x)
 {
-	uint32_t y = L[x].l;
+	uint32_t y = N(x).l;
 
-	L[x].l = L[y].r;
-	if (L[y].r != NIL)
-		L[L[y].r].p = x;
-	L[y].p = L[x].p;
-	if (L[x].p == NIL)
+	N(x).l = N(y).r;
+	if (N(y).r != NIL)
+		N(N(y).r).p = x;
+	N(y).p = N(x).p;
+	if (N(x).p == NIL)
 		*root = y;
-	else if (x == L[L[x].p].r)
-		L[L[x].p].r = y;
+	else if (x == N(N(x).p).r)
+		N(N(x).p).r = y;
 	else
-		L[L[x].p].l = y;
-	L[y].r = x;
-	L[x].p = y;
+		N(N(x).p).l = y;
+	N(y).r = x;
+	N(x).p = y;
 }
 
 /* Links new node z below parent (NIL: as the root) on the given side, then rebalances. */
-static void rb_link(struct rbl *L, uint32_t *root, uint32_t z, uint32_t key, uint32_t parent,
+static void rb_link(struct snode *L, uint32_t *root, uint32_t z, uint32_t key, uint32_t parent,
 		    bool left)
 {
-	L[z].p = parent;
-	L[z].l = L[z].r = NIL;
-	L[z].kr = key << 1 | 1u;
+	N(z).p = parent;
+	N(z).l = N(z).r = NIL;
+	N(z).kr = key << 1 | 1u;
 	if (parent == NIL)
 		*root = z;
 	else if (left)
-		L[parent].l = z;
+		N(parent).l = z;
 	else
-		L[parent].r = z;
-	while (IS_RED(L, L[z].p)) {
-		uint32_t zp = L[z].p, g = L[zp].p;
+		N(parent).r = z;
+	while (IS_RED(L, N(z).p)) {
+		uint32_t zp = N(z).p, g = N(zp).p;
 
-		if (zp == L[g].l) {
-			uint32_t y = L[g].r;
+		if (zp == N(g).l) {
+			uint32_t y = N(g).r;
 
 			if (IS_RED(L, y)) {
 				SET_BLACK(L, zp);
@@ -352,18 +360,18 @@ static void rb_link(struct rbl *L, uint32_t *root, uint32_t z, uint32_t key, uin
 				SET_RED(L, g);
 				z = g;
 			} else {
-				if (z == L[zp].r) {
+				if (z == N(zp).r) {
 					z = zp;
 					rb_rot_left(L, root, z);
-					zp = L[z].p;
-					g = L[zp].p;
+					zp = N(z).p;
+					g = N(zp).p;
 				}
 				SET_BLACK(L, zp);
 				SET_RED(L, g);
 				rb_rot_right(L, root, g);
 			}
 		} else {
-			uint32_t y = L[g].l;
+			uint32_t y = N(g).l;
 
 			if (IS_RED(L, y)) {
 				SET_BLACK(L, zp);
@@ -371,11 +379,11 @@ static void rb_link(struct rbl *L, uint32_t *root, uint32_t z, uint32_t key, uin
 				SET_RED(L, g);
 				z = g;
 			} else {
-				if (z == L[zp].l) {
+				if (z == N(zp).l) {
 					z = zp;
 					rb_rot_right(L, root, z);
-					zp = L[z].p;
-					g = L[zp].p;
+					zp = N(z).p;
+					g = N(zp).p;
 				}
 				SET_BLACK(L, zp);
 				SET_RED(L, g);
@@ -386,69 +394,69 @@ static void rb_link(struct rbl *L, uint32_t *root, uint32_t z, uint32_t key, uin
 	SET_BLACK(L, *root);
 }
 
-static void rb_transplant(struct rbl *L, uint32_t *root, uint32_t u, uint32_t v)
+static void rb_transplant(struct snode *L, uint32_t *root, uint32_t u, uint32_t v)
 {
-	if (L[u].p == NIL)
+	if (N(u).p == NIL)
 		*root = v;
-	else if (u == L[L[u].p].l)
-		L[L[u].p].l = v;
+	else if (u == N(N(u).p).l)
+		N(N(u).p).l = v;
 	else
-		L[L[u].p].r = v;
-	L[v].p = L[u].p; /* also on the sentinel: the fixup reads it */
+		N(N(u).p).r = v;
+	N(v).p = N(u).p; /* also on the sentinel: the fixup reads it */
 }
 
-static void rb_erase_fixup(struct rbl *L, uint32_t *root, uint32_t x)
+static void rb_erase_fixup(struct snode *L, uint32_t *root, uint32_t x)
 {
 	while (x != *root && !IS_RED(L, x)) {
-		uint32_t xp = L[x].p;
+		uint32_t xp = N(x).p;
 
-		if (x == L[xp].l) {
-			uint32_t w = L[xp].r;
+		if (x == N(xp).l) {
+			uint32_t w = N(xp).r;
 
 			if (IS_RED(L, w)) {
 				SET_BLACK(L, w);
 				SET_RED(L, xp);
 				rb_rot_left(L, root, xp);
-				w = L[xp].r;
+				w = N(xp).r;
 			}
-			if (!IS_RED(L, L[w].l) && !IS_RED(L, L[w].r)) {
+			if (!IS_RED(L, N(w).l) && !IS_RED(L, N(w).r)) {
 				SET_RED(L, w);
 				x = xp;
 			} else {
-				if (!IS_RED(L, L[w].r)) {
-					SET_BLACK(L, L[w].l);
+				if (!IS_RED(L, N(w).r)) {
+					SET_BLACK(L, N(w).l);
 					SET_RED(L, w);
 					rb_rot_right(L, root, w);
-					w = L[xp].r;
+					w = N(xp).r;
 				}
 				COPY_COLOR(L, w, xp);
 				SET_BLACK(L, xp);
-				SET_BLACK(L, L[w].r);
+				SET_BLACK(L, N(w).r);
 				rb_rot_left(L, root, xp);
 				x = *root;
 			}
 		} else {
-			uint32_t w = L[xp].l;
+			uint32_t w = N(xp).l;
 
 			if (IS_RED(L, w)) {
 				SET_BLACK(L, w);
 				SET_RED(L, xp);
 				rb_rot_right(L, root, xp);
-				w = L[xp].l;
+				w = N(xp).l;
 			}
-			if (!IS_RED(L, L[w].r) && !IS_RED(L, L[w].l)) {
+			if (!IS_RED(L, N(w).r) && !IS_RED(L, N(w).l)) {
 				SET_RED(L, w);
 				x = xp;
 			} else {
-				if (!IS_RED(L, L[w].l)) {
-					SET_BLACK(L, L[w].r);
+				if (!IS_RED(L, N(w).l)) {
+					SET_BLACK(L, N(w).r);
 					SET_RED(L, w);
 					rb_rot_left(L, root, w);
-					w = L[xp].l;
+					w = N(xp).l;
 				}
 				COPY_COLOR(L, w, xp);
 				SET_BLACK(L, xp);
-				SET_BLACK(L, L[w].l);
+				SET_BLACK(L, N(w).l);
 				rb_rot_right(L, root, xp);
 				x = *root;
 			}
@@ -457,57 +465,57 @@ static void rb_erase_fixup(struct rbl *L, uint32_t *root, uint32_t x)
 	SET_BLACK(L, x);
 }
 
-static void rb_erase(struct rbl *L, uint32_t *root, uint32_t z)
+static void rb_erase(struct snode *L, uint32_t *root, uint32_t z)
 {
 	uint32_t y = z, x;
 	uint32_t y_red = IS_RED(L, y);
 
-	if (L[z].l == NIL) {
-		x = L[z].r;
+	if (N(z).l == NIL) {
+		x = N(z).r;
 		rb_transplant(L, root, z, x);
-	} else if (L[z].r == NIL) {
-		x = L[z].l;
+	} else if (N(z).r == NIL) {
+		x = N(z).l;
 		rb_transplant(L, root, z, x);
 	} else {
-		y = L[z].r;
-		while (L[y].l != NIL)
-			y = L[y].l;
+		y = N(z).r;
+		while (N(y).l != NIL)
+			y = N(y).l;
 		y_red = IS_RED(L, y);
-		x = L[y].r;
-		if (L[y].p == z) {
-			L[x].p = y;
+		x = N(y).r;
+		if (N(y).p == z) {
+			N(x).p = y;
 		} else {
 			rb_transplant(L, root, y, x);
-			L[y].r = L[z].r;
-			L[L[y].r].p = y;
+			N(y).r = N(z).r;
+			N(N(y).r).p = y;
 		}
 		rb_transplant(L, root, z, y);
-		L[y].l = L[z].l;
-		L[L[y].l].p = y;
+		N(y).l = N(z).l;
+		N(N(y).l).p = y;
 		COPY_COLOR(L, y, z);
 	}
 	if (!y_red)
 		rb_erase_fixup(L, root, x);
-	L[NIL].p = L[NIL].l = L[NIL].r = NIL;
-	L[NIL].kr = 0;
+	N(NIL).p = N(NIL).l = N(NIL).r = NIL;
+	N(NIL).kr = 0;
 }
 
 /* Node n takes old's place in the tree (the kernel's rb_replace_node). */
-static void rb_replace(struct rbl *L, uint32_t *root, uint32_t old, uint32_t n)
+static void rb_replace(struct snode *L, uint32_t *root, uint32_t old, uint32_t n)
 {
-	uint32_t p = L[old].p;
+	uint32_t p = N(old).p;
 
-	L[n] = L[old];
+	N(n) = N(old);
 	if (p == NIL)
 		*root = n;
-	else if (L[p].l == old)
-		L[p].l = n;
+	else if (N(p).l == old)
+		N(p).l = n;
 	else
-		L[p].r = n;
-	if (L[n].l != NIL)
-		L[L[n].l].p = n;
-	if (L[n].r != NIL)
-		L[L[n].r].p = n;
+		N(p).r = n;
+	if (N(n).l != NIL)
+		N(N(n).l).p = n;
+	if (N(n).r != NIL)
+		N(N(n).r).p = n;
 }
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -562,6 +570,14 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 
 /* ---- stable node pool -------------------------------------------------- */
 
+/* An uninitialised pool of n nodes, cache-line aligned, or NULL. */
+static struct snode *sn_pool(uint32_t n)
+{
+	void *p = NULL;
+
+	return posix_memalign(&p, 64, (size_t)n * sizeof(struct snode)) == 0 ? p : NULL;
+}
+
 static int sn_alloc(struct ksm *k, uint32_t *out)
 {
 	uint32_t i;
@@ -573,24 +589,20 @@ static int sn_alloc(struct ksm *k, uint32_t *out)
 		if (k->sn_used == k->sn_cap) {
 			uint32_t cap = k->sn_cap * 2;
 			struct snode *s;
-			struct rbl *l;
 
 			if (cap <= k->sn_cap)
 				return SP_ENOMEM;
-			s = realloc(k->sn, cap * sizeof(*s));
+			s = sn_pool(cap);
 			if (!s)
 				return SP_ENOMEM;
+			memcpy(s, k->sn, k->sn_cap * sizeof(*s));
+			free(k->sn);
 			k->sn = s;
-			l = realloc(k->sl, cap * sizeof(*l));
-			if (!l)
-				return SP_ENOMEM;
-			k->sl = l;
 			k->sn_cap = cap;
 		}
 		i = k->sn_used++;
 	}
 	memset(&k->sn[i], 0, sizeof(k->sn[i]));
-	memset(&k->sl[i], 0, sizeof(k->sl[i]));
 	*out = i;
 	return 0;
 }
@@ -655,7 +667,7 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 		dup_unlink(k, n);
 		k->dups--;
 	} else {
-		rb_erase(k->sl, &k->sroot[s->tree], n);
+		rb_erase(k->sn, &k->sroot[s->tree], n);
 	}
 	sn_release(k, n);
 }
@@ -784,14 +796,14 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 		}
 	}
 	if (!found) {
-		rb_erase(k->sl, &k->sroot[k->sn[c].tree], c);
+		rb_erase(k->sn, &k->sroot[k->sn[c].tree], c);
 		sn_release(k, c);
 		k->chains--;
 		return 0;
 	}
 	if (k->sn[c].hlist == found && k->sn[found].dnext == 0) {
 		/* One dup left: the chain goes, the dup takes its place. */
-		rb_replace(k->sl, &k->sroot[k->sn[c].tree], c, found);
+		rb_replace(k->sn, &k->sroot[k->sn[c].tree], c, found);
 		k->sn[found].kind = SN_NODE;
 		k->sn[found].chain = 0;
 		k->sn[found].tree = k->sn[c].tree;
@@ -826,7 +838,7 @@ static uint32_t resolve(struct ksm *k, uint32_t *np, bool prune)
  */
 static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n, uint32_t d)
 {
-	uint32_t key = k->sl[n].kr >> 1;
+	uint32_t key = k->sn[n].rb.kr >> 1;
 
 	if (KEY(csum) != key)
 		return KEY(csum) < key ? -1 : 1;
@@ -850,9 +862,9 @@ again:
 			goto again;
 		cmp = stable_cmp(k, p, csum, n, d);
 		if (cmp < 0) {
-			n = k->sl[n].l;
+			n = k->sn[n].rb.l;
 		} else if (cmp > 0) {
-			n = k->sl[n].r;
+			n = k->sn[n].rb.r;
 		} else {
 			/* All dups full: wait for a pair in the unstable tree to start another. */
 			found = sharing_candidate(k, d, 0) ? d : 0;
@@ -891,10 +903,10 @@ again:
 		parent = n;
 		if (cmp < 0) {
 			left = true;
-			n = k->sl[n].l;
+			n = k->sn[n].rb.l;
 		} else if (cmp > 0) {
 			left = false;
-			n = k->sl[n].r;
+			n = k->sn[n].rb.r;
 		} else {
 			need_chain = true;
 			break;
@@ -909,7 +921,7 @@ again:
 	k->sn[nn].kpage = f;
 	k->sn[nn].tree = tree;
 	if (!need_chain) {
-		rb_link(k->sl, &k->sroot[tree], nn, KEY(csum), parent, left);
+		rb_link(k->sn, &k->sroot[tree], nn, KEY(csum), parent, left);
 	} else {
 		c = n;
 		if (k->sn[n].kind != SN_CHAIN) {
@@ -922,7 +934,7 @@ again:
 			k->sn[c].kind = SN_CHAIN;
 			k->sn[c].prune_ns = k->now_ns;
 			k->sn[c].tree = tree;
-			rb_replace(k->sl, &k->sroot[tree], n, c);
+			rb_replace(k->sn, &k->sroot[tree], n, c);
 			k->chains++;
 			dup_add_head(k, n, c);
 			k->dups++;
@@ -1308,7 +1320,6 @@ static void ksm_destroy(void *st)
 	free(k->un);
 	free(k->upage);
 	free(k->sn);
-	free(k->sl);
 	free(k);
 }
 
@@ -1362,9 +1373,10 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->u_used = 1;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
-	k->sn = calloc(k->sn_cap, sizeof(*k->sn));
-	k->sl = calloc(k->sn_cap, sizeof(*k->sl));
-	if (!k->ri || !k->un || !k->upage || !k->sn || !k->sl || kit_parts_init(&k->parts) < 0 ||
+	k->sn = sn_pool(k->sn_cap);
+	if (k->sn)
+		memset(k->sn, 0, k->sn_cap * sizeof(*k->sn));
+	if (!k->ri || !k->un || !k->upage || !k->sn || kit_parts_init(&k->parts) < 0 ||
 	    kit_hash_init(&k->unstable, k->npages) < 0) {
 		unsigned long long n = k->npages;
 
