@@ -143,6 +143,13 @@ struct backend_ops {
 	 * algorithm hears of, nothing else moves).  ids are below 2^32 - 1.
 	 */
 	uint32_t (*content_id)(void *impl, bk_page p);
+
+	/*
+	 * Added after content_id (NULL: no hints): page p is visited soon;
+	 * starts loading what page_info() and checksum() of p will read.  A
+	 * hint only: it changes nothing and costs nothing in the model.
+	 */
+	void (*prefetch)(void *impl, bk_page p);
 };
 
 struct backend {

@@ -289,6 +289,7 @@ struct ksm {
 
 	/* scan cursor */
 	uint64_t cursor;
+	uint32_t last_tree; /* tree of the page visited last: a guess for the next ones' */
 	uint64_t now_ns;
 
 	/* counters */
@@ -551,6 +552,7 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 
 	if (rc < 0)
 		return rc;
+	k->last_tree = part;
 	if (part >= k->ntrees) {
 		uint64_t need = (uint64_t)k->ntrees * 2 > part ? (uint64_t)k->ntrees * 2 : part + 1u;
 		uint32_t *u = kit_grow(k->usize, sizeof(*u), k->ntrees, need), *r;
@@ -1114,6 +1116,37 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 	return 0;
 }
 
+/*
+ * Hints for the pages the cursor reaches soon, so that their cache misses
+ * overlap the visits before them: AHEAD_FAR pages ahead, what page_info()
+ * and checksum() read (backend prefetch()); AHEAD_NEAR pages ahead, by then
+ * loaded, the unstable tree bucket a candidate (checksum unchanged) will
+ * search, in the last visited page's tree (right but for a page where the
+ * partition changes).  Hints only: no decision or count depends on them.
+ */
+#define AHEAD_FAR 16
+#define AHEAD_NEAR 6
+
+static void scan_ahead(struct ksm *k, bk_page p)
+{
+	const struct backend_ops *ops = k->ops;
+
+	if (!ops->prefetch)
+		return;
+	if (p + AHEAD_FAR < k->npages) {
+		ops->prefetch(k->impl, p + AHEAD_FAR);
+		__builtin_prefetch(&k->ri[p + AHEAD_FAR], 1);
+	}
+	if (p + AHEAD_NEAR < k->npages && ops->checksum_uncounted) {
+		const struct ritem *it = &k->ri[p + AHEAD_NEAR];
+
+		if ((it->flags & (RI_TRACKED | RI_CSUM)) == (RI_TRACKED | RI_CSUM) &&
+		    ops->checksum_uncounted(k->impl, p + AHEAD_NEAR) == it->oldchecksum)
+			__builtin_prefetch(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
+									k->last_tree)]);
+	}
+}
+
 static uint64_t sleep_ns(const struct ksm *k)
 {
 	uint64_t jiffies;
@@ -1164,6 +1197,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			return 0;
 		}
 		p = k->cursor++;
+		scan_ahead(k, p);
 		it = &k->ri[p];
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {

@@ -497,6 +497,16 @@ static struct sp_fp mem_content(void *impl, bk_page p)
 	return page_fp(m, &m->pages[p]);
 }
 
+static void mem_prefetch(void *impl, bk_page p)
+{
+	const struct sim_mem *m = impl;
+	const struct sim_page *pg = &m->pages[p];
+
+	cidtab_prefetch_id(&m->truth, pg->cid);
+	if (pg->slot > SLOT_ZERO)
+		__builtin_prefetch(&m->frames.slot[pg->slot]); /* its generation, for the handle */
+}
+
 static uint32_t mem_content_id(void *impl, bk_page p)
 {
 	const struct sim_mem *m = impl;
@@ -525,6 +535,7 @@ static const struct backend_ops sim_backend_ops = {
 	.checksum_uncounted = mem_checksum_uncounted,
 	.written = mem_written,
 	.content_id = mem_content_id,
+	.prefetch = mem_prefetch,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
