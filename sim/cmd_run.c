@@ -2,6 +2,7 @@
  * cmd_run.c - `sim run` (replay a trace through one algorithm) and
  * `sim list` (the algorithms and their parameters).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,7 @@ struct run_out {
 	uint64_t *times;              /* every sample, for the summary */
 	struct metrics *m;
 	size_t n, cap;
+	int werrno;                   /* why a sample could not be kept or written (errno), or 0 */
 	struct cli_progress progress;
 };
 
@@ -144,8 +146,10 @@ static int write_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 
 		if (t)
 			o->times = t;
-		if (!q)
+		if (!q) {
+			o->werrno = ENOMEM;
 			return 1;
+		}
 		o->m = q;
 		o->cap = cap;
 	}
@@ -153,8 +157,13 @@ static int write_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 	o->m[o->n++] = *m;
 	if (!o->csv)
 		return 0;
-	return metrics_csv_row_shown(o->csv, time_ms, m, o->tunables ? &o->res->tunables : NULL,
-				     o->shown) != 0;
+	errno = 0;
+	if (metrics_csv_row_shown(o->csv, time_ms, m, o->tunables ? &o->res->tunables : NULL,
+				  o->shown) != 0) {
+		o->werrno = errno ? errno : EIO;
+		return 1;
+	}
+	return 0;
 }
 
 static void show_progress(void *arg, uint64_t done_ms, uint64_t end_ms)
@@ -304,6 +313,15 @@ static int run_run(struct run_cmd *c)
 	cli_progress_init(&c->out.progress, "simulating");
 	rc = sim_run(c->o.trace, &c->cfg, write_sample, show_progress, &c->out, &c->res, &c->err);
 	cli_progress_done(&c->out.progress);
+	if (rc < 0 && c->out.werrno) {
+		/* Say why: the disk full, say, naming the file (sim_run knows only "a sample"). */
+		sp_err_clear(&c->err);
+		if (c->out.werrno == ENOMEM)
+			rc = sp_err_set(&c->err, SP_ENOMEM, "out of memory keeping the samples");
+		else
+			rc = sp_err_set(&c->err, SP_EIO, "%s: write: %s", c->o.csv,
+					strerror(c->out.werrno));
+	}
 	if (rc == 0 && c->o.csv)
 		rc = atomic_file_commit(&c->af, &c->err);
 	else if (c->o.csv)
