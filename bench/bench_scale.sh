@@ -11,9 +11,12 @@
 #   memory:  peak RSS (/usr/bin/time -v "Maximum resident set size") in bytes
 #            per guest page, for oracle and ksm each.
 # Generated traces are deleted as soon as their size is done.
-# Usage: bench/bench_scale.sh [path/to/sim] [sizes...]
+# Usage: [ANCHOR=path/to/other/sim] bench/bench_scale.sh [path/to/sim] [sizes...]
 #   sizes: 1M 8M 32M 256M (default: 1M 8M 32M); the load average is printed
 #   with every size, since timings on a shared machine depend on it.
+#   ANCHOR: a second build (e.g. main before a change) measured the same way
+#   right after each measurement, on the same trace, so that the ratio
+#   between the two holds even when the machine's load moves the timings.
 # Results: bench/README.md
 set -euo pipefail
 SIM=${1:-build/sim}
@@ -35,6 +38,37 @@ timed() {
 }
 col() { head -1 "$T/run.csv" | tr , '\n' | grep -nx "$1" | cut -d: -f1; }
 
+# The figures of one build ($1) on the current trace.
+measure() {
+	local sim=$1 user user0 rss records scanned scanned0 u s
+	echo "load $(cut -d" " -f1 /proc/loadavg)"
+	read -r user rss <<<"$(timed "$sim" trace check "$tr")"
+	records=$(grep -o '[0-9]* page records' "$T/out" | cut -d' ' -f1)
+	awk -v u="$user" -v n="$records" 'BEGIN {
+		printf "trace check: %d records, %.2f s CPU, %.1f M records/s\n", n, u, n / u / 1e6 }'
+
+	# Up to the last snapshot: every record is replayed, nothing simulated after.
+	read -r user rss <<<"$(timed "$sim" run --trace "$tr" --algo oracle --duration-ms "$last_ms")"
+	records=$(grep -o '[0-9]* page records' "$T/out" | cut -d' ' -f1)
+	read -r u s <<<"$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { print u, s }' "$T/time")"
+	awk -v u="$user" -v uu="$u" -v n="$records" -v r="$rss" -v p="$total" 'BEGIN {
+		printf "oracle: %d records, %.2f s CPU (%.2f user), %.1f M records/s (%.1f M per user second), peak RSS %.0f MiB = %.1f B/page\n",
+			n, u, uu, n / u / 1e6, n / uu / 1e6, r / 1024, r * 1024 / p }'
+
+	ksm() {
+		timed "$sim" run --trace "$tr" --algo ksm --duration-ms "$1" \
+			--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
+	}
+	read -r user0 rss <<<"$(ksm "$last_ms")"
+	scanned0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
+	read -r user rss <<<"$(ksm "$ksm_ms")"
+	scanned=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
+	awk -v u="$user" -v u0="$user0" -v s="$scanned" -v s0="$scanned0" -v r="$rss" -v p="$total" \
+		-v ms="$ksm_ms" 'BEGIN {
+		printf "ksm: %d ms simulated, %.2f s CPU, %d pages_scanned, %.1f M scans/s; scanning alone %.1f M scans/s; peak RSS %.0f MiB = %.1f B/page\n",
+			ms, u, s, s / u / 1e6, (s - s0) / (u - u0) / 1e6, r / 1024, r * 1024 / p }'
+}
+
 for size in "${SIZES[@]}"; do
 	case $size in
 	1M) guests=8; pages=131072; snaps=3 ;;
@@ -48,33 +82,15 @@ for size in "${SIZES[@]}"; do
 	echo "== $size: $guests guests x $pages pages, $snaps snapshots; load $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$SIM" trace gen -o "$tr" --guests "$guests" --pages "$pages" --snapshots "$snaps" --seed 1
 	ls -l "$tr" | awk '{ printf "trace size %.1f MB\n", $5 / 1e6 }'
-
-	read -r user rss <<<"$(timed "$SIM" trace check "$tr")"
-	records=$(grep -o '[0-9]* page records' "$T/out" | cut -d' ' -f1)
-	awk -v u="$user" -v n="$records" 'BEGIN {
-		printf "trace check: %d records, %.2f s CPU, %.1f M records/s\n", n, u, n / u / 1e6 }'
-
-	read -r user rss <<<"$(timed "$SIM" run --trace "$tr" --algo oracle --tail-ms 0)"
-	awk -v u="$user" -v n="$records" -v r="$rss" -v p="$total" 'BEGIN {
-		printf "oracle: %.2f s CPU, %.1f M records/s, peak RSS %.0f MiB = %.1f B/page\n",
-			u, n / u / 1e6, r / 1024, r * 1024 / p }'
-
 	# ksmd never resting scans ~150k pages per simulated second here: simulate
 	# about one full scan of every page (at least 20 s).
 	ksm_ms=$((total / 150 > 20000 ? total / 150 : 20000))
 	last_ms=$(((snaps - 1) * 1000))
-	ksm() {
-		timed "$SIM" run --trace "$tr" --algo ksm --duration-ms "$1" \
-			--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
-	}
-	read -r user0 rss <<<"$(ksm "$last_ms")"
-	scanned0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-	read -r user rss <<<"$(ksm "$ksm_ms")"
-	scanned=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-	awk -v u="$user" -v u0="$user0" -v s="$scanned" -v s0="$scanned0" -v r="$rss" -v p="$total" \
-		-v ms="$ksm_ms" 'BEGIN {
-		printf "ksm: %d ms simulated, %.2f s CPU, %d pages_scanned, %.1f M scans/s; scanning alone %.1f M scans/s; peak RSS %.0f MiB = %.1f B/page\n",
-			ms, u, s, s / u / 1e6, (s - s0) / (u - u0) / 1e6, r / 1024, r * 1024 / p }'
+
+	for sim in "$SIM" ${ANCHOR:+"$ANCHOR"}; do
+		[ "$sim" = "$SIM" ] || echo "-- anchor $ANCHOR (load $(cut -d' ' -f1 /proc/loadavg))"
+		measure "$sim"
+	done
 	rm -f "$tr"
 	echo "load after $size: $(cut -d' ' -f1-3 /proc/loadavg)"
 done

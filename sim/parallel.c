@@ -50,17 +50,10 @@ unsigned sim_cpu_count(void)
 
 uint64_t sim_expected_end_ms(const struct trace_mem *tm, const struct sim_config *cfg)
 {
-	struct trace_mem_cursor c;
-	struct trace_source src;
-	struct trace_snapshot s;
-	uint64_t last = 0;
+	uint64_t last = trace_mem_last_ms(tm);
 
 	if (cfg->duration_ms)
 		return cfg->duration_ms;
-	trace_mem_cursor_init(&c, tm);
-	src = trace_mem_source(&c);
-	while (src.next_snapshot(src.impl, &s, NULL) > 0)
-		last = s.time_ms;
 	return last > UINT64_MAX - cfg->tail_ms ? UINT64_MAX : last + cfg->tail_ms;
 }
 
@@ -134,6 +127,7 @@ static void *worker(void *arg)
 		src = trace_mem_source(&cur);
 		x.job->rc = sim_run_source(&src, &x.job->cfg, keep_sample, report_progress, &x,
 					   &x.job->res, &x.job->err);
+		trace_mem_cursor_release(&cur);
 		if (x.job->rc == 0)
 			report_progress(&x, x.job->expected_ms, 0);
 		if (p->done)
@@ -172,6 +166,7 @@ int sim_parallel_run(const struct trace_mem *tm, struct sim_job *jobs, size_t n,
 		trace_mem_cursor_init(&c, tm);
 		src = trace_mem_source(&c);
 		rc = sim_layout_scan(&lay, &src, err);
+		trace_mem_cursor_release(&c);
 		if (rc < 0)
 			return rc;
 	}

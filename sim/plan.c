@@ -581,6 +581,7 @@ static int count_nodes(const struct trace_mem *tm, uint32_t *out, struct sp_err 
 		while ((rc = src.next_record(src.impl, &r, err)) > 0)
 			if ((r.flags & TRACE_PRESENT) && r.node > hi)
 				hi = r.node;
+	trace_mem_cursor_release(&cur);
 	*out = hi + 1;
 	return rc < 0 ? rc : 0;
 }

@@ -59,12 +59,15 @@ struct trace_snapshot {
 	uint64_t records; /* page records that follow */
 };
 
-/* The full new state of one page (see FORMAT.md: PAGE). */
+/*
+ * The full new state of one page (see FORMAT.md: PAGE).  32 bytes (the fields
+ * ordered so): `sim compare` holds one per page record of the trace.
+ */
 struct trace_record {
 	uint32_t guest;
-	uint64_t page;
 	uint8_t flags;   /* TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE */
 	uint16_t node;   /* resolved: explicit, else the guest's node */
+	uint64_t page;
 	struct sp_fp fp; /* {0,0} when absent or zero */
 };
 
@@ -122,27 +125,40 @@ struct trace_source {
 struct trace_source trace_reader_source(struct trace_reader *r);
 
 /*
- * A whole trace read, checked and decoded once, then read-only: any number
- * of cursors, in any number of threads, replay it (sim compare).  Memory:
- * about 40 bytes per page record.
+ * A whole trace read and checked once, then read-only: any number of
+ * cursors, in any number of threads, replay it (sim compare, sweep, plan).
+ * Decoded, it holds every record in memory (32 bytes each); streamed, only
+ * the snapshot headers, and each cursor decodes the file again as it goes
+ * (about 100 M records per second), the threads sharing the file's bytes
+ * through the page cache.  TRACE_MEM_AUTO streams files above 1 GiB.
  */
 struct trace_mem;
 
-/* progress (may be NULL): bytes read of the file's size, after each snapshot. */
+enum trace_mem_mode { TRACE_MEM_AUTO, TRACE_MEM_DECODED, TRACE_MEM_STREAMED };
+
+/* progress (may be NULL): bytes read of the file's size, after each snapshot.  AUTO. */
 int trace_mem_load(struct trace_mem **out, const char *path, trace_progress_fn progress, void *arg,
 		   struct sp_err *err);
+int trace_mem_load_as(struct trace_mem **out, const char *path, enum trace_mem_mode mode,
+		      trace_progress_fn progress, void *arg, struct sp_err *err);
 void trace_mem_free(struct trace_mem *m);
 const struct trace_header *trace_mem_header(const struct trace_mem *m);
 uint64_t trace_mem_records(const struct trace_mem *m);
+bool trace_mem_streamed(const struct trace_mem *m);
+/* Time of the last snapshot (0 without any). */
+uint64_t trace_mem_last_ms(const struct trace_mem *m);
 
 struct trace_mem_cursor {
 	const struct trace_mem *m;
 	uint64_t snap;     /* snapshots returned so far */
 	uint64_t rec;      /* next record */
 	uint64_t rec_end;  /* end of the current snapshot's records */
+	struct trace_reader *r; /* streamed: this cursor's reader, once used */
 };
 
+/* Every cursor initialised must be released (a streamed one holds an open file). */
 void trace_mem_cursor_init(struct trace_mem_cursor *c, const struct trace_mem *m);
+void trace_mem_cursor_release(struct trace_mem_cursor *c);
 struct trace_source trace_mem_source(struct trace_mem_cursor *c);
 
 /* Header helpers.  init() starts from nothing (it frees nothing): release first to reuse. */

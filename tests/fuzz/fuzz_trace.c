@@ -42,13 +42,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		trace_mem_cursor_init(&c, tm);
 		src = trace_mem_source(&c);
-		if (sim_layout_scan(&lay, &src, &err) == 0) {
+		int ok = sim_layout_scan(&lay, &src, &err) == 0;
+
+		trace_mem_cursor_release(&c);
+		if (ok) {
 			sim_config_defaults(&cfg, algo_find("zero"));
 			cfg.duration_ms = 5000;
 			cfg.layout = &lay;
 			trace_mem_cursor_init(&c, tm);
 			src = trace_mem_source(&c);
 			(void)sim_run_source(&src, &cfg, NULL, NULL, NULL, &res, &err);
+			trace_mem_cursor_release(&c);
 			sim_layout_release(&lay);
 		}
 		trace_mem_free(tm);

@@ -234,21 +234,54 @@ SP_TEST(trace_in_memory_replays_like_the_file)
 	cfg.sample_ms = 50;
 	cfg.spread_writes = true;
 	file = tb_run(path, &cfg);
-	CU_ASSERT_EQUAL_FATAL(trace_mem_load(&m, path, NULL, NULL, &err), 0);
-	/* 2 guests x (p = k, k+3, ... < 50 for k = 0..4): 2 x (17 + 17 + 16 + 16 + 16) */
-	CU_ASSERT_EQUAL(trace_mem_records(m), 164);
-	trace_mem_cursor_init(&ca, m);
-	trace_mem_cursor_init(&cb, m);
-	sa = trace_mem_source(&ca);
-	sb = trace_mem_source(&cb);
-	a = tb_run_source(&sa, &cfg);
-	b = tb_run_source(&sb, &cfg);
-	CU_ASSERT(same_series(file, a));
-	CU_ASSERT(same_series(file, b));
-	trace_mem_free(m);
+	/* decoded in memory, then streamed from the file by each cursor */
+	for (int mode = TRACE_MEM_DECODED; mode <= TRACE_MEM_STREAMED; mode++) {
+		CU_ASSERT_EQUAL_FATAL(trace_mem_load_as(&m, path, mode, NULL, NULL, &err), 0);
+		CU_ASSERT_EQUAL(trace_mem_streamed(m), mode == TRACE_MEM_STREAMED);
+		/* 2 guests x (p = k, k+3, ... < 50 for k = 0..4): 2 x (17 + 17 + 16 + 16 + 16) */
+		CU_ASSERT_EQUAL(trace_mem_records(m), 164);
+		trace_mem_cursor_init(&ca, m);
+		trace_mem_cursor_init(&cb, m);
+		sa = trace_mem_source(&ca);
+		sb = trace_mem_source(&cb);
+		a = tb_run_source(&sa, &cfg);
+		b = tb_run_source(&sb, &cfg);
+		CU_ASSERT(same_series(file, a));
+		CU_ASSERT(same_series(file, b));
+		trace_mem_cursor_release(&ca);
+		trace_mem_cursor_release(&cb);
+		trace_mem_free(m);
+		free(a);
+		free(b);
+	}
 	free(file);
-	free(a);
-	free(b);
+}
+
+/* A streamed trace replaced on disk after it was checked is refused, not replayed. */
+SP_TEST(streamed_trace_changed_on_disk)
+{
+	char path[512];
+	struct trace_mem *m;
+	struct trace_mem_cursor c;
+	struct trace_source src;
+	struct trace_snapshot s;
+	struct sp_err err = { 0 };
+	struct tb tb;
+
+	sp_test_path(path, sizeof(path), "changed.sptrace");
+	volatile_trace(path);
+	CU_ASSERT_EQUAL_FATAL(trace_mem_load_as(&m, path, TRACE_MEM_STREAMED, NULL, NULL, &err), 0);
+	tb_init(&tb, 1, 8); /* another valid trace under the same name */
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	tb_page(&tb, 0, 1, 5);
+	tb_commit(&tb);
+	trace_mem_cursor_init(&c, m);
+	src = trace_mem_source(&c);
+	CU_ASSERT_EQUAL(src.next_snapshot(src.impl, &s, &err), SP_EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "changed on disk"));
+	trace_mem_cursor_release(&c);
+	trace_mem_free(m);
 }
 
 /*
