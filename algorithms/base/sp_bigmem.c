@@ -39,7 +39,7 @@ void *sp_big_grow(void *p, size_t n, size_t need, size_t size)
 	nbytes = need * size;
 	if (bytes < BIG_BYTES || nbytes < BIG_BYTES) {
 		q = sp_big_calloc(need, size);
-		if (q) {
+		if (q && p) {
 			memcpy(q, p, bytes);
 			sp_big_free(p, n, size);
 		}
