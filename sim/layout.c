@@ -56,10 +56,11 @@ static uint64_t unique(uint64_t *v, uint64_t n)
 /* Sorts and deduplicates the tail v[uniq..len) and merges it into the sorted prefix. */
 static int dedup(struct collect *c)
 {
-	uint64_t *t = c->v + c->uniq, n = c->len - c->uniq, *tail, i, j, k;
+	uint64_t n = c->len - c->uniq, *t, *tail, i, j, k;
 
 	if (n == 0)
-		return 0;
+		return 0; /* also when nothing was noted: v may be NULL */
+	t = c->v + c->uniq;
 	for (i = 1; i < n && t[i - 1] < t[i]; i++)
 		;
 	if (i < n)
