@@ -368,6 +368,8 @@ int algo_check(const struct algo_ops *a, struct sp_err *err)
 		missing = "page_changed";
 	else if (!a->metrics)
 		missing = "metrics";
+	else if (a->version >= 3 && !a->repeat != !a->skip)
+		missing = a->repeat ? "skip" : "repeat"; /* both or neither */
 	if (missing)
 		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract: no %s()",
 				  a->name, missing);

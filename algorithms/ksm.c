@@ -150,6 +150,9 @@
  *    HZ=250) while a batch's CPU time stays under a tick; a longer batch
  *    pushes the next one back by whole ticks.  sleep_millisecs=0 does not
  *    sleep at all (wait_event_timeout with 0 returns at once).
+ *  - Idle time: repeat()/skip() (the block before ksm_destroy()) let the
+ *    simulator jump over whole repeating cycles of full scans once nothing
+ *    changes; they compare a copy of the state, they decide nothing.
  *  - Changing merge_across_nodes or max_page_sharing is refused (SP_EINVAL,
  *    the kernel's EBUSY) while pages_shared > 0; otherwise the leftover
  *    stale stable nodes are dropped, as remove_all_stable_nodes() does.
@@ -287,7 +290,13 @@ struct ksm {
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
 	int64_t full_scans, pages_scanned, pages_skipped, zero_pages;
 	int64_t chains, dups;
+
+	/* idle fast-forward (ksm_repeat): changes heard; the copy it compares */
+	uint64_t changes;
+	struct ksm_ff *ff;
 };
+
+static void ksm_ff_chain_seen(struct ksm *k, uint32_t c);
 
 /* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
 
@@ -764,6 +773,8 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 	uint32_t c = *np, found = 0, d, next;
 	int32_t found_len = 0;
 
+	if (k->ff)
+		ksm_ff_chain_seen(k, c);
 	if (prune && k->now_ns >= k->sn[c].prune_ns + k->prune_ms * 1000000u)
 		k->sn[c].prune_ns = k->now_ns;
 	else
@@ -1190,6 +1201,7 @@ static int ksm_page_changed(void *st, bk_page p, uint32_t what)
 	struct ksm *k = st;
 	struct ritem *it = &k->ri[p];
 
+	k->changes++;
 	if ((what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)) && (it->flags & RI_ONZERO)) {
 		it->flags &= (uint8_t)~RI_ONZERO;
 		k->zero_pages--;
@@ -1223,6 +1235,7 @@ static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	struct ksm *k = st;
 	uint64_t v = (uint64_t)value;
 
+	k->changes++;
 	switch (idx) {
 	case P_PAGES_TO_SCAN:
 		k->pages_to_scan = v;
@@ -1294,12 +1307,234 @@ static void ksm_metrics(const void *st, struct metrics *m)
 	}
 }
 
+/* ---- idle fast-forward (algo_ops.repeat/skip) ---------------------------- */
+
+/*
+ * The cycle is whole full scans: at the end of a full scan (the batch that
+ * wrapped the cursor, the unstable tree just emptied) the whole state is
+ * compared with a copy taken at the end of an earlier scan.  Equal but for
+ * the work counters (full_scans, pages_scanned, pages_skipped), the seq of
+ * the items in the unstable tree (full_scans' low bits: ahead by the scans
+ * between) and the prune time of every chain resolved meanwhile (ahead by
+ * exactly the time between; a chain no search reached keeps its own): then
+ * every later cycle repeats.
+ * Without smart_scan that is one scan once the checksums settled; with it,
+ * once every age saturated (255 visits), the 9 scans of the skip rhythm
+ * (skip_age() 8: one visit, eight skips), so copies are compared for up to
+ * KSM_FF_SPAN scans (chain prunes every prune_millisecs may make the cycle a
+ * few of those).  The copy is taken only when a scan changed none of
+ * the counters below and heard no change, so a converging run pays nothing.
+ */
+#define KSM_FF_SPAN 64
+
+struct ksm_ff {
+	bool have;                  /* a copy is held */
+	int64_t last_scan;          /* full_scans at the previous repeat() */
+	int64_t sig[9];             /* counters at the previous scan's end */
+	uint64_t sig_changes;
+	/* the copy: state at the end of the scan that ended at ns */
+	uint64_t ns, changes;
+	uint8_t *chain;             /* per node: 1 resolved since the copy, 2 in the last cycle */
+	int64_t full_scans, pages_scanned, pages_skipped;
+	uint32_t scans;             /* scans since the copy */
+	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
+	struct ritem *ri;
+	struct snode *sn;
+	struct rbl *sl;
+	uint32_t *sroot;
+	/* the last cycle's growth, for skip() */
+	int64_t d_scans, d_scanned, d_skipped;
+};
+
+static void ksm_ff_free(struct ksm *k)
+{
+	if (!k->ff)
+		return;
+	free(k->ff->ri);
+	free(k->ff->sn);
+	free(k->ff->sl);
+	free(k->ff->sroot);
+	free(k->ff->chain);
+	free(k->ff);
+	k->ff = NULL;
+}
+
+static void ksm_ff_sig(const struct ksm *k, int64_t *sig)
+{
+	/* not pages_unshared: with smart_scan it differs from scan to scan of a cycle */
+	sig[0] = k->pages_shared;
+	sig[1] = k->pages_sharing;
+	sig[2] = (int64_t)k->sn_free;
+	sig[3] = k->rmap_items;
+	sig[4] = k->zero_pages;
+	sig[5] = k->chains;
+	sig[6] = k->dups;
+	sig[7] = (int64_t)k->sn_used << 32 | k->ntrees;
+	sig[8] = (int64_t)k->parts.n;
+}
+
+/* Copies the state; false if out of memory (then no fast-forward). */
+static bool ksm_ff_copy(struct ksm *k)
+{
+	struct ksm_ff *f = k->ff;
+
+	if (!f->ri) {
+		f->ri = malloc(k->npages * sizeof(*f->ri) + 1);
+		if (!f->ri)
+			return false;
+	}
+	if (f->sn_cap < k->sn_used) {
+		struct snode *sn = realloc(f->sn, k->sn_used * sizeof(*sn));
+		struct rbl *sl = sn ? realloc(f->sl, k->sn_used * sizeof(*sl)) : NULL;
+		uint8_t *ch = sl ? realloc(f->chain, k->sn_used) : NULL;
+
+		if (sn)
+			f->sn = sn;
+		if (sl)
+			f->sl = sl;
+		if (!ch)
+			return false;
+		memset(ch + f->sn_cap, 0, k->sn_used - f->sn_cap);
+		f->chain = ch;
+		f->sn_cap = k->sn_used;
+	}
+	for (uint32_t i = 0; i < k->sn_used; i++)
+		f->chain[i] &= 2; /* none resolved since this copy */
+	if (f->tree_cap < k->ntrees) {
+		uint32_t *r = realloc(f->sroot, k->ntrees * sizeof(*r));
+
+		if (!r)
+			return false;
+		f->sroot = r;
+		f->tree_cap = k->ntrees;
+	}
+	memcpy(f->ri, k->ri, k->npages * sizeof(*f->ri));
+	memcpy(f->sn, k->sn, k->sn_used * sizeof(*f->sn));
+	memcpy(f->sl, k->sl, k->sn_used * sizeof(*f->sl));
+	if (k->ntrees)
+		memcpy(f->sroot, k->sroot, k->ntrees * sizeof(*f->sroot));
+	f->sn_used = k->sn_used;
+	f->sn_free = k->sn_free;
+	f->ntrees = k->ntrees;
+	f->ns = k->now_ns;
+	f->changes = k->changes;
+	f->full_scans = k->full_scans;
+	f->pages_scanned = k->pages_scanned;
+	f->pages_skipped = k->pages_skipped;
+	f->scans = 0;
+	f->have = true;
+	return true;
+}
+
+/* The state equals the copy but for work counters, seq and (moved by d_ns) prune times. */
+static bool ksm_ff_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t d_ns)
+{
+	uint8_t dseq = (uint8_t)(k->full_scans - f->full_scans);
+
+	if (f->sn_used != k->sn_used || f->sn_free != k->sn_free || f->ntrees != k->ntrees ||
+	    (k->ntrees && memcmp(f->sroot, k->sroot, k->ntrees * sizeof(*k->sroot))))
+		return false;
+	for (uint64_t p = 0; p < k->npages; p++) {
+		const struct ritem *a = &f->ri[p], *b = &k->ri[p];
+
+		if (a->oldchecksum != b->oldchecksum || a->head != b->head || a->hnext != b->hnext ||
+		    a->hprev != b->hprev || a->flags != b->flags || a->age != b->age ||
+		    a->skips != b->skips ||
+		    ((b->flags & RI_UNSTABLE) && (uint8_t)(a->seq + dseq) != b->seq))
+			return false;
+	}
+	for (uint32_t i = 1; i < k->sn_used; i++) {
+		const struct snode *a = &f->sn[i], *b = &k->sn[i];
+		uint64_t prune = a->prune_ns + (b->kind == SN_CHAIN && (f->chain[i] & 1) ? d_ns : 0);
+
+		if (a->kpage != b->kpage || prune != b->prune_ns || a->len != b->len ||
+		    a->live != b->live || a->hlist != b->hlist || a->dnext != b->dnext ||
+		    a->dprev != b->dprev || a->chain != b->chain || a->tree != b->tree ||
+		    a->kind != b->kind || memcmp(&f->sl[i], &k->sl[i], sizeof(k->sl[i])))
+			return false;
+	}
+	return true;
+}
+
+/* chain_pick() resolved chain c: its prune time may move with the cycle. */
+static void ksm_ff_chain_seen(struct ksm *k, uint32_t c)
+{
+	if (k->ff->have && c < k->ff->sn_used)
+		k->ff->chain[c] |= 1;
+}
+
+static bool ksm_repeat(void *st, uint64_t *since_ns)
+{
+	struct ksm *k = st;
+	struct ksm_ff *f = k->ff;
+	int64_t sig[9];
+
+	if (!f) {
+		f = k->ff = calloc(1, sizeof(*f));
+		if (!f)
+			return false;
+		f->last_scan = -1;
+	}
+	if (f->last_scan == k->full_scans)
+		return false; /* not the end of a scan */
+	f->last_scan = k->full_scans;
+	ksm_ff_sig(k, sig);
+	if (memcmp(sig, f->sig, sizeof(sig)) || f->sig_changes != k->changes) {
+		memcpy(f->sig, sig, sizeof(sig)); /* still converging: no copy */
+		f->sig_changes = k->changes;
+		f->have = false;
+		return false;
+	}
+	if (f->have && f->changes == k->changes && f->sn_used == k->sn_used) {
+		f->scans++;
+		if (ksm_ff_equal(k, f, k->now_ns - f->ns)) {
+			*since_ns = f->ns;
+			f->d_scans = k->full_scans - f->full_scans;
+			f->d_scanned = k->pages_scanned - f->pages_scanned;
+			f->d_skipped = k->pages_skipped - f->pages_skipped;
+			for (uint32_t i = 0; i < k->sn_used; i++)
+				f->chain[i] = (uint8_t)((f->chain[i] & 1) << 1); /* moved in this cycle */
+			ksm_ff_copy(k); /* the next cycle starts here */
+			return f->have;
+		}
+		if (f->scans < KSM_FF_SPAN)
+			return false;
+	}
+	if (!ksm_ff_copy(k))
+		f->have = false;
+	return false;
+}
+
+static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
+{
+	struct ksm *k = st;
+	struct ksm_ff *f = k->ff;
+	uint8_t dseq = (uint8_t)((uint64_t)f->d_scans * n);
+
+	k->full_scans += (int64_t)n * f->d_scans;
+	k->pages_scanned += (int64_t)n * f->d_scanned;
+	k->pages_skipped += (int64_t)n * f->d_skipped;
+	k->now_ns += n * cycle_ns;
+	for (uint64_t p = 0; p < k->npages; p++) {
+		if (k->ri[p].flags & RI_UNSTABLE)
+			k->ri[p].seq = (uint8_t)(k->ri[p].seq + dseq);
+	}
+	for (uint32_t i = 1; i < k->sn_used; i++) {
+		if (k->sn[i].kind == SN_CHAIN && (f->chain[i] & 2))
+			k->sn[i].prune_ns += n * cycle_ns;
+	}
+	f->have = false;
+	f->last_scan = k->full_scans;
+	memset(f->sig, 0, sizeof(f->sig)); /* a new copy after a scan like this one */
+}
+
 static void ksm_destroy(void *st)
 {
 	struct ksm *k = st;
 
 	if (!k)
 		return;
+	ksm_ff_free(k);
 	kit_parts_release(&k->parts);
 	kit_hash_release(&k->unstable);
 	free(k->usize);
@@ -1389,4 +1624,6 @@ const struct algo_ops algo_ksm = {
 	.set_param = ksm_set_param,
 	.metrics = ksm_metrics,
 	.wake_at = ksm_wake_at,
+	.repeat = ksm_repeat,
+	.skip = ksm_skip,
 };
