@@ -674,6 +674,27 @@ static int ff_samples(struct run *x, const struct ff_point *e, const struct metr
 	return rc;
 }
 
+/* Appends the batch p to the recorded cycle (which starts at f->b). */
+static int ff_record(struct ffwd *f, const struct ff_point *p, struct sp_err *err)
+{
+	struct ff_rec *r;
+
+	if (f->nrec == f->caprec) {
+		size_t cap = f->caprec ? f->caprec * 2 : 256;
+
+		r = realloc(f->rec, cap * sizeof(*r));
+		if (!r)
+			return sp_err_set(err, SP_ENOMEM, "out of memory recording a cycle");
+		f->rec = r;
+		f->caprec = cap;
+	}
+	r = &f->rec[f->nrec++];
+	r->off = p->t - f->b.t;
+	r->m = p->m;
+	memcpy(r->c, p->c, sizeof(r->c));
+	return 0;
+}
+
 /*
  * After a batch at t (the next at *wake): follows the algorithm's cycles
  * and, two alike in a row, jumps over the whole cycles that end before
@@ -691,25 +712,14 @@ static int ff_after_batch(struct run *x, uint64_t t, uint64_t *wake, uint64_t *n
 		return 0;
 	if (!x->algo->repeat(x->st, &since)) {
 		if (f->phase == 2) {
-			struct ff_rec *r;
+			struct ff_point p;
 
 			if (f->nrec == FF_MAX_RECORDS) {
 				f->phase = 0; /* a cycle too long to record */
 				return 0;
 			}
-			if (f->nrec == f->caprec) {
-				size_t cap = f->caprec ? f->caprec * 2 : 256;
-
-				r = realloc(f->rec, cap * sizeof(*r));
-				if (!r)
-					return sp_err_set(err, SP_ENOMEM, "out of memory recording a cycle");
-				f->rec = r;
-				f->caprec = cap;
-			}
-			r = &f->rec[f->nrec++];
-			r->off = t - f->b.t;
-			read_metrics(x, &r->m);
-			memcpy(r->c, sim_mem_counts(x->mem), sizeof(r->c));
+			ff_point_take(x, &p, t, *wake);
+			return ff_record(f, &p, err);
 		}
 		return 0;
 	}
@@ -732,20 +742,9 @@ static int ff_after_batch(struct run *x, uint64_t t, uint64_t *wake, uint64_t *n
 		return 0;
 	}
 	d = t - f->b.t;
-	/* the record ends with this batch, the cycle's end: offset d */
-	if (f->nrec == f->caprec) {
-		size_t cap = f->caprec ? f->caprec * 2 : 256;
-		struct ff_rec *r = realloc(f->rec, cap * sizeof(*r));
-
-		if (!r)
-			return sp_err_set(err, SP_ENOMEM, "out of memory recording a cycle");
-		f->rec = r;
-		f->caprec = cap;
-	}
-	f->rec[f->nrec].off = d;
-	f->rec[f->nrec].m = e.m;
-	memcpy(f->rec[f->nrec].c, e.c, sizeof(e.c));
-	f->nrec++;
+	rc = ff_record(f, &e, err); /* the record ends with this batch, the cycle's end */
+	if (rc < 0)
+		return rc;
 	/* whole cycles whose last batch comes before limit */
 	n = limit <= t ? 0 : (limit - 1 - t) / d;
 	f->phase = 0;

@@ -220,21 +220,6 @@ SP_TEST(old_kernels_skip_exactly)
 	}
 }
 
-static void two_snapshots(const char *path, uint64_t t1)
-{
-	struct tb tb;
-
-	tb_init(&tb, 2, 16);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint32_t g = 0; g < 2; g++)
-		for (uint64_t p = 0; p < 16; p++)
-			tb_page(&tb, g, p, p % 4 + 1);
-	tb_snap(&tb, t1);
-	tb_page(&tb, 0, 1, 9);
-	tb_commit(&tb);
-}
-
 SP_TEST(a_gap_of_ten_to_the_twelve_ms_completes)
 {
 	static const char *const algos[] = { "ksm", "zero", "oracle", "cmd" };
@@ -242,8 +227,8 @@ SP_TEST(a_gap_of_ten_to_the_twelve_ms_completes)
 
 	sp_test_path(late, sizeof(late), "late.sptrace");
 	sp_test_path(soon, sizeof(soon), "soon.sptrace");
-	two_snapshots(late, 1000000000000ull); /* 10^12 ms: 31 years */
-	two_snapshots(soon, 100000);
+	tb_two_snapshots(late, 1000000000000ull); /* 10^12 ms: 31 years */
+	tb_two_snapshots(soon, 100000);
 	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
 		const struct algo_ops *a = algo_find(algos[i]);
 		struct series sl, ss;
@@ -286,7 +271,7 @@ SP_TEST(the_clock_saturates_at_its_end)
 	time_t t0 = time(NULL);
 
 	sp_test_path(path, sizeof(path), "edge.sptrace");
-	two_snapshots(path, SIM_MAX_MS - 60000); /* the run ends at the clock's very end */
+	tb_two_snapshots(path, SIM_MAX_MS - 60000); /* the run ends at the clock's very end */
 	CU_ASSERT_EQUAL_FATAL(run(path, a, NULL, false, &s, &r), 0);
 	CU_ASSERT_EQUAL(r.end_ms, SIM_MAX_MS / 500 * 500); /* the last sample (every 500 ms) */
 	CU_ASSERT(time(NULL) - t0 < 30);
@@ -317,7 +302,7 @@ SP_TEST(a_controller_simulates_every_batch)
 	CU_ASSERT_EQUAL_FATAL(sim_run(path, &cfg, NULL, NULL, NULL, &r, &err), 0);
 	CU_ASSERT_EQUAL(r.skipped_ns, 0);
 	/* and a 10^12 ms gap under a policy is still refused up front, with its estimate */
-	two_snapshots(path, 1000000000000ull);
+	tb_two_snapshots(path, 1000000000000ull);
 	sp_err_clear(&err);
 	CU_ASSERT_EQUAL(sim_run(path, &cfg, NULL, NULL, NULL, &r, &err), SP_ELIMIT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "samples"));
