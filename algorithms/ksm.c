@@ -1319,8 +1319,11 @@ static void ksm_metrics(const void *st, struct metrics *m)
  * exactly the time between; a chain no search reached keeps its own): then
  * every later cycle repeats.
  * Without smart_scan that is one scan once the checksums settled; with it,
- * once every age saturated (255 visits), the 9 scans of the skip rhythm
- * (skip_age() 8: one visit, eight skips), so copies are compared for up to
+ * the 9 scans of the skip rhythm (skip_age() 8: one visit, eight skips)
+ * once every aging page (tracked, not a KSM page) is 9 visits old: from
+ * there on an age only counts (skip_age() is 8 whatever it is, up to its
+ * saturation at 255), so it is a work counter that grows by the scans
+ * between, up to 255.  Copies are compared for up to
  * KSM_FF_SPAN scans (chain prunes every prune_millisecs may make the cycle a
  * few of those).  The copy is taken only when a scan changed none of
  * the counters below and heard no change, so a converging run pays nothing.
@@ -1426,7 +1429,15 @@ static bool ksm_ff_copy(struct ksm *k)
 	return true;
 }
 
-/* The state equals the copy but for work counters, seq and (moved by d_ns) prune times. */
+/* The age an item of age a has after scans more full scans (ksm_ff_equal). */
+static uint8_t ksm_ff_age(const struct ksm *k, const struct ritem *it, uint8_t a, uint64_t scans)
+{
+	if (!k->smart || !(it->flags & RI_TRACKED) || (it->flags & RI_STABLE) || a < 9)
+		return a; /* not aging, or its age still matters */
+	return scans >= U8_MAX_AGE - a ? U8_MAX_AGE : (uint8_t)(a + scans);
+}
+
+/* The state equals the copy but for work counters, ages, seq and (moved by d_ns) prune times. */
 static bool ksm_ff_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t d_ns)
 {
 	uint8_t dseq = (uint8_t)(k->full_scans - f->full_scans);
@@ -1438,7 +1449,8 @@ static bool ksm_ff_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t d
 		const struct ritem *a = &f->ri[p], *b = &k->ri[p];
 
 		if (a->oldchecksum != b->oldchecksum || a->head != b->head || a->hnext != b->hnext ||
-		    a->hprev != b->hprev || a->flags != b->flags || a->age != b->age ||
+		    a->hprev != b->hprev || a->flags != b->flags ||
+		    b->age != ksm_ff_age(k, b, a->age, (uint64_t)(k->full_scans - f->full_scans)) ||
 		    a->skips != b->skips ||
 		    ((b->flags & RI_UNSTABLE) && (uint8_t)(a->seq + dseq) != b->seq))
 			return false;
@@ -1516,8 +1528,11 @@ static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
 	k->pages_skipped += (int64_t)n * f->d_skipped;
 	k->now_ns += n * cycle_ns;
 	for (uint64_t p = 0; p < k->npages; p++) {
-		if (k->ri[p].flags & RI_UNSTABLE)
-			k->ri[p].seq = (uint8_t)(k->ri[p].seq + dseq);
+		struct ritem *it = &k->ri[p];
+
+		if (it->flags & RI_UNSTABLE)
+			it->seq = (uint8_t)(it->seq + dseq);
+		it->age = ksm_ff_age(k, it, it->age, n * (uint64_t)f->d_scans);
 	}
 	for (uint32_t i = 1; i < k->sn_used; i++) {
 		if (k->sn[i].kind == SN_CHAIN && (f->chain[i] & 2))

@@ -25,7 +25,9 @@ echo "load average before: $(cat /proc/loadavg)"
 echo
 echo "| trace | algo | anchor CPU s | new CPU s | new/anchor |"
 echo "|-------|------|--------------|-----------|------------|"
-for tr in "$SAMPLES"/*.sptrace; do
+# the bundled samples, and the generator's default trace (4 x 16384 pages, 10 snapshots a second apart)
+"$N" trace gen -o "$T/gen-default.sptrace" >/dev/null
+for tr in "$SAMPLES"/*.sptrace "$T/gen-default.sptrace"; do
 	for algo in oracle zero ksm esx uksm cmd; do
 		: >"$T/a"
 		: >"$T/n"
