@@ -1324,11 +1324,12 @@ static void ksm_metrics(const void *st, struct metrics *m)
  * there on an age only counts (skip_age() is 8 whatever it is, up to its
  * saturation at 255), so it is a work counter that grows by the scans
  * between, up to 255.  Copies are compared for up to
- * KSM_FF_SPAN scans (chain prunes every prune_millisecs may make the cycle a
- * few of those).  The copy is taken only when a scan changed none of
+ * KSM_FF_SPAN scans: a stable node chain is pruned at its first search
+ * prune_millisecs after the last prune, a rhythm that may take hundreds of
+ * those 9-scan cycles to repeat, or more (then no fast-forward).  The copy is taken only when a scan changed none of
  * the counters below and heard no change, so a converging run pays nothing.
  */
-#define KSM_FF_SPAN 64
+#define KSM_FF_SPAN 1024
 
 struct ksm_ff {
 	bool have;                  /* a copy is held */
@@ -1340,6 +1341,7 @@ struct ksm_ff {
 	uint8_t *chain;             /* per node: 1 resolved since the copy, 2 in the last cycle */
 	int64_t full_scans, pages_scanned, pages_skipped;
 	uint32_t scans;             /* scans since the copy */
+	uint64_t hint;              /* the item that differed at the last comparison */
 	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
 	struct ritem *ri;
 	struct snode *sn;
@@ -1437,24 +1439,24 @@ static uint8_t ksm_ff_age(const struct ksm *k, const struct ritem *it, uint8_t a
 	return scans >= U8_MAX_AGE - a ? U8_MAX_AGE : (uint8_t)(a + scans);
 }
 
-/* The state equals the copy but for work counters, ages, seq and (moved by d_ns) prune times. */
-static bool ksm_ff_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t d_ns)
+/* Item p equals its copy but for its age (a work counter past 8) and seq (ahead by dseq). */
+static bool ksm_ff_item_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t p)
 {
-	uint8_t dseq = (uint8_t)(k->full_scans - f->full_scans);
+	const struct ritem *a = &f->ri[p], *b = &k->ri[p];
+	uint64_t scans = (uint64_t)(k->full_scans - f->full_scans);
 
+	return a->oldchecksum == b->oldchecksum && a->head == b->head && a->hnext == b->hnext &&
+	       a->hprev == b->hprev && a->flags == b->flags && a->skips == b->skips &&
+	       b->age == ksm_ff_age(k, b, a->age, scans) &&
+	       (!(b->flags & RI_UNSTABLE) || (uint8_t)(a->seq + scans) == b->seq);
+}
+
+/* The state equals the copy but for work counters, ages, seq and (moved by d_ns) prune times. */
+static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
+{
 	if (f->sn_used != k->sn_used || f->sn_free != k->sn_free || f->ntrees != k->ntrees ||
 	    (k->ntrees && memcmp(f->sroot, k->sroot, k->ntrees * sizeof(*k->sroot))))
 		return false;
-	for (uint64_t p = 0; p < k->npages; p++) {
-		const struct ritem *a = &f->ri[p], *b = &k->ri[p];
-
-		if (a->oldchecksum != b->oldchecksum || a->head != b->head || a->hnext != b->hnext ||
-		    a->hprev != b->hprev || a->flags != b->flags ||
-		    b->age != ksm_ff_age(k, b, a->age, (uint64_t)(k->full_scans - f->full_scans)) ||
-		    a->skips != b->skips ||
-		    ((b->flags & RI_UNSTABLE) && (uint8_t)(a->seq + dseq) != b->seq))
-			return false;
-	}
 	for (uint32_t i = 1; i < k->sn_used; i++) {
 		const struct snode *a = &f->sn[i], *b = &k->sn[i];
 		uint64_t prune = a->prune_ns + (b->kind == SN_CHAIN && (f->chain[i] & 1) ? d_ns : 0);
@@ -1464,6 +1466,15 @@ static bool ksm_ff_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t d
 		    a->dprev != b->dprev || a->chain != b->chain || a->tree != b->tree ||
 		    a->kind != b->kind || memcmp(&f->sl[i], &k->sl[i], sizeof(k->sl[i])))
 			return false;
+	}
+	/* the item that differed last time most likely differs again: a mismatch costs O(1) */
+	if (f->hint < k->npages && !ksm_ff_item_equal(k, f, f->hint))
+		return false;
+	for (uint64_t p = 0; p < k->npages; p++) {
+		if (!ksm_ff_item_equal(k, f, p)) {
+			f->hint = p;
+			return false;
+		}
 	}
 	return true;
 }
