@@ -1323,11 +1323,14 @@ static void ksm_metrics(const void *st, struct metrics *m)
  * once every aging page (tracked, not a KSM page) is 9 visits old: from
  * there on an age only counts (skip_age() is 8 whatever it is, up to its
  * saturation at 255), so it is a work counter that grows by the scans
- * between, up to 255.  Copies are compared for up to
- * KSM_FF_SPAN scans: a stable node chain is pruned at its first search
+ * between, up to 255.  A stable node chain is pruned at its first search
  * prune_millisecs after the last prune, a rhythm that may take hundreds of
- * those 9-scan cycles to repeat, or more (then no fast-forward).  The copy is taken only when a scan changed none of
- * the counters below and heard no change, so a converging run pays nothing.
+ * those 9-scan cycles to repeat, or more (then no fast-forward).  The copy
+ * is retaken after 1, 2, 4, ... scans without a match, up to KSM_FF_SPAN
+ * (Brent's cycle detection: a cycle of c scans after a transient of t is
+ * found within a few times t + c scans), and only while a scan changed none
+ * of the counters below and heard no change, so a converging run pays
+ * nothing.
  */
 #define KSM_FF_SPAN 1024
 
@@ -1341,6 +1344,7 @@ struct ksm_ff {
 	uint8_t *chain;             /* per node: 1 resolved since the copy, 2 in the last cycle */
 	int64_t full_scans, pages_scanned, pages_skipped;
 	uint32_t scans;             /* scans since the copy */
+	uint32_t power;             /* scans the copy is kept without a match */
 	uint64_t hint;              /* the item that differed at the last comparison */
 	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
 	struct ritem *ri;
@@ -1506,6 +1510,7 @@ static bool ksm_repeat(void *st, uint64_t *since_ns)
 		memcpy(f->sig, sig, sizeof(sig)); /* still converging: no copy */
 		f->sig_changes = k->changes;
 		f->have = false;
+		f->power = 1;
 		return false;
 	}
 	if (f->have && f->changes == k->changes && f->sn_used == k->sn_used) {
@@ -1520,8 +1525,10 @@ static bool ksm_repeat(void *st, uint64_t *since_ns)
 			ksm_ff_copy(k); /* the next cycle starts here */
 			return f->have;
 		}
-		if (f->scans < KSM_FF_SPAN)
+		if (f->scans < f->power)
 			return false;
+		if (f->power < KSM_FF_SPAN)
+			f->power *= 2;
 	}
 	if (!ksm_ff_copy(k))
 		f->have = false;

@@ -15,15 +15,17 @@ SAMPLES="$(dirname "$0")/../traces/samples"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-cpu() { # user+sys CPU seconds of one run
-	/usr/bin/time -f "%U %S" -o "$T/t" "$@" >/dev/null
+cpu() { # cpu REPS CMD...: user+sys CPU seconds of REPS runs of CMD (10 ms clock: short runs are repeated)
+	local reps=$1
+	shift
+	/usr/bin/time -f "%U %S" -o "$T/t" bash -c 'for _ in $(seq "$0"); do "$@" >/dev/null || exit 1; done' "$reps" "$@"
 	awk '{ printf "%.3f\n", $1 + $2 }' "$T/t"
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "load average before: $(cat /proc/loadavg)"
 echo
-echo "| trace | algo | anchor CPU s | new CPU s | new/anchor |"
+echo "| trace | algo | anchor CPU s (20 runs) | new CPU s (20 runs) | new/anchor |"
 echo "|-------|------|--------------|-----------|------------|"
 # the bundled samples, and the generator's default trace (4 x 16384 pages, 10 snapshots a second apart)
 "$N" trace gen -o "$T/gen-default.sptrace" >/dev/null
@@ -32,8 +34,8 @@ for tr in "$SAMPLES"/*.sptrace "$T/gen-default.sptrace"; do
 		: >"$T/a"
 		: >"$T/n"
 		for _ in $(seq "$RUNS"); do
-			cpu "$A" run --trace "$tr" --algo "$algo" --csv "$T/a.csv" >>"$T/a"
-			cpu "$N" run --trace "$tr" --algo "$algo" --csv "$T/n.csv" >>"$T/n"
+			cpu 20 "$A" run --trace "$tr" --algo "$algo" --csv "$T/a.csv" >>"$T/a"
+			cpu 20 "$N" run --trace "$tr" --algo "$algo" --csv "$T/n.csv" >>"$T/n"
 		done
 		cmp -s "$T/a.csv" "$T/n.csv" || echo "NOTE: $(basename "$tr") $algo: CSVs differ" >&2
 		a=$(median <"$T/a")
@@ -47,8 +49,8 @@ for algo in zero ksm uksm cmd; do
 	: >"$T/a"
 	: >"$T/n"
 	for _ in $(seq "$RUNS"); do
-		cpu "$A" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000 --csv "$T/a.csv" >>"$T/a"
-		cpu "$N" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000 --csv "$T/n.csv" >>"$T/n"
+		cpu 1 "$A" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000 --csv "$T/a.csv" >>"$T/a"
+		cpu 1 "$N" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000 --csv "$T/n.csv" >>"$T/n"
 	done
 	cmp -s "$T/a.csv" "$T/n.csv" || echo "NOTE: gen-default $algo p2s=4000: CSVs differ" >&2
 	a=$(median <"$T/a")
@@ -58,14 +60,14 @@ for algo in zero ksm uksm cmd; do
 done
 echo
 "$N" trace gen -o "$T/gaps.sptrace" --guests 4 --pages 4096 --snapshots 4 --interval-ms 600000 >/dev/null
-echo "| gaps.sptrace (4 x 4096 pages, 3 gaps of 600 s) | algo | --no-skip CPU s | skip CPU s | skip/no-skip |"
+echo "| gaps.sptrace (4 x 4096 pages, 3 gaps of 600 s) | algo | --no-skip CPU s (5 runs) | skip CPU s (5 runs) | skip/no-skip |"
 echo "|------|------|------|------|------|"
 for algo in oracle zero ksm; do
 	: >"$T/a"
 	: >"$T/n"
 	for _ in $(seq "$RUNS"); do
-		cpu "$N" run --no-skip --trace "$T/gaps.sptrace" --algo "$algo" --csv "$T/a.csv" >>"$T/a"
-		cpu "$N" run --trace "$T/gaps.sptrace" --algo "$algo" --csv "$T/n.csv" >>"$T/n"
+		cpu 5 "$N" run --no-skip --trace "$T/gaps.sptrace" --algo "$algo" --csv "$T/a.csv" >>"$T/a"
+		cpu 5 "$N" run --trace "$T/gaps.sptrace" --algo "$algo" --csv "$T/n.csv" >>"$T/n"
 	done
 	cmp -s "$T/a.csv" "$T/n.csv" || echo "NOTE: gaps $algo: CSVs differ" >&2
 	a=$(median <"$T/a")
