@@ -1328,9 +1328,9 @@ static void ksm_metrics(const void *st, struct metrics *m)
  * those 9-scan cycles to repeat, or more (then no fast-forward).  The copy
  * is retaken after 1, 2, 4, ... scans without a match, up to KSM_FF_SPAN
  * (Brent's cycle detection: a cycle of c scans after a transient of t is
- * found within a few times t + c scans), and only while a scan changed none
- * of the counters below and heard no change, so a converging run pays
- * nothing.
+ * found within a few times t + c scans), and only once two scans in a row
+ * changed none of the counters below and heard no change, so a converging
+ * run pays nothing.
  */
 #define KSM_FF_SPAN 1024
 
@@ -1345,6 +1345,7 @@ struct ksm_ff {
 	int64_t full_scans, pages_scanned, pages_skipped;
 	uint32_t scans;             /* scans since the copy */
 	uint32_t power;             /* scans the copy is kept without a match */
+	uint32_t quiet;             /* scans in a row with the same counters */
 	uint64_t hint;              /* the item that differed at the last comparison */
 	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
 	struct ritem *ri;
@@ -1511,8 +1512,11 @@ static bool ksm_repeat(void *st, uint64_t *since_ns)
 		f->sig_changes = k->changes;
 		f->have = false;
 		f->power = 1;
+		f->quiet = 0;
 		return false;
 	}
+	if (!f->have && ++f->quiet < 2)
+		return false; /* one quiet scan may be chance: copy after two */
 	if (f->have && f->changes == k->changes && f->sn_used == k->sn_used) {
 		f->scans++;
 		if (ksm_ff_equal(k, f, k->now_ns - f->ns)) {
