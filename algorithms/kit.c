@@ -375,3 +375,57 @@ int algo_check(const struct algo_ops *a, struct sp_err *err)
 				  a->name, missing);
 	return check_params(a, err);
 }
+
+/* ---- idle fast-forward: a scanner's repeating cycle ------------------------- */
+
+void kit_cycle_init(struct kit_cycle *c, uint32_t span)
+{
+	memset(c, 0, sizeof(*c));
+	c->last_scan = -1;
+	c->power = 1;
+	c->span = span;
+}
+
+enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const int64_t *sig,
+				 uint64_t changes)
+{
+	if (c->last_scan == full_scans)
+		return KIT_CYCLE_NOTHING; /* not the end of a scan */
+	c->last_scan = full_scans;
+	if (memcmp(sig, c->sig, sizeof(c->sig)) || changes != c->changes) {
+		memcpy(c->sig, sig, sizeof(c->sig)); /* still converging: no copy */
+		c->changes = changes;
+		c->have = false;
+		c->power = 1;
+		c->quiet = 0;
+		return KIT_CYCLE_NOTHING;
+	}
+	if (!c->have)
+		return ++c->quiet < 2 ? KIT_CYCLE_NOTHING : KIT_CYCLE_COPY; /* one quiet scan may be chance */
+	c->scans++;
+	return KIT_CYCLE_COMPARE;
+}
+
+void kit_cycle_copied(struct kit_cycle *c, bool ok)
+{
+	c->have = ok;
+	c->scans = 0;
+}
+
+bool kit_cycle_missed(struct kit_cycle *c)
+{
+	if (c->scans < c->power)
+		return false;
+	if (c->power < c->span)
+		c->power *= 2;
+	return true;
+}
+
+void kit_cycle_forget(struct kit_cycle *c, int64_t full_scans)
+{
+	c->have = false;
+	c->last_scan = full_scans;
+	memset(c->sig, 0, sizeof(c->sig));
+	c->quiet = 0;
+	c->power = 1;
+}

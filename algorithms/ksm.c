@@ -1325,28 +1325,18 @@ static void ksm_metrics(const void *st, struct metrics *m)
  * saturation at 255), so it is a work counter that grows by the scans
  * between, up to 255.  A stable node chain is pruned at its first search
  * prune_millisecs after the last prune, a rhythm that may take hundreds of
- * those 9-scan cycles to repeat, or more (then no fast-forward).  The copy
- * is retaken after 1, 2, 4, ... scans without a match, up to KSM_FF_SPAN
- * (Brent's cycle detection: a cycle of c scans after a transient of t is
- * found within a few times t + c scans), and only once two scans in a row
- * changed none of the counters below and heard no change, so a converging
- * run pays nothing.
+ * those 9-scan cycles to repeat, or more (then no fast-forward).  When to
+ * copy and compare is kit.h's (struct kit_cycle): cycles of up to
+ * KSM_FF_SPAN scans are found.
  */
 #define KSM_FF_SPAN 1024
 
 struct ksm_ff {
-	bool have;                  /* a copy is held */
-	int64_t last_scan;          /* full_scans at the previous repeat() */
-	int64_t sig[9];             /* counters at the previous scan's end */
-	uint64_t sig_changes;
+	struct kit_cycle cy;        /* when to copy and compare */
 	/* the copy: state at the end of the scan that ended at ns */
-	uint64_t ns, changes;
+	uint64_t ns;
 	uint8_t *chain;             /* per node: 1 resolved since the copy, 2 in the last cycle */
 	int64_t full_scans, pages_scanned, pages_skipped;
-	uint32_t scans;             /* scans since the copy */
-	uint32_t power;             /* scans the copy is kept without a match */
-	uint32_t quiet;             /* scans in a row with the same counters */
-	uint64_t hint;              /* the item that differed at the last comparison */
 	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
 	struct ritem *ri;
 	struct snode *sn;
@@ -1371,6 +1361,7 @@ static void ksm_ff_free(struct ksm *k)
 
 static void ksm_ff_sig(const struct ksm *k, int64_t *sig)
 {
+	memset(sig, 0, KIT_CYCLE_SIG * sizeof(*sig));
 	/* not pages_unshared: with smart_scan it differs from scan to scan of a cycle */
 	sig[0] = k->pages_shared;
 	sig[1] = k->pages_sharing;
@@ -1427,12 +1418,9 @@ static bool ksm_ff_copy(struct ksm *k)
 	f->sn_free = k->sn_free;
 	f->ntrees = k->ntrees;
 	f->ns = k->now_ns;
-	f->changes = k->changes;
 	f->full_scans = k->full_scans;
 	f->pages_scanned = k->pages_scanned;
 	f->pages_skipped = k->pages_skipped;
-	f->scans = 0;
-	f->have = true;
 	return true;
 }
 
@@ -1473,11 +1461,11 @@ static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
 			return false;
 	}
 	/* the item that differed last time most likely differs again: a mismatch costs O(1) */
-	if (f->hint < k->npages && !ksm_ff_item_equal(k, f, f->hint))
+	if (f->cy.hint < k->npages && !ksm_ff_item_equal(k, f, f->cy.hint))
 		return false;
 	for (uint64_t p = 0; p < k->npages; p++) {
 		if (!ksm_ff_item_equal(k, f, p)) {
-			f->hint = p;
+			f->cy.hint = p;
 			return false;
 		}
 	}
@@ -1487,7 +1475,7 @@ static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
 /* chain_pick() resolved chain c: its prune time may move with the cycle. */
 static void ksm_ff_chain_seen(struct ksm *k, uint32_t c)
 {
-	if (k->ff->have && c < k->ff->sn_used)
+	if (k->ff->cy.have && c < k->ff->sn_used)
 		k->ff->chain[c] |= 1;
 }
 
@@ -1495,47 +1483,29 @@ static bool ksm_repeat(void *st, uint64_t *since_ns)
 {
 	struct ksm *k = st;
 	struct ksm_ff *f = k->ff;
-	int64_t sig[9];
+	int64_t sig[KIT_CYCLE_SIG];
+	enum kit_cycle_do do_;
 
 	if (!f) {
 		f = k->ff = calloc(1, sizeof(*f));
 		if (!f)
 			return false;
-		f->last_scan = -1;
+		kit_cycle_init(&f->cy, KSM_FF_SPAN);
 	}
-	if (f->last_scan == k->full_scans)
-		return false; /* not the end of a scan */
-	f->last_scan = k->full_scans;
 	ksm_ff_sig(k, sig);
-	if (memcmp(sig, f->sig, sizeof(sig)) || f->sig_changes != k->changes) {
-		memcpy(f->sig, sig, sizeof(sig)); /* still converging: no copy */
-		f->sig_changes = k->changes;
-		f->have = false;
-		f->power = 1;
-		f->quiet = 0;
-		return false;
+	do_ = kit_cycle_step(&f->cy, k->full_scans, sig, k->changes);
+	if (do_ == KIT_CYCLE_COMPARE && ksm_ff_equal(k, f, k->now_ns - f->ns)) {
+		*since_ns = f->ns;
+		f->d_scans = k->full_scans - f->full_scans;
+		f->d_scanned = k->pages_scanned - f->pages_scanned;
+		f->d_skipped = k->pages_skipped - f->pages_skipped;
+		for (uint32_t i = 0; i < k->sn_used; i++)
+			f->chain[i] = (uint8_t)((f->chain[i] & 1) << 1); /* moved in this cycle */
+		kit_cycle_copied(&f->cy, ksm_ff_copy(k)); /* the next cycle starts here */
+		return f->cy.have;
 	}
-	if (!f->have && ++f->quiet < 2)
-		return false; /* one quiet scan may be chance: copy after two */
-	if (f->have && f->changes == k->changes && f->sn_used == k->sn_used) {
-		f->scans++;
-		if (ksm_ff_equal(k, f, k->now_ns - f->ns)) {
-			*since_ns = f->ns;
-			f->d_scans = k->full_scans - f->full_scans;
-			f->d_scanned = k->pages_scanned - f->pages_scanned;
-			f->d_skipped = k->pages_skipped - f->pages_skipped;
-			for (uint32_t i = 0; i < k->sn_used; i++)
-				f->chain[i] = (uint8_t)((f->chain[i] & 1) << 1); /* moved in this cycle */
-			ksm_ff_copy(k); /* the next cycle starts here */
-			return f->have;
-		}
-		if (f->scans < f->power)
-			return false;
-		if (f->power < KSM_FF_SPAN)
-			f->power *= 2;
-	}
-	if (!ksm_ff_copy(k))
-		f->have = false;
+	if (do_ == KIT_CYCLE_COPY || (do_ == KIT_CYCLE_COMPARE && kit_cycle_missed(&f->cy)))
+		kit_cycle_copied(&f->cy, ksm_ff_copy(k));
 	return false;
 }
 
@@ -1560,9 +1530,7 @@ static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
 		if (k->sn[i].kind == SN_CHAIN && (f->chain[i] & 2))
 			k->sn[i].prune_ns += n * cycle_ns;
 	}
-	f->have = false;
-	f->last_scan = k->full_scans;
-	memset(f->sig, 0, sizeof(f->sig)); /* a new copy after a scan like this one */
+	kit_cycle_forget(&f->cy, k->full_scans);
 }
 
 static void ksm_destroy(void *st)
