@@ -122,7 +122,10 @@ struct algo_ops {
 	 * Optional, both or neither: fast-forward over idle time (the
 	 * simulator's, sim/run.c; see "Idle time" in README.md).
 	 *
-	 * repeat() is asked after every batch.  It returns true when the
+	 * repeat() is asked after every batch, with idle_ns, the time from this
+ * batch to the next write, snapshot or the end of the run (UINT64_MAX when
+ * none is known): an instance may spare itself the search for a cycle when
+ * too little idle time is left to skip any.  It returns true when the
 	 * instance's state now equals its state right after an earlier batch,
 	 * the cycle's start, whose start time it puts in *since_ns - except for
 	 * counters of work done (full_scans, pages_scanned, pages_skipped, ...),
@@ -144,7 +147,7 @@ struct algo_ops {
 	 *
 	 * An algorithm without them is simulated batch by batch.
 	 */
-	bool (*repeat)(void *st, uint64_t *since_ns);
+	bool (*repeat)(void *st, uint64_t idle_ns, uint64_t *since_ns);
 	void (*skip)(void *st, uint64_t n, uint64_t cycle_ns);
 };
 

@@ -387,11 +387,14 @@ void kit_cycle_init(struct kit_cycle *c, uint32_t span)
 }
 
 enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const int64_t *sig,
-				 uint64_t changes)
+				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns)
 {
+	uint64_t scan_ns = now_ns - c->scan_end_ns;
+
 	if (c->last_scan == full_scans)
 		return KIT_CYCLE_NOTHING; /* not the end of a scan */
 	c->last_scan = full_scans;
+	c->scan_end_ns = now_ns;
 	if (memcmp(sig, c->sig, sizeof(c->sig)) || changes != c->changes) {
 		memcpy(c->sig, sig, sizeof(c->sig)); /* still converging: no copy */
 		c->changes = changes;
@@ -400,8 +403,13 @@ enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const 
 		c->quiet = 0;
 		return KIT_CYCLE_NOTHING;
 	}
-	if (!c->have)
-		return ++c->quiet < 2 ? KIT_CYCLE_NOTHING : KIT_CYCLE_COPY; /* one quiet scan may be chance */
+	if (!c->have) {
+		if (++c->quiet < 2) /* one quiet scan may be chance */
+			return KIT_CYCLE_NOTHING;
+		if (scan_ns && idle_ns / KIT_CYCLE_WORTH < scan_ns)
+			return KIT_CYCLE_NOTHING; /* too little idle left to skip a cycle */
+		return KIT_CYCLE_COPY;
+	}
 	c->scans++;
 	return KIT_CYCLE_COMPARE;
 }

@@ -216,6 +216,7 @@ struct kit_cycle {
 	uint32_t scans;               /* scans since the copy */
 	uint32_t span;                /* the most scans a cycle may take */
 	uint64_t hint;                /* the caller's: the item that differed last */
+	uint64_t scan_end_ns;         /* when the previous scan ended */
 };
 
 enum kit_cycle_do { KIT_CYCLE_NOTHING, KIT_CYCLE_COPY, KIT_CYCLE_COMPARE };
@@ -226,10 +227,14 @@ void kit_cycle_init(struct kit_cycle *c, uint32_t span);
  * wanted), COPY (take a copy, then kit_cycle_copied()) or COMPARE (compare
  * the state with the copy: if equal, the cycle is found - take a new copy;
  * if not, kit_cycle_missed() says whether to take a new copy).  sig: the
- * KIT_CYCLE_SIG counters (unused ones 0); changes: the changes heard so far.
+ * KIT_CYCLE_SIG counters (unused ones 0); changes: the changes heard so far;
+ * now_ns, idle_ns: the batch's start and repeat()'s idle_ns - no copy is
+ * taken while less than KIT_CYCLE_WORTH scans' time of idle is left, as a
+ * skip needs two cycles seen first (a short run's tail pays no copy).
  */
+#define KIT_CYCLE_WORTH 4
 enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const int64_t *sig,
-				 uint64_t changes);
+				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns);
 void kit_cycle_copied(struct kit_cycle *c, bool ok);
 bool kit_cycle_missed(struct kit_cycle *c);
 /* Forgets the copy, as after a skip: a new one after two scans like the next. */

@@ -1479,7 +1479,7 @@ static void ksm_ff_chain_seen(struct ksm *k, uint32_t c)
 		k->ff->chain[c] |= 1;
 }
 
-static bool ksm_repeat(void *st, uint64_t *since_ns)
+static bool ksm_repeat(void *st, uint64_t idle_ns, uint64_t *since_ns)
 {
 	struct ksm *k = st;
 	struct ksm_ff *f = k->ff;
@@ -1493,7 +1493,7 @@ static bool ksm_repeat(void *st, uint64_t *since_ns)
 		kit_cycle_init(&f->cy, KSM_FF_SPAN);
 	}
 	ksm_ff_sig(k, sig);
-	do_ = kit_cycle_step(&f->cy, k->full_scans, sig, k->changes);
+	do_ = kit_cycle_step(&f->cy, k->full_scans, sig, k->changes, k->now_ns, idle_ns);
 	if (do_ == KIT_CYCLE_COMPARE && ksm_ff_equal(k, f, k->now_ns - f->ns)) {
 		*since_ns = f->ns;
 		f->d_scans = k->full_scans - f->full_scans;

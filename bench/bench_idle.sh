@@ -23,57 +23,53 @@ cpu() { # cpu REPS CMD...: user+sys CPU seconds of REPS runs of CMD (10 ms clock
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+# row LABEL REPS ANCHOR_CMD... -- NEW_CMD...: RUNS interleaved timings of REPS runs each, one table row
+# (the commands get --csv FILE appended; the CSVs are compared)
+row() {
+	local label=$1 reps=$2 a n
+	shift 2
+	local -a ca=() cn=()
+	while [ "$1" != "--" ]; do ca+=("$1"); shift; done
+	shift
+	cn=("$@")
+	: >"$T/a"
+	: >"$T/n"
+	for _ in $(seq "$RUNS"); do
+		cpu "$reps" "${ca[@]}" --csv "$T/a.csv" >>"$T/a"
+		cpu "$reps" "${cn[@]}" --csv "$T/n.csv" >>"$T/n"
+	done
+	cmp -s "$T/a.csv" "$T/n.csv" || echo "NOTE: $label: the CSVs differ" >&2
+	a=$(median <"$T/a")
+	n=$(median <"$T/n")
+	printf '| %s | %s | %s | %s |\n' "$label" "$a" "$n" \
+		"$(awk -v a="$a" -v n="$n" 'BEGIN { if (a > 0) printf "%.2f", n / a; else print "-" }')"
+}
+
 echo "load average before: $(cat /proc/loadavg)"
 echo
-echo "| trace | algo | anchor CPU s (20 runs) | new CPU s (20 runs) | new/anchor |"
-echo "|-------|------|--------------|-----------|------------|"
+echo "| trace, algo | anchor CPU s | new CPU s | new/anchor |"
+echo "|-------------|--------------|-----------|------------|"
 # the bundled samples, and the generator's default trace (4 x 16384 pages, 10 snapshots a second apart)
 "$N" trace gen -o "$T/gen-default.sptrace" >/dev/null
 for tr in "$SAMPLES"/*.sptrace "$T/gen-default.sptrace"; do
 	for algo in oracle zero ksm esx uksm cmd; do
-		: >"$T/a"
-		: >"$T/n"
-		for _ in $(seq "$RUNS"); do
-			cpu 20 "$A" run --trace "$tr" --algo "$algo" --csv "$T/a.csv" >>"$T/a"
-			cpu 20 "$N" run --trace "$tr" --algo "$algo" --csv "$T/n.csv" >>"$T/n"
-		done
-		cmp -s "$T/a.csv" "$T/n.csv" || echo "NOTE: $(basename "$tr") $algo: CSVs differ" >&2
-		a=$(median <"$T/a")
-		n=$(median <"$T/n")
-		printf '| %s | %s | %s | %s | %s |\n' "$(basename "$tr")" "$algo" "$a" "$n" \
-			"$(awk -v a="$a" -v n="$n" 'BEGIN { if (a > 0) printf "%.2f", n / a; else print "-" }')"
+		row "$(basename "$tr") $algo (20 runs)" 20 "$A" run --trace "$tr" --algo "$algo" -- \
+			"$N" run --trace "$tr" --algo "$algo"
 	done
 done
 # heavier scanning on the generated trace: pages_to_scan=4000 (millions of page visits)
 for algo in zero ksm uksm cmd; do
-	: >"$T/a"
-	: >"$T/n"
-	for _ in $(seq "$RUNS"); do
-		cpu 1 "$A" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000 --csv "$T/a.csv" >>"$T/a"
-		cpu 1 "$N" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000 --csv "$T/n.csv" >>"$T/n"
-	done
-	cmp -s "$T/a.csv" "$T/n.csv" || echo "NOTE: gen-default $algo p2s=4000: CSVs differ" >&2
-	a=$(median <"$T/a")
-	n=$(median <"$T/n")
-	printf '| gen-default.sptrace, pages_to_scan=4000 | %s | %s | %s | %s |\n' "$algo" "$a" "$n" \
-		"$(awk -v a="$a" -v n="$n" 'BEGIN { if (a > 0) printf "%.2f", n / a; else print "-" }')"
+	row "gen-default.sptrace $algo pages_to_scan=4000" 1 \
+		"$A" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000 -- \
+		"$N" run --trace "$T/gen-default.sptrace" --algo "$algo" --set pages_to_scan=4000
 done
 echo
 "$N" trace gen -o "$T/gaps.sptrace" --guests 4 --pages 4096 --snapshots 4 --interval-ms 600000 >/dev/null
-echo "| gaps.sptrace (4 x 4096 pages, 3 gaps of 600 s) | algo | --no-skip CPU s (5 runs) | skip CPU s (5 runs) | skip/no-skip |"
-echo "|------|------|------|------|------|"
-for algo in oracle zero ksm; do
-	: >"$T/a"
-	: >"$T/n"
-	for _ in $(seq "$RUNS"); do
-		cpu 5 "$N" run --no-skip --trace "$T/gaps.sptrace" --algo "$algo" --csv "$T/a.csv" >>"$T/a"
-		cpu 5 "$N" run --trace "$T/gaps.sptrace" --algo "$algo" --csv "$T/n.csv" >>"$T/n"
-	done
-	cmp -s "$T/a.csv" "$T/n.csv" || echo "NOTE: gaps $algo: CSVs differ" >&2
-	a=$(median <"$T/a")
-	n=$(median <"$T/n")
-	printf '| | %s | %s | %s | %s |\n' "$algo" "$a" "$n" \
-		"$(awk -v a="$a" -v n="$n" 'BEGIN { if (a > 0) printf "%.3f", n / a; else print "-" }')"
+echo "| gaps.sptrace (4 x 4096 pages, 3 gaps of 600 s), algo | --no-skip CPU s | skip CPU s | skip/no-skip |"
+echo "|------|------|------|------|"
+for algo in oracle zero ksm cmd; do
+	row "$algo (5 runs)" 5 "$N" run --no-skip --trace "$T/gaps.sptrace" --algo "$algo" -- \
+		"$N" run --trace "$T/gaps.sptrace" --algo "$algo"
 done
 echo
 echo "load average after: $(cat /proc/loadavg)"

@@ -710,7 +710,7 @@ static int ff_after_batch(struct run *x, uint64_t t, uint64_t *wake, uint64_t *n
 
 	if (*wake == NEVER)
 		return 0;
-	if (!x->algo->repeat(x->st, &since)) {
+	if (!x->algo->repeat(x->st, limit == NEVER ? NEVER : limit - t, &since)) {
 		if (f->phase == 2) {
 			struct ff_point p;
 
