@@ -549,7 +549,7 @@ static bool cmd_repeat(void *st, uint64_t idle_ns, uint64_t *since_ns)
 			return false;
 		kit_cycle_init(&f->cy, CMD_FF_SPAN);
 	}
-	do_ = kit_cycle_step(&f->cy, c->full_scans, sig, c->changes, c->now_ns, idle_ns);
+	do_ = kit_cycle_step(&f->cy, c->full_scans, sig, c->changes, c->now_ns, idle_ns, 1);
 	if (do_ == KIT_CYCLE_COMPARE && cmd_ff_equal(c, f)) {
 		*since_ns = f->ns;
 		f->d_scans = c->full_scans - f->full_scans;

@@ -387,7 +387,8 @@ void kit_cycle_init(struct kit_cycle *c, uint32_t span)
 }
 
 enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const int64_t *sig,
-				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns)
+				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns,
+				 uint32_t cycle_scans)
 {
 	uint64_t scan_ns = now_ns - c->scan_end_ns;
 
@@ -406,7 +407,7 @@ enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const 
 	if (!c->have) {
 		if (++c->quiet < 2) /* one quiet scan may be chance */
 			return KIT_CYCLE_NOTHING;
-		if (scan_ns && idle_ns / KIT_CYCLE_WORTH < scan_ns)
+		if (scan_ns && idle_ns / (2 * (uint64_t)cycle_scans + 2) < scan_ns)
 			return KIT_CYCLE_NOTHING; /* too little idle left to skip a cycle */
 		return KIT_CYCLE_COPY;
 	}

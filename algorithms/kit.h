@@ -228,13 +228,15 @@ void kit_cycle_init(struct kit_cycle *c, uint32_t span);
  * the state with the copy: if equal, the cycle is found - take a new copy;
  * if not, kit_cycle_missed() says whether to take a new copy).  sig: the
  * KIT_CYCLE_SIG counters (unused ones 0); changes: the changes heard so far;
- * now_ns, idle_ns: the batch's start and repeat()'s idle_ns - no copy is
- * taken while less than KIT_CYCLE_WORTH scans' time of idle is left, as a
- * skip needs two cycles seen first (a short run's tail pays no copy).
+ * now_ns, idle_ns: the batch's start and repeat()'s idle_ns; cycle_scans:
+ * the fewest scans a cycle can take (ksm with smart_scan: 9).  No copy is
+ * taken while the idle time left is shorter than 2 * cycle_scans + 2 scans
+ * like the last: a skip needs two cycles seen first, so a short run's tail
+ * pays no copy.
  */
-#define KIT_CYCLE_WORTH 4
 enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const int64_t *sig,
-				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns);
+				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns,
+				 uint32_t cycle_scans);
 void kit_cycle_copied(struct kit_cycle *c, bool ok);
 bool kit_cycle_missed(struct kit_cycle *c);
 /* Forgets the copy, as after a skip: a new one after two scans like the next. */

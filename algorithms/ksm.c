@@ -1493,7 +1493,8 @@ static bool ksm_repeat(void *st, uint64_t idle_ns, uint64_t *since_ns)
 		kit_cycle_init(&f->cy, KSM_FF_SPAN);
 	}
 	ksm_ff_sig(k, sig);
-	do_ = kit_cycle_step(&f->cy, k->full_scans, sig, k->changes, k->now_ns, idle_ns);
+	do_ = kit_cycle_step(&f->cy, k->full_scans, sig, k->changes, k->now_ns, idle_ns,
+			     k->smart ? 9 : 1);
 	if (do_ == KIT_CYCLE_COMPARE && ksm_ff_equal(k, f, k->now_ns - f->ns)) {
 		*since_ns = f->ns;
 		f->d_scans = k->full_scans - f->full_scans;
