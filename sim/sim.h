@@ -178,6 +178,16 @@ struct sim_config {
 	struct algo_kernel kernel;
 	const struct sim_hooks *hooks; /* or NULL */
 	/*
+	 * Counting in full scans (a kernel's run compared scan by scan, as on a
+	 * slow TCG guest): scans > 0 takes a sample after every full scan
+	 * instead of every sample_ms and ends the run at the scans-th full scan
+	 * (SP_EINVAL if duration_ms, required, comes first); snapshot_scans > 0
+	 * (needs scans) applies snapshot i >= 1 right after full scan
+	 * i x snapshot_scans instead of at its time.
+	 */
+	uint64_t scans;
+	uint64_t snapshot_scans;
+	/*
 	 * Internal, for checks (sim run --no-skip): simulate every batch and
 	 * sample of idle time instead of fast-forwarding it.  The results are
 	 * the same; only the time taken (and the thinning of very long idle
@@ -195,7 +205,7 @@ struct sim_config {
 int sim_check_estimate(const struct sim_config *cfg, uint64_t last_ms, struct sp_err *err);
 /*
  * Whether a run of cfg fast-forwards idle time: not no_skip, no control
- * policy, and an algorithm that implements repeat()/skip() or is omniscient
+ * policy, not counting in full scans (scans), and an algorithm that implements repeat()/skip() or is omniscient
  * (it works only when told of a change, so it is idle between writes).
  */
 bool sim_can_skip(const struct sim_config *cfg);
