@@ -62,7 +62,8 @@
  *     chain        the chain of a SN_DUP
  *     tree         stable tree it is filed in
  *     prune_ns     chain_prune_time, simulated ns (SN_CHAIN)
- *   sl[i]    stable red-black tree links of node i.
+ *   sn[i].rb stable red-black tree links of node i (inside the node: a tree
+ *            level is one cache line).
  *   Trees are per partition, kit.h's (security domain, NUMA node when
  *   merge_across_nodes=0): tree index = partition id.  The kernel has no security
  *   domains; here pages of different domains never share, so each domain
@@ -1391,8 +1392,7 @@ struct ksm_ff {
 	int64_t full_scans, pages_scanned, pages_skipped;
 	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
 	struct ritem *ri;
-	struct snode *sn;
-	struct rbl *sl;
+	struct snode *sn;           /* cache-line aligned, as the pool */
 	uint32_t *sroot;
 	/* the last cycle's growth, for skip() */
 	int64_t d_scans, d_scanned, d_skipped;
@@ -1404,7 +1404,6 @@ static void ksm_ff_free(struct ksm *k)
 		return;
 	free(k->ff->ri);
 	free(k->ff->sn);
-	free(k->ff->sl);
 	free(k->ff->sroot);
 	free(k->ff->chain);
 	free(k->ff);
@@ -1437,14 +1436,13 @@ static bool ksm_ff_copy(struct ksm *k)
 			return false;
 	}
 	if (f->sn_cap < k->sn_used) {
-		struct snode *sn = realloc(f->sn, k->sn_used * sizeof(*sn));
-		struct rbl *sl = sn ? realloc(f->sl, k->sn_used * sizeof(*sl)) : NULL;
-		uint8_t *ch = sl ? realloc(f->chain, k->sn_used) : NULL;
+		struct snode *sn = sn_pool(k->sn_used); /* its contents are copied below */
+		uint8_t *ch = sn ? realloc(f->chain, k->sn_used) : NULL;
 
-		if (sn)
+		if (sn) {
+			free(f->sn);
 			f->sn = sn;
-		if (sl)
-			f->sl = sl;
+		}
 		if (!ch)
 			return false;
 		memset(ch + f->sn_cap, 0, k->sn_used - f->sn_cap);
@@ -1463,7 +1461,6 @@ static bool ksm_ff_copy(struct ksm *k)
 	}
 	memcpy(f->ri, k->ri, k->npages * sizeof(*f->ri));
 	memcpy(f->sn, k->sn, k->sn_used * sizeof(*f->sn));
-	memcpy(f->sl, k->sl, k->sn_used * sizeof(*f->sl));
 	if (k->ntrees)
 		memcpy(f->sroot, k->sroot, k->ntrees * sizeof(*f->sroot));
 	f->sn_used = k->sn_used;
@@ -1509,7 +1506,7 @@ static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
 		if (a->kpage != b->kpage || prune != b->prune_ns || a->len != b->len ||
 		    a->live != b->live || a->hlist != b->hlist || a->dnext != b->dnext ||
 		    a->dprev != b->dprev || a->chain != b->chain || a->tree != b->tree ||
-		    a->kind != b->kind || memcmp(&f->sl[i], &k->sl[i], sizeof(k->sl[i])))
+		    a->kind != b->kind || memcmp(&a->rb, &b->rb, sizeof(a->rb)))
 			return false;
 	}
 	/* the item that differed last time most likely differs again: a mismatch costs O(1) */
