@@ -56,15 +56,34 @@ int cli_fail(const struct sp_err *err)
 	return cli_exit_code(err->code ? err->code : SP_EIO);
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...)
+/* "sim: " and the message escaped for a terminal (it may quote argv), then tail and a newline. */
+static void print_escaped(const char *fmt, va_list ap, const char *tail)
+{
+	char raw[1024], safe[4 * sizeof(raw)];
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	sp_term_escape(safe, sizeof(safe), raw);
+	fprintf(stderr, "sim: %s%s\n", safe, tail);
+}
+
+void cli_errorf(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("sim: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_escaped(fmt, ap, "");
 	va_end(ap);
-	fprintf(stderr, " (see 'sim %s --help')\n", cmd);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	char tail[128];
+	va_list ap;
+
+	snprintf(tail, sizeof(tail), " (see 'sim %s --help')", cmd);
+	va_start(ap, fmt);
+	print_escaped(fmt, ap, tail);
+	va_end(ap);
 	return EXIT_USAGE;
 }
 
@@ -169,13 +188,19 @@ void cli_progress_done(struct cli_progress *p)
 	p->drawn = false;
 }
 
-static void list_names(FILE *f, bool ctl)
+int cli_unknown_name(const char *what, const char *name, const char *why, bool ctl)
 {
-	size_t n = ctl ? ctl_count() : algo_count();
+	size_t n = ctl ? ctl_count() : algo_count(), o = 0;
+	char valid[512] = "";
 
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s%s", i ? ", " : "", ctl ? ctl_at(i)->name : algo_at(i)->name);
-	fputc('\n', f);
+	for (size_t i = 0; i < n && o < sizeof(valid); i++)
+		o += (size_t)snprintf(valid + o, sizeof(valid) - o, "%s%s", i ? ", " : "",
+				      ctl ? ctl_at(i)->name : algo_at(i)->name);
+	if (name)
+		cli_errorf("unknown %s '%s'%s; valid: %s", what, name, why, valid);
+	else
+		cli_errorf("--%s is required; valid: %s", what, valid);
+	return EXIT_USAGE;
 }
 
 int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *sets, int nsets,
@@ -183,14 +208,10 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 {
 	struct sp_err err = { 0 };
 
-	if (!algo || !algo_find(algo)) {
-		if (algo)
-			fprintf(stderr, "sim: unknown algorithm '%s'; valid: ", algo);
-		else
-			fprintf(stderr, "sim: --algo is required; valid: ");
-		list_names(stderr, false);
-		return EXIT_USAGE;
-	}
+	if (!algo)
+		return cli_unknown_name("algo", NULL, "", false);
+	if (!algo_find(algo))
+		return cli_unknown_name("algorithm", algo, "", false);
 	sim_config_defaults(cfg, algo_find(algo));
 	for (int i = 0; i < nsets; i++) {
 		if (algo_params_set(cfg->algo, &cfg->params, sets[i], &err) < 0)
@@ -202,11 +223,8 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 		return EXIT_OK;
 	}
 	cfg->ctl = ctl_find(ctl);
-	if (!cfg->ctl) {
-		fprintf(stderr, "sim: unknown controller '%s'; valid: ", ctl);
-		list_names(stderr, true);
-		return EXIT_USAGE;
-	}
+	if (!cfg->ctl)
+		return cli_unknown_name("controller", ctl, "", true);
 	ctl_params_defaults(cfg->ctl, &cfg->ctl_params);
 	for (int i = 0; i < nctl_sets; i++) {
 		if (sim_ctl_set(cfg, ctl_sets[i], &err) < 0)

@@ -22,7 +22,15 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_BADINPUT = 3, EXIT_UNAVA
 int cli_exit_code(int sp_code);
 /* Prints "sim: MESSAGE" for err and returns the exit code for it. */
 int cli_fail(const struct sp_err *err);
-/* Prints "sim: " fmt and a hint to see --help; returns EXIT_USAGE. */
+/* Prints "sim: " and the message, escaped for a terminal (it may quote argv), and a newline. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Prints "sim: unknown WHAT 'NAME'WHY; valid: ..." (the algorithms, or the
+ * controllers when ctl), escaped; with name NULL "--WHAT is required; valid: ...".
+ * Returns EXIT_USAGE.
+ */
+int cli_unknown_name(const char *what, const char *name, const char *why, bool ctl);
+/* Prints "sim: " fmt (escaped, as cli_errorf) and a hint to see --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
  * Parses argv (argv[0] the command) by spec into opts (filled with the

@@ -148,13 +148,6 @@ static bool label_ok(const char *s)
 	return true;
 }
 
-static void list_algos(FILE *f)
-{
-	for (size_t i = 0; i < algo_count(); i++)
-		fprintf(f, "%s%s", i ? ", " : "", algo_at(i)->name);
-	fputc('\n', f);
-}
-
 static int parse_algos(const char *list, struct entry *e, size_t *n)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
@@ -182,9 +175,7 @@ static int parse_algos(const char *list, struct entry *e, size_t *n)
 		x->base = x->basebuf;
 		x->alias = at != NULL;
 		if (!algo_find(x->base)) {
-			fprintf(stderr, "sim: unknown algorithm '%s' in --algos; valid: ", x->base);
-			list_algos(stderr);
-			rc = EXIT_USAGE;
+			rc = cli_unknown_name("algorithm", x->base, " in --algos", false);
 			break;
 		}
 		if (at && !label_ok(at + 1)) {

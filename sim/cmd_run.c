@@ -287,7 +287,7 @@ static int run_prepare(struct run_cmd *c)
 
 			c->out.shown[i] = sim_metric_offered(&c->cfg, i, why, sizeof(why));
 			if (!c->out.shown[i])
-				fprintf(stderr, "sim: note: %s: left out of %s\n", why, o->csv);
+				cli_errorf("note: %s: left out of %s", why, o->csv);
 		}
 		/* with a control policy, the tunables it set at each sample too */
 		c->out.tunables = c->cfg.ctl != NULL;

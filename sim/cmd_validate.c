@@ -431,14 +431,10 @@ static int validate_config(struct validate_cmd *x)
 	const char *name = x->o.algo;
 	size_t plen = 0;
 
-	if (!algo_find(name)) {
-		fprintf(stderr, "sim: unknown algorithm '%s'%s; valid: ", name,
-			strcmp(name, "ksm") ? "" : " (not built into this sim yet; try --algo zero)");
-		for (size_t i = 0; i < algo_count(); i++)
-			fprintf(stderr, "%s%s", i ? ", " : "", algo_at(i)->name);
-		fputc('\n', stderr);
-		return EXIT_USAGE;
-	}
+	if (!algo_find(name))
+		return cli_unknown_name("algorithm", name,
+					strcmp(name, "ksm") ? "" : " (not built into this sim yet; try --algo zero)",
+					false);
 	sim_config_defaults(&x->cfg, algo_find(name));
 	/* The simulated side follows the kernel it is checked against, unless told otherwise. */
 	if ((x->o.sim.kernel ? algo_kernel_parse(&x->cfg.kernel, x->o.sim.kernel, &x->err)
