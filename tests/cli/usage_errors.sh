@@ -52,7 +52,6 @@ hostile run --algo oracle "$T/ok.sptrace$E"
 hostile compare --algos "ksm,x$E" --report "$T/r"
 hostile trace import --format "q$E" x -o "$T/y"
 hostile real replay --trace "$T/ok.sptrace" --algo ksm --mechanism "u$E"
-hostile validate --algo "x$E"
 # and success paths produce complete outputs
 "$SIM" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/p.csv" --plot "$T/p.png" -q || fail=1
 [ "$(head -c 4 "$T/p.png" | tail -c 3)" = "PNG" ] || { echo "FAIL: no PNG written"; fail=1; }
