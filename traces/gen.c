@@ -10,7 +10,10 @@
  * volatile: between two snapshots each of them is rewritten with probability
  * write_rate, with new content from the same mixture.  The others never
  * change.  A huge_fraction of each guest's 512-page (2 MiB) regions is marked
- * as backed by transparent huge pages.
+ * as backed by transparent huge pages.  The last late_guests guests appear at
+ * the second snapshot (a VM started later, e.g. a clone): they are absent in
+ * snapshot 0 and every one of their pages is written in snapshot 1, with the
+ * content it has then; the random draws are the same as without them.
  *
  * Determinism.  All randomness comes from one GSL MT19937 stream seeded with
  * `seed` and consumed in a fixed order; fingerprints are XXH3-128 of a
@@ -81,6 +84,9 @@ int trace_gen_check(const struct trace_gen_params *p, struct sp_err *err)
 		return sp_err_set(err, SP_EINVAL, "--nodes must be in 1..%d", TRACE_MAX_NODE + 1);
 	if (p->domains < 1 || p->domains > p->guests)
 		return sp_err_set(err, SP_EINVAL, "--domains must be in 1..guests");
+	if (p->late_guests >= p->guests || (p->late_guests && p->snapshots < 2))
+		return sp_err_set(err, SP_EINVAL, "--late-guests must be below --guests, and needs at "
+				  "least 2 snapshots (they appear at the second)");
 	return 0;
 }
 
@@ -91,6 +97,7 @@ struct gen {
 	uint64_t ncontents;
 	uint64_t next_unique;
 	uint64_t npages;      /* guests * pages, page i of guest i / pages */
+	uint64_t first_late;  /* the first page of the late guests (npages without them) */
 	struct sp_fp *cur;    /* every page's content now */
 	uint8_t *huge, *vol;  /* every page's marks: in a huge region, volatile */
 };
@@ -146,6 +153,11 @@ static int gen_header(const struct gen *g, struct trace_header *h, struct sp_err
 		 (unsigned long long)g->ncontents, p->zipf_s, p->zero_fraction, p->write_rate,
 		 p->volatile_fraction, p->huge_fraction, p->nodes, p->domains,
 		 (unsigned long long)p->seed);
+	if (p->late_guests) {
+		size_t len = strlen(h->desc);
+
+		snprintf(h->desc + len, sizeof(h->desc) - len, " late_guests=%u", p->late_guests);
+	}
 	for (uint32_t i = 0; i < p->guests; i++) {
 		snprintf(h->guests[i].name, sizeof(h->guests[i].name), "guest%u", i);
 		h->guests[i].node = (uint16_t)(i % p->nodes);
@@ -162,6 +174,7 @@ static int gen_alloc(struct gen *g, struct sp_err *err)
 	double *weights;
 
 	g->npages = (uint64_t)p->guests * p->pages;
+	g->first_late = (uint64_t)(p->guests - p->late_guests) * p->pages;
 	g->rng = gsl_rng_alloc(gsl_rng_mt19937);
 	weights = malloc(g->ncontents * sizeof(*weights));
 	g->cur = malloc(g->npages * sizeof(*g->cur));
@@ -212,12 +225,14 @@ static int gen_first_snapshot(struct gen *g, struct trace_writer *w, const struc
 		}
 		g->vol[i] = gsl_rng_uniform(g->rng) < p->volatile_fraction;
 		g->cur[i] = draw(g);
-		rc = emit(w, gu, pg, g->cur[i], g->huge[i], h->guests[gu].node, err);
+		if (i < g->first_late)
+			rc = emit(w, gu, pg, g->cur[i], g->huge[i], h->guests[gu].node, err);
 	}
 	return rc;
 }
 
-/* Snapshot s >= 1: the volatile pages each rewritten with probability write_rate. */
+/* Snapshot s >= 1: the volatile pages each rewritten with probability write_rate; at s = 1 every
+ * page of the late guests too. */
 static int gen_later_snapshot(struct gen *g, struct trace_writer *w, const struct trace_header *h,
 			      uint32_t s, struct sp_err *err)
 {
@@ -226,12 +241,14 @@ static int gen_later_snapshot(struct gen *g, struct trace_writer *w, const struc
 
 	for (uint64_t i = 0; rc == 0 && i < g->npages; i++) {
 		struct sp_fp fp;
+		bool appears = s == 1 && i >= g->first_late; /* a late guest's page: written now */
 
 		if (!g->vol[i] || p->write_rate <= 0.0 || gsl_rng_uniform(g->rng) >= p->write_rate)
-			continue;
-		fp = draw(g);
-		if (sp_fp_eq(fp, g->cur[i]))
-			continue; /* rewritten with the same content: no change to record */
+			fp = g->cur[i];
+		else
+			fp = draw(g);
+		if (sp_fp_eq(fp, g->cur[i]) && !appears)
+			continue; /* not rewritten, or with the same content: no change to record */
 		g->cur[i] = fp;
 		rc = emit(w, (uint32_t)(i / p->pages), i % p->pages, fp, g->huge[i],
 			  h->guests[i / p->pages].node, err);
