@@ -965,7 +965,6 @@ static int run_config_check(const struct sim_config *cfg, struct sp_err *err)
 	if (cfg->duration_ms > SIM_MAX_MS || cfg->tail_ms > SIM_MAX_MS || cfg->sample_ms > SIM_MAX_MS)
 		return sp_err_set(err, SP_EINVAL, "duration, tail and sample interval must be at most "
 				  "%llu ms (the simulated clock's range)", (unsigned long long)SIM_MAX_MS);
-	x.ff = sim_can_skip(cfg);
 	if (cfg->layout) {
 		rc = sim_check_estimate(cfg, cfg->layout->last_ms, err);
 		if (rc < 0)
@@ -1021,6 +1020,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	rc = run_config_check(cfg, err);
 	if (rc < 0)
 		return rc;
+	x.ff = sim_can_skip(cfg);
 	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
 	out->page_size = src->header(src->impl)->page_size;
 	rc = sim_mem_new_layout(&x.mem, src->header(src->impl), cfg->layout, err);
