@@ -18,8 +18,8 @@
  * come first even when the host starves the guest) the stop lands in that
  * sleep and the counters are those of the full scan exactly; a stop so late
  * that another full scan ended is detected and fails the run.  (Without
- * real-time priority, on a host with a load of 12 on 2 cores, one stop in
- * 16 runs came a batch late: pages_scanned, 6.12's, was 100 ahead.)  Stopping keeps every rmap item, tree and the
+ * real-time priority, on a host with a load of 12 on 2 cores, a stop came
+ * a batch late twice in about 75 runs: 6.12's pages_scanned was ahead.)  Stopping keeps every rmap item, tree and the
  * cursor (run_store() only sets ksm_run), so the scan goes on unchanged.
  *
  * Output, on stdout (the serial console):
