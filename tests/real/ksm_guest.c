@@ -19,8 +19,9 @@
  * sleep and the counters are those of the full scan exactly; a stop so late
  * that another full scan ended is detected and fails the run.  (Without
  * real-time priority, on a host with a load of 12 on 2 cores, a stop came
- * a batch late twice in about 75 runs: 6.12's pages_scanned was ahead.)  Stopping keeps every rmap item, tree and the
- * cursor (run_store() only sets ksm_run), so the scan goes on unchanged.
+ * a batch late twice in about 75 runs: 6.12's pages_scanned was ahead.)
+ * Stopping keeps every rmap item, tree and the cursor (run_store() only
+ * sets ksm_run), so the scan goes on unchanged.
  *
  * Output, on stdout (the serial console):
  *   KSM-GUEST BEGIN <uname -r> <present pages> <AnonHugePages kB in /proc/meminfo>
