@@ -17,9 +17,10 @@
  *   B. in the second scan nearly every page finds its group's KSM page in
  *      a stable tree of n/128 nodes ->
  *      merge = scan cost per page - (visit + checksum + log2(n/128) steps);
- *   (the first scan of A, checksums only, is reported: it also pays for
- *   allocating each page's rmap item, which the model does not charge);
- *      a write to each merged page then times the COW break.
+ *   A. the first scan visits every page for the first time: checksum only,
+ *      plus allocating each page's rmap item ->
+ *      first_visit = first scan cost per page - (visit + checksum);
+ *   a write to each merged page then times the COW break.
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -89,6 +90,7 @@ static void user_timings(struct real_calibration *out, uint8_t *a, uint8_t *b, u
 struct scan_cost {
 	pid_t ksmd;
 	const struct real_ksm *k;
+	const volatile sig_atomic_t *stop; /* set by a signal: give up */
 };
 
 /*
@@ -109,6 +111,8 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct 
 		if ((double)sp_mono_ns() > deadline)
 			return sp_err_set(err, SP_EIO, "ksmd made no progress for 120 s (is another job using KSM?)");
 		usleep(500);
+		if (sc->stop && *sc->stop)
+			return sp_err_set(err, SP_EIO, "calibrate: interrupted by signal %d", (int)*sc->stop);
 		if ((rc = real_ksm_get(sc->k, REAL_KSM_FULL_SCANS, &full, err)) < 0)
 			return rc;
 		if (full == full0)
@@ -126,11 +130,11 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct 
 }
 
 static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
-			uint8_t *b, uint64_t n, real_calib_progress_fn progress, void *arg,
-			struct sp_err *err)
+			uint8_t *b, uint64_t n, const volatile sig_atomic_t *stop,
+			real_calib_progress_fn progress, void *arg, struct sp_err *err)
 {
 	struct real_ksm_settings s;
-	struct scan_cost sc = { .k = k };
+	struct scan_cost sc = { .k = k, .stop = stop };
 	double scan[4], logn = log2((double)n), t;
 	int rc;
 
@@ -197,6 +201,7 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		out->ns[BK_COST_VISIT] = visit;
 		out->ns[BK_COST_TREE_STEP] = step;
 		out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
+		out->ns[BK_COST_FIRST_VISIT] = fmax(0, out->ksmd_first_scan_ns - visit - csum);
 		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 	}
 	if (rc == 0) {
@@ -213,11 +218,13 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 	}
 	madvise(b, n * PAGE, MADV_UNMERGEABLE);
 	out->measured[BK_COST_VISIT] = out->measured[BK_COST_MERGE] = rc == 0;
+	out->measured[BK_COST_FIRST_VISIT] = rc == 0;
 	return rc;
 }
 
 int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
-		   real_calib_progress_fn progress, void *arg, struct sp_err *err)
+		   const volatile sig_atomic_t *stop, real_calib_progress_fn progress, void *arg,
+		   struct sp_err *err)
 {
 	struct real_ksm k;
 	struct real_ksm_saved saved;
@@ -245,12 +252,14 @@ int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
 	if (progress)
 		progress(arg, "userspace timings", 0.2);
 	user_timings(out, a, b, pages);
-	if (use_ksm) {
+	if (stop && *stop) {
+		rc = sp_err_set(err, SP_EIO, "calibrate: interrupted by signal %d", (int)*stop);
+	} else if (use_ksm) {
 		rc = real_ksm_open(&k, NULL, true, err);
 		if (rc == 0)
 			rc = real_ksm_save(&k, &saved, err);
 		if (rc == 0) {
-			rc = ksmd_timings(out, &k, a, b, pages, progress, arg, err);
+			rc = ksmd_timings(out, &k, a, b, pages, stop, progress, arg, err);
 			if (real_ksm_restore(&saved, rc < 0 ? NULL : err) < 0 && rc == 0)
 				rc = SP_EIO;
 		}

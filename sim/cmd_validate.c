@@ -7,7 +7,8 @@
  * sampled while the trace's later snapshots are written at their wall-clock
  * times.  Then the simulator replays the same trace with the same tunables,
  * and the two time series are printed side by side with the errors of the
- * steady-state saving and of the time to reach 90% of it.
+ * steady-state saving, of the time to reach 90% of it, of full_scans and of
+ * the modelled CPU against ksmd's own (the host's costs, or --cost).
  *
  * Invariants.
  *   - Nothing in /sys/kernel/mm/ksm is written before every tunable is saved,
@@ -67,6 +68,10 @@ static const struct cli_opt validate_table[] = {
 	CLI_SIM_KERNEL_OPT(struct validate_opts, sim,
 			   "Linux version the simulated side models (default: the running\n"
 			   "kernel's); 6.6,checksum_first=1 sets a behaviour on its own (README)"),
+	{ .name = "cost", .type = CLI_STRING, .offset = offsetof(struct validate_opts, sim.cost),
+	  .metavar = "SPEC", .show = cli_show_cost,
+	  .help = "the simulated side's cost model in ns per operation, over the host's\n"
+		  "costs file (sim calibrate --save) or the defaults:\n{}" },
 	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct validate_opts, csv),
 	  .metavar = "OUT", .help = "write both series: time_ms, kernel_<metric>..., sim_<metric>..." },
 	CLI_QUIET_OPT(struct validate_opts, quiet, "print only the summary, not the series"),
@@ -84,7 +89,9 @@ static const struct cli_spec validate_spec = {
 		 "materialises the trace's guests in live memory, lets the kernel's KSM merge\n"
 		 "them while the trace's writes are replayed in real time, samples\n"
 		 "/sys/kernel/mm/ksm, then simulates the same trace with the same tunables and\n"
-		 "prints both time series and the errors of the simulator.  Every KSM tunable\n"
+		 "prints both time series and the errors of the simulator: pages_sharing, time\n"
+		 "to 90%, full_scans, and the modelled CPU against ksmd's (its thread's CPU in\n"
+		 "/proc), with the host's costs file or --cost.  Every KSM tunable\n"
 		 "is saved first and restored at the end, also on error and on Ctrl-C; the\n"
 		 "run starts by unmerging every KSM page on the host (run=2).",
 	.notes = "Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root, no KSM, or\n"
@@ -293,7 +300,7 @@ static void print_rel(double kernel, double sim)
 }
 
 static void report(const struct series *K, const struct series *S, const char *algo,
-		   const char *params, uint64_t max_late_ms, bool quiet)
+		   const char *params, const char *cost_from, uint64_t max_late_ms, bool quiet)
 {
 	size_t n = K->n < S->n ? K->n : S->n;
 	double ks = steady_state(K), ss = steady_state(S);
@@ -346,7 +353,14 @@ static void report(const struct series *K, const struct series *S, const char *a
 		       (long long)b->ksm_zero_pages, (long long)b->full_scans, (double)b->cpu_ns / 1e9);
 		printf("            oracle %lld pages; cow breaks kernel %lld sim %lld\n",
 		       (long long)a->oracle_saving, (long long)a->cow_breaks, (long long)b->cow_breaks);
+		printf("cpu         ksmd %.3f s  modelled %.3f s", (double)a->cpu_ns / 1e9,
+		       (double)b->cpu_ns / 1e9);
+		print_rel((double)a->cpu_ns, (double)b->cpu_ns);
+		printf("full_scans  kernel %lld  sim %lld", (long long)a->full_scans,
+		       (long long)b->full_scans);
+		print_rel((double)a->full_scans, (double)b->full_scans);
 	}
+	printf("costs       %s\n", cost_from);
 }
 
 /* Writes both series into af (opened before the live run) and commits it. */
@@ -420,6 +434,8 @@ struct validate_cmd {
 	struct sim_out so;
 	uint64_t end_ms;
 	bool restore_failed; /* warned: a KSM setting could not be restored */
+	struct sim_cost cost; /* the simulated side's (cli_cost_resolve) */
+	char cost_from[512];
 	char params[256];
 	struct sp_err err;
 };
@@ -440,6 +456,8 @@ static int validate_config(struct validate_cmd *x)
 		return EXIT_USAGE;
 	}
 	sim_config_defaults(&x->cfg, algo_find(name));
+	x->cfg.cost = x->cost;
+	memcpy(x->cfg.cost_from, x->cost_from, sizeof(x->cfg.cost_from));
 	/* The simulated side follows the kernel it is checked against, unless told otherwise. */
 	if ((x->o.sim.kernel ? algo_kernel_parse(&x->cfg.kernel, x->o.sim.kernel, &x->err)
 			     : algo_kernel_running(&x->cfg.kernel, &x->err)) < 0)
@@ -475,6 +493,9 @@ static int validate_prepare(struct validate_cmd *x)
 	int64_t avail;
 	int rc;
 
+	/* A bad --cost or costs file is refused before the host is touched. */
+	if (cli_cost_resolve(&x->cost, x->cost_from, sizeof(x->cost_from), x->o.sim.cost, &x->err) < 0)
+		return cli_fail(&x->err);
 	if (real_ksm_open(&x->L.k, NULL, true, &x->err) < 0)
 		return cli_fail(&x->err);
 	/* The kernel's counters are system-wide: another mergeable process would count too. */
@@ -556,8 +577,8 @@ int cmd_validate(int argc, char **argv)
 		if (rc == EXIT_OK)
 			rc = validate_sim(x);
 		if (rc == EXIT_OK)
-			report(&x->L.series, &x->so.series, x->cfg.algo->name, x->params, x->L.max_late_ms,
-			       x->o.quiet);
+			report(&x->L.series, &x->so.series, x->cfg.algo->name, x->params, x->cfg.cost_from,
+			       x->L.max_late_ms, x->o.quiet);
 		if (rc == EXIT_OK && x->restore_failed)
 			rc = EXIT_FAIL;
 	}

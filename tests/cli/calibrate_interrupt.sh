@@ -1,0 +1,49 @@
+#!/bin/bash
+# calibrate_interrupt.sh SIM - `sim calibrate` under the signal guard (issue
+# 13): interrupted (SIGINT, then SIGTERM) while ksmd runs with its settings,
+# it exits 128 + signal and every KSM tunable is as found.  Skipped (77)
+# when not root, without KSM, or when calibrate never reached ksmd.
+# Changes /sys/kernel/mm/ksm while it runs.
+set -u
+SIM=$1 ksm=/sys/kernel/mm/ksm
+[ -d "$ksm" ] || { echo "SKIPPED: this kernel has no KSM ($ksm missing)"; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "SKIPPED: sim calibrate's ksmd part needs root"; exit 77; }
+T=$(mktemp -d) fail=0 pid=
+trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$T"' EXIT
+tunables() {
+	for f in run pages_to_scan sleep_millisecs merge_across_nodes use_zero_pages \
+		max_page_sharing smart_scan advisor_mode advisor_max_cpu advisor_min_pages_to_scan \
+		advisor_max_pages_to_scan advisor_target_scan_time stable_node_chains_prune_millisecs; do
+		[ -e "$ksm/$f" ] && echo "$f=$(cat "$ksm/$f")"
+	done
+}
+tunables >"$T/before"
+# calibrate sets sleep_millisecs=0: make sure that is a change we can see
+grep -qx "sleep_millisecs=0" "$T/before" && { echo "SKIPPED: sleep_millisecs is 0 already"; exit 77; }
+
+for sig in INT TERM; do
+	SAMEPAGE_COSTS="$T/costs.conf" SIM_NO_PROGRESS=1 "$SIM" calibrate --pages 16384 --save \
+		>"$T/out" 2>"$T/err" &
+	pid=$!
+	seen=0
+	for _ in $(seq 1 400); do # up to 20 s for the userspace part
+		if [ "$(cat "$ksm/sleep_millisecs")" = 0 ]; then seen=1; break; fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ $seen = 0 ]; then
+		wait "$pid"; rc=$? pid=
+		echo "SKIPPED: calibrate never reached ksmd (exit $rc): $(cat "$T/err")"
+		exit 77
+	fi
+	sleep 0.3
+	kill -"$sig" "$pid"
+	wait "$pid"; rc=$? pid=
+	want=$((128 + $(kill -l "$sig")))
+	[ $rc = $want ] || { echo "FAIL: SIG$sig: exit $rc, want $want: $(cat "$T/err")"; fail=1; }
+	grep -q "interrupted; settings restored" "$T/err" || { echo "FAIL: SIG$sig: $(cat "$T/err")"; fail=1; }
+	[ -e "$T/costs.conf" ] && { echo "FAIL: SIG$sig: an interrupted calibrate saved costs"; fail=1; }
+	tunables >"$T/after"
+	diff "$T/before" "$T/after" || { echo "FAIL: SIG$sig: KSM tunables not restored"; fail=1; }
+done
+exit $fail
