@@ -48,9 +48,11 @@ one() {
 		/^steady/ { se = $8 }
 		/^cpu / { kc = $3; sc = $6; ce = $9 }
 		/^full_scans/ { kf = $3; sf = $5; fe = $7 }
+		/^ksmd wait/ { w = $3 }
+		/^warning/ { warn = " (another process had mergeable memory: redo)" }
 		END { oe = kc > 0 ? sprintf("%+.1f%%", 100 * (old - kc) / kc) : "n/a"
-		      printf "| %s | %s | %.3f | %.3f | %s | %.3f | %s | %s | %s | %s | %s | %s / %s |\n",
-			     tr, tun, kc, sc, ce, old, oe, kf, sf, fe, se, l0, l1 }' "$out"
+		      printf "| %s | %s | %.3f | %.3f | %s | %.3f | %s | %s | %s | %s | %s | %s | %s / %s |%s\n",
+			     tr, tun, kc, sc, ce, old, oe, kf, sf, fe, se, w, l0, l1, warn }' "$out"
 }
 
 part() {
@@ -59,8 +61,8 @@ part() {
 	cal=$(SAMEPAGE_COSTS=$T/costs.conf "$SIM" calibrate --save 2>&1) ||
 		{ echo "calibrate failed: $cal"; return 0; }
 	echo "calibrated: $(grep '^--cost' <<<"$cal")  (load after: $(load))"
-	echo "| trace | p2s/sleep | ksmd cpu s | model s | error | old defaults s | error | kernel full_scans | sim | error | pages_sharing error | load before / after |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| trace | p2s/sleep | ksmd cpu s | model s | error | old defaults s | error | kernel full_scans | sim | error | pages_sharing error | ksmd wait s | load before / after |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	one "$tr" default 100 20 120000 1000
 	one "$tr" aggr1 1000 20 20000 500
 	one "$tr" aggr2 2000 10 20000 500

@@ -29,7 +29,7 @@ static void calib_progress(void *arg, const char *phase, double fraction)
 
 struct calib_opts {
 	uint64_t pages;
-	bool no_ksm, save;
+	bool no_ksm, save, allow_others;
 };
 
 static void show_costs_path(char *buf, size_t len)
@@ -47,13 +47,16 @@ static const struct cli_opt calib_table[] = {
 	  .show = show_costs_path,
 	  .help = "keep the measured costs in the host's costs file ({}; $SAMEPAGE_COSTS\n"
 		  "names another), which run, compare, sweep, plan and validate then use" },
+	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct calib_opts, allow_others),
+	  .help = "run even if other processes have mergeable memory (ksmd then\n"
+		  "scans theirs too, and the per-page costs mix in their pages)" },
 	{ 0 },
 };
 
 static const struct cli_spec calib_spec = {
 	.prog = CLI_PROG,
 	.name = "calibrate",
-	.usage = "[--pages N] [--no-ksm] [--save]",
+	.usage = "[--pages N] [--no-ksm] [--save] [--allow-others]",
 	.about = "Measures the CPU cost model on this machine: checksum, compare and tree\n"
 		 "step in userspace over N pages (default 65536 = 256 MiB, twice), then - as\n"
 		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
@@ -169,6 +172,8 @@ int cmd_calibrate(int argc, char **argv)
 	if (!o.no_ksm) {
 		/* the guard saves every tunable before real_calibrate writes one */
 		rc = real_ksm_open(&k, NULL, true, &err);
+		if (rc == 0 && (rc = cli_refuse_other_ksm_users(o.allow_others)) != EXIT_OK)
+			return rc;
 		if (rc == 0)
 			rc = cli_guard_start(&k, 0, &err);
 		if (rc < 0) {

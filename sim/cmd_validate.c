@@ -132,10 +132,13 @@ struct live {
 	struct real_mat *mat;
 	struct real_ksm_state base;
 	int64_t cow_base, cpu_base;
+	int64_t wait_base, wait_ns; /* ksmd's time runnable without a CPU: at 0, and since */
 	pid_t ksmd;
 	bool have_ksmd;
 	struct series series;
 	uint64_t max_late_ms;
+	pid_t other;       /* another process seen with mergeable memory (0: none) */
+	uint64_t other_ms; /* when it was first seen */
 	struct cli_progress progress;
 };
 
@@ -154,8 +157,13 @@ static int live_sample(struct live *L, uint64_t t_ms, struct sp_err *err)
 	real_mat_metrics(L->mat, &m);
 	if (L->have_ksmd && real_proc_cpu_ns(L->ksmd, &v, NULL) == 0)
 		m.cpu_ns = v - L->cpu_base;
+	if (L->have_ksmd && real_proc_wait_ns(L->ksmd, &v, NULL) == 0)
+		L->wait_ns = v - L->wait_base;
 	if (real_vmstat_cow_ksm(&v, NULL) == 0)
 		m.cow_breaks = v - L->cow_base;
+	/* one that started after the check at the start would count in every figure */
+	if (!L->other && real_ksm_other_users(getpid(), &L->other, 1) > 0)
+		L->other_ms = t_ms;
 	if (series_add(&L->series, t_ms, &m) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	return 0;
@@ -195,8 +203,10 @@ static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t
 		have_snap = rc > 0;
 	}
 	L->have_ksmd = real_ksmd_pid(&L->ksmd, NULL) == 0;
-	if (L->have_ksmd)
+	if (L->have_ksmd) {
 		real_proc_cpu_ns(L->ksmd, &L->cpu_base, NULL);
+		real_proc_wait_ns(L->ksmd, &L->wait_base, NULL);
+	}
 	real_vmstat_cow_ksm(&L->cow_base, NULL);
 	rc = real_ksm_read(&L->k, &L->base, err);
 	if (rc < 0)
@@ -299,9 +309,11 @@ static void print_rel(double kernel, double sim)
 		printf("  error n/a\n");
 }
 
-static void report(const struct series *K, const struct series *S, const char *algo,
-		   const char *params, const char *cost_from, uint64_t max_late_ms, bool quiet)
+static void report(const struct live *L, const struct series *S, const char *algo,
+		   const char *params, const char *cost_from, bool quiet)
 {
+	const struct series *K = &L->series;
+	uint64_t max_late_ms = L->max_late_ms;
 	size_t n = K->n < S->n ? K->n : S->n;
 	double ks = steady_state(K), ss = steady_state(S);
 	double kt = time_to_90(K, ks), st = time_to_90(S, ss);
@@ -359,8 +371,16 @@ static void report(const struct series *K, const struct series *S, const char *a
 		printf("full_scans  kernel %lld  sim %lld", (long long)a->full_scans,
 		       (long long)b->full_scans);
 		print_rel((double)a->full_scans, (double)b->full_scans);
+		/* the model gives ksmd a CPU whenever it wants one */
+		printf("ksmd wait   %.3f s runnable without a CPU (%.0f%% of its CPU time; the model "
+		       "has none: a busy host slows the kernel's scan)\n", (double)L->wait_ns / 1e9,
+		       a->cpu_ns > 0 ? 100.0 * (double)L->wait_ns / (double)a->cpu_ns : 0.0);
 	}
 	printf("costs       %s\n", cost_from);
+	if (L->other)
+		printf("warning     pid %ld had KSM-mergeable memory from %.1f s on: the kernel's figures "
+		       "(pages_sharing, full_scans, ksmd cpu) include its pages\n",
+		       (long)L->other, (double)L->other_ms / 1000);
 }
 
 /* Writes both series into af (opened before the live run) and commits it. */
@@ -577,8 +597,8 @@ int cmd_validate(int argc, char **argv)
 		if (rc == EXIT_OK)
 			rc = validate_sim(x);
 		if (rc == EXIT_OK)
-			report(&x->L.series, &x->so.series, x->cfg.algo->name, x->params, x->cfg.cost_from,
-			       x->L.max_late_ms, x->o.quiet);
+			report(&x->L, &x->so.series, x->cfg.algo->name, x->params, x->cfg.cost_from,
+			       x->o.quiet);
 		if (rc == EXIT_OK && x->restore_failed)
 			rc = EXIT_FAIL;
 	}

@@ -2,15 +2,15 @@
  * cost.c - the CPU cost model: nanoseconds per counted operation, and the
  * host's costs file that `sim calibrate --save` writes.
  *
- * The defaults are `sim calibrate`'s medians on the development machine
- * (Debian 12, kernel 6.18, 2 cores; bench/README.md "Cost model" gives the
- * runs, the load and the validation): ksmd pays ~VISIT ns to visit a page it
- * has nothing to do with, a checksum (XXH64 of 4 KiB) ~CHECKSUM ns, a full
- * 4 KiB compare ~COMPARE ns, a tree step (one node, its early-exit memcmp and
- * cache misses) ~TREE_STEP ns, a merge ~MERGE ns beyond those, a page's first
- * visit (its rmap item allocated) ~FIRST_VISIT ns beyond a visit, and a write
- * to a merged page ~COW_BREAK ns to copy it.  Measure your own host with
- * `sim calibrate --save`: every simulating command then uses its costs.
+ * The defaults (sim_cost_defaults) are `sim calibrate`'s medians on the
+ * development machine (Debian 12, kernel 6.18, 2 cores; bench/README.md,
+ * "sim calibrate", gives the runs and the load): what ksmd pays to visit a
+ * page it has nothing to do with, a checksum (XXH64 of 4 KiB), a full 4 KiB
+ * compare, a tree step (one node, its early-exit memcmp and cache misses), a
+ * merge beyond those, a page's first visit beyond a visit (its rmap item
+ * allocated), and a write to a merged page (the copy).  They are only as
+ * good as the machine was idle: measure your own host with
+ * `sim calibrate --save`, and every simulating command uses its costs.
  */
 #include <errno.h>
 #include <stdio.h>
