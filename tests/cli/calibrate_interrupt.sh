@@ -10,13 +10,7 @@ SIM=$1 ksm=/sys/kernel/mm/ksm
 [ "$(id -u)" = 0 ] || { echo "SKIPPED: sim calibrate's ksmd part needs root"; exit 77; }
 T=$(mktemp -d) fail=0 pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$T"' EXIT
-tunables() {
-	for f in run pages_to_scan sleep_millisecs merge_across_nodes use_zero_pages \
-		max_page_sharing smart_scan advisor_mode advisor_max_cpu advisor_min_pages_to_scan \
-		advisor_max_pages_to_scan advisor_target_scan_time stable_node_chains_prune_millisecs; do
-		[ -e "$ksm/$f" ] && echo "$f=$(cat "$ksm/$f")"
-	done
-}
+. "$(dirname "$0")/ksm_tunables.sh"
 tunables >"$T/before"
 # calibrate sets sleep_millisecs=0: make sure that is a change we can see
 grep -qx "sleep_millisecs=0" "$T/before" && { echo "SKIPPED: sleep_millisecs is 0 already"; exit 77; }
