@@ -8,9 +8,10 @@
  *   tree_step  memcmp of two random different pages, which stops early:
  *              the cost is the cache misses of one tree node's page.
  * ksmd (root and KSM), pages_to_scan large, sleep 0, smart_scan 0, timing
- * ksmd's CPU (/proc/PID/schedstat) per full scan:
- *   B. pages in groups of 128 equal pages: the third scan visits pages
- *      that are all merged already -> visit (page walk, rmap lookup);
+ * ksmd's CPU (/proc/PID/schedstat) per full scan, SCANS scans per phase and
+ * the median of the steady ones (a busy neighbour's bursts hit single scans):
+ *   B. pages in groups of 128 equal pages: the third and later scans visit
+ *      pages that are all merged already -> visit (page walk, rmap lookup);
  *   A. unique pages, later scans: checksum, empty stable tree, unstable
  *      tree insert of about log2(n) steps -> tree_step (one node visited,
  *      its early-exit memcmp included) = (cost - visit - checksum) / log2(n);
@@ -87,6 +88,25 @@ static void user_timings(struct real_calibration *out, uint8_t *a, uint8_t *b, u
 	(void)sink;
 }
 
+/*
+ * Full scans timed per phase: the first one or two do the phase's work, the
+ * rest repeat the steady one, whose median resists a neighbour's burst.
+ */
+#define SCANS 7
+
+/* The median of v[from..to) (to - from <= SCANS), which it reorders. */
+static double median_from(double *v, int from, int to)
+{
+	for (int i = from + 1; i < to; i++)
+		for (int j = i; j > from && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return (to - from) % 2 ? v[(from + to) / 2] : (v[(from + to) / 2 - 1] + v[(from + to) / 2]) / 2;
+}
+
 struct scan_cost {
 	pid_t ksmd;
 	const struct real_ksm *k;
@@ -135,7 +155,7 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 {
 	struct real_ksm_settings s;
 	struct scan_cost sc = { .k = k, .stop = stop };
-	double scan[4], logn = log2((double)n), t;
+	double scan[SCANS], logn = log2((double)n), t;
 	int rc;
 
 	rc = real_ksmd_pid(&sc.ksmd, err);
@@ -165,12 +185,12 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc == 0)
-		rc = time_scans(&sc, 4, scan, err);
+		rc = time_scans(&sc, SCANS, scan, err);
 	madvise(a, n * PAGE, MADV_UNMERGEABLE);
 	if (rc < 0)
 		return rc;
 	out->ksmd_first_scan_ns = scan[0];
-	out->ksmd_unique_scan_ns = (scan[2] + scan[3]) / 2;
+	out->ksmd_unique_scan_ns = median_from(scan, 2, SCANS);
 
 	/* B: groups of GROUP equal pages (fewer than max_page_sharing: no chains). */
 	if (progress)
@@ -183,9 +203,9 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc == 0)
-		rc = time_scans(&sc, 3, scan, err);
+		rc = time_scans(&sc, SCANS, scan, err);
 	if (rc == 0) {
-		double visit = scan[2], csum = out->ns[BK_COST_CHECKSUM], step, base;
+		double visit = median_from(scan, 2, SCANS), csum = out->ns[BK_COST_CHECKSUM], step, base;
 
 		/*
 		 * A visit is what ksmd pays for a page it has nothing to do with
@@ -197,7 +217,7 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
 		base = visit + csum + log2((double)n / GROUP) * step;
 		out->ksmd_merge_scan_ns = scan[1];
-		out->ksmd_merged_scan_ns = scan[2];
+		out->ksmd_merged_scan_ns = visit;
 		out->ns[BK_COST_VISIT] = visit;
 		out->ns[BK_COST_TREE_STEP] = step;
 		out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
