@@ -91,6 +91,11 @@
  *    page are stepped over without a visit (their rmap item, if any, is
  *    freed when the cursor passes, as get_next_rmap_item() does); stepping
  *    over them costs nothing.  Every present page is mergeable.
+ *  - CPU: each visit is a BK_COST_VISIT; a visit that allocates the page's
+ *    rmap item (its first, or the first after the item was freed) is also a
+ *    BK_COST_FIRST_VISIT, what ksmd pays beyond a visit and a checksum in
+ *    its first full scan (alloc_rmap_item(), the list insertion, the cold
+ *    page table walk), measured by `sim calibrate`.
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -1181,6 +1186,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			memset(it, 0, sizeof(*it));
 			it->flags = RI_TRACKED | keep;
 			k->rmap_items++;
+			account(k, BK_COST_FIRST_VISIT, 1); /* alloc_rmap_item() and its insertion */
 		}
 		account(k, BK_COST_VISIT, 1);
 		if (should_skip(k, p, &info))

@@ -2,10 +2,12 @@
  * cli.c - exit codes, error printing, option parsing helpers and the
  * progress bar shared by the `sim` subcommands.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -241,9 +243,62 @@ void cli_sim_opts_init(struct cli_sim_opts *o)
 	o->seed = 1;
 }
 
+int cli_costs_path(char *buf, size_t len, bool for_save)
+{
+	const char *env = getenv("SAMEPAGE_COSTS"), *state = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	struct stat st;
+
+	if (env) {
+		snprintf(buf, len, "%s", env);
+		return env[0] != '\0';
+	}
+	if (geteuid() != 0 && ((state && state[0]) || (home && home[0]))) {
+		if (state && state[0])
+			snprintf(buf, len, "%s/samepage/costs.conf", state);
+		else
+			snprintf(buf, len, "%s/.local/state/samepage/costs.conf", home);
+		if (for_save || stat(buf, &st) == 0)
+			return 1;
+	}
+	snprintf(buf, len, "%s", CLI_HOST_COSTS);
+	return 1;
+}
+
+int cli_cost_resolve(struct sim_cost *out, char *from, size_t len, const char *spec,
+		     struct sp_err *err)
+{
+	char path[4096];
+	struct stat st;
+	int rc;
+
+	sim_cost_defaults(out);
+	snprintf(from, len, "shipped defaults");
+	if (cli_costs_path(path, sizeof(path), false)) {
+		if (stat(path, &st) == 0) {
+			rc = sim_cost_load(out, path, err);
+			if (rc < 0)
+				return rc;
+			snprintf(from, len, "%s", path);
+		} else if (errno != ENOENT) {
+			return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+		}
+	}
+	if (spec) {
+		char base[512];
+
+		rc = sim_cost_parse(out, spec, err);
+		if (rc < 0)
+			return rc;
+		snprintf(base, sizeof(base), "%s", from);
+		snprintf(from, len, "--cost over %s", base);
+	}
+	return 0;
+}
+
 int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err)
 {
-	if (o->cost && sim_cost_parse(&cfg->cost, o->cost, err) < 0)
+	if (cli_cost_resolve(&cfg->cost, cfg->cost_from, sizeof(cfg->cost_from), o->cost, err) < 0)
 		return err->code;
 	if (o->kernel && algo_kernel_parse(&cfg->kernel, o->kernel, err) < 0)
 		return err->code;
