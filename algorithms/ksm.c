@@ -274,6 +274,7 @@ struct ksm {
 	struct kit_hash unstable; /* chains of un[] by (checksum, tree) */
 	uint32_t *upage;    /* page of each unstable tree node */
 	uint32_t u_used;    /* next free unstable node (1 after each full scan) */
+	uint32_t pf_part;   /* the tree of the latest unstable search: the lookahead's guess */
 
 	struct snode *sn;
 	struct rbl *sl;
@@ -949,6 +950,7 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	struct ritem *it = &k->ri[p];
 
 	account(k, BK_COST_TREE_STEP, kit_tree_depth(k->usize[tree]));
+	k->pf_part = tree;
 	for (n = kit_hash_first(&k->unstable, csum, tree); n != NIL; n = k->un[n].next) {
 		if (k->un[n].csum == csum && k->un[n].part == tree &&
 		    k->ops->compare(k->impl, p, k->upage[n]) == 0) {
@@ -1130,6 +1132,38 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 	return end_ns / tick * tick + sleep;
 }
 
+/*
+ * Lookahead (a hint: no decision depends on it).  On live memory the
+ * unstable tree's hash is a cache miss per visit, on its bucket and then on
+ * its chain (perf, bench/README.md, issue 15): for the page PF_FAR ahead of
+ * the cursor its bucket is fetched, for the one PF_NEAR ahead the chain's
+ * first node, keyed by the stored checksum - the key again unless the page
+ * is written - and the latest search's tree.
+ */
+#define PF_FAR 24u
+#define PF_NEAR 12u
+
+static inline void prefetch_ahead(const struct ksm *k, uint64_t p)
+{
+	const struct ritem *it;
+
+	if (p + PF_FAR < k->npages) {
+		it = &k->ri[p + PF_FAR];
+		if (it->flags & RI_CSUM)
+			__builtin_prefetch(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
+									 k->pf_part)]);
+	}
+	if (p + PF_NEAR < k->npages) {
+		it = &k->ri[p + PF_NEAR];
+		if (it->flags & RI_CSUM) {
+			uint32_t h = kit_hash_first(&k->unstable, it->oldchecksum, k->pf_part);
+
+			if (h != NIL)
+				__builtin_prefetch(&k->un[h]);
+		}
+	}
+}
+
 static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 {
 	struct ksm *k = st;
@@ -1153,6 +1187,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		}
 		p = k->cursor++;
 		it = &k->ri[p];
+		prefetch_ahead(k, p);
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {
 			free_item(k, p);
