@@ -897,6 +897,7 @@ static bool map_limit(struct real_live *L, unsigned new_pages)
 	return true;
 }
 
+/* Page p now lives in a VMA of ours that no userfaultfd holds yet (a new mapping, or just unregistered). */
 static void own_vma(struct real_live *L, bk_page p, bool infile)
 {
 	struct live_page *pg = &L->pages[p];
@@ -905,6 +906,8 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 		L->file_vma_pages++;
 		L->vma_adds++;
 	}
+	if (pg->flags & PG_TRACKED) /* a new mapping is not tracked: unknown from here on */
+		pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
 	pg->flags |= PG_OWNVMA | PG_UNREG;
 	if (infile)
 		pg->flags |= PG_INFILE;
@@ -1011,7 +1014,7 @@ static int track_detach(struct real_live *L, bk_page p, uint8_t *addr)
 	if (ioctl(L->uffd_track, UFFDIO_UNREGISTER, &r) < 0)
 		return SP_EIO;
 	pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
-	own_vma(L, p, false);
+	own_vma(L, p, (pg->flags & PG_INFILE) != 0);
 	return 0;
 }
 
@@ -1026,10 +1029,14 @@ static bool track_plain(const struct real_live *L, bk_page q, bk_page p)
 }
 
 /*
- * Page p, anonymous again (a refused merge, the zero page, a discard), goes
- * back to the tracking userfaultfd; the kernel merges its VMA with tracked
- * neighbours (counted as merged when both sides are plain).  On failure it
- * stays unregistered and protect() registers it with the merge userfaultfd.
+ * Page p, private again (a refused merge, the zero page, a discard, a COW
+ * break), goes back to the tracking userfaultfd, so that its visits cost a
+ * bit test again instead of a checksum.  An anonymous page's VMA merges with
+ * tracked neighbours (counted as merged when both sides are plain); a page
+ * living in a pool file mapping (a COW break: its private copy sits in our
+ * one-page VMA) keeps that VMA, tracked as it is: asynchronous write
+ * protection takes any VMA.  On failure it stays unregistered and protect()
+ * registers it with the merge userfaultfd.
  */
 static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 {
@@ -1037,7 +1044,7 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	struct uffdio_range r = { (uintptr_t)addr, L->ps };
 	struct uffdio_register reg = { .range = r, .mode = UFFDIO_REGISTER_MODE_WP };
 
-	if (L->uffd_track < 0 || (pg->flags & (PG_INFILE | PG_TRACKED)))
+	if (L->uffd_track < 0 || (pg->flags & PG_TRACKED) || pg->slot != SLOT_PRIVATE)
 		return;
 	if (!(pg->flags & PG_UNREG)) {
 		if (ioctl(L->uffd, UFFDIO_UNREGISTER, &r) < 0) /* wakes any waiter */
@@ -1047,7 +1054,7 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0)
 		return;
 	pg->flags = (uint8_t)((pg->flags & ~PG_UNREG) | PG_TRACKED | PG_DIRTY);
-	if ((pg->flags & PG_OWNVMA) && (p == 0 || track_plain(L, p - 1, p)) &&
+	if ((pg->flags & (PG_OWNVMA | PG_INFILE)) == PG_OWNVMA && (p == 0 || track_plain(L, p - 1, p)) &&
 	    track_plain(L, p + 1, p)) {
 		pg->flags &= (uint8_t)~PG_OWNVMA;
 		L->file_vma_pages--;
@@ -1613,6 +1620,7 @@ static bool written(const struct real_live *L, const struct live_page *pg, uint6
 static int settle_cow(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
 {
 	set_slot(L, p, SLOT_PRIVATE);
+	track_attach(L, p, page_addr(L, p)); /* its later visits cost a bit test, not a checksum */
 	if (L->nnodes > 1) {
 		/* The private copy lives where the kernel put it: ask again, as ksmd re-files pages. */
 		void *a = page_addr(L, p);
@@ -1735,6 +1743,7 @@ int real_live_discard(struct real_live *L, bk_page p)
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED)
 			return SP_ENOMEM;
 		own_vma(L, p, false);
+		set_slot(L, p, SLOT_PRIVATE);
 		track_attach(L, p, addr);
 	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
 		return SP_EIO;
