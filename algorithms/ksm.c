@@ -1134,33 +1134,34 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 
 /*
  * Lookahead (a hint: no decision depends on it).  On live memory the
- * unstable tree's hash is a cache miss per visit, on its bucket and then on
- * its chain (perf, bench/README.md, issue 15): for the page PF_FAR ahead of
- * the cursor its bucket is fetched, for the one PF_NEAR ahead the chain's
- * first node, keyed by the stored checksum - the key again unless the page
- * is written - and the latest search's tree.
+ * unstable tree's hash costs a cache miss per visit on its bucket (perf,
+ * bench/README.md, issue 15): the bucket of the page PF_AHEAD ahead of the
+ * cursor is fetched early, keyed by its stored checksum - the key again
+ * unless the page is written - and the latest search's tree.  (Fetching the
+ * chain's first node too needs the bucket read, a miss of its own: measured
+ * worse.)
  */
-#define PF_FAR 24u
-#define PF_NEAR 12u
+#define PF_AHEAD 16u
+
+/* A read prefetch gcc keeps: its dead code elimination drops __builtin_prefetch in this loop. */
+static inline void prefetch_read(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 0, 3);
+#endif
+}
 
 static inline void prefetch_ahead(const struct ksm *k, uint64_t p)
 {
 	const struct ritem *it;
 
-	if (p + PF_FAR < k->npages) {
-		it = &k->ri[p + PF_FAR];
+	if (p + PF_AHEAD < k->npages) {
+		it = &k->ri[p + PF_AHEAD];
 		if (it->flags & RI_CSUM)
-			__builtin_prefetch(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
-									 k->pf_part)]);
-	}
-	if (p + PF_NEAR < k->npages) {
-		it = &k->ri[p + PF_NEAR];
-		if (it->flags & RI_CSUM) {
-			uint32_t h = kit_hash_first(&k->unstable, it->oldchecksum, k->pf_part);
-
-			if (h != NIL)
-				__builtin_prefetch(&k->un[h]);
-		}
+			prefetch_read(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
+								   k->pf_part)]);
 	}
 }
 
