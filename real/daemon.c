@@ -24,6 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "atomic_file.h"
@@ -315,14 +318,100 @@ static void logf_(const struct real_daemon *d, int level, const char *fmt, ...)
 	d->log(d->log_arg, level, msg);
 }
 
+/* ---- the kernel ---------------------------------------------------------- */
+
+int real_daemon_kernel(const char *procfs, struct algo_kernel *out, char *release, size_t len,
+		       struct sp_err *err)
+{
+	char path[PATH_MAX], buf[128];
+	struct utsname u;
+	int rc;
+
+	algo_kernel_newest(out);
+	if (release && len)
+		release[0] = '\0';
+	if (!procfs || !strcmp(procfs, "/proc")) {
+		if (uname(&u) == 0 && release && len)
+			snprintf(release, len, "%s", u.release);
+		return algo_kernel_running(out, err);
+	}
+	snprintf(path, sizeof(path), "%s/sys/kernel/osrelease", procfs);
+	rc = real_read_small(path, buf, sizeof(buf));
+	if (rc < 0)
+		return sp_err_set(err, SP_ENOTSUP, "kernel version unknown (%s: %s)", path, strerror(-rc));
+	if (release && len)
+		snprintf(release, len, "%s", buf);
+	rc = algo_kernel_parse(out, buf, err);
+	if (rc < 0) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		sp_err_clear(err);
+		return sp_err_set(err, SP_ENOTSUP, "kernel version unknown (%s: %s)", path, msg);
+	}
+	return 0;
+}
+
+/*
+ * At start: which files this kernel has.  A file missing is never read or
+ * written again; the kernel's features follow the files (a distribution
+ * kernel with a backport, or without a feature, shows as an override).
+ */
+static void settle_files(struct real_daemon *d)
+{
+	for (int i = 0; i < REAL_KSM__COUNT; i++) {
+		const char *name = real_ksm_name(i);
+		uint32_t f = algo_kernel_needs(name);
+
+		d->absent[i] = !d->state.present[i];
+		if (!f || !d->kernel_known || d->io)
+			continue;
+		if (d->state.present[i] && !algo_kernel_has(&d->kernel, f)) {
+			d->kernel.features |= f;
+			d->kernel.overridden |= f;
+		} else if (!d->state.present[i] && algo_kernel_has(&d->kernel, f)) {
+			d->kernel.features &= ~f;
+			d->kernel.overridden |= f;
+		}
+	}
+}
+
 /* ---- reading ------------------------------------------------------------- */
+
+static int read_ksm_files(struct real_daemon *d, struct sp_err *err)
+{
+	memset(&d->state, 0, sizeof(d->state));
+	for (int i = 0; i < REAL_KSM__COUNT; i++) {
+		struct sp_err e = { 0 };
+		int rc;
+
+		if (d->absent[i])
+			continue;
+		rc = real_ksm_get(&d->ksm, i, &d->state.v[i], &e);
+		if (rc == SP_ENOTSUP && i != REAL_KSM_RUN) {
+			d->absent[i] = true; /* gone since start: not tried again */
+			continue;
+		}
+		if (rc < 0)
+			return sp_err_set(err, rc, "%s", e.msg);
+		d->state.present[i] = true;
+	}
+	return 0;
+}
 
 static int read_all(struct real_daemon *d, struct sp_err *err)
 {
-	int rc = real_host_read(d->procfs, d->sysfs, &d->host, err);
+	int rc;
 
+	if (d->io) {
+		rc = d->io->read(d->io->arg, &d->host, &d->state, &d->given, &d->have_given, err);
+		for (int i = 0; rc == 0 && i < REAL_KSM__COUNT; i++)
+			d->state.present[i] = d->state.present[i] && !d->absent[i];
+		return rc;
+	}
+	rc = real_host_read(d->procfs, d->sysfs, &d->host, err);
 	if (rc == 0)
-		rc = real_ksm_read(&d->ksm, &d->state, err);
+		rc = read_ksm_files(d, err);
 	return rc;
 }
 
@@ -356,6 +445,10 @@ int64_t real_daemon_headroom(const struct real_daemon *d)
 
 void real_daemon_metrics(const struct real_daemon *d, struct metrics *out)
 {
+	if (d->have_given) {
+		*out = d->given;
+		return;
+	}
 	memset(out, 0, sizeof(*out));
 	real_ksm_metrics(&d->state, &d->base, out);
 	if (d->host.ksmd_cpu_ns >= 0 && d->base_ksmd_cpu_ns >= 0)
@@ -366,6 +459,12 @@ void real_daemon_metrics(const struct real_daemon *d, struct metrics *out)
 
 /* ---- writing ------------------------------------------------------------- */
 
+/* One tunable, to the kernel's file or the io. */
+static int raw_write(struct real_daemon *d, int file, int64_t v, struct sp_err *err)
+{
+	return d->io ? d->io->write(d->io->arg, file, v, err) : d->write(&d->ksm, file, v, err);
+}
+
 static int write_file(struct real_daemon *d, int file, int64_t v, struct sp_err *err)
 {
 	int rc;
@@ -375,10 +474,29 @@ static int write_file(struct real_daemon *d, int file, int64_t v, struct sp_err 
 		      (long long)v, (long long)d->state.v[file]);
 		return 0;
 	}
-	rc = d->write(&d->ksm, file, v, err);
+	rc = raw_write(d, file, v, err);
 	if (rc == 0)
 		d->state.v[file] = v;
 	return rc;
+}
+
+/*
+ * run=2.  The kernel's unmerge can fail (it then leaves run=0), as can a
+ * world that cannot unmerge (the simulator): a refusal, logged and counted,
+ * not an error.  1 written, 0 refused.
+ */
+static int write_unmerge(struct real_daemon *d, const char *why)
+{
+	struct sp_err e = { 0 };
+
+	if (write_file(d, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, &e) == 0) {
+		d->decisions[RD_UNMERGE]++;
+		return 1;
+	}
+	d->refusals[RR_WRITE]++;
+	d->state.v[REAL_KSM_RUN] = REAL_KSM_RUN_STOP;
+	logf_(d, REAL_LOG_WARN, "run=2 (%s) failed, KSM left stopped: %s", why, e.msg);
+	return 0;
 }
 
 static bool headroom_allows(struct real_daemon *d, const char *what)
@@ -433,9 +551,12 @@ static int switch_unmerging(struct real_daemon *d, int file, int64_t want, struc
 		return 0;
 	rc = write_file(d, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 	if (rc == 0 && ksm_v(d, REAL_KSM_PAGES_SHARED) > 0) {
-		rc = write_file(d, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err);
-		d->decisions[RD_UNMERGE]++;
-		while (rc == 0 && ksm_v(d, REAL_KSM_PAGES_SHARED) > 0 && waited < d->conf.unmerge_timeout_s) {
+		if (!write_unmerge(d, real_ksm_name(file)))
+			return write_file(d, REAL_KSM_RUN, old_run == REAL_KSM_RUN_MERGE, err);
+		/* The io's time does not pass inside a cycle: it is read once, not waited for. */
+		if (d->io)
+			rc = read_all(d, err);
+		while (!d->io && rc == 0 && ksm_v(d, REAL_KSM_PAGES_SHARED) > 0 && waited < d->conf.unmerge_timeout_s) {
 			sleep_ns(NS / 10);
 			waited += 0.1;
 			rc = real_ksm_get(&d->ksm, REAL_KSM_PAGES_SHARED, &d->state.v[REAL_KSM_PAGES_SHARED], err);
@@ -444,13 +565,13 @@ static int switch_unmerging(struct real_daemon *d, int file, int64_t want, struc
 			d->refusals[RR_TIMEOUT]++;
 			logf_(d, REAL_LOG_WARN, "gave up setting %s=%lld: %lld KSM pages still exist after %g s of run=2",
 			      real_ksm_name(file), (long long)want, (long long)ksm_v(d, REAL_KSM_PAGES_SHARED),
-			      d->conf.unmerge_timeout_s);
+			      waited);
 			return write_file(d, REAL_KSM_RUN, old_run == REAL_KSM_RUN_MERGE, err);
 		}
 	}
 	if (rc < 0)
 		return rc;
-	rc = d->write(&d->ksm, file, want, &e);
+	rc = raw_write(d, file, want, &e);
 	if (rc < 0) {
 		bool busy = strstr(e.msg, "busy") || strstr(e.msg, "EBUSY");
 
@@ -463,6 +584,16 @@ static int switch_unmerging(struct real_daemon *d, int file, int64_t want, struc
 		logf_(d, REAL_LOG_INFO, "set %s=%lld after unmerging", real_ksm_name(file), (long long)want);
 	}
 	return write_file(d, REAL_KSM_RUN, old_run == REAL_KSM_RUN_MERGE, err);
+}
+
+/* A configured tunable this kernel lacks: one warning (at start or reload), nothing written. */
+static void lacking(const struct real_daemon *d, const char *key, int file, int64_t v)
+{
+	char why[300];
+
+	if (!d->kernel_known || algo_kernel_offers(&d->kernel, real_ksm_name(file), why, sizeof(why)))
+		snprintf(why, sizeof(why), "this kernel has no %s/%s", d->ksm.dir, real_ksm_name(file));
+	logf_(d, REAL_LOG_WARN, "%s=%lld not applied: %s", key, (long long)v, why);
 }
 
 /* The configured tunables that are not the policy's: at start and at reload. */
@@ -488,8 +619,12 @@ static int apply_fixed(struct real_daemon *d, struct sp_err *err)
 		rc = switch_unmerging(d, REAL_KSM_MAX_PAGE_SHARING, c->max_page_sharing, err);
 	if (rc == 0 && c->use_zero_pages >= 0 && d->state.present[REAL_KSM_USE_ZERO_PAGES])
 		rc = d->env.set(d, "use_zero_pages", c->use_zero_pages, err);
+	else if (c->use_zero_pages >= 0)
+		lacking(d, "SAMEPAGE_USE_ZERO_PAGES", REAL_KSM_USE_ZERO_PAGES, c->use_zero_pages);
 	if (rc == 0 && c->smart_scan >= 0 && d->state.present[REAL_KSM_SMART_SCAN])
 		rc = d->env.set(d, "smart_scan", c->smart_scan, err);
+	else if (c->smart_scan >= 0)
+		lacking(d, "SAMEPAGE_SMART_SCAN", REAL_KSM_SMART_SCAN, c->smart_scan);
 	return rc;
 }
 
@@ -582,18 +717,36 @@ static void csv_row(struct real_daemon *d, uint64_t t_ns);
 
 int real_daemon_start(struct real_daemon *d, uint64_t now_ns, struct sp_err *err)
 {
-	char dir[300];
+	char dir[300], kdesc[400];
+	struct sp_err ke = { 0 };
 	int rc;
 
 	if (!d->write)
 		d->write = real_ksm_set;
-	snprintf(dir, sizeof(dir), "%s/kernel/mm/ksm", d->sysfs ? d->sysfs : "/sys");
-	rc = real_ksm_open(&d->ksm, dir, !d->dry_run, err);
-	if (rc < 0)
-		return rc;
+	memset(d->absent, 0, sizeof(d->absent));
+	if (d->io) {
+		snprintf(dir, sizeof(dir), "the simulated KSM");
+		snprintf(d->ksm.dir, sizeof(d->ksm.dir), "(simulated)");
+	} else {
+		snprintf(dir, sizeof(dir), "%s/kernel/mm/ksm", d->sysfs ? d->sysfs : "/sys");
+		rc = real_ksm_open(&d->ksm, dir, !d->dry_run, err);
+		if (rc < 0)
+			return rc;
+		d->kernel_known = real_daemon_kernel(d->procfs, &d->kernel, d->kernel_release,
+						     sizeof(d->kernel_release), &ke) == 0;
+	}
 	rc = read_all(d, err);
 	if (rc < 0)
 		return rc;
+	settle_files(d);
+	if (d->kernel_known) {
+		char desc[300];
+
+		algo_kernel_describe(&d->kernel, desc, sizeof(desc));
+		snprintf(kdesc, sizeof(kdesc), "Linux %s", desc);
+	} else {
+		snprintf(kdesc, sizeof(kdesc), "%s: the files present decide", ke.msg);
+	}
 	d->base = d->state;
 	d->base_ksmd_cpu_ns = d->host.ksmd_cpu_ns;
 	d->base_cow_ksm = d->prev_cow_ksm = d->host.cow_ksm;
@@ -606,6 +759,7 @@ int real_daemon_start(struct real_daemon *d, uint64_t now_ns, struct sp_err *err
 	      d->conf.policy->name, dir, (unsigned long long)d->host.mem.mem_total_kib, d->host.nguests,
 	      (unsigned long long)d->host.mem.committed_kib, d->host.numa_nodes,
 	      d->dry_run ? "; dry run: nothing is written" : "");
+	logf_(d, REAL_LOG_INFO, "kernel: %s", kdesc);
 	rc = apply_fixed(d, err);
 	if (rc == 0)
 		rc = create_policy(d, &d->conf, &d->policy_st, err);
@@ -695,7 +849,7 @@ int real_daemon_cycle(struct real_daemon *d, uint64_t now_ns, bool force, uint64
 		}
 		d->next_tick_ns = next == ALGO_SLEEP_FOREVER ? FOREVER : t + (next ? next : 1000000);
 	}
-	if (rc == 0 && p->after_batch)
+	if (rc == 0 && p->after_batch && !d->driven)
 		rc = p->after_batch(d->policy_st, t - d->policy_start_ns, &m, &perr);
 	if (rc < 0)
 		logf_(d, REAL_LOG_ERR, "policy %s: %s", p->name, perr.msg);
@@ -703,9 +857,27 @@ int real_daemon_cycle(struct real_daemon *d, uint64_t now_ns, bool force, uint64
 	if (d->conf.metrics[0] && real_daemon_write_metrics(d, d->conf.metrics, err) < 0)
 		return err ? err->code : SP_EIO;
 	next = d->next_tick_ns;
-	if (t + poll < next)
+	if (!d->driven && t + poll < next)
 		next = t + poll;
 	*next_ns = next == FOREVER ? FOREVER : d->start_ns + next;
+	return 0;
+}
+
+int real_daemon_batch(struct real_daemon *d, uint64_t now_ns, struct sp_err *err)
+{
+	const struct ctl_ops *p = d->conf.policy;
+	struct metrics m;
+	struct sp_err perr = { 0 };
+	int rc;
+
+	if (!p->after_batch)
+		return 0;
+	rc = read_all(d, err);
+	if (rc < 0)
+		return rc;
+	real_daemon_metrics(d, &m);
+	if (p->after_batch(d->policy_st, now_ns - d->start_ns - d->policy_start_ns, &m, &perr) < 0)
+		logf_(d, REAL_LOG_ERR, "policy %s: %s", p->name, perr.msg);
 	return 0;
 }
 
@@ -747,34 +919,143 @@ int real_daemon_stop(struct real_daemon *d, struct sp_err *err)
 /* ---- the CSV time series ------------------------------------------------- */
 
 /*
+ * Before the first row: an existing SAMEPAGE_CSV is continued, not
+ * rewritten, so that a day's series survives a restart.  Its header must be
+ * ours (else it is left alone and no CSV is written); a last line cut short
+ * by a crash is cut off; the new rows continue its time axis (its last
+ * time_ms plus the wall-clock time since it was last written, at least 1 ms)
+ * and its cumulative columns (their last values).  0, or -1 with msg.
+ */
+static int csv_continue(struct real_daemon *d, bool *header, char *msg, size_t len)
+{
+	char want[4096], first[4096], tail[8192], *line, *end;
+	struct stat st;
+	FILE *f, *mem;
+	size_t got, wlen = 0;
+	char *wbuf = NULL;
+	off_t from;
+	struct timespec now;
+
+	*header = true;
+	if (stat(d->conf.csv, &st) < 0 || st.st_size == 0)
+		return 0;
+	mem = open_memstream(&wbuf, &wlen);
+	if (!mem)
+		return snprintf(msg, len, "out of memory"), -1;
+	metrics_csv_header(mem, true);
+	fclose(mem);
+	snprintf(want, sizeof(want), "%s", wbuf);
+	free(wbuf);
+	f = fopen(d->conf.csv, "re");
+	if (!f)
+		return snprintf(msg, len, "%s", strerror(errno)), -1;
+	if (!fgets(first, sizeof(first), f) || strcmp(first, want)) {
+		fclose(f);
+		return snprintf(msg, len, "its first line is not samepaged's header (another file, or other "
+				"columns): left alone; move it away to start a new series"), -1;
+	}
+	*header = false;
+	from = st.st_size > (off_t)sizeof(tail) - 1 ? st.st_size - (off_t)sizeof(tail) + 1 : 0;
+	got = fseeko(f, from, SEEK_SET) == 0 ? fread(tail, 1, sizeof(tail) - 1, f) : 0;
+	fclose(f);
+	tail[got] = '\0';
+	end = strrchr(tail, '\n');
+	if (!end)
+		return snprintf(msg, len, "its last line is longer than %zu bytes", sizeof(tail)), -1;
+	if (end[1]) { /* a row cut short: cut it off */
+		if (truncate(d->conf.csv, from + (end + 1 - tail)) < 0)
+			return snprintf(msg, len, "cannot cut off its incomplete last line: %s", strerror(errno)), -1;
+		logf_(d, REAL_LOG_WARN, "SAMEPAGE_CSV %s: cut off an incomplete last line", d->conf.csv);
+	}
+	*end = '\0';
+	line = strrchr(tail, '\n');
+	line = line ? line + 1 : tail;
+	if (!strncmp(line, "time_ms,", 8))
+		return 0; /* a header alone: the series starts here */
+	{
+		int64_t v[1 + METRICS_COUNT + 3];
+		size_t n = 0;
+		char *p = line, *e;
+
+		while (n < sizeof(v) / sizeof(v[0])) {
+			errno = 0;
+			v[n++] = strtoll(p, &e, 10);
+			if (e == p || errno || (*e != ',' && *e != '\0'))
+				return snprintf(msg, len, "its last row is not a row of numbers"), -1;
+			if (*e == '\0')
+				break;
+			p = e + 1;
+		}
+		if (n != sizeof(v) / sizeof(v[0]) || v[0] < 0)
+			return snprintf(msg, len, "its last row has %zu columns, not %zu", n, sizeof(v) / sizeof(v[0])), -1;
+		clock_gettime(CLOCK_REALTIME, &now);
+		{
+			int64_t gap = ((int64_t)now.tv_sec - (int64_t)st.st_mtim.tv_sec) * 1000 +
+				      ((int64_t)now.tv_nsec - (int64_t)st.st_mtim.tv_nsec) / 1000000;
+
+			d->csv_t0_ms = (uint64_t)v[0] + (uint64_t)(gap > 1 ? gap : 1);
+		}
+		/* The cumulative columns samepaged fills go on from their last values. */
+		memset(&d->csv_base, 0, sizeof(d->csv_base));
+		for (int c = 0; c < METRICS_COUNT; c++) {
+			const char *name = metrics_names[c];
+			int64_t *to = !strcmp(name, "full_scans") ? &d->csv_base.full_scans
+				      : !strcmp(name, "pages_scanned") ? &d->csv_base.pages_scanned
+				      : !strcmp(name, "pages_skipped") ? &d->csv_base.pages_skipped
+				      : !strcmp(name, "cow_breaks") ? &d->csv_base.cow_breaks
+				      : !strcmp(name, "cpu_ns") ? &d->csv_base.cpu_ns : NULL;
+
+			if (to)
+				*to = v[1 + c];
+		}
+	}
+	logf_(d, REAL_LOG_INFO, "SAMEPAGE_CSV %s: continuing its series at time_ms %llu", d->conf.csv,
+	      (unsigned long long)d->csv_t0_ms);
+	return 0;
+}
+
+/*
  * One row of SAMEPAGE_CSV: sim run --csv's columns (the shared writer),
- * time_ms since samepaged started, the tunables in force.  The file is
- * rewritten at start (a run's series, as sim run writes one) and appended
- * to at every cycle; a failure is logged once and the CSV given up.
+ * time_ms on the file's own axis (csv_continue), the tunables in force;
+ * appended at every cycle.  A failure is logged once and the CSV given up.
  */
 static void csv_row(struct real_daemon *d, uint64_t t_ns)
 {
 	struct metrics m;
 	struct metrics_tunables tu = { ksm_v(d, REAL_KSM_RUN), ksm_v(d, REAL_KSM_PAGES_TO_SCAN),
 				       ksm_v(d, REAL_KSM_SLEEP_MILLISECS) };
-	FILE *f;
-	int rc;
+	char msg[300] = "";
+	bool header = false;
+	FILE *f = NULL;
+	int rc = 0;
 
 	if (!d->conf.csv[0] || d->csv_failed)
 		return;
-	f = fopen(d->conf.csv, d->csv_header_done ? "ae" : "we");
-	rc = f ? 0 : -1;
-	if (f && !d->csv_header_done)
-		rc = metrics_csv_header(f, true);
+	if (!d->csv_header_done)
+		rc = csv_continue(d, &header, msg, sizeof(msg));
 	d->csv_header_done = true;
+	if (rc == 0) {
+		f = fopen(d->conf.csv, "ae");
+		rc = f ? 0 : -1;
+		if (!f)
+			snprintf(msg, sizeof(msg), "%s", strerror(errno));
+	}
+	if (f && header)
+		rc = metrics_csv_header(f, true);
 	real_daemon_metrics(d, &m);
+	m.full_scans += d->csv_base.full_scans;
+	m.pages_scanned += d->csv_base.pages_scanned;
+	m.pages_skipped += d->csv_base.pages_skipped;
+	m.cow_breaks += d->csv_base.cow_breaks;
+	m.cpu_ns += d->csv_base.cpu_ns;
 	if (f && rc == 0)
-		rc = metrics_csv_row(f, t_ns / 1000000, &m, &tu);
+		rc = metrics_csv_row(f, d->csv_t0_ms + t_ns / 1000000, &m, &tu);
 	if (f && fclose(f) != 0)
 		rc = -1;
 	if (rc != 0) {
 		d->csv_failed = true;
-		logf_(d, REAL_LOG_ERR, "SAMEPAGE_CSV %s: %s; no more CSV rows", d->conf.csv, strerror(errno));
+		logf_(d, REAL_LOG_ERR, "SAMEPAGE_CSV %s: %s; no more CSV rows", d->conf.csv,
+		      msg[0] ? msg : strerror(errno));
 	}
 }
 
@@ -810,7 +1091,7 @@ int real_daemon_write_metrics(const struct real_daemon *d, const char *path, str
 	const char *src = d->conf.policy->version >= 2 && d->conf.policy->source && d->policy_st
 				  ? d->conf.policy->source(d->policy_st)
 				  : d->conf.path;
-	char esc[600];
+	char esc[600], kernel[200];
 	FILE *f;
 	int rc;
 
@@ -819,9 +1100,18 @@ int real_daemon_write_metrics(const struct real_daemon *d, const char *path, str
 		return rc;
 	f = af.f;
 	label_escape(esc, sizeof(esc), src ? src : "");
-	fprintf(f, "# HELP samepage_info The control policy samepaged runs and where its settings come from.\n"
-		   "# TYPE samepage_info gauge\nsamepage_info{policy=\"%s\",source=\"%s\",version=\"%s\",dry_run=\"%d\"} 1\n",
+	if (d->kernel_known)
+		algo_kernel_format(&d->kernel, kernel, sizeof(kernel));
+	else
+		snprintf(kernel, sizeof(kernel), "unknown");
+	fprintf(f, "# HELP samepage_info The control policy samepaged runs, where its settings come from, and the kernel "
+		   "(the version whose KSM files are used, with the features found otherwise as overrides).\n"
+		   "# TYPE samepage_info gauge\nsamepage_info{policy=\"%s\",source=\"%s\",version=\"%s\",dry_run=\"%d\",kernel=\"",
 		d->conf.policy->name, esc, SP_VERSION, d->dry_run);
+	label_escape(esc, sizeof(esc), kernel);
+	fprintf(f, "%s\",kernel_release=\"", esc);
+	label_escape(esc, sizeof(esc), d->kernel_release);
+	fprintf(f, "%s\"} 1\n", esc);
 	metric(f, "saved_bytes", "gauge", "Memory KSM saves now: (pages_sharing + ksm_zero_pages) x page size.",
 	       (double)real_daemon_worst_unshare(d));
 	metric(f, "worst_case_unshare_bytes", "gauge",

@@ -22,6 +22,7 @@
 
 #include "control.h"
 #include "host.h"
+#include "kernel.h"
 #include "ksm_sysfs.h"
 #include "metrics.h"
 #include "sp_error.h"
@@ -71,6 +72,31 @@ enum real_decision { RD_START, RD_STOP, RD_PAGES_TO_SCAN, RD_SLEEP_MILLISECS, RD
 		     RD_UNMERGE, RD_NUMA_SWITCH, RD__COUNT };
 enum real_refusal { RR_HEADROOM, RR_BUSY, RR_TIMEOUT, RR_WRITE, RR__COUNT };
 
+/*
+ * Where the engine reads and writes when it is not a host's /proc and /sys
+ * (samepaged --simulate: the simulator).  read() fills the host, the KSM
+ * files (present[] false for a file the kernel lacks) and, if it has them,
+ * the whole metrics (*have_m true; else real_daemon_metrics() derives them
+ * from the files); write() sets one tunable as the kernel's sysfs would
+ * (run=2 may fail, as the kernel's unmerge may; EBUSY: message says "busy").
+ * Time does not pass inside a cycle: an unmerge is not waited for.
+ */
+struct real_daemon_io {
+	int (*read)(void *arg, struct real_host *host, struct real_ksm_state *state, struct metrics *m,
+		    bool *have_m, struct sp_err *err);
+	int (*write)(void *arg, int file, int64_t value, struct sp_err *err);
+	void *arg;
+};
+
+/*
+ * The running kernel: under the default procfs (/proc) uname, as
+ * algo_kernel_running(); under another (a fake tree) PROCFS/sys/kernel/osrelease.
+ * 0, or SP_ENOTSUP (unknown: missing file, or a version the table does not
+ * cover) with the reason; *release gets the text read ("" if none).
+ */
+int real_daemon_kernel(const char *procfs, struct algo_kernel *out, char *release, size_t len,
+		       struct sp_err *err);
+
 struct real_daemon {
 	struct real_daemon_conf conf;
 	const char *procfs, *sysfs;       /* roots (not owned) */
@@ -79,10 +105,28 @@ struct real_daemon {
 	void *log_arg;
 	/* Writes one tunable; real_ksm_set() unless a test replaces it. */
 	int (*write)(const struct real_ksm *k, int file, int64_t value, struct sp_err *err);
+	/* Another world than /proc and /sys (NULL: them); then kernel and kernel_known are the caller's. */
+	const struct real_daemon_io *io;
+	/*
+	 * Driven (the simulator): the io's scan batches call real_daemon_batch(),
+	 * so a cycle neither polls nor runs the policy's after_batch().
+	 */
+	bool driven;
+	/*
+	 * The kernel (real_daemon_kernel() at start, unless io), its features
+	 * corrected by the files present (a backport shows as an override);
+	 * kernel_known false: version unknown, the files alone decide.
+	 */
+	struct algo_kernel kernel;
+	bool kernel_known;
+	char kernel_release[96];
 
 	/* below: state, owned by the engine */
 	struct real_ksm ksm;
 	struct real_ksm_state base, state; /* counters at start; now */
+	bool absent[REAL_KSM__COUNT];     /* files missing at start: never read or written again */
+	struct metrics given;             /* the io's metrics (have_given) */
+	bool have_given;
 	struct real_host host;
 	struct ctl_env env;
 	void *policy_st;
@@ -100,6 +144,13 @@ struct real_daemon {
 	uint64_t refusals[RR__COUNT];
 	uint64_t cycles;
 	bool csv_header_done, csv_failed;
+	/*
+	 * SAMEPAGE_CSV appends across restarts: rows continue the file's time
+	 * axis (csv_t0_ms: its last time plus the wall-clock gap since it was
+	 * last written) and its cumulative columns (csv_base: their last values).
+	 */
+	uint64_t csv_t0_ms;
+	struct metrics csv_base;
 };
 
 /*
@@ -122,6 +173,11 @@ int real_daemon_start(struct real_daemon *d, uint64_t now_ns, struct sp_err *err
  */
 int real_daemon_cycle(struct real_daemon *d, uint64_t now_ns, bool force, uint64_t *next_ns,
 		      struct sp_err *err);
+/*
+ * Driven mode: after a scan batch at now_ns (the io's clock), read and give
+ * the policy its after_batch().  Policy errors are logged, not returned.
+ */
+int real_daemon_batch(struct real_daemon *d, uint64_t now_ns, struct sp_err *err);
 /* A new configuration (SIGHUP): the policy is recreated; on error the old one stays. */
 int real_daemon_reload(struct real_daemon *d, const struct real_daemon_conf *c, struct sp_err *err);
 /* Leaves KSM as SAMEPAGE_ON_EXIT says (unmerge only if the headroom allows) and frees. */

@@ -457,7 +457,17 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		return fail(&err);
 	if (o.print) {
+		struct algo_kernel k;
+		char release[96], desc[300];
+
 		real_daemon_conf_print(&conf, stdout);
+		if (real_daemon_kernel(o.procfs, &k, release, sizeof(release), &err) == 0) {
+			algo_kernel_describe(&k, desc, sizeof(desc));
+			printf("# kernel: Linux %s, release %s (files a kernel lacks are neither read nor written)\n",
+			       desc, release);
+		} else {
+			printf("# kernel: %s\n", err.msg);
+		}
 		return EXIT_OK;
 	}
 	if (o.check)

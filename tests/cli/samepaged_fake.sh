@@ -90,6 +90,10 @@ make_tree "$T/d"
 grep -qx "KSM_NPAGES_MAX=1250" "$T/eff.conf" || fail "print-effective lacks KSM_NPAGES_MAX=1250"
 grep -qx "SAMEPAGE_ON_EXIT=keep" "$T/eff.conf" || fail "print-effective lacks SAMEPAGE_ON_EXIT=keep"
 "$SD" --config "$T/eff.conf" --check-config | grep -q ": ok (policy ksmtuned" || fail "effective configuration does not load"
+# The kernel: from --procfs's sys/kernel/osrelease under a fake tree (an old one here).
+mkdir -p "$T/h/proc/sys/kernel" && echo 6.1.0-28-amd64 > "$T/h/proc/sys/kernel/osrelease"
+"$SD" --config "$T/ksmtuned.conf" --procfs "$T/h/proc" --print-effective | grep -q "^# kernel: Linux 6.1 (without .*smart_scan" ||
+	fail "print-effective does not show the kernel"
 
 # Errors: usage 2, bad configuration 3 (naming the line), bad plan 3, no KSM 4.
 rc=0; "$SD" --bogus 2>/dev/null || rc=$?; [ $rc = 2 ] || fail "unknown option: exit $rc"

@@ -531,3 +531,189 @@ SP_TEST(config_errors_name_the_line)
 		CU_ASSERT_EQUAL(c.params[k].v[algo_param_index(&(struct algo_ops){ .params = ctl_at(k)->params, .nparams = ctl_at(k)->nparams }, "npages_max")], 2000);
 	}
 }
+
+/* Counts the occurrences of needle in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+static void osrelease(struct fake *fk, const char *release)
+{
+	char dir[800];
+
+	snprintf(dir, sizeof(dir), "%s/sys/kernel", fk->proc);
+	mkdirs(dir);
+	put(dir, "osrelease", "%s\n", release);
+}
+
+SP_TEST(old_kernel_is_detected_and_what_it_lacks_is_left_alone)
+{
+	/*
+	 * Linux 6.1 (Debian 12): no smart_scan, pages_skipped, pages_scanned,
+	 * ksm_zero_pages, general_profit.  The version comes from
+	 * PROCFS/sys/kernel/osrelease; SAMEPAGE_SMART_SCAN is said not applied
+	 * once, and a smart_scan file appearing later is still not read.
+	 */
+	struct fake fk;
+	struct real_daemon d;
+	struct sp_err err = { 0 };
+	char text[8192];
+
+	fake_init(&fk, "k61", true);
+	osrelease(&fk, "6.1.0-28-amd64");
+	meminfo(&fk, 8388608, 1000000, 1200000, 0);
+	guest(&fk, 1000, "qemu-system-x86", 8000000);
+	start(&d, &fk, "SAMEPAGE_SMART_SCAN=0\n");
+	CU_ASSERT_TRUE(d.kernel_known);
+	CU_ASSERT_EQUAL(d.kernel.major, 6);
+	CU_ASSERT_EQUAL(d.kernel.minor, 1);
+	CU_ASSERT_EQUAL(d.kernel.overridden, 0); /* the files agree with the version */
+	CU_ASSERT_TRUE(d.absent[REAL_KSM_SMART_SCAN]);
+	CU_ASSERT_TRUE(d.absent[REAL_KSM_PAGES_SCANNED]);
+	CU_ASSERT_TRUE(d.absent[REAL_KSM_KSM_ZERO_PAGES]);
+	CU_ASSERT_FALSE(d.absent[REAL_KSM_PAGES_SHARING]);
+	CU_ASSERT_PTR_NOT_NULL(strstr(fk.log, "SAMEPAGE_SMART_SCAN=0 not applied: Linux 6.1 has no smart_scan (added in 6.7"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(fk.log, "kernel: Linux 6.1 (without general_profit, ksm_zero_pages, pages_scanned, smart_scan"));
+	put(fk.ksm, "smart_scan", "1\n");
+	cycle(&d, 0);
+	cycle(&d, 60 * S);
+	cycle(&d, 120 * S);
+	CU_ASSERT_FALSE(d.state.present[REAL_KSM_SMART_SCAN]);
+	CU_ASSERT_EQUAL(get(&fk, "smart_scan"), 1); /* never written */
+	CU_ASSERT_EQUAL(count_of(fk.log, "not applied"), 1);
+	CU_ASSERT_PTR_NULL(strstr(fk.log, "error"));
+	read_metrics(&fk, text, sizeof(text));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "dry_run=\"0\",kernel=\"6.1\",kernel_release=\"6.1.0-28-amd64\"} 1\n"));
+	CU_ASSERT_PTR_NULL(strstr(text, "file=\"smart_scan\""));
+	CU_ASSERT_PTR_NULL(strstr(text, "file=\"pages_scanned\""));
+	CU_ASSERT_PTR_NULL(strstr(text, "file=\"ksm_zero_pages\""));
+	real_daemon_stop(&d, &err);
+}
+
+SP_TEST(backported_files_show_as_overrides_of_the_version)
+{
+	/* RHEL 9's 5.14 with this tree's newer files: each found file is a backport. */
+	struct fake fk;
+	struct real_daemon d;
+	struct sp_err err = { 0 };
+	char text[8192], ver[200];
+
+	fake_init(&fk, "k514", false);
+	osrelease(&fk, "5.14.0-427.el9.x86_64");
+	meminfo(&fk, 8388608, 1000000, 1200000, 0);
+	start(&d, &fk, "SAMEPAGE_SMART_SCAN=0\n");
+	CU_ASSERT_TRUE(d.kernel_known);
+	CU_ASSERT_TRUE(algo_kernel_has(&d.kernel, AK_SMART_SCAN));
+	CU_ASSERT_TRUE(algo_kernel_has(&d.kernel, AK_KSM_ZERO_PAGES));
+	CU_ASSERT_FALSE(algo_kernel_has(&d.kernel, AK_ADVISOR));
+	algo_kernel_format(&d.kernel, ver, sizeof(ver));
+	CU_ASSERT_PTR_NOT_NULL(strstr(ver, "5.14,"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(ver, "smart_scan=1"));
+	CU_ASSERT_EQUAL(get(&fk, "smart_scan"), 0); /* applied: the file is there */
+	cycle(&d, 0);
+	read_metrics(&fk, text, sizeof(text));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "kernel=\"5.14,"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "kernel_release=\"5.14.0-427.el9.x86_64\""));
+	real_daemon_stop(&d, &err);
+}
+
+/* The CSV's lines into lines[] (at most max), their count. */
+static int csv_lines(const char *path, char lines[][1024], int max)
+{
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	while (n < max && fgets(lines[n], 1024, f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+static long long csv_col(const char *line, int col)
+{
+	const char *p = line;
+
+	for (int i = 0; i < col; i++)
+		p = strchr(p, ',') + 1;
+	return strtoll(p, NULL, 10);
+}
+
+SP_TEST(csv_is_continued_across_restarts)
+{
+	/*
+	 * Two daemon runs on one SAMEPAGE_CSV: one header, every row kept, time
+	 * and the cumulative columns (full_scans: column 5) going on from the
+	 * first run's last row.  A last line cut short is cut off; a foreign
+	 * file is left alone.
+	 */
+	struct fake fk;
+	struct real_daemon d;
+	struct sp_err err = { 0 };
+	char path[800], conf[1000], lines[16][1024];
+	int n;
+
+	fake_init(&fk, "csvcont", false);
+	meminfo(&fk, 8388608, 1000000, 1200000, 0);
+	snprintf(path, sizeof(path), "%s/series.csv", fk.root);
+	snprintf(conf, sizeof(conf), "SAMEPAGE_CSV=%s\n", path);
+	put(fk.ksm, "full_scans", "10\n");
+	fk.log[0] = '\0';
+	start(&d, &fk, conf);
+	cycle(&d, 0);
+	put(fk.ksm, "full_scans", "13\n");
+	cycle(&d, 5 * S);
+	real_daemon_stop(&d, &err);
+	n = csv_lines(path, lines, 16);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT_EQUAL(csv_col(lines[1], 0), 0);
+	CU_ASSERT_EQUAL(csv_col(lines[2], 0), 5000);
+	CU_ASSERT_EQUAL(csv_col(lines[2], 5), 3); /* full_scans since the start */
+	/* The kernel's counter went on meanwhile (10 -> 20); the daemon restarts. */
+	put(fk.ksm, "full_scans", "20\n");
+	fk.log[0] = '\0';
+	start(&d, &fk, conf);
+	put(fk.ksm, "full_scans", "21\n");
+	cycle(&d, 0);
+	real_daemon_stop(&d, &err);
+	n = csv_lines(path, lines, 16);
+	CU_ASSERT_EQUAL_FATAL(n, 4);
+	CU_ASSERT_EQUAL(strncmp(lines[0], "time_ms,", 8), 0);
+	CU_ASSERT_EQUAL(count_of(lines[3], "time_ms"), 0);
+	CU_ASSERT_TRUE(csv_col(lines[3], 0) > 5000); /* time goes on */
+	CU_ASSERT_EQUAL(csv_col(lines[3], 5), 3 + 1); /* 3 before, 1 since the restart */
+	CU_ASSERT_PTR_NOT_NULL(strstr(fk.log, "continuing its series at time_ms"));
+	/* A row cut short by a crash is cut off, then the series goes on. */
+	{
+		FILE *f = fopen(path, "a");
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fputs("99999,1,2", f);
+		fclose(f);
+	}
+	fk.log[0] = '\0';
+	start(&d, &fk, conf);
+	cycle(&d, 0);
+	real_daemon_stop(&d, &err);
+	n = csv_lines(path, lines, 16);
+	CU_ASSERT_EQUAL_FATAL(n, 5);
+	CU_ASSERT_PTR_NULL(strstr(lines[4], "99999,1,2"));
+	CU_ASSERT_TRUE(csv_col(lines[4], 0) > csv_col(lines[3], 0));
+	CU_ASSERT_PTR_NOT_NULL(strstr(fk.log, "cut off an incomplete last line"));
+	/* Another program's file: left as it was, no rows, one error line. */
+	put(fk.root, "series.csv", "a,b,c\n1,2,3\n");
+	fk.log[0] = '\0';
+	start(&d, &fk, conf);
+	cycle(&d, 0);
+	cycle(&d, 5 * S);
+	real_daemon_stop(&d, &err);
+	n = csv_lines(path, lines, 16);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(lines[1], "1,2,3\n");
+	CU_ASSERT_EQUAL(count_of(fk.log, "first line is not samepaged's header"), 1);
+}
