@@ -1029,14 +1029,16 @@ static bool track_plain(const struct real_live *L, bk_page q, bk_page p)
 }
 
 /*
- * Page p, private again (a refused merge, the zero page, a discard, a COW
- * break), goes back to the tracking userfaultfd, so that its visits cost a
- * bit test again instead of a checksum.  An anonymous page's VMA merges with
- * tracked neighbours (counted as merged when both sides are plain); a page
- * living in a pool file mapping (a COW break: its private copy sits in our
- * one-page VMA) keeps that VMA, tracked as it is: asynchronous write
- * protection takes any VMA.  On failure it stays unregistered and protect()
- * registers it with the merge userfaultfd.
+ * Page p, anonymous again (a refused merge, the zero page, a discard), goes
+ * back to the tracking userfaultfd; the kernel merges its VMA with tracked
+ * neighbours (counted as merged when both sides are plain).  On failure it
+ * stays unregistered and protect() registers it with the merge userfaultfd.
+ *
+ * A page living in a pool file mapping (a COW break: its private copy in our
+ * one-page VMA) stays untracked and is hashed at each visit: tracking it
+ * (asynchronous write protection takes any VMA) was measured slower, since
+ * its visits then read PAGEMAP_SCAN windows that walk the one-page VMAs of
+ * the merged pages around it (bench/README.md, issue 15).
  */
 static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 {
@@ -1044,7 +1046,7 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	struct uffdio_range r = { (uintptr_t)addr, L->ps };
 	struct uffdio_register reg = { .range = r, .mode = UFFDIO_REGISTER_MODE_WP };
 
-	if (L->uffd_track < 0 || (pg->flags & PG_TRACKED) || pg->slot != SLOT_PRIVATE)
+	if (L->uffd_track < 0 || (pg->flags & (PG_INFILE | PG_TRACKED)))
 		return;
 	if (!(pg->flags & PG_UNREG)) {
 		if (ioctl(L->uffd, UFFDIO_UNREGISTER, &r) < 0) /* wakes any waiter */
@@ -1054,7 +1056,7 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0)
 		return;
 	pg->flags = (uint8_t)((pg->flags & ~PG_UNREG) | PG_TRACKED | PG_DIRTY);
-	if ((pg->flags & (PG_OWNVMA | PG_INFILE)) == PG_OWNVMA && (p == 0 || track_plain(L, p - 1, p)) &&
+	if ((pg->flags & PG_OWNVMA) && (p == 0 || track_plain(L, p - 1, p)) &&
 	    track_plain(L, p + 1, p)) {
 		pg->flags &= (uint8_t)~PG_OWNVMA;
 		L->file_vma_pages--;
@@ -1620,7 +1622,6 @@ static bool written(const struct real_live *L, const struct live_page *pg, uint6
 static int settle_cow(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
 {
 	set_slot(L, p, SLOT_PRIVATE);
-	track_attach(L, p, page_addr(L, p)); /* its later visits cost a bit test, not a checksum */
 	if (L->nnodes > 1) {
 		/* The private copy lives where the kernel put it: ask again, as ksmd re-files pages. */
 		void *a = page_addr(L, p);

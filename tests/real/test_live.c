@@ -493,63 +493,6 @@ SP_TEST(tracking_survives_merges)
 	munmap(m, (size_t)N * PS);
 }
 
-/*
- * A COW break puts the page's private copy back under tracking (in the pool
- * file mapping it lives in): its next visit hashes once, then it costs a bit
- * test; later writes are seen, and it merges again with its data intact.
- */
-SP_TEST(tracking_resumes_after_cow_break)
-{
-	enum { N = 16 };
-	uint8_t *m = map_pages(N), want[PS];
-	struct real_live *L;
-	struct backend b;
-	struct bk_page_info info;
-	bk_frame f;
-	int cows = 0;
-
-	for (unsigned i = 0; i < N; i++)
-		fill(m + (size_t)i * PS, i < 3 ? 7 : i);
-	if (!(L = tracked_or_skip(m, N)))
-		return;
-	b = real_live_backend(L);
-	for (bk_page p = 0; p < N; p++)
-		b.ops->written(L, p);
-	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 1, 0, &f), 0);
-	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 2, f), 0);
-	m[1 * PS + 5] ^= 0x33; /* COW break of page 1 */
-	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 1);
-	b.ops->page_info(L, 1, &info);
-	CU_ASSERT_EQUAL(info.frame, BK_NO_FRAME);
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 1); /* its content changed: hashed once */
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 0); /* then tracked: a bit test */
-	m[1 * PS + 5] ^= 0x33;                    /* written back to the frame's content */
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 1);
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 0);
-	/* It merges again (out of tracking, into the frame) and keeps its data. */
-	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 1, f), 0);
-	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 3);
-	fill(want, 7);
-	for (int i = 0; i < 3; i++)
-		CU_ASSERT_EQUAL(memcmp(m + i * PS, want, PS), 0);
-	m[1 * PS] ^= 1;
-	CU_ASSERT_EQUAL(real_live_check(L, 1, count_cb, &cows), 1);
-	CU_ASSERT_EQUAL(m[1 * PS], want[0] ^ 1);
-	CU_ASSERT_EQUAL(memcmp(m, want, PS), 0);
-	/* Discarded while tracked in its file mapping: zero, then tracked in a fresh mapping. */
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 1);
-	CU_ASSERT_EQUAL(real_live_discard(L, 1), 0);
-	CU_ASSERT_EQUAL(m[1 * PS + 100], 0);
-	real_live_set_present(L, 1, true);
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 1);
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 0);
-	m[1 * PS + 100] = 9;
-	CU_ASSERT_EQUAL(b.ops->written(L, 1), 1);
-	CU_ASSERT_EQUAL(real_live_unmerge_all(L, NULL, NULL), 0);
-	real_live_free(L);
-	munmap(m, (size_t)N * PS);
-}
-
 /* The ksm algorithm on live memory with and without write tracking: the same merges. */
 static void engine_run(uint8_t *m, size_t n, bool track, struct metrics *out)
 {
