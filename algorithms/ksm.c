@@ -288,6 +288,7 @@ struct ksm {
 	struct kit_hash unstable; /* chains of un[] by (checksum, tree) */
 	uint32_t *upage;    /* page of each unstable tree node */
 	uint32_t u_used;    /* next free unstable node (1 after each full scan) */
+	uint32_t pf_part;   /* the tree of the latest unstable search: the lookahead's guess */
 
 	struct snode *sn;
 	struct rbl *sl;
@@ -971,6 +972,7 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	struct ritem *it = &k->ri[p];
 
 	account(k, BK_COST_TREE_STEP, kit_tree_depth(k->usize[tree]));
+	k->pf_part = tree;
 	for (n = kit_hash_first(&k->unstable, csum, tree); n != NIL; n = k->un[n].next) {
 		if (k->un[n].csum == csum && k->un[n].part == tree &&
 		    k->ops->compare(k->impl, p, k->upage[n]) == 0) {
@@ -1152,6 +1154,39 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 	return end_ns / tick * tick + sleep;
 }
 
+/*
+ * Lookahead (a hint: no decision depends on it).  On live memory the
+ * unstable tree's hash costs a cache miss per visit on its bucket (perf,
+ * bench/README.md, issue 15): the bucket of the page PF_AHEAD ahead of the
+ * cursor is fetched early, keyed by its stored checksum - the key again
+ * unless the page is written - and the latest search's tree.  (Fetching the
+ * chain's first node too needs the bucket read, a miss of its own: measured
+ * worse.)
+ */
+#define PF_AHEAD 16u
+
+/* A read prefetch gcc keeps: its dead code elimination drops __builtin_prefetch in this loop. */
+static inline void prefetch_read(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 0, 3);
+#endif
+}
+
+static inline void prefetch_ahead(const struct ksm *k, uint64_t p)
+{
+	const struct ritem *it;
+
+	if (p + PF_AHEAD < k->npages) {
+		it = &k->ri[p + PF_AHEAD];
+		if (it->flags & RI_CSUM)
+			prefetch_read(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
+								   k->pf_part)]);
+	}
+}
+
 static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 {
 	struct ksm *k = st;
@@ -1175,6 +1210,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		}
 		p = k->cursor++;
 		it = &k->ri[p];
+		prefetch_ahead(k, p);
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {
 			free_item(k, p);
