@@ -59,6 +59,7 @@ enum bk_cost {
 	BK_COST_TREE_STEP,  /* one node visited in a search structure */
 	BK_COST_MERGE,      /* counted by merge*() */
 	BK_COST_COW_BREAK,  /* counted by the backend on a write; guest time, not scanner */
+	BK_COST_FIRST_VISIT, /* a page's first visit: its rmap item allocated (ksm), beyond the visit */
 	BK_COST__COUNT
 };
 

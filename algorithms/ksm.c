@@ -92,6 +92,11 @@
  *    page are stepped over without a visit (their rmap item, if any, is
  *    freed when the cursor passes, as get_next_rmap_item() does); stepping
  *    over them costs nothing.  Every present page is mergeable.
+ *  - CPU: each visit is a BK_COST_VISIT; a visit that allocates the page's
+ *    rmap item (its first, or the first after the item was freed) is also a
+ *    BK_COST_FIRST_VISIT, what ksmd pays beyond a visit and a checksum in
+ *    its first full scan (alloc_rmap_item(), the list insertion, the cold
+ *    page table walk), measured by `sim calibrate`.
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -293,6 +298,7 @@ struct ksm {
 	struct kit_hash unstable; /* chains of un[] by (checksum, tree) */
 	uint32_t *upage;    /* page of each unstable tree node */
 	uint32_t u_used;    /* next free unstable node (1 after each full scan) */
+	uint32_t pf_part;   /* the tree of the latest unstable search: the lookahead's guess */
 
 	struct snode *sn; /* cache-line aligned */
 	uint32_t sn_cap, sn_used, sn_free;
@@ -981,6 +987,7 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	struct ritem *it = &k->ri[p];
 
 	account(k, BK_COST_TREE_STEP, kit_tree_depth(k->usize[tree]));
+	k->pf_part = tree;
 	for (n = kit_hash_first(&k->unstable, csum, tree); n != NIL; n = k->un[n].next) {
 		if (k->un[n].csum == csum && k->un[n].part == tree &&
 		    k->ops->compare(k->impl, p, k->upage[n]) == 0) {
@@ -1193,6 +1200,39 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 	return end_ns / tick * tick + sleep;
 }
 
+/*
+ * Lookahead (a hint: no decision depends on it).  On live memory the
+ * unstable tree's hash costs a cache miss per visit on its bucket (perf,
+ * bench/README.md, issue 15): the bucket of the page PF_AHEAD ahead of the
+ * cursor is fetched early, keyed by its stored checksum - the key again
+ * unless the page is written - and the latest search's tree.  (Fetching the
+ * chain's first node too needs the bucket read, a miss of its own: measured
+ * worse.)
+ */
+#define PF_AHEAD 16u
+
+/* A read prefetch gcc keeps: its dead code elimination drops __builtin_prefetch in this loop. */
+static inline void prefetch_read(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 0, 3);
+#endif
+}
+
+static inline void prefetch_ahead(const struct ksm *k, uint64_t p)
+{
+	const struct ritem *it;
+
+	if (p + PF_AHEAD < k->npages) {
+		it = &k->ri[p + PF_AHEAD];
+		if (it->flags & RI_CSUM)
+			prefetch_read(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
+								   k->pf_part)]);
+	}
+}
+
 static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 {
 	struct ksm *k = st;
@@ -1217,6 +1257,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		p = k->cursor++;
 		scan_ahead(k, p);
 		it = &k->ri[p];
+		prefetch_ahead(k, p);
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {
 			free_item(k, p);
@@ -1228,6 +1269,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			memset(it, 0, sizeof(*it));
 			it->flags = RI_TRACKED | keep;
 			k->rmap_items++;
+			account(k, BK_COST_FIRST_VISIT, 1); /* alloc_rmap_item() and its insertion */
 		}
 		account(k, BK_COST_VISIT, 1);
 		if (should_skip(k, p, &info))

@@ -13,11 +13,18 @@
 #  3. merges: µs per merge and VMAs per merged page, in runs and with
 #     --no-runs, on the trace of 2 and on a replay of the recorded QEMU sample;
 #  4. fidelity: sim run's pages_sharing against the live engine's.
-# Needs root, userfaultfd and KSM (writes /sys/kernel/mm/ksm: run it under
-# `flock /tmp/samepage-test.lock` on a shared machine); about 6 minutes.
-# Usage: bench/bench_real.sh [path/to/sim]   (results: bench/README.md)
+# Needs root, userfaultfd and KSM (parts 1 and 2 write /sys/kernel/mm/ksm:
+# run them under `flock /tmp/samepage-test.lock` on a shared machine, about
+# 2.5 minutes each; parts 3 and 4 leave KSM alone).
+# Usage: bench/bench_real.sh [path/to/sim [PART...]]   (PART: 1 2 3 4, default all;
+#        results: bench/README.md).  SIM_BEFORE=path/to/another/sim adds its
+#        engine with write tracking to parts 1 and 2 (row "before"), for a
+#        before/after comparison in one run.
 set -euo pipefail
 SIM=${1:-build/sim}
+shift || true
+PARTS=" ${*:-1 2 3 4} "
+part() { [[ $PARTS == *" $1 "* ]]; }
 SAMPLE=$(dirname "$0")/../traces/samples/qemu4x512.sptrace
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -39,10 +46,11 @@ SET="--set pages_to_scan=2000 --set sleep_millisecs=20"
 DUR=30000
 # replay NAME TRACE MECHANISM [extra args]: $T/NAME.csv and $T/NAME.out
 replay() {
-	local name=$1 trace=$2 mech=$3
+	local name=$1 trace=$2 mech=$3 sim=$SIM
 	shift 3
+	if [[ $name == *.before ]]; then sim=$SIM_BEFORE; fi
 	# shellcheck disable=SC2086
-	"$SIM" real replay --trace "$trace" --algo ksm --mechanism "$mech" $SET --duration-ms $DUR \
+	"$sim" real replay --trace "$trace" --algo ksm --mechanism "$mech" $SET --duration-ms $DUR \
 		--sample-ms 250 --csv "$T/$name.csv" -q "$@" >"$T/$name.out" 2>&1 ||
 		{ cat "$T/$name.out"; exit 1; }
 	echo "  $name done (load $(load))"
@@ -70,48 +78,74 @@ table() {
 }
 summary() { grep -h "^live\|^vmas\|^tracking" "$T/$1.out" | sed 's/^/    /'; }
 
-echo "load before: $(load); $(uname -r)"
+echo "load before: $(load); $(uname -r); parts:$PARTS"
+ROWS="track hash kernel"
+if [[ -n ${SIM_BEFORE:-} ]]; then ROWS="track before hash kernel"; fi
 
 # 1: mostly unique pages, 5% copies, 20% of the pages volatile (5% rewritten every 2 s).
-"$SIM" trace gen -o "$T/u.sptrace" --guests 4 --pages 16384 --snapshots 15 --interval-ms 2000 \
-	--shared-fraction 0.05 --zero-fraction 0 --seed 12 >/dev/null
-replay u.track "$T/u.sptrace" user --set write_tracking=1
-replay u.hash "$T/u.sptrace" user --set write_tracking=0
-replay u.kernel "$T/u.sptrace" kernel
+if part 1; then
+	"$SIM" trace gen -o "$T/u.sptrace" --guests 4 --pages 16384 --snapshots 15 --interval-ms 2000 \
+		--shared-fraction 0.05 --zero-fraction 0 --seed 12 >/dev/null
+	replay u.track "$T/u.sptrace" user --set write_tracking=1
+	if [[ -n ${SIM_BEFORE:-} ]]; then replay u.before "$T/u.sptrace" user --set write_tracking=1; fi
+	replay u.hash "$T/u.sptrace" user --set write_tracking=0
+	replay u.kernel "$T/u.sptrace" kernel
+fi
 
 # 2: half the pages shared (the generator's default), the same writes.
-"$SIM" trace gen -o "$T/h.sptrace" --guests 4 --pages 16384 --snapshots 15 --interval-ms 2000 \
-	--seed 11 >/dev/null
-replay h.track "$T/h.sptrace" user --set write_tracking=1
-replay h.hash "$T/h.sptrace" user --set write_tracking=0
-replay h.kernel "$T/h.sptrace" kernel
+if part 2 || part 3 || part 4; then
+	"$SIM" trace gen -o "$T/h.sptrace" --guests 4 --pages 16384 --snapshots 15 --interval-ms 2000 \
+		--seed 11 >/dev/null
+fi
+if part 2; then
+	replay h.track "$T/h.sptrace" user --set write_tracking=1
+	if [[ -n ${SIM_BEFORE:-} ]]; then replay h.before "$T/h.sptrace" user --set write_tracking=1; fi
+	replay h.hash "$T/h.sptrace" user --set write_tracking=0
+	replay h.kernel "$T/h.sptrace" kernel
+fi
 
-# 3: merges on the trace of 2 without runs, and on the recorded QEMU sample.
-replay h.noruns "$T/h.sptrace" user --set write_tracking=1 --no-runs
-DUR=20000
-replay q.runs "$SAMPLE" user --set write_tracking=1
-replay q.noruns "$SAMPLE" user --set write_tracking=1 --no-runs
-DUR=30000
+# 3: merges on the trace of 2 with and without runs, and on the recorded QEMU sample.
+if part 3; then
+	[[ -f $T/h.track.out ]] || replay h.track "$T/h.sptrace" user --set write_tracking=1
+	replay h.noruns "$T/h.sptrace" user --set write_tracking=1 --no-runs
+	DUR=20000
+	replay q.runs "$SAMPLE" user --set write_tracking=1
+	replay q.noruns "$SAMPLE" user --set write_tracking=1 --no-runs
+	DUR=30000
+fi
 
 # 4: the simulator's prediction for the trace of 2.
-# shellcheck disable=SC2086
-"$SIM" run --trace "$T/h.sptrace" --algo ksm $SET --duration-ms $DUR --csv "$T/h.sim.csv" -q >/dev/null
+if part 4; then
+	[[ -f $T/h.track.out ]] || replay h.track "$T/h.sptrace" user --set write_tracking=1
+	# shellcheck disable=SC2086
+	"$SIM" run --trace "$T/h.sptrace" --algo ksm $SET --duration-ms $DUR --csv "$T/h.sim.csv" -q >/dev/null
+fi
 
 echo "load after: $(load)"
-echo
-echo "1 - mostly unique pages (4 x 64 MiB, 5% copies, writes every 2 s), $SET, $((DUR / 1000)) s"
-table u 10000 track hash kernel
-echo
-echo "2 - half the pages shared (4 x 64 MiB, writes every 2 s), $SET, $((DUR / 1000)) s"
-table h 10000 track hash kernel
-echo
-echo "3 - merges"
-for n in h.track h.noruns q.runs q.noruns; do
-	echo "  $n"
-	summary "$n"
-done
-echo
-s=$(last "$T/h.sim.csv" pages_sharing)
-u=$(last "$T/h.track.csv" pages_sharing)
-awk -v s="$s" -v u="$u" 'BEGIN {
-	printf "4 - fidelity: pages_sharing sim run %d, live engine %d (%+.2f%%)\n", s, u, 100 * (u - s) / s }'
+if part 1; then
+	echo
+	echo "1 - mostly unique pages (4 x 64 MiB, 5% copies, writes every 2 s), $SET, $((DUR / 1000)) s"
+	# shellcheck disable=SC2086
+	table u 10000 $ROWS
+fi
+if part 2; then
+	echo
+	echo "2 - half the pages shared (4 x 64 MiB, writes every 2 s), $SET, $((DUR / 1000)) s"
+	# shellcheck disable=SC2086
+	table h 10000 $ROWS
+fi
+if part 3; then
+	echo
+	echo "3 - merges"
+	for n in h.track h.noruns q.runs q.noruns; do
+		echo "  $n"
+		summary "$n"
+	done
+fi
+if part 4; then
+	echo
+	s=$(last "$T/h.sim.csv" pages_sharing)
+	u=$(last "$T/h.track.csv" pages_sharing)
+	awk -v s="$s" -v u="$u" 'BEGIN {
+		printf "4 - fidelity: pages_sharing sim run %d, live engine %d (%+.2f%%)\n", s, u, 100 * (u - s) / s }'
+fi

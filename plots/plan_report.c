@@ -122,9 +122,52 @@ static int write_csv(const char *dir, const struct plot_plan *pl, const struct k
 static const char *const plan_plots[] = { "plan_frontier", "plan_t90" };
 #define NPPLOTS (sizeof(plan_plots) / sizeof(plan_plots[0]))
 
-static int write_gp(const char *dir, const struct plot_plan *pl, struct sp_err *err)
+/* The frontier's points (front, nf of them) sorted by CPU. */
+static void frontier_by_cpu(const struct plot_plan *pl, size_t *front, size_t *nf)
+{
+	*nf = 0;
+	for (size_t i = 0; i < pl->npoints; i++)
+		if (pl->points[i].frontier)
+			front[(*nf)++] = i;
+	for (size_t a = 1; a < *nf; a++) /* by CPU */
+		for (size_t c = a; c > 0 && pl->points[front[c]].cpu_pct <
+						 pl->points[front[c - 1]].cpu_pct; c--) {
+			size_t t = front[c];
+
+			front[c] = front[c - 1];
+			front[c - 1] = t;
+		}
+}
+
+/* The data blocks $settled, $never, $front (by CPU) and $chosen: "cpu_pct saved_mib t90_s" rows. */
+static void gp_blocks(FILE *f, const struct plot_plan *pl, const size_t *front, size_t nf)
 {
 	uint32_t ps = pl->header->page_size;
+
+	/* a block is never empty: a NaN row stands in for none */
+	for (int b = 0; b < 4; b++) {
+		static const char *const name[4] = { "$settled", "$never", "$front", "$chosen" };
+
+		fprintf(f, "%s << EOD\nNaN NaN NaN\n", name[b]);
+		for (size_t q = 0; q < (b == 2 ? nf : pl->npoints); q++) {
+			size_t i = b == 2 ? front[q] : q;
+			const struct plot_plan_point *p = &pl->points[i];
+			bool settled = plot_settled(&p->s);
+
+			if ((b == 0 && !settled) || (b == 1 && settled) || (b == 3 && i != pl->chosen))
+				continue;
+			fprintf(f, "%.6g %.6g ", p->cpu_pct, plot_mib(p->s.final_saved, ps));
+			if (settled)
+				fprintf(f, "%.6g\n", (double)p->s.t90_ms / 1000);
+			else
+				fputs("NaN\n", f);
+		}
+		fputs("EOD\n", f);
+	}
+}
+
+static int write_gp(const char *dir, const struct plot_plan *pl, struct sp_err *err)
+{
 	struct atomic_file af;
 	size_t *front, nf = 0;
 	int rc;
@@ -145,39 +188,8 @@ static int write_gp(const char *dir, const struct plot_plan *pl, struct sp_err *
 	      "set grid\nset key outside right top vertical box opaque\n"
 	      "set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03\n"
 	      "# columns: cpu_pct saved_mib t90_s (NaN: never)\n", f);
-	/* a block is never empty: a NaN row stands in for none */
-	for (int b = 0; b < 4; b++) {
-		static const char *const name[4] = { "$settled", "$never", "$front", "$chosen" };
-
-		fprintf(f, "%s << EOD\nNaN NaN NaN\n", name[b]);
-		if (b == 2) {
-			for (size_t i = 0; i < pl->npoints; i++)
-				if (pl->points[i].frontier)
-					front[nf++] = i;
-			for (size_t a = 1; a < nf; a++) /* by CPU */
-				for (size_t c = a; c > 0 && pl->points[front[c]].cpu_pct <
-								 pl->points[front[c - 1]].cpu_pct; c--) {
-					size_t t = front[c];
-
-					front[c] = front[c - 1];
-					front[c - 1] = t;
-				}
-		}
-		for (size_t q = 0; q < (b == 2 ? nf : pl->npoints); q++) {
-			size_t i = b == 2 ? front[q] : q;
-			const struct plot_plan_point *p = &pl->points[i];
-			bool settled = plot_settled(&p->s);
-
-			if ((b == 0 && !settled) || (b == 1 && settled) || (b == 3 && i != pl->chosen))
-				continue;
-			fprintf(f, "%.6g %.6g ", p->cpu_pct, plot_mib(p->s.final_saved, ps));
-			if (settled)
-				fprintf(f, "%.6g\n", (double)p->s.t90_ms / 1000);
-			else
-				fputs("NaN\n", f);
-		}
-		fputs("EOD\n", f);
-	}
+	frontier_by_cpu(pl, front, &nf);
+	gp_blocks(f, pl, front, nf);
 	fprintf(f, "budget = %.6g\n", pl->cpu_budget_pct);
 	fputs("do for [fmt in 'png svg'] {\n"
 	      "  if (fmt eq 'png') { set terminal pngcairo size 1280,720 font 'Sans,12' noenhanced }"
@@ -244,13 +256,13 @@ static void table_head(FILE *f, const struct plot_plan *pl)
 	fputs("<th></th></tr>\n", f);
 }
 
-static void answers(FILE *f, const struct plot_plan *pl, const struct kidx *k)
+/* How much, with which settings, at what CPU, how soon: the chosen point, or why there is none. */
+static void answer_chosen(FILE *f, const struct plot_plan *pl, const struct kidx *k)
 {
 	uint32_t ps = pl->header->page_size;
-	const struct plot_plan_swap *sw = &pl->swap;
+	const struct plot_plan_point *p;
 	char a[32], b[32], c[32], d[512];
 
-	fputs("<h2>Answers</h2>\n<ul class=\"answers\">\n", f);
 	if (pl->chosen == SIZE_MAX) {
 		fprintf(f, "<li class=\"bad\"><b>No setting meets the constraints</b>: none of the %zu "
 			   "settings evaluated settled within %.1f%% of one core", pl->npoints,
@@ -259,37 +271,43 @@ static void answers(FILE *f, const struct plot_plan *pl, const struct kidx *k)
 			fprintf(f, " and %.0f s", pl->settle_s);
 		fputs(". Raise --cpu-budget, relax --settle-s or simulate longer (--horizon-s); the "
 		      "table below shows what each setting did.</li>\n", f);
-	} else {
-		const struct plot_plan_point *p = &pl->points[pl->chosen];
-
-		fmt_mib(a, sizeof(a), plot_mib(p->s.final_saved, ps));
-		fmt_mib(b, sizeof(b), plot_mib(p->s.oracle_final, ps));
-		fmt_mib(c, sizeof(c), plot_mib(p->s.peak_saved, ps));
-		fprintf(f, "<li><b>How much will KSM save?</b> <b>%s</b>, %.1f%% of the guests' present "
-			   "memory and %.1f%% of the %s that any merger could save at the end (peak %s).</li>\n",
-			a, plot_pct_of_present((double)p->s.final_saved, (double)p->s.present),
-			p->s.pct_of_oracle, b, c);
-		describe(d, sizeof(d), p, k);
-		fputs("<li><b>With which settings?</b> <code>", f);
-		rep_html(f, d);
-		fprintf(f, "</code> (%s", p->policy == PLOT_PLAN_FIXED ? "fixed settings" : "a control policy");
-		if (pl->tied)
-			fprintf(f, "; %zu other feasible setting%s saved within %.1f%% of it: a tie, "
-				   "broken by time to 90%%, then CPU", pl->tied, pl->tied == 1 ? "" : "s",
-				pl->tie_pct);
-		fputs(").</li>\n", f);
-		fprintf(f, "<li><b>At what CPU cost?</b> %.2f%% of one core on average (%.3f s of scanner "
-			   "CPU over %.0f simulated seconds), within the budget of %.1f%%.</li>\n",
-			p->cpu_pct, (double)p->s.cpu_ns / 1e9, (double)p->s.end_ms / 1000,
-			pl->cpu_budget_pct);
-		fprintf(f, "<li><b>How soon?</b> 90%% of the savings after <b>%.1f s</b>", (double)p->s.t90_ms / 1000);
-		if (pl->settle_s > 0)
-			fprintf(f, " (wanted within %.0f s)", pl->settle_s);
-		fputs(".</li>\n", f);
-		if (p->stopped_ms)
-			fprintf(f, "<li>The policy kept KSM stopped for %.0f of the %.0f s.</li>\n",
-				(double)p->stopped_ms / 1000, (double)p->s.end_ms / 1000);
+		return;
 	}
+	p = &pl->points[pl->chosen];
+	fmt_mib(a, sizeof(a), plot_mib(p->s.final_saved, ps));
+	fmt_mib(b, sizeof(b), plot_mib(p->s.oracle_final, ps));
+	fmt_mib(c, sizeof(c), plot_mib(p->s.peak_saved, ps));
+	fprintf(f, "<li><b>How much will KSM save?</b> <b>%s</b>, %.1f%% of the guests' present "
+		   "memory and %.1f%% of the %s that any merger could save at the end (peak %s).</li>\n",
+		a, plot_pct_of_present((double)p->s.final_saved, (double)p->s.present),
+		p->s.pct_of_oracle, b, c);
+	describe(d, sizeof(d), p, k);
+	fputs("<li><b>With which settings?</b> <code>", f);
+	rep_html(f, d);
+	fprintf(f, "</code> (%s", p->policy == PLOT_PLAN_FIXED ? "fixed settings" : "a control policy");
+	if (pl->tied)
+		fprintf(f, "; %zu other feasible setting%s saved within %.1f%% of it: a tie, "
+			   "broken by time to 90%%, then CPU", pl->tied, pl->tied == 1 ? "" : "s",
+			pl->tie_pct);
+	fputs(").</li>\n", f);
+	fprintf(f, "<li><b>At what CPU cost?</b> %.2f%% of one core on average (%.3f s of scanner "
+		   "CPU over %.0f simulated seconds), within the budget of %.1f%%.</li>\n",
+		p->cpu_pct, (double)p->s.cpu_ns / 1e9, (double)p->s.end_ms / 1000,
+		pl->cpu_budget_pct);
+	fprintf(f, "<li><b>How soon?</b> 90%% of the savings after <b>%.1f s</b>", (double)p->s.t90_ms / 1000);
+	if (pl->settle_s > 0)
+		fprintf(f, " (wanted within %.0f s)", pl->settle_s);
+	fputs(".</li>\n", f);
+	if (p->stopped_ms)
+		fprintf(f, "<li>The policy kept KSM stopped for %.0f of the %.0f s.</li>\n",
+			(double)p->stopped_ms / 1000, (double)p->s.end_ms / 1000);
+}
+
+/* How much swap: the verdict with the committed memory and the worst-case unshare. */
+static void answer_swap(FILE *f, const struct plot_plan_swap *sw)
+{
+	char a[32], b[32];
+
 	fmt_mib(a, sizeof(a), sw->committed_mib);
 	fmt_mib(b, sizeof(b), sw->unshare_mib);
 	switch (sw->verdict) {
@@ -317,6 +335,13 @@ static void answers(FILE *f, const struct plot_plan *pl, const struct kidx *k)
 			sw->swap_short_mib, a, sw->swap_short_mib, sw->swap_needed_mib, b);
 		break;
 	}
+}
+
+static void answers(FILE *f, const struct plot_plan *pl, const struct kidx *k)
+{
+	fputs("<h2>Answers</h2>\n<ul class=\"answers\">\n", f);
+	answer_chosen(f, pl, k);
+	answer_swap(f, &pl->swap);
 	if (pl->numa.nodes > 1) {
 		fputs("<li><b>merge_across_nodes?</b> ", f);
 		rep_html(f, pl->numa.reason[0] ? pl->numa.reason : "not compared (nothing was feasible)");
@@ -336,35 +361,13 @@ static void answers(FILE *f, const struct plot_plan *pl, const struct kidx *k)
 	fputs("</ul>\n", f);
 }
 
-static int write_html(const char *dir, const struct plot_plan *pl, const struct kidx *k,
-		      struct sp_err *err)
+/* The table under the title: guests, how they were sized, constraints, simulation. */
+static void html_setup(FILE *f, const struct plot_plan *pl)
 {
-	static const char *const captions[NPPLOTS] = {
-		"Every setting evaluated: memory saved at the end against mean scanner CPU. Red: the "
-		"frontier (no other settled setting saves as much for as little CPU and as soon); "
-		"blue: the chosen one; dashed: the CPU budget; crosses: settings that never settled.",
-		"Memory saved against the time to 90% of it, for the settings that settled.",
-	};
 	const struct trace_header *h = pl->header;
-	const struct plot_plan_swap *sw = &pl->swap;
-	const char *base = strrchr(pl->trace_path, '/') ? strrchr(pl->trace_path, '/') + 1 : pl->trace_path;
-	struct atomic_file af;
-	size_t nf = 0, nfeas = 0, nnever = 0;
 	char buf[128];
-	int rc;
 
-	rc = rep_open(&af, dir, "index.html", err);
-	if (rc < 0)
-		return rc;
-	FILE *f = af.f;
-
-	for (size_t i = 0; i < pl->npoints; i++) {
-		nf += pl->points[i].frontier;
-		nfeas += pl->points[i].feasible;
-		nnever += !plot_settled(&pl->points[i].s);
-	}
-	rep_html_intro(f, "sim plan", "KSM plan for", base, pl->trace_path, h->desc[0] ? h->desc : "(none)");
-	fmt_mib(buf, sizeof(buf), sw->committed_mib);
+	fmt_mib(buf, sizeof(buf), pl->swap.committed_mib);
 	fprintf(f, "<tr><td>guests</td><td>%u guests, %s committed</td></tr>\n",
 		h->nguests, buf);
 	if (pl->source_note) {
@@ -380,15 +383,25 @@ static int write_html(const char *dir, const struct plot_plan *pl, const struct 
 	fputs("<tr><td>simulation</td><td>", f);
 	rep_html(f, pl->options);
 	fputs("</td></tr>\n</table>\n", f);
+}
 
-	answers(f, pl, k);
+/* The plots, the counts, and the frontier's settings (the chosen one first if off it). */
+static void html_frontier(FILE *f, const struct plot_plan *pl, const struct kidx *k)
+{
+	static const char *const captions[NPPLOTS] = {
+		"Every setting evaluated: memory saved at the end against mean scanner CPU. Red: the "
+		"frontier (no other settled setting saves as much for as little CPU and as soon); "
+		"blue: the chosen one; dashed: the CPU budget; crosses: settings that never settled.",
+		"Memory saved against the time to 90% of it, for the settings that settled.",
+	};
+	size_t nf = 0, nfeas = 0, nnever = 0;
 
-	fputs("<h2>Frontier</h2>\n<div class=\"plots\">\n", f);
-	for (size_t i = 0; i < NPPLOTS; i++)
-		fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.svg\" alt=\"%s\"></a>"
-			   "<figcaption>%s</figcaption></figure>\n",
-			plan_plots[i], plan_plots[i], plan_plots[i], captions[i]);
-	fputs("</div>\n", f);
+	for (size_t i = 0; i < pl->npoints; i++) {
+		nf += pl->points[i].frontier;
+		nfeas += pl->points[i].feasible;
+		nnever += !plot_settled(&pl->points[i].s);
+	}
+	rep_html_figures(f, "Frontier", plan_plots, captions, NPPLOTS);
 	fprintf(f, "<p>%zu settings evaluated in %llu simulations (a coarse grid refined around the "
 		   "frontier; fixed settings, ksmtuned and the advisor): %zu feasible, %zu on the frontier, "
 		   "%zu never settled (they saved nothing or were still merging at the end, so they are "
@@ -402,7 +415,11 @@ static int write_html(const char *dir, const struct plot_plan *pl, const struct 
 			point_row(f, pl, i, k);
 	fputs("</table>\n<p class=\"note\">The frontier's settings, by evaluation order; every point "
 	      "is in <a href=\"plan.csv\">plan.csv</a>.</p>\n", f);
-	/* the best of each policy */
+}
+
+/* Each policy's best point: feasible first, then the most saved. */
+static void html_policy_best(FILE *f, const struct plot_plan *pl, const struct kidx *k)
+{
 	fputs("<h3>Best of each policy</h3>\n", f);
 	table_head(f, pl);
 	for (int pol = 0; pol < PLOT_PLAN__COUNT; pol++) {
@@ -422,74 +439,94 @@ static int write_html(const char *dir, const struct plot_plan *pl, const struct 
 			point_row(f, pl, best, k);
 	}
 	fputs("</table>\n", f);
+}
 
-	/* swap */
+/* Overcommit and swap: the quantities behind the verdict. */
+static void html_swap(FILE *f, const struct plot_plan_swap *sw)
+{
+	static const char *const verdicts[] = { "unknown (host memory not given)", "safe",
+						 "swap needed", "unsafe" };
+	const bool host = sw->verdict != PLOT_PLAN_UNKNOWN;
+	const struct { const char *what; double v; bool known; } rows[] = {
+		{ "host RAM", sw->host_mib, host },
+		{ "host use other than the guests", sw->used_mib, host },
+		{ "swap", sw->swap_mib, host },
+		{ "guest memory committed (every page of every guest)", sw->committed_mib, true },
+		{ "guest memory present at the end", sw->present_mib, true },
+		{ "saved by KSM at its peak", sw->saved_peak_mib, true },
+		{ "worst-case unshare (every merged page, zero pages and huge-page zero subpages "
+		  "included)", sw->unshare_mib, true },
+		{ "guest memory after merging (present &minus; saved)", sw->after_merge_mib, true },
+		{ "headroom: RAM + swap &minus; host use &minus; guest memory after merging",
+		  sw->headroom_mib, host },
+		{ "headroom in RAM alone", sw->ram_headroom_mib, host },
+		{ "swap needed for the committed memory without KSM", sw->swap_needed_mib, host },
+	};
+
 	fputs("<h2>Overcommit and swap</h2>\n<table>\n", f);
-	{
-		static const char *const verdicts[] = { "unknown (host memory not given)", "safe",
-							 "swap needed", "unsafe" };
-		const struct { const char *what; double v; bool known; } rows[] = {
-			{ "host RAM", sw->host_mib, sw->verdict != PLOT_PLAN_UNKNOWN },
-			{ "host use other than the guests", sw->used_mib, sw->verdict != PLOT_PLAN_UNKNOWN },
-			{ "swap", sw->swap_mib, sw->verdict != PLOT_PLAN_UNKNOWN },
-			{ "guest memory committed (every page of every guest)", sw->committed_mib, true },
-			{ "guest memory present at the end", sw->present_mib, true },
-			{ "saved by KSM at its peak", sw->saved_peak_mib, true },
-			{ "worst-case unshare (every merged page, zero pages and huge-page zero subpages "
-			  "included)", sw->unshare_mib, true },
-			{ "guest memory after merging (present &minus; saved)", sw->after_merge_mib, true },
-			{ "headroom: RAM + swap &minus; host use &minus; guest memory after merging",
-			  sw->headroom_mib, sw->verdict != PLOT_PLAN_UNKNOWN },
-			{ "headroom in RAM alone", sw->ram_headroom_mib, sw->verdict != PLOT_PLAN_UNKNOWN },
-			{ "swap needed for the committed memory without KSM", sw->swap_needed_mib,
-			  sw->verdict != PLOT_PLAN_UNKNOWN },
-		};
-
-		fputs("<tr><th class=\"l\">quantity</th><th>MiB</th></tr>\n", f);
-		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-			fprintf(f, "<tr><td class=\"l\">%s</td>", rows[i].what);
-			if (rows[i].known)
-				fprintf(f, "<td>%.1f</td></tr>\n", rows[i].v);
-			else
-				fputs("<td>?</td></tr>\n", f);
-		}
-		fprintf(f, "<tr><td class=\"l\"><b>verdict</b></td><td class=\"%s\"><b>%s</b></td></tr>\n",
-			sw->verdict == PLOT_PLAN_SAFE ? "ok" : sw->verdict == PLOT_PLAN_SWAP_NEEDED ? "warn"
-			: sw->verdict == PLOT_PLAN_UNSAFE ? "bad" : "", verdicts[sw->verdict]);
+	fputs("<tr><th class=\"l\">quantity</th><th>MiB</th></tr>\n", f);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		fprintf(f, "<tr><td class=\"l\">%s</td>", rows[i].what);
+		if (rows[i].known)
+			fprintf(f, "<td>%.1f</td></tr>\n", rows[i].v);
+		else
+			fputs("<td>?</td></tr>\n", f);
 	}
+	fprintf(f, "<tr><td class=\"l\"><b>verdict</b></td><td class=\"%s\"><b>%s</b></td></tr>\n",
+		sw->verdict == PLOT_PLAN_SAFE ? "ok" : sw->verdict == PLOT_PLAN_SWAP_NEEDED ? "warn"
+		: sw->verdict == PLOT_PLAN_UNSAFE ? "bad" : "", verdicts[sw->verdict]);
 	fputs("</table>\n<p class=\"note\">Safe: host use + committed &le; RAM, so nothing depends on "
 	      "KSM. Swap needed: it fits in RAM + swap only; the swap covers an unshare of every "
 	      "merged page. Unsafe: it does not fit even there. The committed memory is what the "
 	      "guests may touch, merged or not: swap is sized for it without counting on KSM.</p>\n", f);
+}
 
-	/* NUMA */
-	if (pl->numa.nodes > 1) {
-		const struct plot_plan_numa *n = &pl->numa;
-
-		fprintf(f, "<h2>NUMA: merge_across_nodes</h2>\n<p>The trace's pages sit on %u nodes. At the "
-			   "chosen settings:</p>\n", n->nodes);
-		if (n->saved1_mib > 0 || n->saved0_mib > 0) {
-			fprintf(f, "<table>\n<tr><th class=\"l\">merge_across_nodes</th><th>saved (MiB)</th>"
-				   "<th>CPU (%% of a core)</th><th>remote sharers</th></tr>\n"
-				   "<tr><td class=\"l\">1 (frames shared across nodes)</td><td>%.1f</td>"
-				   "<td>%.2f</td><td>%lld (%.2f%% of present guest memory)</td></tr>\n"
-				   "<tr><td class=\"l\">0 (per-node trees)</td><td>%.1f</td><td>%.2f</td>"
-				   "<td>0</td></tr>\n</table>\n",
-				n->saved1_mib, n->cpu1_pct, (long long)n->remote_sharers, n->remote_pct,
-				n->saved0_mib, n->cpu0_pct);
-			fprintf(f, "<p>Savings lost with 0: %.1f MiB (%.1f%%).</p>\n", n->lost_mib, n->lost_pct);
-		}
-		fputs("<p><b>Recommendation:</b> ", f);
-		rep_html(f, n->reason[0] ? n->reason : "none: nothing was feasible to compare.");
-		fputs("</p>\n<p class=\"note\">Rule: keep 1 when under 1% of the guests' memory would "
-		      "map a remote frame; otherwise prefer 0 when it loses at most 10% of the savings "
-		      "and stays within the constraints.</p>\n", f);
+/* NUMA: merge_across_nodes 1 against 0 at the chosen settings, and the recommendation. */
+static void html_numa(FILE *f, const struct plot_plan_numa *n)
+{
+	fprintf(f, "<h2>NUMA: merge_across_nodes</h2>\n<p>The trace's pages sit on %u nodes. At the "
+		   "chosen settings:</p>\n", n->nodes);
+	if (n->saved1_mib > 0 || n->saved0_mib > 0) {
+		fprintf(f, "<table>\n<tr><th class=\"l\">merge_across_nodes</th><th>saved (MiB)</th>"
+			   "<th>CPU (%% of a core)</th><th>remote sharers</th></tr>\n"
+			   "<tr><td class=\"l\">1 (frames shared across nodes)</td><td>%.1f</td>"
+			   "<td>%.2f</td><td>%lld (%.2f%% of present guest memory)</td></tr>\n"
+			   "<tr><td class=\"l\">0 (per-node trees)</td><td>%.1f</td><td>%.2f</td>"
+			   "<td>0</td></tr>\n</table>\n",
+			n->saved1_mib, n->cpu1_pct, (long long)n->remote_sharers, n->remote_pct,
+			n->saved0_mib, n->cpu0_pct);
+		fprintf(f, "<p>Savings lost with 0: %.1f MiB (%.1f%%).</p>\n", n->lost_mib, n->lost_pct);
 	}
+	fputs("<p><b>Recommendation:</b> ", f);
+	rep_html(f, n->reason[0] ? n->reason : "none: nothing was feasible to compare.");
+	fputs("</p>\n<p class=\"note\">Rule: keep 1 when under 1% of the guests' memory would "
+	      "map a remote frame; otherwise prefer 0 when it loses at most 10% of the savings "
+	      "and stays within the constraints.</p>\n", f);
+}
+
+static int write_html(const char *dir, const struct plot_plan *pl, const struct kidx *k,
+		      struct sp_err *err)
+{
+	const struct trace_header *h = pl->header;
+	const char *base = strrchr(pl->trace_path, '/') ? strrchr(pl->trace_path, '/') + 1 : pl->trace_path;
+	struct atomic_file af;
+	int rc = rep_open(&af, dir, "index.html", err);
+
+	if (rc < 0)
+		return rc;
+	rep_html_intro(af.f, "sim plan", "KSM plan for", base, pl->trace_path, h->desc[0] ? h->desc : "(none)");
+	html_setup(af.f, pl);
+	answers(af.f, pl, k);
+	html_frontier(af.f, pl, k);
+	html_policy_best(af.f, pl, k);
+	html_swap(af.f, &pl->swap);
+	if (pl->numa.nodes > 1)
+		html_numa(af.f, &pl->numa);
 	fputs("<p class=\"note\">Time to 90% is the first sample at which the savings reached 90% of "
 	      "their final value; &ldquo;never&rdquo; when nothing was saved or the savings were still "
 	      "rising at the end. CPU is the modelled scanner CPU, as a mean share of one core over the "
 	      "simulated time. Written by <code>sim plan</code> (samepage " SP_VERSION ").</p>\n"
-	      "</body>\n</html>\n", f);
+	      "</body>\n</html>\n", af.f);
 	return atomic_file_commit(&af, err);
 }
 

@@ -360,41 +360,47 @@ static void td_num(FILE *f, const char *fmt, double v)
 	fputs("</td>", f);
 }
 
-static int write_compare_html(const char *dir, const struct plot_compare *c,
-			      const struct plot_summary *sum, struct sp_err *err)
+/* One row of the summary table: run i, the best savings marked. */
+static void summary_row(FILE *f, const struct plot_compare *c, const struct plot_summary *s, size_t i,
+			int64_t best, bool multi_node)
 {
-	static const char *const captions[NPLOTS] = {
-		"Memory saved (pages_sharing + ksm_zero_pages + thp_zero_pages) over simulated time; the dotted black "
-		"line is the oracle's bound, the most any algorithm could save at that instant.",
-		"Cumulative scanner CPU time (modelled) over simulated time.",
-		"Scanner CPU as a share of one core between two samples.",
-		"Cumulative copy-on-write breaks: writes that unshared a merged page.",
-		"Memory saved against the CPU spent so far: up and to the left is better.",
-	};
+	uint32_t ps = c->header->page_size;
+	double eff = plot_mib_per_cpu_s(s, ps);
+
+	fprintf(f, "<tr><td class=\"l%s\"><span class=\"sw\" style=\"background:%s\"></span>",
+		s->final_saved == best && best > 0 ? " best" : "", plot_colour(c->runs[i].colour));
+	rep_html(f, c->runs[i].label);
+	fputs("</td>", f);
+	td_num(f, "%.1f", plot_mib(s->final_saved, ps));
+	td_num(f, "%.1f", plot_pct_of_present((double)s->final_saved, (double)s->present));
+	td_num(f, "%.1f", plot_mib(s->peak_saved, ps));
+	td_num(f, "%.1f", s->pct_of_oracle);
+	if (plot_settled(s)) {
+		td_num(f, "%.1f", (double)s->t90_ms / 1000);
+	} else {
+		fputs("<td title=\"", f);
+		rep_html(f, plot_never_reason(s));
+		fputs("\">never</td>", f);
+	}
+	td_num(f, "%.3f", (double)s->cpu_ns / 1e9);
+	td_num(f, "%.2f", plot_cpu_pct(s->cpu_ns, s->end_ms));
+	fprintf(f, "<td>%lld</td>", (long long)s->cow_breaks);
+	if (isinf(eff))
+		fputs("<td>&infin; (no CPU)</td>", f);
+	else
+		td_num(f, "%.1f", eff);
+	if (multi_node)
+		fprintf(f, "<td>%lld</td>", (long long)s->remote_sharers);
+	fputs("</tr>\n", f);
+}
+
+/* The summary table (remote sharers when guests sit on several nodes) and its note. */
+static void html_summary(FILE *f, const struct plot_compare *c, const struct plot_summary *sum)
+{
 	const struct trace_header *h = c->header;
-	uint32_t ps = h->page_size;
-	struct atomic_file af;
-	char buf[64];
-	const char *base = strrchr(c->trace_path, '/') ? strrchr(c->trace_path, '/') + 1 : c->trace_path;
 	int64_t best = 0;
 	bool multi_node = false;
-	int rc;
 
-	rc = rep_open(&af, dir, "index.html", err);
-	if (rc < 0)
-		return rc;
-	FILE *f = af.f;
-
-	rep_html_intro(f, "sim compare", "Page merging compared on", base, c->trace_path,
-		       h->desc[0] ? h->desc : "(none)");
-	fmt_mib(buf, sizeof(buf), plot_mib((int64_t)trace_header_total_pages(h), ps));
-	fprintf(f, "<tr><td>guests</td><td>%u guests, %llu pages of %u bytes (%s)</td></tr>\n",
-		h->nguests, (unsigned long long)trace_header_total_pages(h), ps, buf);
-	fputs("<tr><td>simulation</td><td>", f);
-	rep_html(f, c->options);
-	fputs("</td></tr>\n</table>\n", f);
-
-	/* summary table */
 	for (size_t i = 0; i < c->nruns; i++)
 		if (sum[i].final_saved > best)
 			best = sum[i].final_saved;
@@ -409,36 +415,8 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 	if (multi_node)
 		fputs("<th>remote sharers</th>", f);
 	fputs("</tr>\n", f);
-	for (size_t i = 0; i < c->nruns; i++) {
-		const struct plot_summary *s = &sum[i];
-		double eff = plot_mib_per_cpu_s(s, ps);
-
-		fprintf(f, "<tr><td class=\"l%s\"><span class=\"sw\" style=\"background:%s\"></span>",
-			s->final_saved == best && best > 0 ? " best" : "", plot_colour(c->runs[i].colour));
-		rep_html(f, c->runs[i].label);
-		fputs("</td>", f);
-		td_num(f, "%.1f", plot_mib(s->final_saved, ps));
-		td_num(f, "%.1f", plot_pct_of_present((double)s->final_saved, (double)s->present));
-		td_num(f, "%.1f", plot_mib(s->peak_saved, ps));
-		td_num(f, "%.1f", s->pct_of_oracle);
-		if (plot_settled(s)) {
-			td_num(f, "%.1f", (double)s->t90_ms / 1000);
-		} else {
-			fputs("<td title=\"", f);
-			rep_html(f, plot_never_reason(s));
-			fputs("\">never</td>", f);
-		}
-		td_num(f, "%.3f", (double)s->cpu_ns / 1e9);
-		td_num(f, "%.2f", plot_cpu_pct(s->cpu_ns, s->end_ms));
-		fprintf(f, "<td>%lld</td>", (long long)s->cow_breaks);
-		if (isinf(eff))
-			fputs("<td>&infin; (no CPU)</td>", f);
-		else
-			td_num(f, "%.1f", eff);
-		if (multi_node)
-			fprintf(f, "<td>%lld</td>", (long long)s->remote_sharers);
-		fputs("</tr>\n", f);
-	}
+	for (size_t i = 0; i < c->nruns; i++)
+		summary_row(f, c, &sum[i], i, best, multi_node);
 	fputs("</table>\n<p class=\"note\">Saved = pages_sharing + ksm_zero_pages + thp_zero_pages (zero "
 	      "subpages freed by huge-page splits, which no KSM counter shows) at the last sample; "
 	      "the oracle is the most any algorithm could save at that instant; time to 90% is the first "
@@ -455,16 +433,25 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 		fputs(".csv</a>", f);
 	}
 	fputs("; plots: <a href=\"compare.gp\">compare.gp</a>.</p>\n", f);
+}
 
-	/* plots */
-	fputs("<h2>Plots</h2>\n<div class=\"plots\">\n", f);
-	for (size_t i = 0; i < NPLOTS; i++)
-		fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.svg\" alt=\"%s\"></a>"
-			   "<figcaption>%s</figcaption></figure>\n",
-			compare_plots[i], compare_plots[i], compare_plots[i], captions[i]);
-	fputs("</div>\n", f);
+static void html_plots(FILE *f)
+{
+	static const char *const captions[NPLOTS] = {
+		"Memory saved (pages_sharing + ksm_zero_pages + thp_zero_pages) over simulated time; the dotted black "
+		"line is the oracle's bound, the most any algorithm could save at that instant.",
+		"Cumulative scanner CPU time (modelled) over simulated time.",
+		"Scanner CPU as a share of one core between two samples.",
+		"Cumulative copy-on-write breaks: writes that unshared a merged page.",
+		"Memory saved against the CPU spent so far: up and to the left is better.",
+	};
 
-	/* algorithms */
+	rep_html_figures(f, "Plots", compare_plots, captions, NPLOTS);
+}
+
+/* A paragraph per algorithm, then every run's parameters. */
+static void html_algorithms(FILE *f, const struct plot_compare *c, const struct plot_summary *sum)
+{
 	fputs("<h2>Algorithms</h2>\n", f);
 	for (size_t i = 0; i < c->nruns; i++)
 		paragraph(f, c, sum, i);
@@ -480,8 +467,34 @@ static int write_compare_html(const char *dir, const struct plot_compare *c,
 		rep_html(f, params[0] ? params : "(none)");
 		fputs("</td></tr>\n", f);
 	}
-	fputs("</table>\n<p class=\"note\">Written by <code>sim compare</code> (samepage " SP_VERSION
-	      ").</p>\n</body>\n</html>\n", f);
+	fputs("</table>\n", f);
+}
+
+static int write_compare_html(const char *dir, const struct plot_compare *c,
+			      const struct plot_summary *sum, struct sp_err *err)
+{
+	const struct trace_header *h = c->header;
+	uint32_t ps = h->page_size;
+	const char *base = strrchr(c->trace_path, '/') ? strrchr(c->trace_path, '/') + 1 : c->trace_path;
+	struct atomic_file af;
+	char buf[64];
+	int rc = rep_open(&af, dir, "index.html", err);
+
+	if (rc < 0)
+		return rc;
+	rep_html_intro(af.f, "sim compare", "Page merging compared on", base, c->trace_path,
+		       h->desc[0] ? h->desc : "(none)");
+	fmt_mib(buf, sizeof(buf), plot_mib((int64_t)trace_header_total_pages(h), ps));
+	fprintf(af.f, "<tr><td>guests</td><td>%u guests, %llu pages of %u bytes (%s)</td></tr>\n",
+		h->nguests, (unsigned long long)trace_header_total_pages(h), ps, buf);
+	fputs("<tr><td>simulation</td><td>", af.f);
+	rep_html(af.f, c->options);
+	fputs("</td></tr>\n</table>\n", af.f);
+	html_summary(af.f, c, sum);
+	html_plots(af.f);
+	html_algorithms(af.f, c, sum);
+	fputs("<p class=\"note\">Written by <code>sim compare</code> (samepage " SP_VERSION
+	      ").</p>\n</body>\n</html>\n", af.f);
 	return atomic_file_commit(&af, err);
 }
 

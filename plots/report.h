@@ -115,7 +115,7 @@ extern const char plot_summary_header[];
 struct plot_sweep_def {
 	char algorithm[64];
 	char trace[4096];
-	char options[1024];            /* seeds, timing, cost, fixed parameters: one line */
+	char options[2048];            /* seeds, timing, cost, fixed parameters: one line */
 	uint32_t page_size;
 	uint32_t nkeys;
 	char keys[PLOT_SWEEP_MAX_KEYS][64];

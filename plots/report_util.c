@@ -213,48 +213,38 @@ static int install(const char *tmp, const char *fin, struct sp_err *err)
 	return rc;
 }
 
-int rep_gnuplot(const char *dir, const char *script, const char *const *outputs, size_t nout,
-		struct sp_err *err)
+/* In the child: gnuplot in dir on script, stdin from /dev/null, stdout and stderr to the pipe. */
+static void gnuplot_exec(int fds[2], const sigset_t *old, const char *dir, const char *arg,
+			 const char *script) __attribute__((noreturn));
+
+static void gnuplot_exec(int fds[2], const sigset_t *old, const char *dir, const char *arg,
+			 const char *script)
 {
-	char sfx[48], arg[80], first[200] = "", buf[4096];
-	int fds[2], status, rc = 0;
+	int null = open("/dev/null", O_RDONLY);
+
+	rep_signals_release(old);
+
+	if (null >= 0)
+		dup2(null, 0);
+	dup2(fds[1], 1);
+	dup2(fds[1], 2);
+	close(fds[0]);
+	close(fds[1]);
+	if (chdir(dir) != 0)
+		_exit(126);
+	execlp("gnuplot", "gnuplot", "-e", arg, script, (char *)NULL);
+	_exit(127);
+}
+
+/* Reads fd to its end, keeping the first non-empty line (leading spaces dropped) in first. */
+static void first_line(int fd, char *first, size_t len)
+{
+	char buf[4096];
 	size_t flen = 0;
-	sigset_t old;
 	bool line_done = false;
-	pid_t pid;
 	ssize_t got;
 
-	snprintf(sfx, sizeof(sfx), ".tmp-%ld", (long)getpid());
-	snprintf(arg, sizeof(arg), "sfx='%s'", sfx);
-	if (pipe(fds) != 0)
-		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
-	/* An interrupt waits until gnuplot's temporary images are renamed or removed. */
-	rep_signals_hold(&old);
-	pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		rep_signals_release(&old);
-		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		rep_signals_release(&old);
-
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		close(fds[0]);
-		close(fds[1]);
-		if (chdir(dir) != 0)
-			_exit(126);
-		execlp("gnuplot", "gnuplot", "-e", arg, script, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	while ((got = read(fds[0], buf, sizeof(buf))) != 0) {
+	while ((got = read(fd, buf, sizeof(buf))) != 0) {
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
@@ -265,27 +255,38 @@ int rep_gnuplot(const char *dir, const char *script, const char *const *outputs,
 				line_done = flen > 0;
 				continue;
 			}
-			if (flen + 1 < sizeof(first) && (flen > 0 || buf[i] != ' '))
+			if (flen + 1 < len && (flen > 0 || buf[i] != ' '))
 				first[flen++] = buf[i];
 		}
 	}
-	close(fds[0]);
 	first[flen] = '\0';
+}
+
+/* gnuplot's exit: 0, or the error (with its first line of output). */
+static int gnuplot_status(pid_t pid, const char *dir, const char *script, const char *first,
+			  struct sp_err *err)
+{
+	int status, code;
+
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			status = -1;
 			break;
 		}
 	}
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	if (code == 127)
+		return sp_err_set(err, SP_ENOTSUP, "cannot run gnuplot: not installed (apt-get install gnuplot-nox)");
+	return sp_err_set(err, SP_EIO, "gnuplot failed on %s/%s (exit status %d)%s%s", dir,
+			  script, code, first[0] ? ": " : "", first);
+}
 
-		if (code == 127)
-			rc = sp_err_set(err, SP_ENOTSUP, "cannot run gnuplot: not installed (apt-get install gnuplot-nox)");
-		else
-			rc = sp_err_set(err, SP_EIO, "gnuplot failed on %s/%s (exit status %d)%s%s", dir,
-					script, code, first[0] ? ": " : "", first);
-	}
+/* Each output's temporary image (NAME with sfx) installed if rc is 0, else removed. */
+static int install_outputs(const char *dir, const char *const *outputs, size_t nout, const char *sfx,
+			   int rc, struct sp_err *err)
+{
 	for (size_t i = 0; i < nout; i++) {
 		char name[1024], *tmp, *fin;
 
@@ -303,6 +304,37 @@ int rep_gnuplot(const char *dir, const char *script, const char *const *outputs,
 		free(tmp);
 		free(fin);
 	}
+	return rc;
+}
+
+int rep_gnuplot(const char *dir, const char *script, const char *const *outputs, size_t nout,
+		struct sp_err *err)
+{
+	char sfx[48], arg[80], first[200] = "";
+	int fds[2], rc;
+	sigset_t old;
+	pid_t pid;
+
+	snprintf(sfx, sizeof(sfx), ".tmp-%ld", (long)getpid());
+	snprintf(arg, sizeof(arg), "sfx='%s'", sfx);
+	if (pipe(fds) != 0)
+		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
+	/* An interrupt waits until gnuplot's temporary images are renamed or removed. */
+	rep_signals_hold(&old);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		rep_signals_release(&old);
+		return sp_err_set(err, SP_EIO, "cannot run gnuplot: %s", strerror(errno));
+	}
+	if (pid == 0)
+		gnuplot_exec(fds, &old, dir, arg, script);
+	close(fds[1]);
+	first_line(fds[0], first, sizeof(first));
+	close(fds[0]);
+	rc = gnuplot_status(pid, dir, script, first, err);
+	rc = install_outputs(dir, outputs, nout, sfx, rc, err);
 	rep_signals_release(&old);
 	return rc;
 }
@@ -374,4 +406,15 @@ void rep_html_head(FILE *f, const char *title)
 	      ".never{color:#a33}.ok{color:#1a7f37}.warn{color:#9a6700}.bad{color:#cf222e}\n"
 	      "ul.answers{padding-left:1.2em}ul.answers li{margin:.35em 0}\n"
 	      "</style>\n</head>\n<body>\n", f);
+}
+
+void rep_html_figures(FILE *f, const char *heading, const char *const *names,
+		      const char *const *captions, size_t n)
+{
+	fprintf(f, "<h2>%s</h2>\n<div class=\"plots\">\n", heading);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.svg\" alt=\"%s\"></a>"
+			   "<figcaption>%s</figcaption></figure>\n",
+			names[i], names[i], names[i], captions[i]);
+	fputs("</div>\n", f);
 }

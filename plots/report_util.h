@@ -68,5 +68,11 @@ void rep_html_head(FILE *f, const char *title);
  */
 void rep_html_intro(FILE *f, const char *cmd, const char *heading, const char *name,
 		    const char *trace, const char *desc);
+/*
+ * "<h2>HEADING</h2>" and the plots: a figure per name (NAME.svg shown,
+ * linked to NAME.png) with its caption, in a <div class="plots">.
+ */
+void rep_html_figures(FILE *f, const char *heading, const char *const *names,
+		      const char *const *captions, size_t n);
 
 #endif

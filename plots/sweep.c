@@ -336,7 +336,7 @@ static int check_row(const char *path, size_t row, const struct plot_sweep_run *
 		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: page size %llu is not a power of two "
 				  "in [512, 2 MiB]", path, row, (unsigned long long)ps);
 	if (r->s.final_saved < 0 || r->s.peak_saved < r->s.final_saved || r->s.oracle_final < 0 ||
-	    r->s.cpu_ns < 0 || r->s.cow_breaks < 0 || r->s.t90_ms > r->s.end_ms)
+	    r->s.cpu_ns < 0 || r->s.cow_breaks < 0 || (plot_settled(&r->s) && r->s.t90_ms > r->s.end_ms))
 		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: impossible results (negative, a peak "
 				  "below the final savings, or time to 90%% after the end)", path, row);
 	return 0;
@@ -409,14 +409,148 @@ static int check_grid(const char *dir, const struct plot_sweep_def *d,
 	return rc;
 }
 
-/* Parses one share file's rows into *rows (appending); fills/checks d. */
+/* The runs read from the shares, in file order. */
+struct run_list {
+	struct plot_sweep_run *v;
+	size_t n, cap;
+};
+
+static int run_list_push(struct run_list *l, const struct plot_sweep_run *r, struct sp_err *err)
+{
+	if (l->n == l->cap) {
+		size_t c = l->cap ? 2 * l->cap : 256;
+		struct plot_sweep_run *q = realloc(l->v, c * sizeof(*q));
+
+		if (!q)
+			return sp_err_set(err, SP_ENOMEM, "out of memory");
+		l->v = q;
+		l->cap = c;
+	}
+	l->v[l->n++] = *r;
+	return 0;
+}
+
+/* A share's header: run,point,seed, the varied keys (the same in every share), the result columns. */
+static int share_header(const char *path, const struct table *t, struct plot_sweep_def *d,
+			bool have_def, uint32_t *nkeys, struct sp_err *err)
+{
+	char **h = t->nrows ? t->rows[0] : NULL;
+
+	if (t->nrows == 0 || t->ncols[0] < 3 + NTAIL || strcmp(h[0], "run") || strcmp(h[1], "point") ||
+	    strcmp(h[2], "seed"))
+		return sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (header must start run,point,seed)", path);
+	*nkeys = (uint32_t)(t->ncols[0] - 3 - NTAIL);
+	if (*nkeys < 1 || *nkeys > PLOT_SWEEP_MAX_KEYS)
+		return sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (%u varied keys)", path, *nkeys);
+	for (size_t k = 0; k < NTAIL; k++) {
+		if (strcmp(h[3 + *nkeys + k], run_tail[k]))
+			return sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (column %zu is '%s', want '%s')",
+					  path, 3 + *nkeys + k + 1, h[3 + *nkeys + k], run_tail[k]);
+	}
+	if (have_def) {
+		bool same = d->nkeys == *nkeys;
+
+		for (uint32_t k = 0; same && k < *nkeys; k++)
+			same = !strcmp(d->keys[k], h[3 + k]);
+		return same ? 0 : sp_err_set(err, SP_EINVAL, "%s: varies other keys than the other shares", path);
+	}
+	memset(d, 0, sizeof(*d));
+	d->nkeys = *nkeys;
+	for (uint32_t k = 0; k < *nkeys; k++) {
+		if (strlen(h[3 + k]) >= sizeof(d->keys[k]))
+			return sp_err_set(err, SP_ECORRUPT, "%s: varied key %u: name too long", path, k + 1);
+		snprintf(d->keys[k], sizeof(d->keys[k]), "%s", h[3 + k]);
+	}
+	return 0;
+}
+
+/* What a row says of its sweep rather than of its run: page size, grid points, seeds. */
+struct share_meta {
+	uint64_t ps, points, seeds;
+};
+
+/* The numbers of a row (f: its fields, the varied keys' values from f[3] on). */
+static bool parse_share_row(char **f, uint32_t nkeys, struct plot_sweep_run *r, struct share_meta *m)
+{
+	const size_t b = 3 + nkeys;
+	uint64_t merging = 0;
+	bool ok = parse_u64(f[0], &r->run) && parse_u64(f[1], &r->point) && parse_u64(f[2], &r->seed);
+
+	for (uint32_t k = 0; ok && k < nkeys; k++)
+		ok = parse_dbl(f[3 + k], &r->values[k]);
+	ok = ok && parse_i64(f[b], &r->s.final_saved) && parse_i64(f[b + 1], &r->s.peak_saved) &&
+	     parse_i64(f[b + 2], &r->s.oracle_final) &&
+	     parse_t90(f[b + 3], &r->s.t90_ms) &&
+	     parse_i64(f[b + 4], &r->s.cpu_ns) && parse_i64(f[b + 5], &r->s.cow_breaks) &&
+	     parse_u64(f[b + 6], &r->s.end_ms) && parse_u64(f[b + 8], &m->ps) &&
+	     parse_u64(f[b + 9], &m->points) && parse_u64(f[b + 10], &m->seeds) && m->ps > 0 &&
+	     m->ps <= (1u << 30) && m->points > 0 && m->seeds > 0 && m->points <= UINT64_MAX / m->seeds &&
+	     parse_i64(f[b + 14], &r->s.full_scans) && parse_u64(f[b + 15], &merging) &&
+	     merging <= 1 && parse_i64(f[b + 16], &r->s.present) &&
+	     parse_i64(f[b + 17], &r->s.remote_sharers);
+	r->s.still_merging = merging != 0;
+	return ok;
+}
+
+/* The first row fixes the sweep (algorithm, trace, options, grid); every other row must match it. */
+static int same_sweep(const char *path, size_t row, char **tail, const struct share_meta *m,
+		      struct plot_sweep_def *d, bool *have_def, struct sp_err *err)
+{
+	if (!*have_def) {
+		snprintf(d->algorithm, sizeof(d->algorithm), "%s", tail[7]);
+		snprintf(d->trace, sizeof(d->trace), "%s", tail[12]);
+		snprintf(d->options, sizeof(d->options), "%s", tail[13]);
+		d->page_size = (uint32_t)m->ps;
+		d->points = m->points;
+		d->seeds = m->seeds;
+		*have_def = true;
+		return 0;
+	}
+	if (strcmp(d->algorithm, tail[7]) || strcmp(d->trace, tail[12]) || strcmp(d->options, tail[13]) ||
+	    d->page_size != m->ps || d->points != m->points || d->seeds != m->seeds)
+		return sp_err_set(err, SP_EINVAL,
+				  "%s: row %zu belongs to another sweep (algorithm, trace, options, "
+				  "grid or seeds differ from the other shares)", path, row);
+	return 0;
+}
+
+/* Row i of share sf: parsed, checked, appended to l. */
+static int read_share_row(const char *path, const struct table *t, size_t i, uint32_t nkeys,
+			  const struct share_file *sf, struct plot_sweep_def *d, bool *have_def,
+			  struct run_list *l, struct sp_err *err)
+{
+	char **f = t->rows[i], **tail = f + 3 + nkeys;
+	struct plot_sweep_run r = { 0 };
+	struct share_meta m;
+	int rc;
+
+	if (t->ncols[i] != t->ncols[0] || !parse_share_row(f, nkeys, &r, &m))
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu is malformed", path, i + 1);
+	rc = check_row(path, i + 1, &r, tail[7], nkeys, t->rows[0] + 3, m.ps, err);
+	if (rc < 0)
+		return rc;
+	r.s.pct_of_oracle = r.s.oracle_final > 0
+				    ? 100.0 * (double)r.s.final_saved / (double)r.s.oracle_final
+				    : 100.0;
+	snprintf(r.params, sizeof(r.params), "%s", tail[11]);
+	rc = same_sweep(path, i + 1, tail, &m, d, have_def, err);
+	if (rc < 0)
+		return rc;
+	if (r.run >= d->points * d->seeds || r.point != r.run / d->seeds ||
+	    r.seed != r.run % d->seeds + 1 || r.run % sf->n != sf->i)
+		return sp_err_set(err, SP_ECORRUPT, "%s: row %zu: run %llu does not belong in share %llu of %llu",
+				  path, i + 1, (unsigned long long)r.run, (unsigned long long)sf->i,
+				  (unsigned long long)sf->n);
+	return run_list_push(l, &r, err);
+}
+
+/* Parses one share file's rows into l (appending); fills/checks d. */
 static int read_share(const char *dir, const struct share_file *sf, struct plot_sweep_def *d,
-		      bool *have_def, struct plot_sweep_run **rows, size_t *n, size_t *cap,
-		      struct sp_err *err)
+		      bool *have_def, struct run_list *l, struct sp_err *err)
 {
 	char *path = rep_path(dir, sf->name);
 	struct table t;
-	uint32_t nkeys;
+	uint32_t nkeys = 0;
 	int rc;
 
 	if (!path)
@@ -426,129 +560,23 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 		free(path);
 		return rc;
 	}
-	if (t.nrows == 0 || t.ncols[0] < 3 + NTAIL || strcmp(t.rows[0][0], "run") ||
-	    strcmp(t.rows[0][1], "point") || strcmp(t.rows[0][2], "seed")) {
-		rc = sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (header must start run,point,seed)", path);
-		goto out;
-	}
-	nkeys = (uint32_t)(t.ncols[0] - 3 - NTAIL);
-	if (nkeys < 1 || nkeys > PLOT_SWEEP_MAX_KEYS) {
-		rc = sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (%u varied keys)", path, nkeys);
-		goto out;
-	}
-	for (size_t k = 0; k < NTAIL; k++) {
-		if (strcmp(t.rows[0][3 + nkeys + k], run_tail[k])) {
-			rc = sp_err_set(err, SP_ECORRUPT, "%s: not a sweep share (column %zu is '%s', want '%s')",
-					path, 3 + nkeys + k + 1, t.rows[0][3 + nkeys + k], run_tail[k]);
-			goto out;
-		}
-	}
-	if (!*have_def) {
-		memset(d, 0, sizeof(*d));
-		d->nkeys = nkeys;
-		for (uint32_t k = 0; k < nkeys; k++) {
-			if (strlen(t.rows[0][3 + k]) >= sizeof(d->keys[k])) {
-				rc = sp_err_set(err, SP_ECORRUPT, "%s: varied key %u: name too long", path, k + 1);
-				goto out;
-			}
-			snprintf(d->keys[k], sizeof(d->keys[k]), "%s", t.rows[0][3 + k]);
-		}
-	} else {
-		bool same = d->nkeys == nkeys;
-
-		for (uint32_t k = 0; same && k < nkeys; k++)
-			same = !strcmp(d->keys[k], t.rows[0][3 + k]);
-		if (!same) {
-			rc = sp_err_set(err, SP_EINVAL, "%s: varies other keys than the other shares", path);
-			goto out;
-		}
-	}
-	for (size_t i = 1; i < t.nrows; i++) {
-		char **f = t.rows[i];
-		const size_t b = 3 + nkeys;
-		struct plot_sweep_run r = { 0 };
-		uint64_t ps, points, seeds, merging = 0;
-		bool ok = t.ncols[i] == t.ncols[0];
-
-		ok = ok && parse_u64(f[0], &r.run) && parse_u64(f[1], &r.point) && parse_u64(f[2], &r.seed);
-		for (uint32_t k = 0; ok && k < nkeys; k++)
-			ok = parse_dbl(f[3 + k], &r.values[k]);
-		ok = ok && parse_i64(f[b], &r.s.final_saved) && parse_i64(f[b + 1], &r.s.peak_saved) &&
-		     parse_i64(f[b + 2], &r.s.oracle_final) &&
-		     parse_t90(f[b + 3], &r.s.t90_ms) &&
-		     parse_i64(f[b + 4], &r.s.cpu_ns) && parse_i64(f[b + 5], &r.s.cow_breaks) &&
-		     parse_u64(f[b + 6], &r.s.end_ms) && parse_u64(f[b + 8], &ps) &&
-		     parse_u64(f[b + 9], &points) && parse_u64(f[b + 10], &seeds) && ps > 0 &&
-		     ps <= (1u << 30) && points > 0 && seeds > 0 && points <= UINT64_MAX / seeds &&
-		     parse_i64(f[b + 14], &r.s.full_scans) && parse_u64(f[b + 15], &merging) &&
-		     merging <= 1 && parse_i64(f[b + 16], &r.s.present) &&
-		     parse_i64(f[b + 17], &r.s.remote_sharers);
-		if (!ok) {
-			rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu is malformed", path, i + 1);
-			goto out;
-		}
-		rc = check_row(path, i + 1, &r, f[b + 7], nkeys, t.rows[0] + 3, ps, err);
-		if (rc < 0)
-			goto out;
-		r.s.still_merging = merging != 0;
-		r.s.pct_of_oracle = r.s.oracle_final > 0
-					    ? 100.0 * (double)r.s.final_saved / (double)r.s.oracle_final
-					    : 100.0;
-		snprintf(r.params, sizeof(r.params), "%s", f[b + 11]);
-		if (!*have_def) {
-			snprintf(d->algorithm, sizeof(d->algorithm), "%s", f[b + 7]);
-			snprintf(d->trace, sizeof(d->trace), "%s", f[b + 12]);
-			snprintf(d->options, sizeof(d->options), "%s", f[b + 13]);
-			d->page_size = (uint32_t)ps;
-			d->points = points;
-			d->seeds = seeds;
-			*have_def = true;
-		} else if (strcmp(d->algorithm, f[b + 7]) || strcmp(d->trace, f[b + 12]) ||
-			   strcmp(d->options, f[b + 13]) || d->page_size != ps || d->points != points ||
-			   d->seeds != seeds) {
-			rc = sp_err_set(err, SP_EINVAL,
-					"%s: row %zu belongs to another sweep (algorithm, trace, options, "
-					"grid or seeds differ from the other shares)", path, i + 1);
-			goto out;
-		}
-		if (r.run >= d->points * d->seeds || r.point != r.run / d->seeds ||
-		    r.seed != r.run % d->seeds + 1 || r.run % sf->n != sf->i) {
-			rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu: run %llu does not belong in share %llu of %llu",
-					path, i + 1, (unsigned long long)r.run, (unsigned long long)sf->i,
-					(unsigned long long)sf->n);
-			goto out;
-		}
-		if (*n == *cap) {
-			size_t c = *cap ? 2 * *cap : 256;
-			struct plot_sweep_run *q = realloc(*rows, c * sizeof(*q));
-
-			if (!q) {
-				rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-				goto out;
-			}
-			*rows = q;
-			*cap = c;
-		}
-		(*rows)[(*n)++] = r;
-	}
-out:
+	rc = share_header(path, &t, d, *have_def, &nkeys, err);
+	for (size_t i = 1; rc == 0 && i < t.nrows; i++)
+		rc = read_share_row(path, &t, i, nkeys, sf, d, have_def, l, err);
 	table_free(&t);
 	free(path);
 	return rc;
 }
 
-int plot_sweep_read_shares(const char *dir, struct plot_sweep_def *d,
-			   struct plot_sweep_run **rows, size_t *n, struct sp_err *err)
+/* The share-I-of-N.csv files in dir, in any order. */
+static int list_shares(const char *dir, struct share_file **out, size_t *nout, struct sp_err *err)
 {
 	struct share_file *sf = NULL;
-	size_t nsf = 0, capsf = 0, cap = 0;
+	size_t nsf = 0, capsf = 0;
 	struct dirent *de;
-	bool have_def = false;
 	DIR *dd = opendir(dir);
 	int rc = 0;
 
-	*rows = NULL;
-	*n = 0;
 	if (!dd)
 		return sp_err_set(err, SP_EIO, "%s: %s", dir, strerror(errno));
 	while ((de = readdir(dd))) {
@@ -575,58 +603,82 @@ int plot_sweep_read_shares(const char *dir, struct plot_sweep_def *d,
 		nsf++;
 	}
 	closedir(dd);
-	if (rc == 0 && nsf == 0)
-		rc = sp_err_set(err, SP_EINVAL, "%s: no share-I-of-N.csv files to merge", dir);
-	for (size_t k = 1; rc == 0 && k < nsf; k++) {
+	*out = sf;
+	*nout = nsf;
+	return rc;
+}
+
+/* The shares are one whole split: all of N, each once (sorts sf by share). */
+static int check_share_set(const char *dir, struct share_file *sf, size_t nsf, struct sp_err *err)
+{
+	if (nsf == 0)
+		return sp_err_set(err, SP_EINVAL, "%s: no share-I-of-N.csv files to merge", dir);
+	for (size_t k = 1; k < nsf; k++) {
 		if (sf[k].n != sf[0].n)
-			rc = sp_err_set(err, SP_EINVAL, "%s: shares of different splits (%s and %s); "
-					"remove the stale ones", dir, sf[0].name, sf[k].name);
+			return sp_err_set(err, SP_EINVAL, "%s: shares of different splits (%s and %s); "
+					  "remove the stale ones", dir, sf[0].name, sf[k].name);
 	}
-	if (rc == 0) {
-		qsort(sf, nsf, sizeof(*sf), cmp_share);
-		for (size_t k = 0; rc == 0 && k < sf[0].n; k++) {
-			if (k >= nsf || sf[k].i != k)
-				rc = sp_err_set(err, SP_EINVAL, "%s: share-%zu-of-%llu.csv is missing "
-						"(%zu of %llu shares present)", dir, k,
-						(unsigned long long)sf[0].n, nsf, (unsigned long long)sf[0].n);
-		}
-		if (rc == 0 && nsf != sf[0].n)
-			rc = sp_err_set(err, SP_EINVAL, "%s: share %llu of %llu is out of range", dir,
-					(unsigned long long)sf[nsf - 1].i, (unsigned long long)sf[0].n);
+	qsort(sf, nsf, sizeof(*sf), cmp_share);
+	for (size_t k = 0; k < sf[0].n; k++) {
+		if (k >= nsf || sf[k].i != k)
+			return sp_err_set(err, SP_EINVAL, "%s: share-%zu-of-%llu.csv is missing "
+					  "(%zu of %llu shares present)", dir, k,
+					  (unsigned long long)sf[0].n, nsf, (unsigned long long)sf[0].n);
 	}
+	if (nsf != sf[0].n)
+		return sp_err_set(err, SP_EINVAL, "%s: share %llu of %llu is out of range", dir,
+				  (unsigned long long)sf[nsf - 1].i, (unsigned long long)sf[0].n);
+	return 0;
+}
+
+/* The runs (sorted here by run) are the whole grid, each once; else the first one missing. */
+static int check_runs(const char *dir, const struct plot_sweep_def *d, struct run_list *l,
+		      uint64_t nshares, struct sp_err *err)
+{
+	uint64_t total = d->points * d->seeds, miss = 0;
+
+	qsort(l->v, l->n, sizeof(*l->v), cmp_run);
+	for (size_t k = 1; k < l->n; k++) {
+		if (l->v[k].run == l->v[k - 1].run)
+			return sp_err_set(err, SP_EINVAL, "%s: run %llu appears twice", dir,
+					  (unsigned long long)l->v[k].run);
+	}
+	if (l->n == total)
+		return check_grid(dir, d, l->v, err);
+	while (miss < l->n && l->v[miss].run == miss)
+		miss++;
+	return sp_err_set(err, SP_EINVAL,
+			  "%s: incomplete: %zu of %llu runs; run %llu is missing (share %llu of "
+			  "%llu did not finish?)", dir, l->n, (unsigned long long)total,
+			  (unsigned long long)miss, (unsigned long long)(miss % nshares),
+			  (unsigned long long)nshares);
+}
+
+int plot_sweep_read_shares(const char *dir, struct plot_sweep_def *d,
+			   struct plot_sweep_run **rows, size_t *n, struct sp_err *err)
+{
+	struct share_file *sf = NULL;
+	struct run_list l = { 0 };
+	size_t nsf = 0;
+	bool have_def = false;
+	int rc = list_shares(dir, &sf, &nsf, err);
+
+	if (rc == 0)
+		rc = check_share_set(dir, sf, nsf, err);
 	for (size_t k = 0; rc == 0 && k < nsf; k++)
-		rc = read_share(dir, &sf[k], d, &have_def, rows, n, &cap, err);
+		rc = read_share(dir, &sf[k], d, &have_def, &l, err);
 	if (rc == 0 && !have_def)
 		rc = sp_err_set(err, SP_EINVAL, "%s: the shares hold no runs", dir);
-	if (rc == 0) {
-		uint64_t total = d->points * d->seeds;
-
-		qsort(*rows, *n, sizeof(**rows), cmp_run);
-		for (size_t k = 1; rc == 0 && k < *n; k++) {
-			if ((*rows)[k].run == (*rows)[k - 1].run)
-				rc = sp_err_set(err, SP_EINVAL, "%s: run %llu appears twice", dir,
-						(unsigned long long)(*rows)[k].run);
-		}
-		if (rc == 0 && *n == total)
-			rc = check_grid(dir, d, *rows, err);
-		if (rc == 0 && *n != total) {
-			uint64_t miss = 0;
-
-			while (miss < *n && (*rows)[miss].run == miss)
-				miss++;
-			rc = sp_err_set(err, SP_EINVAL,
-					"%s: incomplete: %zu of %llu runs; run %llu is missing (share %llu of "
-					"%llu did not finish?)", dir, *n, (unsigned long long)total,
-					(unsigned long long)miss, (unsigned long long)(miss % sf[0].n),
-					(unsigned long long)sf[0].n);
-		}
-	}
+	if (rc == 0)
+		rc = check_runs(dir, d, &l, sf[0].n, err);
 	free(sf);
 	if (rc < 0) {
-		free(*rows);
-		*rows = NULL;
-		*n = 0;
+		free(l.v);
+		l.v = NULL;
+		l.n = 0;
 	}
+	*rows = l.v;
+	*n = l.n;
 	return rc;
 }
 
@@ -832,78 +884,94 @@ static double z(double v)
 	return isnan(v) ? 0 : v;
 }
 
-static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
-			  const struct plot_sweep_point *p, const struct algo_ops *algo,
-			  struct sp_err *err)
-{
-	char xlabel[256], title[256];
-	double mib = d->page_size / 1048576.0, lo = INFINITY, hi = -INFINITY;
-	uint64_t *order = calloc(d->points, sizeof(*order));
-	size_t nseries = 0, *series_start = calloc(d->points + 1, sizeof(size_t));
-	struct atomic_file af;
-	int rc, ki;
+/*
+ * The points grouped into series (the same values of every key but the
+ * first; first-appearance order), each ordered by key 0: series s is
+ * order[start[s]] .. order[start[s + 1] - 1].
+ */
+struct series {
+	uint64_t *order;
+	size_t n, *start;
+};
 
-	if (!order || !series_start) {
-		free(order), free(series_start);
+static int group_series(const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+			struct series *ser, struct sp_err *err)
+{
+	bool *used = calloc(d->points, sizeof(bool));
+	size_t o = 0;
+
+	ser->order = calloc(d->points, sizeof(*ser->order));
+	ser->start = calloc(d->points + 1, sizeof(size_t));
+	ser->n = 0;
+	if (!used || !ser->order || !ser->start) {
+		free(used);
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	}
-	rc = rep_open(&af, dir, "sweep.gp", err);
-	if (rc < 0) {
-		free(order), free(series_start);
-		return rc;
-	}
-	FILE *f = af.f;
-
-	/* group the points into series (first-appearance order), each ordered by key 0 */
-	{
-		size_t o = 0;
-		bool *used = calloc(d->points, sizeof(bool));
-
-		if (!used) {
-			atomic_file_abort(&af);
-			free(order), free(series_start);
-			return sp_err_set(err, SP_ENOMEM, "out of memory");
-		}
-		for (uint64_t i = 0; i < d->points; i++) {
-			if (used[i])
-				continue;
-			series_start[nseries++] = o;
-			for (uint64_t j = i; j < d->points; j++) {
-				if (!used[j] && same_series(d, &p[i], &p[j])) {
-					used[j] = true;
-					order[o++] = j;
-				}
-			}
-			qsort_r(order + series_start[nseries - 1], o - series_start[nseries - 1],
-				sizeof(*order), cmp_key0, (void *)p);
-		}
-		series_start[nseries] = o;
-		free(used);
-	}
 	for (uint64_t i = 0; i < d->points; i++) {
-		if (p[i].values[0] < lo)
-			lo = p[i].values[0];
-		if (p[i].values[0] > hi)
-			hi = p[i].values[0];
+		if (used[i])
+			continue;
+		ser->start[ser->n++] = o;
+		for (uint64_t j = i; j < d->points; j++) {
+			if (!used[j] && same_series(d, &p[i], &p[j])) {
+				used[j] = true;
+				ser->order[o++] = j;
+			}
+		}
+		qsort_r(ser->order + ser->start[ser->n - 1], o - ser->start[ser->n - 1],
+			sizeof(*ser->order), cmp_key0, (void *)p);
 	}
-	ki = algo ? algo_param_index(algo, d->keys[0]) : -1;
-	if (ki >= 0)
-		snprintf(xlabel, sizeof(xlabel), "%s (%s)", d->keys[0], algo->params[ki].desc);
-	else
-		snprintf(xlabel, sizeof(xlabel), "%s", d->keys[0]);
-	snprintf(title, sizeof(title), "%s, mean of %llu seed%s", d->algorithm,
-		 (unsigned long long)d->seeds, d->seeds == 1 ? "" : "s");
+	ser->start[ser->n] = o;
+	free(used);
+	return 0;
+}
 
-	fputs("# sweep.gp - the plots of this sweep, written by `sim sweep`.\n"
-	      "# Rerun in this directory: gnuplot sweep.gp\n"
-	      "if (!exists('sfx')) sfx = ''\n"
-	      "set grid\nset key box opaque\n"
-	      "# per series: key0 saved_mean_mib saved_ci95_mib cpu_mean_s cpu_ci95_s t90_mean_s t90_ci95_s\n",
+/* The Pareto-optimal points sorted by CPU: *front (nf of them). */
+static int frontier(const struct plot_sweep_def *d, const struct plot_sweep_point *p, uint64_t **front,
+		    size_t *nf, struct sp_err *err)
+{
+	uint64_t *v = calloc(d->points, sizeof(*v));
+	size_t n = 0;
+
+	if (!v)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < d->points; i++)
+		if (p[i].pareto)
+			v[n++] = i;
+	for (size_t a = 1; a < n; a++) /* insertion sort by CPU */
+		for (size_t b = a; b > 0 && p[v[b]].cpu_s.mean < p[v[b - 1]].cpu_s.mean; b--) {
+			uint64_t t = v[b];
+
+			v[b] = v[b - 1];
+			v[b - 1] = t;
+		}
+	*front = v;
+	*nf = n;
+	return 0;
+}
+
+/* One data line "cpu_mean_s saved_mean_mib label" for point q. */
+static void gp_point(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *q)
+{
+	char v[256];
+
+	fmt_values(v, sizeof(v), d, q->values, 0);
+	fprintf(f, "%.10g %.10g ", q->cpu_s.mean, q->saved.mean * (d->page_size / 1048576.0));
+	rep_gp_datum(f, v);
+	fputc('\n', f);
+}
+
+/* The data blocks: one per series, every point ($all, $never) and the frontier ($front). */
+static void gp_data(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+		    const struct series *ser, const uint64_t *front, size_t nf)
+{
+	double mib = d->page_size / 1048576.0;
+
+	fputs("# per series: key0 saved_mean_mib saved_ci95_mib cpu_mean_s cpu_ci95_s t90_mean_s t90_ci95_s\n",
 	      f);
-	for (size_t s = 0; s < nseries; s++) {
+	for (size_t s = 0; s < ser->n; s++) {
 		fprintf(f, "$s%zu << EOD\n", s);
-		for (size_t o = series_start[s]; o < series_start[s + 1]; o++) {
-			const struct plot_sweep_point *q = &p[order[o]];
+		for (size_t o = ser->start[s]; o < ser->start[s + 1]; o++) {
+			const struct plot_sweep_point *q = &p[ser->order[o]];
 
 			fprintf(f, "%.17g %.10g %.10g %.10g %.10g %.10g %.10g\n", q->values[0],
 				q->saved.mean * mib, z(q->saved.ci95) * mib, q->cpu_s.mean,
@@ -918,53 +986,34 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 			      "$never << EOD\n", f);
 		/* gnuplot cannot plot an empty block: a point off the range stands in */
 		fputs("NaN NaN \"\"\n", f);
-		for (uint64_t i = 0; i < d->points; i++) {
-			char v[256];
-
-			if ((p[i].unsettled == 0) != settled)
-				continue;
-			fmt_values(v, sizeof(v), d, p[i].values, 0);
-			fprintf(f, "%.10g %.10g ", p[i].cpu_s.mean, p[i].saved.mean * mib);
-			rep_gp_datum(f, v);
-			fputc('\n', f);
-		}
+		for (uint64_t i = 0; i < d->points; i++)
+			if ((p[i].unsettled == 0) == settled)
+				gp_point(f, d, &p[i]);
 	}
 	fputs("EOD\n$front << EOD\n", f);
-	{
-		/* frontier points sorted by CPU */
-		uint64_t *front = calloc(d->points, sizeof(*front));
-		size_t nf = 0;
-
-		if (!front) {
-			atomic_file_abort(&af);
-			free(order), free(series_start);
-			return sp_err_set(err, SP_ENOMEM, "out of memory");
-		}
-
-		for (uint64_t i = 0; i < d->points; i++)
-			if (p[i].pareto)
-				front[nf++] = i;
-		for (size_t a = 1; a < nf; a++) /* insertion sort by CPU */
-			for (size_t b = a; b > 0 && p[front[b]].cpu_s.mean < p[front[b - 1]].cpu_s.mean; b--) {
-				uint64_t t = front[b];
-
-				front[b] = front[b - 1];
-				front[b - 1] = t;
-			}
-		for (size_t a = 0; a < nf; a++) {
-			char v[256];
-
-			fmt_values(v, sizeof(v), d, p[front[a]].values, 0);
-			fprintf(f, "%.10g %.10g ", p[front[a]].cpu_s.mean, p[front[a]].saved.mean * mib);
-			rep_gp_datum(f, v);
-			fputc('\n', f);
-		}
-		free(front);
-	}
+	for (size_t a = 0; a < nf; a++)
+		gp_point(f, d, &p[front[a]]);
 	fputs("EOD\n", f);
-	fputs("do for [fmt in 'png svg'] {\n"
-	      "  if (fmt eq 'png') { set terminal pngcairo size 1280,720 font 'Sans,12' noenhanced }"
-	      " else { set terminal svg size 960,540 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n", f);
+}
+
+/* The x axis: the first key (with its description when the algorithm has it), log when it spans 50x. */
+static void gp_xaxis(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+		     const struct algo_ops *algo)
+{
+	double lo = INFINITY, hi = -INFINITY;
+	int ki = algo ? algo_param_index(algo, d->keys[0]) : -1;
+	char xlabel[256];
+
+	for (uint64_t i = 0; i < d->points; i++) {
+		if (p[i].values[0] < lo)
+			lo = p[i].values[0];
+		if (p[i].values[0] > hi)
+			hi = p[i].values[0];
+	}
+	if (ki >= 0)
+		snprintf(xlabel, sizeof(xlabel), "%s (%s)", d->keys[0], algo->params[ki].desc);
+	else
+		snprintf(xlabel, sizeof(xlabel), "%s", d->keys[0]);
 	if (lo > 0 && hi / lo >= 50)
 		fputs("  set logscale x\n", f);
 	else
@@ -972,13 +1021,19 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 	fputs("  set xlabel ", f);
 	rep_gp_quoted(f, xlabel);
 	fputs("\n  set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03\n", f);
-	for (int k = 0; k < 3; k++) {
-		static const char *const what[3][2] = {
-			{ "Final memory saved (mean, 95% CI)", "memory saved at the end (MiB)" },
-			{ "Scanner CPU (mean, 95% CI)", "scanner CPU over the run (s)" },
-			{ "Time to 90% of the final savings (mean, 95% CI)", "time to 90% (s)" },
-		};
+}
 
+/* Savings, CPU and time to 90% against the first key: one line per series. */
+static void gp_series_plots(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+			    const struct series *ser, const char *title)
+{
+	static const char *const what[3][2] = {
+		{ "Final memory saved (mean, 95% CI)", "memory saved at the end (MiB)" },
+		{ "Scanner CPU (mean, 95% CI)", "scanner CPU over the run (s)" },
+		{ "Time to 90% of the final savings (mean, 95% CI)", "time to 90% (s)" },
+	};
+
+	for (int k = 0; k < 3; k++) {
 		fprintf(f, "  set key outside right top vertical\n  set output '%s.'.fmt.sfx\n"
 			   "  set title ", sweep_plots[k]);
 		rep_gp_quoted(f, title);
@@ -988,16 +1043,20 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 		rep_gp_quoted(f, what[k][1]);
 		fputs("\n  set yrange [0:*]\n", f);
 		fputs("  plot ", f);
-		for (size_t s = 0; s < nseries; s++) {
+		for (size_t s = 0; s < ser->n; s++) {
 			char v[256];
 
-			fmt_values(v, sizeof(v), d, p[order[series_start[s]]].values, 1);
+			fmt_values(v, sizeof(v), d, p[ser->order[ser->start[s]]].values, 1);
 			fprintf(f, "%s$s%zu using 1:%d:%d with yerrorlines lw 2 pt 7 ps 0.8 lc rgb '%s' title ",
 				s ? ", \\\n       " : "", s, 2 + 2 * k, 3 + 2 * k, plot_colour(s));
-			rep_gp_quoted(f, nseries > 1 ? v : d->algorithm);
+			rep_gp_quoted(f, ser->n > 1 ? v : d->algorithm);
 		}
 		fputc('\n', f);
 	}
+}
+
+static void gp_frontier_plot(FILE *f, const char *title)
+{
 	fputs("  unset logscale x\n  set autoscale y\n  set yrange [0:*]\n", f);
 	fprintf(f, "  set output 'sweep_frontier.'.fmt.sfx\n  set title ");
 	rep_gp_quoted(f, title);
@@ -1009,9 +1068,44 @@ static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
 	      "       $front using 1:2 with linespoints lw 2 pt 7 ps 1.4 lc rgb '#d62728' title 'Pareto frontier', \\\n"
 	      "       $front using 1:2:3 with labels left offset 1,-0.6 font ',9' notitle\n"
 	      "  unset output\n}\n", f);
-	free(order);
-	free(series_start);
-	return atomic_file_commit(&af, err);
+}
+
+static int write_sweep_gp(const char *dir, const struct plot_sweep_def *d,
+			  const struct plot_sweep_point *p, const struct algo_ops *algo,
+			  struct sp_err *err)
+{
+	struct series ser = { 0 };
+	uint64_t *front = NULL;
+	size_t nf = 0;
+	struct atomic_file af;
+	char title[256];
+	int rc = group_series(d, p, &ser, err);
+
+	if (rc == 0)
+		rc = frontier(d, p, &front, &nf, err);
+	if (rc == 0)
+		rc = rep_open(&af, dir, "sweep.gp", err);
+	if (rc == 0) {
+		snprintf(title, sizeof(title), "%s, mean of %llu seed%s", d->algorithm,
+			 (unsigned long long)d->seeds, d->seeds == 1 ? "" : "s");
+		fputs("# sweep.gp - the plots of this sweep, written by `sim sweep`.\n"
+		      "# Rerun in this directory: gnuplot sweep.gp\n"
+		      "if (!exists('sfx')) sfx = ''\n"
+		      "set grid\nset key box opaque\n", af.f);
+		gp_data(af.f, d, p, &ser, front, nf);
+		fputs("do for [fmt in 'png svg'] {\n"
+		      "  if (fmt eq 'png') { set terminal pngcairo size 1280,720 font 'Sans,12' noenhanced }"
+		      " else { set terminal svg size 960,540 dynamic background rgb 'white' font 'Sans,13' noenhanced }\n",
+		      af.f);
+		gp_xaxis(af.f, d, p, algo);
+		gp_series_plots(af.f, d, p, &ser, title);
+		gp_frontier_plot(af.f, title);
+		rc = atomic_file_commit(&af, err);
+	}
+	free(ser.order);
+	free(ser.start);
+	free(front);
+	return rc;
 }
 
 /* ---- index.html ------------------------------------------------------------- */
@@ -1027,42 +1121,33 @@ static void td_stat(FILE *f, const struct plot_stat *s, double scale, const char
 	fputs("</td>", f);
 }
 
-static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
-			    const struct plot_sweep_point *p, const char *desc,
-			    const struct algo_ops *algo, struct sp_err *err)
+/* The points a report names: the best, the cheapest on the frontier, the most efficient. */
+struct sweep_picks {
+	uint64_t best, ties, cheap, eff, never, nfront;
+	bool multi_node, identical;
+};
+
+static void pick_points(const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+			struct sweep_picks *k)
 {
-	static const char *const captions[NSPLOTS] = {
-		"Memory saved at the end of the run against the first varied key; error bars: 95% "
-		"confidence interval of the mean over the seeds.",
-		"Scanner CPU over the whole run (modelled), mean and 95% confidence interval.",
-		"Time until the savings first reached 90% of their final value.",
-		"Every grid point's mean savings against its mean CPU; red: the Pareto frontier (no "
-		"other point saves more for less CPU).",
-	};
-	double mib = d->page_size / 1048576.0;
-	uint64_t best, ties, cheap = UINT64_MAX, eff = 0, never = 0;
-	bool multi_node = false, identical;
-	char v[256];
-	struct atomic_file af;
-	int rc;
-
-	rc = rep_open(&af, dir, "index.html", err);
-	if (rc < 0)
-		return rc;
-	FILE *f = af.f;
-
-	best = plot_sweep_best(p, d->points, &ties);
+	memset(k, 0, sizeof(*k));
+	k->cheap = UINT64_MAX;
+	k->best = plot_sweep_best(p, d->points, &k->ties);
 	for (uint64_t i = 0; i < d->points; i++) {
-		if (!p[i].unsettled && point_eff(&p[i], d->page_size) > point_eff(&p[eff], d->page_size))
-			eff = i;
-		if (p[i].pareto && (cheap == UINT64_MAX || p[i].cpu_s.mean < p[cheap].cpu_s.mean))
-			cheap = i;
-		never += p[i].unsettled != 0;
-		multi_node |= p[i].remote.mean > 0;
+		if (!p[i].unsettled && point_eff(&p[i], d->page_size) > point_eff(&p[k->eff], d->page_size))
+			k->eff = i;
+		if (p[i].pareto && (k->cheap == UINT64_MAX || p[i].cpu_s.mean < p[k->cheap].cpu_s.mean))
+			k->cheap = i;
+		k->never += p[i].unsettled != 0;
+		k->multi_node |= p[i].remote.mean > 0;
+		k->nfront += p[i].pareto;
 	}
-	identical = plot_sweep_seeds_identical(d, p);
-	rep_html_intro(f, "sim sweep", "Parameter sweep of", d->algorithm, d->trace,
-		       desc && *desc ? desc : "(not available)");
+	k->identical = plot_sweep_seeds_identical(d, p);
+}
+
+/* The table under the title: algorithm, grid, options. */
+static void html_setup(FILE *f, const struct plot_sweep_def *d, const struct algo_ops *algo)
+{
 	fputs("<tr><td>algorithm</td><td>", f);
 	rep_html(f, algo ? algo->description : d->algorithm);
 	fputs("</td></tr>\n<tr><td>grid</td><td>", f);
@@ -1084,107 +1169,138 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 	fputs("<tr><td>options</td><td>", f);
 	rep_html(f, d->options);
 	fputs("</td></tr>\n</table>\n", f);
+}
 
-	fputs("<h2>Findings</h2>\n<p>", f);
-	if (best == UINT64_MAX) {
+/* "<code>values</code>" of a point, escaped. */
+static void html_point(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *q)
+{
+	char v[256];
+
+	fmt_values(v, sizeof(v), d, q->values, 0);
+	fputs("<code>", f);
+	rep_html(f, v);
+	fputs("</code>", f);
+}
+
+/* The first finding: the best point and its ties, or that none settled. */
+static void html_best(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+		      const struct sweep_picks *k)
+{
+	const struct plot_sweep_point *b;
+	double mib = d->page_size / 1048576.0;
+
+	if (k->best == UINT64_MAX) {
 		fputs("<b>No point settled</b>: every point saved nothing or was still merging at the "
 		      "end, so none is called optimal; lengthen the run (--tail-ms, --duration-ms) or "
 		      "scan faster. ", f);
-	} else {
-		fmt_values(v, sizeof(v), d, p[best].values, 0);
-		fputs("The most memory was saved at <code>", f);
-		rep_html(f, v);
-		fprintf(f, "</code>: %.1f MiB on average (%.1f%% of the guests' present memory)",
-			p[best].saved.mean * mib, plot_pct_of_present(p[best].saved.mean, p[best].present));
-		if (!isnan(p[best].saved.ci95) && p[best].saved.ci95 > 0)
-			fprintf(f, " (&plusmn; %.1f MiB, 95%% CI)", p[best].saved.ci95 * mib);
-		fprintf(f, ", for %.3f s of scanner CPU (%.2f%% of one core), reaching 90%% of it after "
-			   "%.1f s. ",
-			p[best].cpu_s.mean, plot_sweep_cpu_pct(&p[best]), p[best].t90_s.mean);
-		if (ties)
-			fprintf(f, "%llu other point%s saved exactly as much (a tie); of the tied points "
-				   "this one reaches 90%% soonest, then spends the least CPU. ",
-				(unsigned long long)ties, ties == 1 ? "" : "s");
+		return;
 	}
-	if (cheap != UINT64_MAX && cheap != best) {
-		fmt_values(v, sizeof(v), d, p[cheap].values, 0);
-		fputs("The cheapest point on the savings/CPU frontier is <code>", f);
-		rep_html(f, v);
-		fprintf(f, "</code>: %.1f MiB (%.0f%% of the best) for %.3f s of CPU (%.2f%% of one "
+	b = &p[k->best];
+	fputs("The most memory was saved at ", f);
+	html_point(f, d, b);
+	fprintf(f, ": %.1f MiB on average (%.1f%% of the guests' present memory)",
+		b->saved.mean * mib, plot_pct_of_present(b->saved.mean, b->present));
+	if (!isnan(b->saved.ci95) && b->saved.ci95 > 0)
+		fprintf(f, " (&plusmn; %.1f MiB, 95%% CI)", b->saved.ci95 * mib);
+	fprintf(f, ", for %.3f s of scanner CPU (%.2f%% of one core), reaching 90%% of it after "
+		   "%.1f s. ",
+		b->cpu_s.mean, plot_sweep_cpu_pct(b), b->t90_s.mean);
+	if (k->ties)
+		fprintf(f, "%llu other point%s saved exactly as much (a tie); of the tied points "
+			   "this one reaches 90%% soonest, then spends the least CPU. ",
+			(unsigned long long)k->ties, k->ties == 1 ? "" : "s");
+}
+
+static void html_findings(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+			  const struct sweep_picks *k)
+{
+	const struct plot_sweep_point *e = &p[k->eff];
+	double mib = d->page_size / 1048576.0;
+
+	fputs("<h2>Findings</h2>\n<p>", f);
+	html_best(f, d, p, k);
+	if (k->cheap != UINT64_MAX && k->cheap != k->best) {
+		const struct plot_sweep_point *c = &p[k->cheap];
+
+		fputs("The cheapest point on the savings/CPU frontier is ", f);
+		html_point(f, d, c);
+		fprintf(f, ": %.1f MiB (%.0f%% of the best) for %.3f s of CPU (%.2f%% of one "
 			   "core). ",
-			p[cheap].saved.mean * mib,
-			best != UINT64_MAX && p[best].saved.mean > 0
-				? 100 * p[cheap].saved.mean / p[best].saved.mean : 0.0,
-			p[cheap].cpu_s.mean, plot_sweep_cpu_pct(&p[cheap]));
+			c->saved.mean * mib,
+			k->best != UINT64_MAX && p[k->best].saved.mean > 0
+				? 100 * c->saved.mean / p[k->best].saved.mean : 0.0,
+			c->cpu_s.mean, plot_sweep_cpu_pct(c));
 	}
-	if (!p[eff].unsettled && point_eff(&p[eff], d->page_size) > 0 &&
-	    !isinf(point_eff(&p[eff], d->page_size))) {
-		fmt_values(v, sizeof(v), d, p[eff].values, 0);
-		fputs("The most memory per CPU second is saved at <code>", f);
-		rep_html(f, v);
-		fprintf(f, "</code> (%.1f MiB per CPU second). ", point_eff(&p[eff], d->page_size));
+	if (!e->unsettled && point_eff(e, d->page_size) > 0 && !isinf(point_eff(e, d->page_size))) {
+		fputs("The most memory per CPU second is saved at ", f);
+		html_point(f, d, e);
+		fprintf(f, " (%.1f MiB per CPU second). ", point_eff(e, d->page_size));
 	}
-	if (never)
+	if (k->never)
 		fprintf(f, "%llu point%s never settled (time to 90%%: never; the reason is in the "
 			   "table) and %s neither on the frontier nor a candidate for the best. ",
-			(unsigned long long)never, never == 1 ? "" : "s", never == 1 ? "is" : "are");
-	if (identical)
+			(unsigned long long)k->never, k->never == 1 ? "" : "s", k->never == 1 ? "is" : "are");
+	if (k->identical)
 		fprintf(f, "<b>The %llu seeds gave identical results at every point</b>: this "
 			   "configuration is deterministic (a deterministic algorithm without "
 			   "--spread-writes), so there is no spread to show and no confidence interval "
 			   "is printed; use one seed, or --spread-writes. ",
 			(unsigned long long)d->seeds);
-	{
-		uint64_t nf = 0;
-
-		for (uint64_t i = 0; i < d->points; i++)
-			nf += p[i].pareto;
-		fprintf(f, "%llu of the %llu points are Pareto-optimal (marked &#9733; below).",
-			(unsigned long long)nf, (unsigned long long)d->points);
-	}
+	fprintf(f, "%llu of the %llu points are Pareto-optimal (marked &#9733; below).",
+		(unsigned long long)k->nfront, (unsigned long long)d->points);
 	fputs("</p>\n", f);
+}
 
+/* Row i of the results table. */
+static void html_result_row(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *q,
+			    uint64_t i, bool multi_node)
+{
+	double e = point_eff(q, d->page_size);
+
+	fprintf(f, "<tr><td>%llu</td>", (unsigned long long)i);
+	for (uint32_t k = 0; k < d->nkeys; k++)
+		fprintf(f, "<td>%g</td>", q->values[k]);
+	td_stat(f, &q->saved, d->page_size / 1048576.0, "%.1f");
+	fprintf(f, "<td>%.1f</td>", plot_pct_of_present(q->saved.mean, q->present));
+	if (q->unsettled) {
+		fputs("<td class=\"never\">never (", f);
+		if (q->unsettled < q->runs)
+			fprintf(f, "%llu of %llu runs: ", (unsigned long long)q->unsettled,
+				(unsigned long long)q->runs);
+		rep_html(f, q->never);
+		fputs(")</td>", f);
+	} else {
+		td_stat(f, &q->t90_s, 1, "%.1f");
+	}
+	td_stat(f, &q->cpu_s, 1, "%.3f");
+	fprintf(f, "<td>%.2f</td>", plot_sweep_cpu_pct(q));
+	td_stat(f, &q->cow, 1, "%.0f");
+	if (isinf(e))
+		fputs("<td>&infin;</td>", f);
+	else
+		fprintf(f, "<td>%.1f</td>", e);
+	if (multi_node)
+		td_stat(f, &q->remote, 1, "%.0f");
+	fprintf(f, "<td>%s</td></tr>\n", q->pareto ? "&#9733;" : "");
+}
+
+static void html_results(FILE *f, const struct plot_sweep_def *d, const struct plot_sweep_point *p,
+			 const struct sweep_picks *k)
+{
 	fputs("<h2>Results</h2>\n<table>\n<tr><th>point</th>", f);
-	for (uint32_t k = 0; k < d->nkeys; k++) {
+	for (uint32_t i = 0; i < d->nkeys; i++) {
 		fputs("<th>", f);
-		rep_html(f, d->keys[k]);
+		rep_html(f, d->keys[i]);
 		fputs("</th>", f);
 	}
 	fputs("<th>saved at end (MiB)</th><th>% of present</th><th>time to 90% (s)</th>"
 	      "<th>scanner CPU (s)</th><th>CPU (% of a core)</th><th>COW breaks</th>"
 	      "<th>MiB per CPU s</th>", f);
-	if (multi_node)
+	if (k->multi_node)
 		fputs("<th>remote sharers</th>", f);
 	fputs("<th>frontier</th></tr>\n", f);
-	for (uint64_t i = 0; i < d->points; i++) {
-		double e = point_eff(&p[i], d->page_size);
-
-		fprintf(f, "<tr><td>%llu</td>", (unsigned long long)i);
-		for (uint32_t k = 0; k < d->nkeys; k++)
-			fprintf(f, "<td>%g</td>", p[i].values[k]);
-		td_stat(f, &p[i].saved, mib, "%.1f");
-		fprintf(f, "<td>%.1f</td>", plot_pct_of_present(p[i].saved.mean, p[i].present));
-		if (p[i].unsettled) {
-			fputs("<td class=\"never\">never (", f);
-			if (p[i].unsettled < p[i].runs)
-				fprintf(f, "%llu of %llu runs: ", (unsigned long long)p[i].unsettled,
-					(unsigned long long)p[i].runs);
-			rep_html(f, p[i].never);
-			fputs(")</td>", f);
-		} else {
-			td_stat(f, &p[i].t90_s, 1, "%.1f");
-		}
-		td_stat(f, &p[i].cpu_s, 1, "%.3f");
-		fprintf(f, "<td>%.2f</td>", plot_sweep_cpu_pct(&p[i]));
-		td_stat(f, &p[i].cow, 1, "%.0f");
-		if (isinf(e))
-			fputs("<td>&infin;</td>", f);
-		else
-			fprintf(f, "<td>%.1f</td>", e);
-		if (multi_node)
-			td_stat(f, &p[i].remote, 1, "%.0f");
-		fprintf(f, "<td>%s</td></tr>\n", p[i].pareto ? "&#9733;" : "");
-	}
+	for (uint64_t i = 0; i < d->points; i++)
+		html_result_row(f, d, &p[i], i, k->multi_node);
 	fprintf(f, "</table>\n<p class=\"note\">Mean over %llu seed%s%s.  Time to 90%% is "
 		   "&ldquo;never&rdquo; when a run saved nothing or was still merging at the end "
 		   "(its savings rose by more than 1%% over the last tenth of the run); such points "
@@ -1192,17 +1308,45 @@ static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
 		   "Data: <a href=\"sweep.csv\">sweep.csv</a> (per point), <a href=\"runs.csv\">"
 		   "runs.csv</a> (per run); plots: <a href=\"sweep.gp\">sweep.gp</a>.</p>\n",
 		(unsigned long long)d->seeds, d->seeds == 1 ? "" : "s",
-		d->seeds > 1 && !identical
+		d->seeds > 1 && !k->identical
 			? " &plusmn; the half-width of the 95% confidence interval (Student's t); "
 			  "no &plusmn; where the seeds agreed exactly"
 			: "");
-	fputs("<h2>Plots</h2>\n<div class=\"plots\">\n", f);
-	for (size_t i = 0; i < NSPLOTS; i++)
-		fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.svg\" alt=\"%s\"></a>"
-			   "<figcaption>%s</figcaption></figure>\n",
-			sweep_plots[i], sweep_plots[i], sweep_plots[i], captions[i]);
-	fputs("</div>\n<p class=\"note\">Written by <code>sim sweep</code> (samepage " SP_VERSION
+}
+
+static void html_plots(FILE *f)
+{
+	static const char *const captions[NSPLOTS] = {
+		"Memory saved at the end of the run against the first varied key; error bars: 95% "
+		"confidence interval of the mean over the seeds.",
+		"Scanner CPU over the whole run (modelled), mean and 95% confidence interval.",
+		"Time until the savings first reached 90% of their final value.",
+		"Every grid point's mean savings against its mean CPU; red: the Pareto frontier (no "
+		"other point saves more for less CPU).",
+	};
+
+	rep_html_figures(f, "Plots", sweep_plots, captions, NSPLOTS);
+	fputs("<p class=\"note\">Written by <code>sim sweep</code> (samepage " SP_VERSION
 	      ").</p>\n</body>\n</html>\n", f);
+}
+
+static int write_sweep_html(const char *dir, const struct plot_sweep_def *d,
+			    const struct plot_sweep_point *p, const char *desc,
+			    const struct algo_ops *algo, struct sp_err *err)
+{
+	struct sweep_picks k;
+	struct atomic_file af;
+	int rc = rep_open(&af, dir, "index.html", err);
+
+	if (rc < 0)
+		return rc;
+	pick_points(d, p, &k);
+	rep_html_intro(af.f, "sim sweep", "Parameter sweep of", d->algorithm, d->trace,
+		       desc && *desc ? desc : "(not available)");
+	html_setup(af.f, d, algo);
+	html_findings(af.f, d, p, &k);
+	html_results(af.f, d, p, &k);
+	html_plots(af.f);
 	return atomic_file_commit(&af, err);
 }
 

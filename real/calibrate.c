@@ -8,18 +8,20 @@
  *   tree_step  memcmp of two random different pages, which stops early:
  *              the cost is the cache misses of one tree node's page.
  * ksmd (root and KSM), pages_to_scan large, sleep 0, smart_scan 0, timing
- * ksmd's CPU (/proc/PID/schedstat) per full scan:
- *   B. pages in groups of 128 equal pages: the third scan visits pages
- *      that are all merged already -> visit (page walk, rmap lookup);
+ * ksmd's CPU (/proc/PID/schedstat) per full scan, SCANS scans per phase and
+ * the median of the steady ones (a busy neighbour's bursts hit single scans):
+ *   B. pages in groups of 128 equal pages: the third and later scans visit
+ *      pages that are all merged already -> visit (page walk, rmap lookup);
  *   A. unique pages, later scans: checksum, empty stable tree, unstable
  *      tree insert of about log2(n) steps -> tree_step (one node visited,
  *      its early-exit memcmp included) = (cost - visit - checksum) / log2(n);
  *   B. in the second scan nearly every page finds its group's KSM page in
  *      a stable tree of n/128 nodes ->
  *      merge = scan cost per page - (visit + checksum + log2(n/128) steps);
- *   (the first scan of A, checksums only, is reported: it also pays for
- *   allocating each page's rmap item, which the model does not charge);
- *      a write to each merged page then times the COW break.
+ *   A. the first scan visits every page for the first time: checksum only,
+ *      plus allocating each page's rmap item ->
+ *      first_visit = first scan cost per page - (visit + checksum);
+ *   a write to each merged page then times the COW break.
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -86,9 +88,29 @@ static void user_timings(struct real_calibration *out, uint8_t *a, uint8_t *b, u
 	(void)sink;
 }
 
+/*
+ * Full scans timed per phase: the first one or two do the phase's work, the
+ * rest repeat the steady one, whose median resists a neighbour's burst.
+ */
+#define SCANS 7
+
+/* The median of v[from..to) (to - from <= SCANS), which it reorders. */
+static double median_from(double *v, int from, int to)
+{
+	for (int i = from + 1; i < to; i++)
+		for (int j = i; j > from && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return (to - from) % 2 ? v[(from + to) / 2] : (v[(from + to) / 2 - 1] + v[(from + to) / 2]) / 2;
+}
+
 struct scan_cost {
 	pid_t ksmd;
 	const struct real_ksm *k;
+	const volatile sig_atomic_t *stop; /* set by a signal: give up */
 };
 
 /*
@@ -109,6 +131,8 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct 
 		if ((double)sp_mono_ns() > deadline)
 			return sp_err_set(err, SP_EIO, "ksmd made no progress for 120 s (is another job using KSM?)");
 		usleep(500);
+		if (sc->stop && *sc->stop)
+			return sp_err_set(err, SP_EIO, "calibrate: interrupted by signal %d", (int)*sc->stop);
 		if ((rc = real_ksm_get(sc->k, REAL_KSM_FULL_SCANS, &full, err)) < 0)
 			return rc;
 		if (full == full0)
@@ -126,12 +150,12 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct 
 }
 
 static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
-			uint8_t *b, uint64_t n, real_calib_progress_fn progress, void *arg,
-			struct sp_err *err)
+			uint8_t *b, uint64_t n, const volatile sig_atomic_t *stop,
+			real_calib_progress_fn progress, void *arg, struct sp_err *err)
 {
 	struct real_ksm_settings s;
-	struct scan_cost sc = { .k = k };
-	double scan[4], logn = log2((double)n), t;
+	struct scan_cost sc = { .k = k, .stop = stop };
+	double scan[SCANS], logn = log2((double)n), t;
 	int rc;
 
 	rc = real_ksmd_pid(&sc.ksmd, err);
@@ -161,12 +185,12 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc == 0)
-		rc = time_scans(&sc, 4, scan, err);
+		rc = time_scans(&sc, SCANS, scan, err);
 	madvise(a, n * PAGE, MADV_UNMERGEABLE);
 	if (rc < 0)
 		return rc;
 	out->ksmd_first_scan_ns = scan[0];
-	out->ksmd_unique_scan_ns = (scan[2] + scan[3]) / 2;
+	out->ksmd_unique_scan_ns = median_from(scan, 2, SCANS);
 
 	/* B: groups of GROUP equal pages (fewer than max_page_sharing: no chains). */
 	if (progress)
@@ -179,9 +203,9 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc == 0)
-		rc = time_scans(&sc, 3, scan, err);
+		rc = time_scans(&sc, SCANS, scan, err);
 	if (rc == 0) {
-		double visit = scan[2], csum = out->ns[BK_COST_CHECKSUM], step, base;
+		double visit = median_from(scan, 2, SCANS), csum = out->ns[BK_COST_CHECKSUM], step, base;
 
 		/*
 		 * A visit is what ksmd pays for a page it has nothing to do with
@@ -193,10 +217,11 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
 		base = visit + csum + log2((double)n / GROUP) * step;
 		out->ksmd_merge_scan_ns = scan[1];
-		out->ksmd_merged_scan_ns = scan[2];
+		out->ksmd_merged_scan_ns = visit;
 		out->ns[BK_COST_VISIT] = visit;
 		out->ns[BK_COST_TREE_STEP] = step;
 		out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
+		out->ns[BK_COST_FIRST_VISIT] = fmax(0, out->ksmd_first_scan_ns - visit - csum);
 		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 	}
 	if (rc == 0) {
@@ -213,11 +238,13 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 	}
 	madvise(b, n * PAGE, MADV_UNMERGEABLE);
 	out->measured[BK_COST_VISIT] = out->measured[BK_COST_MERGE] = rc == 0;
+	out->measured[BK_COST_FIRST_VISIT] = rc == 0;
 	return rc;
 }
 
 int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
-		   real_calib_progress_fn progress, void *arg, struct sp_err *err)
+		   const volatile sig_atomic_t *stop, real_calib_progress_fn progress, void *arg,
+		   struct sp_err *err)
 {
 	struct real_ksm k;
 	struct real_ksm_saved saved;
@@ -245,12 +272,14 @@ int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
 	if (progress)
 		progress(arg, "userspace timings", 0.2);
 	user_timings(out, a, b, pages);
-	if (use_ksm) {
+	if (stop && *stop) {
+		rc = sp_err_set(err, SP_EIO, "calibrate: interrupted by signal %d", (int)*stop);
+	} else if (use_ksm) {
 		rc = real_ksm_open(&k, NULL, true, err);
 		if (rc == 0)
 			rc = real_ksm_save(&k, &saved, err);
 		if (rc == 0) {
-			rc = ksmd_timings(out, &k, a, b, pages, progress, arg, err);
+			rc = ksmd_timings(out, &k, a, b, pages, stop, progress, arg, err);
 			if (real_ksm_restore(&saved, rc < 0 ? NULL : err) < 0 && rc == 0)
 				rc = SP_EIO;
 		}

@@ -1,11 +1,12 @@
 /*
  * calibrate.h - measures the CPU cost model's constants on this machine:
- * nanoseconds per page visit, checksum, compare, tree step, merge and COW
- * break (enum bk_cost), for the simulator's --cost.
+ * nanoseconds per page visit, checksum, compare, tree step, merge, COW
+ * break and first visit (enum bk_cost), for the simulator's --cost.
  */
 #ifndef SP_REAL_CALIBRATE_H
 #define SP_REAL_CALIBRATE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,7 +18,7 @@ struct real_calibration {
 	bool measured[BK_COST__COUNT];  /* false: not measured (no KSM, not root) */
 	uint64_t pages;                 /* region size used, pages */
 	/* what ksmd did, per page scanned, in each phase (0 if not run) */
-	double ksmd_first_scan_ns;      /* first visits: checksum only */
+	double ksmd_first_scan_ns;      /* first visits: checksum and rmap item allocation */
 	double ksmd_unique_scan_ns;     /* unique pages, unstable tree rebuilt */
 	double ksmd_merge_scan_ns;      /* pairs of equal pages merging */
 	double ksmd_merged_scan_ns;     /* visits of pages already merged */
@@ -28,10 +29,13 @@ typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double frac
 /*
  * Userspace timings (checksum, compare, tree step) always; with root and
  * KSM, ksmd's own CPU time over `pages` unique and duplicated pages (visit,
- * tree step, merge) and the COW break of a merged page.  Saves and restores
- * every KSM tunable; the host's other mergeable memory would disturb it.
+ * tree step, merge, first visit) and the COW break of a merged page.  Saves
+ * and restores every KSM tunable; the host's other mergeable memory would
+ * disturb it.  When *stop becomes non-zero (a signal; stop may be NULL) the
+ * wait for ksmd ends with SP_EIO, tunables restored as on any failure.
  */
 int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
-		   real_calib_progress_fn progress, void *arg, struct sp_err *err);
+		   const volatile sig_atomic_t *stop, real_calib_progress_fn progress, void *arg,
+		   struct sp_err *err);
 
 #endif

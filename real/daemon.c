@@ -137,25 +137,20 @@ static bool parse_keep_int(const char *s, double min, double max, int64_t *out)
 	return true;
 }
 
-static int set_key(struct real_daemon_conf *c, const struct sim_kv *kv, struct sp_err *err)
+static int refuse(const char **why, const char *what)
 {
-	const char *k = kv->key, *v = kv->value;
-	char pv[256];
-	int64_t iv;
-	int idx;
+	*why = what;
+	return -1;
+}
 
-#define BAD(what) sp_err_set(err, SP_ECORRUPT, "%s:%u: %s=%s: %s", c->path, kv->line, k, v, what)
-	for (size_t i = 0; i < NLEGACY; i++) {
-		if (!strcmp(k, legacy_keys[i].key)) {
-			snprintf(pv, sizeof(pv), "%s=%s", legacy_keys[i].param, v);
-			for (idx = 0; ctl_at((size_t)idx) != ctl_find("ksmtuned"); idx++)
-				;
-			goto policy_param;
-		}
-	}
+/* samepaged's own keys (SAMEPAGE_*, LOGFILE, DEBUG, a plan's): 1 set, 0 not one, -1 bad value (*why). */
+static int own_key(struct real_daemon_conf *c, const char *k, const char *v, const char **why)
+{
+	int64_t iv;
+
 	if (!strcmp(k, "SAMEPAGE_POLICY")) {
 		if (!ctl_find(v))
-			return BAD("unknown policy (ksmtuned, advisor, plan)");
+			return refuse(why, "unknown policy (ksmtuned, advisor, plan)");
 		c->policy = ctl_find(v);
 	} else if (!strcmp(k, "SAMEPAGE_PLAN")) {
 		snprintf(c->plan, sizeof(c->plan), "%s", v);
@@ -167,14 +162,14 @@ static int set_key(struct real_daemon_conf *c, const struct sim_kv *kv, struct s
 		else if (!strcmp(v, "0") || !strcmp(v, "1"))
 			c->merge_across_nodes = v[0] - '0';
 		else
-			return BAD("expected auto, 0, 1 or keep");
+			return refuse(why, "expected auto, 0, 1 or keep");
 	} else if (!strcmp(k, "SAMEPAGE_USE_ZERO_PAGES") || !strcmp(k, "SAMEPAGE_SMART_SCAN")) {
 		if (!parse_keep_int(v, 0, 1, &iv))
-			return BAD("expected 0, 1 or keep");
+			return refuse(why, "expected 0, 1 or keep");
 		*(k[9] == 'U' ? &c->use_zero_pages : &c->smart_scan) = (int)iv;
 	} else if (!strcmp(k, "SAMEPAGE_MAX_PAGE_SHARING")) {
 		if (!parse_keep_int(v, 2, 1 << 30, &c->max_page_sharing))
-			return BAD("expected an integer of at least 2, or keep");
+			return refuse(why, "expected an integer of at least 2, or keep");
 	} else if (!strcmp(k, "SAMEPAGE_ON_EXIT")) {
 		if (!strcmp(v, "keep"))
 			c->on_exit = REAL_ON_EXIT_KEEP;
@@ -183,19 +178,19 @@ static int set_key(struct real_daemon_conf *c, const struct sim_kv *kv, struct s
 		else if (!strcmp(v, "unmerge"))
 			c->on_exit = REAL_ON_EXIT_UNMERGE;
 		else
-			return BAD("expected keep, stop or unmerge");
+			return refuse(why, "expected keep, stop or unmerge");
 	} else if (!strcmp(k, "SAMEPAGE_RESERVE_MIB")) {
 		if (!parse_keep_int(v, 0, 1ll << 40, &c->reserve_mib) || c->reserve_mib < 0)
-			return BAD("expected a whole number of MiB");
+			return refuse(why, "expected a whole number of MiB");
 	} else if (!strcmp(k, "SAMEPAGE_COW_ALARM_PER_SEC")) {
 		if (!parse_num(v, 0, 1e12, &c->cow_alarm_per_s))
-			return BAD("expected a rate of COW breaks per second");
+			return refuse(why, "expected a rate of COW breaks per second");
 	} else if (!strcmp(k, "SAMEPAGE_POLL_SEC")) {
 		if (!parse_num(v, 0.01, 86400, &c->poll_s))
-			return BAD("expected seconds in [0.01, 86400]");
+			return refuse(why, "expected seconds in [0.01, 86400]");
 	} else if (!strcmp(k, "SAMEPAGE_UNMERGE_TIMEOUT_SEC")) {
 		if (!parse_num(v, 0, 86400, &c->unmerge_timeout_s))
-			return BAD("expected seconds in [0, 86400]");
+			return refuse(why, "expected seconds in [0, 86400]");
 	} else if (!strcmp(k, "SAMEPAGE_METRICS")) {
 		snprintf(c->metrics, sizeof(c->metrics), "%s", v);
 	} else if (!strcmp(k, "SAMEPAGE_CSV")) {
@@ -206,22 +201,47 @@ static int set_key(struct real_daemon_conf *c, const struct sim_kv *kv, struct s
 		c->debug = v[0] != '\0';
 	} else if (!strcmp(k, "PLAN_FORMAT") || !strcmp(k, "PLAN_SOURCE") || !strcmp(k, "STEP")) {
 		/* a plan in the configuration file: the plan policy reads it */
-	} else if ((idx = generic_key(k, v, pv, sizeof(pv))) >= 0) {
-		goto policy_param;
 	} else {
-		return sp_err_set(err, SP_ECORRUPT, "%s:%u: unknown key %s (samepaged.conf(5) lists the keys)",
-				  c->path, kv->line, k);
+		return 0;
 	}
-	return 0;
-policy_param:
-	{
-		struct sp_err e = { 0 };
+	return 1;
+}
 
-		if (ctl_params_set(ctl_at((size_t)idx), &c->params[idx], pv, &e) < 0)
-			return sp_err_set(err, SP_ECORRUPT, "%s:%u: %s=%s: %s", c->path, kv->line, k, v, e.msg);
-	}
+/* "param=value" (pv) for policy idx's parameters, from line kv. */
+static int policy_param(struct real_daemon_conf *c, int idx, const char *pv, const struct sim_kv *kv,
+			struct sp_err *err)
+{
+	struct sp_err e = { 0 };
+
+	if (ctl_params_set(ctl_at((size_t)idx), &c->params[idx], pv, &e) < 0)
+		return sp_err_set(err, SP_ECORRUPT, "%s:%u: %s=%s: %s", c->path, kv->line, kv->key,
+				  kv->value, e.msg);
 	return 0;
-#undef BAD
+}
+
+static int set_key(struct real_daemon_conf *c, const struct sim_kv *kv, struct sp_err *err)
+{
+	const char *k = kv->key, *v = kv->value, *why = NULL;
+	char pv[256];
+	int idx, rc;
+
+	for (size_t i = 0; i < NLEGACY; i++) {
+		if (!strcmp(k, legacy_keys[i].key)) {
+			snprintf(pv, sizeof(pv), "%s=%s", legacy_keys[i].param, v);
+			for (idx = 0; ctl_at((size_t)idx) != ctl_find("ksmtuned"); idx++)
+				;
+			return policy_param(c, idx, pv, kv, err);
+		}
+	}
+	rc = own_key(c, k, v, &why);
+	if (rc < 0)
+		return sp_err_set(err, SP_ECORRUPT, "%s:%u: %s=%s: %s", c->path, kv->line, k, v, why);
+	if (rc > 0)
+		return 0;
+	if ((idx = generic_key(k, v, pv, sizeof(pv))) >= 0)
+		return policy_param(c, idx, pv, kv, err);
+	return sp_err_set(err, SP_ECORRUPT, "%s:%u: unknown key %s (samepaged.conf(5) lists the keys)",
+			  c->path, kv->line, k);
 }
 
 int real_daemon_conf_load(struct real_daemon_conf *out, const char *path, struct sp_err *err)

@@ -530,6 +530,19 @@ int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err)
 	return real_proc_cpu_ns_at("/proc", pid, out, err);
 }
 
+int real_proc_wait_ns(pid_t pid, int64_t *out, struct sp_err *err)
+{
+	char path[64], buf[256];
+	unsigned long long on_cpu, waiting;
+
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
+	if (real_read_small(path, buf, sizeof(buf)) < 0 ||
+	    sscanf(buf, "%llu %llu", &on_cpu, &waiting) != 2)
+		return sp_err_set(err, SP_ENOTSUP, "%s: not readable (no schedstats)", path);
+	*out = (int64_t)waiting;
+	return 0;
+}
+
 int real_vmstat_cow_ksm_at(const char *procfs, int64_t *out, struct sp_err *err)
 {
 	char path[512], line[128];

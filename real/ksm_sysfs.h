@@ -156,6 +156,11 @@ int real_ksmd_pid(pid_t *out, struct sp_err *err);
 int real_proc_cpu_ns(pid_t pid, int64_t *out, struct sp_err *err);
 /* The same under another proc root (a fake tree in tests). */
 int real_proc_cpu_ns_at(const char *procfs, pid_t pid, int64_t *out, struct sp_err *err);
+/*
+ * Time a process spent runnable but waiting for a CPU, in ns (the second
+ * field of /proc/PID/schedstat); SP_ENOTSUP without schedstat.
+ */
+int real_proc_wait_ns(pid_t pid, int64_t *out, struct sp_err *err);
 /* The cow_ksm count of /proc/vmstat (COW breaks of KSM pages since boot); 0 if absent. */
 int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err);
 /* The same under another proc root; -1 if the line is absent (kernels before 6.2). */

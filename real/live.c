@@ -42,8 +42,10 @@
  * VMAs.  Every merged page whose neighbours do not map the following memfd
  * pages is a VMA of its own (plus the split of the region around it), so
  * vm.max_map_count (65530 by default) caps merging near 32k pages.  The
- * backend estimates the process's VMA count (VMAs at creation + 2 per page
- * living in a VMA it created) and, within 256 of the limit, refuses merges
+ * backend estimates the process's VMA count (the last count + 2 per page
+ * that entered a VMA it created since: a split in three at worst) and,
+ * within 256 of the limit, first counts them again (/proc/self/maps: pages
+ * merged in runs share VMAs and cost far less than 2), then refuses merges
  * with SP_ELIMIT (counted in map_limit_refusals); it never lets mmap fail
  * half-way.  Drivers may raise the limit when root (real_map_count_set) and
  * say so.  Adjacent pages mapping consecutive memfd pages share one VMA (the
@@ -129,6 +131,9 @@
 #define SLOT_ZERO BK_SLOT_ZERO
 #define CHUNK 512u
 #define MAP_MARGIN 256u
+#define VMA_RECOUNT_PAGES 64u
+#define VMA_RECOUNT_NS 1000000000ull
+#define POLL_GAP 16u /* COW polling reads one pagemap span across private gaps up to this long */
 
 #define PG_PRESENT 0x1u
 #define PG_INFILE 0x2u  /* lives in a MAP_PRIVATE mapping of a pool memfd */
@@ -217,6 +222,11 @@ struct real_live {
 	int64_t cow_breaks, merges, remote;
 	uint64_t mapped_pages, zero_pages, file_vma_pages;
 	uint64_t base_vmas, max_map_count, map_limit_refusals, merge_ns, cow_polled;
+	uint64_t timed_merges, timed_pages; /* the merges (and their pages) merge_ns covers */
+	/* The VMA estimate: vmas_seen counted at vmas_seen_ns, + 2 per page entering a VMA of ours since. */
+	uint64_t vmas_seen, vmas_seen_ns, vma_adds, vma_recounts;
+	uint64_t hint_first, hint_n; /* lv_page_info's last region: pages [hint_first, + hint_n) */
+	uint32_t hint_reg;
 	uint64_t poll_cursor;
 	struct live_run runs[NRUNS]; /* packed from runs[0], the oldest */
 	bool defer;                  /* remaps wait in runs until real_live_flush() */
@@ -226,6 +236,17 @@ struct real_live {
 };
 
 static void runs_flush(struct real_live *L);
+
+/*
+ * A page's checksum: XXH3-64, the fastest variant libxxhash offers here
+ * (bench/README.md: ~85 ns per cached 4 KiB page against XXH64's ~280; the
+ * library's AVX2/AVX-512 dispatch is no faster on 4 KiB).  ksmd uses xxhash
+ * too; only equality matters, the values are never compared with the kernel's.
+ */
+static inline uint32_t page_hash(const void *p, uint32_t len)
+{
+	return (uint32_t)XXH3_64bits(p, len);
+}
 
 static inline uint8_t *page_addr(const struct real_live *L, bk_page p)
 {
@@ -769,7 +790,7 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		L->nnodes = REAL_LIVE_MAX_NODES;
 	if (L->fake_topo || L->nnodes > 1)
 		query_nodes(L);
-	L->zero_csum = (uint32_t)XXH64(L->zero_buf, L->ps, 0);
+	L->zero_csum = page_hash(L->zero_buf, L->ps);
 
 	L->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (L->pagemap < 0) {
@@ -785,6 +806,8 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
 		L->max_map_count = 65530;
 	L->base_vmas = real_count_vmas() + 2 * L->nnodes; /* + the pool views */
+	L->vmas_seen = L->base_vmas;
+	L->vmas_seen_ns = sp_mono_ns();
 	*out = L;
 	return 0;
 nomem:
@@ -835,21 +858,56 @@ static void release(struct real_live *L, bk_page p, uint8_t *addr)
 	track_attach(L, p, addr);
 }
 
-/* Would another VMA of ours cross max_map_count? */
+static uint64_t vma_estimate(const struct real_live *L)
+{
+	return L->vmas_seen + 2 * L->vma_adds;
+}
+
+/* The estimate becomes a count: the pending remaps are made, then /proc/self/maps is read. */
+static void vma_recount(struct real_live *L)
+{
+	uint64_t views = 0;
+
+	runs_flush(L);
+	for (uint32_t n = 0; n < L->nnodes; n++)
+		views += L->pools[n].fd < 0; /* a pool opened later adds its view */
+	L->vmas_seen = real_count_vmas() + views;
+	L->vmas_seen_ns = sp_mono_ns();
+	L->vma_adds = 0;
+	L->vma_recounts++;
+}
+
+/*
+ * Would new_pages more pages in VMAs of ours cross max_map_count?  Each may
+ * split a VMA in three (+2), the bound the estimate charges; pages merged in
+ * runs share a VMA and cost far less, so near the limit the estimate is
+ * replaced by a count before any merge is refused (at most once per
+ * VMA_RECOUNT_PAGES pages or VMA_RECOUNT_NS: a count reads the whole maps file).
+ */
 static bool map_limit(struct real_live *L, unsigned new_pages)
 {
-	if (L->base_vmas + 2 * (L->file_vma_pages + new_pages) + MAP_MARGIN <= L->max_map_count)
+	if (vma_estimate(L) + 2ull * new_pages + MAP_MARGIN <= L->max_map_count)
 		return false;
+	if (L->vma_adds >= VMA_RECOUNT_PAGES || sp_mono_ns() - L->vmas_seen_ns > VMA_RECOUNT_NS) {
+		vma_recount(L);
+		if (vma_estimate(L) + 2ull * new_pages + MAP_MARGIN <= L->max_map_count)
+			return false;
+	}
 	L->map_limit_refusals++;
 	return true;
 }
 
+/* Page p now lives in a VMA of ours that no userfaultfd holds yet (a new mapping, or just unregistered). */
 static void own_vma(struct real_live *L, bk_page p, bool infile)
 {
 	struct live_page *pg = &L->pages[p];
 
-	if (!(pg->flags & PG_OWNVMA))
+	if (!(pg->flags & PG_OWNVMA)) {
 		L->file_vma_pages++;
+		L->vma_adds++;
+	}
+	if (pg->flags & PG_TRACKED) /* a new mapping is not tracked: unknown from here on */
+		pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
 	pg->flags |= PG_OWNVMA | PG_UNREG;
 	if (infile)
 		pg->flags |= PG_INFILE;
@@ -956,7 +1014,7 @@ static int track_detach(struct real_live *L, bk_page p, uint8_t *addr)
 	if (ioctl(L->uffd_track, UFFDIO_UNREGISTER, &r) < 0)
 		return SP_EIO;
 	pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
-	own_vma(L, p, false);
+	own_vma(L, p, (pg->flags & PG_INFILE) != 0);
 	return 0;
 }
 
@@ -975,6 +1033,12 @@ static bool track_plain(const struct real_live *L, bk_page q, bk_page p)
  * back to the tracking userfaultfd; the kernel merges its VMA with tracked
  * neighbours (counted as merged when both sides are plain).  On failure it
  * stays unregistered and protect() registers it with the merge userfaultfd.
+ *
+ * A page living in a pool file mapping (a COW break: its private copy in our
+ * one-page VMA) stays untracked and is hashed at each visit: tracking it
+ * (asynchronous write protection takes any VMA) was measured slower, since
+ * its visits then read PAGEMAP_SCAN windows that walk the one-page VMAs of
+ * the merged pages around it (bench/README.md, issue 15).
  */
 static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 {
@@ -1210,6 +1274,8 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
 	L->merge_ns = ns0 + (sp_mono_ns() - t0); /* the runs it remapped (run_add) included once */
+	L->timed_merges++;
+	L->timed_pages++;
 	if (!L->defer)
 		runs_flush(L);
 	return 0;
@@ -1238,7 +1304,16 @@ static void lv_page_info(void *impl, bk_page p, struct bk_page_info *out)
 {
 	struct real_live *L = impl;
 	const struct live_page *pg = &L->pages[p];
-	const struct live_region *r = region_of(L, p);
+	const struct live_region *r;
+
+	/* Scans go page by page: the last page's region first, the search otherwise. */
+	if (p - L->hint_first >= L->hint_n) {
+		r = region_of(L, p);
+		L->hint_reg = (uint32_t)(r - L->reg);
+		L->hint_first = r->first;
+		L->hint_n = r->npages;
+	}
+	r = &L->reg[L->hint_reg];
 
 	out->guest = r->guest;
 	out->node = pg->node;
@@ -1255,7 +1330,7 @@ static uint32_t lv_checksum(void *impl, bk_page p)
 	struct real_live *L = impl;
 
 	L->counts[BK_COST_CHECKSUM]++;
-	return (uint32_t)XXH64(page_addr(L, p), L->ps, 0); /* as ksmd's calc_checksum() */
+	return page_hash(page_addr(L, p), L->ps);
 }
 
 static int sign(int c) { return (c > 0) - (c < 0); }
@@ -1352,6 +1427,8 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	L->merges++;
 	L->counts[BK_COST_MERGE]++;
 	L->merge_ns = ns0 + (sp_mono_ns() - t0); /* the runs it remapped (run_add) included once */
+	L->timed_merges++;
+	L->timed_pages += 2;
 	if (!L->defer)
 		runs_flush(L);
 	if (out)
@@ -1571,21 +1648,37 @@ static int poll_range(struct real_live *L, bk_page first, uint64_t n, real_live_
 
 		if (k > n)
 			k = n;
-		if (L->chunk_merged[first / CHUNK]) {
-			if (pagemap_read(L, page_addr(L, first), k, L->pmbuf) < 0)
-				return SP_EIO;
-			L->cow_polled += k;
-			for (uint64_t i = 0; i < k; i++) {
-				const struct live_page *pg = &L->pages[first + i];
+		for (uint64_t i = 0; L->chunk_merged[first / CHUNK] && i < k;) {
+			uint64_t last = i, j;
 
-				if (pg->slot != SLOT_PRIVATE && written(L, pg, L->pmbuf[i])) {
-					int rc = settle_cow(L, first + i, fn, arg);
+			if (L->pages[first + i].slot == SLOT_PRIVATE) {
+				i++;
+				continue;
+			}
+			/*
+			 * One read spans the merged pages of the chunk across private gaps
+			 * up to POLL_GAP: the kernel's cost is per entry (a present private
+			 * page costs a struct page lookup) and per VMA, a read's ~0.5 us.
+			 */
+			for (j = i + 1; j < k && j - last <= POLL_GAP; j++) {
+				if (L->pages[first + j].slot != SLOT_PRIVATE)
+					last = j;
+			}
+			if (pagemap_read(L, page_addr(L, first + i), last + 1 - i, L->pmbuf) < 0)
+				return SP_EIO;
+			L->cow_polled += last + 1 - i;
+			for (j = i; j <= last; j++) {
+				const struct live_page *pg = &L->pages[first + j];
+
+				if (pg->slot != SLOT_PRIVATE && written(L, pg, L->pmbuf[j - i])) {
+					int rc = settle_cow(L, first + j, fn, arg);
 
 					if (rc < 0)
 						return rc;
 					(*found)++;
 				}
 			}
+			i = last + 1;
 		}
 		first += k;
 		n -= k;
@@ -1651,6 +1744,7 @@ int real_live_discard(struct real_live *L, bk_page p)
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED)
 			return SP_ENOMEM;
 		own_vma(L, p, false);
+		set_slot(L, p, SLOT_PRIVATE);
 		track_attach(L, p, addr);
 	} else if (madvise(addr, L->ps, MADV_DONTNEED) < 0) {
 		return SP_EIO;
@@ -1709,7 +1803,10 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->mapped_pages = L->mapped_pages;
 	out->zero_pages = L->zero_pages;
 	out->file_vma_pages = L->file_vma_pages;
-	out->vma_estimate = L->base_vmas + 2 * L->file_vma_pages;
+	out->vma_estimate = vma_estimate(L);
+	out->vma_recounts = L->vma_recounts;
+	out->timed_merges = L->timed_merges;
+	out->timed_pages = L->timed_pages;
 	out->max_map_count = L->max_map_count;
 	out->map_limit_refusals = L->map_limit_refusals;
 	out->pool_bytes = pool_bytes(L);

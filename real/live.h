@@ -143,11 +143,14 @@ struct real_live_stats {
 	uint64_t mapped_pages;    /* pages mapping a shared frame (by the bookkeeping) */
 	uint64_t zero_pages;      /* pages mapped to the zero page by a merge */
 	uint64_t file_vma_pages;  /* pages living in VMAs the backend created */
-	uint64_t vma_estimate;    /* VMAs the process has, as estimated */
+	uint64_t vma_estimate;    /* VMAs the process has: the last count + 2 per page in a new VMA of ours since */
+	uint64_t vma_recounts;    /* counts of /proc/self/maps made near max_map_count */
 	uint64_t max_map_count;
 	uint64_t map_limit_refusals; /* merges refused because of max_map_count */
 	uint64_t pool_bytes;      /* allocated bytes of the frame pools (st_blocks) */
 	uint64_t merge_ns;        /* wall time of successful merges, their remaps included */
+	uint64_t timed_merges;    /* the merges merge_ns covers (merge_pages, merge_frame; not merge_zero) */
+	uint64_t timed_pages;     /* the pages they merged (2 per merge_pages, 1 per merge_frame) */
 	uint64_t cow_polled;      /* pages whose pagemap entry was read */
 	uint64_t remaps;          /* mmap calls that remapped merged pages */
 	uint64_t remapped_pages;  /* pages they remapped (remapped_pages / remaps: run length) */

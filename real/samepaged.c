@@ -282,6 +282,70 @@ static void daemonize(void)
 		exit(EXIT_FAIL);
 }
 
+/* SIGHUP: the configuration reloaded, or refused with the old one kept; true when it changed. */
+static bool reload(struct real_daemon *d, struct logger *lg, const struct real_daemon_conf *conf)
+{
+	struct real_daemon_conf c;
+	struct sp_err e = { 0 };
+	bool ok;
+
+	notify("RELOADING=1");
+	ok = !(real_daemon_conf_load(&c, conf->path[0] ? conf->path : NULL, &e) < 0 ||
+	       real_daemon_reload(d, &c, &e) < 0);
+	if (!ok) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg), "SIGHUP: configuration refused, keeping the old one: %s", e.msg);
+		log_line(lg, REAL_LOG_ERR, msg);
+	} else {
+		log_line(lg, REAL_LOG_INFO, "SIGHUP: configuration reloaded");
+		lg->logfile = d->conf.logfile;
+	}
+	notify("READY=1");
+	return ok;
+}
+
+/*
+ * Waits for a signal until the next cycle is due (or the watchdog's half
+ * period): true when the daemon should exit; *retune when it should decide now.
+ */
+static bool wait_signal(struct real_daemon *d, struct logger *lg, const struct real_daemon_conf *conf,
+			const sigset_t *sigs, uint64_t next, uint64_t wd, bool *retune)
+{
+	uint64_t now = mono_ns(), wait = next > now ? next - now : 0;
+	struct timespec ts;
+	siginfo_t si;
+	int sig;
+
+	if (wd && wait > wd)
+		wait = wd;
+	ts.tv_sec = (time_t)(wait / 1000000000ull);
+	ts.tv_nsec = (long)(wait % 1000000000ull);
+	sig = sigtimedwait(sigs, &si, &ts);
+	if (sig == SIGUSR1) {
+		log_line(lg, REAL_LOG_INFO, "SIGUSR1: retune now");
+		*retune = true;
+	} else if (sig == SIGHUP) {
+		if (reload(d, lg, conf))
+			*retune = true;
+	} else if (sig == SIGTERM || sig == SIGINT) {
+		log_line(lg, REAL_LOG_INFO, sig == SIGTERM ? "SIGTERM: exiting" : "SIGINT: exiting");
+		return true;
+	}
+	return false;
+}
+
+/* --once: what was decided, on stdout; KSM is left as it is. */
+static void print_once(struct real_daemon *d)
+{
+	printf("samepaged: once: policy %s; run=%lld pages_to_scan=%lld sleep_millisecs=%lld; "
+	       "saved %lld bytes, headroom %lld bytes\n",
+	       d->conf.policy->name, (long long)d->state.v[REAL_KSM_RUN],
+	       (long long)d->state.v[REAL_KSM_PAGES_TO_SCAN], (long long)d->state.v[REAL_KSM_SLEEP_MILLISECS],
+	       (long long)real_daemon_worst_unshare(d), (long long)real_daemon_headroom(d));
+	d->conf.on_exit = REAL_ON_EXIT_KEEP;
+}
+
 static int run(const struct opts *o, const struct real_daemon_conf *conf)
 {
 	struct logger lg = { .to_stdout = o->once, .logfile = conf->logfile };
@@ -315,9 +379,6 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 	}
 	for (;;) {
 		uint64_t now = mono_ns();
-		siginfo_t si;
-		struct timespec ts;
-		int sig;
 
 		if (now >= next || retune) {
 			rc = real_daemon_cycle(&d, now, retune, &next, &err);
@@ -335,50 +396,12 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 			notify("WATCHDOG=1");
 			last_wd = now;
 		}
-		now = mono_ns();
-		{
-			uint64_t wait = next > now ? next - now : 0;
-
-			if (wd && wait > wd)
-				wait = wd;
-			ts.tv_sec = (time_t)(wait / 1000000000ull);
-			ts.tv_nsec = (long)(wait % 1000000000ull);
-		}
-		sig = sigtimedwait(&sigs, &si, &ts);
-		if (sig == SIGUSR1) {
-			log_line(&lg, REAL_LOG_INFO, "SIGUSR1: retune now");
-			retune = true;
-		} else if (sig == SIGHUP) {
-			struct real_daemon_conf c;
-			struct sp_err e = { 0 };
-
-			notify("RELOADING=1");
-			if (real_daemon_conf_load(&c, conf->path[0] ? conf->path : NULL, &e) < 0 ||
-			    real_daemon_reload(&d, &c, &e) < 0) {
-				char msg[400];
-
-				snprintf(msg, sizeof(msg), "SIGHUP: configuration refused, keeping the old one: %s", e.msg);
-				log_line(&lg, REAL_LOG_ERR, msg);
-			} else {
-				log_line(&lg, REAL_LOG_INFO, "SIGHUP: configuration reloaded");
-				lg.logfile = d.conf.logfile;
-				retune = true;
-			}
-			notify("READY=1");
-		} else if (sig == SIGTERM || sig == SIGINT) {
-			log_line(&lg, REAL_LOG_INFO, sig == SIGTERM ? "SIGTERM: exiting" : "SIGINT: exiting");
+		if (wait_signal(&d, &lg, conf, &sigs, next, wd, &retune))
 			break;
-		}
 	}
 	notify("STOPPING=1");
-	if (o->once) {
-		printf("samepaged: once: policy %s; run=%lld pages_to_scan=%lld sleep_millisecs=%lld; "
-		       "saved %lld bytes, headroom %lld bytes\n",
-		       d.conf.policy->name, (long long)d.state.v[REAL_KSM_RUN],
-		       (long long)d.state.v[REAL_KSM_PAGES_TO_SCAN], (long long)d.state.v[REAL_KSM_SLEEP_MILLISECS],
-		       (long long)real_daemon_worst_unshare(&d), (long long)real_daemon_headroom(&d));
-		d.conf.on_exit = REAL_ON_EXIT_KEEP;
-	}
+	if (o->once)
+		print_once(&d);
 	if (real_daemon_stop(&d, &err) < 0) {
 		log_line(&lg, REAL_LOG_ERR, err.msg);
 		return exit_code(err.code);

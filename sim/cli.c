@@ -2,10 +2,12 @@
  * cli.c - exit codes, error printing, option parsing helpers and the
  * progress bar shared by the `sim` subcommands.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -56,15 +58,34 @@ int cli_fail(const struct sp_err *err)
 	return cli_exit_code(err->code ? err->code : SP_EIO);
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...)
+/* "sim: " and the message escaped for a terminal (it may quote argv), then tail and a newline. */
+static void print_escaped(const char *fmt, va_list ap, const char *tail)
+{
+	char raw[1024], safe[4 * sizeof(raw)];
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	sp_term_escape(safe, sizeof(safe), raw);
+	fprintf(stderr, "sim: %s%s\n", safe, tail);
+}
+
+void cli_errorf(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("sim: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_escaped(fmt, ap, "");
 	va_end(ap);
-	fprintf(stderr, " (see 'sim %s --help')\n", cmd);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	char tail[128];
+	va_list ap;
+
+	snprintf(tail, sizeof(tail), " (see 'sim %s --help')", cmd);
+	va_start(ap, fmt);
+	print_escaped(fmt, ap, tail);
+	va_end(ap);
 	return EXIT_USAGE;
 }
 
@@ -169,13 +190,19 @@ void cli_progress_done(struct cli_progress *p)
 	p->drawn = false;
 }
 
-static void list_names(FILE *f, bool ctl)
+int cli_unknown_name(const char *what, const char *name, const char *why, bool ctl)
 {
-	size_t n = ctl ? ctl_count() : algo_count();
+	size_t n = ctl ? ctl_count() : algo_count(), o = 0;
+	char valid[512] = "";
 
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s%s", i ? ", " : "", ctl ? ctl_at(i)->name : algo_at(i)->name);
-	fputc('\n', f);
+	for (size_t i = 0; i < n && o < sizeof(valid); i++)
+		o += (size_t)snprintf(valid + o, sizeof(valid) - o, "%s%s", i ? ", " : "",
+				      ctl ? ctl_at(i)->name : algo_at(i)->name);
+	if (name)
+		cli_errorf("unknown %s '%s'%s; valid: %s", what, name, why, valid);
+	else
+		cli_errorf("--%s is required; valid: %s", what, valid);
+	return EXIT_USAGE;
 }
 
 int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *sets, int nsets,
@@ -183,14 +210,10 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 {
 	struct sp_err err = { 0 };
 
-	if (!algo || !algo_find(algo)) {
-		if (algo)
-			fprintf(stderr, "sim: unknown algorithm '%s'; valid: ", algo);
-		else
-			fprintf(stderr, "sim: --algo is required; valid: ");
-		list_names(stderr, false);
-		return EXIT_USAGE;
-	}
+	if (!algo)
+		return cli_unknown_name("algo", NULL, "", false);
+	if (!algo_find(algo))
+		return cli_unknown_name("algorithm", algo, "", false);
 	sim_config_defaults(cfg, algo_find(algo));
 	for (int i = 0; i < nsets; i++) {
 		if (algo_params_set(cfg->algo, &cfg->params, sets[i], &err) < 0)
@@ -202,11 +225,8 @@ int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *
 		return EXIT_OK;
 	}
 	cfg->ctl = ctl_find(ctl);
-	if (!cfg->ctl) {
-		fprintf(stderr, "sim: unknown controller '%s'; valid: ", ctl);
-		list_names(stderr, true);
-		return EXIT_USAGE;
-	}
+	if (!cfg->ctl)
+		return cli_unknown_name("controller", ctl, "", true);
 	ctl_params_defaults(cfg->ctl, &cfg->ctl_params);
 	for (int i = 0; i < nctl_sets; i++) {
 		if (sim_ctl_set(cfg, ctl_sets[i], &err) < 0)
@@ -223,9 +243,62 @@ void cli_sim_opts_init(struct cli_sim_opts *o)
 	o->seed = 1;
 }
 
+int cli_costs_path(char *buf, size_t len, bool for_save)
+{
+	const char *env = getenv("SAMEPAGE_COSTS"), *state = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	struct stat st;
+
+	if (env) {
+		snprintf(buf, len, "%s", env);
+		return env[0] != '\0';
+	}
+	if (geteuid() != 0 && ((state && state[0]) || (home && home[0]))) {
+		if (state && state[0])
+			snprintf(buf, len, "%s/samepage/costs.conf", state);
+		else
+			snprintf(buf, len, "%s/.local/state/samepage/costs.conf", home);
+		if (for_save || stat(buf, &st) == 0)
+			return 1;
+	}
+	snprintf(buf, len, "%s", CLI_HOST_COSTS);
+	return 1;
+}
+
+int cli_cost_resolve(struct sim_cost *out, char *from, size_t len, const char *spec,
+		     struct sp_err *err)
+{
+	char path[4096];
+	struct stat st;
+	int rc;
+
+	sim_cost_defaults(out);
+	snprintf(from, len, "shipped defaults");
+	if (cli_costs_path(path, sizeof(path), false)) {
+		if (stat(path, &st) == 0) {
+			rc = sim_cost_load(out, path, err);
+			if (rc < 0)
+				return rc;
+			snprintf(from, len, "%s", path);
+		} else if (errno != ENOENT) {
+			return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+		}
+	}
+	if (spec) {
+		char base[512];
+
+		rc = sim_cost_parse(out, spec, err);
+		if (rc < 0)
+			return rc;
+		snprintf(base, sizeof(base), "%s", from);
+		snprintf(from, len, "--cost over %s", base);
+	}
+	return 0;
+}
+
 int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err)
 {
-	if (o->cost && sim_cost_parse(&cfg->cost, o->cost, err) < 0)
+	if (cli_cost_resolve(&cfg->cost, cfg->cost_from, sizeof(cfg->cost_from), o->cost, err) < 0)
 		return err->code;
 	if (o->kernel && algo_kernel_parse(&cfg->kernel, o->kernel, err) < 0)
 		return err->code;

@@ -22,7 +22,15 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_BADINPUT = 3, EXIT_UNAVA
 int cli_exit_code(int sp_code);
 /* Prints "sim: MESSAGE" for err and returns the exit code for it. */
 int cli_fail(const struct sp_err *err);
-/* Prints "sim: " fmt and a hint to see --help; returns EXIT_USAGE. */
+/* Prints "sim: " and the message, escaped for a terminal (it may quote argv), and a newline. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Prints "sim: unknown WHAT 'NAME'WHY; valid: ..." (the algorithms, or the
+ * controllers when ctl), escaped; with name NULL "--WHAT is required; valid: ...".
+ * Returns EXIT_USAGE.
+ */
+int cli_unknown_name(const char *what, const char *name, const char *why, bool ctl);
+/* Prints "sim: " fmt (escaped, as cli_errorf) and a hint to see --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
  * Parses argv (argv[0] the command) by spec into opts (filled with the
@@ -138,8 +146,30 @@ struct sim_config;
  */
 int cli_sim_config(struct sim_config *cfg, const char *algo, const char *const *sets, int nsets,
 		   const char *ctl, const char *const *ctl_sets, int nctl_sets);
-/* Puts the shared options into cfg (the cost model over cfg's); 0 or an SP_E* code with err. */
+/*
+ * Puts the shared options into cfg: the cost model (cli_cost_resolve), the
+ * kernel, the times; 0 or an SP_E* code with err.
+ */
 int cli_sim_opts_apply(const struct cli_sim_opts *o, struct sim_config *cfg, struct sp_err *err);
+
+/*
+ * The host's costs file, which `sim calibrate --save` writes and the
+ * simulating commands read: $SAMEPAGE_COSTS when set (empty: none, the
+ * shipped defaults); else, for a user other than root,
+ * $XDG_STATE_HOME/samepage/costs.conf (or ~/.local/state/...) when it
+ * exists or for_save; else CLI_HOST_COSTS.  Into buf; 0 when there is none.
+ */
+#define CLI_HOST_COSTS "/var/lib/samepage/costs.conf"
+int cli_costs_path(char *buf, size_t len, bool for_save);
+struct sim_cost;
+/*
+ * The cost model a command uses: the shipped defaults, the costs file over
+ * them when it exists, then spec (--cost, may be NULL) over that; from gets
+ * "shipped defaults", the file's path or "--cost over ...".  0, or SP_EINVAL
+ * (spec), SP_ECORRUPT "FILE:LINE: ..." (a malformed file), SP_EIO.
+ */
+int cli_cost_resolve(struct sim_cost *out, char *from, size_t len, const char *spec,
+		     struct sp_err *err);
 
 /* The verbs of `sim trace` (sim/cmd_trace.c), for `sim --help` and `sim help trace VERB`. */
 extern const struct cli_command cli_trace_verbs[];

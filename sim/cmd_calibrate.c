@@ -1,12 +1,25 @@
 /*
  * cmd_calibrate.c - `sim calibrate`: measures the cost model's constants on
- * this machine and prints them as a --cost specification.
+ * this machine, prints them as a --cost specification and, with --save,
+ * keeps them in the host's costs file (cli_costs_path()) that the
+ * simulating commands read.
+ *
+ * Invariant: the ksmd part runs under the live commands' signal guard
+ * (live_cli.h): every KSM tunable is saved before anything is written and
+ * restored at the end, on error, and at once on SIGINT, SIGTERM or SIGHUP.
  */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
 
 #include "calibrate.h"
 #include "cli.h"
+#include "live_cli.h"
 #include "sim.h"
 
 static void calib_progress(void *arg, const char *phase, double fraction)
@@ -16,27 +29,42 @@ static void calib_progress(void *arg, const char *phase, double fraction)
 
 struct calib_opts {
 	uint64_t pages;
-	bool no_ksm;
+	bool no_ksm, save, allow_others;
 };
+
+static void show_costs_path(char *buf, size_t len)
+{
+	if (!cli_costs_path(buf, len, true))
+		snprintf(buf, len, "none: SAMEPAGE_COSTS is empty");
+}
 
 static const struct cli_opt calib_table[] = {
 	{ .name = "pages", .type = CLI_U64, .offset = offsetof(struct calib_opts, pages),
 	  .metavar = "N", .max = 1ull << 24, .help = "pages to measure over (default {}, twice)" },
 	{ .name = "no-ksm", .type = CLI_FLAG, .offset = offsetof(struct calib_opts, no_ksm),
 	  .help = "userspace timings only" },
+	{ .name = "save", .type = CLI_FLAG, .offset = offsetof(struct calib_opts, save),
+	  .show = show_costs_path,
+	  .help = "keep the measured costs in the host's costs file ({}; $SAMEPAGE_COSTS\n"
+		  "names another), which run, compare, sweep, plan and validate then use" },
+	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct calib_opts, allow_others),
+	  .help = "run even if other processes have mergeable memory (ksmd then\n"
+		  "scans theirs too, and the per-page costs mix in their pages)" },
 	{ 0 },
 };
 
 static const struct cli_spec calib_spec = {
 	.prog = CLI_PROG,
 	.name = "calibrate",
-	.usage = "[--pages N] [--no-ksm]",
+	.usage = "[--pages N] [--no-ksm] [--save] [--allow-others]",
 	.about = "Measures the CPU cost model on this machine: checksum, compare and tree\n"
 		 "step in userspace over N pages (default 65536 = 256 MiB, twice), then - as\n"
-		 "root with KSM - ksmd's own CPU time per page visit, tree step and merge over\n"
-		 "the same memory, and the COW break of a merged page.  Prints a --cost\n"
-		 "specification for 'sim run'.  Saves and restores every KSM tunable, and\n"
-		 "unmerges the host's KSM pages (run=2) while it works.  --no-ksm: userspace only.",
+		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
+		 "and merge over the same memory, and the COW break of a merged page.  Prints\n"
+		 "a --cost specification; --save keeps it for the simulating commands.  Saves\n"
+		 "and restores every KSM tunable (also on Ctrl-C), and unmerges the host's KSM\n"
+		 "pages (run=2) while it works.  --no-ksm: userspace only.  Measure on an idle\n"
+		 "machine: other load inflates every cost.",
 	.opts = calib_table,
 };
 
@@ -45,9 +73,9 @@ static void calib_report(const struct real_calibration *cal)
 	struct sim_cost defaults;
 
 	sim_cost_defaults(&defaults);
-	printf("%-10s %12s %12s\n", "operation", "measured ns", "default ns");
+	printf("%-11s %12s %12s\n", "operation", "measured ns", "default ns");
 	for (int k = 0; k < BK_COST__COUNT; k++) {
-		printf("%-10s ", sim_cost_name((enum bk_cost)k));
+		printf("%-11s ", sim_cost_name((enum bk_cost)k));
 		if (cal->measured[k])
 			printf("%12.1f", cal->ns[k]);
 		else
@@ -69,26 +97,104 @@ static void calib_report(const struct real_calibration *cal)
 	putchar('\n');
 }
 
+/* mkdir -p of path's directory (for the default locations); errors surface at the write. */
+static void make_parent(const char *path)
+{
+	char dir[4096];
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *s = strchr(dir + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return;
+		*s = '/';
+	}
+}
+
+static int calib_save(const struct real_calibration *cal, bool ksm, const char *load_before)
+{
+	char path[4096], note[1024], load_after[128] = "?", when[64] = "?";
+	struct sim_cost c;
+	struct utsname u;
+	struct sp_err err = { 0 };
+	time_t now = time(NULL);
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (!cli_costs_path(path, sizeof(path), true)) {
+		fputs("sim: --save: SAMEPAGE_COSTS is empty (no costs file); nothing saved\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (f) {
+		if (!fgets(load_after, sizeof(load_after), f))
+			snprintf(load_after, sizeof(load_after), "?");
+		load_after[strcspn(load_after, "\n")] = '\0';
+		fclose(f);
+	}
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+	if (uname(&u) < 0)
+		snprintf(u.release, sizeof(u.release), "?");
+	snprintf(note, sizeof(note),
+		 "measured %s on Linux %s over 2 x %llu pages%s\n"
+		 "/proc/loadavg before: %s; after: %s",
+		 when, u.release, (unsigned long long)cal->pages,
+		 ksm ? "" : " (--no-ksm: userspace timings only; the rest are the defaults)",
+		 load_before, load_after);
+	for (int k = 0; k < BK_COST__COUNT; k++)
+		c.ns[k] = cal->ns[k];
+	if (!getenv("SAMEPAGE_COSTS"))
+		make_parent(path);
+	if (sim_cost_save(&c, cal->measured, note, path, &err) < 0)
+		return cli_fail(&err);
+	printf("saved to %s\n", path);
+	return EXIT_OK;
+}
+
 int cmd_calibrate(int argc, char **argv)
 {
 	struct calib_opts o = { .pages = 65536 };
 	struct real_calibration cal;
+	struct real_ksm k;
 	struct sp_err err = { 0 };
 	struct cli_progress prog;
+	char load[128] = "?";
+	bool restore_failed = false;
+	FILE *f;
 	int rc = cli_parse_args(&calib_spec, argc, argv, &o);
 
 	if (rc != CLI_GO)
 		return rc;
-	cli_progress_init(&prog, "calibrating");
-	rc = real_calibrate(&cal, o.pages, !o.no_ksm, calib_progress, &prog, &err);
-	cli_progress_done(&prog);
-	if (rc < 0) {
-		if (rc == SP_ENOTSUP || rc == SP_EPERM)
-			fprintf(stderr, "sim: %s (try --no-ksm for the userspace timings only)\n", err.msg);
-		else
-			fprintf(stderr, "sim: %s\n", err.msg);
-		return cli_exit_code(rc);
+	if ((f = fopen("/proc/loadavg", "r"))) {
+		if (!fgets(load, sizeof(load), f))
+			snprintf(load, sizeof(load), "?");
+		load[strcspn(load, "\n")] = '\0';
+		fclose(f);
 	}
+	if (!o.no_ksm) {
+		/* the guard saves every tunable before real_calibrate writes one */
+		rc = real_ksm_open(&k, NULL, true, &err);
+		if (rc == 0 && (rc = cli_refuse_other_ksm_users(o.allow_others)) != EXIT_OK)
+			return rc;
+		if (rc == 0)
+			rc = cli_guard_start(&k, 0, &err);
+		if (rc < 0) {
+			fprintf(stderr, "sim: %s%s\n", err.msg,
+				rc == SP_ENOTSUP || rc == SP_EPERM
+					? " (try --no-ksm for the userspace timings only)" : "");
+			return cli_exit_code(rc);
+		}
+	}
+	cli_progress_init(&prog, "calibrating");
+	rc = real_calibrate(&cal, o.pages, !o.no_ksm, &cli_stop, calib_progress, &prog, &err);
+	cli_progress_done(&prog);
+	if (!o.no_ksm) {
+		rc = cli_guard_finish(&k, rc, &err, &restore_failed);
+		if (rc == EXIT_OK && restore_failed)
+			rc = EXIT_FAIL;
+	} else if (rc < 0) {
+		rc = cli_fail(&err);
+	}
+	if (rc != EXIT_OK)
+		return rc;
 	calib_report(&cal);
-	return EXIT_OK;
+	return o.save ? calib_save(&cal, !o.no_ksm, load) : EXIT_OK;
 }

@@ -70,9 +70,11 @@ static const struct cli_spec compare_spec = {
 void cli_sim_options_format(char *buf, size_t len, const struct sim_config *cfg,
 			    uint64_t expected_ms, bool seed_varies)
 {
-	char cost[256] = "", ver[96];
+	char cost[900] = "", ver[96];
 	size_t o = 0;
 
+	if (cfg->cost_from[0])
+		o += (size_t)snprintf(cost, sizeof(cost), "(%s) ", cfg->cost_from);
 	for (int k = 0; k < BK_COST__COUNT && o < sizeof(cost); k++)
 		o += (size_t)snprintf(cost + o, sizeof(cost) - o, "%s%s=%g", k ? "," : "",
 				      sim_cost_name((enum bk_cost)k), cfg->cost.ns[k]);
@@ -148,13 +150,6 @@ static bool label_ok(const char *s)
 	return true;
 }
 
-static void list_algos(FILE *f)
-{
-	for (size_t i = 0; i < algo_count(); i++)
-		fprintf(f, "%s%s", i ? ", " : "", algo_at(i)->name);
-	fputc('\n', f);
-}
-
 static int parse_algos(const char *list, struct entry *e, size_t *n)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
@@ -182,9 +177,7 @@ static int parse_algos(const char *list, struct entry *e, size_t *n)
 		x->base = x->basebuf;
 		x->alias = at != NULL;
 		if (!algo_find(x->base)) {
-			fprintf(stderr, "sim: unknown algorithm '%s' in --algos; valid: ", x->base);
-			list_algos(stderr);
-			rc = EXIT_USAGE;
+			rc = cli_unknown_name("algorithm", x->base, " in --algos", false);
 			break;
 		}
 		if (at && !label_ok(at + 1)) {
@@ -266,7 +259,7 @@ struct compare_cmd {
 	struct sim_job *job;
 	struct trace_mem *tm;
 	struct sp_err err;
-	char options[1024];
+	char options[2048];
 };
 
 /* The report directory, before any work: usable, and none of the files it gets the trace. */

@@ -20,7 +20,7 @@
 #include "transform.h"
 
 struct plan_opts {
-	const char *trace, *report, *config, *cost;
+	const char *trace, *report, *config, *cost, *kernel;
 	double host_mem, host_used, swap, budget, settle, tie;
 	uint64_t horizon_s, tail_ms, sample_ms, jobs;
 	uint32_t guests, nodes;
@@ -74,6 +74,11 @@ static const struct cli_opt plan_table[] = {
 	{ .name = "cost", .type = CLI_STRING, .offset = offsetof(struct plan_opts, cost),
 	  .metavar = "SPEC", .show = cli_show_cost,
 	  .help = "cost model in ns per operation; any subset of the defaults:\n{}" },
+	{ .name = "kernel", .type = CLI_STRING, .offset = offsetof(struct plan_opts, kernel),
+	  .metavar = "VERSION",
+	  .help = CLI_SIM_KERNEL_HELP " (default: the newest); a tunable\n"
+		  "or policy the version lacks is not searched (smart_scan before 6.7,\n"
+		  "the advisor before 6.8)" },
 	CLI_QUIET_OPT(struct plan_opts, quiet, "no answers on stdout"),
 	{ 0 },
 };
@@ -152,7 +157,9 @@ static int plan_prepare(struct plan_cmd *c)
 	c->po.sample_ms = o->sample_ms;
 	c->po.threads = (unsigned)o->jobs;
 	c->po.policies = !o->no_policies;
-	if (o->cost && sim_cost_parse(&c->po.cost, o->cost, &c->err) < 0)
+	if (cli_cost_resolve(&c->po.cost, c->po.cost_from, sizeof(c->po.cost_from), o->cost, &c->err) < 0)
+		return cli_fail(&c->err);
+	if (o->kernel && algo_kernel_parse(&c->po.kernel, o->kernel, &c->err) < 0)
 		return cli_fail(&c->err);
 	if (o->guests) {
 		struct trace_replicate_opts ro = { .guests = o->guests, .nodes = (uint16_t)o->nodes };
@@ -217,8 +224,8 @@ static void print_answers(const struct plan_cmd *c, const struct plot_plan *pl)
 		       plot_mib(p->s.final_saved, h->page_size),
 		       plot_pct_of_present((double)p->s.final_saved, (double)p->s.present),
 		       plot_mib(p->s.peak_saved, h->page_size));
-		printf("cpu         %.2f%% of one core on average (budget %.1f%%)\n", p->cpu_pct,
-		       pl->cpu_budget_pct);
+		printf("cpu         %.2f%% of one core on average (budget %.1f%%); costs: %s\n", p->cpu_pct,
+		       pl->cpu_budget_pct, c->po.cost_from);
 		printf("90%% after   %.1f s\n", (double)p->s.t90_ms / 1000);
 		if (pl->tied)
 			printf("ties        %zu other setting%s saved within %.1f%%: the tie went to the "
@@ -237,7 +244,7 @@ static void print_answers(const struct plan_cmd *c, const struct plot_plan *pl)
 static int plan_report(struct plan_cmd *c)
 {
 	const struct sim_plan *p = &c->plan;
-	char options[512], source[600], cfgnote[160] = "";
+	char options[2048], source[600], cfgnote[160] = "";
 	struct plot_plan pl = {
 		.trace_path = c->o.trace,
 		.header = trace_mem_header(c->tm),
@@ -275,7 +282,7 @@ static int plan_report(struct plan_cmd *c)
 		}
 		snprintf(source, sizeof(source), "sim plan on %s: %.1f MiB saved at %.2f%% CPU",
 			 c->o.trace, plot_mib(pt->s.final_saved, pl.header->page_size), pt->cpu_pct);
-		rc = sim_plan_write_config(c->o.config, pt, mac, source, &c->err);
+		rc = sim_plan_write_config_for(c->o.config, pt, mac, &c->po.kernel, source, &c->err);
 		if (rc == 0) {
 			pl.config_path = c->o.config;
 			pl.config_note = cfgnote[0] ? cfgnote : NULL;

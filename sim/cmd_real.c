@@ -451,9 +451,13 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 		printf("live        %llu frames, %llu pages in own VMAs (~%llu VMAs of max_map_count %llu)",
 		       (unsigned long long)ls.frames, (unsigned long long)ls.file_vma_pages,
 		       (unsigned long long)ls.vma_estimate, (unsigned long long)ls.max_map_count);
-		if (m->merges > 0 && ls.merge_ns)
-			printf("; %.1f us per merge (%.0f merges/s)", (double)ls.merge_ns / 1e3 / (double)m->merges,
-			       (double)m->merges * 1e9 / (double)ls.merge_ns);
+		if (ls.timed_merges > 0 && ls.merge_ns)
+			printf("; %.1f us per merge, %.1f us per merged page (%.0f merges/s; zero-page merges apart)",
+			       (double)ls.merge_ns / 1e3 / (double)ls.timed_merges,
+			       (double)ls.merge_ns / 1e3 / (double)ls.timed_pages,
+			       (double)ls.timed_merges * 1e9 / (double)ls.merge_ns);
+		if (ls.vma_recounts)
+			printf("; %llu VMA counts near the limit", (unsigned long long)ls.vma_recounts);
 		putchar('\n');
 		if (ls.mapped_pages) {
 			uint64_t v = real_count_vmas();

@@ -240,6 +240,7 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	printf("cpu         %.3f s estimated scanner CPU (%.2f%% of one core), %lld pages scanned, %lld full scans\n",
 	       (double)m->cpu_ns / 1e9, plot_cpu_pct(m->cpu_ns, r->end_ms),
 	       (long long)m->pages_scanned, (long long)m->full_scans);
+	printf("costs       %s\n", cfg->cost_from[0] ? cfg->cost_from : "shipped defaults");
 	if (m->thp_splits)
 		printf("huge pages  %lld split by merges; %lld of their zero subpages freed (thp_zero_pages, no KSM counter shows them)\n",
 		       (long long)m->thp_splits, (long long)m->thp_zero_pages);
@@ -319,7 +320,7 @@ static int run_prepare(struct run_cmd *c)
 
 			c->out.shown[i] = sim_metric_offered(&c->cfg, i, why, sizeof(why));
 			if (!c->out.shown[i])
-				fprintf(stderr, "sim: note: %s: left out of %s\n", why, o->csv);
+				cli_errorf("note: %s: left out of %s", why, o->csv);
 		}
 		/* with a control policy, the tunables it set at each sample too */
 		c->out.tunables = c->cfg.ctl != NULL;

@@ -467,6 +467,6 @@ int cmd_trace(int argc, char **argv)
 	if (c)
 		return c->main(argc - 1, argv + 1);
 	cli_command_names(cli_trace_verbs, names, sizeof(names));
-	fprintf(stderr, "sim: unknown trace verb '%s' (verbs: %s; see 'sim trace --help')\n", argv[1], names);
+	cli_errorf("unknown trace verb '%s' (verbs: %s; see 'sim trace --help')", argv[1], names);
 	return EXIT_USAGE;
 }

@@ -7,7 +7,8 @@
  * sampled while the trace's later snapshots are written at their wall-clock
  * times.  Then the simulator replays the same trace with the same tunables,
  * and the two time series are printed side by side with the errors of the
- * steady-state saving and of the time to reach 90% of it.
+ * steady-state saving, of the time to reach 90% of it, of full_scans and of
+ * the modelled CPU against ksmd's own (the host's costs, or --cost).
  *
  * Invariants.
  *   - Nothing in /sys/kernel/mm/ksm is written before every tunable is saved,
@@ -67,6 +68,10 @@ static const struct cli_opt validate_table[] = {
 	CLI_SIM_KERNEL_OPT(struct validate_opts, sim,
 			   "Linux version the simulated side models (default: the running\n"
 			   "kernel's); 6.6,checksum_first=1 sets a behaviour on its own (README)"),
+	{ .name = "cost", .type = CLI_STRING, .offset = offsetof(struct validate_opts, sim.cost),
+	  .metavar = "SPEC", .show = cli_show_cost,
+	  .help = "the simulated side's cost model in ns per operation, over the host's\n"
+		  "costs file (sim calibrate --save) or the defaults:\n{}" },
 	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct validate_opts, csv),
 	  .metavar = "OUT", .help = "write both series: time_ms, kernel_<metric>..., sim_<metric>..." },
 	CLI_QUIET_OPT(struct validate_opts, quiet, "print only the summary, not the series"),
@@ -84,7 +89,9 @@ static const struct cli_spec validate_spec = {
 		 "materialises the trace's guests in live memory, lets the kernel's KSM merge\n"
 		 "them while the trace's writes are replayed in real time, samples\n"
 		 "/sys/kernel/mm/ksm, then simulates the same trace with the same tunables and\n"
-		 "prints both time series and the errors of the simulator.  Every KSM tunable\n"
+		 "prints both time series and the errors of the simulator: pages_sharing, time\n"
+		 "to 90%, full_scans, and the modelled CPU against ksmd's (its thread's CPU in\n"
+		 "/proc), with the host's costs file or --cost.  Every KSM tunable\n"
 		 "is saved first and restored at the end, also on error and on Ctrl-C; the\n"
 		 "run starts by unmerging every KSM page on the host (run=2).",
 	.notes = "Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root, no KSM, or\n"
@@ -125,10 +132,13 @@ struct live {
 	struct real_mat *mat;
 	struct real_ksm_state base;
 	int64_t cow_base, cpu_base;
+	int64_t wait_base, wait_ns; /* ksmd's time runnable without a CPU: at 0, and since */
 	pid_t ksmd;
 	bool have_ksmd;
 	struct series series;
 	uint64_t max_late_ms;
+	pid_t other;       /* another process seen with mergeable memory (0: none) */
+	uint64_t other_ms; /* when it was first seen */
 	struct cli_progress progress;
 };
 
@@ -147,8 +157,13 @@ static int live_sample(struct live *L, uint64_t t_ms, struct sp_err *err)
 	real_mat_metrics(L->mat, &m);
 	if (L->have_ksmd && real_proc_cpu_ns(L->ksmd, &v, NULL) == 0)
 		m.cpu_ns = v - L->cpu_base;
+	if (L->have_ksmd && real_proc_wait_ns(L->ksmd, &v, NULL) == 0)
+		L->wait_ns = v - L->wait_base;
 	if (real_vmstat_cow_ksm(&v, NULL) == 0)
 		m.cow_breaks = v - L->cow_base;
+	/* one that started after the check at the start would count in every figure */
+	if (!L->other && real_ksm_other_users(getpid(), &L->other, 1) > 0)
+		L->other_ms = t_ms;
 	if (series_add(&L->series, t_ms, &m) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	return 0;
@@ -188,8 +203,10 @@ static int live_run(struct live *L, const char *trace, uint64_t end_ms, uint64_t
 		have_snap = rc > 0;
 	}
 	L->have_ksmd = real_ksmd_pid(&L->ksmd, NULL) == 0;
-	if (L->have_ksmd)
+	if (L->have_ksmd) {
 		real_proc_cpu_ns(L->ksmd, &L->cpu_base, NULL);
+		real_proc_wait_ns(L->ksmd, &L->wait_base, NULL);
+	}
 	real_vmstat_cow_ksm(&L->cow_base, NULL);
 	rc = real_ksm_read(&L->k, &L->base, err);
 	if (rc < 0)
@@ -292,9 +309,11 @@ static void print_rel(double kernel, double sim)
 		printf("  error n/a\n");
 }
 
-static void report(const struct series *K, const struct series *S, const char *algo,
-		   const char *params, uint64_t max_late_ms, bool quiet)
+static void report(const struct live *L, const struct series *S, const char *algo,
+		   const char *params, const char *cost_from, bool quiet)
 {
+	const struct series *K = &L->series;
+	uint64_t max_late_ms = L->max_late_ms;
 	size_t n = K->n < S->n ? K->n : S->n;
 	double ks = steady_state(K), ss = steady_state(S);
 	double kt = time_to_90(K, ks), st = time_to_90(S, ss);
@@ -346,7 +365,22 @@ static void report(const struct series *K, const struct series *S, const char *a
 		       (long long)b->ksm_zero_pages, (long long)b->full_scans, (double)b->cpu_ns / 1e9);
 		printf("            oracle %lld pages; cow breaks kernel %lld sim %lld\n",
 		       (long long)a->oracle_saving, (long long)a->cow_breaks, (long long)b->cow_breaks);
+		printf("cpu         ksmd %.3f s  modelled %.3f s", (double)a->cpu_ns / 1e9,
+		       (double)b->cpu_ns / 1e9);
+		print_rel((double)a->cpu_ns, (double)b->cpu_ns);
+		printf("full_scans  kernel %lld  sim %lld", (long long)a->full_scans,
+		       (long long)b->full_scans);
+		print_rel((double)a->full_scans, (double)b->full_scans);
+		/* the model gives ksmd a CPU whenever it wants one */
+		printf("ksmd wait   %.3f s runnable without a CPU (%.0f%% of its CPU time; the model "
+		       "has none: a busy host slows the kernel's scan)\n", (double)L->wait_ns / 1e9,
+		       a->cpu_ns > 0 ? 100.0 * (double)L->wait_ns / (double)a->cpu_ns : 0.0);
 	}
+	printf("costs       %s\n", cost_from);
+	if (L->other)
+		printf("warning     pid %ld had KSM-mergeable memory from %.1f s on: the kernel's figures "
+		       "(pages_sharing, full_scans, ksmd cpu) include its pages\n",
+		       (long)L->other, (double)L->other_ms / 1000);
 }
 
 /* Writes both series into af (opened before the live run) and commits it. */
@@ -420,6 +454,8 @@ struct validate_cmd {
 	struct sim_out so;
 	uint64_t end_ms;
 	bool restore_failed; /* warned: a KSM setting could not be restored */
+	struct sim_cost cost; /* the simulated side's (cli_cost_resolve) */
+	char cost_from[512];
 	char params[256];
 	struct sp_err err;
 };
@@ -431,15 +467,13 @@ static int validate_config(struct validate_cmd *x)
 	const char *name = x->o.algo;
 	size_t plen = 0;
 
-	if (!algo_find(name)) {
-		fprintf(stderr, "sim: unknown algorithm '%s'%s; valid: ", name,
-			strcmp(name, "ksm") ? "" : " (not built into this sim yet; try --algo zero)");
-		for (size_t i = 0; i < algo_count(); i++)
-			fprintf(stderr, "%s%s", i ? ", " : "", algo_at(i)->name);
-		fputc('\n', stderr);
-		return EXIT_USAGE;
-	}
+	if (!algo_find(name))
+		return cli_unknown_name("algorithm", name,
+					strcmp(name, "ksm") ? "" : " (not built into this sim yet; try --algo zero)",
+					false);
 	sim_config_defaults(&x->cfg, algo_find(name));
+	x->cfg.cost = x->cost;
+	memcpy(x->cfg.cost_from, x->cost_from, sizeof(x->cfg.cost_from));
 	/* The simulated side follows the kernel it is checked against, unless told otherwise. */
 	if ((x->o.sim.kernel ? algo_kernel_parse(&x->cfg.kernel, x->o.sim.kernel, &x->err)
 			     : algo_kernel_running(&x->cfg.kernel, &x->err)) < 0)
@@ -475,6 +509,9 @@ static int validate_prepare(struct validate_cmd *x)
 	int64_t avail;
 	int rc;
 
+	/* A bad --cost or costs file is refused before the host is touched. */
+	if (cli_cost_resolve(&x->cost, x->cost_from, sizeof(x->cost_from), x->o.sim.cost, &x->err) < 0)
+		return cli_fail(&x->err);
 	if (real_ksm_open(&x->L.k, NULL, true, &x->err) < 0)
 		return cli_fail(&x->err);
 	/* The kernel's counters are system-wide: another mergeable process would count too. */
@@ -556,7 +593,7 @@ int cmd_validate(int argc, char **argv)
 		if (rc == EXIT_OK)
 			rc = validate_sim(x);
 		if (rc == EXIT_OK)
-			report(&x->L.series, &x->so.series, x->cfg.algo->name, x->params, x->L.max_late_ms,
+			report(&x->L, &x->so.series, x->cfg.algo->name, x->params, x->cfg.cost_from,
 			       x->o.quiet);
 		if (rc == EXIT_OK && x->restore_failed)
 			rc = EXIT_FAIL;

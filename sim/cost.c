@@ -1,21 +1,24 @@
 /*
- * cost.c - the CPU cost model: nanoseconds per counted operation.
+ * cost.c - the CPU cost model: nanoseconds per counted operation, and the
+ * host's costs file that `sim calibrate --save` writes.
  *
- * The defaults were measured by `sim calibrate` on the development machine
- * (Debian 12, kernel 6.18, 2 cores; three runs on 2 x 65536 pages, medians
- * rounded): ksmd pays ~430 ns to visit a page it has nothing to do with, a
- * checksum (XXH64 of 4 KiB) ~600 ns, a full 4 KiB compare ~600 ns, a tree
- * step (one node, its early-exit memcmp and cache misses) ~400 ns, a merge
- * ~1550 ns beyond those, and a write to a merged page ~3900 ns to copy it.
- * Together they give ksmd's measured 120k-150k unique pages per CPU-second.
- * Measure your own host with `sim calibrate` and pass the result with
- * --cost visit=...,checksum=....
+ * The defaults (sim_cost_defaults) are `sim calibrate`'s medians on the
+ * development machine (Debian 12, kernel 6.18, 2 cores; bench/README.md,
+ * "sim calibrate", gives the runs and the load): what ksmd pays to visit a
+ * page it has nothing to do with, a checksum (XXH64 of 4 KiB), a full 4 KiB
+ * compare, a tree step (one node, its early-exit memcmp and cache misses), a
+ * merge beyond those, a page's first visit beyond a visit (its rmap item
+ * allocated), and a write to a merged page (the copy).  They are only as
+ * good as the machine was idle: measure your own host with
+ * `sim calibrate --save`, and every simulating command uses its costs.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
+#include "kvfile.h"
 #include "sim.h"
 
 static const char *const cost_names[BK_COST__COUNT] = {
@@ -25,7 +28,10 @@ static const char *const cost_names[BK_COST__COUNT] = {
 	[BK_COST_TREE_STEP] = "tree_step",
 	[BK_COST_MERGE] = "merge",
 	[BK_COST_COW_BREAK] = "cow_break",
+	[BK_COST_FIRST_VISIT] = "first_visit",
 };
+
+#define COST_NAMES "visit, checksum, compare, tree_step, merge, cow_break, first_visit"
 
 const char *sim_cost_name(enum bk_cost k)
 {
@@ -40,6 +46,29 @@ void sim_cost_defaults(struct sim_cost *c)
 	c->ns[BK_COST_TREE_STEP] = 400;
 	c->ns[BK_COST_MERGE] = 1550;
 	c->ns[BK_COST_COW_BREAK] = 3900;
+	c->ns[BK_COST_FIRST_VISIT] = 0;
+}
+
+/*
+ * Sets one operation's cost from "name" and the text of its value; 0, or
+ * SP_EINVAL with what is wrong in msg (the caller adds where).
+ */
+static int cost_set(struct sim_cost *c, const char *name, const char *value, char *msg, size_t len)
+{
+	char *end;
+	double v;
+	int k;
+
+	for (k = 0; k < BK_COST__COUNT && strcmp(cost_names[k], name) != 0; k++)
+		;
+	if (k == BK_COST__COUNT)
+		return snprintf(msg, len, "unknown operation '%s'; valid: " COST_NAMES, name), SP_EINVAL;
+	errno = 0;
+	v = strtod(value, &end);
+	if (value[0] == '\0' || *end || errno || !(v >= 0 && v <= 1e9))
+		return snprintf(msg, len, "%s=%s is not a time in ns (0..1e9)", name, value), SP_EINVAL;
+	c->ns[k] = v;
+	return 0;
 }
 
 double sim_cost_scanner_ns(const struct sim_cost *c, const uint64_t *counts)
@@ -55,37 +84,69 @@ double sim_cost_scanner_ns(const struct sim_cost *c, const uint64_t *counts)
 
 int sim_cost_parse(struct sim_cost *c, const char *spec, struct sp_err *err)
 {
-	char *copy = strdup(spec), *save = NULL, *tok;
+	char *copy = strdup(spec), *save = NULL, *tok, msg[200];
 	int rc = 0;
 
 	if (!copy)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	for (tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(tok, '='), *end;
-		double v;
-		int k;
+		char *eq = strchr(tok, '=');
 
 		if (!eq) {
 			rc = sp_err_set(err, SP_EINVAL, "--cost: '%s' is not name=ns", tok);
 			break;
 		}
 		*eq = '\0';
-		for (k = 0; k < BK_COST__COUNT && strcmp(cost_names[k], tok) != 0; k++)
-			;
-		if (k == BK_COST__COUNT) {
-			rc = sp_err_set(err, SP_EINVAL,
-					"--cost: unknown operation '%s'; valid: visit, checksum, compare, tree_step, merge, cow_break",
-					tok);
-			break;
-		}
-		errno = 0;
-		v = strtod(eq + 1, &end);
-		if (eq[1] == '\0' || *end || errno || !(v >= 0 && v <= 1e9))
-			rc = sp_err_set(err, SP_EINVAL, "--cost: %s=%s is not a time in ns (0..1e9)", tok,
-					eq + 1);
-		else
-			c->ns[k] = v;
+		if (cost_set(c, tok, eq + 1, msg, sizeof(msg)) < 0)
+			rc = sp_err_set(err, SP_EINVAL, "--cost: %s", msg);
 	}
 	free(copy);
 	return rc;
+}
+
+int sim_cost_load(struct sim_cost *c, const char *path, struct sp_err *err)
+{
+	struct sim_kv_file f;
+	struct sim_cost next = *c;
+	char msg[200];
+	int rc = sim_kv_load(&f, path, err);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < f.n && rc == 0; i++) {
+		if (cost_set(&next, f.kv[i].key, f.kv[i].value, msg, sizeof(msg)) < 0)
+			rc = sp_err_set(err, SP_ECORRUPT, "%s:%u: %s", path, f.kv[i].line, msg);
+	}
+	sim_kv_release(&f);
+	if (rc == 0)
+		*c = next;
+	return rc;
+}
+
+int sim_cost_save(const struct sim_cost *c, const bool *which, const char *note, const char *path,
+		  struct sp_err *err)
+{
+	struct atomic_file af;
+	int rc = atomic_file_open(&af, path, 0644, err);
+
+	if (rc < 0)
+		return rc;
+	fputs("# The CPU cost model of this host, ns per operation (sim calibrate --save).\n"
+	      "# Used by sim run, compare, sweep, plan and validate unless --cost says otherwise.\n",
+	      af.f);
+	if (note && note[0]) {
+		const char *line = note;
+
+		while (*line) {
+			size_t n = strcspn(line, "\n");
+
+			fprintf(af.f, "# %.*s\n", (int)n, line);
+			line += n + (line[n] == '\n');
+		}
+	}
+	for (int k = 0; k < BK_COST__COUNT; k++) {
+		if (!which || which[k])
+			fprintf(af.f, "%s=%.1f\n", cost_names[k], c->ns[k]);
+	}
+	return atomic_file_commit(&af, err);
 }

@@ -52,7 +52,7 @@ static int unknown_command(const char *what, const char *name, const struct cli_
 	char names[256];
 
 	cli_command_names(table, names, sizeof(names));
-	fprintf(stderr, "sim: unknown %s '%s' (%s: %s; see 'sim --help')\n", what, name,
+	cli_errorf("unknown %s '%s' (%s: %s; see 'sim --help')", what, name,
 		table == commands ? "commands" : "verbs", names);
 	return EXIT_USAGE;
 }

@@ -61,6 +61,7 @@ void sim_plan_opts_defaults(struct sim_plan_opts *o)
 	o->sample_ms = 1000;
 	o->policies = true;
 	sim_cost_defaults(&o->cost);
+	algo_kernel_newest(&o->kernel);
 }
 
 void sim_plan_release(struct sim_plan *p)
@@ -126,6 +127,8 @@ int sim_plan_config(const struct plot_plan_point *pt, const struct sim_plan_opts
 	cfg->tail_ms = o->tail_ms;
 	cfg->sample_ms = o->sample_ms;
 	cfg->cost = o->cost;
+	memcpy(cfg->cost_from, o->cost_from, sizeof(cfg->cost_from));
+	cfg->kernel = o->kernel;
 	if (o->host_mem_mib > 0) {
 		cfg->host.mem_mib = o->host_mem_mib;
 		cfg->host.used_mib = o->host_used_mib;
@@ -162,6 +165,8 @@ struct ctx {
 	struct plot_plan_point *cur; /* its points */
 	unsigned round;
 	bool multi_node;
+	bool smart_ok;          /* the kernel has smart_scan (else it stays 0, unsearched) */
+	bool advisor_ok;        /* the kernel has the scan-time advisor */
 };
 
 static bool same_point(const struct plot_plan_point *a, const struct plot_plan_point *b)
@@ -353,6 +358,8 @@ static struct plot_plan_point fixed_point(const struct ctx *x, int i, int j, int
 	memset(&p, 0, sizeof(p));
 	p.policy = PLOT_PLAN_FIXED;
 	algo_params_defaults(x->k.ksm, &p.params);
+	if (!x->smart_ok)
+		p.params.v[x->k.smart] = 0;
 	p.params.v[x->k.p2s] = lattice_p2s(i);
 	p.params.v[x->k.sleep] = lattice_sleep(j);
 	p.params.v[x->k.zero] = zero;
@@ -506,7 +513,11 @@ static int refine(struct ctx *x, int step, bool categorical, struct sp_err *err)
 				struct plot_plan_point p = base;
 
 				switch (f) {
-				case 0: p.params.v[x->k.smart] = !p.params.v[x->k.smart]; break;
+				case 0:
+					if (!x->smart_ok)
+						continue;
+					p.params.v[x->k.smart] = !p.params.v[x->k.smart];
+					break;
 				case 1: p.params.v[x->k.zero] = !p.params.v[x->k.zero]; break;
 				case 2:
 					if (!x->multi_node)
@@ -538,6 +549,8 @@ static int policies(struct ctx *x, struct sp_err *err)
 	} else {
 		memset(&base, 0, sizeof(base));
 		algo_params_defaults(x->k.ksm, &base.params);
+		if (!x->smart_ok)
+			base.params.v[x->k.smart] = 0;
 	}
 	base.s.t90_ms = PLOT_T90_NEVER;
 	base.round = 0;
@@ -546,6 +559,8 @@ static int policies(struct ctx *x, struct sp_err *err)
 		struct plot_plan_point p = base;
 
 		p.policy = v < 2 ? PLOT_PLAN_KSMTUNED : PLOT_PLAN_ADVISOR;
+		if (p.policy == PLOT_PLAN_ADVISOR && !x->advisor_ok)
+			continue; /* the kernel has no scan-time advisor */
 		/* the host (o->host_mem_mib) is the simulated host of every run: sim_plan_config */
 		if (v == 1) {
 			snprintf(p.ctl_params, sizeof(p.ctl_params), "monitor_interval=10");
@@ -748,6 +763,8 @@ static int prepare(struct ctx *x, const struct trace_mem *tm, const struct sim_p
 	if (rc < 0)
 		return rc;
 	x->multi_node = nodes > 1;
+	x->smart_ok = algo_kernel_has(&o->kernel, AK_SMART_SCAN);
+	x->advisor_ok = algo_kernel_has(&o->kernel, AK_ADVISOR);
 	out->numa.nodes = nodes;
 	return 0;
 }
@@ -755,12 +772,12 @@ static int prepare(struct ctx *x, const struct trace_mem *tm, const struct sim_p
 int sim_plan_run(const struct trace_mem *tm, const struct sim_plan_opts *o,
 		 sim_plan_progress_fn progress, void *arg, struct sim_plan *out, struct sp_err *err)
 {
-	static const int mac1[] = { 1 }, smart1[] = { 1 };
+	static const int mac1[] = { 1 }, smart1[] = { 1 }, smart0[] = { 0 };
 	struct ctx x;
 	int rc = prepare(&x, tm, o, progress, arg, out, err);
 
 	if (rc == 0)
-		rc = coarse(&x, 8, 8, mac1, 1, smart1, 1, LANE_LIMIT, err);
+		rc = coarse(&x, 8, 8, mac1, 1, x.smart_ok ? smart1 : smart0, 1, LANE_LIMIT, err);
 	for (int step = 4; step >= 1 && rc == 0; step /= 2) {
 		x.round++;
 		rc = refine(&x, step, step == 4, err);
@@ -783,12 +800,13 @@ int sim_plan_run(const struct trace_mem *tm, const struct sim_plan_opts *o,
 int sim_plan_exhaustive(const struct trace_mem *tm, const struct sim_plan_opts *o,
 			struct sim_plan *out, struct sp_err *err)
 {
-	static const int mac2[] = { 1, 0 }, smart2[] = { 1, 0 };
+	static const int mac2[] = { 1, 0 }, smart2[] = { 1, 0 }, smart0[] = { 0 };
 	struct ctx x;
 	int rc = prepare(&x, tm, o, NULL, NULL, out, err);
 
 	if (rc == 0)
-		rc = coarse(&x, 4, 4, mac2, x.multi_node ? 2 : 1, smart2, 2, 1.0, err);
+		rc = coarse(&x, 4, 4, mac2, x.multi_node ? 2 : 1, x.smart_ok ? smart2 : smart0,
+			    x.smart_ok ? 2 : 1, 1.0, err);
 	if (rc == 0)
 		answers(&x);
 	if (rc < 0)
@@ -821,14 +839,26 @@ static void quoted(FILE *f, const char *s)
 int sim_plan_write_config(const char *path, const struct plot_plan_point *pt, int mac,
 			  const char *source, struct sp_err *err)
 {
+	return sim_plan_write_config_for(path, pt, mac, NULL, source, err);
+}
+
+int sim_plan_write_config_for(const char *path, const struct plot_plan_point *pt, int mac,
+			      const struct algo_kernel *kernel, const char *source,
+			      struct sp_err *err)
+{
 	struct sim_plan_opts o;
 	struct sim_config cfg;
 	struct atomic_file af;
 	struct ksm_idx k;
 	const double *v = pt->params.v;
+	char smart[32] = "", why[160];
+	bool smart_ok;
 	int rc;
 
 	sim_plan_opts_defaults(&o);
+	if (kernel)
+		o.kernel = *kernel;
+	smart_ok = algo_kernel_offers(&o.kernel, "smart_scan", why, sizeof(why));
 	rc = ksm_idx_init(&k, err);
 	if (rc == 0)
 		rc = sim_plan_config(pt, &o, &cfg, err);
@@ -836,6 +866,8 @@ int sim_plan_write_config(const char *path, const struct plot_plan_point *pt, in
 		rc = atomic_file_open(&af, path, 0644, err);
 	if (rc < 0)
 		return rc;
+	if (smart_ok) /* a kernel without smart_scan has no such file to write */
+		snprintf(smart, sizeof(smart), " smart_scan=%.0f", v[k.smart]);
 	FILE *f = af.f;
 
 	fprintf(f, "# samepaged configuration written by `sim plan` (samepage " SP_VERSION ").\n"
@@ -845,9 +877,9 @@ int sim_plan_write_config(const char *path, const struct plot_plan_point *pt, in
 		fputs("PLAN_FORMAT=1\nPLAN_SOURCE=", f);
 		quoted(f, source ? source : "sim plan");
 		fprintf(f, "\n# from the start: scan at these settings for good\n"
-			   "STEP=\"0 run=1 pages_to_scan=%.0f sleep_millisecs=%.0f smart_scan=%.0f "
+			   "STEP=\"0 run=1 pages_to_scan=%.0f sleep_millisecs=%.0f%s "
 			   "use_zero_pages=%.0f\"\n",
-			v[k.p2s], v[k.sleep], v[k.smart], v[k.zero]);
+			v[k.p2s], v[k.sleep], smart, v[k.zero]);
 	} else if (pt->policy == PLOT_PLAN_KSMTUNED) {
 		fputs("# ksmtuned's loop; it reads the host's memory itself\n", f);
 		for (size_t i = 0; i < sizeof(ksmtuned_keys) / sizeof(ksmtuned_keys[0]); i++) {
@@ -873,7 +905,10 @@ int sim_plan_write_config(const char *path, const struct plot_plan_point *pt, in
 		fputs("SAMEPAGE_MERGE_ACROSS_NODES=auto\n", f);
 	else
 		fprintf(f, "SAMEPAGE_MERGE_ACROSS_NODES=%d\n", mac);
-	fprintf(f, "SAMEPAGE_USE_ZERO_PAGES=%.0f\nSAMEPAGE_MAX_PAGE_SHARING=%.0f\nSAMEPAGE_SMART_SCAN=%.0f\n",
-		v[k.zero], v[k.mps], v[k.smart]);
+	fprintf(f, "SAMEPAGE_USE_ZERO_PAGES=%.0f\nSAMEPAGE_MAX_PAGE_SHARING=%.0f\n", v[k.zero], v[k.mps]);
+	if (smart_ok)
+		fprintf(f, "SAMEPAGE_SMART_SCAN=%.0f\n", v[k.smart]);
+	else
+		fprintf(f, "# %s\nSAMEPAGE_SMART_SCAN=keep\n", why);
 	return atomic_file_commit(&af, err);
 }

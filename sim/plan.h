@@ -38,6 +38,8 @@ struct sim_plan_opts {
 	uint64_t tail_ms;       /* default 60000 */
 	uint64_t sample_ms;     /* default 1000 */
 	struct sim_cost cost;
+	char cost_from[512];    /* where cost came from (sim_config.cost_from) */
+	struct algo_kernel kernel; /* the Linux version modelled (default: the newest) */
 	unsigned threads;       /* 0: one per CPU */
 	bool policies;          /* also evaluate ksmtuned and advisor (default true) */
 };
@@ -101,6 +103,10 @@ void sim_plan_numa(const struct plot_plan_point *p1, const struct plot_plan_poin
  */
 int sim_plan_write_config(const char *path, const struct plot_plan_point *pt, int mac,
 			  const char *source, struct sp_err *err);
+/* The same for a kernel (NULL: the newest): a tunable it lacks (smart_scan) is left out. */
+int sim_plan_write_config_for(const char *path, const struct plot_plan_point *pt, int mac,
+			      const struct algo_kernel *kernel, const char *source,
+			      struct sp_err *err);
 
 /* A sim_config for point pt under the options (ksm, its parameters, its policy). */
 int sim_plan_config(const struct plot_plan_point *pt, const struct sim_plan_opts *o,

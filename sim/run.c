@@ -954,15 +954,11 @@ int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn 
 	return rc;
 }
 
-int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
-		   sim_sample_fn sample, sim_progress_fn progress, void *arg,
-		   struct sim_result *out, struct sp_err *err)
+/* A configuration the run can take: an algorithm that keeps the contract, times in range, a sane size. */
+static int run_config_check(const struct sim_config *cfg, struct sp_err *err)
 {
-	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out, .src = src };
-	struct algo_env env = { 0 };
-	int rc = 0;
+	int rc;
 
-	memset(out, 0, sizeof(*out));
 	if (cfg->sample_ms == 0)
 		return sp_err_set(err, SP_EINVAL, "sim_run: a zero sample interval");
 	if ((cfg->snapshot_scans && !cfg->scans) || (cfg->scans && !cfg->duration_ms))
@@ -974,20 +970,64 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	if (cfg->duration_ms > SIM_MAX_MS || cfg->tail_ms > SIM_MAX_MS || cfg->sample_ms > SIM_MAX_MS)
 		return sp_err_set(err, SP_EINVAL, "duration, tail and sample interval must be at most "
 				  "%llu ms (the simulated clock's range)", (unsigned long long)SIM_MAX_MS);
-	x.ff = sim_can_skip(cfg);
 	if (cfg->layout) {
 		rc = sim_check_estimate(cfg, cfg->layout->last_ms, err);
 		if (rc < 0)
 			return rc;
 	}
-	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
-	out->page_size = src->header(src->impl)->page_size;
 	if (cfg->ctl && strcmp(cfg->ctl->name, "advisor") == 0) {
 		char why[256];
 
 		if (!algo_kernel_offers(&cfg->kernel, "advisor", why, sizeof(why)))
 			return sp_err_set(err, SP_EINVAL, "--controller advisor: %s", why);
 	}
+	return 0;
+}
+
+/* The control policy, created over the run's environment (the algorithm is destroyed if it fails). */
+static int start_controller(struct run *x, const struct algo_env *env, struct sp_err *err)
+{
+	const struct sim_config *cfg = x->cfg;
+	struct ctl_env cenv = {
+		.target = x->target,
+		.set = act_set,
+		.get = act_get,
+		.run = act_run,
+		.host = env_host,
+		.text = env_text,
+		.arg = x,
+	};
+	int rc;
+
+	x->guest_pages = env->bk.ops->npages(env->bk.impl);
+	x->page_size = env->bk.ops->page_size(env->bk.impl);
+	snprintf(x->target, sizeof(x->target), "the algorithm '%s'", cfg->algo->name);
+	if (cfg->ctl->version < 1 || cfg->ctl->version > CTL_OPS_VERSION || !cfg->ctl->create ||
+	    !cfg->ctl->tick || !cfg->ctl->destroy)
+		rc = sp_err_set(err, SP_EINVAL, "control policy '%s' does not implement the contract",
+				cfg->ctl->name);
+	else
+		rc = cfg->ctl->create(&x->ctl_st, &cfg->ctl_params, &cenv, err);
+	if (rc < 0)
+		cfg->algo->destroy(x->st);
+	return rc;
+}
+
+int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
+		   sim_sample_fn sample, sim_progress_fn progress, void *arg,
+		   struct sim_result *out, struct sp_err *err)
+{
+	struct run x = { .cfg = cfg, .algo = cfg->algo, .res = out, .src = src };
+	struct algo_env env = { 0 };
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	rc = run_config_check(cfg, err);
+	if (rc < 0)
+		return rc;
+	x.ff = sim_can_skip(cfg);
+	x.omniscient = cfg->algo->caps & ALGO_CAP_OMNISCIENT;
+	out->page_size = src->header(src->impl)->page_size;
 	rc = sim_mem_new_layout(&x.mem, src->header(src->impl), cfg->layout, err);
 	if (rc == 0)
 		sim_mem_set_huge(x.mem, sim_huge_for(cfg->algo, &cfg->kernel));
@@ -1015,29 +1055,8 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	x.live = cfg->params;
 	x.p2s_idx = algo_param_index(cfg->algo, "pages_to_scan");
 	x.sleep_idx = algo_param_index(cfg->algo, "sleep_millisecs");
-	if (rc == 0 && cfg->ctl) {
-		struct ctl_env cenv = {
-			.target = x.target,
-			.set = act_set,
-			.get = act_get,
-			.run = act_run,
-			.host = env_host,
-			.text = env_text,
-			.arg = &x,
-		};
-
-		x.guest_pages = env.bk.ops->npages(env.bk.impl);
-		x.page_size = env.bk.ops->page_size(env.bk.impl);
-		snprintf(x.target, sizeof(x.target), "the algorithm '%s'", cfg->algo->name);
-		if (cfg->ctl->version < 1 || cfg->ctl->version > CTL_OPS_VERSION || !cfg->ctl->create ||
-		    !cfg->ctl->tick || !cfg->ctl->destroy)
-			rc = sp_err_set(err, SP_EINVAL, "control policy '%s' does not implement the contract",
-					cfg->ctl->name);
-		else
-			rc = cfg->ctl->create(&x.ctl_st, &cfg->ctl_params, &cenv, err);
-		if (rc < 0)
-			cfg->algo->destroy(x.st);
-	}
+	if (rc == 0 && cfg->ctl)
+		rc = start_controller(&x, &env, err);
 	if (rc == 0) {
 		rc = loop(&x, sample, progress, arg, err);
 		if (!x.running && out->end_ms * NS_PER_MS > x.stopped_since)

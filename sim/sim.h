@@ -49,9 +49,22 @@ struct sim_cost {
 };
 
 void sim_cost_defaults(struct sim_cost *c);
-/* Parses "visit=1500,checksum=600,..." over the defaults. */
+/* Parses "visit=1500,checksum=600,..." over the costs in c. */
 int sim_cost_parse(struct sim_cost *c, const char *spec, struct sp_err *err);
 const char *sim_cost_name(enum bk_cost k);
+/*
+ * A costs file (kvfile.h syntax; keys are the operation names, values ns,
+ * e.g. "merge=1550"), over the costs in c; c is unchanged on failure.
+ * SP_EIO when it cannot be read; SP_ECORRUPT with "PATH:LINE: what" for a
+ * line that is not KEY=VALUE, an unknown operation or a bad time.
+ */
+int sim_cost_load(struct sim_cost *c, const char *path, struct sp_err *err);
+/*
+ * Writes the operations of c for which which[k] (NULL: all) to path,
+ * atomically, after comment lines: a header and note (may hold newlines).
+ */
+int sim_cost_save(const struct sim_cost *c, const bool *which, const char *note, const char *path,
+		  struct sp_err *err);
 /* The scanner's CPU time of counted work (every count but COW breaks, the writer's), ns. */
 double sim_cost_scanner_ns(const struct sim_cost *c, const uint64_t *counts);
 
@@ -169,6 +182,7 @@ struct sim_config {
 	uint64_t sample_ms;
 	bool spread_writes;
 	struct sim_cost cost;
+	char cost_from[512];           /* where cost came from, for reports; "": not said */
 	const struct ctl_ops *ctl;     /* control policy, or NULL */
 	struct algo_params ctl_params;
 	const struct sim_layout *layout; /* pages to number (sim_run_source); NULL: all, no estimate */

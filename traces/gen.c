@@ -96,6 +96,10 @@ struct gen {
 	gsl_ran_discrete_t *zipf;
 	uint64_t ncontents;
 	uint64_t next_unique;
+	uint64_t npages;      /* guests * pages, page i of guest i / pages */
+	uint64_t first_late;  /* the first page of the late guests (npages without them) */
+	struct sp_fp *cur;    /* every page's content now */
+	uint8_t *huge, *vol;  /* every page's marks: in a huge region, volatile */
 };
 
 static struct sp_fp make_fp(uint64_t ns, uint64_t n, uint64_t seed)
@@ -130,108 +134,152 @@ static int emit(struct trace_writer *w, uint32_t guest, uint64_t page, struct sp
 	return trace_writer_record(w, &rec, err);
 }
 
-int trace_gen_write(const struct trace_gen_params *p, const char *path,
-		    trace_progress_fn progress, void *arg, struct sp_err *err)
+/* The header: the parameters in the description, guests spread over nodes and domains in turn. */
+static int gen_header(const struct gen *g, struct trace_header *h, struct sp_err *err)
 {
-	struct trace_header h;
-	struct trace_writer *w = NULL;
-	struct gen g = { .p = p };
-	uint64_t npages = (uint64_t)p->guests * p->pages;
-	uint64_t first_late = (uint64_t)(p->guests - p->late_guests) * p->pages; /* page index */
-	struct sp_fp *cur = NULL;
-	uint8_t *huge = NULL, *vol = NULL;
-	double *weights = NULL;
-	int rc;
+	const struct trace_gen_params *p = g->p;
+	int rc = trace_header_init(h, p->guests, err);
 
-	rc = trace_gen_check(p, err);
 	if (rc < 0)
 		return rc;
-	memset(&h, 0, sizeof(h));
-	rc = trace_header_init(&h, p->guests, err);
-	if (rc < 0)
-		return rc;
-	h.page_size = 4096;
-	h.fp_algo = TRACE_FP_SYNTHETIC;
-	g.ncontents = p->shared_contents ? p->shared_contents : (p->pages / 16 ? p->pages / 16 : 1);
-	snprintf(h.desc, sizeof(h.desc),
+	h->page_size = 4096;
+	h->fp_algo = TRACE_FP_SYNTHETIC;
+	snprintf(h->desc, sizeof(h->desc),
 		 "synthetic: guests=%u pages=%llu snapshots=%u interval_ms=%llu shared_fraction=%g "
 		 "shared_contents=%llu zipf=%g zero_fraction=%g write_rate=%g volatile_fraction=%g "
 		 "huge_fraction=%g nodes=%u domains=%u seed=%llu",
 		 p->guests, (unsigned long long)p->pages, p->snapshots,
 		 (unsigned long long)p->interval_ms, p->shared_fraction,
-		 (unsigned long long)g.ncontents, p->zipf_s, p->zero_fraction, p->write_rate,
+		 (unsigned long long)g->ncontents, p->zipf_s, p->zero_fraction, p->write_rate,
 		 p->volatile_fraction, p->huge_fraction, p->nodes, p->domains,
 		 (unsigned long long)p->seed);
 	if (p->late_guests) {
-		size_t len = strlen(h.desc);
+		size_t len = strlen(h->desc);
 
-		snprintf(h.desc + len, sizeof(h.desc) - len, " late_guests=%u", p->late_guests);
+		snprintf(h->desc + len, sizeof(h->desc) - len, " late_guests=%u", p->late_guests);
 	}
 	for (uint32_t i = 0; i < p->guests; i++) {
-		snprintf(h.guests[i].name, sizeof(h.guests[i].name), "guest%u", i);
-		h.guests[i].node = (uint16_t)(i % p->nodes);
-		h.guests[i].domain = i % p->domains;
-		h.guests[i].pages = p->pages;
+		snprintf(h->guests[i].name, sizeof(h->guests[i].name), "guest%u", i);
+		h->guests[i].node = (uint16_t)(i % p->nodes);
+		h->guests[i].domain = i % p->domains;
+		h->guests[i].pages = p->pages;
 	}
+	return 0;
+}
 
-	g.rng = gsl_rng_alloc(gsl_rng_mt19937);
-	weights = malloc(g.ncontents * sizeof(*weights));
-	cur = malloc(npages * sizeof(*cur));
-	huge = calloc(npages, 1);
-	vol = calloc(npages, 1);
-	if (!g.rng || !weights || !cur || !huge || !vol) {
-		rc = sp_err_set(err, SP_ENOMEM, "out of memory for %llu pages", (unsigned long long)npages);
-		goto out;
+/* The generator's state: seeded random source, the Zipf table, every page's content and marks. */
+static int gen_alloc(struct gen *g, struct sp_err *err)
+{
+	const struct trace_gen_params *p = g->p;
+	double *weights;
+
+	g->npages = (uint64_t)p->guests * p->pages;
+	g->first_late = (uint64_t)(p->guests - p->late_guests) * p->pages;
+	g->rng = gsl_rng_alloc(gsl_rng_mt19937);
+	weights = malloc(g->ncontents * sizeof(*weights));
+	g->cur = malloc(g->npages * sizeof(*g->cur));
+	g->huge = calloc(g->npages, 1);
+	g->vol = calloc(g->npages, 1);
+	if (!g->rng || !weights || !g->cur || !g->huge || !g->vol) {
+		free(weights);
+		return sp_err_set(err, SP_ENOMEM, "out of memory for %llu pages",
+				  (unsigned long long)g->npages);
 	}
-	gsl_rng_set(g.rng, (unsigned long)p->seed);
-	for (uint64_t k = 0; k < g.ncontents; k++)
+	gsl_rng_set(g->rng, (unsigned long)p->seed);
+	for (uint64_t k = 0; k < g->ncontents; k++)
 		weights[k] = 1.0 / pow((double)(k + 1), p->zipf_s);
-	g.zipf = gsl_ran_discrete_preproc(g.ncontents, weights);
-	if (!g.zipf) {
-		rc = sp_err_set(err, SP_ENOMEM, "out of memory for the Zipf table");
-		goto out;
-	}
-	rc = trace_writer_open(&w, path, &h, 0644, err);
-	if (rc < 0)
-		goto out;
+	g->zipf = gsl_ran_discrete_preproc(g->ncontents, weights);
+	free(weights);
+	if (!g->zipf)
+		return sp_err_set(err, SP_ENOMEM, "out of memory for the Zipf table");
+	return 0;
+}
 
-	/* Snapshot 0: every page, with its huge and volatile marks. */
-	rc = trace_writer_begin_snapshot(w, 0, err);
-	for (uint64_t i = 0; rc == 0 && i < npages; i++) {
+static void gen_free(struct gen *g)
+{
+	if (g->zipf)
+		gsl_ran_discrete_free(g->zipf);
+	if (g->rng)
+		gsl_rng_free(g->rng);
+	free(g->cur);
+	free(g->huge);
+	free(g->vol);
+}
+
+/* Snapshot 0: every page, with its huge and volatile marks. */
+static int gen_first_snapshot(struct gen *g, struct trace_writer *w, const struct trace_header *h,
+			      struct sp_err *err)
+{
+	const struct trace_gen_params *p = g->p;
+	int rc = trace_writer_begin_snapshot(w, 0, err);
+
+	for (uint64_t i = 0; rc == 0 && i < g->npages; i++) {
 		uint32_t gu = (uint32_t)(i / p->pages);
 		uint64_t pg = i % p->pages;
 
 		if (pg % REGION_PAGES == 0) {
-			bool hg = gsl_rng_uniform(g.rng) < p->huge_fraction;
+			bool hg = gsl_rng_uniform(g->rng) < p->huge_fraction;
 
 			for (uint64_t j = i; j < i + REGION_PAGES && j < (uint64_t)(gu + 1) * p->pages; j++)
-				huge[j] = hg;
+				g->huge[j] = hg;
 		}
-		vol[i] = gsl_rng_uniform(g.rng) < p->volatile_fraction;
-		cur[i] = draw(&g);
-		if (i < first_late)
-			rc = emit(w, gu, pg, cur[i], huge[i], h.guests[gu].node, err);
+		g->vol[i] = gsl_rng_uniform(g->rng) < p->volatile_fraction;
+		g->cur[i] = draw(g);
+		if (i < g->first_late)
+			rc = emit(w, gu, pg, g->cur[i], g->huge[i], h->guests[gu].node, err);
 	}
+	return rc;
+}
+
+/* Snapshot s >= 1: the volatile pages each rewritten with probability write_rate; at s = 1 every
+ * page of the late guests too. */
+static int gen_later_snapshot(struct gen *g, struct trace_writer *w, const struct trace_header *h,
+			      uint32_t s, struct sp_err *err)
+{
+	const struct trace_gen_params *p = g->p;
+	int rc = trace_writer_begin_snapshot(w, (uint64_t)s * p->interval_ms, err);
+
+	for (uint64_t i = 0; rc == 0 && i < g->npages; i++) {
+		struct sp_fp fp;
+		bool appears = s == 1 && i >= g->first_late; /* a late guest's page: written now */
+
+		if (!g->vol[i] || p->write_rate <= 0.0 || gsl_rng_uniform(g->rng) >= p->write_rate)
+			fp = g->cur[i];
+		else
+			fp = draw(g);
+		if (sp_fp_eq(fp, g->cur[i]) && !appears)
+			continue; /* not rewritten, or with the same content: no change to record */
+		g->cur[i] = fp;
+		rc = emit(w, (uint32_t)(i / p->pages), i % p->pages, fp, g->huge[i],
+			  h->guests[i / p->pages].node, err);
+	}
+	return rc;
+}
+
+int trace_gen_write(const struct trace_gen_params *p, const char *path,
+		    trace_progress_fn progress, void *arg, struct sp_err *err)
+{
+	struct trace_header h = { 0 };
+	struct trace_writer *w = NULL;
+	struct gen g = { .p = p };
+	int rc;
+
+	rc = trace_gen_check(p, err);
+	if (rc < 0)
+		return rc;
+	g.ncontents = p->shared_contents ? p->shared_contents : (p->pages / 16 ? p->pages / 16 : 1);
+	rc = gen_header(&g, &h, err);
+	if (rc < 0)
+		return rc;
+	rc = gen_alloc(&g, err);
+	if (rc == 0)
+		rc = trace_writer_open(&w, path, &h, 0644, err);
+	if (rc == 0)
+		rc = gen_first_snapshot(&g, w, &h, err);
 	if (progress && rc == 0)
 		progress(arg, 1, p->snapshots);
-
-	/* Later snapshots: the volatile pages each rewritten with probability write_rate. */
 	for (uint32_t s = 1; rc == 0 && s < p->snapshots; s++) {
-		rc = trace_writer_begin_snapshot(w, (uint64_t)s * p->interval_ms, err);
-		for (uint64_t i = 0; rc == 0 && i < npages; i++) {
-			struct sp_fp fp;
-			bool appears = s == 1 && i >= first_late; /* a late guest's page: written now */
-
-			if (!vol[i] || p->write_rate <= 0.0 || gsl_rng_uniform(g.rng) >= p->write_rate)
-				fp = cur[i];
-			else
-				fp = draw(&g);
-			if (sp_fp_eq(fp, cur[i]) && !appears)
-				continue; /* not rewritten, or with the same content: no change to record */
-			cur[i] = fp;
-			rc = emit(w, (uint32_t)(i / p->pages), i % p->pages, fp, huge[i],
-				  h.guests[i / p->pages].node, err);
-		}
+		rc = gen_later_snapshot(&g, w, &h, s, err);
 		if (progress && rc == 0)
 			progress(arg, s + 1, p->snapshots);
 	}
@@ -239,16 +287,8 @@ int trace_gen_write(const struct trace_gen_params *p, const char *path,
 		rc = trace_writer_commit(w, err);
 		w = NULL;
 	}
-out:
 	trace_writer_abort(w);
-	if (g.zipf)
-		gsl_ran_discrete_free(g.zipf);
-	if (g.rng)
-		gsl_rng_free(g.rng);
-	free(weights);
-	free(cur);
-	free(huge);
-	free(vol);
+	gen_free(&g);
 	trace_header_release(&h);
 	return rc;
 }

@@ -78,10 +78,11 @@ void trace_elf_close(struct trace_elf *e)
 	e->fd = -1;
 }
 
-static int validate(struct trace_elf *e, struct sp_err *err)
+/* The ELF header of a little-endian ELF64 core: where the program headers are, and how many. */
+static int read_elf_header(struct trace_elf *e, uint64_t *phoff, uint64_t *phnum, struct sp_err *err)
 {
-	uint8_t h[EHDR_SIZE], ph[PHDR_SIZE];
-	uint64_t phoff, shoff, phnum, nload = 0;
+	uint8_t h[EHDR_SIZE];
+	uint64_t shoff;
 	int rc;
 
 	if (e->size < EHDR_SIZE) {
@@ -105,13 +106,13 @@ static int validate(struct trace_elf *e, struct sp_err *err)
 	if (le16(h + 16) != ET_CORE)
 		return sp_err_set(err, SP_ECORRUPT, "%s: offset 16: e_type %u is not a core file (ET_CORE)",
 				  e->path, le16(h + 16));
-	phoff = le64(h + 32);
+	*phoff = le64(h + 32);
 	shoff = le64(h + 40);
-	phnum = le16(h + 56);
+	*phnum = le16(h + 56);
 	if (le16(h + 54) != PHDR_SIZE)
 		return sp_err_set(err, SP_ECORRUPT, "%s: offset 54: program header size %u, not %d",
 				  e->path, le16(h + 54), PHDR_SIZE);
-	if (phnum == PN_XNUM) {
+	if (*phnum == PN_XNUM) {
 		/* More than 65534 headers: the real count is section header 0's sh_info. */
 		uint8_t sh[SHDR_SIZE];
 
@@ -122,57 +123,47 @@ static int validate(struct trace_elf *e, struct sp_err *err)
 		rc = read_at(e, sh, SHDR_SIZE, shoff, err);
 		if (rc < 0)
 			return rc;
-		phnum = le32(sh + 44);
+		*phnum = le32(sh + 44);
 	}
-	if (phnum == 0)
-		return sp_err_set(err, SP_ECORRUPT, "%s: offset 56: no program headers: not a memory dump",
-				  e->path);
-	if (phnum > TRACE_ELF_MAX_PHDRS)
-		return sp_err_set(err, SP_ELIMIT, "%s: offset 56: %" PRIu64 " program headers (at most %u)",
-				  e->path, phnum, TRACE_ELF_MAX_PHDRS);
-	if (phoff > e->size || (e->size - phoff) / PHDR_SIZE < phnum)
-		return sp_err_set(err, SP_ETRUNC, "%s: offset 32: %" PRIu64 " program headers at offset %"
-				  PRIu64 " extend beyond the end of the file (%" PRIu64 " bytes)",
-				  e->path, phnum, phoff, e->size);
-	e->seg = calloc(phnum, sizeof(*e->seg));
-	if (!e->seg)
-		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", e->path);
-	for (uint64_t i = 0; i < phnum; i++) {
-		uint64_t at = phoff + i * PHDR_SIZE;
-		struct trace_elf_segment s;
+	return 0;
+}
 
-		rc = read_at(e, ph, PHDR_SIZE, at, err);
-		if (rc < 0)
-			return rc;
-		if (le32(ph) != PT_LOAD)
-			continue;
-		s.offset = le64(ph + 8);
-		s.paddr = le64(ph + 24);
-		s.filesz = le64(ph + 32);
-		s.memsz = le64(ph + 40);
-		if (s.filesz > s.memsz)
-			return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": segment %" PRIu64
-					  ": p_filesz %" PRIu64 " > p_memsz %" PRIu64,
-					  e->path, at, i, s.filesz, s.memsz);
-		if (s.offset > e->size || e->size - s.offset < s.filesz)
-			return sp_err_set(err, SP_ETRUNC, "%s: offset %" PRIu64 ": segment %" PRIu64
-					  ": data at offset %" PRIu64 " + %" PRIu64
-					  " bytes extends beyond the end of the file (%" PRIu64 " bytes)",
-					  e->path, at, i, s.offset, s.filesz, e->size);
-		if (s.paddr + s.memsz < s.paddr ||
-		    (s.paddr + s.filesz) / TRACE_ELF_PAGE > TRACE_MAX_GUEST_PAGES)
-			return sp_err_set(err, SP_ELIMIT, "%s: offset %" PRIu64 ": segment %" PRIu64
-					  ": guest-physical range 0x%" PRIx64 " + 0x%" PRIx64
-					  " is beyond 2^36 pages", e->path, at, i, s.paddr, s.memsz);
-		if (s.filesz == 0)
-			continue;
-		e->seg[nload++] = s;
-	}
-	if (nload == 0)
-		return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": no PT_LOAD segment with data: "
-				  "not a memory dump", e->path, phoff);
-	e->nseg = (uint32_t)nload;
-	qsort(e->seg, nload, sizeof(*e->seg), cmp_seg);
+/* Program header i (at offset at): 1 = a PT_LOAD segment with data in *s, 0 = none, or an error. */
+static int read_segment(struct trace_elf *e, uint64_t at, uint64_t i, struct trace_elf_segment *s,
+			struct sp_err *err)
+{
+	uint8_t ph[PHDR_SIZE];
+	int rc = read_at(e, ph, PHDR_SIZE, at, err);
+
+	if (rc < 0)
+		return rc;
+	if (le32(ph) != PT_LOAD)
+		return 0;
+	s->offset = le64(ph + 8);
+	s->paddr = le64(ph + 24);
+	s->filesz = le64(ph + 32);
+	s->memsz = le64(ph + 40);
+	if (s->filesz > s->memsz)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": segment %" PRIu64
+				  ": p_filesz %" PRIu64 " > p_memsz %" PRIu64,
+				  e->path, at, i, s->filesz, s->memsz);
+	if (s->offset > e->size || e->size - s->offset < s->filesz)
+		return sp_err_set(err, SP_ETRUNC, "%s: offset %" PRIu64 ": segment %" PRIu64
+				  ": data at offset %" PRIu64 " + %" PRIu64
+				  " bytes extends beyond the end of the file (%" PRIu64 " bytes)",
+				  e->path, at, i, s->offset, s->filesz, e->size);
+	if (s->paddr + s->memsz < s->paddr ||
+	    (s->paddr + s->filesz) / TRACE_ELF_PAGE > TRACE_MAX_GUEST_PAGES)
+		return sp_err_set(err, SP_ELIMIT, "%s: offset %" PRIu64 ": segment %" PRIu64
+				  ": guest-physical range 0x%" PRIx64 " + 0x%" PRIx64
+				  " is beyond 2^36 pages", e->path, at, i, s->paddr, s->memsz);
+	return s->filesz != 0;
+}
+
+/* The segments in guest-physical order, disjoint; the dump's data bytes and page count. */
+static int check_segments(struct trace_elf *e, uint64_t phoff, struct sp_err *err)
+{
+	qsort(e->seg, e->nseg, sizeof(*e->seg), cmp_seg);
 	for (uint32_t i = 0; i + 1 < e->nseg; i++) {
 		if (e->seg[i].paddr + e->seg[i].memsz > e->seg[i + 1].paddr)
 			return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": segments overlap at "
@@ -191,6 +182,39 @@ static int validate(struct trace_elf *e, struct sp_err *err)
 		return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": no whole page in any segment",
 				  e->path, phoff);
 	return 0;
+}
+
+static int validate(struct trace_elf *e, struct sp_err *err)
+{
+	uint64_t phoff = 0, phnum = 0, nload = 0;
+	int rc = read_elf_header(e, &phoff, &phnum, err);
+
+	if (rc < 0)
+		return rc;
+	if (phnum == 0)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset 56: no program headers: not a memory dump",
+				  e->path);
+	if (phnum > TRACE_ELF_MAX_PHDRS)
+		return sp_err_set(err, SP_ELIMIT, "%s: offset 56: %" PRIu64 " program headers (at most %u)",
+				  e->path, phnum, TRACE_ELF_MAX_PHDRS);
+	if (phoff > e->size || (e->size - phoff) / PHDR_SIZE < phnum)
+		return sp_err_set(err, SP_ETRUNC, "%s: offset 32: %" PRIu64 " program headers at offset %"
+				  PRIu64 " extend beyond the end of the file (%" PRIu64 " bytes)",
+				  e->path, phnum, phoff, e->size);
+	e->seg = calloc(phnum, sizeof(*e->seg));
+	if (!e->seg)
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", e->path);
+	for (uint64_t i = 0; i < phnum; i++) {
+		rc = read_segment(e, phoff + i * PHDR_SIZE, i, &e->seg[nload], err);
+		if (rc < 0)
+			return rc;
+		nload += (uint64_t)rc;
+	}
+	if (nload == 0)
+		return sp_err_set(err, SP_ECORRUPT, "%s: offset %" PRIu64 ": no PT_LOAD segment with data: "
+				  "not a memory dump", e->path, phoff);
+	e->nseg = (uint32_t)nload;
+	return check_segments(e, phoff, err);
 }
 
 int trace_elf_open(struct trace_elf *e, const char *path, struct sp_err *err)
@@ -388,134 +412,181 @@ static int import_dump(struct importer *im, uint32_t g, struct trace_elf *e, str
 	return 0;
 }
 
+/* The dumps of one import, grouped by guest, with each guest's page states and ranges. */
+struct import_plan {
+	uint32_t n;              /* dumps */
+	struct trace_elf *dumps;
+	uint32_t *gidx, *nth;    /* dump i: its guest, and its rank among the guest's dumps (snapshot) */
+	const char **names;      /* guest names in order of first appearance */
+	uint32_t nguests, nsnap;
+	struct gstate **prev;    /* per guest: the state of every page of its ranges */
+	struct gmap *maps;       /* per guest: the page ranges some dump holds */
+};
+
+static int plan_alloc(struct import_plan *pl, uint32_t n, struct sp_err *err)
+{
+	pl->n = n;
+	pl->dumps = calloc(n, sizeof(*pl->dumps));
+	pl->gidx = calloc(n, sizeof(*pl->gidx));
+	pl->nth = calloc(n, sizeof(*pl->nth));
+	pl->names = calloc(n, sizeof(*pl->names));
+	if (!pl->dumps || !pl->gidx || !pl->nth || !pl->names)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < n; i++)
+		pl->dumps[i].fd = -1;
+	return 0;
+}
+
+static void plan_free(struct import_plan *pl)
+{
+	for (uint32_t g = 0; pl->prev && g < pl->nguests; g++)
+		free(pl->prev[g]);
+	free(pl->prev);
+	for (uint32_t g = 0; pl->maps && g < pl->nguests; g++)
+		free(pl->maps[g].r);
+	free(pl->maps);
+	for (uint32_t i = 0; pl->dumps && i < pl->n; i++) {
+		if (pl->dumps[i].path)
+			trace_elf_close(&pl->dumps[i]);
+	}
+	free(pl->dumps);
+	free(pl->gidx);
+	free(pl->nth);
+	free(pl->names);
+}
+
+/* Guests in order of first appearance; snapshot index = rank among the guest's dumps. */
+static int plan_guests(struct import_plan *pl, const struct trace_import_input *in, struct sp_err *err)
+{
+	for (uint32_t i = 0; i < pl->n; i++) {
+		uint32_t g;
+
+		if (!in[i].path || !in[i].guest)
+			return sp_err_set(err, SP_EINVAL, "dump %u: no path or guest name", i);
+		for (g = 0; g < pl->nguests && strcmp(pl->names[g], in[i].guest); g++)
+			;
+		if (g == pl->nguests) {
+			size_t len = strlen(in[i].guest);
+
+			if (len < 1 || len > 255)
+				return sp_err_set(err, SP_EINVAL, "guest name '%s' must be 1..255 bytes",
+						  in[i].guest);
+			pl->names[pl->nguests++] = in[i].guest;
+		}
+		pl->gidx[i] = g;
+		pl->nth[i] = 0;
+		for (uint32_t j = 0; j < i; j++)
+			pl->nth[i] += pl->gidx[j] == g;
+		if (pl->nth[i] + 1 > pl->nsnap)
+			pl->nsnap = pl->nth[i] + 1;
+	}
+	if (pl->nguests > TRACE_MAX_GUESTS)
+		return sp_err_set(err, SP_EINVAL, "%u guests (at most %d)", pl->nguests, TRACE_MAX_GUESTS);
+	return 0;
+}
+
+/* Every dump opened and validated: the header's guests and page counts, the bytes to read. */
+static int plan_open(struct import_plan *pl, const struct trace_import_input *in,
+		     const struct trace_import_opts *o, struct trace_header *h, uint64_t *total,
+		     struct sp_err *err)
+{
+	int rc = trace_header_init(h, pl->nguests, err);
+
+	for (uint32_t i = 0; rc == 0 && i < pl->n; i++) {
+		rc = trace_elf_open(&pl->dumps[i], in[i].path, err);
+		if (rc == 0) {
+			struct trace_guest *gu = &h->guests[pl->gidx[i]];
+
+			if (pl->dumps[i].pages > gu->pages)
+				gu->pages = pl->dumps[i].pages;
+			*total += pl->dumps[i].data_bytes;
+		}
+	}
+	if (rc < 0)
+		return rc;
+	h->page_size = TRACE_ELF_PAGE;
+	h->fp_algo = TRACE_FP_XXH3_128;
+	h->flags = o->unkeyed ? 0 : TRACE_F_KEYED;
+	snprintf(h->desc, sizeof(h->desc),
+		 "imported by sim trace import --format qemu-elf: %u dumps, %u guests, interval %" PRIu64
+		 " ms, %s; page = guest-physical frame",
+		 pl->n, pl->nguests, o->interval_ms, o->unkeyed ? "unkeyed" : "keyed");
+	return 0;
+}
+
+/* Each guest's name, page ranges and page states. */
+static int plan_states(struct import_plan *pl, struct trace_header *h, struct sp_err *err)
+{
+	pl->prev = calloc(pl->nguests, sizeof(*pl->prev));
+	pl->maps = calloc(pl->nguests, sizeof(*pl->maps));
+	if (!pl->prev || !pl->maps)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	for (uint32_t g = 0; g < pl->nguests; g++) {
+		struct gmap *m = &pl->maps[g];
+
+		snprintf(h->guests[g].name, sizeof(h->guests[g].name), "%s", pl->names[g]);
+		/* states of the pages some dump holds: bounded by the dumps' sizes */
+		if (gmap_build(m, pl->dumps, pl->gidx, pl->n, g) < 0 ||
+		    !(pl->prev[g] = calloc(m->total ? m->total : 1, sizeof(**pl->prev))))
+			return sp_err_set(err, SP_ENOMEM, "out of memory for guest %s (%" PRIu64 " pages)",
+					  pl->names[g], m->total);
+	}
+	return 0;
+}
+
+/* Snapshot k holds every guest's k-th dump, guest by guest. */
+static int import_snapshots(struct importer *im, struct import_plan *pl, struct sp_err *err)
+{
+	int rc = 0;
+
+	for (uint32_t k = 0; rc == 0 && k < pl->nsnap; k++) {
+		rc = trace_writer_begin_snapshot(im->w, k * im->o->interval_ms, err);
+		for (uint32_t g = 0; rc == 0 && g < pl->nguests; g++) {
+			for (uint32_t i = 0; rc == 0 && i < pl->n; i++) {
+				if (pl->gidx[i] == g && pl->nth[i] == k)
+					rc = import_dump(im, g, &pl->dumps[i], pl->prev[g], &pl->maps[g],
+							 err);
+			}
+		}
+	}
+	return rc;
+}
+
 int trace_import_qemu_elf(const char *out_path, const struct trace_import_input *in, uint32_t n,
 			  const struct trace_import_opts *o, struct sp_err *err)
 {
 	struct importer im = { .o = o };
+	struct import_plan pl = { 0 };
 	struct trace_header h = { 0 };
-	struct trace_elf *dumps = NULL;
-	struct gstate **prev = NULL;
-	struct gmap *maps = NULL;
-	uint32_t *gidx = NULL, *nth = NULL, nguests = 0, nsnap = 0;
-	const char **names = NULL;
-	int rc = 0;
+	int rc;
 
 	if (n < 1)
 		return sp_err_set(err, SP_EINVAL, "no dump to import");
 	if (o->interval_ms < 1)
 		return sp_err_set(err, SP_EINVAL, "--interval-ms must be at least 1");
-	dumps = calloc(n, sizeof(*dumps));
-	gidx = calloc(n, sizeof(*gidx));
-	nth = calloc(n, sizeof(*nth));
-	names = calloc(n, sizeof(*names));
-	if (!dumps || !gidx || !nth || !names) {
+	rc = plan_alloc(&pl, n, err);
+	if (rc == 0)
+		rc = plan_guests(&pl, in, err);
+	if (rc == 0)
+		rc = plan_open(&pl, in, o, &h, &im.total, err);
+	if (rc == 0)
+		rc = plan_states(&pl, &h, err);
+	if (rc == 0 && !(im.buf = aligned_alloc(4096, READ_PAGES * TRACE_ELF_PAGE)))
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		dumps[i].fd = -1;
-	/* Guests in order of first appearance; snapshot index = rank among the guest's dumps. */
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t g;
-
-		if (!in[i].path || !in[i].guest) {
-			rc = sp_err_set(err, SP_EINVAL, "dump %u: no path or guest name", i);
-			goto out;
-		}
-		for (g = 0; g < nguests && strcmp(names[g], in[i].guest); g++)
-			;
-		if (g == nguests) {
-			size_t len = strlen(in[i].guest);
-
-			if (len < 1 || len > 255) {
-				rc = sp_err_set(err, SP_EINVAL, "guest name '%s' must be 1..255 bytes",
-						in[i].guest);
-				goto out;
-			}
-			names[nguests++] = in[i].guest;
-		}
-		gidx[i] = g;
-		nth[i] = 0;
-		for (uint32_t j = 0; j < i; j++)
-			nth[i] += gidx[j] == g;
-		if (nth[i] + 1 > nsnap)
-			nsnap = nth[i] + 1;
-	}
-	if (nguests > TRACE_MAX_GUESTS) {
-		rc = sp_err_set(err, SP_EINVAL, "%u guests (at most %d)", nguests, TRACE_MAX_GUESTS);
-		goto out;
-	}
-	rc = trace_header_init(&h, nguests, err);
-	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		rc = trace_elf_open(&dumps[i], in[i].path, err);
-		if (rc == 0) {
-			struct trace_guest *gu = &h.guests[gidx[i]];
-
-			if (dumps[i].pages > gu->pages)
-				gu->pages = dumps[i].pages;
-			im.total += dumps[i].data_bytes;
-		}
-	}
-	if (rc < 0)
-		goto out;
-	h.page_size = TRACE_ELF_PAGE;
-	h.fp_algo = TRACE_FP_XXH3_128;
-	h.flags = o->unkeyed ? 0 : TRACE_F_KEYED;
-	snprintf(h.desc, sizeof(h.desc),
-		 "imported by sim trace import --format qemu-elf: %u dumps, %u guests, interval %" PRIu64
-		 " ms, %s; page = guest-physical frame",
-		 n, nguests, o->interval_ms, o->unkeyed ? "unkeyed" : "keyed");
-	prev = calloc(nguests, sizeof(*prev));
-	maps = calloc(nguests, sizeof(*maps));
-	im.buf = aligned_alloc(4096, READ_PAGES * TRACE_ELF_PAGE);
-	if (!prev || !maps || !im.buf) {
-		rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (uint32_t g = 0; g < nguests; g++) {
-		snprintf(h.guests[g].name, sizeof(h.guests[g].name), "%s", names[g]);
-		/* states of the pages some dump holds: bounded by the dumps' sizes */
-		if (gmap_build(&maps[g], dumps, gidx, n, g) < 0 ||
-		    !(prev[g] = calloc(maps[g].total ? maps[g].total : 1, sizeof(**prev)))) {
-			rc = sp_err_set(err, SP_ENOMEM, "out of memory for guest %s (%" PRIu64 " pages)",
-					names[g], maps[g].total);
-			goto out;
-		}
-	}
-	rc = trace_hasher_init(&im.hasher, !o->unkeyed, err);
+	if (rc == 0)
+		rc = trace_hasher_init(&im.hasher, !o->unkeyed, err);
 	if (rc == 0)
 		rc = trace_writer_open(&im.w, out_path, &h, o->mode, err);
-	for (uint32_t k = 0; rc == 0 && k < nsnap; k++) {
-		rc = trace_writer_begin_snapshot(im.w, k * o->interval_ms, err);
-		for (uint32_t g = 0; rc == 0 && g < nguests; g++) {
-			for (uint32_t i = 0; rc == 0 && i < n; i++) {
-				if (gidx[i] == g && nth[i] == k)
-					rc = import_dump(&im, g, &dumps[i], prev[g], &maps[g], err);
-			}
-		}
-	}
+	if (rc == 0)
+		rc = import_snapshots(&im, &pl, err);
 	if (rc == 0) {
 		rc = trace_writer_commit(im.w, err);
 		im.w = NULL;
 	}
-out:
 	if (im.w)
 		trace_writer_abort(im.w);
 	trace_hasher_release(&im.hasher);
-	for (uint32_t g = 0; prev && g < nguests; g++)
-		free(prev[g]);
-	free(prev);
-	for (uint32_t g = 0; maps && g < nguests; g++)
-		free(maps[g].r);
-	free(maps);
-	for (uint32_t i = 0; dumps && i < n; i++) {
-		if (dumps[i].path)
-			trace_elf_close(&dumps[i]);
-	}
-	free(dumps);
-	free(gidx);
-	free(nth);
-	free(names);
+	plan_free(&pl);
 	free(im.buf);
 	trace_header_release(&h);
 	return rc;

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,14 +318,111 @@ static int finish_snapshot(struct trace_reader *r, struct sp_err *err)
 	return 0;
 }
 
+/* A record's error: "record N of snapshot S" and what; cold, only corrupt files get here. */
+static int bad_record(struct trace_reader *r, struct sp_err *err, const char *fmt, ...)
+	__attribute__((cold, format(printf, 3, 4)));
+
+static int bad_record(struct trace_reader *r, struct sp_err *err, const char *fmt, ...)
+{
+	char what[400];
+	int n = snprintf(what, sizeof(what), "record %llu of snapshot %u",
+			 (unsigned long long)r->snap_read, r->snap.index);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what + n, sizeof(what) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return corrupt(r, err, what);
+}
+
+static int past_end(struct trace_reader *r, struct sp_err *err) __attribute__((cold));
+
+static int past_end(struct trace_reader *r, struct sp_err *err)
+{
+	return bad_record(r, err, " runs past the chunk's end");
+}
+
+/* The gap to the record's page: LEB128, at most 10 bytes; the 10th may carry only bit 63 and must end it. */
+static inline int read_gap(struct trace_reader *r, uint64_t *gap, struct sp_err *err)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0;; shift += 7) {
+		const uint8_t *p = take(r, 1);
+
+		if (!p)
+			return past_end(r, err);
+		if (shift == 63 && (p[0] & 0xfe))
+			return bad_record(r, err, ": %s",
+					  (p[0] & 0x80) ? "gap varint longer than 10 bytes"
+							: "gap varint has bits above 2^64");
+		v |= (uint64_t)(p[0] & 0x7f) << shift;
+		if (!(p[0] & 0x80)) {
+			*gap = v;
+			return 0;
+		}
+	}
+}
+
+/* The record's flags, page (in the guest, after the last record's) and node. */
+static inline int read_place(struct trace_reader *r, uint64_t gap, struct trace_record *out,
+			     struct sp_err *err)
+{
+	const struct trace_guest *g = &r->h.guests[r->page_guest];
+	const uint8_t *p = take(r, 1);
+	uint8_t flags;
+
+	if (!p)
+		return past_end(r, err);
+	flags = p[0];
+	if (flags & ~(TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE) ||
+	    (!(flags & TRACE_PRESENT) && flags != 0))
+		return bad_record(r, err, ": invalid flags 0x%02x", flags);
+	out->guest = r->page_guest;
+	out->page = r->page_next + gap;
+	if (gap >= g->pages || out->page >= g->pages)
+		return bad_record(r, err, ": page beyond guest '%s''s %llu pages", g->name,
+				  (unsigned long long)g->pages);
+	if (r->have_last && (out->guest < r->last_guest ||
+			     (out->guest == r->last_guest && out->page <= r->last_page)))
+		return bad_record(r, err, ": records out of order");
+	out->flags = flags;
+	out->node = g->node;
+	if (flags & TRACE_NODE) {
+		p = take(r, 2);
+		if (!p)
+			return past_end(r, err);
+		out->node = get_u16(p);
+		if (out->node > TRACE_MAX_NODE)
+			return bad_record(r, err, ": node %u exceeds %d", out->node, TRACE_MAX_NODE);
+	}
+	return 0;
+}
+
+/* The fingerprint of a present, non-zero page; 0 for the others. */
+static inline int read_fp(struct trace_reader *r, struct trace_record *out, struct sp_err *err)
+{
+	const uint8_t *p;
+
+	out->fp.lo = out->fp.hi = 0;
+	if (!(out->flags & TRACE_PRESENT) || (out->flags & TRACE_ZERO))
+		return 0;
+	p = take(r, 16);
+	if (!p)
+		return past_end(r, err);
+	out->fp.lo = get_u64(p);
+	out->fp.hi = get_u64(p + 8);
+	/* 0 is reserved for zero-filled pages (FORMAT.md): a merger would take it for one. */
+	if (sp_fp_is_zero(out->fp))
+		return bad_record(r, err, ": fingerprint 0 on a page not flagged ZERO");
+	return 0;
+}
+
 int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			     struct sp_err *err)
 {
-	const uint8_t *p;
 	uint64_t gap = 0;
-	uint8_t flags;
-	int rc, shift;
-	char what[400];
+	int rc;
 
 	if (!r->in_snapshot)
 		return 0;
@@ -337,74 +435,9 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			return rc < 0 ? rc : 0;
 		}
 	}
-	/* LEB128, at most 10 bytes; the 10th may carry only bit 63 and must end the varint. */
-	for (shift = 0;; shift += 7) {
-		p = take(r, 1);
-		if (!p)
-			goto bad;
-		if (shift == 63 && (p[0] & 0xfe)) {
-			snprintf(what, sizeof(what), "record %llu of snapshot %u: %s",
-				 (unsigned long long)r->snap_read, r->snap.index,
-				 (p[0] & 0x80) ? "gap varint longer than 10 bytes"
-					       : "gap varint has bits above 2^64");
-			return corrupt(r, err, what);
-		}
-		gap |= (uint64_t)(p[0] & 0x7f) << shift;
-		if (!(p[0] & 0x80))
-			break;
-	}
-	p = take(r, 1);
-	if (!p)
-		goto bad;
-	flags = p[0];
-	if (flags & ~(TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE) ||
-	    (!(flags & TRACE_PRESENT) && flags != 0)) {
-		snprintf(what, sizeof(what), "record %llu of snapshot %u: invalid flags 0x%02x",
-			 (unsigned long long)r->snap_read, r->snap.index, flags);
-		return corrupt(r, err, what);
-	}
-	out->guest = r->page_guest;
-	out->page = r->page_next + gap;
-	if (gap >= r->h.guests[r->page_guest].pages ||
-	    out->page >= r->h.guests[r->page_guest].pages) {
-		snprintf(what, sizeof(what), "record %llu of snapshot %u: page beyond guest '%s''s %llu pages",
-			 (unsigned long long)r->snap_read, r->snap.index, r->h.guests[r->page_guest].name,
-			 (unsigned long long)r->h.guests[r->page_guest].pages);
-		return corrupt(r, err, what);
-	}
-	if (r->have_last && (out->guest < r->last_guest ||
-			     (out->guest == r->last_guest && out->page <= r->last_page))) {
-		snprintf(what, sizeof(what), "record %llu of snapshot %u: records out of order",
-			 (unsigned long long)r->snap_read, r->snap.index);
-		return corrupt(r, err, what);
-	}
-	out->flags = flags;
-	out->node = r->h.guests[out->guest].node;
-	if (flags & TRACE_NODE) {
-		p = take(r, 2);
-		if (!p)
-			goto bad;
-		out->node = get_u16(p);
-		if (out->node > TRACE_MAX_NODE) {
-			snprintf(what, sizeof(what), "record %llu of snapshot %u: node %u exceeds %d",
-				 (unsigned long long)r->snap_read, r->snap.index, out->node, TRACE_MAX_NODE);
-			return corrupt(r, err, what);
-		}
-	}
-	out->fp.lo = out->fp.hi = 0;
-	if ((flags & TRACE_PRESENT) && !(flags & TRACE_ZERO)) {
-		p = take(r, 16);
-		if (!p)
-			goto bad;
-		out->fp.lo = get_u64(p);
-		out->fp.hi = get_u64(p + 8);
-		if (sp_fp_is_zero(out->fp)) {
-			/* 0 is reserved for zero-filled pages (FORMAT.md): a merger would take it for one. */
-			snprintf(what, sizeof(what), "record %llu of snapshot %u: fingerprint 0 on a page "
-				 "not flagged ZERO", (unsigned long long)r->snap_read, r->snap.index);
-			return corrupt(r, err, what);
-		}
-	}
+	if ((rc = read_gap(r, &gap, err)) < 0 || (rc = read_place(r, gap, out, err)) < 0 ||
+	    (rc = read_fp(r, out, err)) < 0)
+		return rc;
 	r->have_last = true;
 	r->last_guest = out->guest;
 	r->last_page = out->page;
@@ -412,20 +445,20 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 	r->snap_read++;
 	r->total++;
 	if (--r->page_left == 0 && r->pos != r->len) {
+		char what[128];
+
 		snprintf(what, sizeof(what), "trailing bytes after record %llu of snapshot %u",
 			 (unsigned long long)r->snap_read - 1, r->snap.index);
 		return corrupt(r, err, what);
 	}
 	if (r->snap_read > r->snap.records) {
+		char what[128];
+
 		snprintf(what, sizeof(what), "snapshot %u has more than the %llu records it announced",
 			 r->snap.index, (unsigned long long)r->snap.records);
 		return corrupt(r, err, what);
 	}
 	return 1;
-bad:
-	snprintf(what, sizeof(what), "record %llu of snapshot %u runs past the chunk's end",
-		 (unsigned long long)r->snap_read, r->snap.index);
-	return corrupt(r, err, what);
 }
 
 int trace_reader_next_snapshot(struct trace_reader *r, struct trace_snapshot *out,

@@ -328,23 +328,14 @@ static bool qemu_opt(const char *opts, const char *key, char *out, size_t len)
 	return false;
 }
 
-int trace_rec_target_qemu(struct trace_rec_target *t, pid_t pid, struct sp_err *err)
+/* QEMU's command line: the guest's name (-name), RAM size (-m), QMP socket (-qmp) and machine (-M). */
+static int qemu_cmdline(struct trace_rec_target *t, pid_t pid, uint64_t *mem, char *machine,
+			size_t machine_len, struct sp_err *err)
 {
-	char path[64], *cmd, *maps, *pos, machine[64] = "", buf[256];
+	char path[64], *cmd, buf[256];
 	char *args[4096];
 	size_t len, nargs = 0;
-	uint64_t ps = page_size(), mem = 128ull << 20, ram_va = 0, lowmem;
-	struct vma v;
-	int rc, best_rank = 0;
 
-	memset(t, 0, sizeof(*t));
-	t->pid = pid;
-	t->qemu = true;
-	if (pid <= 0)
-		return sp_err_set(err, SP_EINVAL, "pid %d: no such process", (int)pid);
-	rc = check_readable(pid, err);
-	if (rc < 0)
-		return rc;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if (slurp(path, &cmd, &len) < 0)
 		return pid_missing_or_denied(pid, "command line", err);
@@ -357,10 +348,12 @@ int trace_rec_target_qemu(struct trace_rec_target *t, pid_t pid, struct sp_err *
 		if (o[0] == '-' && o[1] == '-')
 			o++;
 		if (!strcmp(o, "-m")) {
-			if (trace_rec_parse_qemu_mem(a, &mem) < 0) {
+			if (trace_rec_parse_qemu_mem(a, mem) < 0) {
+				int rc = sp_err_set(err, SP_EINVAL, "pid %d: cannot parse QEMU option -m %s",
+						    (int)pid, a);
+
 				free(cmd);
-				return sp_err_set(err, SP_EINVAL, "pid %d: cannot parse QEMU option -m %s",
-						  (int)pid, a);
+				return rc;
 			}
 		} else if (!strcmp(o, "-name")) {
 			if (!qemu_opt(a, "guest", buf, sizeof(buf)) && !qemu_opt(a, NULL, buf, sizeof(buf)))
@@ -373,14 +366,23 @@ int trace_rec_target_qemu(struct trace_rec_target *t, pid_t pid, struct sp_err *
 				t->qmp[strcspn(t->qmp, ",")] = '\0';
 			}
 		} else if (!strcmp(o, "-M") || !strcmp(o, "-machine")) {
-			if (!qemu_opt(a, "type", machine, sizeof(machine)))
-				qemu_opt(a, NULL, machine, sizeof(machine));
+			if (!qemu_opt(a, "type", machine, machine_len))
+				qemu_opt(a, NULL, machine, machine_len);
 		}
 	}
 	free(cmd);
+	return 0;
+}
 
-	/* Guest RAM: an anonymous rw mapping of exactly `mem` bytes (else the
-	 * smallest one at most 4 MiB larger: alignment slack). */
+/* Guest RAM: an anonymous rw mapping of exactly mem bytes (else the smallest one at most 4 MiB
+ * larger: alignment slack). */
+static int find_guest_ram(const struct trace_rec_target *t, pid_t pid, uint64_t mem, uint64_t *ram_va,
+			  struct sp_err *err)
+{
+	char path[64], *maps, *pos;
+	struct vma v;
+	int best_rank = 0;
+
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	if (slurp(path, &maps, NULL) < 0)
 		return pid_missing_or_denied(pid, "mappings", err);
@@ -396,7 +398,7 @@ int trace_rec_target_qemu(struct trace_rec_target *t, pid_t pid, struct sp_err *
 			rank++;
 		if (rank > best_rank) {
 			best_rank = rank;
-			ram_va = v.start;
+			*ram_va = v.start;
 		}
 	}
 	free(maps);
@@ -404,6 +406,27 @@ int trace_rec_target_qemu(struct trace_rec_target *t, pid_t pid, struct sp_err *
 		return sp_err_set(err, SP_ENOTSUP,
 				  "pid %d (%s): no guest-RAM mapping of %" PRIu64 " MiB found", (int)pid,
 				  t->name, mem >> 20);
+	return 0;
+}
+
+int trace_rec_target_qemu(struct trace_rec_target *t, pid_t pid, struct sp_err *err)
+{
+	char machine[64] = "";
+	uint64_t ps = page_size(), mem = 128ull << 20, ram_va = 0, lowmem;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->qemu = true;
+	if (pid <= 0)
+		return sp_err_set(err, SP_EINVAL, "pid %d: no such process", (int)pid);
+	rc = check_readable(pid, err);
+	if (rc == 0)
+		rc = qemu_cmdline(t, pid, &mem, machine, sizeof(machine), err);
+	if (rc == 0)
+		rc = find_guest_ram(t, pid, mem, &ram_va, err);
+	if (rc < 0)
+		return rc;
 	/* RAM above the low-memory limit sits at 4 GiB in guest-physical space. */
 	if (strstr(machine, "q35"))
 		lowmem = mem >= 0xb0000000ull ? 0x80000000ull : mem;
@@ -966,6 +989,143 @@ static void describe(struct trace_header *h, const struct trace_rec_target *t, u
 		strcpy(h->desc + sizeof(h->desc) - 5, "...");
 }
 
+/* The recorder: its checks, /proc/kpageflags, the read window, the hasher and every target opened. */
+static int recorder_open(struct recorder *rc, const struct trace_rec_target *targets, uint32_t n,
+			 struct tstate **st, struct sp_err *err)
+{
+	const struct trace_rec_opts *o = rc->o;
+	int r;
+
+	if (n < 1 || n > TRACE_MAX_GUESTS)
+		return sp_err_set(err, SP_EINVAL, "%u targets (1..%d allowed)", n, TRACE_MAX_GUESTS);
+	rc->ps = page_size();
+	for (uint32_t i = 0; i < n; i++) {
+		if (o->pause && targets[i].qemu && !targets[i].qmp[0])
+			return sp_err_set(err, SP_ENOTSUP,
+					  "--pause: guest %s (pid %d) has no QMP socket: start QEMU "
+					  "with -qmp unix:PATH,server=on,wait=off",
+					  targets[i].name, (int)targets[i].pid);
+	}
+	r = find_zero_pfn(&rc->zero_pfn, err);
+	if (r < 0)
+		return r;
+	rc->kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (rc->kpf_fd < 0)
+		return sp_err_set(err, errno == EACCES || errno == EPERM ? SP_EPERM : SP_EIO,
+				  "/proc/kpageflags: %s (recording needs root)", strerror(errno));
+	rc->numa = numa_available() >= 0 && numa_max_node() > 0;
+	rc->buf = aligned_alloc(4096, WINDOW * rc->ps);
+	*st = calloc(n, sizeof(**st));
+	for (uint32_t i = 0; *st && i < n; i++)
+		(*st)[i].maps_fd = (*st)[i].pagemap_fd = (*st)[i].mem_fd = -1;
+	if (!rc->buf || !*st)
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	r = trace_hasher_init(&rc->hasher, !o->unkeyed, err);
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		r = tstate_open(&(*st)[i], &targets[i], err);
+	return r;
+}
+
+/* The header: one guest per target, the recording's settings in the description. */
+static int record_header(struct trace_header *h, const struct recorder *rc,
+			 const struct trace_rec_target *targets, uint32_t n, struct sp_err *err)
+{
+	const struct trace_rec_opts *o = rc->o;
+	int r = trace_header_init(h, n, err);
+
+	if (r < 0)
+		return r;
+	h->page_size = (uint32_t)rc->ps;
+	h->fp_algo = TRACE_FP_XXH3_128;
+	h->flags = (o->unkeyed ? 0 : TRACE_F_KEYED) | (o->pause ? 0 : TRACE_F_FUZZY);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(h->guests[i].name, sizeof(h->guests[i].name), "%s", targets[i].name);
+		h->guests[i].pages = targets[i].pages;
+	}
+	describe(h, targets, n, o, rc->ps);
+	return 0;
+}
+
+/*
+ * Reads every target for one snapshot, a QEMU guest paused around its read
+ * with --pause: 0, GONE when a target exited or a stop came (the snapshot is
+ * dropped), or an error.
+ */
+static int read_snapshot(struct recorder *rc, struct tstate *st, const struct trace_rec_target *targets,
+			 uint32_t n, struct ranges *rg, struct sp_err *err)
+{
+	const struct trace_rec_opts *o = rc->o;
+
+	for (uint32_t i = 0; i < n; i++) {
+		bool paused = false;
+		double t_read;
+		int r;
+
+		if (o->pause && targets[i].qemu) {
+			r = trace_rec_qmp(targets[i].qmp, "stop", err);
+			if (r < 0)
+				return r;
+			paused = true;
+		}
+		t_read = now_s();
+		r = read_target(rc, &st[i], rg, err);
+		rc->seconds += now_s() - t_read;
+		if (paused) {
+			int c = trace_rec_qmp(targets[i].qmp, "cont", err);
+
+			if (r == 0 && c < 0)
+				r = c;
+		}
+		if (r != 0)
+			return r;
+		if (want_stop(o))
+			return GONE; /* interrupted mid-snapshot: drop it */
+	}
+	return 0;
+}
+
+/* Snapshots every interval_ms until count, a stop, or a target's exit. */
+static int record_loop(struct recorder *rc, struct tstate *st, const struct trace_rec_target *targets,
+		       uint32_t n, struct trace_writer *w, struct trace_rec_result *res,
+		       struct sp_err *err)
+{
+	const struct trace_rec_opts *o = rc->o;
+	struct ranges rg = { 0 };
+	double t0 = now_s();
+	uint64_t last_ms = 0;
+	int r = 0;
+
+	for (uint64_t k = 0; o->count == 0 || k < o->count; k++) {
+		uint64_t ms;
+
+		if (k > 0)
+			sleep_until(t0 + (double)(k * o->interval_ms) / 1000.0, o);
+		if (want_stop(o))
+			break;
+		ms = (uint64_t)((now_s() - t0) * 1000.0);
+		if (k > 0 && ms <= last_ms)
+			ms = last_ms + 1;
+		r = read_snapshot(rc, st, targets, n, &rg, err);
+		if (r == GONE) {
+			res->target_exited = !want_stop(o);
+			r = 0;
+			break;
+		}
+		if (r == 0)
+			r = trace_writer_begin_snapshot(w, ms, err);
+		for (uint32_t i = 0; i < n && r == 0; i++)
+			r = write_deltas(w, i, &st[i], err);
+		if (r < 0)
+			break;
+		last_ms = ms;
+		res->snapshots++;
+		if (o->progress)
+			o->progress(o->arg, res->snapshots, rc->bytes);
+	}
+	free(rg.v);
+	return r;
+}
+
 int trace_record(const char *path, const struct trace_rec_target *targets, uint32_t ntargets,
 		 const struct trace_rec_opts *o, struct trace_rec_result *res, struct sp_err *err)
 {
@@ -973,112 +1133,16 @@ int trace_record(const char *path, const struct trace_rec_target *targets, uint3
 	struct trace_header h = { 0 };
 	struct trace_writer *w = NULL;
 	struct tstate *st = NULL;
-	struct ranges rg = { 0 };
-	double t0, t_read;
-	uint64_t last_ms = 0;
-	int r = 0;
+	int r;
 
 	memset(res, 0, sizeof(*res));
-	if (ntargets < 1 || ntargets > TRACE_MAX_GUESTS)
-		return sp_err_set(err, SP_EINVAL, "%u targets (1..%d allowed)", ntargets,
-				  TRACE_MAX_GUESTS);
-	rc.ps = page_size();
-	for (uint32_t i = 0; i < ntargets; i++) {
-		if (o->pause && targets[i].qemu && !targets[i].qmp[0])
-			return sp_err_set(err, SP_ENOTSUP,
-					  "--pause: guest %s (pid %d) has no QMP socket: start QEMU "
-					  "with -qmp unix:PATH,server=on,wait=off",
-					  targets[i].name, (int)targets[i].pid);
-	}
-	r = find_zero_pfn(&rc.zero_pfn, err);
-	if (r < 0)
-		return r;
-	rc.kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-	if (rc.kpf_fd < 0)
-		return sp_err_set(err, errno == EACCES || errno == EPERM ? SP_EPERM : SP_EIO,
-				  "/proc/kpageflags: %s (recording needs root)", strerror(errno));
-	rc.numa = numa_available() >= 0 && numa_max_node() > 0;
-	rc.buf = aligned_alloc(4096, WINDOW * rc.ps);
-	st = calloc(ntargets, sizeof(*st));
-	if (!rc.buf || !st) {
-		r = sp_err_set(err, SP_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (uint32_t i = 0; i < ntargets; i++)
-		st[i].maps_fd = st[i].pagemap_fd = st[i].mem_fd = -1;
-	r = trace_hasher_init(&rc.hasher, !o->unkeyed, err);
-	for (uint32_t i = 0; r == 0 && i < ntargets; i++)
-		r = tstate_open(&st[i], &targets[i], err);
+	r = recorder_open(&rc, targets, ntargets, &st, err);
 	if (r == 0)
-		r = trace_header_init(&h, ntargets, err);
-	if (r < 0)
-		goto out;
-	h.page_size = (uint32_t)rc.ps;
-	h.fp_algo = TRACE_FP_XXH3_128;
-	h.flags = (o->unkeyed ? 0 : TRACE_F_KEYED) | (o->pause ? 0 : TRACE_F_FUZZY);
-	for (uint32_t i = 0; i < ntargets; i++) {
-		snprintf(h.guests[i].name, sizeof(h.guests[i].name), "%s", targets[i].name);
-		h.guests[i].pages = targets[i].pages;
-	}
-	describe(&h, targets, ntargets, o, rc.ps);
-	r = trace_writer_open(&w, path, &h, o->mode, err);
-	if (r < 0)
-		goto out;
-
-	t0 = now_s();
-	for (uint64_t k = 0; o->count == 0 || k < o->count; k++) {
-		double start;
-		uint64_t ms;
-		bool paused = false, gone = false;
-
-		if (k > 0)
-			sleep_until(t0 + (double)(k * o->interval_ms) / 1000.0, o);
-		if (want_stop(o))
-			break;
-		start = now_s();
-		ms = (uint64_t)((start - t0) * 1000.0);
-		if (k > 0 && ms <= last_ms)
-			ms = last_ms + 1;
-		for (uint32_t i = 0; i < ntargets && r == 0 && !gone; i++) {
-			if (o->pause && targets[i].qemu) {
-				r = trace_rec_qmp(targets[i].qmp, "stop", err);
-				if (r < 0)
-					break;
-				paused = true;
-			}
-			t_read = now_s();
-			r = read_target(&rc, &st[i], &rg, err);
-			rc.seconds += now_s() - t_read;
-			if (paused) {
-				int c = trace_rec_qmp(targets[i].qmp, "cont", err);
-
-				paused = false;
-				if (r == 0 && c < 0)
-					r = c;
-			}
-			if (r == GONE) {
-				gone = true;
-				r = 0;
-			}
-			if (r == 0 && want_stop(o))
-				gone = true; /* interrupted mid-snapshot: drop it */
-		}
-		if (r < 0)
-			break;
-		if (gone) {
-			res->target_exited = !want_stop(o);
-			break;
-		}
-		r = trace_writer_begin_snapshot(w, ms, err);
-		for (uint32_t i = 0; i < ntargets && r == 0; i++)
-			r = write_deltas(w, i, &st[i], err);
-		if (r < 0)
-			break;
-		last_ms = ms;
-		res->snapshots++;
-		if (o->progress)
-			o->progress(o->arg, res->snapshots, rc.bytes);
-	}
+		r = record_header(&h, &rc, targets, ntargets, err);
+	if (r == 0)
+		r = trace_writer_open(&w, path, &h, o->mode, err);
+	if (r == 0)
+		r = record_loop(&rc, st, targets, ntargets, w, res, err);
 	if (r == 0 && res->snapshots == 0)
 		r = sp_err_set(err, SP_EIO, "%s: %s before the first snapshot was complete; no trace written",
 			       path, res->target_exited || !want_stop(o) ? "a target exited" : "interrupted");
@@ -1086,7 +1150,6 @@ int trace_record(const char *path, const struct trace_rec_target *targets, uint3
 		r = trace_writer_commit(w, err);
 		w = NULL;
 	}
-out:
 	if (w)
 		trace_writer_abort(w);
 	res->bytes_read = rc.bytes;
@@ -1094,7 +1157,6 @@ out:
 	for (uint32_t i = 0; st && i < ntargets; i++)
 		tstate_close(&st[i]);
 	free(st);
-	free(rg.v);
 	free(rc.buf);
 	if (rc.kpf_fd >= 0)
 		close(rc.kpf_fd);

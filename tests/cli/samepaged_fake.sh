@@ -97,6 +97,10 @@ mkdir -p "$T/h/proc/sys/kernel" && echo 6.1.0-28-amd64 > "$T/h/proc/sys/kernel/o
 
 # Errors: usage 2, bad configuration 3 (naming the line), bad plan 3, no KSM 4.
 rc=0; "$SD" --bogus 2>/dev/null || rc=$?; [ $rc = 2 ] || fail "unknown option: exit $rc"
+# the error quotes the option escaped: ESC [ 2 J (clear screen) shows as \x1b[2J, never raw
+rc=0; out=$("$SD" $'--bogus\e[2J' 2>&1 >/dev/null) || rc=$?
+{ [ $rc = 2 ] && ! LC_ALL=C grep -q '[[:cntrl:]]' <<<"$out" && grep -qF '\x1b[2J' <<<"$out"; } ||
+	fail "hostile option: exit $rc, stderr $(cat -v <<<"$out")"
 printf 'KSM_NPAGES_MIN=64\nKSM_NPAGES_MAX=lots\n' > "$T/bad.conf"
 rc=0; ERR=$("$SD" --config "$T/bad.conf" --check-config 2>&1) || rc=$?
 [ $rc = 3 ] || fail "bad value: exit $rc"

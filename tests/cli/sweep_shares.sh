@@ -94,6 +94,17 @@ out=$("$SIM" sweep merge "$T/split" 2>&1 >/dev/null); rc=$?
 { [ $rc -ne 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ]; } || err "foreign share accepted: exit $rc: $out"
 ls "$T/one" "$T/split" | grep -q tmp- && err "temporary files left"
 
+# shares with runs that never settle (time to 90%: never, an empty cell) merge like
+# any other: in 3 s one page per batch saves nothing, 2000 pages per batch settle
+NEVER=(--trace "$T/t.sptrace" --algo ksm --vary pages_to_scan=1,2000 --duration-ms 3000 --sample-ms 500 -q)
+"$SIM" sweep "${NEVER[@]}" --report "$T/never1" || err "unsettled sweep failed"
+for i in 0 1; do
+	"$SIM" sweep "${NEVER[@]}" --report "$T/nevers" --task-id $i --tasks 2 || err "unsettled task $i failed"
+done
+grep -q ',,' "$T/nevers/share-0-of-2.csv" || err "no unsettled run in the share: $(cat "$T/nevers/share-0-of-2.csv")"
+"$SIM" sweep merge -q "$T/nevers" || err "shares with unsettled runs refused"
+cmp "$T/never1/sweep.csv" "$T/nevers/sweep.csv" || err "merged unsettled sweep.csv differs from the unsharded one"
+
 . "$(dirname "$0")/expect.sh"
 expect 2 "out of range" sweep --trace "$T/t.sptrace" --algo ksm --vary pages_to_scan=10,-1 --report "$T/bad"
 expect 2 "valid: " sweep --trace "$T/t.sptrace" --algo ksm --vary bogus=1,2 --report "$T/bad"

@@ -32,6 +32,29 @@ expect 2 "--plot needs --csv" run --trace "$T/ok.sptrace" --algo oracle --plot "
 expect 2 "--snapshot-scans needs --scans" run --trace "$T/ok.sptrace" --algo ksm --snapshot-scans 2
 expect 2 "only 0 of the 3 full scans" run --trace "$T/ok.sptrace" --algo ksm --scans 3 --duration-ms 10
 expect 2 "--late-guests" trace gen -o "$T/x.sptrace" --guests 2 --late-guests 2
+# Usage errors quote the command line escaped: an argument holding a terminal
+# sequence (ESC [ 2 J clears the screen) shows as \x1b[2J, never raw.
+E=$'\e[2J'
+hostile() {
+	local out rc
+	out=$("$SIM" "$@" 2>&1 >/dev/null); rc=$?
+	if [ $rc -ne 2 ] || LC_ALL=C grep -q '[[:cntrl:]]' <<<"$out" || ! grep -qF '\x1b[2J' <<<"$out" ||
+		[ "$(wc -l <<<"$out")" -ne 1 ]; then
+		err "sim $(printf '%q ' "$@")-> exit $rc (want 2), stderr: $(cat -v <<<"$out")"
+	fi
+}
+hostile "fly$E"
+hostile trace "fly$E"
+hostile help "fly$E"
+hostile run --algo "x$E"
+hostile run --algo oracle "--frob$E"
+hostile run --algo oracle --duration-ms "1$E"
+hostile run --algo oracle "--dur=$E"
+hostile run --algo oracle --controller "c$E"
+hostile run --algo oracle "$T/ok.sptrace$E"
+hostile compare --algos "ksm,x$E" --report "$T/r"
+hostile trace import --format "q$E" x -o "$T/y"
+hostile real replay --trace "$T/ok.sptrace" --algo ksm --mechanism "u$E"
 # and success paths produce complete outputs
 "$SIM" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/p.csv" --plot "$T/p.png" -q || fail=1
 [ "$(head -c 4 "$T/p.png" | tail -c 3)" = "PNG" ] || { echo "FAIL: no PNG written"; fail=1; }

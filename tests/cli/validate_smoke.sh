@@ -13,13 +13,7 @@ ksm=/sys/kernel/mm/ksm
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-tunables() {
-	for f in run pages_to_scan sleep_millisecs merge_across_nodes use_zero_pages \
-		max_page_sharing smart_scan advisor_mode advisor_max_cpu advisor_min_pages_to_scan \
-		advisor_max_pages_to_scan advisor_target_scan_time stable_node_chains_prune_millisecs; do
-		[ -e "$ksm/$f" ] && echo "$f=$(cat "$ksm/$f")"
-	done
-}
+. "$(dirname "$0")/ksm_tunables.sh"
 tunables >"$tmp/before"
 
 "$sim" trace gen -o "$tmp/t.sptrace" --guests 2 --pages 4096 --snapshots 3 --interval-ms 2000 \

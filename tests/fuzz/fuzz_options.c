@@ -1,6 +1,6 @@
 /*
  * fuzz_options.c - libFuzzer harness for the command-line parser
- * (cli/cli_parse.c): the input, split at NUL bytes, is an argv parsed
+ * (sim/cli/cli_parse.c): the input, split at NUL bytes, is an argv parsed
  * against a table with an option of every type (flags, short options,
  * bounded integers and doubles, paths, enums, repeatable lists, callbacks,
  * positional arguments), and the help of that table is written.

@@ -14,26 +14,39 @@
  * the end of each full scan ksmd is stopped (run=0) while the counters are
  * read and a snapshot applied, then started again: the kernel ends a batch at
  * the end of a full scan and then sleeps sleep_millisecs, so with the poll
- * below (every 1 ms) the stop lands in that sleep and the counters are those
- * of the full scan exactly; a stop that came too late is detected (full_scans
- * moved on) and fails the run.  Stopping keeps every rmap item, tree and the
- * cursor (run_store() only sets ksm_run), so the scan goes on unchanged.
+ * below (every 1 ms, at real-time priority so that ksmd's next batch cannot
+ * come first even when the host starves the guest) the stop lands in that
+ * sleep and the counters are those of the full scan exactly; a stop so late
+ * that another full scan ended is detected and fails the run.  (Without
+ * real-time priority, on a host with a load of 12 on 2 cores, a stop came
+ * a batch late twice in about 75 runs: 6.12's pages_scanned was ahead.)
+ * Stopping keeps every rmap item, tree and the cursor (run_store() only
+ * sets ksm_run), so the scan goes on unchanged.
  *
  * Output, on stdout (the serial console):
  *   KSM-GUEST BEGIN <uname -r> <present pages> <AnonHugePages kB in /proc/meminfo>
- *   KSM-CSV,full_scans,<every counter file this kernel has>   (the header)
+ *   KSM-CSV,full_scans,<every counter file this kernel has>,zero_mapped   (the header)
  *   KSM-CSV,<scan>,<values>                                   (one per full scan)
+ * zero_mapped is not the kernel's: the trace's pages that map the shared zero
+ * page now, counted from /proc/self/pagemap (PFNs need root, as the guest
+ * is) - use_zero_pages' merges and, from 6.12, the zero subpages a huge-page
+ * split remapped, which no KSM counter shows (the model's ksm_zero_pages +
+ * thp_zero_pages).  It is left out when the PFNs cannot be read.
  *   KSM-GUEST DONE | KSM-GUEST FAIL: <reason>
  * full_scans, pages_scanned and pages_skipped are counted from the start.
  * Exit 0, 1 on failure, 2 on a usage error.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ksm_sysfs.h"
 #include "materialize.h"
@@ -118,14 +131,61 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+#define PM_PRESENT (1ull << 63)
+#define PM_PFN ((1ull << 55) - 1)
+
+/* The page frame of the shared zero page (a read fault maps it), or 0 if unknown. */
+static uint64_t zero_pfn(int pagemap)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	volatile char *p = mmap(NULL, (size_t)ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t e = 0;
+
+	if (p == MAP_FAILED)
+		return 0;
+	(void)p[0];
+	if (pread(pagemap, &e, sizeof(e), (off_t)((uintptr_t)p / (uintptr_t)ps * sizeof(e))) !=
+	    (ssize_t)sizeof(e))
+		e = 0;
+	munmap((void *)p, (size_t)ps);
+	return (e & PM_PRESENT) ? e & PM_PFN : 0;
+}
+
+/* The trace's pages that map the zero page (frame zpfn) now, or -1 on a read error. */
+static long long zero_mapped(const struct real_mat *m, const struct trace_header *h, int pagemap,
+			     uint64_t zpfn)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	uint64_t e[512];
+	long long n = 0;
+
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		uintptr_t base = (uintptr_t)real_mat_page(m, g, 0);
+
+		for (uint64_t p = 0; p < h->guests[g].pages; p += 512) {
+			uint64_t k = h->guests[g].pages - p < 512 ? h->guests[g].pages - p : 512;
+			off_t off = (off_t)((base / (uintptr_t)ps + p) * sizeof(uint64_t));
+
+			if (pread(pagemap, e, k * sizeof(uint64_t), off) != (ssize_t)(k * sizeof(uint64_t)))
+				return -1;
+			for (uint64_t i = 0; i < k; i++)
+				n += (e[i] & PM_PRESENT) && (e[i] & PM_PFN) == zpfn;
+		}
+	}
+	return n;
+}
+
 static bool cumulative(int f)
 {
 	return f == REAL_KSM_FULL_SCANS || f == REAL_KSM_PAGES_SCANNED || f == REAL_KSM_PAGES_SKIPPED;
 }
 
-/* full_scans, then every other counter this kernel has: the header, or the values. */
+/*
+ * full_scans, then every other counter this kernel has, then zero_mapped
+ * (zcol; -1 if pagemap could not be read): the header, or the values.
+ */
 static void print_row(const struct real_ksm_state *s, const struct real_ksm_state *base,
-		      bool header)
+		      bool header, bool zcol, long long zm)
 {
 	if (header)
 		fputs("KSM-CSV,full_scans", stdout);
@@ -140,6 +200,10 @@ static void print_row(const struct real_ksm_state *s, const struct real_ksm_stat
 		else
 			printf(",%lld", (long long)(s->v[f] - (cumulative(f) ? base->v[f] : 0)));
 	}
+	if (zcol && header)
+		fputs(",zero_mapped", stdout);
+	else if (zcol)
+		printf(",%lld", zm);
 	putchar('\n');
 	fflush(stdout);
 }
@@ -157,13 +221,20 @@ int main(int argc, char **argv)
 	uint64_t snaps = 0;
 	int64_t fs;
 	double deadline;
-	int rc, more;
+	int rc, more, pagemap;
+	uint64_t zpfn = 0;
 
 	memset(&o, 0, sizeof(o));
 	if (parse(&o, argc, argv) < 0) {
 		fprintf(stderr, "usage: ksm_guest TRACE --scans N [--snapshot-scans K] "
 				"[--set name=value]... [--timeout-s S]\n");
 		return 2;
+	}
+	{
+		struct sched_param sp = { .sched_priority = 50 };
+
+		if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+			return fail("sched_setscheduler(SCHED_FIFO): the poll needs real-time priority", NULL);
 	}
 	if (real_ksm_open(&k, NULL, true, &err) < 0)
 		return fail("KSM", &err);
@@ -183,7 +254,10 @@ int main(int argc, char **argv)
 	uname(&u);
 	printf("KSM-GUEST BEGIN %s %llu %lld\n", u.release,
 	       (unsigned long long)real_mat_present_pages(m), anon_huge_kib());
-	print_row(&base, &base, true);
+	pagemap = open("/proc/self/pagemap", O_RDONLY);
+	if (pagemap >= 0)
+		zpfn = zero_pfn(pagemap);
+	print_row(&base, &base, true, zpfn != 0, 0);
 	deadline = now_s() + (double)o.timeout_s;
 	for (uint64_t n = 0; n < o.scans;) {
 		if (real_ksm_set(&k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, &err) < 0)
@@ -208,7 +282,8 @@ int main(int argc, char **argv)
 			       (unsigned long long)n);
 			return 1;
 		}
-		print_row(&st, &base, false);
+		print_row(&st, &base, false, zpfn != 0,
+			  zpfn ? zero_mapped(m, trace_reader_header(r), pagemap, zpfn) : -1);
 		if (more > 0 && o.snapshot_scans && n == snaps * o.snapshot_scans) {
 			rc = real_mat_snapshot(m, r, NULL, NULL, &err);
 			if (rc == 0)
@@ -220,6 +295,8 @@ int main(int argc, char **argv)
 	}
 	printf("KSM-GUEST DONE %llu snapshots applied\n", (unsigned long long)snaps);
 	fflush(stdout);
+	if (pagemap >= 0)
+		close(pagemap);
 	real_mat_free(m);
 	trace_reader_close(r);
 	return 0;

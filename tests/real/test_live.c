@@ -165,6 +165,130 @@ SP_TEST(frames_released_with_last_sharer)
 	munmap(m, N * PS);
 }
 
+/* VMAs of the process overlapping [addr, addr + len). */
+static unsigned vmas_over(const uint8_t *addr, size_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	unsigned long lo, hi;
+	unsigned n = 0;
+	char line[512];
+
+	CU_ASSERT_FATAL(f != NULL);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (uintptr_t)addr + len &&
+		    hi > (uintptr_t)addr)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * Merges in runs share VMAs: near max_map_count the backend counts the VMAs
+ * instead of charging 2 per merged page, so a limit the estimate alone would
+ * hit before half of the merges lets all of them through; a limit that is
+ * really reached refuses with SP_ELIMIT.  merge_ns covers exactly the timed
+ * merges and their pages.
+ */
+SP_TEST(runs_share_vmas_near_max_map_count)
+{
+	enum { K = 256 };
+	uint8_t *m = map_pages(2 * K), want[PS];
+	struct real_live_config cfg = { 0 };
+	struct real_live *L;
+	struct backend b;
+	struct real_live_stats st;
+	uint64_t v0;
+	bk_frame f;
+	int cows = 0;
+
+	for (int i = 0; i < 2 * K; i++)
+		fill(m + i * PS, (unsigned)(i % K) + 100);
+	v0 = real_count_vmas();
+	cfg.max_map_count = v0 + 256 + 400; /* the margin + room for 200 pages at 2 VMAs each */
+	if (!(L = live_or_skip(m, 2 * K, &cfg)))
+		return;
+	b = real_live_backend(L);
+	real_live_defer_remaps(L, true);
+	for (int i = 0; i < K; i++) {
+		CU_ASSERT_EQUAL(b.ops->merge_pages(L, (bk_page)(K + i), (bk_page)i, &f), 0);
+		if (i % 16 == 15)
+			real_live_flush(L); /* batches of 16, as the engine flushes after each */
+	}
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.map_limit_refusals, 0);
+	CU_ASSERT(st.vma_recounts >= 1);
+	CU_ASSERT_EQUAL(vmas_over(m, 2 * K * PS), 2); /* two runs, one VMA each */
+	CU_ASSERT_EQUAL(st.frames, K);
+	CU_ASSERT_EQUAL(st.timed_merges, K);
+	CU_ASSERT_EQUAL(st.timed_pages, 2 * K);
+	CU_ASSERT_EQUAL(st.remaps, 2 * K / 16); /* one mmap per run per batch */
+	for (int i = 0; i < 2 * K; i++) {
+		fill(want, (unsigned)(i % K) + 100);
+		CU_ASSERT_EQUAL(memcmp(m + i * PS, want, PS), 0);
+	}
+	CU_ASSERT_EQUAL(real_live_poll(L, 2 * K, count_cb, &cows), 0);
+	real_live_free(L);
+	munmap(m, 2 * K * PS);
+
+	/* A limit right at the process's count: refused, counted, nothing changed. */
+	m = map_pages(4);
+	fill(m, 1);
+	fill(m + PS, 1);
+	cfg.max_map_count = real_count_vmas() + 256;
+	if (!(L = live_or_skip(m, 4, &cfg)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 1, 0, &f), SP_ELIMIT);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.map_limit_refusals, 1);
+	CU_ASSERT_EQUAL(st.frames, 0);
+	CU_ASSERT_EQUAL(st.timed_merges, 0);
+	real_live_free(L);
+	munmap(m, 4 * PS);
+}
+
+/* COW polling reads spans around merged pages: far apart and close together, every break is found. */
+SP_TEST(poll_finds_sparse_cow_breaks)
+{
+	enum { N = 1200 };
+	static const int pages[] = { 3, 5, 40, 41, 500, 511, 512, 513, 900, 1199 };
+	enum { NP = sizeof(pages) / sizeof(pages[0]) };
+	uint8_t *m = map_pages(N);
+	struct real_live *L;
+	struct backend b;
+	struct real_live_stats st;
+	bk_frame f;
+	int cows = 0;
+
+	for (int i = 0; i < N; i++)
+		fill(m + i * PS, (unsigned)i + 1000);
+	fill(m + 7 * PS, 1);
+	for (int i = 0; i < NP; i++)
+		fill(m + pages[i] * PS, 1);
+	if (!(L = live_or_skip(m, N, NULL)))
+		return;
+	b = real_live_backend(L);
+	for (int i = 0; i < NP; i++)
+		CU_ASSERT_EQUAL(b.ops->merge_pages(L, (bk_page)pages[i], 7, &f), 0);
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 0);
+	real_live_stats(L, &st);
+	CU_ASSERT(st.cow_polled < N / 4); /* the spans, not every page */
+	for (int i = 0; i < NP; i += 2)
+		m[pages[i] * PS + 9] ^= 0x5a;
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), (NP + 1) / 2);
+	CU_ASSERT_EQUAL(cows, (NP + 1) / 2);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 1 + NP / 2);
+	for (int i = 0; i < NP; i++) {
+		struct bk_page_info info;
+
+		b.ops->page_info(L, (bk_page)pages[i], &info);
+		CU_ASSERT_EQUAL(info.frame == BK_NO_FRAME, i % 2 == 0);
+	}
+	real_live_free(L);
+	munmap(m, N * PS);
+}
+
 SP_TEST(merge_refused_if_changed)
 {
 	uint8_t *m = map_pages(4);

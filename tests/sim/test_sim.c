@@ -52,6 +52,125 @@ SP_TEST(cost_spec_is_checked)
 	CU_ASSERT_EQUAL(sim_cost_parse(&c, "merge", &err), SP_EINVAL);
 }
 
+SP_TEST(costs_file_round_trip)
+{
+	/* Every operation saved is read back; one left out keeps the value it had. */
+	struct sim_cost c, back, want;
+	bool which[BK_COST__COUNT];
+	struct sp_err err = { 0 };
+	char path[512];
+	FILE *f;
+	char line[256];
+	int comments = 0;
+
+	sp_test_path(path, sizeof(path), "costs.conf");
+	for (int k = 0; k < BK_COST__COUNT; k++) {
+		c.ns[k] = 100.5 + 37 * k;
+		which[k] = k != BK_COST_MERGE;
+	}
+	CU_ASSERT_EQUAL_FATAL(sim_cost_save(&c, which, "measured here\nload 0.5", path, &err), 0);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	while (fgets(line, sizeof(line), f))
+		comments += line[0] == '#';
+	fclose(f);
+	CU_ASSERT_EQUAL(comments, 4); /* two of the header, two of the note */
+	sim_cost_defaults(&back);
+	want = back;
+	CU_ASSERT_EQUAL_FATAL(sim_cost_load(&back, path, &err), 0);
+	for (int k = 0; k < BK_COST__COUNT; k++)
+		CU_ASSERT_DOUBLE_EQUAL(back.ns[k], k == BK_COST_MERGE ? want.ns[k] : c.ns[k], 1e-9);
+}
+
+SP_TEST(costs_file_errors_name_the_line)
+{
+	static const char *const bad[][2] = {
+		{ "visit=1\n# ok\nteleport=3\n", ":3: unknown operation 'teleport'" },
+		{ "visit=1\nmerge=-4\n", ":2: merge=-4 is not a time in ns" },
+		{ "\nvisit 1\n", ":2: " },
+		{ "checksum=12abc\n", ":1: checksum=12abc is not a time" },
+	};
+	struct sp_err err = { 0 };
+	char path[512];
+
+	sp_test_path(path, sizeof(path), "bad-costs.conf");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sim_cost c, before;
+		FILE *f = fopen(path, "w");
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fputs(bad[i][0], f);
+		fclose(f);
+		sim_cost_defaults(&c);
+		before = c;
+		sp_err_clear(&err);
+		CU_ASSERT_EQUAL(sim_cost_load(&c, path, &err), SP_ECORRUPT);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+		if (!strstr(err.msg, bad[i][1]))
+			fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, err.msg, bad[i][1]);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, bad[i][1]));
+		CU_ASSERT_EQUAL(memcmp(&c, &before, sizeof(c)), 0); /* unchanged on failure */
+	}
+	sp_err_clear(&err);
+	sp_test_path(path, sizeof(path), "no-such-costs.conf");
+	{
+		struct sim_cost c;
+
+		sim_cost_defaults(&c);
+		CU_ASSERT_EQUAL(sim_cost_load(&c, path, &err), SP_EIO);
+	}
+}
+
+SP_TEST(first_visit_costs_once_per_rmap_item)
+{
+	/*
+	 * One guest of 10 unique pages; pages 8 and 9 unmapped at 100 ms and
+	 * mapped again (new contents) at 200 ms.  ksm with pages_to_scan=100
+	 * (every batch a full scan), smart_scan=0, a visit 1000 ns and a first
+	 * visit 100000 ns, nothing else charged.  The first scan allocates 10
+	 * rmap items; the cursor frees the items of 8 and 9 when it passes them
+	 * unmapped, and allocates them again after 200 ms.  So at every sample
+	 * cpu_ns = 1000 x pages_scanned + 100000 x items allocated so far:
+	 * 10 items before 200 ms, 12 after.
+	 */
+	static const char *const sets[] = { "pages_to_scan=100", "sleep_millisecs=10",
+					    "smart_scan=0", "tick_hz=0", NULL };
+	struct sp_err err = { 0 };
+	char path[512];
+	struct sim_config cfg;
+	struct tb_series *s;
+	struct tb tb;
+	const struct metrics *m;
+
+	sp_test_path(path, sizeof(path), "firstvisit.sptrace");
+	tb_init(&tb, 1, 10);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t p = 0; p < 10; p++)
+		tb_page(&tb, 0, p, p + 1);
+	tb_snap(&tb, 100);
+	tb_absent(&tb, 0, 8);
+	tb_absent(&tb, 0, 9);
+	tb_snap(&tb, 200);
+	tb_page(&tb, 0, 8, 21);
+	tb_page(&tb, 0, 9, 22);
+	tb_commit(&tb);
+	tb_config(&cfg, "ksm", sets);
+	CU_ASSERT_EQUAL_FATAL(sim_cost_parse(&cfg.cost, "visit=1000,first_visit=100000", &err), 0);
+	cfg.sample_ms = 50;
+	cfg.duration_ms = 400;
+	s = tb_run(path, &cfg);
+	m = tb_at(s, 50);
+	CU_ASSERT(m->pages_scanned >= 20); /* several full scans of 10 */
+	CU_ASSERT_EQUAL(m->cpu_ns, 1000 * m->pages_scanned + 100000 * 10);
+	m = tb_at(s, 150);
+	CU_ASSERT_EQUAL(m->cpu_ns, 1000 * m->pages_scanned + 100000 * 10);
+	CU_ASSERT_EQUAL(m->pages_volatile + m->pages_unshared + m->pages_shared + m->pages_sharing, 8);
+	m = tb_at(s, 400);
+	CU_ASSERT_EQUAL(m->cpu_ns, 1000 * m->pages_scanned + 100000 * 12);
+	free(s);
+}
+
 static void volatile_trace(const char *path)
 {
 	struct tb tb;

@@ -7,7 +7,8 @@
  * names a field by offsetof) and prints the command's help, so the help and
  * the parser never disagree.  The parser keeps no state between calls, has
  * no globals, never prints and never exits: errors come back as one line in
- * struct cli_err, help goes to the FILE the caller chooses.
+ * struct cli_err (escaped for a terminal: it quotes argv), help goes to the
+ * FILE the caller chooses.
  *
  * Syntax (that of getopt_long): --name VALUE, --name=VALUE, -x VALUE, -xVALUE,
  * clustered short flags (-qh), unambiguous prefixes of long names (--dur for

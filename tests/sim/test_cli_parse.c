@@ -1,5 +1,5 @@
 /*
- * test_cli_parse.c - the table-driven command-line parser (cli/cli_parse.h)
+ * test_cli_parse.c - the table-driven command-line parser (sim/cli/cli_parse.h)
  * on a table with one option of every type: values, ranges, syntax, the
  * errors' wording, positional arguments, and the help generated from the
  * same table.
@@ -265,6 +265,17 @@ SP_TEST(positional_arguments_are_counted)
 	expect_error(parse_with(&one, "--bogus", (const char *)NULL), "unknown option '--bogus'");
 	CU_ASSERT_EQUAL(parse_with(&one, "--", "--bogus", (const char *)NULL), CLI_OK);
 	CU_ASSERT_STRING_EQUAL(opts.args.v[0], "--bogus");
+}
+
+/* An error quotes argv escaped: ESC [ 2 J in any argument reaches err.msg as \x1b[2J. */
+SP_TEST(errors_quote_arguments_escaped)
+{
+	expect_error(P("-o", "f", "--frob\033[2J"), "unknown option '--frob\\x1b[2J'");
+	expect_error(P("-o", "f", "--count", "1\033[2J"), "invalid value '1\\x1b[2J' for --count");
+	expect_error(P("-o", "f", "--mode", "\033[2J\n"), "unknown --mode '\\x1b[2J\\x0a'");
+	expect_error(P("-o", "f", "--note", "bad", "x\033"), "--note: 'bad' is refused");
+	expect_error(P("-o", "f", "a", "b", "\033]0;t\007"), "unexpected argument '\\x1b]0;t\\x07'");
+	CU_ASSERT_PTR_NULL(strchr(err.msg, '\033'));
 }
 
 SP_TEST(help_wins_over_errors)

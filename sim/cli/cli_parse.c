@@ -8,7 +8,8 @@
  *
  * Invariants: the parser reads argv and writes only into opts and err; on
  * an error, opts may be partly filled (the caller exits), err holds one
- * line that names the option and the value.
+ * line that names the option and the value, escaped for a terminal
+ * (sp_term_escape): an argument cannot make the message act on a terminal.
  */
 #include "cli_parse.h"
 
@@ -18,6 +19,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sp_error.h"
 
 static int fail(struct cli_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -391,6 +394,19 @@ static int check_required(const struct state *st)
 	return CLI_OK;
 }
 
+/* An error quotes argv (and the callbacks' messages may): escaped, one line, inert on a terminal. */
+static int escape_error(struct cli_err *err, int rc)
+{
+	char raw[sizeof(err->msg)];
+
+	if (rc != CLI_EUSAGE)
+		return rc;
+	memcpy(raw, err->msg, sizeof(raw));
+	raw[sizeof(raw) - 1] = '\0';
+	sp_term_escape(err->msg, sizeof(err->msg), raw);
+	return rc;
+}
+
 int cli_parse(const struct cli_spec *s, int argc, char **argv, void *opts, struct cli_err *err)
 {
 	struct state st = { .s = s, .argc = argc, .argv = argv, .opts = opts, .err = err };
@@ -416,7 +432,7 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, void *opts, struc
 		rc = check_required(&st);
 	if (rc == CLI_OK && st.nargs < s->min_args)
 		rc = fail(err, "missing %s", s->args_name ? s->args_name : "argument");
-	return rc;
+	return escape_error(err, rc);
 }
 
 /* ---- help ---------------------------------------------------------------- */
