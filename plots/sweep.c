@@ -1033,6 +1033,10 @@ static void gp_series_plots(FILE *f, const struct plot_sweep_def *d, const struc
 		{ "Time to 90% of the final savings (mean, 95% CI)", "time to 90% (s)" },
 	};
 
+	bool any_settled = false;
+
+	for (uint64_t i = 0; i < d->points; i++)
+		any_settled |= !p[i].unsettled;
 	for (int k = 0; k < 3; k++) {
 		fprintf(f, "  set key outside right top vertical\n  set output '%s.'.fmt.sfx\n"
 			   "  set title ", sweep_plots[k]);
@@ -1041,6 +1045,13 @@ static void gp_series_plots(FILE *f, const struct plot_sweep_def *d, const struc
 		rep_gp_quoted(f, what[k][0]);
 		fputs("\n  set ylabel ", f);
 		rep_gp_quoted(f, what[k][1]);
+		if (k == 2 && !any_settled) {
+			/* Every point is "never": no time to draw, and gnuplot refuses a plot of none. */
+			fputs("\n  set yrange [0:1]\n  set label 1 'never: no grid point reached 90% of its "
+			      "final savings before the run ended' at graph 0.5, graph 0.5 center\n"
+			      "  plot $s0 using 1:(-1) with points notitle\n  unset label 1\n", f);
+			continue;
+		}
 		fputs("\n  set yrange [0:*]\n", f);
 		fputs("  plot ", f);
 		for (size_t s = 0; s < ser->n; s++) {

@@ -40,13 +40,14 @@ const char *sim_cost_name(enum bk_cost k)
 
 void sim_cost_defaults(struct sim_cost *c)
 {
-	c->ns[BK_COST_VISIT] = 430;
-	c->ns[BK_COST_CHECKSUM] = 600;
-	c->ns[BK_COST_COMPARE] = 600;
-	c->ns[BK_COST_TREE_STEP] = 400;
-	c->ns[BK_COST_MERGE] = 1550;
-	c->ns[BK_COST_COW_BREAK] = 3900;
-	c->ns[BK_COST_FIRST_VISIT] = 0;
+	/* medians of three runs, 2026-11-29, load 1.0-4.1 (bench/README.md "bench_cost.sh") */
+	c->ns[BK_COST_VISIT] = 125;
+	c->ns[BK_COST_CHECKSUM] = 830;
+	c->ns[BK_COST_COMPARE] = 640;
+	c->ns[BK_COST_TREE_STEP] = 240;
+	c->ns[BK_COST_MERGE] = 360;
+	c->ns[BK_COST_COW_BREAK] = 3650;
+	c->ns[BK_COST_FIRST_VISIT] = 395;
 }
 
 /*

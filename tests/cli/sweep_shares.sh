@@ -105,6 +105,16 @@ grep -q ',,' "$T/nevers/share-0-of-2.csv" || err "no unsettled run in the share:
 "$SIM" sweep merge -q "$T/nevers" || err "shares with unsettled runs refused"
 cmp "$T/never1/sweep.csv" "$T/nevers/sweep.csv" || err "merged unsettled sweep.csv differs from the unsharded one"
 
+# a grid where no point settles still gets its plots: the time-to-90% plot says
+# "never" instead of gnuplot failing on a plot with no defined point
+"$SIM" sweep --trace "$T/t.sptrace" --algo ksm --vary pages_to_scan=1,2 --duration-ms 3000 -q \
+	--report "$T/allnever" || err "a sweep where nothing settles failed"
+[ -s "$T/allnever/sweep_t90.svg" ] || err "no time-to-90% plot when nothing settles"
+grep -q "never: no grid point" "$T/allnever/sweep.gp" || err "the all-never plot does not say never"
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "time_to_90pct_ms") c = i; next }
+	$c != "" { bad = 1 } END { exit bad || !c }' "$T/allnever/runs.csv" \
+	|| err "the all-never grid has a settled run: $(cat "$T/allnever/runs.csv")"
+
 . "$(dirname "$0")/expect.sh"
 expect 2 "out of range" sweep --trace "$T/t.sptrace" --algo ksm --vary pages_to_scan=10,-1 --report "$T/bad"
 expect 2 "valid: " sweep --trace "$T/t.sptrace" --algo ksm --vary bogus=1,2 --report "$T/bad"
