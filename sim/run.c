@@ -662,6 +662,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 			.host = env_host,
 			.text = env_text,
 			.arg = &x,
+			.ctx = cfg->ctl_ctx,
 		};
 
 		x.guest_pages = env.bk.ops->npages(env.bk.impl);
