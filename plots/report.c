@@ -158,6 +158,17 @@ static int write_series_csv(const char *dir, const struct plot_run *r, struct sp
 	return atomic_file_commit(&af, err);
 }
 
+/* DIR/name opened (atomic_file) with its header line written. */
+static int open_table(struct atomic_file *af, const char *dir, const char *name, const char *header,
+		      struct sp_err *err)
+{
+	int rc = rep_open(af, dir, name, err);
+
+	if (rc == 0)
+		fprintf(af->f, "%s\n", header);
+	return rc;
+}
+
 static int write_summary_csv(const char *dir, const struct plot_compare *c,
 			     const struct plot_summary *sum, struct sp_err *err)
 {
@@ -165,10 +176,9 @@ static int write_summary_csv(const char *dir, const struct plot_compare *c,
 	struct atomic_file af;
 	int rc;
 
-	rc = rep_open(&af, dir, "summary.csv", err);
+	rc = open_table(&af, dir, "summary.csv", plot_summary_header, err);
 	if (rc < 0)
 		return rc;
-	fprintf(af.f, "%s\n", plot_summary_header);
 	for (size_t i = 0; i < c->nruns; i++) {
 		const struct plot_summary *s = &sum[i];
 		char params[1024];
@@ -208,10 +218,9 @@ static int write_prediction_csv(const char *dir, const struct plot_compare *c, s
 	struct atomic_file af;
 	int rc;
 
-	rc = rep_open(&af, dir, "prediction.csv", err);
+	rc = open_table(&af, dir, "prediction.csv", plot_prediction_header, err);
 	if (rc < 0)
 		return rc;
-	fprintf(af.f, "%s\n", plot_prediction_header);
 	for (size_t i = 0; i < c->nruns; i++) {
 		const struct plot_run *r = &c->runs[i];
 		struct plot_error e;
