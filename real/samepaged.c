@@ -409,7 +409,8 @@ static const struct cli_opt sd_opts[] = {
 	{ .name = "print-effective", .type = CLI_FLAG, .offset = offsetof(struct opts, print),
 	  .help = "print the configuration after defaults and exit" },
 	{ .name = "simulate", .type = CLI_PATH, .offset = offsetof(struct opts, simulate), .metavar = "TRACE",
-	  .help = "run the policy against the simulator on TRACE, not the host" },
+	  .help = "run the daemon (its policy, safety checks, metrics) against the\n"
+		  "simulator on TRACE, not the host" },
 	{ 0 },
 };
 
