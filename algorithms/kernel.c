@@ -55,7 +55,11 @@
  *    merge then fails (write_protect_page() finds no pte mapping it), so it
  *    lands on the zero page by the split, counted in neither pages_sharing
  *    nor ksm_zero_pages.  Up to 6.11 a split leaves zero-filled subpages as
- *    ordinary pages that KSM may merge later.
+ *    ordinary pages that KSM may merge later.  Both checked on Debian's
+ *    kernels in QEMU guests, full scan by full scan (tests/real/ksm_proof.sh,
+ *    bench/README.md), with the first-visit merge of 6.1 and the counters
+ *    each version has.  (A guest under 512 MiB of RAM boots with
+ *    transparent huge pages off, hugepage_init(): the proof turns them on.)
  */
 #include <ctype.h>
 #include <stdio.h>

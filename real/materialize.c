@@ -3,7 +3,7 @@
  * anonymous memory, page bytes derived from fingerprints.
  *
  * Structures.
- *   guests[g]  the guest's region: base (2 MiB aligned), pages, its security
+ *   guests[g]  the guest's region: base (2 MiB aligned, above guest g-1's), pages, its security
  *              domain, the last applied state of each page (fingerprint and
  *              ST_* flags) and a bitmap of the 2 MiB ranges advised
  *              MADV_HUGEPAGE.
@@ -112,6 +112,8 @@ int real_mat_new(struct real_mat **out, const struct trace_header *h, unsigned f
 {
 	long sys_page = sysconf(_SC_PAGESIZE);
 	struct real_mat *m;
+	uint64_t span = 0; /* bytes of all guests, each rounded up to 2 MiB */
+	uint8_t *all = NULL;
 	int rc = 0;
 
 	*out = NULL;
@@ -136,17 +138,34 @@ int real_mat_new(struct real_mat **out, const struct trace_header *h, unsigned f
 		g->domain = h->guests[i].domain;
 		g->len = g->pages * h->page_size;
 		ranges = (g->len + HUGE_BYTES - 1) / HUGE_BYTES;
-		if (g->len > SIZE_MAX / 2)
+		if (g->len > SIZE_MAX / 4 || span > SIZE_MAX / 4)
 			rc = sp_err_set(err, SP_ENOMEM, "guest %u: %llu bytes do not fit the address space",
 					i, (unsigned long long)g->len);
 		else if (!(g->fp = calloc(g->pages, sizeof(*g->fp))) ||
 			 !(g->st = calloc(g->pages, 1)) || !(g->huge = calloc((ranges + 7) / 8, 1)))
 			rc = sp_err_set(err, SP_ENOMEM, "out of memory for guest %u's page table", i);
-		else if (!(g->base = map_aligned(g->len)))
-			rc = sp_err_set(err, SP_ENOMEM, "cannot map %llu MiB for guest '%s': %s",
-					(unsigned long long)(g->len >> 20), h->guests[i].name,
-					strerror(errno));
-		else if (madvise(g->base, g->len, MADV_NOHUGEPAGE) < 0 && errno != EINVAL)
+		span += (g->len + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+	}
+	/*
+	 * One reservation, the guests at ascending 2 MiB-aligned addresses in
+	 * trace order: ksmd walks a process's areas by address, so it visits the
+	 * pages in the order the models scan them (guest by guest).  The gaps
+	 * up to each next 2 MiB boundary are given back.
+	 */
+	if (rc == 0 && h->nguests && !(all = map_aligned(span)))
+		rc = sp_err_set(err, SP_ENOMEM, "cannot map %llu MiB for the guests: %s",
+				(unsigned long long)(span >> 20), strerror(errno));
+	for (uint32_t i = 0; i < h->nguests && all; i++) {
+		struct mat_guest *g = &m->g[i];
+		uint64_t room = (g->len + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+
+		g->base = all;
+		if (room > g->len)
+			munmap(all + g->len, (size_t)(room - g->len));
+		all += room;
+	}
+	for (uint32_t i = 0; i < h->nguests && rc == 0; i++) {
+		if (madvise(m->g[i].base, m->g[i].len, MADV_NOHUGEPAGE) < 0 && errno != EINVAL)
 			rc = sp_err_set(err, SP_EIO, "madvise(MADV_NOHUGEPAGE): %s", strerror(errno));
 	}
 	if (rc == 0 && m->mergeable)

@@ -11,6 +11,8 @@
  * zero).  Applying a record writes the page's new bytes; if the kernel had
  * merged the page, the write makes it copy the page first, as a guest would.
  *
+ * Layout: the guests' regions lie at ascending addresses in trace order, so
+ * the kernel's scan (by address) visits pages in the models' order.
  * Huge pages: regions are 2 MiB aligned and MADV_NOHUGEPAGE, except that the
  * first HUGE record in a 2 MiB-aligned range advises MADV_HUGEPAGE for it.
  */

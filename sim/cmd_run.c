@@ -75,6 +75,7 @@ struct run_opts {
 	struct cli_sim_opts sim;
 	const char *trace, *algo, *ctl, *csv, *plot;
 	struct cli_list sets, ctl_sets;
+	uint64_t scans, snapshot_scans;
 	bool quiet;
 };
 
@@ -104,6 +105,14 @@ static const struct cli_opt run_table[] = {
 	{ .name = "ctl-set", .type = CLI_LIST, .offset = offsetof(struct run_opts, ctl_sets),
 	  .metavar = "key=value", .max_count = CLI_MAX_SETS,
 	  .help = "set a control policy parameter; repeatable" },
+	{ .name = "scans", .type = CLI_U64, .offset = offsetof(struct run_opts, scans),
+	  .metavar = "N", .min = 1, .max = 1000000,
+	  .help = "count in full scans: a sample after every full scan (not every --sample-ms), "
+		  "and the run ends at the N-th (within --duration-ms, default one simulated day)" },
+	{ .name = "snapshot-scans", .type = CLI_U64, .offset = offsetof(struct run_opts, snapshot_scans),
+	  .metavar = "K", .min = 1, .max = 1000000,
+	  .help = "with --scans: apply the trace's snapshot i (i >= 1) right after full scan i*K "
+		  "instead of at its time, as the kernel proof (tests/real/ksm_proof.sh) does" },
 	{ .name = "csv", .type = CLI_PATH, .offset = offsetof(struct run_opts, csv), .metavar = "OUT",
 	  .help = "write the time series: time_ms and every metric, one row per sample" },
 	{ .name = "plot", .type = CLI_PATH, .offset = offsetof(struct run_opts, plot),
@@ -255,6 +264,8 @@ static int run_parse(struct run_cmd *c, int argc, char **argv)
 		return rc;
 	if (c->o.plot && !c->o.csv)
 		return cli_usage_error("run", "--plot needs --csv (the plot is drawn from it)");
+	if (c->o.snapshot_scans && !c->o.scans)
+		return cli_usage_error("run", "--snapshot-scans needs --scans (the run ends at a full scan)");
 	return CLI_GO;
 }
 
@@ -270,6 +281,10 @@ static int run_prepare(struct run_cmd *c)
 		return rc;
 	if (cli_sim_opts_apply(&o->sim, &c->cfg, &c->err) < 0)
 		return cli_fail(&c->err);
+	c->cfg.scans = o->scans;
+	c->cfg.snapshot_scans = o->snapshot_scans;
+	if (o->scans && !c->cfg.duration_ms)
+		c->cfg.duration_ms = 86400000; /* a simulated day bounds a run that never completes its scans */
 	{
 		/* before any work: writable, not the trace, not each other, never a special file replaced */
 		const char *outs[] = { o->csv, o->plot }, *ins[] = { o->trace };

@@ -53,6 +53,9 @@ static const struct cli_opt gen_table[] = {
 	GEN_DOUBLE("huge-fraction", huge_fraction, "fraction of 2 MiB regions on huge pages (default {})"),
 	GEN_U32("nodes", nodes, "NUMA nodes; guest g on node g % N (default {})"),
 	GEN_U32("domains", domains, "security domains; guest g in domain g % N (default {})"),
+	GEN_U32("late-guests", late_guests,
+		"the last N guests start at the second snapshot, absent\n"
+		"before (a clone VM started later; default {})"),
 	GEN_U64("seed", seed, "random seed (default {})"),
 	{ 0 },
 };

@@ -16,6 +16,10 @@
  *             ctl_env, as samepaged's policies see the real one;
  *   sample    every sample_ms from 0: the metrics are read and reported.
  * At equal times: writes, control, batch, sample.
+ * Counting in full scans (sim_config.scans): a sample follows every batch
+ * that completes a full scan instead, the run ends at the scans-th, and with
+ * snapshot_scans snapshot i >= 1 falls due right after full scan
+ * i x snapshot_scans (at that batch's time, before the next batch).
  * Without spread_writes the trace is streamed: memory does not grow with its
  * length.  With it, one snapshot's records are held at a time.
  * Observer hooks (sim_config.hooks) may wrap the backend the algorithm sees
@@ -62,6 +66,10 @@ struct run {
 	uint64_t now;
 	uint64_t stopped_since;   /* when scanning was stopped (valid while !running) */
 	int p2s_idx, sleep_idx;   /* the tunables reported in sim_result (-1: none) */
+	/* counting in full scans (cfg->scans) */
+	int64_t scans_seen;       /* full_scans after the last batch */
+	bool snap_due;            /* snapshot_scans: the next snapshot falls due now */
+	bool scans_done;          /* the cfg->scans-th full scan is complete */
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
@@ -486,12 +494,38 @@ static int run_sample(struct run *x, uint64_t t, uint64_t end, sim_sample_fn sam
 	return 0;
 }
 
+/*
+ * Counting in full scans, after a batch at t: a sample if it completed a full
+ * scan, the end at the last one, and the next snapshot due if its scan came.
+ */
+static int after_scan(struct run *x, uint64_t t, uint64_t end, bool have_snap,
+		      sim_sample_fn sample, sim_progress_fn progress, void *arg, struct sp_err *err)
+{
+	const struct sim_config *cfg = x->cfg;
+	struct metrics m;
+	int rc;
+
+	read_metrics(x, &m);
+	if (m.full_scans <= x->scans_seen)
+		return 0;
+	x->scans_seen = m.full_scans;
+	rc = run_sample(x, t, end, sample, progress, arg, err);
+	if (rc < 0)
+		return rc;
+	if ((uint64_t)x->scans_seen >= cfg->scans)
+		x->scans_done = true;
+	else if (have_snap && cfg->snapshot_scans &&
+		 (uint64_t)x->scans_seen >= x->res->snapshots * cfg->snapshot_scans)
+		x->snap_due = true;
+	return 0;
+}
+
 static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, void *arg,
 		struct sp_err *err)
 {
 	const struct sim_config *cfg = x->cfg;
 	uint64_t end = cfg->duration_ms ? cfg->duration_ms * NS_PER_MS : NEVER; /* both <= SIM_MAX_MS */
-	uint64_t wake = 0, next_sample = 0, sample_ns = cfg->sample_ms * NS_PER_MS;
+	uint64_t wake = 0, next_sample = cfg->scans ? NEVER : 0, sample_ns = cfg->sample_ms * NS_PER_MS;
 	uint64_t ctl_wake = x->ctl_st ? 0 : NEVER;
 	struct trace_snapshot s;
 	bool have_snap;
@@ -513,6 +547,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		 * time), since its writes are spread over that interval.
 		 */
 		uint64_t t_snap = !have_snap ? NEVER
+				  : cfg->snapshot_scans && x->res->snapshots ? (x->snap_due ? x->now : NEVER)
 				  : cfg->spread_writes && x->res->snapshots ? x->prev_snap_ns
 									 : s.time_ms * NS_PER_MS;
 		uint64_t t_write = x->qpos < x->qlen ? x->q[x->qpos].t_ns : NEVER;
@@ -532,13 +567,14 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		if (t == t_write) {
 			rc = apply(x, &x->q[x->qpos++].rec, err);
 		} else if (t == t_snap) {
+			x->snap_due = false;
 			rc = take_snapshot(x, &s, err);
 			if (rc == 0) {
 				rc = x->src->next_snapshot(x->src->impl, &s, err);
 				have_snap = rc > 0;
 				if (rc > 0)
 					rc = snapshot_time_ok(&s, err);
-				if (rc == 0 && !cfg->duration_ms)
+				if (rc == 0 && !cfg->duration_ms && !cfg->scans)
 					end = sat_add(x->prev_snap_ns, cfg->tail_ms * NS_PER_MS);
 				rc = rc < 0 ? rc : 0;
 			}
@@ -546,6 +582,10 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 			rc = run_control(x, t, &ctl_wake, &wake, err);
 		} else if (t == wake) {
 			rc = run_batch(x, t, &wake, err);
+			if (rc == 0 && cfg->scans)
+				rc = after_scan(x, t, end, have_snap, sample, progress, arg, err);
+			if (x->scans_done)
+				break;
 		} else {
 			rc = run_sample(x, t, end, sample, progress, arg, err);
 			next_sample = sat_add(next_sample, sample_ns);
@@ -553,6 +593,10 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		if (rc < 0)
 			return rc;
 	}
+	if (cfg->scans && !x->scans_done)
+		return sp_err_set(err, SP_EINVAL, "only %lld of the %llu full scans asked for in the %.1f s "
+				  "simulated (raise the duration)", (long long)x->scans_seen,
+				  (unsigned long long)cfg->scans, (double)(end / NS_PER_MS) / 1000);
 	return 0;
 }
 
@@ -612,6 +656,9 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	memset(out, 0, sizeof(*out));
 	if (cfg->sample_ms == 0)
 		return sp_err_set(err, SP_EINVAL, "sim_run: a zero sample interval");
+	if ((cfg->snapshot_scans && !cfg->scans) || (cfg->scans && !cfg->duration_ms))
+		return sp_err_set(err, SP_EINVAL, "sim_run: snapshots by full scans need a number of "
+				  "scans, and counting scans a duration");
 	rc = algo_check(cfg->algo, err);
 	if (rc < 0)
 		return rc;

@@ -159,6 +159,16 @@ struct sim_config {
 	 */
 	struct algo_kernel kernel;
 	const struct sim_hooks *hooks; /* or NULL */
+	/*
+	 * Counting in full scans (a kernel's run compared scan by scan, as on a
+	 * slow TCG guest): scans > 0 takes a sample after every full scan
+	 * instead of every sample_ms and ends the run at the scans-th full scan
+	 * (SP_EINVAL if duration_ms, required, comes first); snapshot_scans > 0
+	 * (needs scans) applies snapshot i >= 1 right after full scan
+	 * i x snapshot_scans instead of at its time.
+	 */
+	uint64_t scans;
+	uint64_t snapshot_scans;
 };
 
 /*

@@ -10,7 +10,10 @@
  * volatile: between two snapshots each of them is rewritten with probability
  * write_rate, with new content from the same mixture.  The others never
  * change.  A huge_fraction of each guest's 512-page (2 MiB) regions is marked
- * as backed by transparent huge pages.
+ * as backed by transparent huge pages.  The last late_guests guests appear at
+ * the second snapshot (a VM started later, e.g. a clone): they are absent in
+ * snapshot 0 and every one of their pages is written in snapshot 1, with the
+ * content it has then; the random draws are the same as without them.
  *
  * Determinism.  All randomness comes from one GSL MT19937 stream seeded with
  * `seed` and consumed in a fixed order; fingerprints are XXH3-128 of a
@@ -81,6 +84,9 @@ int trace_gen_check(const struct trace_gen_params *p, struct sp_err *err)
 		return sp_err_set(err, SP_EINVAL, "--nodes must be in 1..%d", TRACE_MAX_NODE + 1);
 	if (p->domains < 1 || p->domains > p->guests)
 		return sp_err_set(err, SP_EINVAL, "--domains must be in 1..guests");
+	if (p->late_guests >= p->guests || (p->late_guests && p->snapshots < 2))
+		return sp_err_set(err, SP_EINVAL, "--late-guests must be below --guests, and needs at "
+				  "least 2 snapshots (they appear at the second)");
 	return 0;
 }
 
@@ -131,6 +137,7 @@ int trace_gen_write(const struct trace_gen_params *p, const char *path,
 	struct trace_writer *w = NULL;
 	struct gen g = { .p = p };
 	uint64_t npages = (uint64_t)p->guests * p->pages;
+	uint64_t first_late = (uint64_t)(p->guests - p->late_guests) * p->pages; /* page index */
 	struct sp_fp *cur = NULL;
 	uint8_t *huge = NULL, *vol = NULL;
 	double *weights = NULL;
@@ -155,6 +162,11 @@ int trace_gen_write(const struct trace_gen_params *p, const char *path,
 		 (unsigned long long)g.ncontents, p->zipf_s, p->zero_fraction, p->write_rate,
 		 p->volatile_fraction, p->huge_fraction, p->nodes, p->domains,
 		 (unsigned long long)p->seed);
+	if (p->late_guests) {
+		size_t len = strlen(h.desc);
+
+		snprintf(h.desc + len, sizeof(h.desc) - len, " late_guests=%u", p->late_guests);
+	}
 	for (uint32_t i = 0; i < p->guests; i++) {
 		snprintf(h.guests[i].name, sizeof(h.guests[i].name), "guest%u", i);
 		h.guests[i].node = (uint16_t)(i % p->nodes);
@@ -197,7 +209,8 @@ int trace_gen_write(const struct trace_gen_params *p, const char *path,
 		}
 		vol[i] = gsl_rng_uniform(g.rng) < p->volatile_fraction;
 		cur[i] = draw(&g);
-		rc = emit(w, gu, pg, cur[i], huge[i], h.guests[gu].node, err);
+		if (i < first_late)
+			rc = emit(w, gu, pg, cur[i], huge[i], h.guests[gu].node, err);
 	}
 	if (progress && rc == 0)
 		progress(arg, 1, p->snapshots);
@@ -207,12 +220,14 @@ int trace_gen_write(const struct trace_gen_params *p, const char *path,
 		rc = trace_writer_begin_snapshot(w, (uint64_t)s * p->interval_ms, err);
 		for (uint64_t i = 0; rc == 0 && i < npages; i++) {
 			struct sp_fp fp;
+			bool appears = s == 1 && i >= first_late; /* a late guest's page: written now */
 
 			if (!vol[i] || p->write_rate <= 0.0 || gsl_rng_uniform(g.rng) >= p->write_rate)
-				continue;
-			fp = draw(&g);
-			if (sp_fp_eq(fp, cur[i]))
-				continue; /* rewritten with the same content: no change to record */
+				fp = cur[i];
+			else
+				fp = draw(&g);
+			if (sp_fp_eq(fp, cur[i]) && !appears)
+				continue; /* not rewritten, or with the same content: no change to record */
 			cur[i] = fp;
 			rc = emit(w, (uint32_t)(i / p->pages), i % p->pages, fp, huge[i],
 				  h.guests[i / p->pages].node, err);

@@ -23,6 +23,7 @@ struct trace_gen_params {
 	double huge_fraction;     /* fraction of 2 MiB regions backed by huge pages */
 	uint32_t nodes;           /* NUMA nodes; guest g lives on node g % nodes */
 	uint32_t domains;         /* security domains; guest g is in domain g % domains */
+	uint32_t late_guests;     /* the last N guests appear at the second snapshot (absent before) */
 	uint64_t seed;
 };
 

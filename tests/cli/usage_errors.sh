@@ -29,10 +29,16 @@ expect 3 "not a samepage trace" run --trace "$T/text.sptrace" --algo oracle --cs
 expect 1 "cannot create" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/no/such/dir/out.csv"
 expect 2 "must end in .png or .svg" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/p.csv" --plot "$T/p.gif"
 expect 2 "--plot needs --csv" run --trace "$T/ok.sptrace" --algo oracle --plot "$T/p.png"
+expect 2 "--snapshot-scans needs --scans" run --trace "$T/ok.sptrace" --algo ksm --snapshot-scans 2
+expect 2 "only 0 of the 3 full scans" run --trace "$T/ok.sptrace" --algo ksm --scans 3 --duration-ms 10
+expect 2 "--late-guests" trace gen -o "$T/x.sptrace" --guests 2 --late-guests 2
 # and success paths produce complete outputs
 "$SIM" run --trace "$T/ok.sptrace" --algo oracle --csv "$T/p.csv" --plot "$T/p.png" -q || fail=1
 [ "$(head -c 4 "$T/p.png" | tail -c 3)" = "PNG" ] || { echo "FAIL: no PNG written"; fail=1; }
 "$SIM" run --trace "$T/ok.sptrace" --algo zero --csv "$T/good.csv" -q || fail=1
+# counting in full scans: one row per full scan, 1..N
+"$SIM" run --trace "$T/ok.sptrace" --algo ksm --scans 4 --snapshot-scans 1 --csv "$T/scans.csv" -q || fail=1
+[ "$(awk -F, 'NR > 1 { printf "%s ", $6 }' "$T/scans.csv")" = "1 2 3 4 " ] || { echo "FAIL: --scans rows: $(cat "$T/scans.csv")"; fail=1; }
 [ "$(head -1 "$T/good.csv" | cut -d, -f1-3)" = "time_ms,pages_shared,pages_sharing" ] || { echo "FAIL: CSV header"; fail=1; }
 ls "$T" | grep -q tmp- && { echo "FAIL: temporary files left: $(ls "$T")"; fail=1; }
 "$SIM" --help | grep -q "usage: sim" || fail=1

@@ -334,3 +334,68 @@ SP_TEST(content_ids_read_back)
 	sim_mem_free(m);
 	trace_header_release(&tb.h);
 }
+
+/*
+ * Counting in full scans (sim_config.scans, snapshot_scans), as the kernel
+ * proof compares: guest 0 holds contents 1,1,2,2 from the start; guest 1
+ * appears in the second snapshot, stamped 100 s, with 1,2,7,8.  With
+ * snapshot_scans=2 it is applied after full scan 2 whatever its time, and
+ * each sample is one full scan.  By hand: scan 1 stores checksums; scan 2
+ * merges guest 0's pairs (2 shared, 2 sharing).  6.1 searches the stable
+ * tree first: scan 3 merges guest 1's 1 and 2 at their first visit (4
+ * sharing, its 7 and 8 volatile), scan 4 puts 7 and 8 in the unstable tree.
+ * 6.12 stores guest 1's checksums at scan 3 (still 2 sharing, its 4 pages
+ * volatile) and merges 1 and 2 at scan 4 (7 and 8 go to the unstable tree).
+ */
+SP_TEST(scans_count_and_snapshots_follow_scans)
+{
+	static const int64_t sharing[2][5] = { { 0, 2, 4, 4, 4 }, { 0, 2, 2, 4, 4 } };
+	static const int64_t volatile_[2][5] = { { 4, 0, 2, 0, 0 }, { 4, 0, 4, 0, 0 } };
+	static const int64_t unshared[2][5] = { { 0, 0, 0, 2, 2 }, { 0, 0, 0, 2, 2 } };
+	static const uint64_t contents[2][4] = { { 1, 1, 2, 2 }, { 1, 2, 7, 8 } };
+	char path[512];
+	struct tb tb;
+	struct sp_err err = { 0 };
+	struct sim_result res;
+
+	sp_test_path(path, sizeof(path), "late.sptrace");
+	tb_init(&tb, 2, 4);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t p = 0; p < 4; p++)
+		tb_page(&tb, 0, p, contents[0][p]);
+	tb_snap(&tb, 100000);
+	for (uint64_t p = 0; p < 4; p++)
+		tb_page(&tb, 1, p, contents[1][p]);
+	tb_commit(&tb);
+	for (int v = 0; v < 2; v++) {
+		const char *const sets[] = { "pages_to_scan=100", NULL };
+		struct sim_config cfg;
+		struct tb_series *s;
+
+		tb_config(&cfg, "ksm", sets);
+		CU_ASSERT_EQUAL_FATAL(algo_kernel_parse(&cfg.kernel, v ? "6.12" : "6.1", &err), 0);
+		cfg.scans = 5;
+		cfg.snapshot_scans = 2;
+		cfg.duration_ms = 86400000;
+		s = tb_run(path, &cfg);
+		CU_ASSERT_EQUAL_FATAL(s->n, 5);
+		for (size_t i = 0; i < 5; i++) {
+			CU_ASSERT_EQUAL(s->m[i].full_scans, (int64_t)i + 1);
+			CU_ASSERT_EQUAL(s->m[i].pages_sharing, sharing[v][i]);
+			CU_ASSERT_EQUAL(s->m[i].pages_volatile, volatile_[v][i]);
+			CU_ASSERT_EQUAL(s->m[i].pages_unshared, unshared[v][i]);
+			CU_ASSERT(s->t[i] < 100000); /* the snapshot's time played no part */
+		}
+		free(s);
+		/* a duration that ends before the 5th scan is an error saying so */
+		cfg.duration_ms = 50;
+		CU_ASSERT_EQUAL(sim_run(path, &cfg, NULL, NULL, NULL, &res, &err), SP_EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "of the 5 full scans"));
+		sp_err_clear(&err);
+		/* snapshots by scans need a number of scans */
+		cfg.scans = 0;
+		CU_ASSERT_EQUAL(sim_run(path, &cfg, NULL, NULL, NULL, &res, &err), SP_EINVAL);
+		sp_err_clear(&err);
+	}
+}

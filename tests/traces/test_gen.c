@@ -150,3 +150,76 @@ SP_TEST(bad_parameters_are_refused)
 	CU_ASSERT_EQUAL(trace_gen_write(&p, path, NULL, NULL, &err), SP_EINVAL);
 	CU_ASSERT_PTR_NULL(fopen(path, "r"));
 }
+
+/* Records of one trace, per snapshot and guest, in order. */
+struct late_count {
+	uint64_t recs[3][3];
+	uint64_t present[3][3];
+	struct sp_fp first[3][3]; /* fingerprint of each guest's first record in each snapshot */
+};
+
+static void count_late(const char *path, struct late_count *c)
+{
+	struct sp_err err = { 0 };
+	struct trace_reader *r;
+	struct trace_snapshot s;
+	struct trace_record rec;
+
+	memset(c, 0, sizeof(*c));
+	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, path, &err), 0);
+	while (trace_reader_next_snapshot(r, &s, &err) > 0) {
+		CU_ASSERT_FATAL(s.index < 3);
+		while (trace_reader_next_record(r, &rec, &err) > 0) {
+			if (!c->recs[s.index][rec.guest])
+				c->first[s.index][rec.guest] = rec.fp;
+			c->recs[s.index][rec.guest]++;
+			c->present[s.index][rec.guest] += (rec.flags & TRACE_PRESENT) != 0;
+		}
+	}
+	CU_ASSERT_EQUAL(err.code, 0);
+	trace_reader_close(r);
+}
+
+SP_TEST(late_guests_appear_at_the_second_snapshot)
+{
+	/*
+	 * Guest 2 of 3 is late: no record in snapshot 0, all 400 of its pages
+	 * present in snapshot 1; the early guests' records are those of the same
+	 * trace without late guests (the random draws are the same).
+	 */
+	struct trace_gen_params p;
+	struct late_count late, plain;
+	struct sp_err err = { 0 };
+	char a[512], b[512];
+
+	trace_gen_defaults(&p);
+	p.guests = 3;
+	p.pages = 400;
+	p.snapshots = 3;
+	p.write_rate = 0.5;
+	p.seed = 5;
+	gen(&p, "plain.sptrace", a, sizeof(a));
+	p.late_guests = 1;
+	gen(&p, "late.sptrace", b, sizeof(b));
+	count_late(a, &plain);
+	count_late(b, &late);
+	CU_ASSERT_EQUAL(plain.recs[0][2], 400);
+	CU_ASSERT_EQUAL(late.recs[0][2], 0);
+	CU_ASSERT_EQUAL(late.recs[1][2], 400);
+	CU_ASSERT_EQUAL(late.present[1][2], 400);
+	CU_ASSERT(plain.recs[1][2] < 400); /* without being late, only its writes */
+	CU_ASSERT_EQUAL(late.recs[2][2], plain.recs[2][2]);
+	for (int s = 0; s < 3; s++) {
+		for (int g = 0; g < 2; g++) {
+			CU_ASSERT_EQUAL(late.recs[s][g], plain.recs[s][g]);
+			CU_ASSERT(sp_fp_eq(late.first[s][g], plain.first[s][g]));
+		}
+	}
+	/* every late guest but one, or late guests in a one-snapshot trace: refused */
+	p.late_guests = 3;
+	CU_ASSERT_EQUAL(trace_gen_check(&p, &err), SP_EINVAL);
+	p.late_guests = 1;
+	p.snapshots = 1;
+	CU_ASSERT_EQUAL(trace_gen_check(&p, &err), SP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--late-guests"));
+}

@@ -17,6 +17,8 @@
 #     --boot-only         boot, wait until ready, print pids, and exit (implies --keep)
 #     --print-kernel      only fetch the kernel into the cache (if not there) and print its
 #                         path; exit 3 if the package cannot be found or downloaded
+#     --kernel-series S   the Debian kernel series: 6.1 (default, bookworm's own) or 6.12
+#                         (bookworm's backport, linux-image-6.12.*+deb12-amd64-unsigned)
 #
 # What it does: `apt-get download` the newest bookworm linux-image-6.1.0-*-amd64-unsigned
 # and unpack it with `dpkg -x` (into $GUESTKIT_CACHE, default ~/.cache/samepage-guestkit);
@@ -34,7 +36,7 @@
 set -euo pipefail
 
 SIM=build/sim OUT= GUESTS=4 MEM=512 SNAPS=5 INTERVAL=2000 SETTLE=5 PAUSE= SALT= KEEP= BOOTONLY=
-PRINTKERNEL=
+PRINTKERNEL= SERIES=6.1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--sim) SIM=$2; shift ;;
@@ -49,25 +51,31 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1 ;;
 	--boot-only) BOOTONLY=1; KEEP=1 ;;
 	--print-kernel) PRINTKERNEL=1 ;;
-	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+	--kernel-series) SERIES=$2; shift ;;
+	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "guestkit: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
 done
 CACHE=${GUESTKIT_CACHE:-$HOME/.cache/samepage-guestkit}
 mkdir -p "$CACHE"
-# The Debian kernel, from the cache or downloaded into it (exit 3 when impossible).
+# The Debian kernel of the series, from the cache or downloaded into it (exit 3
+# when impossible): 6.1 in $CACHE/kernel, another series in $CACHE/kernel-SERIES.
 fetch_kernel() {
-	local pkg
-	KERNEL=$(ls "$CACHE"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
+	local pkg dir=kernel pattern
+	case $SERIES in
+	6.1) pattern='^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' ;;
+	6.12) pattern='^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$'; dir=kernel-6.12 ;;
+	*) echo "guestkit: --kernel-series $SERIES: 6.1 or 6.12" >&2; exit 2 ;;
+	esac
+	KERNEL=$(ls "$CACHE/$dir"/boot/vmlinuz-* 2>/dev/null | head -1 || true)
 	[ -z "$KERNEL" ] || return 0
-	pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' |
-		awk '{ print $1 }' | sort -V | tail -1)
-	[ -n "$pkg" ] || { echo "guestkit: no linux-image-6.1.0-*-amd64-unsigned in apt (apt-get update?)" >&2; exit 3; }
+	pkg=$(apt-cache search --names-only "$pattern" | awk '{ print $1 }' | sort -V | tail -1)
+	[ -n "$pkg" ] || { echo "guestkit: no package matching $pattern in apt (apt-get update?)" >&2; exit 3; }
 	echo "guestkit: downloading $pkg" >&2
-	(cd "$CACHE" && apt-get download "$pkg" >&2 2>/dev/null && dpkg -x "$pkg"_*.deb kernel && rm -rf "$pkg"_*.deb kernel/lib kernel/usr) ||
+	(cd "$CACHE" && apt-get download "$pkg" >&2 2>/dev/null && dpkg -x "$pkg"_*.deb "$dir" && rm -rf "$pkg"_*.deb "$dir/lib" "$dir/usr") ||
 		{ echo "guestkit: cannot download or unpack $pkg (no network?)" >&2; exit 3; }
-	KERNEL=$(ls "$CACHE"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
+	KERNEL=$(ls "$CACHE/$dir"/boot/vmlinuz-* 2>/dev/null | head -1 || true)
 	[ -n "$KERNEL" ] || { echo "guestkit: $pkg holds no boot/vmlinuz-*" >&2; exit 3; }
 }
 
