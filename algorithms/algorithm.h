@@ -21,6 +21,7 @@
  *   set_param()    when a control policy changes a tunable at run time;
  *   metrics()      to read the (algo) counters of struct metrics;
  *   wake_at()      (version 2, optional) when the next batch starts;
+ *   repeat()/skip() (version 3, optional) fast-forward over idle time;
  *   destroy()      once.
  * No member may keep global state: several instances run side by side.
  */
@@ -35,7 +36,7 @@
 #include "metrics.h"
 #include "sp_error.h"
 
-#define ALGO_OPS_VERSION 2
+#define ALGO_OPS_VERSION 3
 #define ALGO_MAX_PARAMS 32
 #define ALGO_SLEEP_FOREVER UINT64_MAX
 
@@ -115,6 +116,39 @@ struct algo_ops {
 	 * for - for sleeps that end on timer ticks.  NULL: end + sleep.
 	 */
 	uint64_t (*wake_at)(const void *st, uint64_t batch_end_ns, uint64_t sleep_ns);
+
+	/* ---- version 3 ---- */
+	/*
+	 * Optional, both or neither: fast-forward over idle time (the
+	 * simulator's, sim/run.c; see "Idle time" in README.md).
+	 *
+	 * repeat() is asked after every batch, with idle_ns, the time from this
+ * batch to the next write, snapshot or the end of the run (UINT64_MAX when
+ * none is known): an instance may spare itself the search for a cycle when
+ * too little idle time is left to skip any.  It returns true when the
+	 * instance's state now equals its state right after an earlier batch,
+	 * the cycle's start, whose start time it puts in *since_ns - except for
+	 * counters of work done (full_scans, pages_scanned, pages_skipped, ...),
+	 * which only grow by the same amount every cycle, and for times the
+	 * instance keeps, which are later by exactly now - since.  "State" is
+	 * everything a later decision, count or wake_at() may depend on, so
+	 * that, the memory being unchanged too, every later cycle repeats this
+	 * one.  After answering true, the cycle's start is this batch.  The
+	 * instance chooses its cycle (a full scan, the 9 scans of smart_scan's
+	 * skipping, the batches until a cursor returns to the same page...) and
+	 * forgets it at any page_changed() or set_param().  The driver checks
+	 * the rest: no write, no other event, the same backend counts, metrics
+	 * and duration in two cycles running.
+	 *
+	 * skip(n, cycle_ns) moves the instance as if n more such cycles had run
+	 * (cycle_ns: the cycle's duration): every work counter grows by n times
+	 * its growth in one cycle and every kept time by n * cycle_ns; the
+	 * instance then starts a new cycle at the next batch.
+	 *
+	 * An algorithm without them is simulated batch by batch.
+	 */
+	bool (*repeat)(void *st, uint64_t idle_ns, uint64_t *since_ns);
+	void (*skip)(void *st, uint64_t n, uint64_t cycle_ns);
 };
 
 /*

@@ -76,6 +76,8 @@
  *  - It runs inside Linux (ALGO_CAP_LINUX): a merge splits a transparent huge
  *    page the way the --kernel version does (from 6.12 the split maps the
  *    zero-filled subpages to the zero page; sim_huge_for()).
+ *  - Idle time: repeat()/skip() (the block before cmd_destroy()) let the
+ *    simulator jump over whole repeating full scans once nothing changes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +131,10 @@ struct cmd {
 	uint64_t cursor;
 	int64_t tracked, zero_pages;
 	int64_t full_scans, pages_scanned;
+
+	/* idle fast-forward (cmd_repeat): changes heard, the last batch's start, the copy */
+	uint64_t changes, now_ns;
+	struct cmd_ff *ff;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -287,7 +293,7 @@ static int cmd_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 	uint64_t visits = 0;
 	int rc;
 
-	(void)now_ns;
+	c->now_ns = now_ns;
 	*sleep_ns = c->sleep_ms * 1000000u;
 	while (visits < c->pages_to_scan) {
 		bk_page p;
@@ -324,6 +330,7 @@ static int cmd_page_changed(void *st, bk_page p, uint32_t what)
 {
 	struct cmd *c = st;
 
+	c->changes++;
 	if (!(what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)))
 		return 0;
 	if (c->flags[p] & PG_ONZERO) {
@@ -342,6 +349,7 @@ static int cmd_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	struct cmd *c = st;
 	uint64_t v = (uint64_t)value;
 
+	c->changes++;
 	switch (idx) {
 	case P_PAGES_TO_SCAN:
 		c->pages_to_scan = v;
@@ -397,12 +405,188 @@ static void cmd_metrics(const void *st, struct metrics *m)
 	m->general_profit = metrics_general_profit(m, c->page_size, c->tracked);
 }
 
+/* ---- idle fast-forward (algo_ops.repeat/skip) ---------------------------- */
+
+/*
+ * The cycle is one full scan once nothing changes: at the end of a scan
+ * (the unstable trees just emptied) the per-page state is compared with a
+ * copy taken at the end of an earlier one (kit.h's struct kit_cycle says
+ * when).  Equal but for the work counters, the unstable set's generation
+ * (ahead by the scans between, with every member's) and the write history
+ * of the pages visited (private, tracked pages: shifted left by their
+ * visits, a zero as the checksum held; only its low `history` bits decide
+ * the class, so they must be zero for a visited page): then every later
+ * scan repeats.
+ * The stable table only changes with a merge (the counters) or a change
+ * heard, and the unstable hash is empty at the end of a scan.
+ */
+#define CMD_FF_SPAN 64
+
+struct cmd_ff {
+	struct kit_cycle cy;
+	uint64_t ns;                  /* the copy's batch start */
+	int64_t full_scans, pages_scanned;
+	uint32_t cur;                 /* the unstable set's generation */
+	uint8_t *flags, *cls, *member;
+	uint32_t *oldcsum, *hist, *gen;
+	struct kit_entry *node;       /* per page p at p + 1: its unstable key */
+	int64_t d_scans, d_scanned;   /* the last cycle's growth */
+};
+
+static void cmd_ff_free(struct cmd *c)
+{
+	struct cmd_ff *f = c->ff;
+
+	if (!f)
+		return;
+	free(f->flags);
+	free(f->cls);
+	free(f->member);
+	free(f->oldcsum);
+	free(f->hist);
+	free(f->gen);
+	free(f->node);
+	free(f);
+	c->ff = NULL;
+}
+
+static bool cmd_ff_copy(struct cmd *c)
+{
+	struct cmd_ff *f = c->ff;
+	uint64_t n = c->npages + 1;
+
+	if (!f->flags) {
+		f->flags = malloc(n);
+		f->cls = malloc(n);
+		f->member = malloc(n);
+		f->oldcsum = malloc(n * sizeof(*f->oldcsum));
+		f->hist = malloc(n * sizeof(*f->hist));
+		f->gen = malloc(n * sizeof(*f->gen));
+		f->node = malloc((n + 1) * sizeof(*f->node));
+		if (!f->flags || !f->cls || !f->member || !f->oldcsum || !f->hist || !f->gen ||
+		    !f->node) {
+			struct cmd_ff keep = { .cy = f->cy };
+
+			cmd_ff_free(c); /* and start afresh: no fast-forward while memory is short */
+			c->ff = calloc(1, sizeof(*c->ff));
+			if (c->ff)
+				*c->ff = keep;
+			return false;
+		}
+	}
+	memcpy(f->flags, c->flags, n);
+	memcpy(f->cls, c->cls, n);
+	memcpy(f->member, c->unstable.member, c->npages);
+	memcpy(f->oldcsum, c->oldcsum, n * sizeof(*f->oldcsum));
+	memcpy(f->hist, c->hist, n * sizeof(*f->hist));
+	memcpy(f->gen, c->unstable.gen, c->npages * sizeof(*f->gen));
+	memcpy(f->node, c->unstable.node, (c->npages + 1) * sizeof(*f->node));
+	f->ns = c->now_ns;
+	f->full_scans = c->full_scans;
+	f->pages_scanned = c->pages_scanned;
+	f->cur = c->unstable.cur;
+	return true;
+}
+
+/* Whether the scanner hashes page p at every visit now: tracked, not mapping one of our frames. */
+static bool cmd_ff_visited(const struct cmd *c, bk_page p)
+{
+	return (c->flags[p] & PG_TRACKED) && !c->stable.of_page[p];
+}
+
+/* Page p's write history after scans more visits, if the scanner visits it (else h). */
+static uint32_t cmd_ff_hist(const struct cmd *c, bk_page p, uint32_t h, uint64_t scans)
+{
+	if (!cmd_ff_visited(c, p))
+		return h;
+	return scans >= 32 ? 0 : h << scans;
+}
+
+static bool cmd_ff_page_equal(const struct cmd *c, const struct cmd_ff *f, bk_page p,
+			      uint64_t scans, uint32_t mask)
+{
+	bool member = c->unstable.member[p];
+
+	return f->flags[p] == c->flags[p] && f->cls[p] == c->cls[p] &&
+	       f->oldcsum[p] == c->oldcsum[p] && f->member[p] == member &&
+	       c->hist[p] == cmd_ff_hist(c, p, f->hist[p], scans) &&
+	       !(cmd_ff_visited(c, p) && (f->hist[p] & mask)) &&
+	       (!member || (c->unstable.gen[p] == f->gen[p] + (uint32_t)scans &&
+			    c->unstable.node[p + 1].csum == f->node[p + 1].csum &&
+			    c->unstable.node[p + 1].part == f->node[p + 1].part));
+}
+
+static bool cmd_ff_equal(struct cmd *c, struct cmd_ff *f)
+{
+	uint64_t scans = (uint64_t)(c->full_scans - f->full_scans);
+	uint32_t mask = c->history >= 32 ? UINT32_MAX : (1u << c->history) - 1;
+
+	if (c->unstable.cur != f->cur + (uint32_t)scans)
+		return false;
+	if (f->cy.hint < c->npages && !cmd_ff_page_equal(c, f, f->cy.hint, scans, mask))
+		return false;
+	for (bk_page p = 0; p < c->npages; p++) {
+		if (!cmd_ff_page_equal(c, f, p, scans, mask)) {
+			f->cy.hint = p;
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool cmd_repeat(void *st, uint64_t idle_ns, uint64_t *since_ns)
+{
+	struct cmd *c = st;
+	struct cmd_ff *f = c->ff;
+	int64_t sig[KIT_CYCLE_SIG] = { c->stable.shared, c->stable.sharing, c->stable.used,
+				       c->stable.free_head, c->tracked, c->zero_pages,
+				       c->unstable.members, c->ntrees, c->parts.n };
+	enum kit_cycle_do do_;
+
+	if (!f) {
+		f = c->ff = calloc(1, sizeof(*f));
+		if (!f)
+			return false;
+		kit_cycle_init(&f->cy, CMD_FF_SPAN);
+	}
+	do_ = kit_cycle_step(&f->cy, c->full_scans, sig, c->changes, c->now_ns, idle_ns, 1);
+	if (do_ == KIT_CYCLE_COMPARE && cmd_ff_equal(c, f)) {
+		*since_ns = f->ns;
+		f->d_scans = c->full_scans - f->full_scans;
+		f->d_scanned = c->pages_scanned - f->pages_scanned;
+		kit_cycle_copied(&c->ff->cy, cmd_ff_copy(c)); /* the next cycle starts here */
+		return c->ff && c->ff->cy.have;
+	}
+	if (do_ == KIT_CYCLE_COPY || (do_ == KIT_CYCLE_COMPARE && kit_cycle_missed(&f->cy)))
+		kit_cycle_copied(&f->cy, cmd_ff_copy(c));
+	return false;
+}
+
+static void cmd_skip(void *st, uint64_t n, uint64_t cycle_ns)
+{
+	struct cmd *c = st;
+	struct cmd_ff *f = c->ff;
+	uint64_t scans = n * (uint64_t)f->d_scans;
+
+	(void)cycle_ns; /* no times kept */
+	c->full_scans += (int64_t)scans;
+	c->pages_scanned += (int64_t)n * f->d_scanned;
+	c->unstable.cur += (uint32_t)scans;
+	for (bk_page p = 0; p < c->npages; p++) {
+		if (c->unstable.member[p])
+			c->unstable.gen[p] += (uint32_t)scans;
+		c->hist[p] = cmd_ff_hist(c, p, c->hist[p], scans);
+	}
+	kit_cycle_forget(&f->cy, c->full_scans);
+}
+
 static void cmd_destroy(void *st)
 {
 	struct cmd *c = st;
 
 	if (!c)
 		return;
+	cmd_ff_free(c);
 	kit_parts_release(&c->parts);
 	kit_stable_release(&c->stable);
 	kit_unstable_release(&c->unstable);
@@ -468,4 +652,6 @@ const struct algo_ops algo_cmd = {
 	.page_changed = cmd_page_changed,
 	.set_param = cmd_set_param,
 	.metrics = cmd_metrics,
+	.repeat = cmd_repeat,
+	.skip = cmd_skip,
 };

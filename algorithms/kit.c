@@ -368,8 +368,73 @@ int algo_check(const struct algo_ops *a, struct sp_err *err)
 		missing = "page_changed";
 	else if (!a->metrics)
 		missing = "metrics";
+	else if (a->version >= 3 && !a->repeat != !a->skip)
+		missing = a->repeat ? "skip" : "repeat"; /* both or neither */
 	if (missing)
 		return sp_err_set(err, SP_EINVAL, "algorithm '%s' does not implement the contract: no %s()",
 				  a->name, missing);
 	return check_params(a, err);
+}
+
+/* ---- idle fast-forward: a scanner's repeating cycle ------------------------- */
+
+void kit_cycle_init(struct kit_cycle *c, uint32_t span)
+{
+	memset(c, 0, sizeof(*c));
+	c->last_scan = -1;
+	c->power = 1;
+	c->span = span;
+}
+
+enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const int64_t *sig,
+				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns,
+				 uint32_t cycle_scans)
+{
+	uint64_t scan_ns = now_ns - c->scan_end_ns;
+
+	if (c->last_scan == full_scans)
+		return KIT_CYCLE_NOTHING; /* not the end of a scan */
+	c->last_scan = full_scans;
+	c->scan_end_ns = now_ns;
+	if (memcmp(sig, c->sig, sizeof(c->sig)) || changes != c->changes) {
+		memcpy(c->sig, sig, sizeof(c->sig)); /* still converging: no copy */
+		c->changes = changes;
+		c->have = false;
+		c->power = 1;
+		c->quiet = 0;
+		return KIT_CYCLE_NOTHING;
+	}
+	if (!c->have) {
+		if (++c->quiet < 2) /* one quiet scan may be chance */
+			return KIT_CYCLE_NOTHING;
+		if (scan_ns && idle_ns / (2 * (uint64_t)cycle_scans + 2) < scan_ns)
+			return KIT_CYCLE_NOTHING; /* too little idle left to skip a cycle */
+		return KIT_CYCLE_COPY;
+	}
+	c->scans++;
+	return KIT_CYCLE_COMPARE;
+}
+
+void kit_cycle_copied(struct kit_cycle *c, bool ok)
+{
+	c->have = ok;
+	c->scans = 0;
+}
+
+bool kit_cycle_missed(struct kit_cycle *c)
+{
+	if (c->scans < c->power)
+		return false;
+	if (c->power < c->span)
+		c->power *= 2;
+	return true;
+}
+
+void kit_cycle_forget(struct kit_cycle *c, int64_t full_scans)
+{
+	c->have = false;
+	c->last_scan = full_scans;
+	memset(c->sig, 0, sizeof(c->sig));
+	c->quiet = 0;
+	c->power = 1;
 }

@@ -191,4 +191,55 @@ uint32_t kit_stable_detach(struct kit_stable *s, bk_page p);
 int kit_refuse_while_shared(const char *algo, const char *param, int64_t shared,
 			    struct sp_err *err);
 
+/* ---- idle fast-forward: a scanner's repeating cycle (algo_ops.repeat) ------- */
+
+/*
+ * When a scanner's state repeats from full scan to full scan (ksm.c, cmd.c):
+ * the scanner keeps a copy of its state and compares it at the end of every
+ * scan; this decides when.  A copy is taken once two scans in a row ended
+ * with the same counters (sig, the scanner's own choice) and heard no
+ * change; it is compared at every scan end after, and retaken after 1, 2,
+ * 4, ... scans without a match up to span (Brent's cycle detection: a cycle
+ * of c scans after a transient of t is found within a few times t + c).
+ * Counters that move, or a change heard, drop the copy: a converging run
+ * pays nothing.
+ */
+#define KIT_CYCLE_SIG 10
+
+struct kit_cycle {
+	bool have;                    /* a copy is held */
+	int64_t last_scan;            /* full_scans at the previous step */
+	int64_t sig[KIT_CYCLE_SIG];   /* the counters at the previous scan's end */
+	uint64_t changes;
+	uint32_t quiet;               /* scan ends in a row with the same counters */
+	uint32_t power;               /* scans the copy is kept without a match */
+	uint32_t scans;               /* scans since the copy */
+	uint32_t span;                /* the most scans a cycle may take */
+	uint64_t hint;                /* the caller's: the item that differed last */
+	uint64_t scan_end_ns;         /* when the previous scan ended */
+};
+
+enum kit_cycle_do { KIT_CYCLE_NOTHING, KIT_CYCLE_COPY, KIT_CYCLE_COMPARE };
+
+void kit_cycle_init(struct kit_cycle *c, uint32_t span);
+/*
+ * At the end of every batch: NOTHING (not the end of a scan, or no copy
+ * wanted), COPY (take a copy, then kit_cycle_copied()) or COMPARE (compare
+ * the state with the copy: if equal, the cycle is found - take a new copy;
+ * if not, kit_cycle_missed() says whether to take a new copy).  sig: the
+ * KIT_CYCLE_SIG counters (unused ones 0); changes: the changes heard so far;
+ * now_ns, idle_ns: the batch's start and repeat()'s idle_ns; cycle_scans:
+ * the fewest scans a cycle can take (ksm with smart_scan: 9).  No copy is
+ * taken while the idle time left is shorter than 2 * cycle_scans + 2 scans
+ * like the last: a skip needs two cycles seen first, so a short run's tail
+ * pays no copy.
+ */
+enum kit_cycle_do kit_cycle_step(struct kit_cycle *c, int64_t full_scans, const int64_t *sig,
+				 uint64_t changes, uint64_t now_ns, uint64_t idle_ns,
+				 uint32_t cycle_scans);
+void kit_cycle_copied(struct kit_cycle *c, bool ok);
+bool kit_cycle_missed(struct kit_cycle *c);
+/* Forgets the copy, as after a skip: a new one after two scans like the next. */
+void kit_cycle_forget(struct kit_cycle *c, int64_t full_scans);
+
 #endif

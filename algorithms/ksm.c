@@ -156,6 +156,9 @@
  *    HZ=250) while a batch's CPU time stays under a tick; a longer batch
  *    pushes the next one back by whole ticks.  sleep_millisecs=0 does not
  *    sleep at all (wait_event_timeout with 0 returns at once).
+ *  - Idle time: repeat()/skip() (the block before ksm_destroy()) let the
+ *    simulator jump over whole repeating cycles of full scans once nothing
+ *    changes; they compare a copy of the state, they decide nothing.
  *  - Changing merge_across_nodes or max_page_sharing is refused (SP_EINVAL,
  *    the kernel's EBUSY) while pages_shared > 0; otherwise the leftover
  *    stale stable nodes are dropped, as remove_all_stable_nodes() does.
@@ -293,7 +296,13 @@ struct ksm {
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
 	int64_t full_scans, pages_scanned, pages_skipped, zero_pages;
 	int64_t chains, dups;
+
+	/* idle fast-forward (ksm_repeat): changes heard; the copy it compares */
+	uint64_t changes;
+	struct ksm_ff *ff;
 };
+
+static void ksm_ff_chain_seen(struct ksm *k, uint32_t c);
 
 /* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
 
@@ -770,6 +779,8 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 	uint32_t c = *np, found = 0, d, next;
 	int32_t found_len = 0;
 
+	if (k->ff)
+		ksm_ff_chain_seen(k, c);
 	if (prune && k->now_ns >= k->sn[c].prune_ns + k->prune_ms * 1000000u)
 		k->sn[c].prune_ns = k->now_ns;
 	else
@@ -1196,6 +1207,7 @@ static int ksm_page_changed(void *st, bk_page p, uint32_t what)
 	struct ksm *k = st;
 	struct ritem *it = &k->ri[p];
 
+	k->changes++;
 	if ((what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)) && (it->flags & RI_ONZERO)) {
 		it->flags &= (uint8_t)~RI_ONZERO;
 		k->zero_pages--;
@@ -1229,6 +1241,7 @@ static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	struct ksm *k = st;
 	uint64_t v = (uint64_t)value;
 
+	k->changes++;
 	switch (idx) {
 	case P_PAGES_TO_SCAN:
 		k->pages_to_scan = v;
@@ -1300,12 +1313,240 @@ static void ksm_metrics(const void *st, struct metrics *m)
 	}
 }
 
+/* ---- idle fast-forward (algo_ops.repeat/skip) ---------------------------- */
+
+/*
+ * The cycle is whole full scans: at the end of a full scan (the batch that
+ * wrapped the cursor, the unstable tree just emptied) the whole state is
+ * compared with a copy taken at the end of an earlier scan.  Equal but for
+ * the work counters (full_scans, pages_scanned, pages_skipped), the seq of
+ * the items in the unstable tree (full_scans' low bits: ahead by the scans
+ * between) and the prune time of every chain resolved meanwhile (ahead by
+ * exactly the time between; a chain no search reached keeps its own): then
+ * every later cycle repeats.
+ * Without smart_scan that is one scan once the checksums settled; with it,
+ * the 9 scans of the skip rhythm (skip_age() 8: one visit, eight skips)
+ * once every aging page (tracked, not a KSM page) is 9 visits old: from
+ * there on an age only counts (skip_age() is 8 whatever it is, up to its
+ * saturation at 255), so it is a work counter that grows by the scans
+ * between, up to 255.  A stable node chain is pruned at its first search
+ * prune_millisecs after the last prune, a rhythm that may take hundreds of
+ * those 9-scan cycles to repeat, or more (then no fast-forward).  When to
+ * copy and compare is kit.h's (struct kit_cycle): cycles of up to
+ * KSM_FF_SPAN scans are found.
+ */
+#define KSM_FF_SPAN 1024
+
+struct ksm_ff {
+	struct kit_cycle cy;        /* when to copy and compare */
+	/* the copy: state at the end of the scan that ended at ns */
+	uint64_t ns;
+	uint8_t *chain;             /* per node: 1 resolved since the copy, 2 in the last cycle */
+	int64_t full_scans, pages_scanned, pages_skipped;
+	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
+	struct ritem *ri;
+	struct snode *sn;
+	struct rbl *sl;
+	uint32_t *sroot;
+	/* the last cycle's growth, for skip() */
+	int64_t d_scans, d_scanned, d_skipped;
+};
+
+static void ksm_ff_free(struct ksm *k)
+{
+	if (!k->ff)
+		return;
+	free(k->ff->ri);
+	free(k->ff->sn);
+	free(k->ff->sl);
+	free(k->ff->sroot);
+	free(k->ff->chain);
+	free(k->ff);
+	k->ff = NULL;
+}
+
+static void ksm_ff_sig(const struct ksm *k, int64_t *sig)
+{
+	memset(sig, 0, KIT_CYCLE_SIG * sizeof(*sig));
+	/* not pages_unshared: with smart_scan it differs from scan to scan of a cycle */
+	sig[0] = k->pages_shared;
+	sig[1] = k->pages_sharing;
+	sig[2] = (int64_t)k->sn_free;
+	sig[3] = k->rmap_items;
+	sig[4] = k->zero_pages;
+	sig[5] = k->chains;
+	sig[6] = k->dups;
+	sig[7] = (int64_t)k->sn_used << 32 | k->ntrees;
+	sig[8] = (int64_t)k->parts.n;
+}
+
+/* Copies the state; false if out of memory (then no fast-forward). */
+static bool ksm_ff_copy(struct ksm *k)
+{
+	struct ksm_ff *f = k->ff;
+
+	if (!f->ri) {
+		f->ri = malloc(k->npages * sizeof(*f->ri) + 1);
+		if (!f->ri)
+			return false;
+	}
+	if (f->sn_cap < k->sn_used) {
+		struct snode *sn = realloc(f->sn, k->sn_used * sizeof(*sn));
+		struct rbl *sl = sn ? realloc(f->sl, k->sn_used * sizeof(*sl)) : NULL;
+		uint8_t *ch = sl ? realloc(f->chain, k->sn_used) : NULL;
+
+		if (sn)
+			f->sn = sn;
+		if (sl)
+			f->sl = sl;
+		if (!ch)
+			return false;
+		memset(ch + f->sn_cap, 0, k->sn_used - f->sn_cap);
+		f->chain = ch;
+		f->sn_cap = k->sn_used;
+	}
+	for (uint32_t i = 0; i < k->sn_used; i++)
+		f->chain[i] &= 2; /* none resolved since this copy */
+	if (f->tree_cap < k->ntrees) {
+		uint32_t *r = realloc(f->sroot, k->ntrees * sizeof(*r));
+
+		if (!r)
+			return false;
+		f->sroot = r;
+		f->tree_cap = k->ntrees;
+	}
+	memcpy(f->ri, k->ri, k->npages * sizeof(*f->ri));
+	memcpy(f->sn, k->sn, k->sn_used * sizeof(*f->sn));
+	memcpy(f->sl, k->sl, k->sn_used * sizeof(*f->sl));
+	if (k->ntrees)
+		memcpy(f->sroot, k->sroot, k->ntrees * sizeof(*f->sroot));
+	f->sn_used = k->sn_used;
+	f->sn_free = k->sn_free;
+	f->ntrees = k->ntrees;
+	f->ns = k->now_ns;
+	f->full_scans = k->full_scans;
+	f->pages_scanned = k->pages_scanned;
+	f->pages_skipped = k->pages_skipped;
+	return true;
+}
+
+/* The age an item of age a has after scans more full scans (ksm_ff_equal). */
+static uint8_t ksm_ff_age(const struct ksm *k, const struct ritem *it, uint8_t a, uint64_t scans)
+{
+	if (!k->smart || !(it->flags & RI_TRACKED) || (it->flags & RI_STABLE) || a < 9)
+		return a; /* not aging, or its age still matters */
+	return scans >= U8_MAX_AGE - a ? U8_MAX_AGE : (uint8_t)(a + scans);
+}
+
+/* Item p equals its copy but for its age (a work counter past 8) and seq (ahead by dseq). */
+static bool ksm_ff_item_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t p)
+{
+	const struct ritem *a = &f->ri[p], *b = &k->ri[p];
+	uint64_t scans = (uint64_t)(k->full_scans - f->full_scans);
+
+	return a->oldchecksum == b->oldchecksum && a->head == b->head && a->hnext == b->hnext &&
+	       a->hprev == b->hprev && a->flags == b->flags && a->skips == b->skips &&
+	       b->age == ksm_ff_age(k, b, a->age, scans) &&
+	       (!(b->flags & RI_UNSTABLE) || (uint8_t)(a->seq + scans) == b->seq);
+}
+
+/* The state equals the copy but for work counters, ages, seq and (moved by d_ns) prune times. */
+static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
+{
+	if (f->sn_used != k->sn_used || f->sn_free != k->sn_free || f->ntrees != k->ntrees ||
+	    (k->ntrees && memcmp(f->sroot, k->sroot, k->ntrees * sizeof(*k->sroot))))
+		return false;
+	for (uint32_t i = 1; i < k->sn_used; i++) {
+		const struct snode *a = &f->sn[i], *b = &k->sn[i];
+		uint64_t prune = a->prune_ns + (b->kind == SN_CHAIN && (f->chain[i] & 1) ? d_ns : 0);
+
+		if (a->kpage != b->kpage || prune != b->prune_ns || a->len != b->len ||
+		    a->live != b->live || a->hlist != b->hlist || a->dnext != b->dnext ||
+		    a->dprev != b->dprev || a->chain != b->chain || a->tree != b->tree ||
+		    a->kind != b->kind || memcmp(&f->sl[i], &k->sl[i], sizeof(k->sl[i])))
+			return false;
+	}
+	/* the item that differed last time most likely differs again: a mismatch costs O(1) */
+	if (f->cy.hint < k->npages && !ksm_ff_item_equal(k, f, f->cy.hint))
+		return false;
+	for (uint64_t p = 0; p < k->npages; p++) {
+		if (!ksm_ff_item_equal(k, f, p)) {
+			f->cy.hint = p;
+			return false;
+		}
+	}
+	return true;
+}
+
+/* chain_pick() resolved chain c: its prune time may move with the cycle. */
+static void ksm_ff_chain_seen(struct ksm *k, uint32_t c)
+{
+	if (k->ff->cy.have && c < k->ff->sn_used)
+		k->ff->chain[c] |= 1;
+}
+
+static bool ksm_repeat(void *st, uint64_t idle_ns, uint64_t *since_ns)
+{
+	struct ksm *k = st;
+	struct ksm_ff *f = k->ff;
+	int64_t sig[KIT_CYCLE_SIG];
+	enum kit_cycle_do do_;
+
+	if (!f) {
+		f = k->ff = calloc(1, sizeof(*f));
+		if (!f)
+			return false;
+		kit_cycle_init(&f->cy, KSM_FF_SPAN);
+	}
+	ksm_ff_sig(k, sig);
+	do_ = kit_cycle_step(&f->cy, k->full_scans, sig, k->changes, k->now_ns, idle_ns,
+			     k->smart ? 9 : 1);
+	if (do_ == KIT_CYCLE_COMPARE && ksm_ff_equal(k, f, k->now_ns - f->ns)) {
+		*since_ns = f->ns;
+		f->d_scans = k->full_scans - f->full_scans;
+		f->d_scanned = k->pages_scanned - f->pages_scanned;
+		f->d_skipped = k->pages_skipped - f->pages_skipped;
+		for (uint32_t i = 0; i < k->sn_used; i++)
+			f->chain[i] = (uint8_t)((f->chain[i] & 1) << 1); /* moved in this cycle */
+		kit_cycle_copied(&f->cy, ksm_ff_copy(k)); /* the next cycle starts here */
+		return f->cy.have;
+	}
+	if (do_ == KIT_CYCLE_COPY || (do_ == KIT_CYCLE_COMPARE && kit_cycle_missed(&f->cy)))
+		kit_cycle_copied(&f->cy, ksm_ff_copy(k));
+	return false;
+}
+
+static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
+{
+	struct ksm *k = st;
+	struct ksm_ff *f = k->ff;
+	uint8_t dseq = (uint8_t)((uint64_t)f->d_scans * n);
+
+	k->full_scans += (int64_t)n * f->d_scans;
+	k->pages_scanned += (int64_t)n * f->d_scanned;
+	k->pages_skipped += (int64_t)n * f->d_skipped;
+	k->now_ns += n * cycle_ns;
+	for (uint64_t p = 0; p < k->npages; p++) {
+		struct ritem *it = &k->ri[p];
+
+		if (it->flags & RI_UNSTABLE)
+			it->seq = (uint8_t)(it->seq + dseq);
+		it->age = ksm_ff_age(k, it, it->age, n * (uint64_t)f->d_scans);
+	}
+	for (uint32_t i = 1; i < k->sn_used; i++) {
+		if (k->sn[i].kind == SN_CHAIN && (f->chain[i] & 2))
+			k->sn[i].prune_ns += n * cycle_ns;
+	}
+	kit_cycle_forget(&f->cy, k->full_scans);
+}
+
 static void ksm_destroy(void *st)
 {
 	struct ksm *k = st;
 
 	if (!k)
 		return;
+	ksm_ff_free(k);
 	kit_parts_release(&k->parts);
 	kit_hash_release(&k->unstable);
 	free(k->usize);
@@ -1395,4 +1636,6 @@ const struct algo_ops algo_ksm = {
 	.set_param = ksm_set_param,
 	.metrics = ksm_metrics,
 	.wake_at = ksm_wake_at,
+	.repeat = ksm_repeat,
+	.skip = ksm_skip,
 };

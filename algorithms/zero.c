@@ -18,6 +18,11 @@
  *
  * Invariants: on_zero[p] iff this instance mapped p to the zero page and no
  * write has broken it since; zero_pages == number of such p.
+ *
+ * Idle time (repeat/skip): once nothing merges and nothing changes, a batch
+ * only moves the cursor and counts; the state repeats when the cursor is back
+ * where it was after an earlier batch with no change in between (changes
+ * counts merges, new tracked pages, page_changed() and set_param()).
  */
 #include <stdlib.h>
 
@@ -43,6 +48,12 @@ struct zero {
 	int64_t zero_pages;
 	int64_t full_scans;
 	int64_t pages_scanned;
+	/* idle fast-forward: the cycle's start (a batch), valid while ref_changes == changes */
+	uint64_t now_ns, changes;
+	bool ref;
+	uint64_t ref_ns, ref_cursor, ref_changes;
+	int64_t ref_full_scans, ref_scanned;
+	int64_t cyc_full_scans, cyc_scanned; /* growth in the last cycle */
 };
 
 static void zero_destroy(void *st)
@@ -87,6 +98,7 @@ static void visit(struct zero *z, bk_page p)
 	if (!z->tracked[p]) {
 		z->tracked[p] = 1;
 		z->ntracked++;
+		z->changes++;
 	}
 	if (z->on_zero[p])
 		return;
@@ -95,6 +107,7 @@ static void visit(struct zero *z, bk_page p)
 	if (ops->merge_zero(z->bk.impl, p) == 0) {
 		z->on_zero[p] = 1;
 		z->zero_pages++;
+		z->changes++;
 	}
 }
 
@@ -104,7 +117,7 @@ static int zero_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 	uint64_t done = 0, looked = 0;
 	struct bk_page_info info;
 
-	(void)now_ns;
+	z->now_ns = now_ns;
 	/* Absent pages are not visited and not counted, as ksmd has no rmap item for them. */
 	while (done < z->pages_to_scan && looked < z->npages) {
 		bk_page p = z->cursor;
@@ -128,6 +141,7 @@ static int zero_page_changed(void *st, bk_page p, uint32_t what)
 {
 	struct zero *z = st;
 
+	z->changes++;
 	if (z->on_zero[p] && (what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED))) {
 		z->on_zero[p] = 0;
 		z->zero_pages--;
@@ -144,11 +158,47 @@ static int zero_set_param(void *st, uint32_t idx, double value, struct sp_err *e
 	struct zero *z = st;
 
 	(void)err;
+	z->changes++;
 	if (idx == P_PAGES_TO_SCAN)
 		z->pages_to_scan = (uint64_t)value;
 	else if (idx == P_SLEEP_MILLISECS)
 		z->sleep_ns = (uint64_t)value * 1000000u;
 	return 0;
+}
+
+static bool zero_repeat(void *st, uint64_t idle_ns, uint64_t *since_ns)
+{
+	struct zero *z = st;
+
+	(void)idle_ns; /* keeping the cycle's start costs nothing */
+	if (z->ref && z->ref_changes == z->changes && z->ref_cursor != z->cursor)
+		return false; /* the cycle goes on */
+	if (z->ref && z->ref_changes == z->changes) {
+		*since_ns = z->ref_ns;
+		z->cyc_full_scans = z->full_scans - z->ref_full_scans;
+		z->cyc_scanned = z->pages_scanned - z->ref_scanned;
+	}
+	{
+		bool again = z->ref && z->ref_changes == z->changes;
+
+		z->ref = true; /* the next cycle starts here */
+		z->ref_ns = z->now_ns;
+		z->ref_cursor = z->cursor;
+		z->ref_changes = z->changes;
+		z->ref_full_scans = z->full_scans;
+		z->ref_scanned = z->pages_scanned;
+		return again;
+	}
+}
+
+static void zero_skip(void *st, uint64_t n, uint64_t cycle_ns)
+{
+	struct zero *z = st;
+
+	(void)cycle_ns; /* no times kept */
+	z->full_scans += (int64_t)n * z->cyc_full_scans;
+	z->pages_scanned += (int64_t)n * z->cyc_scanned;
+	z->ref = false;
 }
 
 static void zero_metrics(const void *st, struct metrics *m)
@@ -179,4 +229,6 @@ const struct algo_ops algo_zero = {
 	.page_changed = zero_page_changed,
 	.set_param = zero_set_param,
 	.metrics = zero_metrics,
+	.repeat = zero_repeat,
+	.skip = zero_skip,
 };

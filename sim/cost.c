@@ -42,6 +42,17 @@ void sim_cost_defaults(struct sim_cost *c)
 	c->ns[BK_COST_COW_BREAK] = 3900;
 }
 
+double sim_cost_scanner_ns(const struct sim_cost *c, const uint64_t *counts)
+{
+	double ns = 0;
+
+	for (int k = 0; k < BK_COST__COUNT; k++) {
+		if (k != BK_COST_COW_BREAK) /* a COW break is the writer's time, not the scanner's */
+			ns += c->ns[k] * (double)counts[k];
+	}
+	return ns;
+}
+
 int sim_cost_parse(struct sim_cost *c, const char *spec, struct sp_err *err)
 {
 	char *copy = strdup(spec), *save = NULL, *tok;

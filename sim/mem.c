@@ -208,6 +208,12 @@ const uint64_t *sim_mem_counts(const struct sim_mem *m)
 	return m->counts;
 }
 
+void sim_mem_add_counts(struct sim_mem *m, const uint64_t *delta, uint64_t n)
+{
+	for (int k = 0; k < BK_COST__COUNT; k++)
+		m->counts[k] += n * delta[k];
+}
+
 /* ---- frame bookkeeping ------------------------------------------------ */
 
 static void map_slot(struct sim_mem *m, struct sim_page *pg, uint32_t slot)
@@ -641,12 +647,8 @@ void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)
 
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out)
 {
-	double ns = 0;
+	double ns = sim_cost_scanner_ns(cost, m->counts);
 
-	for (int k = 0; k < BK_COST__COUNT; k++) {
-		if (k != BK_COST_COW_BREAK) /* a COW break is the writer's time, not the scanner's */
-			ns += cost->ns[k] * (double)m->counts[k];
-	}
 	out->cow_breaks = m->cow_breaks;
 	out->checksums = (int64_t)m->counts[BK_COST_CHECKSUM];
 	out->compares = (int64_t)m->counts[BK_COST_COMPARE];

@@ -22,6 +22,21 @@
  * i x snapshot_scans (at that batch's time, before the next batch).
  * Without spread_writes the trace is streamed: memory does not grow with its
  * length.  With it, one snapshot's records are held at a time.
+ *
+ * Idle time (sim.h, README "Idle time").  After every batch the algorithm is
+ * asked whether its state repeats (algo_ops.repeat): equal to the state at
+ * an earlier batch but for work counters.  Two such cycles running with no
+ * event but batches and samples since the first began, the same duration,
+ * the same counted work and the same metrics (work counters grown alike,
+ * everything else equal) make the run periodic until the next event: the
+ * driver records the second cycle batch by batch, then jumps over as many
+ * whole cycles as end before the next write, snapshot or the end, adding
+ * n times the cycle's counted work to the backend and letting the
+ * algorithm add its own (algo_ops.skip).  A sample inside the jump is the
+ * recorded state after the last batch at or before its offset in the cycle,
+ * plus its cycles' growth; the CPU time is recomputed from the counts, as
+ * for any sample.  Without batches at all (an omniscient algorithm) the
+ * metrics are constant to the next event.
  * Observer hooks (sim_config.hooks) may wrap the backend the algorithm sees
  * and see each record before it is applied; the tests drive every algorithm
  * through them (tests/algorithms/test_conformance.c).
@@ -70,6 +85,34 @@ struct run {
 	int64_t scans_seen;       /* full_scans after the last batch */
 	bool snap_due;            /* snapshot_scans: the next snapshot falls due now */
 	bool scans_done;          /* the cfg->scans-th full scan is complete */
+	/* idle fast-forward (sim_can_skip) */
+	bool ff;
+	uint64_t last_event;      /* time of the last write, snapshot or control tick */
+	struct ffwd *fw;
+};
+
+/* The state after a batch, as a fast-forward needs it. */
+struct ff_point {
+	uint64_t t;                     /* the batch's start */
+	uint64_t wake;                  /* the next batch's start, less t */
+	struct metrics m;               /* read after the batch */
+	uint64_t c[BK_COST__COUNT];     /* counted work after it */
+};
+
+/* A recorded cycle: the batches after its start, up to and including its end. */
+struct ff_rec {
+	uint64_t off;                   /* batch start less the cycle's start */
+	struct metrics m;
+	uint64_t c[BK_COST__COUNT];
+};
+
+#define FF_MAX_RECORDS (1u << 17) /* batches in a cycle the driver records (~28 MiB); longer: no skip */
+
+struct ffwd {
+	int phase;                      /* 0: no cycle; 1: one start seen (a); 2: a cycle a..b seen */
+	struct ff_point a, b;
+	struct ff_rec *rec;             /* phase 2: the batches after b */
+	size_t nrec, caprec;
 };
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo)
@@ -150,16 +193,6 @@ enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k
 		       : SIM_HUGE_SPLIT;
 }
 
-static double scanner_ns(const struct sim_cost *cost, const uint64_t *counts)
-{
-	double ns = 0;
-
-	for (int k = 0; k < BK_COST__COUNT; k++) {
-		if (k != BK_COST_COW_BREAK)
-			ns += cost->ns[k] * (double)counts[k];
-	}
-	return ns;
-}
 
 static int apply(struct run *x, const struct trace_record *rec, struct sp_err *err)
 {
@@ -257,6 +290,8 @@ int sim_check_estimate(const struct sim_config *cfg, uint64_t last_ms, struct sp
 		return sp_err_set(err, SP_ELIMIT, "the run would end at %llu ms, beyond the simulated "
 				  "clock (at most %llu ms)", (unsigned long long)end_ms,
 				  (unsigned long long)SIM_MAX_MS);
+	if (sim_can_skip(cfg))
+		return 0; /* idle time is fast-forwarded: the length alone says nothing */
 	samples = end_ms / cfg->sample_ms + 1;
 	si = cfg->algo ? algo_param_index(cfg->algo, "sleep_millisecs") : -1;
 	if (si >= 0 && !(cfg->algo->caps & ALGO_CAP_OMNISCIENT)) {
@@ -444,14 +479,17 @@ static int run_batch(struct run *x, uint64_t t, uint64_t *wake, struct sp_err *e
 {
 	const struct sim_config *cfg = x->cfg;
 	const uint64_t *c = sim_mem_counts(x->mem);
-	double before = scanner_ns(&cfg->cost, c);
-	uint64_t sleep = 0, cpu;
+	uint64_t before[BK_COST__COUNT], sleep = 0, cpu;
 	int rc;
 
+	memcpy(before, c, sizeof(before));
 	rc = x->algo->batch(x->st, t, &sleep);
 	if (rc < 0)
 		return sp_err_set(err, rc, "%s: %s in a scan batch", x->algo->name, sp_strerror(rc));
-	cpu = ns_of(scanner_ns(&cfg->cost, c) - before);
+	/* the batch's own work: the same batch costs the same whenever it runs */
+	for (int k = 0; k < BK_COST__COUNT; k++)
+		before[k] = c[k] - before[k];
+	cpu = ns_of(sim_cost_scanner_ns(&cfg->cost, before));
 	if (sleep == ALGO_SLEEP_FOREVER)
 		*wake = NEVER;
 	else if (x->algo->version >= 2 && x->algo->wake_at)
@@ -472,13 +510,12 @@ static int run_batch(struct run *x, uint64_t t, uint64_t *wake, struct sp_err *e
 }
 
 /* The metrics sample at t, reported to sample(). */
-static int run_sample(struct run *x, uint64_t t, uint64_t end, sim_sample_fn sample,
-		      sim_progress_fn progress, void *arg, struct sp_err *err)
+static int report_sample(struct run *x, uint64_t t, const struct metrics *mp, uint64_t end,
+			 sim_sample_fn sample, sim_progress_fn progress, void *arg, struct sp_err *err)
 {
-	struct metrics m;
+	const struct metrics m = *mp;
 	int64_t saved;
 
-	read_metrics(x, &m);
 	saved = metrics_saved(&m);
 	if (saved > x->res->peak_saved)
 		x->res->peak_saved = saved;
@@ -491,6 +528,251 @@ static int run_sample(struct run *x, uint64_t t, uint64_t end, sim_sample_fn sam
 		return sp_err_set(err, SP_EIO, "stopped while writing a sample");
 	if (progress)
 		progress(arg, t / NS_PER_MS, end == NEVER ? 0 : end / NS_PER_MS);
+	return 0;
+}
+
+static int run_sample(struct run *x, uint64_t t, uint64_t end, sim_sample_fn sample,
+		      sim_progress_fn progress, void *arg, struct sp_err *err)
+{
+	struct metrics m;
+
+	read_metrics(x, &m);
+	return report_sample(x, t, &m, end, sample, progress, arg, err);
+}
+
+/* ---- idle fast-forward --------------------------------------------------- */
+
+bool sim_can_skip(const struct sim_config *cfg)
+{
+	const struct algo_ops *a = cfg->algo;
+
+	return !cfg->no_skip && !cfg->ctl && !cfg->scans && a &&
+	       ((a->version >= 3 && a->repeat && a->skip) || (a->caps & ALGO_CAP_OMNISCIENT));
+}
+
+/* Work counters: they grow by the same amount every cycle.  Every other metric must not change. */
+static bool ff_linear(int i)
+{
+	const char *n = metrics_names[i];
+
+	return !strcmp(n, "full_scans") || !strcmp(n, "pages_scanned") ||
+	       !strcmp(n, "pages_skipped") || !strcmp(n, "checksums") || !strcmp(n, "compares") ||
+	       !strcmp(n, "cpu_ns");
+}
+
+static void metrics_set(struct metrics *m, int i, int64_t v)
+{
+	int64_t *f = (int64_t *)(void *)m; /* struct metrics is METRICS_COUNT int64_t in order */
+
+	f[i] = v;
+}
+
+static void ff_point_take(struct run *x, struct ff_point *p, uint64_t t, uint64_t wake)
+{
+	p->t = t;
+	p->wake = wake - t;
+	read_metrics(x, &p->m);
+	memcpy(p->c, sim_mem_counts(x->mem), sizeof(p->c));
+}
+
+/*
+ * Whether the cycle a..b and the recorded one b..now (ending in *e) are
+ * alike: same duration and wake, same counted work, work counters grown
+ * alike and every other metric equal, at the three ends and (savings) at
+ * every batch of the recorded cycle.
+ */
+static bool ff_alike(const struct ffwd *f, const struct ff_point *e)
+{
+	const struct ff_point *a = &f->a, *b = &f->b;
+	int64_t saved = metrics_saved(&e->m);
+
+	if (e->t - b->t != b->t - a->t || e->wake != b->wake || b->wake != a->wake)
+		return false;
+	for (int k = 0; k < BK_COST__COUNT; k++) {
+		if (e->c[k] - b->c[k] != b->c[k] - a->c[k])
+			return false;
+	}
+	for (int i = 0; i < METRICS_COUNT; i++) {
+		int64_t va = metrics_get(&a->m, i), vb = metrics_get(&b->m, i), ve = metrics_get(&e->m, i);
+
+		if (ff_linear(i) ? ve - vb != vb - va || ve < vb : ve != vb || vb != va)
+			return false;
+	}
+	for (size_t r = 0; r < f->nrec; r++) {
+		if (metrics_saved(&f->rec[r].m) != saved)
+			return false;
+	}
+	return true;
+}
+
+/* The metrics at y ns after the last recorded batch (now), in the repeating cycles ahead. */
+static void ff_metrics_at(const struct run *x, const struct ff_point *e, uint64_t y,
+			  struct metrics *out)
+{
+	const struct ffwd *f = x->fw;
+	uint64_t d = e->t - f->b.t, q, r, c[BK_COST__COUNT];
+	const struct metrics *m;
+	const uint64_t *cb;
+	size_t lo = 0, hi = f->nrec;
+
+	if (y == 0) {
+		*out = e->m;
+		return;
+	}
+	q = (y - 1) / d + 1;    /* cycles ahead, counting the one y falls in */
+	r = y - (q - 1) * d;    /* offset in it, 1..d */
+	while (lo < hi) {       /* the last batch at or before r */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->rec[mid].off <= r)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	m = lo ? &f->rec[lo - 1].m : &f->b.m;
+	cb = lo ? f->rec[lo - 1].c : f->b.c;
+	*out = *m;
+	for (int i = 0; i < METRICS_COUNT; i++) {
+		if (ff_linear(i))
+			metrics_set(out, i, metrics_get(m, i) +
+						    (int64_t)q * (metrics_get(&e->m, i) - metrics_get(&f->b.m, i)));
+	}
+	for (int k = 0; k < BK_COST__COUNT; k++)
+		c[k] = cb[k] + q * (e->c[k] - f->b.c[k]);
+	/* as sim_mem_metrics() computes them from the counts */
+	out->checksums = (int64_t)c[BK_COST_CHECKSUM];
+	out->compares = (int64_t)c[BK_COST_COMPARE];
+	out->cpu_ns = (int64_t)sim_cost_scanner_ns(&x->cfg->cost, c);
+}
+
+struct ff_out {
+	sim_sample_fn sample;
+	sim_progress_fn progress;
+	void *arg;
+	uint64_t end;
+};
+
+/*
+ * Reports the samples due from *next_sample to last (inclusive), thinned to
+ * SIM_SKIP_ROWS; metrics: e and y = t - e->t for a cycle jump, or constant
+ * (e NULL: cm).  *next_sample moves past last.
+ */
+static int ff_samples(struct run *x, const struct ff_point *e, const struct metrics *cm,
+		      uint64_t *next_sample, uint64_t last, const struct ff_out *o, struct sp_err *err)
+{
+	uint64_t step = x->cfg->sample_ms * NS_PER_MS, n, k;
+	int rc = 0;
+
+	if (*next_sample > last)
+		return 0;
+	n = (last - *next_sample) / step + 1;
+	k = (n + SIM_SKIP_ROWS - 1) / SIM_SKIP_ROWS;
+	/* j: 0, k, 2k, ... and n - 1 */
+	for (uint64_t j = 0; j < n && rc == 0; j = j + k < n || j == n - 1 ? j + k : n - 1) {
+		uint64_t t = *next_sample + j * step;
+		struct metrics m;
+
+		if (e)
+			ff_metrics_at(x, e, t - e->t, &m);
+		else
+			m = *cm;
+		rc = report_sample(x, t, &m, o->end, o->sample, o->progress, o->arg, err);
+	}
+	*next_sample = sat_add(*next_sample, n * step);
+	return rc;
+}
+
+/* Appends the batch p to the recorded cycle (which starts at f->b). */
+static int ff_record(struct ffwd *f, const struct ff_point *p, struct sp_err *err)
+{
+	struct ff_rec *r;
+
+	if (f->nrec == f->caprec) {
+		size_t cap = f->caprec ? f->caprec * 2 : 256;
+
+		r = realloc(f->rec, cap * sizeof(*r));
+		if (!r)
+			return sp_err_set(err, SP_ENOMEM, "out of memory recording a cycle");
+		f->rec = r;
+		f->caprec = cap;
+	}
+	r = &f->rec[f->nrec++];
+	r->off = p->t - f->b.t;
+	r->m = p->m;
+	memcpy(r->c, p->c, sizeof(r->c));
+	return 0;
+}
+
+/*
+ * After a batch at t (the next at *wake): follows the algorithm's cycles
+ * and, two alike in a row, jumps over the whole cycles that end before
+ * limit (the next event other than a batch or a sample, or the end + 1).
+ */
+static int ff_after_batch(struct run *x, uint64_t t, uint64_t *wake, uint64_t *next_sample,
+			  uint64_t limit, const struct ff_out *o, struct sp_err *err)
+{
+	struct ffwd *f = x->fw;
+	struct ff_point e;
+	uint64_t since = 0, d, n;
+	int rc;
+
+	if (*wake == NEVER)
+		return 0;
+	if (!x->algo->repeat(x->st, limit == NEVER ? NEVER : limit - t, &since)) {
+		if (f->phase == 2) {
+			struct ff_point p;
+
+			if (f->nrec == FF_MAX_RECORDS) {
+				f->phase = 0; /* a cycle too long to record */
+				return 0;
+			}
+			ff_point_take(x, &p, t, *wake);
+			return ff_record(f, &p, err);
+		}
+		return 0;
+	}
+	ff_point_take(x, &e, t, *wake);
+	if (f->phase == 0 || since != (f->phase == 1 ? f->a.t : f->b.t) || x->last_event > f->a.t) {
+		f->a = e; /* a new cycle starts here */
+		f->phase = 1;
+		return 0;
+	}
+	if (f->phase == 1) {
+		f->b = e;
+		f->nrec = 0;
+		f->phase = 2;
+		return 0;
+	}
+	if (!ff_alike(f, &e)) {
+		f->a = f->b;
+		f->b = e;
+		f->nrec = 0;
+		return 0;
+	}
+	d = t - f->b.t;
+	rc = ff_record(f, &e, err); /* the record ends with this batch, the cycle's end */
+	if (rc < 0)
+		return rc;
+	/* whole cycles whose last batch comes before limit */
+	n = limit <= t ? 0 : (limit - 1 - t) / d;
+	f->phase = 0;
+	if (n == 0)
+		return 0;
+	rc = ff_samples(x, &e, NULL, next_sample, t + n * d, o, err);
+	if (rc < 0)
+		return rc;
+	{
+		uint64_t delta[BK_COST__COUNT];
+
+		for (int k = 0; k < BK_COST__COUNT; k++)
+			delta[k] = e.c[k] - f->b.c[k];
+		sim_mem_add_counts(x->mem, delta, n);
+	}
+	x->algo->skip(x->st, n, d);
+	x->now = t + n * d;
+	*wake = sat_add(*wake, n * d);
+	x->res->skipped_ns += n * d;
+	x->res->skipped_cycles += n;
 	return 0;
 }
 
@@ -527,6 +809,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 	uint64_t end = cfg->duration_ms ? cfg->duration_ms * NS_PER_MS : NEVER; /* both <= SIM_MAX_MS */
 	uint64_t wake = 0, next_sample = cfg->scans ? NEVER : 0, sample_ns = cfg->sample_ms * NS_PER_MS;
 	uint64_t ctl_wake = x->ctl_st ? 0 : NEVER;
+	struct ff_out fo = { sample, progress, arg, 0 };
 	struct trace_snapshot s;
 	bool have_snap;
 	int rc;
@@ -551,7 +834,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 				  : cfg->spread_writes && x->res->snapshots ? x->prev_snap_ns
 									 : s.time_ms * NS_PER_MS;
 		uint64_t t_write = x->qpos < x->qlen ? x->q[x->qpos].t_ns : NEVER;
-		uint64_t t = t_snap;
+		uint64_t t = t_snap, limit;
 
 		if (t_write < t)
 			t = t_write;
@@ -564,9 +847,18 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		if (t > end || t == NEVER)
 			break;
 		x->now = t;
+		/* the next event that changes memory or tunables, or the end + 1: where idle time stops */
+		limit = t_snap < t_write ? t_snap : t_write;
+		if (ctl_wake < limit)
+			limit = ctl_wake;
+		if (end < limit)
+			limit = end + 1; /* end < NEVER here */
+		fo.end = end;
 		if (t == t_write) {
+			x->last_event = t;
 			rc = apply(x, &x->q[x->qpos++].rec, err);
 		} else if (t == t_snap) {
+			x->last_event = t;
 			x->snap_due = false;
 			rc = take_snapshot(x, &s, err);
 			if (rc == 0) {
@@ -574,18 +866,30 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 				have_snap = rc > 0;
 				if (rc > 0)
 					rc = snapshot_time_ok(&s, err);
-				if (rc == 0 && !cfg->duration_ms && !cfg->scans)
+				/* the run lasts until tail_ms after the LAST snapshot, whatever the gaps */
+				if (rc == 0 && !have_snap && !cfg->duration_ms && !cfg->scans)
 					end = sat_add(x->prev_snap_ns, cfg->tail_ms * NS_PER_MS);
 				rc = rc < 0 ? rc : 0;
 			}
 		} else if (t == ctl_wake) {
+			x->last_event = t;
 			rc = run_control(x, t, &ctl_wake, &wake, err);
 		} else if (t == wake) {
 			rc = run_batch(x, t, &wake, err);
+			if (rc == 0 && x->ff && x->fw)
+				rc = ff_after_batch(x, t, &wake, &next_sample, limit, &fo, err);
 			if (rc == 0 && cfg->scans)
 				rc = after_scan(x, t, end, have_snap, sample, progress, arg, err);
 			if (x->scans_done)
 				break;
+		} else if (x->ff && wake == NEVER && limit - 1 > t) {
+			/* no batch before the next event: every sample until then is this one */
+			struct metrics m;
+
+			read_metrics(x, &m);
+			rc = ff_samples(x, NULL, &m, &next_sample, limit - 1, &fo, err);
+			if (limit - 1 - t > sample_ns)
+				x->res->skipped_ns += limit - 1 - t;
 		} else {
 			rc = run_sample(x, t, end, sample, progress, arg, err);
 			next_sample = sat_add(next_sample, sample_ns);
@@ -665,6 +969,7 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	if (cfg->duration_ms > SIM_MAX_MS || cfg->tail_ms > SIM_MAX_MS || cfg->sample_ms > SIM_MAX_MS)
 		return sp_err_set(err, SP_EINVAL, "duration, tail and sample interval must be at most "
 				  "%llu ms (the simulated clock's range)", (unsigned long long)SIM_MAX_MS);
+	x.ff = sim_can_skip(cfg);
 	if (cfg->layout) {
 		rc = sim_check_estimate(cfg, cfg->layout->last_ms, err);
 		if (rc < 0)
@@ -687,6 +992,11 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 			rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 		else
 			gsl_rng_set(x.rng, (unsigned long)cfg->seed);
+	}
+	if (rc == 0 && x.ff && !(cfg->algo->caps & ALGO_CAP_OMNISCIENT)) {
+		x.fw = calloc(1, sizeof(*x.fw));
+		if (!x.fw)
+			rc = sp_err_set(err, SP_ENOMEM, "out of memory");
 	}
 	if (rc == 0) {
 		env.bk = sim_mem_backend(x.mem);
@@ -735,6 +1045,9 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 	if (x.rng)
 		gsl_rng_free(x.rng);
 	free(x.q);
+	if (x.fw)
+		free(x.fw->rec);
+	free(x.fw);
 	sim_mem_free(x.mem);
 	return rc;
 }

@@ -16,6 +16,19 @@
  *    snapshot, so scanners get time to settle after the last change.
  *  - A run is a pure function of (trace, algorithm, parameters, seed, cost
  *    model): deterministic, no globals; many runs may share one process.
+ *  - A batch's CPU time is the cost of its own counted work, so the same
+ *    batch takes the same time at any point of a run.
+ *  - Idle time is fast-forwarded (run.c): when no write is due and the
+ *    algorithm's state repeats from cycle to cycle but for its work
+ *    counters (algo_ops.repeat), whole cycles are skipped at once; when no
+ *    batch is due at all (an omniscient algorithm between writes), the
+ *    metrics are constant to the next write.  Every count, time and sample
+ *    value is the one the batch-by-batch simulation gives.  Samples inside a
+ *    skipped span are reported as that simulation would report them, but a
+ *    span of more than SIM_SKIP_ROWS samples is thinned: its first and last
+ *    samples and every k-th between them, k the least that keeps the span
+ *    to SIM_SKIP_ROWS rows.  Not with a control policy: it may act after
+ *    any batch, so every batch and tick is simulated.
  */
 #ifndef SP_SIM_H
 #define SP_SIM_H
@@ -39,6 +52,8 @@ void sim_cost_defaults(struct sim_cost *c);
 /* Parses "visit=1500,checksum=600,..." over the defaults. */
 int sim_cost_parse(struct sim_cost *c, const char *spec, struct sp_err *err);
 const char *sim_cost_name(enum bk_cost k);
+/* The scanner's CPU time of counted work (every count but COW breaks, the writer's), ns. */
+double sim_cost_scanner_ns(const struct sim_cost *c, const uint64_t *counts);
 
 /* The simulated backend: page and frame state of a trace's guests. */
 struct sim_mem;
@@ -69,6 +84,8 @@ void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struc
 void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero);
 /* Counted work so far. */
 const uint64_t *sim_mem_counts(const struct sim_mem *m);
+/* Adds n times delta to the counted work (a fast-forward over n repeating cycles, run.c). */
+void sim_mem_add_counts(struct sim_mem *m, const uint64_t *delta, uint64_t n);
 uint64_t sim_mem_page_index(const struct sim_mem *m, uint32_t guest, uint64_t page);
 
 /*
@@ -104,6 +121,8 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
  */
 #define SIM_MAX_MS (UINT64_MAX / 1000000ull / 2)
 #define SIM_MAX_EVENTS 200000000ull
+/* Most samples reported for one fast-forwarded span (see the top of this file). */
+#define SIM_SKIP_ROWS 10000u
 
 /*
  * The simulated host that a control policy sees (struct ctl_host): its
@@ -169,14 +188,28 @@ struct sim_config {
 	 */
 	uint64_t scans;
 	uint64_t snapshot_scans;
+	/*
+	 * Internal, for checks (sim run --no-skip): simulate every batch and
+	 * sample of idle time instead of fast-forwarding it.  The results are
+	 * the same; only the time taken (and the thinning of very long idle
+	 * spans in the samples) differs.
+	 */
+	bool no_skip;
 };
 
 /*
  * Refuses (SP_ELIMIT, with the estimate) a run of cfg over a trace whose
  * last snapshot is at last_ms that would need more than SIM_MAX_EVENTS
- * samples and batches, or a clock beyond SIM_MAX_MS.
+ * samples and batches, or a clock beyond SIM_MAX_MS.  A run that can
+ * fast-forward its idle time (sim_can_skip) is not refused for its length.
  */
 int sim_check_estimate(const struct sim_config *cfg, uint64_t last_ms, struct sp_err *err);
+/*
+ * Whether a run of cfg fast-forwards idle time: not no_skip, no control
+ * policy, not counting in full scans (scans), and an algorithm that implements repeat()/skip() or is omniscient
+ * (it works only when told of a change, so it is idle between writes).
+ */
+bool sim_can_skip(const struct sim_config *cfg);
 
 void sim_config_defaults(struct sim_config *c, const struct algo_ops *algo);
 /*
@@ -217,6 +250,9 @@ struct sim_result {
 	 */
 	struct metrics_tunables tunables;
 	uint64_t stopped_ms;     /* simulated time scanning was stopped (a policy's run=0) */
+	/* Idle time fast-forwarded (not simulated batch by batch), and the cycles skipped. */
+	uint64_t skipped_ns;
+	uint64_t skipped_cycles;
 };
 
 /* Replays the trace file at trace_path. */

@@ -83,6 +83,21 @@ void tb_unique_trace(const char *path, uint64_t n)
 	tb_commit(&tb);
 }
 
+void tb_two_snapshots(const char *path, uint64_t t1_ms)
+{
+	struct tb tb;
+
+	tb_init(&tb, 2, 16);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint32_t g = 0; g < 2; g++)
+		for (uint64_t p = 0; p < 16; p++)
+			tb_page(&tb, g, p, p % 4 + 1);
+	tb_snap(&tb, t1_ms);
+	tb_page(&tb, 0, 1, 9);
+	tb_commit(&tb);
+}
+
 void tb_commit(struct tb *tb)
 {
 	int rc = trace_writer_commit(tb->w, &tb->err);

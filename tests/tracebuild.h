@@ -27,6 +27,11 @@ void tb_commit(struct tb *tb);
 struct sp_fp tb_fp(uint64_t content);
 /* A one-guest trace of n pages with n distinct contents, in one snapshot at 0. */
 void tb_unique_trace(const char *path, uint64_t n);
+/*
+ * Two guests of 16 pages, contents 1..4 four times each, at 0; at t1_ms a
+ * second snapshot writes one page (huge or beyond-the-clock times, issue 10).
+ */
+void tb_two_snapshots(const char *path, uint64_t t1_ms);
 
 
 /* ---- running the simulator on a test trace ---------------------------- */
