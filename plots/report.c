@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "report.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,13 +127,28 @@ double plot_mib_per_cpu_s(const struct plot_summary *s, uint32_t page_size)
 
 /* ---- files --------------------------------------------------------------- */
 
+/* A run's time series in the report: <label>.csv, observed-<label>.csv. */
+static void run_csv_name(const struct plot_run *r, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s.csv", r->observed ? "observed-" : "", r->label);
+}
+
+/* What a run is, for tables: its parameters, or where an observation comes from. */
+static void run_params(const struct plot_run *r, char *buf, size_t len)
+{
+	if (r->observed)
+		snprintf(buf, len, "observed: %s", r->source ? r->source : "");
+	else
+		algo_params_format(r->algo, &r->params, buf, len);
+}
+
 static int write_series_csv(const char *dir, const struct plot_run *r, struct sp_err *err)
 {
 	struct atomic_file af;
 	char name[256];
 	int rc;
 
-	snprintf(name, sizeof(name), "%s.csv", r->label);
+	run_csv_name(r, name, sizeof(name));
 	rc = rep_open(&af, dir, name, err);
 	if (rc < 0)
 		return rc;
@@ -142,6 +158,17 @@ static int write_series_csv(const char *dir, const struct plot_run *r, struct sp
 	return atomic_file_commit(&af, err);
 }
 
+/* DIR/name opened (atomic_file) with its header line written. */
+static int open_table(struct atomic_file *af, const char *dir, const char *name, const char *header,
+		      struct sp_err *err)
+{
+	int rc = rep_open(af, dir, name, err);
+
+	if (rc == 0)
+		fprintf(af->f, "%s\n", header);
+	return rc;
+}
+
 static int write_summary_csv(const char *dir, const struct plot_compare *c,
 			     const struct plot_summary *sum, struct sp_err *err)
 {
@@ -149,15 +176,14 @@ static int write_summary_csv(const char *dir, const struct plot_compare *c,
 	struct atomic_file af;
 	int rc;
 
-	rc = rep_open(&af, dir, "summary.csv", err);
+	rc = open_table(&af, dir, "summary.csv", plot_summary_header, err);
 	if (rc < 0)
 		return rc;
-	fprintf(af.f, "%s\n", plot_summary_header);
 	for (size_t i = 0; i < c->nruns; i++) {
 		const struct plot_summary *s = &sum[i];
 		char params[1024];
 
-		algo_params_format(c->runs[i].algo, &c->runs[i].params, params, sizeof(params));
+		run_params(&c->runs[i], params, sizeof(params));
 		rep_csv_text(af.f, c->runs[i].label);
 		fprintf(af.f, ",%lld,%.3f,%lld,%.3f,%lld,%.2f,", (long long)s->final_saved,
 			plot_mib(s->final_saved, ps), (long long)s->peak_saved,
@@ -180,6 +206,49 @@ static int write_summary_csv(const char *dir, const struct plot_compare *c,
 	return atomic_file_commit(&af, err);
 }
 
+const char plot_prediction_header[] =
+	"observed,source,prediction,end_s,observed_saved_pages,predicted_saved_pages,error_pages,"
+	"error_mib,error_pct,mean_abs_error_pages,samples_compared,observed_time_to_90pct_s,"
+	"predicted_time_to_90pct_s,time_to_90pct_error_s";
+
+/* prediction.csv: one row per observed series against runs[0]. */
+static int write_prediction_csv(const char *dir, const struct plot_compare *c, struct sp_err *err)
+{
+	uint32_t ps = c->header->page_size;
+	struct atomic_file af;
+	int rc;
+
+	rc = open_table(&af, dir, "prediction.csv", plot_prediction_header, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < c->nruns; i++) {
+		const struct plot_run *r = &c->runs[i];
+		struct plot_error e;
+
+		if (!r->observed)
+			continue;
+		plot_prediction_error(r, &c->runs[0], &e);
+		rep_csv_text(af.f, r->label);
+		fputc(',', af.f);
+		rep_csv_text(af.f, r->source ? r->source : "");
+		fputc(',', af.f);
+		rep_csv_text(af.f, c->runs[0].label);
+		fprintf(af.f, ",%.3f,%lld,%lld,%lld,%.3f,", (double)e.end_ms / 1000, (long long)e.observed,
+			(long long)e.predicted, (long long)e.error, plot_mib(e.error, ps));
+		rep_csv_num(af.f, e.error_pct);
+		fprintf(af.f, ",%.3f,%zu,", e.mae, e.compared);
+		if (e.t90_observed_ms != PLOT_T90_NEVER)
+			fprintf(af.f, "%.3f", (double)e.t90_observed_ms / 1000);
+		fputc(',', af.f);
+		if (e.t90_predicted_ms != PLOT_T90_NEVER)
+			fprintf(af.f, "%.3f", (double)e.t90_predicted_ms / 1000);
+		fputc(',', af.f);
+		rep_csv_num(af.f, e.t90_error_s);
+		fputc('\n', af.f);
+	}
+	return atomic_file_commit(&af, err);
+}
+
 static const char *const compare_plots[] = { "savings", "cpu", "cpu_pct", "cow", "savings_cpu" };
 #define NPLOTS (sizeof(compare_plots) / sizeof(compare_plots[0]))
 
@@ -189,9 +258,17 @@ static void gp_series(FILE *f, const struct plot_compare *c, const char *x, cons
 		const struct plot_run *r = &c->runs[i];
 		char file[256];
 
-		snprintf(file, sizeof(file), "%s.csv", r->label);
+		run_csv_name(r, file, sizeof(file));
 		fputs(i ? ", \\\n     " : "plot ", f);
 		rep_gp_quoted(f, file);
+		if (r->observed) {
+			/* what a host did: dotted, with its samples marked */
+			fprintf(f, " using %s:%s with linespoints lw 2 dt 3 pt 7 ps 0.6 lc rgb '%s' title ", x, y,
+				plot_colour(r->colour));
+			snprintf(file, sizeof(file), "observed: %s", r->label);
+			rep_gp_quoted(f, file);
+			continue;
+		}
 		fprintf(f, " using %s:%s with lines lw 2 dt %d lc rgb '%s' title ", x, y,
 			r->variant ? 2 : 1, plot_colour(r->colour));
 		rep_gp_quoted(f, r->label);
@@ -273,6 +350,51 @@ static void fmt_mib(char *buf, size_t len, double mib)
 		snprintf(buf, len, "%.1f MiB", mib);
 }
 
+/* An observed series: what the host did, and how far the prediction (runs[0]) was from it. */
+static void observed_paragraph(FILE *f, const struct plot_compare *c, const struct plot_summary *sum,
+			       size_t i)
+{
+	const struct plot_run *r = &c->runs[i];
+	const struct plot_summary *s = &sum[i];
+	uint32_t ps = c->header->page_size;
+	struct plot_error e;
+	char a[32], b[32], d[32];
+
+	plot_prediction_error(r, &c->runs[0], &e);
+	fmt_mib(a, sizeof(a), plot_mib(e.observed, ps));
+	fmt_mib(b, sizeof(b), plot_mib(e.predicted, ps));
+	fmt_mib(d, sizeof(d), plot_mib(e.error < 0 ? -e.error : e.error, ps));
+	fprintf(f, "<p class=\"algo\"><span class=\"sw\" style=\"background:%s\"></span><b>observed: ",
+		plot_colour(r->colour));
+	rep_html(f, r->label);
+	fputs("</b> &mdash; what a host did, read from <code>", f);
+	rep_html(f, r->source ? r->source : "");
+	fprintf(f, "</code> (%zu samples over %.0f s, its time counted from its first row). ", r->n,
+		(double)s->end_ms / 1000);
+	fputs("It is compared with the prediction <b>", f);
+	rep_html(f, c->runs[0].label);
+	fprintf(f, "</b> over their common %.0f s: at the end it saved <b>%s</b> where %s was predicted, ",
+		(double)e.end_ms / 1000, a, b);
+	if (e.error == 0)
+		fputs("<b>no error</b>", f);
+	else if (isnan(e.error_pct))
+		fprintf(f, "an error of <b>%s%s</b> (nothing was predicted)", e.error < 0 ? "-" : "+", d);
+	else
+		fprintf(f, "an error of <b>%s%s</b> (%+.1f%% of the prediction)", e.error < 0 ? "-" : "+", d,
+			e.error_pct);
+	fprintf(f, "; the mean absolute error over %zu samples was %.1f pages. ", e.compared, e.mae);
+	if (e.t90_both)
+		fprintf(f, "It reached 90%% of its final savings after %.1f s, %.1f s %s the prediction. ",
+			(double)e.t90_observed_ms / 1000, fabs(e.t90_error_s),
+			e.t90_error_s > 0 ? "later than" : e.t90_error_s < 0 ? "earlier than" : "as");
+	else
+		fprintf(f, "Time to 90%%: observed %s, predicted %s (no error can be given). ",
+			e.t90_observed_ms == PLOT_T90_NEVER ? "<b>never</b>" : "reached",
+			e.t90_predicted_ms == PLOT_T90_NEVER ? "<b>never</b>" : "reached");
+	fprintf(f, "%% of oracle: %.1f, against the oracle of this trace at the same time.</p>\n",
+		s->pct_of_oracle);
+}
+
 static void paragraph(FILE *f, const struct plot_compare *c, const struct plot_summary *sum,
 		      size_t i)
 {
@@ -281,9 +403,16 @@ static void paragraph(FILE *f, const struct plot_compare *c, const struct plot_s
 	uint32_t ps = c->header->page_size;
 	double eff = plot_mib_per_cpu_s(s, ps), secs = (double)s->end_ms / 1000;
 	char a[32], b[32], p[32], params[1024];
-	size_t rank_saved = 1, rank_cpu = 1, n_cpu = 0, rank_eff = 1;
+	size_t rank_saved = 1, rank_cpu = 1, n_cpu = 0, rank_eff = 1, nsim = 0;
 
+	if (r->observed) {
+		observed_paragraph(f, c, sum, i);
+		return;
+	}
 	for (size_t k = 0; k < c->nruns; k++) {
+		if (c->runs[k].observed)
+			continue;
+		nsim++;
 		if (sum[k].final_saved > s->final_saved)
 			rank_saved++;
 		if (sum[k].cpu_ns > 0) {
@@ -330,20 +459,20 @@ static void paragraph(FILE *f, const struct plot_compare *c, const struct plot_s
 			   "(remote_sharers). ",
 			(long long)s->remote_sharers, s->remote_sharers == 1 ? "" : "s",
 			s->remote_sharers == 1 ? "s" : "");
-	if (c->nruns > 1) {
+	if (nsim > 1) {
 		size_t tied = 0;
 
 		for (size_t k = 0; k < c->nruns; k++)
-			tied += k != i && sum[k].final_saved == s->final_saved;
+			tied += k != i && !c->runs[k].observed && sum[k].final_saved == s->final_saved;
 		if (rank_saved == 1 && tied)
 			fprintf(f, "It tied for the most saved with %zu other%s", tied, tied == 1 ? "" : "s");
 		else if (rank_saved == 1)
 			fputs("It saved the most of the compared algorithms", f);
 		else if (tied)
 			fprintf(f, "It ranks %zu of %zu on savings (tied with %zu other%s)", rank_saved,
-				c->nruns, tied, tied == 1 ? "" : "s");
+				nsim, tied, tied == 1 ? "" : "s");
 		else
-			fprintf(f, "It ranks %zu of %zu on savings", rank_saved, c->nruns);
+			fprintf(f, "It ranks %zu of %zu on savings", rank_saved, nsim);
 		if (s->cpu_ns > 0 && n_cpu > 1)
 			fprintf(f, ", %zu of %zu on CPU cost (cheapest first) and %zu of %zu on MiB per "
 				   "CPU second",
@@ -367,8 +496,9 @@ static void summary_row(FILE *f, const struct plot_compare *c, const struct plot
 	uint32_t ps = c->header->page_size;
 	double eff = plot_mib_per_cpu_s(s, ps);
 
-	fprintf(f, "<tr><td class=\"l%s\"><span class=\"sw\" style=\"background:%s\"></span>",
-		s->final_saved == best && best > 0 ? " best" : "", plot_colour(c->runs[i].colour));
+	fprintf(f, "<tr><td class=\"l%s\"><span class=\"sw\" style=\"background:%s\"></span>%s",
+		!c->runs[i].observed && s->final_saved == best && best > 0 ? " best" : "",
+		plot_colour(c->runs[i].colour), c->runs[i].observed ? "observed: " : "");
 	rep_html(f, c->runs[i].label);
 	fputs("</td>", f);
 	td_num(f, "%.1f", plot_mib(s->final_saved, ps));
@@ -394,15 +524,72 @@ static void summary_row(FILE *f, const struct plot_compare *c, const struct plot
 	fputs("</tr>\n", f);
 }
 
+/* The error of the prediction (runs[0]) against each observed series. */
+static void prediction_table(FILE *f, const struct plot_compare *c)
+{
+	uint32_t ps = c->header->page_size;
+
+	fputs("<h2>Prediction against observation</h2>\n<table>\n<tr><th class=\"l\">observed</th>"
+	      "<th class=\"l\">prediction</th><th>common span (s)</th><th>saved, observed (MiB)</th>"
+	      "<th>saved, predicted (MiB)</th><th>error (MiB)</th><th>error (% of prediction)</th>"
+	      "<th>mean abs. error (MiB)</th><th>time to 90%, observed (s)</th>"
+	      "<th>time to 90%, predicted (s)</th><th>error (s)</th></tr>\n", f);
+	for (size_t i = 0; i < c->nruns; i++) {
+		const struct plot_run *r = &c->runs[i];
+		struct plot_error e;
+
+		if (!r->observed)
+			continue;
+		plot_prediction_error(r, &c->runs[0], &e);
+		fputs("<tr><td class=\"l\">observed: ", f);
+		rep_html(f, r->label);
+		fputs("</td><td class=\"l\">", f);
+		rep_html(f, c->runs[0].label);
+		fputs("</td>", f);
+		td_num(f, "%.1f", (double)e.end_ms / 1000);
+		td_num(f, "%.1f", plot_mib(e.observed, ps));
+		td_num(f, "%.1f", plot_mib(e.predicted, ps));
+		td_num(f, "%+.1f", plot_mib(e.error, ps));
+		if (isnan(e.error_pct))
+			fputs("<td title=\"nothing was predicted\">n/a</td>", f);
+		else
+			td_num(f, "%+.1f", e.error_pct);
+		td_num(f, "%.2f", plot_mib((int64_t)llround(e.mae), ps));
+		if (e.t90_observed_ms == PLOT_T90_NEVER)
+			fputs("<td>never</td>", f);
+		else
+			td_num(f, "%.1f", (double)e.t90_observed_ms / 1000);
+		if (e.t90_predicted_ms == PLOT_T90_NEVER)
+			fputs("<td>never</td>", f);
+		else
+			td_num(f, "%.1f", (double)e.t90_predicted_ms / 1000);
+		if (e.t90_both)
+			td_num(f, "%+.1f", e.t90_error_s);
+		else
+			fputs("<td title=\"one of the two never reached 90% of its final savings\">n/a</td>", f);
+		fputs("</tr>\n", f);
+	}
+	fputs("</table>\n<p class=\"note\">An observed series is what a host did (samepaged's SAMEPAGE_CSV, "
+	      "or any CSV in <code>sim run --csv</code> columns), its time counted from its own first row; "
+	      "the prediction is the first simulated run.  Saved is compared at the end of the span both "
+	      "cover (each series' last sample at or before it); the mean absolute error is over every "
+	      "observed sample in that span, against the prediction's last sample at or before it; an "
+	      "error is observed minus predicted.  A host cannot count the oracle's bound nor the guests' "
+	      "present pages: an observed row's % of oracle and % of present use the simulation's at the "
+	      "same time.  Data: <a href=\"prediction.csv\">prediction.csv</a>.</p>\n", f);
+}
+
 /* The summary table (remote sharers when guests sit on several nodes) and its note. */
 static void html_summary(FILE *f, const struct plot_compare *c, const struct plot_summary *sum)
 {
 	const struct trace_header *h = c->header;
 	int64_t best = 0;
-	bool multi_node = false;
+	bool multi_node = false, observed = false;
 
 	for (size_t i = 0; i < c->nruns; i++)
-		if (sum[i].final_saved > best)
+		observed |= c->runs[i].observed;
+	for (size_t i = 0; i < c->nruns; i++)
+		if (!c->runs[i].observed && sum[i].final_saved > best)
 			best = sum[i].final_saved;
 	for (uint32_t g = 1; g < h->nguests; g++)
 		multi_node |= h->guests[g].node != h->guests[0].node;
@@ -426,13 +613,18 @@ static void html_summary(FILE *f, const struct plot_compare *c, const struct plo
 	      "modelled scanner time, cumulative and as a mean share of one core.  Data: "
 	      "<a href=\"summary.csv\">summary.csv</a>", f);
 	for (size_t i = 0; i < c->nruns; i++) {
+		char file[256];
+
+		run_csv_name(&c->runs[i], file, sizeof(file));
 		fputs(", <a href=\"", f);
-		rep_html(f, c->runs[i].label);
-		fputs(".csv\">", f);
-		rep_html(f, c->runs[i].label);
-		fputs(".csv</a>", f);
+		rep_html(f, file);
+		fputs("\">", f);
+		rep_html(f, file);
+		fputs("</a>", f);
 	}
 	fputs("; plots: <a href=\"compare.gp\">compare.gp</a>.</p>\n", f);
+	if (observed)
+		prediction_table(f, c);
 }
 
 static void html_plots(FILE *f)
@@ -460,7 +652,7 @@ static void html_algorithms(FILE *f, const struct plot_compare *c, const struct 
 	for (size_t i = 0; i < c->nruns; i++) {
 		char params[1024];
 
-		algo_params_format(c->runs[i].algo, &c->runs[i].params, params, sizeof(params));
+		run_params(&c->runs[i], params, sizeof(params));
 		fputs("<tr><td class=\"l\">", f);
 		rep_html(f, c->runs[i].label);
 		fputs("</td><td class=\"l mono\">", f);
@@ -503,8 +695,8 @@ int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_
 	struct plot_summary *sum;
 	int rc;
 
-	if (c->nruns == 0)
-		return sp_err_set(err, SP_EINVAL, "nothing to compare");
+	if (c->nruns == 0 || c->runs[0].observed)
+		return sp_err_set(err, SP_EINVAL, "nothing to compare: no simulated run");
 	rc = rep_mkdir_p(dir, err);
 	if (rc == 0)
 		rc = rep_unlink(dir, "index.html", err);
@@ -519,6 +711,12 @@ int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_
 		rc = write_series_csv(dir, &c->runs[i], err);
 	if (rc == 0)
 		rc = write_summary_csv(dir, c, sum, err);
+	for (size_t i = 0; i < c->nruns && rc == 0; i++) {
+		if (c->runs[i].observed) {
+			rc = write_prediction_csv(dir, c, err);
+			break;
+		}
+	}
 	if (rc == 0)
 		rc = write_compare_gp(dir, c, err);
 	if (rc == 0)
@@ -527,4 +725,187 @@ int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_
 		rc = write_compare_html(dir, c, sum, err);
 	free(sum);
 	return rc;
+}
+/* ---- observed series (sim compare --observed) ----------------------------- */
+
+static int metric_index(const char *name)
+{
+	for (int i = 0; i < METRICS_COUNT; i++) {
+		if (!strcmp(metrics_names[i], name))
+			return i;
+	}
+	return -1;
+}
+
+static bool whole_number(const char *s, int64_t *out)
+{
+	char *end;
+
+	if (!*s)
+		return false;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return !errno && !*end;
+}
+
+int plot_series_read(const char *path, uint64_t **times, struct metrics **samples, size_t *n,
+		     struct sp_err *err)
+{
+	static const char *const tunables[] = { "run", "pages_to_scan", "sleep_millisecs" };
+	struct rep_table t;
+	int *col = NULL; /* per column: metric index, -1 time_ms, -2 a tunable (read, not kept) */
+	uint64_t *tm = NULL;
+	struct metrics *m = NULL;
+	int rc, have_time = 0, have_sharing = 0;
+
+	*times = NULL;
+	*samples = NULL;
+	*n = 0;
+	rc = rep_table_read(path, &t, err);
+	if (rc < 0)
+		return rc;
+	if (t.nrows < 2) {
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: %s", path, t.nrows ? "a header and no rows" : "empty");
+		goto out;
+	}
+	col = calloc(t.ncols[0], sizeof(*col));
+	tm = calloc(t.nrows - 1, sizeof(*tm));
+	m = calloc(t.nrows - 1, sizeof(*m));
+	if (!col || !tm || !m) {
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory reading %s", path);
+		goto out;
+	}
+	for (size_t j = 0; j < t.ncols[0]; j++) {
+		const char *name = t.rows[0][j];
+		bool tunable = false;
+
+		for (size_t k = 0; k < sizeof(tunables) / sizeof(tunables[0]); k++)
+			tunable |= !strcmp(name, tunables[k]);
+		col[j] = !strcmp(name, "time_ms") ? -1 : tunable ? -2 : metric_index(name);
+		if (col[j] == -1 && strcmp(name, "time_ms")) {
+			rc = sp_err_set(err, SP_ECORRUPT, "%s:1: column %zu '%.64s' is not a column of sim run --csv", path,
+					j + 1, name);
+			goto out;
+		}
+		for (size_t k = 0; k < j; k++) {
+			if (!strcmp(t.rows[0][k], name)) {
+				rc = sp_err_set(err, SP_ECORRUPT, "%s:1: column '%.64s' appears twice", path, name);
+				goto out;
+			}
+		}
+		have_time |= col[j] == -1;
+		have_sharing |= col[j] >= 0 && !strcmp(name, "pages_sharing");
+	}
+	if (!have_time || !have_sharing) {
+		rc = sp_err_set(err, SP_ECORRUPT, "%s:1: no %s column (a sim run --csv or SAMEPAGE_CSV file has it)",
+				path, have_time ? "pages_sharing" : "time_ms");
+		goto out;
+	}
+	for (size_t i = 1; i < t.nrows; i++) {
+		uint64_t when = 0;
+
+		if (t.ncols[i] != t.ncols[0]) {
+			rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: %zu fields, the header has %zu", path, i + 1,
+					t.ncols[i], t.ncols[0]);
+			goto out;
+		}
+		for (size_t j = 0; j < t.ncols[i]; j++) {
+			int64_t v;
+
+			if (!whole_number(t.rows[i][j], &v)) {
+				rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: %s '%.32s' is not a whole number", path, i + 1,
+						t.rows[0][j], t.rows[i][j]);
+				goto out;
+			}
+			if (col[j] == -1) {
+				if (v < 0) {
+					rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: time_ms %lld is negative", path, i + 1,
+							(long long)v);
+					goto out;
+				}
+				when = (uint64_t)v;
+			} else if (col[j] >= 0) {
+				((int64_t *)&m[i - 1])[col[j]] = v; /* struct of int64_t only, as metrics_get */
+			}
+		}
+		if (i > 1 && when <= tm[i - 2]) {
+			rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: time_ms %llu does not follow %llu of the row before",
+					path, i + 1, (unsigned long long)when, (unsigned long long)tm[i - 2]);
+			goto out;
+		}
+		tm[i - 1] = when;
+	}
+	/* The file's own time origin: its first row. */
+	for (size_t i = t.nrows - 1; i-- > 0;)
+		tm[i] -= tm[0];
+	*times = tm;
+	*samples = m;
+	*n = t.nrows - 1;
+	tm = NULL;
+	m = NULL;
+out:
+	free(col);
+	free(tm);
+	free(m);
+	rep_table_free(&t);
+	return rc;
+}
+
+/* The last sample of r at or before t (the first one if none is). */
+static size_t at_or_before(const struct plot_run *r, uint64_t t)
+{
+	size_t lo = 0, hi = r->n;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->times[mid] <= t)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void plot_observed_fill(const uint64_t *times, struct metrics *samples, size_t n,
+			const struct plot_run *pred)
+{
+	for (size_t i = 0; i < n && pred->n; i++) {
+		const struct metrics *p = &pred->samples[at_or_before(pred, times[i])];
+
+		samples[i].oracle_saving = p->oracle_saving;
+		samples[i].pages_present = p->pages_present;
+	}
+}
+
+void plot_prediction_error(const struct plot_run *obs, const struct plot_run *pred,
+			   struct plot_error *out)
+{
+	struct plot_summary so, sp;
+	double sum = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!obs->n || !pred->n)
+		return;
+	out->end_ms = obs->times[obs->n - 1] < pred->times[pred->n - 1] ? obs->times[obs->n - 1]
+									 : pred->times[pred->n - 1];
+	out->observed = metrics_saved(&obs->samples[at_or_before(obs, out->end_ms)]);
+	out->predicted = metrics_saved(&pred->samples[at_or_before(pred, out->end_ms)]);
+	out->error = out->observed - out->predicted;
+	out->error_pct = out->predicted ? 100.0 * (double)out->error / (double)out->predicted
+			 : out->error ? NAN : 0.0;
+	for (size_t i = 0; i < obs->n && obs->times[i] <= out->end_ms; i++) {
+		int64_t d = metrics_saved(&obs->samples[i]) -
+			    metrics_saved(&pred->samples[at_or_before(pred, obs->times[i])]);
+
+		sum += (double)(d < 0 ? -d : d);
+		out->compared++;
+	}
+	out->mae = out->compared ? sum / (double)out->compared : 0;
+	plot_summarize(obs->times, obs->samples, obs->n, &so);
+	plot_summarize(pred->times, pred->samples, pred->n, &sp);
+	out->t90_observed_ms = so.t90_ms;
+	out->t90_predicted_ms = sp.t90_ms;
+	out->t90_both = plot_settled(&so) && plot_settled(&sp);
+	out->t90_error_s = out->t90_both ? ((double)so.t90_ms - (double)sp.t90_ms) / 1000 : NAN;
 }

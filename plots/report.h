@@ -88,8 +88,19 @@ struct plot_run {
 	const uint64_t *times;         /* the time series: n samples */
 	const struct metrics *samples;
 	size_t n;
+	/*
+	 * An observed series (sim compare --observed): what a host did, read
+	 * from a CSV (source), not simulated; algo is NULL.  Its file in the
+	 * report is observed-<label>.csv; it is drawn dotted with points.
+	 */
+	bool observed;
+	const char *source;
 };
 
+/*
+ * Runs: the simulated ones first, then the observed ones (if any), each of
+ * which is compared with runs[0], the prediction.
+ */
 struct plot_compare {
 	const char *trace_path;
 	const struct trace_header *header;
@@ -106,6 +117,48 @@ struct plot_compare {
 int plot_compare_write(const char *dir, const struct plot_compare *c, struct sp_err *err);
 /* The summary.csv header, for readers and tests. */
 extern const char plot_summary_header[];
+
+/* ---- observed series ---------------------------------------------------- */
+
+/*
+ * Reads a time series in `sim run --csv` columns (sim run, a report's
+ * <label>.csv, samepaged's SAMEPAGE_CSV): a header naming time_ms,
+ * pages_sharing and any other metric or tunable columns (each once, any
+ * order; a metric absent reads 0), then rows of whole numbers with time_ms
+ * strictly increasing.  Times are returned relative to the first row (the
+ * file's own time origin).  SP_ECORRUPT "FILE:LINE: ..." for anything else,
+ * SP_EIO if unreadable.  *times and *samples malloc'd.
+ */
+int plot_series_read(const char *path, uint64_t **times, struct metrics **samples, size_t *n,
+		     struct sp_err *err);
+/*
+ * A host cannot count what the oracle could save nor the guests' present
+ * pages: an observed series takes oracle_saving and pages_present from the
+ * prediction pred (same trace) at the same time - its last sample at or
+ * before each observed time - so that its "% of oracle" is against the
+ * oracle of the trace given to compare.
+ */
+void plot_observed_fill(const uint64_t *times, struct metrics *samples, size_t n,
+			const struct plot_run *pred);
+
+/* The error of a prediction against an observation; saved as in plot_summary. */
+struct plot_error {
+	uint64_t end_ms;         /* the common span's end: the earlier of the two last times */
+	int64_t observed;        /* saved pages at end_ms (each series' last sample at or before it) */
+	int64_t predicted;
+	int64_t error;           /* observed - predicted, pages */
+	double error_pct;        /* 100 * error / predicted; 0 if both are 0, NAN if only predicted is */
+	double mae;              /* mean |observed - predicted| over the observed samples up to end_ms,
+				  * the prediction taken at its last sample at or before each, pages */
+	size_t compared;         /* observed samples in that mean */
+	uint64_t t90_observed_ms, t90_predicted_ms; /* PLOT_T90_NEVER if never */
+	bool t90_both;           /* both settled */
+	double t90_error_s;      /* observed - predicted time to 90%, s (NAN unless t90_both) */
+};
+void plot_prediction_error(const struct plot_run *obs, const struct plot_run *pred,
+			   struct plot_error *out);
+/* The prediction.csv header. */
+extern const char plot_prediction_header[];
 
 /* ---- sim sweep ---------------------------------------------------------- */
 

@@ -418,3 +418,128 @@ void rep_html_figures(FILE *f, const char *heading, const char *const *names,
 			names[i], names[i], names[i], captions[i]);
 	fputs("</div>\n", f);
 }
+
+/* ---- reading CSV with libcsv -------------------------------------------- */
+
+
+static void field_cb(void *s, size_t len, void *arg)
+{
+	struct rep_table *t = arg;
+	char *f;
+
+	if (t->oom)
+		return;
+	if (t->ncur == t->capcur) {
+		size_t cap = t->capcur ? 2 * t->capcur : 32;
+		char **c = realloc(t->cur, cap * sizeof(*c));
+
+		if (!c) {
+			t->oom = true;
+			return;
+		}
+		t->cur = c;
+		t->capcur = cap;
+	}
+	if (s && memchr(s, '\0', len) && !t->nul_row) {
+		/* A NUL would cut the field short where C strings are read. */
+		t->nul_row = t->nrows + 1;
+		t->nul_col = t->ncur + 1;
+	}
+	f = malloc(len + 1);
+	if (!f) {
+		t->oom = true;
+		return;
+	}
+	if (len)
+		memcpy(f, s, len);
+	f[len] = '\0';
+	t->cur[t->ncur++] = f;
+}
+
+static void row_cb(int c, void *arg)
+{
+	struct rep_table *t = arg;
+
+	(void)c;
+	if (t->oom)
+		return;
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		char ***r = realloc(t->rows, cap * sizeof(*r));
+		size_t *nc = r ? realloc(t->ncols, cap * sizeof(*nc)) : NULL;
+
+		if (r)
+			t->rows = r;
+		if (!nc) {
+			t->oom = true;
+			return;
+		}
+		t->ncols = nc;
+		t->cap = cap;
+	}
+	t->rows[t->nrows] = t->cur;
+	t->ncols[t->nrows++] = t->ncur;
+	t->cur = NULL;
+	t->ncur = t->capcur = 0;
+}
+
+void rep_table_free(struct rep_table *t)
+{
+	for (size_t i = 0; i < t->nrows; i++) {
+		for (size_t j = 0; j < t->ncols[i]; j++)
+			free(t->rows[i][j]);
+		free(t->rows[i]);
+	}
+	for (size_t j = 0; j < t->ncur; j++)
+		free(t->cur[j]);
+	free(t->cur);
+	free(t->rows);
+	free(t->ncols);
+	memset(t, 0, sizeof(*t));
+}
+
+int rep_table_read(const char *path, struct rep_table *t, struct sp_err *err)
+{
+	struct csv_parser p;
+	char buf[65536];
+	size_t got;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0; /* a FIFO: no wait */
+	FILE *f;
+
+	memset(t, 0, sizeof(*t));
+	if (fd < 0)
+		return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
+	}
+	f = fdopen(fd, "rb");
+	if (!f) {
+		close(fd);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0) {
+		fclose(f);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	while (rc == 0 && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (csv_parse(&p, buf, got, field_cb, row_cb, t) != got)
+			rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV: %s", path,
+					csv_strerror(csv_error(&p)));
+	}
+	if (rc == 0 && ferror(f))
+		rc = sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+	if (rc == 0 && csv_fini(&p, field_cb, row_cb, t) != 0)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV (unterminated quote?)", path);
+	if (rc == 0 && t->oom)
+		rc = sp_err_set(err, SP_ENOMEM, "out of memory reading %s", path);
+	if (rc == 0 && t->nul_row)
+		rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu, column %zu holds a NUL byte", path,
+				t->nul_row, t->nul_col);
+	csv_free(&p);
+	fclose(f);
+	if (rc < 0)
+		rep_table_free(t);
+	return rc;
+}

@@ -6,6 +6,7 @@
 #ifndef SP_PLOT_REPORT_UTIL_H
 #define SP_PLOT_REPORT_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -74,5 +75,23 @@ void rep_html_intro(FILE *f, const char *cmd, const char *heading, const char *n
  */
 void rep_html_figures(FILE *f, const char *heading, const char *const *names,
 		      const char *const *captions, size_t n);
+
+/*
+ * A CSV file read whole with libcsv (strict): rows[i][j] as C strings,
+ * ncols[i] fields in row i (row 0: the header, if the file has one).  A
+ * NUL byte in a field, an unterminated quote or a file that is not regular
+ * is an error naming the file.  Free with rep_table_free.
+ */
+struct rep_table {
+	char ***rows;
+	size_t *ncols;
+	size_t nrows, cap;
+	char **cur;
+	size_t ncur, capcur;
+	bool oom;
+	size_t nul_row, nul_col; /* first field holding a NUL byte (1-based row), 0 if none */
+};
+int rep_table_read(const char *path, struct rep_table *t, struct sp_err *err);
+void rep_table_free(struct rep_table *t);
 
 #endif

@@ -104,140 +104,6 @@ int plot_sweep_write_runs(const char *path, const struct plot_sweep_def *d,
 	return atomic_file_commit(&af, err);
 }
 
-/* ---- reading CSV with libcsv -------------------------------------------- */
-
-struct table {
-	char ***rows;     /* rows[i][j] */
-	size_t *ncols;
-	size_t nrows, cap;
-	char **cur;
-	size_t ncur, capcur;
-	bool oom;
-	size_t nul_row, nul_col; /* first field holding a NUL byte (1-based row), 0 if none */
-};
-
-static void field_cb(void *s, size_t len, void *arg)
-{
-	struct table *t = arg;
-	char *f;
-
-	if (t->oom)
-		return;
-	if (t->ncur == t->capcur) {
-		size_t cap = t->capcur ? 2 * t->capcur : 32;
-		char **c = realloc(t->cur, cap * sizeof(*c));
-
-		if (!c) {
-			t->oom = true;
-			return;
-		}
-		t->cur = c;
-		t->capcur = cap;
-	}
-	if (s && memchr(s, '\0', len) && !t->nul_row) {
-		/* A NUL would cut the field short where C strings are read. */
-		t->nul_row = t->nrows + 1;
-		t->nul_col = t->ncur + 1;
-	}
-	f = malloc(len + 1);
-	if (!f) {
-		t->oom = true;
-		return;
-	}
-	if (len)
-		memcpy(f, s, len);
-	f[len] = '\0';
-	t->cur[t->ncur++] = f;
-}
-
-static void row_cb(int c, void *arg)
-{
-	struct table *t = arg;
-
-	(void)c;
-	if (t->oom)
-		return;
-	if (t->nrows == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 64;
-		char ***r = realloc(t->rows, cap * sizeof(*r));
-		size_t *nc = r ? realloc(t->ncols, cap * sizeof(*nc)) : NULL;
-
-		if (r)
-			t->rows = r;
-		if (!nc) {
-			t->oom = true;
-			return;
-		}
-		t->ncols = nc;
-		t->cap = cap;
-	}
-	t->rows[t->nrows] = t->cur;
-	t->ncols[t->nrows++] = t->ncur;
-	t->cur = NULL;
-	t->ncur = t->capcur = 0;
-}
-
-static void table_free(struct table *t)
-{
-	for (size_t i = 0; i < t->nrows; i++) {
-		for (size_t j = 0; j < t->ncols[i]; j++)
-			free(t->rows[i][j]);
-		free(t->rows[i]);
-	}
-	for (size_t j = 0; j < t->ncur; j++)
-		free(t->cur[j]);
-	free(t->cur);
-	free(t->rows);
-	free(t->ncols);
-	memset(t, 0, sizeof(*t));
-}
-
-static int table_read(const char *path, struct table *t, struct sp_err *err)
-{
-	struct csv_parser p;
-	char buf[65536];
-	size_t got;
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0; /* a FIFO: no wait */
-	FILE *f;
-
-	memset(t, 0, sizeof(*t));
-	if (fd < 0)
-		return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return sp_err_set(err, SP_EIO, "%s: not a regular file", path);
-	}
-	f = fdopen(fd, "rb");
-	if (!f) {
-		close(fd);
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	}
-	if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0) {
-		fclose(f);
-		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	}
-	while (rc == 0 && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
-		if (csv_parse(&p, buf, got, field_cb, row_cb, t) != got)
-			rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV: %s", path,
-					csv_strerror(csv_error(&p)));
-	}
-	if (rc == 0 && ferror(f))
-		rc = sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
-	if (rc == 0 && csv_fini(&p, field_cb, row_cb, t) != 0)
-		rc = sp_err_set(err, SP_ECORRUPT, "%s: not valid CSV (unterminated quote?)", path);
-	if (rc == 0 && t->oom)
-		rc = sp_err_set(err, SP_ENOMEM, "out of memory reading %s", path);
-	if (rc == 0 && t->nul_row)
-		rc = sp_err_set(err, SP_ECORRUPT, "%s: row %zu, column %zu holds a NUL byte", path,
-				t->nul_row, t->nul_col);
-	csv_free(&p);
-	fclose(f);
-	if (rc < 0)
-		table_free(t);
-	return rc;
-}
-
 static bool parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
@@ -431,7 +297,7 @@ static int run_list_push(struct run_list *l, const struct plot_sweep_run *r, str
 }
 
 /* A share's header: run,point,seed, the varied keys (the same in every share), the result columns. */
-static int share_header(const char *path, const struct table *t, struct plot_sweep_def *d,
+static int share_header(const char *path, const struct rep_table *t, struct plot_sweep_def *d,
 			bool have_def, uint32_t *nkeys, struct sp_err *err)
 {
 	char **h = t->nrows ? t->rows[0] : NULL;
@@ -515,7 +381,7 @@ static int same_sweep(const char *path, size_t row, char **tail, const struct sh
 }
 
 /* Row i of share sf: parsed, checked, appended to l. */
-static int read_share_row(const char *path, const struct table *t, size_t i, uint32_t nkeys,
+static int read_share_row(const char *path, const struct rep_table *t, size_t i, uint32_t nkeys,
 			  const struct share_file *sf, struct plot_sweep_def *d, bool *have_def,
 			  struct run_list *l, struct sp_err *err)
 {
@@ -549,13 +415,13 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 		      bool *have_def, struct run_list *l, struct sp_err *err)
 {
 	char *path = rep_path(dir, sf->name);
-	struct table t;
+	struct rep_table t;
 	uint32_t nkeys = 0;
 	int rc;
 
 	if (!path)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	rc = table_read(path, &t, err);
+	rc = rep_table_read(path, &t, err);
 	if (rc < 0) {
 		free(path);
 		return rc;
@@ -563,7 +429,7 @@ static int read_share(const char *dir, const struct share_file *sf, struct plot_
 	rc = share_header(path, &t, d, *have_def, &nkeys, err);
 	for (size_t i = 1; rc == 0 && i < t.nrows; i++)
 		rc = read_share_row(path, &t, i, nkeys, sf, d, have_def, l, err);
-	table_free(&t);
+	rep_table_free(&t);
 	free(path);
 	return rc;
 }

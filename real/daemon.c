@@ -918,8 +918,8 @@ int real_daemon_stop(struct real_daemon *d, struct sp_err *err)
 		rc = read_all(d, err);
 		if (rc == 0 && headroom_allows(d, "unmerge at exit")) {
 			logf_(d, REAL_LOG_INFO, "exit: unmerging every KSM page (run=2)");
-			rc = write_file(d, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err);
-			d->decisions[RD_UNMERGE]++;
+			if (!write_unmerge(d, "unmerge at exit"))
+				rc = write_file(d, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 		} else if (rc == 0) {
 			rc = write_file(d, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 		}

@@ -178,6 +178,17 @@ int real_daemon_cycle(struct real_daemon *d, uint64_t now_ns, bool force, uint64
  * the policy its after_batch().  Policy errors are logged, not returned.
  */
 int real_daemon_batch(struct real_daemon *d, uint64_t now_ns, struct sp_err *err);
+/*
+ * The engine as a control policy of the simulator (samepaged --simulate):
+ * sim_run() with cfg.ctl = &real_daemon_sim_ctl and cfg.ctl_ctx = a struct
+ * real_daemon with conf, log (and kernel: the simulated one, kernel_known)
+ * set and not started.  Its create() starts the engine on the simulated
+ * world (real_daemon_io over the simulator's ctl_env), every tick runs
+ * real_daemon_cycle(), every batch real_daemon_batch(), destroy() applies
+ * SAMEPAGE_ON_EXIT (real_daemon_stop).  The engine struct is left with its
+ * counters for the caller.  See daemon_sim.c.
+ */
+extern const struct ctl_ops real_daemon_sim_ctl;
 /* A new configuration (SIGHUP): the policy is recreated; on error the old one stays. */
 int real_daemon_reload(struct real_daemon *d, const struct real_daemon_conf *c, struct sp_err *err);
 /* Leaves KSM as SAMEPAGE_ON_EXIT says (unmerge only if the headroom allows) and frees. */

@@ -168,7 +168,7 @@ static const char *conf_text(void *a, const char *name)
 static int check_config(const struct real_daemon_conf *c)
 {
 	struct ctl_env env = { "a KSM with every tunable", null_set, null_get, null_run, null_host,
-			       conf_text, (void *)c };
+			       conf_text, (void *)c, NULL };
 	struct sp_err err = { 0 };
 	size_t idx = 0;
 	void *st;
@@ -196,50 +196,40 @@ static int sim_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 }
 
 /*
- * --simulate TRACE: the configured policy and settings on the kernel's KSM
- * model (algorithm "ksm"), the trace's guests as the host's, in simulated
- * time: the same run as `sim run --algo ksm --controller POLICY`, and
- * SAMEPAGE_CSV the same file as its --csv (the shared writer).
+ * --simulate TRACE: the daemon's own engine - its decision cycle around the
+ * configured policy, the configured tunables (a NUMA switch through its safe
+ * sequence), the headroom check before anything that unmerges, the swap
+ * warning and cow_ksm alarm, SAMEPAGE_METRICS, SAMEPAGE_ON_EXIT at the end -
+ * run as the control policy of the simulator (real_daemon_sim_ctl) on the
+ * kernel's KSM model (algorithm "ksm"), the trace's guests as the host's,
+ * in simulated time.  Its decisions are those of `sim run --algo ksm
+ * --controller POLICY` with the same settings, and SAMEPAGE_CSV, written at
+ * the simulator's samples by the shared writer (rewritten, one run's
+ * series), is that run's --csv file.  The log goes to stdout.
  */
 static int simulate(const struct real_daemon_conf *c, const char *trace)
 {
+	struct logger lg = { .to_stdout = true };
+	struct real_daemon d;
 	struct sim_config cfg;
 	struct sim_result res;
 	struct sp_err err = { 0 };
 	struct sim_out out = { .res = &res };
 	struct atomic_file af = { 0 };
-	const struct algo_ops *ksm = algo_find("ksm");
-	char kv[64];
-	size_t idx = 0;
 	int rc = 0;
 
-	sim_config_defaults(&cfg, ksm);
-	while (ctl_at(idx) != c->policy)
-		idx++;
-	cfg.ctl = c->policy;
-	cfg.ctl_params = c->params[idx];
-	if (ctl_is_text_param(c->policy, "plan") && conf_text((void *)c, "plan")) {
-		cfg.ctl_text[0].name = "plan";
-		cfg.ctl_text[0].value = conf_text((void *)c, "plan");
-		cfg.nctl_text = 1;
-	}
-	if (c->merge_across_nodes >= 0) {
-		snprintf(kv, sizeof(kv), "merge_across_nodes=%d", c->merge_across_nodes);
-		rc = algo_params_set(ksm, &cfg.params, kv, &err);
-	}
-	if (rc == 0 && c->use_zero_pages >= 0) {
-		snprintf(kv, sizeof(kv), "use_zero_pages=%d", c->use_zero_pages);
-		rc = algo_params_set(ksm, &cfg.params, kv, &err);
-	}
-	if (rc == 0 && c->smart_scan >= 0) {
-		snprintf(kv, sizeof(kv), "smart_scan=%d", c->smart_scan);
-		rc = algo_params_set(ksm, &cfg.params, kv, &err);
-	}
-	if (rc == 0 && c->max_page_sharing >= 0) {
-		snprintf(kv, sizeof(kv), "max_page_sharing=%lld", (long long)c->max_page_sharing);
-		rc = algo_params_set(ksm, &cfg.params, kv, &err);
-	}
-	if (rc == 0 && c->csv[0]) {
+	memset(&d, 0, sizeof(d));
+	d.conf = *c;
+	d.conf.csv[0] = '\0'; /* written here, at the simulator's samples */
+	d.log = log_line;
+	d.log_arg = &lg;
+	sim_config_defaults(&cfg, algo_find("ksm"));
+	d.kernel = cfg.kernel;
+	d.kernel_known = true;
+	snprintf(d.kernel_release, sizeof(d.kernel_release), "simulated");
+	cfg.ctl = &real_daemon_sim_ctl;
+	cfg.ctl_ctx = &d;
+	if (c->csv[0]) {
 		rc = atomic_file_open(&af, c->csv, 0644, &err);
 		if (rc == 0) {
 			out.csv = af.f;
@@ -256,9 +246,18 @@ static int simulate(const struct real_daemon_conf *c, const char *trace)
 	}
 	if (rc < 0)
 		return fail(&err);
-	printf("simulated %.1f s of %s with policy %s: %lld pages saved at the end, peak %lld\n",
+	printf("simulated %.1f s of %s with policy %s: %lld pages saved at the end, peak %lld; "
+	       "%llu cycles, decisions: start %llu, stop %llu, pages_to_scan %llu, sleep_millisecs %llu, "
+	       "other %llu, unmerge %llu, merge_across_nodes %llu; refusals: headroom %llu, busy %llu, "
+	       "timeout %llu, write %llu\n",
 	       (double)res.end_ms / 1000, trace, c->policy->name, (long long)metrics_saved(&res.last),
-	       (long long)res.peak_saved);
+	       (long long)res.peak_saved, (unsigned long long)d.cycles,
+	       (unsigned long long)d.decisions[RD_START], (unsigned long long)d.decisions[RD_STOP],
+	       (unsigned long long)d.decisions[RD_PAGES_TO_SCAN], (unsigned long long)d.decisions[RD_SLEEP_MILLISECS],
+	       (unsigned long long)d.decisions[RD_OTHER_TUNABLE], (unsigned long long)d.decisions[RD_UNMERGE],
+	       (unsigned long long)d.decisions[RD_NUMA_SWITCH], (unsigned long long)d.refusals[RR_HEADROOM],
+	       (unsigned long long)d.refusals[RR_BUSY], (unsigned long long)d.refusals[RR_TIMEOUT],
+	       (unsigned long long)d.refusals[RR_WRITE]);
 	return EXIT_OK;
 }
 
@@ -433,7 +432,8 @@ static const struct cli_opt sd_opts[] = {
 	{ .name = "print-effective", .type = CLI_FLAG, .offset = offsetof(struct opts, print),
 	  .help = "print the configuration after defaults and exit" },
 	{ .name = "simulate", .type = CLI_PATH, .offset = offsetof(struct opts, simulate), .metavar = "TRACE",
-	  .help = "run the policy against the simulator on TRACE, not the host" },
+	  .help = "run the daemon (its policy, safety checks, metrics) against the\n"
+		  "simulator on TRACE, not the host" },
 	{ 0 },
 };
 

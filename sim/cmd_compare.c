@@ -14,6 +14,7 @@
  * one-line description of the simulation options.
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,12 @@
 #include "sim.h"
 
 #define MAX_ALGOS 64
+#define MAX_OBSERVED 16
 
 struct compare_opts {
 	struct cli_sim_opts sim;
-	const char *trace, *algos, *dir;
-	struct cli_list sets;
+	const char *trace, *algos, *dir, *ctl;
+	struct cli_list sets, ctl_sets, observed;
 	uint64_t jobs;
 	bool quiet;
 };
@@ -47,6 +49,18 @@ static const struct cli_opt compare_table[] = {
 	  .metavar = "A.key=value", .max_count = CLI_MAX_SETS,
 	  .help = "set a parameter of algorithm A: a name applies to every entry of\n"
 		  "that algorithm, an alias to that entry only (and wins); repeatable" },
+	{ .name = "controller", .type = CLI_STRING, .offset = offsetof(struct compare_opts, ctl),
+	  .metavar = "NAME",
+	  .help = "a control policy driving every entry's tunables, as in\n"
+		  "'sim run --controller' (e.g. the policy samepaged runs)" },
+	{ .name = "ctl-set", .type = CLI_LIST, .offset = offsetof(struct compare_opts, ctl_sets),
+	  .metavar = "key=value", .max_count = CLI_MAX_SETS,
+	  .help = "a setting of the control policy (as 'sim run --ctl-set'); repeatable" },
+	{ .name = "observed", .type = CLI_LIST, .offset = offsetof(struct compare_opts, observed),
+	  .metavar = "[LABEL=]CSV", .max_count = MAX_OBSERVED,
+	  .help = "overlay what a host did (samepaged's SAMEPAGE_CSV, or any CSV in\n"
+		  "'sim run --csv' columns; time from its first row) and report the\n"
+		  "error of the prediction (the first --algos entry); repeatable" },
 	{ .name = "report", .type = CLI_PATH, .offset = offsetof(struct compare_opts, dir),
 	  .metavar = "DIR", .required = true, .help = "write the report into DIR (created if missing)" },
 	CLI_JOBS_OPT(struct compare_opts, jobs),
@@ -60,7 +74,8 @@ static const struct cli_opt compare_table[] = {
 static const struct cli_spec compare_spec = {
 	.prog = CLI_PROG,
 	.name = "compare",
-	.usage = "[--trace FILE] --algos A,B,... [--set A.key=value]... --report DIR\n[options]",
+	.usage = "[--trace FILE] --algos A,B,... [--set A.key=value]... [--controller NAME]\n"
+		 "[--observed [LABEL=]CSV]... --report DIR [options]",
 	.about = "Replays one trace through several merge algorithms in parallel threads (the trace\n"
 		 "is decoded once) and writes a report: DIR/<algo>.csv (time series), DIR/summary.csv,\n"
 		 "plots (PNG and SVG) and DIR/index.html to open in a browser.",
@@ -250,11 +265,22 @@ static size_t registry_index(const struct algo_ops *a)
 	return 0;
 }
 
+/* An observed series (--observed): what a host did, read before any work. */
+struct observed {
+	char label[64];
+	const char *path;
+	uint64_t *times;
+	struct metrics *samples;
+	size_t n;
+};
+
 struct compare_cmd {
 	struct compare_opts o;
+	struct observed obs[MAX_OBSERVED];
+	size_t nobs;
 	struct entry e[MAX_ALGOS];
 	struct sim_config cfg[MAX_ALGOS];
-	struct plot_run runs[MAX_ALGOS];
+	struct plot_run runs[MAX_ALGOS + MAX_OBSERVED];
 	size_t n;
 	struct sim_job *job;
 	struct trace_mem *tm;
@@ -265,10 +291,11 @@ struct compare_cmd {
 /* The report directory, before any work: usable, and none of the files it gets the trace. */
 static int compare_check_dir(struct compare_cmd *x)
 {
-	const char *fixed[] = { "index.html", "summary.csv", "compare.gp" }, *ins[] = { x->o.trace };
-	size_t nf = sizeof(fixed) / sizeof(fixed[0]);
-	const char **files = calloc(nf + x->n, sizeof(*files));
-	char **names = calloc(x->n ? x->n : 1, sizeof(*names));
+	const char *fixed[] = { "index.html", "summary.csv", "compare.gp", "prediction.csv" };
+	const char *ins[1 + MAX_OBSERVED] = { x->o.trace };
+	size_t nf = sizeof(fixed) / sizeof(fixed[0]), nn = x->n + x->nobs;
+	const char **files = calloc(nf + nn, sizeof(*files));
+	char **names = calloc(nn ? nn : 1, sizeof(*names));
 	int rc = EXIT_OK;
 
 	if (!files || !names) {
@@ -286,13 +313,57 @@ static int compare_check_dir(struct compare_cmd *x)
 		}
 		files[nf + i] = names[i];
 	}
-	if (rc == EXIT_OK && atomic_file_check_dir(x->o.dir, files, nf + x->n, ins, 1, &x->err) < 0)
+	for (size_t k = 0; k < x->nobs && rc == EXIT_OK; k++) {
+		size_t i = x->n + k;
+
+		ins[1 + k] = x->obs[k].path;
+		if (asprintf(&names[i], "observed-%s.csv", x->obs[k].label) < 0) {
+			names[i] = NULL;
+			fprintf(stderr, "sim: out of memory\n");
+			rc = EXIT_FAIL;
+		}
+		files[nf + i] = names[i];
+	}
+	if (rc == EXIT_OK && atomic_file_check_dir(x->o.dir, files, nf + nn, ins, 1 + x->nobs, &x->err) < 0)
 		rc = cli_fail(&x->err);
-	for (size_t i = 0; i < x->n; i++)
+	for (size_t i = 0; i < nn; i++)
 		free(names[i]);
 	free(names);
 	free(files);
 	return rc;
+}
+
+/* --observed [LABEL=]CSV: the labels (default: the file's name less .csv), unique. */
+static int parse_observed(struct compare_cmd *x)
+{
+	for (size_t k = 0; k < x->o.observed.n; k++) {
+		const char *arg = x->o.observed.v[k], *eq = strchr(arg, '='), *path = eq ? eq + 1 : arg;
+		struct observed *ob = &x->obs[x->nobs];
+
+		if (eq) {
+			snprintf(ob->label, sizeof(ob->label), "%.*s", (int)(eq - arg), arg);
+		} else {
+			const char *base = strrchr(arg, '/') ? strrchr(arg, '/') + 1 : arg;
+			size_t l = strlen(base);
+
+			if (l > 4 && !strcmp(base + l - 4, ".csv"))
+				l -= 4;
+			snprintf(ob->label, sizeof(ob->label), "%.*s", (int)l, base);
+		}
+		if (!label_ok(ob->label) || (eq && (size_t)(eq - arg) >= sizeof(ob->label)))
+			return cli_usage_error("compare", "--observed %s: the label '%s' must be letters, digits, '_' "
+					       "or '-' (write LABEL=FILE)", arg, ob->label);
+		if (!*path)
+			return cli_usage_error("compare", "--observed %s: no file", arg);
+		for (size_t j = 0; j < x->nobs; j++) {
+			if (!strcmp(x->obs[j].label, ob->label))
+				return cli_usage_error("compare", "--observed: the label '%s' is given twice (write "
+						       "LABEL=FILE)", ob->label);
+		}
+		ob->path = path;
+		x->nobs++;
+	}
+	return EXIT_OK;
 }
 
 /* The entries and their settings, then the trace, then the jobs: every option before any work. */
@@ -302,15 +373,41 @@ static int compare_prepare(struct compare_cmd *x)
 
 	if (rc != EXIT_OK)
 		return rc;
+	if (!x->o.ctl && x->o.ctl_sets.n)
+		return cli_usage_error("compare", "--ctl-set needs --controller");
+	if (x->o.ctl && !ctl_find(x->o.ctl)) {
+		fprintf(stderr, "sim: unknown controller '%s'; valid: ", x->o.ctl);
+		for (size_t i = 0; i < ctl_count(); i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", ctl_at(i)->name);
+		fputc('\n', stderr);
+		return EXIT_USAGE;
+	}
 	for (size_t i = 0; i < x->n; i++) {
 		sim_config_defaults(&x->cfg[i], algo_find(x->e[i].base));
 		if (cli_sim_opts_apply(&x->o.sim, &x->cfg[i], &x->err) < 0)
 			return cli_fail(&x->err);
+		if (x->o.ctl) {
+			x->cfg[i].ctl = ctl_find(x->o.ctl);
+			ctl_params_defaults(x->cfg[i].ctl, &x->cfg[i].ctl_params);
+			for (size_t k = 0; k < x->o.ctl_sets.n; k++) {
+				if (sim_ctl_set(&x->cfg[i], x->o.ctl_sets.v[k], &x->err) < 0)
+					return cli_fail(&x->err);
+			}
+		}
 	}
 	rc = apply_sets(x->e, x->n, x->cfg, x->o.sets.v, (int)x->o.sets.n);
+	if (rc == EXIT_OK)
+		rc = parse_observed(x);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = compare_check_dir(x);
+	/* The observed files, strictly, before the trace is read: a bad one costs no run. */
+	for (size_t k = 0; k < x->nobs && rc == EXIT_OK; k++) {
+		struct observed *ob = &x->obs[k];
+
+		if (plot_series_read(ob->path, &ob->times, &ob->samples, &ob->n, &x->err) < 0)
+			rc = cli_fail(&x->err);
+	}
 	if (rc != EXIT_OK)
 		return rc;
 	rc = cli_load_trace(&x->tm, x->o.trace);
@@ -357,13 +454,38 @@ static void compare_table_print(const struct compare_cmd *x)
 		       plot_mib(s.final_saved, ps), s.pct_of_oracle, (double)s.t90_ms / 1000,
 		       (double)s.cpu_ns / 1e9, (long long)s.cow_breaks);
 	}
+	for (size_t k = 0; k < x->nobs; k++) {
+		const struct plot_run *r = &x->runs[x->n + k];
+		struct plot_summary s;
+		struct plot_error e;
+		char t90[32], label[80];
+
+		plot_summarize(r->times, r->samples, r->n, &s);
+		plot_prediction_error(r, &x->runs[0], &e);
+		snprintf(label, sizeof(label), "observed:%s", r->label);
+		if (plot_settled(&s))
+			snprintf(t90, sizeof(t90), "%.1f", (double)s.t90_ms / 1000);
+		else
+			snprintf(t90, sizeof(t90), "never");
+		printf("%-20s %12.1f %8.1f %10s %10.3f %12lld\n", label, plot_mib(s.final_saved, ps),
+		       s.pct_of_oracle, t90, (double)s.cpu_ns / 1e9, (long long)s.cow_breaks);
+		printf("  prediction %s over %.1f s: error %+lld pages (%+.1f MiB", x->runs[0].label,
+		       (double)e.end_ms / 1000, (long long)e.error, plot_mib(e.error, ps));
+		if (!isnan(e.error_pct))
+			printf(", %+.1f%%", e.error_pct);
+		printf("), mean abs. error %.1f pages, time to 90%% ", e.mae);
+		if (e.t90_both)
+			printf("error %+.1f s\n", e.t90_error_s);
+		else
+			printf("n/a (%s never)\n", e.t90_observed_ms == PLOT_T90_NEVER ? "observed" : "predicted");
+	}
 	printf("report: %s/index.html\n", x->o.dir);
 }
 
 static int compare_report(struct compare_cmd *x)
 {
 	struct plot_compare pc = { .trace_path = x->o.trace, .header = trace_mem_header(x->tm),
-				   .options = x->options, .runs = x->runs, .nruns = x->n };
+				   .options = x->options, .runs = x->runs, .nruns = x->n + x->nobs };
 	size_t aliases = 0;
 
 	cli_sim_options_format(x->options, sizeof(x->options), &x->cfg[0], x->job[0].expected_ms, false);
@@ -375,6 +497,15 @@ static int compare_report(struct compare_cmd *x)
 			.colour = x->e[i].alias ? algo_count() + aliases++ : registry_index(x->cfg[i].algo),
 			.variant = x->e[i].alias, .times = j->times, .samples = j->samples,
 			.n = j->nsamples,
+		};
+	}
+	for (size_t k = 0; k < x->nobs; k++) {
+		struct observed *ob = &x->obs[k];
+
+		plot_observed_fill(ob->times, ob->samples, ob->n, &x->runs[0]);
+		x->runs[x->n + k] = (struct plot_run){
+			.label = ob->label, .colour = algo_count() + aliases++, .times = ob->times,
+			.samples = ob->samples, .n = ob->n, .observed = true, .source = ob->path,
 		};
 	}
 	if (plot_compare_write(x->o.dir, &pc, &x->err) < 0)
@@ -403,6 +534,10 @@ int cmd_compare(int argc, char **argv)
 	}
 	for (size_t i = 0; x->job && i < x->n; i++)
 		sim_job_release(&x->job[i]);
+	for (size_t k = 0; k < x->nobs; k++) {
+		free(x->obs[k].times);
+		free(x->obs[k].samples);
+	}
 	free(x->job);
 	trace_mem_free(x->tm);
 	free(x);

@@ -61,6 +61,12 @@ struct ctl_env {
 	/* A text parameter of the policy (one of its text_params), or NULL if not given. */
 	const char *(*text)(void *arg, const char *name);
 	void *arg;
+	/*
+	 * What the driver's caller gave for this policy instance (the
+	 * simulator: sim_config.ctl_ctx; samepaged's own engine run as a
+	 * policy uses it), NULL otherwise.  Policies that need none ignore it.
+	 */
+	void *ctx;
 };
 
 struct ctl_ops {

@@ -996,6 +996,7 @@ static int start_controller(struct run *x, const struct algo_env *env, struct sp
 		.host = env_host,
 		.text = env_text,
 		.arg = x,
+		.ctx = cfg->ctl_ctx,
 	};
 	int rc;
 

@@ -189,6 +189,7 @@ struct sim_config {
 	struct sim_host host;          /* the host the control policy sees */
 	struct sim_ctl_text ctl_text[SIM_CTL_MAX_TEXT]; /* the policy's text parameters (not owned) */
 	int nctl_text;
+	void *ctl_ctx;                 /* given to the policy as ctl_env.ctx (not owned; NULL: none) */
 	/*
 	 * The Linux version modelled (default: the newest): the ksm model's
 	 * behaviour, and what a huge-page split does for ALGO_CAP_LINUX

@@ -30,4 +30,44 @@ for trace in "$SAMPLES"/*.sptrace; do
 		n=$((n + 1))
 	done
 done
-echo "ok: $n runs identical"
+
+# The daemon's own loop runs, not the policy alone: its NUMA switch at start
+# (stop, headroom check, write, run again) gives sim run's merge_across_nodes=0
+# run exactly, and is counted.
+trace=$SAMPLES/numa2.sptrace
+printf 'KSM_THRES_COEF=100\nKSM_MONITOR_INTERVAL=10\nSAMEPAGE_MERGE_ACROSS_NODES=0\nSAMEPAGE_CSV=%s\n' "$T/sd.csv" > "$T/numa.conf"
+rm -f "$T/sd.csv" "$T/sim.csv"
+OUT=$("$SD" --config "$T/numa.conf" --simulate "$trace")
+"$SIM" run --trace "$trace" --algo ksm --controller ksmtuned --ctl-set thres_coef=100 --ctl-set monitor_interval=10 \
+	--set merge_across_nodes=0 --csv "$T/sim.csv" -q
+cmp "$T/sd.csv" "$T/sim.csv" || fail "merge_across_nodes=0 through the daemon's switch differs from sim run"
+grep -q "set merge_across_nodes=0 after unmerging" <<<"$OUT" || fail "no NUMA switch logged: $OUT"
+grep -q "merge_across_nodes 1;" <<<"$OUT" || fail "the NUMA switch is not counted: $OUT"
+n=$((n + 1))
+
+# Its safety logic: SAMEPAGE_ON_EXIT=unmerge at the end of the simulated time
+# with a reserve larger than the simulated host's memory (16 GiB): the
+# headroom check refuses the unmerge, says so, counts it, and stops KSM.
+trace=$SAMPLES/small.sptrace
+conf() { printf 'KSM_THRES_COEF=100\nKSM_MONITOR_INTERVAL=10\nSAMEPAGE_ON_EXIT=unmerge\nSAMEPAGE_RESERVE_MIB=%s\nSAMEPAGE_METRICS=%s\n' "$1" "$T/m.prom" > "$T/exit.conf"; }
+conf 100000
+OUT=$("$SD" --config "$T/exit.conf" --simulate "$trace")
+grep -q "refused unmerge at exit: a full unshare needs up to .* but MemAvailable + SwapFree - reserve leaves -" <<<"$OUT" ||
+	fail "no headroom refusal logged: $OUT"
+grep -q '^samepage_refusals_total{reason="headroom"} 1$' "$T/m.prom" || fail "refusal not in the metrics: $(grep refusals "$T/m.prom")"
+grep -q '^samepage_decisions_total{kind="unmerge"} 0$' "$T/m.prom" || fail "an unmerge was counted"
+grep -q '^samepage_ksm{file="run"} 0$' "$T/m.prom" || fail "KSM not stopped instead"
+grep -q '^samepage_ksm{file="pages_sharing"} [1-9]' "$T/m.prom" || fail "nothing merged: the refusal protected nothing"
+grep -q '^samepage_reserve_bytes 104857600000$' "$T/m.prom" || fail "reserve not exported"
+# The same with no reserve: the check passes (the simulated host has the
+# room), run=2 is tried; the simulator cannot unmerge, which is a refusal too.
+conf 0
+OUT=$("$SD" --config "$T/exit.conf" --simulate "$trace")
+grep -q "refused unmerge" <<<"$OUT" && fail "refused with room to spare: $OUT"
+grep -q "run=2 (unmerge at exit) failed, KSM left stopped: the simulator's KSM has no run=2" <<<"$OUT" ||
+	fail "run=2 not tried: $OUT"
+grep -q '^samepage_refusals_total{reason="headroom"} 0$' "$T/m.prom" || fail "headroom refusal with room"
+grep -q '^samepage_refusals_total{reason="write"} 1$' "$T/m.prom" || fail "the failed run=2 is not counted"
+grep -q '^samepage_info{policy="ksmtuned",.*kernel="[0-9][0-9.]*",kernel_release="simulated"} 1$' "$T/m.prom" ||
+	fail "info metric: $(grep samepage_info "$T/m.prom")"
+echo "ok: $n runs identical; the headroom refusal and the failed unmerge under --simulate"
