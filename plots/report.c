@@ -748,15 +748,72 @@ static bool whole_number(const char *s, int64_t *out)
 	return !errno && !*end;
 }
 
+/* The header of an observed CSV: per column a metric index, -1 time_ms, -2 a tunable (read, not kept). */
+static int series_columns(const char *path, const struct rep_table *t, int *col, struct sp_err *err)
+{
+	static const char *const tunables[] = { "run", "pages_to_scan", "sleep_millisecs" };
+	int have_time = 0, have_sharing = 0;
+
+	for (size_t j = 0; j < t->ncols[0]; j++) {
+		const char *name = t->rows[0][j];
+		bool tunable = false;
+
+		for (size_t k = 0; k < sizeof(tunables) / sizeof(tunables[0]); k++)
+			tunable |= !strcmp(name, tunables[k]);
+		col[j] = !strcmp(name, "time_ms") ? -1 : tunable ? -2 : metric_index(name);
+		if (col[j] == -1 && strcmp(name, "time_ms"))
+			return sp_err_set(err, SP_ECORRUPT, "%s:1: column %zu '%.64s' is not a column of sim run --csv",
+					  path, j + 1, name);
+		for (size_t k = 0; k < j; k++) {
+			if (!strcmp(t->rows[0][k], name))
+				return sp_err_set(err, SP_ECORRUPT, "%s:1: column '%.64s' appears twice", path, name);
+		}
+		have_time |= col[j] == -1;
+		have_sharing |= col[j] >= 0 && !strcmp(name, "pages_sharing");
+	}
+	if (!have_time || !have_sharing)
+		return sp_err_set(err, SP_ECORRUPT, "%s:1: no %s column (a sim run --csv or SAMEPAGE_CSV file has it)",
+				  path, have_time ? "pages_sharing" : "time_ms");
+	return 0;
+}
+
+/* Row i (1-based in the table, after the header) into *when and *m; times must increase. */
+static int series_row(const char *path, const struct rep_table *t, const int *col, size_t i, uint64_t prev,
+		      uint64_t *when, struct metrics *m, struct sp_err *err)
+{
+	*when = 0;
+	if (t->ncols[i] != t->ncols[0])
+		return sp_err_set(err, SP_ECORRUPT, "%s:%zu: %zu fields, the header has %zu", path, i + 1,
+				  t->ncols[i], t->ncols[0]);
+	for (size_t j = 0; j < t->ncols[i]; j++) {
+		int64_t v;
+
+		if (!whole_number(t->rows[i][j], &v))
+			return sp_err_set(err, SP_ECORRUPT, "%s:%zu: %s '%.32s' is not a whole number", path, i + 1,
+					  t->rows[0][j], t->rows[i][j]);
+		if (col[j] == -1) {
+			if (v < 0)
+				return sp_err_set(err, SP_ECORRUPT, "%s:%zu: time_ms %lld is negative", path, i + 1,
+						  (long long)v);
+			*when = (uint64_t)v;
+		} else if (col[j] >= 0) {
+			((int64_t *)m)[col[j]] = v; /* struct of int64_t only, as metrics_get */
+		}
+	}
+	if (i > 1 && *when <= prev)
+		return sp_err_set(err, SP_ECORRUPT, "%s:%zu: time_ms %llu does not follow %llu of the row before",
+				  path, i + 1, (unsigned long long)*when, (unsigned long long)prev);
+	return 0;
+}
+
 int plot_series_read(const char *path, uint64_t **times, struct metrics **samples, size_t *n,
 		     struct sp_err *err)
 {
-	static const char *const tunables[] = { "run", "pages_to_scan", "sleep_millisecs" };
 	struct rep_table t;
-	int *col = NULL; /* per column: metric index, -1 time_ms, -2 a tunable (read, not kept) */
+	int *col = NULL;
 	uint64_t *tm = NULL;
 	struct metrics *m = NULL;
-	int rc, have_time = 0, have_sharing = 0;
+	int rc;
 
 	*times = NULL;
 	*samples = NULL;
@@ -775,66 +832,11 @@ int plot_series_read(const char *path, uint64_t **times, struct metrics **sample
 		rc = sp_err_set(err, SP_ENOMEM, "out of memory reading %s", path);
 		goto out;
 	}
-	for (size_t j = 0; j < t.ncols[0]; j++) {
-		const char *name = t.rows[0][j];
-		bool tunable = false;
-
-		for (size_t k = 0; k < sizeof(tunables) / sizeof(tunables[0]); k++)
-			tunable |= !strcmp(name, tunables[k]);
-		col[j] = !strcmp(name, "time_ms") ? -1 : tunable ? -2 : metric_index(name);
-		if (col[j] == -1 && strcmp(name, "time_ms")) {
-			rc = sp_err_set(err, SP_ECORRUPT, "%s:1: column %zu '%.64s' is not a column of sim run --csv", path,
-					j + 1, name);
-			goto out;
-		}
-		for (size_t k = 0; k < j; k++) {
-			if (!strcmp(t.rows[0][k], name)) {
-				rc = sp_err_set(err, SP_ECORRUPT, "%s:1: column '%.64s' appears twice", path, name);
-				goto out;
-			}
-		}
-		have_time |= col[j] == -1;
-		have_sharing |= col[j] >= 0 && !strcmp(name, "pages_sharing");
-	}
-	if (!have_time || !have_sharing) {
-		rc = sp_err_set(err, SP_ECORRUPT, "%s:1: no %s column (a sim run --csv or SAMEPAGE_CSV file has it)",
-				path, have_time ? "pages_sharing" : "time_ms");
+	rc = series_columns(path, &t, col, err);
+	for (size_t i = 1; rc == 0 && i < t.nrows; i++)
+		rc = series_row(path, &t, col, i, i > 1 ? tm[i - 2] : 0, &tm[i - 1], &m[i - 1], err);
+	if (rc < 0)
 		goto out;
-	}
-	for (size_t i = 1; i < t.nrows; i++) {
-		uint64_t when = 0;
-
-		if (t.ncols[i] != t.ncols[0]) {
-			rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: %zu fields, the header has %zu", path, i + 1,
-					t.ncols[i], t.ncols[0]);
-			goto out;
-		}
-		for (size_t j = 0; j < t.ncols[i]; j++) {
-			int64_t v;
-
-			if (!whole_number(t.rows[i][j], &v)) {
-				rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: %s '%.32s' is not a whole number", path, i + 1,
-						t.rows[0][j], t.rows[i][j]);
-				goto out;
-			}
-			if (col[j] == -1) {
-				if (v < 0) {
-					rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: time_ms %lld is negative", path, i + 1,
-							(long long)v);
-					goto out;
-				}
-				when = (uint64_t)v;
-			} else if (col[j] >= 0) {
-				((int64_t *)&m[i - 1])[col[j]] = v; /* struct of int64_t only, as metrics_get */
-			}
-		}
-		if (i > 1 && when <= tm[i - 2]) {
-			rc = sp_err_set(err, SP_ECORRUPT, "%s:%zu: time_ms %llu does not follow %llu of the row before",
-					path, i + 1, (unsigned long long)when, (unsigned long long)tm[i - 2]);
-			goto out;
-		}
-		tm[i - 1] = when;
-	}
 	/* The file's own time origin: its first row. */
 	for (size_t i = t.nrows - 1; i-- > 0;)
 		tm[i] -= tm[0];
