@@ -305,7 +305,6 @@ struct ksm {
 
 	/* scan cursor */
 	uint64_t cursor;
-	uint32_t last_tree; /* tree of the page visited last: a guess for the next ones' */
 	uint64_t now_ns;
 
 	/* counters */
@@ -574,7 +573,6 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 
 	if (rc < 0)
 		return rc;
-	k->last_tree = part;
 	if (part >= k->ntrees) {
 		uint64_t need = (uint64_t)k->ntrees * 2 > part ? (uint64_t)k->ntrees * 2 : part + 1u;
 		uint32_t *u = kit_grow(k->usize, sizeof(*u), k->ntrees, need), *r;
@@ -1141,37 +1139,6 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 	return 0;
 }
 
-/*
- * Hints for the pages the cursor reaches soon, so that their cache misses
- * overlap the visits before them: AHEAD_FAR pages ahead, what page_info()
- * and checksum() read (backend prefetch()); AHEAD_NEAR pages ahead, by then
- * loaded, the unstable tree bucket a candidate (checksum unchanged) will
- * search, in the last visited page's tree (right but for a page where the
- * partition changes).  Hints only: no decision or count depends on them.
- */
-#define AHEAD_FAR 16
-#define AHEAD_NEAR 6
-
-static void scan_ahead(struct ksm *k, bk_page p)
-{
-	const struct backend_ops *ops = k->ops;
-
-	if (!ops->prefetch)
-		return;
-	if (p + AHEAD_FAR < k->npages) {
-		ops->prefetch(k->impl, p + AHEAD_FAR);
-		__builtin_prefetch(&k->ri[p + AHEAD_FAR], 1);
-	}
-	if (p + AHEAD_NEAR < k->npages && ops->checksum_uncounted) {
-		const struct ritem *it = &k->ri[p + AHEAD_NEAR];
-
-		if ((it->flags & (RI_TRACKED | RI_CSUM)) == (RI_TRACKED | RI_CSUM) &&
-		    ops->checksum_uncounted(k->impl, p + AHEAD_NEAR) == it->oldchecksum)
-			__builtin_prefetch(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
-									k->last_tree)]);
-	}
-}
-
 static uint64_t sleep_ns(const struct ksm *k)
 {
 	uint64_t jiffies;
@@ -1201,15 +1168,19 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 }
 
 /*
- * Lookahead (a hint: no decision depends on it).  On live memory the
- * unstable tree's hash costs a cache miss per visit on its bucket (perf,
- * bench/README.md, issue 15): the bucket of the page PF_AHEAD ahead of the
- * cursor is fetched early, keyed by its stored checksum - the key again
- * unless the page is written - and the latest search's tree.  (Fetching the
- * chain's first node too needs the bucket read, a miss of its own: measured
- * worse.)
+ * Lookahead (hints only: no decision or count depends on them), so that the
+ * cache misses of the pages the cursor reaches soon overlap the visits before
+ * them.  AHEAD_FAR pages ahead: what page_info() and checksum() will read
+ * (the backend's prefetch(), where it has one) and the page's rmap item.
+ * AHEAD_NEAR pages ahead, that item loaded by then: the unstable tree bucket
+ * the page will search, keyed by its stored checksum - the key again unless
+ * the page is written - and the latest search's tree.  On live memory that
+ * bucket was one cache miss per visit (perf, bench/README.md, issue 15);
+ * fetching the chain's first node too needs the bucket read, a miss of its
+ * own: measured worse.
  */
-#define PF_AHEAD 16u
+#define AHEAD_FAR 16u
+#define AHEAD_NEAR 6u
 
 /* A read prefetch gcc keeps: its dead code elimination drops __builtin_prefetch in this loop. */
 static inline void prefetch_read(const void *p)
@@ -1221,15 +1192,19 @@ static inline void prefetch_read(const void *p)
 #endif
 }
 
-static inline void prefetch_ahead(const struct ksm *k, uint64_t p)
+static inline void scan_ahead(const struct ksm *k, bk_page p)
 {
 	const struct ritem *it;
 
-	if (p + PF_AHEAD < k->npages) {
-		it = &k->ri[p + PF_AHEAD];
+	if (p + AHEAD_FAR < k->npages) {
+		if (k->ops->prefetch)
+			k->ops->prefetch(k->impl, p + AHEAD_FAR);
+		prefetch_read(&k->ri[p + AHEAD_FAR]);
+	}
+	if (p + AHEAD_NEAR < k->npages) {
+		it = &k->ri[p + AHEAD_NEAR];
 		if (it->flags & RI_CSUM)
-			prefetch_read(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum,
-								   k->pf_part)]);
+			prefetch_read(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum, k->pf_part)]);
 	}
 }
 
@@ -1257,7 +1232,6 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		p = k->cursor++;
 		scan_ahead(k, p);
 		it = &k->ri[p];
-		prefetch_ahead(k, p);
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {
 			free_item(k, p);
