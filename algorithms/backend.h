@@ -60,6 +60,16 @@ enum bk_cost {
 	BK_COST_MERGE,      /* counted by merge*() */
 	BK_COST_COW_BREAK,  /* counted by the backend on a write; guest time, not scanner */
 	BK_COST_FIRST_VISIT, /* a page's first visit: its rmap item allocated (ksm), beyond the visit */
+	/*
+	 * Touching a page left untouched for a while, beyond touching a hot one
+	 * (TLB and cache misses; on a virtual machine whose host reclaims or
+	 * ages idle guest memory, much more): idle about 0.1-0.45 s, 0.45-2.2 s,
+	 * and longer.  The ksm model counts the page a visit reads and the
+	 * unstable tree's pages its search reads (algorithms/ksm.c).
+	 */
+	BK_COST_IDLE_200MS,
+	BK_COST_IDLE_1S,
+	BK_COST_IDLE_5S,
 	BK_COST__COUNT
 };
 

@@ -96,7 +96,12 @@
  *    rmap item (its first, or the first after the item was freed) is also a
  *    BK_COST_FIRST_VISIT, what ksmd pays beyond a visit and a checksum in
  *    its first full scan (alloc_rmap_item(), the list insertion, the cold
- *    page table walk), measured by `sim calibrate`.
+ *    page table walk), measured by `sim calibrate`.  A visit that reads a
+ *    page not merged (a KSM page is hot: every search reads it) also
+ *    touches it idle for one full scan (the last one's duration), and an
+ *    unstable tree search touches one node per level, the leaf idle for a
+ *    scan and each level up half as long (touch_tree_idle()): counted as
+ *    BK_COST_IDLE_* when idle 0.1 s or more.
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -306,6 +311,9 @@ struct ksm {
 	/* scan cursor */
 	uint64_t cursor;
 	uint64_t now_ns;
+	uint64_t scan_start_ns;  /* when the current full scan's first batch ran */
+	uint64_t scan_period_ns; /* from the last scan's first batch to this one's; 0 in the first */
+	bool scan_began;
 
 	/* counters */
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
@@ -545,6 +553,46 @@ static void rb_replace(struct snode *L, uint32_t *root, uint32_t old, uint32_t n
 static inline void account(struct ksm *k, enum bk_cost what, uint64_t n)
 {
 	k->ops->account(k->impl, what, n);
+}
+
+/*
+ * Touching a page untouched for idle_ns (BK_COST_IDLE_*): classes split at
+ * the geometric means of 0.2, 1 and 5 s; under 0.1 s a page counts as hot.
+ */
+static void touch_idle(struct ksm *k, uint64_t idle_ns)
+{
+	if (idle_ns >= 2236000000u)
+		account(k, BK_COST_IDLE_5S, 1);
+	else if (idle_ns >= 447000000u)
+		account(k, BK_COST_IDLE_1S, 1);
+	else if (idle_ns >= 100000000u)
+		account(k, BK_COST_IDLE_200MS, 1);
+}
+
+/*
+ * How long the page a visit reads was left alone: one full scan (the last
+ * one, from its first batch to this scan's); in the first scan, since the
+ * scan began.  Guests' own
+ * reads and writes are not in the trace, so they do not count.
+ */
+static uint64_t page_idle_ns(const struct ksm *k)
+{
+	return k->scan_period_ns ? k->scan_period_ns : k->now_ns - k->scan_start_ns;
+}
+
+/*
+ * The pages an unstable tree search of `depth` levels reads: the tree is
+ * rebuilt every full scan and searched by about as many pages as it holds,
+ * so a node at depth d is read by one search in 2^d: the leaves about once
+ * a scan, each level up twice as often.  Level j from the bottom is idle
+ * period / 2^j.
+ */
+static void touch_tree_idle(struct ksm *k, uint32_t depth)
+{
+	uint64_t idle = page_idle_ns(k);
+
+	for (uint32_t j = 0; j < depth && idle >= 100000000u; j++, idle /= 2)
+		touch_idle(k, idle);
 }
 
 /*
@@ -985,6 +1033,7 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	struct ritem *it = &k->ri[p];
 
 	account(k, BK_COST_TREE_STEP, kit_tree_depth(k->usize[tree]));
+	touch_tree_idle(k, kit_tree_depth(k->usize[tree]));
 	k->pf_part = tree;
 	for (n = kit_hash_first(&k->unstable, csum, tree); n != NIL; n = k->un[n].next) {
 		if (k->un[n].csum == csum && k->un[n].part == tree &&
@@ -1218,6 +1267,12 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 
 	k->now_ns = now_ns;
 	*sleep = sleep_ns(k);
+	if (k->cursor == 0) { /* a full scan begins: the last one lasted since its own beginning */
+		if (k->scan_began)
+			k->scan_period_ns = now_ns - k->scan_start_ns;
+		k->scan_start_ns = now_ns;
+		k->scan_began = true;
+	}
 	while (visits < k->pages_to_scan) {
 		bk_page p;
 		struct ritem *it;
@@ -1248,6 +1303,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		account(k, BK_COST_VISIT, 1);
 		if (should_skip(k, p, &info))
 			continue;
+		if (!(it->flags & RI_MAPS)) /* a KSM page is hot: every search reads it */
+			touch_idle(k, page_idle_ns(k));
 		rc = cmp_and_merge(k, p, &info);
 		if (rc < 0)
 			return rc;
@@ -1404,6 +1461,7 @@ struct ksm_ff {
 	struct kit_cycle cy;        /* when to copy and compare */
 	/* the copy: state at the end of the scan that ended at ns */
 	uint64_t ns;
+	uint64_t scan_period_ns;    /* the idle class of every touch depends on it */
 	uint8_t *chain;             /* per node: 1 resolved since the copy, 2 in the last cycle */
 	int64_t full_scans, pages_scanned, pages_skipped;
 	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
@@ -1483,6 +1541,7 @@ static bool ksm_ff_copy(struct ksm *k)
 	f->sn_free = k->sn_free;
 	f->ntrees = k->ntrees;
 	f->ns = k->now_ns;
+	f->scan_period_ns = k->scan_period_ns;
 	f->full_scans = k->full_scans;
 	f->pages_scanned = k->pages_scanned;
 	f->pages_skipped = k->pages_skipped;
@@ -1512,7 +1571,8 @@ static bool ksm_ff_item_equal(const struct ksm *k, const struct ksm_ff *f, uint6
 /* The state equals the copy but for work counters, ages, seq and (moved by d_ns) prune times. */
 static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
 {
-	if (f->sn_used != k->sn_used || f->sn_free != k->sn_free || f->ntrees != k->ntrees ||
+	if (f->scan_period_ns != k->scan_period_ns || f->sn_used != k->sn_used ||
+	    f->sn_free != k->sn_free || f->ntrees != k->ntrees ||
 	    (k->ntrees && memcmp(f->sroot, k->sroot, k->ntrees * sizeof(*k->sroot))))
 		return false;
 	for (uint32_t i = 1; i < k->sn_used; i++) {
@@ -1585,6 +1645,7 @@ static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
 	k->pages_scanned += (int64_t)n * f->d_scanned;
 	k->pages_skipped += (int64_t)n * f->d_skipped;
 	k->now_ns += n * cycle_ns;
+	k->scan_start_ns += n * cycle_ns; /* a cycle is whole full scans: the period stays */
 	for (uint64_t p = 0; p < k->npages; p++) {
 		struct ritem *it = &k->ri[p];
 

@@ -22,6 +22,9 @@
  *      plus allocating each page's rmap item ->
  *      first_visit = first scan cost per page - (visit + checksum);
  *   a write to each merged page then times the COW break.
+ * Idle touches, userspace: one cache line of each page of a region read
+ * after the region was left alone 0.2, 1 and 5 s, less the same read
+ * hot; the median of three each (idle_200ms, idle_1s, idle_5s).
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -86,6 +89,64 @@ static void user_timings(struct real_calibration *out, uint8_t *a, uint8_t *b, u
 	out->measured[BK_COST_CHECKSUM] = out->measured[BK_COST_COMPARE] = true;
 	out->measured[BK_COST_TREE_STEP] = true;
 	(void)sink;
+}
+
+#define IDLE_REPEATS 3
+
+/* This thread's CPU time: a stall on an idle page is charged as CPU, as ksmd's is. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ns per page of reading one line of each page of r after idle_ms untouched, less hot. */
+static double idle_touch(const uint8_t *r, uint64_t n, unsigned idle_ms,
+			 const volatile sig_atomic_t *stop)
+{
+	double v[IDLE_REPEATS];
+	volatile uint64_t sink = 0;
+
+	for (int k = 0; k < IDLE_REPEATS; k++) {
+		double hot, t;
+
+		for (uint64_t i = 0; i < n; i++)
+			sink += r[i * PAGE + (i & 63) * 64];
+		t = (double)thread_cpu_ns();
+		for (uint64_t i = 0; i < n; i++)
+			sink += r[i * PAGE + (i & 63) * 64];
+		hot = (double)thread_cpu_ns() - t;
+		for (unsigned ms = 0; ms < idle_ms && !(stop && *stop); ms += 50)
+			usleep(50000);
+		t = (double)thread_cpu_ns();
+		for (uint64_t i = 0; i < n; i++)
+			sink += r[i * PAGE + (i & 63) * 64];
+		v[k] = fmax(0, ((double)thread_cpu_ns() - t - hot) / (double)n);
+	}
+	(void)sink;
+	for (int i = 1; i < IDLE_REPEATS; i++) /* median of three */
+		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double x = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = x;
+		}
+	return v[IDLE_REPEATS / 2];
+}
+
+static void idle_timings(struct real_calibration *out, const uint8_t *r, uint64_t n,
+			 const volatile sig_atomic_t *stop)
+{
+	static const struct { enum bk_cost k; unsigned ms; } cls[] = {
+		{ BK_COST_IDLE_200MS, 200 }, { BK_COST_IDLE_1S, 1000 }, { BK_COST_IDLE_5S, 5000 },
+	};
+
+	for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]) && !(stop && *stop); i++) {
+		out->ns[cls[i].k] = idle_touch(r, n, cls[i].ms, stop);
+		out->measured[cls[i].k] = !(stop && *stop);
+	}
 }
 
 /*
@@ -272,6 +333,9 @@ int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
 	if (progress)
 		progress(arg, "userspace timings", 0.2);
 	user_timings(out, a, b, pages);
+	if (progress)
+		progress(arg, "idle pages", 0.3);
+	idle_timings(out, a, pages, stop);
 	if (stop && *stop) {
 		rc = sp_err_set(err, SP_EIO, "calibrate: interrupted by signal %d", (int)*stop);
 	} else if (use_ksm) {

@@ -27,11 +27,11 @@ grep -qx "costs       shipped defaults" "$T/a.out" || err "no 'shipped defaults'
 grep -q "^saved to $SAMEPAGE_COSTS\$" "$T/cal.out" || err "calibrate did not say where it saved"
 grep -q '^# .*loadavg before' "$SAMEPAGE_COSTS" || err "the costs file does not state the load"
 # only what --no-ksm measures; the printed --cost is exactly what the file holds
-for k in checksum compare tree_step; do
+for k in checksum compare tree_step idle_200ms idle_1s idle_5s; do
 	grep -qE "^$k=[0-9.]+\$" "$SAMEPAGE_COSTS" || err "costs file lacks $k"
 done
 grep -qE '^(visit|merge|first_visit)=' "$SAMEPAGE_COSTS" && err "--no-ksm saved costs it did not measure"
-spec=$(grep -E '^[a-z_]+=' "$SAMEPAGE_COSTS" | paste -sd,)
+spec=$(grep -E '^[a-z0-9_]+=' "$SAMEPAGE_COSTS" | paste -sd,)
 
 # ---- round trip: the file's costs are the ones used
 run >"$T/b.out" || err "run with the costs file failed"
@@ -92,6 +92,11 @@ col "$T/pold/plan.csv" policy | grep -qw advisor && err "6.1: the advisor (6.8) 
 grep -qx "SAMEPAGE_SMART_SCAN=keep" "$T/old.conf" || err "6.1 config: SAMEPAGE_SMART_SCAN not keep: $(cat "$T/old.conf")"
 grep -q "^# Linux 6.1 has no smart_scan (added in 6.7" "$T/old.conf" || err "6.1 config does not say why"
 grep -q '^STEP=.*smart_scan' "$T/old.conf" && err "6.1 config's STEP sets smart_scan"
+# the printed choice too: no smart_scan for 6.1, smart_scan=0 or 1 for the newest
+choice() { sed -n '/^choice/,+1p' "$1"; }
+choice "$T/pold.out" | grep -q 'pages_to_scan=' || err "6.1 plan printed no choice: $(cat "$T/pold.out")"
+choice "$T/pold.out" | grep -q 'smart_scan' && err "6.1 plan's choice names smart_scan: $(choice "$T/pold.out")"
+choice "$T/pnew.out" | grep -q 'smart_scan=' || err "newest plan's choice lacks smart_scan: $(choice "$T/pnew.out")"
 grep -q "Linux 6.1" "$T/pold/index.html" || err "the 6.1 plan report does not name the kernel"
 # the 6.1 configuration replays on a 6.1 model
 if grep -q '^SAMEPAGE_POLICY=plan$' "$T/old.conf"; then
