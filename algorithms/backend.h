@@ -61,17 +61,27 @@ enum bk_cost {
 	BK_COST_COW_BREAK,  /* counted by the backend on a write; guest time, not scanner */
 	BK_COST_FIRST_VISIT, /* a page's first visit: its rmap item allocated (ksm), beyond the visit */
 	/*
-	 * Touching a page left untouched for a while, beyond touching a hot one
-	 * (TLB and cache misses; on a virtual machine whose host reclaims or
-	 * ages idle guest memory, much more): idle about 0.1-0.45 s, 0.45-2.2 s,
-	 * and longer.  The ksm model counts the page a visit reads and the
-	 * unstable tree's pages its search reads (algorithms/ksm.c).
+	 * Touching a page left untouched for a while, beyond a page read about
+	 * every 0.1-0.4 s (TLB and cache misses; on a virtual machine whose
+	 * host ages or reclaims idle guest memory, much more): idle about
+	 * 0.45-2.2 s (1s), and longer (5s).  The ksm model counts the page a
+	 * visit reads and the unstable tree pages its search reads (ksm.c).
 	 */
-	BK_COST_IDLE_200MS,
 	BK_COST_IDLE_1S,
 	BK_COST_IDLE_5S,
 	BK_COST__COUNT
 };
+
+/*
+ * The idle class of a page touch after idle_ns untouched: BK_COST_IDLE_5S
+ * from 2.24 s, BK_COST_IDLE_1S from 0.447 s (the geometric means of 0.2, 1
+ * and 5 s), else -1 (as hot as the scans `sim calibrate` times).
+ */
+#define BK_IDLE_MIN_NS 447000000u
+static inline int bk_idle_class(uint64_t idle_ns)
+{
+	return idle_ns >= 2236000000u ? BK_COST_IDLE_5S : idle_ns >= BK_IDLE_MIN_NS ? BK_COST_IDLE_1S : -1;
+}
 
 struct backend_ops {
 	uint64_t (*npages)(void *impl);

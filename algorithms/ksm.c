@@ -101,7 +101,7 @@
  *    touches it idle for one full scan (the last one's duration), and an
  *    unstable tree search touches one node per level, the leaf idle for a
  *    scan and each level up half as long (touch_tree_idle()): counted as
- *    BK_COST_IDLE_* when idle 0.1 s or more.
+ *    BK_COST_IDLE_* when idle 0.45 s or more.
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -555,18 +555,13 @@ static inline void account(struct ksm *k, enum bk_cost what, uint64_t n)
 	k->ops->account(k->impl, what, n);
 }
 
-/*
- * Touching a page untouched for idle_ns (BK_COST_IDLE_*): classes split at
- * the geometric means of 0.2, 1 and 5 s; under 0.1 s a page counts as hot.
- */
+/* Touching a page untouched for idle_ns: BK_COST_IDLE_* (bk_idle_class()), or hot. */
 static void touch_idle(struct ksm *k, uint64_t idle_ns)
 {
-	if (idle_ns >= 2236000000u)
-		account(k, BK_COST_IDLE_5S, 1);
-	else if (idle_ns >= 447000000u)
-		account(k, BK_COST_IDLE_1S, 1);
-	else if (idle_ns >= 100000000u)
-		account(k, BK_COST_IDLE_200MS, 1);
+	int c = bk_idle_class(idle_ns);
+
+	if (c >= 0)
+		account(k, (enum bk_cost)c, 1);
 }
 
 /*
@@ -591,7 +586,7 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
 {
 	uint64_t idle = page_idle_ns(k);
 
-	for (uint32_t j = 0; j < depth && idle >= 100000000u; j++, idle /= 2)
+	for (uint32_t j = 0; j < depth && idle >= BK_IDLE_MIN_NS; j++, idle /= 2)
 		touch_idle(k, idle);
 }
 

@@ -22,9 +22,13 @@
  *      plus allocating each page's rmap item ->
  *      first_visit = first scan cost per page - (visit + checksum);
  *   a write to each merged page then times the COW break.
- * Idle touches, userspace: one cache line of each page of a region read
- * after the region was left alone 0.2, 1 and 5 s, less the same read
- * hot; the median of three each (idle_200ms, idle_1s, idle_5s).
+ *   C. unique pages again, on IDLE_PAGES of them, a quarter a batch,
+ *      sleeping 0, IDLE_SLEEP1_MS and IDLE_SLEEP5_MS between batches: the
+ *      slower scans cost more per page because each page (and each node
+ *      of the unstable tree) was left alone longer; with the idle touches
+ *      the ksm model counts at each measured scan period (the page, and
+ *      one tree node per level, level j idle period / 2^j), the extra
+ *      over the sleep-0 scans gives idle_1s and idle_5s.
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -91,64 +95,6 @@ static void user_timings(struct real_calibration *out, uint8_t *a, uint8_t *b, u
 	(void)sink;
 }
 
-#define IDLE_REPEATS 3
-
-/* This thread's CPU time: a stall on an idle page is charged as CPU, as ksmd's is. */
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ns per page of reading one line of each page of r after idle_ms untouched, less hot. */
-static double idle_touch(const uint8_t *r, uint64_t n, unsigned idle_ms,
-			 const volatile sig_atomic_t *stop)
-{
-	double v[IDLE_REPEATS];
-	volatile uint64_t sink = 0;
-
-	for (int k = 0; k < IDLE_REPEATS; k++) {
-		double hot, t;
-
-		for (uint64_t i = 0; i < n; i++)
-			sink += r[i * PAGE + (i & 63) * 64];
-		t = (double)thread_cpu_ns();
-		for (uint64_t i = 0; i < n; i++)
-			sink += r[i * PAGE + (i & 63) * 64];
-		hot = (double)thread_cpu_ns() - t;
-		for (unsigned ms = 0; ms < idle_ms && !(stop && *stop); ms += 50)
-			usleep(50000);
-		t = (double)thread_cpu_ns();
-		for (uint64_t i = 0; i < n; i++)
-			sink += r[i * PAGE + (i & 63) * 64];
-		v[k] = fmax(0, ((double)thread_cpu_ns() - t - hot) / (double)n);
-	}
-	(void)sink;
-	for (int i = 1; i < IDLE_REPEATS; i++) /* median of three */
-		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-			double x = v[j];
-
-			v[j] = v[j - 1];
-			v[j - 1] = x;
-		}
-	return v[IDLE_REPEATS / 2];
-}
-
-static void idle_timings(struct real_calibration *out, const uint8_t *r, uint64_t n,
-			 const volatile sig_atomic_t *stop)
-{
-	static const struct { enum bk_cost k; unsigned ms; } cls[] = {
-		{ BK_COST_IDLE_200MS, 200 }, { BK_COST_IDLE_1S, 1000 }, { BK_COST_IDLE_5S, 5000 },
-	};
-
-	for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]) && !(stop && *stop); i++) {
-		out->ns[cls[i].k] = idle_touch(r, n, cls[i].ms, stop);
-		out->measured[cls[i].k] = !(stop && *stop);
-	}
-}
-
 /*
  * Full scans timed per phase: the first one or two do the phase's work, the
  * rest repeat the steady one, whose median resists a neighbour's burst.
@@ -178,10 +124,11 @@ struct scan_cost {
  * Lets ksmd run full scans until `scans` more have completed and returns the
  * CPU ns per page scanned of each; `per_scan` receives them in order.
  */
-static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct sp_err *err)
+static int time_scans(struct scan_cost *sc, int scans, double *per_scan, double *period,
+		      struct sp_err *err)
 {
 	int64_t full0, full, cpu0, cpu, pages0, pages;
-	double deadline = (double)sp_mono_ns() + 120e9;
+	double deadline = (double)sp_mono_ns() + 120e9, t0 = (double)sp_mono_ns();
 	int done = 0, rc;
 
 	if ((rc = real_ksm_get(sc->k, REAL_KSM_FULL_SCANS, &full0, err)) < 0 ||
@@ -202,11 +149,92 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, struct 
 		    (rc = real_proc_cpu_ns(sc->ksmd, &cpu, err)) < 0)
 			return rc;
 		/* Polling can miss a scan boundary: then this is an average over them. */
+		if (period)
+			period[done] = ((double)sp_mono_ns() - t0) / (double)(full - full0);
+		t0 = (double)sp_mono_ns();
 		per_scan[done++] = pages > pages0 ? (double)(cpu - cpu0) / (double)(pages - pages0) : 0;
 		full0 = full;
 		pages0 = pages;
 		cpu0 = cpu;
 	}
+	return 0;
+}
+
+#define IDLE_PAGES 16384u
+#define IDLE_SLEEP1_MS 200
+#define IDLE_SLEEP5_MS 1000
+
+/*
+ * The idle touches (c[0]: 1s class, c[1]: 5s) per page of a steady scan of
+ * n unique pages with period p_ns, as the ksm model counts them: the page
+ * itself, and level j of the unstable tree, idle p_ns / 2^j, reached by the
+ * searches of the n - 2^j pages inserted after the tree had 2^j.
+ */
+static void idle_counts(double p_ns, uint64_t n, double c[2])
+{
+	uint64_t idle = (uint64_t)p_ns;
+	int k = bk_idle_class(idle);
+
+	c[0] = c[1] = 0;
+	if (k >= 0)
+		c[k - BK_COST_IDLE_1S] += 1;
+	for (uint64_t j = 0; j < 63 && (1ull << j) < n && idle >= BK_IDLE_MIN_NS; j++, idle /= 2) {
+		k = bk_idle_class(idle);
+		if (k >= 0)
+			c[k - BK_COST_IDLE_1S] += (double)(n - (1ull << j)) / (double)n;
+	}
+}
+
+/* Steady scans of the slice at sleep ms: the median cost per page and period; 0 or SP_E*. */
+static int idle_phase(struct scan_cost *sc, int64_t sleep_ms, int scans, double *cost,
+		      double *period, struct sp_err *err)
+{
+	double v[SCANS], p[SCANS];
+	int rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, sleep_ms, err);
+
+	if (rc == 0)
+		rc = time_scans(sc, scans, v, p, err);
+	if (rc < 0)
+		return rc;
+	/* the first scan is the first visits (sleep 0) or began at the old sleep: left out */
+	*cost = median_from(v, 1, scans);
+	*period = median_from(p, 1, scans);
+	return 0;
+}
+
+/* Phase C: idle_1s and idle_5s from ksmd's scans of IDLE_PAGES unique pages of a. */
+static int ksmd_idle_timings(struct real_calibration *out, struct scan_cost *sc, uint8_t *a,
+			     uint64_t n, struct sp_err *err)
+{
+	uint64_t m = n < IDLE_PAGES ? n : IDLE_PAGES;
+	double hot, hot_p, x[2], per[2], c1[2], c5[2], det;
+	int rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)(m / 4), err);
+
+	if (rc == 0 && madvise(a, m * PAGE, MADV_MERGEABLE) != 0)
+		rc = sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
+	if (rc == 0)
+		rc = idle_phase(sc, 0, 5, &hot, &hot_p, err);
+	if (rc == 0)
+		rc = idle_phase(sc, IDLE_SLEEP1_MS, 4, &x[0], &per[0], err);
+	if (rc == 0)
+		rc = idle_phase(sc, IDLE_SLEEP5_MS, 3, &x[1], &per[1], err);
+	madvise(a, m * PAGE, MADV_UNMERGEABLE);
+	if (rc == 0)
+		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, 0, err);
+	if (rc == 0)
+		rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)(n / 4 ? n / 4 : 1), err);
+	if (rc < 0)
+		return rc;
+	out->idle_period_ns[0] = per[0];
+	out->idle_period_ns[1] = per[1];
+	idle_counts(per[0], m, c1);
+	idle_counts(per[1], m, c5);
+	det = c1[0] * c5[1] - c1[1] * c5[0];
+	if (fabs(det) < 0.5 || bk_idle_class((uint64_t)hot_p) >= 0)
+		return 0; /* the periods fell in the same class, or the hot scans were not hot */
+	out->ns[BK_COST_IDLE_1S] = fmax(0, ((x[0] - hot) * c5[1] - (x[1] - hot) * c1[1]) / det);
+	out->ns[BK_COST_IDLE_5S] = fmax(0, (c1[0] * (x[1] - hot) - c5[0] * (x[0] - hot)) / det);
+	out->measured[BK_COST_IDLE_1S] = out->measured[BK_COST_IDLE_5S] = true;
 	return 0;
 }
 
@@ -246,12 +274,19 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc == 0)
-		rc = time_scans(&sc, SCANS, scan, err);
+		rc = time_scans(&sc, SCANS, scan, NULL, err);
 	madvise(a, n * PAGE, MADV_UNMERGEABLE);
 	if (rc < 0)
 		return rc;
 	out->ksmd_first_scan_ns = scan[0];
 	out->ksmd_unique_scan_ns = median_from(scan, 2, SCANS);
+
+	/* C: the same pages (some of them) scanned slowly */
+	if (progress)
+		progress(arg, "ksmd, idle pages", 0.55);
+	rc = ksmd_idle_timings(out, &sc, a, n, err);
+	if (rc < 0)
+		return rc;
 
 	/* B: groups of GROUP equal pages (fewer than max_page_sharing: no chains). */
 	if (progress)
@@ -264,7 +299,7 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err);
 	if (rc == 0)
-		rc = time_scans(&sc, SCANS, scan, err);
+		rc = time_scans(&sc, SCANS, scan, NULL, err);
 	if (rc == 0) {
 		double visit = median_from(scan, 2, SCANS), csum = out->ns[BK_COST_CHECKSUM], step, base;
 
@@ -333,9 +368,6 @@ int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
 	if (progress)
 		progress(arg, "userspace timings", 0.2);
 	user_timings(out, a, b, pages);
-	if (progress)
-		progress(arg, "idle pages", 0.3);
-	idle_timings(out, a, pages, stop);
 	if (stop && *stop) {
 		rc = sp_err_set(err, SP_EIO, "calibrate: interrupted by signal %d", (int)*stop);
 	} else if (use_ksm) {

@@ -22,6 +22,7 @@ struct real_calibration {
 	double ksmd_unique_scan_ns;     /* unique pages, unstable tree rebuilt */
 	double ksmd_merge_scan_ns;      /* pairs of equal pages merging */
 	double ksmd_merged_scan_ns;     /* visits of pages already merged */
+	double idle_period_ns[2];       /* phase C's slow scan periods (0 if not run) */
 };
 
 typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double fraction);
@@ -29,7 +30,8 @@ typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double frac
 /*
  * Userspace timings (checksum, compare, tree step) always; with root and
  * KSM, ksmd's own CPU time over `pages` unique and duplicated pages (visit,
- * tree step, merge, first visit) and the COW break of a merged page.  Saves
+ * tree step, merge, first visit, idle touches) and the COW break of a merged
+ * page.  Saves
  * and restores every KSM tunable; the host's other mergeable memory would
  * disturb it.  When *stop becomes non-zero (a signal; stop may be NULL) the
  * wait for ksmd ends with SP_EIO, tunables restored as on any failure.

@@ -58,10 +58,10 @@ static const struct cli_spec calib_spec = {
 	.name = "calibrate",
 	.usage = "[--pages N] [--no-ksm] [--save] [--allow-others]",
 	.about = "Measures the CPU cost model on this machine: checksum, compare and tree\n"
-		 "step in userspace over N pages (default 65536 = 256 MiB, twice), the extra\n"
-		 "cost of touching a page left idle 0.2, 1 and 5 s, then - as\n"
+		 "step in userspace over N pages (default 65536 = 256 MiB, twice), then - as\n"
 		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
-		 "and merge over the same memory, and the COW break of a merged page.  Prints\n"
+		 "and merge over the same memory, the extra of reading pages left idle about\n"
+		 "1 and 5 s (slow scans), and the COW break of a merged page.  Prints\n"
 		 "a --cost specification; --save keeps it for the simulating commands.  Saves\n"
 		 "and restores every KSM tunable (also on Ctrl-C), and unmerges the host's KSM\n"
 		 "pages (run=2) while it works.  --no-ksm: userspace only.  Measure on an idle\n"
@@ -88,6 +88,11 @@ static void calib_report(const struct real_calibration *cal)
 		       "merging into groups %.0f ns, already merged %.0f ns\n",
 		       (unsigned long long)cal->pages, cal->ksmd_first_scan_ns, cal->ksmd_unique_scan_ns,
 		       cal->ksmd_merge_scan_ns, cal->ksmd_merged_scan_ns);
+	if (cal->idle_period_ns[1] > 0)
+		printf("idle pages: unique pages scanned every %.2f s and %.2f s%s\n",
+		       cal->idle_period_ns[0] / 1e9, cal->idle_period_ns[1] / 1e9,
+		       cal->measured[BK_COST_IDLE_1S] ? ""
+						    : " (idle costs not measured: the periods do not separate the classes)");
 	printf("\n--cost ");
 	for (int k = 0, first = 1; k < BK_COST__COUNT; k++) {
 		if (!cal->measured[k])

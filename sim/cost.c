@@ -9,7 +9,7 @@
  * compare, a tree step (one node, its early-exit memcmp and cache misses), a
  * merge beyond those, a page's first visit beyond a visit (its rmap item
  * allocated), a write to a merged page (the copy), and the extra of touching
- * a page idle for about 0.2, 1 or 5 s.  They are only as
+ * a page idle for about 1 or 5 s.  They are only as
  * good as the machine was idle: measure your own host with
  * `sim calibrate --save`, and every simulating command uses its costs.
  */
@@ -30,13 +30,12 @@ static const char *const cost_names[BK_COST__COUNT] = {
 	[BK_COST_MERGE] = "merge",
 	[BK_COST_COW_BREAK] = "cow_break",
 	[BK_COST_FIRST_VISIT] = "first_visit",
-	[BK_COST_IDLE_200MS] = "idle_200ms",
 	[BK_COST_IDLE_1S] = "idle_1s",
 	[BK_COST_IDLE_5S] = "idle_5s",
 };
 
 #define COST_NAMES \
-	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_200ms, idle_1s, idle_5s"
+	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_1s, idle_5s"
 
 const char *sim_cost_name(enum bk_cost k)
 {
@@ -56,10 +55,9 @@ void sim_cost_defaults(struct sim_cost *c)
 	/*
 	 * Touching an idle page costs a bare-metal host little beyond a visit;
 	 * on a virtual machine it may cost microseconds (the development VM:
-	 * 1, 4 and 11 us, bench/README.md "bench_cost.sh").  0 unless measured:
-	 * `sim calibrate --save` measures the host's.
+	 * bench/README.md "bench_cost.sh").  0 unless measured: `sim calibrate
+	 * --save` measures the host's.
 	 */
-	c->ns[BK_COST_IDLE_200MS] = 0;
 	c->ns[BK_COST_IDLE_1S] = 0;
 	c->ns[BK_COST_IDLE_5S] = 0;
 }

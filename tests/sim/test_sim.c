@@ -183,7 +183,7 @@ static int64_t idle_cpu_at(const char *path, const char *sleep_set, uint64_t t)
 	tb_config(&cfg, "ksm", sets);
 	CU_ASSERT_EQUAL(sim_cost_parse(&cfg.cost,
 				       "visit=0,checksum=0,compare=0,tree_step=0,merge=0,"
-				       "first_visit=0,idle_200ms=1,idle_1s=1000,idle_5s=1000000",
+				       "first_visit=0,idle_1s=1000,idle_5s=1000000",
 				       &err), 0);
 	cfg.sample_ms = 500;
 	cfg.duration_ms = t;
@@ -198,19 +198,17 @@ SP_TEST(idle_touches_follow_the_scan_period)
 	/*
 	 * One guest of 10 unique pages, ksm (6.11+: checksum first) with
 	 * pages_to_scan=100 (a batch is a full scan), tick_hz=0,
-	 * smart_scan=0; only idle touches cost: idle_200ms 1 ns, idle_1s
-	 * 1000 ns, idle_5s 1e6 ns.  Scan 1 at t=0: checksums only, idle 0,
-	 * nothing.  From scan 2 on each scan touches its 10 pages idle one
-	 * period (the sleep plus the last batch's CPU) and each searches an
-	 * unstable tree of 0..9 pages, depths 0,1,2,2,3,3,3,3,4,4: level j from
-	 * the bottom is idle period / 2^j, and 9, 8, 6, 2 searches reach levels
-	 * 0, 1, 2, 3.
+	 * smart_scan=0; only idle touches cost: idle_1s 1000 ns, idle_5s
+	 * 1e6 ns.  Scan 1 at t=0: checksums only, idle 0, nothing.  From
+	 * scan 2 on each scan touches its 10 pages idle one period (the sleep
+	 * plus the last batch's CPU) and each searches an unstable tree of
+	 * 0..9 pages, depths 0,1,2,2,3,3,3,3,4,4: level j from the bottom is
+	 * idle period / 2^j, and 9, 8, 6, 2 searches reach levels 0, 1, 2, 3.
 	 * Sleep 3 s: levels 3 s (5s class), 1.5 and 0.75 s (1s), 0.375 s
-	 * (200ms): idle_5s 10 + 9, idle_1s 8 + 6, idle_200ms 2, so 19014002 ns
-	 * a scan; scans 2 and 3 (t = 3 s, 6.019 s) by 6.5 s: 38028004.
-	 * Sleep 1 s: levels 1, 0.5 s (1s), 0.25, 0.125 s (200ms): idle_1s
-	 * 10 + 9 + 8, idle_200ms 6 + 2, so 27008 ns a scan; scans 2-4 by
-	 * 3.5 s: 81024.
+	 * (hot): idle_5s 10 + 9, idle_1s 8 + 6, so 19014000 ns a scan; scans
+	 * 2 and 3 (t = 3 s, 6.019 s) by 6.5 s: 38028000.
+	 * Sleep 1 s: levels 1 and 0.5 s (1s), 0.25 s (hot): idle_1s
+	 * 10 + 9 + 8, so 27000 ns a scan; scans 2-4 by 3.5 s: 81000.
 	 */
 	char path[512];
 	struct tb tb;
@@ -223,9 +221,9 @@ SP_TEST(idle_touches_follow_the_scan_period)
 		tb_page(&tb, 0, p, p + 1);
 	tb_commit(&tb);
 	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 2500), 0);
-	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 3500), 19014002);
-	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 6500), 38028004);
-	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=1000", 3500), 81024);
+	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 3500), 19014000);
+	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 6500), 38028000);
+	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=1000", 3500), 81000);
 }
 
 static void volatile_trace(const char *path)
