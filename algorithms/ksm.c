@@ -175,6 +175,7 @@
 #include "algorithm.h"
 #include "kernel.h"
 #include "kit.h"
+#include "sp_bigmem.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -1610,9 +1611,9 @@ static void ksm_destroy(void *st)
 	kit_hash_release(&k->unstable);
 	free(k->usize);
 	free(k->sroot);
-	free(k->ri);
-	free(k->un);
-	free(k->upage);
+	sp_hot_free(k->ri, k->npages + 1, sizeof(*k->ri));
+	sp_hot_free(k->un, k->npages + 1, sizeof(*k->un));
+	sp_hot_free(k->upage, k->npages + 1, sizeof(*k->upage));
 	free(k->sn);
 	free(k);
 }
@@ -1661,9 +1662,10 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 		return sp_err_set(err, SP_ENOTSUP, "ksm: %llu pages: beyond this model's limit of 2^32-2 "
 				  "pages (the trace is valid; the model cannot hold it)", n);
 	}
-	k->ri = calloc(k->npages + 1, sizeof(*k->ri));
-	k->un = calloc(k->npages + 1, sizeof(*k->un));
-	k->upage = calloc(k->npages + 1, sizeof(*k->upage));
+	/* Touched all over on every pass: on huge pages (sp_bigmem.h). */
+	k->ri = sp_hot_calloc(k->npages + 1, sizeof(*k->ri));
+	k->un = sp_hot_calloc(k->npages + 1, sizeof(*k->un));
+	k->upage = sp_hot_calloc(k->npages + 1, sizeof(*k->upage));
 	k->u_used = 1;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
