@@ -180,6 +180,7 @@
 #include "algorithm.h"
 #include "kernel.h"
 #include "kit.h"
+#include "sp_bigmem.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -635,12 +636,48 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 
 /* ---- stable node pool -------------------------------------------------- */
 
-/* An uninitialised pool of n nodes, cache-line aligned, or NULL. */
+/*
+ * The stable node pool: cache-line aligned.  From 2 MiB up it is an
+ * sp_bigmem.h array (page aligned, on huge pages: a tree walk is a random
+ * access per level), grown by mremap(); below, posix_memalign().
+ */
+#define SN_BIG_BYTES ((size_t)2 << 20)
+
+static bool sn_pool_big(uint32_t n)
+{
+	return (size_t)n * sizeof(struct snode) >= SN_BIG_BYTES;
+}
+
+/* The pool of n nodes grown to cap (> n; the new nodes uninitialised), or NULL with sn untouched. */
+static struct snode *sn_pool_grow(struct snode *sn, uint32_t n, uint32_t cap)
+{
+	void *p = NULL;
+
+	if (sn_pool_big(cap))
+		return sp_big_grow(sn, n, cap, sizeof(struct snode));
+	if (posix_memalign(&p, 64, (size_t)cap * sizeof(struct snode)) != 0)
+		return NULL;
+	if (sn) {
+		memcpy(p, sn, (size_t)n * sizeof(struct snode));
+		free(sn);
+	}
+	return p;
+}
+
+/* An uninitialised array of n nodes, cache-line aligned, or NULL (the fast-forward's copy). */
 static struct snode *sn_pool(uint32_t n)
 {
 	void *p = NULL;
 
 	return posix_memalign(&p, 64, (size_t)n * sizeof(struct snode)) == 0 ? p : NULL;
+}
+
+static void sn_pool_free(struct snode *sn, uint32_t n)
+{
+	if (sn_pool_big(n))
+		sp_big_free(sn, n, sizeof(struct snode));
+	else
+		free(sn);
 }
 
 static int sn_alloc(struct ksm *k, uint32_t *out)
@@ -657,11 +694,9 @@ static int sn_alloc(struct ksm *k, uint32_t *out)
 
 			if (cap <= k->sn_cap)
 				return SP_ENOMEM;
-			s = sn_pool(cap);
+			s = sn_pool_grow(k->sn, k->sn_cap, cap);
 			if (!s)
 				return SP_ENOMEM;
-			memcpy(s, k->sn, k->sn_cap * sizeof(*s));
-			free(k->sn);
 			k->sn = s;
 			k->sn_cap = cap;
 		}
@@ -1666,10 +1701,11 @@ static void ksm_destroy(void *st)
 	kit_hash_release(&k->unstable);
 	free(k->usize);
 	free(k->sroot);
-	free(k->ri);
-	free(k->un);
-	free(k->upage);
-	free(k->sn);
+	sp_hot_free(k->ri, k->npages + 1, sizeof(*k->ri));
+	sp_hot_free(k->un, k->npages + 1, sizeof(*k->un));
+	sp_hot_free(k->upage, k->npages + 1, sizeof(*k->upage));
+	if (k->sn)
+		sn_pool_free(k->sn, k->sn_cap);
 	free(k);
 }
 
@@ -1717,13 +1753,14 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 		return sp_err_set(err, SP_ENOTSUP, "ksm: %llu pages: beyond this model's limit of 2^32-2 "
 				  "pages (the trace is valid; the model cannot hold it)", n);
 	}
-	k->ri = calloc(k->npages + 1, sizeof(*k->ri));
-	k->un = calloc(k->npages + 1, sizeof(*k->un));
-	k->upage = calloc(k->npages + 1, sizeof(*k->upage));
+	/* Touched all over on every pass: on huge pages (sp_bigmem.h). */
+	k->ri = sp_hot_calloc(k->npages + 1, sizeof(*k->ri));
+	k->un = sp_hot_calloc(k->npages + 1, sizeof(*k->un));
+	k->upage = sp_hot_calloc(k->npages + 1, sizeof(*k->upage));
 	k->u_used = 1;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
-	k->sn = sn_pool(k->sn_cap);
+	k->sn = sn_pool_grow(NULL, 0, k->sn_cap);
 	if (k->sn)
 		memset(k->sn, 0, k->sn_cap * sizeof(*k->sn));
 	if (!k->ri || !k->un || !k->upage || !k->sn || kit_parts_init(&k->parts) < 0 ||
