@@ -123,14 +123,14 @@ int kit_hash_init(struct kit_hash *h, uint64_t entries)
 	while (mask < entries && mask < UINT32_MAX / 2)
 		mask = mask * 2 + 1;
 	h->mask = (uint32_t)mask;
-	h->head = sp_big_calloc((size_t)mask + 1, sizeof(*h->head));
+	h->head = sp_hot_calloc((size_t)mask + 1, sizeof(*h->head)); /* every bucket, every pass */
 	return h->head ? 0 : SP_ENOMEM;
 }
 
 void kit_hash_release(struct kit_hash *h)
 {
 	if (h->head)
-		sp_big_free(h->head, (size_t)h->mask + 1, sizeof(*h->head));
+		sp_hot_free(h->head, (size_t)h->mask + 1, sizeof(*h->head));
 	h->head = NULL;
 }
 

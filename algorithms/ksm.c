@@ -1678,9 +1678,9 @@ static void ksm_destroy(void *st)
 	kit_hash_release(&k->unstable);
 	free(k->usize);
 	free(k->sroot);
-	sp_big_free(k->ri, k->npages + 1, sizeof(*k->ri));
-	sp_big_free(k->un, k->npages + 1, sizeof(*k->un));
-	sp_big_free(k->upage, k->npages + 1, sizeof(*k->upage));
+	sp_hot_free(k->ri, k->npages + 1, sizeof(*k->ri));
+	sp_hot_free(k->un, k->npages + 1, sizeof(*k->un));
+	sp_hot_free(k->upage, k->npages + 1, sizeof(*k->upage));
 	if (k->sn)
 		sn_pool_free(k->sn, k->sn_cap);
 	free(k);
@@ -1730,9 +1730,10 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 		return sp_err_set(err, SP_ENOTSUP, "ksm: %llu pages: beyond this model's limit of 2^32-2 "
 				  "pages (the trace is valid; the model cannot hold it)", n);
 	}
-	k->ri = sp_big_calloc(k->npages + 1, sizeof(*k->ri));
-	k->un = sp_big_calloc(k->npages + 1, sizeof(*k->un));
-	k->upage = sp_big_calloc(k->npages + 1, sizeof(*k->upage));
+	/* Touched all over on every pass: on huge pages (sp_bigmem.h). */
+	k->ri = sp_hot_calloc(k->npages + 1, sizeof(*k->ri));
+	k->un = sp_hot_calloc(k->npages + 1, sizeof(*k->un));
+	k->upage = sp_hot_calloc(k->npages + 1, sizeof(*k->upage));
 	k->u_used = 1;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */

@@ -121,6 +121,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "sp_bigmem.h"
 #include "sp_util.h"
 #include "algorithm.h"
 #include "frames.h"
@@ -690,7 +691,7 @@ void real_live_free(struct real_live *L)
 		free(pl->free_off);
 	}
 	free(L->reg);
-	free(L->pages);
+	sp_hot_free(L->pages, L->npages, sizeof(*L->pages));
 	free(L->chunk_merged);
 	bk_frames_release(&L->frames);
 	free(L->pmbuf);
@@ -769,7 +770,7 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		L->reg[i].node_hint = r->node_hint;
 		L->npages += L->reg[i].npages;
 	}
-	L->pages = calloc(L->npages, sizeof(*L->pages));
+	L->pages = sp_hot_calloc(L->npages, sizeof(*L->pages)); /* every entry, every pass */
 	L->chunk_merged = calloc(L->npages / CHUNK + 1, sizeof(*L->chunk_merged));
 	L->pmbuf = malloc(CHUNK * sizeof(*L->pmbuf));
 	L->zero_buf = calloc(1, L->ps);

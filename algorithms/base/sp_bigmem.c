@@ -63,3 +63,47 @@ void sp_big_free(void *p, size_t n, size_t size)
 	else
 		munmap(p, bytes);
 }
+
+static size_t hot_bytes(size_t bytes)
+{
+	return (bytes + BIG_BYTES - 1) & ~(BIG_BYTES - 1);
+}
+
+void *sp_hot_calloc(size_t n, size_t size)
+{
+	size_t bytes, len, head;
+	uint8_t *raw, *base;
+
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	bytes = n * size;
+	if (bytes < SP_HOT_MIN)
+		return calloc(n ? n : 1, size ? size : 1);
+	if (bytes > SIZE_MAX - 2 * BIG_BYTES)
+		return NULL;
+	len = hot_bytes(bytes);
+	raw = mmap(NULL, len + BIG_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	/* Trim to a 2 MiB boundary: a huge page needs an aligned 2 MiB of the mapping. */
+	base = (uint8_t *)(((uintptr_t)raw + BIG_BYTES - 1) & ~(uintptr_t)(BIG_BYTES - 1));
+	head = (size_t)(base - raw);
+	if (head)
+		munmap(raw, head);
+	if (BIG_BYTES - head)
+		munmap(base + len, BIG_BYTES - head);
+	(void)madvise(base, len, MADV_HUGEPAGE); /* advice only: fine if refused */
+	return base;
+}
+
+void sp_hot_free(void *p, size_t n, size_t size)
+{
+	size_t bytes = n * size;
+
+	if (!p)
+		return;
+	if (bytes < SP_HOT_MIN)
+		free(p);
+	else
+		munmap(p, hot_bytes(bytes));
+}

@@ -20,4 +20,19 @@ void *sp_big_grow(void *p, size_t n, size_t need, size_t size);
 /* Frees what sp_big_calloc(n, size) returned (the same n and size); NULL is ignored. */
 void sp_big_free(void *p, size_t n, size_t size);
 
+/*
+ * n * size zeroed bytes for an array that a scan touches all over on every
+ * pass (per-page state, hash buckets): from SP_HOT_MIN bytes up it gets a
+ * 2 MiB-aligned mapping of its own, rounded up to 2 MiB and advised onto
+ * transparent huge pages, even when far smaller than 2 MiB.  Why: a 4 KiB
+ * page not touched for a few hundred ms costs 5-30 us to touch again in
+ * the VMs this runs in (bench/README.md, issue 15), a huge page ~1.5 us;
+ * a pass touches every page of these arrays once.  The cost: up to 2 MiB
+ * of memory per array.  Smaller arrays come from calloc.
+ */
+#define SP_HOT_MIN ((size_t)128 << 10)
+void *sp_hot_calloc(size_t n, size_t size);
+/* Frees what sp_hot_calloc(n, size) returned (the same n and size); NULL is ignored. */
+void sp_hot_free(void *p, size_t n, size_t size);
+
 #endif
