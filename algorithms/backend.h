@@ -63,6 +63,17 @@ enum bk_cost {
 	BK_COST__COUNT
 };
 
+/* backend_ops.content_counts(): present pages, counted by content id. */
+struct bk_content_counts {
+	int64_t present;     /* present pages */
+	int64_t held;        /* present pages not zero-filled: each holds a content id */
+	int64_t distinct;    /* content ids held */
+	int64_t shared;      /* content ids held by two pages or more */
+	int64_t zero;        /* present zero-filled pages */
+	int64_t zero_keys;   /* security domains with a present zero-filled page */
+	int64_t zero_shared; /* security domains with two or more */
+};
+
 struct backend_ops {
 	uint64_t (*npages)(void *impl);
 	uint32_t (*nnodes)(void *impl); /* 1 + highest node seen; may grow as pages move */
@@ -151,6 +162,14 @@ struct backend_ops {
 	 * hint only: it changes nothing and costs nothing in the model.
 	 */
 	void (*prefetch)(void *impl, bk_page p);
+
+	/*
+	 * Added after prefetch (NULL in real mode): the backend's own count of
+	 * its present pages by content and security domain (the content ids'
+	 * multiset, see content_id), for ALGO_CAP_OMNISCIENT algorithms, so they
+	 * need not count page by page what the backend counts anyway.
+	 */
+	void (*content_counts)(void *impl, struct bk_content_counts *out);
 };
 
 struct backend {

@@ -55,7 +55,8 @@
  *            SN_DUP nodes (same content, one KSM page each):
  *     kpage        the shared frame (SN_NODE, SN_DUP); stale when
  *                  frame_mappers() == 0, like get_ksm_page() finding it gone
- *     len          rmap_hlist_len: rmap items listed (SN_NODE, SN_DUP)
+ *     len          rmap_hlist_len: rmap items listed (SN_NODE, SN_DUP); SN_CHAIN:
+ *                  a memo of chain_pick(), see chain_unsettle()
  *     hlist        first rmap item as page + 1 (SN_NODE, SN_DUP) or first
  *                  dup (SN_CHAIN); 0 = empty
  *     dnext/dprev  sibling dups in the chain's list (SN_DUP)
@@ -666,9 +667,25 @@ static int sn_alloc(struct ksm *k, uint32_t *out)
 
 static void sn_release(struct ksm *k, uint32_t i)
 {
+	if (k->sn[i].kind == SN_CHAIN)
+		k->sn[i].len = 0; /* a free node keeps no memo (ksm_ff_equal compares free nodes) */
 	k->sn[i].kind = SN_FREE;
 	k->sn[i].dnext = k->sn_free;
 	k->sn_free = i;
+}
+
+/*
+ * A SN_CHAIN lists no rmap items (its dups do), so its len holds a memo of
+ * chain_pick()'s walk: > 0 when the chain is "settled" - its len dups all
+ * live and none a sharing candidate, so that a walk would meet them all,
+ * remove none, pick the first and change nothing (the walk every search
+ * passing the chain repeats while its content's KSM pages are all full).
+ * Any change of a dup's len or live, or of the list, clears it.
+ */
+static inline void chain_unsettle(struct ksm *k, uint32_t n)
+{
+	if (k->sn[n].kind == SN_DUP)
+		k->sn[k->sn[n].chain].len = 0;
 }
 
 static void dup_add_head(struct ksm *k, uint32_t d, uint32_t c)
@@ -677,6 +694,7 @@ static void dup_add_head(struct ksm *k, uint32_t d, uint32_t c)
 
 	dn->kind = SN_DUP;
 	dn->chain = c;
+	k->sn[c].len = 0;
 	dn->dprev = 0;
 	dn->dnext = k->sn[c].hlist;
 	if (dn->dnext)
@@ -688,6 +706,7 @@ static void dup_unlink(struct ksm *k, uint32_t d)
 {
 	struct snode *dn = &k->sn[d];
 
+	k->sn[dn->chain].len = 0;
 	if (dn->dprev)
 		k->sn[dn->dprev].dnext = dn->dnext;
 	else
@@ -756,6 +775,7 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 		uint32_t n = it->head;
 		struct snode *s = &k->sn[n];
 
+		chain_unsettle(k, n);
 		if (it->flags & RI_MAPS) {
 			it->flags &= (uint8_t)~RI_MAPS;
 			s->live--;
@@ -806,6 +826,7 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
 
 	s->len++;
 	s->live++;
+	chain_unsettle(k, n);
 	it->head = n;
 	it->flags |= RI_STABLE | RI_MAPS;
 	it->hprev = 0;
@@ -830,7 +851,7 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
  */
 static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 {
-	uint32_t c = *np, found = 0, d, next;
+	uint32_t c = *np, found = 0, d, next, left = 0;
 	int32_t found_len = 0;
 
 	if (k->ff)
@@ -839,6 +860,11 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 		k->sn[c].prune_ns = k->now_ns;
 	else
 		prune = false;
+	if (k->sn[c].len > 0) {
+		/* Settled (chain_unsettle()): the walk below, pruning or not, would take these steps. */
+		account(k, BK_COST_TREE_STEP, (uint64_t)k->sn[c].len);
+		return k->sn[c].hlist;
+	}
 	for (d = k->sn[c].hlist; d; d = next) {
 		next = k->sn[d].dnext;
 		account(k, BK_COST_TREE_STEP, 1);
@@ -846,6 +872,7 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 			remove_stable_node(k, d);
 			continue;
 		}
+		left++;
 		if (!found || (sharing_candidate(k, d, 0) &&
 			       (!sharing_candidate(k, found, 0) || k->sn[d].len > found_len))) {
 			found = d;
@@ -873,6 +900,9 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 	} else if (k->sn[c].hlist != found && sharing_candidate(k, found, 1)) {
 		dup_unlink(k, found);
 		dup_add_head(k, found, c);
+	} else if (d == 0 && !sharing_candidate(k, found, 0)) {
+		/* Every dup walked, all live and full: found is the first (hlist). */
+		k->sn[c].len = (int32_t)left;
 	}
 	return found;
 }
@@ -1313,6 +1343,7 @@ static int ksm_page_changed(void *st, bk_page p, uint32_t what)
 	if ((what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)) && (it->flags & RI_MAPS)) {
 		it->flags &= (uint8_t)~RI_MAPS;
 		k->sn[it->head].live--;
+		chain_unsettle(k, it->head);
 	}
 	/*
 	 * A COW of a KSM page is noticed when the scanner next visits the page;
@@ -1554,7 +1585,9 @@ static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
 		const struct snode *a = &f->sn[i], *b = &k->sn[i];
 		uint64_t prune = a->prune_ns + (b->kind == SN_CHAIN && (f->chain[i] & 1) ? d_ns : 0);
 
-		if (a->kpage != b->kpage || prune != b->prune_ns || a->len != b->len ||
+		/* a chain's len is chain_pick()'s memo, not state */
+		if (a->kpage != b->kpage || prune != b->prune_ns ||
+		    (b->kind != SN_CHAIN && a->len != b->len) ||
 		    a->live != b->live || a->hlist != b->hlist || a->dnext != b->dnext ||
 		    a->dprev != b->dprev || a->chain != b->chain || a->tree != b->tree ||
 		    a->kind != b->kind || memcmp(&a->rb, &b->rb, sizeof(a->rb)))

@@ -11,18 +11,18 @@
  * change) and therefore exists in simulation only.  Like SQLite's
  * test_pcache.c it is deliberately simple, so it can check the others.
  *
- * Keys are counted one of two ways.  Across nodes, where the backend has
- * content ids (backend.h content_id: the simulator's, one per (content,
- * domain), as a partition is then the domain), a key is its id and its
- * count an array element: no hashing at all; zero-filled pages counted as
- * content have id 0, so their key is the partition (ST_ZEROKEY).
- * Otherwise a cidtab.h table of (fingerprint, partition).
+ * Keys are counted one of two ways.  Across nodes, where the backend counts
+ * its pages by content (backend.h content_counts: the simulator's content
+ * ids, one per (content, domain), as a partition is then the domain), the
+ * oracle keeps nothing per page and reads the backend's counts: zero-filled
+ * pages counted as content make one key per domain.  Otherwise it counts
+ * page by page in a cidtab.h table of (fingerprint, partition).
  *
- * Invariants: cid[p] is the key page p was counted under (the table's id,
- * the backend's content id, or for ST_ZEROKEY the partition), when state[p]
- * is ST_CONTENT or ST_ZEROKEY; the counts are exactly those pages';
- * shared == keys with count >= 2, distinct == keys with count >= 1,
- * total == pages counted under a key.  Per page: 5 bytes.
+ * Invariants (counting page by page): cid[p] is the table's id page p was
+ * counted under when state[p] is ST_CONTENT; the counts are exactly those
+ * pages'; shared == keys with count >= 2, distinct == keys with count >= 1,
+ * total == pages counted under a key.  Per page: 5 bytes (none when the
+ * backend counts).
  */
 #include <stdlib.h>
 
@@ -43,12 +43,8 @@ struct oracle {
 	bool across_nodes;
 	bool use_zero;
 	uint64_t npages;
-	struct cidtab contents;  /* keys by fingerprint, unless by_id */
-	bool by_id;              /* keys are the backend's content ids */
-	uint32_t *holders;       /* by_id: pages counted per content id */
-	uint64_t holders_cap;
-	uint32_t *zero_holders;  /* by_id: zero-filled pages counted per partition */
-	uint64_t zero_cap;
+	struct cidtab contents;  /* keys by fingerprint, unless by_backend */
+	bool by_backend;         /* the backend's content_counts() are the counts */
 	struct kit_parts parts;
 	uint32_t *cid;           /* per page: id of the (content, partition) counted */
 	uint8_t *state;          /* per page: 0 not counted, 1 content, 2 zero page */
@@ -59,14 +55,12 @@ struct oracle {
 	int64_t present;
 };
 
-enum { ST_NONE, ST_CONTENT, ST_ZERO, ST_ZEROKEY };
+enum { ST_NONE, ST_CONTENT, ST_ZERO };
 
 static void uncount(struct oracle *o, bk_page p)
 {
-	if (o->state[p] == ST_CONTENT || o->state[p] == ST_ZEROKEY) {
-		uint32_t n = o->state[p] == ST_ZEROKEY ? --o->zero_holders[o->cid[p]]
-			     : o->by_id		   ? --o->holders[o->cid[p]]
-						   : cidtab_put(&o->contents, o->cid[p]);
+	if (o->state[p] == ST_CONTENT) {
+		uint32_t n = cidtab_put(&o->contents, o->cid[p]);
 
 		o->shared -= n == 1;
 		o->distinct -= n == 0;
@@ -79,30 +73,11 @@ static void uncount(struct oracle *o, bk_page p)
 	o->state[p] = ST_NONE;
 }
 
-/* One more holder of key in arr (of *cap elements, grown as needed): the new count, or SP_ENOMEM. */
-static int64_t hold(uint32_t **arr, uint64_t *cap, uint32_t key)
-{
-	if (key >= *cap) {
-		uint64_t need = *cap < 1024 ? 1024 : *cap * 2;
-		uint32_t *a;
-
-		if (need <= key)
-			need = (uint64_t)key + 1;
-		a = sp_big_grow(*arr, *cap, need, sizeof(**arr));
-		if (!a)
-			return SP_ENOMEM;
-		*arr = a;
-		*cap = need;
-	}
-	return ++(*arr)[key];
-}
-
 static int count(struct oracle *o, bk_page p)
 {
 	struct bk_page_info info;
 	uint32_t part;
 	int64_t n;
-	uint8_t st = ST_CONTENT;
 
 	o->bk.ops->page_info(o->bk.impl, p, &info);
 	if (!info.present)
@@ -114,21 +89,13 @@ static int count(struct oracle *o, bk_page p)
 		return 0;
 	}
 	n = kit_part(&o->parts, &info, o->across_nodes, &part);
-	if (n == 0 && o->by_id && info.zero) {
-		st = ST_ZEROKEY;
-		o->cid[p] = part;
-		n = hold(&o->zero_holders, &o->zero_cap, part);
-	} else if (n == 0 && o->by_id) {
-		o->cid[p] = o->bk.ops->content_id(o->bk.impl, p);
-		n = hold(&o->holders, &o->holders_cap, o->cid[p]);
-	} else if (n == 0) {
+	if (n == 0)
 		n = cidtab_add(&o->contents, o->bk.ops->content(o->bk.impl, p), part, &o->cid[p]);
-	}
 	if (n < 0) {
 		o->present--;
 		return (int)n;
 	}
-	o->state[p] = st;
+	o->state[p] = ST_CONTENT;
 	o->shared += n == 2;
 	o->distinct += n == 1;
 	o->total++;
@@ -142,11 +109,11 @@ static void oracle_destroy(void *st)
 	if (!o)
 		return;
 	cidtab_release(&o->contents);
-	sp_big_free(o->holders, o->holders_cap, sizeof(*o->holders));
-	sp_big_free(o->zero_holders, o->zero_cap, sizeof(*o->zero_holders));
 	kit_parts_release(&o->parts);
-	sp_big_free(o->cid, o->npages + 1, sizeof(*o->cid));
-	sp_big_free(o->state, o->npages + 1, 1);
+	if (!o->by_backend) {
+		sp_big_free(o->cid, o->npages + 1, sizeof(*o->cid));
+		sp_big_free(o->state, o->npages + 1, 1);
+	}
 	free(o);
 }
 
@@ -161,13 +128,15 @@ static int oracle_create(void **out, const struct algo_params *p, const struct a
 	o->across_nodes = p->v[P_MERGE_ACROSS_NODES] != 0;
 	o->use_zero = p->v[P_USE_ZERO_PAGES] != 0;
 	o->npages = o->bk.ops->npages(o->bk.impl);
-	o->by_id = o->across_nodes && o->bk.ops->content_id;
-	o->cid = sp_big_calloc(o->npages + 1, sizeof(*o->cid));
-	o->state = sp_big_calloc(o->npages + 1, 1);
-	bool ok = o->cid && o->state && cidtab_init(&o->contents) == 0 &&
+	o->by_backend = o->across_nodes && o->bk.ops->content_counts;
+	if (!o->by_backend) {
+		o->cid = sp_big_calloc(o->npages + 1, sizeof(*o->cid));
+		o->state = sp_big_calloc(o->npages + 1, 1);
+	}
+	bool ok = (o->by_backend || (o->cid && o->state)) && cidtab_init(&o->contents) == 0 &&
 		  kit_parts_init(&o->parts) == 0;
 
-	for (bk_page i = 0; ok && i < o->npages; i++)
+	for (bk_page i = 0; ok && !o->by_backend && i < o->npages; i++)
 		ok = count(o, i) == 0;
 	if (!ok) {
 		unsigned long long n = o->npages;
@@ -192,22 +161,48 @@ static int oracle_page_changed(void *st, bk_page p, uint32_t what)
 	struct oracle *o = st;
 
 	(void)what;
+	if (o->by_backend)
+		return 0; /* the backend has counted it */
 	uncount(o, p);
 	return count(o, p);
+}
+
+/* The oracle's counts: its own, or the backend's (zero-filled pages one key per domain unless use_zero_pages). */
+struct oracle_counts {
+	int64_t present, total, distinct, shared, zero_pages;
+};
+
+static struct oracle_counts oracle_counts(const struct oracle *o)
+{
+	struct bk_content_counts b;
+	struct oracle_counts c = { o->present, o->total, o->distinct, o->shared, o->zero_pages };
+
+	if (!o->by_backend)
+		return c;
+	o->bk.ops->content_counts(o->bk.impl, &b);
+	c = (struct oracle_counts){ b.present, b.held, b.distinct, b.shared, 0 };
+	if (o->use_zero) {
+		c.zero_pages = b.zero;
+	} else {
+		c.total += b.zero;
+		c.distinct += b.zero_keys;
+		c.shared += b.zero_shared;
+	}
+	return c;
 }
 
 static void oracle_metrics(const void *st, struct metrics *m)
 {
 	const struct oracle *o = st;
-	int64_t sharing = o->total - o->distinct;
+	struct oracle_counts c = oracle_counts(o);
 	int64_t page_size = o->bk.ops->page_size(o->bk.impl);
 
-	m->pages_shared = o->shared;
-	m->pages_sharing = sharing;
+	m->pages_shared = c.shared;
+	m->pages_sharing = c.total - c.distinct;
 	m->pages_unshared = 0;
 	m->pages_volatile = 0;
-	m->ksm_zero_pages = o->zero_pages;
-	m->general_profit = metrics_general_profit(m, page_size, o->present);
+	m->ksm_zero_pages = c.zero_pages;
+	m->general_profit = metrics_general_profit(m, page_size, c.present);
 }
 
 const struct algo_ops algo_oracle = {

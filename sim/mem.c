@@ -84,6 +84,10 @@ struct sim_mem {
 	int64_t on_zero;       /* present pages mapping the shared zero page */
 	struct cidtab truth;   /* content ids, counted per (content, domain) */
 	int64_t truth_zero;    /* present zero-filled pages */
+	uint32_t *dom_ix;      /* per guest: its security domain's index in zero_dom */
+	int64_t *zero_dom;     /* present zero-filled pages per security domain */
+	int64_t zero_keys;     /* domains with zero_dom >= 1 */
+	int64_t zero_shared;   /* domains with zero_dom >= 2 */
 };
 
 /* The content of page pg. */
@@ -128,6 +132,39 @@ static uint64_t pfn_of(const struct sim_mem *m, uint32_t g, bk_page p)
 	return m->lay && m->lay->pfn[g] ? m->lay->pfn[g][i] : i;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* dom_ix and zero_dom: the guests' distinct security domains, numbered in order. */
+static int domain_index(struct sim_mem *m)
+{
+	uint32_t ng = m->h->nguests, nd = 0, *sorted = malloc((ng ? ng : 1) * sizeof(*sorted));
+
+	m->dom_ix = calloc(ng ? ng : 1, sizeof(*m->dom_ix));
+	if (!sorted || !m->dom_ix) {
+		free(sorted);
+		return SP_ENOMEM;
+	}
+	for (uint32_t g = 0; g < ng; g++)
+		sorted[g] = m->h->guests[g].domain;
+	qsort(sorted, ng, sizeof(*sorted), cmp_u32);
+	for (uint32_t g = 0; g < ng; g++)
+		if (nd == 0 || sorted[nd - 1] != sorted[g])
+			sorted[nd++] = sorted[g];
+	for (uint32_t g = 0; g < ng; g++) {
+		const uint32_t *d = bsearch(&m->h->guests[g].domain, sorted, nd, sizeof(*sorted), cmp_u32);
+
+		m->dom_ix[g] = (uint32_t)(d - sorted);
+	}
+	free(sorted);
+	m->zero_dom = calloc(nd ? nd : 1, sizeof(*m->zero_dom));
+	return m->zero_dom ? 0 : SP_ENOMEM;
+}
+
 int sim_mem_new(struct sim_mem **out, const struct trace_header *h, struct sp_err *err)
 {
 	return sim_mem_new_layout(out, h, NULL, err);
@@ -168,7 +205,7 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	m->npages = n;
 	m->pages = sp_big_calloc(n ? n : 1, sizeof(*m->pages)); /* huge pages: fewer faults and TLB misses */
 	if (!m->pages || bk_frames_init(&m->frames, sizeof(struct sp_fp)) < 0 ||
-	    cidtab_init(&m->truth) < 0)
+	    cidtab_init(&m->truth) < 0 || domain_index(m) < 0)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
 		for (uint64_t p = 0; p < guest_pages(m, g); p++) {
@@ -188,6 +225,8 @@ void sim_mem_free(struct sim_mem *m)
 	if (!m)
 		return;
 	cidtab_release(&m->truth);
+	free(m->dom_ix);
+	free(m->zero_dom);
 	free(m->base);
 	sp_big_free(m->pages, m->npages ? m->npages : 1, sizeof(*m->pages));
 	bk_frames_release(&m->frames);
@@ -520,6 +559,19 @@ static uint32_t mem_content_id(void *impl, bk_page p)
 	return m->pages[p].cid; /* the truth's id: 0 unless present and not zero-filled */
 }
 
+static void mem_content_counts(void *impl, struct bk_content_counts *out)
+{
+	const struct sim_mem *m = impl;
+
+	out->present = m->present;
+	out->held = (int64_t)cidtab_total(&m->truth);
+	out->distinct = (int64_t)cidtab_distinct(&m->truth);
+	out->shared = (int64_t)cidtab_shared(&m->truth);
+	out->zero = m->truth_zero;
+	out->zero_keys = m->zero_keys;
+	out->zero_shared = m->zero_shared;
+}
+
 static const struct backend_ops sim_backend_ops = {
 	.npages = mem_npages,
 	.nnodes = mem_nnodes,
@@ -542,6 +594,7 @@ static const struct backend_ops sim_backend_ops = {
 	.written = mem_written,
 	.content_id = mem_content_id,
 	.prefetch = mem_prefetch,
+	.content_counts = mem_content_counts,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
@@ -559,7 +612,11 @@ static int truth_add(struct sim_mem *m, struct sim_page *pg, struct sp_fp fp)
 	if (!(pg->flags & PG_PRESENT))
 		return 0;
 	if (pg->flags & PG_ZERO) {
+		int64_t n = ++m->zero_dom[m->dom_ix[pg->guest]];
+
 		m->truth_zero++;
+		m->zero_keys += n == 1;
+		m->zero_shared += n == 2;
 		return 0;
 	}
 	return cidtab_add(&m->truth, fp, domain_of(m, pg), &pg->cid) < 0 ? SP_ENOMEM : 0;
@@ -568,8 +625,13 @@ static int truth_add(struct sim_mem *m, struct sim_page *pg, struct sp_fp fp)
 /* Page pg's content is uncounted; it holds {0,0} until truth_add(). */
 static void truth_remove(struct sim_mem *m, struct sim_page *pg)
 {
-	if ((pg->flags & PG_PRESENT) && (pg->flags & PG_ZERO))
+	if ((pg->flags & PG_PRESENT) && (pg->flags & PG_ZERO)) {
+		int64_t n = m->zero_dom[m->dom_ix[pg->guest]]--;
+
 		m->truth_zero--;
+		m->zero_keys -= n == 1;
+		m->zero_shared -= n == 2;
+	}
 	if (pg->cid)
 		cidtab_put(&m->truth, pg->cid);
 	pg->cid = 0;

@@ -151,6 +151,7 @@ int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *i
 	}
 	e->count++;
 	c->total++;
+	c->shared += e->count == 2;
 	return e->count;
 }
 
@@ -161,6 +162,7 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 
 	assert(id > 0 && id < c->nent && e->count > 0);
 	c->total--;
+	c->shared -= e->count == 2;
 	if (--e->count > 0)
 		return e->count;
 	c->used--;

@@ -29,6 +29,7 @@ struct cidtab {
 	uint32_t nent, cap_ent;   /* ids handed out so far (+1), capacity of ent */
 	uint32_t free_head;       /* a free id, or 0 */
 	size_t used;              /* ids with count > 0 == distinct */
+	size_t shared;            /* ids with count > 1 */
 	uint64_t total;           /* sum of counts */
 };
 
@@ -56,6 +57,8 @@ static inline void cidtab_prefetch_id(const struct cidtab *c, uint32_t id)
 
 static inline uint32_t cidtab_count(const struct cidtab *c, uint32_t id) { return c->ent[id].count; }
 static inline uint64_t cidtab_distinct(const struct cidtab *c) { return c->used; }
+/* Pairs held more than once. */
+static inline uint64_t cidtab_shared(const struct cidtab *c) { return c->shared; }
 static inline uint64_t cidtab_total(const struct cidtab *c) { return c->total; }
 /* Holders of a pair already held by another: total - distinct. */
 static inline uint64_t cidtab_duplicates(const struct cidtab *c) { return c->total - c->used; }

@@ -243,20 +243,21 @@ SP_TEST(zero_cow_break)
 	free(s);
 }
 
-/* The backend without content ids (passbk offers none): the oracle counts by fingerprint. */
+/* The backend without content counts (passbk offers none): the oracle counts by fingerprint. */
 static struct backend no_ids(void *arg, struct sim_mem *m, struct backend bk)
 {
 	struct passbk *w = arg;
 
 	(void)m;
 	passbk_init(w, bk);
-	CU_ASSERT_PTR_NULL(w->ops.content_id);
+	CU_ASSERT_PTR_NULL(w->ops.content_counts);
 	return passbk_backend(w);
 }
 
 /*
- * Across nodes the oracle keys contents by the simulator's content ids; a
- * backend without them makes it hash fingerprints.  Both must count alike at
+ * Across nodes the oracle reads the simulator's counts of its pages by
+ * content id; a backend without them makes it count page by page, hashing
+ * fingerprints.  Both must count alike at
  * every sample, on a trace with writes, unmaps, zero pages (counted as
  * content unless use_zero_pages), two nodes and two security domains.
  */
