@@ -214,7 +214,7 @@ struct real_live {
 	uint64_t win_lo, win_hi, win_ns; /* the last window scanned, and when */
 	uint64_t win_calls;              /* written() answers (the clock is read every 32) */
 	struct page_region *scanvec;
-	uint64_t track_scans, track_clean, track_written;
+	uint64_t track_scans, track_page_scans, track_clean, track_written;
 	int pagemap;
 	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
@@ -973,6 +973,25 @@ static int track_scan(struct real_live *L, bk_page p)
 	return 0;
 }
 
+/*
+ * PAGEMAP_SCAN of page p alone (written since the previous scan that covered
+ * it? write-protected again in the same step), for a tracked page in a VMA
+ * of its own: a window around it would walk the one-page VMAs of the merged
+ * pages beside it, one VMA each (bench/README.md, issue 15).
+ */
+static void track_scan_page(struct real_live *L, bk_page p)
+{
+	uintptr_t a0 = (uintptr_t)page_addr(L, p);
+	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING,
+				 .start = a0, .end = a0 + L->ps,
+				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+				 .vec = (uintptr_t)L->scanvec, .vec_len = TRACK_VEC };
+
+	if (ioctl(L->pagemap, PAGEMAP_SCAN, &a) != 0) /* 0 regions: unwritten; 1 or an error: written */
+		L->pages[p].flags |= PG_DIRTY;
+	L->track_page_scans++;
+}
+
 /* backend written(): see backend.h; a page not tracked is always "written". */
 static int lv_written(void *impl, bk_page p)
 {
@@ -986,7 +1005,9 @@ static int lv_written(void *impl, bk_page p)
 		/* The clock is read every 32 answers (a vDSO call costs as much as the rest). */
 		if (!(pg->flags & PG_FRESH) || p < L->win_lo || p >= L->win_hi ||
 		    (++L->win_calls % 32 == 0 && sp_mono_ns() - L->win_ns > TRACK_FRESH_NS)) {
-			if (track_scan(L, p) < 0)
+			if (pg->flags & PG_OWNVMA)
+				track_scan_page(L, p);
+			else if (track_scan(L, p) < 0)
 				pg->flags |= PG_DIRTY;
 		}
 		w = (pg->flags & PG_DIRTY) != 0;
@@ -1030,16 +1051,18 @@ static bool track_plain(const struct real_live *L, bk_page q, bk_page p)
 }
 
 /*
- * Page p, anonymous again (a refused merge, the zero page, a discard), goes
- * back to the tracking userfaultfd; the kernel merges its VMA with tracked
- * neighbours (counted as merged when both sides are plain).  On failure it
- * stays unregistered and protect() registers it with the merge userfaultfd.
+ * Page p, private again (a refused merge, the zero page, a discard, a COW
+ * break), goes back to the tracking userfaultfd; an anonymous page's VMA
+ * merges with tracked neighbours (counted as merged when both sides are
+ * plain).  On failure it stays unregistered and protect() registers it with
+ * the merge userfaultfd.
  *
  * A page living in a pool file mapping (a COW break: its private copy in our
- * one-page VMA) stays untracked and is hashed at each visit: tracking it
- * (asynchronous write protection takes any VMA) was measured slower, since
- * its visits then read PAGEMAP_SCAN windows that walk the one-page VMAs of
- * the merged pages around it (bench/README.md, issue 15).
+ * one-page VMA) is tracked too (asynchronous write protection takes any VMA),
+ * but its written() is a PAGEMAP_SCAN of that page alone (track_scan_page):
+ * hashing it at every visit cost ~14 us a page here (a page untouched since
+ * the last pass is cold), and a window around it walked the one-page VMAs of
+ * the merged pages beside it (both measured, bench/README.md, issue 15).
  */
 static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 {
@@ -1047,7 +1070,7 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	struct uffdio_range r = { (uintptr_t)addr, L->ps };
 	struct uffdio_register reg = { .range = r, .mode = UFFDIO_REGISTER_MODE_WP };
 
-	if (L->uffd_track < 0 || (pg->flags & (PG_INFILE | PG_TRACKED)))
+	if (L->uffd_track < 0 || (pg->flags & PG_TRACKED))
 		return;
 	if (!(pg->flags & PG_UNREG)) {
 		if (ioctl(L->uffd, UFFDIO_UNREGISTER, &r) < 0) /* wakes any waiter */
@@ -1057,8 +1080,8 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0)
 		return;
 	pg->flags = (uint8_t)((pg->flags & ~PG_UNREG) | PG_TRACKED | PG_DIRTY);
-	if ((pg->flags & PG_OWNVMA) && (p == 0 || track_plain(L, p - 1, p)) &&
-	    track_plain(L, p + 1, p)) {
+	if ((pg->flags & (PG_OWNVMA | PG_INFILE)) == PG_OWNVMA &&
+	    (p == 0 || track_plain(L, p - 1, p)) && track_plain(L, p + 1, p)) {
 		pg->flags &= (uint8_t)~PG_OWNVMA;
 		L->file_vma_pages--;
 	}
@@ -1623,6 +1646,7 @@ static bool written(const struct real_live *L, const struct live_page *pg, uint6
 static int settle_cow(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
 {
 	set_slot(L, p, SLOT_PRIVATE);
+	track_attach(L, p, page_addr(L, p)); /* its private copy: tracked from here on */
 	if (L->nnodes > 1) {
 		/* The private copy lives where the kernel put it: ask again, as ksmd re-files pages. */
 		void *a = page_addr(L, p);
@@ -1819,6 +1843,7 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->base_vmas = L->base_vmas;
 	out->tracking = L->uffd_track >= 0;
 	out->track_scans = L->track_scans;
+	out->track_page_scans = L->track_page_scans;
 	out->track_clean = L->track_clean;
 	out->track_written = L->track_written;
 }
