@@ -17,6 +17,11 @@
 #   ANCHOR: a second build (e.g. main before a change) measured the same way
 #   right after each measurement, on the same trace, so that the ratio
 #   between the two holds even when the machine's load moves the timings.
+#   SETTLE (seconds, default 10): pause before each timed run.  In this VM
+#   memory freed by one process and touched again by the next within ~2 s
+#   costs ~0.15 s of system time per GiB, fresh memory (given back to the
+#   host by free page reporting) 2-3 s per GiB: without the pause a run
+#   right after another pays far less system time than the first of a pair.
 # Results: bench/README.md
 set -euo pipefail
 SIM=${1:-build/sim}
@@ -30,6 +35,7 @@ trap 'rm -rf "$T"' EXIT
 # "cpu_s max_rss_kib" of a command (GNU time -v; CPU = user + system: reading the
 # file and faulting in the tables are system time).
 timed() {
+	sleep "${SETTLE:-10}"
 	/usr/bin/time -v -o "$T/time" "$@" > "$T/out"
 	local u r
 	u=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { print u + s }' "$T/time")
