@@ -172,5 +172,9 @@ int algo_params_set(const struct algo_ops *a, struct algo_params *out, const cha
 /* Writes "key=value key=value ..." into buf (for reports). */
 void algo_params_format(const struct algo_ops *a, const struct algo_params *p, char *buf,
 			size_t len);
+/* The same, leaving out a tunable kernel k lacks (kernel.h; k NULL: none left out). */
+struct algo_kernel;
+void algo_params_format_for(const struct algo_kernel *k, const struct algo_ops *a,
+			    const struct algo_params *p, char *buf, size_t len);
 
 #endif

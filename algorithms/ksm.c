@@ -586,10 +586,19 @@ static uint64_t page_idle_ns(const struct ksm *k)
  */
 static void touch_tree_idle(struct ksm *k, uint32_t depth)
 {
-	uint64_t idle = page_idle_ns(k);
+	uint64_t idle = page_idle_ns(k), n5 = 0, n1 = 0;
 
-	for (uint32_t j = 0; j < depth && idle >= BK_IDLE_MIN_NS; j++, idle /= 2)
-		touch_idle(k, idle);
+	/* counted per class, then one account() each: this runs in every unstable search */
+	for (uint32_t j = 0; j < depth && idle >= BK_IDLE_MIN_NS; j++, idle /= 2) {
+		if (bk_idle_class(idle) == BK_COST_IDLE_5S)
+			n5++;
+		else
+			n1++;
+	}
+	if (n5)
+		account(k, BK_COST_IDLE_5S, n5);
+	if (n1)
+		account(k, BK_COST_IDLE_1S, n1);
 }
 
 /*

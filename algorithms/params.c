@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "algorithm.h"
+#include "kernel.h"
 
 void algo_params_defaults(const struct algo_ops *a, struct algo_params *out)
 {
@@ -77,19 +78,27 @@ int algo_params_set(const struct algo_ops *a, struct algo_params *out, const cha
 	return 0;
 }
 
-void algo_params_format(const struct algo_ops *a, const struct algo_params *p, char *buf,
-			size_t len)
+void algo_params_format_for(const struct algo_kernel *k, const struct algo_ops *a,
+			    const struct algo_params *p, char *buf, size_t len)
 {
 	size_t off = 0;
 
 	if (len)
 		buf[0] = '\0';
 	for (uint32_t i = 0; i < a->nparams && off < len; i++) {
-		int n = snprintf(buf + off, len - off, "%s%s=%g", i ? " " : "", a->params[i].name,
-				 p->v[i]);
+		int n;
 
+		if (k && !algo_kernel_offers(k, a->params[i].name, NULL, 0))
+			continue;
+		n = snprintf(buf + off, len - off, "%s%s=%g", off ? " " : "", a->params[i].name, p->v[i]);
 		if (n < 0)
 			break;
 		off += (size_t)n;
 	}
+}
+
+void algo_params_format(const struct algo_ops *a, const struct algo_params *p, char *buf,
+			size_t len)
+{
+	algo_params_format_for(NULL, a, p, buf, len);
 }

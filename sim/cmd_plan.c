@@ -202,27 +202,6 @@ static int plan_run(struct plan_cmd *c)
 	return rc < 0 ? cli_fail(&c->err) : EXIT_OK;
 }
 
-/* ksm's parameters of point p, "name=value ...", leaving out a tunable the kernel lacks. */
-static void format_choice(const struct algo_kernel *kernel, const struct algo_params *p,
-			  char *buf, size_t len)
-{
-	const struct algo_ops *ksm = algo_find("ksm");
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (uint32_t i = 0; i < ksm->nparams && off < len; i++) {
-		int n;
-
-		if (!algo_kernel_offers(kernel, ksm->params[i].name, NULL, 0))
-			continue;
-		n = snprintf(buf + off, len - off, "%s%s=%g", off ? " " : "", ksm->params[i].name,
-			     p->v[i]);
-		if (n < 0)
-			break;
-		off += (size_t)n;
-	}
-}
-
 static void print_answers(const struct plan_cmd *c, const struct plot_plan *pl)
 {
 	const struct trace_header *h = trace_mem_header(c->tm);
@@ -237,7 +216,8 @@ static void print_answers(const struct plan_cmd *c, const struct plot_plan *pl)
 		const struct plot_plan_point *p = &pl->points[pl->chosen];
 		char params[512];
 
-		format_choice(&c->po.kernel, &p->params, params, sizeof(params));
+		algo_params_format_for(&c->po.kernel, algo_find("ksm"), &p->params, params,
+				       sizeof(params));
 		printf("choice      %s%s%s%s\n            %s\n", plot_plan_policy_name(p->policy),
 		       p->ctl_params[0] ? " (" : "", p->ctl_params, p->ctl_params[0] ? ")" : "", params);
 		printf("saves       %.1f MiB at the end (%.1f%% of present guest memory), peak %.1f MiB\n",
