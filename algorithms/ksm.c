@@ -779,7 +779,8 @@ static void sn_release(struct ksm *k, uint32_t i)
  * not the only one, so that a walk without a prune would take one step,
  * pick it and change nothing (the common case: at 32M pages 106 M of 107 M
  * chain resolutions, each a cache miss on the dup).  Any change of a dup's
- * len or live, or of the list, clears it.
+ * len or live, or of the list, clears it, but for a join of the head that
+ * leaves it room (chain_joined()).
  */
 #define CHAIN_HEAD_PICK (-1)
 
@@ -787,6 +788,22 @@ static inline void chain_unsettle(struct ksm *k, uint32_t n)
 {
 	if (k->sn[n].kind == SN_DUP)
 		k->sn[k->sn[n].chain].len = 0;
+}
+
+/*
+ * Dup n gained a mapper (stable_append()): a chain's head pick still holds
+ * when n is its head and still has room - the join after every search that
+ * picked it; anything else clears the memo.
+ */
+static inline void chain_joined(struct ksm *k, uint32_t n)
+{
+	const struct snode *c;
+
+	if (k->sn[n].kind != SN_DUP)
+		return;
+	c = &k->sn[k->sn[n].chain];
+	if (c->len != CHAIN_HEAD_PICK || c->hlist != n || !sharing_candidate(k, n, 0))
+		chain_unsettle(k, n);
 }
 
 static void dup_add_head(struct ksm *k, uint32_t d, uint32_t c)
@@ -929,7 +946,7 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
 	s->len++;
 	s->live++;
 	sn_sync(k, n);
-	chain_unsettle(k, n);
+	chain_joined(k, n);
 	it->head = n;
 	it->flags |= RI_STABLE | RI_MAPS;
 	it->hprev = 0;
