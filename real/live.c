@@ -1668,20 +1668,29 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 
 /* ---- COW detection ------------------------------------------------------ */
 
+/*
+ * Is swap entry e a page swapped out?  The kernel's special entries show as
+ * swap entries too: a write-protect marker (a watched page not populated,
+ * see "COW events"), a migration entry (a frame being moved: compaction,
+ * real_live_rebalance).  Calling a page that still maps its frame "copied"
+ * would free the frame under it.  With PFNs visible (root) the entry's type
+ * is in its low 5 bits and the special types are the top ones (31 the
+ * marker, below it migration, device, hwpoison); swap files take the lowest.
+ * Without, a write-protected entry is taken for a marker: a copy swapped out
+ * while protected is found at its next write.
+ */
+static bool pm_swapped(uint64_t e)
+{
+	if (e & PM_PFN_MASK)
+		return (e & 0x1f) < 16;
+	return !(e & PM_UFFD_WP);
+}
+
 /* Does pagemap entry e show that page p (not private) has a private copy now? */
 static bool written(const struct real_live *L, const struct live_page *pg, uint64_t e)
 {
-	if (e & PM_SWAP) {
-		/*
-		 * Only anonymous (copied) pages are swapped out of a PTE; but a
-		 * write-protect marker (a watched page not populated, see "COW
-		 * events") shows as a swap entry too.  Calling a page that still
-		 * maps its frame "copied" would free the frame under it, so a
-		 * write-protected swap entry is taken for a marker: a copy that
-		 * was swapped out while protected is found at its next write.
-		 */
-		return !(e & PM_UFFD_WP);
-	}
+	if (e & PM_SWAP)
+		return pm_swapped(e); /* only anonymous (copied) pages are swapped out of a PTE */
 	if (!(e & PM_PRESENT))
 		return false;
 	if (pg->slot == SLOT_ZERO) {
@@ -2251,7 +2260,7 @@ int real_live_measured_rss(const struct real_live *L, uint64_t *out, struct sp_e
 				uint64_t e = buf[j];
 
 				if ((e & PM_SWAP) && !(e & PM_FILE)) {
-					anon++;
+					anon += pm_swapped(e);
 				} else if ((e & PM_PRESENT) && !(e & PM_FILE)) {
 					/* Private anonymous; the zero page is not memory. */
 					if (L->zero_pfn && (e & PM_PFN_MASK) ? (e & PM_PFN_MASK) != L->zero_pfn
