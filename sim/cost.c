@@ -30,12 +30,18 @@ static const char *const cost_names[BK_COST__COUNT] = {
 	[BK_COST_MERGE] = "merge",
 	[BK_COST_COW_BREAK] = "cow_break",
 	[BK_COST_FIRST_VISIT] = "first_visit",
+	[BK_COST_IDLE_50MS] = "idle_50ms",
+	[BK_COST_IDLE_100MS] = "idle_100ms",
+	[BK_COST_IDLE_200MS] = "idle_200ms",
+	[BK_COST_IDLE_500MS] = "idle_500ms",
 	[BK_COST_IDLE_1S] = "idle_1s",
+	[BK_COST_IDLE_2S] = "idle_2s",
 	[BK_COST_IDLE_5S] = "idle_5s",
 };
 
 #define COST_NAMES \
-	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_1s, idle_5s"
+	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_50ms, idle_100ms, " \
+	"idle_200ms, idle_500ms, idle_1s, idle_2s, idle_5s"
 
 const char *sim_cost_name(enum bk_cost k)
 {
@@ -58,8 +64,8 @@ void sim_cost_defaults(struct sim_cost *c)
 	 * bench/README.md "bench_cost.sh").  0 unless measured: `sim calibrate
 	 * --save` measures the host's.
 	 */
-	c->ns[BK_COST_IDLE_1S] = 0;
-	c->ns[BK_COST_IDLE_5S] = 0;
+	for (int k = BK_COST_IDLE_50MS; k <= BK_COST_IDLE_5S; k++)
+		c->ns[k] = 0;
 }
 
 /*
