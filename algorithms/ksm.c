@@ -63,8 +63,8 @@
  *     chain        the chain of a SN_DUP
  *     tree         stable tree it is filed in
  *     prune_ns     chain_prune_time, simulated ns (SN_CHAIN)
- *   sn[i].rb stable red-black tree links of node i (inside the node: a tree
- *            level is one cache line).
+ *   rbt[i]   stable red-black tree links of node i, and whether a search must
+ *            look at the node itself (struct rbl; sn[i].rbp is the parent)
  *   Trees are per partition, kit.h's (security domain, NUMA node when
  *   merge_across_nodes=0): tree index = partition id.  The kernel has no security
  *   domains; here pages of different domains never share, so each domain
@@ -179,6 +179,7 @@
  *    the kernel's EBUSY) while pages_shared > 0; otherwise the leftover
  *    stale stable nodes are dropped, as remove_all_stable_nodes() does.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,19 +234,27 @@ static const struct algo_param ksm_params[] = {
 
 enum { SN_FREE, SN_NODE, SN_CHAIN, SN_DUP };
 
-/* 16 bytes: a stable node's red-black tree links. */
+/*
+ * 16 bytes: what a stable tree search reads of a node on its way down, in
+ * an array of their own (struct ksm's rbt, indexed like the node pool): four
+ * to a cache line, so the tree's ~10^5 nodes at 32 M pages take ~1.5 MiB
+ * and mostly stay in a core's L2, where the 64-byte nodes took ~6 MiB
+ * (a dependent load per level: ~8 ns from L2 here, ~43 ns from 4 MiB).
+ */
 struct rbl {
-	uint32_t l, r, p;
-	uint32_t kr; /* key << 1 | red; key = checksum >> 1, the tree's primary order */
+	uint32_t l, r;
+	uint32_t kr;   /* key << 1 | red; key = checksum >> 1, the tree's primary order */
+	uint32_t spec; /* 1: look at the node (a chain, or stale: live <= 0); see sn_sync() */
 };
 
 #define KEY(c) ((uint32_t)(c) >> 1)
-/* The tree links of stable node x (in the node pool L, see struct snode). */
-#define N(x) (L[x].rb)
-#define IS_RED(L, x) ((L)[x].rb.kr & 1u)
-#define SET_RED(L, x) ((L)[x].rb.kr |= 1u)
-#define SET_BLACK(L, x) ((L)[x].rb.kr &= ~1u)
-#define COPY_COLOR(L, to, from) ((L)[to].rb.kr = ((L)[to].rb.kr & ~1u) | ((L)[from].rb.kr & 1u))
+/* The tree links of stable node x (T: the links array, L: the node pool, which holds the parent). */
+#define N(x) (T[x])
+#define P(x) (L[x].rbp)
+#define IS_RED(x) (T[x].kr & 1u)
+#define SET_RED(x) (T[x].kr |= 1u)
+#define SET_BLACK(x) (T[x].kr &= ~1u)
+#define COPY_COLOR(to, from) (T[to].kr = (T[to].kr & ~1u) | (T[from].kr & 1u))
 
 struct ritem {
 	uint32_t oldchecksum;
@@ -258,11 +267,11 @@ struct ritem {
 };
 
 /*
- * 64 bytes, aligned: a tree walk reads one cache line per level (the links,
- * and the kind and live count each node visited is checked for).
+ * 64 bytes, aligned: what a search needs of a node it stops at (or that is a
+ * chain or stale) is one cache line; its way down reads struct rbl only.
  */
 struct snode {
-	struct rbl rb;
+	uint32_t rbp; /* parent in the stable tree */
 	bk_frame kpage;
 	uint64_t prune_ns;
 	int32_t len;
@@ -312,7 +321,9 @@ struct ksm {
 	uint32_t pf_part;   /* the tree of the latest unstable search: the lookahead's guess */
 
 	struct snode *sn; /* cache-line aligned */
+	struct rbl *rbt;  /* tree links of sn[i] at i, cache-line aligned */
 	uint32_t sn_cap, sn_used, sn_free;
+	uint32_t rbt_cap; /* >= sn_cap */
 
 	/* scan cursor */
 	uint64_t cursor;
@@ -336,47 +347,47 @@ static void ksm_ff_chain_seen(struct ksm *k, uint32_t c);
 
 /* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
 
-static void rb_rot_left(struct snode *L, uint32_t *root, uint32_t x)
+static void rb_rot_left(struct rbl *T, struct snode *L, uint32_t *root, uint32_t x)
 {
 	uint32_t y = N(x).r;
 
 	N(x).r = N(y).l;
 	if (N(y).l != NIL)
-		N(N(y).l).p = x;
-	N(y).p = N(x).p;
-	if (N(x).p == NIL)
+		P(N(y).l) = x;
+	P(y) = P(x);
+	if (P(x) == NIL)
 		*root = y;
-	else if (x == N(N(x).p).l)
-		N(N(x).p).l = y;
+	else if (x == N(P(x)).l)
+		N(P(x)).l = y;
 	else
-		N(N(x).p).r = y;
+		N(P(x)).r = y;
 	N(y).l = x;
-	N(x).p = y;
+	P(x) = y;
 }
 
-static void rb_rot_right(struct snode *L, uint32_t *root, uint32_t x)
+static void rb_rot_right(struct rbl *T, struct snode *L, uint32_t *root, uint32_t x)
 {
 	uint32_t y = N(x).l;
 
 	N(x).l = N(y).r;
 	if (N(y).r != NIL)
-		N(N(y).r).p = x;
-	N(y).p = N(x).p;
-	if (N(x).p == NIL)
+		P(N(y).r) = x;
+	P(y) = P(x);
+	if (P(x) == NIL)
 		*root = y;
-	else if (x == N(N(x).p).r)
-		N(N(x).p).r = y;
+	else if (x == N(P(x)).r)
+		N(P(x)).r = y;
 	else
-		N(N(x).p).l = y;
+		N(P(x)).l = y;
 	N(y).r = x;
-	N(x).p = y;
+	P(x) = y;
 }
 
 /* Links new node z below parent (NIL: as the root) on the given side, then rebalances. */
-static void rb_link(struct snode *L, uint32_t *root, uint32_t z, uint32_t key, uint32_t parent,
-		    bool left)
+static void rb_link(struct rbl *T, struct snode *L, uint32_t *root, uint32_t z, uint32_t key,
+		    uint32_t parent, bool left)
 {
-	N(z).p = parent;
+	P(z) = parent;
 	N(z).l = N(z).r = NIL;
 	N(z).kr = key << 1 | 1u;
 	if (parent == NIL)
@@ -385,164 +396,165 @@ static void rb_link(struct snode *L, uint32_t *root, uint32_t z, uint32_t key, u
 		N(parent).l = z;
 	else
 		N(parent).r = z;
-	while (IS_RED(L, N(z).p)) {
-		uint32_t zp = N(z).p, g = N(zp).p;
+	while (IS_RED(P(z))) {
+		uint32_t zp = P(z), g = P(zp);
 
 		if (zp == N(g).l) {
 			uint32_t y = N(g).r;
 
-			if (IS_RED(L, y)) {
-				SET_BLACK(L, zp);
-				SET_BLACK(L, y);
-				SET_RED(L, g);
+			if (IS_RED(y)) {
+				SET_BLACK(zp);
+				SET_BLACK(y);
+				SET_RED(g);
 				z = g;
 			} else {
 				if (z == N(zp).r) {
 					z = zp;
-					rb_rot_left(L, root, z);
-					zp = N(z).p;
-					g = N(zp).p;
+					rb_rot_left(T, L, root, z);
+					zp = P(z);
+					g = P(zp);
 				}
-				SET_BLACK(L, zp);
-				SET_RED(L, g);
-				rb_rot_right(L, root, g);
+				SET_BLACK(zp);
+				SET_RED(g);
+				rb_rot_right(T, L, root, g);
 			}
 		} else {
 			uint32_t y = N(g).l;
 
-			if (IS_RED(L, y)) {
-				SET_BLACK(L, zp);
-				SET_BLACK(L, y);
-				SET_RED(L, g);
+			if (IS_RED(y)) {
+				SET_BLACK(zp);
+				SET_BLACK(y);
+				SET_RED(g);
 				z = g;
 			} else {
 				if (z == N(zp).l) {
 					z = zp;
-					rb_rot_right(L, root, z);
-					zp = N(z).p;
-					g = N(zp).p;
+					rb_rot_right(T, L, root, z);
+					zp = P(z);
+					g = P(zp);
 				}
-				SET_BLACK(L, zp);
-				SET_RED(L, g);
-				rb_rot_left(L, root, g);
+				SET_BLACK(zp);
+				SET_RED(g);
+				rb_rot_left(T, L, root, g);
 			}
 		}
 	}
-	SET_BLACK(L, *root);
+	SET_BLACK(*root);
 }
 
-static void rb_transplant(struct snode *L, uint32_t *root, uint32_t u, uint32_t v)
+static void rb_transplant(struct rbl *T, struct snode *L, uint32_t *root, uint32_t u, uint32_t v)
 {
-	if (N(u).p == NIL)
+	if (P(u) == NIL)
 		*root = v;
-	else if (u == N(N(u).p).l)
-		N(N(u).p).l = v;
+	else if (u == N(P(u)).l)
+		N(P(u)).l = v;
 	else
-		N(N(u).p).r = v;
-	N(v).p = N(u).p; /* also on the sentinel: the fixup reads it */
+		N(P(u)).r = v;
+	P(v) = P(u); /* also on the sentinel: the fixup reads it */
 }
 
-static void rb_erase_fixup(struct snode *L, uint32_t *root, uint32_t x)
+static void rb_erase_fixup(struct rbl *T, struct snode *L, uint32_t *root, uint32_t x)
 {
-	while (x != *root && !IS_RED(L, x)) {
-		uint32_t xp = N(x).p;
+	while (x != *root && !IS_RED(x)) {
+		uint32_t xp = P(x);
 
 		if (x == N(xp).l) {
 			uint32_t w = N(xp).r;
 
-			if (IS_RED(L, w)) {
-				SET_BLACK(L, w);
-				SET_RED(L, xp);
-				rb_rot_left(L, root, xp);
+			if (IS_RED(w)) {
+				SET_BLACK(w);
+				SET_RED(xp);
+				rb_rot_left(T, L, root, xp);
 				w = N(xp).r;
 			}
-			if (!IS_RED(L, N(w).l) && !IS_RED(L, N(w).r)) {
-				SET_RED(L, w);
+			if (!IS_RED(N(w).l) && !IS_RED(N(w).r)) {
+				SET_RED(w);
 				x = xp;
 			} else {
-				if (!IS_RED(L, N(w).r)) {
-					SET_BLACK(L, N(w).l);
-					SET_RED(L, w);
-					rb_rot_right(L, root, w);
+				if (!IS_RED(N(w).r)) {
+					SET_BLACK(N(w).l);
+					SET_RED(w);
+					rb_rot_right(T, L, root, w);
 					w = N(xp).r;
 				}
-				COPY_COLOR(L, w, xp);
-				SET_BLACK(L, xp);
-				SET_BLACK(L, N(w).r);
-				rb_rot_left(L, root, xp);
+				COPY_COLOR(w, xp);
+				SET_BLACK(xp);
+				SET_BLACK(N(w).r);
+				rb_rot_left(T, L, root, xp);
 				x = *root;
 			}
 		} else {
 			uint32_t w = N(xp).l;
 
-			if (IS_RED(L, w)) {
-				SET_BLACK(L, w);
-				SET_RED(L, xp);
-				rb_rot_right(L, root, xp);
+			if (IS_RED(w)) {
+				SET_BLACK(w);
+				SET_RED(xp);
+				rb_rot_right(T, L, root, xp);
 				w = N(xp).l;
 			}
-			if (!IS_RED(L, N(w).r) && !IS_RED(L, N(w).l)) {
-				SET_RED(L, w);
+			if (!IS_RED(N(w).r) && !IS_RED(N(w).l)) {
+				SET_RED(w);
 				x = xp;
 			} else {
-				if (!IS_RED(L, N(w).l)) {
-					SET_BLACK(L, N(w).r);
-					SET_RED(L, w);
-					rb_rot_left(L, root, w);
+				if (!IS_RED(N(w).l)) {
+					SET_BLACK(N(w).r);
+					SET_RED(w);
+					rb_rot_left(T, L, root, w);
 					w = N(xp).l;
 				}
-				COPY_COLOR(L, w, xp);
-				SET_BLACK(L, xp);
-				SET_BLACK(L, N(w).l);
-				rb_rot_right(L, root, xp);
+				COPY_COLOR(w, xp);
+				SET_BLACK(xp);
+				SET_BLACK(N(w).l);
+				rb_rot_right(T, L, root, xp);
 				x = *root;
 			}
 		}
 	}
-	SET_BLACK(L, x);
+	SET_BLACK(x);
 }
 
-static void rb_erase(struct snode *L, uint32_t *root, uint32_t z)
+static void rb_erase(struct rbl *T, struct snode *L, uint32_t *root, uint32_t z)
 {
 	uint32_t y = z, x;
-	uint32_t y_red = IS_RED(L, y);
+	uint32_t y_red = IS_RED(y);
 
 	if (N(z).l == NIL) {
 		x = N(z).r;
-		rb_transplant(L, root, z, x);
+		rb_transplant(T, L, root, z, x);
 	} else if (N(z).r == NIL) {
 		x = N(z).l;
-		rb_transplant(L, root, z, x);
+		rb_transplant(T, L, root, z, x);
 	} else {
 		y = N(z).r;
 		while (N(y).l != NIL)
 			y = N(y).l;
-		y_red = IS_RED(L, y);
+		y_red = IS_RED(y);
 		x = N(y).r;
-		if (N(y).p == z) {
-			N(x).p = y;
+		if (P(y) == z) {
+			P(x) = y;
 		} else {
-			rb_transplant(L, root, y, x);
+			rb_transplant(T, L, root, y, x);
 			N(y).r = N(z).r;
-			N(N(y).r).p = y;
+			P(N(y).r) = y;
 		}
-		rb_transplant(L, root, z, y);
+		rb_transplant(T, L, root, z, y);
 		N(y).l = N(z).l;
-		N(N(y).l).p = y;
-		COPY_COLOR(L, y, z);
+		P(N(y).l) = y;
+		COPY_COLOR(y, z);
 	}
 	if (!y_red)
-		rb_erase_fixup(L, root, x);
-	N(NIL).p = N(NIL).l = N(NIL).r = NIL;
+		rb_erase_fixup(T, L, root, x);
+	P(NIL) = N(NIL).l = N(NIL).r = NIL;
 	N(NIL).kr = 0;
 }
 
 /* Node n takes old's place in the tree (the kernel's rb_replace_node). */
-static void rb_replace(struct snode *L, uint32_t *root, uint32_t old, uint32_t n)
+static void rb_replace(struct rbl *T, struct snode *L, uint32_t *root, uint32_t old, uint32_t n)
 {
-	uint32_t p = N(old).p;
+	uint32_t p = P(old);
 
-	N(n) = N(old);
+	N(n) = N(old); /* spec too: the caller sn_sync()s n once its kind is set */
+	P(n) = p;
 	if (p == NIL)
 		*root = n;
 	else if (N(p).l == old)
@@ -550,9 +562,9 @@ static void rb_replace(struct snode *L, uint32_t *root, uint32_t old, uint32_t n
 	else
 		N(p).r = n;
 	if (N(n).l != NIL)
-		N(N(n).l).p = n;
+		P(N(n).l) = n;
 	if (N(n).r != NIL)
-		N(N(n).r).p = n;
+		P(N(n).r) = n;
 }
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -660,6 +672,17 @@ static inline bool node_stale(const struct ksm *k, uint32_t n)
 	return k->sn[n].live <= 0;
 }
 
+/*
+ * rbt[n].spec from node n, after any change of its kind or live count: a
+ * search must look at a chain (chain_pick()) and at a stale node (removed).
+ * Where it is clear the node is a plain one still mapped, and the search
+ * goes on from its links alone (resolve_fast()).
+ */
+static inline void sn_sync(struct ksm *k, uint32_t n)
+{
+	k->rbt[n].spec = k->sn[n].kind == SN_CHAIN || k->sn[n].live <= 0;
+}
+
 /* is_page_sharing_candidate() with an offset. */
 static inline bool sharing_candidate(const struct ksm *k, uint32_t n, int32_t offset)
 {
@@ -694,47 +717,72 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 /* ---- stable node pool -------------------------------------------------- */
 
 /*
- * The stable node pool: cache-line aligned.  From 2 MiB up it is an
- * sp_bigmem.h array (page aligned, on huge pages: a tree walk is a random
- * access per level), grown by mremap(); below, posix_memalign().
+ * The stable node pool and its tree links (sn, rbt): cache-line aligned.
+ * From 2 MiB up each is an sp_bigmem.h array (page aligned, on huge pages:
+ * a tree walk is a random access per level), grown by mremap(); below,
+ * posix_memalign().
  */
 #define SN_BIG_BYTES ((size_t)2 << 20)
 
-static bool sn_pool_big(uint32_t n)
+static bool pool_big(uint32_t n, size_t size)
 {
-	return (size_t)n * sizeof(struct snode) >= SN_BIG_BYTES;
+	return (size_t)n * size >= SN_BIG_BYTES;
 }
 
-/* The pool of n nodes grown to cap (> n; the new nodes uninitialised), or NULL with sn untouched. */
-static struct snode *sn_pool_grow(struct snode *sn, uint32_t n, uint32_t cap)
+/* The pool of n elements grown to cap (> n; the new ones uninitialised), or NULL with a untouched. */
+static void *pool_grow(void *a, uint32_t n, uint32_t cap, size_t size)
 {
 	void *p = NULL;
 
-	if (sn_pool_big(cap))
-		return sp_big_grow(sn, n, cap, sizeof(struct snode));
-	if (posix_memalign(&p, 64, (size_t)cap * sizeof(struct snode)) != 0)
+	if (pool_big(cap, size))
+		return sp_big_grow(a, n, cap, size);
+	if (posix_memalign(&p, 64, (size_t)cap * size) != 0)
 		return NULL;
-	if (sn) {
-		memcpy(p, sn, (size_t)n * sizeof(struct snode));
-		free(sn);
+	if (a) {
+		memcpy(p, a, (size_t)n * size);
+		free(a);
 	}
 	return p;
 }
 
-/* An uninitialised array of n nodes, cache-line aligned, or NULL (the fast-forward's copy). */
-static struct snode *sn_pool(uint32_t n)
+/* An uninitialised array of n elements, cache-line aligned, or NULL (the fast-forward's copy). */
+static void *pool_new(uint32_t n, size_t size)
 {
 	void *p = NULL;
 
-	return posix_memalign(&p, 64, (size_t)n * sizeof(struct snode)) == 0 ? p : NULL;
+	return posix_memalign(&p, 64, (size_t)n * size) == 0 ? p : NULL;
 }
 
-static void sn_pool_free(struct snode *sn, uint32_t n)
+static void pool_free(void *a, uint32_t n, size_t size)
 {
-	if (sn_pool_big(n))
-		sp_big_free(sn, n, sizeof(struct snode));
+	if (pool_big(n, size))
+		sp_big_free(a, n, size);
 	else
-		free(sn);
+		free(a);
+}
+
+/* Grows sn and rbt to twice their capacity. */
+static int sn_pool_double(struct ksm *k)
+{
+	uint32_t cap = k->sn_cap * 2;
+	struct snode *s;
+	struct rbl *t;
+
+	if (cap <= k->sn_cap)
+		return SP_ENOMEM;
+	if (k->rbt_cap < cap) {
+		t = pool_grow(k->rbt, k->rbt_cap, cap, sizeof(*t));
+		if (!t)
+			return SP_ENOMEM;
+		k->rbt = t;
+		k->rbt_cap = cap;
+	}
+	s = pool_grow(k->sn, k->sn_cap, cap, sizeof(*s));
+	if (!s)
+		return SP_ENOMEM;
+	k->sn = s;
+	k->sn_cap = cap;
+	return 0;
 }
 
 static int sn_alloc(struct ksm *k, uint32_t *out)
@@ -746,20 +794,15 @@ static int sn_alloc(struct ksm *k, uint32_t *out)
 		k->sn_free = k->sn[i].dnext;
 	} else {
 		if (k->sn_used == k->sn_cap) {
-			uint32_t cap = k->sn_cap * 2;
-			struct snode *s;
+			int rc = sn_pool_double(k);
 
-			if (cap <= k->sn_cap)
-				return SP_ENOMEM;
-			s = sn_pool_grow(k->sn, k->sn_cap, cap);
-			if (!s)
-				return SP_ENOMEM;
-			k->sn = s;
-			k->sn_cap = cap;
+			if (rc < 0)
+				return rc;
 		}
 		i = k->sn_used++;
 	}
 	memset(&k->sn[i], 0, sizeof(k->sn[i]));
+	memset(&k->rbt[i], 0, sizeof(k->rbt[i]));
 	*out = i;
 	return 0;
 }
@@ -778,9 +821,15 @@ static void sn_release(struct ksm *k, uint32_t i)
  * chain_pick()'s walk: > 0 when the chain is "settled" - its len dups all
  * live and none a sharing candidate, so that a walk would meet them all,
  * remove none, pick the first and change nothing (the walk every search
- * passing the chain repeats while its content's KSM pages are all full).
- * Any change of a dup's len or live, or of the list, clears it.
+ * passing the chain repeats while its content's KSM pages are all full);
+ * CHAIN_HEAD_PICK when its first dup is live and a sharing candidate and
+ * not the only one, so that a walk without a prune would take one step,
+ * pick it and change nothing (the common case: at 32M pages 106 M of 107 M
+ * chain resolutions, each a cache miss on the dup).  Any change of a dup's
+ * len or live, or of the list, clears it.
  */
+#define CHAIN_HEAD_PICK (-1)
+
 static inline void chain_unsettle(struct ksm *k, uint32_t n)
 {
 	if (k->sn[n].kind == SN_DUP)
@@ -842,7 +891,7 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 		dup_unlink(k, n);
 		k->dups--;
 	} else {
-		rb_erase(k->sn, &k->sroot[s->tree], n);
+		rb_erase(k->rbt, k->sn, &k->sroot[s->tree], n);
 	}
 	sn_release(k, n);
 }
@@ -878,6 +927,7 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 		if (it->flags & RI_MAPS) {
 			it->flags &= (uint8_t)~RI_MAPS;
 			s->live--;
+			sn_sync(k, n);
 		}
 		if (node_stale(k, n)) {
 			remove_stable_node(k, n); /* takes this item out too */
@@ -925,6 +975,7 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
 
 	s->len++;
 	s->live++;
+	sn_sync(k, n);
 	chain_unsettle(k, n);
 	it->head = n;
 	it->flags |= RI_STABLE | RI_MAPS;
@@ -942,31 +993,20 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
 /* ---- stable tree ------------------------------------------------------- */
 
 /*
- * stable_node_dup(): picks the dup of chain *np to merge with (the fullest
+ * The walk of stable_node_dup(): picks the dup of chain *np to merge with (the fullest
  * one still below max_page_sharing, else any live one), dropping stale dups
  * met on the way (all of them when a prune is due).  Collapses a chain left
  * with one dup into a plain node (*np then names it) and frees a chain left
  * with none (returns 0).
  */
-static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
+static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *steps)
 {
 	uint32_t c = *np, found = 0, d, next, left = 0;
 	int32_t found_len = 0;
 
-	if (k->ff)
-		ksm_ff_chain_seen(k, c);
-	if (prune && k->now_ns >= k->sn[c].prune_ns + k->prune_ms * 1000000u)
-		k->sn[c].prune_ns = k->now_ns;
-	else
-		prune = false;
-	if (k->sn[c].len > 0) {
-		/* Settled (chain_unsettle()): the walk below, pruning or not, would take these steps. */
-		account(k, BK_COST_TREE_STEP, (uint64_t)k->sn[c].len);
-		return k->sn[c].hlist;
-	}
 	for (d = k->sn[c].hlist; d; d = next) {
 		next = k->sn[d].dnext;
-		account(k, BK_COST_TREE_STEP, 1);
+		(*steps)++;
 		if (node_stale(k, d)) {
 			remove_stable_node(k, d);
 			continue;
@@ -981,15 +1021,16 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 		}
 	}
 	if (!found) {
-		rb_erase(k->sn, &k->sroot[k->sn[c].tree], c);
+		rb_erase(k->rbt, k->sn, &k->sroot[k->sn[c].tree], c);
 		sn_release(k, c);
 		k->chains--;
 		return 0;
 	}
 	if (k->sn[c].hlist == found && k->sn[found].dnext == 0) {
 		/* One dup left: the chain goes, the dup takes its place. */
-		rb_replace(k->sn, &k->sroot[k->sn[c].tree], c, found);
+		rb_replace(k->rbt, k->sn, &k->sroot[k->sn[c].tree], c, found);
 		k->sn[found].kind = SN_NODE;
+		sn_sync(k, found);
 		k->sn[found].chain = 0;
 		k->sn[found].tree = k->sn[c].tree;
 		sn_release(k, c);
@@ -1002,20 +1043,70 @@ static uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune)
 	} else if (d == 0 && !sharing_candidate(k, found, 0)) {
 		/* Every dup walked, all live and full: found is the first (hlist). */
 		k->sn[c].len = (int32_t)left;
+	} else if (d != 0 && k->sn[c].hlist == found) {
+		/* Stopped at the first dup, a live candidate (only a walk without a prune stops). */
+		k->sn[c].len = CHAIN_HEAD_PICK;
 	}
 	return found;
 }
 
-/* The node (or chosen dup) a tree node stands for; 0 if it went stale (restart). */
-static uint32_t resolve(struct ksm *k, uint32_t *np, bool prune)
+/*
+ * stable_node_dup() (see chain_walk()), its tree steps added to *steps: from
+ * the chain's memo when it has one (chain_unsettle()), else by the walk.
+ */
+static inline uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune, uint64_t *steps)
+{
+	struct snode *c = &k->sn[*np];
+
+	if (k->ff)
+		ksm_ff_chain_seen(k, *np);
+	if (prune && k->now_ns >= c->prune_ns + k->prune_ms * 1000000u)
+		c->prune_ns = k->now_ns;
+	else
+		prune = false;
+	if (c->len > 0) {
+		/* Settled: the walk, pruning or not, would take these steps. */
+		*steps += (uint64_t)c->len;
+		return c->hlist;
+	}
+	if (c->len == CHAIN_HEAD_PICK && !prune) {
+		/* The walk would stop at the first dup. */
+		(*steps)++;
+		return c->hlist;
+	}
+	return chain_walk(k, np, prune, steps);
+}
+
+/*
+ * The node (or chosen dup) a tree node stands for; 0 if it went stale
+ * (restart).  A chain's tree steps are added to *steps.
+ */
+static inline uint32_t resolve(struct ksm *k, uint32_t *np, bool prune, uint64_t *steps)
 {
 	if (k->sn[*np].kind == SN_CHAIN)
-		return chain_pick(k, np, prune);
+		return chain_pick(k, np, prune, steps);
 	if (node_stale(k, *np)) {
 		remove_stable_node(k, *np);
 		return 0;
 	}
 	return *np;
+}
+
+/*
+ * resolve(), asked only of a node whose links say a search must look at it;
+ * the node to go on from in *np.  (n is copied so that the callers' own
+ * stays in a register: the walk's critical path is its loads.)
+ */
+static inline uint32_t resolve_fast(struct ksm *k, uint32_t *np, bool prune, uint64_t *steps)
+{
+	uint32_t n = *np, d;
+
+	assert(k->rbt[n].spec == (k->sn[n].kind == SN_CHAIN || k->sn[n].live <= 0));
+	if (!k->rbt[n].spec)
+		return n;
+	d = resolve(k, &n, prune, steps);
+	*np = n;
+	return d;
 }
 
 /*
@@ -1026,7 +1117,7 @@ static uint32_t resolve(struct ksm *k, uint32_t *np, bool prune)
  */
 static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n, uint32_t d)
 {
-	uint32_t key = k->sn[n].rb.kr >> 1;
+	uint32_t key = k->rbt[n].kr >> 1;
 
 	if (KEY(csum) != key)
 		return KEY(csum) < key ? -1 : 1;
@@ -1045,14 +1136,14 @@ again:
 		int cmp;
 
 		steps++;
-		d = resolve(k, &n, true);
+		d = resolve_fast(k, &n, true, &steps);
 		if (!d)
 			goto again;
 		cmp = stable_cmp(k, p, csum, n, d);
 		if (cmp < 0) {
-			n = k->sn[n].rb.l;
+			n = k->rbt[n].l;
 		} else if (cmp > 0) {
-			n = k->sn[n].rb.r;
+			n = k->rbt[n].r;
 		} else {
 			/* All dups full: wait for a pair in the unstable tree to start another. */
 			found = sharing_candidate(k, d, 0) ? d : 0;
@@ -1086,17 +1177,17 @@ again:
 		int cmp;
 
 		steps++;
-		d = resolve(k, &n, false);
+		d = resolve_fast(k, &n, false, &steps);
 		if (!d)
 			goto again;
 		cmp = stable_cmp(k, p, csum, n, d);
 		parent = n;
 		if (cmp < 0) {
 			left = true;
-			n = k->sn[n].rb.l;
+			n = k->rbt[n].l;
 		} else if (cmp > 0) {
 			left = false;
-			n = k->sn[n].rb.r;
+			n = k->rbt[n].r;
 		} else {
 			need_chain = true;
 			break;
@@ -1110,8 +1201,9 @@ again:
 	k->sn[nn].kind = SN_NODE;
 	k->sn[nn].kpage = f;
 	k->sn[nn].tree = tree;
+	sn_sync(k, nn); /* no mapper until stable_append(): a search meeting it first removes it */
 	if (!need_chain) {
-		rb_link(k->sn, &k->sroot[tree], nn, KEY(csum), parent, left);
+		rb_link(k->rbt, k->sn, &k->sroot[tree], nn, KEY(csum), parent, left);
 	} else {
 		c = n;
 		if (k->sn[n].kind != SN_CHAIN) {
@@ -1124,7 +1216,8 @@ again:
 			k->sn[c].kind = SN_CHAIN;
 			k->sn[c].prune_ns = k->now_ns;
 			k->sn[c].tree = tree;
-			rb_replace(k->sn, &k->sroot[tree], n, c);
+			rb_replace(k->rbt, k->sn, &k->sroot[tree], n, c);
+			sn_sync(k, c);
 			k->chains++;
 			dup_add_head(k, n, c);
 			k->dups++;
@@ -1455,6 +1548,7 @@ static int ksm_page_changed(void *st, bk_page p, uint32_t what)
 	if ((what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)) && (it->flags & RI_MAPS)) {
 		it->flags &= (uint8_t)~RI_MAPS;
 		k->sn[it->head].live--;
+		sn_sync(k, it->head);
 		chain_unsettle(k, it->head);
 	}
 	/*
@@ -1589,6 +1683,7 @@ struct ksm_ff {
 	uint32_t sn_used, sn_free, ntrees, sn_cap, tree_cap;
 	struct ritem *ri;
 	struct snode *sn;           /* cache-line aligned, as the pool */
+	struct rbl *rbt;
 	uint32_t *sroot;
 	/* the last cycle's growth, for skip() */
 	int64_t d_scans, d_scanned, d_skipped;
@@ -1600,6 +1695,7 @@ static void ksm_ff_free(struct ksm *k)
 		return;
 	free(k->ff->ri);
 	free(k->ff->sn);
+	free(k->ff->rbt);
 	free(k->ff->sroot);
 	free(k->ff->chain);
 	free(k->ff);
@@ -1632,12 +1728,18 @@ static bool ksm_ff_copy(struct ksm *k)
 			return false;
 	}
 	if (f->sn_cap < k->sn_used) {
-		struct snode *sn = sn_pool(k->sn_used); /* its contents are copied below */
-		uint8_t *ch = sn ? realloc(f->chain, k->sn_used) : NULL;
+		/* their contents are copied below */
+		struct snode *sn = pool_new(k->sn_used, sizeof(*sn));
+		struct rbl *t = sn ? pool_new(k->sn_used, sizeof(*t)) : NULL;
+		uint8_t *ch = t ? realloc(f->chain, k->sn_used) : NULL;
 
 		if (sn) {
 			free(f->sn);
 			f->sn = sn;
+		}
+		if (t) {
+			free(f->rbt);
+			f->rbt = t;
 		}
 		if (!ch)
 			return false;
@@ -1657,6 +1759,7 @@ static bool ksm_ff_copy(struct ksm *k)
 	}
 	memcpy(f->ri, k->ri, k->npages * sizeof(*f->ri));
 	memcpy(f->sn, k->sn, k->sn_used * sizeof(*f->sn));
+	memcpy(f->rbt, k->rbt, k->sn_used * sizeof(*f->rbt));
 	if (k->ntrees)
 		memcpy(f->sroot, k->sroot, k->ntrees * sizeof(*f->sroot));
 	f->sn_used = k->sn_used;
@@ -1709,7 +1812,8 @@ static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
 		    (b->kind != SN_CHAIN && a->len != b->len) ||
 		    a->live != b->live || a->hlist != b->hlist || a->dnext != b->dnext ||
 		    a->dprev != b->dprev || a->chain != b->chain || a->tree != b->tree ||
-		    a->kind != b->kind || memcmp(&a->rb, &b->rb, sizeof(a->rb)))
+		    a->kind != b->kind || a->rbp != b->rbp ||
+		    memcmp(&f->rbt[i], &k->rbt[i], sizeof(f->rbt[i])))
 			return false;
 	}
 	/* the item that differed last time most likely differs again: a mismatch costs O(1) */
@@ -1802,7 +1906,9 @@ static void ksm_destroy(void *st)
 	sp_hot_free(k->un, k->npages + 1, sizeof(*k->un));
 	sp_hot_free(k->upage, k->npages + 1, sizeof(*k->upage));
 	if (k->sn)
-		sn_pool_free(k->sn, k->sn_cap);
+		pool_free(k->sn, k->sn_cap, sizeof(*k->sn));
+	if (k->rbt)
+		pool_free(k->rbt, k->rbt_cap, sizeof(*k->rbt));
 	free(k);
 }
 
@@ -1857,10 +1963,14 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->u_used = 1;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
-	k->sn = sn_pool_grow(NULL, 0, k->sn_cap);
+	k->sn = pool_grow(NULL, 0, k->sn_cap, sizeof(*k->sn));
 	if (k->sn)
 		memset(k->sn, 0, k->sn_cap * sizeof(*k->sn));
-	if (!k->ri || !k->un || !k->upage || !k->sn || kit_parts_init(&k->parts) < 0 ||
+	k->rbt = pool_grow(NULL, 0, k->sn_cap, sizeof(*k->rbt));
+	if (k->rbt)
+		memset(k->rbt, 0, k->sn_cap * sizeof(*k->rbt));
+	k->rbt_cap = k->sn_cap;
+	if (!k->ri || !k->un || !k->upage || !k->sn || !k->rbt || kit_parts_init(&k->parts) < 0 ||
 	    kit_hash_init(&k->unstable, k->npages) < 0) {
 		unsigned long long n = k->npages;
 

@@ -20,7 +20,8 @@
  *   - `pub` is the metric set after the latest batch; readers copy it under
  *     pub_lock, never the engine lock, so reading never delays merging.
  *   - cpu_ns is measured (CLOCK_THREAD_CPUTIME_ID of the engine thread via
- *     pthread_getcpuclockid), never modelled; it includes COW polling.
+ *     pthread_getcpuclockid, + the live backend's COW-event thread), never
+ *     modelled; it includes COW polling.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -156,7 +157,8 @@ int64_t real_engine_cpu_ns(struct real_engine *e)
 
 	if (!e->have_clock || clock_gettime(e->cpu_clock, &ts) != 0)
 		return -1;
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	/* The backend's own thread (COW events) works for the engine: its CPU counts too. */
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)real_live_aux_cpu_ns(e->L);
 }
 
 static void publish(struct real_engine *e, int64_t cpu)

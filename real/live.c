@@ -66,7 +66,10 @@
  * (real_live_poll, a cursor over the merged pages) or asked for one page
  * (real_live_check, for writes the driver made); until then the bookkeeping
  * still counts the page as a sharer, which can only delay a frame's release,
- * never free a frame still mapped.
+ * never free a frame still mapped.  With COW events (real_live_config.
+ * cow_events) merged pages stay write-protected and their COW breaks arrive
+ * as faults a thread of the backend answers; only pages it does not watch
+ * are polled (see "COW events").
  *
  * Structures.
  *   pages[p]   slot (0 private, 1 zero page, else frames[] index), node,
@@ -110,9 +113,12 @@
 #include <linux/userfaultfd.h>
 #include <numa.h>
 #include <numaif.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -143,6 +149,11 @@
 #define PG_TRACKED 0x10u /* registered with the write-tracking userfaultfd (uffd_track) */
 #define PG_DIRTY 0x20u  /* written (or unknown) since the last lv_written() */
 #define PG_FRESH 0x40u  /* PG_DIRTY is current: the last window scan covered the page */
+#define PG_COWW 0x80u   /* merged, its VMA registered with the COW-event userfaultfd (watched) */
+
+/* COW events: a page's state in cow_state[], read and written under cow_lock only. */
+#define COW_ARMED 0x1u  /* write-protected: a write faults to the COW-event thread */
+#define COW_QUEUED 0x2u /* in cow_q (the thread lifted the protection; the engine settles it) */
 
 /* Write tracking: pages per PAGEMAP_SCAN window, and how long a window's answer stays current. */
 #define TRACK_WINDOW 512u
@@ -151,6 +162,7 @@
 
 #define PM_PFN_MASK ((1ull << 55) - 1)
 #define PM_EXCLUSIVE (1ull << 56)
+#define PM_UFFD_WP (1ull << 57)
 #define PM_FILE (1ull << 61)
 #define PM_SWAP (1ull << 62)
 #define PM_PRESENT (1ull << 63)
@@ -234,9 +246,23 @@ struct real_live {
 	uint64_t remaps, remapped_pages, remap_failures;
 	uint64_t *pmbuf; /* CHUNK pagemap entries */
 	uint32_t zero_csum;
+	/* COW events (see "COW events"); uffd_cow -1 when off. */
+	int uffd_cow, cow_efd;
+	bool cow_thread_on, cow_overflow;
+	pthread_t cow_thread;
+	pthread_mutex_t cow_lock;
+	uint8_t *cow_state;            /* per page, COW_* */
+	bk_page *cow_q, *cow_work;     /* the thread's queue; the engine's copy of it */
+	uint64_t cow_qlen, cow_qcap, cow_wcap;
+	uint64_t cow_seen, cow_arms;   /* cow_seen under cow_lock */
+	uint64_t cow_cpu_last;         /* the thread's CPU time when it ended */
 };
 
 static void runs_flush(struct real_live *L);
+static void cow_arm(struct real_live *L, bk_page first, uint32_t n);
+static int cow_disarm(struct real_live *L, bk_page p, uint8_t *addr);
+static void cow_open(struct real_live *L);
+static void cow_close(struct real_live *L);
 
 /*
  * A page's checksum: XXH3-64, the fastest variant libxxhash offers here
@@ -675,6 +701,7 @@ void real_live_free(struct real_live *L)
 		return;
 	if (L->uffd >= 0 && L->pages)
 		runs_flush(L);
+	cow_close(L);
 	if (L->uffd >= 0)
 		close(L->uffd); /* unregisters every range and wakes any waiter */
 	if (L->uffd_track >= 0)
@@ -697,6 +724,10 @@ void real_live_free(struct real_live *L)
 	free(L->pmbuf);
 	free(L->zero_buf);
 	free(L->scanvec);
+	free(L->cow_state);
+	free(L->cow_q);
+	free(L->cow_work);
+	pthread_mutex_destroy(&L->cow_lock);
 	free(L);
 }
 
@@ -743,7 +774,8 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	L = calloc(1, sizeof(*L));
 	if (!L)
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
-	L->uffd = L->uffd_track = L->pagemap = -1;
+	L->uffd = L->uffd_track = L->pagemap = L->uffd_cow = L->cow_efd = -1;
+	pthread_mutex_init(&L->cow_lock, NULL);
 	L->ops = live_backend_ops;
 	for (uint32_t i = 0; i < REAL_LIVE_MAX_NODES; i++)
 		L->pools[i].fd = -1;
@@ -802,6 +834,8 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	rc = uffd_setup(L, cfg && cfg->track_writes, err);
 	if (rc < 0)
 		goto fail;
+	if (cfg && cfg->cow_events)
+		cow_open(L);
 	if (cfg && cfg->max_map_count)
 		L->max_map_count = cfg->max_map_count;
 	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
@@ -837,7 +871,10 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr);
 
 static int protect(struct real_live *L, bk_page p, uint8_t *addr)
 {
-	int rc = track_detach(L, p, addr);
+	int rc = cow_disarm(L, p, addr); /* never: a watched page is not private (defensive) */
+
+	if (rc == 0)
+		rc = track_detach(L, p, addr);
 
 	if (rc == 0)
 		rc = ensure_registered(L, p, addr);
@@ -1070,7 +1107,7 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	struct uffdio_range r = { (uintptr_t)addr, L->ps };
 	struct uffdio_register reg = { .range = r, .mode = UFFDIO_REGISTER_MODE_WP };
 
-	if (L->uffd_track < 0 || (pg->flags & PG_TRACKED))
+	if (L->uffd_track < 0 || (pg->flags & PG_TRACKED) || cow_disarm(L, p, addr) < 0)
 		return;
 	if (!(pg->flags & PG_UNREG)) {
 		if (ioctl(L->uffd, UFFDIO_UNREGISTER, &r) < 0) /* wakes any waiter */
@@ -1164,6 +1201,7 @@ static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t sl
 		return SP_ENOMEM;
 	}
 	own_vma(L, p, true);
+	cow_arm(L, p, 1);
 	uffd_wake(L, addr, L->ps);
 	return 0;
 }
@@ -1190,6 +1228,7 @@ static void run_flush(struct real_live *L, struct live_run *r)
 				MAP_FAILED) {
 		for (uint32_t i = 0; i < r->n; i++)
 			own_vma(L, r->first + i, true);
+		cow_arm(L, r->first, r->n);
 		uffd_wake(L, addr, (uint64_t)r->n * L->ps);
 		L->remaps++;
 	} else {
@@ -1512,6 +1551,7 @@ static int lv_unmerge(void *impl, bk_page p)
 	runs_flush(L); /* a pending page is protected: break_cow would wait on itself */
 	if (p >= L->npages || L->pages[p].slot == SLOT_PRIVATE)
 		return SP_EINVAL;
+	cow_disarm(L, p, page_addr(L, p)); /* on failure its protection is lifted all the same */
 	break_cow(L, page_addr(L, p));
 	set_slot(L, p, SLOT_PRIVATE);
 	return 0;
@@ -1628,11 +1668,29 @@ int real_live_rebalance(struct real_live *L, uint64_t *moved)
 
 /* ---- COW detection ------------------------------------------------------ */
 
+/*
+ * Is swap entry e a page swapped out?  The kernel's special entries show as
+ * swap entries too: a write-protect marker (a watched page not populated,
+ * see "COW events"), a migration entry (a frame being moved: compaction,
+ * real_live_rebalance).  Calling a page that still maps its frame "copied"
+ * would free the frame under it.  With PFNs visible (root) the entry's type
+ * is in its low 5 bits and the special types are the top ones (31 the
+ * marker, below it migration, device, hwpoison); swap files take the lowest.
+ * Without, a write-protected entry is taken for a marker: a copy swapped out
+ * while protected is found at its next write.
+ */
+static bool pm_swapped(uint64_t e)
+{
+	if (e & PM_PFN_MASK)
+		return (e & 0x1f) < 16;
+	return !(e & PM_UFFD_WP);
+}
+
 /* Does pagemap entry e show that page p (not private) has a private copy now? */
 static bool written(const struct real_live *L, const struct live_page *pg, uint64_t e)
 {
 	if (e & PM_SWAP)
-		return true; /* only anonymous (copied) pages are swapped out of a PTE */
+		return pm_swapped(e); /* only anonymous (copied) pages are swapped out of a PTE */
 	if (!(e & PM_PRESENT))
 		return false;
 	if (pg->slot == SLOT_ZERO) {
@@ -1646,6 +1704,7 @@ static bool written(const struct real_live *L, const struct live_page *pg, uint6
 static int settle_cow(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
 {
 	set_slot(L, p, SLOT_PRIVATE);
+	cow_disarm(L, p, page_addr(L, p));
 	track_attach(L, p, page_addr(L, p)); /* its private copy: tracked from here on */
 	if (L->nnodes > 1) {
 		/* The private copy lives where the kernel put it: ask again, as ksmd re-files pages. */
@@ -1664,6 +1723,316 @@ static int settle_cow(struct real_live *L, bk_page p, real_live_change_fn fn, vo
 	return fn ? fn(arg, p, ALGO_CHANGE_COW) : 0;
 }
 
+/* ---- COW events ----------------------------------------------------------- */
+
+/*
+ * COW events (real_live_config.cow_events).  Polling pagemap for COW breaks
+ * walks one VMA per merged page (a merged page is mostly a one-page file
+ * mapping), the largest part of the engine's CPU once half the pages are
+ * shared (bench/README.md, issue 15).  Instead a merged page stays write-
+ * protected by a third, synchronous userfaultfd (uffd_cow; an unpopulated
+ * PTE of the file mapping gets a marker), registered once per remapped run
+ * (cow_arm).  A write faults; the thread cow_main() reads the fault, lifts
+ * the protection (which wakes the writer: the kernel then makes its COW
+ * copy, as it would have) and queues the page; real_live_poll() settles the
+ * queued pages (cow_drain) and polls only the merged pages not watched so.
+ *
+ * Safety.  Lifting a write protection is not tied to the userfaultfd that
+ * set it, so the thread must never lift a merge's protection (the write
+ * would land in a page about to be replaced by its frame).  It lifts only
+ * pages in state COW_ARMED, under cow_lock; the engine clears COW_ARMED under
+ * the same lock before a watched page's VMA changes hands (cow_disarm: a
+ * settled COW break, an unmerge, a discard, and defensively protect()), and
+ * arms a page only once it maps its frame.  A fault found stale (the page no
+ * longer armed) only wakes that userfaultfd's waiters, who fault again on
+ * whatever protects the page now.  Writes between a run's remap and its
+ * protection make copies no fault reports: cow_arm reads the run's pagemap
+ * once after protecting it and queues those.
+ */
+
+/* Queues p for cow_drain (cow_lock held; p not queued yet). */
+static void cow_push(struct real_live *L, bk_page p)
+{
+	L->cow_state[p] |= COW_QUEUED;
+	if (L->cow_qlen == L->cow_qcap) {
+		uint64_t cap = L->cow_qcap ? 2 * L->cow_qcap : 1024;
+		bk_page *q = realloc(L->cow_q, cap * sizeof(*q));
+
+		if (!q) {
+			L->cow_overflow = true; /* cow_drain looks for COW_QUEUED pages itself */
+			return;
+		}
+		L->cow_q = q;
+		L->cow_qcap = cap;
+	}
+	L->cow_q[L->cow_qlen++] = p;
+}
+
+/* A write fault at addr on a page the COW-event userfaultfd protects. */
+static void cow_answer(struct real_live *L, uintptr_t addr)
+{
+	uint64_t p = real_live_page_of(L, (void *)addr);
+	struct uffdio_range r = { addr & ~((uintptr_t)L->ps - 1), L->ps };
+	struct uffdio_writeprotect wp = { .range = r, .mode = 0 };
+
+	pthread_mutex_lock(&L->cow_lock);
+	if (p < L->npages && (L->cow_state[p] & COW_ARMED)) {
+		L->cow_state[p] &= (uint8_t)~COW_ARMED;
+		if (!(L->cow_state[p] & COW_QUEUED))
+			cow_push(L, p);
+		__atomic_fetch_add(&L->cow_seen, 1, __ATOMIC_RELAXED);
+		if (ioctl(L->uffd_cow, UFFDIO_WRITEPROTECT, &wp) < 0) /* wakes the writer */
+			ioctl(L->uffd_cow, UFFDIO_WAKE, &r);
+	} else {
+		ioctl(L->uffd_cow, UFFDIO_WAKE, &r);
+	}
+	pthread_mutex_unlock(&L->cow_lock);
+}
+
+static void *cow_main(void *arg)
+{
+	struct real_live *L = arg;
+	struct pollfd pf[2] = { { L->uffd_cow, POLLIN, 0 }, { L->cow_efd, POLLIN, 0 } };
+	struct uffd_msg msg[16];
+	struct timespec ts;
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pf, 2, -1) < 0)
+			continue; /* EINTR; a writer must never be left waiting */
+		if (pf[1].revents)
+			break;
+		n = read(L->uffd_cow, msg, sizeof(msg));
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
+			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
+				cow_answer(L, (uintptr_t)msg[i].arg.pagefault.address);
+		}
+	}
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+		L->cow_cpu_last = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return NULL;
+}
+
+/* Starts the COW-event thread; on any failure the feature is off (every merged page polled). */
+static void cow_open(struct real_live *L)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+
+	L->uffd_cow = uffd_open();
+	L->cow_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	L->cow_state = calloc(L->npages, 1);
+	if (L->uffd_cow >= 0 && L->cow_efd >= 0 && L->cow_state &&
+	    ioctl(L->uffd_cow, UFFDIO_API, &api) == 0 &&
+	    pthread_create(&L->cow_thread, NULL, cow_main, L) == 0) {
+		L->cow_thread_on = true;
+		return;
+	}
+	if (L->uffd_cow >= 0)
+		close(L->uffd_cow);
+	L->uffd_cow = -1;
+}
+
+/* Stops the thread and closes the userfaultfd (which lifts its protections and wakes any writer). */
+static void cow_close(struct real_live *L)
+{
+	if (L->cow_thread_on) {
+		uint64_t one = 1;
+
+		if (write(L->cow_efd, &one, sizeof(one)) == sizeof(one))
+			pthread_join(L->cow_thread, NULL);
+		else
+			pthread_detach(L->cow_thread); /* cannot happen: an eventfd takes 1 */
+		L->cow_thread_on = false;
+	}
+	if (L->uffd_cow >= 0)
+		close(L->uffd_cow);
+	if (L->cow_efd >= 0)
+		close(L->cow_efd);
+	L->uffd_cow = L->cow_efd = -1;
+}
+
+uint64_t real_live_aux_cpu_ns(const struct real_live *L)
+{
+	clockid_t c;
+	struct timespec ts;
+
+	if (!L->cow_thread_on)
+		return L->cow_cpu_last;
+	if (pthread_getcpuclockid(L->cow_thread, &c) != 0 || clock_gettime(c, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Queues the pages of [first, first + n) whose pagemap entries show a private copy (all: every one). */
+static void cow_catch_up(struct real_live *L, bk_page first, uint32_t n, bool all)
+{
+	all = all || n > CHUNK || pagemap_read(L, page_addr(L, first), n, L->pmbuf) < 0;
+	L->cow_polled += n;
+	pthread_mutex_lock(&L->cow_lock);
+	for (uint32_t i = 0; i < n; i++) {
+		bk_page q = first + i;
+
+		if ((all || written(L, &L->pages[q], L->pmbuf[i])) && !(L->cow_state[q] & COW_QUEUED))
+			cow_push(L, q);
+	}
+	pthread_mutex_unlock(&L->cow_lock);
+}
+
+/* Pages [first, first + n) (one region) were just remapped onto their frames: watch them. */
+static void cow_arm(struct real_live *L, bk_page first, uint32_t n)
+{
+	uint8_t *addr = page_addr(L, first);
+	struct uffdio_register reg = { .range = { (uintptr_t)addr, (uint64_t)n * L->ps },
+				       .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .range = reg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	int rc;
+
+	if (L->uffd_cow < 0 || ioctl(L->uffd_cow, UFFDIO_REGISTER, &reg) < 0)
+		return; /* polled, as without COW events */
+	pthread_mutex_lock(&L->cow_lock);
+	for (uint32_t i = 0; i < n; i++)
+		L->cow_state[first + i] |= COW_ARMED;
+	rc = ioctl(L->uffd_cow, UFFDIO_WRITEPROTECT, &wp);
+	if (rc < 0) {
+		for (uint32_t i = 0; i < n; i++)
+			L->cow_state[first + i] &= (uint8_t)~COW_ARMED;
+	}
+	pthread_mutex_unlock(&L->cow_lock);
+	if (rc < 0 && ioctl(L->uffd_cow, UFFDIO_UNREGISTER, &reg.range) == 0)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		L->pages[first + i].flags =
+			(uint8_t)((L->pages[first + i].flags & ~PG_UNREG) | PG_COWW);
+	if (rc == 0)
+		L->cow_arms += n;
+	cow_catch_up(L, first, n, rc < 0); /* not protected: cow_drain tries again */
+}
+
+/*
+ * Watched page p leaves the COW-event userfaultfd (before its VMA changes
+ * hands).  On failure (a VMA split refused) its protection is lifted all
+ * the same and SP_EIO returned: it stays registered, unarmed.
+ */
+static int cow_disarm(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	struct uffdio_range r = { (uintptr_t)addr, L->ps };
+	struct uffdio_writeprotect wp = { .range = r, .mode = 0 };
+
+	if (!(L->pages[p].flags & PG_COWW))
+		return 0;
+	pthread_mutex_lock(&L->cow_lock);
+	L->cow_state[p] &= (uint8_t)~COW_ARMED;
+	pthread_mutex_unlock(&L->cow_lock);
+	if (ioctl(L->uffd_cow, UFFDIO_UNREGISTER, &r) == 0) { /* lifts the protection, wakes waiters */
+		L->pages[p].flags = (uint8_t)((L->pages[p].flags & ~PG_COWW) | PG_UNREG);
+		return 0;
+	}
+	ioctl(L->uffd_cow, UFFDIO_WRITEPROTECT, &wp);
+	return SP_EIO;
+}
+
+/* Watched page p, found not written after its fault: protect it again (false if that failed). */
+static bool cow_rearm(struct real_live *L, bk_page p)
+{
+	struct uffdio_writeprotect wp = { .range = { (uintptr_t)page_addr(L, p), L->ps },
+					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	bool ok = true;
+
+	pthread_mutex_lock(&L->cow_lock);
+	if (!(L->cow_state[p] & COW_ARMED)) {
+		L->cow_state[p] |= COW_ARMED;
+		if (ioctl(L->uffd_cow, UFFDIO_WRITEPROTECT, &wp) < 0) {
+			L->cow_state[p] &= (uint8_t)~COW_ARMED;
+			ok = false;
+		}
+	}
+	pthread_mutex_unlock(&L->cow_lock);
+	L->cow_arms += ok;
+	return ok;
+}
+
+/* A queued page: settled if it has its private copy, else watched again (or polled). */
+static int cow_settle_one(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg,
+			  int *found)
+{
+	struct live_page *pg = &L->pages[p];
+	uint64_t e;
+
+	if (pg->slot == SLOT_PRIVATE || !(pg->flags & PG_COWW))
+		return 0; /* settled, unmerged or discarded since */
+	if (pagemap_read(L, page_addr(L, p), 1, &e) < 0)
+		return SP_EIO;
+	L->cow_polled++;
+	if (!written(L, pg, e)) {
+		/* A false alarm, or its writer has not retried yet: watch it again, then look once more. */
+		if (!cow_rearm(L, p)) {
+			cow_disarm(L, p, page_addr(L, p)); /* polled from here on */
+			return 0;
+		}
+		if (pagemap_read(L, page_addr(L, p), 1, &e) < 0)
+			return SP_EIO;
+		if (!written(L, pg, e))
+			return 0;
+	}
+	(*found)++;
+	return settle_cow(L, p, fn, arg);
+}
+
+/* Takes the thread's queue (swapping buffers); after an overflow, every COW_QUEUED page. */
+static uint64_t cow_take(struct real_live *L)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&L->cow_lock);
+	if (L->cow_overflow) {
+		L->cow_qlen = 0;
+		for (bk_page p = 0; p < L->npages; p++) {
+			if ((L->cow_state[p] & COW_QUEUED) && L->cow_qlen < L->cow_qcap)
+				L->cow_q[L->cow_qlen++] = p;
+		}
+		L->cow_overflow = L->cow_qlen == L->cow_qcap;
+	}
+	n = L->cow_qlen;
+	for (uint64_t i = 0; i < n; i++)
+		L->cow_state[L->cow_q[i]] &= (uint8_t)~COW_QUEUED;
+	{
+		bk_page *w = L->cow_work;
+		uint64_t wc = L->cow_wcap;
+
+		L->cow_work = L->cow_q;
+		L->cow_wcap = L->cow_qcap;
+		L->cow_q = w;
+		L->cow_qcap = wc;
+		L->cow_qlen = 0;
+	}
+	pthread_mutex_unlock(&L->cow_lock);
+	return n;
+}
+
+/* Settles the pages the COW-event thread queued. */
+static int cow_drain(struct real_live *L, real_live_change_fn fn, void *arg, int *found)
+{
+	uint64_t n;
+
+	if (L->uffd_cow < 0)
+		return 0;
+	n = cow_take(L);
+	for (uint64_t i = 0; i < n; i++) {
+		int rc = cow_settle_one(L, L->cow_work[i], fn, arg, found);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Is p a merged page whose COW breaks only polling finds (not watched by the COW-event thread)? */
+static inline bool polled(const struct live_page *pg)
+{
+	return pg->slot != SLOT_PRIVATE && !(pg->flags & PG_COWW);
+}
+
 /* Polls pages [first, first + n) of one region. */
 static int poll_range(struct real_live *L, bk_page first, uint64_t n, real_live_change_fn fn,
 		      void *arg, int *found)
@@ -1676,7 +2045,7 @@ static int poll_range(struct real_live *L, bk_page first, uint64_t n, real_live_
 		for (uint64_t i = 0; L->chunk_merged[first / CHUNK] && i < k;) {
 			uint64_t last = i, j;
 
-			if (L->pages[first + i].slot == SLOT_PRIVATE) {
+			if (!polled(&L->pages[first + i])) {
 				i++;
 				continue;
 			}
@@ -1686,7 +2055,7 @@ static int poll_range(struct real_live *L, bk_page first, uint64_t n, real_live_
 			 * page costs a struct page lookup) and per VMA, a read's ~0.5 us.
 			 */
 			for (j = i + 1; j < k && j - last <= POLL_GAP; j++) {
-				if (L->pages[first + j].slot != SLOT_PRIVATE)
+				if (polled(&L->pages[first + j]))
 					last = j;
 			}
 			if (pagemap_read(L, page_addr(L, first + i), last + 1 - i, L->pmbuf) < 0)
@@ -1695,7 +2064,7 @@ static int poll_range(struct real_live *L, bk_page first, uint64_t n, real_live_
 			for (j = i; j <= last; j++) {
 				const struct live_page *pg = &L->pages[first + j];
 
-				if (pg->slot != SLOT_PRIVATE && written(L, pg, L->pmbuf[j - i])) {
+				if (polled(pg) && written(L, pg, L->pmbuf[j - i])) {
 					int rc = settle_cow(L, first + j, fn, arg);
 
 					if (rc < 0)
@@ -1713,15 +2082,17 @@ static int poll_range(struct real_live *L, bk_page first, uint64_t n, real_live_
 
 int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, void *arg)
 {
-	int found = 0;
+	int found = 0, rc;
 
 	runs_flush(L); /* pending pages are not in their file mapping yet */
+	rc = cow_drain(L, fn, arg, &found);
+	if (rc < 0)
+		return rc;
 	if (count > L->npages)
 		count = L->npages;
 	while (count) {
 		const struct live_region *r;
 		uint64_t n;
-		int rc;
 
 		if (L->poll_cursor >= L->npages)
 			L->poll_cursor = 0;
@@ -1766,8 +2137,10 @@ int real_live_discard(struct real_live *L, bk_page p)
 	pg = &L->pages[p];
 	addr = page_addr(L, p);
 	if (pg->flags & PG_INFILE) {
+		cow_disarm(L, p, addr); /* before its VMA changes hands */
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED)
 			return SP_ENOMEM;
+		pg->flags &= (uint8_t)~PG_COWW; /* a fresh VMA, if the unregistration had failed */
 		own_vma(L, p, false);
 		set_slot(L, p, SLOT_PRIVATE);
 		track_attach(L, p, addr);
@@ -1795,6 +2168,7 @@ int real_live_unmerge_all(struct real_live *L, real_live_change_fn fn, void *arg
 	for (bk_page p = 0; p < L->npages; p++) {
 		if (L->pages[p].slot == SLOT_PRIVATE)
 			continue;
+		cow_disarm(L, p, page_addr(L, p));
 		break_cow(L, page_addr(L, p));
 		set_slot(L, p, SLOT_PRIVATE);
 		if (fn) {
@@ -1846,6 +2220,9 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->track_page_scans = L->track_page_scans;
 	out->track_clean = L->track_clean;
 	out->track_written = L->track_written;
+	out->cow_events = L->uffd_cow >= 0;
+	out->cow_events_seen = __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED);
+	out->cow_armed = L->cow_arms;
 }
 
 void real_live_metrics(const struct real_live *L, struct metrics *out)
@@ -1883,7 +2260,7 @@ int real_live_measured_rss(const struct real_live *L, uint64_t *out, struct sp_e
 				uint64_t e = buf[j];
 
 				if ((e & PM_SWAP) && !(e & PM_FILE)) {
-					anon++;
+					anon += pm_swapped(e);
 				} else if ((e & PM_PRESENT) && !(e & PM_FILE)) {
 					/* Private anonymous; the zero page is not memory. */
 					if (L->zero_pfn && (e & PM_PFN_MASK) ? (e & PM_PFN_MASK) != L->zero_pfn

@@ -6,7 +6,9 @@
  * A live backend is single-threaded: every call on it (the backend_ops, the
  * poll and page-state calls below) must come from one thread at a time (the
  * engine's, or under the engine's lock).  Other threads may read and write
- * the registered memory at any time: that is the point.
+ * the registered memory at any time: that is the point.  With cow_events
+ * the backend runs one thread of its own, which only answers write faults
+ * on merged pages (live.c, "COW events").
  */
 #ifndef SP_REAL_LIVE_H
 #define SP_REAL_LIVE_H
@@ -59,6 +61,15 @@ struct real_live_config {
 	 * it and real_live_tracking_off() says why.
 	 */
 	bool track_writes;
+	/*
+	 * COW breaks as events (issue 15): a merged page stays write-protected
+	 * with a third, synchronous userfaultfd whose faults a thread of the
+	 * backend answers at once (it lifts the protection, the kernel makes the
+	 * copy, the page is queued); real_live_poll() settles the queued pages
+	 * and no longer reads pagemap for the others.  Off, or where the kernel
+	 * refuses it: every merged page is polled, as before.
+	 */
+	bool cow_events;
 };
 
 struct real_live;
@@ -115,11 +126,13 @@ typedef int (*real_live_change_fn)(void *arg, bk_page p, uint32_t what);
 int real_live_rebalance(struct real_live *L, uint64_t *moved);
 
 /*
- * COW-break detection: reads /proc/self/pagemap for the merged pages among
- * the next `count` pages after an internal cursor (wrapping), settles each
- * one found written (it no longer maps its frame: a private copy) and calls
- * fn(arg, p, ALGO_CHANGE_COW).  Frames left without sharers are released.
- * Returns the number of COW breaks found, or a negative SP_E* code.
+ * COW-break detection: settles the pages the COW-event thread queued (with
+ * cow_events), then reads /proc/self/pagemap for the merged pages not
+ * watched by it among the next `count` pages after an internal cursor
+ * (wrapping), settles each one found written (it no longer maps its frame:
+ * a private copy) and calls fn(arg, p, ALGO_CHANGE_COW).  Frames left
+ * without sharers are released.  Returns the number of COW breaks found, or
+ * a negative SP_E* code.
  */
 int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, void *arg);
 /* The same for one page (a write the driver knows it made). */
@@ -161,8 +174,13 @@ struct real_live_stats {
 	uint64_t track_page_scans; /* PAGEMAP_SCANs of one page (in a VMA of its own) */
 	uint64_t track_clean;     /* written() answers "not written" */
 	uint64_t track_written;   /* written() answers "written or unknown" */
+	bool cow_events;          /* merged pages are watched by the COW-event thread */
+	uint64_t cow_events_seen; /* write faults on watched pages it answered */
+	uint64_t cow_armed;       /* pages put under watch (after a merge, or again after a false alarm) */
 };
 void real_live_stats(const struct real_live *L, struct real_live_stats *out);
+/* CPU time of the backend's own threads (the COW-event thread), in ns; 0 without. */
+uint64_t real_live_aux_cpu_ns(const struct real_live *L);
 
 /*
  * Fills the (backend) fields of out: cow_breaks, checksums, compares,

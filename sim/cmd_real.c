@@ -56,7 +56,7 @@ struct real_opts {
 	const char *trace, *algo, *csv;
 	int mech; /* index in mechanisms */
 	struct cli_list sets;
-	bool quiet, allow_others, no_runs;
+	bool quiet, allow_others, no_runs, cow_poll;
 };
 
 static const char *const mechanisms[] = { "user", "kernel", NULL };
@@ -81,6 +81,9 @@ static const struct cli_opt real_table[] = {
 	{ .name = "no-runs", .type = CLI_FLAG, .offset = offsetof(struct real_opts, no_runs),
 	  .help = "user: remap each merged page at once instead of in runs of\n"
 		  "consecutive pages after each batch (one mmap per run)" },
+	{ .name = "cow-poll", .type = CLI_FLAG, .offset = offsetof(struct real_opts, cow_poll),
+	  .help = "user: find COW breaks of merged pages by polling pagemap only,\n"
+		  "without the COW-event thread (write faults answered at once)" },
 	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct real_opts, allow_others),
 	  .help = "kernel: run although other processes have mergeable memory" },
 	{ 0 },
@@ -91,7 +94,7 @@ static const struct cli_spec real_spec = {
 	.name = "real replay",
 	.usage = "--trace FILE --algo NAME --mechanism user|kernel\n"
 		 "[--set key=value]... [--duration-ms N] [--sample-ms N]\n"
-		 "[--csv OUT] [-q] [--no-runs] [--allow-others]",
+		 "[--csv OUT] [-q] [--no-runs] [--cow-poll] [--allow-others]",
 	.about = "Materialises the trace's guests in live memory (root), replays their writes on\n"
 		 "the wall clock, and merges them for real: with --mechanism user, the algorithm\n"
 		 "runs in a thread over the live backend (actual copy-on-write merging onto\n"
@@ -112,6 +115,7 @@ struct replay {
 	bool kernel;
 	bool quiet;
 	bool no_runs; /* user: remap each merge at once */
+	bool cow_poll; /* user: no COW events, polling only */
 	const struct trace_header *h;
 	struct real_mat *mat;
 	uint64_t *base;
@@ -298,6 +302,7 @@ static int start_user(struct replay *R, const struct algo_ops *algo, const struc
 	lc.strict_nodes = across >= 0 && params->v[across] == 0;
 	lc.track_writes = track >= 0 && params->v[track] != 0;
 	R->track_asked = lc.track_writes;
+	lc.cow_events = !R->cow_poll;
 	rc = real_live_new(&R->L, reg, R->h->nguests, &lc, err);
 	free(reg);
 	if (rc < 0)
@@ -477,6 +482,10 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 			       (unsigned long long)ls.track_written);
 		else if (R->track_asked)
 			printf("tracking    off: %s\n", real_live_tracking_off(R->L));
+		if (ls.cow_events)
+			printf("cow events  on: %llu write faults on merged pages answered, %llu pages watched; %llu pagemap entries read\n",
+			       (unsigned long long)ls.cow_events_seen, (unsigned long long)ls.cow_armed,
+			       (unsigned long long)ls.cow_polled);
 		if (ls.map_limit_refusals)
 			printf("WARNING     %llu merges refused: vm.max_map_count would have been exceeded\n",
 			       (unsigned long long)ls.map_limit_refusals);
@@ -521,6 +530,7 @@ static int real_prepare(struct real_cmd *x)
 	x->R.kernel = !strcmp(mechanisms[o->mech], "kernel");
 	x->R.quiet = o->quiet;
 	x->R.no_runs = o->no_runs;
+	x->R.cow_poll = o->cow_poll;
 	if (x->R.kernel && strcmp(o->algo, "ksm"))
 		return cli_usage_error("real", "--mechanism kernel runs the kernel's KSM: --algo ksm");
 	rc = cli_sim_config(&x->cfg, o->algo, o->sets.v, (int)o->sets.n, NULL, NULL, 0);

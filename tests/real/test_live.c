@@ -356,7 +356,7 @@ SP_TEST(zero_page_merge_and_cow)
 /* A tracked live backend, or a skip with the reason (no userfaultfd, or a kernel without it). */
 static struct real_live *tracked_or_skip(uint8_t *addr, size_t pages)
 {
-	struct real_live_config lc = { NULL, false, 0, true };
+	struct real_live_config lc = { NULL, false, 0, true, false };
 	struct real_live *L = live_or_skip(addr, pages, &lc);
 
 	if (L && real_live_tracking_off(L)) {
@@ -514,7 +514,7 @@ SP_TEST(tracking_survives_merges)
 /* The ksm algorithm on live memory with and without write tracking: the same merges. */
 static void engine_run(uint8_t *m, size_t n, bool track, struct metrics *out)
 {
-	struct real_live_config lc = { NULL, false, 0, track };
+	struct real_live_config lc = { NULL, false, 0, track, false };
 	struct real_engine_config ec = { 0 };
 	struct real_engine *e;
 	struct real_live *L;
@@ -595,7 +595,7 @@ static void numa_case(int across, uint64_t *remote_out, bool *crossed, uint32_t 
 	uint8_t *m = map_pages(N);
 	struct fake fk = { m, N / 2 };
 	struct real_live_topo topo = { 2, fake_node, &fk, false };
-	struct real_live_config lc = { &topo, across == 0, 0, false };
+	struct real_live_config lc = { &topo, across == 0, 0, false, false };
 	struct real_engine_config ec = { 0 };
 	struct real_engine *e;
 	struct real_live *L;
@@ -689,7 +689,7 @@ SP_TEST(numa_fake_frames_follow_their_majority)
 	uint8_t *m = map_pages(N);
 	struct fake fk = { m, 2 };
 	struct real_live_topo topo = { 2, fake_node, &fk, false };
-	struct real_live_config lc = { &topo, false, 0, false };
+	struct real_live_config lc = { &topo, false, 0, false, false };
 	struct real_live *L;
 	struct backend b;
 	struct bk_page_info info;
@@ -819,7 +819,7 @@ static void *unmerger(void *arg)
 	return NULL;
 }
 
-static void stress_run(double seconds, bool track)
+static void stress_run(double seconds, bool track, bool cow)
 {
 	struct stress *s = calloc(1, sizeof(*s));
 	struct real_live_region reg;
@@ -843,7 +843,7 @@ static void stress_run(double seconds, bool track)
 	}
 	reg = (struct real_live_region){ s->mem, (uint64_t)SPAGES * PS, 0, 0, -1 };
 	{
-		struct real_live_config lc = { NULL, false, 0, track };
+		struct real_live_config lc = { NULL, false, 0, track, cow };
 
 		rc = real_live_new(&s->L, &reg, 1, &lc, &err);
 	}
@@ -897,6 +897,13 @@ static void stress_run(double seconds, bool track)
 	}
 	for (uint32_t p = 0; p < SPAGES; p++)
 		final_bad += memcmp(s->mem + (size_t)p * PS, s->tmpl[s->last_t[p]], PS) != 0;
+	if (cow) {
+		/* Watched merged pages: their COW breaks arrive as faults the backend's thread answers. */
+		printf("COW events: %llu write faults answered, %llu pages watched\n",
+		       (unsigned long long)ls.cow_events_seen, (unsigned long long)ls.cow_armed);
+		CU_ASSERT(ls.cow_events);
+		CU_ASSERT(ls.cow_events_seen > 0);
+	}
 	if (track) {
 		printf("write tracking: %llu PAGEMAP_SCAN windows, %llu visits unwritten, %llu written\n",
 		       (unsigned long long)ls.track_scans, (unsigned long long)ls.track_clean,
@@ -938,29 +945,39 @@ static double stress_seconds(double def)
 
 SP_TEST(stress_integrity)
 {
-	stress_run(stress_seconds(5), false);
+	stress_run(stress_seconds(5), false, false);
 }
 
 /* The criterion: at least a minute, >= 10^6 merges + COW breaks (ctest -L slow). */
-static void stress_long(bool track)
+static void stress_long(bool track, bool cow)
 {
 	if (!getenv("SP_STRESS_MIN_EVENTS"))
 		setenv("SP_STRESS_MIN_EVENTS", "1000000", 1);
-	stress_run(stress_seconds(60), track);
+	stress_run(stress_seconds(60), track, cow);
 }
 
 SP_TEST(stress_integrity_long)
 {
-	stress_long(false);
+	stress_long(false, false);
 }
 
 /* The same with write tracking on: merges move pages between the two userfaultfds. */
 SP_TEST(stress_integrity_tracked)
 {
-	stress_run(stress_seconds(5), true);
+	stress_run(stress_seconds(5), true, false);
+}
+
+/*
+ * Write tracking and COW events (as `sim real replay` runs): pages move
+ * between three userfaultfds, and a thread lifts write protections while
+ * the engine merges.
+ */
+SP_TEST(stress_integrity_cow)
+{
+	stress_run(stress_seconds(5), true, true);
 }
 
 SP_TEST(stress_integrity_tracked_long)
 {
-	stress_long(true);
+	stress_long(true, true);
 }
