@@ -327,13 +327,47 @@ static int ksmd_idle_timings(struct real_calibration *out, struct scan_cost *sc,
 	return rc;
 }
 
+/*
+ * The costs from phase B's scans of n pages in groups (scan[] per page, in
+ * order) and what A and C measured.
+ */
+static void derive_costs(struct real_calibration *out, double *scan, uint64_t n)
+{
+	double visit = median_from(scan, 2, SCANS), csum = out->ns[BK_COST_CHECKSUM], step, base;
+	double logn = log2((double)n);
+
+	/*
+	 * A visit is what ksmd pays for a page it has nothing to do with
+	 * (scan 3 of B: every page already merged).  A hot unique page adds
+	 * a checksum (a page read from memory, as userspace timed it) and
+	 * an unstable-tree insert: the tree step from phase C's hot scans
+	 * when they ran (the idle classes then get the rest of the slow
+	 * scans' cost), else from A (whose pages are read ~0.3 s idle).
+	 * In the second scan of B nearly every page finds its group's KSM
+	 * page in a stable tree of n/GROUP nodes and merges with it.
+	 */
+	if (out->hot_scan_ns > 0) {
+		step = fmax(0, (out->hot_scan_ns - visit - csum) / mean_depth(HOT_PAGES));
+		idle_solve(out, visit + csum + mean_depth(n < IDLE_PAGES ? n : IDLE_PAGES) * step);
+	} else {
+		step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
+	}
+	base = visit + csum + log2((double)n / GROUP) * step;
+	out->ksmd_merge_scan_ns = scan[1];
+	out->ksmd_merged_scan_ns = visit;
+	out->ns[BK_COST_VISIT] = visit;
+	out->ns[BK_COST_TREE_STEP] = step;
+	out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
+	out->ns[BK_COST_FIRST_VISIT] = fmax(0, out->ksmd_first_scan_ns - visit - csum);
+}
+
 static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
 			uint8_t *b, uint64_t n, const volatile sig_atomic_t *stop,
 			real_calib_progress_fn progress, void *arg, struct sp_err *err)
 {
 	struct real_ksm_settings s;
 	struct scan_cost sc = { .k = k, .stop = stop };
-	double scan[SCANS], logn = log2((double)n), t;
+	double scan[SCANS], t;
 	int rc;
 
 	rc = real_ksmd_pid(&sc.ksmd, err);
@@ -390,31 +424,7 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 	if (rc == 0)
 		rc = time_scans(&sc, SCANS, scan, NULL, err);
 	if (rc == 0) {
-		double visit = median_from(scan, 2, SCANS), csum = out->ns[BK_COST_CHECKSUM], step, base;
-
-		/*
-		 * A visit is what ksmd pays for a page it has nothing to do with
-		 * (scan 3 of B: every page already merged).  A hot unique page adds
-		 * a checksum (a page read from memory, as userspace timed it) and
-		 * an unstable-tree insert: the tree step from phase C's hot scans
-		 * when they ran (the idle classes then get the rest of the slow
-		 * scans' cost), else from A (whose pages are read ~0.3 s idle).
-		 * In the second scan of B nearly every page finds its group's KSM
-		 * page in a stable tree of n/GROUP nodes and merges with it.
-		 */
-		if (out->hot_scan_ns > 0) {
-			step = fmax(0, (out->hot_scan_ns - visit - csum) / mean_depth(HOT_PAGES));
-			idle_solve(out, visit + csum + mean_depth(n < IDLE_PAGES ? n : IDLE_PAGES) * step);
-		} else {
-			step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
-		}
-		base = visit + csum + log2((double)n / GROUP) * step;
-		out->ksmd_merge_scan_ns = scan[1];
-		out->ksmd_merged_scan_ns = visit;
-		out->ns[BK_COST_VISIT] = visit;
-		out->ns[BK_COST_TREE_STEP] = step;
-		out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
-		out->ns[BK_COST_FIRST_VISIT] = fmax(0, out->ksmd_first_scan_ns - visit - csum);
+		derive_costs(out, scan, n);
 		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 	}
 	if (rc == 0) {
