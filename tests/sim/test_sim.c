@@ -219,15 +219,9 @@ SP_TEST(idle_touches_follow_the_scan_period)
 	const uint64_t ts[] = { 2500, 3500, 4500, 7500 };
 	int64_t cpu[4];
 	char path[512];
-	struct tb tb;
 
 	sp_test_path(path, sizeof(path), "idle.sptrace");
-	tb_init(&tb, 1, 10);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint64_t p = 0; p < 10; p++)
-		tb_page(&tb, 0, p, p + 1);
-	tb_commit(&tb);
+	tb_unique_trace(path, 10);
 	idle_cpu_at(path, sets, NULL, IDLE_COSTS(1, 10, 100, 1000, 10000, 100000, 1000000), ts, 4, cpu);
 	CU_ASSERT_EQUAL(cpu[0], 50000);
 	CU_ASSERT_EQUAL(cpu[1], 550000);
@@ -252,14 +246,9 @@ SP_TEST(smart_scan_reads_after_the_skipped_scans)
 	const uint64_t ts[] = { 3500, 4500, 5500, 8500, 13500 };
 	int64_t cpu[5];
 	char path[512];
-	struct tb tb;
 
 	sp_test_path(path, sizeof(path), "idle_smart.sptrace");
-	tb_init(&tb, 1, 1);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	tb_page(&tb, 0, 0, 1);
-	tb_commit(&tb);
+	tb_unique_trace(path, 1);
 	idle_cpu_at(path, sets, NULL, IDLE_COSTS(0, 0, 0, 0, 1, 1000, 1000000), ts, 5, cpu);
 	CU_ASSERT_EQUAL(cpu[0], 3);
 	CU_ASSERT_EQUAL(cpu[1], 3);
