@@ -13,6 +13,8 @@
 #  3. merges: µs per merge and VMAs per merged page, in runs and with
 #     --no-runs, on the trace of 2 and on a replay of the recorded QEMU sample;
 #  4. fidelity: sim run's pages_sharing against the live engine's.
+# The engine runs with COW events (merged pages' COW breaks answered as write
+# faults, not polled; `sim real replay --cow-poll` to compare).
 # Needs root, userfaultfd and KSM (parts 1 and 2 write /sys/kernel/mm/ksm:
 # run them under `flock /tmp/samepage-test.lock` on a shared machine, about
 # 2.5 minutes each; parts 3 and 4 leave KSM alone).
@@ -76,7 +78,7 @@ table() {
 				kcpu / cpu, ss, kss / (ss > 0 ? ss : 1e-9) }'
 	done
 }
-summary() { grep -h "^live\|^vmas\|^tracking" "$T/$1.out" | sed 's/^/    /'; }
+summary() { grep -h "^live\|^vmas\|^tracking\|^cow" "$T/$1.out" | sed 's/^/    /'; }
 
 echo "load before: $(load); $(uname -r); parts:$PARTS"
 ROWS="track hash kernel"
