@@ -61,26 +61,42 @@ enum bk_cost {
 	BK_COST_COW_BREAK,  /* counted by the backend on a write; guest time, not scanner */
 	BK_COST_FIRST_VISIT, /* a page's first visit: its rmap item allocated (ksm), beyond the visit */
 	/*
-	 * Touching a page left untouched for a while, beyond a page read about
-	 * every 0.1-0.4 s (TLB and cache misses; on a virtual machine whose
-	 * host ages or reclaims idle guest memory, much more): idle about
-	 * 0.45-2.2 s (1s), and longer (5s).  The ksm model counts the page a
-	 * visit reads and the unstable tree pages its search reads (ksm.c).
+	 * Touching a page left untouched for a while, beyond a hot read (TLB
+	 * and cache misses; on a virtual machine whose host ages or reclaims
+	 * idle guest memory, microseconds): one class per idle time, named by
+	 * its centre, bounded by the geometric means of neighbouring centres
+	 * (bk_idle_class()).  The ksm model counts the page a visit reads and
+	 * the tree pages its searches read (ksm.c).  Keep them in order.
 	 */
-	BK_COST_IDLE_1S,
-	BK_COST_IDLE_5S,
+	BK_COST_IDLE_50MS,  /* idle 35-71 ms */
+	BK_COST_IDLE_100MS, /* 71-141 ms */
+	BK_COST_IDLE_200MS, /* 141-316 ms */
+	BK_COST_IDLE_500MS, /* 316-707 ms */
+	BK_COST_IDLE_1S,    /* 0.71-1.41 s */
+	BK_COST_IDLE_2S,    /* 1.41-3.16 s */
+	BK_COST_IDLE_5S,    /* 3.16 s and longer */
 	BK_COST__COUNT
 };
 
+#define BK_IDLE_CLASSES (BK_COST_IDLE_5S - BK_COST_IDLE_50MS + 1)
+
+#define BK_IDLE_MIN_NS 35355339u /* the lower bound of BK_COST_IDLE_50MS */
+
 /*
- * The idle class of a page touch after idle_ns untouched: BK_COST_IDLE_5S
- * from 2.24 s, BK_COST_IDLE_1S from 0.447 s (the geometric means of 0.2, 1
- * and 5 s), else -1 (as hot as the scans `sim calibrate` times).
+ * The idle class of a page touch after idle_ns untouched (BK_COST_IDLE_*),
+ * or -1: hot.  The bounds: 50 ms / sqrt(2), then the geometric means of
+ * 50, 100, 200, 500 ms, 1, 2 and 5 s.
  */
-#define BK_IDLE_MIN_NS 447000000u
 static inline int bk_idle_class(uint64_t idle_ns)
 {
-	return idle_ns >= 2236000000u ? BK_COST_IDLE_5S : idle_ns >= BK_IDLE_MIN_NS ? BK_COST_IDLE_1S : -1;
+	static const uint64_t bound[BK_IDLE_CLASSES] = {
+		BK_IDLE_MIN_NS, 70710678, 141421356, 316227766, 707106781, 1414213562, 3162277660u,
+	};
+	int c = -1;
+
+	while (c + 1 < BK_IDLE_CLASSES && idle_ns >= bound[c + 1])
+		c++;
+	return c < 0 ? -1 : BK_COST_IDLE_50MS + c;
 }
 
 /* backend_ops.content_counts(): present pages, counted by content id. */

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Benchmark (issue 13): the cost model's CPU against ksmd's, like the counters.
-# Each part takes /tmp/samepage-test.lock once (at most ~5 minutes): it
-# calibrates this host (`sim calibrate --save` into a file of its own, never
-# the real costs file), then runs `sim validate` with those costs on one trace
-# under the default tunables (pages_to_scan=100, sleep 20) and two aggressive
-# sets (1000/20, 2000/10), and prints per run: ksmd's CPU against the modelled
+# Each part takes /tmp/samepage-test.lock once (about 5 minutes): before each
+# run it calibrates this host (`sim calibrate --save` into a file of its own,
+# never the real costs file: the host drifts within minutes), then runs
+# `sim validate` with those costs on one trace under the default tunables
+# (pages_to_scan=100, sleep 20) or one of two aggressive sets (1000/20,
+# 2000/10), and prints per run: ksmd's CPU against the modelled
 # CPU (and the modelled CPU with the previous shipped defaults, by `sim run` on
 # the same trace and tunables), full_scans kernel against simulated, the
 # steady pages_sharing error, and the load average before and after.  The
@@ -31,9 +32,13 @@ cp "$ROOT/traces/samples/small.sptrace" "$T/sample.sptrace"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# one validate run: trace tunables-name p2s sleep duration sample
+# one validate run, calibrated just before (the host drifts within minutes):
+# trace tunables-name p2s sleep duration sample
 one() {
-	local tr=$1 name=$2 p2s=$3 sleep=$4 dur=$5 sample=$6 out=$T/$1-$2.out l0 l1 old
+	local tr=$1 name=$2 p2s=$3 sleep=$4 dur=$5 sample=$6 out=$T/$1-$2.out l0 l1 old cal
+	cal=$(SAMEPAGE_COSTS=$T/costs.conf "$SIM" calibrate --save 2>&1) ||
+		{ echo "$tr $name: calibrate failed: $(tail -1 <<<"$cal")"; return 0; }
+	echo "$tr $p2s/$sleep calibrated: $(grep '^--cost' <<<"$cal")" >>"$T/costs.log"
 	l0=$(load)
 	SAMEPAGE_COSTS=$T/costs.conf "$SIM" validate --trace "$T/$tr.sptrace" \
 		--set pages_to_scan="$p2s" --set sleep_millisecs="$sleep" \
@@ -56,16 +61,15 @@ one() {
 }
 
 part() {
-	local tr=$1 cal
+	local tr=$1
 	echo "## part $tr, $(date -u '+%F %T UTC'), Linux $(uname -r), load $(load)"
-	cal=$(SAMEPAGE_COSTS=$T/costs.conf "$SIM" calibrate --save 2>&1) ||
-		{ echo "calibrate failed: $cal"; return 0; }
-	echo "calibrated: $(grep '^--cost' <<<"$cal")  (load after: $(load))"
+	: >"$T/costs.log"
 	echo "| trace | p2s/sleep | ksmd cpu s | model s | error | old defaults s | error | kernel full_scans | sim | error | pages_sharing error | ksmd wait s | load before / after |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	one "$tr" default 100 20 120000 1000
 	one "$tr" aggr1 1000 20 20000 500
 	one "$tr" aggr2 2000 10 20000 500
+	cat "$T/costs.log"
 }
 
 for p in "$@"; do

@@ -22,13 +22,15 @@
  *      plus allocating each page's rmap item ->
  *      first_visit = first scan cost per page - (visit + checksum);
  *   a write to each merged page then times the COW break.
- *   C. unique pages again, on IDLE_PAGES of them, a quarter a batch,
- *      sleeping 0, IDLE_SLEEP1_MS and IDLE_SLEEP5_MS between batches: the
- *      slower scans cost more per page because each page (and each node
- *      of the unstable tree) was left alone longer; with the idle touches
- *      the ksm model counts at each measured scan period (the page, and
- *      one tree node per level, level j idle period / 2^j), the extra
- *      over the sleep-0 scans gives idle_1s and idle_5s.
+ *   C. hot: 4096 unique pages, one batch a scan, sleep 0 (scans of ~5 ms:
+ *      hot even on a VM whose idle pages cost microseconds) ->
+ *      tree_step = (cost - visit - checksum) / the model's mean tree depth;
+ *      idle: IDLE_PAGES unique pages, one batch a scan (the unstable tree
+ *      rebuilt within the batch: hot, as the ksm model counts it), the
+ *      sleep aiming the period at each idle class's centre (50 ms ... 5 s):
+ *      each scan's cost per page over the model's hot cost is the extra of
+ *      a read idle that period, a point of a curve against idle time; each
+ *      idle class costs the curve at its centre.
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -45,6 +47,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "kit.h"
 #include "ksm_sysfs.h"
 #include "materialize.h"
 
@@ -161,31 +164,48 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, double 
 }
 
 #define IDLE_PAGES 16384u
-#define IDLE_SLEEP1_MS 200
-#define IDLE_SLEEP5_MS 1000
+#define HOT_PAGES 4096u /* the hot baseline: a region small enough to stay hot at sleep 0 */
+#define IDLE_ANCHOR_NS (BK_IDLE_MIN_NS / 2.0) /* below it a read costs nothing extra */
+
+/* The centre of each idle class (backend.h), ns. */
+static const double idle_centre_ns[BK_IDLE_CLASSES] = { 50e6, 100e6, 200e6, 500e6, 1e9, 2e9, 5e9 };
 
 /*
- * The idle touches (c[0]: 1s class, c[1]: 5s) per page of a steady scan of
- * n unique pages with period p_ns, as the ksm model counts them: the page
- * itself, and level j of the unstable tree, idle p_ns / 2^j, reached by the
- * searches of the n - 2^j pages inserted after the tree had 2^j.
+ * The extra of reading a page idle t, known at n ascending idle times t[i]
+ * (f[i] ns), 0 up to IDLE_ANCHOR_NS, linear in log t between, flat after
+ * the last.
  */
-static void idle_counts(double p_ns, uint64_t n, double c[2])
-{
-	uint64_t idle = (uint64_t)p_ns;
-	int k = bk_idle_class(idle);
+struct idle_curve {
+	int n;
+	double t[BK_IDLE_CLASSES], f[BK_IDLE_CLASSES];
+};
 
-	c[0] = c[1] = 0;
-	if (k >= 0)
-		c[k - BK_COST_IDLE_1S] += 1;
-	for (uint64_t j = 0; j < 63 && (1ull << j) < n && idle >= BK_IDLE_MIN_NS; j++, idle /= 2) {
-		k = bk_idle_class(idle);
-		if (k >= 0)
-			c[k - BK_COST_IDLE_1S] += (double)(n - (1ull << j)) / (double)n;
+static double curve_at(const struct idle_curve *c, double t)
+{
+	double t0 = IDLE_ANCHOR_NS, f0 = 0;
+
+	if (t <= t0)
+		return 0;
+	for (int i = 0; i < c->n; i++) {
+		if (t <= c->t[i])
+			return f0 + (c->f[i] - f0) * log(t / t0) / log(c->t[i] / t0);
+		t0 = c->t[i];
+		f0 = c->f[i];
 	}
+	return f0;
 }
 
-/* Steady scans of the slice at sleep ms: the median cost per page and period; 0 or SP_E*. */
+/* The mean unstable tree depth the ksm model counts over a scan inserting n unique pages. */
+static double mean_depth(uint64_t n)
+{
+	double d = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		d += (double)kit_tree_depth(i);
+	return n ? d / (double)n : 0;
+}
+
+/* Steady scans at sleep ms: the median cost per page and period of scans 2..; 0 or SP_E*. */
 static int idle_phase(struct scan_cost *sc, int64_t sleep_ms, int scans, double *cost,
 		      double *period, struct sp_err *err)
 {
@@ -202,40 +222,143 @@ static int idle_phase(struct scan_cost *sc, int64_t sleep_ms, int scans, double 
 	return 0;
 }
 
-/* Phase C: idle_1s and idle_5s from ksmd's scans of IDLE_PAGES unique pages of a. */
+/*
+ * ksmd's CPU per page on the first `pages` pages of a, unique, one batch a
+ * scan, sleep 0: after two scans, the median of three 200 ms windows (a
+ * scan of a few ms is shorter than the tick that updates ksmd's CPU time).
+ */
+static int hot_scan(struct scan_cost *sc, uint8_t *a, uint64_t pages, double *cost,
+		    struct sp_err *err)
+{
+	double v[3], period[2];
+	int64_t cpu0, cpu, pages0, npages;
+	int rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)pages, err);
+
+	if (rc == 0 && madvise(a, pages * PAGE, MADV_MERGEABLE) != 0)
+		rc = sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
+	if (rc == 0)
+		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, 0, err);
+	if (rc == 0)
+		rc = time_scans(sc, 2, v, period, err);
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		if ((rc = real_ksm_get(sc->k, REAL_KSM_PAGES_SCANNED, &pages0, err)) < 0 ||
+		    (rc = real_proc_cpu_ns(sc->ksmd, &cpu0, err)) < 0)
+			break;
+		usleep(200000);
+		if ((rc = real_ksm_get(sc->k, REAL_KSM_PAGES_SCANNED, &npages, err)) < 0 ||
+		    (rc = real_proc_cpu_ns(sc->ksmd, &cpu, err)) < 0)
+			break;
+		v[i] = npages > pages0 ? (double)(cpu - cpu0) / (double)(npages - pages0) : 0;
+	}
+	madvise(a, pages * PAGE, MADV_UNMERGEABLE);
+	if (rc == 0)
+		*cost = median_from(v, 0, 3);
+	return rc;
+}
+
+/*
+ * The slow scans of phase C: IDLE_PAGES unique pages in one batch a scan
+ * (the tree is then rebuilt within the batch, hot, and each page read idle
+ * one period), the sleep aiming the period at each class centre in turn
+ * (the batch estimated at the last scan's cost per page).
+ */
+static int idle_scans(struct real_calibration *out, struct scan_cost *sc, uint64_t m,
+		      struct sp_err *err)
+{
+	double batch_ns = (double)m * out->hot_scan_ns;
+	int rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)m, err);
+
+	for (int i = 0; i < BK_IDLE_CLASSES && rc == 0; i++) {
+		/* a scan is two batches: its pages, then the wrap (an empty one) */
+		double sleep = fmax(0, (idle_centre_ns[i] - batch_ns) / 2);
+
+		rc = idle_phase(sc, (int64_t)(sleep / 1e6), 3, &out->idle_scan_ns[i],
+				&out->idle_period_ns[i], err);
+		batch_ns = (double)m * out->idle_scan_ns[i];
+	}
+	return rc;
+}
+
+/*
+ * The idle classes' costs from the slow scans: each scan's cost per page
+ * over `hot` (the model's cost of a hot unique page) is the extra of a read
+ * idle its period, a point of a curve against idle time (kept rising; a
+ * period not beyond the last point by a fifth adds none); each class costs
+ * the curve at its centre.
+ */
+static void idle_solve(struct real_calibration *out, double hot)
+{
+	struct idle_curve c = { 0 };
+
+	for (int i = 0; i < BK_IDLE_CLASSES; i++) {
+		double per = out->idle_period_ns[i], x = out->idle_scan_ns[i];
+
+		if (per < BK_IDLE_MIN_NS || (c.n && per < c.t[c.n - 1] * 1.2))
+			continue;
+		c.t[c.n] = per;
+		c.f[c.n] = fmax(c.n ? c.f[c.n - 1] : 0, x - hot);
+		c.n++;
+	}
+	for (int k = 0; k < BK_IDLE_CLASSES && c.n; k++) {
+		out->ns[BK_COST_IDLE_50MS + k] = curve_at(&c, idle_centre_ns[k]);
+		out->measured[BK_COST_IDLE_50MS + k] = true;
+	}
+}
+
+/*
+ * Phase C: the hot cost per unique page on HOT_PAGES pages, then the slow
+ * scans of IDLE_PAGES pages (solved by idle_solve() once B has the visit).
+ */
 static int ksmd_idle_timings(struct real_calibration *out, struct scan_cost *sc, uint8_t *a,
 			     uint64_t n, struct sp_err *err)
 {
 	uint64_t m = n < IDLE_PAGES ? n : IDLE_PAGES;
-	double hot, hot_p, x[2], per[2], c1[2], c5[2], det;
-	int rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)(m / 4), err);
+	int rc = hot_scan(sc, a, HOT_PAGES, &out->hot_scan_ns, err);
 
 	if (rc == 0 && madvise(a, m * PAGE, MADV_MERGEABLE) != 0)
 		rc = sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	if (rc == 0)
-		rc = idle_phase(sc, 0, 5, &hot, &hot_p, err);
-	if (rc == 0)
-		rc = idle_phase(sc, IDLE_SLEEP1_MS, 4, &x[0], &per[0], err);
-	if (rc == 0)
-		rc = idle_phase(sc, IDLE_SLEEP5_MS, 3, &x[1], &per[1], err);
+		rc = idle_scans(out, sc, m, err);
 	madvise(a, m * PAGE, MADV_UNMERGEABLE);
 	if (rc == 0)
 		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, 0, err);
 	if (rc == 0)
 		rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)(n / 4 ? n / 4 : 1), err);
-	if (rc < 0)
-		return rc;
-	out->idle_period_ns[0] = per[0];
-	out->idle_period_ns[1] = per[1];
-	idle_counts(per[0], m, c1);
-	idle_counts(per[1], m, c5);
-	det = c1[0] * c5[1] - c1[1] * c5[0];
-	if (fabs(det) < 0.5 || bk_idle_class((uint64_t)hot_p) >= 0)
-		return 0; /* the periods fell in the same class, or the hot scans were not hot */
-	out->ns[BK_COST_IDLE_1S] = fmax(0, ((x[0] - hot) * c5[1] - (x[1] - hot) * c1[1]) / det);
-	out->ns[BK_COST_IDLE_5S] = fmax(0, (c1[0] * (x[1] - hot) - c5[0] * (x[0] - hot)) / det);
-	out->measured[BK_COST_IDLE_1S] = out->measured[BK_COST_IDLE_5S] = true;
-	return 0;
+	return rc;
+}
+
+/*
+ * The costs from phase B's scans of n pages in groups (scan[] per page, in
+ * order) and what A and C measured.
+ */
+static void derive_costs(struct real_calibration *out, double *scan, uint64_t n)
+{
+	double visit = median_from(scan, 2, SCANS), csum = out->ns[BK_COST_CHECKSUM], step, base;
+	double logn = log2((double)n);
+
+	/*
+	 * A visit is what ksmd pays for a page it has nothing to do with
+	 * (scan 3 of B: every page already merged).  A hot unique page adds
+	 * a checksum (a page read from memory, as userspace timed it) and
+	 * an unstable-tree insert: the tree step from phase C's hot scans
+	 * when they ran (the idle classes then get the rest of the slow
+	 * scans' cost), else from A (whose pages are read ~0.3 s idle).
+	 * In the second scan of B nearly every page finds its group's KSM
+	 * page in a stable tree of n/GROUP nodes and merges with it.
+	 */
+	if (out->hot_scan_ns > 0) {
+		step = fmax(0, (out->hot_scan_ns - visit - csum) / mean_depth(HOT_PAGES));
+		idle_solve(out, visit + csum + mean_depth(n < IDLE_PAGES ? n : IDLE_PAGES) * step);
+	} else {
+		step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
+	}
+	base = visit + csum + log2((double)n / GROUP) * step;
+	out->ksmd_merge_scan_ns = scan[1];
+	out->ksmd_merged_scan_ns = visit;
+	out->ns[BK_COST_VISIT] = visit;
+	out->ns[BK_COST_TREE_STEP] = step;
+	out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
+	out->ns[BK_COST_FIRST_VISIT] = fmax(0, out->ksmd_first_scan_ns - visit - csum);
 }
 
 static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
@@ -244,7 +367,7 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 {
 	struct real_ksm_settings s;
 	struct scan_cost sc = { .k = k, .stop = stop };
-	double scan[SCANS], logn = log2((double)n), t;
+	double scan[SCANS], t;
 	int rc;
 
 	rc = real_ksmd_pid(&sc.ksmd, err);
@@ -301,23 +424,7 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 	if (rc == 0)
 		rc = time_scans(&sc, SCANS, scan, NULL, err);
 	if (rc == 0) {
-		double visit = median_from(scan, 2, SCANS), csum = out->ns[BK_COST_CHECKSUM], step, base;
-
-		/*
-		 * A visit is what ksmd pays for a page it has nothing to do with
-		 * (scan 3 of B: every page already merged).  Unique pages add a
-		 * checksum and an unstable-tree insert of ~log2(n) steps.  In the
-		 * second scan of B nearly every page finds its group's KSM page in
-		 * a stable tree of n/GROUP nodes and merges with it.
-		 */
-		step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
-		base = visit + csum + log2((double)n / GROUP) * step;
-		out->ksmd_merge_scan_ns = scan[1];
-		out->ksmd_merged_scan_ns = visit;
-		out->ns[BK_COST_VISIT] = visit;
-		out->ns[BK_COST_TREE_STEP] = step;
-		out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
-		out->ns[BK_COST_FIRST_VISIT] = fmax(0, out->ksmd_first_scan_ns - visit - csum);
+		derive_costs(out, scan, n);
 		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 	}
 	if (rc == 0) {

@@ -22,7 +22,10 @@ struct real_calibration {
 	double ksmd_unique_scan_ns;     /* unique pages, unstable tree rebuilt */
 	double ksmd_merge_scan_ns;      /* pairs of equal pages merging */
 	double ksmd_merged_scan_ns;     /* visits of pages already merged */
-	double idle_period_ns[2];       /* phase C's slow scan periods (0 if not run) */
+	/* phase C (0 if not run): the hot scans, then the slow ones aimed at each idle class */
+	double hot_scan_ns;             /* per page, 4096 unique pages, sleep 0 */
+	double idle_period_ns[BK_IDLE_CLASSES]; /* each slow scan's period */
+	double idle_scan_ns[BK_IDLE_CLASSES];   /* and its cost per page */
 };
 
 typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double fraction);

@@ -60,8 +60,9 @@ static const struct cli_spec calib_spec = {
 	.about = "Measures the CPU cost model on this machine: checksum, compare and tree\n"
 		 "step in userspace over N pages (default 65536 = 256 MiB, twice), then - as\n"
 		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
-		 "and merge over the same memory, the extra of reading pages left idle about\n"
-		 "1 and 5 s (slow scans), and the COW break of a merged page.  Prints\n"
+		 "and merge over the same memory, the hot checksum and tree step (small\n"
+		 "regions), the extra of reading pages left idle 50 ms to 5 s (slow scans),\n"
+		 "and the COW break of a merged page.  Prints\n"
 		 "a --cost specification; --save keeps it for the simulating commands.  Saves\n"
 		 "and restores every KSM tunable (also on Ctrl-C), and unmerges the host's KSM\n"
 		 "pages (run=2) while it works.  --no-ksm: userspace only.  Measure on an idle\n"
@@ -88,11 +89,15 @@ static void calib_report(const struct real_calibration *cal)
 		       "merging into groups %.0f ns, already merged %.0f ns\n",
 		       (unsigned long long)cal->pages, cal->ksmd_first_scan_ns, cal->ksmd_unique_scan_ns,
 		       cal->ksmd_merge_scan_ns, cal->ksmd_merged_scan_ns);
-	if (cal->idle_period_ns[1] > 0)
-		printf("idle pages: unique pages scanned every %.2f s and %.2f s%s\n",
-		       cal->idle_period_ns[0] / 1e9, cal->idle_period_ns[1] / 1e9,
-		       cal->measured[BK_COST_IDLE_1S] ? ""
-						    : " (idle costs not measured: the periods do not separate the classes)");
+	if (cal->hot_scan_ns > 0)
+		printf("hot unique pages: %.0f ns a page (4096 pages, sleep 0)\n", cal->hot_scan_ns);
+	for (int i = 0; i < BK_IDLE_CLASSES; i++) {
+		if (cal->idle_period_ns[i] > 0)
+			printf("idle pages: scanned every %6.3f s: %6.0f ns a page\n",
+			       cal->idle_period_ns[i] / 1e9, cal->idle_scan_ns[i]);
+	}
+	if (cal->idle_period_ns[0] > 0 && !cal->measured[BK_COST_IDLE_5S])
+		puts("(idle costs not measured: no slow scan was slow enough)");
 	printf("\n--cost ");
 	for (int k = 0, first = 1; k < BK_COST__COUNT; k++) {
 		if (!cal->measured[k])

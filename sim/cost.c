@@ -3,13 +3,13 @@
  * host's costs file that `sim calibrate --save` writes.
  *
  * The defaults (sim_cost_defaults) are `sim calibrate`'s medians on the
- * development machine (Debian 12, kernel 6.18, 2 cores; bench/README.md,
- * "sim calibrate", gives the runs and the load): what ksmd pays to visit a
- * page it has nothing to do with, a checksum (XXH64 of 4 KiB), a full 4 KiB
+ * development machine, quiet (Debian 12, kernel 6.18, 2 cores;
+ * bench/README.md, "bench_cost.sh", third round, gives the runs and the
+ * load): what ksmd pays to visit a page it has nothing to do with, a checksum (XXH64 of 4 KiB), a full 4 KiB
  * compare, a tree step (one node, its early-exit memcmp and cache misses), a
  * merge beyond those, a page's first visit beyond a visit (its rmap item
  * allocated), a write to a merged page (the copy), and the extra of touching
- * a page idle for about 1 or 5 s.  They are only as
+ * a page idle 50 ms ... 5 s (seven classes).  They are only as
  * good as the machine was idle: measure your own host with
  * `sim calibrate --save`, and every simulating command uses its costs.
  */
@@ -30,12 +30,18 @@ static const char *const cost_names[BK_COST__COUNT] = {
 	[BK_COST_MERGE] = "merge",
 	[BK_COST_COW_BREAK] = "cow_break",
 	[BK_COST_FIRST_VISIT] = "first_visit",
+	[BK_COST_IDLE_50MS] = "idle_50ms",
+	[BK_COST_IDLE_100MS] = "idle_100ms",
+	[BK_COST_IDLE_200MS] = "idle_200ms",
+	[BK_COST_IDLE_500MS] = "idle_500ms",
 	[BK_COST_IDLE_1S] = "idle_1s",
+	[BK_COST_IDLE_2S] = "idle_2s",
 	[BK_COST_IDLE_5S] = "idle_5s",
 };
 
 #define COST_NAMES \
-	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_1s, idle_5s"
+	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_50ms, idle_100ms, " \
+	"idle_200ms, idle_500ms, idle_1s, idle_2s, idle_5s"
 
 const char *sim_cost_name(enum bk_cost k)
 {
@@ -44,22 +50,31 @@ const char *sim_cost_name(enum bk_cost k)
 
 void sim_cost_defaults(struct sim_cost *c)
 {
-	/* medians of three runs, 2026-11-29, load 1.0-4.1 (bench/README.md "bench_cost.sh") */
-	c->ns[BK_COST_VISIT] = 125;
-	c->ns[BK_COST_CHECKSUM] = 830;
-	c->ns[BK_COST_COMPARE] = 640;
-	c->ns[BK_COST_TREE_STEP] = 240;
-	c->ns[BK_COST_MERGE] = 360;
-	c->ns[BK_COST_COW_BREAK] = 3650;
-	c->ns[BK_COST_FIRST_VISIT] = 395;
 	/*
-	 * Touching an idle page costs a bare-metal host little beyond a visit;
-	 * on a virtual machine it may cost microseconds (the development VM:
-	 * bench/README.md "bench_cost.sh").  0 unless measured: `sim calibrate
-	 * --save` measures the host's.
+	 * medians of three `sim calibrate` runs on a quiet machine, 2026-11-29
+	 * 21:24-21:26 UTC, load 0.17-0.33 (bench/README.md "bench_cost.sh",
+	 * third round): hot costs (the tree step on 4096 pages scanned without
+	 * sleeping; the checksum as userspace times XXH64 over 256 MiB).  The
+	 * first visit measured 0, 0 and 94: ksmd's first scan cost no more than
+	 * a visit and a checksum here.
 	 */
-	c->ns[BK_COST_IDLE_1S] = 0;
-	c->ns[BK_COST_IDLE_5S] = 0;
+	c->ns[BK_COST_VISIT] = 125;
+	c->ns[BK_COST_CHECKSUM] = 1075;
+	c->ns[BK_COST_COMPARE] = 695;
+	c->ns[BK_COST_TREE_STEP] = 40;
+	c->ns[BK_COST_MERGE] = 1530;
+	c->ns[BK_COST_COW_BREAK] = 3370;
+	c->ns[BK_COST_FIRST_VISIT] = 0;
+	/*
+	 * Reading a page idle 50 ms ... 5 s costs a bare-metal host (where KSM
+	 * hosts' guests run) little beyond a hot read; on the development VM
+	 * it cost 1-2 us at 0.1 s and 9-17 us at 5 s, drifting by 2x within
+	 * the hour (bench/README.md "bench_cost.sh"): no default fits every
+	 * host, so 0 unless measured: `sim calibrate --save` measures the
+	 * host's.
+	 */
+	for (int k = BK_COST_IDLE_50MS; k <= BK_COST_IDLE_5S; k++)
+		c->ns[k] = 0;
 }
 
 /*

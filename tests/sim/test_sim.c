@@ -171,59 +171,131 @@ SP_TEST(first_visit_costs_once_per_rmap_item)
 	free(s);
 }
 
-/* cpu_ns at t ms of ksm on 10 unique pages, one full scan a batch, sleep sleep_ms, idle costs only. */
-static int64_t idle_cpu_at(const char *path, const char *sleep_set, uint64_t t)
+/* The idle classes' costs, 50 ms ... 5 s, for the tests below. */
+#define IDLE_COSTS(c50, c100, c200, c500, c1, c2, c5)                                              \
+	"visit=0,checksum=0,compare=0,tree_step=0,merge=0,first_visit=0,idle_50ms=" #c50         \
+	",idle_100ms=" #c100 ",idle_200ms=" #c200 ",idle_500ms=" #c500 ",idle_1s=" #c1           \
+	",idle_2s=" #c2 ",idle_5s=" #c5
+
+/* cpu_ns at each of ts[0..n) ms of ksm on the trace at path, tunables sets, costs cost. */
+static void idle_cpu_at(const char *path, const char *const *sets, const char *kernel,
+			const char *cost, const uint64_t *ts, int n, int64_t *cpu)
 {
-	const char *sets[] = { "pages_to_scan=100", sleep_set, "smart_scan=0", "tick_hz=0", NULL };
 	struct sp_err err = { 0 };
 	struct sim_config cfg;
 	struct tb_series *s;
-	int64_t cpu;
 
 	tb_config(&cfg, "ksm", sets);
-	CU_ASSERT_EQUAL(sim_cost_parse(&cfg.cost,
-				       "visit=0,checksum=0,compare=0,tree_step=0,merge=0,"
-				       "first_visit=0,idle_1s=1000,idle_5s=1000000",
-				       &err), 0);
+	if (kernel)
+		CU_ASSERT_EQUAL_FATAL(algo_kernel_parse(&cfg.kernel, kernel, &err), 0);
+	CU_ASSERT_EQUAL(sim_cost_parse(&cfg.cost, cost, &err), 0);
 	cfg.sample_ms = 500;
-	cfg.duration_ms = t;
+	cfg.duration_ms = ts[n - 1];
 	s = tb_run(path, &cfg);
-	cpu = tb_at(s, t)->cpu_ns;
+	for (int i = 0; i < n; i++)
+		cpu[i] = tb_at(s, ts[i])->cpu_ns;
 	free(s);
-	return cpu;
 }
 
 SP_TEST(idle_touches_follow_the_scan_period)
 {
 	/*
 	 * One guest of 10 unique pages, ksm (6.11+: checksum first) with
-	 * pages_to_scan=100 (a batch is a full scan), tick_hz=0,
-	 * smart_scan=0; only idle touches cost: idle_1s 1000 ns, idle_5s
-	 * 1e6 ns.  Scan 1 at t=0: checksums only, idle 0, nothing.  From
-	 * scan 2 on each scan touches its 10 pages idle one period (the sleep
-	 * plus the last batch's CPU) and each searches an unstable tree of
-	 * 0..9 pages, depths 0,1,2,2,3,3,3,3,4,4: level j from the bottom is
-	 * idle period / 2^j, and 9, 8, 6, 2 searches reach levels 0, 1, 2, 3.
-	 * Sleep 3 s: levels 3 s (5s class), 1.5 and 0.75 s (1s), 0.375 s
-	 * (hot): idle_5s 10 + 9, idle_1s 8 + 6, so 19014000 ns a scan; scans
-	 * 2 and 3 (t = 3 s, 6.019 s) by 6.5 s: 38028000.
-	 * Sleep 1 s: levels 1 and 0.5 s (1s), 0.25 s (hot): idle_1s
-	 * 10 + 9 + 8, so 27000 ns a scan; scans 2-4 by 3.5 s: 81000.
+	 * pages_to_scan=5, sleep 1 s, tick_hz=0, smart_scan=0; only idle
+	 * touches cost, 10^k ns in the k-th class (50 ms: 1 ... 5 s: 10^6).  A
+	 * full scan is three batches, 1 s apart (plus the CPU before): pages
+	 * 0-4, pages 5-9, the cursor's wrap.  Scan 1: pages 0-4 at t=0 idle 0
+	 * (hot), pages 5-9 at 1 s idle since the scan began, 1 s (1s class):
+	 * 50000 ns; checksums only.  Scan 2 (t = 3 s): pages 0-4 idle one
+	 * period, 3 s (2s class: 1.41-3.16 s), their searches of a tree the
+	 * scan began now: hot; 500000.  At 4 s pages 5-9 (2s) and their
+	 * searches of trees of 5-9 pages, depths 3, 3, 3, 4, 4: level j from
+	 * the bottom idle 1 s / 2^j since the scan began: 1 s (1s), 0.5 s
+	 * (500ms), 0.25 s (200ms) five times, 0.125 s (100ms) twice; 500000 +
+	 * 50000 + 5000 + 500 + 20 = 555520.  Scan 3 (t = 6 s) the same.
 	 */
+	const char *sets[] = { "pages_to_scan=5", "sleep_millisecs=1000", "smart_scan=0", "tick_hz=0",
+			       NULL };
+	const uint64_t ts[] = { 2500, 3500, 4500, 7500 };
+	int64_t cpu[4];
+	char path[512];
+
+	sp_test_path(path, sizeof(path), "idle.sptrace");
+	tb_unique_trace(path, 10);
+	idle_cpu_at(path, sets, NULL, IDLE_COSTS(1, 10, 100, 1000, 10000, 100000, 1000000), ts, 4, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 50000);
+	CU_ASSERT_EQUAL(cpu[1], 550000);
+	CU_ASSERT_EQUAL(cpu[2], 1105520);
+	CU_ASSERT_EQUAL(cpu[3], 2161040);
+}
+
+SP_TEST(smart_scan_reads_after_the_skipped_scans)
+{
+	/*
+	 * One page (no tree to search: the only idle touch is the page itself),
+	 * smart_scan=1, sleep 1 s, tick_hz=0; idle_1s 1 ns, idle_2s 1000,
+	 * idle_5s 10^6, the rest 0.  Scans at t = 0, 1, 2 ... s (plus ns of
+	 * CPU).  Its ages before each visit: 0 at scan 1 (idle 0: hot), 1, 2
+	 * and 3 at scans 2-4 (read every scan: 1 s, 1s class, 3 ns by 3.5 s;
+	 * age 3 sets one skip); scan 5 skipped; scan 6 (t=5, age 5) reads it
+	 * after 2 s (2s class) and sets 2 skips; scan 9 (t=8, age 8) after 3 s
+	 * (2s), 4 skips; scan 14 (t=13, age 13) after 5 s (5s).
+	 */
+	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=1000", "smart_scan=1",
+			       "tick_hz=0", NULL };
+	const uint64_t ts[] = { 3500, 4500, 5500, 8500, 13500 };
+	int64_t cpu[5];
+	char path[512];
+
+	sp_test_path(path, sizeof(path), "idle_smart.sptrace");
+	tb_unique_trace(path, 1);
+	idle_cpu_at(path, sets, NULL, IDLE_COSTS(0, 0, 0, 0, 1, 1000, 1000000), ts, 5, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 3);
+	CU_ASSERT_EQUAL(cpu[1], 3);
+	CU_ASSERT_EQUAL(cpu[2], 1003);
+	CU_ASSERT_EQUAL(cpu[3], 2003);
+	CU_ASSERT_EQUAL(cpu[4], 1002003);
+}
+
+SP_TEST(stable_tree_reads_idle_by_depth_and_searches)
+{
+	/*
+	 * Kernel 6.10 (the stable tree searched before the checksum, so a
+	 * volatile page searches it but never the unstable tree), smart_scan=0,
+	 * sleep 4 s, tick_hz=0.  Pages 0-5: contents A, A, B, B, C, C, merged in
+	 * scan 2 (t=4 s) into 3 KSM pages: a red-black tree of 3 nodes, where
+	 * every search that finds nothing passes the root (depth 0) and one
+	 * child (depth 1).  Pages 6-13 are rewritten every second: each scan
+	 * they search the stable tree and stop at the checksum.  A node at depth
+	 * d is idle period * 2^d / (the last scan's stable searches).  Scan 1
+	 * (t=0): 14 searches of an empty tree.  Scan 3 (t=8 s): 8 searches, the
+	 * last scan had 14: depth 0 idle 0.29 s (200ms), depth 1 0.57 s
+	 * (500ms).  Scans 4, 5 (t=12, 16 s): the last had 8: 0.5 s (500ms) and
+	 * 1 s (1s).  With idle_500ms 1 ns and idle_1s 1000 (the rest 0; the
+	 * pages' own reads are idle 4 s, the unstable levels 4 s): scan 3 adds 8
+	 * ns, scans 4 and 5 8008 each.
+	 */
+	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
+			       "tick_hz=0", NULL };
+	const uint64_t ts[] = { 4500, 8500, 12500, 16500 };
+	int64_t cpu[4];
 	char path[512];
 	struct tb tb;
 
-	sp_test_path(path, sizeof(path), "idle.sptrace");
-	tb_init(&tb, 1, 10);
+	sp_test_path(path, sizeof(path), "idle_stable.sptrace");
+	tb_init(&tb, 1, 14);
 	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint64_t p = 0; p < 10; p++)
-		tb_page(&tb, 0, p, p + 1);
+	for (uint64_t t = 0; t <= 17; t++) {
+		tb_snap(&tb, t * 1000);
+		for (uint64_t p = 0; p < 14; p++)
+			if (t == 0 || p >= 6)
+				tb_page(&tb, 0, p, p < 6 ? 1 + p / 2 : 100 + 100 * t + p);
+	}
 	tb_commit(&tb);
-	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 2500), 0);
-	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 3500), 19014000);
-	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=3000", 6500), 38028000);
-	CU_ASSERT_EQUAL(idle_cpu_at(path, "sleep_millisecs=1000", 3500), 81000);
+	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 1, 1000, 0, 0), ts, 4, cpu);
+	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8);
+	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8008);
+	CU_ASSERT_EQUAL(cpu[3] - cpu[2], 8008);
 }
 
 static void volatile_trace(const char *path)
