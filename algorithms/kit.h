@@ -80,7 +80,7 @@ struct kit_hash {
 	uint32_t mask;  /* buckets - 1 */
 };
 
-/* Buckets: a power of two >= entries, at least 1024. */
+/* Buckets: the least power of two above entries, at least 1024. */
 int kit_hash_init(struct kit_hash *h, uint64_t entries);
 void kit_hash_release(struct kit_hash *h);
 /* Empties every chain (the entries' links are left as they are). */

@@ -4,12 +4,26 @@
 #   decode:  `sim trace check` (the reader alone) and `sim run --algo oracle`
 #            (reader + simulated memory + oracle counts): page records per
 #            second of user CPU;
-#   ksm:     `sim run --algo ksm` with ksmd never resting, simulating about
-#            one full scan: pages_scanned per CPU second of the whole run, and
-#            of the scanning alone (the difference from a run that stops at
-#            the last snapshot: same decoding, same tables);
+#   ksm:     `sim run --algo ksm` with ksmd never resting, to the end of the
+#            first full scan that ends after the last snapshot (`--scans N`:
+#            the same work whatever the cost model's pace in simulated time;
+#            N = 1 from 8M pages up) and of the next one: pages_scanned per
+#            CPU second of the whole run, of the scan to N alone (the
+#            difference from a run that stops at the last snapshot: same
+#            decoding, same tables) and of scan N+1 alone (the difference
+#            between the two runs: the steady state, where unchanged pages
+#            search the stable and unstable trees);
 #   memory:  peak RSS (/usr/bin/time -v "Maximum resident set size") in bytes
-#            per guest page, for oracle and ksm each.
+#            per guest page, for oracle and ksm (one and two scans) each;
+#   others:  ALGOS (default "zero uksm cmd esx"; empty: none) each scanning
+#            fast (pages_to_scan=100000 sleep_millisecs=0; esx sampling 200k
+#            pages a simulated second) for 64 M page visits and at least two
+#            full scans (64 scans at 1M, 8 at 8M, 2 at 32M; esx: as long as
+#            that many pages at 200k a second takes, after the last snapshot),
+#            so that each run has seconds of CPU to measure: user CPU per page
+#            scanned beyond the oracle's replay of the same trace, and peak
+#            RSS per page, so that the cost per page at size can be set
+#            beside the 1M figure (the new build only, not the anchor).
 # Generated traces are deleted as soon as their size is done.
 # Usage: [ANCHOR=path/to/other/sim] bench/bench_scale.sh [path/to/sim] [sizes...]
 #   sizes: 1M 8M 32M 256M (default: 1M 8M 32M); the load average is printed
@@ -27,6 +41,7 @@ set -euo pipefail
 SIM=${1:-build/sim}
 shift || true
 SIZES=("$@")
+ALGOS=${ALGOS-zero uksm cmd esx}
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1M 8M 32M)
 DIR=${BENCH_DIR:-$(dirname "$SIM")}
 T=$(mktemp -d "$DIR/bench_scale.XXXXXX")
@@ -62,18 +77,46 @@ measure() {
 		printf "oracle: %d records, %.2f s CPU (%.2f user), %.1f M records/s (%.1f M per user second), peak RSS %.0f MiB = %.1f B/page\n",
 			n, u, uu, n / u / 1e6, n / uu / 1e6, r / 1024, r * 1024 / p }'
 
+	oracle_user=$u
 	ksm() {
-		timed "$sim" run --trace "$tr" --algo ksm --duration-ms "$1" \
+		timed "$sim" run --trace "$tr" --algo ksm "$@" \
 			--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
 	}
-	read -r user0 rss <<<"$(ksm "$last_ms")"
+	read -r user0 rss <<<"$(ksm --duration-ms "$last_ms")"
 	scanned0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-	read -r user rss <<<"$(ksm "$ksm_ms")"
+	scans0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col full_scans)")
+	for n in $((scans0 + 1)) $((scans0 + 2)); do
+		read -r user rss <<<"$(ksm --scans "$n")"
+		scanned=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
+		ms=$(tail -1 "$T/run.csv" | cut -d, -f1)
+		awk -v u="$user" -v u0="$user0" -v s="$scanned" -v s0="$scanned0" -v r="$rss" -v p="$total" \
+			-v ms="$ms" -v n="$n" 'BEGIN {
+			printf "ksm --scans %d: %d ms simulated, %.2f s CPU, %d pages_scanned, %.1f M scans/s; scan %d alone %.1f M scans/s; peak RSS %.0f MiB = %.1f B/page\n",
+				n, ms, u, s, s / u / 1e6, n, (s - s0) / (u - u0) / 1e6, r / 1024, r * 1024 / p }'
+		user0=$user scanned0=$scanned
+	done
+	[ "$sim" = "$SIM" ] || return 0
+	for a in $ALGOS; do
+		others "$sim" "$a"
+	done
+}
+
+# One of the other algorithms ($2) of build $1, scanning fast: user CPU per
+# page scanned beyond the oracle's replay ($oracle_user), peak RSS per page.
+others() {
+	local sim=$1 a=$2 user rss scanned u scans=$((total < 33554432 ? 67108864 / total : 2))
+	if [ "$a" = esx ]; then
+		read -r user rss <<<"$(timed "$sim" run --trace "$tr" --algo esx --duration-ms $((last_ms + scans * total / 200)) \
+			--set share_scan_vm=50000 --set share_scan_total=200000 -q --csv "$T/run.csv")"
+	else
+		read -r user rss <<<"$(timed "$sim" run --trace "$tr" --algo "$a" --scans "$scans" \
+			--set pages_to_scan=100000 --set sleep_millisecs=0 -q --csv "$T/run.csv")"
+	fi
+	u=$(awk -F': ' '/User time/ { print $2 }' "$T/time")
 	scanned=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-	awk -v u="$user" -v u0="$user0" -v s="$scanned" -v s0="$scanned0" -v r="$rss" -v p="$total" \
-		-v ms="$ksm_ms" 'BEGIN {
-		printf "ksm: %d ms simulated, %.2f s CPU, %d pages_scanned, %.1f M scans/s; scanning alone %.1f M scans/s; peak RSS %.0f MiB = %.1f B/page\n",
-			ms, u, s, s / u / 1e6, (s - s0) / (u - u0) / 1e6, r / 1024, r * 1024 / p }'
+	awk -v a="$a" -v c="$user" -v u="$u" -v o="$oracle_user" -v s="$scanned" -v r="$rss" -v p="$total" 'BEGIN {
+		printf "%s: %.2f s CPU (%.2f user), %d pages_scanned, %.0f ns user CPU per page scanned beyond the replay; peak RSS %.0f MiB = %.1f B/page\n",
+			a, c, u, s, (u - o) * 1e9 / s, r / 1024, r * 1024 / p }'
 }
 
 for size in "${SIZES[@]}"; do
@@ -89,9 +132,6 @@ for size in "${SIZES[@]}"; do
 	echo "== $size: $guests guests x $pages pages, $snaps snapshots; load $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$SIM" trace gen -o "$tr" --guests "$guests" --pages "$pages" --snapshots "$snaps" --seed 1
 	ls -l "$tr" | awk '{ printf "trace size %.1f MB\n", $5 / 1e6 }'
-	# ksmd never resting scans ~150k pages per simulated second here: simulate
-	# about one full scan of every page (at least 20 s).
-	ksm_ms=$((total / 150 > 20000 ? total / 150 : 20000))
 	last_ms=$(((snaps - 1) * 1000))
 
 	for sim in "$SIM" ${ANCHOR:+"$ANCHOR"}; do
