@@ -75,6 +75,14 @@ enum bk_cost {
 	BK_COST_IDLE_1S,    /* 0.71-1.41 s */
 	BK_COST_IDLE_2S,    /* 1.41-3.16 s */
 	BK_COST_IDLE_5S,    /* 3.16 s and longer */
+	/*
+	 * A batch that reads page contents after the scanner slept, beyond its
+	 * pages' own costs: on the development VM ksmd's batches at 20 ms sleeps
+	 * cost ~0.2 ms more when they read one page than when they read none,
+	 * whatever the reads' count (bench/README.md "bench_cost.sh", fourth
+	 * round).  The ksm model counts one per such batch.
+	 */
+	BK_COST_BATCH_READ,
 	BK_COST__COUNT
 };
 

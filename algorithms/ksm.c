@@ -107,7 +107,9 @@
  *    node it passes, the one at depth d idle a scan * 2^d / the searches of
  *    the last scan (touch_stable_idle()).  A visit does not read a KSM
  *    page's content.  Each touch idle 35 ms or more counts in its
- *    BK_COST_IDLE_* class (bk_idle_class()).
+ *    BK_COST_IDLE_* class (bk_idle_class()).  A batch with a visit that
+ *    reads a page (not a KSM page), after a sleep (sleep_millisecs > 0, or
+ *    the first batch), is also one BK_COST_BATCH_READ (batch_end()).
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -333,6 +335,7 @@ struct ksm {
 	uint64_t scan_start_ns;  /* when the current full scan's first batch ran */
 	uint64_t scan_period_ns; /* from the last scan's first batch to this one's; 0 in the first */
 	bool scan_began;
+	bool woke; /* the next batch follows a sleep (BK_COST_BATCH_READ) */
 	uint64_t ss_scan, ss_last; /* stable tree searches in this full scan, in the last one */
 
 	/* counters */
@@ -1508,12 +1511,24 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 	}
 }
 
+/*
+ * A batch ends: one BK_COST_BATCH_READ if it read a page after a sleep (the
+ * first batch follows ksmd's start, asleep), and whether the next one will.
+ */
+static void batch_end(struct ksm *k, bool read, uint64_t sleep)
+{
+	if (read && k->woke)
+		account(k, BK_COST_BATCH_READ, 1);
+	k->woke = sleep != 0;
+}
+
 static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 {
 	struct ksm *k = st;
 	const struct backend_ops *ops = k->ops;
 	struct bk_page_info info;
 	uint64_t visits = 0;
+	bool read = false;
 	int rc;
 
 	k->now_ns = now_ns;
@@ -1535,6 +1550,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			k->ss_last = k->ss_scan;
 			k->ss_scan = 0;
 			unstable_reset(k);
+			batch_end(k, read, *sleep);
 			return 0;
 		}
 		p = k->cursor++;
@@ -1556,8 +1572,10 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		account(k, BK_COST_VISIT, 1);
 		if (should_skip(k, p, &info))
 			continue;
-		if (!(it->flags & RI_MAPS)) /* a KSM page's content is not read by its visit */
+		if (!(it->flags & RI_MAPS)) { /* a KSM page's content is not read by its visit */
 			touch_idle(k, visit_idle_ns(k, it));
+			read = true;
+		}
 		rc = cmp_and_merge(k, p, &info);
 		if (rc < 0)
 			return rc;
@@ -1572,6 +1590,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 	 */
 	if (!k->scanned_per_visit)
 		k->pages_scanned += (int64_t)(uint32_t)(k->pages_to_scan + 1);
+	batch_end(k, read, *sleep);
 	return 0;
 }
 
@@ -1985,6 +2004,7 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->smart = prm->v[P_SMART_SCAN] != 0 && algo_kernel_has(&k->kern, AK_SMART_SCAN);
 	k->prune_ms = (uint64_t)prm->v[P_PRUNE_MILLISECS];
 	k->tick_hz = (uint64_t)prm->v[P_TICK_HZ];
+	k->woke = true; /* ksmd starts asleep */
 	k->track = prm->v[P_WRITE_TRACKING] != 0 && k->ops->written;
 	k->npages = k->ops->npages(k->impl);
 	k->page_size = k->ops->page_size(k->impl);

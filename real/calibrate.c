@@ -31,6 +31,11 @@
  *      each scan's cost per page over the model's hot cost is the extra of
  *      a read idle that period, a point of a curve against idle time; each
  *      idle class costs the curve at its centre.
+ *   D. batches after a sleep: 4096 pages, u of every 100 unique, the rest
+ *      in merged groups, 100 pages a batch, sleep 20 ms (batch_timings()):
+ *      ksmd's CPU per batch at u = 4 and 32, a line against the pages a
+ *      batch reads; at 0 reads, less 100 visits ->
+ *      batch_read (what a batch that reads pays for following a sleep).
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -121,6 +126,7 @@ struct scan_cost {
 	pid_t ksmd;
 	const struct real_ksm *k;
 	const volatile sig_atomic_t *stop; /* set by a signal: give up */
+	double *cpu_scan; /* when set, time_scans() also gives each scan's CPU ns here */
 };
 
 /*
@@ -155,6 +161,8 @@ static int time_scans(struct scan_cost *sc, int scans, double *per_scan, double 
 		if (period)
 			period[done] = ((double)sp_mono_ns() - t0) / (double)(full - full0);
 		t0 = (double)sp_mono_ns();
+		if (sc->cpu_scan)
+			sc->cpu_scan[done] = (double)(cpu - cpu0) / (double)(full - full0);
 		per_scan[done++] = pages > pages0 ? (double)(cpu - cpu0) / (double)(pages - pages0) : 0;
 		full0 = full;
 		pages0 = pages;
@@ -445,6 +453,74 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 	return rc;
 }
 
+/*
+ * Phase D: batches after a sleep.  BATCH_PAGES pages, `u` of every 100
+ * unique and the rest in merged groups, scanned BATCH_P2S pages a batch
+ * every BATCH_SLEEP_MS: a batch reads about u pages, each idle the same
+ * period (~1 s) whatever u.  ksmd's CPU per batch at two u, a line against
+ * the reads a batch; where it meets 0 reads, less the visits of merged
+ * pages, is what a batch that reads pays for following a sleep.
+ */
+#define BATCH_PAGES 4096u
+#define BATCH_P2S 100u
+#define BATCH_SLEEP_MS 20
+#define BATCH_WARM 3 /* scans: checksums, merges, then steady */
+
+static const unsigned batch_unique[2] = { 4, 32 };
+
+/* ksmd's median CPU per batch on a region of BATCH_PAGES pages, u in 100 unique; 0 or SP_E*. */
+static int batch_phase(struct scan_cost *sc, uint8_t *a, unsigned u, uint64_t base, double *out,
+		       struct sp_err *err)
+{
+	double v[SCANS], cpu[SCANS];
+	uint64_t batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S; /* the last ends at the wrap */
+	int rc;
+
+	for (uint64_t i = 0; i < BATCH_PAGES; i++)
+		fill(a, i, i % 100 < u ? base + i : base + BATCH_PAGES + i / 200);
+	if (madvise(a, BATCH_PAGES * PAGE, MADV_MERGEABLE) != 0)
+		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
+	sc->cpu_scan = cpu;
+	rc = time_scans(sc, SCANS, v, NULL, err);
+	sc->cpu_scan = NULL;
+	madvise(a, BATCH_PAGES * PAGE, MADV_UNMERGEABLE);
+	if (rc == 0)
+		*out = median_from(cpu, BATCH_WARM, SCANS) / (double)batches;
+	return rc;
+}
+
+static int batch_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
+			 uint64_t n, const volatile sig_atomic_t *stop, struct sp_err *err)
+{
+	struct scan_cost sc = { .k = k, .stop = stop };
+	double r[2], batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S, slope, icpt;
+	int rc = n < BATCH_PAGES ? 0 : real_ksmd_pid(&sc.ksmd, err);
+
+	if (n < BATCH_PAGES || rc < 0)
+		return rc;
+	if ((rc = real_ksm_set(k, REAL_KSM_PAGES_TO_SCAN, BATCH_P2S, err)) < 0 ||
+	    (rc = real_ksm_set(k, REAL_KSM_SLEEP_MILLISECS, BATCH_SLEEP_MS, err)) < 0 ||
+	    (rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err)) < 0)
+		return rc;
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		unsigned u = batch_unique[i];
+
+		/* the unique pages of a scan, 100 in every full 100 and u of the rest */
+		r[i] = (double)(BATCH_PAGES / 100 * u + (BATCH_PAGES % 100 < u ? BATCH_PAGES % 100 : u)) / batches;
+		rc = batch_phase(&sc, a, u, (uint64_t)(3 + i) << 40, &out->batch_cpu_ns[i], err);
+		out->batch_reads[i] = r[i];
+	}
+	if (rc == 0)
+		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
+	if (rc < 0)
+		return rc;
+	slope = (out->batch_cpu_ns[1] - out->batch_cpu_ns[0]) / (r[1] - r[0]);
+	icpt = out->batch_cpu_ns[0] - r[0] * slope;
+	out->ns[BK_COST_BATCH_READ] = fmax(0, icpt - BATCH_PAGES / batches * out->ns[BK_COST_VISIT]);
+	out->measured[BK_COST_BATCH_READ] = true;
+	return 0;
+}
+
 int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
 		   const volatile sig_atomic_t *stop, real_calib_progress_fn progress, void *arg,
 		   struct sp_err *err)
@@ -483,6 +559,10 @@ int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
 			rc = real_ksm_save(&k, &saved, err);
 		if (rc == 0) {
 			rc = ksmd_timings(out, &k, a, b, pages, stop, progress, arg, err);
+			if (rc == 0 && progress)
+				progress(arg, "ksmd, batches after a sleep", 0.85);
+			if (rc == 0)
+				rc = batch_timings(out, &k, a, pages, stop, err);
 			if (real_ksm_restore(&saved, rc < 0 ? NULL : err) < 0 && rc == 0)
 				rc = SP_EIO;
 		}

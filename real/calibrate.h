@@ -26,6 +26,9 @@ struct real_calibration {
 	double hot_scan_ns;             /* per page, 4096 unique pages, sleep 0 */
 	double idle_period_ns[BK_IDLE_CLASSES]; /* each slow scan's period */
 	double idle_scan_ns[BK_IDLE_CLASSES];   /* and its cost per page */
+	/* phase D (0 if not run): ksmd's CPU per batch after a 20 ms sleep, and pages it read */
+	double batch_cpu_ns[2];
+	double batch_reads[2];
 };
 
 typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double fraction);
@@ -33,8 +36,8 @@ typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double frac
 /*
  * Userspace timings (checksum, compare, tree step) always; with root and
  * KSM, ksmd's own CPU time over `pages` unique and duplicated pages (visit,
- * tree step, merge, first visit, idle touches) and the COW break of a merged
- * page.  Saves
+ * tree step, merge, first visit, idle touches, a batch's read after a sleep)
+ * and the COW break of a merged page.  Saves
  * and restores every KSM tunable; the host's other mergeable memory would
  * disturb it.  When *stop becomes non-zero (a signal; stop may be NULL) the
  * wait for ksmd ends with SP_EIO, tunables restored as on any failure.

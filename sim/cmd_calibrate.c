@@ -62,7 +62,8 @@ static const struct cli_spec calib_spec = {
 		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
 		 "and merge over the same memory, the hot checksum and tree step (small\n"
 		 "regions), the extra of reading pages left idle 50 ms to 5 s (slow scans),\n"
-		 "and the COW break of a merged page.  Prints\n"
+		 "the extra of a batch that reads pages after a sleep, and the COW break of\n"
+		 "a merged page.  Prints\n"
 		 "a --cost specification; --save keeps it for the simulating commands.  Saves\n"
 		 "and restores every KSM tunable (also on Ctrl-C), and unmerges the host's KSM\n"
 		 "pages (run=2) while it works.  --no-ksm: userspace only.  Measure on an idle\n"
@@ -95,6 +96,11 @@ static void calib_report(const struct real_calibration *cal)
 		if (cal->idle_period_ns[i] > 0)
 			printf("idle pages: scanned every %6.3f s: %6.0f ns a page\n",
 			       cal->idle_period_ns[i] / 1e9, cal->idle_scan_ns[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (cal->batch_cpu_ns[i] > 0)
+			printf("batches after a 20 ms sleep reading %4.1f pages: %6.0f ns a batch\n",
+			       cal->batch_reads[i], cal->batch_cpu_ns[i]);
 	}
 	if (cal->idle_period_ns[0] > 0 && !cal->measured[BK_COST_IDLE_5S])
 		puts("(idle costs not measured: no slow scan was slow enough)");

@@ -678,3 +678,43 @@ SP_TEST(scans_count_and_snapshots_follow_scans)
 		sp_err_clear(&err);
 	}
 }
+
+SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
+{
+	/*
+	 * One guest of 10 pages: 0-4 one content, 5-9 unique.  ksm with
+	 * pages_to_scan=5, smart_scan=0, tick_hz=0; only batch_read costs,
+	 * 10^6 ns.  Sleep 1 s: a full scan is three batches 1 s apart, pages
+	 * 0-4, pages 5-9, the wrap (no visit).  Scans 1 and 2 (t = 0-5 s) read
+	 * every page (pages 0-4 merge in scan 2): four reading batches by
+	 * 5.5 s.  From scan 3 (t = 6 s) pages 0-4 are KSM pages, whose visits
+	 * read nothing: only the batch of pages 5-9 counts, at 7 and 10 s.
+	 * Sleep 0: no batch follows a sleep but the first (ksmd starts asleep).
+	 */
+	static const char *const cost =
+		"visit=0,checksum=0,compare=0,tree_step=0,merge=0,first_visit=0,batch_read=1000000";
+	const char *sets[] = { "pages_to_scan=5", "sleep_millisecs=1000", "smart_scan=0", "tick_hz=0",
+			       NULL };
+	const uint64_t ts[] = { 2500, 5500, 6500, 7500, 10500 };
+	int64_t cpu[5];
+	char path[512];
+	struct tb tb;
+
+	sp_test_path(path, sizeof(path), "batch_read.sptrace");
+	tb_init(&tb, 1, 10);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t p = 0; p < 10; p++)
+		tb_page(&tb, 0, p, p < 5 ? 1 : 100 + p);
+	tb_commit(&tb);
+	idle_cpu_at(path, sets, NULL, cost, ts, 5, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 2000000);
+	CU_ASSERT_EQUAL(cpu[1], 4000000);
+	CU_ASSERT_EQUAL(cpu[2], 4000000);
+	CU_ASSERT_EQUAL(cpu[3], 5000000);
+	CU_ASSERT_EQUAL(cpu[4], 6000000);
+	sets[1] = "sleep_millisecs=0";
+	idle_cpu_at(path, sets, NULL, cost, ts, 2, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 1000000);
+	CU_ASSERT_EQUAL(cpu[1], 1000000);
+}
