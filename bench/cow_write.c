@@ -1,12 +1,15 @@
 /*
  * cow_write.c - what the first write to a merged page costs the writer
  * (bench/README.md, issue 15): the same write timed after the live backend
- * merged the page with COW events (a write-protect fault the backend's thread
- * answers, then the kernel's COW copy), without them (the kernel's COW copy
- * only, as with --cow-poll), and after the kernel's KSM merged it.
+ * merged the page with COW events and write tracking (`sim real replay`'s
+ * way: the tracking userfaultfd's asynchronous write protection, resolved by
+ * the kernel, then its COW copy), with COW events alone (a write-protect
+ * fault the backend's thread answers, then the kernel's COW copy), without
+ * them (the kernel's COW copy only, as with --cow-poll), and after the
+ * kernel's KSM merged it.
  *
- *   cow_write events|poll|ksm [PAIRS]   (root; ksm writes /sys/kernel/mm/ksm
- *                                        and restores it: run it under the lock)
+ *   cow_write track|events|poll|ksm [PAIRS]   (root; ksm writes /sys/kernel/mm/ksm
+ *                                              and restores it: run it under the lock)
  *
  * Pages i and PAIRS + i hold the same content and are merged; then every page
  * is written once (one byte, in page order) and each write is timed.
@@ -117,10 +120,10 @@ static int merge_ksm(uint8_t *m, uint32_t pairs)
 }
 
 /* Merges with the live backend; *Lp freed by the caller. */
-static int merge_live(uint8_t *m, uint32_t pairs, bool events, struct real_live **Lp)
+static int merge_live(uint8_t *m, uint32_t pairs, bool track, bool events, struct real_live **Lp)
 {
 	struct real_live_region r = { m, (uint64_t)2 * pairs * PS, 0, 0, -1 };
-	struct real_live_config lc = { NULL, false, 0, false, events };
+	struct real_live_config lc = { NULL, false, 0, track, events };
 	struct sp_err err = { 0 };
 	struct backend b;
 	bk_frame f;
@@ -146,9 +149,10 @@ int main(int argc, char **argv)
 	double *us;
 	int rc;
 
-	if (argc < 2 || (strcmp(argv[1], "events") && strcmp(argv[1], "poll") && strcmp(argv[1], "ksm")) ||
+	if (argc < 2 || (strcmp(argv[1], "track") && strcmp(argv[1], "events") && strcmp(argv[1], "poll") &&
+			 strcmp(argv[1], "ksm")) ||
 	    pairs == 0) {
-		fprintf(stderr, "usage: cow_write events|poll|ksm [PAIRS]\n");
+		fprintf(stderr, "usage: cow_write track|events|poll|ksm [PAIRS]\n");
 		return 2;
 	}
 	m = mmap(NULL, (size_t)2 * pairs * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -159,7 +163,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "ksm"))
 		rc = merge_ksm(m, pairs);
 	else
-		rc = merge_live(m, pairs, !strcmp(argv[1], "events"), &L);
+		rc = merge_live(m, pairs, !strcmp(argv[1], "track"), strcmp(argv[1], "poll") != 0, &L);
 	if (rc < 0) {
 		fprintf(stderr, "cow_write: merging failed\n");
 		return 1;

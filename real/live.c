@@ -68,8 +68,9 @@
  * still counts the page as a sharer, which can only delay a frame's release,
  * never free a frame still mapped.  With COW events (real_live_config.
  * cow_events) merged pages stay write-protected and their COW breaks arrive
- * as faults a thread of the backend answers; only pages it does not watch
- * are polled (see "COW events").
+ * as faults a thread of the backend answers, or, with write tracking on, as
+ * written pages in the tracking scans (no thread); only pages neither
+ * watches are polled (see "COW events" and "COW events from write tracking").
  *
  * Structures.
  *   pages[p]   slot (0 private, 1 zero page, else frames[] index), node,
@@ -159,6 +160,7 @@
 #define TRACK_WINDOW 512u
 #define TRACK_FRESH_NS 1000000ull
 #define TRACK_VEC 128u
+#define WIN_STALE_NS 2000000000ull /* COW events from write tracking: windows the poll sweeps */
 
 #define PM_PFN_MASK ((1ull << 55) - 1)
 #define PM_EXCLUSIVE (1ull << 56)
@@ -171,8 +173,10 @@ struct live_page {
 	uint32_t slot;
 	uint16_t node;
 	uint8_t flags;
-	uint8_t pad;
+	uint8_t xflags; /* PX_* */
 };
+
+#define PX_COWA 0x1u /* merged, watched by write tracking (COW events without a thread, see there) */
 
 /* A shared frame's place, kept in frames.h's table beside its node and mappers. */
 struct live_fdata {
@@ -205,6 +209,7 @@ struct live_region {
 	uint64_t first, npages;
 	uint32_t guest, domain;
 	int node_hint;
+	uint64_t win_base; /* index of its first write-tracking window in win_when[] */
 };
 
 struct real_live {
@@ -256,6 +261,10 @@ struct real_live {
 	uint64_t cow_qlen, cow_qcap, cow_wcap;
 	uint64_t cow_seen, cow_arms;   /* cow_seen under cow_lock */
 	uint64_t cow_cpu_last;         /* the thread's CPU time when it ended */
+	/* COW events from write tracking (cow_async; see there). */
+	bool cow_async;
+	uint64_t *win_when;            /* per window: when a PAGEMAP_SCAN last covered it */
+	uint64_t nwin, cow_sweeps;
 };
 
 static void runs_flush(struct real_live *L);
@@ -727,6 +736,7 @@ void real_live_free(struct real_live *L)
 	free(L->cow_state);
 	free(L->cow_q);
 	free(L->cow_work);
+	free(L->win_when);
 	pthread_mutex_destroy(&L->cow_lock);
 	free(L);
 }
@@ -800,6 +810,9 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		L->reg[i].guest = r->guest;
 		L->reg[i].domain = r->domain;
 		L->reg[i].node_hint = r->node_hint;
+		L->reg[i].win_base = L->nwin;
+		L->nwin += ((uintptr_t)r->addr + r->len - 1) / (TRACK_WINDOW * (uint64_t)ps) -
+			   (uintptr_t)r->addr / (TRACK_WINDOW * (uint64_t)ps) + 1;
 		L->npages += L->reg[i].npages;
 	}
 	L->pages = sp_hot_calloc(L->npages, sizeof(*L->pages)); /* every entry, every pass */
@@ -955,6 +968,23 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 
 /* ---- write tracking ------------------------------------------------------ */
 
+/* A scan reported page q written (or could not tell): written since its last visit. */
+static inline void mark_written(struct real_live *L, bk_page q)
+{
+	L->pages[q].flags |= PG_DIRTY;
+}
+
+static void cow_report(struct real_live *L, bk_page q);
+
+/* A scan reported q written: a watched merged page's COW break, else a private page's write. */
+static inline void scan_report(struct real_live *L, bk_page q)
+{
+	if (L->pages[q].xflags & PX_COWA)
+		cow_report(L, q);
+	else
+		mark_written(L, q);
+}
+
 /*
  * PAGEMAP_SCAN over the window of p (TRACK_WINDOW pages aligned by address,
  * within p's region): every page written since the previous scan that
@@ -995,7 +1025,7 @@ static int track_scan(struct real_live *L, bk_page p)
 			bk_page q1 = r->first + (L->scanvec[i].end - rs) / L->ps;
 
 			for (bk_page q = q0; q < q1; q++)
-				L->pages[q].flags |= PG_DIRTY;
+				scan_report(L, q);
 		}
 		if (a.walk_end >= a.end || a.walk_end <= a.start)
 			break;
@@ -1006,6 +1036,8 @@ static int track_scan(struct real_live *L, bk_page p)
 	L->win_lo = lo;
 	L->win_hi = hi;
 	L->win_ns = sp_mono_ns();
+	if (L->win_when)
+		L->win_when[r->win_base + a0 / span - rs / span] = L->win_ns;
 	L->track_scans++;
 	return 0;
 }
@@ -1025,7 +1057,7 @@ static void track_scan_page(struct real_live *L, bk_page p)
 				 .vec = (uintptr_t)L->scanvec, .vec_len = TRACK_VEC };
 
 	if (ioctl(L->pagemap, PAGEMAP_SCAN, &a) != 0) /* 0 regions: unwritten; 1 or an error: written */
-		L->pages[p].flags |= PG_DIRTY;
+		scan_report(L, p);
 	L->track_page_scans++;
 }
 
@@ -1045,7 +1077,7 @@ static int lv_written(void *impl, bk_page p)
 			if (pg->flags & PG_OWNVMA)
 				track_scan_page(L, p);
 			else if (track_scan(L, p) < 0)
-				pg->flags |= PG_DIRTY;
+				mark_written(L, p);
 		}
 		w = (pg->flags & PG_DIRTY) != 0;
 	}
@@ -1768,6 +1800,32 @@ static void cow_push(struct real_live *L, bk_page p)
 	L->cow_q[L->cow_qlen++] = p;
 }
 
+/*
+ * COW events from write tracking (cow_async: write tracking on).  No third
+ * userfaultfd and no thread: a remapped run is registered with the tracking
+ * userfaultfd instead (asynchronous write protection, cow_arm_track), so a
+ * write to a merged page is resolved by the kernel alone, as a COW break of
+ * kernel KSM is (no thread to wake: bench/README.md, issue 15, measured the
+ * writer's wait for it at 70-80 us on an idle vCPU), and the copy shows as
+ * written at the next PAGEMAP_SCAN covering the page: the windows the visits
+ * read anyway (their per-VMA walk already passed over these VMAs), or the
+ * poll's sweep of windows no visit read for WIN_STALE_NS (sweep_windows).
+ * A report queues the page (cow_report, scan_report) and real_live_poll()
+ * settles it as before (cow_settle_one: its pagemap entry must show the
+ * copy; a false alarm is protected again).  Like ksmd, which finds a
+ * broken KSM page only when its scan comes by, the bookkeeping may count a
+ * broken page as a sharer for up to a pass: a frame is freed late, never
+ * early.
+ */
+static void cow_report(struct real_live *L, bk_page q)
+{
+	pthread_mutex_lock(&L->cow_lock);
+	if (!(L->cow_state[q] & COW_QUEUED))
+		cow_push(L, q);
+	pthread_mutex_unlock(&L->cow_lock);
+	__atomic_fetch_add(&L->cow_seen, 1, __ATOMIC_RELAXED);
+}
+
 /* A write fault at addr on a page the COW-event userfaultfd protects. */
 static void cow_answer(struct real_live *L, uintptr_t addr)
 {
@@ -1819,6 +1877,13 @@ static void cow_open(struct real_live *L)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 
+	if (L->uffd_track >= 0) {
+		/* COW events from write tracking: no thread (see "COW events from write tracking"). */
+		L->cow_state = calloc(L->npages, 1);
+		L->win_when = calloc(L->nwin, sizeof(*L->win_when));
+		L->cow_async = L->cow_state && L->win_when;
+		return;
+	}
 	L->uffd_cow = uffd_open();
 	L->cow_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	L->cow_state = calloc(L->npages, 1);
@@ -1879,6 +1944,31 @@ static void cow_catch_up(struct real_live *L, bk_page first, uint32_t n, bool al
 	pthread_mutex_unlock(&L->cow_lock);
 }
 
+/* cow_arm with write tracking: the run joins the tracking userfaultfd, write-protected. */
+static void cow_arm_track(struct real_live *L, bk_page first, uint32_t n)
+{
+	uint8_t *addr = page_addr(L, first);
+	struct uffdio_register reg = { .range = { (uintptr_t)addr, (uint64_t)n * L->ps },
+				       .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .range = reg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	int rc;
+
+	if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0)
+		return; /* polled */
+	rc = ioctl(L->uffd_track, UFFDIO_WRITEPROTECT, &wp);
+	if (rc < 0 && ioctl(L->uffd_track, UFFDIO_UNREGISTER, &reg.range) == 0)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		struct live_page *pg = &L->pages[first + i];
+
+		pg->flags = (uint8_t)((pg->flags & ~(PG_UNREG | PG_FRESH)) | PG_TRACKED);
+		pg->xflags |= PX_COWA;
+	}
+	if (rc == 0)
+		L->cow_arms += n;
+	cow_catch_up(L, first, n, rc < 0); /* copies made before the protection; all if none */
+}
+
 /* Pages [first, first + n) (one region) were just remapped onto their frames: watch them. */
 static void cow_arm(struct real_live *L, bk_page first, uint32_t n)
 {
@@ -1888,6 +1978,10 @@ static void cow_arm(struct real_live *L, bk_page first, uint32_t n)
 	struct uffdio_writeprotect wp = { .range = reg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 	int rc;
 
+	if (L->cow_async) {
+		cow_arm_track(L, first, n);
+		return;
+	}
 	if (L->uffd_cow < 0 || ioctl(L->uffd_cow, UFFDIO_REGISTER, &reg) < 0)
 		return; /* polled, as without COW events */
 	pthread_mutex_lock(&L->cow_lock);
@@ -1919,6 +2013,12 @@ static int cow_disarm(struct real_live *L, bk_page p, uint8_t *addr)
 	struct uffdio_range r = { (uintptr_t)addr, L->ps };
 	struct uffdio_writeprotect wp = { .range = r, .mode = 0 };
 
+	if (L->pages[p].xflags & PX_COWA) {
+		/* It stays with the tracking userfaultfd: a private page, written (its copy) or about to be. */
+		L->pages[p].xflags &= (uint8_t)~PX_COWA;
+		L->pages[p].flags = (uint8_t)((L->pages[p].flags & ~PG_FRESH) | PG_DIRTY);
+		return 0;
+	}
 	if (!(L->pages[p].flags & PG_COWW))
 		return 0;
 	pthread_mutex_lock(&L->cow_lock);
@@ -1939,6 +2039,11 @@ static bool cow_rearm(struct real_live *L, bk_page p)
 					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 	bool ok = true;
 
+	if (L->cow_async) {
+		ok = ioctl(L->uffd_track, UFFDIO_WRITEPROTECT, &wp) == 0;
+		L->cow_arms += ok;
+		return ok;
+	}
 	pthread_mutex_lock(&L->cow_lock);
 	if (!(L->cow_state[p] & COW_ARMED)) {
 		L->cow_state[p] |= COW_ARMED;
@@ -1959,7 +2064,7 @@ static int cow_settle_one(struct real_live *L, bk_page p, real_live_change_fn fn
 	struct live_page *pg = &L->pages[p];
 	uint64_t e;
 
-	if (pg->slot == SLOT_PRIVATE || !(pg->flags & PG_COWW))
+	if (pg->slot == SLOT_PRIVATE || !((pg->flags & PG_COWW) || (pg->xflags & PX_COWA)))
 		return 0; /* settled, unmerged or discarded since */
 	if (pagemap_read(L, page_addr(L, p), 1, &e) < 0)
 		return SP_EIO;
@@ -2015,7 +2120,7 @@ static int cow_drain(struct real_live *L, real_live_change_fn fn, void *arg, int
 {
 	uint64_t n;
 
-	if (L->uffd_cow < 0)
+	if (L->uffd_cow < 0 && !L->cow_async)
 		return 0;
 	n = cow_take(L);
 	for (uint64_t i = 0; i < n; i++) {
@@ -2030,7 +2135,38 @@ static int cow_drain(struct real_live *L, real_live_change_fn fn, void *arg, int
 /* Is p a merged page whose COW breaks only polling finds (not watched by the COW-event thread)? */
 static inline bool polled(const struct live_page *pg)
 {
-	return pg->slot != SLOT_PRIVATE && !(pg->flags & PG_COWW);
+	return pg->slot != SLOT_PRIVATE && !(pg->flags & PG_COWW) && !(pg->xflags & PX_COWA);
+}
+
+/*
+ * COW events from write tracking: the windows over pages [first, first + n)
+ * of one region that hold merged pages and that no PAGEMAP_SCAN covered for
+ * WIN_STALE_NS are read now (track_scan; reports of watched pages queue them).
+ */
+static int sweep_windows(struct real_live *L, bk_page first, uint64_t n)
+{
+	const struct live_region *r = region_of(L, first);
+	uint64_t span = TRACK_WINDOW * (uint64_t)L->ps, now = sp_mono_ns();
+	uintptr_t rs = (uintptr_t)r->addr, a = (uintptr_t)page_addr(L, first);
+	uintptr_t end = a + n * L->ps;
+
+	for (uintptr_t w0 = a / span * span; w0 < end; w0 += span) {
+		bk_page lo = w0 < rs ? r->first : r->first + (w0 - rs) / L->ps;
+		bk_page hi = r->first + ((w0 + span - rs) / L->ps < r->npages ? (w0 + span - rs) / L->ps
+									    : r->npages);
+		bool merged = false;
+
+		if (now - L->win_when[r->win_base + w0 / span - rs / span] < WIN_STALE_NS)
+			continue;
+		for (bk_page c = lo / CHUNK; c <= (hi - 1) / CHUNK && !merged; c++)
+			merged = L->chunk_merged[c] != 0;
+		if (!merged)
+			continue;
+		if (track_scan(L, lo) < 0)
+			return SP_EIO;
+		L->cow_sweeps++;
+	}
+	return 0;
 }
 
 /* Polls pages [first, first + n) of one region. */
@@ -2101,10 +2237,17 @@ int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, 
 		if (n > count)
 			n = count;
 		rc = poll_range(L, L->poll_cursor, n, fn, arg, &found);
+		if (rc == 0 && L->cow_async)
+			rc = sweep_windows(L, L->poll_cursor, n);
 		if (rc < 0)
 			return rc;
 		L->poll_cursor += n;
 		count -= n;
+	}
+	if (L->cow_async) {
+		rc = cow_drain(L, fn, arg, &found); /* what the sweep found */
+		if (rc < 0)
+			return rc;
 	}
 	return found;
 }
@@ -2220,7 +2363,9 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->track_page_scans = L->track_page_scans;
 	out->track_clean = L->track_clean;
 	out->track_written = L->track_written;
-	out->cow_events = L->uffd_cow >= 0;
+	out->cow_events = L->uffd_cow >= 0 || L->cow_async;
+	out->cow_from_tracking = L->cow_async;
+	out->cow_sweeps = L->cow_sweeps;
 	out->cow_events_seen = __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED);
 	out->cow_armed = L->cow_arms;
 }

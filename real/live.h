@@ -66,8 +66,13 @@ struct real_live_config {
 	 * with a third, synchronous userfaultfd whose faults a thread of the
 	 * backend answers at once (it lifts the protection, the kernel makes the
 	 * copy, the page is queued); real_live_poll() settles the queued pages
-	 * and no longer reads pagemap for the others.  Off, or where the kernel
-	 * refuses it: every merged page is polled, as before.
+	 * and no longer reads pagemap for the others.  With track_writes on
+	 * (and granted) there is no thread: merged pages join the tracking
+	 * userfaultfd, the kernel resolves their write faults itself (a writer
+	 * waits as for a COW break of kernel KSM) and the copies show in the
+	 * tracking's PAGEMAP_SCANs (the poll reads windows no visit read for
+	 * 2 s).  Off, or where the kernel refuses it: every merged page is
+	 * polled, as before.
 	 */
 	bool cow_events;
 };
@@ -175,7 +180,9 @@ struct real_live_stats {
 	uint64_t track_clean;     /* written() answers "not written" */
 	uint64_t track_written;   /* written() answers "written or unknown" */
 	bool cow_events;          /* merged pages are watched by the COW-event thread */
-	uint64_t cow_events_seen; /* write faults on watched pages it answered */
+	uint64_t cow_events_seen; /* write faults on watched pages it answered (from tracking: COW breaks scans reported) */
+	bool cow_from_tracking;   /* watched by the write-tracking userfaultfd (no thread) */
+	uint64_t cow_sweeps;      /* windows the poll read for them (no visit had) */
 	uint64_t cow_armed;       /* pages put under watch (after a merge, or again after a false alarm) */
 };
 void real_live_stats(const struct real_live *L, struct real_live_stats *out);

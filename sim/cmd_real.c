@@ -482,7 +482,11 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 			       (unsigned long long)ls.track_written);
 		else if (R->track_asked)
 			printf("tracking    off: %s\n", real_live_tracking_off(R->L));
-		if (ls.cow_events)
+		if (ls.cow_events && ls.cow_from_tracking)
+			printf("cow events  from write tracking: %llu COW breaks of merged pages reported, %llu pages watched, %llu windows swept; %llu pagemap entries read\n",
+			       (unsigned long long)ls.cow_events_seen, (unsigned long long)ls.cow_armed,
+			       (unsigned long long)ls.cow_sweeps, (unsigned long long)ls.cow_polled);
+		else if (ls.cow_events)
 			printf("cow events  on: %llu write faults on merged pages answered, %llu pages watched; %llu pagemap entries read\n",
 			       (unsigned long long)ls.cow_events_seen, (unsigned long long)ls.cow_armed,
 			       (unsigned long long)ls.cow_polled);

@@ -968,13 +968,19 @@ SP_TEST(stress_integrity_tracked)
 }
 
 /*
- * Write tracking and COW events (as `sim real replay` runs): pages move
- * between three userfaultfds, and a thread lifts write protections while
- * the engine merges.
+ * Write tracking and COW events (as `sim real replay` runs): merged pages
+ * join the tracking userfaultfd, their COW breaks are found by its scans
+ * while pages move between it and the merge userfaultfd.
  */
 SP_TEST(stress_integrity_cow)
 {
 	stress_run(stress_seconds(5), true, true);
+}
+
+/* COW events without write tracking: a thread lifts write protections while the engine merges. */
+SP_TEST(stress_integrity_cow_thread)
+{
+	stress_run(stress_seconds(5), false, true);
 }
 
 SP_TEST(stress_integrity_tracked_long)
