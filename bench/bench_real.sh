@@ -13,8 +13,9 @@
 #  3. merges: µs per merge and VMAs per merged page, in runs and with
 #     --no-runs, on the trace of 2 and on a replay of the recorded QEMU sample;
 #  4. fidelity: sim run's pages_sharing against the live engine's.
-# The engine runs with COW events (merged pages' COW breaks answered as write
-# faults, not polled; `sim real replay --cow-poll` to compare).
+# The engine runs with COW events (merged pages' COW breaks found by write
+# tracking's scans, or as write faults a thread answers without tracking,
+# not polled; `sim real replay --cow-poll` to compare).
 # Needs root, userfaultfd and KSM (parts 1 and 2 write /sys/kernel/mm/ksm:
 # run them under `flock /tmp/samepage-test.lock` on a shared machine, about
 # 2.5 minutes each; parts 3 and 4 leave KSM alone).
