@@ -894,6 +894,15 @@ static int protect(struct real_live *L, bk_page p, uint8_t *addr)
 
 	if (rc < 0)
 		return rc;
+	/*
+	 * A page never touched has no PTE, and write-protecting an empty PTE of
+	 * anonymous memory does nothing (the merge userfaultfd has no
+	 * UFFD_FEATURE_WP_UNPOPULATED markers): the compare's read would then
+	 * map the zero page unprotected, and a write between the compare and
+	 * the remap would go into a copy the remap drops.  Reading the page
+	 * first gives it a PTE (the zero page) that the protection covers.
+	 */
+	(void)*(volatile const uint8_t *)addr;
 	return uffd_wp(L, addr, L->ps, true) < 0 ? SP_EIO : 0;
 }
 

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -365,6 +367,196 @@ static struct real_live *tracked_or_skip(uint8_t *addr, size_t pages)
 		return NULL;
 	}
 	return L;
+}
+
+/*
+ * COW events from write tracking (review of baca2ef): merged pages on the
+ * tracking userfaultfd, written every way a guest writes - a store to a page
+ * never touched since the merge (a write-protect marker) or read first (a
+ * protected PTE), read(2) into it (the kernel's copy_to_user), pwrite to
+ * /proc/self/mem (a forced GUP write), process_vm_writev, MADV_POPULATE_WRITE
+ * - each shows as a COW break at the next poll, once, with the written bytes
+ * kept; a page written and then unmerged or discarded before any scan saw it
+ * is counted once (the frame's count never drops below its real sharers, so
+ * it is never punched under one); every untouched sharer keeps the frame's
+ * bytes to the end.
+ */
+SP_TEST(cow_from_tracking_every_writer)
+{
+	enum { N = 64, NW = 7 };
+	uint8_t *m = map_pages(N), want[PS];
+	struct real_live_config lc = { NULL, false, 0, true, true };
+	struct real_live *L;
+	struct backend b;
+	struct real_live_stats st;
+	bk_frame f;
+	int cows = 0, fds[2], mem;
+	volatile uint8_t sink = 0;
+
+	for (int i = 0; i < N; i++)
+		fill(m + i * PS, 77);
+	memcpy(want, m, PS);
+	if (!(L = live_or_skip(m, N, &lc)))
+		return;
+	real_live_stats(L, &st);
+	if (!st.cow_from_tracking) {
+		sp_test_skip("COW events from write tracking unavailable: %s",
+			     real_live_tracking_off(L) ? real_live_tracking_off(L) : "cow_events refused");
+		real_live_free(L);
+		munmap(m, N * PS);
+		return;
+	}
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL_FATAL(b.ops->merge_pages(L, 1, 0, &f), 0);
+	for (bk_page p = 2; p < N; p++)
+		CU_ASSERT_EQUAL_FATAL(b.ops->merge_frame(L, p, f), 0);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), N);
+	/* No poll yet: its sweep would mark the windows read for 2 s. */
+	/* Odd pages are read (a present, protected PTE); even ones stay untouched (a marker). */
+	for (int i = 1; i < N; i += 2)
+		sink ^= m[i * PS + 3];
+	(void)sink;
+	/* Seven writers, on pages 10..16 (even: never touched since the merge). */
+	m[10 * PS + 1] ^= 0x11;
+	m[11 * PS + 1] ^= 0x11;
+	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+	CU_ASSERT_EQUAL_FATAL(write(fds[1], "0123456789abcdef", 16), 16);
+	CU_ASSERT_EQUAL(read(fds[0], m + 12 * PS + 100, 8), 8);
+	CU_ASSERT_EQUAL(read(fds[0], m + 13 * PS + 100, 8), 8);
+	close(fds[0]);
+	close(fds[1]);
+	mem = open("/proc/self/mem", O_RDWR);
+	CU_ASSERT_FATAL(mem >= 0);
+	CU_ASSERT_EQUAL(pwrite(mem, "MEM!", 4, (off_t)(uintptr_t)(m + 14 * PS + 200)), 4);
+	close(mem);
+	{
+		char buf[4] = "PVW!";
+		struct iovec lo = { buf, 4 }, re = { m + 15 * PS + 300, 4 };
+
+		CU_ASSERT_EQUAL(process_vm_writev(getpid(), &lo, 1, &re, 1, 0), 4);
+	}
+	CU_ASSERT_EQUAL(madvise(m + 16 * PS, PS, MADV_POPULATE_WRITE), 0);
+	/* Two more copies that an unmerge and a discard settle before any scan sees them. */
+	m[20 * PS + 7] ^= 0x22;
+	m[21 * PS + 7] ^= 0x22;
+	CU_ASSERT_EQUAL(b.ops->unmerge(L, 20), 0);
+	CU_ASSERT_EQUAL(real_live_discard(L, 21), 0);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), N - 2);
+	CU_ASSERT_EQUAL(m[20 * PS + 7], want[7] ^ 0x22);
+	/* The first poll finds the seven, and only them (its sweep reads the windows no scan read). */
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), NW);
+	CU_ASSERT_EQUAL(cows, NW);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), N - 2 - NW);
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 0);
+	for (bk_page p = 0; p < N; p++) {
+		struct bk_page_info info;
+		bool gone = (p >= 10 && p <= 16) || p == 20 || p == 21;
+
+		b.ops->page_info(L, p, &info);
+		CU_ASSERT_EQUAL(info.frame == BK_NO_FRAME, gone);
+	}
+	CU_ASSERT_EQUAL(m[10 * PS + 1], want[1] ^ 0x11);
+	CU_ASSERT_EQUAL(m[11 * PS + 1], want[1] ^ 0x11);
+	CU_ASSERT_EQUAL(memcmp(m + 12 * PS + 100, "01234567", 8), 0);
+	CU_ASSERT_EQUAL(memcmp(m + 13 * PS + 100, "89abcdef", 8), 0);
+	CU_ASSERT_EQUAL(memcmp(m + 14 * PS + 200, "MEM!", 4), 0);
+	CU_ASSERT_EQUAL(memcmp(m + 15 * PS + 300, "PVW!", 4), 0);
+	CU_ASSERT_EQUAL(memcmp(m + 16 * PS, want, PS), 0);
+	CU_ASSERT_EQUAL(m[21 * PS + 7], 0);
+	for (int i = 0; i < N; i++) {
+		if ((i >= 10 && i <= 16) || i == 20 || i == 21)
+			continue;
+		CU_ASSERT_EQUAL(memcmp(m + i * PS, want, PS), 0);
+	}
+	/* Written copies are tracked private pages now: written once, then clean. */
+	CU_ASSERT_EQUAL(b.ops->written(L, 10), 1);
+	CU_ASSERT_EQUAL(b.ops->written(L, 10), 0);
+	/* Every sharer but page 0 leaves by a write: the frame is freed with its last one, page 0 intact. */
+	for (int i = 1; i < N; i++)
+		m[i * PS + 4000] ^= 0x33;
+	for (int k = 0; k < 3 && b.ops->frame_mappers(L, f) > 1; k++) {
+		real_live_flush(L);
+		for (bk_page p = 0; p < N; p++)
+			b.ops->written(L, p); /* the visits' window scans report them */
+		real_live_poll(L, N, count_cb, &cows);
+	}
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 1);
+	CU_ASSERT_EQUAL(memcmp(m, want, PS), 0);
+	m[4000] ^= 0x33;
+	CU_ASSERT_EQUAL(real_live_check(L, 0, count_cb, &cows), 1);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.frames, 0);
+	CU_ASSERT_EQUAL(st.pool_bytes, 0);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(m[i * PS + 4000], (i == 21 ? 0 : want[4000]) ^ 0x33);
+	CU_ASSERT_EQUAL(memcmp(m + 30 * PS, want, 4000), 0);
+	real_live_free(L);
+	munmap(m, N * PS);
+}
+
+struct late_write {
+	volatile uint8_t *at;
+	volatile int done;
+};
+
+static void *late_writer(void *arg)
+{
+	struct late_write *w = arg;
+
+	*w->at = 0xA5; /* waits in the kernel while the page is protected for its merge */
+	w->done = 1;
+	return NULL;
+}
+
+/*
+ * A write landing between a merge's compare and its remap, on a page never
+ * touched before the merge (its PTE empty when write-protected: the
+ * protection must hold all the same, or the remap drops the write).  Remaps
+ * are deferred so the window stays open; the writer must wait for the remap
+ * and then write into its COW copy.  With and without write tracking.
+ */
+static void write_between_compare_and_remap(bool track)
+{
+	enum { N = 8 };
+	uint8_t *m = map_pages(N);
+	struct real_live_config lc = { NULL, false, 0, track, track };
+	struct real_live *L;
+	struct backend b;
+	struct late_write w = { m + 3 * PS + 10, 0 };
+	pthread_t th;
+	bk_frame f;
+	int cows = 0;
+
+	if (!(L = live_or_skip(m, N, &lc)))
+		return;
+	b = real_live_backend(L);
+	/* Pages 0, 1 and 3: zero content, never touched; 0 and 1 make the frame. */
+	CU_ASSERT_EQUAL_FATAL(b.ops->merge_pages(L, 1, 0, &f), 0);
+	real_live_defer_remaps(L, true);
+	CU_ASSERT_EQUAL_FATAL(b.ops->merge_frame(L, 3, f), 0); /* compared, remap pending */
+	pthread_create(&th, NULL, late_writer, &w);
+	usleep(100000);
+	CU_ASSERT_EQUAL(w.done, 0); /* the protection holds the writer */
+	real_live_defer_remaps(L, false); /* the remap, then the writer goes on */
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(m[3 * PS + 10], 0xA5);
+	CU_ASSERT_EQUAL(real_live_check(L, 3, count_cb, &cows), 1);
+	CU_ASSERT_EQUAL(m[3 * PS + 10], 0xA5);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 2);
+	CU_ASSERT_EQUAL(m[10], 0);
+	real_live_free(L);
+	CU_ASSERT_EQUAL(m[3 * PS + 10], 0xA5);
+	munmap(m, N * PS);
+}
+
+SP_TEST(write_between_compare_and_remap_untouched)
+{
+	write_between_compare_and_remap(false);
+}
+
+SP_TEST(write_between_compare_and_remap_untouched_tracked)
+{
+	write_between_compare_and_remap(true);
 }
 
 static uint64_t vma_count(void)
