@@ -1170,7 +1170,7 @@ static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n
 /* stable_tree_search(): a KSM page page p (checksum csum) may join, or 0. */
 static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree)
 {
-	uint64_t steps = 0;
+	uint64_t steps = 0, depth = 0; /* steps include a chain's dups; depth the KSM pages read */
 	uint32_t found = 0;
 
 again:
@@ -1179,6 +1179,7 @@ again:
 		int cmp;
 
 		steps++;
+		depth++;
 		d = resolve_fast(k, &n, true, &steps);
 		if (!d)
 			goto again;
@@ -1194,7 +1195,7 @@ again:
 		}
 	}
 	account(k, BK_COST_TREE_STEP, steps);
-	touch_stable_idle(k, steps);
+	touch_stable_idle(k, depth); /* a chain's dups are walked, their pages not read */
 	k->ss_scan++;
 	return found;
 }

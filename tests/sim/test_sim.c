@@ -257,6 +257,26 @@ SP_TEST(smart_scan_reads_after_the_skipped_scans)
 	CU_ASSERT_EQUAL(cpu[4], 1002003);
 }
 
+/*
+ * One guest of n pages: page p below `same` holds content 1 + p / group from
+ * t = 0 on, the others a new content every second up to `until` s.
+ */
+static void rewritten_trace(const char *path, uint64_t n, uint64_t same, uint64_t group,
+			    uint64_t until)
+{
+	struct tb tb;
+
+	tb_init(&tb, 1, n);
+	tb_open(&tb, path);
+	for (uint64_t t = 0; t <= until; t++) {
+		tb_snap(&tb, t * 1000);
+		for (uint64_t p = 0; p < n; p++)
+			if (t == 0 || p >= same)
+				tb_page(&tb, 0, p, p < same ? 1 + p / group : 100 + 100 * t + p);
+	}
+	tb_commit(&tb);
+}
+
 SP_TEST(stable_tree_reads_idle_by_depth_and_searches)
 {
 	/*
@@ -280,18 +300,9 @@ SP_TEST(stable_tree_reads_idle_by_depth_and_searches)
 	const uint64_t ts[] = { 4500, 8500, 12500, 16500 };
 	int64_t cpu[4];
 	char path[512];
-	struct tb tb;
 
 	sp_test_path(path, sizeof(path), "idle_stable.sptrace");
-	tb_init(&tb, 1, 14);
-	tb_open(&tb, path);
-	for (uint64_t t = 0; t <= 17; t++) {
-		tb_snap(&tb, t * 1000);
-		for (uint64_t p = 0; p < 14; p++)
-			if (t == 0 || p >= 6)
-				tb_page(&tb, 0, p, p < 6 ? 1 + p / 2 : 100 + 100 * t + p);
-	}
-	tb_commit(&tb);
+	rewritten_trace(path, 14, 6, 2, 17);
 	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 1, 1000, 0, 0), ts, 4, cpu);
 	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8);
 	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8008);
@@ -717,4 +728,31 @@ SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
 	idle_cpu_at(path, sets, NULL, cost, ts, 2, cpu);
 	CU_ASSERT_EQUAL(cpu[0], 1000000);
 	CU_ASSERT_EQUAL(cpu[1], 1000000);
+}
+
+SP_TEST(stable_tree_idle_reads_leave_out_a_chains_dups)
+{
+	/*
+	 * As stable_tree_reads_idle_by_depth_and_searches (kernel 6.10, sleep
+	 * 4 s, one batch a scan), with max_page_sharing=2: pages 0-3 (one
+	 * content) merge in scan 2 into two KSM pages of two mappers each, dups
+	 * of one chain, the tree's only node.  Pages 4-11, rewritten every
+	 * second, search it at every scan: the search walks the chain's dups
+	 * (tree steps) but reads one KSM page, at depth 0, idle 4 s / 8
+	 * searches = 0.5 s (500ms class).  idle_500ms 1 ns, idle_1s 1000,
+	 * idle_2s 10^6 (a dup counted as a level would be idle 1 s, 2 s), the
+	 * rest 0 (the pages' own reads are idle 4 s: the 5s class): each scan
+	 * from the fourth adds 8 ns.
+	 */
+	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
+			       "tick_hz=0", "max_page_sharing=2", NULL };
+	const uint64_t ts[] = { 12500, 16500, 20500 };
+	int64_t cpu[3];
+	char path[512];
+
+	sp_test_path(path, sizeof(path), "idle_chain.sptrace");
+	rewritten_trace(path, 12, 4, 4, 21);
+	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 1, 1000, 1000000, 0), ts, 3, cpu);
+	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8);
+	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8);
 }
