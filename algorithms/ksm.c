@@ -617,6 +617,15 @@ static uint64_t visit_idle_ns(const struct ksm *k, const struct ritem *it)
 	return page_idle_ns(k) * (k->smart && it->age ? smart_idle_scans(it->age - 1) : 1);
 }
 
+/* Touches counted per idle class (n[c]: class BK_COST_IDLE_50MS + c), one account() each. */
+static void account_idle(struct ksm *k, const uint64_t n[BK_IDLE_CLASSES])
+{
+	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
+		if (n[c])
+			account(k, (enum bk_cost)(BK_COST_IDLE_50MS + c), n[c]);
+	}
+}
+
 /*
  * The pages an unstable tree search of `depth` levels reads: the tree is
  * emptied at each full scan and grows with the scan, so a search now passes
@@ -634,35 +643,29 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
 	/* counted per class, then one account() each: this runs in every unstable search */
 	for (uint32_t j = 0; j < depth && idle >= BK_IDLE_MIN_NS; j++, idle /= 2)
 		n[bk_idle_class(idle) - BK_COST_IDLE_50MS]++;
-	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
-		if (n[c])
-			account(k, (enum bk_cost)(BK_COST_IDLE_50MS + c), n[c]);
-	}
+	account_idle(k, n);
 }
 
 /*
- * The KSM pages a stable tree search of `steps` nodes reads: the tree lives
+ * The KSM pages a stable tree search of `depth` levels reads: the tree lives
  * across scans and is searched ss_last times a scan (the last full scan's
  * count), so the node at depth d (root 0) is read by one search in 2^d:
  * idle period * 2^d / ss_last.  Visits do not read a KSM page's content.
  */
-static void touch_stable_idle(struct ksm *k, uint64_t steps)
+static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
 	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches = k->ss_last, period = page_idle_ns(k);
 
 	if (!searches || !period)
 		return; /* the first scans: the tree is new */
-	for (uint64_t d = 0; d < steps && d < 63; d++) {
+	for (uint64_t d = 0; d < depth && d < 63; d++) {
 		double idle = (double)period * (double)(1ull << d) / (double)searches;
 		int c = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 
 		if (c >= 0)
 			n[c - BK_COST_IDLE_50MS]++;
 	}
-	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
-		if (n[c])
-			account(k, (enum bk_cost)(BK_COST_IDLE_50MS + c), n[c]);
-	}
+	account_idle(k, n);
 }
 
 /*
