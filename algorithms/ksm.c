@@ -64,8 +64,14 @@
  *     tree         stable tree it is filed in
  *     prune_ns     chain_prune_time, simulated ns (SN_CHAIN)
  *     rest         SN_CHAIN: a memo, see chain_unsettle()
- *   rbt[i]   stable red-black tree links of node i, and whether a search must
- *            look at the node itself (struct rbl; sn[i].rbp is the parent)
+ *   rbt[i]   stable red-black tree links of node i, and what a search passing
+ *            it must do (struct rbl's spec: go on, add a chain's memoised
+ *            steps, or look at the node; sn[i].rbp is the parent)
+ *   due      the chains' prune times in the order set, so that a chain whose
+ *            prune falls due has its spec computed again (struct due_q)
+ *   walk[]   the stable tree searches of the next few pages, walked ahead
+ *            from their stored checksums all at once (walk_ahead()), used
+ *            when the trees' epoch has not moved since
  *   Trees are per partition, kit.h's (security domain, NUMA node when
  *   merge_across_nodes=0): tree index = partition id.  The kernel has no security
  *   domains; here pages of different domains never share, so each domain
@@ -247,8 +253,16 @@ enum { SN_FREE, SN_NODE, SN_CHAIN, SN_DUP };
 struct rbl {
 	uint32_t l, r;
 	uint32_t kr;   /* key << 1 | red; key = checksum >> 1, the tree's primary order */
-	uint32_t spec; /* 1: look at the node (a chain, or stale: live <= 0); see sn_sync() */
+	uint32_t spec; /* what a search passing the node must do: sn_spec() */
 };
+
+/*
+ * rbl.spec: 0, a plain node still mapped (go on from the links); SPEC_SLOW,
+ * look at the node (a stale one, a chain without a memo or whose prune is
+ * due); else a chain that a search passing it without a key tie resolves by
+ * its memo alone, adding this many tree steps (chain_pick()).
+ */
+#define SPEC_SLOW (1u << 31)
 
 #define KEY(c) ((uint32_t)(c) >> 1)
 /* The tree links of stable node x (T: the links array, L: the node pool, which holds the parent). */
@@ -289,6 +303,37 @@ struct snode {
 
 _Static_assert(sizeof(struct snode) == 64, "a stable node is one cache line");
 
+/*
+ * A chain's prune_ns as set (at its creation and at each prune), in the
+ * order set, i.e. by time: when the clock passes prune_ns + prune_ms, the
+ * chain's spec is computed again (due_pass()).  Entries whose chain has
+ * since been pruned again or freed are harmless (sn_sync() is exact).
+ */
+struct due_e {
+	uint64_t ns;
+	uint32_t chain;
+};
+
+struct due_q {
+	struct due_e *e;
+	uint32_t head, n, cap; /* a ring: n entries from head */
+};
+
+/*
+ * A stable tree search walked ahead (walk_ahead()): page's search of key in
+ * tree, as far as the links alone lead - to n, the first node that is to be
+ * read (a key tie, or SPEC_SLOW) or NIL - having passed depth levels and
+ * counted steps tree steps, when the trees' epoch was epoch.
+ */
+struct walk {
+	uint64_t epoch;
+	uint32_t page, key, tree, n;
+	uint32_t steps, depth;
+};
+
+#define WALK_GROUP 8u
+#define WALK_NONE UINT32_MAX
+
 struct ksm {
 	const struct backend_ops *ops;
 	void *impl;
@@ -328,6 +373,10 @@ struct ksm {
 	struct rbl *rbt;  /* tree links of sn[i] at i, cache-line aligned */
 	uint32_t sn_cap, sn_used, sn_free;
 	uint32_t rbt_cap; /* >= sn_cap */
+	struct due_q due; /* chains whose prune falls due later, by time: sn_spec() */
+	bool due_lost;    /* out of memory for it: every chain is SPEC_SLOW */
+	uint64_t epoch;   /* moves with every change of a stable tree's links, specs or roots */
+	struct walk walk[WALK_GROUP]; /* searches walked ahead, page p at p % WALK_GROUP */
 
 	/* scan cursor */
 	uint64_t cursor;
@@ -349,6 +398,7 @@ struct ksm {
 };
 
 static void ksm_ff_chain_seen(struct ksm *k, uint32_t c);
+static bool ksm_ff_watching(const struct ksm *k);
 
 /* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
 
@@ -680,15 +730,122 @@ static inline bool node_stale(const struct ksm *k, uint32_t n)
 	return k->sn[n].live <= 0;
 }
 
+#define CHAIN_HEAD_PICK (-1)
+
+/* chain_pick() would prune chain c now (when its search prunes). */
+static inline bool prune_due(const struct ksm *k, const struct snode *c)
+{
+	return k->now_ns >= c->prune_ns + k->prune_ms * 1000000u;
+}
+
 /*
- * rbt[n].spec from node n, after any change of its kind or live count: a
- * search must look at a chain (chain_pick()) and at a stale node (removed).
- * Where it is clear the node is a plain one still mapped, and the search
- * goes on from its links alone (resolve_fast()).
+ * What a search must do at node n (struct rbl's spec): look at a stale node
+ * (removed) and at a chain (chain_pick()), unless the chain has a memo and
+ * no prune due, so that resolving it changes nothing but the tree steps:
+ * then those steps (the memo's), and the search goes on from the links
+ * alone unless the keys tie.  A plain node still mapped: 0.
+ */
+static inline uint32_t sn_spec(const struct ksm *k, uint32_t n)
+{
+	const struct snode *s = &k->sn[n];
+
+	if (s->kind == SN_CHAIN) {
+		if (s->len == 0 || k->due_lost || prune_due(k, s))
+			return SPEC_SLOW;
+		return s->len > 0 ? (uint32_t)s->len : 1u; /* settled, or CHAIN_HEAD_PICK */
+	}
+	return s->live <= 0 ? SPEC_SLOW : 0;
+}
+
+/*
+ * rbt[n].spec from node n, after any change of its kind, its live count, or
+ * of a chain's memo or prune time; and for every chain whose prune fell due
+ * since (due_pass()).  resolve_fast() checks it in Debug builds.
  */
 static inline void sn_sync(struct ksm *k, uint32_t n)
 {
-	k->rbt[n].spec = k->sn[n].kind == SN_CHAIN || k->sn[n].live <= 0;
+	uint32_t spec = sn_spec(k, n);
+
+	if (k->rbt[n].spec != spec) {
+		k->rbt[n].spec = spec;
+		k->epoch++;
+	}
+}
+
+/* ---- chains' prunes falling due (struct due_q) ------------------------- */
+
+/*
+ * Notes chain c's prune_ns, just set to now.  Out of memory, every chain
+ * looks at itself from then on (due_lost: slower, as right).
+ */
+static void due_push(struct ksm *k, uint32_t c)
+{
+	struct due_q *q = &k->due;
+
+	if (k->due_lost)
+		return;
+	if (q->n == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 256;
+		struct due_e *e = cap > q->cap ? malloc((size_t)cap * sizeof(*e)) : NULL;
+
+		if (!e) {
+			k->due_lost = true;
+			for (uint32_t i = 1; i < k->sn_used; i++)
+				sn_sync(k, i);
+			return;
+		}
+		for (uint32_t i = 0; i < q->n; i++)
+			e[i] = q->e[(q->head + i) % q->cap];
+		free(q->e);
+		q->e = e;
+		q->head = 0;
+		q->cap = cap;
+	}
+	q->e[(q->head + q->n) % q->cap] = (struct due_e){ k->sn[c].prune_ns, c };
+	q->n++;
+}
+
+/* The clock moved on (k->now_ns): every chain whose prune fell due looks at itself again. */
+static void due_pass(struct ksm *k)
+{
+	struct due_q *q = &k->due;
+
+	while (q->n && k->now_ns >= q->e[q->head].ns + k->prune_ms * 1000000u) {
+		uint32_t c = q->e[q->head].chain;
+
+		if (k->sn[c].kind == SN_CHAIN)
+			sn_sync(k, c);
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+	}
+}
+
+static int cmp_due(const void *a, const void *b)
+{
+	const struct due_e *x = a, *y = b;
+
+	return x->ns != y->ns ? (x->ns < y->ns ? -1 : 1) : (x->chain > y->chain) - (x->chain < y->chain);
+}
+
+/*
+ * Every node's spec again, and the queue of due prunes from the chains'
+ * prune times: after the clock and prune times jumped (ksm_skip()) or
+ * prune_ms changed.
+ */
+static void due_rebuild(struct ksm *k)
+{
+	struct due_q *q = &k->due;
+
+	q->head = q->n = 0;
+	for (uint32_t i = 1; i < k->sn_used; i++) {
+		if (k->sn[i].kind == SN_FREE)
+			continue;
+		sn_sync(k, i);
+		if (k->sn[i].kind == SN_CHAIN)
+			due_push(k, i); /* no wrap: head is 0 */
+	}
+	if (q->n)
+		qsort(q->e, q->n, sizeof(*q->e), cmp_due);
 }
 
 /* is_page_sharing_candidate() with an offset. */
@@ -717,6 +874,7 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 			return SP_ENOMEM;
 		k->sroot = r;
 		k->ntrees = (uint32_t)need;
+		k->epoch++;
 	}
 	*out = part;
 	return 0;
@@ -845,8 +1003,6 @@ static void sn_release(struct ksm *k, uint32_t i)
  * a walk of every dup (at 32M pages the chain of zero-filled pages has
  * thousands: 22 M dup visits in 46 k such walks).
  */
-#define CHAIN_HEAD_PICK (-1)
-
 static inline void chain_unsettle(struct ksm *k, uint32_t n)
 {
 	if (k->sn[n].kind == SN_DUP) {
@@ -855,6 +1011,7 @@ static inline void chain_unsettle(struct ksm *k, uint32_t n)
 		c->len = 0;
 		if (c->hlist != n)
 			c->rest = 0;
+		sn_sync(k, k->sn[n].chain);
 	}
 }
 
@@ -873,6 +1030,7 @@ static inline void chain_joined(struct ksm *k, uint32_t n)
 	if (c->hlist == n && c->rest > 0 && !sharing_candidate(k, n, 0)) {
 		/* The first dup (live: just joined) is full, and so are the others. */
 		c->len = (int32_t)c->rest + 1;
+		sn_sync(k, k->sn[n].chain);
 		return;
 	}
 	if (c->len != CHAIN_HEAD_PICK || c->hlist != n || !sharing_candidate(k, n, 0))
@@ -893,6 +1051,7 @@ static void dup_add_head(struct ksm *k, uint32_t d, uint32_t c)
 	if (dn->dnext)
 		k->sn[dn->dnext].dprev = d;
 	k->sn[c].hlist = d;
+	sn_sync(k, c);
 }
 
 static void dup_unlink(struct ksm *k, uint32_t d)
@@ -908,6 +1067,7 @@ static void dup_unlink(struct ksm *k, uint32_t d)
 	if (dn->dnext)
 		k->sn[dn->dnext].dprev = dn->dprev;
 	dn->dnext = dn->dprev = 0;
+	sn_sync(k, dn->chain);
 }
 
 /*
@@ -918,6 +1078,7 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 {
 	struct snode *s = &k->sn[n];
 
+	k->epoch++;
 	for (uint32_t q = s->hlist; q;) {
 		struct ritem *it = &k->ri[q - 1];
 		uint32_t next = it->hnext;
@@ -1050,6 +1211,7 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 	uint32_t c = *np, found = 0, d, next, left = 0;
 	int32_t found_len = 0;
 
+	k->epoch++;
 	for (d = k->sn[c].hlist; d; d = next) {
 		next = k->sn[d].dnext;
 		(*steps)++;
@@ -1089,9 +1251,11 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 	} else if (d == 0 && !sharing_candidate(k, found, 0)) {
 		/* Every dup walked, all live and full: found is the first (hlist). */
 		k->sn[c].len = (int32_t)left;
+		sn_sync(k, c);
 	} else if (d != 0 && k->sn[c].hlist == found) {
 		/* Stopped at the first dup, a live candidate (only a walk without a prune stops). */
 		k->sn[c].len = CHAIN_HEAD_PICK;
+		sn_sync(k, c);
 	}
 	return found;
 }
@@ -1106,10 +1270,13 @@ static inline uint32_t chain_pick(struct ksm *k, uint32_t *np, bool prune, uint6
 
 	if (k->ff)
 		ksm_ff_chain_seen(k, *np);
-	if (prune && k->now_ns >= c->prune_ns + k->prune_ms * 1000000u)
+	if (prune && prune_due(k, c)) {
 		c->prune_ns = k->now_ns;
-	else
+		sn_sync(k, *np);
+		due_push(k, *np);
+	} else {
 		prune = false;
+	}
 	if (c->len > 0) {
 		/* Settled: the walk, pruning or not, would take these steps. */
 		*steps += (uint64_t)c->len;
@@ -1147,12 +1314,24 @@ static inline uint32_t resolve_fast(struct ksm *k, uint32_t *np, bool prune, uin
 {
 	uint32_t n = *np, d;
 
-	assert(k->rbt[n].spec == (k->sn[n].kind == SN_CHAIN || k->sn[n].live <= 0));
+	assert(k->rbt[n].spec == sn_spec(k, n));
 	if (!k->rbt[n].spec)
 		return n;
 	d = resolve(k, &n, prune, steps);
 	*np = n;
 	return d;
+}
+
+/*
+ * chain_pick() of chain n whose spec says it resolves by its memo (no prune
+ * due, so none made, whether the search prunes or not): its steps, and the
+ * fast-forward's note that it was resolved.
+ */
+static inline void memo_pass(struct ksm *k, uint32_t n, uint32_t spec, uint64_t *steps)
+{
+	if (k->ff)
+		ksm_ff_chain_seen(k, n);
+	*steps += spec;
 }
 
 /*
@@ -1170,22 +1349,107 @@ static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n
 	return k->ops->compare_frame(k->impl, p, k->sn[d].kpage);
 }
 
+/*
+ * The searches of the next WALK_GROUP pages from p (p a multiple of it),
+ * walked as far as the links alone lead (struct walk), all at once: the
+ * walks' loads overlap, where one search's are a chain of dependent cache
+ * misses.  Read only; a guess: the key is the page's stored checksum (its
+ * checksum again unless it was written), the tree that of the latest
+ * unstable search.  stable_search() goes on from a walk only when its page,
+ * key and tree are the search's and no tree changed since (epoch); then the
+ * walk is exactly the search's own first levels (in Debug builds,
+ * walk_check() walks them again to see).  Not while the fast-forward holds
+ * a copy to compare with (memo_pass() tells it which chains were resolved;
+ * it takes or drops a copy only between batches, and each batch moves the
+ * epoch).
+ */
+static void walk_ahead(struct ksm *k, bk_page p)
+{
+	const struct rbl *T = k->rbt;
+	uint32_t live[WALK_GROUP], nlive = 0, tree = k->pf_part;
+
+	for (uint32_t i = 0; i < WALK_GROUP; i++) {
+		struct walk *w = &k->walk[i];
+		const struct ritem *it = &k->ri[p + i];
+
+		w->page = WALK_NONE;
+		if (p + i >= k->npages || ksm_ff_watching(k) || tree >= k->ntrees ||
+		    (it->flags & (RI_TRACKED | RI_CSUM | RI_MAPS)) != (RI_TRACKED | RI_CSUM) ||
+		    (k->smart && it->age >= 3 && it->skips))
+			continue; /* no search expected: not tracked, volatile, a KSM page, skipped */
+		*w = (struct walk){ k->epoch, (uint32_t)(p + i), KEY(it->oldchecksum), tree,
+				    k->sroot[tree], 0, 0 };
+		if (w->n != NIL)
+			live[nlive++] = i;
+	}
+	while (nlive) {
+		for (uint32_t j = 0; j < nlive; j++) {
+			struct walk *w = &k->walk[live[j]];
+			const struct rbl *t = &T[w->n];
+			uint32_t key = t->kr >> 1;
+
+			if (key == w->key || (t->spec & SPEC_SLOW)) {
+				live[j--] = live[--nlive]; /* stops here: the search reads this node */
+				continue;
+			}
+			w->steps += 1 + t->spec;
+			w->depth++;
+			w->n = w->key < key ? t->l : t->r;
+			if (w->n == NIL)
+				live[j--] = live[--nlive];
+		}
+	}
+}
+
+#ifndef NDEBUG
+/* Walk w, taken again from the root now: the same (the epoch said nothing changed). */
+static bool walk_check(const struct ksm *k, const struct walk *w)
+{
+	uint32_t n = k->sroot[w->tree], steps = 0, depth = 0;
+
+	while (n != NIL && (k->rbt[n].kr >> 1) != w->key && !(k->rbt[n].spec & SPEC_SLOW)) {
+		assert(k->rbt[n].spec == sn_spec(k, n));
+		steps += 1 + k->rbt[n].spec;
+		depth++;
+		n = w->key < (k->rbt[n].kr >> 1) ? k->rbt[n].l : k->rbt[n].r;
+	}
+	return n == w->n && steps == w->steps && depth == w->depth;
+}
+#endif
+
 /* stable_tree_search(): a KSM page page p (checksum csum) may join, or 0. */
 static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree)
 {
 	uint64_t steps = 0, depth = 0; /* steps include a chain's dups; depth the KSM pages read */
-	uint32_t found = 0;
+	uint32_t found = 0, n = k->sroot[tree];
+	const struct walk *w = &k->walk[p % WALK_GROUP];
 
-again:
-	for (uint32_t n = k->sroot[tree]; n != NIL;) {
-		uint32_t d;
+	if (w->page == p && w->key == KEY(csum) && w->tree == tree && w->epoch == k->epoch) {
+		/* Walked ahead, nothing changed since: go on from where that walk stopped. */
+		assert(walk_check(k, w));
+		n = w->n;
+		steps = w->steps;
+		depth = w->depth;
+	}
+	for (; n != NIL;) {
+		uint32_t d, spec = k->rbt[n].spec, key = k->rbt[n].kr >> 1;
 		int cmp;
 
 		steps++;
 		depth++;
+		if (KEY(csum) != key && !(spec & SPEC_SLOW)) {
+			/* A plain node or a chain resolved by its memo: no need to read it. */
+			assert(spec == sn_spec(k, n));
+			if (spec)
+				memo_pass(k, n, spec, &steps);
+			n = KEY(csum) < key ? k->rbt[n].l : k->rbt[n].r;
+			continue;
+		}
 		d = resolve_fast(k, &n, true, &steps);
-		if (!d)
-			goto again;
+		if (!d) {
+			n = k->sroot[tree]; /* again from the top */
+			continue;
+		}
 		cmp = stable_cmp(k, p, csum, n, d);
 		if (cmp < 0) {
 			n = k->rbt[n].l;
@@ -1220,10 +1484,19 @@ again:
 	parent = NIL;
 	need_chain = false;
 	for (n = k->sroot[tree]; n != NIL;) {
-		uint32_t d;
+		uint32_t d, spec = k->rbt[n].spec, key = k->rbt[n].kr >> 1;
 		int cmp;
 
 		steps++;
+		if (KEY(csum) != key && !(spec & SPEC_SLOW)) {
+			assert(spec == sn_spec(k, n));
+			if (spec)
+				memo_pass(k, n, spec, &steps);
+			parent = n;
+			left = KEY(csum) < key;
+			n = left ? k->rbt[n].l : k->rbt[n].r;
+			continue;
+		}
 		d = resolve_fast(k, &n, false, &steps);
 		if (!d)
 			goto again;
@@ -1249,6 +1522,7 @@ again:
 	k->sn[nn].kpage = f;
 	k->sn[nn].tree = tree;
 	sn_sync(k, nn); /* no mapper until stable_append(): a search meeting it first removes it */
+	k->epoch++;
 	if (!need_chain) {
 		rb_link(k->rbt, k->sn, &k->sroot[tree], nn, KEY(csum), parent, left);
 	} else {
@@ -1265,6 +1539,7 @@ again:
 			k->sn[c].tree = tree;
 			rb_replace(k->rbt, k->sn, &k->sroot[tree], n, c);
 			sn_sync(k, c);
+			due_push(k, c);
 			k->chains++;
 			dup_add_head(k, n, c);
 			k->dups++;
@@ -1488,6 +1763,7 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
  */
 #define AHEAD_FAR 16u
 #define AHEAD_NEAR 6u
+#define AHEAD_NODE 2u
 
 /* A read prefetch gcc keeps: its dead code elimination drops __builtin_prefetch in this loop. */
 static inline void prefetch_read(const void *p)
@@ -1513,6 +1789,15 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 		if (it->flags & RI_CSUM)
 			prefetch_read(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum, k->pf_part)]);
 	}
+	if (p + AHEAD_NODE < k->npages) {
+		it = &k->ri[p + AHEAD_NODE];
+		if (it->flags & RI_CSUM) {
+			uint32_t n = kit_hash_first(&k->unstable, it->oldchecksum, k->pf_part);
+
+			if (n != NIL)
+				prefetch_read(&k->un[n]);
+		}
+	}
 }
 
 /*
@@ -1536,6 +1821,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 	int rc;
 
 	k->now_ns = now_ns;
+	k->epoch++; /* the searches walked ahead, from before the clock moved, are dropped */
+	due_pass(k);
 	*sleep = sleep_ns(k);
 	if (k->cursor == 0) { /* a full scan begins: the last one lasted since its own beginning */
 		if (k->scan_began)
@@ -1559,6 +1846,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		}
 		p = k->cursor++;
 		scan_ahead(k, p);
+		if (p % WALK_GROUP == 0)
+			walk_ahead(k, p);
 		it = &k->ri[p];
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {
@@ -1630,6 +1919,7 @@ static void drop_stable_nodes(struct ksm *k)
 	}
 	if (k->ntrees)
 		memset(k->sroot, 0, k->ntrees * sizeof(*k->sroot));
+	k->epoch++;
 	k->chains = 0;
 	k->dups = 0;
 }
@@ -1640,6 +1930,7 @@ static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	uint64_t v = (uint64_t)value;
 
 	k->changes++;
+	k->epoch++;
 	switch (idx) {
 	case P_PAGES_TO_SCAN:
 		k->pages_to_scan = v;
@@ -1660,6 +1951,7 @@ static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	}
 	case P_PRUNE_MILLISECS:
 		k->prune_ms = v;
+		due_rebuild(k);
 		return 0;
 	case P_TICK_HZ:
 		k->tick_hz = v;
@@ -1875,8 +2167,8 @@ static bool ksm_ff_equal(const struct ksm *k, struct ksm_ff *f, uint64_t d_ns)
 		    (b->kind != SN_CHAIN && a->len != b->len) ||
 		    a->live != b->live || a->hlist != b->hlist || a->dnext != b->dnext ||
 		    a->dprev != b->dprev || a->chain != b->chain || a->tree != b->tree ||
-		    a->kind != b->kind || a->rbp != b->rbp ||
-		    memcmp(&f->rbt[i], &k->rbt[i], sizeof(f->rbt[i])))
+		    a->kind != b->kind || a->rbp != b->rbp || f->rbt[i].l != k->rbt[i].l ||
+		    f->rbt[i].r != k->rbt[i].r || f->rbt[i].kr != k->rbt[i].kr)
 			return false;
 	}
 	/* the item that differed last time most likely differs again: a mismatch costs O(1) */
@@ -1896,6 +2188,12 @@ static void ksm_ff_chain_seen(struct ksm *k, uint32_t c)
 {
 	if (k->ff->cy.have && c < k->ff->sn_used)
 		k->ff->chain[c] |= 1;
+}
+
+/* The fast-forward holds a copy: it wants to hear of every chain resolved (ksm_ff_chain_seen()). */
+static bool ksm_ff_watching(const struct ksm *k)
+{
+	return k->ff && k->ff->cy.have;
 }
 
 static bool ksm_repeat(void *st, uint64_t idle_ns, uint64_t *since_ns)
@@ -1951,6 +2249,8 @@ static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
 		if (k->sn[i].kind == SN_CHAIN && (f->chain[i] & 2))
 			k->sn[i].prune_ns += n * cycle_ns;
 	}
+	due_rebuild(k);
+	k->epoch++;
 	kit_cycle_forget(&f->cy, k->full_scans);
 }
 
@@ -1961,6 +2261,7 @@ static void ksm_destroy(void *st)
 	if (!k)
 		return;
 	ksm_ff_free(k);
+	free(k->due.e);
 	kit_parts_release(&k->parts);
 	kit_hash_release(&k->unstable);
 	free(k->usize);
@@ -2025,6 +2326,8 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->un = sp_hot_calloc(k->npages + 1, sizeof(*k->un));
 	k->upage = sp_hot_calloc(k->npages + 1, sizeof(*k->upage));
 	k->u_used = 1;
+	for (uint32_t i = 0; i < WALK_GROUP; i++)
+		k->walk[i].page = WALK_NONE;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
 	k->sn = pool_grow(NULL, 0, k->sn_cap, sizeof(*k->sn));
