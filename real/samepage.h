@@ -25,7 +25,12 @@
  * MADV_POPULATE_WRITE (5.14+); root, vm.unprivileged_userfaultfd=1 or access
  * to /dev/userfaultfd.  Regions are private anonymous memory (mmap
  * MAP_PRIVATE|MAP_ANONYMOUS), page aligned; while registered they must not
- * be munmap'ed or MADV_DONTNEED'ed (samepage_stop first).  Each merged
+ * be munmap'ed or MADV_DONTNEED'ed (samepage_stop first), and nothing may
+ * write them except through the CPU: the engine cannot see page pins, so a
+ * page being filled by an O_DIRECT read, an io_uring fixed buffer, vfio or
+ * RDMA could be merged and the device's write would land in the replaced
+ * frame and be lost (kernel KSM checks the page's reference count for this;
+ * userspace has no such test).  Each merged
  * page can cost one or two VMAs: near vm.max_map_count (65530 by default)
  * merges are refused cleanly (samepage_stats.map_limit_refusals); raising
  * the limit is the caller's decision (real_map_count_set, root).  Every function
