@@ -690,6 +690,20 @@ SP_TEST(scans_count_and_snapshots_follow_scans)
 	}
 }
 
+/* A trace of one guest of 10 pages, 0-4 one content, 5-9 unique, one snapshot, at path. */
+static void half_merged_guest(char *path, size_t len, const char *name)
+{
+	struct tb tb;
+
+	sp_test_path(path, len, name);
+	tb_init(&tb, 1, 10);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t p = 0; p < 10; p++)
+		tb_page(&tb, 0, p, p < 5 ? 1 : 100 + p);
+	tb_commit(&tb);
+}
+
 SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
 {
 	/*
@@ -709,15 +723,8 @@ SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
 	const uint64_t ts[] = { 2500, 5500, 6500, 7500, 10500 };
 	int64_t cpu[5];
 	char path[512];
-	struct tb tb;
 
-	sp_test_path(path, sizeof(path), "batch_read.sptrace");
-	tb_init(&tb, 1, 10);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint64_t p = 0; p < 10; p++)
-		tb_page(&tb, 0, p, p < 5 ? 1 : 100 + p);
-	tb_commit(&tb);
+	half_merged_guest(path, sizeof(path), "batch_read.sptrace");
 	idle_cpu_at(path, sets, NULL, cost, ts, 5, cpu);
 	CU_ASSERT_EQUAL(cpu[0], 2000000);
 	CU_ASSERT_EQUAL(cpu[1], 4000000);
@@ -753,15 +760,8 @@ SP_TEST(visit_idle_counts_each_revisit_a_ms_of_the_scan)
 	const uint64_t ts[] = { 2500, 3500, 4500, 7500 }, ts_fast[] = { 500 };
 	int64_t cpu[4];
 	char path[512];
-	struct tb tb;
 
-	sp_test_path(path, sizeof(path), "visit_idle.sptrace");
-	tb_init(&tb, 1, 10);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint64_t p = 0; p < 10; p++)
-		tb_page(&tb, 0, p, p < 5 ? 1 : 100 + p);
-	tb_commit(&tb);
+	half_merged_guest(path, sizeof(path), "visit_idle.sptrace");
 	idle_cpu_at(path, sets, NULL, cost, ts, 4, cpu);
 	CU_ASSERT_EQUAL(cpu[0], 0);
 	CU_ASSERT_EQUAL(cpu[1], 15000);
