@@ -223,6 +223,15 @@ struct backend_ops {
 	 * need not count page by page what the backend counts anyway.
 	 */
 	void (*content_counts)(void *impl, struct bk_content_counts *out);
+
+	/*
+	 * Added after content_counts (NULL: no hints): page p is visited a few
+	 * visits after prefetch() could be called for it, in an order no
+	 * hardware prefetcher follows (random samples): starts loading what
+	 * page_info() reads, without waiting for it, so that prefetch(), which
+	 * needs it to find the rest, does not wait either.  A hint only.
+	 */
+	void (*prefetch_info)(void *impl, bk_page p);
 };
 
 struct backend {

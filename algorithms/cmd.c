@@ -84,6 +84,7 @@
 
 #include "algorithm.h"
 #include "kit.h"
+#include "sp_bigmem.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -129,6 +130,7 @@ struct cmd {
 	uint8_t *cls, *flags;
 
 	uint64_t cursor;
+	uint32_t pf_base;     /* lookahead: the latest search's partition * classes */
 	int64_t tracked, zero_pages;
 	int64_t full_scans, pages_scanned;
 
@@ -249,6 +251,7 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 	rc = tree_of(c, info, c->cls[p], &tree);
 	if (rc < 0)
 		return rc;
+	c->pf_base = tree - c->cls[p];
 	/* The class's stable tree. */
 	ops->account(c->impl, BK_COST_TREE_STEP, kit_tree_depth(c->ssize[tree]));
 	for (i = kit_hash_first(&st->hash, csum, tree); i; i = st->key[i].next) {
@@ -286,6 +289,25 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 	return 0;
 }
 
+/*
+ * Lookahead (kit.h): the page KIT_AHEAD_NEAR ahead searches, if its checksum
+ * holds, the trees of its class after this visit in the latest search's
+ * partition: their buckets.
+ */
+static inline void cmd_ahead(const struct cmd *c, bk_page p)
+{
+	bk_page q = p + KIT_AHEAD_NEAR;
+	uint32_t tree;
+
+	if (c->ops->prefetch && p + KIT_AHEAD_FAR < c->npages)
+		c->ops->prefetch(c->impl, p + KIT_AHEAD_FAR);
+	if (q < c->npages && (c->flags[q] & PG_CSUM)) {
+		tree = c->pf_base + class_of(c, c->hist[q] << 1);
+		kit_prefetch_bucket(&c->stable.hash, c->oldcsum[q], tree);
+		kit_prefetch_bucket(&c->unstable.hash, c->oldcsum[q], tree);
+	}
+}
+
 static int cmd_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 {
 	struct cmd *c = st;
@@ -305,6 +327,7 @@ static int cmd_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 			return 0;
 		}
 		p = c->cursor++;
+		cmd_ahead(c, p);
 		c->ops->page_info(c->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {
 			untrack(c, p);
@@ -592,10 +615,10 @@ static void cmd_destroy(void *st)
 	kit_unstable_release(&c->unstable);
 	free(c->ssize);
 	free(c->usize);
-	free(c->oldcsum);
-	free(c->hist);
-	free(c->cls);
-	free(c->flags);
+	sp_hot_free(c->oldcsum, c->npages + 1, sizeof(*c->oldcsum));
+	sp_hot_free(c->hist, c->npages + 1, sizeof(*c->hist));
+	sp_hot_free(c->cls, c->npages + 1, 1);
+	sp_hot_free(c->flags, c->npages + 1, 1);
 	free(c);
 }
 
@@ -624,10 +647,10 @@ static int cmd_create(void **out, const struct algo_params *prm, const struct al
 		return sp_err_set(err, SP_ELIMIT, "cmd: more than 2^32-2 pages");
 	}
 	n = c->npages + 1;
-	c->oldcsum = calloc(n, sizeof(*c->oldcsum));
-	c->hist = calloc(n, sizeof(*c->hist));
-	c->cls = calloc(n, 1);
-	c->flags = calloc(n, 1);
+	c->oldcsum = sp_hot_calloc(n, sizeof(*c->oldcsum));
+	c->hist = sp_hot_calloc(n, sizeof(*c->hist));
+	c->cls = sp_hot_calloc(n, 1);
+	c->flags = sp_hot_calloc(n, 1);
 	if (!c->oldcsum || !c->hist || !c->cls || !c->flags ||
 	    kit_parts_init(&c->parts) < 0 || kit_stable_init(&c->stable, c->npages) < 0 ||
 	    kit_unstable_init(&c->unstable, c->npages) < 0) {

@@ -83,6 +83,7 @@
 #include "sp_util.h"
 #include "algorithm.h"
 #include "kit.h"
+#include "sp_bigmem.h"
 
 enum {
 	P_SHARE_SCAN_VM,
@@ -131,6 +132,7 @@ struct esx {
 
 	int64_t zero_pages, pages_scanned;
 	int64_t stale_hints;
+	uint32_t pf_part; /* lookahead: the latest lookup's partition */
 };
 
 static void hint_remove(struct esx *e, bk_page p)
@@ -162,6 +164,7 @@ static int sample_page(struct esx *e, bk_page p)
 	rc = kit_part(&e->parts, &info, e->across, &part);
 	if (rc < 0)
 		return rc;
+	e->pf_part = part;
 	if (info.huge && !e->share_large) {
 		/* Inside a large page: a hint for when memory is short, never shared now. */
 		ops->account(e->impl, BK_COST_TREE_STEP, steps);
@@ -221,6 +224,59 @@ static int sample_page(struct esx *e, bk_page p)
 	return 0;
 }
 
+/*
+ * Lookahead (kit.h).  The samples are drawn from a counter-based stream, so
+ * the page sampled j draws after the next one of guest g is known without
+ * drawing it: KIT_AHEAD_INFO ahead, the backend's page record
+ * (prefetch_info()) and the page's hint node; far ahead, what the backend's
+ * prefetch() loads from there; near ahead, the buckets its lookups read, keyed by its checksum
+ * now (the backend's, uncounted: a hint, no cost in the model) in the
+ * latest lookup's partition, and the chain neighbours its hint's removal
+ * relinks.
+ */
+static inline bk_page draw_ahead(const struct esx *e, uint32_t g, uint64_t j)
+{
+	uint64_t s = e->rng + j * 0x9e3779b97f4a7c15ULL; /* sp_splitmix64()'s step */
+
+	return e->gbase[g] + sp_splitmix64(&s) % e->gpages[g];
+}
+
+static void esx_ahead(const struct esx *e, uint32_t g, uint64_t left)
+{
+	const struct kit_unstable *h = &e->hints;
+	const struct kit_entry *x;
+	bk_page q;
+
+	if (left > KIT_AHEAD_INFO) {
+		q = draw_ahead(e, g, KIT_AHEAD_INFO);
+		if (e->ops->prefetch_info)
+			e->ops->prefetch_info(e->impl, q);
+		kit_prefetch(&h->member[q]);
+		kit_prefetch(&h->gen[q]);
+		kit_prefetch(&h->node[q + 1]);
+	}
+	if (left > KIT_AHEAD_FAR && e->ops->prefetch)
+		e->ops->prefetch(e->impl, draw_ahead(e, g, KIT_AHEAD_FAR));
+	if (left <= KIT_AHEAD_NEAR)
+		return;
+	q = draw_ahead(e, g, KIT_AHEAD_NEAR);
+	if (e->ops->checksum_uncounted) {
+		uint32_t csum = e->ops->checksum_uncounted(e->impl, q);
+
+		kit_prefetch_bucket(&e->stable.hash, csum, e->pf_part);
+		kit_prefetch_bucket(&h->hash, csum, e->pf_part);
+	}
+	if (!h->member[q])
+		return;
+	x = &h->node[q + 1];
+	if (x->prev)
+		kit_prefetch(&h->node[x->prev]);
+	else
+		kit_prefetch_bucket(&h->hash, x->csum, x->part);
+	if (x->next)
+		kit_prefetch(&h->node[x->next]);
+}
+
 static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 {
 	struct esx *e = st;
@@ -240,8 +296,12 @@ static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 		n = (uint64_t)e->owed[g];
 		e->owed[g] -= (double)n;
 		for (uint64_t k = 0; k < n; k++) {
-			bk_page p = e->gbase[g] + sp_splitmix64(&e->rng) % e->gpages[g];
-			int rc = sample_page(e, p);
+			bk_page p;
+			int rc;
+
+			esx_ahead(e, g, n - k);
+			p = e->gbase[g] + sp_splitmix64(&e->rng) % e->gpages[g];
+			rc = sample_page(e, p);
 
 			if (rc < 0)
 				return rc;
@@ -326,7 +386,7 @@ static void esx_destroy(void *st)
 	kit_parts_release(&e->parts);
 	kit_stable_release(&e->stable);
 	kit_unstable_release(&e->hints);
-	free(e->flags);
+	sp_hot_free(e->flags, e->npages + 1, 1);
 	free(e);
 }
 
@@ -361,7 +421,7 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 	e->gbase = calloc(e->nguests + 1u, sizeof(*e->gbase));
 	e->gpages = calloc(e->nguests + 1u, sizeof(*e->gpages));
 	e->owed = calloc(e->nguests + 1u, sizeof(*e->owed));
-	e->flags = calloc(n, 1);
+	e->flags = sp_hot_calloc(n, 1);
 	if (!e->gbase || !e->gpages || !e->owed || !e->flags ||
 	    kit_parts_init(&e->parts) < 0 || kit_stable_init(&e->stable, e->npages) < 0 ||
 	    kit_unstable_init(&e->hints, e->npages) < 0) {

@@ -171,9 +171,10 @@ void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i)
 int kit_unstable_init(struct kit_unstable *u, uint64_t npages)
 {
 	memset(u, 0, sizeof(*u));
-	u->node = calloc(npages + 1, sizeof(*u->node));
-	u->gen = calloc(npages + 1, sizeof(*u->gen));
-	u->member = calloc(npages + 1, 1);
+	u->npages = npages;
+	u->node = sp_hot_calloc(npages + 1, sizeof(*u->node));
+	u->gen = sp_hot_calloc(npages + 1, sizeof(*u->gen));
+	u->member = sp_hot_calloc(npages + 1, 1);
 	if (!u->node || !u->gen || !u->member || kit_hash_init(&u->hash, npages) < 0) {
 		kit_unstable_release(u);
 		return SP_ENOMEM;
@@ -184,9 +185,9 @@ int kit_unstable_init(struct kit_unstable *u, uint64_t npages)
 void kit_unstable_release(struct kit_unstable *u)
 {
 	kit_hash_release(&u->hash);
-	free(u->node);
-	free(u->gen);
-	free(u->member);
+	sp_hot_free(u->node, u->npages + 1, sizeof(*u->node));
+	sp_hot_free(u->gen, u->npages + 1, sizeof(*u->gen));
+	sp_hot_free(u->member, u->npages + 1, 1);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -231,10 +232,11 @@ int kit_stable_init(struct kit_stable *s, uint64_t npages)
 	memset(s, 0, sizeof(*s));
 	s->cap = 1024;
 	s->used = 1; /* entry 0 means none */
-	s->frame = calloc(s->cap, sizeof(*s->frame));
-	s->live = calloc(s->cap, sizeof(*s->live));
-	s->key = calloc(s->cap, sizeof(*s->key));
-	s->of_page = calloc(npages + 1, sizeof(*s->of_page));
+	s->npages = npages;
+	s->frame = sp_big_calloc(s->cap, sizeof(*s->frame));
+	s->live = sp_big_calloc(s->cap, sizeof(*s->live));
+	s->key = sp_big_calloc(s->cap, sizeof(*s->key));
+	s->of_page = sp_hot_calloc(npages + 1, sizeof(*s->of_page));
 	if (!s->frame || !s->live || !s->key || !s->of_page || kit_hash_init(&s->hash, npages) < 0) {
 		kit_stable_release(s);
 		return SP_ENOMEM;
@@ -244,10 +246,10 @@ int kit_stable_init(struct kit_stable *s, uint64_t npages)
 
 void kit_stable_release(struct kit_stable *s)
 {
-	free(s->frame);
-	free(s->live);
-	free(s->key);
-	free(s->of_page);
+	sp_big_free(s->frame, s->cap, sizeof(*s->frame));
+	sp_big_free(s->live, s->cap, sizeof(*s->live));
+	sp_big_free(s->key, s->cap, sizeof(*s->key));
+	sp_hot_free(s->of_page, s->npages + 1, sizeof(*s->of_page));
 	kit_hash_release(&s->hash);
 	memset(s, 0, sizeof(*s));
 }
@@ -255,22 +257,31 @@ void kit_stable_release(struct kit_stable *s)
 static int stable_grow(struct kit_stable *s)
 {
 	uint32_t cap = s->cap * 2;
-	void *p;
+	bk_frame *f;
+	uint32_t *l;
+	struct kit_entry *k;
 
 	if (cap <= s->cap)
 		return SP_ENOMEM;
-	p = kit_grow(s->frame, sizeof(*s->frame), s->cap, cap);
-	if (!p)
+	/* All three grow, or none: the arrays' common capacity frees them. */
+	f = sp_big_calloc(cap, sizeof(*f));
+	l = sp_big_calloc(cap, sizeof(*l));
+	k = sp_big_calloc(cap, sizeof(*k));
+	if (!f || !l || !k) {
+		sp_big_free(f, cap, sizeof(*f));
+		sp_big_free(l, cap, sizeof(*l));
+		sp_big_free(k, cap, sizeof(*k));
 		return SP_ENOMEM;
-	s->frame = p;
-	p = kit_grow(s->live, sizeof(*s->live), s->cap, cap);
-	if (!p)
-		return SP_ENOMEM;
-	s->live = p;
-	p = kit_grow(s->key, sizeof(*s->key), s->cap, cap);
-	if (!p)
-		return SP_ENOMEM;
-	s->key = p;
+	}
+	memcpy(f, s->frame, s->cap * sizeof(*f));
+	memcpy(l, s->live, s->cap * sizeof(*l));
+	memcpy(k, s->key, s->cap * sizeof(*k));
+	sp_big_free(s->frame, s->cap, sizeof(*f));
+	sp_big_free(s->live, s->cap, sizeof(*l));
+	sp_big_free(s->key, s->cap, sizeof(*k));
+	s->frame = f;
+	s->live = l;
+	s->key = k;
 	s->cap = cap;
 	return 0;
 }

@@ -106,6 +106,37 @@ void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32
 /* Takes entry i out of its chain. */
 void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i);
 
+/* ---- lookahead ------------------------------------------------------------- */
+
+/*
+ * Pages a scanner visits soon, so that their cache misses overlap the visits
+ * before them: KIT_AHEAD_FAR visits ahead what the backend's prefetch()
+ * loads (page_info(), checksum()) and the page's own state; KIT_AHEAD_NEAR
+ * ahead, that state loaded by then, the hash buckets its lookups will read,
+ * keyed by its stored checksum (the key again unless the page is written).
+ * Hints only: no decision or count depends on them.
+ */
+#define KIT_AHEAD_FAR 16u
+#define KIT_AHEAD_NEAR 6u
+/* A scanner in random order: backend_ops.prefetch_info() this many visits ahead. */
+#define KIT_AHEAD_INFO 28u
+
+/* A read prefetch the compiler keeps (it may drop __builtin_prefetch in a scan loop). */
+static inline void kit_prefetch(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 0, 3);
+#endif
+}
+
+/* Prefetches the bucket of key (csum, part) in h. */
+static inline void kit_prefetch_bucket(const struct kit_hash *h, uint32_t csum, uint32_t part)
+{
+	kit_prefetch(&h->head[kit_bucket(h, csum, part)]);
+}
+
 /* ---- per-page unstable sets ------------------------------------------------- */
 
 /*
@@ -124,6 +155,7 @@ struct kit_unstable {
 	uint32_t cur;           /* the current generation */
 	int64_t members;        /* pages with member set */
 	uint64_t linked;        /* members inserted in the current generation */
+	uint64_t npages;        /* the per-page arrays' size, less one */
 };
 
 int kit_unstable_init(struct kit_unstable *u, uint64_t npages);
@@ -165,6 +197,7 @@ struct kit_stable {
 	uint32_t cap, used, free_head;
 	struct kit_hash hash;
 	uint32_t *of_page;      /* per page: the entry whose frame it maps, 0 = none */
+	uint64_t npages;        /* of_page's size, less one */
 	int64_t shared, sharing;
 };
 

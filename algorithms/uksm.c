@@ -98,6 +98,7 @@
 
 #include "algorithm.h"
 #include "kit.h"
+#include "sp_bigmem.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -188,6 +189,7 @@ struct uksm {
 	struct kit_unstable unstable;
 	uint32_t *oldcsum;
 	uint8_t *flags;
+	uint32_t pf_part;       /* lookahead: the latest lookup's partition */
 
 	/* adaptive partial hashing */
 	uint32_t strength;
@@ -396,6 +398,7 @@ static int visit(struct uksm *u, bk_page p)
 	rc = kit_part(&u->parts, &info, u->across, &part);
 	if (rc < 0)
 		return rc;
+	u->pf_part = part;
 	ops->account(u->impl, BK_COST_TREE_STEP, kit_tree_depth(nstable));
 	collisions(u, nstable);
 	for (i = kit_hash_first(&st->hash, csum, part); i; i = st->key[i].next) {
@@ -430,6 +433,54 @@ static int visit(struct uksm *u, bk_page p)
 	return 0;
 }
 
+/*
+ * Lookahead (kit.h).  The page j visits after the next one of level l, if
+ * no sweep ending on the way moves a region (else a wasted hint): on in
+ * the cursor's region, then in the regions after it in the level's list
+ * (their sweeps start at their offset), looking at most 4 regions on;
+ * UINT64_MAX when not found.
+ */
+static uint64_t peek(const struct uksm *u, const struct level *L, uint32_t stride, uint32_t j)
+{
+	uint32_t c = L->cursor;
+	const struct region *R = &u->rg[L->list[c]];
+	uint64_t k = R->offset + ((uint64_t)R->next + j) * stride;
+
+	for (int hop = 0; k >= R->npages; hop++) {
+		/* Visits left in R from its next: ceil((npages - offset) / stride) - next. */
+		uint64_t all = R->offset < R->npages ? (R->npages - R->offset + stride - 1) / stride : 0;
+		uint64_t left = all > R->next ? all - R->next : 0;
+
+		if (hop == 4 || L->n < 2)
+			return UINT64_MAX;
+		j -= (uint32_t)left;
+		c = c + 1 < L->n ? c + 1 : 0;
+		R = &u->rg[L->list[c]];
+		k = R->offset + ((uint64_t)R->next + j) * stride;
+	}
+	return R->first + k;
+}
+
+static inline void uksm_ahead(const struct uksm *u, const struct level *L, uint32_t stride)
+{
+	uint64_t q = peek(u, L, stride, KIT_AHEAD_FAR);
+
+	if (q != UINT64_MAX) {
+		if (u->ops->prefetch)
+			u->ops->prefetch(u->impl, q);
+		kit_prefetch(&u->flags[q]);
+		kit_prefetch(&u->oldcsum[q]);
+		kit_prefetch(&u->unstable.node[q + 1]);
+		kit_prefetch(&u->unstable.member[q]);
+		kit_prefetch(&u->unstable.gen[q]);
+	}
+	q = peek(u, L, stride, KIT_AHEAD_NEAR);
+	if (q != UINT64_MAX && (u->flags[q] & PG_CSUM)) {
+		kit_prefetch_bucket(&u->stable.hash, u->oldcsum[q], u->pf_part);
+		kit_prefetch_bucket(&u->unstable.hash, u->oldcsum[q], u->pf_part);
+	}
+}
+
 /* Spends up to budget samples on level l; returns what is left. */
 static int scan_level(struct uksm *u, uint32_t l, uint64_t *budget)
 {
@@ -443,6 +494,7 @@ static int scan_level(struct uksm *u, uint32_t l, uint64_t *budget)
 		int rc;
 
 		if (k < R->npages) {
+			uksm_ahead(u, L, stride);
 			rc = visit(u, R->first + k);
 			if (rc < 0)
 				return rc;
@@ -612,12 +664,12 @@ static void uksm_destroy(void *st)
 	for (uint32_t l = 0; l < MAX_LEVELS; l++)
 		free(u->lv[l].list);
 	free(u->rg);
-	free(u->prid);
+	sp_hot_free(u->prid, u->npages + 1, sizeof(*u->prid));
 	kit_parts_release(&u->parts);
 	kit_stable_release(&u->stable);
 	kit_unstable_release(&u->unstable);
-	free(u->oldcsum);
-	free(u->flags);
+	sp_hot_free(u->oldcsum, u->npages + 1, sizeof(*u->oldcsum));
+	sp_hot_free(u->flags, u->npages + 1, 1);
 	free(u);
 }
 
@@ -692,9 +744,9 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 		return sp_err_set(err, SP_ELIMIT, "uksm: more than 2^32-2 pages");
 	}
 	n = u->npages + 1;
-	u->prid = calloc(n, sizeof(*u->prid));
-	u->oldcsum = calloc(n, sizeof(*u->oldcsum));
-	u->flags = calloc(n, 1);
+	u->prid = sp_hot_calloc(n, sizeof(*u->prid));
+	u->oldcsum = sp_hot_calloc(n, sizeof(*u->oldcsum));
+	u->flags = sp_hot_calloc(n, 1);
 	if (!u->prid || !u->oldcsum || !u->flags ||
 	    kit_parts_init(&u->parts) < 0 || kit_stable_init(&u->stable, u->npages) < 0 ||
 	    kit_unstable_init(&u->unstable, u->npages) < 0 || make_regions(u) < 0) {

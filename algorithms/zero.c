@@ -16,8 +16,10 @@
  *    page the way the --kernel version does (from 6.12 the split maps the
  *    zero-filled subpages to the zero page; sim_huge_for()).
  *
- * Invariants: on_zero[p] iff this instance mapped p to the zero page and no
- * write has broken it since; zero_pages == number of such p.
+ * Invariants: flags[p] & Z_ONZERO iff this instance mapped p to the zero
+ * page and no write has broken it since; zero_pages == number of such p.
+ * flags[p] & Z_TRACKED iff p was visited while present and not unmapped
+ * since; ntracked == number of such p.
  *
  * Idle time (repeat/skip): once nothing merges and nothing changes, a batch
  * only moves the cursor and counts; the state repeats when the cursor is back
@@ -27,6 +29,8 @@
 #include <stdlib.h>
 
 #include "algorithm.h"
+#include "kit.h"
+#include "sp_bigmem.h"
 
 enum { P_PAGES_TO_SCAN, P_SLEEP_MILLISECS };
 
@@ -35,6 +39,9 @@ static const struct algo_param zero_params[] = {
 	{ "sleep_millisecs", "sleep between batches, ms", 20, 0, 1e6, true },
 };
 
+#define Z_ONZERO 0x1u
+#define Z_TRACKED 0x2u
+
 struct zero {
 	struct backend bk;
 	uint64_t pages_to_scan;
@@ -42,8 +49,7 @@ struct zero {
 	uint64_t npages;
 	uint64_t cursor;     /* next page to visit */
 	uint32_t zero_sum;   /* checksum of a zero-filled page */
-	uint8_t *on_zero;    /* per page, see invariants */
-	uint8_t *tracked;    /* per page: visited at least once while present */
+	uint8_t *flags;      /* per page: Z_ONZERO, Z_TRACKED (see invariants) */
 	int64_t ntracked;
 	int64_t zero_pages;
 	int64_t full_scans;
@@ -61,8 +67,7 @@ static void zero_destroy(void *st)
 	struct zero *z = st;
 
 	if (z) {
-		free(z->on_zero);
-		free(z->tracked);
+		sp_hot_free(z->flags, z->npages + 1, 1);
 		free(z);
 	}
 }
@@ -79,9 +84,8 @@ static int zero_create(void **out, const struct algo_params *p, const struct alg
 	z->sleep_ns = (uint64_t)p->v[P_SLEEP_MILLISECS] * 1000000u;
 	z->npages = z->bk.ops->npages(z->bk.impl);
 	z->zero_sum = z->bk.ops->zero_checksum(z->bk.impl);
-	z->on_zero = calloc(z->npages + 1, 1);
-	z->tracked = calloc(z->npages + 1, 1);
-	if (!z->on_zero || !z->tracked) {
+	z->flags = sp_hot_calloc(z->npages + 1, 1);
+	if (!z->flags) {
 		zero_destroy(z);
 		return sp_err_set(err, SP_ENOMEM, "zero: out of memory");
 	}
@@ -95,17 +99,17 @@ static void visit(struct zero *z, bk_page p)
 
 	ops->account(z->bk.impl, BK_COST_VISIT, 1);
 	z->pages_scanned++;
-	if (!z->tracked[p]) {
-		z->tracked[p] = 1;
+	if (!(z->flags[p] & Z_TRACKED)) {
+		z->flags[p] |= Z_TRACKED;
 		z->ntracked++;
 		z->changes++;
 	}
-	if (z->on_zero[p])
+	if (z->flags[p] & Z_ONZERO)
 		return;
 	if (ops->checksum(z->bk.impl, p) != z->zero_sum)
 		return;
 	if (ops->merge_zero(z->bk.impl, p) == 0) {
-		z->on_zero[p] = 1;
+		z->flags[p] |= Z_ONZERO;
 		z->zero_pages++;
 		z->changes++;
 	}
@@ -122,6 +126,8 @@ static int zero_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 	while (done < z->pages_to_scan && looked < z->npages) {
 		bk_page p = z->cursor;
 
+		if (z->bk.ops->prefetch && p + KIT_AHEAD_FAR < z->npages)
+			z->bk.ops->prefetch(z->bk.impl, p + KIT_AHEAD_FAR);
 		z->bk.ops->page_info(z->bk.impl, p, &info);
 		if (info.present) {
 			visit(z, p);
@@ -142,12 +148,12 @@ static int zero_page_changed(void *st, bk_page p, uint32_t what)
 	struct zero *z = st;
 
 	z->changes++;
-	if (z->on_zero[p] && (what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED))) {
-		z->on_zero[p] = 0;
+	if ((z->flags[p] & Z_ONZERO) && (what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED))) {
+		z->flags[p] &= (uint8_t)~Z_ONZERO;
 		z->zero_pages--;
 	}
-	if ((what & ALGO_CHANGE_UNMAPPED) && z->tracked[p]) {
-		z->tracked[p] = 0;
+	if ((what & ALGO_CHANGE_UNMAPPED) && (z->flags[p] & Z_TRACKED)) {
+		z->flags[p] &= (uint8_t)~Z_TRACKED;
 		z->ntracked--;
 	}
 	return 0;

@@ -552,6 +552,13 @@ static void mem_prefetch(void *impl, bk_page p)
 		__builtin_prefetch(&m->frames.slot[pg->slot]); /* its generation, for the handle */
 }
 
+static void mem_prefetch_info(void *impl, bk_page p)
+{
+	const struct sim_mem *m = impl;
+
+	__builtin_prefetch(&m->pages[p]);
+}
+
 static uint32_t mem_content_id(void *impl, bk_page p)
 {
 	const struct sim_mem *m = impl;
@@ -595,6 +602,7 @@ static const struct backend_ops sim_backend_ops = {
 	.content_id = mem_content_id,
 	.prefetch = mem_prefetch,
 	.content_counts = mem_content_counts,
+	.prefetch_info = mem_prefetch_info,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
