@@ -83,6 +83,15 @@ enum bk_cost {
 	 * round).  The ksm model counts one per such batch.
 	 */
 	BK_COST_BATCH_READ,
+	/*
+	 * A visit of a page visited before, per ms since that visit, beyond
+	 * BK_COST_VISIT: the page's rmap item, page table and struct page lay
+	 * idle one full scan.  On the development VM (a PVM guest) ksmd's
+	 * batches of 100 visits of merged pages cost ~45 us when each page was
+	 * visited ~1 s before, ~110 us after ~4 s (0.2-0.3 ns a visit-ms;
+	 * bench/README.md "bench_cost.sh", fifth round); hot below 35 ms.
+	 */
+	BK_COST_VISIT_IDLE,
 	BK_COST__COUNT
 };
 

@@ -109,7 +109,12 @@
  *    page's content.  Each touch idle 35 ms or more counts in its
  *    BK_COST_IDLE_* class (bk_idle_class()).  A batch with a visit that
  *    reads a page (not a KSM page), after a sleep (sleep_millisecs > 0, or
- *    the first batch), is also one BK_COST_BATCH_READ (batch_end()).
+ *    the first batch), is also one BK_COST_BATCH_READ (batch_end()).  A
+ *    visit of a page visited before (skipped or not, KSM page or not) also
+ *    touches what the scanner keeps of it, the rmap item, page table and
+ *    struct page, idle one full scan: each counts its ms in
+ *    BK_COST_VISIT_IDLE (batch_end(); none below 35 ms, like the idle
+ *    classes).
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -1517,13 +1522,17 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 
 /*
  * A batch ends: one BK_COST_BATCH_READ if it read a page after a sleep (the
- * first batch follows ksmd's start, asleep), and whether the next one will.
+ * first batch follows ksmd's start, asleep), and whether the next one will;
+ * its `revisits` (visits of pages visited before) each count the ms their
+ * rmap item lay idle, one full scan (BK_COST_VISIT_IDLE).
  */
-static void batch_end(struct ksm *k, bool read, uint64_t sleep)
+static void batch_end(struct ksm *k, bool read, uint64_t sleep, uint64_t revisits)
 {
 	if (read && k->woke)
 		account(k, BK_COST_BATCH_READ, 1);
 	k->woke = sleep != 0;
+	if (revisits && k->scan_period_ns >= BK_IDLE_MIN_NS)
+		account(k, BK_COST_VISIT_IDLE, revisits * (k->scan_period_ns / 1000000));
 }
 
 static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
@@ -1531,7 +1540,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 	struct ksm *k = st;
 	const struct backend_ops *ops = k->ops;
 	struct bk_page_info info;
-	uint64_t visits = 0;
+	uint64_t visits = 0, revisits = 0;
 	bool read = false;
 	int rc;
 
@@ -1554,7 +1563,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			k->ss_last = k->ss_scan;
 			k->ss_scan = 0;
 			unstable_reset(k);
-			batch_end(k, read, *sleep);
+			batch_end(k, read, *sleep, revisits);
 			return 0;
 		}
 		p = k->cursor++;
@@ -1572,6 +1581,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			it->flags = RI_TRACKED | keep;
 			k->rmap_items++;
 			account(k, BK_COST_FIRST_VISIT, 1); /* alloc_rmap_item() and its insertion */
+		} else {
+			revisits++;
 		}
 		account(k, BK_COST_VISIT, 1);
 		if (should_skip(k, p, &info))
@@ -1594,7 +1605,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 	 */
 	if (!k->scanned_per_visit)
 		k->pages_scanned += (int64_t)(uint32_t)(k->pages_to_scan + 1);
-	batch_end(k, read, *sleep);
+	batch_end(k, read, *sleep, revisits);
 	return 0;
 }
 

@@ -33,9 +33,12 @@
  *      idle class costs the curve at its centre.
  *   D. batches after a sleep: 4096 pages, u of every 100 unique, the rest
  *      in merged groups, 100 pages a batch, sleep 20 ms (batch_timings()):
- *      ksmd's CPU per batch at u = 4 and 32, a line against the pages a
- *      batch reads; at 0 reads, less 100 visits ->
- *      batch_read (what a batch that reads pays for following a sleep).
+ *      ksmd's CPU per batch at u = 0 (100 visits of merged pages, each
+ *      visited one scan, ~1 s, before), less 100 visits, per visit and ms
+ *      of the scan -> visit_idle; at u = 4 and 32, a line against the pages
+ *      a batch reads; at 0 reads, less the batch at u = 0 -> batch_read
+ *      (what a batch that reads pays for following a sleep).  visit_idle
+ *      then comes off phase C's slow scans too (their visits' share).
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -289,17 +292,20 @@ static int idle_scans(struct real_calibration *out, struct scan_cost *sc, uint64
 
 /*
  * The idle classes' costs from the slow scans: each scan's cost per page
- * over `hot` (the model's cost of a hot unique page) is the extra of a read
- * idle its period, a point of a curve against idle time (kept rising; a
- * period not beyond the last point by a fifth adds none); each class costs
- * the curve at its centre.
+ * over `hot` (the model's cost of a hot unique page) and over the visit's
+ * own idle cost (visit_idle ns a ms of the period, once measured) is the
+ * extra of a read idle its period, a point of a curve against idle time
+ * (kept rising; a period not beyond the last point by a fifth adds none);
+ * each class costs the curve at its centre.
  */
-static void idle_solve(struct real_calibration *out, double hot)
+static void idle_solve(struct real_calibration *out, double hot, double visit_idle)
 {
 	struct idle_curve c = { 0 };
 
+	out->idle_hot_ns = hot;
 	for (int i = 0; i < BK_IDLE_CLASSES; i++) {
-		double per = out->idle_period_ns[i], x = out->idle_scan_ns[i];
+		double per = out->idle_period_ns[i];
+		double x = out->idle_scan_ns[i] - visit_idle * floor(per / 1e6);
 
 		if (per < BK_IDLE_MIN_NS || (c.n && per < c.t[c.n - 1] * 1.2))
 			continue;
@@ -356,7 +362,7 @@ static void derive_costs(struct real_calibration *out, double *scan, uint64_t n)
 	 */
 	if (out->hot_scan_ns > 0) {
 		step = fmax(0, (out->hot_scan_ns - visit - csum) / mean_depth(HOT_PAGES));
-		idle_solve(out, visit + csum + mean_depth(n < IDLE_PAGES ? n : IDLE_PAGES) * step);
+		idle_solve(out, visit + csum + mean_depth(n < IDLE_PAGES ? n : IDLE_PAGES) * step, 0);
 	} else {
 		step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
 	}
@@ -457,22 +463,29 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
  * Phase D: batches after a sleep.  BATCH_PAGES pages, `u` of every 100
  * unique and the rest in merged groups, scanned BATCH_P2S pages a batch
  * every BATCH_SLEEP_MS: a batch reads about u pages, each idle the same
- * period (~1 s) whatever u.  ksmd's CPU per batch at two u, a line against
- * the reads a batch; where it meets 0 reads, less the visits of merged
- * pages, is what a batch that reads pays for following a sleep.
+ * period (~1 s) whatever u.  ksmd's CPU per batch at u = 0: visits of
+ * merged pages, whose rmap items, page tables and struct pages lay idle a
+ * scan (on a VM that costs: 0.2-0.3 ns a visit per ms idle on the
+ * development VM): less the visits, per visit and ms of the measured scan,
+ * is visit_idle.  At u = 4 and 32 a line against the reads a batch; where
+ * it meets 0 reads, less the batch at u = 0, is what a batch that reads
+ * pays for following a sleep.
  */
 #define BATCH_PAGES 4096u
 #define BATCH_P2S 100u
 #define BATCH_SLEEP_MS 20
 #define BATCH_WARM 3 /* scans: checksums, merges, then steady */
 
-static const unsigned batch_unique[2] = { 4, 32 };
+static const unsigned batch_unique[REAL_CALIB_BATCH_PHASES] = { 0, 4, 32 };
 
-/* ksmd's median CPU per batch on a region of BATCH_PAGES pages, u in 100 unique; 0 or SP_E*. */
+/*
+ * ksmd's median CPU per batch on a region of BATCH_PAGES pages, u in 100
+ * unique, and the median scan period (ns); 0 or SP_E*.
+ */
 static int batch_phase(struct scan_cost *sc, uint8_t *a, unsigned u, uint64_t base, double *out,
-		       struct sp_err *err)
+		       double *scan, struct sp_err *err)
 {
-	double v[SCANS], cpu[SCANS];
+	double v[SCANS], cpu[SCANS], period[SCANS];
 	uint64_t batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S; /* the last ends at the wrap */
 	int rc;
 
@@ -481,19 +494,36 @@ static int batch_phase(struct scan_cost *sc, uint8_t *a, unsigned u, uint64_t ba
 	if (madvise(a, BATCH_PAGES * PAGE, MADV_MERGEABLE) != 0)
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	sc->cpu_scan = cpu;
-	rc = time_scans(sc, SCANS, v, NULL, err);
+	rc = time_scans(sc, SCANS, v, period, err);
 	sc->cpu_scan = NULL;
 	madvise(a, BATCH_PAGES * PAGE, MADV_UNMERGEABLE);
-	if (rc == 0)
+	if (rc == 0) {
 		*out = median_from(cpu, BATCH_WARM, SCANS) / (double)batches;
+		*scan = median_from(period, BATCH_WARM, SCANS);
+	}
 	return rc;
+}
+
+void real_calib_batch_solve(struct real_calibration *c)
+{
+	const double batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S, n = BATCH_PAGES / batches;
+	/* the model's count: whole ms, none under BK_IDLE_MIN_NS (ksm.c batch_end()) */
+	double ms = c->batch_period_ns >= BK_IDLE_MIN_NS ? floor(c->batch_period_ns / 1e6) : 0;
+	double slope, icpt, idle;
+
+	c->ns[BK_COST_VISIT_IDLE] = ms > 0 ? fmax(0, (c->batch_cpu_ns[0] / n - c->ns[BK_COST_VISIT]) / ms) : 0;
+	idle = n * ms * c->ns[BK_COST_VISIT_IDLE];
+	slope = (c->batch_cpu_ns[2] - c->batch_cpu_ns[1]) / (c->batch_reads[2] - c->batch_reads[1]);
+	icpt = c->batch_cpu_ns[1] - c->batch_reads[1] * slope;
+	c->ns[BK_COST_BATCH_READ] = fmax(0, icpt - n * c->ns[BK_COST_VISIT] - idle);
+	c->measured[BK_COST_VISIT_IDLE] = c->measured[BK_COST_BATCH_READ] = true;
 }
 
 static int batch_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
 			 uint64_t n, const volatile sig_atomic_t *stop, struct sp_err *err)
 {
 	struct scan_cost sc = { .k = k, .stop = stop };
-	double r[2], batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S, slope, icpt;
+	double batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S, scan[REAL_CALIB_BATCH_PHASES];
 	int rc = n < BATCH_PAGES ? 0 : real_ksmd_pid(&sc.ksmd, err);
 
 	if (n < BATCH_PAGES || rc < 0)
@@ -502,22 +532,24 @@ static int batch_timings(struct real_calibration *out, const struct real_ksm *k,
 	    (rc = real_ksm_set(k, REAL_KSM_SLEEP_MILLISECS, BATCH_SLEEP_MS, err)) < 0 ||
 	    (rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err)) < 0)
 		return rc;
-	for (int i = 0; i < 2 && rc == 0; i++) {
+	for (int i = 0; i < REAL_CALIB_BATCH_PHASES && rc == 0; i++) {
 		unsigned u = batch_unique[i];
 
 		/* the unique pages of a scan, 100 in every full 100 and u of the rest */
-		r[i] = (double)(BATCH_PAGES / 100 * u + (BATCH_PAGES % 100 < u ? BATCH_PAGES % 100 : u)) / batches;
-		rc = batch_phase(&sc, a, u, (uint64_t)(3 + i) << 40, &out->batch_cpu_ns[i], err);
-		out->batch_reads[i] = r[i];
+		out->batch_reads[i] = (double)(BATCH_PAGES / 100 * u +
+					       (BATCH_PAGES % 100 < u ? BATCH_PAGES % 100 : u)) / batches;
+		rc = batch_phase(&sc, a, u, (uint64_t)(3 + i) << 40, &out->batch_cpu_ns[i], &scan[i],
+				 err);
 	}
 	if (rc == 0)
 		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
 	if (rc < 0)
 		return rc;
-	slope = (out->batch_cpu_ns[1] - out->batch_cpu_ns[0]) / (r[1] - r[0]);
-	icpt = out->batch_cpu_ns[0] - r[0] * slope;
-	out->ns[BK_COST_BATCH_READ] = fmax(0, icpt - BATCH_PAGES / batches * out->ns[BK_COST_VISIT]);
-	out->measured[BK_COST_BATCH_READ] = true;
+	out->batch_period_ns = scan[0];
+	real_calib_batch_solve(out);
+	/* the slow scans' visits paid visit_idle too: the idle classes again, without it */
+	if (out->hot_scan_ns > 0)
+		idle_solve(out, out->idle_hot_ns, out->ns[BK_COST_VISIT_IDLE]);
 	return 0;
 }
 

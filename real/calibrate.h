@@ -13,6 +13,8 @@
 #include "backend.h"
 #include "sp_error.h"
 
+#define REAL_CALIB_BATCH_PHASES 3
+
 struct real_calibration {
 	double ns[BK_COST__COUNT];
 	bool measured[BK_COST__COUNT];  /* false: not measured (no KSM, not root) */
@@ -26,17 +28,34 @@ struct real_calibration {
 	double hot_scan_ns;             /* per page, 4096 unique pages, sleep 0 */
 	double idle_period_ns[BK_IDLE_CLASSES]; /* each slow scan's period */
 	double idle_scan_ns[BK_IDLE_CLASSES];   /* and its cost per page */
-	/* phase D (0 if not run): ksmd's CPU per batch after a 20 ms sleep, and pages it read */
-	double batch_cpu_ns[2];
-	double batch_reads[2];
+	double idle_hot_ns;             /* the model's cost of a hot unique page there */
+	/*
+	 * phase D (0 if not run): ksmd's CPU per batch after a 20 ms sleep and
+	 * the pages it read, 0, ~4 and ~32 (real_calib_batch_solve()), and the
+	 * scan period at 0 (41 batches)
+	 */
+	double batch_cpu_ns[REAL_CALIB_BATCH_PHASES];
+	double batch_reads[REAL_CALIB_BATCH_PHASES];
+	double batch_period_ns;
 };
+
+/*
+ * Phase D's costs from its batches (c's batch_* fields and visit cost):
+ * visit_idle, the batch that reads nothing per visit (4096/41) less a
+ * visit, per ms of the scan period (whole ms, as the ksm model counts;
+ * none under 35 ms); batch_read, where the line through the batches at ~4
+ * and ~32 reads meets 0 reads, less the visits and their idle cost.  Both
+ * at least 0; sets them measured.
+ */
+void real_calib_batch_solve(struct real_calibration *c);
 
 typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double fraction);
 
 /*
  * Userspace timings (checksum, compare, tree step) always; with root and
  * KSM, ksmd's own CPU time over `pages` unique and duplicated pages (visit,
- * tree step, merge, first visit, idle touches, a batch's read after a sleep)
+ * tree step, merge, first visit, idle touches, a batch's read after a sleep,
+ * a visit a ms since the page's last one)
  * and the COW break of a merged page.  Saves
  * and restores every KSM tunable; the host's other mergeable memory would
  * disturb it.  When *stop becomes non-zero (a signal; stop may be NULL) the

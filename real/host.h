@@ -10,7 +10,8 @@
  *   PROCFS/PID/status         their VmRSS (kB): the memory committed to guests
  *   PROCFS/PID/ksm_stat       their ksm_merging_pages, ksm_rmap_items (6.1+)
  *   PROCFS/vmstat             cow_ksm (6.2+; absent: -1)
- *   PROCFS/PID/stat           ksmd's CPU time (utime + stime; the thread "ksmd")
+ *   PROCFS/PID/schedstat      ksmd's CPU time (ns; else PROCFS/PID/stat's
+ *                             utime + stime; the thread "ksmd")
  *   SYSFS/devices/system/node NUMA nodes (nodeN entries; absent: 1 node)
  * Files a kernel lacks are reported absent (-1), never as errors; only
  * meminfo is required.

@@ -505,7 +505,12 @@ int real_proc_cpu_ns_at(const char *procfs, pid_t pid, int64_t *out, struct sp_e
 	const char *p;
 	int rc;
 
-	/* schedstat's first field is the time on CPU in ns; stat is in 10 ms ticks. */
+	/*
+	 * schedstat's first field is the time on CPU in ns (sum_exec_runtime,
+	 * not sampled at ticks); stat's utime + stime is that total rescaled
+	 * (cputime_adjust), in USER_HZ units: equal within 10 ms over a run
+	 * (bench/README.md "bench_cost.sh", fifth round).
+	 */
 	snprintf(path, sizeof(path), "%s/%ld/schedstat", procfs, (long)pid);
 	if (real_read_small(path, buf, sizeof(buf)) >= 0 && sscanf(buf, "%llu", &ut) == 1) {
 		*out = (int64_t)ut;

@@ -62,8 +62,8 @@ static const struct cli_spec calib_spec = {
 		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
 		 "and merge over the same memory, the hot checksum and tree step (small\n"
 		 "regions), the extra of reading pages left idle 50 ms to 5 s (slow scans),\n"
-		 "the extra of a batch that reads pages after a sleep, and the COW break of\n"
-		 "a merged page.  Prints\n"
+		 "the extra of a batch that reads pages after a sleep, a visit's extra a ms\n"
+		 "since the page's last visit, and the COW break of a merged page.  Prints\n"
 		 "a --cost specification; --save keeps it for the simulating commands.  Saves\n"
 		 "and restores every KSM tunable (also on Ctrl-C), and unmerges the host's KSM\n"
 		 "pages (run=2) while it works.  --no-ksm: userspace only.  Measure on an idle\n"
@@ -80,10 +80,10 @@ static void calib_report(const struct real_calibration *cal)
 	for (int k = 0; k < BK_COST__COUNT; k++) {
 		printf("%-11s ", sim_cost_name((enum bk_cost)k));
 		if (cal->measured[k])
-			printf("%12.1f", cal->ns[k]);
+			printf("%12.6g", cal->ns[k]);
 		else
 			printf("%12s", "-");
-		printf(" %12.1f\n", defaults.ns[k]);
+		printf(" %12.6g\n", defaults.ns[k]);
 	}
 	if (cal->ksmd_first_scan_ns > 0)
 		printf("\nksmd per page scanned (%llu pages): first scan %.0f ns, unique pages %.0f ns,\n"
@@ -97,10 +97,10 @@ static void calib_report(const struct real_calibration *cal)
 			printf("idle pages: scanned every %6.3f s: %6.0f ns a page\n",
 			       cal->idle_period_ns[i] / 1e9, cal->idle_scan_ns[i]);
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < REAL_CALIB_BATCH_PHASES; i++) {
 		if (cal->batch_cpu_ns[i] > 0)
-			printf("batches after a 20 ms sleep reading %4.1f pages: %6.0f ns a batch\n",
-			       cal->batch_reads[i], cal->batch_cpu_ns[i]);
+			printf("batches after a 20 ms sleep (scan %.3f s) reading %4.1f pages: %6.0f ns a batch\n",
+			       cal->batch_period_ns / 1e9, cal->batch_reads[i], cal->batch_cpu_ns[i]);
 	}
 	if (cal->idle_period_ns[0] > 0 && !cal->measured[BK_COST_IDLE_5S])
 		puts("(idle costs not measured: no slow scan was slow enough)");
@@ -108,7 +108,7 @@ static void calib_report(const struct real_calibration *cal)
 	for (int k = 0, first = 1; k < BK_COST__COUNT; k++) {
 		if (!cal->measured[k])
 			continue;
-		printf("%s%s=%.0f", first ? "" : ",", sim_cost_name((enum bk_cost)k), cal->ns[k]);
+		printf("%s%s=%.6g", first ? "" : ",", sim_cost_name((enum bk_cost)k), cal->ns[k]);
 		first = 0;
 	}
 	putchar('\n');

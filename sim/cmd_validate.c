@@ -24,8 +24,10 @@
  *
  * Notes: the kernel's counters are system-wide, so another mergeable process
  * on the host shows up in the kernel's series; full_scans, pages_scanned,
- * pages_skipped, cpu_ns (ksmd's utime+stime) and cow_breaks (cow_ksm of
- * /proc/vmstat) are taken relative to time 0.
+ * pages_skipped, cpu_ns (ksmd's time on a CPU, /proc/PID/schedstat, in ns;
+ * /proc/PID/stat's utime + stime, the same total in 10 ms units, without
+ * schedstats) and cow_breaks (cow_ksm of /proc/vmstat) are taken relative
+ * to time 0.
  */
 #define _GNU_SOURCE
 #include <errno.h>

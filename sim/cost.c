@@ -9,8 +9,9 @@
  * compare, a tree step (one node, its early-exit memcmp and cache misses), a
  * merge beyond those, a page's first visit beyond a visit (its rmap item
  * allocated), a write to a merged page (the copy), and the extra of touching
- * a page idle 50 ms ... 5 s (seven classes), and a batch that reads pages
- * after a sleep, beyond its pages' costs.  They are only as
+ * a page idle 50 ms ... 5 s (seven classes), a batch that reads pages
+ * after a sleep, beyond its pages' costs, and a visit per ms since the
+ * page's last visit (its rmap item, page table and struct page idle).  They are only as
  * good as the machine was idle: measure your own host with
  * `sim calibrate --save`, and every simulating command uses its costs.
  */
@@ -39,11 +40,13 @@ static const char *const cost_names[BK_COST__COUNT] = {
 	[BK_COST_IDLE_2S] = "idle_2s",
 	[BK_COST_IDLE_5S] = "idle_5s",
 	[BK_COST_BATCH_READ] = "batch_read",
+	[BK_COST_VISIT_IDLE] = "visit_idle",
 };
 
 #define COST_NAMES \
 	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_50ms, idle_100ms, " \
-	"idle_200ms, idle_500ms, idle_1s, idle_2s, idle_5s, batch_read"
+	"idle_200ms, idle_500ms, idle_1s, idle_2s, idle_5s, batch_read, " \
+	"visit_idle"
 
 const char *sim_cost_name(enum bk_cost k)
 {
@@ -82,6 +85,12 @@ void sim_cost_defaults(struct sim_cost *c)
 	 * the development VM, as unsteady; 0 unless `sim calibrate` measured it.
 	 */
 	c->ns[BK_COST_BATCH_READ] = 0;
+	/*
+	 * And for each ms a visited page's rmap item, page table and struct page
+	 * lay idle: 0.2-0.3 ns on the development VM (a visit idle 4 s: ~1 us,
+	 * eight visits), as host-dependent; 0 unless measured.
+	 */
+	c->ns[BK_COST_VISIT_IDLE] = 0;
 }
 
 /*
@@ -181,7 +190,7 @@ int sim_cost_save(const struct sim_cost *c, const bool *which, const char *note,
 	}
 	for (int k = 0; k < BK_COST__COUNT; k++) {
 		if (!which || which[k])
-			fprintf(af.f, "%s=%.1f\n", cost_names[k], c->ns[k]);
+			fprintf(af.f, "%s=%.10g\n", cost_names[k], c->ns[k]); /* visit_idle is ~0.3 */
 	}
 	return atomic_file_commit(&af, err);
 }

@@ -690,6 +690,20 @@ SP_TEST(scans_count_and_snapshots_follow_scans)
 	}
 }
 
+/* A trace of one guest of 10 pages, 0-4 one content, 5-9 unique, one snapshot, at path. */
+static void half_merged_guest(char *path, size_t len, const char *name)
+{
+	struct tb tb;
+
+	sp_test_path(path, len, name);
+	tb_init(&tb, 1, 10);
+	tb_open(&tb, path);
+	tb_snap(&tb, 0);
+	for (uint64_t p = 0; p < 10; p++)
+		tb_page(&tb, 0, p, p < 5 ? 1 : 100 + p);
+	tb_commit(&tb);
+}
+
 SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
 {
 	/*
@@ -709,15 +723,8 @@ SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
 	const uint64_t ts[] = { 2500, 5500, 6500, 7500, 10500 };
 	int64_t cpu[5];
 	char path[512];
-	struct tb tb;
 
-	sp_test_path(path, sizeof(path), "batch_read.sptrace");
-	tb_init(&tb, 1, 10);
-	tb_open(&tb, path);
-	tb_snap(&tb, 0);
-	for (uint64_t p = 0; p < 10; p++)
-		tb_page(&tb, 0, p, p < 5 ? 1 : 100 + p);
-	tb_commit(&tb);
+	half_merged_guest(path, sizeof(path), "batch_read.sptrace");
 	idle_cpu_at(path, sets, NULL, cost, ts, 5, cpu);
 	CU_ASSERT_EQUAL(cpu[0], 2000000);
 	CU_ASSERT_EQUAL(cpu[1], 4000000);
@@ -728,6 +735,67 @@ SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
 	idle_cpu_at(path, sets, NULL, cost, ts, 2, cpu);
 	CU_ASSERT_EQUAL(cpu[0], 1000000);
 	CU_ASSERT_EQUAL(cpu[1], 1000000);
+}
+
+SP_TEST(visit_idle_counts_each_revisit_a_ms_of_the_scan)
+{
+	/*
+	 * The guest of batch_read_counts_batches_that_read_after_a_sleep;
+	 * only visit_idle costs, 1 ns a visit-ms.  Sleep 1 s, tick_hz=0: a
+	 * full scan is three batches 1 s apart (pages 0-4, 5-9, the wrap).
+	 * Scan 1 (t = 0-2 s): first visits, none counted.  From scan 2
+	 * (t = 3 s) every visit - pages 0-4 KSM pages from then on, counted
+	 * too - follows the page's last visit by one scan, 3000 ms: 5 x 3000
+	 * = 15000 ns a batch of visits: by 3.5 s 15000, by 4.5 s 30000, by
+	 * 7.5 s (scan 3's two) 60000.  Sleep 20 ms: a scan of 60 ms, 5 x 60 =
+	 * 300 a batch from scan 2 (t = 60 ms), two a scan: by 500 ms scans 2-8
+	 * and scan 9's first batch (480 ms; its second follows 500 ms by the
+	 * batches' CPU, 300 ns each), 7 x 600 + 300 = 4500.  Sleep 10 ms: a
+	 * scan of 30 ms, under 35 ms: hot, none.
+	 */
+	static const char *const cost = "visit=0,checksum=0,compare=0,tree_step=0,merge=0,"
+					 "first_visit=0,visit_idle=1";
+	const char *sets[] = { "pages_to_scan=5", "sleep_millisecs=1000", "smart_scan=0", "tick_hz=0",
+			       NULL };
+	const uint64_t ts[] = { 2500, 3500, 4500, 7500 }, ts_fast[] = { 500 };
+	int64_t cpu[4];
+	char path[512];
+
+	half_merged_guest(path, sizeof(path), "visit_idle.sptrace");
+	idle_cpu_at(path, sets, NULL, cost, ts, 4, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 0);
+	CU_ASSERT_EQUAL(cpu[1], 15000);
+	CU_ASSERT_EQUAL(cpu[2], 30000);
+	CU_ASSERT_EQUAL(cpu[3], 60000);
+	sets[1] = "sleep_millisecs=20";
+	idle_cpu_at(path, sets, NULL, cost, ts_fast, 1, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 4500);
+	sets[1] = "sleep_millisecs=10";
+	idle_cpu_at(path, sets, NULL, cost, ts_fast, 1, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 0);
+}
+
+SP_TEST(costs_file_without_visit_idle_loads)
+{
+	/* A costs file saved before visit_idle existed (issue 13's fourth round) loads; it keeps 0. */
+	struct sim_cost c;
+	struct sp_err err = { 0 };
+	char path[512];
+	FILE *f;
+
+	sp_test_path(path, sizeof(path), "costs_r4.conf");
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("# The CPU cost model of this host, ns per operation (sim calibrate --save).\n"
+	      "visit=142.0\nchecksum=880.0\nidle_5s=3930.0\nbatch_read=40838.0\n",
+	      f);
+	fclose(f);
+	sim_cost_defaults(&c);
+	CU_ASSERT_EQUAL_FATAL(sim_cost_load(&c, path, &err), 0);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT], 142, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 40838, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_MERGE], 1530, 1e-9); /* left out: the default */
 }
 
 SP_TEST(stable_tree_idle_reads_leave_out_a_chains_dups)
