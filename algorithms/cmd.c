@@ -652,8 +652,9 @@ static int cmd_create(void **out, const struct algo_params *prm, const struct al
 	c->cls = sp_hot_calloc(n, 1);
 	c->flags = sp_hot_calloc(n, 1);
 	if (!c->oldcsum || !c->hist || !c->cls || !c->flags ||
-	    kit_parts_init(&c->parts) < 0 || kit_stable_init(&c->stable, c->npages) < 0 ||
-	    kit_unstable_init(&c->unstable, c->npages) < 0) {
+	    kit_parts_init(&c->parts) < 0 ||
+	    kit_stable_init(&c->stable, c->npages, c->npages / KIT_STABLE_DIV) < 0 ||
+	    kit_unstable_init(&c->unstable, c->npages, c->npages) < 0) {
 		cmd_destroy(c);
 		return sp_err_set(err, SP_ENOMEM, "cmd: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

@@ -422,9 +422,10 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 	e->gpages = calloc(e->nguests + 1u, sizeof(*e->gpages));
 	e->owed = calloc(e->nguests + 1u, sizeof(*e->owed));
 	e->flags = sp_hot_calloc(n, 1);
+	/* Buckets as pages: a lookup is charged a tree step per chain entry it passes. */
 	if (!e->gbase || !e->gpages || !e->owed || !e->flags ||
-	    kit_parts_init(&e->parts) < 0 || kit_stable_init(&e->stable, e->npages) < 0 ||
-	    kit_unstable_init(&e->hints, e->npages) < 0) {
+	    kit_parts_init(&e->parts) < 0 || kit_stable_init(&e->stable, e->npages, e->npages) < 0 ||
+	    kit_unstable_init(&e->hints, e->npages, e->npages) < 0) {
 		esx_destroy(e);
 		return sp_err_set(err, SP_ENOMEM, "esx: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

@@ -168,14 +168,14 @@ void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i)
 
 /* ---- per-page unstable sets ------------------------------------------------- */
 
-int kit_unstable_init(struct kit_unstable *u, uint64_t npages)
+int kit_unstable_init(struct kit_unstable *u, uint64_t npages, uint64_t entries)
 {
 	memset(u, 0, sizeof(*u));
 	u->npages = npages;
 	u->node = sp_hot_calloc(npages + 1, sizeof(*u->node));
 	u->gen = sp_hot_calloc(npages + 1, sizeof(*u->gen));
 	u->member = sp_hot_calloc(npages + 1, 1);
-	if (!u->node || !u->gen || !u->member || kit_hash_init(&u->hash, npages) < 0) {
+	if (!u->node || !u->gen || !u->member || kit_hash_init(&u->hash, entries) < 0) {
 		kit_unstable_release(u);
 		return SP_ENOMEM;
 	}
@@ -227,7 +227,7 @@ void kit_unstable_reset(struct kit_unstable *u)
 
 /* ---- the stable table ------------------------------------------------------ */
 
-int kit_stable_init(struct kit_stable *s, uint64_t npages)
+int kit_stable_init(struct kit_stable *s, uint64_t npages, uint64_t entries)
 {
 	memset(s, 0, sizeof(*s));
 	s->cap = 1024;
@@ -237,7 +237,7 @@ int kit_stable_init(struct kit_stable *s, uint64_t npages)
 	s->live = sp_big_calloc(s->cap, sizeof(*s->live));
 	s->key = sp_big_calloc(s->cap, sizeof(*s->key));
 	s->of_page = sp_hot_calloc(npages + 1, sizeof(*s->of_page));
-	if (!s->frame || !s->live || !s->key || !s->of_page || kit_hash_init(&s->hash, npages) < 0) {
+	if (!s->frame || !s->live || !s->key || !s->of_page || kit_hash_init(&s->hash, entries) < 0) {
 		kit_stable_release(s);
 		return SP_ENOMEM;
 	}

@@ -158,7 +158,12 @@ struct kit_unstable {
 	uint64_t npages;        /* the per-page arrays' size, less one */
 };
 
-int kit_unstable_init(struct kit_unstable *u, uint64_t npages);
+/*
+ * For npages pages, the hash sized for `entries` linked nodes (kit_hash_init()):
+ * a search checks every node's key, so the bucket count changes no result,
+ * only the chains' length - unless a caller counts the nodes it passes.
+ */
+int kit_unstable_init(struct kit_unstable *u, uint64_t npages, uint64_t entries);
 void kit_unstable_release(struct kit_unstable *u);
 /* Page p (not a member) joins with key (csum, part). */
 void kit_unstable_insert(struct kit_unstable *u, bk_page p, uint32_t csum, uint32_t part);
@@ -201,7 +206,14 @@ struct kit_stable {
 	int64_t shared, sharing;
 };
 
-int kit_stable_init(struct kit_stable *s, uint64_t npages);
+/*
+ * For npages pages, the hash sized for `entries` entries (as kit_unstable_init()).
+ * A stable table holds one entry per shared frame, far fewer than pages:
+ * npages / KIT_STABLE_DIV (cmd, uksm: 1 B of buckets per page, was 8 at
+ * 8M pages; their user time did not move, bench/README.md issue 14).
+ */
+#define KIT_STABLE_DIV 8u
+int kit_stable_init(struct kit_stable *s, uint64_t npages, uint64_t entries);
 void kit_stable_release(struct kit_stable *s);
 /* A new entry for frame f keyed (csum, part), in its chain, no mapper yet. */
 int kit_stable_add(struct kit_stable *s, bk_frame f, uint32_t csum, uint32_t part, uint32_t *out);

@@ -748,8 +748,9 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 	u->oldcsum = sp_hot_calloc(n, sizeof(*u->oldcsum));
 	u->flags = sp_hot_calloc(n, 1);
 	if (!u->prid || !u->oldcsum || !u->flags ||
-	    kit_parts_init(&u->parts) < 0 || kit_stable_init(&u->stable, u->npages) < 0 ||
-	    kit_unstable_init(&u->unstable, u->npages) < 0 || make_regions(u) < 0) {
+	    kit_parts_init(&u->parts) < 0 ||
+	    kit_stable_init(&u->stable, u->npages, u->npages / KIT_STABLE_DIV) < 0 ||
+	    kit_unstable_init(&u->unstable, u->npages, u->npages) < 0 || make_regions(u) < 0) {
 		uksm_destroy(u);
 		return sp_err_set(err, SP_ENOMEM, "uksm: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

@@ -115,7 +115,7 @@ SP_TEST(hash_chains_and_stable_table)
 	CU_ASSERT_EQUAL(kit_hash_first(&h, 5, 1), 0u);
 	kit_hash_release(&h);
 
-	CU_ASSERT_EQUAL_FATAL(kit_stable_init(&st, 4000), 0);
+	CU_ASSERT_EQUAL_FATAL(kit_stable_init(&st, 4000, 4000), 0);
 	for (bk_page p = 0; p < 3000; p++) {
 		if (p % 3 == 0)
 			CU_ASSERT_EQUAL_FATAL(kit_stable_add(&st, 100 + p, (uint32_t)p, 9, &j), 0);
