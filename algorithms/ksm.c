@@ -1757,42 +1757,30 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 /*
  * Lookahead (hints only: no decision or count depends on them), so that the
  * cache misses of the pages the cursor reaches soon overlap the visits before
- * them.  AHEAD_FAR pages ahead: what page_info() and checksum() will read
+ * them.  KIT_AHEAD_FAR pages ahead: what page_info() and checksum() will read
  * (the backend's prefetch(), where it has one) and the page's rmap item.
- * AHEAD_NEAR pages ahead, that item loaded by then: the unstable tree bucket
+ * KIT_AHEAD_NEAR pages ahead, that item loaded by then: the unstable tree bucket
  * the page will search, keyed by its stored checksum - the key again unless
  * the page is written - and the latest search's tree.  On live memory that
  * bucket was one cache miss per visit (perf, bench/README.md, issue 15);
  * fetching the chain's first node too needs the bucket read, a miss of its
  * own: measured worse.
  */
-#define AHEAD_FAR 16u
-#define AHEAD_NEAR 6u
 #define AHEAD_NODE 2u
-
-/* A read prefetch gcc keeps: its dead code elimination drops __builtin_prefetch in this loop. */
-static inline void prefetch_read(const void *p)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
-#else
-	__builtin_prefetch(p, 0, 3);
-#endif
-}
 
 static inline void scan_ahead(const struct ksm *k, bk_page p)
 {
 	const struct ritem *it;
 
-	if (p + AHEAD_FAR < k->npages) {
+	if (p + KIT_AHEAD_FAR < k->npages) {
 		if (k->ops->prefetch)
-			k->ops->prefetch(k->impl, p + AHEAD_FAR);
-		prefetch_read(&k->ri[p + AHEAD_FAR]);
+			k->ops->prefetch(k->impl, p + KIT_AHEAD_FAR);
+		kit_prefetch(&k->ri[p + KIT_AHEAD_FAR]);
 	}
-	if (p + AHEAD_NEAR < k->npages) {
-		it = &k->ri[p + AHEAD_NEAR];
+	if (p + KIT_AHEAD_NEAR < k->npages) {
+		it = &k->ri[p + KIT_AHEAD_NEAR];
 		if (it->flags & RI_CSUM)
-			prefetch_read(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum, k->pf_part)]);
+			kit_prefetch(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum, k->pf_part)]);
 	}
 	if (p + AHEAD_NODE < k->npages) {
 		it = &k->ri[p + AHEAD_NODE];
@@ -1800,7 +1788,7 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 			uint32_t n = kit_hash_first(&k->unstable, it->oldchecksum, k->pf_part);
 
 			if (n != NIL)
-				prefetch_read(&k->un[n]);
+				kit_prefetch(&k->un[n]);
 		}
 	}
 }
