@@ -177,7 +177,6 @@ struct live_page {
 };
 
 #define PX_COWA 0x1u /* merged, watched by write tracking (COW events without a thread, see there) */
-#define PX_HOT 0x2u  /* hot_csum[] holds the page's checksum, taken after a scan no write followed (hot_hash) */
 
 /* A shared frame's place, kept in frames.h's table beside its node and mappers. */
 struct live_fdata {
@@ -233,9 +232,6 @@ struct real_live {
 	uint64_t win_calls;              /* written() answers (the clock is read every 32) */
 	struct page_region *scanvec;
 	uint64_t track_scans, track_page_scans, track_clean, track_written;
-	uint32_t *hot_csum;         /* per page, valid under PX_HOT (hot_hash); NULL without tracking */
-	bk_page hot_ok;             /* p + 1: the last written() answered for p, with PX_HOT; else 0 */
-	uint64_t hot_taken, hot_used;
 	int pagemap;
 	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
@@ -561,7 +557,6 @@ static void set_slot(struct real_live *L, bk_page p, uint32_t slot)
 	struct live_page *pg = &L->pages[p];
 	uint32_t old = pg->slot;
 
-	pg->xflags &= (uint8_t)~PX_HOT;
 	if (old == slot)
 		return;
 	if (old == SLOT_PRIVATE)
@@ -693,11 +688,6 @@ static void track_open(struct real_live *L)
 		L->track_off = "no PAGEMAP_SCAN ioctl on /proc/self/pagemap (Linux >= 6.7)";
 		goto off;
 	}
-	L->hot_csum = malloc(L->npages * sizeof(*L->hot_csum));
-	if (!L->hot_csum) {
-		L->track_off = "out of memory";
-		goto off;
-	}
 	for (uint64_t p = 0; p < L->npages; p++)
 		L->pages[p].flags |= PG_TRACKED | PG_DIRTY;
 	L->track_off = NULL;
@@ -743,7 +733,6 @@ void real_live_free(struct real_live *L)
 	free(L->pmbuf);
 	free(L->zero_buf);
 	free(L->scanvec);
-	free(L->hot_csum);
 	free(L->cow_state);
 	free(L->cow_q);
 	free(L->cow_work);
@@ -979,7 +968,6 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 	}
 	if (pg->flags & PG_TRACKED) /* a new mapping is not tracked: unknown from here on */
 		pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
-	pg->xflags &= (uint8_t)~PX_HOT;
 	pg->flags |= PG_OWNVMA | PG_UNREG;
 	if (infile)
 		pg->flags |= PG_INFILE;
@@ -993,7 +981,6 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 static inline void mark_written(struct real_live *L, bk_page q)
 {
 	L->pages[q].flags |= PG_DIRTY;
-	L->pages[q].xflags &= (uint8_t)~PX_HOT; /* written after its hot checksum */
 }
 
 static void cow_report(struct real_live *L, bk_page q);
@@ -1040,12 +1027,8 @@ static int track_scan(struct real_live *L, bk_page p)
 	for (;;) {
 		long n = ioctl(L->pagemap, PAGEMAP_SCAN, &a);
 
-		if (n < 0) {
-			/* Pages walked before the error were protected again unreported. */
-			for (bk_page q = lo; q < hi; q++)
-				L->pages[q].xflags &= (uint8_t)~PX_HOT;
+		if (n < 0)
 			return SP_EIO;
-		}
 		for (long i = 0; i < n; i++) {
 			bk_page q0 = r->first + (L->scanvec[i].start - rs) / L->ps;
 			bk_page q1 = r->first + (L->scanvec[i].end - rs) / L->ps;
@@ -1074,7 +1057,7 @@ static int track_scan(struct real_live *L, bk_page p)
  * of its own: a window around it would walk the one-page VMAs of the merged
  * pages beside it, one VMA each (bench/README.md, issue 15).
  */
-static int track_scan_page(struct real_live *L, bk_page p)
+static void track_scan_page(struct real_live *L, bk_page p)
 {
 	uintptr_t a0 = (uintptr_t)page_addr(L, p);
 	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING,
@@ -1082,12 +1065,9 @@ static int track_scan_page(struct real_live *L, bk_page p)
 				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
 				 .vec = (uintptr_t)L->scanvec, .vec_len = TRACK_VEC };
 
-	long n = ioctl(L->pagemap, PAGEMAP_SCAN, &a);
-
-	if (n != 0) /* 0 regions: unwritten; 1 or an error: written */
+	if (ioctl(L->pagemap, PAGEMAP_SCAN, &a) != 0) /* 0 regions: unwritten; 1 or an error: written */
 		scan_report(L, p);
 	L->track_page_scans++;
-	return n < 0 ? SP_EIO : 0;
 }
 
 /* backend written(): see backend.h; a page not tracked is always "written". */
@@ -1097,7 +1077,6 @@ static int lv_written(void *impl, bk_page p)
 	struct live_page *pg = &L->pages[p];
 	int w = 1;
 
-	L->hot_ok = 0;
 	if (p >= L->npages)
 		return 1;
 	if (pg->flags & PG_TRACKED) {
@@ -1110,11 +1089,7 @@ static int lv_written(void *impl, bk_page p)
 				mark_written(L, p);
 		}
 		w = (pg->flags & PG_DIRTY) != 0;
-		if (w && (pg->xflags & PX_HOT))
-			L->hot_ok = p + 1; /* the checksum() that follows may take hot_csum[p] */
 	}
-	if (!w)
-		pg->xflags &= (uint8_t)~PX_HOT; /* its stored checksum serves */
 	pg->flags &= (uint8_t)~(PG_DIRTY | PG_FRESH);
 	if (w)
 		L->track_written++;
@@ -1139,7 +1114,6 @@ static int track_detach(struct real_live *L, bk_page p, uint8_t *addr)
 	if (ioctl(L->uffd_track, UFFDIO_UNREGISTER, &r) < 0)
 		return SP_EIO;
 	pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
-	pg->xflags &= (uint8_t)~PX_HOT;
 	own_vma(L, p, (pg->flags & PG_INFILE) != 0);
 	return 0;
 }
@@ -1184,7 +1158,6 @@ static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 	if (ioctl(L->uffd_track, UFFDIO_REGISTER, &reg) < 0)
 		return;
 	pg->flags = (uint8_t)((pg->flags & ~PG_UNREG) | PG_TRACKED | PG_DIRTY);
-	pg->xflags &= (uint8_t)~PX_HOT;
 	if ((pg->flags & (PG_OWNVMA | PG_INFILE)) == PG_OWNVMA &&
 	    (p == 0 || track_plain(L, p - 1, p)) && track_plain(L, p + 1, p)) {
 		pg->flags &= (uint8_t)~PG_OWNVMA;
@@ -1459,16 +1432,8 @@ static void lv_page_info(void *impl, bk_page p, struct bk_page_info *out)
 static uint32_t lv_checksum(void *impl, bk_page p)
 {
 	struct real_live *L = impl;
-	bool hot = L->hot_ok == p + 1 && (L->pages[p].xflags & PX_HOT);
 
 	L->counts[BK_COST_CHECKSUM]++;
-	L->hot_ok = 0;
-	if (p < L->npages)
-		L->pages[p].xflags &= (uint8_t)~PX_HOT;
-	if (hot) {
-		L->hot_used++;
-		return L->hot_csum[p];
-	}
 	return page_hash(page_addr(L, p), L->ps);
 }
 
@@ -2059,7 +2024,7 @@ static int cow_disarm(struct real_live *L, bk_page p, uint8_t *addr)
 
 	if (L->pages[p].xflags & PX_COWA) {
 		/* It stays with the tracking userfaultfd: a private page, written (its copy) or about to be. */
-		L->pages[p].xflags &= (uint8_t)~(PX_COWA | PX_HOT);
+		L->pages[p].xflags &= (uint8_t)~PX_COWA;
 		L->pages[p].flags = (uint8_t)((L->pages[p].flags & ~PG_FRESH) | PG_DIRTY);
 		return 0;
 	}
@@ -2296,60 +2261,21 @@ int real_live_poll(struct real_live *L, uint64_t count, real_live_change_fn fn, 
 	return found;
 }
 
-/*
- * Hot checksums.  A page written a while ago is cold here: its first read
- * costs 11-16 us after ~1 s idle against ~1 us just after the write
- * (bench/cold_touch.c, bench/README.md issue 15), and a written page is
- * hashed at its next visit, up to a pass later.  A page whose write is
- * reported (real_live_check: the driver's own writes, and the COW copy
- * it settles) is hashed now instead: first a PAGEMAP_SCAN of that page
- * alone write-protects it again,
- * then its checksum is kept under PX_HOT.  Any write after that scan is
- * reported by the next scan covering the page, which drops PX_HOT (as
- * does anything else that changes the page or its tracking), so a kept
- * checksum is always the one a hash at the visit would give, and the
- * visit's written() still answers "written": the algorithm decides
- * exactly as before and only the read of a cold page is saved.
- */
-static void hot_hash(struct real_live *L, bk_page p)
-{
-	struct live_page *pg = &L->pages[p];
-
-	if (!L->hot_csum || pg->slot != SLOT_PRIVATE || !(pg->flags & PG_TRACKED) ||
-	    (pg->xflags & PX_HOT))
-		return;
-	/* The page alone: a window would walk the VMAs of merged pages around it for nothing. */
-	if ((!(pg->flags & PG_FRESH) || p < L->win_lo || p >= L->win_hi) && track_scan_page(L, p) < 0)
-		return;
-	if (!(pg->flags & PG_DIRTY) || !(pg->flags & PG_TRACKED))
-		return; /* its visit will not hash it */
-	L->hot_csum[p] = page_hash(page_addr(L, p), L->ps);
-	pg->xflags |= PX_HOT;
-	L->hot_taken++;
-}
-
 int real_live_check(struct real_live *L, bk_page p, real_live_change_fn fn, void *arg)
 {
 	uint64_t e;
-	int rc;
 
 	if (p >= L->npages)
 		return SP_EINVAL;
-	if (L->pages[p].slot == SLOT_PRIVATE) {
-		hot_hash(L, p);
+	if (L->pages[p].slot == SLOT_PRIVATE)
 		return 0;
-	}
 	runs_flush(L);
 	if (pagemap_read(L, page_addr(L, p), 1, &e) < 0)
 		return SP_EIO;
 	L->cow_polled++;
 	if (!written(L, &L->pages[p], e))
 		return 0;
-	rc = settle_cow(L, p, fn, arg);
-	if (rc < 0)
-		return SP_ENOMEM;
-	hot_hash(L, p); /* its COW copy, just made */
-	return 1;
+	return settle_cow(L, p, fn, arg) < 0 ? SP_ENOMEM : 1;
 }
 
 int real_live_discard(struct real_live *L, bk_page p)
@@ -2375,7 +2301,6 @@ int real_live_discard(struct real_live *L, bk_page p)
 	}
 	set_slot(L, p, SLOT_PRIVATE);
 	pg->flags &= (uint8_t)~PG_PRESENT;
-	pg->xflags &= (uint8_t)~PX_HOT; /* its bytes changed without a write */
 	return 0;
 }
 
@@ -2447,8 +2372,6 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->track_page_scans = L->track_page_scans;
 	out->track_clean = L->track_clean;
 	out->track_written = L->track_written;
-	out->hot_taken = L->hot_taken;
-	out->hot_used = L->hot_used;
 	out->cow_events = L->uffd_cow >= 0 || L->cow_async;
 	out->cow_from_tracking = L->cow_async;
 	out->cow_sweeps = L->cow_sweeps;

@@ -179,8 +179,6 @@ struct real_live_stats {
 	uint64_t track_page_scans; /* PAGEMAP_SCANs of one page (in a VMA of its own) */
 	uint64_t track_clean;     /* written() answers "not written" */
 	uint64_t track_written;   /* written() answers "written or unknown" */
-	uint64_t hot_taken;       /* checksums taken when a write was reported (hot pages) */
-	uint64_t hot_used;        /* of them, served to the visit's checksum() */
 	bool cow_events;          /* merged pages are watched by the COW-event thread */
 	uint64_t cow_events_seen; /* write faults on watched pages it answered (from tracking: COW breaks scans reported) */
 	bool cow_from_tracking;   /* watched by the write-tracking userfaultfd (no thread) */

@@ -476,11 +476,10 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 			       ls.remaps ? (double)ls.remapped_pages / (double)ls.remaps : 0.0);
 		}
 		if (ls.tracking)
-			printf("tracking    on: %llu PAGEMAP_SCAN windows, %llu of one page; %llu visits found the page unwritten, %llu written; "
-			       "%llu hot checksums taken, %llu used\n",
+			printf("tracking    on: %llu PAGEMAP_SCAN windows, %llu of one page; %llu visits found the page unwritten, %llu written\n",
 			       (unsigned long long)ls.track_scans, (unsigned long long)ls.track_page_scans,
-			       (unsigned long long)ls.track_clean, (unsigned long long)ls.track_written,
-			       (unsigned long long)ls.hot_taken, (unsigned long long)ls.hot_used);
+			       (unsigned long long)ls.track_clean,
+			       (unsigned long long)ls.track_written);
 		else if (R->track_asked)
 			printf("tracking    off: %s\n", real_live_tracking_off(R->L));
 		if (ls.cow_events && ls.cow_from_tracking)
