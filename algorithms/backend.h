@@ -101,17 +101,24 @@ enum bk_cost {
 
 /*
  * The idle class of a page touch after idle_ns untouched (BK_COST_IDLE_*),
- * or -1: hot.  The bounds: 50 ms / sqrt(2), then the geometric means of
- * 50, 100, 200, 500 ms, 1, 2 and 5 s.
+ * or -1: hot.  The bounds (bk_idle_bound(c), the lower one of class
+ * BK_COST_IDLE_50MS + c): 50 ms / sqrt(2), then the geometric means of 50,
+ * 100, 200, 500 ms, 1, 2 and 5 s.
  */
-static inline int bk_idle_class(uint64_t idle_ns)
+static inline uint64_t bk_idle_bound(int c)
 {
 	static const uint64_t bound[BK_IDLE_CLASSES] = {
 		BK_IDLE_MIN_NS, 70710678, 141421356, 316227766, 707106781, 1414213562, 3162277660u,
 	};
+
+	return bound[c];
+}
+
+static inline int bk_idle_class(uint64_t idle_ns)
+{
 	int c = -1;
 
-	while (c + 1 < BK_IDLE_CLASSES && idle_ns >= bound[c + 1])
+	while (c + 1 < BK_IDLE_CLASSES && idle_ns >= bk_idle_bound(c + 1))
 		c++;
 	return c < 0 ? -1 : BK_COST_IDLE_50MS + c;
 }
@@ -232,6 +239,14 @@ struct backend_ops {
 	 * needs it to find the rest, does not wait either.  A hint only.
 	 */
 	void (*prefetch_info)(void *impl, bk_page p);
+
+	/*
+	 * Added after prefetch_info (NULL: no hints): shared frame f is likely
+	 * to be compared with soon (compare_frame()); starts loading what that
+	 * reads of the frame.  A hint only: any handle, even a stale or invalid
+	 * one, is allowed; it changes nothing and costs nothing in the model.
+	 */
+	void (*prefetch_frame)(void *impl, bk_frame f);
 };
 
 struct backend {

@@ -180,11 +180,7 @@ void kit_unstable_reset(struct kit_unstable *u);
 /* Nodes a search of a balanced tree of size entries visits: ceil(log2(size + 1)). */
 static inline uint64_t kit_tree_depth(uint64_t size)
 {
-	uint64_t d = 0;
-
-	for (; size; size >>= 1)
-		d++;
-	return d;
+	return size ? 64u - (uint64_t)__builtin_clzll(size) : 0; /* the bits of size */
 }
 
 /* ---- the stable table ------------------------------------------------------ */

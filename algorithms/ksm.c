@@ -336,6 +336,12 @@ struct walk {
 	uint32_t steps, depth;
 };
 
+/* touch_stable_idle()'s classes by depth for a period and a count of searches (stable_idle_from()). */
+struct stable_idle {
+	uint64_t period, searches; /* searches 0: none computed */
+	uint8_t from[BK_IDLE_CLASSES + 1];
+};
+
 #define WALK_GROUP 8u
 #define WALK_NONE UINT32_MAX
 
@@ -391,6 +397,7 @@ struct ksm {
 	bool scan_began;
 	bool woke; /* the next batch follows a sleep (BK_COST_BATCH_READ) */
 	uint64_t ss_scan, ss_last; /* stable tree searches in this full scan, in the last one */
+	struct stable_idle sidle;  /* touch_stable_idle()'s classes for ss_last */
 
 	/* counters */
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
@@ -682,6 +689,51 @@ static void account_idle(struct ksm *k, const uint64_t n[BK_IDLE_CLASSES])
 }
 
 /*
+ * The levels j >= 0 of an idle time halving at each (idle >> j) that are
+ * still at least b (> 0): the j with b << j <= idle, floor(log2(idle / b))
+ * + 1 of them, or none.
+ */
+static inline uint32_t halvings_above(uint64_t idle, uint64_t b)
+{
+	int j;
+
+	if (idle < b)
+		return 0;
+	j = __builtin_clzll(b) - __builtin_clzll(idle); /* log2(idle) - log2(b), floors: >= 0 */
+	if ((b << j) > idle) /* no overflow: b << j < 2^(log2(idle) + 1) */
+		j--;
+	return (uint32_t)j + 1;
+}
+
+#ifndef NDEBUG
+/* touch_tree_idle()'s counts n, level by level as it once computed them. */
+static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t n[BK_IDLE_CLASSES])
+{
+	uint64_t idle = k->now_ns - k->scan_start_ns, m[BK_IDLE_CLASSES] = { 0 };
+
+	for (uint32_t j = 0; j < depth && idle >= BK_IDLE_MIN_NS; j++, idle /= 2)
+		m[bk_idle_class(idle) - BK_COST_IDLE_50MS]++;
+	return memcmp(m, n, sizeof(m)) == 0;
+}
+
+/* touch_stable_idle()'s counts n, depth by depth as it once computed them. */
+static bool stable_idle_check(uint64_t period, uint64_t searches, uint64_t depth,
+			      const uint64_t n[BK_IDLE_CLASSES])
+{
+	uint64_t m[BK_IDLE_CLASSES] = { 0 };
+
+	for (uint64_t d = 0; d < depth && d < 63; d++) {
+		double idle = (double)period * (double)(1ull << d) / (double)searches;
+		int c = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
+
+		if (c >= 0)
+			m[c - BK_COST_IDLE_50MS]++;
+	}
+	return memcmp(m, n, sizeof(m)) == 0;
+}
+#endif
+
+/*
  * The pages an unstable tree search of `depth` levels reads: the tree is
  * emptied at each full scan and grows with the scan, so a search now passes
  * nodes inserted since the scan began; each level up is read by twice as
@@ -694,11 +746,45 @@ static void account_idle(struct ksm *k, const uint64_t n[BK_IDLE_CLASSES])
 static void touch_tree_idle(struct ksm *k, uint32_t depth)
 {
 	uint64_t idle = k->now_ns - k->scan_start_ns, n[BK_IDLE_CLASSES] = { 0 };
+	uint32_t above = 0; /* levels in higher classes */
 
-	/* counted per class, then one account() each: this runs in every unstable search */
-	for (uint32_t j = 0; j < depth && idle >= BK_IDLE_MIN_NS; j++, idle /= 2)
-		n[bk_idle_class(idle) - BK_COST_IDLE_50MS]++;
+	/*
+	 * This runs in every unstable search: level j is idle (idle >> j), so
+	 * the levels of class c and above are the first halvings_above() ones.
+	 */
+	for (int c = BK_IDLE_CLASSES - 1; c >= 0; c--) {
+		uint32_t a = halvings_above(idle, bk_idle_bound(c));
+
+		a = a < depth ? a : depth;
+		n[c] = a - above;
+		above = a;
+	}
+	assert(tree_idle_check(k, depth, n));
 	account_idle(k, n);
+}
+
+/*
+ * touch_stable_idle()'s classes for the last scan's period and searches:
+ * from[c], the first depth d whose idle time (period * 2^d / searches, as
+ * computed there) is in class BK_COST_IDLE_50MS + c or above, 63 if none
+ * below 63; from[BK_IDLE_CLASSES] is 63.  They change once a scan.
+ */
+static void stable_idle_from(struct ksm *k, uint64_t period, uint64_t searches)
+{
+	struct stable_idle *s = &k->sidle;
+	int c = 0;
+
+	s->period = period;
+	s->searches = searches;
+	for (uint32_t d = 0; d < 63; d++) {
+		double idle = (double)period * (double)(1ull << d) / (double)searches;
+		int cls = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
+
+		for (; c < BK_IDLE_CLASSES && cls >= BK_COST_IDLE_50MS + c; c++)
+			s->from[c] = (uint8_t)d;
+	}
+	for (; c <= BK_IDLE_CLASSES; c++)
+		s->from[c] = 63;
 }
 
 /*
@@ -706,20 +792,23 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
  * across scans and is searched ss_last times a scan (the last full scan's
  * count), so the node at depth d (root 0) is read by one search in 2^d:
  * idle period * 2^d / ss_last.  Visits do not read a KSM page's content.
+ * The class of each depth is computed once a scan (stable_idle_from()).
  */
 static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
 	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches = k->ss_last, period = page_idle_ns(k);
+	uint32_t d = depth < 63 ? (uint32_t)depth : 63, lo, hi;
 
 	if (!searches || !period)
 		return; /* the first scans: the tree is new */
-	for (uint64_t d = 0; d < depth && d < 63; d++) {
-		double idle = (double)period * (double)(1ull << d) / (double)searches;
-		int c = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
-
-		if (c >= 0)
-			n[c - BK_COST_IDLE_50MS]++;
+	if (k->sidle.period != period || k->sidle.searches != searches)
+		stable_idle_from(k, period, searches);
+	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
+		lo = k->sidle.from[c] < d ? k->sidle.from[c] : d;
+		hi = k->sidle.from[c + 1] < d ? k->sidle.from[c + 1] : d;
+		n[c] = hi - lo;
 	}
+	assert(stable_idle_check(period, searches, depth, n));
 	account_idle(k, n);
 }
 
@@ -1394,7 +1483,9 @@ static void walk_ahead(struct ksm *k, bk_page p)
 			uint32_t key = t->kr >> 1;
 
 			if (key == w->key || (t->spec & SPEC_SLOW)) {
-				live[j--] = live[--nlive]; /* stops here: the search reads this node */
+				/* Stops here: the search reads this node (stable_cmp(), resolve()). */
+				kit_prefetch(&k->sn[w->n]);
+				live[j--] = live[--nlive];
 				continue;
 			}
 			w->steps += 1 + t->spec;
@@ -1567,11 +1658,11 @@ again:
 static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree,
 				       uint32_t nid)
 {
-	uint32_t found = 0, n;
+	uint32_t found = 0, n, depth = (uint32_t)kit_tree_depth(k->usize[tree]);
 	struct ritem *it = &k->ri[p];
 
-	account(k, BK_COST_TREE_STEP, kit_tree_depth(k->usize[tree]));
-	touch_tree_idle(k, kit_tree_depth(k->usize[tree]));
+	account(k, BK_COST_TREE_STEP, depth);
+	touch_tree_idle(k, depth);
 	k->pf_part = tree;
 	for (n = kit_hash_first(&k->unstable, csum, tree); n != NIL; n = k->un[n].next) {
 		if (k->un[n].csum == csum && k->un[n].part == tree &&
@@ -1794,6 +1885,22 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 }
 
 /*
+ * The search of page p walked ahead (walk_ahead(), whose prefetch of the
+ * node it stopped at has landed by now): the backend starts loading that
+ * node's KSM page for the compare of a key tie (compare_frame()).  A hint;
+ * for a chain or a stale node kpage names no frame to compare, harmlessly.
+ */
+#define AHEAD_FRAME 2u
+
+static inline void frame_ahead(const struct ksm *k, bk_page p)
+{
+	const struct walk *w = &k->walk[p % WALK_GROUP];
+
+	if (w->page == p && w->n != NIL && w->epoch == k->epoch)
+		k->ops->prefetch_frame(k->impl, k->sn[w->n].kpage);
+}
+
+/*
  * A batch ends: one BK_COST_BATCH_READ if it read a page after a sleep (the
  * first batch follows ksmd's start, asleep), and whether the next one will;
  * its `revisits` (visits of pages visited before) each count the ms their
@@ -1845,6 +1952,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		scan_ahead(k, p);
 		if (p % WALK_GROUP == 0)
 			walk_ahead(k, p);
+		if (k->ops->prefetch_frame)
+			frame_ahead(k, p + AHEAD_FRAME);
 		it = &k->ri[p];
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {

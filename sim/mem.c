@@ -559,6 +559,18 @@ static void mem_prefetch_info(void *impl, bk_page p)
 	__builtin_prefetch(&m->pages[p]);
 }
 
+/* What compare_frame() reads of f: the slot (generation, mappers) and the content. */
+static void mem_prefetch_frame(void *impl, bk_frame f)
+{
+	const struct sim_mem *m = impl;
+	uint32_t s = (uint32_t)f;
+
+	if (s > SLOT_ZERO && s < m->frames.n) {
+		__builtin_prefetch(&m->frames.slot[s]);
+		__builtin_prefetch(frame_fp(m, s));
+	}
+}
+
 static uint32_t mem_content_id(void *impl, bk_page p)
 {
 	const struct sim_mem *m = impl;
@@ -603,6 +615,7 @@ static const struct backend_ops sim_backend_ops = {
 	.prefetch = mem_prefetch,
 	.content_counts = mem_content_counts,
 	.prefetch_info = mem_prefetch_info,
+	.prefetch_frame = mem_prefetch_frame,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
