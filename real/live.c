@@ -161,6 +161,7 @@
 #define TRACK_FRESH_NS 1000000ull
 #define TRACK_VEC 128u
 #define WIN_STALE_NS 2000000000ull /* COW events from write tracking: windows the poll sweeps */
+#define WIN_QUIET_MAX 2u /* ... after WIN_STALE_NS << quiet sweeps in a row that found no COW break */
 
 #define PM_PFN_MASK ((1ull << 55) - 1)
 #define PM_EXCLUSIVE (1ull << 56)
@@ -264,6 +265,7 @@ struct real_live {
 	/* COW events from write tracking (cow_async; see there). */
 	bool cow_async;
 	uint64_t *win_when;            /* per window: when a PAGEMAP_SCAN last covered it */
+	uint8_t *win_quiet;            /* per window: sweeps in a row that found no COW break (capped) */
 	uint64_t nwin, cow_sweeps;
 };
 
@@ -737,6 +739,7 @@ void real_live_free(struct real_live *L)
 	free(L->cow_q);
 	free(L->cow_work);
 	free(L->win_when);
+	free(L->win_quiet);
 	pthread_mutex_destroy(&L->cow_lock);
 	free(L);
 }
@@ -1015,6 +1018,7 @@ static int track_scan(struct real_live *L, bk_page p)
 				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
 				 .vec = (uintptr_t)L->scanvec, .vec_len = TRACK_VEC };
 	bk_page lo, hi;
+	uint64_t seen = __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED);
 
 	if (a0 < rs)
 		a0 = rs;
@@ -1047,6 +1051,8 @@ static int track_scan(struct real_live *L, bk_page p)
 	L->win_ns = sp_mono_ns();
 	if (L->win_when)
 		L->win_when[r->win_base + a0 / span - rs / span] = L->win_ns;
+	if (L->win_quiet && __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED) != seen)
+		L->win_quiet[r->win_base + a0 / span - rs / span] = 0; /* a COW break: swept every 2 s again */
 	L->track_scans++;
 	return 0;
 }
@@ -1818,13 +1824,14 @@ static void cow_push(struct real_live *L, bk_page p)
  * writer's wait for it at 70-80 us on an idle vCPU), and the copy shows as
  * written at the next PAGEMAP_SCAN covering the page: the windows the visits
  * read anyway (their per-VMA walk already passed over these VMAs), or the
- * poll's sweep of windows no visit read for WIN_STALE_NS (sweep_windows).
+ * poll's sweep of windows no visit read for WIN_STALE_NS, up to 4 times that
+ * in windows whose sweeps keep finding nothing (sweep_windows).
  * A report queues the page (cow_report, scan_report) and real_live_poll()
  * settles it as before (cow_settle_one: its pagemap entry must show the
  * copy; a false alarm is protected again).  Like ksmd, which finds a
  * broken KSM page only when its scan comes by, the bookkeeping may count a
- * broken page as a sharer for up to a pass: a frame is freed late, never
- * early.
+ * broken page nobody reported as a sharer until a scan covers it (2-8 s):
+ * a frame is freed late, never early.
  */
 static void cow_report(struct real_live *L, bk_page q)
 {
@@ -1890,7 +1897,8 @@ static void cow_open(struct real_live *L)
 		/* COW events from write tracking: no thread (see "COW events from write tracking"). */
 		L->cow_state = calloc(L->npages, 1);
 		L->win_when = calloc(L->nwin, sizeof(*L->win_when));
-		L->cow_async = L->cow_state && L->win_when;
+		L->win_quiet = calloc(L->nwin, 1);
+		L->cow_async = L->cow_state && L->win_when && L->win_quiet;
 		return;
 	}
 	L->uffd_cow = uffd_open();
@@ -2151,6 +2159,12 @@ static inline bool polled(const struct live_page *pg)
  * COW events from write tracking: the windows over pages [first, first + n)
  * of one region that hold merged pages and that no PAGEMAP_SCAN covered for
  * WIN_STALE_NS are read now (track_scan; reports of watched pages queue them).
+ * A window's period doubles after each sweep that found no COW break, up to
+ * 4 x WIN_STALE_NS (8 s), and is back at WIN_STALE_NS once any scan of it
+ * finds one: like smart_scan for pages, the sweeps go where COW breaks
+ * nobody reported happen.  The price: in a window quiet so far, such a
+ * break is seen up to 8 s late instead of 2 (ksmd: its next pass); a frame
+ * is freed late, never early (bench/README.md, issue 15, seventh round).
  */
 static int sweep_windows(struct real_live *L, bk_page first, uint64_t n)
 {
@@ -2163,16 +2177,20 @@ static int sweep_windows(struct real_live *L, bk_page first, uint64_t n)
 		bk_page lo = w0 < rs ? r->first : r->first + (w0 - rs) / L->ps;
 		bk_page hi = r->first + ((w0 + span - rs) / L->ps < r->npages ? (w0 + span - rs) / L->ps
 									    : r->npages);
+		uint64_t w = r->win_base + w0 / span - rs / span, seen;
 		bool merged = false;
 
-		if (now - L->win_when[r->win_base + w0 / span - rs / span] < WIN_STALE_NS)
+		if (now - L->win_when[w] < WIN_STALE_NS << L->win_quiet[w])
 			continue;
 		for (bk_page c = lo / CHUNK; c <= (hi - 1) / CHUNK && !merged; c++)
 			merged = L->chunk_merged[c] != 0;
 		if (!merged)
 			continue;
+		seen = __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED);
 		if (track_scan(L, lo) < 0)
 			return SP_EIO;
+		if (__atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED) == seen && L->win_quiet[w] < WIN_QUIET_MAX)
+			L->win_quiet[w]++;
 		L->cow_sweeps++;
 	}
 	return 0;
