@@ -407,6 +407,8 @@ struct ksm {
 	/* idle fast-forward (ksm_repeat): changes heard; the copy it compares */
 	uint64_t changes;
 	struct ksm_ff *ff;
+
+	uint64_t acc[BK_COST__COUNT]; /* counted in this batch, for the backend (account()) */
 };
 
 static void ksm_ff_chain_seen(struct ksm *k, uint32_t c);
@@ -636,9 +638,23 @@ static void rb_replace(struct rbl *T, struct snode *L, uint32_t *root, uint32_t 
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/*
+ * Work counted in a batch is handed to the backend at its end (acc_flush()):
+ * the counts only add up, and a visit reports several, each a call.
+ */
 static inline void account(struct ksm *k, enum bk_cost what, uint64_t n)
 {
-	k->ops->account(k->impl, what, n);
+	k->acc[what] += n;
+}
+
+static void acc_flush(struct ksm *k)
+{
+	for (int c = 0; c < BK_COST__COUNT; c++) {
+		if (k->acc[c]) {
+			k->ops->account(k->impl, (enum bk_cost)c, k->acc[c]);
+			k->acc[c] = 0;
+		}
+	}
 }
 
 /* Touching a page untouched for idle_ns: BK_COST_IDLE_* (bk_idle_class()), or hot. */
@@ -1913,6 +1929,7 @@ static void batch_end(struct ksm *k, bool read, uint64_t sleep, uint64_t revisit
 	k->woke = sleep != 0;
 	if (revisits && k->scan_period_ns >= BK_IDLE_MIN_NS)
 		account(k, BK_COST_VISIT_IDLE, revisits * (k->scan_period_ns / 1000000));
+	acc_flush(k);
 }
 
 static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
@@ -1978,8 +1995,10 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			read = true;
 		}
 		rc = cmp_and_merge(k, p, &info);
-		if (rc < 0)
+		if (rc < 0) {
+			acc_flush(k);
 			return rc;
+		}
 		if (k->scanned_per_visit)
 			k->pages_scanned++;
 		visits++;

@@ -19,8 +19,9 @@
 # own figures in the same run are the anchor of every error.
 # Needs root and KSM; every tunable is restored (validate and calibrate do,
 # also on Ctrl-C).
-# Usage: [REPEAT=N] [LONG_MS=ms] bench/bench_cost.sh [path/to/sim] PART...
+# Usage: [REPEAT=N] [LONG_MS=ms] [SETS="100/20 1000/20 2000/10"] bench/bench_cost.sh [path/to/sim] PART...
 #        PART: static, sample, writes  (results: bench/README.md "bench_cost.sh")
+#        SETS: the tunables sets to run (pages_to_scan/sleep_millisecs), default all three
 set -euo pipefail
 SIM=$(realpath "${1:-build/sim}")
 shift || true
@@ -39,6 +40,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 REPEAT=${REPEAT:-2}
 LONG_MS=${LONG_MS:-120000} # the default tunables' runs (at 120 s a set holds the lock ~6 min)
+SETS=${SETS:-100/20 1000/20 2000/10}
 TARGET=15 # % the CPU must be within; also the most two calibrations' predictions may differ
 
 # `sim run` on the simulated side: "cpu_s full_scans" (trace p2s sleep duration sample cost-args...)
@@ -132,6 +134,7 @@ part() {
 	echo "| trace | p2s/sleep | run | ksmd cpu s | model, costs before s | error | model, costs after s | error | before, no visit_idle s | error | kernel full_scans | sim before | error | sim after | error | pages_sharing error | ksmd wait s | load before / after |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for set in "100 20 $LONG_MS 1000" "1000 20 20000 500" "2000 10 20000 500"; do
+		case " $SETS " in *" ${set%% *}/$(cut -d' ' -f2 <<<"$set") "*) ;; *) continue ;; esac
 		exec 9>/tmp/samepage-test.lock
 		flock 9 # each row holds the shared lock once, then lets the others in
 		# shellcheck disable=SC2086

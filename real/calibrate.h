@@ -28,6 +28,7 @@ struct real_calibration {
 	double hot_scan_ns;             /* per page, 4096 unique pages, sleep 0 */
 	double idle_period_ns[BK_IDLE_CLASSES]; /* each slow scan's period */
 	double idle_scan_ns[BK_IDLE_CLASSES];   /* and its cost per page */
+	double idle_range_ns[BK_IDLE_CLASSES][2]; /* the cheapest and dearest steady scan, a page */
 	double idle_hot_ns;             /* the model's cost of a hot unique page there */
 	/*
 	 * phase D (0 if not run): ksmd's CPU per batch after a 20 ms sleep and
@@ -36,8 +37,18 @@ struct real_calibration {
 	 */
 	double batch_cpu_ns[REAL_CALIB_BATCH_PHASES];
 	double batch_reads[REAL_CALIB_BATCH_PHASES];
+	double batch_range_ns[REAL_CALIB_BATCH_PHASES][2]; /* the cheapest and dearest steady scan's */
 	double batch_period_ns;
 };
+
+/*
+ * How unsteady the host was while c was measured: the largest (dearest -
+ * cheapest steady scan) / median over the slow points of phase C and the
+ * batch phases of D (0 when none ran).  On the development VM 0.1-0.3 in a
+ * quiet spell, 0.5-0.9 when the host's cost of idle memory moved under the
+ * calibration (bench/README.md "bench_cost.sh", sixth round).
+ */
+double real_calib_spread(const struct real_calibration *c);
 
 /*
  * Phase D's costs from its batches (c's batch_* fields and visit cost):

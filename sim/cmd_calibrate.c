@@ -71,6 +71,12 @@ static const struct cli_spec calib_spec = {
 	.opts = calib_table,
 };
 
+/*
+ * A slow point whose steady scans spread by more than this share of its
+ * median: the host's cost of idle memory moved during the calibration.
+ */
+#define CALIB_UNSTEADY 0.5
+
 static void calib_report(const struct real_calibration *cal)
 {
 	struct sim_cost defaults;
@@ -94,16 +100,23 @@ static void calib_report(const struct real_calibration *cal)
 		printf("hot unique pages: %.0f ns a page (4096 pages, sleep 0)\n", cal->hot_scan_ns);
 	for (int i = 0; i < BK_IDLE_CLASSES; i++) {
 		if (cal->idle_period_ns[i] > 0)
-			printf("idle pages: scanned every %6.3f s: %6.0f ns a page\n",
-			       cal->idle_period_ns[i] / 1e9, cal->idle_scan_ns[i]);
+			printf("idle pages: scanned every %6.3f s: %6.0f ns a page (scans %.0f-%.0f)\n",
+			       cal->idle_period_ns[i] / 1e9, cal->idle_scan_ns[i], cal->idle_range_ns[i][0],
+			       cal->idle_range_ns[i][1]);
 	}
 	for (int i = 0; i < REAL_CALIB_BATCH_PHASES; i++) {
 		if (cal->batch_cpu_ns[i] > 0)
-			printf("batches after a 20 ms sleep (scan %.3f s) reading %4.1f pages: %6.0f ns a batch\n",
-			       cal->batch_period_ns / 1e9, cal->batch_reads[i], cal->batch_cpu_ns[i]);
+			printf("batches after a 20 ms sleep (scan %.3f s) reading %4.1f pages: %6.0f ns a batch"
+			       " (scans %.0f-%.0f)\n",
+			       cal->batch_period_ns / 1e9, cal->batch_reads[i], cal->batch_cpu_ns[i],
+			       cal->batch_range_ns[i][0], cal->batch_range_ns[i][1]);
 	}
 	if (cal->idle_period_ns[0] > 0 && !cal->measured[BK_COST_IDLE_5S])
 		puts("(idle costs not measured: no slow scan was slow enough)");
+	if (real_calib_spread(cal) > CALIB_UNSTEADY)
+		printf("host unsteady: one point's scans differed by %.0f%% of its median; the idle,\n"
+		       "batch_read and visit_idle costs may not reproduce - calibrate again\n",
+		       100 * real_calib_spread(cal));
 	printf("\n--cost ");
 	for (int k = 0, first = 1; k < BK_COST__COUNT; k++) {
 		if (!cal->measured[k])

@@ -44,3 +44,30 @@ SP_TEST(batch_solve_takes_the_visits_idle_cost_off_the_first_read)
 	real_calib_batch_solve(&c);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0, 1e-12);
 }
+
+SP_TEST(spread_is_the_widest_point_over_its_median)
+{
+	/*
+	 * Idle points (median, cheapest, dearest steady scan): 2963 (2800,
+	 * 3100): 0.101; 6393 (4827, 7959): 3132 / 6393 = 0.490; batch phase at
+	 * u = 32 (median 239662 a batch, 200000-300000): 0.417.  The widest is
+	 * the 5 s point, 0.490; a point not measured (median 0) counts nothing.
+	 */
+	struct real_calibration c;
+
+	memset(&c, 0, sizeof(c));
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_spread(&c), 0, 1e-12);
+	c.idle_scan_ns[0] = 2963;
+	c.idle_range_ns[0][0] = 2800;
+	c.idle_range_ns[0][1] = 3100;
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_spread(&c), 300.0 / 2963, 1e-12);
+	c.idle_scan_ns[6] = 6393;
+	c.idle_range_ns[6][0] = 4827;
+	c.idle_range_ns[6][1] = 7959;
+	c.batch_cpu_ns[2] = 239662;
+	c.batch_range_ns[2][0] = 200000;
+	c.batch_range_ns[2][1] = 300000;
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_spread(&c), 3132.0 / 6393, 1e-12);
+	c.batch_range_ns[2][1] = 400000; /* now the batch phase is the widest: 200000 / 239662 */
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_spread(&c), 200000.0 / 239662, 1e-12);
+}
