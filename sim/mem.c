@@ -658,22 +658,35 @@ static void truth_remove(struct sim_mem *m, struct sim_page *pg)
 	pg->cid = 0;
 }
 
+uint64_t sim_mem_locate(const struct sim_mem *m, const struct trace_record *rec)
+{
+	uint64_t i = 0;
+
+	if (rec->guest >= m->h->nguests ||
+	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &i) < 0
+		    : rec->page >= m->h->guests[rec->guest].pages))
+		return SIM_NO_PAGE;
+	return m->lay ? i : m->base[rec->guest] + rec->page;
+}
+
 int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
 		  uint32_t *what, bool *notify, struct sp_err *err)
 {
-	bk_page p = 0;
+	return sim_mem_apply_at(m, rec, sim_mem_locate(m, rec), page, what, notify, err);
+}
+
+int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t at,
+		     bk_page *page, uint32_t *what, bool *notify, struct sp_err *err)
+{
+	bk_page p = at;
 	struct sim_page *pg;
 	bool was_present;
 	bool present = rec->flags & TRACE_PRESENT;
 	bool content_changed;
 
-	if (rec->guest >= m->h->nguests ||
-	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &p) < 0
-		    : rec->page >= m->h->guests[rec->guest].pages))
+	if (at == SIM_NO_PAGE)
 		return sp_err_set(err, SP_EINVAL, "a record for guest %u page %llu that the replay's "
 				  "page layout does not hold", rec->guest, (unsigned long long)rec->page);
-	if (!m->lay)
-		p = m->base[rec->guest] + rec->page;
 	pg = &m->pages[p];
 	was_present = pg->flags & PG_PRESENT;
 
@@ -724,43 +737,28 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 	return 0;
 }
 
-/* The page rec is for, or NULL if the layout does not hold it (sim_mem_apply() says so). */
-static const struct sim_page *rec_page(const struct sim_mem *m, const struct trace_record *rec)
-{
-	uint64_t i = 0;
-
-	if (rec->guest >= m->h->nguests ||
-	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &i) < 0
-		    : rec->page >= m->h->guests[rec->guest].pages))
-		return NULL;
-	if (!m->lay)
-		i = m->base[rec->guest] + rec->page;
-	return &m->pages[i];
-}
-
 static bool rec_counted(const struct trace_record *rec)
 {
 	return (rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT;
 }
 
-void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
+uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
 {
-	const struct sim_page *pg = rec_page(m, rec);
+	uint64_t at = sim_mem_locate(m, rec);
 
-	if (!pg)
-		return;
-	__builtin_prefetch(pg, 1);
+	if (at == SIM_NO_PAGE)
+		return at;
+	__builtin_prefetch(&m->pages[at], 1);
 	if (rec_counted(rec))
 		cidtab_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
+	return at;
 }
 
-void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec)
+void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at)
 {
-	const struct sim_page *pg = rec_page(m, rec);
-
-	if (!pg)
+	if (at == SIM_NO_PAGE)
 		return;
-	cidtab_prefetch_id(&m->truth, pg->cid); /* the content it leaves */
+	cidtab_prefetch_id(&m->truth, m->pages[at].cid); /* the content it leaves */
 	if (rec_counted(rec))
 		cidtab_prefetch_entry(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
 }

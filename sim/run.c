@@ -194,7 +194,8 @@ enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k
 }
 
 
-static int apply(struct run *x, const struct trace_record *rec, struct sp_err *err)
+/* Applies rec, whose sim_mem_locate() is at. */
+static int apply(struct run *x, const struct trace_record *rec, uint64_t at, struct sp_err *err)
 {
 	bk_page p;
 	uint32_t what;
@@ -203,7 +204,7 @@ static int apply(struct run *x, const struct trace_record *rec, struct sp_err *e
 
 	if (x->cfg->hooks && x->cfg->hooks->record)
 		x->cfg->hooks->record(x->cfg->hooks->arg, x->mem, rec);
-	rc = sim_mem_apply(x->mem, rec, &p, &what, &notify, err);
+	rc = sim_mem_apply_at(x->mem, rec, at, &p, &what, &notify, err);
 	if (rc < 0)
 		return rc;
 	x->res->records++;
@@ -230,25 +231,29 @@ static int apply(struct run *x, const struct trace_record *rec, struct sp_err *e
 static int apply_all(struct run *x, struct sp_err *err)
 {
 	struct trace_record ahead[READ_AHEAD];
+	uint64_t at[READ_AHEAD]; /* each one's sim_mem_locate() */
 	struct sp_err rerr = { 0 };
 	unsigned head = 0, n = 0;
 	int end = 1, rc;
 
 	for (;;) {
 		while (end > 0 && n < READ_AHEAD) {
-			struct trace_record *r = &ahead[(head + n) % READ_AHEAD];
+			unsigned k = (head + n) % READ_AHEAD;
 
-			end = x->src->next_record(x->src->impl, r, &rerr);
+			end = x->src->next_record(x->src->impl, &ahead[k], &rerr);
 			if (end > 0) {
-				sim_mem_prefetch(x->mem, r);
+				at[k] = sim_mem_prefetch(x->mem, &ahead[k]);
 				n++;
 			}
 		}
 		if (n == 0)
 			break;
-		if (n > AHEAD_MORE)
-			sim_mem_prefetch_more(x->mem, &ahead[(head + AHEAD_MORE) % READ_AHEAD]);
-		rc = apply(x, &ahead[head], err);
+		if (n > AHEAD_MORE) {
+			unsigned k = (head + AHEAD_MORE) % READ_AHEAD;
+
+			sim_mem_prefetch_more(x->mem, &ahead[k], at[k]);
+		}
+		rc = apply(x, &ahead[head], at[head], err);
 		if (rc < 0)
 			return rc;
 		head = (head + 1) % READ_AHEAD;
@@ -861,7 +866,9 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 		fo.end = end;
 		if (t == t_write) {
 			x->last_event = t;
-			rc = apply(x, &x->q[x->qpos++].rec, err);
+			const struct trace_record *rec = &x->q[x->qpos++].rec;
+
+			rc = apply(x, rec, sim_mem_locate(x->mem, rec), err);
 		} else if (t == t_snap) {
 			x->last_event = t;
 			x->snap_due = false;

@@ -89,13 +89,22 @@ struct backend sim_mem_backend(struct sim_mem *m);
  */
 int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
 		  uint32_t *what, bool *notify, struct sp_err *err);
-/* A hint that rec is applied soon: starts loading the memory its apply will touch. */
-void sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec);
+/* The page index a record is for, or SIM_NO_PAGE if the replay does not number that page. */
+#define SIM_NO_PAGE UINT64_MAX
+uint64_t sim_mem_locate(const struct sim_mem *m, const struct trace_record *rec);
+/* sim_mem_apply() of a record whose sim_mem_locate() is at (so the lookup is done once). */
+int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t at,
+		     bk_page *page, uint32_t *what, bool *notify, struct sp_err *err);
 /*
- * The second hint, some records after sim_mem_prefetch(rec), once what that
- * loaded has arrived: starts loading the content entries the apply reads.
+ * A hint that rec is applied soon: starts loading the memory its apply will
+ * touch.  Returns sim_mem_locate(m, rec).
  */
-void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec);
+uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec);
+/*
+ * The second hint, some records after sim_mem_prefetch(rec) returned at, once
+ * what that loaded has arrived: starts loading the content entries the apply reads.
+ */
+void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
 /* Present pages, and those of them mapping the shared zero page (not in any RSS). */
