@@ -721,6 +721,17 @@ static inline uint32_t halvings_above(uint64_t idle, uint64_t b)
 	return (uint32_t)j + 1;
 }
 
+/*
+ * The idle class (BK_COST_IDLE_*, or -1: hot) of a stable tree node at depth
+ * d (root 0) searched `searches` times a period: one search in 2^d reads it.
+ */
+static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
+{
+	double idle = (double)period * (double)(1ull << d) / (double)searches;
+
+	return idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
+}
+
 #ifndef NDEBUG
 /* touch_tree_idle()'s counts n, level by level as it once computed them. */
 static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t n[BK_IDLE_CLASSES])
@@ -738,9 +749,8 @@ static bool stable_idle_check(uint64_t period, uint64_t searches, uint64_t depth
 {
 	uint64_t m[BK_IDLE_CLASSES] = { 0 };
 
-	for (uint64_t d = 0; d < depth && d < 63; d++) {
-		double idle = (double)period * (double)(1ull << d) / (double)searches;
-		int c = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
+	for (uint32_t d = 0; d < depth && d < 63; d++) {
+		int c = stable_depth_class(period, searches, d);
 
 		if (c >= 0)
 			m[c - BK_COST_IDLE_50MS]++;
@@ -793,8 +803,7 @@ static void stable_idle_from(struct ksm *k, uint64_t period, uint64_t searches)
 	s->period = period;
 	s->searches = searches;
 	for (uint32_t d = 0; d < 63; d++) {
-		double idle = (double)period * (double)(1ull << d) / (double)searches;
-		int cls = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
+		int cls = stable_depth_class(period, searches, d);
 
 		for (; c < BK_IDLE_CLASSES && cls >= BK_COST_IDLE_50MS + c; c++)
 			s->from[c] = (uint8_t)d;

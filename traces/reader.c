@@ -364,6 +364,19 @@ static inline int read_gap(struct trace_reader *r, uint64_t *gap, struct sp_err 
 	}
 }
 
+/* A record's flags are ones the format defines; an absent page has none. */
+static inline bool flags_valid(uint8_t flags)
+{
+	return !(flags & ~(TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE)) &&
+	       ((flags & TRACE_PRESENT) || flags == 0);
+}
+
+/* Record (guest, page) comes after the last one read: records are in order. */
+static inline bool in_order(const struct trace_reader *r, uint32_t guest, uint64_t page)
+{
+	return !r->have_last || guest > r->last_guest || (guest == r->last_guest && page > r->last_page);
+}
+
 /* The record's flags, page (in the guest, after the last record's) and node. */
 static inline int read_place(struct trace_reader *r, uint64_t gap, struct trace_record *out,
 			     struct sp_err *err)
@@ -375,16 +388,14 @@ static inline int read_place(struct trace_reader *r, uint64_t gap, struct trace_
 	if (!p)
 		return past_end(r, err);
 	flags = p[0];
-	if (flags & ~(TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE) ||
-	    (!(flags & TRACE_PRESENT) && flags != 0))
+	if (!flags_valid(flags))
 		return bad_record(r, err, ": invalid flags 0x%02x", flags);
 	out->guest = r->page_guest;
 	out->page = r->page_next + gap;
 	if (gap >= g->pages || out->page >= g->pages)
 		return bad_record(r, err, ": page beyond guest '%s''s %llu pages", g->name,
 				  (unsigned long long)g->pages);
-	if (r->have_last && (out->guest < r->last_guest ||
-			     (out->guest == r->last_guest && out->page <= r->last_page)))
+	if (!in_order(r, out->guest, out->page))
 		return bad_record(r, err, ": records out of order");
 	out->flags = flags;
 	out->node = g->node;
@@ -447,15 +458,13 @@ static inline bool fast_record(struct trace_reader *r, struct trace_record *out)
 		return false;
 	}
 	flags = *p++;
-	if ((flags & ~(TRACE_PRESENT | TRACE_ZERO | TRACE_HUGE | TRACE_NODE)) ||
-	    (!(flags & TRACE_PRESENT) && flags != 0))
+	if (!flags_valid(flags))
 		return false;
 	out->page = r->page_next + gap;
 	if (out->page >= g->pages || gap >= g->pages)
 		return false;
 	out->guest = r->page_guest;
-	if (r->have_last && (out->guest < r->last_guest ||
-			     (out->guest == r->last_guest && out->page <= r->last_page)))
+	if (!in_order(r, out->guest, out->page))
 		return false;
 	out->flags = flags;
 	out->node = g->node;
