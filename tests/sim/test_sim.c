@@ -286,6 +286,24 @@ static void rewritten_trace(const char *path, uint64_t n, uint64_t same, uint64_
 	tb_commit(&tb);
 }
 
+/*
+ * cpu_ns at ts[0..n) of ksm as the kernel 6.10 (the stable tree searched
+ * before the checksum), one batch a scan (pages_to_scan=100), sleep 4 s,
+ * smart_scan=0, tick_hz=0 and `extra` (a tunable, or NULL), costs cost, on
+ * rewritten_trace(name, shape: n, same, group, until, late).
+ */
+static void stable_idle_cpu(const char *name, const uint64_t shape[5], const char *extra,
+			    const char *cost, const uint64_t *ts, int n, int64_t *cpu)
+{
+	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
+			       "tick_hz=0", extra, NULL };
+	char path[512];
+
+	sp_test_path(path, sizeof(path), name);
+	rewritten_trace(path, shape[0], shape[1], shape[2], shape[3], shape[4]);
+	idle_cpu_at(path, sets, "6.10", cost, ts, n, cpu);
+}
+
 SP_TEST(stable_tree_reads_idle_by_depth_and_searches)
 {
 	/*
@@ -309,15 +327,11 @@ SP_TEST(stable_tree_reads_idle_by_depth_and_searches)
 	 * class): scan 3 adds 8 * 1001 = 8008 ns, scans 4 and 5 3 * 1000 + 5 *
 	 * 1001 = 8005 each.
 	 */
-	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
-			       "tick_hz=0", NULL };
-	const uint64_t ts[] = { 4500, 8500, 12500, 16500 };
+	const uint64_t ts[] = { 4500, 8500, 12500, 16500 }, shape[5] = { 14, 6, 2, 17, 0 };
 	int64_t cpu[4];
-	char path[512];
 
-	sp_test_path(path, sizeof(path), "idle_stable.sptrace");
-	rewritten_trace(path, 14, 6, 2, 17, 0);
-	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 1, 1000, 0, 0), ts, 4, cpu);
+	stable_idle_cpu("idle_stable.sptrace", shape, NULL, IDLE_COSTS(0, 0, 0, 1, 1000, 0, 0), ts, 4,
+			cpu);
 	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8008);
 	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8005);
 	CU_ASSERT_EQUAL(cpu[3] - cpu[2], 8005);
@@ -342,15 +356,11 @@ SP_TEST(stable_tree_reads_after_a_quiet_scan_turn_hot)
 	 * 4 s, the 5s class; no page reaches the unstable tree): scan 3 adds
 	 * 0 (S = 1 + i + floor(14 (39 - i) / 46) >= 12), scan 4 adds 6.
 	 */
-	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
-			       "tick_hz=0", NULL };
-	const uint64_t ts[] = { 4500, 8500, 12500 };
+	const uint64_t ts[] = { 4500, 8500, 12500 }, shape[5] = { 46, 6, 2, 13, 14 };
 	int64_t cpu[3];
-	char path[512];
 
-	sp_test_path(path, sizeof(path), "idle_stable_burst.sptrace");
-	rewritten_trace(path, 46, 6, 2, 13, 14);
-	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 0, 1, 1, 0), ts, 3, cpu);
+	stable_idle_cpu("idle_stable_burst.sptrace", shape, NULL, IDLE_COSTS(0, 0, 0, 0, 1, 1, 0), ts,
+			3, cpu);
 	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 0);
 	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 6);
 }
@@ -860,15 +870,11 @@ SP_TEST(stable_tree_idle_reads_leave_out_a_chains_dups)
 	 * search: 2s), the rest 0 (the pages' own reads are idle 4 s: the 5s
 	 * class): each scan from the fourth adds 8 ns.
 	 */
-	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
-			       "tick_hz=0", "max_page_sharing=2", NULL };
-	const uint64_t ts[] = { 12500, 16500, 20500 };
+	const uint64_t ts[] = { 12500, 16500, 20500 }, shape[5] = { 12, 4, 4, 21, 0 };
 	int64_t cpu[3];
-	char path[512];
 
-	sp_test_path(path, sizeof(path), "idle_chain.sptrace");
-	rewritten_trace(path, 12, 4, 4, 21, 0);
-	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 1, 1, 1000000, 0), ts, 3, cpu);
+	stable_idle_cpu("idle_chain.sptrace", shape, "max_page_sharing=2",
+			IDLE_COSTS(0, 0, 0, 1, 1, 1000000, 0), ts, 3, cpu);
 	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8);
 	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8);
 }
