@@ -110,8 +110,9 @@
  *    the last one's duration; an unstable tree search touches one node per
  *    level, the leaf idle since the scan began and each level up half as
  *    long (touch_tree_idle()); a stable tree search touches the KSM page of each
- *    node it passes, the one at depth d idle a scan * 2^d / the searches of
- *    the last scan (touch_stable_idle()).  A visit does not read a KSM
+ *    node it passes, the one at depth d idle a scan * 2^d / the searches in
+ *    the scan's length up to it: this scan's so far and the last one's
+ *    beyond the cursor (touch_stable_idle()).  A visit does not read a KSM
  *    page's content.  Each touch idle 35 ms or more counts in its
  *    BK_COST_IDLE_* class (bk_idle_class()).  A batch with a visit that
  *    reads a page (not a KSM page), after a sleep (sleep_millisecs > 0, or
@@ -397,7 +398,7 @@ struct ksm {
 	bool scan_began;
 	bool woke; /* the next batch follows a sleep (BK_COST_BATCH_READ) */
 	uint64_t ss_scan, ss_last; /* stable tree searches in this full scan, in the last one */
-	struct stable_idle sidle;  /* touch_stable_idle()'s classes for ss_last */
+	struct stable_idle sidle;  /* touch_stable_idle()'s classes, kept while its inputs stay */
 
 	/* counters */
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
@@ -790,10 +791,10 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
 }
 
 /*
- * touch_stable_idle()'s classes for the last scan's period and searches:
+ * touch_stable_idle()'s classes for a period and a count of searches:
  * from[c], the first depth d whose idle time (period * 2^d / searches, as
  * computed there) is in class BK_COST_IDLE_50MS + c or above, 63 if none
- * below 63; from[BK_IDLE_CLASSES] is 63.  They change once a scan.
+ * below 63; from[BK_IDLE_CLASSES] is 63.
  */
 static void stable_idle_from(struct ksm *k, uint64_t period, uint64_t searches)
 {
@@ -807,25 +808,45 @@ static void stable_idle_from(struct ksm *k, uint64_t period, uint64_t searches)
 
 		for (; c < BK_IDLE_CLASSES && cls >= BK_COST_IDLE_50MS + c; c++)
 			s->from[c] = (uint8_t)d;
+		if (c == BK_IDLE_CLASSES)
+			break; /* every class found: the deeper levels are all idle_5s */
 	}
 	for (; c <= BK_IDLE_CLASSES; c++)
 		s->from[c] = 63;
 }
 
 /*
+ * The stable tree searches of the last full scan's length up to now: this
+ * one, this scan's before it, and the last scan's beyond the cursor (as if
+ * spread evenly over its pages).  With smart_scan a scan that reads every
+ * unique page (thousands of searches) follows scans that read a few: the
+ * tree its later searches read was read moments before, not a scan of a
+ * few searches before.
+ */
+static uint64_t stable_window_searches(const struct ksm *k)
+{
+	double rest = (double)k->ss_last * (double)(k->npages - k->cursor) / (double)k->npages;
+
+	return k->ss_scan + 1 + (uint64_t)rest;
+}
+
+/*
  * The KSM pages a stable tree search of `depth` levels reads: the tree lives
- * across scans and is searched ss_last times a scan (the last full scan's
- * count), so the node at depth d (root 0) is read by one search in 2^d:
- * idle period * 2^d / ss_last.  Visits do not read a KSM page's content.
- * The class of each depth is computed once a scan (stable_idle_from()).
+ * across scans and is searched S times in a scan's length before this
+ * search (stable_window_searches()), so the node at depth d (root 0) is
+ * read by one search in 2^d: idle period * 2^d / S.  Visits do not read a
+ * KSM page's content.  The class of each depth is computed again when S or
+ * the period changes (stable_idle_from()).  None in the first full scan: the
+ * tree is new.
  */
 static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
-	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches = k->ss_last, period = page_idle_ns(k);
+	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches, period = k->scan_period_ns;
 	uint32_t d = depth < 63 ? (uint32_t)depth : 63, lo, hi;
 
-	if (!searches || !period)
-		return; /* the first scans: the tree is new */
+	if (!period)
+		return; /* the first scan: the tree is new */
+	searches = stable_window_searches(k);
 	if (k->sidle.period != period || k->sidle.searches != searches)
 		stable_idle_from(k, period, searches);
 	for (int c = 0; c < BK_IDLE_CLASSES; c++) {

@@ -259,22 +259,49 @@ SP_TEST(smart_scan_reads_after_the_skipped_scans)
 
 /*
  * One guest of n pages: page p below `same` holds content 1 + p / group from
- * t = 0 on, the others a new content every second up to `until` s.
+ * t = 0 on, the others a new content every second up to `until` s; with
+ * `late` > 0, pages from `late` on are absent until t = 10 s, then each hold
+ * a content of its own, unchanged.
  */
 static void rewritten_trace(const char *path, uint64_t n, uint64_t same, uint64_t group,
-			    uint64_t until)
+			    uint64_t until, uint64_t late)
 {
+	uint64_t end = late ? late : n;
 	struct tb tb;
 
 	tb_init(&tb, 1, n);
 	tb_open(&tb, path);
 	for (uint64_t t = 0; t <= until; t++) {
 		tb_snap(&tb, t * 1000);
-		for (uint64_t p = 0; p < n; p++)
+		for (uint64_t p = 0; p < end; p++)
 			if (t == 0 || p >= same)
 				tb_page(&tb, 0, p, p < same ? 1 + p / group : 100 + 100 * t + p);
+		for (uint64_t p = end; p < n && (t == 0 || t == 10); p++) {
+			if (t == 0)
+				tb_absent(&tb, 0, p);
+			else
+				tb_page(&tb, 0, p, 100000 + p);
+		}
 	}
 	tb_commit(&tb);
+}
+
+/*
+ * cpu_ns at ts[0..n) of ksm as the kernel 6.10 (the stable tree searched
+ * before the checksum), one batch a scan (pages_to_scan=100), sleep 4 s,
+ * smart_scan=0, tick_hz=0 and `extra` (a tunable, or NULL), costs cost, on
+ * rewritten_trace(name, shape: n, same, group, until, late).
+ */
+static void stable_idle_cpu(const char *name, const uint64_t shape[5], const char *extra,
+			    const char *cost, const uint64_t *ts, int n, int64_t *cpu)
+{
+	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
+			       "tick_hz=0", extra, NULL };
+	char path[512];
+
+	sp_test_path(path, sizeof(path), name);
+	rewritten_trace(path, shape[0], shape[1], shape[2], shape[3], shape[4]);
+	idle_cpu_at(path, sets, "6.10", cost, ts, n, cpu);
 }
 
 SP_TEST(stable_tree_reads_idle_by_depth_and_searches)
@@ -282,31 +309,60 @@ SP_TEST(stable_tree_reads_idle_by_depth_and_searches)
 	/*
 	 * Kernel 6.10 (the stable tree searched before the checksum, so a
 	 * volatile page searches it but never the unstable tree), smart_scan=0,
-	 * sleep 4 s, tick_hz=0.  Pages 0-5: contents A, A, B, B, C, C, merged in
-	 * scan 2 (t=4 s) into 3 KSM pages: a red-black tree of 3 nodes, where
-	 * every search that finds nothing passes the root (depth 0) and one
-	 * child (depth 1).  Pages 6-13 are rewritten every second: each scan
-	 * they search the stable tree and stop at the checksum.  A node at depth
-	 * d is idle period * 2^d / (the last scan's stable searches).  Scan 1
-	 * (t=0): 14 searches of an empty tree.  Scan 3 (t=8 s): 8 searches, the
-	 * last scan had 14: depth 0 idle 0.29 s (200ms), depth 1 0.57 s
-	 * (500ms).  Scans 4, 5 (t=12, 16 s): the last had 8: 0.5 s (500ms) and
-	 * 1 s (1s).  With idle_500ms 1 ns and idle_1s 1000 (the rest 0; the
-	 * pages' own reads are idle 4 s, the unstable levels 4 s): scan 3 adds 8
-	 * ns, scans 4 and 5 8008 each.
+	 * sleep 4 s, tick_hz=0, one batch a scan.  Pages 0-5: contents A, A, B,
+	 * B, C, C, merged in scan 2 (t=4 s) into 3 KSM pages: a red-black tree
+	 * of 3 nodes, where every search that finds nothing passes the root
+	 * (depth 0) and one child (depth 1).  Pages 6-13 are rewritten every
+	 * second: each scan they search the stable tree and stop at the
+	 * checksum.  A node at depth d is idle period * 2^d / S, S the searches
+	 * in a scan's length up to this one: 1 + this scan's before it + the
+	 * last scan's count * (14 - cursor) / 14, floored (the cursor is past
+	 * the page: 7 for page 6).  Scan 2 searched 14 times (every page), so
+	 * in scan 3 (t=8 s) page 6+i has S = 1 + i + floor(14 (7 - i) / 14) =
+	 * 8: depth 0 idle 0.5 s (500ms), depth 1 1 s (1s).  Scans 4, 5 (t=12,
+	 * 16 s): the last had 8, S = 1 + i + floor(8 (7 - i) / 14) = 5, 5, 5,
+	 * 6, 6, 7, 7, 8: the first three 0.8 s (1s) and 1.6 s (2s), the rest
+	 * 0.67-0.5 s (500ms) and 1.33-1 s (1s).  With idle_500ms 1 ns and
+	 * idle_1s 1000 (the rest 0; the pages' own reads are idle 4 s, the 5s
+	 * class): scan 3 adds 8 * 1001 = 8008 ns, scans 4 and 5 3 * 1000 + 5 *
+	 * 1001 = 8005 each.
 	 */
-	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
-			       "tick_hz=0", NULL };
-	const uint64_t ts[] = { 4500, 8500, 12500, 16500 };
+	const uint64_t ts[] = { 4500, 8500, 12500, 16500 }, shape[5] = { 14, 6, 2, 17, 0 };
 	int64_t cpu[4];
-	char path[512];
 
-	sp_test_path(path, sizeof(path), "idle_stable.sptrace");
-	rewritten_trace(path, 14, 6, 2, 17);
-	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 1, 1000, 0, 0), ts, 4, cpu);
-	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8);
-	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8008);
-	CU_ASSERT_EQUAL(cpu[3] - cpu[2], 8008);
+	stable_idle_cpu("idle_stable.sptrace", shape, NULL, IDLE_COSTS(0, 0, 0, 1, 1000, 0, 0), ts, 4,
+			cpu);
+	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8008);
+	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8005);
+	CU_ASSERT_EQUAL(cpu[3] - cpu[2], 8005);
+}
+
+SP_TEST(stable_tree_reads_after_a_quiet_scan_turn_hot)
+{
+	/*
+	 * As stable_tree_reads_idle_by_depth_and_searches (kernel 6.10, sleep
+	 * 4 s, one batch a scan, the 3-node tree of A, B, C from scan 2, pages
+	 * 6-13 rewritten every second), with pages 14-45 absent until t=10 s,
+	 * then each a content of its own: scan 3 (t=8 s) searches 8 times,
+	 * scan 4 (t=12 s) 40 times (pages 6-45, cursor 7-46), as smart_scan's
+	 * scan that reads every unique page follows scans that read a few.
+	 * Charging each of the 40 by the last scan's 8 searches would read
+	 * depth 1 idle 8 s / 8 = 1 s (1s class) 40 times.  By the searches in
+	 * a scan's length, page 6+i has S = 1 + i + floor(8 (46 - 7 - i) / 46)
+	 * = 7, 8, 9, 10, 11, 11, then 12 and more: depth 1 idle 8 s / S =
+	 * 1.14 ... 0.73 s (1s) for the first six, 0.67 s and less (500ms and
+	 * below) after; depth 0 (4 s / S <= 0.57 s) never 1s.  Only idle_1s and
+	 * idle_2s cost, 1 ns (the pages' own reads and first visits are idle
+	 * 4 s, the 5s class; no page reaches the unstable tree): scan 3 adds
+	 * 0 (S = 1 + i + floor(14 (39 - i) / 46) >= 12), scan 4 adds 6.
+	 */
+	const uint64_t ts[] = { 4500, 8500, 12500 }, shape[5] = { 46, 6, 2, 13, 14 };
+	int64_t cpu[3];
+
+	stable_idle_cpu("idle_stable_burst.sptrace", shape, NULL, IDLE_COSTS(0, 0, 0, 0, 1, 1, 0), ts,
+			3, cpu);
+	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 0);
+	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 6);
 }
 
 static void volatile_trace(const char *path)
@@ -806,21 +862,19 @@ SP_TEST(stable_tree_idle_reads_leave_out_a_chains_dups)
 	 * content) merge in scan 2 into two KSM pages of two mappers each, dups
 	 * of one chain, the tree's only node.  Pages 4-11, rewritten every
 	 * second, search it at every scan: the search walks the chain's dups
-	 * (tree steps) but reads one KSM page, at depth 0, idle 4 s / 8
-	 * searches = 0.5 s (500ms class).  idle_500ms 1 ns, idle_1s 1000,
-	 * idle_2s 10^6 (a dup counted as a level would be idle 1 s, 2 s), the
-	 * rest 0 (the pages' own reads are idle 4 s: the 5s class): each scan
-	 * from the fourth adds 8 ns.
+	 * (tree steps) but reads one KSM page, at depth 0, idle 4 s / S with S
+	 * = 1 + i + floor(8 (12 - 5 - i) / 12) = 5, 6, 6, 6, 7, 7, 7, 8 for
+	 * page 4+i (the last scan searched 8 times): 0.8 s (1s class), then
+	 * 0.67-0.5 s (500ms).  idle_500ms and idle_1s 1 ns, idle_2s 10^6 (a
+	 * dup counted as a level would be idle 8 s / 5 = 1.6 s at the first
+	 * search: 2s), the rest 0 (the pages' own reads are idle 4 s: the 5s
+	 * class): each scan from the fourth adds 8 ns.
 	 */
-	const char *sets[] = { "pages_to_scan=100", "sleep_millisecs=4000", "smart_scan=0",
-			       "tick_hz=0", "max_page_sharing=2", NULL };
-	const uint64_t ts[] = { 12500, 16500, 20500 };
+	const uint64_t ts[] = { 12500, 16500, 20500 }, shape[5] = { 12, 4, 4, 21, 0 };
 	int64_t cpu[3];
-	char path[512];
 
-	sp_test_path(path, sizeof(path), "idle_chain.sptrace");
-	rewritten_trace(path, 12, 4, 4, 21);
-	idle_cpu_at(path, sets, "6.10", IDLE_COSTS(0, 0, 0, 1, 1000, 1000000, 0), ts, 3, cpu);
+	stable_idle_cpu("idle_chain.sptrace", shape, "max_page_sharing=2",
+			IDLE_COSTS(0, 0, 0, 1, 1, 1000000, 0), ts, 3, cpu);
 	CU_ASSERT_EQUAL(cpu[1] - cpu[0], 8);
 	CU_ASSERT_EQUAL(cpu[2] - cpu[1], 8);
 }
