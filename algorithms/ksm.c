@@ -196,6 +196,7 @@
  *    stale stable nodes are dropped, as remove_all_stable_nodes() does.
  */
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -736,6 +737,7 @@ static inline uint32_t halvings_above(uint64_t idle, uint64_t b)
 	return (uint32_t)j + 1;
 }
 
+#ifndef NDEBUG
 /*
  * The idle class (BK_COST_IDLE_*, or -1: hot) of a stable tree node at depth
  * d (root 0) searched `searches` times a period: one search in 2^d reads it.
@@ -747,7 +749,6 @@ static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 	return idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 }
 
-#ifndef NDEBUG
 /* touch_tree_idle()'s counts n, level by level as it once computed them. */
 static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t n[BK_IDLE_CLASSES])
 {
@@ -813,20 +814,32 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
 static void stable_idle_from(struct ksm *k, uint64_t period, uint64_t searches)
 {
 	struct stable_idle *s = &k->sidle;
-	int c = 0;
+	/*
+	 * This runs at every search (the searches move by one each).  Depth d is
+	 * idle 2^d * q exactly as stable_depth_class() computes it (scaling by a
+	 * power of two does not change a quotient's rounding), so classes c and
+	 * above start at the least d with 2^d * q >= the class's (integer) bound.
+	 */
+	double q = (double)period / (double)searches;
 
 	s->period = period;
 	s->searches = searches;
-	for (uint32_t d = 0; d < 63; d++) {
-		int cls = stable_depth_class(period, searches, d);
+	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
+		double b = (double)bk_idle_bound(c);
+		int d = 63;
 
-		for (; c < BK_IDLE_CLASSES && cls >= BK_COST_IDLE_50MS + c; c++)
-			s->from[c] = (uint8_t)d;
-		if (c == BK_IDLE_CLASSES)
-			break; /* every class found: the deeper levels are all idle_5s */
+		if (q >= b) {
+			d = 0;
+		} else if (q > 0) {
+			(void)frexp(b / q, &d); /* about ceil(log2(b / q)); made exact below */
+			while (d > 0 && ldexp(q, d - 1) >= b)
+				d--;
+			while (d < 63 && ldexp(q, d) < b)
+				d++;
+		}
+		s->from[c] = (uint8_t)(d < 63 ? d : 63);
 	}
-	for (; c <= BK_IDLE_CLASSES; c++)
-		s->from[c] = 63;
+	s->from[BK_IDLE_CLASSES] = 63;
 }
 
 /*
