@@ -204,8 +204,13 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	}
 	m->npages = n;
 	m->pages = sp_big_calloc(n ? n : 1, sizeof(*m->pages)); /* huge pages: fewer faults and TLB misses */
+	/*
+	 * The content-id table sized once for the trace's distinct contents
+	 * (the layout's estimate; a page holds one at most), not grown by doubling.
+	 */
 	if (!m->pages || bk_frames_init(&m->frames, sizeof(struct sp_fp)) < 0 ||
-	    cidtab_init(&m->truth) < 0 || domain_index(m) < 0)
+	    cidtab_init_sized(&m->truth, !layout ? 0 : layout->contents < n ? layout->contents : n) < 0 ||
+	    domain_index(m) < 0)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
 		for (uint64_t p = 0; p < guest_pages(m, g); p++) {

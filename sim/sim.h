@@ -129,6 +129,12 @@ struct sim_layout {
 	uint64_t total;     /* pages numbered in all */
 	uint64_t snapshots;
 	uint64_t last_ms;   /* time of the last snapshot */
+	/*
+	 * Distinct (content, security domain) pairs among the present non-zero
+	 * records, estimated (HyperLogLog, ~1% error): at least about the most
+	 * the replay holds at once, so the content-id table is sized for it.
+	 */
+	uint64_t contents;
 };
 
 /* Reads src to its end (checking everything) and fills out; release with sim_layout_release. */

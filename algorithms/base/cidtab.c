@@ -6,7 +6,10 @@
  * 64-bit slots: the id and a 32-bit tag, the high half of the pair's hash.
  * A slot's home is the tag's top bits, so probes, growth and deletion never
  * read ent[] except to confirm a tag match.  The index doubles at 50% load
- * (at most 2^32 slots: ids are 32-bit).
+ * (at most 2^32 slots: ids are 32-bit).  Every index is pre-faulted by a
+ * write (sp_big_prefault): lookups read it before anything is written, and
+ * a read of a never-written huge page would map the huge zero page, to be
+ * copied at the first write (bench/README.md, issue 14, eighth round).
  */
 #include "cidtab.h"
 
@@ -18,6 +21,7 @@
 
 #define MIN_SLOTS 1024u
 #define MIN_ENT 1024u
+#define MAX_SLOTS ((size_t)1 << 32)
 
 static uint32_t tag_of(struct sp_fp fp, uint32_t part)
 {
@@ -37,15 +41,27 @@ static size_t home_of(const struct cidtab *c, uint32_t tag)
 
 int cidtab_init(struct cidtab *c)
 {
+	return cidtab_init_sized(c, 0);
+}
+
+int cidtab_init_sized(struct cidtab *c, uint64_t expect)
+{
+	size_t slots = MIN_SLOTS;
+	uint64_t ents = expect + 1 > MIN_ENT ? expect + 1 : MIN_ENT;
+
+	/* 50% load at most, as grow_index() keeps it; ids are 32-bit */
+	while (slots < MAX_SLOTS && slots / 2 < expect)
+		slots *= 2;
 	memset(c, 0, sizeof(*c));
-	c->index = sp_big_calloc(MIN_SLOTS, sizeof(*c->index));
-	c->ent = sp_big_calloc(MIN_ENT, sizeof(*c->ent));
+	c->index = sp_big_calloc(slots, sizeof(*c->index));
+	c->ent = sp_big_calloc(ents < UINT32_MAX ? (size_t)ents : UINT32_MAX, sizeof(*c->ent));
 	if (!c->index || !c->ent) {
 		cidtab_release(c);
 		return SP_ENOMEM;
 	}
-	c->mask = MIN_SLOTS - 1;
-	c->cap_ent = MIN_ENT;
+	sp_big_prefault(c->index, slots, sizeof(*c->index));
+	c->mask = slots - 1;
+	c->cap_ent = ents < UINT32_MAX ? (uint32_t)ents : UINT32_MAX;
 	c->nent = 1; /* id 0 is never handed out */
 	return 0;
 }
@@ -82,11 +98,12 @@ static int grow_index(struct cidtab *c)
 	uint64_t *old = c->index, *nw;
 	size_t old_cap = c->mask + 1;
 
-	if (cap > ((size_t)1 << 32))
+	if (cap > MAX_SLOTS)
 		return SP_ENOMEM;
 	nw = sp_big_calloc(cap, sizeof(*nw));
 	if (!nw)
 		return SP_ENOMEM;
+	sp_big_prefault(nw, cap, sizeof(*nw));
 	c->index = nw;
 	c->mask = cap - 1;
 	for (size_t i = 0; i < old_cap; i++) {

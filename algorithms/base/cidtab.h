@@ -7,6 +7,8 @@
  * Ids run from 1 (0 is never an id); an id is reused once its count falls
  * to 0.  Memory: 24 bytes per distinct pair, plus an index of 8 to 16 bytes
  * per distinct pair (load between 25% and 50%); large arrays on huge pages.
+ * A table told how many pairs to expect is sized for them at once (no
+ * doubling of the index, no moves of the entries) and still grows past them.
  */
 #ifndef SP_CIDTAB_H
 #define SP_CIDTAB_H
@@ -34,6 +36,13 @@ struct cidtab {
 };
 
 int cidtab_init(struct cidtab *c);
+/*
+ * As cidtab_init, for about `expect` distinct pairs held at once: the index
+ * at the smallest capacity that holds them at <= 50% load, written before
+ * first use (sp_big_prefault), the entries' room reserved; more pairs grow
+ * it as usual.  An overestimate costs the index's memory (8-16 B a pair).
+ */
+int cidtab_init_sized(struct cidtab *c, uint64_t expect);
 void cidtab_release(struct cidtab *c);
 /*
  * One more holder of (fp, part): *id receives its id, the return value the

@@ -5,12 +5,16 @@
 #define _GNU_SOURCE /* MAP_ANONYMOUS, madvise() */
 #include "sp_bigmem.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #define BIG_BYTES ((size_t)2 << 20)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels refuse it with EINVAL */
+#endif
 
 void *sp_big_calloc(size_t n, size_t size)
 {
@@ -62,6 +66,18 @@ void sp_big_free(void *p, size_t n, size_t size)
 		free(p);
 	else
 		munmap(p, bytes);
+}
+
+void sp_big_prefault(void *p, size_t n, size_t size)
+{
+	size_t bytes = n * size; /* no overflow: sp_big_calloc(n, size) succeeded */
+
+	if (!p || bytes < BIG_BYTES)
+		return; /* calloc'd */
+	if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0 || errno != EINVAL)
+		return;
+	for (size_t i = 0; i < bytes; i += 4096) /* before 5.14: a write faults each page in */
+		((volatile uint8_t *)p)[i] = 0;
 }
 
 static size_t hot_bytes(size_t bytes)

@@ -19,6 +19,17 @@ void *sp_big_calloc(size_t n, size_t size);
 void *sp_big_grow(void *p, size_t n, size_t need, size_t size);
 /* Frees what sp_big_calloc(n, size) returned (the same n and size); NULL is ignored. */
 void sp_big_free(void *p, size_t n, size_t size);
+/*
+ * Faults in what sp_big_calloc(n, size) returned, writable, before its
+ * first use - for
+ * an array that will be touched all over anyway (a hash index) and is read
+ * before it is written.  Why: a read of a never-written huge page maps the
+ * shared huge zero page, and the write after it copies that page
+ * (bench/README.md, issue 14, eighth round).  MADV_POPULATE_WRITE (Linux
+ * 5.14+), else a write per 4 KiB page; nothing for calloc'd arrays.  The
+ * contents stay zero.  Advice only: a failure is left to the first use.
+ */
+void sp_big_prefault(void *p, size_t n, size_t size);
 
 /*
  * n * size zeroed bytes for an array that a scan touches all over on every

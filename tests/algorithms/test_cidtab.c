@@ -122,3 +122,58 @@ SP_TEST(big_arrays_grow_in_place)
 	CU_ASSERT_EQUAL(a[0], 1);
 	sp_big_free(a, n, sizeof(*a));
 }
+
+/*
+ * A table sized for an expected count: its index at the capacity that holds
+ * them at <= 50% load from the start; past the expectation it grows as
+ * usual; ids and counts are those of an unsized table fed the same pairs.
+ */
+SP_TEST(sized_table_matches_unsized_and_grows_past_expectation)
+{
+	enum { N = 300000 };
+	struct cidtab a, b;
+	uint64_t bad = 0;
+
+	CU_ASSERT_EQUAL_FATAL(cidtab_init(&a), 0);
+	CU_ASSERT_EQUAL_FATAL(cidtab_init_sized(&b, N / 2), 0);
+	CU_ASSERT_EQUAL(b.mask + 1, 1u << 19); /* 2^18 slots hold 131072 < 150000 */
+	for (uint64_t s = 0; s < 2 * (uint64_t)N; s++) {
+		uint64_t k = (s * 7919) % N; /* every key twice, spread */
+		struct sp_fp fp = { k * 0x9e3779b97f4a7c15ULL, k | 1 };
+		uint32_t ia = 0, ib = 0;
+
+		bad += cidtab_add(&a, fp, (uint32_t)(k % 3), &ia) !=
+		       cidtab_add(&b, fp, (uint32_t)(k % 3), &ib);
+		bad += ia != ib;
+		if (s % 5 == 0 && cidtab_count(&a, ia) > 1) /* some puts: ids freed and reused */
+			bad += cidtab_put(&a, ia) != cidtab_put(&b, ib);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(cidtab_distinct(&a), N);
+	CU_ASSERT_EQUAL(cidtab_distinct(&b), N);
+	CU_ASSERT_EQUAL(cidtab_total(&a), cidtab_total(&b));
+	CU_ASSERT_EQUAL(cidtab_shared(&a), cidtab_shared(&b));
+	CU_ASSERT_EQUAL(b.mask + 1, 1u << 20); /* grown once past the expectation */
+	cidtab_release(&a);
+	cidtab_release(&b);
+}
+
+/* Pre-faulting leaves an array zeroed and writable, mapped (16 MiB) or calloc'd. */
+SP_TEST(prefault_keeps_arrays_zeroed)
+{
+	size_t sizes[] = { 1000, (size_t)2 << 20 };
+	uint64_t bad = 0;
+
+	for (int k = 0; k < 2; k++) {
+		uint64_t *a = sp_big_calloc(sizes[k], sizeof(*a));
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		sp_big_prefault(a, sizes[k], sizeof(*a));
+		for (size_t i = 0; i < sizes[k]; i++)
+			bad += a[i] != 0;
+		a[sizes[k] - 1] = 1;
+		sp_big_free(a, sizes[k], sizeof(*a));
+	}
+	sp_big_prefault(NULL, 4u << 20, 1); /* nothing to do */
+	CU_ASSERT_EQUAL(bad, 0);
+}
