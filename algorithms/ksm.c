@@ -196,7 +196,6 @@
  *    stale stable nodes are dropped, as remove_all_stable_nodes() does.
  */
 #include <assert.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,12 +339,6 @@ struct walk {
 	uint32_t steps, depth;
 };
 
-/* touch_stable_idle()'s classes by depth for a period and a count of searches (stable_idle_from()). */
-struct stable_idle {
-	uint64_t period, searches; /* searches 0: none computed */
-	uint8_t from[BK_IDLE_CLASSES + 1];
-};
-
 /*
  * Searches are walked ahead WALK_AHEAD pages before their visit, a level a
  * visit (~13 levels a search at 32 M pages), in a ring of WALK_RING (a
@@ -413,7 +406,6 @@ struct ksm {
 	bool scan_began;
 	bool woke; /* the next batch follows a sleep (BK_COST_BATCH_READ) */
 	uint64_t ss_scan, ss_last; /* stable tree searches in this full scan, in the last one */
-	struct stable_idle sidle;  /* touch_stable_idle()'s classes, kept while its inputs stay */
 
 	/* counters */
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
@@ -737,7 +729,6 @@ static inline uint32_t halvings_above(uint64_t idle, uint64_t b)
 	return (uint32_t)j + 1;
 }
 
-#ifndef NDEBUG
 /*
  * The idle class (BK_COST_IDLE_*, or -1: hot) of a stable tree node at depth
  * d (root 0) searched `searches` times a period: one search in 2^d reads it.
@@ -749,6 +740,7 @@ static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 	return idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 }
 
+#ifndef NDEBUG
 /* touch_tree_idle()'s counts n, level by level as it once computed them. */
 static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t n[BK_IDLE_CLASSES])
 {
@@ -759,7 +751,7 @@ static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t 
 	return memcmp(m, n, sizeof(m)) == 0;
 }
 
-/* touch_stable_idle()'s counts n, depth by depth as it once computed them. */
+/* touch_stable_idle()'s counts n, depth by depth from the root. */
 static bool stable_idle_check(uint64_t period, uint64_t searches, uint64_t depth,
 			      const uint64_t n[BK_IDLE_CLASSES])
 {
@@ -806,43 +798,6 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
 }
 
 /*
- * touch_stable_idle()'s classes for a period and a count of searches:
- * from[c], the first depth d whose idle time (period * 2^d / searches, as
- * computed there) is in class BK_COST_IDLE_50MS + c or above, 63 if none
- * below 63; from[BK_IDLE_CLASSES] is 63.
- */
-static void stable_idle_from(struct ksm *k, uint64_t period, uint64_t searches)
-{
-	struct stable_idle *s = &k->sidle;
-	/*
-	 * This runs at every search (the searches move by one each).  Depth d is
-	 * idle 2^d * q exactly as stable_depth_class() computes it (scaling by a
-	 * power of two does not change a quotient's rounding), so classes c and
-	 * above start at the least d with 2^d * q >= the class's (integer) bound.
-	 */
-	double q = (double)period / (double)searches;
-
-	s->period = period;
-	s->searches = searches;
-	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
-		double b = (double)bk_idle_bound(c);
-		int d = 63;
-
-		if (q >= b) {
-			d = 0;
-		} else if (q > 0) {
-			(void)frexp(b / q, &d); /* about ceil(log2(b / q)); made exact below */
-			while (d > 0 && ldexp(q, d - 1) >= b)
-				d--;
-			while (d < 63 && ldexp(q, d) < b)
-				d++;
-		}
-		s->from[c] = (uint8_t)(d < 63 ? d : 63);
-	}
-	s->from[BK_IDLE_CLASSES] = 63;
-}
-
-/*
  * The stable tree searches of the last full scan's length up to now: this
  * one, this scan's before it, and the last scan's beyond the cursor (as if
  * spread evenly over its pages).  With smart_scan a scan that reads every
@@ -862,24 +817,25 @@ static uint64_t stable_window_searches(const struct ksm *k)
  * across scans and is searched S times in a scan's length before this
  * search (stable_window_searches()), so the node at depth d (root 0) is
  * read by one search in 2^d: idle period * 2^d / S.  Visits do not read a
- * KSM page's content.  The class of each depth is computed again when S or
- * the period changes (stable_idle_from()).  None in the first full scan: the
- * tree is new.
+ * KSM page's content.  The idle time grows with the depth, so the levels
+ * are classed from the deepest up to the first hot one (in a scan that
+ * searches thousands of times, the deepest is hot: one class computed).
+ * None in the first full scan: the tree is new.
  */
 static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
 	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches, period = k->scan_period_ns;
-	uint32_t d = depth < 63 ? (uint32_t)depth : 63, lo, hi;
+	uint32_t d = depth < 63 ? (uint32_t)depth : 63;
 
 	if (!period)
 		return; /* the first scan: the tree is new */
 	searches = stable_window_searches(k);
-	if (k->sidle.period != period || k->sidle.searches != searches)
-		stable_idle_from(k, period, searches);
-	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
-		lo = k->sidle.from[c] < d ? k->sidle.from[c] : d;
-		hi = k->sidle.from[c + 1] < d ? k->sidle.from[c + 1] : d;
-		n[c] = hi - lo;
+	while (d > 0) {
+		int c = stable_depth_class(period, searches, --d);
+
+		if (c < 0)
+			break;
+		n[c - BK_COST_IDLE_50MS]++;
 	}
 	assert(stable_idle_check(period, searches, depth, n));
 	account_idle(k, n);
