@@ -69,9 +69,10 @@
  *            steps, or look at the node; sn[i].rbp is the parent)
  *   due      the chains' prune times in the order set, so that a chain whose
  *            prune falls due has its spec computed again (struct due_q)
- *   walk[]   the stable tree searches of the next few pages, walked ahead
- *            from their stored checksums all at once (walk_ahead()), used
- *            when the trees' epoch has not moved since
+ *   walk[]   the stable tree searches of the next WALK_AHEAD pages, walked
+ *            ahead from their stored checksums a level a visit each
+ *            (walk_start(), walk_step()), used when the trees' epoch has
+ *            not moved since
  *   Trees are per partition, kit.h's (security domain, NUMA node when
  *   merge_across_nodes=0): tree index = partition id.  The kernel has no security
  *   domains; here pages of different domains never share, so each domain
@@ -326,10 +327,11 @@ struct due_q {
 };
 
 /*
- * A stable tree search walked ahead (walk_ahead()): page's search of key in
+ * A stable tree search walked ahead (walk_step()): page's search of key in
  * tree, as far as the links alone lead - to n, the first node that is to be
- * read (a key tie, or SPEC_SLOW) or NIL - having passed depth levels and
- * counted steps tree steps, when the trees' epoch was epoch.
+ * read (a key tie, or SPEC_SLOW) or NIL, or still going (struct ksm's
+ * walk_live) - having passed depth levels and counted steps tree steps,
+ * when the trees' epoch was epoch.
  */
 struct walk {
 	uint64_t epoch;
@@ -343,8 +345,17 @@ struct stable_idle {
 	uint8_t from[BK_IDLE_CLASSES + 1];
 };
 
-#define WALK_GROUP 8u
+/*
+ * Searches are walked ahead WALK_AHEAD pages before their visit, a level a
+ * visit (~13 levels a search at 32 M pages), in a ring of WALK_RING (a
+ * power of two, above WALK_AHEAD; at most 32: struct ksm's walk_live).
+ */
+#define WALK_AHEAD 24u
+#define WALK_RING 32u
 #define WALK_NONE UINT32_MAX
+
+_Static_assert(WALK_AHEAD < WALK_RING && WALK_RING <= 32 && (WALK_RING & (WALK_RING - 1)) == 0,
+	       "the walks of the pages ahead fit the ring and its mask");
 
 struct ksm {
 	const struct backend_ops *ops;
@@ -376,7 +387,9 @@ struct ksm {
 
 	struct ritem *ri;
 	struct kit_entry *un; /* unstable tree nodes, in insertion order since the scan began */
-	struct kit_hash unstable; /* chains of un[] by (checksum, tree) */
+	struct kit_hash unstable; /* chains of un[] by (checksum, tree); buckets: ufirst() */
+	uint32_t u_imask;   /* a bucket's bits that name its first node */
+	uint32_t u_ibits, u_tagbits; /* bits of u_imask, and the filter's bits above them */
 	uint32_t *upage;    /* page of each unstable tree node */
 	uint32_t u_used;    /* next free unstable node (1 after each full scan) */
 	uint32_t pf_part;   /* the tree of the latest unstable search: the lookahead's guess */
@@ -388,7 +401,8 @@ struct ksm {
 	struct due_q due; /* chains whose prune falls due later, by time: sn_spec() */
 	bool due_lost;    /* out of memory for it: every chain is SPEC_SLOW */
 	uint64_t epoch;   /* moves with every change of a stable tree's links, specs or roots */
-	struct walk walk[WALK_GROUP]; /* searches walked ahead, page p at p % WALK_GROUP */
+	struct walk walk[WALK_RING]; /* searches walked ahead, page p at p % WALK_RING */
+	uint32_t walk_live;          /* bit i: walk[i] is still going (walk_step()) */
 
 	/* scan cursor */
 	uint64_t cursor;
@@ -1245,10 +1259,90 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 
 /* ---- the unstable tree (a hash table standing for it) ------------------- */
 
-static void unstable_erase(struct ksm *k, uint32_t n)
+/*
+ * A bucket of the unstable tree's hash holds its chain's first node in its
+ * low bits (u_imask: enough for npages) and, in the u_tagbits above them, a
+ * filter of the keys in the chain: each insertion sets the bit utag() picks
+ * for its key, so a bucket whose bit for a key is clear holds no node of
+ * that key, and a search that finds nothing - most of them, a page of a
+ * content of its own - reads no node (the chain's nodes are random lines
+ * of a table of up to npages).  Bits stay set when nodes leave (a false
+ * hit then reads the chain, as without the filter) until the tree is
+ * emptied.  From 2^31 pages on no bits are left: every chain is read.
+ * Only which nodes are read depends on it, not what a search finds.
+ */
+static void unstable_bits(struct ksm *k)
 {
-	kit_hash_remove(&k->unstable, k->un, n);
-	k->usize[k->un[n].part]--;
+	k->u_ibits = (uint32_t)kit_tree_depth(k->npages); /* node numbers go up to npages */
+	k->u_tagbits = k->u_ibits < 32 ? 32 - k->u_ibits : 0;
+	k->u_imask = k->u_tagbits ? (1u << k->u_ibits) - 1 : UINT32_MAX;
+}
+
+/* The filter bit of key (csum, part) in its bucket; 0 when there is no filter. */
+static inline uint32_t utag(const struct ksm *k, uint32_t csum, uint32_t part)
+{
+	uint64_t x = ((uint64_t)csum ^ ((uint64_t)part << 32)) * 0xc2b2ae3d27d4eb4fULL;
+
+	if (!k->u_tagbits)
+		return 0;
+	return 1u << (k->u_ibits + (uint32_t)(((x >> 32) * k->u_tagbits) >> 32));
+}
+
+/* The first node of the chain of key (csum, part), or NIL when the filter says it has none. */
+static inline uint32_t ufirst(const struct ksm *k, uint32_t csum, uint32_t part)
+{
+	uint32_t h = k->unstable.head[kit_bucket(&k->unstable, csum, part)], tag = utag(k, csum, part);
+
+	return tag && !(h & tag) ? NIL : h & k->u_imask;
+}
+
+#ifndef NDEBUG
+/* No node of key (csum, part) in its chain: what ufirst() answering NIL says. */
+static bool ufilter_check(const struct ksm *k, uint32_t csum, uint32_t part)
+{
+	uint32_t n = k->unstable.head[kit_bucket(&k->unstable, csum, part)] & k->u_imask;
+
+	for (; n != NIL; n = k->un[n].next) {
+		if (k->un[n].csum == csum && k->un[n].part == part)
+			return false;
+	}
+	return true;
+}
+#endif
+
+/*
+ * Node i, key (csum, part), goes first in its chain.  Chains are singly
+ * linked (un[].prev unused): an insertion writes no other node - the old
+ * first one, which the filter spares a search from reading, would be a
+ * cache miss of its own - and a node leaves a chain of the live tree only
+ * when a search has just found it there (unstable_erase()).
+ */
+static void uinsert(struct ksm *k, uint32_t i, uint32_t csum, uint32_t part)
+{
+	uint32_t *head = &k->unstable.head[kit_bucket(&k->unstable, csum, part)];
+
+	k->un[i] = (struct kit_entry){ .csum = csum, .part = part, .next = *head & k->u_imask };
+	*head = (*head & ~k->u_imask) | i | utag(k, csum, part);
+}
+
+/* Node i leaves its chain, found by a walk from the bucket (the filter's bits stay). */
+static void unstable_erase(struct ksm *k, uint32_t i)
+{
+	struct kit_entry *x = &k->un[i];
+	uint32_t *head = &k->unstable.head[kit_bucket(&k->unstable, x->csum, x->part)], n;
+
+	n = *head & k->u_imask;
+	if (n == i) {
+		*head = (*head & ~k->u_imask) | x->next;
+	} else {
+		while (k->un[n].next != i) {
+			n = k->un[n].next;
+			assert(n != NIL); /* i is in its chain */
+		}
+		k->un[n].next = x->next;
+	}
+	x->next = NIL;
+	k->usize[x->part]--;
 }
 
 static void unstable_reset(struct ksm *k)
@@ -1490,72 +1584,96 @@ static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n
 }
 
 /*
- * The searches of the next WALK_GROUP pages from p (p a multiple of it),
- * walked as far as the links alone lead (struct walk), all at once: the
- * walks' loads overlap, where one search's are a chain of dependent cache
- * misses.  Read only; a guess: the key is the page's stored checksum (its
- * checksum again unless it was written), the tree that of the latest
- * unstable search.  stable_search() goes on from a walk only when its page,
- * key and tree are the search's and no tree changed since (epoch); then the
- * walk is exactly the search's own first levels (in Debug builds,
- * walk_check() walks them again to see).  Not while the fast-forward holds
- * a copy to compare with (memo_pass() tells it which chains were resolved;
- * it takes or drops a copy only between batches, and each batch moves the
- * epoch).
+ * The stable tree search of page q, to be walked ahead (struct walk) a level
+ * a visit by walk_step() until its visit: the loads of the ~WALK_AHEAD
+ * walks under way overlap, each issued a visit before it is used, where one
+ * search's are a chain of dependent cache misses.  Read only; a guess: the
+ * key is the page's stored checksum (its checksum again unless it was
+ * written), the tree that of the latest unstable search.  stable_search()
+ * goes on from a walk only when its page, key and tree are the search's and
+ * no tree changed since (epoch); then the walk is exactly the search's own
+ * first levels (in Debug builds, walk_check() walks them again to see).
+ * Not while the fast-forward holds a copy to compare with (memo_pass()
+ * tells it which chains were resolved; it takes or drops a copy only
+ * between batches, and each batch moves the epoch).
  */
-static void walk_ahead(struct ksm *k, bk_page p)
+static void walk_start(struct ksm *k, bk_page q)
+{
+	uint32_t i = (uint32_t)(q % WALK_RING), tree = k->pf_part;
+	struct walk *w = &k->walk[i];
+	const struct ritem *it;
+
+	w->page = WALK_NONE;
+	k->walk_live &= ~(1u << i);
+	if (q >= k->npages || ksm_ff_watching(k) || tree >= k->ntrees)
+		return;
+	it = &k->ri[q];
+	if ((it->flags & (RI_TRACKED | RI_CSUM | RI_MAPS)) != (RI_TRACKED | RI_CSUM) ||
+	    (k->smart && it->age >= 3 && it->skips))
+		return; /* no search expected: not tracked, volatile, a KSM page, skipped */
+	*w = (struct walk){ k->epoch, (uint32_t)q, KEY(it->oldchecksum), tree, k->sroot[tree], 0, 0 };
+	if (w->n != NIL) {
+		kit_prefetch(&k->rbt[w->n]);
+		k->walk_live |= 1u << i;
+	}
+}
+
+/*
+ * Every walk under way goes one level down: the node it is at was
+ * prefetched a visit ago.  A walk whose trees changed since (epoch) starts
+ * again from the root; one that stops prefetches the node its search reads
+ * there (stable_cmp(), resolve()).
+ */
+static void walk_step(struct ksm *k)
 {
 	const struct rbl *T = k->rbt;
-	uint32_t live[WALK_GROUP], nlive = 0, tree = k->pf_part;
 
-	for (uint32_t i = 0; i < WALK_GROUP; i++) {
+	for (uint32_t live = k->walk_live; live; live &= live - 1) {
+		uint32_t i = (uint32_t)__builtin_ctz(live), key;
 		struct walk *w = &k->walk[i];
-		const struct ritem *it = &k->ri[p + i];
+		const struct rbl *t;
 
-		w->page = WALK_NONE;
-		if (p + i >= k->npages || ksm_ff_watching(k) || tree >= k->ntrees ||
-		    (it->flags & (RI_TRACKED | RI_CSUM | RI_MAPS)) != (RI_TRACKED | RI_CSUM) ||
-		    (k->smart && it->age >= 3 && it->skips))
-			continue; /* no search expected: not tracked, volatile, a KSM page, skipped */
-		*w = (struct walk){ k->epoch, (uint32_t)(p + i), KEY(it->oldchecksum), tree,
-				    k->sroot[tree], 0, 0 };
-		if (w->n != NIL)
-			live[nlive++] = i;
-	}
-	while (nlive) {
-		for (uint32_t j = 0; j < nlive; j++) {
-			struct walk *w = &k->walk[live[j]];
-			const struct rbl *t = &T[w->n];
-			uint32_t key = t->kr >> 1;
-
-			if (key == w->key || (t->spec & SPEC_SLOW)) {
-				/* Stops here: the search reads this node (stable_cmp(), resolve()). */
-				kit_prefetch(&k->sn[w->n]);
-				live[j--] = live[--nlive];
+		if (w->epoch != k->epoch) {
+			*w = (struct walk){ k->epoch, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
+			if (w->n == NIL) {
+				k->walk_live &= ~(1u << i);
 				continue;
 			}
-			w->steps += 1 + t->spec;
-			w->depth++;
-			w->n = w->key < key ? t->l : t->r;
-			if (w->n == NIL)
-				live[j--] = live[--nlive];
 		}
+		t = &T[w->n];
+		key = t->kr >> 1;
+		if (key == w->key || (t->spec & SPEC_SLOW)) {
+			kit_prefetch(&k->sn[w->n]);
+			k->walk_live &= ~(1u << i);
+			continue;
+		}
+		w->steps += 1 + t->spec;
+		w->depth++;
+		w->n = w->key < key ? t->l : t->r;
+		if (w->n == NIL)
+			k->walk_live &= ~(1u << i);
+		else
+			kit_prefetch(&T[w->n]);
 	}
 }
 
 #ifndef NDEBUG
-/* Walk w, taken again from the root now: the same (the epoch said nothing changed). */
+/*
+ * Walk w's levels, taken again from the root now: the same (the epoch said
+ * nothing changed), each a node passed without reading it.
+ */
 static bool walk_check(const struct ksm *k, const struct walk *w)
 {
 	uint32_t n = k->sroot[w->tree], steps = 0, depth = 0;
 
-	while (n != NIL && (k->rbt[n].kr >> 1) != w->key && !(k->rbt[n].spec & SPEC_SLOW)) {
+	for (; depth < w->depth; depth++) {
+		if (n == NIL || (k->rbt[n].kr >> 1) == w->key || (k->rbt[n].spec & SPEC_SLOW))
+			return false;
 		assert(k->rbt[n].spec == sn_spec(k, n));
 		steps += 1 + k->rbt[n].spec;
-		depth++;
 		n = w->key < (k->rbt[n].kr >> 1) ? k->rbt[n].l : k->rbt[n].r;
 	}
-	return n == w->n && steps == w->steps && depth == w->depth;
+	return n == w->n && steps == w->steps;
 }
 #endif
 
@@ -1564,7 +1682,7 @@ static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t 
 {
 	uint64_t steps = 0, depth = 0; /* steps include a chain's dups; depth the KSM pages read */
 	uint32_t found = 0, n = k->sroot[tree];
-	const struct walk *w = &k->walk[p % WALK_GROUP];
+	const struct walk *w = &k->walk[p % WALK_RING];
 
 	if (w->page == p && w->key == KEY(csum) && w->tree == tree && w->epoch == k->epoch) {
 		/* Walked ahead, nothing changed since: go on from where that walk stopped. */
@@ -1710,7 +1828,9 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	account(k, BK_COST_TREE_STEP, depth);
 	touch_tree_idle(k, depth);
 	k->pf_part = tree;
-	for (n = kit_hash_first(&k->unstable, csum, tree); n != NIL; n = k->un[n].next) {
+	n = ufirst(k, csum, tree);
+	assert(n != NIL || ufilter_check(k, csum, tree));
+	for (; n != NIL; n = k->un[n].next) {
 		if (k->un[n].csum == csum && k->un[n].part == tree &&
 		    k->ops->compare(k->impl, p, k->upage[n]) == 0) {
 			found = n;
@@ -1732,7 +1852,7 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	it->flags |= RI_UNSTABLE;
 	it->seq = (uint8_t)k->full_scans;
 	it->head = n;
-	kit_hash_insert(&k->unstable, k->un, n, csum, tree);
+	uinsert(k, n, csum, tree);
 	k->usize[tree]++;
 	k->pages_unshared++;
 	return 0;
@@ -1922,7 +2042,7 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 	if (p + AHEAD_NODE < k->npages) {
 		it = &k->ri[p + AHEAD_NODE];
 		if (it->flags & RI_CSUM) {
-			uint32_t n = kit_hash_first(&k->unstable, it->oldchecksum, k->pf_part);
+			uint32_t n = ufirst(k, it->oldchecksum, k->pf_part);
 
 			if (n != NIL)
 				kit_prefetch(&k->un[n]);
@@ -1931,19 +2051,50 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 }
 
 /*
- * The search of page p walked ahead (walk_ahead(), whose prefetch of the
- * node it stopped at has landed by now): the backend starts loading that
- * node's KSM page for the compare of a key tie (compare_frame()).  A hint;
- * for a chain or a stale node kpage names no frame to compare, harmlessly.
+ * The node where the search of page p, walked ahead to its end, stops
+ * (walk_step(), whose prefetch of it has landed by now), or NULL.
  */
+static inline const struct snode *walk_stop(const struct ksm *k, bk_page p)
+{
+	uint32_t i = (uint32_t)(p % WALK_RING);
+	const struct walk *w = &k->walk[i];
+
+	if (w->page != p || w->n == NIL || w->epoch != k->epoch || (k->walk_live & (1u << i)))
+		return NULL;
+	return &k->sn[w->n];
+}
+
+/*
+ * Hints for what the search of page p reads once its walk stops (a key tie
+ * found: a merge).  AHEAD_DUP pages ahead, at a chain: its first dup, the
+ * one a chain with a memo resolves to.  AHEAD_FRAME pages ahead: the node's
+ * (or that dup's) KSM page, through the backend (compare_frame(),
+ * merge_frame()), and the rmap item first in its list, which
+ * stable_append() links the page before.  For a stale node or a chain
+ * without a memo the hints may name other lines, harmlessly.
+ */
+#define AHEAD_DUP 4u
 #define AHEAD_FRAME 2u
+
+static inline void dup_ahead(const struct ksm *k, bk_page p)
+{
+	const struct snode *s = walk_stop(k, p);
+
+	if (s && s->kind == SN_CHAIN && s->hlist && s->hlist < k->sn_used)
+		kit_prefetch(&k->sn[s->hlist]);
+}
 
 static inline void frame_ahead(const struct ksm *k, bk_page p)
 {
-	const struct walk *w = &k->walk[p % WALK_GROUP];
+	const struct snode *s = walk_stop(k, p);
 
-	if (w->page == p && w->n != NIL && w->epoch == k->epoch)
-		k->ops->prefetch_frame(k->impl, k->sn[w->n].kpage);
+	if (s && s->kind == SN_CHAIN)
+		s = s->hlist && s->hlist < k->sn_used ? &k->sn[s->hlist] : NULL;
+	if (!s)
+		return;
+	k->ops->prefetch_frame(k->impl, s->kpage);
+	if (s->hlist && s->hlist <= k->npages)
+		kit_prefetch(&k->ri[s->hlist - 1]);
 }
 
 /*
@@ -1997,10 +2148,13 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		}
 		p = k->cursor++;
 		scan_ahead(k, p);
-		if (p % WALK_GROUP == 0)
-			walk_ahead(k, p);
-		if (k->ops->prefetch_frame)
+		k->walk_live &= ~(1u << (p % WALK_RING)); /* p's walk is used now or never */
+		walk_step(k);
+		walk_start(k, p + WALK_AHEAD);
+		if (k->ops->prefetch_frame) {
+			dup_ahead(k, p + AHEAD_DUP);
 			frame_ahead(k, p + AHEAD_FRAME);
+		}
 		it = &k->ri[p];
 		ops->page_info(k->impl, p, &info);
 		if (!info.present || info.frame == BK_ZERO_FRAME) {
@@ -2483,7 +2637,8 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->un = sp_hot_calloc(k->npages + 1, sizeof(*k->un));
 	k->upage = sp_hot_calloc(k->npages + 1, sizeof(*k->upage));
 	k->u_used = 1;
-	for (uint32_t i = 0; i < WALK_GROUP; i++)
+	unstable_bits(k);
+	for (uint32_t i = 0; i < WALK_RING; i++)
 		k->walk[i].page = WALK_NONE;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
