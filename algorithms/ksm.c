@@ -339,12 +339,6 @@ struct walk {
 	uint32_t steps, depth;
 };
 
-/* touch_stable_idle()'s classes by depth for a period and a count of searches (stable_idle_from()). */
-struct stable_idle {
-	uint64_t period, searches; /* searches 0: none computed */
-	uint8_t from[BK_IDLE_CLASSES + 1];
-};
-
 /*
  * Searches are walked ahead WALK_AHEAD pages before their visit, a level a
  * visit (~13 levels a search at 32 M pages), in a ring of WALK_RING (a
@@ -412,7 +406,6 @@ struct ksm {
 	bool scan_began;
 	bool woke; /* the next batch follows a sleep (BK_COST_BATCH_READ) */
 	uint64_t ss_scan, ss_last; /* stable tree searches in this full scan, in the last one */
-	struct stable_idle sidle;  /* touch_stable_idle()'s classes, kept while its inputs stay */
 
 	/* counters */
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
@@ -758,7 +751,7 @@ static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t 
 	return memcmp(m, n, sizeof(m)) == 0;
 }
 
-/* touch_stable_idle()'s counts n, depth by depth as it once computed them. */
+/* touch_stable_idle()'s counts n, depth by depth from the root. */
 static bool stable_idle_check(uint64_t period, uint64_t searches, uint64_t depth,
 			      const uint64_t n[BK_IDLE_CLASSES])
 {
@@ -805,31 +798,6 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
 }
 
 /*
- * touch_stable_idle()'s classes for a period and a count of searches:
- * from[c], the first depth d whose idle time (period * 2^d / searches, as
- * computed there) is in class BK_COST_IDLE_50MS + c or above, 63 if none
- * below 63; from[BK_IDLE_CLASSES] is 63.
- */
-static void stable_idle_from(struct ksm *k, uint64_t period, uint64_t searches)
-{
-	struct stable_idle *s = &k->sidle;
-	int c = 0;
-
-	s->period = period;
-	s->searches = searches;
-	for (uint32_t d = 0; d < 63; d++) {
-		int cls = stable_depth_class(period, searches, d);
-
-		for (; c < BK_IDLE_CLASSES && cls >= BK_COST_IDLE_50MS + c; c++)
-			s->from[c] = (uint8_t)d;
-		if (c == BK_IDLE_CLASSES)
-			break; /* every class found: the deeper levels are all idle_5s */
-	}
-	for (; c <= BK_IDLE_CLASSES; c++)
-		s->from[c] = 63;
-}
-
-/*
  * The stable tree searches of the last full scan's length up to now: this
  * one, this scan's before it, and the last scan's beyond the cursor (as if
  * spread evenly over its pages).  With smart_scan a scan that reads every
@@ -849,24 +817,25 @@ static uint64_t stable_window_searches(const struct ksm *k)
  * across scans and is searched S times in a scan's length before this
  * search (stable_window_searches()), so the node at depth d (root 0) is
  * read by one search in 2^d: idle period * 2^d / S.  Visits do not read a
- * KSM page's content.  The class of each depth is computed again when S or
- * the period changes (stable_idle_from()).  None in the first full scan: the
- * tree is new.
+ * KSM page's content.  The idle time grows with the depth, so the levels
+ * are classed from the deepest up to the first hot one (in a scan that
+ * searches thousands of times, the deepest is hot: one class computed).
+ * None in the first full scan: the tree is new.
  */
 static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
 	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches, period = k->scan_period_ns;
-	uint32_t d = depth < 63 ? (uint32_t)depth : 63, lo, hi;
+	uint32_t d = depth < 63 ? (uint32_t)depth : 63;
 
 	if (!period)
 		return; /* the first scan: the tree is new */
 	searches = stable_window_searches(k);
-	if (k->sidle.period != period || k->sidle.searches != searches)
-		stable_idle_from(k, period, searches);
-	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
-		lo = k->sidle.from[c] < d ? k->sidle.from[c] : d;
-		hi = k->sidle.from[c + 1] < d ? k->sidle.from[c + 1] : d;
-		n[c] = hi - lo;
+	while (d > 0) {
+		int c = stable_depth_class(period, searches, --d);
+
+		if (c < 0)
+			break;
+		n[c - BK_COST_IDLE_50MS]++;
 	}
 	assert(stable_idle_check(period, searches, depth, n));
 	account_idle(k, n);
