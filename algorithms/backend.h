@@ -92,6 +92,17 @@ enum bk_cost {
 	 * bench/README.md "bench_cost.sh", fifth round); hot below 35 ms.
 	 */
 	BK_COST_VISIT_IDLE,
+	/*
+	 * A visit of a page visited before, idle 35 ms or more (one full
+	 * scan), once, beyond BK_COST_VISIT and BK_COST_VISIT_IDLE: what a
+	 * visit pays for being cold at all.  ksmd's page walk cost ~2x the hot
+	 * visit at a ~90 ms scan, where visit_idle's line from the hot visit
+	 * added ~10% (bench/README.md "bench_cost.sh", seventh and eighth
+	 * rounds); `sim calibrate` fits visit_cold and visit_idle through
+	 * merged pages' visits at two periods.  The ksm model counts one per
+	 * revisit a batch, with visit_idle.
+	 */
+	BK_COST_VISIT_COLD,
 	BK_COST__COUNT
 };
 

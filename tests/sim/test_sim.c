@@ -831,6 +831,37 @@ SP_TEST(visit_idle_counts_each_revisit_a_ms_of_the_scan)
 	CU_ASSERT_EQUAL(cpu[0], 0);
 }
 
+SP_TEST(visit_cold_counts_each_revisit_once)
+{
+	/*
+	 * visit_idle_counts_each_revisit_a_ms_of_the_scan's runs, only
+	 * visit_cold costing, 1 ns a revisit idle 35 ms or more: sleep 1 s,
+	 * from scan 2 (t = 3 s) 5 a batch: by 3.5 s 5, by 4.5 s 10, by 7.5 s
+	 * 20.  Sleep 20 ms (scans of 60 ms): 7 scans of two batches and one,
+	 * 15 x 5 = 75 by 500 ms.  Sleep 10 ms (30 ms scans): hot, none.
+	 */
+	static const char *const cost = "visit=0,checksum=0,compare=0,tree_step=0,merge=0,"
+					 "first_visit=0,visit_cold=1";
+	const char *sets[] = { "pages_to_scan=5", "sleep_millisecs=1000", "smart_scan=0", "tick_hz=0",
+			       NULL };
+	const uint64_t ts[] = { 2500, 3500, 4500, 7500 }, ts_fast[] = { 500 };
+	int64_t cpu[4];
+	char path[512];
+
+	half_merged_guest(path, sizeof(path), "visit_cold.sptrace");
+	idle_cpu_at(path, sets, NULL, cost, ts, 4, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 0);
+	CU_ASSERT_EQUAL(cpu[1], 5);
+	CU_ASSERT_EQUAL(cpu[2], 10);
+	CU_ASSERT_EQUAL(cpu[3], 20);
+	sets[1] = "sleep_millisecs=20";
+	idle_cpu_at(path, sets, NULL, cost, ts_fast, 1, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 75);
+	sets[1] = "sleep_millisecs=10";
+	idle_cpu_at(path, sets, NULL, cost, ts_fast, 1, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 0);
+}
+
 SP_TEST(costs_file_without_visit_idle_loads)
 {
 	/* A costs file saved before visit_idle existed (issue 13's fourth round) loads; it keeps 0. */
