@@ -42,7 +42,7 @@
  *      (what a batch that reads pays for following a sleep).  visit_idle
  *      then comes off phase C's slow scans too (their visits' share).
  *   E. (before D) visits in the scan's pattern: 16384 merged pages, 2000 a
- *      batch after 10 and 100 ms sleeps (scans of ~0.1 and ~1 s): ksmd's
+ *      batch after 10 and 400 ms sleeps (scans of ~0.1 and ~4 s): ksmd's
  *      CPU per page at each, a line against the scan's whole ms: its slope
  *      is visit_idle, its value at the first less a visit is visit_cold
  *      (real_calib_visit_solve()); D's u = 0 then only checks them.
@@ -547,9 +547,10 @@ void real_calib_visit_solve(struct real_calibration *c)
 void real_calib_batch_solve(struct real_calibration *c)
 {
 	const double batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S, n = BATCH_PAGES / batches;
-	double ms = idle_ms(c->batch_period_ns), slope, icpt, visits;
+	double ms = idle_ms(c->batch_period_ns), slope, icpt, visits, wake = 0;
+	bool e = c->measured[BK_COST_VISIT_COLD];
 
-	if (!c->measured[BK_COST_VISIT_COLD]) {
+	if (!e) {
 		c->ns[BK_COST_VISIT_IDLE] =
 			ms > 0 ? fmax(0, (c->batch_cpu_ns[0] / n - c->ns[BK_COST_VISIT]) / ms) : 0;
 		c->measured[BK_COST_VISIT_IDLE] = true;
@@ -557,9 +558,14 @@ void real_calib_batch_solve(struct real_calibration *c)
 	/* the visits of a batch as the model costs them */
 	visits = n * (c->ns[BK_COST_VISIT] +
 		      (ms > 0 ? ms * c->ns[BK_COST_VISIT_IDLE] + c->ns[BK_COST_VISIT_COLD] : 0));
+	if (e) { /* phase E priced the visits: the batch reading nothing is its visits and a wake-up */
+		wake = fmax(0, c->batch_cpu_ns[0] - visits);
+		c->ns[BK_COST_BATCH_WAKE] = wake;
+		c->measured[BK_COST_BATCH_WAKE] = true;
+	}
 	slope = (c->batch_cpu_ns[2] - c->batch_cpu_ns[1]) / (c->batch_reads[2] - c->batch_reads[1]);
 	icpt = c->batch_cpu_ns[1] - c->batch_reads[1] * slope;
-	c->ns[BK_COST_BATCH_READ] = fmax(0, icpt - visits);
+	c->ns[BK_COST_BATCH_READ] = fmax(0, icpt - visits - wake);
 	c->measured[BK_COST_BATCH_READ] = true;
 }
 
@@ -584,36 +590,57 @@ double real_calib_spread(const struct real_calibration *c)
 
 /*
  * Phase E: visits in the scan's own pattern.  VISIT_PAGES merged pages
- * (groups of 200), VISIT_P2S a batch, after a VISIT_SLEEP_MS[i] sleep: 9
- * batches a scan, ~0.1 s and ~1 s.  A visit of a merged page is the page
- * walk and the rmap lookup only (no content read), so ksmd's CPU per page
- * is what a visit costs idle that scan: phase B's visit (scans back to
- * back, ~8 ms) was a third of it in the runs at 2000/10 (bench/README.md
- * "bench_cost.sh", seventh round).
+ * (groups of 200), VISIT_P2S a batch, 9 batches a scan, after a 10 ms
+ * sleep (scans of ~0.1 s, the aggressive sets') then a 400 ms one (~4 s,
+ * the default tunables' scan of 16384 pages).  A visit of a merged page is
+ * the page walk and the rmap lookup only (no content read), so ksmd's CPU
+ * per page is what a visit costs idle that scan: phase B's visit (scans
+ * back to back, ~8 ms) was half of it in the runs at 2000/10, and phase D's
+ * batches of 100 carry a wake-up each (bench/README.md "bench_cost.sh",
+ * seventh and eighth rounds).  The long point keeps the merged pages: one
+ * scan at the new sleep left out, then VISIT_LONG_SCANS.
  */
 #define VISIT_PAGES IDLE_PAGES
 #define VISIT_P2S 2000u
+#define VISIT_LONG_SCANS 3
 
-static const int64_t visit_sleep_ms[REAL_CALIB_VISIT_POINTS] = { 10, 100 };
+static const int64_t visit_sleep_ms[REAL_CALIB_VISIT_POINTS] = { 10, 400 };
+
+/* The median, cheapest and dearest of n per-scan CPU ns (reordered), per page; into point i. */
+static void visit_point(struct real_calibration *out, int i, double *cpu, double *period, int from,
+			int to)
+{
+	out->visit_cpu_ns[i] = median_from(cpu, from, to) / VISIT_PAGES;
+	out->visit_period_ns[i] = median_from(period, from, to);
+	out->visit_range_ns[i][0] = cpu[from] / VISIT_PAGES;
+	out->visit_range_ns[i][1] = cpu[to - 1] / VISIT_PAGES;
+}
 
 static int visit_timings(struct real_calibration *out, struct scan_cost *sc, uint8_t *a,
 			 struct sp_err *err)
 {
-	int rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, VISIT_P2S, err);
+	double v[SCANS], cpu[SCANS], period[SCANS];
+	int rc;
 
-	for (int i = 0; i < REAL_CALIB_VISIT_POINTS && rc == 0; i++) {
-		double cpu;
-
-		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, visit_sleep_ms[i], err);
-		if (rc == 0)
-			rc = batch_phase(sc, a, VISIT_PAGES, 0, (uint64_t)(6 + i) << 40, &cpu,
-					 &out->visit_period_ns[i], out->visit_range_ns[i], err);
-		if (rc == 0) {
-			out->visit_cpu_ns[i] = cpu / VISIT_PAGES;
-			out->visit_range_ns[i][0] /= VISIT_PAGES;
-			out->visit_range_ns[i][1] /= VISIT_PAGES;
-		}
+	for (uint64_t i = 0; i < VISIT_PAGES; i++)
+		fill(a, i, ((uint64_t)6 << 40) + i / 200);
+	if ((rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, VISIT_P2S, err)) < 0 ||
+	    (rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, visit_sleep_ms[0], err)) < 0)
+		return rc;
+	if (madvise(a, VISIT_PAGES * PAGE, MADV_MERGEABLE) != 0)
+		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
+	sc->cpu_scan = cpu;
+	rc = time_scans(sc, SCANS, v, period, err);
+	if (rc == 0) {
+		visit_point(out, 0, cpu, period, BATCH_WARM, SCANS);
+		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, visit_sleep_ms[1], err);
 	}
+	if (rc == 0)
+		rc = time_scans(sc, 1 + VISIT_LONG_SCANS, v, period, err);
+	if (rc == 0)
+		visit_point(out, 1, cpu, period, 1, 1 + VISIT_LONG_SCANS);
+	sc->cpu_scan = NULL;
+	madvise(a, VISIT_PAGES * PAGE, MADV_UNMERGEABLE);
 	if (rc == 0)
 		real_calib_visit_solve(out);
 	return rc;

@@ -42,7 +42,7 @@ struct real_calibration {
 	double batch_period_ns;
 	/*
 	 * phase E (0 if not run): ksmd's CPU per visit of merged pages visited
-	 * in batches of 2000 after a short and a long sleep (~0.1 and ~1 s
+	 * in batches of 2000 after a short and a long sleep (~0.1 and ~4 s
 	 * scans), the scan periods, the cheapest and dearest steady scan's
 	 */
 	double visit_cpu_ns[REAL_CALIB_VISIT_POINTS];
@@ -73,10 +73,11 @@ void real_calib_visit_solve(struct real_calibration *c);
  * Phase D's costs from its batches (c's batch_* fields and visit costs):
  * without phase E (visit_cold not measured), visit_idle is the batch that
  * reads nothing per visit (4096/41) less a visit, per ms of the scan
- * period (whole ms, as the ksm model counts; none under 35 ms); batch_read
- * is where the line through the batches at ~4 and ~32 reads meets 0
- * reads, less the visits and their idle costs (visit_idle a ms and
- * visit_cold).  Both at least 0; sets them measured.
+ * period (whole ms, as the ksm model counts; none under 35 ms); with it,
+ * batch_wake is that batch less its visits as E prices them (visit,
+ * visit_idle a ms, visit_cold).  batch_read is where the line through the
+ * batches at ~4 and ~32 reads meets 0 reads, less the visits and the
+ * wake-up.  All at least 0; sets them measured.
  */
 void real_calib_batch_solve(struct real_calibration *c);
 

@@ -34,6 +34,8 @@ SP_TEST(batch_solve_takes_the_visits_idle_cost_off_the_first_read)
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0.3, 1e-9);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
 	CU_ASSERT(c.measured[BK_COST_VISIT_IDLE] && c.measured[BK_COST_BATCH_READ]);
+	CU_ASSERT(!c.measured[BK_COST_BATCH_WAKE]);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], 0, 1e-12);
 	/* a batch cheaper than its visits: no idle cost, batch_read less the visits only */
 	c.batch_cpu_ns[0] = n * 50;
 	real_calib_batch_solve(&c);
@@ -97,8 +99,11 @@ SP_TEST(batch_solve_keeps_phase_e_visit_costs_and_takes_them_off)
 	 * As batch_solve_takes_the_visits_idle_cost_off_the_first_read, with
 	 * phase E's visit_idle 0.2 and visit_cold 50 measured: the batch at
 	 * u = 0 no longer sets visit_idle, and each of the n = 4096/41 visits
-	 * of a batch costs 100 + 1000 x 0.2 + 50 = 350 ns: batch_read =
-	 * 260000 - n x 350.  Under 35 ms neither applies: 260000 - n x 100.
+	 * of a batch costs 100 + 1000 x 0.2 + 50 = 350 ns: the batch at u = 0
+	 * (n x 400) is its visits and a wake-up, batch_wake = n x 50 =
+	 * 4995.12; batch_read = 260000 - n x 350 - n x 50 = 260000 - n x 400.
+	 * Under 35 ms neither visit cost applies: batch_wake n x 300, and
+	 * batch_read 260000 - n x 100 - n x 300.  Without phase E no wake-up.
 	 */
 	struct real_calibration c;
 	const double n = 4096.0 / 41;
@@ -116,10 +121,13 @@ SP_TEST(batch_solve_keeps_phase_e_visit_costs_and_takes_them_off)
 	c.batch_cpu_ns[2] = 580000;
 	real_calib_batch_solve(&c);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0.2, 1e-12);
-	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 350, 1e-6);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], n * 50, 1e-6);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
+	CU_ASSERT(c.measured[BK_COST_BATCH_WAKE]);
 	c.batch_period_ns = 30e6;
 	real_calib_batch_solve(&c);
-	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 100, 1e-6);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], n * 300, 1e-6);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
 }
 
 SP_TEST(spread_is_the_widest_point_over_its_median)

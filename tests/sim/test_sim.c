@@ -862,6 +862,34 @@ SP_TEST(visit_cold_counts_each_revisit_once)
 	CU_ASSERT_EQUAL(cpu[0], 0);
 }
 
+SP_TEST(batch_wake_counts_every_batch_after_a_sleep)
+{
+	/*
+	 * The guest of batch_read_counts_batches_that_read_after_a_sleep,
+	 * only batch_wake costing, 1000 ns.  Sleep 1 s: a batch every second
+	 * from t = 0 (ksmd starts asleep), the wrap's and those that read
+	 * nothing included: 3 by 2.5 s, 6 by 5.5 s, 11 by 10.5 s.  Sleep 0:
+	 * only the first.
+	 */
+	static const char *const cost =
+		"visit=0,checksum=0,compare=0,tree_step=0,merge=0,first_visit=0,batch_wake=1000";
+	const char *sets[] = { "pages_to_scan=5", "sleep_millisecs=1000", "smart_scan=0", "tick_hz=0",
+			       NULL };
+	const uint64_t ts[] = { 2500, 5500, 10500 };
+	int64_t cpu[3];
+	char path[512];
+
+	half_merged_guest(path, sizeof(path), "batch_wake.sptrace");
+	idle_cpu_at(path, sets, NULL, cost, ts, 3, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 3000);
+	CU_ASSERT_EQUAL(cpu[1], 6000);
+	CU_ASSERT_EQUAL(cpu[2], 11000);
+	sets[1] = "sleep_millisecs=0";
+	idle_cpu_at(path, sets, NULL, cost, ts, 2, cpu);
+	CU_ASSERT_EQUAL(cpu[0], 1000);
+	CU_ASSERT_EQUAL(cpu[1], 1000);
+}
+
 SP_TEST(costs_file_without_visit_idle_loads)
 {
 	/* A costs file saved before visit_idle existed (issue 13's fourth round) loads; it keeps 0. */
