@@ -8,6 +8,17 @@
 #include "calibrate.h"
 #include "harness.h"
 
+/* Phase D's batches of the tests below: the scan 1000.4 ms, at u = 0 n x 400 ns, at 4 and 32 reads. */
+static void batches(struct real_calibration *c, double n)
+{
+	c->batch_period_ns = 1000.4e6;
+	c->batch_cpu_ns[0] = n * 400;
+	c->batch_reads[1] = 4;
+	c->batch_cpu_ns[1] = 300000;
+	c->batch_reads[2] = 32;
+	c->batch_cpu_ns[2] = 580000;
+}
+
 SP_TEST(batch_solve_takes_the_visits_idle_cost_off_the_first_read)
 {
 	/*
@@ -24,12 +35,7 @@ SP_TEST(batch_solve_takes_the_visits_idle_cost_off_the_first_read)
 
 	memset(&c, 0, sizeof(c));
 	c.ns[BK_COST_VISIT] = 100;
-	c.batch_period_ns = 1000.4e6;
-	c.batch_cpu_ns[0] = n * 400;
-	c.batch_reads[1] = 4;
-	c.batch_cpu_ns[1] = 300000;
-	c.batch_reads[2] = 32;
-	c.batch_cpu_ns[2] = 580000;
+	batches(&c, n);
 	real_calib_batch_solve(&c);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0.3, 1e-9);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
@@ -113,12 +119,7 @@ SP_TEST(batch_solve_keeps_phase_e_visit_costs_and_takes_them_off)
 	c.ns[BK_COST_VISIT_IDLE] = 0.2;
 	c.ns[BK_COST_VISIT_COLD] = 50;
 	c.measured[BK_COST_VISIT_IDLE] = c.measured[BK_COST_VISIT_COLD] = true;
-	c.batch_period_ns = 1000.4e6;
-	c.batch_cpu_ns[0] = n * 400;
-	c.batch_reads[1] = 4;
-	c.batch_cpu_ns[1] = 300000;
-	c.batch_reads[2] = 32;
-	c.batch_cpu_ns[2] = 580000;
+	batches(&c, n);
 	real_calib_batch_solve(&c);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0.2, 1e-12);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], n * 50, 1e-6);
