@@ -92,6 +92,25 @@ enum bk_cost {
 	 * bench/README.md "bench_cost.sh", fifth round); hot below 35 ms.
 	 */
 	BK_COST_VISIT_IDLE,
+	/*
+	 * A visit of a page visited before, idle 35 ms or more (one full
+	 * scan), once, beyond BK_COST_VISIT and BK_COST_VISIT_IDLE: what a
+	 * visit pays for being cold at all.  ksmd's visits cost 1.5-2x the hot
+	 * visit at ~0.1 s scans, where visit_idle's line from the hot visit
+	 * added ~10% (bench/README.md "bench_cost.sh", seventh and eighth
+	 * rounds); `sim calibrate` fits visit_cold and visit_idle through
+	 * merged pages' visits at two periods (~0.1 and ~4 s).  The ksm model counts one per
+	 * revisit a batch, with visit_idle.
+	 */
+	BK_COST_VISIT_COLD,
+	/*
+	 * A batch after a sleep, whatever it reads: the wake-up and the cold
+	 * start of the scan loop.  ksmd's batches of 100 visits of merged pages
+	 * after 20 ms sleeps cost 18-30 us more than the same visits in
+	 * batches of 2000 (bench/README.md "bench_cost.sh", eighth round).
+	 * The ksm model counts one per batch after a sleep, the wrap's too.
+	 */
+	BK_COST_BATCH_WAKE,
 	BK_COST__COUNT
 };
 
@@ -247,6 +266,16 @@ struct backend_ops {
 	 * one, is allowed; it changes nothing and costs nothing in the model.
 	 */
 	void (*prefetch_frame)(void *impl, bk_frame f);
+
+	/*
+	 * Added after prefetch_frame (0 in a backend that predates it): 1 when
+	 * the backend measures CPU time and reads none of the counts an
+	 * algorithm reports with account() for the cost model (the live
+	 * backend): an algorithm may then leave out the work of working those
+	 * counts out (idle classes, the cost of its tree walks).  No decision
+	 * may depend on it.
+	 */
+	uint8_t cost_measured;
 };
 
 struct backend {

@@ -117,12 +117,13 @@
  *    page's content.  Each touch idle 35 ms or more counts in its
  *    BK_COST_IDLE_* class (bk_idle_class()).  A batch with a visit that
  *    reads a page (not a KSM page), after a sleep (sleep_millisecs > 0, or
- *    the first batch), is also one BK_COST_BATCH_READ (batch_end()).  A
+ *    the first batch), is also one BK_COST_BATCH_READ, and every batch
+ *    after a sleep one BK_COST_BATCH_WAKE (batch_end()).  A
  *    visit of a page visited before (skipped or not, KSM page or not) also
  *    touches what the scanner keeps of it, the rmap item, page table and
  *    struct page, idle one full scan: each counts its ms in
- *    BK_COST_VISIT_IDLE (batch_end(); none below 35 ms, like the idle
- *    classes).
+ *    BK_COST_VISIT_IDLE and once BK_COST_VISIT_COLD (batch_end(); none
+ *    below 35 ms, like the idle classes).
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -177,6 +178,8 @@
  *  - Transparent huge pages are the backend's business (a merge splits the
  *    huge page); the scanner sees 4 KiB pages only.
  *  - No advisor, no run=2 (unmerge) and no per-process ksm_stat.
+ *  - On a backend that measures CPU instead (backend.h cost_measured: live
+ *    memory) the idle touches above are not worked out: nothing reads them.
  *  - write_tracking=1 (not the kernel's; default 0): a page the backend
  *    reports unwritten since the previous visit keeps its stored checksum
  *    instead of being hashed again (backend.h written()).  The checksum
@@ -365,6 +368,7 @@ struct ksm {
 	uint64_t prune_ms;
 	uint64_t tick_hz;
 	bool track; /* write_tracking, and the backend offers written() */
+	bool model_cost; /* the backend reads the cost model's counts (not cost_measured) */
 
 	/* the kernel version's behaviour (kernel.h) */
 	struct algo_kernel kern;
@@ -1566,6 +1570,17 @@ static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n
  * tells it which chains were resolved; it takes or drops a copy only
  * between batches, and each batch moves the epoch).
  */
+/*
+ * Will the visit of item it search the trees, as far as the item tells?
+ * Not when it has no stored checksum (volatile), is a KSM page or is to be
+ * skipped (smart_scan).  For hints only: a guess for a later visit.
+ */
+static inline bool may_search(const struct ksm *k, const struct ritem *it)
+{
+	return (it->flags & (RI_TRACKED | RI_CSUM | RI_MAPS)) == (RI_TRACKED | RI_CSUM) &&
+	       !(k->smart && it->age >= 3 && it->skips);
+}
+
 static void walk_start(struct ksm *k, bk_page q)
 {
 	uint32_t i = (uint32_t)(q % WALK_RING), tree = k->pf_part;
@@ -1577,8 +1592,7 @@ static void walk_start(struct ksm *k, bk_page q)
 	if (q >= k->npages || ksm_ff_watching(k) || tree >= k->ntrees)
 		return;
 	it = &k->ri[q];
-	if ((it->flags & (RI_TRACKED | RI_CSUM | RI_MAPS)) != (RI_TRACKED | RI_CSUM) ||
-	    (k->smart && it->age >= 3 && it->skips))
+	if (!may_search(k, it))
 		return; /* no search expected: not tracked, volatile, a KSM page, skipped */
 	*w = (struct walk){ k->epoch, (uint32_t)q, KEY(it->oldchecksum), tree, k->sroot[tree], 0, 0 };
 	if (w->n != NIL) {
@@ -1691,7 +1705,8 @@ static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t 
 		}
 	}
 	account(k, BK_COST_TREE_STEP, steps);
-	touch_stable_idle(k, depth); /* a chain's dups are walked, their pages not read */
+	if (k->model_cost)
+		touch_stable_idle(k, depth); /* a chain's dups are walked, their pages not read */
 	k->ss_scan++;
 	return found;
 }
@@ -1795,7 +1810,8 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	struct ritem *it = &k->ri[p];
 
 	account(k, BK_COST_TREE_STEP, depth);
-	touch_tree_idle(k, depth);
+	if (k->model_cost)
+		touch_tree_idle(k, depth);
 	k->pf_part = tree;
 	n = ufirst(k, csum, tree);
 	assert(n != NIL || ufilter_check(k, csum, tree));
@@ -2067,18 +2083,24 @@ static inline void frame_ahead(const struct ksm *k, bk_page p)
 }
 
 /*
- * A batch ends: one BK_COST_BATCH_READ if it read a page after a sleep (the
- * first batch follows ksmd's start, asleep), and whether the next one will;
+ * A batch ends: one BK_COST_BATCH_WAKE if it followed a sleep (the first
+ * batch follows ksmd's start, asleep), one BK_COST_BATCH_READ if it also
+ * read a page, and whether the next one will follow a sleep;
  * its `revisits` (visits of pages visited before) each count the ms their
- * rmap item lay idle, one full scan (BK_COST_VISIT_IDLE).
+ * rmap item lay idle, one full scan (BK_COST_VISIT_IDLE), and once that it
+ * is cold at all (BK_COST_VISIT_COLD).
  */
 static void batch_end(struct ksm *k, bool read, uint64_t sleep, uint64_t revisits)
 {
+	if (k->woke)
+		account(k, BK_COST_BATCH_WAKE, 1);
 	if (read && k->woke)
 		account(k, BK_COST_BATCH_READ, 1);
 	k->woke = sleep != 0;
-	if (revisits && k->scan_period_ns >= BK_IDLE_MIN_NS)
+	if (revisits && k->scan_period_ns >= BK_IDLE_MIN_NS) {
 		account(k, BK_COST_VISIT_IDLE, revisits * (k->scan_period_ns / 1000000));
+		account(k, BK_COST_VISIT_COLD, revisits);
+	}
 	acc_flush(k);
 }
 
@@ -2144,7 +2166,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		if (should_skip(k, p, &info))
 			continue;
 		if (!(it->flags & RI_MAPS)) { /* a KSM page's content is not read by its visit */
-			touch_idle(k, visit_idle_ns(k, it));
+			if (k->model_cost)
+				touch_idle(k, visit_idle_ns(k, it));
 			read = true;
 		}
 		rc = cmp_and_merge(k, p, &info);
@@ -2591,6 +2614,7 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->tick_hz = (uint64_t)prm->v[P_TICK_HZ];
 	k->woke = true; /* ksmd starts asleep */
 	k->track = prm->v[P_WRITE_TRACKING] != 0 && k->ops->written;
+	k->model_cost = !k->ops->cost_measured;
 	k->npages = k->ops->npages(k->impl);
 	k->page_size = k->ops->page_size(k->impl);
 	k->zero_sum = k->ops->zero_checksum(k->impl);
