@@ -266,6 +266,16 @@ struct backend_ops {
 	 * one, is allowed; it changes nothing and costs nothing in the model.
 	 */
 	void (*prefetch_frame)(void *impl, bk_frame f);
+
+	/*
+	 * Added after prefetch_frame (0 in a backend that predates it): 1 when
+	 * the backend measures CPU time and reads none of the counts an
+	 * algorithm reports with account() for the cost model (the live
+	 * backend): an algorithm may then leave out the work of working those
+	 * counts out (idle classes, the cost of its tree walks).  No decision
+	 * may depend on it.
+	 */
+	uint8_t cost_measured;
 };
 
 struct backend {
