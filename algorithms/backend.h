@@ -247,6 +247,16 @@ struct backend_ops {
 	 * one, is allowed; it changes nothing and costs nothing in the model.
 	 */
 	void (*prefetch_frame)(void *impl, bk_frame f);
+
+	/*
+	 * Added after prefetch_frame (NULL: call checksum()): checksum() of page
+	 * p, counted and valued the same, for a caller that may keep the value:
+	 * kept is NULL, or points to what the previous checksum_again() of p
+	 * returned (to this caller: one algorithm per backend).  A backend that
+	 * knows p's content unchanged since then may return *kept without
+	 * reading the page.  Only the simulator's speed changes.
+	 */
+	uint32_t (*checksum_again)(void *impl, bk_page p, const uint32_t *kept);
 };
 
 struct backend {
