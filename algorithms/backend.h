@@ -92,6 +92,25 @@ enum bk_cost {
 	 * bench/README.md "bench_cost.sh", fifth round); hot below 35 ms.
 	 */
 	BK_COST_VISIT_IDLE,
+	/*
+	 * A visit of a page visited before, idle 35 ms or more (one full
+	 * scan), once, beyond BK_COST_VISIT and BK_COST_VISIT_IDLE: what a
+	 * visit pays for being cold at all.  ksmd's visits cost 1.5-2x the hot
+	 * visit at ~0.1 s scans, where visit_idle's line from the hot visit
+	 * added ~10% (bench/README.md "bench_cost.sh", seventh and eighth
+	 * rounds); `sim calibrate` fits visit_cold and visit_idle through
+	 * merged pages' visits at two periods (~0.1 and ~4 s).  The ksm model counts one per
+	 * revisit a batch, with visit_idle.
+	 */
+	BK_COST_VISIT_COLD,
+	/*
+	 * A batch after a sleep, whatever it reads: the wake-up and the cold
+	 * start of the scan loop.  ksmd's batches of 100 visits of merged pages
+	 * after 20 ms sleeps cost 18-30 us more than the same visits in
+	 * batches of 2000 (bench/README.md "bench_cost.sh", eighth round).
+	 * The ksm model counts one per batch after a sleep, the wrap's too.
+	 */
+	BK_COST_BATCH_WAKE,
 	BK_COST__COUNT
 };
 

@@ -117,12 +117,13 @@
  *    page's content.  Each touch idle 35 ms or more counts in its
  *    BK_COST_IDLE_* class (bk_idle_class()).  A batch with a visit that
  *    reads a page (not a KSM page), after a sleep (sleep_millisecs > 0, or
- *    the first batch), is also one BK_COST_BATCH_READ (batch_end()).  A
+ *    the first batch), is also one BK_COST_BATCH_READ, and every batch
+ *    after a sleep one BK_COST_BATCH_WAKE (batch_end()).  A
  *    visit of a page visited before (skipped or not, KSM page or not) also
  *    touches what the scanner keeps of it, the rmap item, page table and
  *    struct page, idle one full scan: each counts its ms in
- *    BK_COST_VISIT_IDLE (batch_end(); none below 35 ms, like the idle
- *    classes).
+ *    BK_COST_VISIT_IDLE and once BK_COST_VISIT_COLD (batch_end(); none
+ *    below 35 ms, like the idle classes).
  *  - A batch ends early when the cursor wraps, like ksm_do_scan() returning
  *    when scan_get_next_rmap_item() finishes the last mm; so with
  *    pages_to_scan >= present pages one batch is one full scan.
@@ -2084,18 +2085,24 @@ static inline void frame_ahead(const struct ksm *k, bk_page p)
 }
 
 /*
- * A batch ends: one BK_COST_BATCH_READ if it read a page after a sleep (the
- * first batch follows ksmd's start, asleep), and whether the next one will;
+ * A batch ends: one BK_COST_BATCH_WAKE if it followed a sleep (the first
+ * batch follows ksmd's start, asleep), one BK_COST_BATCH_READ if it also
+ * read a page, and whether the next one will follow a sleep;
  * its `revisits` (visits of pages visited before) each count the ms their
- * rmap item lay idle, one full scan (BK_COST_VISIT_IDLE).
+ * rmap item lay idle, one full scan (BK_COST_VISIT_IDLE), and once that it
+ * is cold at all (BK_COST_VISIT_COLD).
  */
 static void batch_end(struct ksm *k, bool read, uint64_t sleep, uint64_t revisits)
 {
+	if (k->woke)
+		account(k, BK_COST_BATCH_WAKE, 1);
 	if (read && k->woke)
 		account(k, BK_COST_BATCH_READ, 1);
 	k->woke = sleep != 0;
-	if (revisits && k->scan_period_ns >= BK_IDLE_MIN_NS)
+	if (revisits && k->scan_period_ns >= BK_IDLE_MIN_NS) {
 		account(k, BK_COST_VISIT_IDLE, revisits * (k->scan_period_ns / 1000000));
+		account(k, BK_COST_VISIT_COLD, revisits);
+	}
 	acc_flush(k);
 }
 

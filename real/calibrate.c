@@ -41,6 +41,11 @@
  *      a batch reads; at 0 reads, less the batch at u = 0 -> batch_read
  *      (what a batch that reads pays for following a sleep).  visit_idle
  *      then comes off phase C's slow scans too (their visits' share).
+ *   E. (before D) visits in the scan's pattern: 16384 merged pages, 2000 a
+ *      batch after 10 and 400 ms sleeps (scans of ~0.1 and ~4 s): ksmd's
+ *      CPU per page at each, a line against the scan's whole ms: its slope
+ *      is visit_idle, its value at the first less a visit is visit_cold
+ *      (real_calib_visit_solve()); D's u = 0 then only checks them.
  * The kernel-measured tree step replaces the userspace one when available:
  * it is what ksmd pays.  Every KSM tunable is saved first and restored after,
  * also on failure.
@@ -308,17 +313,18 @@ static int idle_scans(struct real_calibration *out, struct scan_cost *sc, uint64
  * over `hot` (the model's cost of a hot unique page) and over the visit's
  * own idle cost (visit_idle ns a ms of the period, once measured) is the
  * extra of a read idle its period, a point of a curve against idle time
+ * (each slow period >= 35 ms: the visit's visit_cold comes off too)
  * (kept rising; a period not beyond the last point by a fifth adds none);
  * each class costs the curve at its centre.
  */
-static void idle_solve(struct real_calibration *out, double hot, double visit_idle)
+static void idle_solve(struct real_calibration *out, double hot, double visit_idle, double visit_cold)
 {
 	struct idle_curve c = { 0 };
 
 	out->idle_hot_ns = hot;
 	for (int i = 0; i < BK_IDLE_CLASSES; i++) {
 		double per = out->idle_period_ns[i];
-		double x = out->idle_scan_ns[i] - visit_idle * floor(per / 1e6);
+		double x = out->idle_scan_ns[i] - visit_idle * floor(per / 1e6) - visit_cold;
 
 		if (per < BK_IDLE_MIN_NS || (c.n && per < c.t[c.n - 1] * 1.2))
 			continue;
@@ -375,7 +381,7 @@ static void derive_costs(struct real_calibration *out, double *scan, uint64_t n)
 	 */
 	if (out->hot_scan_ns > 0) {
 		step = fmax(0, (out->hot_scan_ns - visit - csum) / mean_depth(HOT_PAGES));
-		idle_solve(out, visit + csum + mean_depth(n < IDLE_PAGES ? n : IDLE_PAGES) * step, 0);
+		idle_solve(out, visit + csum + mean_depth(n < IDLE_PAGES ? n : IDLE_PAGES) * step, 0, 0);
 	} else {
 		step = fmax(0, (out->ksmd_unique_scan_ns - visit - csum) / logn);
 	}
@@ -492,47 +498,75 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 static const unsigned batch_unique[REAL_CALIB_BATCH_PHASES] = { 0, 4, 32 };
 
 /*
- * ksmd's median CPU per batch on a region of BATCH_PAGES pages, u in 100
- * unique, the median scan period (ns), and the cheapest and dearest steady
- * scan's CPU per batch (range); 0 or SP_E*.
+ * ksmd's median CPU per steady scan of the first `pages` pages of a, u in
+ * 100 unique and the rest in merged groups of 200, at the tunables set, the
+ * median scan period (ns), and the cheapest and dearest steady scan's CPU
+ * (range); 0 or SP_E*.
  */
-static int batch_phase(struct scan_cost *sc, uint8_t *a, unsigned u, uint64_t base, double *out,
-		       double *scan, double range[2], struct sp_err *err)
+static int batch_phase(struct scan_cost *sc, uint8_t *a, uint64_t pages, unsigned u, uint64_t base,
+		       double *out, double *scan, double range[2], struct sp_err *err)
 {
 	double v[SCANS], cpu[SCANS], period[SCANS];
-	uint64_t batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S; /* the last ends at the wrap */
 	int rc;
 
-	for (uint64_t i = 0; i < BATCH_PAGES; i++)
-		fill(a, i, i % 100 < u ? base + i : base + BATCH_PAGES + i / 200);
-	if (madvise(a, BATCH_PAGES * PAGE, MADV_MERGEABLE) != 0)
+	for (uint64_t i = 0; i < pages; i++)
+		fill(a, i, i % 100 < u ? base + i : base + pages + i / 200);
+	if (madvise(a, pages * PAGE, MADV_MERGEABLE) != 0)
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	sc->cpu_scan = cpu;
 	rc = time_scans(sc, SCANS, v, period, err);
 	sc->cpu_scan = NULL;
-	madvise(a, BATCH_PAGES * PAGE, MADV_UNMERGEABLE);
+	madvise(a, pages * PAGE, MADV_UNMERGEABLE);
 	if (rc == 0) {
-		*out = median_from(cpu, BATCH_WARM, SCANS) / (double)batches;
+		*out = median_from(cpu, BATCH_WARM, SCANS);
 		*scan = median_from(period, BATCH_WARM, SCANS);
-		range[0] = cpu[BATCH_WARM] / (double)batches; /* median_from() sorted them */
-		range[1] = cpu[SCANS - 1] / (double)batches;
+		range[0] = cpu[BATCH_WARM]; /* median_from() sorted them */
+		range[1] = cpu[SCANS - 1];
 	}
 	return rc;
+}
+
+/* The model's count of a scan period's idle ms: whole ms, none under BK_IDLE_MIN_NS (ksm.c batch_end()). */
+static double idle_ms(double period_ns)
+{
+	return period_ns >= BK_IDLE_MIN_NS ? floor(period_ns / 1e6) : 0;
+}
+
+void real_calib_visit_solve(struct real_calibration *c)
+{
+	double ms0 = idle_ms(c->visit_period_ns[0]), ms1 = idle_ms(c->visit_period_ns[1]), slope;
+
+	if (c->visit_cpu_ns[0] <= 0 || c->visit_cpu_ns[1] <= 0 || ms0 <= 0 || ms1 <= ms0)
+		return;
+	slope = fmax(0, (c->visit_cpu_ns[1] - c->visit_cpu_ns[0]) / (ms1 - ms0));
+	c->ns[BK_COST_VISIT_IDLE] = slope;
+	c->ns[BK_COST_VISIT_COLD] = fmax(0, c->visit_cpu_ns[0] - c->ns[BK_COST_VISIT] - slope * ms0);
+	c->measured[BK_COST_VISIT_IDLE] = c->measured[BK_COST_VISIT_COLD] = true;
 }
 
 void real_calib_batch_solve(struct real_calibration *c)
 {
 	const double batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S, n = BATCH_PAGES / batches;
-	/* the model's count: whole ms, none under BK_IDLE_MIN_NS (ksm.c batch_end()) */
-	double ms = c->batch_period_ns >= BK_IDLE_MIN_NS ? floor(c->batch_period_ns / 1e6) : 0;
-	double slope, icpt, idle;
+	double ms = idle_ms(c->batch_period_ns), slope, icpt, visits, wake = 0;
+	bool e = c->measured[BK_COST_VISIT_COLD];
 
-	c->ns[BK_COST_VISIT_IDLE] = ms > 0 ? fmax(0, (c->batch_cpu_ns[0] / n - c->ns[BK_COST_VISIT]) / ms) : 0;
-	idle = n * ms * c->ns[BK_COST_VISIT_IDLE];
+	if (!e) {
+		c->ns[BK_COST_VISIT_IDLE] =
+			ms > 0 ? fmax(0, (c->batch_cpu_ns[0] / n - c->ns[BK_COST_VISIT]) / ms) : 0;
+		c->measured[BK_COST_VISIT_IDLE] = true;
+	}
+	/* the visits of a batch as the model costs them */
+	visits = n * (c->ns[BK_COST_VISIT] +
+		      (ms > 0 ? ms * c->ns[BK_COST_VISIT_IDLE] + c->ns[BK_COST_VISIT_COLD] : 0));
+	if (e) { /* phase E priced the visits: the batch reading nothing is its visits and a wake-up */
+		wake = fmax(0, c->batch_cpu_ns[0] - visits);
+		c->ns[BK_COST_BATCH_WAKE] = wake;
+		c->measured[BK_COST_BATCH_WAKE] = true;
+	}
 	slope = (c->batch_cpu_ns[2] - c->batch_cpu_ns[1]) / (c->batch_reads[2] - c->batch_reads[1]);
 	icpt = c->batch_cpu_ns[1] - c->batch_reads[1] * slope;
-	c->ns[BK_COST_BATCH_READ] = fmax(0, icpt - n * c->ns[BK_COST_VISIT] - idle);
-	c->measured[BK_COST_VISIT_IDLE] = c->measured[BK_COST_BATCH_READ] = true;
+	c->ns[BK_COST_BATCH_READ] = fmax(0, icpt - visits - wake);
+	c->measured[BK_COST_BATCH_READ] = true;
 }
 
 double real_calib_spread(const struct real_calibration *c)
@@ -547,7 +581,69 @@ double real_calib_spread(const struct real_calibration *c)
 		if (c->batch_cpu_ns[i] > 0)
 			worst = fmax(worst, (c->batch_range_ns[i][1] - c->batch_range_ns[i][0]) / c->batch_cpu_ns[i]);
 	}
+	for (int i = 0; i < REAL_CALIB_VISIT_POINTS; i++) {
+		if (c->visit_cpu_ns[i] > 0)
+			worst = fmax(worst, (c->visit_range_ns[i][1] - c->visit_range_ns[i][0]) / c->visit_cpu_ns[i]);
+	}
 	return worst;
+}
+
+/*
+ * Phase E: visits in the scan's own pattern.  VISIT_PAGES merged pages
+ * (groups of 200), VISIT_P2S a batch, 9 batches a scan, after a 10 ms
+ * sleep (scans of ~0.1 s, the aggressive sets') then a 400 ms one (~4 s,
+ * the default tunables' scan of 16384 pages).  A visit of a merged page is
+ * the page walk and the rmap lookup only (no content read), so ksmd's CPU
+ * per page is what a visit costs idle that scan: phase B's visit (scans
+ * back to back, ~8 ms) was half of it in the runs at 2000/10, and phase D's
+ * batches of 100 carry a wake-up each (bench/README.md "bench_cost.sh",
+ * seventh and eighth rounds).  The long point keeps the merged pages: one
+ * scan at the new sleep left out, then VISIT_LONG_SCANS.
+ */
+#define VISIT_PAGES IDLE_PAGES
+#define VISIT_P2S 2000u
+#define VISIT_LONG_SCANS 3
+
+static const int64_t visit_sleep_ms[REAL_CALIB_VISIT_POINTS] = { 10, 400 };
+
+/* The median, cheapest and dearest of n per-scan CPU ns (reordered), per page; into point i. */
+static void visit_point(struct real_calibration *out, int i, double *cpu, double *period, int from,
+			int to)
+{
+	out->visit_cpu_ns[i] = median_from(cpu, from, to) / VISIT_PAGES;
+	out->visit_period_ns[i] = median_from(period, from, to);
+	out->visit_range_ns[i][0] = cpu[from] / VISIT_PAGES;
+	out->visit_range_ns[i][1] = cpu[to - 1] / VISIT_PAGES;
+}
+
+static int visit_timings(struct real_calibration *out, struct scan_cost *sc, uint8_t *a,
+			 struct sp_err *err)
+{
+	double v[SCANS], cpu[SCANS], period[SCANS];
+	int rc;
+
+	for (uint64_t i = 0; i < VISIT_PAGES; i++)
+		fill(a, i, ((uint64_t)6 << 40) + i / 200);
+	if ((rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, VISIT_P2S, err)) < 0 ||
+	    (rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, visit_sleep_ms[0], err)) < 0)
+		return rc;
+	if (madvise(a, VISIT_PAGES * PAGE, MADV_MERGEABLE) != 0)
+		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
+	sc->cpu_scan = cpu;
+	rc = time_scans(sc, SCANS, v, period, err);
+	if (rc == 0) {
+		visit_point(out, 0, cpu, period, BATCH_WARM, SCANS);
+		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, visit_sleep_ms[1], err);
+	}
+	if (rc == 0)
+		rc = time_scans(sc, 1 + VISIT_LONG_SCANS, v, period, err);
+	if (rc == 0)
+		visit_point(out, 1, cpu, period, 1, 1 + VISIT_LONG_SCANS);
+	sc->cpu_scan = NULL;
+	madvise(a, VISIT_PAGES * PAGE, MADV_UNMERGEABLE);
+	if (rc == 0)
+		real_calib_visit_solve(out);
+	return rc;
 }
 
 static int batch_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
@@ -559,9 +655,12 @@ static int batch_timings(struct real_calibration *out, const struct real_ksm *k,
 
 	if (n < BATCH_PAGES || rc < 0)
 		return rc;
+	if ((rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err)) < 0)
+		return rc;
+	if (n >= VISIT_PAGES && (rc = visit_timings(out, &sc, a, err)) < 0)
+		return rc;
 	if ((rc = real_ksm_set(k, REAL_KSM_PAGES_TO_SCAN, BATCH_P2S, err)) < 0 ||
-	    (rc = real_ksm_set(k, REAL_KSM_SLEEP_MILLISECS, BATCH_SLEEP_MS, err)) < 0 ||
-	    (rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_MERGE, err)) < 0)
+	    (rc = real_ksm_set(k, REAL_KSM_SLEEP_MILLISECS, BATCH_SLEEP_MS, err)) < 0)
 		return rc;
 	for (int i = 0; i < REAL_CALIB_BATCH_PHASES && rc == 0; i++) {
 		unsigned u = batch_unique[i];
@@ -569,8 +668,11 @@ static int batch_timings(struct real_calibration *out, const struct real_ksm *k,
 		/* the unique pages of a scan, 100 in every full 100 and u of the rest */
 		out->batch_reads[i] = (double)(BATCH_PAGES / 100 * u +
 					       (BATCH_PAGES % 100 < u ? BATCH_PAGES % 100 : u)) / batches;
-		rc = batch_phase(&sc, a, u, (uint64_t)(3 + i) << 40, &out->batch_cpu_ns[i], &scan[i],
-				 out->batch_range_ns[i], err);
+		rc = batch_phase(&sc, a, BATCH_PAGES, u, (uint64_t)(3 + i) << 40, &out->batch_cpu_ns[i],
+				 &scan[i], out->batch_range_ns[i], err);
+		out->batch_cpu_ns[i] /= batches;
+		out->batch_range_ns[i][0] /= batches;
+		out->batch_range_ns[i][1] /= batches;
 	}
 	if (rc == 0)
 		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);
@@ -578,9 +680,9 @@ static int batch_timings(struct real_calibration *out, const struct real_ksm *k,
 		return rc;
 	out->batch_period_ns = scan[0];
 	real_calib_batch_solve(out);
-	/* the slow scans' visits paid visit_idle too: the idle classes again, without it */
+	/* the slow scans' visits paid visit_idle and visit_cold too: the idle classes again, without them */
 	if (out->hot_scan_ns > 0)
-		idle_solve(out, out->idle_hot_ns, out->ns[BK_COST_VISIT_IDLE]);
+		idle_solve(out, out->idle_hot_ns, out->ns[BK_COST_VISIT_IDLE], out->ns[BK_COST_VISIT_COLD]);
 	return 0;
 }
 

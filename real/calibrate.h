@@ -14,6 +14,7 @@
 #include "sp_error.h"
 
 #define REAL_CALIB_BATCH_PHASES 3
+#define REAL_CALIB_VISIT_POINTS 2
 
 struct real_calibration {
 	double ns[BK_COST__COUNT];
@@ -39,24 +40,44 @@ struct real_calibration {
 	double batch_reads[REAL_CALIB_BATCH_PHASES];
 	double batch_range_ns[REAL_CALIB_BATCH_PHASES][2]; /* the cheapest and dearest steady scan's */
 	double batch_period_ns;
+	/*
+	 * phase E (0 if not run): ksmd's CPU per visit of merged pages visited
+	 * in batches of 2000 after a short and a long sleep (~0.1 and ~4 s
+	 * scans), the scan periods, the cheapest and dearest steady scan's
+	 */
+	double visit_cpu_ns[REAL_CALIB_VISIT_POINTS];
+	double visit_period_ns[REAL_CALIB_VISIT_POINTS];
+	double visit_range_ns[REAL_CALIB_VISIT_POINTS][2];
 };
 
 /*
  * How unsteady the host was while c was measured: the largest (dearest -
  * cheapest steady scan) / median over the slow points of phase C and the
- * batch phases of D (0 when none ran).  On the development VM 0.1-0.3 in a
+ * batch phases of D and the points of E (0 when none ran).  On the development VM 0.1-0.3 in a
  * quiet spell, 0.5-0.9 when the host's cost of idle memory moved under the
  * calibration (bench/README.md "bench_cost.sh", sixth round).
  */
 double real_calib_spread(const struct real_calibration *c);
 
 /*
- * Phase D's costs from its batches (c's batch_* fields and visit cost):
- * visit_idle, the batch that reads nothing per visit (4096/41) less a
- * visit, per ms of the scan period (whole ms, as the ksm model counts;
- * none under 35 ms); batch_read, where the line through the batches at ~4
- * and ~32 reads meets 0 reads, less the visits and their idle cost.  Both
- * at least 0; sets them measured.
+ * Phase E's costs from its two points (c's visit_* fields and visit cost),
+ * the periods counted in whole ms as the ksm model counts them (none under
+ * 35 ms): visit_idle, the line's slope between the two points per ms;
+ * visit_cold, the first point less a visit and its ms of visit_idle.  Both
+ * at least 0; sets them measured.  Nothing when phase E did not run or its
+ * two periods are not two idle ms counts in order.
+ */
+void real_calib_visit_solve(struct real_calibration *c);
+
+/*
+ * Phase D's costs from its batches (c's batch_* fields and visit costs):
+ * without phase E (visit_cold not measured), visit_idle is the batch that
+ * reads nothing per visit (4096/41) less a visit, per ms of the scan
+ * period (whole ms, as the ksm model counts; none under 35 ms); with it,
+ * batch_wake is that batch less its visits as E prices them (visit,
+ * visit_idle a ms, visit_cold).  batch_read is where the line through the
+ * batches at ~4 and ~32 reads meets 0 reads, less the visits and the
+ * wake-up.  All at least 0; sets them measured.
  */
 void real_calib_batch_solve(struct real_calibration *c);
 

@@ -62,12 +62,12 @@ static const struct cli_spec calib_spec = {
 		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
 		 "and merge over the same memory, the hot checksum and tree step (small\n"
 		 "regions), the extra of reading pages left idle 50 ms to 5 s (slow scans),\n"
-		 "the extra of a batch that reads pages after a sleep, a visit's extra a ms\n"
-		 "since the page's last visit, and the COW break of a merged page.  Prints\n"
-		 "a --cost specification; --save keeps it for the simulating commands.  Saves\n"
-		 "and restores every KSM tunable (also on Ctrl-C), and unmerges the host's KSM\n"
-		 "pages (run=2) while it works.  --no-ksm: userspace only.  Measure on an idle\n"
-		 "machine: other load inflates every cost.",
+		 "the extra of a batch that reads pages after a sleep, a visit's extra when\n"
+		 "cold and a ms since the page's last visit, and the COW break of a merged\n"
+		 "page.  Prints a --cost specification; --save keeps it for the simulating\n"
+		 "commands.  Saves and restores every KSM tunable (also on Ctrl-C), and\n"
+		 "unmerges the host's KSM pages (run=2) while it works.  --no-ksm: userspace\n"
+		 "only.  Measure on an idle machine: other load inflates every cost.",
 	.opts = calib_table,
 };
 
@@ -111,11 +111,18 @@ static void calib_report(const struct real_calibration *cal)
 			       cal->batch_period_ns / 1e9, cal->batch_reads[i], cal->batch_cpu_ns[i],
 			       cal->batch_range_ns[i][0], cal->batch_range_ns[i][1]);
 	}
+	for (int i = 0; i < REAL_CALIB_VISIT_POINTS; i++) {
+		if (cal->visit_cpu_ns[i] > 0)
+			printf("visits of merged pages, 2000 a batch (scan %.3f s): %5.0f ns a visit"
+			       " (scans %.0f-%.0f)\n",
+			       cal->visit_period_ns[i] / 1e9, cal->visit_cpu_ns[i], cal->visit_range_ns[i][0],
+			       cal->visit_range_ns[i][1]);
+	}
 	if (cal->idle_period_ns[0] > 0 && !cal->measured[BK_COST_IDLE_5S])
 		puts("(idle costs not measured: no slow scan was slow enough)");
 	if (real_calib_spread(cal) > CALIB_UNSTEADY)
 		printf("host unsteady: one point's scans differed by %.0f%% of its median; the idle,\n"
-		       "batch_read and visit_idle costs may not reproduce - calibrate again\n",
+		       "batch_read, visit_idle and visit_cold costs may not reproduce - calibrate again\n",
 		       100 * real_calib_spread(cal));
 	printf("\n--cost ");
 	for (int k = 0, first = 1; k < BK_COST__COUNT; k++) {

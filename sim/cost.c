@@ -11,7 +11,9 @@
  * allocated), a write to a merged page (the copy), and the extra of touching
  * a page idle 50 ms ... 5 s (seven classes), a batch that reads pages
  * after a sleep, beyond its pages' costs, and a visit per ms since the
- * page's last visit (its rmap item, page table and struct page idle).  They are only as
+ * page's last visit (its rmap item, page table and struct page idle),
+ * once for a revisit idle at all, and a batch's wake-up after a sleep.
+ * They are only as
  * good as the machine was idle: measure your own host with
  * `sim calibrate --save`, and every simulating command uses its costs.
  */
@@ -41,12 +43,14 @@ static const char *const cost_names[BK_COST__COUNT] = {
 	[BK_COST_IDLE_5S] = "idle_5s",
 	[BK_COST_BATCH_READ] = "batch_read",
 	[BK_COST_VISIT_IDLE] = "visit_idle",
+	[BK_COST_VISIT_COLD] = "visit_cold",
+	[BK_COST_BATCH_WAKE] = "batch_wake",
 };
 
 #define COST_NAMES \
 	"visit, checksum, compare, tree_step, merge, cow_break, first_visit, idle_50ms, idle_100ms, " \
 	"idle_200ms, idle_500ms, idle_1s, idle_2s, idle_5s, batch_read, " \
-	"visit_idle"
+	"visit_idle, visit_cold, batch_wake"
 
 const char *sim_cost_name(enum bk_cost k)
 {
@@ -91,6 +95,12 @@ void sim_cost_defaults(struct sim_cost *c)
 	 * eight visits), as host-dependent; 0 unless measured.
 	 */
 	c->ns[BK_COST_VISIT_IDLE] = 0;
+	/*
+	 * and once for a revisit idle 35 ms or more, and a batch's wake-up after
+	 * a sleep (issue 13, eighth round): 0 unless measured.
+	 */
+	c->ns[BK_COST_VISIT_COLD] = 0;
+	c->ns[BK_COST_BATCH_WAKE] = 0;
 }
 
 /*
@@ -128,7 +138,7 @@ double sim_cost_scanner_ns(const struct sim_cost *c, const uint64_t *counts)
 
 int sim_cost_parse(struct sim_cost *c, const char *spec, struct sp_err *err)
 {
-	char *copy = strdup(spec), *save = NULL, *tok, msg[200];
+	char *copy = strdup(spec), *save = NULL, *tok, msg[256];
 	int rc = 0;
 
 	if (!copy)
@@ -152,7 +162,7 @@ int sim_cost_load(struct sim_cost *c, const char *path, struct sp_err *err)
 {
 	struct sim_kv_file f;
 	struct sim_cost next = *c;
-	char msg[200];
+	char msg[256];
 	int rc = sim_kv_load(&f, path, err);
 
 	if (rc < 0)

@@ -1,11 +1,23 @@
 /*
- * test_calibrate.c - the arithmetic of `sim calibrate`'s phase D
- * (real_calib_batch_solve()), on numbers worked out by hand.  No KSM needed.
+ * test_calibrate.c - the arithmetic of `sim calibrate`'s phases D and E
+ * (real_calib_batch_solve(), real_calib_visit_solve()), on numbers worked
+ * out by hand.  No KSM needed.
  */
 #include <string.h>
 
 #include "calibrate.h"
 #include "harness.h"
+
+/* Phase D's batches of the tests below: the scan 1000.4 ms, at u = 0 n x 400 ns, at 4 and 32 reads. */
+static void batches(struct real_calibration *c, double n)
+{
+	c->batch_period_ns = 1000.4e6;
+	c->batch_cpu_ns[0] = n * 400;
+	c->batch_reads[1] = 4;
+	c->batch_cpu_ns[1] = 300000;
+	c->batch_reads[2] = 32;
+	c->batch_cpu_ns[2] = 580000;
+}
 
 SP_TEST(batch_solve_takes_the_visits_idle_cost_off_the_first_read)
 {
@@ -23,16 +35,13 @@ SP_TEST(batch_solve_takes_the_visits_idle_cost_off_the_first_read)
 
 	memset(&c, 0, sizeof(c));
 	c.ns[BK_COST_VISIT] = 100;
-	c.batch_period_ns = 1000.4e6;
-	c.batch_cpu_ns[0] = n * 400;
-	c.batch_reads[1] = 4;
-	c.batch_cpu_ns[1] = 300000;
-	c.batch_reads[2] = 32;
-	c.batch_cpu_ns[2] = 580000;
+	batches(&c, n);
 	real_calib_batch_solve(&c);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0.3, 1e-9);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
 	CU_ASSERT(c.measured[BK_COST_VISIT_IDLE] && c.measured[BK_COST_BATCH_READ]);
+	CU_ASSERT(!c.measured[BK_COST_BATCH_WAKE]);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], 0, 1e-12);
 	/* a batch cheaper than its visits: no idle cost, batch_read less the visits only */
 	c.batch_cpu_ns[0] = n * 50;
 	real_calib_batch_solve(&c);
@@ -43,6 +52,83 @@ SP_TEST(batch_solve_takes_the_visits_idle_cost_off_the_first_read)
 	c.batch_period_ns = 30e6;
 	real_calib_batch_solve(&c);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0, 1e-12);
+}
+
+SP_TEST(visit_solve_fits_cold_and_idle_through_two_scans)
+{
+	/*
+	 * Visit 120 ns (phase B, hot).  Merged pages visited at scans of
+	 * 95.6 ms (95 whole ms) cost 300 ns a visit, at 905.2 ms (905 ms)
+	 * 462 ns: visit_idle = (462 - 300) / (905 - 95) = 162 / 810 = 0.2 ns a
+	 * visit-ms; visit_cold = 300 - 120 - 0.2 x 95 = 161 ns.
+	 */
+	struct real_calibration c;
+
+	memset(&c, 0, sizeof(c));
+	c.ns[BK_COST_VISIT] = 120;
+	real_calib_visit_solve(&c); /* phase E did not run: nothing */
+	CU_ASSERT(!c.measured[BK_COST_VISIT_COLD] && !c.measured[BK_COST_VISIT_IDLE]);
+	c.visit_period_ns[0] = 95.6e6;
+	c.visit_cpu_ns[0] = 300;
+	c.visit_period_ns[1] = 905.2e6;
+	c.visit_cpu_ns[1] = 462;
+	real_calib_visit_solve(&c);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0.2, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_COLD], 161, 1e-9);
+	CU_ASSERT(c.measured[BK_COST_VISIT_COLD] && c.measured[BK_COST_VISIT_IDLE]);
+	/* the long scan cheaper (the host moved): no slope, the short one's extra is all cold, 180 */
+	c.visit_cpu_ns[1] = 250;
+	real_calib_visit_solve(&c);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_COLD], 180, 1e-9);
+	/* the short scan cheaper than a hot visit: slope (462 - 100) / 810, cold 0 */
+	c.visit_cpu_ns[0] = 100;
+	c.visit_cpu_ns[1] = 462;
+	real_calib_visit_solve(&c);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 362.0 / 810, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_COLD], 0, 1e-12);
+	/* a short scan under 35 ms is hot, as the model counts it: no line, the last values stay */
+	memset(&c, 0, sizeof(c));
+	c.ns[BK_COST_VISIT] = 120;
+	c.visit_period_ns[0] = 30e6;
+	c.visit_cpu_ns[0] = 300;
+	c.visit_period_ns[1] = 905.2e6;
+	c.visit_cpu_ns[1] = 462;
+	real_calib_visit_solve(&c);
+	CU_ASSERT(!c.measured[BK_COST_VISIT_COLD] && !c.measured[BK_COST_VISIT_IDLE]);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_COLD], 0, 1e-12);
+}
+
+SP_TEST(batch_solve_keeps_phase_e_visit_costs_and_takes_them_off)
+{
+	/*
+	 * As batch_solve_takes_the_visits_idle_cost_off_the_first_read, with
+	 * phase E's visit_idle 0.2 and visit_cold 50 measured: the batch at
+	 * u = 0 no longer sets visit_idle, and each of the n = 4096/41 visits
+	 * of a batch costs 100 + 1000 x 0.2 + 50 = 350 ns: the batch at u = 0
+	 * (n x 400) is its visits and a wake-up, batch_wake = n x 50 =
+	 * 4995.12; batch_read = 260000 - n x 350 - n x 50 = 260000 - n x 400.
+	 * Under 35 ms neither visit cost applies: batch_wake n x 300, and
+	 * batch_read 260000 - n x 100 - n x 300.  Without phase E no wake-up.
+	 */
+	struct real_calibration c;
+	const double n = 4096.0 / 41;
+
+	memset(&c, 0, sizeof(c));
+	c.ns[BK_COST_VISIT] = 100;
+	c.ns[BK_COST_VISIT_IDLE] = 0.2;
+	c.ns[BK_COST_VISIT_COLD] = 50;
+	c.measured[BK_COST_VISIT_IDLE] = c.measured[BK_COST_VISIT_COLD] = true;
+	batches(&c, n);
+	real_calib_batch_solve(&c);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0.2, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], n * 50, 1e-6);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
+	CU_ASSERT(c.measured[BK_COST_BATCH_WAKE]);
+	c.batch_period_ns = 30e6;
+	real_calib_batch_solve(&c);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], n * 300, 1e-6);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
 }
 
 SP_TEST(spread_is_the_widest_point_over_its_median)
@@ -70,4 +156,8 @@ SP_TEST(spread_is_the_widest_point_over_its_median)
 	CU_ASSERT_DOUBLE_EQUAL(real_calib_spread(&c), 3132.0 / 6393, 1e-12);
 	c.batch_range_ns[2][1] = 400000; /* now the batch phase is the widest: 200000 / 239662 */
 	CU_ASSERT_DOUBLE_EQUAL(real_calib_spread(&c), 200000.0 / 239662, 1e-12);
+	c.visit_cpu_ns[1] = 400; /* phase E's long point, 300-800 ns a visit: 500 / 400 */
+	c.visit_range_ns[1][0] = 300;
+	c.visit_range_ns[1][1] = 800;
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_spread(&c), 1.25, 1e-12);
 }

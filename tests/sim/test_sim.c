@@ -793,6 +793,33 @@ SP_TEST(batch_read_counts_batches_that_read_after_a_sleep)
 	CU_ASSERT_EQUAL(cpu[1], 1000000);
 }
 
+/*
+ * Checks ksm's CPU on half_merged_guest() with only `cost` (after the
+ * zeroed visit, checksum, compare, tree_step, merge, first_visit) costing:
+ * pages_to_scan=5, smart_scan=0, tick_hz=0; at sleep 1 s by 2.5, 3.5,
+ * 4.5 and 7.5 s (want[0..3]), at sleep 20 ms by 500 ms (want[4]), at
+ * sleep 10 ms by 500 ms (want[5]).
+ */
+static void revisit_cpu(const char *cost, const char *file, const int64_t want[6])
+{
+	int64_t cpu[6];
+	char spec[256], path[512];
+	const char *sets[] = { "pages_to_scan=5", "sleep_millisecs=1000", "smart_scan=0", "tick_hz=0",
+			       NULL };
+	const uint64_t ts[] = { 2500, 3500, 4500, 7500 }, ts_fast[] = { 500 };
+
+	snprintf(spec, sizeof(spec), "visit=0,checksum=0,compare=0,tree_step=0,merge=0,first_visit=0,%s",
+		 cost);
+	half_merged_guest(path, sizeof(path), file);
+	idle_cpu_at(path, sets, NULL, spec, ts, 4, cpu);
+	sets[1] = "sleep_millisecs=20";
+	idle_cpu_at(path, sets, NULL, spec, ts_fast, 1, cpu + 4);
+	sets[1] = "sleep_millisecs=10";
+	idle_cpu_at(path, sets, NULL, spec, ts_fast, 1, cpu + 5);
+	for (int i = 0; i < 6; i++)
+		CU_ASSERT_EQUAL(cpu[i], want[i]);
+}
+
 SP_TEST(visit_idle_counts_each_revisit_a_ms_of_the_scan)
 {
 	/*
@@ -809,26 +836,38 @@ SP_TEST(visit_idle_counts_each_revisit_a_ms_of_the_scan)
 	 * batches' CPU, 300 ns each), 7 x 600 + 300 = 4500.  Sleep 10 ms: a
 	 * scan of 30 ms, under 35 ms: hot, none.
 	 */
-	static const char *const cost = "visit=0,checksum=0,compare=0,tree_step=0,merge=0,"
-					 "first_visit=0,visit_idle=1";
-	const char *sets[] = { "pages_to_scan=5", "sleep_millisecs=1000", "smart_scan=0", "tick_hz=0",
-			       NULL };
-	const uint64_t ts[] = { 2500, 3500, 4500, 7500 }, ts_fast[] = { 500 };
-	int64_t cpu[4];
-	char path[512];
+	const int64_t want[6] = { 0, 15000, 30000, 60000, 4500, 0 };
 
-	half_merged_guest(path, sizeof(path), "visit_idle.sptrace");
-	idle_cpu_at(path, sets, NULL, cost, ts, 4, cpu);
-	CU_ASSERT_EQUAL(cpu[0], 0);
-	CU_ASSERT_EQUAL(cpu[1], 15000);
-	CU_ASSERT_EQUAL(cpu[2], 30000);
-	CU_ASSERT_EQUAL(cpu[3], 60000);
-	sets[1] = "sleep_millisecs=20";
-	idle_cpu_at(path, sets, NULL, cost, ts_fast, 1, cpu);
-	CU_ASSERT_EQUAL(cpu[0], 4500);
-	sets[1] = "sleep_millisecs=10";
-	idle_cpu_at(path, sets, NULL, cost, ts_fast, 1, cpu);
-	CU_ASSERT_EQUAL(cpu[0], 0);
+	revisit_cpu("visit_idle=1", "visit_idle.sptrace", want);
+}
+
+SP_TEST(visit_cold_counts_each_revisit_once)
+{
+	/*
+	 * visit_idle_counts_each_revisit_a_ms_of_the_scan's runs, only
+	 * visit_cold costing, 1 ns a revisit idle 35 ms or more: sleep 1 s,
+	 * from scan 2 (t = 3 s) 5 a batch: by 3.5 s 5, by 4.5 s 10, by 7.5 s
+	 * 20.  Sleep 20 ms (scans of 60 ms): 7 scans of two batches and one,
+	 * 15 x 5 = 75 by 500 ms.  Sleep 10 ms (30 ms scans): hot, none.
+	 */
+	const int64_t want[6] = { 0, 5, 10, 20, 75, 0 };
+
+	revisit_cpu("visit_cold=1", "visit_cold.sptrace", want);
+}
+
+SP_TEST(batch_wake_counts_every_batch_after_a_sleep)
+{
+	/*
+	 * The same runs, only batch_wake costing, 1000 ns: every batch after
+	 * a sleep, the wrap's and those that read nothing included, from t = 0
+	 * (ksmd starts asleep).  Sleep 1 s: a batch a second, 3 by 2.5 s, 4,
+	 * 5 and 8 by 3.5, 4.5 and 7.5 s.  Sleep 20 ms: batches at 0, 20 ...
+	 * 480 ms (the next at 500 ms + the batches' 25 us): 25.  Sleep 10 ms:
+	 * 0, 10 ... 490 ms (the next at 500.05 ms): 50.
+	 */
+	const int64_t want[6] = { 3000, 4000, 5000, 8000, 25000, 50000 };
+
+	revisit_cpu("batch_wake=1000", "batch_wake.sptrace", want);
 }
 
 SP_TEST(costs_file_without_visit_idle_loads)
