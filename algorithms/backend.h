@@ -268,7 +268,17 @@ struct backend_ops {
 	void (*prefetch_frame)(void *impl, bk_frame f);
 
 	/*
-	 * Added after prefetch_frame (NULL: call checksum()): checksum() of page
+	 * Added after prefetch_frame (0 in a backend that predates it): 1 when
+	 * the backend measures CPU time and reads none of the counts an
+	 * algorithm reports with account() for the cost model (the live
+	 * backend): an algorithm may then leave out the work of working those
+	 * counts out (idle classes, the cost of its tree walks).  No decision
+	 * may depend on it.
+	 */
+	uint8_t cost_measured;
+
+	/*
+	 * Added after cost_measured (NULL: call checksum()): checksum() of page
 	 * p, counted and valued the same, for a caller that may keep the value:
 	 * kept is NULL, or points to what the previous checksum_again() of p
 	 * returned (to this caller: one algorithm per backend).  A backend that

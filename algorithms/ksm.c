@@ -178,6 +178,8 @@
  *  - Transparent huge pages are the backend's business (a merge splits the
  *    huge page); the scanner sees 4 KiB pages only.
  *  - No advisor, no run=2 (unmerge) and no per-process ksm_stat.
+ *  - On a backend that measures CPU instead (backend.h cost_measured: live
+ *    memory) the idle touches above are not worked out: nothing reads them.
  *  - write_tracking=1 (not the kernel's; default 0): a page the backend
  *    reports unwritten since the previous visit keeps its stored checksum
  *    instead of being hashed again (backend.h written()).  The checksum
@@ -366,6 +368,7 @@ struct ksm {
 	uint64_t prune_ms;
 	uint64_t tick_hz;
 	bool track; /* write_tracking, and the backend offers written() */
+	bool model_cost; /* the backend reads the cost model's counts (not cost_measured) */
 
 	/* the kernel version's behaviour (kernel.h) */
 	struct algo_kernel kern;
@@ -1567,6 +1570,17 @@ static inline int stable_cmp(struct ksm *k, bk_page p, uint32_t csum, uint32_t n
  * tells it which chains were resolved; it takes or drops a copy only
  * between batches, and each batch moves the epoch).
  */
+/*
+ * Will the visit of item it search the trees, as far as the item tells?
+ * Not when it has no stored checksum (volatile), is a KSM page or is to be
+ * skipped (smart_scan).  For hints only: a guess for a later visit.
+ */
+static inline bool may_search(const struct ksm *k, const struct ritem *it)
+{
+	return (it->flags & (RI_TRACKED | RI_CSUM | RI_MAPS)) == (RI_TRACKED | RI_CSUM) &&
+	       !(k->smart && it->age >= 3 && it->skips);
+}
+
 static void walk_start(struct ksm *k, bk_page q)
 {
 	uint32_t i = (uint32_t)(q % WALK_RING), tree = k->pf_part;
@@ -1578,8 +1592,7 @@ static void walk_start(struct ksm *k, bk_page q)
 	if (q >= k->npages || ksm_ff_watching(k) || tree >= k->ntrees)
 		return;
 	it = &k->ri[q];
-	if ((it->flags & (RI_TRACKED | RI_CSUM | RI_MAPS)) != (RI_TRACKED | RI_CSUM) ||
-	    (k->smart && it->age >= 3 && it->skips))
+	if (!may_search(k, it))
 		return; /* no search expected: not tracked, volatile, a KSM page, skipped */
 	*w = (struct walk){ k->epoch, (uint32_t)q, KEY(it->oldchecksum), tree, k->sroot[tree], 0, 0 };
 	if (w->n != NIL) {
@@ -1692,7 +1705,8 @@ static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t 
 		}
 	}
 	account(k, BK_COST_TREE_STEP, steps);
-	touch_stable_idle(k, depth); /* a chain's dups are walked, their pages not read */
+	if (k->model_cost)
+		touch_stable_idle(k, depth); /* a chain's dups are walked, their pages not read */
 	k->ss_scan++;
 	return found;
 }
@@ -1796,7 +1810,8 @@ static uint32_t unstable_search_insert(struct ksm *k, bk_page p, uint32_t csum, 
 	struct ritem *it = &k->ri[p];
 
 	account(k, BK_COST_TREE_STEP, depth);
-	touch_tree_idle(k, depth);
+	if (k->model_cost)
+		touch_tree_idle(k, depth);
 	k->pf_part = tree;
 	n = ufirst(k, csum, tree);
 	assert(n != NIL || ufilter_check(k, csum, tree));
@@ -2168,7 +2183,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		if (should_skip(k, p, &info))
 			continue;
 		if (!(it->flags & RI_MAPS)) { /* a KSM page's content is not read by its visit */
-			touch_idle(k, visit_idle_ns(k, it));
+			if (k->model_cost)
+				touch_idle(k, visit_idle_ns(k, it));
 			read = true;
 		}
 		rc = cmp_and_merge(k, p, &info);
@@ -2615,6 +2631,7 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->tick_hz = (uint64_t)prm->v[P_TICK_HZ];
 	k->woke = true; /* ksmd starts asleep */
 	k->track = prm->v[P_WRITE_TRACKING] != 0 && k->ops->written;
+	k->model_cost = !k->ops->cost_measured;
 	k->npages = k->ops->npages(k->impl);
 	k->page_size = k->ops->page_size(k->impl);
 	k->zero_sum = k->ops->zero_checksum(k->impl);

@@ -3,7 +3,8 @@
 # live backend (`sim real replay --mechanism user`) against the kernel's KSM
 # (`--mechanism kernel`) on the same live memory (the same trace, its writes
 # replayed on the wall clock) with the same tunables, pages_to_scan=2000
-# sleep_millisecs=20, so both make the same visits per second:
+# sleep_millisecs=20 (ksmd, its batches slower, then makes fewer visits a second: CPU per visit is
+# the like-for-like figure, printed after each table):
 #  1. mostly unique pages (5% copies) with writes: CPU-seconds of the engine
 #     thread and of ksmd over the run, final pages_sharing, time to 90% of it;
 #     the engine with write tracking (write_tracking=1) and hashing every
@@ -79,6 +80,32 @@ table() {
 				kcpu / cpu, ss, kss / (ss > 0 ? ss : 1e-9) }'
 	done
 }
+# Column $3's rate (per s) from the first sample at or after $2 ms to the last.
+rate_from() {
+	awk -F, -v c="$(col "$1" "$3")" -v t0="$2" 'NR > 1 && $1 >= t0 && !s { s = 1; a = $c; ta = $1 }
+		NR > 1 { b = $c; tb = $1 } END { printf "%.0f", (tb > ta ? (b - a) * 1000 / (tb - ta) : 0) }' "$1"
+}
+# visits TITLE STEADY_FROM_MS NAME...: visits a second (pages_scanned: skipped pages apart, as
+# ksmd counts them) and CPU per visit from the steady start, ratios against ksmd's.  The same
+# tunables do not give the same visits a second: sleep_millisecs counts from a batch's end, so
+# the faster batches of the engine make more of them; CPU per visit compares like for like.
+visits() {
+	local title=$1 from=$2
+	shift 2
+	local kv kss
+	kv=$(rate_from "$T/$title.kernel.csv" "$from" pages_scanned)
+	kss=$(cpu_from "$T/$title.kernel.csv" "$from")
+	printf "| %-22s | %18s | %9s | %18s | %11s |\n" run "visits/s from $((from / 1000)) s" "/ ksmd" \
+		"ns/visit from $((from / 1000)) s" "/ ksmd"
+	for n in "$@"; do
+		local f="$T/$title.$n.csv"
+		awk -v n="$n" -v v="$(rate_from "$f" "$from" pages_scanned)" -v ss="$(cpu_from "$f" "$from")" \
+			-v dur="$(((DUR - from) / 1000))" -v kv="$kv" -v kss="$kss" 'BEGIN {
+			pv = v > 0 ? ss * 1e9 / (v * dur) : 0; kpv = kv > 0 ? kss * 1e9 / (kv * dur) : 0
+			printf "| %-22s | %18d | %9.2f | %18.0f | 1/%-9.1f |\n", n, v, (kv > 0 ? v / kv : 0),
+				pv, (pv > 0 ? kpv / pv : 0) }'
+	done
+}
 summary() { grep -h "^live\|^vmas\|^tracking\|^cow" "$T/$1.out" | sed 's/^/    /'; }
 
 echo "load before: $(load); $(uname -r); parts:$PARTS"
@@ -130,12 +157,18 @@ if part 1; then
 	echo "1 - mostly unique pages (4 x 64 MiB, 5% copies, writes every 2 s), $SET, $((DUR / 1000)) s"
 	# shellcheck disable=SC2086
 	table u 10000 $ROWS
+	echo
+	# shellcheck disable=SC2086
+	visits u 10000 $ROWS
 fi
 if part 2; then
 	echo
 	echo "2 - half the pages shared (4 x 64 MiB, writes every 2 s), $SET, $((DUR / 1000)) s"
 	# shellcheck disable=SC2086
 	table h 10000 $ROWS
+	echo
+	# shellcheck disable=SC2086
+	visits h 10000 $ROWS
 fi
 if part 3; then
 	echo
