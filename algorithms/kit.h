@@ -137,6 +137,20 @@ static inline void kit_prefetch_bucket(const struct kit_hash *h, uint32_t csum, 
 	kit_prefetch(&h->head[kit_bucket(h, csum, part)]);
 }
 
+/*
+ * Prefetches the first entry of key (csum, part)'s chain in h (entries e):
+ * a second stage, some visits after kit_prefetch_bucket() of the same key,
+ * so that the bucket read here is in the cache.  A hint for the entry.
+ */
+static inline void kit_prefetch_chain(const struct kit_hash *h, const struct kit_entry *e,
+				      uint32_t csum, uint32_t part)
+{
+	uint32_t i = h->head[kit_bucket(h, csum, part)];
+
+	if (i)
+		kit_prefetch(&e[i]);
+}
+
 /* ---- per-page unstable sets ------------------------------------------------- */
 
 /*
