@@ -276,6 +276,16 @@ struct backend_ops {
 	 * may depend on it.
 	 */
 	uint8_t cost_measured;
+
+	/*
+	 * Added after cost_measured (NULL: call checksum()): checksum() of page
+	 * p, counted and valued the same, for a caller that may keep the value:
+	 * kept is NULL, or points to what the previous checksum_again() of p
+	 * returned (to this caller: one algorithm per backend).  A backend that
+	 * knows p's content unchanged since then may return *kept without
+	 * reading the page.  Only the simulator's speed changes.
+	 */
+	uint32_t (*checksum_again)(void *impl, bk_page p, const uint32_t *kept);
 };
 
 struct backend {

@@ -1935,6 +1935,9 @@ static int cmp_and_merge(struct ksm *k, bk_page p, const struct bk_page_info *in
 		 * tracking has nothing to save there and is not asked.)
 		 */
 		checksum = it->oldchecksum;
+	} else if (ops->checksum_again) {
+		/* From 6.11 oldchecksum is, once RI_CSUM is set, the last checksum of p (below). */
+		checksum = ops->checksum_again(k->impl, p, (it->flags & RI_CSUM) ? &it->oldchecksum : NULL);
 	} else {
 		checksum = ops->checksum(k->impl, p);
 	}
@@ -2001,14 +2004,28 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
  * cache misses of the pages the cursor reaches soon overlap the visits before
  * them.  KIT_AHEAD_FAR pages ahead: what page_info() and checksum() will read
  * (the backend's prefetch(), where it has one) and the page's rmap item.
- * KIT_AHEAD_NEAR pages ahead, that item loaded by then: the unstable tree bucket
- * the page will search, keyed by its stored checksum - the key again unless
- * the page is written - and the latest search's tree.  On live memory that
- * bucket was one cache miss per visit (perf, bench/README.md, issue 15);
- * fetching the chain's first node too needs the bucket read, a miss of its
- * own: measured worse.
+ * AHEAD_BUCKET pages ahead, that item loaded by then: the unstable tree
+ * bucket the page will search, keyed by its stored checksum - the key again
+ * unless the page is written - and the latest search's tree; AHEAD_NODE
+ * pages ahead, that bucket loaded by then, the chain's first node.  Neither
+ * for a page whose stable search, walked ahead to its end, stops at a node
+ * of its key (walk_ties()): it will join that KSM page, not search the
+ * unstable tree (the few that still do miss the hints).  Scan 2 at 32 M
+ * pages: 8.15 -> 7.6 s user with the hints so kept and moved from 6 and 2
+ * pages ahead (bench/README.md, issue 14 ninth round).
  */
-#define AHEAD_NODE 2u
+#define AHEAD_BUCKET 10u
+#define AHEAD_NODE 4u
+
+/* Page q's search walked ahead, nothing changed since, stops at a node of its key. */
+static inline bool walk_ties(const struct ksm *k, bk_page q)
+{
+	uint32_t i = (uint32_t)(q % WALK_RING);
+	const struct walk *w = &k->walk[i];
+
+	return w->page == q && w->epoch == k->epoch && !(k->walk_live & (1u << i)) &&
+	       w->n != NIL && (k->rbt[w->n].kr >> 1) == w->key;
+}
 
 static inline void scan_ahead(const struct ksm *k, bk_page p)
 {
@@ -2019,14 +2036,14 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 			k->ops->prefetch(k->impl, p + KIT_AHEAD_FAR);
 		kit_prefetch(&k->ri[p + KIT_AHEAD_FAR]);
 	}
-	if (p + KIT_AHEAD_NEAR < k->npages) {
-		it = &k->ri[p + KIT_AHEAD_NEAR];
-		if (it->flags & RI_CSUM)
+	if (p + AHEAD_BUCKET < k->npages) {
+		it = &k->ri[p + AHEAD_BUCKET];
+		if ((it->flags & RI_CSUM) && !walk_ties(k, p + AHEAD_BUCKET))
 			kit_prefetch(&k->unstable.head[kit_bucket(&k->unstable, it->oldchecksum, k->pf_part)]);
 	}
 	if (p + AHEAD_NODE < k->npages) {
 		it = &k->ri[p + AHEAD_NODE];
-		if (it->flags & RI_CSUM) {
+		if ((it->flags & RI_CSUM) && !walk_ties(k, p + AHEAD_NODE)) {
 			uint32_t n = ufirst(k, it->oldchecksum, k->pf_part);
 
 			if (n != NIL)

@@ -13,10 +13,11 @@
  *             (fingerprint {0,0}).  The ids' counts are the oracle bound.
  *   frames    shared frames ("KSM pages"), frames.h's table: node, security
  *             domain, mapper count and generation per slot, and here the
- *             content (frame_fp()).
+ *             content id of its mappers (frame_cid(): the id stays the
+ *             content's while a page holds it, and every mapper does).
  *
  * Invariants.
- *   - A page mapping frame s has the content frame_fp(s) (a write first
+ *   - A page mapping frame s has the content id frame_cid(s) (a write first
  *     gives it a private frame: a COW break).
  *   - frames.slot[s].mappers == number of pages mapping s; 0 means free.
  *   - remote == number of pages whose node differs from their shared frame's.
@@ -38,6 +39,7 @@
  * A merge refused before the split (content or domain differs) leaves the
  * huge page whole.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,17 +58,19 @@
 #define PG_HUGE 0x4u
 #define PG_SPLITZERO 0x8u /* mapped to the zero page by a huge-page split, not by the algorithm */
 #define PG_CLEAN 0x10u    /* not written since the last written() (a write rebuilds flags) */
+#define PG_SUMMED 0x20u   /* content unchanged since the last checksum_again() (likewise) */
+#define PG_FLAGS 0x3fu
 
 struct sim_page {
 	uint32_t cid;   /* content id in truth; 0: fingerprint {0,0}, not counted */
 	uint32_t slot;
 	uint16_t guest;
-	uint16_t node : 11; /* <= TRACE_MAX_NODE */
-	uint16_t flags : 5; /* PG_* */
+	uint16_t node : 10; /* <= TRACE_MAX_NODE */
+	uint16_t flags : 6; /* PG_* */
 };
 
-_Static_assert(TRACE_MAX_NODE < (1 << 11), "sim_page.node holds every node");
-_Static_assert(PG_CLEAN < (1 << 5), "sim_page.flags holds every PG_ flag");
+_Static_assert(TRACE_MAX_NODE < (1 << 10), "sim_page.node holds every node");
+_Static_assert(PG_FLAGS < (1 << 6), "sim_page.flags holds every PG_ flag");
 _Static_assert(sizeof(struct sim_page) == 12, "12 bytes per simulated page");
 
 struct sim_mem {
@@ -84,16 +88,23 @@ struct sim_mem {
 	int64_t on_zero;       /* present pages mapping the shared zero page */
 	struct cidtab truth;   /* content ids, counted per (content, domain) */
 	int64_t truth_zero;    /* present zero-filled pages */
+	bool zero_ids;         /* a page not flagged zero-filled had fingerprint {0,0} (an id) */
 	uint32_t *dom_ix;      /* per guest: its security domain's index in zero_dom */
 	int64_t *zero_dom;     /* present zero-filled pages per security domain */
 	int64_t zero_keys;     /* domains with zero_dom >= 1 */
 	int64_t zero_shared;   /* domains with zero_dom >= 2 */
 };
 
+/* The content of content id cid. */
+static inline struct sp_fp cid_fp(const struct sim_mem *m, uint32_t cid)
+{
+	return cid ? m->truth.ent[cid].fp : (struct sp_fp){ 0, 0 };
+}
+
 /* The content of page pg. */
 static inline struct sp_fp page_fp(const struct sim_mem *m, const struct sim_page *pg)
 {
-	return pg->cid ? m->truth.ent[pg->cid].fp : (struct sp_fp){ 0, 0 };
+	return cid_fp(m, pg->cid);
 }
 
 static inline bk_frame handle(const struct sim_mem *m, uint32_t slot)
@@ -107,11 +118,13 @@ static inline uint32_t slot_of(const struct sim_mem *m, bk_frame f)
 	return bk_frames_slot(&m->frames, f);
 }
 
-/* The content of shared frame slot. */
-static inline struct sp_fp *frame_fp(const struct sim_mem *m, uint32_t slot)
+/* The content id of shared frame slot's mappers (0 for the zero page's slot). */
+static inline uint32_t *frame_cid(const struct sim_mem *m, uint32_t slot)
 {
 	return bk_frames_data(&m->frames, slot);
 }
+
+
 
 static uint32_t domain_of(const struct sim_mem *m, const struct sim_page *pg)
 {
@@ -208,7 +221,7 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	 * The content-id table sized once for the trace's distinct contents
 	 * (the layout's estimate; a page holds one at most), not grown by doubling.
 	 */
-	if (!m->pages || bk_frames_init(&m->frames, sizeof(struct sp_fp)) < 0 ||
+	if (!m->pages || bk_frames_init(&m->frames, sizeof(uint32_t)) < 0 ||
 	    cidtab_init_sized(&m->truth, !layout ? 0 : layout->contents < n ? layout->contents : n) < 0 ||
 	    domain_index(m) < 0)
 		goto nomem;
@@ -377,6 +390,25 @@ static uint32_t mem_checksum_uncounted(void *impl, bk_page p)
 	return sp_fp_checksum(page_fp(m, &m->pages[p]));
 }
 
+/*
+ * checksum() again, counted the same: *kept (when kept is not NULL) is what
+ * the previous checksum_again() of p returned, still the checksum if the
+ * content has not changed since (PG_SUMMED), so the content need not be read.
+ */
+static uint32_t mem_checksum_again(void *impl, bk_page p, const uint32_t *kept)
+{
+	struct sim_mem *m = impl;
+	struct sim_page *pg = &m->pages[p];
+
+	m->counts[BK_COST_CHECKSUM]++;
+	if (kept && (pg->flags & PG_SUMMED)) {
+		assert(*kept == sp_fp_checksum(page_fp(m, pg)));
+		return *kept;
+	}
+	pg->flags |= PG_SUMMED;
+	return sp_fp_checksum(page_fp(m, pg));
+}
+
 /* Written since the last call: the trace changed its content, mapped or unmapped it. */
 static int mem_written(void *impl, bk_page p)
 {
@@ -400,22 +432,26 @@ static int mem_compare(void *impl, bk_page a, bk_page b)
 static int mem_compare_frame(void *impl, bk_page a, bk_frame f)
 {
 	struct sim_mem *m = impl;
-	uint32_t slot = slot_of(m, f);
-	struct sp_fp zero = { 0, 0 };
+	uint32_t slot = slot_of(m, f), cid = slot == SLOT_ZERO ? 0 : *frame_cid(m, slot);
 
 	m->counts[BK_COST_COMPARE]++;
-	return sp_fp_cmp(page_fp(m, &m->pages[a]), slot == SLOT_ZERO ? zero : *frame_fp(m, slot));
+	if (m->pages[a].cid == cid)
+		return 0; /* one id, one content */
+	return sp_fp_cmp(page_fp(m, &m->pages[a]), cid_fp(m, cid));
 }
 
-/* Checks common to every merge of private page p with content fp in domain d. */
-static int merge_check(struct sim_mem *m, bk_page p, struct sp_fp fp, uint32_t domain)
+/*
+ * Checks common to every merge of private page p with content id cid (its
+ * content; 0: zero-filled) in domain d.
+ */
+static int merge_check(struct sim_mem *m, bk_page p, uint32_t cid, uint32_t domain)
 {
 	const struct sim_page *pg = &m->pages[p];
 
 	if (!(pg->flags & PG_PRESENT) || pg->slot != SLOT_PRIVATE)
 		return SP_EINVAL;
 	m->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
-	if (!sp_fp_eq(page_fp(m, pg), fp))
+	if (pg->cid != cid && !sp_fp_eq(page_fp(m, pg), cid_fp(m, cid)))
 		return SP_ECHANGED;
 	if (domain_of(m, pg) != domain)
 		return SP_EDENIED;
@@ -432,7 +468,7 @@ static void merged(struct sim_mem *m)
 static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 {
 	struct sim_mem *m = impl;
-	struct sim_page *kp = &m->pages[keep];
+	struct sim_page *kp = &m->pages[keep], *pp = &m->pages[p];
 	uint32_t slot;
 	int rc;
 
@@ -444,21 +480,22 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		 * huge page is split before p is even checked, and stays split if p's
 		 * merge then fails.
 		 */
-		if (!(m->pages[p].flags & PG_PRESENT) || m->pages[p].slot != SLOT_PRIVATE ||
-		    !sp_fp_eq(page_fp(m, &m->pages[p]), page_fp(m, kp)) ||
-		    domain_of(m, &m->pages[p]) != domain_of(m, kp))
-			return merge_check(m, p, page_fp(m, kp), domain_of(m, kp)); /* refused, no split */
+		if (!(pp->flags & PG_PRESENT) || pp->slot != SLOT_PRIVATE ||
+		    (pp->cid != kp->cid && !sp_fp_eq(page_fp(m, pp), page_fp(m, kp))) ||
+		    domain_of(m, pp) != domain_of(m, kp))
+			return merge_check(m, p, kp->cid, domain_of(m, kp)); /* refused, no split */
 		rc = split_for_merge(m, keep);
 		if (rc < 0)
 			return rc;
 	}
-	rc = merge_check(m, p, page_fp(m, kp), domain_of(m, kp));
+	rc = merge_check(m, p, kp->cid, domain_of(m, kp));
 	if (rc < 0)
 		return rc;
 	if (kp->slot == SLOT_PRIVATE) {
 		if (bk_frames_alloc(&m->frames, kp->node, domain_of(m, kp), &slot) < 0)
 			return SP_ENOMEM;
-		*frame_fp(m, slot) = page_fp(m, kp);
+		/* a non-zero-flagged page may hold {0,0} under an id of its own: the frame's is 0 */
+		*frame_cid(m, slot) = m->zero_ids && sp_fp_is_zero(page_fp(m, kp)) ? 0 : kp->cid;
 		map_slot(m, kp, slot);
 		map_slot(m, &m->pages[p], slot);
 	} else {
@@ -481,7 +518,7 @@ static int mem_merge_frame(void *impl, bk_page p, bk_frame f)
 		return SP_ECHANGED; /* the frame is gone */
 	if (slot == SLOT_ZERO)
 		return SP_EINVAL;
-	rc = merge_check(m, p, *frame_fp(m, slot), m->frames.slot[slot].domain);
+	rc = merge_check(m, p, *frame_cid(m, slot), m->frames.slot[slot].domain);
 	if (rc < 0)
 		return rc;
 	map_slot(m, &m->pages[p], slot);
@@ -493,8 +530,7 @@ static int mem_merge_zero(void *impl, bk_page p)
 {
 	struct sim_mem *m = impl;
 	struct sim_page *pg = &m->pages[p];
-	struct sp_fp zero = { 0, 0 };
-	int rc = merge_check(m, p, zero, domain_of(m, pg));
+	int rc = merge_check(m, p, 0, domain_of(m, pg));
 
 	if (rc < 0)
 		return rc;
@@ -552,7 +588,8 @@ static void mem_prefetch(void *impl, bk_page p)
 	const struct sim_mem *m = impl;
 	const struct sim_page *pg = &m->pages[p];
 
-	cidtab_prefetch_id(&m->truth, pg->cid);
+	if (!(pg->flags & PG_SUMMED)) /* else checksum_again() will not read the content */
+		cidtab_prefetch_id(&m->truth, pg->cid);
 	if (pg->slot > SLOT_ZERO)
 		__builtin_prefetch(&m->frames.slot[pg->slot]); /* its generation, for the handle */
 }
@@ -572,7 +609,7 @@ static void mem_prefetch_frame(void *impl, bk_frame f)
 
 	if (s > SLOT_ZERO && s < m->frames.n) {
 		__builtin_prefetch(&m->frames.slot[s]);
-		__builtin_prefetch(frame_fp(m, s));
+		__builtin_prefetch(frame_cid(m, s));
 	}
 }
 
@@ -621,6 +658,7 @@ static const struct backend_ops sim_backend_ops = {
 	.content_counts = mem_content_counts,
 	.prefetch_info = mem_prefetch_info,
 	.prefetch_frame = mem_prefetch_frame,
+	.checksum_again = mem_checksum_again,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
@@ -645,6 +683,8 @@ static int truth_add(struct sim_mem *m, struct sim_page *pg, struct sp_fp fp)
 		m->zero_shared += n == 2;
 		return 0;
 	}
+	if (sp_fp_is_zero(fp))
+		m->zero_ids = true;
 	return cidtab_add(&m->truth, fp, domain_of(m, pg), &pg->cid) < 0 ? SP_ENOMEM : 0;
 }
 
@@ -709,7 +749,7 @@ int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t
 	*notify = false;
 	if (!content_changed) {
 		/* Same content: only the huge mark or the node may have moved. */
-		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE & 0x1fu) |
+		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE & PG_FLAGS) |
 				      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
 		pg->node = rec->node;
 		if (rec->node + 1u > m->nnodes)
