@@ -20,9 +20,10 @@
 # The kernel's own figures in the same run are the anchor of every error.
 # Needs root and KSM; every tunable is restored (validate and calibrate do,
 # also on Ctrl-C).
-# Usage: [REPEAT=N] [LONG_MS=ms] [SETS="100/20 1000/20 2000/10"] bench/bench_cost.sh [path/to/sim] PART...
+# Usage: [REPEAT=N] [LONG_MS=ms] [SETS="100/20 1000/20 2000/10"] [KEEP=dir] bench/bench_cost.sh [path/to/sim] PART...
 #        PART: static, sample, writes  (results: bench/README.md "bench_cost.sh")
 #        SETS: the tunables sets to run (pages_to_scan/sleep_millisecs), default all three
+#        KEEP: a directory to keep each run's validate output and costs file in
 set -euo pipefail
 SIM=$(realpath "${1:-build/sim}")
 shift || true
@@ -105,7 +106,7 @@ report() {
 			np = split(preds, p, " "); mp = med(p, np)
 			ma = na ? sprintf("%+.1f%% (%+.1f … %+.1f)", med(a, na), a[1], a[na]) : "-"
 			verdict = abs(mc) <= tgt && abs(mf) <= 5 ? "**met**" : "**not met**"
-			printf "| %s | %s | median of %d | | | **%+.1f%%** (%+.1f … %+.1f) | | %s | | | **%+.1f%%** (%+.1f … %+.1f) | | | drift: ksmd %.0f%%, predictions %.0f%% (max-min over median) | %s |\n",
+			printf "| %s | %s | median of %d | | | **%+.1f%%** (%+.1f … %+.1f) | | %s | | | **%+.1f%%** (%+.1f … %+.1f) | | drift: ksmd %.0f%%, predictions %.0f%% (max-min over median) | %s |\n",
 			       tr, tun, NR, mc, c[1], c[NR], ma, mf, f[1], f[NR],
 			       100 * (k[NR] - k[1]) / mk, 100 * (p[np] - p[1]) / mp, verdict }' "$T/errs"
 }
@@ -124,6 +125,8 @@ row() {
 		SAMEPAGE_COSTS=$T/cal-$r.conf model_run "$tr" "$p2s" "$sleep" "$dur" "$sample" >"$T/pred-$r"
 	done
 	report "$tr" "$p2s/$sleep"
+	[ -z "${KEEP:-}" ] || { mkdir -p "$KEEP" && for f in "$T"/out-* "$T"/cal-*.conf; do
+		cp "$f" "$KEEP/$tr-$p2s-$sleep-$(basename "$f")"; done; }
 }
 
 part() {
