@@ -302,6 +302,15 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 #define CMD_AHEAD_BUCKET 16u
 #define CMD_AHEAD_CHAIN 6u
 
+/* Will page q's visit search (its checksum holds, it maps none of our frames)?  *tree: its first tree. */
+static inline bool ahead_tree(const struct cmd *c, bk_page q, uint32_t *tree)
+{
+	if (q >= c->npages || !(c->flags[q] & PG_CSUM) || c->stable.of_page[q])
+		return false;
+	*tree = c->pf_base + class_of(c, c->hist[q] << 1);
+	return true;
+}
+
 static inline void cmd_ahead(const struct cmd *c, bk_page p)
 {
 	bk_page q = p + CMD_AHEAD_BUCKET;
@@ -309,14 +318,12 @@ static inline void cmd_ahead(const struct cmd *c, bk_page p)
 
 	if (c->ops->prefetch && p + KIT_AHEAD_FAR < c->npages)
 		c->ops->prefetch(c->impl, p + KIT_AHEAD_FAR);
-	if (q < c->npages && (c->flags[q] & PG_CSUM) && !c->stable.of_page[q]) {
-		tree = c->pf_base + class_of(c, c->hist[q] << 1);
+	if (ahead_tree(c, q, &tree)) {
 		kit_prefetch_bucket(&c->stable.hash, c->oldcsum[q], tree);
 		kit_prefetch_bucket(&c->unstable.hash, c->oldcsum[q], tree);
 	}
 	q = p + CMD_AHEAD_CHAIN;
-	if (q < c->npages && (c->flags[q] & PG_CSUM) && !c->stable.of_page[q]) {
-		tree = c->pf_base + class_of(c, c->hist[q] << 1);
+	if (ahead_tree(c, q, &tree)) {
 		kit_prefetch_chain(&c->stable.hash, c->stable.key, c->oldcsum[q], tree);
 		kit_prefetch_chain(&c->unstable.hash, c->unstable.node, c->oldcsum[q], tree);
 	}

@@ -498,30 +498,30 @@ static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, 
 static const unsigned batch_unique[REAL_CALIB_BATCH_PHASES] = { 0, 4, 32 };
 
 /*
- * ksmd's median CPU per steady scan of the first `pages` pages of a, u in
- * 100 unique and the rest in merged groups of 200, at the tunables set, the
- * median scan period (ns), and the cheapest and dearest steady scan's CPU
- * (range); 0 or SP_E*.
+ * ksmd's median CPU per batch on a region of BATCH_PAGES pages, u in 100
+ * unique, the median scan period (ns), and the cheapest and dearest steady
+ * scan's CPU per batch (range); 0 or SP_E*.
  */
-static int batch_phase(struct scan_cost *sc, uint8_t *a, uint64_t pages, unsigned u, uint64_t base,
-		       double *out, double *scan, double range[2], struct sp_err *err)
+static int batch_phase(struct scan_cost *sc, uint8_t *a, unsigned u, uint64_t base, double *out,
+		       double *scan, double range[2], struct sp_err *err)
 {
 	double v[SCANS], cpu[SCANS], period[SCANS];
+	uint64_t batches = (BATCH_PAGES + BATCH_P2S - 1) / BATCH_P2S; /* the last ends at the wrap */
 	int rc;
 
-	for (uint64_t i = 0; i < pages; i++)
-		fill(a, i, i % 100 < u ? base + i : base + pages + i / 200);
-	if (madvise(a, pages * PAGE, MADV_MERGEABLE) != 0)
+	for (uint64_t i = 0; i < BATCH_PAGES; i++)
+		fill(a, i, i % 100 < u ? base + i : base + BATCH_PAGES + i / 200);
+	if (madvise(a, BATCH_PAGES * PAGE, MADV_MERGEABLE) != 0)
 		return sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	sc->cpu_scan = cpu;
 	rc = time_scans(sc, SCANS, v, period, err);
 	sc->cpu_scan = NULL;
-	madvise(a, pages * PAGE, MADV_UNMERGEABLE);
+	madvise(a, BATCH_PAGES * PAGE, MADV_UNMERGEABLE);
 	if (rc == 0) {
-		*out = median_from(cpu, BATCH_WARM, SCANS);
+		*out = median_from(cpu, BATCH_WARM, SCANS) / (double)batches;
 		*scan = median_from(period, BATCH_WARM, SCANS);
-		range[0] = cpu[BATCH_WARM]; /* median_from() sorted them */
-		range[1] = cpu[SCANS - 1];
+		range[0] = cpu[BATCH_WARM] / (double)batches; /* median_from() sorted them */
+		range[1] = cpu[SCANS - 1] / (double)batches;
 	}
 	return rc;
 }
@@ -668,11 +668,8 @@ static int batch_timings(struct real_calibration *out, const struct real_ksm *k,
 		/* the unique pages of a scan, 100 in every full 100 and u of the rest */
 		out->batch_reads[i] = (double)(BATCH_PAGES / 100 * u +
 					       (BATCH_PAGES % 100 < u ? BATCH_PAGES % 100 : u)) / batches;
-		rc = batch_phase(&sc, a, BATCH_PAGES, u, (uint64_t)(3 + i) << 40, &out->batch_cpu_ns[i],
-				 &scan[i], out->batch_range_ns[i], err);
-		out->batch_cpu_ns[i] /= batches;
-		out->batch_range_ns[i][0] /= batches;
-		out->batch_range_ns[i][1] /= batches;
+		rc = batch_phase(&sc, a, u, (uint64_t)(3 + i) << 40, &out->batch_cpu_ns[i], &scan[i],
+				 out->batch_range_ns[i], err);
 	}
 	if (rc == 0)
 		rc = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_STOP, err);

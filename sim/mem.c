@@ -124,8 +124,6 @@ static inline uint32_t *frame_cid(const struct sim_mem *m, uint32_t slot)
 	return bk_frames_data(&m->frames, slot);
 }
 
-
-
 static uint32_t domain_of(const struct sim_mem *m, const struct sim_page *pg)
 {
 	return m->h->guests[pg->guest].domain;
@@ -400,13 +398,13 @@ static uint32_t mem_checksum_again(void *impl, bk_page p, const uint32_t *kept)
 	struct sim_mem *m = impl;
 	struct sim_page *pg = &m->pages[p];
 
-	m->counts[BK_COST_CHECKSUM]++;
 	if (kept && (pg->flags & PG_SUMMED)) {
+		m->counts[BK_COST_CHECKSUM]++;
 		assert(*kept == sp_fp_checksum(page_fp(m, pg)));
 		return *kept;
 	}
 	pg->flags |= PG_SUMMED;
-	return sp_fp_checksum(page_fp(m, pg));
+	return mem_checksum(impl, p);
 }
 
 /* Written since the last call: the trace changed its content, mapped or unmapped it. */
