@@ -24,8 +24,14 @@
  *            mappers through this instance (the reference count), and the
  *            entry each page maps.  A partition is kit.h's (security
  *            domain, NUMA node unless merge_across_nodes).
- *   hints    kit.h's per-page set (never reset): p's hint, keyed by its
- *            checksum at hashing time and its partition
+ *   hints    p's hint: entry p + 1 of a hash of kit.h's chains, keyed by
+ *            its checksum at hashing time and its partition; its prev field
+ *            also says whether p has one (0: none, HINT_FIRST: first in its
+ *            chain), so that a sample reads one line of p's hint state, not
+ *            three (kit.h's unstable set keeps a member flag and a
+ *            generation per page besides the node: a hint set is never
+ *            emptied, it needs neither).  Chains as kit_hash_insert() and
+ *            kit_hash_remove() keep them: the same order, the same walks.
  *   flags[p] RS_ONZERO
  *
  * Invariants.
@@ -127,7 +133,9 @@ struct esx {
 
 	struct kit_parts parts;
 	struct kit_stable stable;
-	struct kit_unstable hints;
+	struct kit_hash hints;   /* chains of hint[] */
+	struct kit_entry *hint;  /* per page p at p + 1 */
+	int64_t nhints;
 	uint8_t *flags;
 
 	int64_t zero_pages, pages_scanned;
@@ -135,9 +143,35 @@ struct esx {
 	uint32_t pf_part; /* lookahead: the latest lookup's partition */
 };
 
+#define HINT_FIRST UINT32_MAX /* hint[].prev of a chain's first entry (0: no hint) */
+
+/* Page p's hint, key (csum, part), goes first in its chain. */
+static void hint_insert(struct esx *e, bk_page p, uint32_t csum, uint32_t part)
+{
+	uint32_t i = (uint32_t)p + 1, *head = &e->hints.head[kit_bucket(&e->hints, csum, part)];
+
+	e->hint[i] = (struct kit_entry){ .csum = csum, .part = part, .next = *head, .prev = HINT_FIRST };
+	if (*head)
+		e->hint[*head].prev = i;
+	*head = i;
+	e->nhints++;
+}
+
+/* Page p's hint leaves its chain (nothing when p has none). */
 static void hint_remove(struct esx *e, bk_page p)
 {
-	kit_unstable_remove(&e->hints, p, NULL);
+	struct kit_entry *x = &e->hint[p + 1];
+
+	if (!x->prev)
+		return;
+	if (x->prev == HINT_FIRST)
+		e->hints.head[kit_bucket(&e->hints, x->csum, x->part)] = x->next;
+	else
+		e->hint[x->prev].next = x->next;
+	if (x->next)
+		e->hint[x->next].prev = x->prev;
+	x->next = x->prev = 0;
+	e->nhints--;
 }
 
 /* ---- one sample ----------------------------------------------------------- */
@@ -168,7 +202,7 @@ static int sample_page(struct esx *e, bk_page p)
 	if (info.huge && !e->share_large) {
 		/* Inside a large page: a hint for when memory is short, never shared now. */
 		ops->account(e->impl, BK_COST_TREE_STEP, steps);
-		kit_unstable_insert(&e->hints, p, csum, part);
+		hint_insert(e, p, csum, part);
 		return 0;
 	}
 	if (e->use_zero && csum == e->zero_sum && ops->merge_zero(e->impl, p) == 0) {
@@ -190,13 +224,13 @@ static int sample_page(struct esx *e, bk_page p)
 		}
 	}
 	/* Hints: re-hash the hint page; a changed hash makes it stale. */
-	for (q1 = kit_hash_first(&e->hints.hash, csum, part); q1;) {
+	for (q1 = kit_hash_first(&e->hints, csum, part); q1;) {
 		bk_page q = q1 - 1;
 		struct bk_page_info qi;
 
 		steps++;
-		q1 = e->hints.node[q1].next;
-		if (e->hints.node[q + 1].csum != csum || e->hints.node[q + 1].part != part)
+		q1 = e->hint[q1].next;
+		if (e->hint[q + 1].csum != csum || e->hint[q + 1].part != part)
 			continue;
 		ops->page_info(e->impl, q, &qi);
 		if (!qi.present || qi.frame != BK_NO_FRAME || ops->checksum(e->impl, q) != csum) {
@@ -220,7 +254,7 @@ static int sample_page(struct esx *e, bk_page p)
 		return 0;
 	}
 	ops->account(e->impl, BK_COST_TREE_STEP, steps);
-	kit_unstable_insert(&e->hints, p, csum, part);
+	hint_insert(e, p, csum, part);
 	return 0;
 }
 
@@ -243,7 +277,6 @@ static inline bk_page draw_ahead(const struct esx *e, uint32_t g, uint64_t j)
 
 static void esx_ahead(const struct esx *e, uint32_t g, uint64_t left)
 {
-	const struct kit_unstable *h = &e->hints;
 	const struct kit_entry *x;
 	bk_page q;
 
@@ -251,9 +284,7 @@ static void esx_ahead(const struct esx *e, uint32_t g, uint64_t left)
 		q = draw_ahead(e, g, KIT_AHEAD_INFO);
 		if (e->ops->prefetch_info)
 			e->ops->prefetch_info(e->impl, q);
-		kit_prefetch(&h->member[q]);
-		kit_prefetch(&h->gen[q]);
-		kit_prefetch(&h->node[q + 1]);
+		kit_prefetch(&e->hint[q + 1]);
 	}
 	if (left > KIT_AHEAD_FAR && e->ops->prefetch)
 		e->ops->prefetch(e->impl, draw_ahead(e, g, KIT_AHEAD_FAR));
@@ -264,17 +295,17 @@ static void esx_ahead(const struct esx *e, uint32_t g, uint64_t left)
 		uint32_t csum = e->ops->checksum_uncounted(e->impl, q);
 
 		kit_prefetch_bucket(&e->stable.hash, csum, e->pf_part);
-		kit_prefetch_bucket(&h->hash, csum, e->pf_part);
+		kit_prefetch_bucket(&e->hints, csum, e->pf_part);
 	}
-	if (!h->member[q])
+	x = &e->hint[q + 1];
+	if (!x->prev)
 		return;
-	x = &h->node[q + 1];
-	if (x->prev)
-		kit_prefetch(&h->node[x->prev]);
+	if (x->prev != HINT_FIRST)
+		kit_prefetch(&e->hint[x->prev]);
 	else
-		kit_prefetch_bucket(&h->hash, x->csum, x->part);
+		kit_prefetch_bucket(&e->hints, x->csum, x->part);
 	if (x->next)
-		kit_prefetch(&h->node[x->next]);
+		kit_prefetch(&e->hint[x->next]);
 }
 
 static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
@@ -366,12 +397,12 @@ static void esx_metrics(const void *st, struct metrics *m)
 
 	m->pages_shared = e->stable.shared;
 	m->pages_sharing = e->stable.sharing;
-	m->pages_unshared = e->hints.members;
+	m->pages_unshared = e->nhints;
 	m->pages_volatile = 0;
 	m->full_scans = 0;
 	m->pages_scanned = e->pages_scanned;
 	m->ksm_zero_pages = e->zero_pages;
-	m->general_profit = metrics_general_profit(m, e->page_size, e->hints.members + e->stable.shared);
+	m->general_profit = metrics_general_profit(m, e->page_size, e->nhints + e->stable.shared);
 }
 
 static void esx_destroy(void *st)
@@ -385,7 +416,8 @@ static void esx_destroy(void *st)
 	free(e->owed);
 	kit_parts_release(&e->parts);
 	kit_stable_release(&e->stable);
-	kit_unstable_release(&e->hints);
+	kit_hash_release(&e->hints);
+	sp_hot_free(e->hint, e->npages + 1, sizeof(*e->hint));
 	sp_hot_free(e->flags, e->npages + 1, 1);
 	free(e);
 }
@@ -422,10 +454,11 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 	e->gpages = calloc(e->nguests + 1u, sizeof(*e->gpages));
 	e->owed = calloc(e->nguests + 1u, sizeof(*e->owed));
 	e->flags = sp_hot_calloc(n, 1);
+	e->hint = sp_hot_calloc(n, sizeof(*e->hint));
 	/* Buckets as pages: a lookup is charged a tree step per chain entry it passes. */
-	if (!e->gbase || !e->gpages || !e->owed || !e->flags ||
+	if (!e->gbase || !e->gpages || !e->owed || !e->flags || !e->hint ||
 	    kit_parts_init(&e->parts) < 0 || kit_stable_init(&e->stable, e->npages, e->npages) < 0 ||
-	    kit_unstable_init(&e->hints, e->npages, e->npages) < 0) {
+	    kit_hash_init(&e->hints, e->npages) < 0) {
 		esx_destroy(e);
 		return sp_err_set(err, SP_ENOMEM, "esx: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));
