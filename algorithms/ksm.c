@@ -733,9 +733,11 @@ static inline uint32_t halvings_above(uint64_t idle, uint64_t b)
 	return (uint32_t)j + 1;
 }
 
+#ifndef NDEBUG
 /*
  * The idle class (BK_COST_IDLE_*, or -1: hot) of a stable tree node at depth
- * d (root 0) searched `searches` times a period: one search in 2^d reads it.
+ * d (root 0) searched `searches` times a period: one search in 2^d reads it
+ * (touch_stable_idle() computes the same with one division a search).
  */
 static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 {
@@ -744,7 +746,6 @@ static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 	return idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 }
 
-#ifndef NDEBUG
 /* touch_tree_idle()'s counts n, level by level as it once computed them. */
 static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t n[BK_IDLE_CLASSES])
 {
@@ -830,12 +831,21 @@ static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
 	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches, period = k->scan_period_ns;
 	uint32_t d = depth < 63 ? (uint32_t)depth : 63;
+	double q;
 
 	if (!period)
 		return; /* the first scan: the tree is new */
 	searches = stable_window_searches(k);
+	/*
+	 * stable_depth_class()'s period * 2^d / searches is q * 2^d exactly: a
+	 * power of two scales a correctly rounded quotient without changing its
+	 * rounding (normal doubles here).  One division a search, not one a
+	 * level (scan 2 at 32 M pages classes ~7 levels of each search).
+	 */
+	q = (double)period / (double)searches;
 	while (d > 0) {
-		int c = stable_depth_class(period, searches, --d);
+		double idle = q * (double)(1ull << --d);
+		int c = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 
 		if (c < 0)
 			break;
