@@ -15,15 +15,23 @@
 #            search the stable and unstable trees);
 #   memory:  peak RSS (/usr/bin/time -v "Maximum resident set size") in bytes
 #            per guest page, for oracle and ksm (one and two scans) each;
-#   others:  ALGOS (default "zero uksm cmd esx"; empty: none) each scanning
-#            fast (pages_to_scan=100000 sleep_millisecs=0; esx sampling 200k
-#            pages a simulated second) for 64 M page visits and at least two
-#            full scans (64 scans at 1M, 8 at 8M, 2 at 32M; esx: as long as
-#            that many pages at 200k a second takes, after the last snapshot),
-#            so that each run has seconds of CPU to measure: user CPU per page
-#            scanned beyond the oracle's replay of the same trace, and peak
-#            RSS per page, so that the cost per page at size can be set
-#            beside the 1M figure (the new build only, not the anchor).
+#   others:  ALGOS (default "zero uksm cmd esx"; empty: none), the new build
+#            only, the same work per page at every size, so that the cost per
+#            page at size can be set beside the 1M figure: each scans fast
+#            (pages_to_scan=100000 sleep_millisecs=0) with `--snapshot-scans 1`
+#            (snapshot i right after full scan i), once to the end of scan 3
+#            (the three scans that each see a snapshot: scan 1 hashes every
+#            page) and once to the end of scan 3 + S, S steady scans (S: 64 M
+#            page visits, at least 2: 64 at 1M, 8 at 8M, 2 at 32M).  esx has
+#            no full scans: it samples 200k pages a simulated second, to 3
+#            and to 3 + S samples a page after the last snapshot (its
+#            "scans 1-3" and "4-": before the last snapshot it samples
+#            0.4 / 0.05 / 0.01 times a page at 1M / 8M / 32M).  Printed: user CPU per page
+#            scanned of the three snapshot scans beyond the oracle's replay of
+#            the same trace, of the steady scans alone (the difference between
+#            the two runs), and peak RSS per page.  (Until the tenth round one
+#            run of 64 M visits: at 1M 62 of cmd's 64 scans were steady ones,
+#            at 32M one of two was scan 1 - not the same work.)
 # Generated traces are deleted as soon as their size is done.
 # Usage: [ANCHOR=path/to/other/sim] bench/bench_scale.sh [path/to/sim] [sizes...]
 #   sizes: 1M 8M 32M 256M (default: 1M 8M 32M); the load average is printed
@@ -101,22 +109,32 @@ measure() {
 	done
 }
 
-# One of the other algorithms ($2) of build $1, scanning fast: user CPU per
-# page scanned beyond the oracle's replay ($oracle_user), peak RSS per page.
+# One of the other algorithms ($2) of build $1: user CPU per page scanned
+# beyond the oracle's replay ($oracle_user) of scans 1-3 (each sees a
+# snapshot), of the S steady scans after them alone; peak RSS per page.
 others() {
-	local sim=$1 a=$2 user rss scanned u scans=$((total < 33554432 ? 67108864 / total : 2))
-	if [ "$a" = esx ]; then
-		read -r user rss <<<"$(timed "$sim" run --trace "$tr" --algo esx --duration-ms $((last_ms + scans * total / 200)) \
-			--set share_scan_vm=50000 --set share_scan_total=200000 -q --csv "$T/run.csv")"
-	else
-		read -r user rss <<<"$(timed "$sim" run --trace "$tr" --algo "$a" --scans "$scans" \
-			--set pages_to_scan=100000 --set sleep_millisecs=0 -q --csv "$T/run.csv")"
-	fi
-	u=$(awk -F': ' '/User time/ { print $2 }' "$T/time")
-	scanned=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-	awk -v a="$a" -v c="$user" -v u="$u" -v o="$oracle_user" -v s="$scanned" -v r="$rss" -v p="$total" 'BEGIN {
-		printf "%s: %.2f s CPU (%.2f user), %d pages_scanned, %.0f ns user CPU per page scanned beyond the replay; peak RSS %.0f MiB = %.1f B/page\n",
-			a, c, u, s, (u - o) * 1e9 / s, r / 1024, r * 1024 / p }'
+	local sim=$1 a=$2 n c rss u s u0 s0 steady=$((total < 33554432 ? 67108864 / total : 2))
+	for n in 3 $((3 + steady)); do
+		if [ "$a" = esx ]; then
+			read -r c rss <<<"$(timed "$sim" run --trace "$tr" --algo esx --duration-ms $((last_ms + n * total / 200)) \
+				--set share_scan_vm=50000 --set share_scan_total=200000 -q --csv "$T/run.csv")"
+		else
+			read -r c rss <<<"$(timed "$sim" run --trace "$tr" --algo "$a" --snapshot-scans 1 --scans "$n" \
+				--set pages_to_scan=100000 --set sleep_millisecs=0 -q --csv "$T/run.csv")"
+		fi
+		u=$(awk -F': ' '/User time/ { print $2 }' "$T/time")
+		s=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
+		if [ "$n" = 3 ]; then
+			awk -v a="$a" -v c="$c" -v u="$u" -v o="$oracle_user" -v s="$s" -v r="$rss" -v p="$total" 'BEGIN {
+				printf "%s scans 1-3: %.2f s CPU (%.2f user), %d pages_scanned, %.0f ns user CPU per page beyond the replay; peak RSS %.0f MiB = %.1f B/page\n",
+					a, c, u, s, (u - o) * 1e9 / s, r / 1024, r * 1024 / p }'
+		else
+			awk -v a="$a" -v n="$n" -v u="$u" -v u0="$u0" -v s="$s" -v s0="$s0" -v r="$rss" -v p="$total" 'BEGIN {
+				printf "%s scans 4-%d alone: %.2f s user, %d pages_scanned, %.0f ns user CPU per page; peak RSS %.0f MiB = %.1f B/page\n",
+					a, n, u - u0, s - s0, (u - u0) * 1e9 / (s - s0), r / 1024, r * 1024 / p }'
+		fi
+		u0=$u s0=$s
+	done
 }
 
 for size in "${SIZES[@]}"; do
