@@ -36,7 +36,10 @@
  *     oldchecksum  checksum at the previous visit (valid once RI_CSUM is set)
  *     head         stable node it is listed in (when RI_STABLE), or its
  *                  unstable tree node (when RI_UNSTABLE), 0 = none
- *     hnext/hprev  neighbours in head's rmap list, as page + 1; 0 = end
+ *     gen          sn[head].gen when it was listed (RI_STABLE): the item is
+ *                  listed while they are equal; a node's removal leaves its
+ *                  items behind (node_listed()), they notice at their next
+ *                  visit
  *     flags        RI_* below
  *     seq          low 8 bits of full_scans at unstable insertion (the
  *                  kernel's SEQNR_MASK bits): equal to the current value iff
@@ -57,8 +60,13 @@
  *                  frame_mappers() == 0, like get_ksm_page() finding it gone
  *     len          rmap_hlist_len: rmap items listed (SN_NODE, SN_DUP); SN_CHAIN:
  *                  a memo of chain_pick(), see chain_unsettle()
- *     hlist        first rmap item as page + 1 (SN_NODE, SN_DUP) or first
- *                  dup (SN_CHAIN); 0 = empty
+ *     hlist        first dup (SN_CHAIN); 0 = empty.  A KSM page's rmap
+ *                  items are counted (len), not linked: the kernel's list
+ *                  is walked only to take them all out with the node, and
+ *                  here they see that for themselves (gen)
+ *     gen          moves each time the node is freed (sn_release()); 32 bits
+ *                  suffice: an item is visited (and drops a stale gen) every
+ *                  full scan, and a scan frees fewer than 2^32 nodes
  *     dnext/dprev  sibling dups in the chain's list (SN_DUP)
  *     chain        the chain of a SN_DUP
  *     tree         stable tree it is filed in
@@ -286,12 +294,14 @@ struct rbl {
 struct ritem {
 	uint32_t oldchecksum;
 	uint32_t head;
-	uint32_t hnext, hprev;
+	uint32_t gen;
 	uint8_t flags;
 	uint8_t seq;
 	uint8_t age;
 	uint8_t skips;
 };
+
+_Static_assert(sizeof(struct ritem) == 16, "an rmap item is 16 bytes, four to a cache line");
 
 /*
  * 64 bytes, aligned: what a search needs of a node it stops at (or that is a
@@ -299,6 +309,7 @@ struct ritem {
  */
 struct snode {
 	uint32_t rbp; /* parent in the stable tree */
+	uint32_t gen; /* moves at each sn_release() */
 	bk_frame kpage;
 	uint64_t prune_ns;
 	int32_t len;
@@ -733,9 +744,11 @@ static inline uint32_t halvings_above(uint64_t idle, uint64_t b)
 	return (uint32_t)j + 1;
 }
 
+#ifndef NDEBUG
 /*
  * The idle class (BK_COST_IDLE_*, or -1: hot) of a stable tree node at depth
- * d (root 0) searched `searches` times a period: one search in 2^d reads it.
+ * d (root 0) searched `searches` times a period: one search in 2^d reads it
+ * (touch_stable_idle() computes the same with one division a search).
  */
 static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 {
@@ -744,7 +757,6 @@ static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 	return idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 }
 
-#ifndef NDEBUG
 /* touch_tree_idle()'s counts n, level by level as it once computed them. */
 static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t n[BK_IDLE_CLASSES])
 {
@@ -830,12 +842,21 @@ static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
 	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches, period = k->scan_period_ns;
 	uint32_t d = depth < 63 ? (uint32_t)depth : 63;
+	double q;
 
 	if (!period)
 		return; /* the first scan: the tree is new */
 	searches = stable_window_searches(k);
+	/*
+	 * stable_depth_class()'s period * 2^d / searches is q * 2^d exactly: a
+	 * power of two scales a correctly rounded quotient without changing its
+	 * rounding (normal doubles here).  One division a search, not one a
+	 * level (scan 2 at 32 M pages classes ~7 levels of each search).
+	 */
+	q = (double)period / (double)searches;
 	while (d > 0) {
-		int c = stable_depth_class(period, searches, --d);
+		double idle = q * (double)(1ull << --d);
+		int c = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 
 		if (c < 0)
 			break;
@@ -1080,7 +1101,7 @@ static int sn_pool_double(struct ksm *k)
 
 static int sn_alloc(struct ksm *k, uint32_t *out)
 {
-	uint32_t i;
+	uint32_t i, gen;
 
 	if (k->sn_free) {
 		i = k->sn_free;
@@ -1094,7 +1115,9 @@ static int sn_alloc(struct ksm *k, uint32_t *out)
 		}
 		i = k->sn_used++;
 	}
+	gen = k->sn[i].gen;
 	memset(&k->sn[i], 0, sizeof(k->sn[i]));
+	k->sn[i].gen = gen; /* items of the node's earlier lives stay unlisted */
 	memset(&k->rbt[i], 0, sizeof(k->rbt[i]));
 	*out = i;
 	return 0;
@@ -1107,6 +1130,7 @@ static void sn_release(struct ksm *k, uint32_t i)
 		k->sn[i].rest = 0;
 	}
 	k->sn[i].kind = SN_FREE;
+	k->sn[i].gen++; /* every item listed in it is no longer (node_listed()) */
 	k->sn[i].dnext = k->sn_free;
 	k->sn_free = i;
 }
@@ -1199,28 +1223,21 @@ static void dup_unlink(struct ksm *k, uint32_t d)
 
 /*
  * remove_node_from_stable_tree(): every rmap item still listed leaves the
- * stable tree (its counter with it) and the node is freed.
+ * stable tree (its counter with it) and the node is freed.  The items (none
+ * maps the frame: the node is stale) are not written: their gen no longer
+ * matches the node's, and each clears its flags at its next visit
+ * (remove_from_tree()); until then only their own visit reads them.
  */
 static void remove_stable_node(struct ksm *k, uint32_t n)
 {
 	struct snode *s = &k->sn[n];
 
 	k->epoch++;
-	for (uint32_t q = s->hlist; q;) {
-		struct ritem *it = &k->ri[q - 1];
-		uint32_t next = it->hnext;
-
-		if (next)
-			k->pages_sharing--;
-		else
-			k->pages_shared--;
-		s->len--;
-		it->flags &= (uint8_t)~(RI_STABLE | RI_MAPS);
-		it->head = 0;
-		it->hnext = it->hprev = 0;
-		q = next;
+	if (s->len > 0) {
+		k->pages_shared--;
+		k->pages_sharing -= s->len - 1;
+		s->len = 0;
 	}
-	s->hlist = 0;
 	if (s->kind == SN_DUP) {
 		dup_unlink(k, n);
 		k->dups--;
@@ -1328,6 +1345,20 @@ static void unstable_reset(struct ksm *k)
 
 /* ---- rmap items -------------------------------------------------------- */
 
+/* Item it (RI_STABLE) is still listed in its node: the node was not removed since. */
+static inline bool node_listed(const struct ksm *k, const struct ritem *it)
+{
+	return k->sn[it->head].gen == it->gen;
+}
+
+/* Item it leaves its stable node's list. */
+static inline void item_unlist(struct ritem *it)
+{
+	it->flags &= (uint8_t)~(RI_STABLE | RI_MAPS);
+	it->head = 0;
+	it->gen = 0;
+}
+
 /* remove_rmap_item_from_tree(). */
 static void remove_from_tree(struct ksm *k, bk_page p)
 {
@@ -1337,6 +1368,11 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 		uint32_t n = it->head;
 		struct snode *s = &k->sn[n];
 
+		if (!node_listed(k, it)) {
+			/* its node was removed since (remove_stable_node()) */
+			item_unlist(it);
+			return;
+		}
 		chain_unsettle(k, n);
 		if (it->flags & RI_MAPS) {
 			it->flags &= (uint8_t)~RI_MAPS;
@@ -1344,23 +1380,16 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 			sn_sync(k, n);
 		}
 		if (node_stale(k, n)) {
-			remove_stable_node(k, n); /* takes this item out too */
+			remove_stable_node(k, n); /* this item's counter with the others' */
+			item_unlist(it);
 			return;
 		}
-		if (it->hprev)
-			k->ri[it->hprev - 1].hnext = it->hnext;
-		else
-			s->hlist = it->hnext;
-		if (it->hnext)
-			k->ri[it->hnext - 1].hprev = it->hprev;
-		if (s->hlist)
+		if (s->len > 1)
 			k->pages_sharing--;
 		else
 			k->pages_shared--;
 		s->len--;
-		it->flags &= (uint8_t)~RI_STABLE;
-		it->head = 0;
-		it->hnext = it->hprev = 0;
+		item_unlist(it);
 	} else if (it->flags & RI_UNSTABLE) {
 		if (it->seq == (uint8_t)k->full_scans)
 			unstable_erase(k, it->head);
@@ -1392,13 +1421,9 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
 	sn_sync(k, n);
 	chain_joined(k, n);
 	it->head = n;
+	it->gen = s->gen;
 	it->flags |= RI_STABLE | RI_MAPS;
-	it->hprev = 0;
-	it->hnext = s->hlist;
-	if (it->hnext)
-		k->ri[it->hnext - 1].hprev = (uint32_t)p + 1;
-	s->hlist = (uint32_t)p + 1;
-	if (it->hnext)
+	if (s->len > 1) /* counted above */
 		k->pages_sharing++;
 	else
 		k->pages_shared++;
@@ -2071,9 +2096,8 @@ static inline const struct snode *walk_stop(const struct ksm *k, bk_page p)
  * found: a merge).  AHEAD_DUP pages ahead, at a chain: its first dup, the
  * one a chain with a memo resolves to.  AHEAD_FRAME pages ahead: the node's
  * (or that dup's) KSM page, through the backend (compare_frame(),
- * merge_frame()), and the rmap item first in its list, which
- * stable_append() links the page before.  For a stale node or a chain
- * without a memo the hints may name other lines, harmlessly.
+ * merge_frame()).  For a stale node or a chain without a memo the hints may
+ * name other lines, harmlessly.
  */
 #define AHEAD_DUP 4u
 #define AHEAD_FRAME 2u
@@ -2095,8 +2119,6 @@ static inline void frame_ahead(const struct ksm *k, bk_page p)
 	if (!s)
 		return;
 	k->ops->prefetch_frame(k->impl, s->kpage);
-	if (s->hlist && s->hlist <= k->npages)
-		kit_prefetch(&k->ri[s->hlist - 1]);
 }
 
 /*
@@ -2450,7 +2472,10 @@ static bool ksm_ff_copy(struct ksm *k)
 	return true;
 }
 
-/* The age an item of age a has after scans more full scans (ksm_ff_equal). */
+/*
+ * The age an item of age a has after scans more full scans (ksm_ff_equal);
+ * it as its state says (ksm_ff_item(): an item of a removed node is not listed).
+ */
 static uint8_t ksm_ff_age(const struct ksm *k, const struct ritem *it, uint8_t a, uint64_t scans)
 {
 	if (!k->smart || !(it->flags & RI_TRACKED) || (it->flags & RI_STABLE) || a < 9)
@@ -2458,16 +2483,30 @@ static uint8_t ksm_ff_age(const struct ksm *k, const struct ritem *it, uint8_t a
 	return scans >= U8_MAX_AGE - a ? U8_MAX_AGE : (uint8_t)(a + scans);
 }
 
+/*
+ * Item it of a state whose node pool is sn, as that state says it is: an
+ * item of a node removed since it was listed (remove_stable_node() leaves
+ * it to its next visit) is not listed; gen is how the pool tells, not state.
+ */
+static struct ritem ksm_ff_item(const struct ritem *it, const struct snode *sn)
+{
+	struct ritem r = *it;
+
+	if ((r.flags & RI_STABLE) && sn[r.head].gen != r.gen)
+		item_unlist(&r);
+	r.gen = 0;
+	return r;
+}
+
 /* Item p equals its copy but for its age (a work counter past 8) and seq (ahead by dseq). */
 static bool ksm_ff_item_equal(const struct ksm *k, const struct ksm_ff *f, uint64_t p)
 {
-	const struct ritem *a = &f->ri[p], *b = &k->ri[p];
+	struct ritem a = ksm_ff_item(&f->ri[p], f->sn), b = ksm_ff_item(&k->ri[p], k->sn);
 	uint64_t scans = (uint64_t)(k->full_scans - f->full_scans);
 
-	return a->oldchecksum == b->oldchecksum && a->head == b->head && a->hnext == b->hnext &&
-	       a->hprev == b->hprev && a->flags == b->flags && a->skips == b->skips &&
-	       b->age == ksm_ff_age(k, b, a->age, scans) &&
-	       (!(b->flags & RI_UNSTABLE) || (uint8_t)(a->seq + scans) == b->seq);
+	return a.oldchecksum == b.oldchecksum && a.head == b.head && a.flags == b.flags &&
+	       a.skips == b.skips && b.age == ksm_ff_age(k, &b, a.age, scans) &&
+	       (!(b.flags & RI_UNSTABLE) || (uint8_t)(a.seq + scans) == b.seq);
 }
 
 /* The state equals the copy but for work counters, ages, seq and (moved by d_ns) prune times. */
@@ -2559,11 +2598,11 @@ static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
 	k->now_ns += n * cycle_ns;
 	k->scan_start_ns += n * cycle_ns; /* a cycle is whole full scans: the period stays */
 	for (uint64_t p = 0; p < k->npages; p++) {
-		struct ritem *it = &k->ri[p];
+		struct ritem *it = &k->ri[p], now = ksm_ff_item(it, k->sn);
 
 		if (it->flags & RI_UNSTABLE)
 			it->seq = (uint8_t)(it->seq + dseq);
-		it->age = ksm_ff_age(k, it, it->age, n * (uint64_t)f->d_scans);
+		it->age = ksm_ff_age(k, &now, it->age, n * (uint64_t)f->d_scans);
 	}
 	for (uint32_t i = 1; i < k->sn_used; i++) {
 		if (k->sn[i].kind == SN_CHAIN && (f->chain[i] & 2))
