@@ -45,6 +45,7 @@ one() { # label, then sim run arguments
 	local label=$1
 	shift
 	runs=$((runs + 1))
+	rm -f "$W/old.csv" "$W/new.csv" # a run that writes no CSV must not compare the last pair's
 	(cd "$W" && "$OLD" run "$@" --csv run.csv > old.out 2>&1; mv run.csv old.csv) || true
 	(cd "$W" && "$NEW" run "$@" --csv run.csv > new.out 2>&1; mv run.csv new.csv) || true
 	if ! cmp -s "$W/old.csv" "$W/new.csv" || ! cmp -s "$W/old.out" "$W/new.out"; then
