@@ -421,6 +421,7 @@ struct ksm {
 	bool scan_began;
 	bool woke; /* the next batch follows a sleep (BK_COST_BATCH_READ) */
 	uint64_t ss_scan, ss_last; /* stable tree searches in this full scan, in the last one */
+	int8_t visit_class[10]; /* this batch's idle class of a page read s scans ago at [s] */
 
 	/* counters */
 	int64_t pages_shared, pages_sharing, pages_unshared, rmap_items;
@@ -680,15 +681,6 @@ static void acc_flush(struct ksm *k)
 	}
 }
 
-/* Touching a page untouched for idle_ns: BK_COST_IDLE_* (bk_idle_class()), or hot. */
-static void touch_idle(struct ksm *k, uint64_t idle_ns)
-{
-	int c = bk_idle_class(idle_ns);
-
-	if (c >= 0)
-		account(k, (enum bk_cost)c, 1);
-}
-
 /*
  * How long the page a visit reads was left alone: one full scan (the last
  * one, from its first batch to this scan's); in the first scan, since the
@@ -711,11 +703,38 @@ static unsigned smart_idle_scans(uint8_t age)
 	return age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 3 : age <= 13 ? 5 : 9;
 }
 
-/* How long the page of item it, which a visit now reads, was left alone. */
-static uint64_t visit_idle_ns(const struct ksm *k, const struct ritem *it)
+/* The full scans the page of item it, which a visit now reads, was left alone. */
+static unsigned visit_idle_scans(const struct ksm *k, const struct ritem *it)
 {
 	/* should_skip() has counted this visit in the age already */
-	return page_idle_ns(k) * (k->smart && it->age ? smart_idle_scans(it->age - 1) : 1);
+	return k->smart && it->age ? smart_idle_scans(it->age - 1) : 1;
+}
+
+/*
+ * A batch begins: the idle class of a page read after 1, 2, 3, 5 or 9 full
+ * scans (visit_idle_scans()), for touch_visit_idle(), since page_idle_ns()
+ * holds for the whole batch.
+ */
+static void visit_classes(struct ksm *k)
+{
+	static const unsigned scans[] = { 1, 2, 3, 5, 9 };
+
+	for (size_t i = 0; i < sizeof(scans) / sizeof(scans[0]); i++)
+		k->visit_class[scans[i]] = (int8_t)bk_idle_class(page_idle_ns(k) * scans[i]);
+}
+
+/*
+ * A visit reads the page of item it, untouched for visit_idle_scans() full
+ * scans: BK_COST_IDLE_* (bk_idle_class()), or hot.
+ */
+static inline void touch_visit_idle(struct ksm *k, const struct ritem *it)
+{
+	unsigned s = visit_idle_scans(k, it);
+	int c = k->visit_class[s];
+
+	assert(c == bk_idle_class(page_idle_ns(k) * s));
+	if (c >= 0)
+		account(k, (enum bk_cost)c, 1);
 }
 
 /* Touches counted per idle class (n[c]: class BK_COST_IDLE_50MS + c), one account() each. */
@@ -829,19 +848,39 @@ static uint64_t stable_window_searches(const struct ksm *k)
 }
 
 /*
+ * The least e >= 0 with q * 2^e >= b, for q > 0 a normal double and b > 0
+ * an integer below 2^53 (so a double exactly): with q = mq * 2^xq and b =
+ * mb * 2^xb, mantissas in [1, 2), q * 2^(xb - xq) = mq * 2^xb is >= b iff
+ * mq >= mb, and one doubling more always is.  Read off the two doubles'
+ * bits: no rounding anywhere.
+ */
+static inline uint32_t doublings_to(double q, uint64_t b)
+{
+	const uint64_t mant = (1ull << 52) - 1;
+	double bd = (double)b;
+	uint64_t qb, bb;
+	int64_t e;
+
+	memcpy(&qb, &q, sizeof(qb));
+	memcpy(&bb, &bd, sizeof(bb));
+	e = (int64_t)(bb >> 52) - (int64_t)(qb >> 52) + ((qb & mant) < (bb & mant));
+	return e > 0 ? (uint32_t)e : 0;
+}
+
+/*
  * The KSM pages a stable tree search of `depth` levels reads: the tree lives
  * across scans and is searched S times in a scan's length before this
  * search (stable_window_searches()), so the node at depth d (root 0) is
  * read by one search in 2^d: idle period * 2^d / S.  Visits do not read a
  * KSM page's content.  The idle time grows with the depth, so the levels
- * are classed from the deepest up to the first hot one (in a scan that
- * searches thousands of times, the deepest is hot: one class computed).
- * None in the first full scan: the tree is new.
+ * of class c and above are the deepest ones, from the first depth idle its
+ * lower bound on (doublings_to()).  None in the first full scan: the tree
+ * is new.
  */
 static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
 	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches, period = k->scan_period_ns;
-	uint32_t d = depth < 63 ? (uint32_t)depth : 63;
+	uint32_t d = depth < 63 ? (uint32_t)depth : 63, above = 0;
 	double q;
 
 	if (!period)
@@ -850,17 +889,19 @@ static void touch_stable_idle(struct ksm *k, uint64_t depth)
 	/*
 	 * stable_depth_class()'s period * 2^d / searches is q * 2^d exactly: a
 	 * power of two scales a correctly rounded quotient without changing its
-	 * rounding (normal doubles here).  One division a search, not one a
-	 * level (scan 2 at 32 M pages classes ~7 levels of each search).
+	 * rounding (normal doubles here), and (uint64_t)(q * 2^d) >= b iff q *
+	 * 2^d >= b for an integer b.  So one division and a comparison of bits
+	 * per class a search, not a class a level (scan 2 at 32 M pages classes
+	 * ~7 levels of each search).
 	 */
 	q = (double)period / (double)searches;
-	while (d > 0) {
-		double idle = q * (double)(1ull << --d);
-		int c = idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
+	if (doublings_to(q, bk_idle_bound(0)) >= d)
+		return; /* the deepest level is hot, and so all above it */
+	for (int c = BK_IDLE_CLASSES - 1; c >= 0; c--) {
+		uint32_t e = doublings_to(q, bk_idle_bound(c)), a = e < d ? d - e : 0;
 
-		if (c < 0)
-			break;
-		n[c - BK_COST_IDLE_50MS]++;
+		n[c] = a - above;
+		above = a;
 	}
 	assert(stable_idle_check(period, searches, depth, n));
 	account_idle(k, n);
@@ -2162,6 +2203,8 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		k->scan_start_ns = now_ns;
 		k->scan_began = true;
 	}
+	if (k->model_cost)
+		visit_classes(k);
 	while (visits < k->pages_to_scan) {
 		bk_page p;
 		struct ritem *it;
@@ -2206,7 +2249,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			continue;
 		if (!(it->flags & RI_MAPS)) { /* a KSM page's content is not read by its visit */
 			if (k->model_cost)
-				touch_idle(k, visit_idle_ns(k, it));
+				touch_visit_idle(k, it);
 			read = true;
 		}
 		rc = cmp_and_merge(k, p, &info);
