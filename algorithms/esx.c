@@ -26,12 +26,11 @@
  *            domain, NUMA node unless merge_across_nodes).
  *   hints    p's hint: entry p + 1 of a hash of kit.h's chains, keyed by
  *            its checksum at hashing time and its partition; its prev field
- *            also says whether p has one (0: none, HINT_FIRST: first in its
+ *            also says whether p has one (0: none, KIT_FIRST: first in its
  *            chain), so that a sample reads one line of p's hint state, not
  *            three (kit.h's unstable set keeps a member flag and a
  *            generation per page besides the node: a hint set is never
- *            emptied, it needs neither).  Chains as kit_hash_insert() and
- *            kit_hash_remove() keep them: the same order, the same walks.
+ *            emptied, it needs neither).
  *   flags[p] RS_ONZERO
  *
  * Invariants.
@@ -143,34 +142,19 @@ struct esx {
 	uint32_t pf_part; /* lookahead: the latest lookup's partition */
 };
 
-#define HINT_FIRST UINT32_MAX /* hint[].prev of a chain's first entry (0: no hint) */
-
 /* Page p's hint, key (csum, part), goes first in its chain. */
 static void hint_insert(struct esx *e, bk_page p, uint32_t csum, uint32_t part)
 {
-	uint32_t i = (uint32_t)p + 1, *head = &e->hints.head[kit_bucket(&e->hints, csum, part)];
-
-	e->hint[i] = (struct kit_entry){ .csum = csum, .part = part, .next = *head, .prev = HINT_FIRST };
-	if (*head)
-		e->hint[*head].prev = i;
-	*head = i;
+	kit_hash_insert(&e->hints, e->hint, (uint32_t)p + 1, csum, part);
 	e->nhints++;
 }
 
 /* Page p's hint leaves its chain (nothing when p has none). */
 static void hint_remove(struct esx *e, bk_page p)
 {
-	struct kit_entry *x = &e->hint[p + 1];
-
-	if (!x->prev)
+	if (!e->hint[p + 1].prev)
 		return;
-	if (x->prev == HINT_FIRST)
-		e->hints.head[kit_bucket(&e->hints, x->csum, x->part)] = x->next;
-	else
-		e->hint[x->prev].next = x->next;
-	if (x->next)
-		e->hint[x->next].prev = x->prev;
-	x->next = x->prev = 0;
+	kit_hash_remove(&e->hints, e->hint, (uint32_t)p + 1);
 	e->nhints--;
 }
 
@@ -300,7 +284,7 @@ static void esx_ahead(const struct esx *e, uint32_t g, uint64_t left)
 	x = &e->hint[q + 1];
 	if (!x->prev)
 		return;
-	if (x->prev != HINT_FIRST)
+	if (x->prev != KIT_FIRST)
 		kit_prefetch(&e->hint[x->prev]);
 	else
 		kit_prefetch_bucket(&e->hints, x->csum, x->part);

@@ -146,7 +146,7 @@ void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32
 
 	e[i].csum = csum;
 	e[i].part = part;
-	e[i].prev = 0;
+	e[i].prev = KIT_FIRST;
 	e[i].next = *head;
 	if (*head)
 		e[*head].prev = i;
@@ -157,10 +157,10 @@ void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i)
 {
 	struct kit_entry *x = &e[i];
 
-	if (x->prev)
-		e[x->prev].next = x->next;
-	else
+	if (x->prev == KIT_FIRST)
 		h->head[kit_bucket(h, x->csum, x->part)] = x->next;
+	else
+		e[x->prev].next = x->next;
 	if (x->next)
 		e[x->next].prev = x->prev;
 	x->next = x->prev = 0;

@@ -68,12 +68,19 @@ void *kit_grow(void *arr, size_t elem, uint64_t n, uint64_t need);
 
 /* ---- hash chains -------------------------------------------------------- */
 
-/* One entry of a chain: its key and its neighbours (entry numbers, 0 = none). */
+/*
+ * One entry of a chain: its key and its neighbours (entry numbers, 0 = none).
+ * prev is KIT_FIRST for a chain's first entry, so that prev != 0 says the
+ * entry is in a chain (kit_hash_clear() leaves that stale: a user that clears
+ * keeps its own record, as kit_unstable's generation does).
+ */
 struct kit_entry {
 	uint32_t csum;
 	uint32_t part;
 	uint32_t next, prev;
 };
+
+#define KIT_FIRST UINT32_MAX /* prev of a chain's first entry */
 
 struct kit_hash {
 	uint32_t *head; /* first entry of each bucket's chain, 0 = empty */

@@ -105,8 +105,15 @@ SP_TEST(hash_chains_and_stable_table)
 	for (i = kit_hash_first(&h, 5, 1); i; i = e[i].next)
 		n += e[i].csum == 5 && e[i].part == 1;
 	CU_ASSERT_EQUAL(n, 4u);
+	CU_ASSERT_EQUAL(e[7].prev, KIT_FIRST); /* the last inserted heads its chain */
+	CU_ASSERT_EQUAL(e[5].prev, 7u);
 	kit_hash_remove(&h, e, 7); /* the head of its chain */
+	CU_ASSERT_EQUAL(e[7].prev, 0u); /* out of any chain */
+	CU_ASSERT_EQUAL(e[5].prev, KIT_FIRST); /* the new head */
+	CU_ASSERT_EQUAL(kit_hash_first(&h, 5, 1), 5u);
 	kit_hash_remove(&h, e, 3); /* a middle one */
+	CU_ASSERT_EQUAL(e[5].next, 1u);
+	CU_ASSERT_EQUAL(e[1].prev, 5u);
 	n = 0;
 	for (i = kit_hash_first(&h, 5, 1); i; i = e[i].next)
 		n += e[i].csum == 5;
