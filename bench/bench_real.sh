@@ -23,7 +23,10 @@
 # Usage: bench/bench_real.sh [path/to/sim [PART...]]   (PART: 1 2 3 4, default all;
 #        results: bench/README.md).  SIM_BEFORE=path/to/another/sim adds its
 #        engine with write tracking to parts 1 and 2 (row "before"), for a
-#        before/after comparison in one run.
+#        before/after comparison in one run.  With it, PAIRS=N (N > 1) runs
+#        N alternating pairs (rows track, before, track2, before2, ...) and no
+#        "hash" row, and prints each pair's means.  KEEP=dir keeps the runs'
+#        CSVs and outputs there (a "tracking" line per row is printed).
 set -euo pipefail
 SIM=${1:-build/sim}
 shift || true
@@ -31,7 +34,7 @@ PARTS=" ${*:-1 2 3 4} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 SAMPLE=$(dirname "$0")/../traces/samples/qemu4x512.sptrace
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+trap 'if [[ -n ${KEEP:-} ]]; then mkdir -p "$KEEP" && cp "$T"/*.csv "$T"/*.out "$KEEP"/ 2>/dev/null; fi; rm -rf "$T"' EXIT
 export SIM_NO_PROGRESS=1
 col() { head -1 "$1" | tr , '\n' | grep -nx "$2" | cut -d: -f1; }
 last() { tail -1 "$1" | cut -d, -f"$(col "$1" "$2")"; }
@@ -52,7 +55,7 @@ DUR=30000
 replay() {
 	local name=$1 trace=$2 mech=$3 sim=$SIM
 	shift 3
-	if [[ $name == *.before ]]; then sim=$SIM_BEFORE; fi
+	if [[ $name == *.before* ]]; then sim=$SIM_BEFORE; fi
 	# shellcheck disable=SC2086
 	"$sim" real replay --trace "$trace" --algo ksm --mechanism "$mech" $SET --duration-ms $DUR \
 		--sample-ms 250 --csv "$T/$name.csv" -q "$@" >"$T/$name.out" 2>&1 ||
@@ -110,15 +113,55 @@ summary() { grep -h "^live\|^vmas\|^tracking\|^cow" "$T/$1.out" | sed 's/^/    /
 
 echo "load before: $(load); $(uname -r); parts:$PARTS"
 ROWS="track hash kernel"
-if [[ -n ${SIM_BEFORE:-} ]]; then ROWS="track before hash kernel"; fi
+PAIRS=${PAIRS:-1}
+if [[ -n ${SIM_BEFORE:-} ]]; then
+	ROWS="track before hash kernel"
+	if ((PAIRS > 1)); then
+		ROWS="track before"
+		for ((i = 2; i <= PAIRS; i++)); do ROWS="$ROWS track$i before$i"; done
+		ROWS="$ROWS kernel"
+	fi
+fi
+# engine_rows TITLE TRACE: the rows of ROWS run through the live engine, in order.
+engine_rows() {
+	for n in $ROWS; do
+		case $n in
+		kernel) ;;
+		hash) replay "$1.hash" "$2" user --set write_tracking=0 ;;
+		*) replay "$1.$n" "$2" user --set write_tracking=1 ;;
+		esac
+	done
+}
+# means TITLE: with pairs, the mean of the track rows and of the before rows (CPU, CPU from 10 s).
+means() {
+	((PAIRS > 1)) || return 0
+	local t="" b=""
+	for n in $ROWS; do
+		case $n in
+		track*) t="$t $(last "$T/$1.$n.csv" measured_cpu_ns) $(cpu_from "$T/$1.$n.csv" 10000) $(last "$T/$1.$n.csv" pages_sharing)" ;;
+		before*) b="$b $(last "$T/$1.$n.csv" measured_cpu_ns) $(cpu_from "$T/$1.$n.csv" 10000) $(last "$T/$1.$n.csv" pages_sharing)" ;;
+		esac
+	done
+	echo
+	for x in "track:$t" "before:$b"; do
+		echo "${x#*:}" | awk -v n="${x%%:*}" '{ for (i = 1; i <= NF; i += 3) { c += $i; s += $(i + 1); p += $(i + 2); k++ } }
+			END { printf "mean of %d %-6s: CPU %.3f s, from 10 s %.3f s, pages_sharing %.0f\n", k, n, c / k / 1e9, s / k, p / k }'
+	done
+}
+# trackline TITLE: each engine row's "tracking" line (KEEP set).
+trackline() {
+	[[ -n ${KEEP:-} ]] || return 0
+	for n in $ROWS; do
+		[[ -f $T/$1.$n.out ]] && grep -h "^tracking" "$T/$1.$n.out" | sed "s/^/  $n: /"
+	done
+	return 0
+}
 
 # 1: mostly unique pages, 5% copies, 20% of the pages volatile (5% rewritten every 2 s).
 if part 1; then
 	"$SIM" trace gen -o "$T/u.sptrace" --guests 4 --pages 16384 --snapshots 15 --interval-ms 2000 \
 		--shared-fraction 0.05 --zero-fraction 0 --seed 12 >/dev/null
-	replay u.track "$T/u.sptrace" user --set write_tracking=1
-	if [[ -n ${SIM_BEFORE:-} ]]; then replay u.before "$T/u.sptrace" user --set write_tracking=1; fi
-	replay u.hash "$T/u.sptrace" user --set write_tracking=0
+	engine_rows u "$T/u.sptrace"
 	replay u.kernel "$T/u.sptrace" kernel
 fi
 
@@ -128,9 +171,7 @@ if part 2 || part 3 || part 4; then
 		--seed 11 >/dev/null
 fi
 if part 2; then
-	replay h.track "$T/h.sptrace" user --set write_tracking=1
-	if [[ -n ${SIM_BEFORE:-} ]]; then replay h.before "$T/h.sptrace" user --set write_tracking=1; fi
-	replay h.hash "$T/h.sptrace" user --set write_tracking=0
+	engine_rows h "$T/h.sptrace"
 	replay h.kernel "$T/h.sptrace" kernel
 fi
 
@@ -160,6 +201,8 @@ if part 1; then
 	echo
 	# shellcheck disable=SC2086
 	visits u 10000 $ROWS
+	means u
+	trackline u
 fi
 if part 2; then
 	echo
@@ -169,6 +212,8 @@ if part 2; then
 	echo
 	# shellcheck disable=SC2086
 	visits h 10000 $ROWS
+	means h
+	trackline h
 fi
 if part 3; then
 	echo

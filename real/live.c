@@ -160,6 +160,7 @@
 #define TRACK_WINDOW 512u
 #define TRACK_FRESH_NS 1000000ull
 #define TRACK_VEC 128u
+#define TRACK_PART_NS 100000000ull /* a window read in full this recently is read from the asked page on */
 #define WIN_STALE_NS 2000000000ull /* COW events from write tracking: windows the poll sweeps */
 #define WIN_QUIET_MAX 2u /* ... after WIN_STALE_NS << quiet sweeps in a row that found no COW break */
 
@@ -232,7 +233,7 @@ struct real_live {
 	uint64_t win_lo, win_hi, win_ns; /* the last window scanned, and when */
 	uint64_t win_calls;              /* written() answers (the clock is read every 32) */
 	struct page_region *scanvec;
-	uint64_t track_scans, track_page_scans, track_clean, track_written;
+	uint64_t track_scans, track_part_scans, track_page_scans, track_clean, track_written;
 	int pagemap;
 	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
@@ -1003,15 +1004,25 @@ static inline void scan_report(struct real_live *L, bk_page q)
  * covered it is reported and write-protected again in the same step
  * (PM_SCAN_WP_MATCHING, atomic per PTE), so a later write shows at the next
  * scan.  Reported pages get PG_DIRTY (it accumulates until lv_written()
- * consumes it); every page of the window gets PG_FRESH.  A window answers
- * for its pages until real_live_flush() (the end of an engine batch) or
- * until it is TRACK_FRESH_NS old (checked every 32 answers).  Pages the tracking
+ * consumes it); every page scanned gets PG_FRESH.  A window answers for
+ * those pages until real_live_flush() (the end of an engine batch) or until
+ * it is TRACK_FRESH_NS old (checked every 32 answers).  Pages the tracking
  * userfaultfd does not hold (their own VMAs) are skipped by the kernel.
+ *
+ * A window read in full under TRACK_PART_NS ago (a batch ended inside it,
+ * and the next one comes back to it) is read from p to its end only: the
+ * part behind p was answered by that read, and its walk over the VMAs of the
+ * merged pages there is most of a window's cost (bench/README.md, issue 15,
+ * tenth and eleventh rounds).  Nothing is lost by not reading it: a write
+ * there stays marked in its PTE until a scan covers the page, and the
+ * window's time of its last full read (win_when, the sweeps' clock) does
+ * not move, so COW breaks of merged pages there are seen as late as before,
+ * at the next full read or sweep.
  */
 static int track_scan(struct real_live *L, bk_page p)
 {
 	const struct live_region *r = region_of(L, p);
-	uint64_t span = TRACK_WINDOW * (uint64_t)L->ps;
+	uint64_t span = TRACK_WINDOW * (uint64_t)L->ps, now = sp_mono_ns(), w;
 	uintptr_t rs = (uintptr_t)r->addr, re = rs + r->npages * L->ps;
 	uintptr_t a0 = ((uintptr_t)page_addr(L, p) / span) * span, a1 = a0 + span;
 	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING,
@@ -1019,6 +1030,7 @@ static int track_scan(struct real_live *L, bk_page p)
 				 .vec = (uintptr_t)L->scanvec, .vec_len = TRACK_VEC };
 	bk_page lo, hi;
 	uint64_t seen = __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED);
+	bool part = false;
 
 	if (a0 < rs)
 		a0 = rs;
@@ -1026,6 +1038,12 @@ static int track_scan(struct real_live *L, bk_page p)
 		a1 = re;
 	lo = r->first + (a0 - rs) / L->ps;
 	hi = r->first + (a1 - rs) / L->ps;
+	w = r->win_base + a0 / span - rs / span;
+	if (L->win_when && p > lo && now - L->win_when[w] < TRACK_PART_NS) {
+		part = true;
+		lo = p;
+		a0 = (uintptr_t)page_addr(L, p);
+	}
 	a.start = a0;
 	a.end = a1;
 	for (;;) {
@@ -1048,12 +1066,13 @@ static int track_scan(struct real_live *L, bk_page p)
 		L->pages[q].flags |= PG_FRESH;
 	L->win_lo = lo;
 	L->win_hi = hi;
-	L->win_ns = sp_mono_ns();
-	if (L->win_when)
-		L->win_when[r->win_base + a0 / span - rs / span] = L->win_ns;
+	L->win_ns = now;
+	if (L->win_when && !part)
+		L->win_when[w] = now;
 	if (L->win_quiet && __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED) != seen)
-		L->win_quiet[r->win_base + a0 / span - rs / span] = 0; /* a COW break: swept every 2 s again */
+		L->win_quiet[w] = 0; /* a COW break: swept every 2 s again */
 	L->track_scans++;
+	L->track_part_scans += part;
 	return 0;
 }
 
@@ -2388,6 +2407,7 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->base_vmas = L->base_vmas;
 	out->tracking = L->uffd_track >= 0;
 	out->track_scans = L->track_scans;
+	out->track_part_scans = L->track_part_scans;
 	out->track_page_scans = L->track_page_scans;
 	out->track_clean = L->track_clean;
 	out->track_written = L->track_written;
