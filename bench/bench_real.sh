@@ -157,7 +157,9 @@ means() {
 trackline() {
 	[[ -n ${KEEP:-} ]] || return 0
 	for n in $ROWS; do
-		[[ -f $T/$1.$n.out ]] && grep -h "^tracking" "$T/$1.$n.out" | sed "s/^/  $n: /"
+		if [[ -f $T/$1.$n.out ]] && grep -q "^tracking" "$T/$1.$n.out"; then
+			grep -h "^tracking" "$T/$1.$n.out" | sed "s/^/  $n: /"
+		fi
 	done
 	return 0
 }
