@@ -111,6 +111,22 @@ enum bk_cost {
 	 * The ksm model counts one per batch after a sleep, the wrap's too.
 	 */
 	BK_COST_BATCH_WAKE,
+	/*
+	 * A level of an unstable tree search whose node was left untouched 35
+	 * ms or more, beyond its BK_COST_TREE_STEP: ksmd's
+	 * unstable_tree_search_insert() looks the node's page up in its mm
+	 * (get_mergeable_page(): the VMA, the page table walk, the folio) and
+	 * compares it with memcmp_pages(), which stops at the first differing
+	 * byte - a line or two of the page, not the whole page that the
+	 * BK_COST_IDLE_* classes price (a checksum's read).  Until issue 13's
+	 * tenth round these levels counted in the idle classes; the model over
+	 * ksmd by 11-18% at the aggressive tunables, trees and reads 1.32 s
+	 * against ksmd's 0.85 s (bench/README.md "bench_cost.sh", ninth
+	 * round).  `sim calibrate` measures it: the same unique pages scanned
+	 * at the same period in one batch and in several (phase F).  The ksm
+	 * model counts the levels idle 35 ms or more (touch_tree_idle()).
+	 */
+	BK_COST_TREE_IDLE,
 	BK_COST__COUNT
 };
 

@@ -118,11 +118,12 @@
  *    (one, or with smart_scan the skipped ones too: smart_idle_scans()) of
  *    the last one's duration; an unstable tree search touches one node per
  *    level, the leaf idle since the scan began and each level up half as
- *    long (touch_tree_idle()); a stable tree search touches the KSM page of each
- *    node it passes, the one at depth d idle a scan * 2^d / the searches in
+ *    long, each level idle 35 ms or more one BK_COST_TREE_IDLE (its compare
+ *    stops early: not a page read; touch_tree_idle()); a stable tree search
+ *    touches the KSM page of each node it passes, the one at depth d idle a scan * 2^d / the searches in
  *    the scan's length up to it: this scan's so far and the last one's
  *    beyond the cursor (touch_stable_idle()).  A visit does not read a KSM
- *    page's content.  Each touch idle 35 ms or more counts in its
+ *    page's content.  Each other touch idle 35 ms or more counts in its
  *    BK_COST_IDLE_* class (bk_idle_class()).  A batch with a visit that
  *    reads a page (not a KSM page), after a sleep (sleep_millisecs > 0, or
  *    the first batch), is also one BK_COST_BATCH_READ, and every batch
@@ -757,14 +758,15 @@ static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 	return idle >= 1e18 ? BK_COST_IDLE_5S : bk_idle_class((uint64_t)idle);
 }
 
-/* touch_tree_idle()'s counts n, level by level as it once computed them. */
-static bool tree_idle_check(const struct ksm *k, uint32_t depth, const uint64_t n[BK_IDLE_CLASSES])
+/* touch_tree_idle()'s count n, level by level. */
+static bool tree_idle_check(const struct ksm *k, uint32_t depth, uint32_t n)
 {
-	uint64_t idle = k->now_ns - k->scan_start_ns, m[BK_IDLE_CLASSES] = { 0 };
+	uint64_t idle = k->now_ns - k->scan_start_ns;
+	uint32_t m = 0;
 
 	for (uint32_t j = 0; j < depth && idle >= BK_IDLE_MIN_NS; j++, idle /= 2)
-		m[bk_idle_class(idle) - BK_COST_IDLE_50MS]++;
-	return memcmp(m, n, sizeof(m)) == 0;
+		m++;
+	return m == n;
 }
 
 /* touch_stable_idle()'s counts n, depth by depth from the root. */
@@ -789,28 +791,19 @@ static bool stable_idle_check(uint64_t period, uint64_t searches, uint64_t depth
  * nodes inserted since the scan began; each level up is read by twice as
  * many searches.  Level j from the bottom is idle (now - the scan's start) /
  * 2^j: the first batch of a scan reads a tree hot from its own inserts.
- * (Measured on the development VM: 16384 unique pages scanned every 5 s in
- * 4 batches cost ksmd 38.5 us a page, in one batch 20.9 us; this rule with
- * the one-batch curve gives ~40 us.)
+ * Each level idle 35 ms or more is one BK_COST_TREE_IDLE: its compare
+ * stops at the first differing byte, so it is not priced as a page read
+ * (the BK_COST_IDLE_* classes, where these levels counted until issue 13's
+ * tenth round; bench/README.md "bench_cost.sh").
  */
 static void touch_tree_idle(struct ksm *k, uint32_t depth)
 {
-	uint64_t idle = k->now_ns - k->scan_start_ns, n[BK_IDLE_CLASSES] = { 0 };
-	uint32_t above = 0; /* levels in higher classes */
+	uint32_t n = halvings_above(k->now_ns - k->scan_start_ns, BK_IDLE_MIN_NS);
 
-	/*
-	 * This runs in every unstable search: level j is idle (idle >> j), so
-	 * the levels of class c and above are the first halvings_above() ones.
-	 */
-	for (int c = BK_IDLE_CLASSES - 1; c >= 0; c--) {
-		uint32_t a = halvings_above(idle, bk_idle_bound(c));
-
-		a = a < depth ? a : depth;
-		n[c] = a - above;
-		above = a;
-	}
+	n = n < depth ? n : depth;
 	assert(tree_idle_check(k, depth, n));
-	account_idle(k, n);
+	if (n)
+		account(k, BK_COST_TREE_IDLE, n);
 }
 
 /*

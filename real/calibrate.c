@@ -23,7 +23,8 @@
  *      first_visit = first scan cost per page - (visit + checksum);
  *   a write to each merged page then times the COW break.
  *   C. hot: 4096 unique pages, one batch a scan, sleep 0 (scans of ~5 ms:
- *      hot even on a VM whose idle pages cost microseconds) ->
+ *      hot even on a VM whose idle pages cost microseconds), the median of
+ *      7 windows of 200 ms before the slow scans and 7 after phase F ->
  *      tree_step = (cost - visit - checksum) / the model's mean tree depth;
  *      idle: IDLE_PAGES unique pages, one batch a scan (the unstable tree
  *      rebuilt within the batch: hot, as the ksm model counts it), the
@@ -33,6 +34,12 @@
  *      against idle time; each idle class costs the curve at its centre.
  *      Each point's cheapest and dearest scan are kept: their spread shows
  *      how much the host moved under the calibration (real_calib_spread()).
+ *   F. (in C, after the slow scans) the 1 s point's pages at its period in
+ *      8 batches instead of one: the pages are read as idle and search as
+ *      many levels, but the later batches search a tree idle since the
+ *      scan began; the extra per page, less the extra batches' wake-ups
+ *      and first reads, over the idle levels the model counts a page ->
+ *      tree_idle (real_calib_tree_solve()).
  *   D. batches after a sleep: 4096 pages, u of every 100 unique, the rest
  *      in merged groups, 100 pages a batch, sleep 20 ms (batch_timings()):
  *      ksmd's CPU per batch at u = 0 (100 visits of merged pages, each
@@ -253,13 +260,16 @@ static int idle_phase(struct scan_cost *sc, int64_t sleep_ms, int scans, double 
 
 /*
  * ksmd's CPU per page on the first `pages` pages of a, unique, one batch a
- * scan, sleep 0: after two scans, the median of three 200 ms windows (a
- * scan of a few ms is shorter than the tick that updates ksmd's CPU time).
+ * scan, sleep 0: after two scans, HOT_WINDOWS windows of 200 ms (a scan of
+ * a few ms is shorter than the tick that updates ksmd's CPU time), each
+ * appended to v (*n of them so far).
  */
-static int hot_scan(struct scan_cost *sc, uint8_t *a, uint64_t pages, double *cost,
+#define HOT_WINDOWS 7
+
+static int hot_scan(struct scan_cost *sc, uint8_t *a, uint64_t pages, double *v, int *n,
 		    struct sp_err *err)
 {
-	double v[3], period[2];
+	double w[2], period[2];
 	int64_t cpu0, cpu, pages0, npages;
 	int rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)pages, err);
 
@@ -268,8 +278,8 @@ static int hot_scan(struct scan_cost *sc, uint8_t *a, uint64_t pages, double *co
 	if (rc == 0)
 		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, 0, err);
 	if (rc == 0)
-		rc = time_scans(sc, 2, v, period, err);
-	for (int i = 0; i < 3 && rc == 0; i++) {
+		rc = time_scans(sc, 2, w, period, err);
+	for (int i = 0; i < HOT_WINDOWS && rc == 0; i++) {
 		if ((rc = real_ksm_get(sc->k, REAL_KSM_PAGES_SCANNED, &pages0, err)) < 0 ||
 		    (rc = real_proc_cpu_ns(sc->ksmd, &cpu0, err)) < 0)
 			break;
@@ -277,11 +287,9 @@ static int hot_scan(struct scan_cost *sc, uint8_t *a, uint64_t pages, double *co
 		if ((rc = real_ksm_get(sc->k, REAL_KSM_PAGES_SCANNED, &npages, err)) < 0 ||
 		    (rc = real_proc_cpu_ns(sc->ksmd, &cpu, err)) < 0)
 			break;
-		v[i] = npages > pages0 ? (double)(cpu - cpu0) / (double)(npages - pages0) : 0;
+		v[(*n)++] = npages > pages0 ? (double)(cpu - cpu0) / (double)(npages - pages0) : 0;
 	}
 	madvise(a, pages * PAGE, MADV_UNMERGEABLE);
-	if (rc == 0)
-		*cost = median_from(v, 0, 3);
 	return rc;
 }
 
@@ -339,25 +347,115 @@ static void idle_solve(struct real_calibration *out, double hot, double visit_id
 }
 
 /*
+ * Phase F: the pages of the slow point TREE_PAIR (about 1 s idle), still
+ * mergeable, scanned at its period in TREE_BATCHES batches instead of one:
+ * each page is read as idle as there and searches as many tree levels, but
+ * the batches after the first search a tree left idle since the scan began
+ * (real_calib_tree_solve()).  Independent of the hot scan: both points are
+ * ksmd's own, a moment apart.
+ */
+#define TREE_PAIR 4 /* the 1 s class's slow point */
+#define TREE_BATCHES 8u
+
+static int tree_timings(struct real_calibration *out, struct scan_cost *sc, uint64_t m,
+			struct sp_err *err)
+{
+	double per = out->idle_period_ns[TREE_PAIR], x = out->idle_scan_ns[TREE_PAIR], sleep;
+	int rc;
+
+	if (per < BK_IDLE_MIN_NS || x <= 0 || m < TREE_BATCHES * 64)
+		return 0;
+	/* a scan: TREE_BATCHES batches of the pages, then the wrap's, each after a sleep */
+	sleep = fmax(0, (per - (double)m * x) / (TREE_BATCHES + 1));
+	rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)(m / TREE_BATCHES), err);
+	if (rc == 0)
+		rc = idle_phase(sc, (int64_t)(sleep / 1e6), IDLE_SCANS, &out->tree_scan_ns,
+				&out->tree_period_ns, out->tree_range_ns, err);
+	if (rc == 0) {
+		out->tree_pair = TREE_PAIR;
+		out->tree_pages = m - m % TREE_BATCHES;
+		out->tree_batches = TREE_BATCHES;
+	}
+	return rc;
+}
+
+/*
  * Phase C: the hot cost per unique page on HOT_PAGES pages, then the slow
- * scans of IDLE_PAGES pages (solved by idle_solve() once B has the visit).
+ * scans of IDLE_PAGES pages (solved by idle_solve() once B has the visit),
+ * phase F on the same pages, and the hot cost again: the median of both
+ * hot scans' windows (one hot figure of three windows moved tree_step and
+ * every idle class against each other, 5.3 against 6.5 us a page in two
+ * calibrations; bench/README.md "bench_cost.sh", ninth round).
  */
 static int ksmd_idle_timings(struct real_calibration *out, struct scan_cost *sc, uint8_t *a,
 			     uint64_t n, struct sp_err *err)
 {
 	uint64_t m = n < IDLE_PAGES ? n : IDLE_PAGES;
-	int rc = hot_scan(sc, a, HOT_PAGES, &out->hot_scan_ns, err);
+	double v[2 * HOT_WINDOWS];
+	int nv = 0, rc = hot_scan(sc, a, HOT_PAGES, v, &nv, err);
 
+	if (rc == 0)
+		out->hot_scan_ns = median_from(v, 0, nv); /* the slow scans' sleeps aim with it */
 	if (rc == 0 && madvise(a, m * PAGE, MADV_MERGEABLE) != 0)
 		rc = sp_err_set(err, SP_ENOTSUP, "madvise(MADV_MERGEABLE) failed");
 	if (rc == 0)
 		rc = idle_scans(out, sc, m, err);
+	if (rc == 0)
+		rc = tree_timings(out, sc, m, err);
 	madvise(a, m * PAGE, MADV_UNMERGEABLE);
+	if (rc == 0)
+		rc = hot_scan(sc, a, HOT_PAGES, v, &nv, err);
+	if (rc == 0) {
+		out->hot_scan_ns = median_from(v, 0, nv);
+		out->hot_windows = nv;
+	}
 	if (rc == 0)
 		rc = real_ksm_set(sc->k, REAL_KSM_SLEEP_MILLISECS, 0, err);
 	if (rc == 0)
 		rc = real_ksm_set(sc->k, REAL_KSM_PAGES_TO_SCAN, (int64_t)(n / 4 ? n / 4 : 1), err);
 	return rc;
+}
+
+double real_calib_tree_touches(uint64_t pages, unsigned batches, double period_ns, double page_ns)
+{
+	uint64_t per_batch = batches ? pages / batches : 0;
+	double batch_ns, sleep_ns, t = 0;
+
+	if (!per_batch)
+		return 0;
+	batch_ns = (double)per_batch * page_ns;
+	sleep_ns = fmax(0, (period_ns - (double)batches * batch_ns) / (batches + 1));
+	for (unsigned b = 0; b < batches; b++) {
+		double start = (double)b * (batch_ns + sleep_ns); /* the model's `now`, the batch's start */
+		unsigned levels = 0;
+
+		for (double idle = start; idle >= BK_IDLE_MIN_NS; idle /= 2)
+			levels++;
+		for (uint64_t i = b * per_batch; i < (b + 1) * per_batch; i++) {
+			uint64_t depth = kit_tree_depth(i);
+
+			t += (double)(depth < levels ? depth : levels);
+		}
+	}
+	return t / (double)(per_batch * batches);
+}
+
+void real_calib_tree_solve(struct real_calibration *c)
+{
+	double x, touches, extra;
+
+	if (!c->tree_batches || c->tree_scan_ns <= 0 || c->idle_scan_ns[c->tree_pair] <= 0)
+		return;
+	x = c->idle_scan_ns[c->tree_pair];
+	touches = real_calib_tree_touches(c->tree_pages, c->tree_batches, c->tree_period_ns,
+					  c->tree_scan_ns);
+	if (touches <= 0)
+		return;
+	/* the extra batches a scan: each a wake-up, and a first read after the sleep */
+	extra = (double)(c->tree_batches - 1) *
+		(c->ns[BK_COST_BATCH_WAKE] + c->ns[BK_COST_BATCH_READ]) / (double)c->tree_pages;
+	c->ns[BK_COST_TREE_IDLE] = fmax(0, (c->tree_scan_ns - x - extra) / touches);
+	c->measured[BK_COST_TREE_IDLE] = true;
 }
 
 /*
@@ -392,6 +490,7 @@ static void derive_costs(struct real_calibration *out, double *scan, uint64_t n)
 	out->ns[BK_COST_TREE_STEP] = step;
 	out->ns[BK_COST_MERGE] = fmax(0, (scan[1] - base) * GROUP / (GROUP - 1));
 	out->ns[BK_COST_FIRST_VISIT] = fmax(0, out->ksmd_first_scan_ns - visit - csum);
+	real_calib_tree_solve(out); /* again once phase D has the batch costs */
 }
 
 static int ksmd_timings(struct real_calibration *out, const struct real_ksm *k, uint8_t *a,
@@ -585,6 +684,8 @@ double real_calib_spread(const struct real_calibration *c)
 		if (c->visit_cpu_ns[i] > 0)
 			worst = fmax(worst, (c->visit_range_ns[i][1] - c->visit_range_ns[i][0]) / c->visit_cpu_ns[i]);
 	}
+	if (c->tree_scan_ns > 0)
+		worst = fmax(worst, (c->tree_range_ns[1] - c->tree_range_ns[0]) / c->tree_scan_ns);
 	return worst;
 }
 
@@ -680,6 +781,7 @@ static int batch_timings(struct real_calibration *out, const struct real_ksm *k,
 	/* the slow scans' visits paid visit_idle and visit_cold too: the idle classes again, without them */
 	if (out->hot_scan_ns > 0)
 		idle_solve(out, out->idle_hot_ns, out->ns[BK_COST_VISIT_IDLE], out->ns[BK_COST_VISIT_COLD]);
+	real_calib_tree_solve(out); /* its extra batches' wake-ups and reads known now */
 	return 0;
 }
 

@@ -31,6 +31,19 @@ struct real_calibration {
 	double idle_scan_ns[BK_IDLE_CLASSES];   /* and its cost per page */
 	double idle_range_ns[BK_IDLE_CLASSES][2]; /* the cheapest and dearest steady scan, a page */
 	double idle_hot_ns;             /* the model's cost of a hot unique page there */
+	int hot_windows;                /* the hot scan's 200 ms windows (median of all) */
+	/*
+	 * phase F (0 if not run): the slow point tree_pair's pages scanned at
+	 * its period in tree_batches batches (the unstable tree then read idle
+	 * by the later batches): ksmd's CPU per page, the period, the cheapest
+	 * and dearest steady scan (real_calib_tree_solve())
+	 */
+	int tree_pair;
+	uint64_t tree_pages;
+	unsigned tree_batches;
+	double tree_scan_ns;
+	double tree_period_ns;
+	double tree_range_ns[2];
 	/*
 	 * phase D (0 if not run): ksmd's CPU per batch after a 20 ms sleep and
 	 * the pages it read, 0, ~4 and ~32 (real_calib_batch_solve()), and the
@@ -52,8 +65,8 @@ struct real_calibration {
 
 /*
  * How unsteady the host was while c was measured: the largest (dearest -
- * cheapest steady scan) / median over the slow points of phase C and the
- * batch phases of D and the points of E (0 when none ran).  On the development VM 0.1-0.3 in a
+ * cheapest steady scan) / median over the slow points of phase C, the
+ * batch phases of D, the points of E and phase F (0 when none ran).  On the development VM 0.1-0.3 in a
  * quiet spell, 0.5-0.9 when the host's cost of idle memory moved under the
  * calibration (bench/README.md "bench_cost.sh", sixth round).
  */
@@ -80,6 +93,28 @@ void real_calib_visit_solve(struct real_calibration *c);
  * wake-up.  All at least 0; sets them measured.
  */
 void real_calib_batch_solve(struct real_calibration *c);
+
+/*
+ * The unstable tree levels idle 35 ms or more that the ksm model counts a
+ * page (touch_tree_idle(): level j of a search idle (now - the scan's
+ * start) / 2^j, `now` the batch's start), on average over a scan of `pages`
+ * unique pages (page i inserted into a tree of i) in `batches` equal
+ * batches, the last followed by the wrap's (empty) one, each after a sleep:
+ * a batch lasts pages / batches x page_ns, the sleeps share the rest of the
+ * period equally.
+ */
+double real_calib_tree_touches(uint64_t pages, unsigned batches, double period_ns, double page_ns);
+
+/*
+ * Phase F's cost (c's tree_* fields, the paired slow point's cost per page
+ * and the batch costs): tree_idle, what phase F's scan cost a page more
+ * than the paired slow point's one batch at the same period, less the
+ * extra batches' wake-ups and first reads (batch_wake + batch_read each),
+ * over real_calib_tree_touches().  At least 0; sets it measured.  Nothing
+ * when phase F did not run, its pair was not measured, or the model counts
+ * no idle level there.
+ */
+void real_calib_tree_solve(struct real_calibration *c);
 
 typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double fraction);
 

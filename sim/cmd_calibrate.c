@@ -62,6 +62,7 @@ static const struct cli_spec calib_spec = {
 		 "root with KSM - ksmd's own CPU time per page visit, first visit, tree step\n"
 		 "and merge over the same memory, the hot checksum and tree step (small\n"
 		 "regions), the extra of reading pages left idle 50 ms to 5 s (slow scans),\n"
+		 "the extra of an unstable tree level read idle (the same pages in 8 batches),\n"
 		 "the extra of a batch that reads pages after a sleep, a visit's extra when\n"
 		 "cold and a ms since the page's last visit, and the COW break of a merged\n"
 		 "page.  Prints a --cost specification; --save keeps it for the simulating\n"
@@ -97,13 +98,21 @@ static void calib_report(const struct real_calibration *cal)
 		       (unsigned long long)cal->pages, cal->ksmd_first_scan_ns, cal->ksmd_unique_scan_ns,
 		       cal->ksmd_merge_scan_ns, cal->ksmd_merged_scan_ns);
 	if (cal->hot_scan_ns > 0)
-		printf("hot unique pages: %.0f ns a page (4096 pages, sleep 0)\n", cal->hot_scan_ns);
+		printf("hot unique pages: %.0f ns a page (4096 pages, sleep 0; median of %d windows)\n",
+		       cal->hot_scan_ns, cal->hot_windows);
 	for (int i = 0; i < BK_IDLE_CLASSES; i++) {
 		if (cal->idle_period_ns[i] > 0)
 			printf("idle pages: scanned every %6.3f s: %6.0f ns a page (scans %.0f-%.0f)\n",
 			       cal->idle_period_ns[i] / 1e9, cal->idle_scan_ns[i], cal->idle_range_ns[i][0],
 			       cal->idle_range_ns[i][1]);
 	}
+	if (cal->tree_scan_ns > 0)
+		printf("the same pages in %u batches (scanned every %6.3f s): %6.0f ns a page (scans %.0f-%.0f),\n"
+		       "%.2f idle tree levels a page\n",
+		       cal->tree_batches, cal->tree_period_ns / 1e9, cal->tree_scan_ns, cal->tree_range_ns[0],
+		       cal->tree_range_ns[1],
+		       real_calib_tree_touches(cal->tree_pages, cal->tree_batches, cal->tree_period_ns,
+					       cal->tree_scan_ns));
 	for (int i = 0; i < REAL_CALIB_BATCH_PHASES; i++) {
 		if (cal->batch_cpu_ns[i] > 0)
 			printf("batches after a 20 ms sleep (scan %.3f s) reading %4.1f pages: %6.0f ns a batch"

@@ -1,6 +1,7 @@
 /*
- * test_calibrate.c - the arithmetic of `sim calibrate`'s phases D and E
- * (real_calib_batch_solve(), real_calib_visit_solve()), on numbers worked
+ * test_calibrate.c - the arithmetic of `sim calibrate`'s phases D, E and F
+ * (real_calib_batch_solve(), real_calib_visit_solve(),
+ * real_calib_tree_touches(), real_calib_tree_solve()), on numbers worked
  * out by hand.  No KSM needed.
  */
 #include <string.h>
@@ -129,6 +130,70 @@ SP_TEST(batch_solve_keeps_phase_e_visit_costs_and_takes_them_off)
 	real_calib_batch_solve(&c);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_WAKE], n * 300, 1e-6);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 260000 - n * 400, 1e-6);
+}
+
+SP_TEST(tree_touches_count_the_models_idle_levels)
+{
+	/*
+	 * 8 pages in 2 batches, 10 us a page, a scan of 300 ms: a batch lasts
+	 * 4 x 10 us = 40 us, the three sleeps (two batches and the wrap's)
+	 * share the rest, (300 ms - 80 us) / 3 = 99.9733 ms.  Batch 0 starts
+	 * the scan: its searches are hot.  Batch 1 starts at 40 us + 99.9733 ms
+	 * = 100.0133 ms: levels idle 100.01 and 50.01 ms are 35 ms or more,
+	 * 25.0 is not: 2 levels at most.  Its pages 4-7 search trees of 4-7
+	 * pages, depth 3 each: 2 idle levels each, 8 over 8 pages: 1 a page.
+	 */
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_tree_touches(8, 2, 300e6, 10000), 1.0, 1e-12);
+	/*
+	 * 16 pages in 4 batches, a free page (0 ns), a scan of 1 s: five
+	 * sleeps of 200 ms, batches at 0, 200, 400, 600 ms: 0, 3 (200, 100,
+	 * 50 ms), 4 (400 ... 50 ms) and 5 (600 ... 37.5 ms) idle levels.
+	 * Pages 4-7 depth 3: 3 each, 12; pages 8-11 depth 4: 4 each, 16; pages
+	 * 12-15 depth 4 (under 5 levels): 16; 44 / 16 = 2.75 a page.
+	 */
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_tree_touches(16, 4, 1e9, 0), 2.75, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(real_calib_tree_touches(1, 2, 1e9, 0), 0, 1e-12); /* no batch of a page */
+}
+
+SP_TEST(tree_solve_takes_the_extra_batches_off_over_the_idle_levels)
+{
+	/*
+	 * Phase F as in tree_touches_count_the_models_idle_levels' first case
+	 * (8 pages, 2 batches, 300 ms, 1 idle level a page), 10000 ns a page;
+	 * the paired slow point (one batch a scan, same period) 9000 ns.  The
+	 * one extra batch a scan: batch_wake 1000 + batch_read 3000 over 8
+	 * pages, 500 a page.  tree_idle = (10000 - 9000 - 500) / 1 = 500.
+	 * Phase F cheaper than its pair (8000 ns: a batch of 32 us, still 2
+	 * levels at batch 1's 100.0107 ms): 0.  Not run, or its pair not
+	 * measured: nothing.
+	 */
+	struct real_calibration c;
+
+	memset(&c, 0, sizeof(c));
+	c.ns[BK_COST_BATCH_WAKE] = 1000;
+	c.ns[BK_COST_BATCH_READ] = 3000;
+	c.idle_scan_ns[4] = 9000;
+	real_calib_tree_solve(&c);
+	CU_ASSERT(!c.measured[BK_COST_TREE_IDLE]);
+	c.tree_pair = 4;
+	c.tree_pages = 8;
+	c.tree_batches = 2;
+	c.tree_period_ns = 300e6;
+	c.tree_scan_ns = 10000;
+	real_calib_tree_solve(&c);
+	CU_ASSERT(c.measured[BK_COST_TREE_IDLE]);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_TREE_IDLE], 500, 1e-9);
+	c.tree_scan_ns = 8000;
+	real_calib_tree_solve(&c);
+	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_TREE_IDLE], 0, 1e-12);
+	memset(&c, 0, sizeof(c));
+	c.tree_pair = 4;
+	c.tree_pages = 8;
+	c.tree_batches = 2;
+	c.tree_period_ns = 300e6;
+	c.tree_scan_ns = 10000;
+	real_calib_tree_solve(&c);
+	CU_ASSERT(!c.measured[BK_COST_TREE_IDLE]);
 }
 
 SP_TEST(spread_is_the_widest_point_over_its_median)
