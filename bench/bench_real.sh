@@ -27,6 +27,11 @@
 #        N alternating pairs (rows track, before, track2, before2, ...) and no
 #        "hash" row, and prints each pair's means.  KEEP=dir keeps the runs'
 #        CSVs and outputs there (a "tracking" line per row is printed).
+#        Row "paced" (PACED=0: left out): the engine with write tracking at
+#        ksmd's visits a second, run after ksmd's row with pages_to_scan
+#        scaled by ksmd's visits a second over the engine's ("track") from
+#        10 s: the issue's premise (the same visits a second) made true, so
+#        CPU over the run and pages_sharing compare like for like.
 set -euo pipefail
 SIM=${1:-build/sim}
 shift || true
@@ -126,7 +131,7 @@ fi
 engine_rows() {
 	for n in $ROWS; do
 		case $n in
-		kernel) ;;
+		kernel | paced) ;;
 		hash) replay "$1.hash" "$2" user --set write_tracking=0 ;;
 		*) replay "$1.$n" "$2" user --set write_tracking=1 ;;
 		esac
@@ -152,10 +157,24 @@ means() {
 trackline() {
 	[[ -n ${KEEP:-} ]] || return 0
 	for n in $ROWS; do
-		[[ -f $T/$1.$n.out ]] && grep -h "^tracking" "$T/$1.$n.out" | sed "s/^/  $n: /"
+		if [[ -f $T/$1.$n.out ]] && grep -q "^tracking" "$T/$1.$n.out"; then
+			grep -h "^tracking" "$T/$1.$n.out" | sed "s/^/  $n: /"
+		fi
 	done
 	return 0
 }
+
+# paced TITLE TRACE: the row "paced" (see PACED above).
+paced() {
+	[[ ${PACED:-1} != 0 ]] || return 0
+	local kv ev pts
+	kv=$(rate_from "$T/$1.kernel.csv" 10000 pages_scanned)
+	ev=$(rate_from "$T/$1.track.csv" 10000 pages_scanned)
+	pts=$(awk -v k="$kv" -v e="$ev" 'BEGIN { p = int(2000 * k / (e > 0 ? e : k) + 0.5); print (p < 1 ? 1 : p) }')
+	echo "$pts" >"$T/$1.paced.pts"
+	replay "$1.paced" "$2" user --set write_tracking=1 --set pages_to_scan="$pts"
+}
+if [[ ${PACED:-1} != 0 ]]; then ROWS="$ROWS paced"; fi
 
 # 1: mostly unique pages, 5% copies, 20% of the pages volatile (5% rewritten every 2 s).
 if part 1; then
@@ -163,6 +182,7 @@ if part 1; then
 		--shared-fraction 0.05 --zero-fraction 0 --seed 12 >/dev/null
 	engine_rows u "$T/u.sptrace"
 	replay u.kernel "$T/u.sptrace" kernel
+	paced u "$T/u.sptrace"
 fi
 
 # 2: half the pages shared (the generator's default), the same writes.
@@ -173,6 +193,7 @@ fi
 if part 2; then
 	engine_rows h "$T/h.sptrace"
 	replay h.kernel "$T/h.sptrace" kernel
+	paced h "$T/h.sptrace"
 fi
 
 # 3: merges on the trace of 2 with and without runs, and on the recorded QEMU sample.
@@ -202,6 +223,7 @@ if part 1; then
 	# shellcheck disable=SC2086
 	visits u 10000 $ROWS
 	means u
+	[[ ! -f $T/u.paced.pts ]] || echo "paced: pages_to_scan=$(cat "$T/u.paced.pts") (ksmd's visits a second over track's, from 10 s, x 2000)"
 	trackline u
 fi
 if part 2; then
@@ -213,6 +235,7 @@ if part 2; then
 	# shellcheck disable=SC2086
 	visits h 10000 $ROWS
 	means h
+	[[ ! -f $T/h.paced.pts ]] || echo "paced: pages_to_scan=$(cat "$T/h.paced.pts") (ksmd's visits a second over track's, from 10 s, x 2000)"
 	trackline h
 fi
 if part 3; then
