@@ -276,10 +276,23 @@ int cli_cost_resolve(struct sim_cost *out, char *from, size_t len, const char *s
 	snprintf(from, len, "shipped defaults");
 	if (cli_costs_path(path, sizeof(path), false)) {
 		if (stat(path, &st) == 0) {
-			rc = sim_cost_load(out, path, err);
+			bool set[BK_COST__COUNT], idle = false;
+
+			rc = sim_cost_load(out, path, set, err);
 			if (rc < 0)
 				return rc;
-			snprintf(from, len, "%s", path);
+			for (int k = BK_COST_IDLE_50MS; k <= BK_COST_IDLE_5S; k++)
+				idle |= set[k] && out->ns[k] > 0;
+			/*
+			 * A file with idle reads but no tree_idle (a calibration
+			 * before issue 13's tenth round, or one whose phase F did
+			 * not run) prices the idle unstable tree levels at 0: say so.
+			 */
+			if (idle && !set[BK_COST_TREE_IDLE])
+				snprintf(from, len, "%s (no tree_idle: idle unstable tree levels cost 0; "
+					 "sim calibrate --save measures it)", path);
+			else
+				snprintf(from, len, "%s", path);
 		} else if (errno != ENOENT) {
 			return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
 		}

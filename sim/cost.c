@@ -165,7 +165,8 @@ int sim_cost_parse(struct sim_cost *c, const char *spec, struct sp_err *err)
 	return rc;
 }
 
-int sim_cost_load(struct sim_cost *c, const char *path, struct sp_err *err)
+int sim_cost_load(struct sim_cost *c, const char *path, bool set[BK_COST__COUNT],
+		  struct sp_err *err)
 {
 	struct sim_kv_file f;
 	struct sim_cost next = *c;
@@ -174,9 +175,13 @@ int sim_cost_load(struct sim_cost *c, const char *path, struct sp_err *err)
 
 	if (rc < 0)
 		return rc;
+	if (set)
+		memset(set, 0, BK_COST__COUNT * sizeof(*set));
 	for (size_t i = 0; i < f.n && rc == 0; i++) {
 		if (cost_set(&next, f.kv[i].key, f.kv[i].value, msg, sizeof(msg)) < 0)
 			rc = sp_err_set(err, SP_ECORRUPT, "%s:%u: %s", path, f.kv[i].line, msg);
+		for (int k = 0; set && rc == 0 && k < BK_COST__COUNT; k++)
+			set[k] |= strcmp(f.kv[i].key, cost_names[k]) == 0;
 	}
 	sim_kv_release(&f);
 	if (rc == 0)

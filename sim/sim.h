@@ -56,9 +56,11 @@ const char *sim_cost_name(enum bk_cost k);
  * A costs file (kvfile.h syntax; keys are the operation names, values ns,
  * e.g. "merge=1550"), over the costs in c; c is unchanged on failure.
  * SP_EIO when it cannot be read; SP_ECORRUPT with "PATH:LINE: what" for a
- * line that is not KEY=VALUE, an unknown operation or a bad time.
+ * line that is not KEY=VALUE, an unknown operation or a bad time.  When
+ * set is not NULL, set[k] says whether the file gave operation k.
  */
-int sim_cost_load(struct sim_cost *c, const char *path, struct sp_err *err);
+int sim_cost_load(struct sim_cost *c, const char *path, bool set[BK_COST__COUNT],
+		  struct sp_err *err);
 /*
  * Writes the operations of c for which which[k] (NULL: all) to path,
  * atomically, after comment lines: a header and note (may hold newlines).

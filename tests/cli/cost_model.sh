@@ -55,6 +55,19 @@ grep -qF "($SAMEPAGE_COSTS) visit=5000,checksum=7000" "$T/cmp/index.html" || err
 	--report "$T/sw" -q || err "sweep with the costs file failed"
 grep -qF "($SAMEPAGE_COSTS)" "$T/sw/index.html" || err "sweep report does not name the costs"
 
+# ---- a file with idle reads but no tree_idle (an older calibration) says the levels cost 0
+printf '%s\n' 'visit=500' 'idle_1s=800' >"$SAMEPAGE_COSTS"
+run >"$T/g.out" || err "run with an idle class and no tree_idle failed"
+grep -qx "costs       $SAMEPAGE_COSTS (no tree_idle: idle unstable tree levels cost 0; sim calibrate --save measures it)" \
+	"$T/g.out" || err "no tree_idle not said: $(grep costs "$T/g.out")"
+printf '%s\n' 'visit=500' 'idle_1s=800' 'tree_idle=0' >"$SAMEPAGE_COSTS"
+run >"$T/h.out" || err "run with tree_idle=0 failed"
+grep -qx "costs       $SAMEPAGE_COSTS" "$T/h.out" || err "a measured tree_idle of 0 still noted: $(grep costs "$T/h.out")"
+[ "$(cpu <"$T/g.out")" = "$(cpu <"$T/h.out")" ] || err "the note changed the costs used"
+printf '%s\n' 'visit=500' 'idle_1s=0' >"$SAMEPAGE_COSTS"
+run >"$T/i.out" || err "run with idle_1s=0 failed"
+grep -qx "costs       $SAMEPAGE_COSTS" "$T/i.out" || err "no idle cost, yet a tree_idle note: $(grep costs "$T/i.out")"
+
 # ---- a malformed file: one line naming file and line, exit 3, for every command
 printf '%s\n' '# mine' 'visit=100' 'merge=fast' >"$SAMEPAGE_COSTS"
 pat="$SAMEPAGE_COSTS:3: merge=fast is not a time in ns"

@@ -56,7 +56,7 @@ SP_TEST(costs_file_round_trip)
 {
 	/* Every operation saved is read back; one left out keeps the value it had. */
 	struct sim_cost c, back, want;
-	bool which[BK_COST__COUNT];
+	bool which[BK_COST__COUNT], set[BK_COST__COUNT];
 	struct sp_err err = { 0 };
 	char path[512];
 	FILE *f;
@@ -77,9 +77,11 @@ SP_TEST(costs_file_round_trip)
 	CU_ASSERT_EQUAL(comments, 4); /* two of the header, two of the note */
 	sim_cost_defaults(&back);
 	want = back;
-	CU_ASSERT_EQUAL_FATAL(sim_cost_load(&back, path, &err), 0);
-	for (int k = 0; k < BK_COST__COUNT; k++)
+	CU_ASSERT_EQUAL_FATAL(sim_cost_load(&back, path, set, &err), 0);
+	for (int k = 0; k < BK_COST__COUNT; k++) {
 		CU_ASSERT_DOUBLE_EQUAL(back.ns[k], k == BK_COST_MERGE ? want.ns[k] : c.ns[k], 1e-9);
+		CU_ASSERT_EQUAL(set[k], which[k]); /* the file gave every operation but merge */
+	}
 }
 
 SP_TEST(costs_file_errors_name_the_line)
@@ -104,7 +106,7 @@ SP_TEST(costs_file_errors_name_the_line)
 		sim_cost_defaults(&c);
 		before = c;
 		sp_err_clear(&err);
-		CU_ASSERT_EQUAL(sim_cost_load(&c, path, &err), SP_ECORRUPT);
+		CU_ASSERT_EQUAL(sim_cost_load(&c, path, NULL, &err), SP_ECORRUPT);
 		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
 		if (!strstr(err.msg, bad[i][1]))
 			fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, err.msg, bad[i][1]);
@@ -117,7 +119,7 @@ SP_TEST(costs_file_errors_name_the_line)
 		struct sim_cost c;
 
 		sim_cost_defaults(&c);
-		CU_ASSERT_EQUAL(sim_cost_load(&c, path, &err), SP_EIO);
+		CU_ASSERT_EQUAL(sim_cost_load(&c, path, NULL, &err), SP_EIO);
 	}
 }
 
@@ -920,7 +922,7 @@ SP_TEST(costs_file_without_visit_idle_loads)
 	      f);
 	fclose(f);
 	sim_cost_defaults(&c);
-	CU_ASSERT_EQUAL_FATAL(sim_cost_load(&c, path, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(sim_cost_load(&c, path, NULL, &err), 0);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT], 142, 1e-9);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_BATCH_READ], 40838, 1e-9);
 	CU_ASSERT_DOUBLE_EQUAL(c.ns[BK_COST_VISIT_IDLE], 0, 1e-9);
