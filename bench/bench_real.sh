@@ -54,7 +54,8 @@ cpu_from() {
 		NR > 1 { b = $c } END { printf "%.3f", (b - a) / 1e9 }' "$1"
 }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-SET="--set pages_to_scan=2000 --set sleep_millisecs=20"
+P2S=2000
+SET="--set pages_to_scan=$P2S --set sleep_millisecs=20"
 DUR=30000
 # replay NAME TRACE MECHANISM [extra args]: $T/NAME.csv and $T/NAME.out
 replay() {
@@ -170,7 +171,7 @@ paced() {
 	local kv ev pts
 	kv=$(rate_from "$T/$1.kernel.csv" 10000 pages_scanned)
 	ev=$(rate_from "$T/$1.track.csv" 10000 pages_scanned)
-	pts=$(awk -v k="$kv" -v e="$ev" 'BEGIN { p = int(2000 * k / (e > 0 ? e : k) + 0.5); print (p < 1 ? 1 : p) }')
+	pts=$(awk -v k="$kv" -v e="$ev" -v n="$P2S" 'BEGIN { p = int(n * k / (e > 0 ? e : k) + 0.5); print (p < 1 ? 1 : p) }')
 	echo "$pts" >"$T/$1.paced.pts"
 	replay "$1.paced" "$2" user --set write_tracking=1 --set pages_to_scan="$pts"
 }
@@ -223,7 +224,7 @@ if part 1; then
 	# shellcheck disable=SC2086
 	visits u 10000 $ROWS
 	means u
-	[[ ! -f $T/u.paced.pts ]] || echo "paced: pages_to_scan=$(cat "$T/u.paced.pts") (ksmd's visits a second over track's, from 10 s, x 2000)"
+	[[ ! -f $T/u.paced.pts ]] || echo "paced: pages_to_scan=$(cat "$T/u.paced.pts") (ksmd's visits a second over track's, from 10 s, x $P2S)"
 	trackline u
 fi
 if part 2; then
@@ -235,7 +236,7 @@ if part 2; then
 	# shellcheck disable=SC2086
 	visits h 10000 $ROWS
 	means h
-	[[ ! -f $T/h.paced.pts ]] || echo "paced: pages_to_scan=$(cat "$T/h.paced.pts") (ksmd's visits a second over track's, from 10 s, x 2000)"
+	[[ ! -f $T/h.paced.pts ]] || echo "paced: pages_to_scan=$(cat "$T/h.paced.pts") (ksmd's visits a second over track's, from 10 s, x $P2S)"
 	trackline h
 fi
 if part 3; then

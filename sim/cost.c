@@ -114,6 +114,7 @@ void sim_cost_defaults(struct sim_cost *c)
  * Sets one operation's cost from "name" and the text of its value; 0, or
  * SP_EINVAL with what is wrong in msg (the caller adds where).
  */
+/* Sets operation `name` to `value` ns: the operation's number, or SP_EINVAL with msg. */
 static int cost_set(struct sim_cost *c, const char *name, const char *value, char *msg, size_t len)
 {
 	char *end;
@@ -129,7 +130,7 @@ static int cost_set(struct sim_cost *c, const char *name, const char *value, cha
 	if (value[0] == '\0' || *end || errno || !(v >= 0 && v <= 1e9))
 		return snprintf(msg, len, "%s=%s is not a time in ns (0..1e9)", name, value), SP_EINVAL;
 	c->ns[k] = v;
-	return 0;
+	return k;
 }
 
 double sim_cost_scanner_ns(const struct sim_cost *c, const uint64_t *counts)
@@ -178,10 +179,12 @@ int sim_cost_load(struct sim_cost *c, const char *path, bool set[BK_COST__COUNT]
 	if (set)
 		memset(set, 0, BK_COST__COUNT * sizeof(*set));
 	for (size_t i = 0; i < f.n && rc == 0; i++) {
-		if (cost_set(&next, f.kv[i].key, f.kv[i].value, msg, sizeof(msg)) < 0)
+		int k = cost_set(&next, f.kv[i].key, f.kv[i].value, msg, sizeof(msg));
+
+		if (k < 0)
 			rc = sp_err_set(err, SP_ECORRUPT, "%s:%u: %s", path, f.kv[i].line, msg);
-		for (int k = 0; set && rc == 0 && k < BK_COST__COUNT; k++)
-			set[k] |= strcmp(f.kv[i].key, cost_names[k]) == 0;
+		else if (set)
+			set[k] = true;
 	}
 	sim_kv_release(&f);
 	if (rc == 0)
