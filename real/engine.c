@@ -161,15 +161,21 @@ int64_t real_engine_cpu_ns(struct real_engine *e)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)real_live_aux_cpu_ns(e->L);
 }
 
-static void publish(struct real_engine *e, int64_t cpu)
+/*
+ * The batch's metrics for readers on other threads.  Not the engine's CPU
+ * time: reading a thread's CPU clock is a system call (two with the
+ * backend's thread), so real_engine_metrics() reads it when asked, not the
+ * engine after every batch.
+ */
+static void publish(struct real_engine *e)
 {
 	struct metrics m;
 
 	memset(&m, 0, sizeof(m));
 	e->cfg.algo->metrics(e->st, &m);
 	real_live_metrics(e->L, &m);
-	m.cpu_ns = cpu;
 	pthread_mutex_lock(&e->pub_lock);
+	m.cpu_ns = e->pub.cpu_ns; /* the last one read */
 	m.oracle_saving = e->pub.oracle_saving; /* the driver's, if it keeps one */
 	e->pub = m;
 	e->batches++;
@@ -228,7 +234,7 @@ int real_engine_step(struct real_engine *e, uint64_t *sleep_ns)
 						  sp_strerror(rc));
 		}
 	}
-	publish(e, e->have_clock ? real_engine_cpu_ns(e) : 0);
+	publish(e);
 	return 0;
 }
 
@@ -343,7 +349,11 @@ int real_engine_set(struct real_engine *e, const char *name, double value, struc
 
 void real_engine_metrics(struct real_engine *e, struct metrics *out)
 {
+	int64_t cpu = e->have_clock ? real_engine_cpu_ns(e) : -1;
+
 	pthread_mutex_lock(&e->pub_lock);
+	if (cpu >= 0)
+		e->pub.cpu_ns = cpu;
 	*out = e->pub;
 	pthread_mutex_unlock(&e->pub_lock);
 }

@@ -52,7 +52,8 @@ int real_engine_set(struct real_engine *e, const char *name, double value, struc
 
 /*
  * The metrics after the latest batch: the algorithm's counters, the
- * backend's, and cpu_ns = CPU time of the engine thread (measured).
+ * backend's, and cpu_ns = CPU time of the engine thread (measured now,
+ * by the caller: the engine does not read its clock after every batch).
  */
 void real_engine_metrics(struct real_engine *e, struct metrics *out);
 uint64_t real_engine_batches(struct real_engine *e);
