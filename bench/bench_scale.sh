@@ -8,37 +8,50 @@
 #            first full scan that ends after the last snapshot (`--scans N`:
 #            the same work whatever the cost model's pace in simulated time;
 #            N = 1 from 8M pages up) and of the next one: pages_scanned per
-#            CPU second of the whole run, of the scan to N alone (the
-#            difference from a run that stops at the last snapshot: same
-#            decoding, same tables) and of scan N+1 alone (the difference
-#            between the two runs: the steady state, where unchanged pages
-#            search the stable and unstable trees);
+#            CPU second (user + system) of the whole run, and per USER second
+#            of the scan to N alone (the difference from a run that stops at
+#            the last snapshot: same decoding, same tables) and of scan N+1
+#            alone (the difference between the two runs: the steady state,
+#            where unchanged pages search the stable and unstable trees).
+#            The "alone" figures difference user time only: a run's system
+#            time is mostly its first touch of fresh memory, which on this VM
+#            (free page reporting, ~2.5 s/GiB) swings by seconds between runs
+#            of the same code.  (Until the twelfth round they differenced
+#            user + system: scan 1 alone read 16.0 and 7.6 M/s at 32M for
+#            unchanged code.)
 #   memory:  peak RSS (/usr/bin/time -v "Maximum resident set size") in bytes
 #            per guest page, for oracle and ksm (one and two scans) each;
 #   others:  ALGOS (default "zero uksm cmd esx"; empty: none), the new build
-#            only, the same work per page at every size, so that the cost per
-#            page at size can be set beside the 1M figure: each scans fast
-#            (pages_to_scan=100000 sleep_millisecs=0) with `--snapshot-scans 1`
-#            (snapshot i right after full scan i), once to the end of scan 3
-#            (the three scans that each see a snapshot: scan 1 hashes every
-#            page) and once to the end of scan 3 + S, S steady scans (S: 64 M
-#            page visits, at least 2: 64 at 1M, 8 at 8M, 2 at 32M).  esx has
-#            no full scans: it samples 200k pages a simulated second, to 3
-#            and to 3 + S samples a page after the last snapshot (its
-#            "scans 1-3" and "4-": before the last snapshot it samples
-#            0.4 / 0.05 / 0.01 times a page at 1M / 8M / 32M).  Printed: user CPU per page
-#            scanned of the three snapshot scans beyond the oracle's replay of
-#            the same trace, of the steady scans alone (the difference between
-#            the two runs), and peak RSS per page.  (Until the tenth round one
-#            run of 64 M visits: at 1M 62 of cmd's 64 scans were steady ones,
-#            at 32M one of two was scan 1 - not the same work.)
+#            only (ALGOS_ANCHOR=1: the anchor too), the same work per page at
+#            every size, so that the cost per page at size can be set beside
+#            the 1M figure: each scans fast (pages_to_scan=100000
+#            sleep_millisecs=0) with `--snapshot-scans 1` (snapshot i right
+#            after full scan i), once to the end of scan 3 (the three scans
+#            that each see a snapshot: scan 1 hashes every page) and once to
+#            the end of scan 3 + S, S steady scans (S: 64 M page visits, at
+#            least 2: 64 at 1M, 8 at 8M, 2 at 32M).  esx has no full scans: it
+#            samples 200k pages a simulated second, to 3 and to 3 + S samples
+#            a page after the last snapshot (its "scans 1-3" and "4-": before
+#            the last snapshot it samples 0.4 / 0.05 / 0.01 times a page at
+#            1M / 8M / 32M).  Printed: user CPU per page scanned of the three
+#            snapshot scans beyond the oracle's replay of the same trace, of
+#            the steady scans alone (the difference between the two runs), and
+#            peak RSS per page.  (Until the tenth round one run of 64 M visits:
+#            at 1M 62 of cmd's 64 scans were steady ones, at 32M one of two was
+#            scan 1 - not the same work.)
 # Generated traces are deleted as soon as their size is done.
-# Usage: [ANCHOR=path/to/other/sim] bench/bench_scale.sh [path/to/sim] [sizes...]
+# Usage: [ANCHOR=path/to/other/sim] [REPEAT=n] bench/bench_scale.sh [path/to/sim] [sizes...]
 #   sizes: 1M 8M 32M 256M (default: 1M 8M 32M); the load average is printed
 #   with every size, since timings on a shared machine depend on it.
 #   ANCHOR: a second build (e.g. main before a change) measured the same way
 #   right after each measurement, on the same trace, so that the ratio
 #   between the two holds even when the machine's load moves the timings.
+#   REPEAT (default 1): every figure is measured REPEAT times, in rounds (a
+#   round runs each command once, the anchor's right after the build's, so
+#   repeats alternate between builds), and printed as the median over the
+#   rounds - of a difference between two runs, the median of the rounds'
+#   differences - with the range beside it when REPEAT > 1.
+#   KSM=0: leave out the ksm model's runs (decoding and ALGOS only).
 #   SETTLE (seconds, default 10): pause before each timed run.  In this VM
 #   memory freed by one process and touched again by the next within ~2 s
 #   costs ~0.15 s of system time per GiB, fresh memory (given back to the
@@ -50,91 +63,124 @@ SIM=${1:-build/sim}
 shift || true
 SIZES=("$@")
 ALGOS=${ALGOS-zero uksm cmd esx}
+REPEAT=${REPEAT:-1}
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1M 8M 32M)
 DIR=${BENCH_DIR:-$(dirname "$SIM")}
 T=$(mktemp -d "$DIR/bench_scale.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
-# "cpu_s max_rss_kib" of a command (GNU time -v; CPU = user + system: reading the
-# file and faulting in the tables are system time).
+# Runs a command under GNU time -v and appends one record to $T/rec:
+#   build round key user_s sys_s max_rss_kib count ms
+# count: pages_scanned of the run's CSV (--csv "$T/run.csv"), else the page
+# records its output names; ms: the CSV's last simulated time.  $b and $k: the build (0 the build, 1 the anchor)
+# and the round.
 timed() {
+	local key=$1 u s r n ms=0
+	shift
 	sleep "${SETTLE:-10}"
+	rm -f "$T/run.csv"
 	/usr/bin/time -v -o "$T/time" "$@" > "$T/out"
-	local u r
-	u=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { print u + s }' "$T/time")
+	read -r u s <<<"$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { print u, s }' "$T/time")"
 	r=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$T/time")
-	echo "$u $r"
+	if [ -f "$T/run.csv" ]; then
+		n=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
+		ms=$(tail -1 "$T/run.csv" | cut -d, -f1)
+	else
+		n=$(grep -o '[0-9]* page records' "$T/out" | head -1 | cut -d' ' -f1)
+	fi
+	echo "$b $k $key $u $s $r ${n:-0} $ms" >> "$T/rec"
 }
 col() { head -1 "$T/run.csv" | tr , '\n' | grep -nx "$1" | cut -d: -f1; }
 
-# The figures of one build ($1) on the current trace.
-measure() {
-	local sim=$1 user user0 rss records scanned scanned0 u s
-	echo "load $(cut -d" " -f1 /proc/loadavg)"
-	read -r user rss <<<"$(timed "$sim" trace check "$tr")"
-	records=$(grep -o '[0-9]* page records' "$T/out" | cut -d' ' -f1)
-	awk -v u="$user" -v n="$records" 'BEGIN {
-		if (u < 0.01) printf "trace check: %d records, under 0.01 s CPU\n", n
-		else printf "trace check: %d records, %.2f s CPU, %.1f M records/s\n", n, u, n / u / 1e6 }'
-
+# One round of the runs of build $1.
+runs() {
+	local sim=$1 a n
+	timed check "$sim" trace check "$tr"
 	# Up to the last snapshot: every record is replayed, nothing simulated after.
-	read -r user rss <<<"$(timed "$sim" run --trace "$tr" --algo oracle --duration-ms "$last_ms")"
-	records=$(grep -o '[0-9]* page records' "$T/out" | cut -d' ' -f1)
-	read -r u s <<<"$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { print u, s }' "$T/time")"
-	awk -v u="$user" -v uu="$u" -v n="$records" -v r="$rss" -v p="$total" 'BEGIN {
-		printf "oracle: %d records, %.2f s CPU (%.2f user), %.1f M records/s (%.1f M per user second), peak RSS %.0f MiB = %.1f B/page\n",
-			n, u, uu, n / u / 1e6, n / uu / 1e6, r / 1024, r * 1024 / p }'
-
-	oracle_user=$u
-	ksm() {
-		timed "$sim" run --trace "$tr" --algo ksm "$@" \
-			--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
-	}
-	read -r user0 rss <<<"$(ksm --duration-ms "$last_ms")"
-	scanned0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-	scans0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col full_scans)")
-	for n in $((scans0 + 1)) $((scans0 + 2)); do
-		read -r user rss <<<"$(ksm --scans "$n")"
-		scanned=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-		ms=$(tail -1 "$T/run.csv" | cut -d, -f1)
-		awk -v u="$user" -v u0="$user0" -v s="$scanned" -v s0="$scanned0" -v r="$rss" -v p="$total" \
-			-v ms="$ms" -v n="$n" 'BEGIN {
-			printf "ksm --scans %d: %d ms simulated, %.2f s CPU, %d pages_scanned, %.1f M scans/s; scan %d alone %.1f M scans/s; peak RSS %.0f MiB = %.1f B/page\n",
-				n, ms, u, s, s / u / 1e6, n, (s - s0) / (u - u0) / 1e6, r / 1024, r * 1024 / p }'
-		user0=$user scanned0=$scanned
-	done
-	[ "$sim" = "$SIM" ] || return 0
+	timed oracle "$sim" run --trace "$tr" --algo oracle --duration-ms "$last_ms"
+	if [ "${KSM:-1}" != 0 ]; then
+		ksm() {
+			local key=$1
+			shift
+			timed "$key" "$sim" run --trace "$tr" --algo ksm "$@" \
+				--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
+		}
+		ksm ksm0 --duration-ms "$last_ms"
+		# The scans counted at the last snapshot: the same in every round.
+		[ -n "${scans0:-}" ] || scans0=$(tail -1 "$T/run.csv" | cut -d, -f"$(col full_scans)")
+		ksm ksm1 --scans $((scans0 + 1))
+		ksm ksm2 --scans $((scans0 + 2))
+	fi
+	[ "$sim" = "$SIM" ] || [ "${ALGOS_ANCHOR:-0}" = 1 ] || return 0
 	for a in $ALGOS; do
-		others "$sim" "$a"
+		for n in 3 $((3 + steady)); do
+			if [ "$a" = esx ]; then
+				timed "$a.$n" "$sim" run --trace "$tr" --algo esx --duration-ms $((last_ms + n * total / 200)) \
+					--set share_scan_vm=50000 --set share_scan_total=200000 -q --csv "$T/run.csv"
+			else
+				timed "$a.$n" "$sim" run --trace "$tr" --algo "$a" --snapshot-scans 1 --scans "$n" \
+					--set pages_to_scan=100000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
+			fi
+		done
 	done
 }
 
-# One of the other algorithms ($2) of build $1: user CPU per page scanned
-# beyond the oracle's replay ($oracle_user) of scans 1-3 (each sees a
-# snapshot), of the S steady scans after them alone; peak RSS per page.
-others() {
-	local sim=$1 a=$2 n c rss u s u0 s0 steady=$((total < 33554432 ? 67108864 / total : 2))
-	for n in 3 $((3 + steady)); do
-		if [ "$a" = esx ]; then
-			read -r c rss <<<"$(timed "$sim" run --trace "$tr" --algo esx --duration-ms $((last_ms + n * total / 200)) \
-				--set share_scan_vm=50000 --set share_scan_total=200000 -q --csv "$T/run.csv")"
-		else
-			read -r c rss <<<"$(timed "$sim" run --trace "$tr" --algo "$a" --snapshot-scans 1 --scans "$n" \
-				--set pages_to_scan=100000 --set sleep_millisecs=0 -q --csv "$T/run.csv")"
-		fi
-		u=$(awk -F': ' '/User time/ { print $2 }' "$T/time")
-		s=$(tail -1 "$T/run.csv" | cut -d, -f"$(col pages_scanned)")
-		if [ "$n" = 3 ]; then
-			awk -v a="$a" -v c="$c" -v u="$u" -v o="$oracle_user" -v s="$s" -v r="$rss" -v p="$total" 'BEGIN {
-				printf "%s scans 1-3: %.2f s CPU (%.2f user), %d pages_scanned, %.0f ns user CPU per page beyond the replay; peak RSS %.0f MiB = %.1f B/page\n",
-					a, c, u, s, (u - o) * 1e9 / s, r / 1024, r * 1024 / p }'
-		else
-			awk -v a="$a" -v n="$n" -v u="$u" -v u0="$u0" -v s="$s" -v s0="$s0" -v r="$rss" -v p="$total" 'BEGIN {
-				printf "%s scans 4-%d alone: %.2f s user, %d pages_scanned, %.0f ns user CPU per page; peak RSS %.0f MiB = %.1f B/page\n",
-					a, n, u - u0, s - s0, (u - u0) * 1e9 / (s - s0), r / 1024, r * 1024 / p }'
-		fi
-		u0=$u s0=$s
-	done
+# The figures of build $1 (0 or 1) from $T/rec: medians over the rounds.
+report() {
+	awk -v b="$1" -v p="$total" -v scans0="${scans0:-0}" -v steady="$steady" -v algos="$ALGOS" \
+		-v ksm="${KSM:-1}" '
+	function med(a, n,   i, j, t) { # median of a[1..n] (sorts a)
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	# Median of v[1..R]; its range in rlo, rhi (rng(): " [min-max]" when R > 1).
+	function stat(v,   i, a, lo, hi) {
+		for (i = 1; i <= R; i++) { a[i] = v[i]; if (i == 1 || v[i] < lo) lo = v[i]; if (i == 1 || v[i] > hi) hi = v[i] }
+		rlo = lo; rhi = hi
+		return med(a, R)
+	}
+	function q(x, d) { return d > 0 ? x / d : 0 } # a rate; 0 when the time is not above 0 (noise)
+	function rng(f) { return R > 1 ? sprintf(" [" f "-" f "]", rlo, rhi) : "" }
+	$1 == b { k = $2; if (k > R) R = k; U[$3, k] = $4; S[$3, k] = $5; M[$3, k] = $6; N[$3] = $7; MS[$3] = $8; seen[$3] = 1 }
+	END {
+		for (i = 1; i <= R; i++) v[i] = U["check", i] + S["check", i]
+		c = stat(v)
+		if (c < 0.01) printf "trace check: %d records, under 0.01 s CPU\n", N["check"]
+		else printf "trace check: %d records, %.2f s CPU, %.1f M records/s%s\n", N["check"], c, N["check"] / c / 1e6,
+			(R > 1 ? sprintf(" [%.1f-%.1f]", q(N["check"], rhi) / 1e6, q(N["check"], rlo) / 1e6) : "")
+		n = N["oracle"]
+		for (i = 1; i <= R; i++) { v[i] = U["oracle", i] + S["oracle", i]; w[i] = U["oracle", i]; rss = M["oracle", i] > rss ? M["oracle", i] : rss }
+		c = stat(v); ou = stat(w)
+		printf "oracle: %d records, %.2f s CPU (%.2f s user%s), %.1f M records/s (%.1f M per user second), peak RSS %.0f MiB = %.1f B/page\n",
+			n, c, ou, rng("%.2f"), n / c / 1e6, n / ou / 1e6, rss / 1024, rss * 1024 / p
+		if (ksm != 0) for (j = 1; j <= 2; j++) {
+			a = "ksm" (j - 1); z = "ksm" j; rss = 0
+			for (i = 1; i <= R; i++) { v[i] = U[z, i] + S[z, i]; w[i] = U[z, i] - U[a, i]; rss = M[z, i] > rss ? M[z, i] : rss }
+			c = stat(v); d = stat(w); dlo = rlo; dhi = rhi
+			s = N[z]; s0 = N[a]
+			printf "ksm --scans %d: %d ms simulated, %.2f s CPU (user + system), %d pages_scanned, %.1f M scans/s; scan %d alone %.2f s user, %.1f M scans per user second%s; peak RSS %.0f MiB = %.1f B/page\n",
+				scans0 + j, MS[z], c, s, s / c / 1e6, scans0 + j, d, q(s - s0, d) / 1e6,
+				(R > 1 ? sprintf(" [%.1f-%.1f]", q(s - s0, dhi) / 1e6, q(s - s0, dlo) / 1e6) : ""), rss / 1024, rss * 1024 / p
+		}
+		na = split(algos, A, " ")
+		for (j = 1; j <= na; j++) {
+			a = A[j] ".3"; z = A[j] "." (3 + steady)
+			if (!seen[a]) continue
+			rss = 0
+			for (i = 1; i <= R; i++) { v[i] = U[a, i]; w[i] = U[a, i] - U["oracle", i]; rss = M[a, i] > rss ? M[a, i] : rss }
+			c = stat(v); d = stat(w)
+			printf "%s scans 1-3: %.2f s user, %d pages_scanned, %.0f ns user CPU per page beyond the replay%s; peak RSS %.0f MiB = %.1f B/page\n",
+				A[j], c, N[a], d * 1e9 / N[a], (R > 1 ? sprintf(" [%.0f-%.0f]", rlo * 1e9 / N[a], rhi * 1e9 / N[a]) : ""),
+				rss / 1024, rss * 1024 / p
+			rss = 0
+			for (i = 1; i <= R; i++) { v[i] = U[z, i] - U[a, i]; rss = M[z, i] > rss ? M[z, i] : rss }
+			d = stat(v)
+			printf "%s scans 4-%d alone: %.2f s user, %d pages_scanned, %.0f ns user CPU per page%s; peak RSS %.0f MiB = %.1f B/page\n",
+				A[j], 3 + steady, d, N[z] - N[a], d * 1e9 / (N[z] - N[a]),
+				(R > 1 ? sprintf(" [%.0f-%.0f]", rlo * 1e9 / (N[z] - N[a]), rhi * 1e9 / (N[z] - N[a])) : ""),
+				rss / 1024, rss * 1024 / p
+		}
+	}' "$T/rec"
 }
 
 for size in "${SIZES[@]}"; do
@@ -146,16 +192,31 @@ for size in "${SIZES[@]}"; do
 	*) echo "unknown size $size (1M 8M 32M 256M)" >&2; exit 2 ;;
 	esac
 	total=$((guests * pages))
+	steady=$((total < 33554432 ? 67108864 / total : 2))
 	tr="$T/s.sptrace"
 	echo "== $size: $guests guests x $pages pages, $snaps snapshots; load $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$SIM" trace gen -o "$tr" --guests "$guests" --pages "$pages" --snapshots "$snaps" --seed 1
 	ls -l "$tr" | awk '{ printf "trace size %.1f MB\n", $5 / 1e6 }'
 	last_ms=$(((snaps - 1) * 1000))
+	rm -f "$T/rec"
+	unset scans0
 
-	for sim in "$SIM" ${ANCHOR:+"$ANCHOR"}; do
-		[ "$sim" = "$SIM" ] || echo "-- anchor $ANCHOR (load $(cut -d' ' -f1 /proc/loadavg))"
-		measure "$sim"
+	for k in $(seq "$REPEAT"); do
+		b=0
+		echo "round $k: load $(cut -d' ' -f1 /proc/loadavg)"
+		runs "$SIM"
+		if [ -n "${ANCHOR:-}" ]; then
+			b=1
+			echo "round $k, anchor: load $(cut -d' ' -f1 /proc/loadavg)"
+			runs "$ANCHOR"
+		fi
 	done
+	[ "$REPEAT" = 1 ] || echo "medians of $REPEAT rounds (range in brackets)"
+	report 0
+	if [ -n "${ANCHOR:-}" ]; then
+		echo "-- anchor $ANCHOR"
+		report 1
+	fi
 	rm -f "$tr"
 	echo "load after $size: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
