@@ -429,6 +429,15 @@ struct ksm {
 	 */
 	uint64_t sq_period, sq_lo, sq_hi;
 	uint32_t sq_e[BK_IDLE_CLASSES];
+	/*
+	 * The searches since under this memo, by depth (capped at 63), whose
+	 * deepest level is idle: their idle classes, counted at the memo's
+	 * change or the batch's end (stable_idle_flush()); sq_top: depths
+	 * below it only.
+	 */
+	uint64_t sq_depths[64];
+	uint32_t sq_top;
+	uint32_t tree_halvings; /* this batch's halvings_above() for touch_tree_idle() */
 	/* A memo of tree_of(): partition tp_part is (domain, node) tp_key (tp_ok: set). */
 	uint64_t tp_key;
 	uint32_t tp_part;
@@ -683,8 +692,34 @@ static inline void account(struct ksm *k, enum bk_cost what, uint64_t n)
 	k->acc[what] += n;
 }
 
+/*
+ * The searches touch_stable_idle() counted by depth (sq_depths) go to their
+ * idle classes: of a search of d levels, those from doublings_to(q, a
+ * class's bound) = sq_e[c] down are of class c and above.  The same sums,
+ * a search at a time, as account() would have had them.
+ */
+static void stable_idle_flush(struct ksm *k)
+{
+	for (uint32_t d = 0; d < k->sq_top; d++) {
+		uint64_t m = k->sq_depths[d];
+		uint32_t above = 0;
+
+		if (!m)
+			continue;
+		k->sq_depths[d] = 0;
+		for (int c = BK_IDLE_CLASSES - 1; c >= 0; c--) {
+			uint32_t e = k->sq_e[c], a = e < d ? d - e : 0;
+
+			k->acc[BK_COST_IDLE_50MS + c] += m * (a - above);
+			above = a;
+		}
+	}
+	k->sq_top = 0;
+}
+
 static void acc_flush(struct ksm *k)
 {
+	stable_idle_flush(k);
 	for (int c = 0; c < BK_COST__COUNT; c++) {
 		if (k->acc[c]) {
 			k->ops->account(k->impl, (enum bk_cost)c, k->acc[c]);
@@ -819,8 +854,9 @@ static bool stable_idle_check(uint64_t period, uint64_t searches, uint64_t depth
  */
 static void touch_tree_idle(struct ksm *k, uint32_t depth)
 {
-	uint32_t n = halvings_above(k->now_ns - k->scan_start_ns, BK_IDLE_MIN_NS);
+	uint32_t n = k->tree_halvings;
 
+	assert(n == halvings_above(k->now_ns - k->scan_start_ns, BK_IDLE_MIN_NS));
 	n = n < depth ? n : depth;
 	assert(tree_idle_check(k, depth, n));
 	if (n)
@@ -931,6 +967,7 @@ static void stable_idle_memo(struct ksm *k, uint64_t period, uint64_t searches)
 	double p = (double)period, q = stable_q(p, searches), bd;
 	uint64_t qb, bb, lo = 0, hi = 1ull << 52, x;
 
+	stable_idle_flush(k); /* the searches counted under the memo that goes */
 	memcpy(&qb, &q, sizeof(qb));
 	x = qb >> 52;
 	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
@@ -960,8 +997,12 @@ static void stable_idle_memo(struct ksm *k, uint64_t period, uint64_t searches)
  */
 static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
-	uint64_t n[BK_IDLE_CLASSES], searches, period = k->scan_period_ns;
-	uint32_t d = depth < 63 ? (uint32_t)depth : 63, above = 0;
+	uint64_t searches, period = k->scan_period_ns;
+	uint32_t d = depth < 63 ? (uint32_t)depth : 63;
+#ifndef NDEBUG
+	uint64_t n[BK_IDLE_CLASSES];
+	uint32_t above = 0;
+#endif
 
 	if (!period)
 		return; /* the first scan: the tree is new */
@@ -978,15 +1019,19 @@ static void touch_stable_idle(struct ksm *k, uint64_t depth)
 		stable_idle_memo(k, period, searches);
 	if (k->sq_e[0] >= d)
 		return; /* the deepest level is hot, and so all above it */
+	k->sq_depths[d]++; /* counted in its classes by stable_idle_flush() */
+	if (d >= k->sq_top)
+		k->sq_top = d + 1;
+#ifndef NDEBUG
 	for (int c = BK_IDLE_CLASSES - 1; c >= 0; c--) {
 		uint32_t e = k->sq_e[c], a = e < d ? d - e : 0;
 
 		assert(e == doublings_to(stable_q((double)period, searches), bk_idle_bound(c)));
 		n[c] = a - above;
-		k->acc[BK_COST_IDLE_50MS + c] += n[c]; /* account(), a 0 included */
 		above = a;
 	}
 	assert(stable_idle_check(period, searches, depth, n));
+#endif
 }
 
 /*
@@ -2301,8 +2346,10 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		k->scan_start_ns = now_ns;
 		k->scan_began = true;
 	}
-	if (k->model_cost)
+	if (k->model_cost) {
 		visit_classes(k);
+		k->tree_halvings = halvings_above(now_ns - k->scan_start_ns, BK_IDLE_MIN_NS);
+	}
 	while (visits < k->pages_to_scan) {
 		bk_page p;
 		struct ritem *it;
