@@ -422,6 +422,26 @@ struct ksm {
 	bool scan_began;
 	bool woke; /* the next batch follows a sleep (BK_COST_BATCH_READ) */
 	uint64_t ss_scan, ss_last; /* stable tree searches in this full scan, in the last one */
+	/*
+	 * A memo of touch_stable_idle()'s doublings_to() per idle class (sq_e),
+	 * for searches in [sq_lo, sq_hi] with scan_period_ns sq_period (0: none):
+	 * a function of those two alone (stable_idle_memo()).
+	 */
+	uint64_t sq_period, sq_lo, sq_hi;
+	uint32_t sq_e[BK_IDLE_CLASSES];
+	/*
+	 * The searches since under this memo, by depth (capped at 63), whose
+	 * deepest level is idle: their idle classes, counted at the memo's
+	 * change or the batch's end (stable_idle_flush()); sq_top: depths
+	 * below it only.
+	 */
+	uint64_t sq_depths[64];
+	uint32_t sq_top;
+	uint32_t tree_halvings; /* this batch's halvings_above() for touch_tree_idle() */
+	/* A memo of tree_of(): partition tp_part is (domain, node) tp_key (tp_ok: set). */
+	uint64_t tp_key;
+	uint32_t tp_part;
+	bool tp_ok;
 	int8_t visit_class[10]; /* this batch's idle class of a page read s scans ago at [s] */
 
 	/* counters */
@@ -672,8 +692,34 @@ static inline void account(struct ksm *k, enum bk_cost what, uint64_t n)
 	k->acc[what] += n;
 }
 
+/*
+ * The searches touch_stable_idle() counted by depth (sq_depths) go to their
+ * idle classes: of a search of d levels, those from doublings_to(q, a
+ * class's bound) = sq_e[c] down are of class c and above.  The same sums,
+ * a search at a time, as account() would have had them.
+ */
+static void stable_idle_flush(struct ksm *k)
+{
+	for (uint32_t d = 0; d < k->sq_top; d++) {
+		uint64_t m = k->sq_depths[d];
+		uint32_t above = 0;
+
+		if (!m)
+			continue;
+		k->sq_depths[d] = 0;
+		for (int c = BK_IDLE_CLASSES - 1; c >= 0; c--) {
+			uint32_t e = k->sq_e[c], a = e < d ? d - e : 0;
+
+			k->acc[BK_COST_IDLE_50MS + c] += m * (a - above);
+			above = a;
+		}
+	}
+	k->sq_top = 0;
+}
+
 static void acc_flush(struct ksm *k)
 {
+	stable_idle_flush(k);
 	for (int c = 0; c < BK_COST__COUNT; c++) {
 		if (k->acc[c]) {
 			k->ops->account(k->impl, (enum bk_cost)c, k->acc[c]);
@@ -738,15 +784,6 @@ static inline void touch_visit_idle(struct ksm *k, const struct ritem *it)
 		account(k, (enum bk_cost)c, 1);
 }
 
-/* Touches counted per idle class (n[c]: class BK_COST_IDLE_50MS + c), one account() each. */
-static void account_idle(struct ksm *k, const uint64_t n[BK_IDLE_CLASSES])
-{
-	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
-		if (n[c])
-			account(k, (enum bk_cost)(BK_COST_IDLE_50MS + c), n[c]);
-	}
-}
-
 /*
  * The levels j >= 0 of an idle time halving at each (idle >> j) that are
  * still at least b (> 0): the j with b << j <= idle, floor(log2(idle / b))
@@ -768,7 +805,7 @@ static inline uint32_t halvings_above(uint64_t idle, uint64_t b)
 /*
  * The idle class (BK_COST_IDLE_*, or -1: hot) of a stable tree node at depth
  * d (root 0) searched `searches` times a period: one search in 2^d reads it
- * (touch_stable_idle() computes the same with one division a search).
+ * (touch_stable_idle() computes the same from a memo: stable_idle_memo()).
  */
 static int stable_depth_class(uint64_t period, uint64_t searches, uint32_t d)
 {
@@ -817,8 +854,9 @@ static bool stable_idle_check(uint64_t period, uint64_t searches, uint64_t depth
  */
 static void touch_tree_idle(struct ksm *k, uint32_t depth)
 {
-	uint32_t n = halvings_above(k->now_ns - k->scan_start_ns, BK_IDLE_MIN_NS);
+	uint32_t n = k->tree_halvings;
 
+	assert(n == halvings_above(k->now_ns - k->scan_start_ns, BK_IDLE_MIN_NS));
 	n = n < depth ? n : depth;
 	assert(tree_idle_check(k, depth, n));
 	if (n)
@@ -835,8 +873,11 @@ static void touch_tree_idle(struct ksm *k, uint32_t depth)
  */
 static uint64_t stable_window_searches(const struct ksm *k)
 {
-	double rest = (double)k->ss_last * (double)(k->npages - k->cursor) / (double)k->npages;
+	double rest;
 
+	if (!k->ss_last)
+		return k->ss_scan + 1; /* 0 * x / n is 0: scan 2, and any scan after one without searches */
+	rest = (double)k->ss_last * (double)(k->npages - k->cursor) / (double)k->npages;
 	return k->ss_scan + 1 + (uint64_t)rest;
 }
 
@@ -860,6 +901,90 @@ static inline uint32_t doublings_to(double q, uint64_t b)
 	return e > 0 ? (uint32_t)e : 0;
 }
 
+/* The quotient touch_stable_idle() classes the levels by: period / searches, rounded once. */
+static inline double stable_q(double period, uint64_t searches)
+{
+	return period / (double)searches;
+}
+
+/* The double 2^x * (1 + m / 2^52): exponent bits x, mantissa bits m. */
+static inline double dbl_bits(uint64_t x, uint64_t m)
+{
+	uint64_t b = x << 52 | m;
+	double d;
+
+	memcpy(&d, &b, sizeof(d));
+	return d;
+}
+
+/*
+ * The last searches s' >= s with stable_q(p, s') >= t, given stable_q(p, s)
+ * >= t (stable_q() does not grow with searches: a correctly rounded
+ * quotient is monotonic in the divisor).  p / t is a guess within a few
+ * of it; the steps make it exact.
+ */
+static uint64_t searches_last_at_least(double p, double t, uint64_t s)
+{
+	double g = p / t;
+	uint64_t x = g >= 9e15 ? (uint64_t)9e15 : g > (double)s ? (uint64_t)g : s;
+
+	while (x > s && stable_q(p, x) < t)
+		x--;
+	while (x < (uint64_t)9e15 && stable_q(p, x + 1) >= t)
+		x++;
+	return x;
+}
+
+/* The first searches s' <= s with stable_q(p, s') < t, given stable_q(p, s) < t. */
+static uint64_t searches_first_below(double p, double t, uint64_t s)
+{
+	double g = p / t;
+	uint64_t x = g + 1 < (double)s ? (uint64_t)g + 1 : s;
+
+	if (x < 1)
+		x = 1;
+	while (x < s && stable_q(p, x) >= t)
+		x++;
+	while (x > 1 && stable_q(p, x - 1) < t)
+		x--;
+	return x;
+}
+
+/*
+ * touch_stable_idle()'s doublings_to(q, bound) per class, q = stable_q(period,
+ * searches), into k->sq_e, and the searches around `searches` that give the
+ * same ones (the memo: sq_lo, sq_hi).  doublings_to() reads off q its
+ * exponent and whether its mantissa is below each bound's: those hold for
+ * every q in [t_lo, t_hi), the same exponent and the mantissa between the
+ * bounds' mantissas on either side of q's (or the exponent's ends), so for
+ * the searches whose q falls there - a range, as q does not grow with
+ * searches.  Scan 2 at 32 M pages: ~10^2 ranges for ~10^7 searches, where
+ * each search took two divisions and seven doublings_to().
+ */
+static void stable_idle_memo(struct ksm *k, uint64_t period, uint64_t searches)
+{
+	const uint64_t mant = (1ull << 52) - 1;
+	double p = (double)period, q = stable_q(p, searches), bd;
+	uint64_t qb, bb, lo = 0, hi = 1ull << 52, x;
+
+	stable_idle_flush(k); /* the searches counted under the memo that goes */
+	memcpy(&qb, &q, sizeof(qb));
+	x = qb >> 52;
+	for (int c = 0; c < BK_IDLE_CLASSES; c++) {
+		k->sq_e[c] = doublings_to(q, bk_idle_bound(c));
+		bd = (double)bk_idle_bound(c);
+		memcpy(&bb, &bd, sizeof(bb));
+		bb &= mant;
+		if (bb <= (qb & mant) && bb > lo)
+			lo = bb;
+		if (bb > (qb & mant) && bb < hi)
+			hi = bb;
+	}
+	k->sq_period = period;
+	k->sq_hi = searches_last_at_least(p, dbl_bits(x, lo), searches);
+	k->sq_lo = searches_first_below(p, hi >> 52 ? dbl_bits(x + 1, 0) : dbl_bits(x, hi), searches);
+}
+
 /*
  * The KSM pages a stable tree search of `depth` levels reads: the tree lives
  * across scans and is searched S times in a scan's length before this
@@ -872,32 +997,41 @@ static inline uint32_t doublings_to(double q, uint64_t b)
  */
 static void touch_stable_idle(struct ksm *k, uint64_t depth)
 {
-	uint64_t n[BK_IDLE_CLASSES] = { 0 }, searches, period = k->scan_period_ns;
-	uint32_t d = depth < 63 ? (uint32_t)depth : 63, above = 0;
-	double q;
+	uint64_t searches, period = k->scan_period_ns;
+	uint32_t d = depth < 63 ? (uint32_t)depth : 63;
+#ifndef NDEBUG
+	uint64_t n[BK_IDLE_CLASSES];
+	uint32_t above = 0;
+#endif
 
 	if (!period)
 		return; /* the first scan: the tree is new */
 	searches = stable_window_searches(k);
 	/*
-	 * stable_depth_class()'s period * 2^d / searches is q * 2^d exactly: a
-	 * power of two scales a correctly rounded quotient without changing its
-	 * rounding (normal doubles here), and (uint64_t)(q * 2^d) >= b iff q *
-	 * 2^d >= b for an integer b.  So one division and a comparison of bits
-	 * per class a search, not a class a level (scan 2 at 32 M pages classes
-	 * ~7 levels of each search).
+	 * stable_depth_class()'s period * 2^d / searches is q * 2^d exactly, q =
+	 * stable_q(): a power of two scales a correctly rounded quotient
+	 * without changing its rounding (normal doubles here), and (uint64_t)(q
+	 * * 2^d) >= b iff q * 2^d >= b for an integer b.  So a class's levels
+	 * are those from doublings_to(q, its bound) on, memoised for a range of
+	 * searches (stable_idle_memo()).
 	 */
-	q = (double)period / (double)searches;
-	if (doublings_to(q, bk_idle_bound(0)) >= d)
+	if (period != k->sq_period || searches < k->sq_lo || searches > k->sq_hi)
+		stable_idle_memo(k, period, searches);
+	if (k->sq_e[0] >= d)
 		return; /* the deepest level is hot, and so all above it */
+	k->sq_depths[d]++; /* counted in its classes by stable_idle_flush() */
+	if (d >= k->sq_top)
+		k->sq_top = d + 1;
+#ifndef NDEBUG
 	for (int c = BK_IDLE_CLASSES - 1; c >= 0; c--) {
-		uint32_t e = doublings_to(q, bk_idle_bound(c)), a = e < d ? d - e : 0;
+		uint32_t e = k->sq_e[c], a = e < d ? d - e : 0;
 
+		assert(e == doublings_to(stable_q((double)period, searches), bk_idle_bound(c)));
 		n[c] = a - above;
 		above = a;
 	}
 	assert(stable_idle_check(period, searches, depth, n));
-	account_idle(k, n);
+#endif
 }
 
 /*
@@ -1036,12 +1170,25 @@ static inline bool sharing_candidate(const struct ksm *k, uint32_t n, int32_t of
 	return k->sn[n].len > 0 && k->sn[n].len + offset < k->max_sharing;
 }
 
-/* The tree index of a page; grows the root arrays when a new partition shows up. */
+/*
+ * The tree index of a page; grows the root arrays when a new partition shows
+ * up.  The partition of the latest page's (domain, node) is memoised (a page
+ * is mostly in its predecessor's): kit_part() gives a pair the same id for
+ * good, and the roots once grown for it stay.
+ */
 static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out)
 {
+	uint64_t key = (uint64_t)info->domain << 32 | (k->across ? KIT_ANY_NODE : info->node);
 	uint32_t part;
-	int rc = kit_part(&k->parts, info, k->across, &part);
+	int rc;
 
+	if (k->tp_ok && key == k->tp_key) {
+		assert(kit_part(&k->parts, info, k->across, &part) == 0 && part == k->tp_part &&
+		       part < k->ntrees);
+		*out = k->tp_part;
+		return 0;
+	}
+	rc = kit_part(&k->parts, info, k->across, &part);
 	if (rc < 0)
 		return rc;
 	if (part >= k->ntrees) {
@@ -1058,6 +1205,9 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 		k->ntrees = (uint32_t)need;
 		k->epoch++;
 	}
+	k->tp_key = key;
+	k->tp_part = part;
+	k->tp_ok = true;
 	*out = part;
 	return 0;
 }
@@ -2196,8 +2346,10 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		k->scan_start_ns = now_ns;
 		k->scan_began = true;
 	}
-	if (k->model_cost)
+	if (k->model_cost) {
 		visit_classes(k);
+		k->tree_halvings = halvings_above(now_ns - k->scan_start_ns, BK_IDLE_MIN_NS);
+	}
 	while (visits < k->pages_to_scan) {
 		bk_page p;
 		struct ritem *it;

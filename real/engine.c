@@ -251,16 +251,27 @@ static void *engine_main(void *arg)
 			pthread_mutex_lock(&e->lock);
 			continue;
 		}
-		if (sleep == ALGO_SLEEP_FOREVER)
-			sleep = 100000000ull; /* no change notifications here: look again in 100 ms */
-		{
-			uint64_t until = sp_mono_ns() + sleep;
-			struct timespec ts = { (time_t)(until / 1000000000ull),
-					       (long)(until % 1000000000ull) };
+		/*
+		 * The sleep counts from the batch's end and ends where the algorithm
+		 * says (wake_at(): ksm's on a timer tick, as ksmd's does; the
+		 * kernel's ticks fall on multiples of the tick in CLOCK_MONOTONIC),
+		 * as in the simulator (sim/run.c).
+		 */
+		uint64_t end = sp_mono_ns(), until;
+		struct timespec ts;
 
-			while (!e->stop && pthread_cond_timedwait(&e->wake, &e->lock, &ts) == 0)
-				;
-		}
+		if (sleep == ALGO_SLEEP_FOREVER)
+			until = end + 100000000ull; /* no change notifications here: look again in 100 ms */
+		else if (e->cfg.algo->version >= 2 && e->cfg.algo->wake_at)
+			until = e->cfg.algo->wake_at(e->st, end, sleep);
+		else
+			until = end + sleep;
+		if (until <= end)
+			until = end + 1000000ull; /* as sim/run.c: no batch at once after one that asked a sleep */
+		ts.tv_sec = (time_t)(until / 1000000000ull);
+		ts.tv_nsec = (long)(until % 1000000000ull);
+		while (!e->stop && pthread_cond_timedwait(&e->wake, &e->lock, &ts) == 0)
+			;
 	}
 	pthread_mutex_unlock(&e->lock);
 	return NULL;
