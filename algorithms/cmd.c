@@ -471,8 +471,8 @@ struct cmd_ff {
 	uint64_t ns;                  /* the copy's batch start */
 	int64_t full_scans, pages_scanned;
 	uint32_t cur;                 /* the unstable set's generation */
-	uint8_t *flags, *cls, *member;
-	uint32_t *oldcsum, *hist, *gen;
+	uint8_t *flags, *cls;
+	uint32_t *oldcsum, *hist, *gen; /* gen: 0 for a page not in the unstable set */
 	struct kit_entry *node;       /* per page p at p + 1: its unstable key */
 	int64_t d_scans, d_scanned;   /* the last cycle's growth */
 };
@@ -485,7 +485,6 @@ static void cmd_ff_free(struct cmd *c)
 		return;
 	free(f->flags);
 	free(f->cls);
-	free(f->member);
 	free(f->oldcsum);
 	free(f->hist);
 	free(f->gen);
@@ -502,13 +501,11 @@ static bool cmd_ff_copy(struct cmd *c)
 	if (!f->flags) {
 		f->flags = malloc(n);
 		f->cls = malloc(n);
-		f->member = malloc(n);
 		f->oldcsum = malloc(n * sizeof(*f->oldcsum));
 		f->hist = malloc(n * sizeof(*f->hist));
 		f->gen = malloc(n * sizeof(*f->gen));
 		f->node = malloc((n + 1) * sizeof(*f->node));
-		if (!f->flags || !f->cls || !f->member || !f->oldcsum || !f->hist || !f->gen ||
-		    !f->node) {
+		if (!f->flags || !f->cls || !f->oldcsum || !f->hist || !f->gen || !f->node) {
 			struct cmd_ff keep = { .cy = f->cy };
 
 			cmd_ff_free(c); /* and start afresh: no fast-forward while memory is short */
@@ -520,7 +517,6 @@ static bool cmd_ff_copy(struct cmd *c)
 	}
 	memcpy(f->flags, c->flags, n);
 	memcpy(f->cls, c->cls, n);
-	memcpy(f->member, c->unstable.member, c->npages);
 	memcpy(f->oldcsum, c->oldcsum, n * sizeof(*f->oldcsum));
 	memcpy(f->hist, c->hist, n * sizeof(*f->hist));
 	memcpy(f->gen, c->unstable.gen, c->npages * sizeof(*f->gen));
@@ -549,13 +545,13 @@ static uint32_t cmd_ff_hist(const struct cmd *c, bk_page p, uint32_t h, uint64_t
 static bool cmd_ff_page_equal(const struct cmd *c, const struct cmd_ff *f, bk_page p,
 			      uint64_t scans, uint32_t mask)
 {
-	bool member = c->unstable.member[p];
+	bool member = kit_unstable_member(&c->unstable, p);
 
 	return f->flags[p] == c->flags[p] && f->cls[p] == c->cls[p] &&
-	       f->oldcsum[p] == c->oldcsum[p] && f->member[p] == member &&
+	       f->oldcsum[p] == c->oldcsum[p] && (f->gen[p] != 0) == member &&
 	       c->hist[p] == cmd_ff_hist(c, p, f->hist[p], scans) &&
 	       !(cmd_ff_visited(c, p) && (f->hist[p] & mask)) &&
-	       (!member || (c->unstable.gen[p] == f->gen[p] + (uint32_t)scans &&
+	       (!member || (c->unstable.gen[p] == kit_gen_add(f->gen[p], scans) &&
 			    c->unstable.node[p + 1].csum == f->node[p + 1].csum &&
 			    c->unstable.node[p + 1].part == f->node[p + 1].part));
 }
@@ -565,7 +561,7 @@ static bool cmd_ff_equal(struct cmd *c, struct cmd_ff *f)
 	uint64_t scans = (uint64_t)(c->full_scans - f->full_scans);
 	uint32_t mask = c->history >= 32 ? UINT32_MAX : (1u << c->history) - 1;
 
-	if (c->unstable.cur != f->cur + (uint32_t)scans)
+	if (c->unstable.cur != kit_gen_add(f->cur, scans))
 		return false;
 	if (f->cy.hint < c->npages && !cmd_ff_page_equal(c, f, f->cy.hint, scans, mask))
 		return false;
@@ -615,10 +611,10 @@ static void cmd_skip(void *st, uint64_t n, uint64_t cycle_ns)
 	(void)cycle_ns; /* no times kept */
 	c->full_scans += (int64_t)scans;
 	c->pages_scanned += (int64_t)n * f->d_scanned;
-	c->unstable.cur += (uint32_t)scans;
+	c->unstable.cur = kit_gen_add(c->unstable.cur, scans);
 	for (bk_page p = 0; p < c->npages; p++) {
-		if (c->unstable.member[p])
-			c->unstable.gen[p] += (uint32_t)scans;
+		if (c->unstable.gen[p])
+			c->unstable.gen[p] = kit_gen_add(c->unstable.gen[p], scans);
 		c->hist[p] = cmd_ff_hist(c, p, c->hist[p], scans);
 	}
 	kit_cycle_forget(&f->cy, c->full_scans);

@@ -28,9 +28,9 @@
  *            its checksum at hashing time and its partition; its prev field
  *            also says whether p has one (0: none, KIT_FIRST: first in its
  *            chain), so that a sample reads one line of p's hint state, not
- *            three (kit.h's unstable set keeps a member flag and a
- *            generation per page besides the node: a hint set is never
- *            emptied, it needs neither).
+ *            two (kit.h's unstable set keeps a generation per page besides
+ *            the node, 0 for a page not in it: a hint set is never emptied,
+ *            it needs none).
  *   flags[p] RS_ONZERO
  *
  * Invariants.

@@ -174,8 +174,8 @@ int kit_unstable_init(struct kit_unstable *u, uint64_t npages, uint64_t entries)
 	u->npages = npages;
 	u->node = sp_hot_calloc(npages + 1, sizeof(*u->node));
 	u->gen = sp_hot_calloc(npages + 1, sizeof(*u->gen));
-	u->member = sp_hot_calloc(npages + 1, 1);
-	if (!u->node || !u->gen || !u->member || kit_hash_init(&u->hash, entries) < 0) {
+	u->cur = 1;
+	if (!u->node || !u->gen || kit_hash_init(&u->hash, entries) < 0) {
 		kit_unstable_release(u);
 		return SP_ENOMEM;
 	}
@@ -187,7 +187,6 @@ void kit_unstable_release(struct kit_unstable *u)
 	kit_hash_release(&u->hash);
 	sp_hot_free(u->node, u->npages + 1, sizeof(*u->node));
 	sp_hot_free(u->gen, u->npages + 1, sizeof(*u->gen));
-	sp_hot_free(u->member, u->npages + 1, 1);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -195,25 +194,25 @@ void kit_unstable_insert(struct kit_unstable *u, bk_page p, uint32_t csum, uint3
 {
 	kit_hash_insert(&u->hash, u->node, (uint32_t)p + 1, csum, part);
 	u->gen[p] = u->cur;
-	u->member[p] = 1;
 	u->members++;
 	u->linked++;
 }
 
 bool kit_unstable_remove(struct kit_unstable *u, bk_page p, uint32_t *part)
 {
+	uint32_t g = u->gen[p];
 	bool linked;
 
-	if (!u->member[p])
+	if (!g)
 		return false;
-	linked = u->gen[p] == u->cur;
+	linked = g == u->cur;
 	if (linked) {
 		kit_hash_remove(&u->hash, u->node, (uint32_t)p + 1);
 		u->linked--;
 		if (part)
 			*part = u->node[p + 1].part;
 	}
-	u->member[p] = 0;
+	u->gen[p] = 0;
 	u->members--;
 	return linked;
 }
@@ -221,7 +220,7 @@ bool kit_unstable_remove(struct kit_unstable *u, bk_page p, uint32_t *part)
 void kit_unstable_reset(struct kit_unstable *u)
 {
 	kit_hash_clear(&u->hash);
-	u->cur++;
+	u->cur = kit_gen_add(u->cur, 1);
 	u->linked = 0;
 }
 

@@ -166,18 +166,31 @@ static inline void kit_prefetch_chain(const struct kit_hash *h, const struct kit
  * member (counted as pages_unshared) until it is removed, also after a full
  * scan empties the tree (kit_unstable_reset(): a new generation, old nodes
  * unlinked at once but counted until their pages are visited again, as in
- * the kernel).
+ * the kernel).  Generations run 1 .. UINT32_MAX and wrap past 0
+ * (kit_gen_add()), so a page's generation also says whether it is a member
+ * (0: not one): one per-page array read at a visit, not two.
  */
 struct kit_unstable {
 	struct kit_hash hash;
 	struct kit_entry *node; /* per page p at p + 1 */
-	uint32_t *gen;          /* per page: the generation it was inserted in */
-	uint8_t *member;        /* per page: 1 while a member */
-	uint32_t cur;           /* the current generation */
-	int64_t members;        /* pages with member set */
+	uint32_t *gen;          /* per page: the generation it was inserted in, 0 = not a member */
+	uint32_t cur;           /* the current generation, never 0 */
+	int64_t members;        /* pages with a generation */
 	uint64_t linked;        /* members inserted in the current generation */
 	uint64_t npages;        /* the per-page arrays' size, less one */
 };
+
+/* Generation g (not 0) n generations on: modulo UINT32_MAX, in 1 .. UINT32_MAX. */
+static inline uint32_t kit_gen_add(uint32_t g, uint64_t n)
+{
+	return (uint32_t)(((uint64_t)g - 1 + n % UINT32_MAX) % UINT32_MAX + 1);
+}
+
+/* Whether page p is a member. */
+static inline bool kit_unstable_member(const struct kit_unstable *u, bk_page p)
+{
+	return u->gen[p] != 0;
+}
 
 /*
  * For npages pages, the hash sized for `entries` linked nodes (kit_hash_init()):

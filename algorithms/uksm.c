@@ -47,8 +47,9 @@
  *            unless merge_across_nodes) - with its live mappers through us
  *            and the entry each page maps.
  *   unstable kit.h's per-page unstable set, keyed (checksum, partition).
- *   per page p: prid[p] its region; oldcsum[p] hash at the last visit
- *            (valid with PG_CSUM).
+ *   pg[p]    per page, one 8-byte record (a strided sweep reads one line a
+ *            page of it): oldcsum, the hash at the last visit (valid with
+ *            PG_CSUM), and rf, its region << RID_SHIFT | its flags.
  *
  * Invariants.
  *   - pages_shared == stable entries in use; pages_sharing == sum of
@@ -148,6 +149,13 @@ static const struct algo_param uksm_params[] = {
 #define PG_TRACKED 0x01u
 #define PG_CSUM 0x02u
 #define PG_ONZERO 0x08u
+#define RID_SHIFT 4 /* pg[p].rf: the flags above in its low bits, the region above them */
+#define MAX_REGIONS (UINT32_MAX >> RID_SHIFT)
+
+struct upage {
+	uint32_t oldcsum;
+	uint32_t rf;
+};
 
 struct region {
 	uint64_t first;
@@ -181,14 +189,12 @@ struct uksm {
 
 	struct region *rg;
 	uint32_t nregions;
-	uint32_t *prid;
 	struct level lv[MAX_LEVELS];
 
 	struct kit_parts parts;
 	struct kit_stable stable;
 	struct kit_unstable unstable;
-	uint32_t *oldcsum;
-	uint8_t *flags;
+	struct upage *pg;
 	uint32_t pf_part;       /* lookahead: the latest lookup's partition */
 
 	/* adaptive partial hashing */
@@ -202,6 +208,11 @@ struct uksm {
 };
 
 /* ---- helpers ------------------------------------------------------------ */
+
+static inline struct region *region_of(const struct uksm *u, bk_page p)
+{
+	return &u->rg[u->pg[p].rf >> RID_SHIFT];
+}
 
 static uint32_t stride_of(const struct uksm *u, uint32_t level)
 {
@@ -272,25 +283,26 @@ static void evaluate(struct uksm *u, uint32_t r)
 
 /* ---- stable and unstable structures ------------------------------------- */
 
-static void attach(struct uksm *u, bk_page p, uint32_t i)
+/* Page p of region R maps entry i's frame now. */
+static void attach(struct uksm *u, struct region *R, bk_page p, uint32_t i)
 {
 	kit_stable_attach(&u->stable, p, i);
-	u->rg[u->prid[p]].merged++;
-	u->rg[u->prid[p]].dups++;
+	R->merged++;
+	R->dups++;
 }
 
 static void detach(struct uksm *u, bk_page p)
 {
 	kit_stable_detach(&u->stable, p);
-	u->rg[u->prid[p]].merged--;
+	region_of(u, p)->merged--;
 }
 
 static void untrack(struct uksm *u, bk_page p)
 {
-	if (!(u->flags[p] & PG_TRACKED))
+	if (!(u->pg[p].rf & PG_TRACKED))
 		return;
 	kit_unstable_remove(&u->unstable, p, NULL);
-	u->flags[p] &= PG_ONZERO;
+	u->pg[p].rf &= ~(PG_TRACKED | PG_CSUM);
 	u->tracked--;
 }
 
@@ -353,10 +365,11 @@ static void adapt(struct uksm *u)
 
 /* ---- the scanner ------------------------------------------------------------ */
 
-static int visit(struct uksm *u, bk_page p)
+/* Samples page p of region R. */
+static int visit(struct uksm *u, struct region *R, bk_page p)
 {
 	const struct backend_ops *ops = u->ops;
-	struct region *R = &u->rg[u->prid[p]];
+	struct upage *pg = &u->pg[p];
 	struct bk_page_info info;
 	struct kit_stable *st = &u->stable;
 	uint32_t csum, part, i, q1;
@@ -371,8 +384,8 @@ static int visit(struct uksm *u, bk_page p)
 		untrack(u, p);
 		return 0;
 	}
-	if (!(u->flags[p] & PG_TRACKED)) {
-		u->flags[p] = (uint8_t)((u->flags[p] & PG_ONZERO) | PG_TRACKED);
+	if (!(pg->rf & PG_TRACKED)) {
+		pg->rf = (pg->rf & ~PG_CSUM) | PG_TRACKED;
 		u->tracked++;
 	}
 	R->sampled++;
@@ -380,17 +393,17 @@ static int visit(struct uksm *u, bk_page p)
 		return 0; /* merged already */
 	kit_unstable_remove(&u->unstable, p, NULL);
 	csum = partial_hash(u, p);
-	if (u->flags[p] & PG_CSUM) {
+	if (pg->rf & PG_CSUM) {
 		R->seen++;
-		if (u->oldcsum[p] != csum)
+		if (pg->oldcsum != csum)
 			R->changed++;
 	}
-	u->oldcsum[p] = csum;
-	u->flags[p] |= PG_CSUM;
+	pg->oldcsum = csum;
+	pg->rf |= PG_CSUM;
 	adapt(u);
 	if (u->use_zero && csum == u->zero_sum && ops->merge_zero(u->impl, p) == 0) {
 		untrack(u, p);
-		u->flags[p] |= PG_ONZERO;
+		pg->rf |= PG_ONZERO;
 		u->zero_pages++;
 		R->dups++;
 		return 0;
@@ -406,7 +419,7 @@ static int visit(struct uksm *u, bk_page p)
 			continue;
 		if (ops->compare_frame(u->impl, p, st->frame[i]) == 0 &&
 		    ops->merge_frame(u->impl, p, st->frame[i]) == 0) {
-			attach(u, p, i);
+			attach(u, R, p, i);
 			return 0;
 		}
 	}
@@ -425,8 +438,8 @@ static int visit(struct uksm *u, bk_page p)
 		rc = kit_stable_add(st, f, csum, part, &i);
 		if (rc < 0)
 			return rc;
-		attach(u, p, i);
-		attach(u, q, i);
+		attach(u, R, p, i);
+		attach(u, region_of(u, q), q, i);
 		return 0;
 	}
 	kit_unstable_insert(&u->unstable, p, csum, part);
@@ -468,16 +481,14 @@ static inline void uksm_ahead(const struct uksm *u, const struct level *L, uint3
 	if (q != UINT64_MAX) {
 		if (u->ops->prefetch)
 			u->ops->prefetch(u->impl, q);
-		kit_prefetch(&u->flags[q]);
-		kit_prefetch(&u->oldcsum[q]);
+		kit_prefetch(&u->pg[q]);
 		kit_prefetch(&u->unstable.node[q + 1]);
-		kit_prefetch(&u->unstable.member[q]);
 		kit_prefetch(&u->unstable.gen[q]);
 	}
 	q = peek(u, L, stride, KIT_AHEAD_NEAR);
-	if (q != UINT64_MAX && (u->flags[q] & PG_CSUM)) {
-		kit_prefetch_bucket(&u->stable.hash, u->oldcsum[q], u->pf_part);
-		kit_prefetch_bucket(&u->unstable.hash, u->oldcsum[q], u->pf_part);
+	if (q != UINT64_MAX && (u->pg[q].rf & PG_CSUM)) {
+		kit_prefetch_bucket(&u->stable.hash, u->pg[q].oldcsum, u->pf_part);
+		kit_prefetch_bucket(&u->unstable.hash, u->pg[q].oldcsum, u->pf_part);
 	}
 }
 
@@ -495,7 +506,7 @@ static int scan_level(struct uksm *u, uint32_t l, uint64_t *budget)
 
 		if (k < R->npages) {
 			uksm_ahead(u, L, stride);
-			rc = visit(u, R->first + k);
+			rc = visit(u, R, R->first + k);
 			if (rc < 0)
 				return rc;
 			R->next++;
@@ -570,15 +581,15 @@ static int uksm_page_changed(void *st, bk_page p, uint32_t what)
 
 	if (!(what & (ALGO_CHANGE_COW | ALGO_CHANGE_UNMAPPED)))
 		return 0;
-	if (u->flags[p] & PG_ONZERO) {
-		u->flags[p] &= (uint8_t)~PG_ONZERO;
+	if (u->pg[p].rf & PG_ONZERO) {
+		u->pg[p].rf &= ~PG_ONZERO;
 		u->zero_pages--;
 		if (what & ALGO_CHANGE_COW)
-			u->rg[u->prid[p]].cows++;
+			region_of(u, p)->cows++;
 	}
 	if (u->stable.of_page[p]) {
 		if (what & ALGO_CHANGE_COW)
-			u->rg[u->prid[p]].cows++;
+			region_of(u, p)->cows++;
 		detach(u, p);
 	}
 	if (what & ALGO_CHANGE_UNMAPPED)
@@ -664,16 +675,18 @@ static void uksm_destroy(void *st)
 	for (uint32_t l = 0; l < MAX_LEVELS; l++)
 		free(u->lv[l].list);
 	free(u->rg);
-	sp_hot_free(u->prid, u->npages + 1, sizeof(*u->prid));
+	sp_hot_free(u->pg, u->npages + 1, sizeof(*u->pg));
 	kit_parts_release(&u->parts);
 	kit_stable_release(&u->stable);
 	kit_unstable_release(&u->unstable);
-	sp_hot_free(u->oldcsum, u->npages + 1, sizeof(*u->oldcsum));
-	sp_hot_free(u->flags, u->npages + 1, 1);
 	free(u);
 }
 
-/* Regions: consecutive groups of region_pages pages, never across a guest boundary. */
+/*
+ * Regions: consecutive groups of region_pages pages, never across a guest
+ * boundary.  SP_ELIMIT beyond MAX_REGIONS (a region number shares a page's
+ * record with its flags).
+ */
 static int make_regions(struct uksm *u)
 {
 	struct bk_page_info info;
@@ -685,6 +698,8 @@ static int make_regions(struct uksm *u)
 	for (bk_page p = 0; p < u->npages; p++) {
 		u->ops->page_info(u->impl, p, &info);
 		if (info.guest != last_guest || u->rg[u->nregions - 1].npages == u->region_pages) {
+			if (u->nregions == MAX_REGIONS)
+				return SP_ELIMIT;
 			if (u->nregions == cap) {
 				struct region *n = realloc(u->rg, cap * 2 * sizeof(*n));
 
@@ -699,7 +714,7 @@ static int make_regions(struct uksm *u)
 			last_guest = info.guest;
 		}
 		u->rg[u->nregions - 1].npages++;
-		u->prid[p] = u->nregions - 1;
+		u->pg[p].rf = (u->nregions - 1) << RID_SHIFT;
 	}
 	for (uint32_t l = 0; l < u->nlevels; l++) {
 		u->lv[l].list = malloc((u->nregions + 1) * sizeof(uint32_t));
@@ -716,6 +731,7 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 {
 	struct uksm *u = calloc(1, sizeof(*u));
 	size_t n;
+	int rc = 0;
 
 	*out = NULL;
 	if (!u)
@@ -744,16 +760,18 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 		return sp_err_set(err, SP_ELIMIT, "uksm: more than 2^32-2 pages");
 	}
 	n = u->npages + 1;
-	u->prid = sp_hot_calloc(n, sizeof(*u->prid));
-	u->oldcsum = sp_hot_calloc(n, sizeof(*u->oldcsum));
-	u->flags = sp_hot_calloc(n, 1);
-	if (!u->prid || !u->oldcsum || !u->flags ||
-	    kit_parts_init(&u->parts) < 0 ||
+	u->pg = sp_hot_calloc(n, sizeof(*u->pg));
+	if (!u->pg || kit_parts_init(&u->parts) < 0 ||
 	    kit_stable_init(&u->stable, u->npages, u->npages / KIT_STABLE_DIV) < 0 ||
-	    kit_unstable_init(&u->unstable, u->npages, u->npages) < 0 || make_regions(u) < 0) {
+	    kit_unstable_init(&u->unstable, u->npages, u->npages) < 0 ||
+	    (rc = make_regions(u)) == SP_ENOMEM) {
 		uksm_destroy(u);
 		return sp_err_set(err, SP_ENOMEM, "uksm: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));
+	}
+	if (rc < 0) {
+		uksm_destroy(u);
+		return sp_err_set(err, rc, "uksm: more than %u regions", (unsigned)MAX_REGIONS);
 	}
 	*out = u;
 	return 0;
