@@ -381,6 +381,16 @@ struct ksm {
 	uint64_t tick_hz;
 	bool track; /* write_tracking, and the backend offers written() */
 	bool model_cost; /* the backend reads the cost model's counts (not cost_measured) */
+	/*
+	 * The lookahead (scan_ahead(), the walks, dup_ahead(), frame_ahead()):
+	 * hints only, they decide nothing.  Kept where the cost is modelled (the
+	 * simulator: at 32M pages scan 2 took +87% without the walks); off
+	 * where the backend measures its CPU itself (live memory), where on
+	 * 4 x 64 MiB it was 5-10% of the engine's CPU and saved nothing: the
+	 * trees there sit in the caches (issue 15, twelfth round).  A live
+	 * engine over far more memory than that was not measured without it.
+	 */
+	bool ahead;
 
 	/* the kernel version's behaviour (kernel.h) */
 	struct algo_kernel kern;
@@ -2365,13 +2375,15 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 			return 0;
 		}
 		p = k->cursor++;
-		scan_ahead(k, p);
-		k->walk_live &= ~(1u << (p % WALK_RING)); /* p's walk is used now or never */
-		walk_step(k);
-		walk_start(k, p + WALK_AHEAD);
-		if (k->ops->prefetch_frame) {
-			dup_ahead(k, p + AHEAD_DUP);
-			frame_ahead(k, p + AHEAD_FRAME);
+		if (k->ahead) {
+			scan_ahead(k, p);
+			k->walk_live &= ~(1u << (p % WALK_RING)); /* p's walk is used now or never */
+			walk_step(k);
+			walk_start(k, p + WALK_AHEAD);
+			if (k->ops->prefetch_frame) {
+				dup_ahead(k, p + AHEAD_DUP);
+				frame_ahead(k, p + AHEAD_FRAME);
+			}
 		}
 		it = &k->ri[p];
 		ops->page_info(k->impl, p, &info);
@@ -2859,6 +2871,7 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	k->woke = true; /* ksmd starts asleep */
 	k->track = prm->v[P_WRITE_TRACKING] != 0 && k->ops->written;
 	k->model_cost = !k->ops->cost_measured;
+	k->ahead = k->model_cost;
 	k->npages = k->ops->npages(k->impl);
 	k->page_size = k->ops->page_size(k->impl);
 	k->zero_sum = k->ops->zero_checksum(k->impl);

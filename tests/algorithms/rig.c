@@ -81,6 +81,8 @@ void rig_start(struct rig *r, const char *const *sets)
 	r->pb.ops.content = NULL;
 	r->pb.ops.checksum_uncounted = r->offer_uncounted ? r_checksum_uncounted : NULL;
 	r->pb.ops.written = r->offer_written ? r_written : NULL;
+	if (r->measure_cost)
+		r->pb.ops.cost_measured = 1;
 	n = r->in.ops->npages(r->in.impl);
 	r->hash_calls = calloc(n + 1, sizeof(*r->hash_calls));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->hash_calls);

@@ -25,6 +25,7 @@ struct rig {
 	const char *kernel;      /* --kernel spec for rig_start (NULL: the newest) */
 	struct algo_kernel k;
 	bool offer_written;      /* offer written() (write tracking) to the algorithm */
+	bool measure_cost;       /* the backend says cost_measured, as live memory's does */
 	uint64_t written_calls, written_clean; /* written() calls, and "not written" answers */
 	uint64_t *info_calls;    /* page_info() per page since start */
 	uint64_t *hash_calls;    /* checksum() + checksum_uncounted() per page */

@@ -794,29 +794,20 @@ static void same_decisions(const struct metrics *a, const struct metrics *b, con
 		if (metrics_get(a, i) != metrics_get(b, i)) {
 			fprintf(stderr, "%s: %s %lld against %lld\n", when, metrics_names[i],
 				(long long)metrics_get(a, i), (long long)metrics_get(b, i));
-			CU_FAIL("write tracking changed a decision");
+			CU_FAIL("the two backends' decisions differ");
 		}
 	}
 }
 
 /*
- * Two rigs in lock step under the same random writes, both asking for
- * write_tracking: one backend offers written(), the other does not.  Every
- * counter agrees after every batch; only the tracked one skips hashes.
+ * Two rigs, started by the caller, in lock step under the same random
+ * writes (seed): every counter but the checksums and the CPU agrees after
+ * every batch.
  */
-SP_TEST(write_tracking_decides_as_without_it)
+static void lock_step(struct rig r[2], uint32_t guests, uint64_t pages, uint64_t seed)
 {
-	uint64_t seed = sp_test_seed();
-	const char *sets[] = { "write_tracking=1", "max_page_sharing=3", "use_zero_pages=1",
-			       "pages_to_scan=97", NULL };
-	struct rig r[2];
-	uint64_t hashes[2] = { 0, 0 }, rng = seed * 2654435761u + 1;
+	uint64_t rng = seed * 2654435761u + 1;
 
-	for (int k = 0; k < 2; k++) {
-		rig_init(&r[k], "ksm", 3, 128);
-		r[k].offer_written = k == 0;
-		rig_start(&r[k], sets);
-	}
 	for (int step = 0; step < 400; step++) {
 		/* Writes now and then: a few pages get one of 8 contents (0: zero page) or go away. */
 		int nw = step % 7 == 0 ? 12 : 0;
@@ -827,8 +818,8 @@ SP_TEST(write_tracking_decides_as_without_it)
 			bool present;
 
 			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-			g = (uint32_t)(rng >> 33) % 3;
-			i = (rng >> 40) % 128;
+			g = (uint32_t)(rng >> 33) % guests;
+			i = (rng >> 40) % pages;
 			c = (rng >> 20) % 8;
 			present = (rng >> 13) % 16 != 0;
 			for (int k = 0; k < 2; k++)
@@ -846,6 +837,26 @@ SP_TEST(write_tracking_decides_as_without_it)
 			same_decisions(&m0, &m1, when);
 		}
 	}
+}
+
+/*
+ * write_tracking: one backend offers written(), the other does not.  Every
+ * counter agrees after every batch; only the tracked one skips hashes.
+ */
+SP_TEST(write_tracking_decides_as_without_it)
+{
+	uint64_t seed = sp_test_seed();
+	const char *sets[] = { "write_tracking=1", "max_page_sharing=3", "use_zero_pages=1",
+			       "pages_to_scan=97", NULL };
+	struct rig r[2];
+	uint64_t hashes[2] = { 0, 0 };
+
+	for (int k = 0; k < 2; k++) {
+		rig_init(&r[k], "ksm", 3, 128);
+		r[k].offer_written = k == 0;
+		rig_start(&r[k], sets);
+	}
+	lock_step(r, 3, 128, seed);
 	for (int k = 0; k < 2; k++) {
 		for (uint64_t p = 0; p < 3 * 128; p++)
 			hashes[k] += r[k].hash_calls[p];
@@ -856,6 +867,34 @@ SP_TEST(write_tracking_decides_as_without_it)
 	CU_ASSERT(r[0].written_clean > 0);
 	CU_ASSERT_EQUAL(hashes[0] + r[0].written_clean, hashes[1]);
 	CU_ASSERT_EQUAL(r[1].written_calls, 0);
+	for (int k = 0; k < 2; k++)
+		rig_free(&r[k]);
+}
+
+/*
+ * A backend that measures its CPU (live memory) gets no lookahead and no
+ * idle touches: every decision is still the same as on one whose cost is
+ * modelled, batch by batch, and the pages are hashed as often.
+ */
+SP_TEST(measured_cost_decides_as_modelled)
+{
+	uint64_t seed = sp_test_seed();
+	const char *sets[] = { "max_page_sharing=3", "use_zero_pages=1", "pages_to_scan=61", NULL };
+	struct rig r[2];
+	uint64_t hashes[2] = { 0, 0 };
+
+	for (int k = 0; k < 2; k++) {
+		rig_init(&r[k], "ksm", 4, 256);
+		r[k].measure_cost = k == 0;
+		rig_start(&r[k], sets);
+	}
+	lock_step(r, 4, 256, seed);
+	for (int k = 0; k < 2; k++) {
+		for (uint64_t p = 0; p < 4 * 256; p++)
+			hashes[k] += r[k].hash_calls[p];
+	}
+	CU_ASSERT(hashes[0] > 0);
+	CU_ASSERT_EQUAL(hashes[0], hashes[1]);
 	for (int k = 0; k < 2; k++)
 		rig_free(&r[k]);
 }
