@@ -13,18 +13,11 @@
 #   ALGOS: the algorithms (default "zero uksm cmd esx").
 # Prints one line per difference and "N runs, M differ"; exit 1 if any differ.
 set -euo pipefail
-OLD=$(realpath "$1") NEW=$(realpath "$2")
-W=${3:-$(mktemp -d)}
 ALGOS=${ALGOS:-zero uksm cmd esx}
-mkdir -p "$W"
-cd "$(dirname "$0")/.."
-S=traces/samples
+# shellcheck source=bench/same_lib.sh
+. "$(dirname "$0")/same_lib.sh"
+same_init "$@"
 # Traces: generated once per workdir.
-gen() { # name, then sim trace gen arguments
-	local f=$W/$1.sptrace
-	shift
-	[ -f "$f" ] || "$NEW" trace gen -o "$f" "$@" > /dev/null
-}
 gen static --guests 4 --pages 16384 --snapshots 3 --write-rate 0 --seed 2
 gen writes --guests 6 --pages 8192 --snapshots 6 --write-rate 0.2 --late-guests 2 --seed 7
 gen huge --guests 4 --pages 16384 --snapshots 4 --huge-fraction 0.3 --seed 3
@@ -57,19 +50,6 @@ settings() {
 	      echo "--set adaptive_hash=0 --set level_stride=8 --set pages_to_scan=3000" ;;
 	esac
 }
-runs=0 bad=0
-one() { # label, then sim run arguments
-	local label=$1
-	shift
-	runs=$((runs + 1))
-	rm -f "$W/old.csv" "$W/new.csv" # a run that writes no CSV must not compare the last pair's
-	(cd "$W" && "$OLD" run "$@" --csv run.csv > old.out 2>&1; mv run.csv old.csv) || true
-	(cd "$W" && "$NEW" run "$@" --csv run.csv > new.out 2>&1; mv run.csv new.csv) || true
-	if ! cmp -s "$W/old.csv" "$W/new.csv" || ! cmp -s "$W/old.out" "$W/new.out"; then
-		bad=$((bad + 1))
-		echo "DIFFER: $label"
-	fi
-}
 for t in "${TRACES[@]}"; do
 	case $t in /*) tt=$t ;; *) tt=$PWD/$t ;; esac
 	for a in $ALGOS; do
@@ -79,5 +59,4 @@ for t in "${TRACES[@]}"; do
 		done < <(settings "$a")
 	done
 done
-echo "$runs runs, $bad differ (workdir $W)"
-[ "$bad" -eq 0 ]
+same_end

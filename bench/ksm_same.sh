@@ -9,18 +9,13 @@
 # Usage: bench/ksm_same.sh OLD_SIM NEW_SIM [workdir]
 # Prints one line per difference and "N runs, M differ"; exit 1 if any differ.
 set -euo pipefail
-OLD=$(realpath "$1") NEW=$(realpath "$2")
-W=${3:-$(mktemp -d)}
-mkdir -p "$W"
-cd "$(dirname "$0")/.."
-S=traces/samples
+# shellcheck source=bench/same_lib.sh
+. "$(dirname "$0")/same_lib.sh"
+same_init "$@"
 # Traces: generated once per workdir.
-[ -f "$W/huge.sptrace" ] || "$NEW" trace gen -o "$W/huge.sptrace" --guests 4 --pages 16384 \
-	--snapshots 4 --huge-fraction 0.3 --nodes 2 --domains 2 --seed 3 > /dev/null
-[ -f "$W/shared.sptrace" ] || "$NEW" trace gen -o "$W/shared.sptrace" --guests 8 --pages 32768 \
-	--snapshots 3 --shared-contents 200 --zero-fraction 0.1 --seed 5 > /dev/null
-[ -f "$W/writes.sptrace" ] || "$NEW" trace gen -o "$W/writes.sptrace" --guests 6 --pages 8192 \
-	--snapshots 6 --write-rate 0.2 --late-guests 2 --seed 7 > /dev/null
+gen huge --guests 4 --pages 16384 --snapshots 4 --huge-fraction 0.3 --nodes 2 --domains 2 --seed 3
+gen shared --guests 8 --pages 32768 --snapshots 3 --shared-contents 200 --zero-fraction 0.1 --seed 5
+gen writes --guests 6 --pages 8192 --snapshots 6 --write-rate 0.2 --late-guests 2 --seed 7
 TRACES=("$S/small.sptrace" "$S/qemu4x512.sptrace" "$S/numa2.sptrace"
 	"$W/huge.sptrace" "$W/shared.sptrace" "$W/writes.sptrace")
 SETTINGS=(
@@ -40,19 +35,6 @@ SETTINGS=(
 	"--no-skip"
 	"--set write_tracking=1 --set max_page_sharing=2 --set pages_to_scan=5000"
 )
-runs=0 bad=0
-one() { # label, then sim run arguments
-	local label=$1
-	shift
-	runs=$((runs + 1))
-	rm -f "$W/old.csv" "$W/new.csv" # a run that writes no CSV must not compare the last pair's
-	(cd "$W" && "$OLD" run "$@" --csv run.csv > old.out 2>&1; mv run.csv old.csv) || true
-	(cd "$W" && "$NEW" run "$@" --csv run.csv > new.out 2>&1; mv run.csv new.csv) || true
-	if ! cmp -s "$W/old.csv" "$W/new.csv" || ! cmp -s "$W/old.out" "$W/new.out"; then
-		bad=$((bad + 1))
-		echo "DIFFER: $label"
-	fi
-}
 for t in "${TRACES[@]}"; do
 	case $t in /*) tt=$t ;; *) tt=$PWD/$t ;; esac
 	for s in "${SETTINGS[@]}"; do
@@ -63,5 +45,4 @@ for t in "${TRACES[@]}"; do
 		one "$a $(basename "$t")" --trace "$tt" --algo "$a"
 	done
 done
-echo "$runs runs, $bad differ (workdir $W)"
-[ "$bad" -eq 0 ]
+same_end
