@@ -802,9 +802,10 @@ static void same_decisions(const struct metrics *a, const struct metrics *b, con
 /*
  * Two rigs, started by the caller, in lock step under the same random
  * writes (seed): every counter but the checksums and the CPU agrees after
- * every batch.
+ * every batch.  hashes[k]: the pages rig k hashed in all.
  */
-static void lock_step(struct rig r[2], uint32_t guests, uint64_t pages, uint64_t seed)
+static void lock_step(struct rig r[2], uint32_t guests, uint64_t pages, uint64_t seed,
+		      uint64_t hashes[2])
 {
 	uint64_t rng = seed * 2654435761u + 1;
 
@@ -837,6 +838,11 @@ static void lock_step(struct rig r[2], uint32_t guests, uint64_t pages, uint64_t
 			same_decisions(&m0, &m1, when);
 		}
 	}
+	for (int k = 0; k < 2; k++) {
+		hashes[k] = 0;
+		for (uint64_t p = 0; p < guests * pages; p++)
+			hashes[k] += r[k].hash_calls[p];
+	}
 }
 
 /*
@@ -849,18 +855,14 @@ SP_TEST(write_tracking_decides_as_without_it)
 	const char *sets[] = { "write_tracking=1", "max_page_sharing=3", "use_zero_pages=1",
 			       "pages_to_scan=97", NULL };
 	struct rig r[2];
-	uint64_t hashes[2] = { 0, 0 };
+	uint64_t hashes[2];
 
 	for (int k = 0; k < 2; k++) {
 		rig_init(&r[k], "ksm", 3, 128);
 		r[k].offer_written = k == 0;
 		rig_start(&r[k], sets);
 	}
-	lock_step(r, 3, 128, seed);
-	for (int k = 0; k < 2; k++) {
-		for (uint64_t p = 0; p < 3 * 128; p++)
-			hashes[k] += r[k].hash_calls[p];
-	}
+	lock_step(r, 3, 128, seed, hashes);
 	printf("seed %llu: %llu hashes with written(), %llu without; %llu of %llu visits unwritten\n",
 	       (unsigned long long)seed, (unsigned long long)hashes[0], (unsigned long long)hashes[1],
 	       (unsigned long long)r[0].written_clean, (unsigned long long)r[0].written_calls);
@@ -881,18 +883,14 @@ SP_TEST(measured_cost_decides_as_modelled)
 	uint64_t seed = sp_test_seed();
 	const char *sets[] = { "max_page_sharing=3", "use_zero_pages=1", "pages_to_scan=61", NULL };
 	struct rig r[2];
-	uint64_t hashes[2] = { 0, 0 };
+	uint64_t hashes[2];
 
 	for (int k = 0; k < 2; k++) {
 		rig_init(&r[k], "ksm", 4, 256);
 		r[k].measure_cost = k == 0;
 		rig_start(&r[k], sets);
 	}
-	lock_step(r, 4, 256, seed);
-	for (int k = 0; k < 2; k++) {
-		for (uint64_t p = 0; p < 4 * 256; p++)
-			hashes[k] += r[k].hash_calls[p];
-	}
+	lock_step(r, 4, 256, seed, hashes);
 	CU_ASSERT(hashes[0] > 0);
 	CU_ASSERT_EQUAL(hashes[0], hashes[1]);
 	for (int k = 0; k < 2; k++)
