@@ -192,6 +192,21 @@ paced() {
 	replay "$1.paced" "$2" user --set write_tracking=1 --set pages_to_scan="$pts"
 }
 if [[ ${PACED:-1} != 0 ]]; then ROWS="$ROWS paced1 paced"; fi
+# at_rate TITLE: the engine's CPU (over the run, from 10 s) at exactly ksmd's visits a second,
+# linear between paced1 and paced (neither lands on it: the rate moves in steps with pages_to_scan).
+at_rate() {
+	[[ -f $T/$1.paced.csv && -f $T/$1.paced1.csv ]] || return 0
+	awk -v kv="$(rate_from "$T/$1.kernel.csv" 10000 pages_scanned)" \
+		-v v1="$(rate_from "$T/$1.paced1.csv" 10000 pages_scanned)" \
+		-v v2="$(rate_from "$T/$1.paced.csv" 10000 pages_scanned)" \
+		-v c1="$(last "$T/$1.paced1.csv" measured_cpu_ns)" -v c2="$(last "$T/$1.paced.csv" measured_cpu_ns)" \
+		-v s1="$(cpu_from "$T/$1.paced1.csv" 10000)" -v s2="$(cpu_from "$T/$1.paced.csv" 10000)" \
+		-v kc="$(last "$T/$1.kernel.csv" measured_cpu_ns)" -v ks="$(cpu_from "$T/$1.kernel.csv" 10000)" 'BEGIN {
+		if (v1 == v2) exit
+		f = (kv - v1) / (v2 - v1); c = (c1 + (c2 - c1) * f) / 1e9; x = s1 + (s2 - s1) * f
+		printf "at ksmd'"'"'s visits a second (%d; %s between paced1 and paced): CPU %.3f s (1/%.1f of ksmd'"'"'s), from 10 s %.3f s (1/%.1f)\n",
+			kv, (f >= 0 && f <= 1 ? "linear" : "extrapolated"), c, kc / 1e9 / c, x, ks / x }'
+}
 
 # 1: mostly unique pages, 5% copies, 20% of the pages volatile (5% rewritten every 2 s).
 if part 1; then
@@ -242,6 +257,7 @@ if part 1; then
 	means u
 	[[ ! -f $T/u.paced.pts ]] || read -r p1 p2 <"$T/u.paced.pts"
 	[[ ! -f $T/u.paced.pts ]] || echo "paced1: pages_to_scan=$p1 (ksmd's visits a second over track's, from 10 s, x $P2S); paced: $p2 (over paced1's, x $p1)"
+	at_rate u
 	trackline u
 fi
 if part 2; then
@@ -255,6 +271,7 @@ if part 2; then
 	means h
 	[[ ! -f $T/h.paced.pts ]] || read -r p1 p2 <"$T/h.paced.pts"
 	[[ ! -f $T/h.paced.pts ]] || echo "paced1: pages_to_scan=$p1 (ksmd's visits a second over track's, from 10 s, x $P2S); paced: $p2 (over paced1's, x $p1)"
+	at_rate h
 	trackline h
 fi
 if part 3; then
