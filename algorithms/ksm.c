@@ -346,10 +346,13 @@ struct due_q {
  * tree, as far as the links alone lead - to n, the first node that is to be
  * read (a key tie, or SPEC_SLOW) or NIL, or still going (struct ksm's
  * walk_live) - having passed depth levels and counted steps tree steps,
- * when the trees' epoch was epoch.
+ * when the trees' epoch was epoch.  passed: bit n % 64 of every node n it
+ * passed, so that a change of one node's spec drops only the walks that
+ * may have read it (walk_touch()).
  */
 struct walk {
 	uint64_t epoch;
+	uint64_t passed;
 	uint32_t page, key, tree, n;
 	uint32_t steps, depth;
 };
@@ -1084,9 +1087,36 @@ static inline uint32_t sn_spec(const struct ksm *k, uint32_t n)
 }
 
 /*
+ * Node n's spec changed: the walks that passed it (or may have: struct
+ * walk's passed) start again from the root, now; the others stand (a spec
+ * is read only by a search passing or stopping at its node, and a walk
+ * stopped at n has not read it: stable_search() reads it there).  The
+ * epoch is for changes of links, keys and roots.
+ */
+static void walk_touch(struct ksm *k, uint32_t n)
+{
+	uint64_t bit = 1ull << (n % 64);
+
+	for (uint32_t i = 0; i < WALK_RING; i++) {
+		struct walk *w = &k->walk[i];
+
+		if (!(w->passed & bit) || w->epoch != k->epoch || w->page == WALK_NONE)
+			continue;
+		*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
+		if (w->n != NIL && w->page >= k->cursor) {
+			kit_prefetch(&k->rbt[w->n]);
+			k->walk_live |= 1u << i;
+		} else {
+			k->walk_live &= ~(1u << i);
+		}
+	}
+}
+
+/*
  * rbt[n].spec from node n, after any change of its kind, its live count, or
  * of a chain's memo or prune time; and for every chain whose prune fell due
- * since (due_pass()).  resolve_fast() checks it in Debug builds.
+ * since (due_pass()).  resolve_fast() checks it in Debug builds.  A dup is
+ * in no tree: no walk reads its spec.
  */
 static inline void sn_sync(struct ksm *k, uint32_t n)
 {
@@ -1094,7 +1124,8 @@ static inline void sn_sync(struct ksm *k, uint32_t n)
 
 	if (k->rbt[n].spec != spec) {
 		k->rbt[n].spec = spec;
-		k->epoch++;
+		if (k->sn[n].kind != SN_DUP)
+			walk_touch(k, n);
 	}
 }
 
@@ -1637,7 +1668,7 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 	uint32_t c = *np, found = 0, d, next, left = 0;
 	int32_t found_len = 0;
 
-	k->epoch++;
+	/* The walks ahead: the tree's links change below only by rb_erase() or rb_replace(). */
 	for (d = k->sn[c].hlist; d; d = next) {
 		next = k->sn[d].dnext;
 		(*steps)++;
@@ -1655,6 +1686,7 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 		}
 	}
 	if (!found) {
+		k->epoch++;
 		rb_erase(k->rbt, k->sn, &k->sroot[k->sn[c].tree], c);
 		sn_release(k, c);
 		k->chains--;
@@ -1662,6 +1694,7 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 	}
 	if (k->sn[c].hlist == found && k->sn[found].dnext == 0) {
 		/* One dup left: the chain goes, the dup takes its place. */
+		k->epoch++;
 		rb_replace(k->rbt, k->sn, &k->sroot[k->sn[c].tree], c, found);
 		k->sn[found].kind = SN_NODE;
 		sn_sync(k, found);
@@ -1813,7 +1846,7 @@ static void walk_start(struct ksm *k, bk_page q)
 	it = &k->ri[q];
 	if (!may_search(k, it))
 		return; /* no search expected: not tracked, volatile, a KSM page, skipped */
-	*w = (struct walk){ k->epoch, (uint32_t)q, KEY(it->oldchecksum), tree, k->sroot[tree], 0, 0 };
+	*w = (struct walk){ k->epoch, 0, (uint32_t)q, KEY(it->oldchecksum), tree, k->sroot[tree], 0, 0 };
 	if (w->n != NIL) {
 		kit_prefetch(&k->rbt[w->n]);
 		k->walk_live |= 1u << i;
@@ -1829,34 +1862,41 @@ static void walk_start(struct ksm *k, bk_page q)
 static void walk_step(struct ksm *k)
 {
 	const struct rbl *T = k->rbt;
+	const struct snode *S = k->sn;
+	const uint64_t epoch = k->epoch;
+	uint32_t live = k->walk_live, out = live;
 
-	for (uint32_t live = k->walk_live; live; live &= live - 1) {
-		uint32_t i = (uint32_t)__builtin_ctz(live), key;
+	for (; live; live &= live - 1) {
+		uint32_t i = (uint32_t)__builtin_ctz(live), key, n;
 		struct walk *w = &k->walk[i];
 		const struct rbl *t;
 
-		if (w->epoch != k->epoch) {
-			*w = (struct walk){ k->epoch, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
+		if (w->epoch != epoch) {
+			*w = (struct walk){ epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
 			if (w->n == NIL) {
-				k->walk_live &= ~(1u << i);
+				out &= ~(1u << i);
 				continue;
 			}
 		}
-		t = &T[w->n];
+		n = w->n;
+		t = &T[n];
 		key = t->kr >> 1;
 		if (key == w->key || (t->spec & SPEC_SLOW)) {
-			kit_prefetch(&k->sn[w->n]);
-			k->walk_live &= ~(1u << i);
+			kit_prefetch(&S[n]);
+			out &= ~(1u << i);
 			continue;
 		}
+		w->passed |= 1ull << (n % 64);
 		w->steps += 1 + t->spec;
 		w->depth++;
-		w->n = w->key < key ? t->l : t->r;
-		if (w->n == NIL)
-			k->walk_live &= ~(1u << i);
+		n = w->key < key ? t->l : t->r;
+		w->n = n;
+		if (n == NIL)
+			out &= ~(1u << i);
 		else
-			kit_prefetch(&T[w->n]);
+			kit_prefetch(&T[n]);
 	}
+	k->walk_live = out;
 }
 
 #ifndef NDEBUG
@@ -2235,6 +2275,7 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
  */
 #define AHEAD_BUCKET 10u
 #define AHEAD_NODE 4u
+#define AHEAD_ITEM (WALK_AHEAD + 8u)
 
 /* Page q's search walked ahead, nothing changed since, stops at a node of its key. */
 static inline bool walk_ties(const struct ksm *k, bk_page q)
@@ -2250,11 +2291,10 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 {
 	const struct ritem *it;
 
-	if (p + KIT_AHEAD_FAR < k->npages) {
-		if (k->ops->prefetch)
-			k->ops->prefetch(k->impl, p + KIT_AHEAD_FAR);
-		kit_prefetch(&k->ri[p + KIT_AHEAD_FAR]);
-	}
+	if (p + KIT_AHEAD_FAR < k->npages && k->ops->prefetch)
+		k->ops->prefetch(k->impl, p + KIT_AHEAD_FAR);
+	if (p + AHEAD_ITEM < k->npages)
+		kit_prefetch(&k->ri[p + AHEAD_ITEM]);
 	if (p + AHEAD_BUCKET < k->npages) {
 		it = &k->ri[p + AHEAD_BUCKET];
 		if ((it->flags & RI_CSUM) && !walk_ties(k, p + AHEAD_BUCKET))
