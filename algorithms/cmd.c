@@ -33,7 +33,8 @@
  *            (checksum, tree), with its live mappers through us and the
  *            entry each page maps.  ssize[tree]: entries per tree.
  *   per page p:
- *     oldcsum[p]  checksum at the previous visit (valid with PG_CSUM)
+ *     oldcsum[p]  checksum at the previous visit (valid with PG_CSUM): what
+ *                 the backend's checksum_again() of p returned last
  *     hist[p]     write history (bit 0 = the last visit), cls[p] its class
  *   unstable kit.h's per-page unstable set keyed (checksum, tree), all
  *            trees in one; usize[tree] pages linked per unstable tree.
@@ -231,8 +232,14 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 	if (info->frame != BK_NO_FRAME)
 		return 0; /* maps one of our frames: nothing to do */
 	unstable_remove(c, p);
-	csum = ops->checksum(c->impl, p);
 	known = c->flags[p] & PG_CSUM;
+	/*
+	 * oldcsum[p] is, with PG_CSUM, what the previous hashing of p returned:
+	 * a backend that knows p unchanged since returns it without reading
+	 * the content (counted the same; at size that read is a random miss).
+	 */
+	csum = ops->checksum_again ? ops->checksum_again(c->impl, p, known ? &c->oldcsum[p] : NULL)
+				   : ops->checksum(c->impl, p);
 	if (known) {
 		c->hist[p] = c->hist[p] << 1 | (c->oldcsum[p] != csum);
 		c->cls[p] = (uint8_t)class_of(c, c->hist[p]);
