@@ -199,6 +199,8 @@ struct uksm {
 
 	/* adaptive partial hashing */
 	uint32_t strength;
+	uint32_t coll_strength;  /* the strength coll_slots is for (0: none yet) */
+	double coll_slots;       /* 2^(16 + log2(strength)): collisions()' divisor */
 	int dir;                /* -1: halving, +1: doubling */
 	double hash_acc, futile_acc, prev_cost;
 	uint64_t period_hashed, period_futile_x1k;
@@ -329,8 +331,13 @@ static uint32_t partial_hash(struct uksm *u, bk_page p)
 /* Futile compares of a lookup among n entries at the current strength. */
 static void collisions(struct uksm *u, uint64_t n)
 {
-	double bits = 16.0 + log2((double)u->strength);
-	double x = (double)n / exp2(bits);
+	double x;
+
+	if (u->coll_strength != u->strength) { /* log2() and exp2() once a strength, not twice a visit */
+		u->coll_strength = u->strength;
+		u->coll_slots = exp2(16.0 + log2((double)u->strength));
+	}
+	x = (double)n / u->coll_slots;
 
 	u->futile_acc += x;
 	u->period_futile_x1k += (uint64_t)(x * 1000.0 + 0.5);
