@@ -291,6 +291,45 @@ SP_TEST(poll_finds_sparse_cow_breaks)
 	munmap(m, N * PS);
 }
 
+/* A chunk the poll found nothing to read in is skipped, until a page there is merged. */
+SP_TEST(poll_sees_merges_in_chunks_it_skipped)
+{
+	enum { N = 2048 };
+	uint8_t *m = map_pages(N);
+	struct real_live *L;
+	struct backend b;
+	struct real_live_stats st;
+	bk_frame f;
+	int cows = 0;
+
+	for (int i = 0; i < N; i++)
+		fill(m + i * PS, (unsigned)i + 3000);
+	fill(m + 7 * PS, 1);
+	fill(m + 5 * PS, 1);
+	fill(m + 1500 * PS, 1);
+	if (!(L = live_or_skip(m, N, NULL)))
+		return;
+	b = real_live_backend(L);
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 0); /* every chunk: nothing to read */
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 0);
+	real_live_stats(L, &st);
+	CU_ASSERT_EQUAL(st.cow_polled, 0);
+	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 5, 7, &f), 0);
+	CU_ASSERT_EQUAL(b.ops->merge_frame(L, 1500, f), 0);
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 0);
+	real_live_stats(L, &st);
+	CU_ASSERT(st.cow_polled >= 3); /* pages 5, 7 and 1500, in chunks skipped before */
+	m[1500 * PS + 9] ^= 0x5a;
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 1);
+	CU_ASSERT_EQUAL(cows, 1);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 2);
+	m[5 * PS + 9] ^= 0x5a;
+	CU_ASSERT_EQUAL(real_live_poll(L, N, count_cb, &cows), 1);
+	CU_ASSERT_EQUAL(b.ops->frame_mappers(L, f), 1);
+	real_live_free(L);
+	munmap(m, N * PS);
+}
+
 SP_TEST(merge_refused_if_changed)
 {
 	uint8_t *m = map_pages(4);
