@@ -369,6 +369,45 @@ struct walk {
 _Static_assert(WALK_AHEAD < WALK_RING && WALK_RING <= 32 && (WALK_RING & (WALK_RING - 1)) == 0,
 	       "the walks of the pages ahead fit the ring and its mask");
 
+/*
+ * The top TOP_LEVELS levels of one stable tree, taken apart for the walks
+ * (walk_begin()): every walk passes them, and a level walked in the ring
+ * costs ~35 instructions (walk_step()) where a look-up here costs a few.
+ * The nodes at depth < TOP_LEVELS in key order (key[], node[]), and for
+ * each the state of a walk of its key (at[]: stopped at it, or at a
+ * SPEC_SLOW node above it), and between them the gaps (gap[i]: a key
+ * between key[i - 1] and key[i]): where the walk leaves the top - the node
+ * at depth TOP_LEVELS to go on from, or NIL, or the SPEC_SLOW node it
+ * stopped at - with the steps, depth and passed mask so far.  lo[i]: the
+ * first of node i's subtree in key order (its gaps: lo[i] to i's last + 1).
+ * Valid while the trees' epoch is epoch (links, keys, roots); a change of
+ * a spec of its nodes (their numbers in the filter nodes, bit n % TOP_FILTER)
+ * redoes the states below that node (top_touch()).
+ */
+#define TOP_LEVELS 7u
+#define TOP_NODES ((1u << TOP_LEVELS) - 1)
+#define TOP_FILTER 4096u
+#define TOP_DIR_BITS 9u /* dir[]: the keys (31 bits) by their top bits */
+
+struct wstate {
+	uint64_t passed;
+	uint32_t n, steps, depth;
+	uint32_t live; /* 1: goes on from n (walk_step()); 0: stopped at n, or NIL */
+};
+
+struct wtop {
+	uint64_t epoch;
+	bool ok;
+	uint32_t tree, m;
+	uint32_t key[TOP_NODES];
+	uint32_t node[TOP_NODES];
+	uint8_t lo[TOP_NODES];
+	uint8_t dir[1u << TOP_DIR_BITS]; /* the first i with key[i] >> (31 - TOP_DIR_BITS) >= b, capped at 255 */
+	struct wstate at[TOP_NODES];
+	struct wstate gap[TOP_NODES + 1];
+	uint64_t nodes[TOP_FILTER / 64];
+};
+
 struct ksm {
 	const struct backend_ops *ops;
 	void *impl;
@@ -426,6 +465,7 @@ struct ksm {
 	uint64_t epoch;   /* moves with every change of a stable tree's links, specs or roots */
 	struct walk walk[WALK_RING]; /* searches walked ahead, page p at p % WALK_RING */
 	uint32_t walk_live;          /* bit i: walk[i] is still going (walk_step()) */
+	struct wtop *top;            /* the top of the latest walks' tree (NULL: none) */
 
 	/* scan cursor */
 	uint64_t cursor;
@@ -1087,6 +1127,145 @@ static inline uint32_t sn_spec(const struct ksm *k, uint32_t n)
 }
 
 /*
+ * The top of tree t below node n at depth d, reached by a walk in state st
+ * (struct wtop), in key order from node *m and gap *g on.
+ */
+static void top_visit(const struct ksm *k, struct wtop *t, uint32_t n, uint32_t d,
+		      const struct wstate *st, uint32_t *m, uint32_t *g)
+{
+	const struct rbl *T = k->rbt;
+	struct wstate at = *st, below = *st;
+	uint32_t lo = *m;
+
+	if (n == NIL || d == TOP_LEVELS) {
+		if (at.live) {
+			at.n = n;
+			at.live = n != NIL;
+		}
+		t->gap[(*g)++] = at;
+		return;
+	}
+	if (st->live) {
+		at.n = n;
+		at.live = 0; /* a walk of n's key stops at n */
+		if (T[n].spec & SPEC_SLOW) {
+			below = at; /* and so does every walk through n */
+		} else {
+			below.passed |= 1ull << (n % 64);
+			below.steps += 1 + T[n].spec;
+			below.depth++;
+		}
+	}
+	top_visit(k, t, T[n].l, d + 1, &below, m, g);
+	t->key[*m] = T[n].kr >> 1;
+	t->node[*m] = n;
+	t->lo[*m] = (uint8_t)lo;
+	t->at[*m] = at;
+	(*m)++;
+	t->nodes[(n % TOP_FILTER) / 64] |= 1ull << (n % 64);
+	top_visit(k, t, T[n].r, d + 1, &below, m, g);
+}
+
+/*
+ * Node n's spec changed (links and keys did not): if it is in the top and
+ * walks reach it, the states below it are worked out again.
+ */
+static void top_touch(struct ksm *k, uint32_t n)
+{
+	struct wtop *t = k->top;
+	struct wstate st;
+	uint32_t i, m, g;
+
+	if (!t || !t->ok || t->epoch != k->epoch || !(t->nodes[(n % TOP_FILTER) / 64] >> (n % 64) & 1))
+		return; /* (a top of another epoch is built again before use) */
+	for (i = 0; i < t->m && t->node[i] != n; i++)
+		;
+	if (i == t->m || t->at[i].n != n)
+		return; /* not in the top, or walks stop above it: its spec is not read */
+	st = t->at[i];
+	st.live = 1;
+	m = g = t->lo[i];
+	top_visit(k, t, n, st.depth, &st, &m, &g);
+	assert(m <= t->m && g == m + 1);
+}
+
+/* The top of tree `tree` as it is now (struct wtop); false when out of memory. */
+static bool top_build(struct ksm *k, uint32_t tree)
+{
+	struct wtop *t = k->top;
+	uint32_t g = 0;
+
+	if (!t) {
+		t = k->top = malloc(sizeof(*t));
+		if (!t)
+			return false;
+	}
+	t->m = 0;
+	memset(t->nodes, 0, sizeof(t->nodes));
+	top_visit(k, t, k->sroot[tree], 0, &(struct wstate){ 0, NIL, 0, 0, 1 }, &t->m, &g);
+	assert(g == t->m + 1);
+	for (uint32_t b = 0, i = 0; b < (1u << TOP_DIR_BITS); b++) {
+		while (i < t->m && t->key[i] >> (31 - TOP_DIR_BITS) < b)
+			i++;
+		t->dir[b] = (uint8_t)(i < 255 ? i : 255);
+	}
+	t->tree = tree;
+	t->epoch = k->epoch;
+	t->ok = true;
+	return true;
+}
+
+/*
+ * Walk w (its page, key and tree set) begins again, now: through the top of
+ * its tree by a look-up (struct wtop), or from the root when that top has
+ * another node of the key or cannot be had.  True when it goes on in the
+ * ring (its next node prefetched); else it has stopped (the node it stopped
+ * at prefetched, as walk_step() does).
+ */
+static bool walk_begin(struct ksm *k, struct walk *w)
+{
+	struct wtop *t = k->top;
+	const struct wstate *st;
+	const uint32_t *a;
+	uint32_t len;
+
+	if ((!t || !t->ok || t->epoch != k->epoch || t->tree != w->tree) && !top_build(k, w->tree)) {
+		*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
+		if (w->n == NIL)
+			return false;
+		kit_prefetch(&k->rbt[w->n]);
+		return true;
+	}
+	t = k->top;
+	/* the first of key[] not below the walk's key: from its top bits' first on */
+	a = t->key;
+	len = t->dir[w->key >> (31 - TOP_DIR_BITS)];
+	while (len < t->m && a[len] < w->key)
+		len++;
+	if (len < t->m && a[len] == w->key) {
+		if (len + 1 < t->m && a[len + 1] == w->key) {
+			/* two nodes of the key: which one the walk meets first is the links' */
+			*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
+			kit_prefetch(&k->rbt[w->n]);
+			return true;
+		}
+		st = &t->at[len];
+	} else {
+		st = &t->gap[len];
+	}
+	w->epoch = k->epoch;
+	w->passed = st->passed;
+	w->n = st->n;
+	w->steps = st->steps;
+	w->depth = st->depth;
+	if (st->live)
+		kit_prefetch(&k->rbt[st->n]);
+	else if (st->n != NIL)
+		kit_prefetch(&k->sn[st->n]);
+	return st->live;
+}
+
+/*
  * Node n's spec changed: the walks that passed it (or may have: struct
  * walk's passed) start again from the root, now; the others stand (a spec
  * is read only by a search passing or stopping at its node, and a walk
@@ -1097,18 +1276,17 @@ static void walk_touch(struct ksm *k, uint32_t n)
 {
 	uint64_t bit = 1ull << (n % 64);
 
+	top_touch(k, n);
 	for (uint32_t i = 0; i < WALK_RING; i++) {
 		struct walk *w = &k->walk[i];
 
 		if (!(w->passed & bit) || w->epoch != k->epoch || w->page == WALK_NONE)
 			continue;
-		*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
-		if (w->n != NIL && w->page >= k->cursor) {
-			kit_prefetch(&k->rbt[w->n]);
+		/* the page being visited may still search: its walk must stand too */
+		if (walk_begin(k, w) && w->page >= k->cursor)
 			k->walk_live |= 1u << i;
-		} else {
+		else
 			k->walk_live &= ~(1u << i);
-		}
 	}
 }
 
@@ -1846,11 +2024,11 @@ static void walk_start(struct ksm *k, bk_page q)
 	it = &k->ri[q];
 	if (!may_search(k, it))
 		return; /* no search expected: not tracked, volatile, a KSM page, skipped */
-	*w = (struct walk){ k->epoch, 0, (uint32_t)q, KEY(it->oldchecksum), tree, k->sroot[tree], 0, 0 };
-	if (w->n != NIL) {
-		kit_prefetch(&k->rbt[w->n]);
+	w->page = (uint32_t)q;
+	w->key = KEY(it->oldchecksum);
+	w->tree = tree;
+	if (walk_begin(k, w))
 		k->walk_live |= 1u << i;
-	}
 }
 
 /*
@@ -1872,11 +2050,9 @@ static void walk_step(struct ksm *k)
 		const struct rbl *t;
 
 		if (w->epoch != epoch) {
-			*w = (struct walk){ epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
-			if (w->n == NIL) {
+			if (!walk_begin(k, w))
 				out &= ~(1u << i);
-				continue;
-			}
+			continue;
 		}
 		n = w->n;
 		t = &T[n];
@@ -2872,6 +3048,7 @@ static void ksm_destroy(void *st)
 		pool_free(k->sn, k->sn_cap, sizeof(*k->sn));
 	if (k->rbt)
 		pool_free(k->rbt, k->rbt_cap, sizeof(*k->rbt));
+	free(k->top);
 	free(k);
 }
 
