@@ -7,6 +7,12 @@
 # pair's --csv output and summary (stdout); the CSV path echoed in a note is
 # the only difference allowed (both runs write the same file name).
 # Usage: bench/ksm_same.sh OLD_SIM NEW_SIM [workdir]
+# Byte-identical release runs can miss a wrong hint that these traces do not
+# reach (stop 28: a stale look-ahead walk before 6.11, caught only by the
+# ASan run of ksm_proof_6.1).  For changes to the ksm model's look-ahead, run
+# it once more with a Debug build as NEW_SIM (cmake -DCMAKE_BUILD_TYPE=Debug):
+# Debug builds check every walk used against a fresh one and abort on a
+# difference.
 # Prints one line per difference and "N runs, M differ"; exit 1 if any differ.
 set -euo pipefail
 # shellcheck source=bench/same_lib.sh
