@@ -174,6 +174,12 @@ trackline() {
 	return 0
 }
 
+# rescale N KSMD_RATE CSV: pages_to_scan N scaled by ksmd's visits a second over the run CSV's
+# (from 10 s), at least 1.
+rescale() {
+	awk -v n="$1" -v k="$2" -v e="$(rate_from "$3" 10000 pages_scanned)" \
+		'BEGIN { p = int(n * k / (e > 0 ? e : k) + 0.5); print (p < 1 ? 1 : p) }'
+}
 # paced TITLE TRACE: the rows "paced1" and "paced" (see PACED above).  The engine's visits a second
 # do not scale with pages_to_scan (batches that end a full scan are cut short, and shorter
 # batches cross fewer tick boundaries), so the first step (paced1: P2S scaled by ksmd's visits a
@@ -181,17 +187,23 @@ trackline() {
 # (paced) scales paced1's pages_to_scan by ksmd's visits a second over paced1's.
 paced() {
 	[[ ${PACED:-1} != 0 ]] || return 0
-	local kv ev pts1 v1 pts
+	local kv pts1 pts
 	kv=$(rate_from "$T/$1.kernel.csv" 10000 pages_scanned)
-	ev=$(rate_from "$T/$1.track.csv" 10000 pages_scanned)
-	pts1=$(awk -v k="$kv" -v e="$ev" -v n="$P2S" 'BEGIN { p = int(n * k / (e > 0 ? e : k) + 0.5); print (p < 1 ? 1 : p) }')
+	pts1=$(rescale "$P2S" "$kv" "$T/$1.track.csv")
 	replay "$1.paced1" "$2" user --set write_tracking=1 --set pages_to_scan="$pts1"
-	v1=$(rate_from "$T/$1.paced1.csv" 10000 pages_scanned)
-	pts=$(awk -v k="$kv" -v e="$v1" -v n="$pts1" 'BEGIN { p = int(n * k / (e > 0 ? e : k) + 0.5); print (p < 1 ? 1 : p) }')
+	pts=$(rescale "$pts1" "$kv" "$T/$1.paced1.csv")
 	echo "$pts1 $pts" >"$T/$1.paced.pts"
 	replay "$1.paced" "$2" user --set write_tracking=1 --set pages_to_scan="$pts"
 }
 if [[ ${PACED:-1} != 0 ]]; then ROWS="$ROWS paced1 paced"; fi
+# pacing TITLE: the paced rows' pages_to_scan and the engine's CPU at ksmd's rate (at_rate).
+pacing() {
+	local p1 p2
+	[[ -f $T/$1.paced.pts ]] || return 0
+	read -r p1 p2 <"$T/$1.paced.pts"
+	echo "paced1: pages_to_scan=$p1 (ksmd's visits a second over track's, from 10 s, x $P2S); paced: $p2 (over paced1's, x $p1)"
+	at_rate "$1"
+}
 # at_rate TITLE: the engine's CPU (over the run, from 10 s) at exactly ksmd's visits a second,
 # linear between paced1 and paced (neither lands on it: the rate moves in steps with pages_to_scan).
 at_rate() {
@@ -255,9 +267,7 @@ if part 1; then
 	# shellcheck disable=SC2086
 	visits u 10000 $ROWS
 	means u
-	[[ ! -f $T/u.paced.pts ]] || read -r p1 p2 <"$T/u.paced.pts"
-	[[ ! -f $T/u.paced.pts ]] || echo "paced1: pages_to_scan=$p1 (ksmd's visits a second over track's, from 10 s, x $P2S); paced: $p2 (over paced1's, x $p1)"
-	at_rate u
+	pacing u
 	trackline u
 fi
 if part 2; then
@@ -269,9 +279,7 @@ if part 2; then
 	# shellcheck disable=SC2086
 	visits h 10000 $ROWS
 	means h
-	[[ ! -f $T/h.paced.pts ]] || read -r p1 p2 <"$T/h.paced.pts"
-	[[ ! -f $T/h.paced.pts ]] || echo "paced1: pages_to_scan=$p1 (ksmd's visits a second over track's, from 10 s, x $P2S); paced: $p2 (over paced1's, x $p1)"
-	at_rate h
+	pacing h
 	trackline h
 fi
 if part 3; then
