@@ -80,7 +80,8 @@
  *   walk[]   the stable tree searches of the next WALK_AHEAD pages, walked
  *            ahead from their stored checksums a level a visit each
  *            (walk_start(), walk_step()), used when the trees' epoch has
- *            not moved since
+ *            not moved since; a stable insert restarts only the walks that
+ *            read a link it changed (walk_cut())
  *   Trees are per partition, kit.h's (security domain, NUMA node when
  *   merge_across_nodes=0): tree index = partition id.  The kernel has no security
  *   domains; here pages of different domains never share, so each domain
@@ -380,9 +381,10 @@ _Static_assert(WALK_AHEAD < WALK_RING && WALK_RING <= 32 && (WALK_RING & (WALK_R
  * at depth TOP_LEVELS to go on from, or NIL, or the SPEC_SLOW node it
  * stopped at - with the steps, depth and passed mask so far.  lo[i]: the
  * first of node i's subtree in key order (its gaps: lo[i] to i's last + 1).
- * Valid while the trees' epoch is epoch (links, keys, roots); a change of
- * a spec of its nodes (their numbers in the filter nodes, bit n % TOP_FILTER)
- * redoes the states below that node (top_touch()).
+ * Valid while the trees' epoch is epoch (links, keys, roots) and ok (a
+ * stable insert that changed a link in it clears it: walk_cut()); a change
+ * of a spec of its nodes (their numbers in the filter nodes, bit n %
+ * TOP_FILTER) redoes the states below that node (top_touch()).
  */
 #define TOP_LEVELS 7u
 #define TOP_NODES ((1u << TOP_LEVELS) - 1)
@@ -462,7 +464,8 @@ struct ksm {
 	uint32_t rbt_cap; /* >= sn_cap */
 	struct due_q due; /* chains whose prune falls due later, by time: sn_spec() */
 	bool due_lost;    /* out of memory for it: every chain is SPEC_SLOW */
-	uint64_t epoch;   /* moves with every change of a stable tree's links, specs or roots */
+	uint64_t epoch;   /* moves with every change of a stable tree's links or roots but a stable
+			     insert's (walk_cut()), and at every batch */
 	struct walk walk[WALK_RING]; /* searches walked ahead, page p at p % WALK_RING */
 	uint32_t walk_live;          /* bit i: walk[i] is still going (walk_step()) */
 	struct wtop *top;            /* the top of the latest walks' tree (NULL: none) */
@@ -550,10 +553,18 @@ static void rb_rot_right(struct rbl *T, struct snode *L, uint32_t *root, uint32_
 	P(x) = y;
 }
 
-/* Links new node z below parent (NIL: as the root) on the given side, then rebalances. */
-static void rb_link(struct rbl *T, struct snode *L, uint32_t *root, uint32_t z, uint32_t key,
-		    uint32_t parent, bool left)
+/*
+ * Links new node z below parent (NIL: as the root) on the given side, then
+ * rebalances.  Returns the highest node whose links (l, r) changed, every
+ * other such node below it on parent's path (NIL: the root changed): the
+ * parent, or the parent of the last rotation's top (each rotation writes
+ * its node's parent's link; a rotation ends the fixup).
+ */
+static uint32_t rb_link(struct rbl *T, struct snode *L, uint32_t *root, uint32_t z, uint32_t key,
+			uint32_t parent, bool left)
 {
+	uint32_t cut = parent;
+
 	P(z) = parent;
 	N(z).l = N(z).r = NIL;
 	N(z).kr = key << 1 | 1u;
@@ -583,6 +594,7 @@ static void rb_link(struct rbl *T, struct snode *L, uint32_t *root, uint32_t z, 
 				}
 				SET_BLACK(zp);
 				SET_RED(g);
+				cut = P(g);
 				rb_rot_right(T, L, root, g);
 			}
 		} else {
@@ -602,11 +614,13 @@ static void rb_link(struct rbl *T, struct snode *L, uint32_t *root, uint32_t z, 
 				}
 				SET_BLACK(zp);
 				SET_RED(g);
+				cut = P(g);
 				rb_rot_left(T, L, root, g);
 			}
 		}
 	}
 	SET_BLACK(*root);
+	return cut;
 }
 
 static void rb_transplant(struct rbl *T, struct snode *L, uint32_t *root, uint32_t u, uint32_t v)
@@ -1283,6 +1297,37 @@ static void walk_touch(struct ksm *k, uint32_t n)
 		if (!(w->passed & bit) || w->epoch != k->epoch || w->page == WALK_NONE)
 			continue;
 		/* the page being visited may still search: its walk must stand too */
+		if (walk_begin(k, w) && w->page >= k->cursor)
+			k->walk_live |= 1u << i;
+		else
+			k->walk_live &= ~(1u << i);
+	}
+}
+
+/*
+ * The links of tree `tree` changed at a node x0 and below it only (a stable
+ * insert: rb_link()'s answer, or a node's parent for rb_replace()): x0 at
+ * depth d0 of the path of the keys in (lo, hi), open bounds; d0 < 0: the
+ * root itself changed.  A walk read x0's links, and so may read changed
+ * ones, iff it went past x0: its key in (lo, hi) and more than d0 levels
+ * passed (one that stopped above x0 has gone no deeper; one at x0 still to
+ * read its links reads the new ones, as a search from the root now would,
+ * x0's parent not having changed).  Those walks start again now; the others
+ * stand, and the top (struct wtop) stands unless x0 is in it.  The epoch,
+ * which drops every walk, is for the other changes of links.
+ */
+static void walk_cut(struct ksm *k, uint32_t tree, int32_t d0, int64_t lo, int64_t hi)
+{
+	struct wtop *t = k->top;
+
+	if (t && t->tree == tree && d0 < (int32_t)TOP_LEVELS)
+		t->ok = false; /* built again at the next walk_begin() */
+	for (uint32_t i = 0; i < WALK_RING; i++) {
+		struct walk *w = &k->walk[i];
+
+		if (w->page == WALK_NONE || w->epoch != k->epoch || w->tree != tree ||
+		    (int64_t)w->depth <= d0 || (int64_t)w->key <= lo || (int64_t)w->key >= hi)
+			continue;
 		if (walk_begin(k, w) && w->page >= k->cursor)
 			k->walk_live |= 1u << i;
 		else
@@ -2147,14 +2192,44 @@ static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t 
 }
 
 /*
+ * The walks after a stable insert changed the links of tree `tree` from
+ * path[c] down (c < 0: the root), path[] the insert's own path from the
+ * root and its turns (bit j of left: left at path[j]): walk_cut() at c,
+ * with the keys that pass path[c].  Beyond the path's memo (a tree over
+ * 2^32 nodes): every walk is dropped.
+ */
+#define INSERT_PATH 64u
+
+static void insert_cut(struct ksm *k, uint32_t tree, const uint32_t *path, uint64_t left, int32_t c)
+{
+	int64_t lo = -1, hi = (int64_t)1 << 31;
+
+	if (c >= (int32_t)INSERT_PATH) {
+		k->epoch++;
+		return;
+	}
+	for (int32_t j = 0; j < c; j++) {
+		int64_t key = k->rbt[path[j]].kr >> 1;
+
+		if (left >> j & 1)
+			hi = key < hi ? key : hi;
+		else
+			lo = key > lo ? key : lo;
+	}
+	walk_cut(k, tree, c, lo, hi);
+}
+
+/*
  * stable_tree_insert(): files the new KSM page f (mapped by page p) in the
  * tree, as a dup in a chain if that content is already there.  *out: the
- * node, or 0 when out of memory.
+ * node, or 0 when out of memory.  The walks ahead that read links it
+ * changes start again (insert_cut()); a new dup of a chain changes none.
  */
 static int stable_insert(struct ksm *k, bk_page p, bk_frame f, uint32_t csum, uint32_t tree,
 			 uint32_t *out)
 {
-	uint32_t n, parent, nn, c;
+	uint32_t n, parent, nn, c, depth, path[INSERT_PATH];
+	uint64_t left_at = 0;
 	bool left = false, need_chain;
 	uint64_t steps = 0;
 	int rc;
@@ -2162,6 +2237,7 @@ static int stable_insert(struct ksm *k, bk_page p, bk_frame f, uint32_t csum, ui
 again:
 	parent = NIL;
 	need_chain = false;
+	depth = 0;
 	for (n = k->sroot[tree]; n != NIL;) {
 		uint32_t d, spec = k->rbt[n].spec, key = k->rbt[n].kr >> 1;
 		int cmp;
@@ -2174,23 +2250,24 @@ again:
 			parent = n;
 			left = KEY(csum) < key;
 			n = left ? k->rbt[n].l : k->rbt[n].r;
-			continue;
-		}
-		d = resolve_fast(k, &n, false, &steps);
-		if (!d)
-			goto again;
-		cmp = stable_cmp(k, p, csum, n, d);
-		parent = n;
-		if (cmp < 0) {
-			left = true;
-			n = k->rbt[n].l;
-		} else if (cmp > 0) {
-			left = false;
-			n = k->rbt[n].r;
 		} else {
-			need_chain = true;
-			break;
+			d = resolve_fast(k, &n, false, &steps);
+			if (!d)
+				goto again;
+			cmp = stable_cmp(k, p, csum, n, d);
+			parent = n;
+			if (cmp == 0) {
+				need_chain = true;
+				break;
+			}
+			left = cmp < 0;
+			n = left ? k->rbt[n].l : k->rbt[n].r;
 		}
+		if (depth < INSERT_PATH) {
+			path[depth] = parent;
+			left_at = (left_at & ~(1ull << depth)) | (uint64_t)left << depth;
+		}
+		depth++;
 	}
 	account(k, BK_COST_TREE_STEP, steps);
 	*out = 0;
@@ -2200,10 +2277,23 @@ again:
 	k->sn[nn].kind = SN_NODE;
 	k->sn[nn].kpage = f;
 	k->sn[nn].tree = tree;
-	sn_sync(k, nn); /* no mapper until stable_append(): a search meeting it first removes it */
-	k->epoch++;
+	/*
+	 * No mapper until stable_append(): a search meeting it first removes it.
+	 * In no tree yet: no walk has read its spec (sn_sync() would restart
+	 * the walks whose filter holds its bit).
+	 */
+	k->rbt[nn].spec = sn_spec(k, nn);
 	if (!need_chain) {
-		rb_link(k->rbt, k->sn, &k->sroot[tree], nn, KEY(csum), parent, left);
+		uint32_t x = rb_link(k->rbt, k->sn, &k->sroot[tree], nn, KEY(csum), parent, left);
+		int32_t at = (int32_t)depth - 1; /* parent's depth */
+
+		if (x == NIL)
+			at = -1;
+		else if (depth <= INSERT_PATH)
+			while (at >= 0 && path[at] != x)
+				at--; /* x is parent or above it: on the path */
+		assert(depth > INSERT_PATH || x == NIL || at >= 0);
+		insert_cut(k, tree, path, left_at, depth > INSERT_PATH ? (int32_t)INSERT_PATH : at);
 	} else {
 		c = n;
 		if (k->sn[n].kind != SN_CHAIN) {
@@ -2217,6 +2307,8 @@ again:
 			k->sn[c].prune_ns = k->now_ns;
 			k->sn[c].tree = tree;
 			rb_replace(k->rbt, k->sn, &k->sroot[tree], n, c);
+			/* n's parent's link changed (n is at depth `depth`) */
+			insert_cut(k, tree, path, left_at, (int32_t)depth - 1);
 			sn_sync(k, c);
 			due_push(k, c);
 			k->chains++;
