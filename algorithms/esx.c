@@ -30,7 +30,8 @@
  *            chain), so that a sample reads one line of p's hint state, not
  *            two (kit.h's unstable set keeps a generation per page besides
  *            the node, 0 for a page not in it: a hint set is never emptied,
- *            it needs none).
+ *            it needs none).  Its buckets lie beside the stable table's
+ *            (kit_hash_pair(): as many, one line for both lookups).
  *   flags[p] RS_ONZERO
  *
  * Invariants.
@@ -128,6 +129,7 @@ struct esx {
 	uint32_t page_size, zero_sum, nguests;
 	uint64_t *gbase, *gpages; /* per guest: first page, page count */
 	double *owed;             /* per guest: samples owed (fraction carried) */
+	uint64_t *take;           /* per guest: samples of the current batch */
 	uint64_t rng;
 
 	struct kit_parts parts;
@@ -243,43 +245,58 @@ static int sample_page(struct esx *e, bk_page p)
 }
 
 /*
- * Lookahead (kit.h).  The samples are drawn from a counter-based stream, so
- * the page sampled j draws after the next one of guest g is known without
- * drawing it: KIT_AHEAD_INFO ahead, the backend's page record
+ * Lookahead (kit.h).  A batch's samples are drawn in order into a ring
+ * KIT_AHEAD_INFO ahead of the one sampled, across guests (a guest's share
+ * of a batch is known before any is drawn), so that the pages sampled soon
+ * are known: KIT_AHEAD_INFO ahead, the backend's page record
  * (prefetch_info()) and the page's hint node; far ahead, what the backend's
- * prefetch() loads from there; near ahead, the buckets its lookups read, keyed by its checksum
- * now (the backend's, uncounted: a hint, no cost in the model) in the
- * latest lookup's partition, and the chain neighbours its hint's removal
- * relinks.
+ * prefetch() loads from there; near ahead, the buckets its lookups read
+ * (the stable table's and the hints', one pair), keyed by its checksum now
+ * (the backend's, uncounted: a hint, no cost in the model) in the latest
+ * lookup's partition, and the chain neighbours its hint's removal relinks.
+ * Drawing each page once, in the order sampled, leaves the generator where
+ * drawing at each sample did (before the fourteenth round the pages ahead were
+ * drawn again from the generator's counter, three 64-bit divisions a
+ * sample, and the lookahead stopped at each guest's last samples).
  */
-static inline bk_page draw_ahead(const struct esx *e, uint32_t g, uint64_t j)
-{
-	uint64_t s = e->rng + j * 0x9e3779b97f4a7c15ULL; /* sp_splitmix64()'s step */
+#define RING 32u /* > KIT_AHEAD_INFO, a power of two */
 
-	return e->gbase[g] + sp_splitmix64(&s) % e->gpages[g];
+_Static_assert(RING > KIT_AHEAD_INFO && (RING & (RING - 1)) == 0, "the ring holds the lookahead");
+
+struct draw {
+	uint32_t g;    /* the guest drawn from */
+	uint64_t left; /* its samples left to draw */
+};
+
+/* The next page of the batch: guest by guest, e->take[g] of each. */
+static bk_page draw_next(struct esx *e, struct draw *d)
+{
+	while (d->left == 0)
+		d->left = e->take[++d->g];
+	d->left--;
+	return e->gbase[d->g] + sp_splitmix64(&e->rng) % e->gpages[d->g];
 }
 
-static void esx_ahead(const struct esx *e, uint32_t g, uint64_t left)
+static void esx_ahead(const struct esx *e, const bk_page *ring, uint64_t k, uint64_t n)
 {
 	const struct kit_entry *x;
 	bk_page q;
 
-	if (left > KIT_AHEAD_INFO) {
-		q = draw_ahead(e, g, KIT_AHEAD_INFO);
+	if (k + KIT_AHEAD_INFO < n) {
+		q = ring[(k + KIT_AHEAD_INFO) % RING];
 		if (e->ops->prefetch_info)
 			e->ops->prefetch_info(e->impl, q);
 		kit_prefetch(&e->hint[q + 1]);
 	}
-	if (left > KIT_AHEAD_FAR && e->ops->prefetch)
-		e->ops->prefetch(e->impl, draw_ahead(e, g, KIT_AHEAD_FAR));
-	if (left <= KIT_AHEAD_NEAR)
+	if (k + KIT_AHEAD_FAR < n && e->ops->prefetch)
+		e->ops->prefetch(e->impl, ring[(k + KIT_AHEAD_FAR) % RING]);
+	if (k + KIT_AHEAD_NEAR >= n)
 		return;
-	q = draw_ahead(e, g, KIT_AHEAD_NEAR);
+	q = ring[(k + KIT_AHEAD_NEAR) % RING];
 	if (e->ops->checksum_uncounted) {
 		uint32_t csum = e->ops->checksum_uncounted(e->impl, q);
 
-		kit_prefetch_bucket(&e->stable.hash, csum, e->pf_part);
-		kit_prefetch_bucket(&e->hints, csum, e->pf_part);
+		kit_prefetch_bucket(&e->stable.hash, csum, e->pf_part); /* and the hints' (a pair) */
 	}
 	x = &e->hint[q + 1];
 	if (!x->prev)
@@ -297,30 +314,37 @@ static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 	struct esx *e = st;
 	double per_guest = e->rate_vm;
 	double secs = (double)e->period_ms / 1000.0;
+	struct draw d = { .g = 0, .left = 0 };
+	bk_page ring[RING];
+	uint64_t n = 0, drawn = 0;
 
 	(void)now_ns;
 	*sleep_ns = e->period_ms * 1000000u;
 	if (e->nguests && e->rate_total / e->nguests < per_guest)
 		per_guest = e->rate_total / e->nguests;
 	for (uint32_t g = 0; g < e->nguests; g++) {
-		uint64_t n;
-
+		e->take[g] = 0;
 		if (e->gpages[g] == 0)
 			continue;
 		e->owed[g] += per_guest * secs;
-		n = (uint64_t)e->owed[g];
-		e->owed[g] -= (double)n;
-		for (uint64_t k = 0; k < n; k++) {
-			bk_page p;
-			int rc;
+		e->take[g] = (uint64_t)e->owed[g];
+		e->owed[g] -= (double)e->take[g];
+		n += e->take[g];
+	}
+	if (n == 0)
+		return 0;
+	d.left = e->take[0];
+	for (uint64_t k = 0; k < n; k++) {
+		int rc;
 
-			esx_ahead(e, g, n - k);
-			p = e->gbase[g] + sp_splitmix64(&e->rng) % e->gpages[g];
-			rc = sample_page(e, p);
-
-			if (rc < 0)
-				return rc;
+		while (drawn < n && drawn <= k + KIT_AHEAD_INFO) {
+			ring[drawn % RING] = draw_next(e, &d);
+			drawn++;
 		}
+		esx_ahead(e, ring, k, n);
+		rc = sample_page(e, ring[k % RING]);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -398,9 +422,10 @@ static void esx_destroy(void *st)
 	free(e->gbase);
 	free(e->gpages);
 	free(e->owed);
+	free(e->take);
 	kit_parts_release(&e->parts);
+	kit_hash_release(&e->hints); /* before the stable table's: its buckets lie in that array */
 	kit_stable_release(&e->stable);
-	kit_hash_release(&e->hints);
 	sp_hot_free(e->hint, e->npages + 1, sizeof(*e->hint));
 	sp_hot_free(e->flags, e->npages + 1, 1);
 	free(e);
@@ -437,12 +462,13 @@ static int esx_create(void **out, const struct algo_params *prm, const struct al
 	e->gbase = calloc(e->nguests + 1u, sizeof(*e->gbase));
 	e->gpages = calloc(e->nguests + 1u, sizeof(*e->gpages));
 	e->owed = calloc(e->nguests + 1u, sizeof(*e->owed));
+	e->take = calloc(e->nguests + 1u, sizeof(*e->take));
 	e->flags = sp_hot_calloc(n, 1);
 	e->hint = sp_hot_calloc(n, sizeof(*e->hint));
 	/* Buckets as pages: a lookup is charged a tree step per chain entry it passes. */
-	if (!e->gbase || !e->gpages || !e->owed || !e->flags || !e->hint ||
+	if (!e->gbase || !e->gpages || !e->owed || !e->take || !e->flags || !e->hint ||
 	    kit_parts_init(&e->parts) < 0 || kit_stable_init(&e->stable, e->npages, e->npages) < 0 ||
-	    kit_hash_init(&e->hints, e->npages) < 0) {
+	    kit_hash_init(&e->hints, e->npages) < 0 || kit_hash_pair(&e->stable.hash, &e->hints) < 0) {
 		esx_destroy(e);
 		return sp_err_set(err, SP_ENOMEM, "esx: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

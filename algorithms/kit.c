@@ -123,26 +123,52 @@ int kit_hash_init(struct kit_hash *h, uint64_t entries)
 	while (mask < entries && mask < UINT32_MAX / 2)
 		mask = mask * 2 + 1;
 	h->mask = (uint32_t)mask;
+	h->shift = 0;
+	h->borrowed = 0;
 	h->head = sp_hot_calloc((size_t)mask + 1, sizeof(*h->head)); /* every bucket, every pass */
 	return h->head ? 0 : SP_ENOMEM;
 }
 
 void kit_hash_release(struct kit_hash *h)
 {
-	if (h->head)
-		sp_hot_free(h->head, (size_t)h->mask + 1, sizeof(*h->head));
+	if (h->head && !h->borrowed)
+		sp_hot_free(h->head, ((size_t)h->mask + 1) << h->shift, sizeof(*h->head));
 	h->head = NULL;
 }
 
 void kit_hash_clear(struct kit_hash *h)
 {
-	memset(h->head, 0, ((size_t)h->mask + 1) * sizeof(*h->head));
+	if (!h->shift) {
+		memset(h->head, 0, ((size_t)h->mask + 1) * sizeof(*h->head));
+		return;
+	}
+	for (size_t b = 0; b <= h->mask; b++)
+		h->head[b << h->shift] = 0;
+}
+
+int kit_hash_pair(struct kit_hash *a, struct kit_hash *b)
+{
+	size_t n = (size_t)a->mask + 1;
+	uint32_t *two;
+
+	if (a->mask != b->mask || a->shift || b->shift)
+		return SP_EINVAL;
+	two = sp_hot_calloc(2 * n, sizeof(*two));
+	if (!two)
+		return SP_ENOMEM;
+	kit_hash_release(a);
+	kit_hash_release(b);
+	a->head = two;
+	b->head = two + 1;
+	a->shift = b->shift = 1;
+	b->borrowed = 1;
+	return 0;
 }
 
 void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32_t csum,
 		     uint32_t part)
 {
-	uint32_t *head = &h->head[kit_bucket(h, csum, part)];
+	uint32_t *head = kit_head(h, csum, part);
 
 	e[i].csum = csum;
 	e[i].part = part;
@@ -158,7 +184,7 @@ void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i)
 	struct kit_entry *x = &e[i];
 
 	if (x->prev == KIT_FIRST)
-		h->head[kit_bucket(h, x->csum, x->part)] = x->next;
+		*kit_head(h, x->csum, x->part) = x->next;
 	else
 		e[x->prev].next = x->next;
 	if (x->next)

@@ -83,8 +83,10 @@ struct kit_entry {
 #define KIT_FIRST UINT32_MAX /* prev of a chain's first entry */
 
 struct kit_hash {
-	uint32_t *head; /* first entry of each bucket's chain, 0 = empty */
-	uint32_t mask;  /* buckets - 1 */
+	uint32_t *head;   /* first entry of each bucket's chain (bucket b at head[b << shift]), 0 = empty */
+	uint32_t mask;    /* buckets - 1 */
+	uint8_t shift;    /* 1 when paired with another hash (kit_hash_pair()), else 0 */
+	uint8_t borrowed; /* head lies in the other hash's array (that one frees it) */
 };
 
 /* Buckets: the least power of two above entries, at least 1024. */
@@ -92,6 +94,17 @@ int kit_hash_init(struct kit_hash *h, uint64_t entries);
 void kit_hash_release(struct kit_hash *h);
 /* Empties every chain (the entries' links are left as they are). */
 void kit_hash_clear(struct kit_hash *h);
+/*
+ * Puts the buckets of two empty hashes of as many buckets (kit_hash_init()
+ * with the same entries, nothing inserted yet) side by side, bucket b of
+ * each in one 8-byte pair, so that a caller that looks one key up in both
+ * reads one line, not two.  Each key keeps its bucket number (the chains,
+ * their order and lengths are those of two hashes apart: no result moves).
+ * b's buckets then lie in a's array: release b before a, or with it.
+ * SP_ENOMEM (nothing changes) when the pair's array cannot be had, SP_EINVAL
+ * when the sizes differ or either is paired already.
+ */
+int kit_hash_pair(struct kit_hash *a, struct kit_hash *b);
 
 /* The bucket of key (csum, part): both halves of the key are mixed. */
 static inline uint32_t kit_bucket(const struct kit_hash *h, uint32_t csum, uint32_t part)
@@ -101,10 +114,19 @@ static inline uint32_t kit_bucket(const struct kit_hash *h, uint32_t csum, uint3
 	return (uint32_t)(x >> 32) & h->mask;
 }
 
+/*
+ * The head of key (csum, part)'s bucket: head[kit_bucket()] unless h is
+ * paired (a caller that never pairs h may index head[] by kit_bucket()).
+ */
+static inline uint32_t *kit_head(const struct kit_hash *h, uint32_t csum, uint32_t part)
+{
+	return &h->head[(size_t)kit_bucket(h, csum, part) << h->shift];
+}
+
 /* The first entry of the chain key (csum, part) hashes to (it may hold other keys). */
 static inline uint32_t kit_hash_first(const struct kit_hash *h, uint32_t csum, uint32_t part)
 {
-	return h->head[kit_bucket(h, csum, part)];
+	return *kit_head(h, csum, part);
 }
 
 /* Sets entry i's key and puts it at the head of its chain. */
@@ -141,7 +163,7 @@ static inline void kit_prefetch(const void *p)
 /* Prefetches the bucket of key (csum, part) in h. */
 static inline void kit_prefetch_bucket(const struct kit_hash *h, uint32_t csum, uint32_t part)
 {
-	kit_prefetch(&h->head[kit_bucket(h, csum, part)]);
+	kit_prefetch(kit_head(h, csum, part));
 }
 
 /*
@@ -152,7 +174,7 @@ static inline void kit_prefetch_bucket(const struct kit_hash *h, uint32_t csum, 
 static inline void kit_prefetch_chain(const struct kit_hash *h, const struct kit_entry *e,
 				      uint32_t csum, uint32_t part)
 {
-	uint32_t i = h->head[kit_bucket(h, csum, part)];
+	uint32_t i = *kit_head(h, csum, part);
 
 	if (i)
 		kit_prefetch(&e[i]);
