@@ -3,13 +3,20 @@
  *
  * ent[] holds the pairs by id, free ids chained through part.  index[] is
  * open addressing with linear probing and backward-shift deletion over
- * 64-bit slots: the id and a 32-bit tag, the high half of the pair's hash.
- * A slot's home is the tag's top bits, so probes, growth and deletion never
- * read ent[] except to confirm a tag match.  The index doubles at 50% load
- * (at most 2^32 slots: ids are 32-bit).  Every index is pre-faulted by a
- * write (sp_big_prefault): lookups read it before anything is written, and
- * a read of a never-written huge page would map the huge zero page, to be
- * copied at the first write (bench/README.md, issue 14, eighth round).
+ * 32-bit slots: the id in the low idbits bits, above it a tag of the pair's
+ * hash (32 - idbits bits: 8 at 2^24 ids, none at 2^32).  A pair's home slot
+ * is the high word of its 64-bit hash, its tag the low bits, so a tag match
+ * in a probe is as often false as 2^-(tag bits), whatever the load; a match
+ * is confirmed in ent[].  Slots do not hold their home: moving one (growth,
+ * deletion) reads its entry's pair.  Before an id beyond 2^idbits is handed
+ * out, the index is rebuilt with a bit more; at 50% load it doubles (at
+ * most 2^32 slots: ids are 32-bit).  Why 4-byte slots: at 32 M pages the
+ * index is 2^25 slots, 128 MiB instead of 256 (bench/README.md, issue 14,
+ * fourteenth round), fresh memory whose first touch is this VM's dearest
+ * system time, and half the lines for the random probes.  Every index is
+ * pre-faulted by a write (sp_big_prefault): lookups read it before anything
+ * is written, and a read of a never-written huge page would map the huge
+ * zero page, to be copied at the first write (eighth round).
  */
 #include "cidtab.h"
 
@@ -23,20 +30,52 @@
 #define MIN_ENT 1024u
 #define MAX_SLOTS ((size_t)1 << 32)
 
-static uint32_t tag_of(struct sp_fp fp, uint32_t part)
+static uint64_t hash_of(struct sp_fp fp, uint32_t part)
 {
 	/*
 	 * A fingerprint is already a hash: its high word serves as it is.  The
 	 * low word and the partition go through one multiply, so that keys
 	 * differing only there (a crafted trace) still spread.
 	 */
-	return (uint32_t)((fp.hi ^ ((fp.lo ^ part) * 0x9e3779b97f4a7c15ULL)) >> 32);
+	return fp.hi ^ ((fp.lo ^ part) * 0x9e3779b97f4a7c15ULL);
 }
 
-/* The slot a tag belongs in: its top bits (capacity <= 2^32). */
-static size_t home_of(const struct cidtab *c, uint32_t tag)
+/* The slot a hash belongs in: its high word's top bits (capacity <= 2^32). */
+static size_t home_of(const struct cidtab *c, uint64_t h)
 {
-	return (size_t)(((uint64_t)tag * (uint64_t)(c->mask + 1)) >> 32);
+	return (size_t)(((h >> 32) * (uint64_t)(c->mask + 1)) >> 32);
+}
+
+static uint32_t id_mask(unsigned idbits)
+{
+	return idbits >= 32 ? UINT32_MAX : (1u << idbits) - 1;
+}
+
+/* The slot of id with hash h, for ids of idbits bits. */
+static uint32_t slot_of(uint64_t h, uint32_t id, unsigned idbits)
+{
+	return idbits >= 32 ? id : (uint32_t)(((uint32_t)h << idbits) | id);
+}
+
+/* Whether slot s (not empty) may hold the pair of hash h: its tag matches. */
+static int tag_match(uint32_t s, uint64_t h, unsigned idbits)
+{
+	return idbits >= 32 || (s >> idbits) == ((uint32_t)h & id_mask(32 - idbits));
+}
+
+static uint64_t hash_of_id(const struct cidtab *c, uint32_t id)
+{
+	return hash_of(c->ent[id].fp, c->ent[id].part);
+}
+
+/* Bits for ids below n (n >= 2). */
+static unsigned bits_for(uint64_t n)
+{
+	unsigned b = 1;
+
+	while (b < 32 && ((uint64_t)1 << b) < n)
+		b++;
+	return b;
 }
 
 int cidtab_init(struct cidtab *c)
@@ -49,7 +88,7 @@ int cidtab_init_sized(struct cidtab *c, uint64_t expect)
 	size_t slots = MIN_SLOTS;
 	uint64_t ents = expect + 1 > MIN_ENT ? expect + 1 : MIN_ENT;
 
-	/* 50% load at most, as grow_index() keeps it; ids are 32-bit */
+	/* 50% load at most, as rebuild() keeps it; ids are 32-bit */
 	while (slots < MAX_SLOTS && slots / 2 < expect)
 		slots *= 2;
 	memset(c, 0, sizeof(*c));
@@ -62,6 +101,7 @@ int cidtab_init_sized(struct cidtab *c, uint64_t expect)
 	sp_big_prefault(c->index, slots, sizeof(*c->index));
 	c->mask = slots - 1;
 	c->cap_ent = ents < UINT32_MAX ? (uint32_t)ents : UINT32_MAX;
+	c->idbits = bits_for(c->cap_ent);
 	c->nent = 1; /* id 0 is never handed out */
 	return 0;
 }
@@ -73,18 +113,18 @@ void cidtab_release(struct cidtab *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* The slot holding (fp, part), or the empty slot where it would go. */
-static size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t tag)
+/* The slot holding (fp, part) of hash h, or the empty slot where it would go. */
+static size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h)
 {
-	size_t i = home_of(c, tag);
+	size_t i = home_of(c, h);
 
 	for (;; i = (i + 1) & c->mask) {
-		uint64_t s = c->index[i];
+		uint32_t s = c->index[i];
 
 		if (s == 0)
 			return i;
-		if ((uint32_t)(s >> 32) == tag) {
-			const struct cidtab_entry *e = &c->ent[(uint32_t)s];
+		if (tag_match(s, h, c->idbits)) {
+			const struct cidtab_entry *e = &c->ent[s & id_mask(c->idbits)];
 
 			if (e->part == part && sp_fp_eq(e->fp, fp))
 				return i;
@@ -92,11 +132,13 @@ static size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint3
 	}
 }
 
-static int grow_index(struct cidtab *c)
+/*
+ * A new index of cap slots whose ids take idbits bits, filled from the live
+ * entries (in id order: ent[] is read in order, the index written at random).
+ */
+static int rebuild(struct cidtab *c, size_t cap, unsigned idbits)
 {
-	size_t cap = (c->mask + 1) * 2;
-	uint64_t *old = c->index, *nw;
-	size_t old_cap = c->mask + 1;
+	uint32_t *nw;
 
 	if (cap > MAX_SLOTS)
 		return SP_ENOMEM;
@@ -104,18 +146,20 @@ static int grow_index(struct cidtab *c)
 	if (!nw)
 		return SP_ENOMEM;
 	sp_big_prefault(nw, cap, sizeof(*nw));
+	sp_big_free(c->index, c->mask + 1, sizeof(*c->index));
 	c->index = nw;
 	c->mask = cap - 1;
-	for (size_t i = 0; i < old_cap; i++) {
-		if (old[i]) {
-			size_t j = home_of(c, (uint32_t)(old[i] >> 32));
+	c->idbits = idbits;
+	for (uint32_t id = 1; id < c->nent; id++) {
+		if (c->ent[id].count) {
+			uint64_t h = hash_of_id(c, id);
+			size_t j = home_of(c, h);
 
 			while (nw[j])
 				j = (j + 1) & c->mask;
-			nw[j] = old[i];
+			nw[j] = slot_of(h, id, idbits);
 		}
 	}
-	sp_big_free(old, old_cap, sizeof(*old));
 	return 0;
 }
 
@@ -144,15 +188,20 @@ static int new_id(struct cidtab *c, uint32_t *id)
 
 int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *id)
 {
-	uint32_t tag = tag_of(fp, part);
-	size_t i = find(c, fp, part, tag);
+	uint64_t h = hash_of(fp, part);
+	size_t i = find(c, fp, part, h);
 	struct cidtab_entry *e;
 
 	if (c->index[i] == 0) {
-		if ((c->used + 1) * 2 > c->mask + 1) {
-			if (grow_index(c) < 0)
+		/* the id it gets: a free one (below nent) or nent */
+		uint32_t next = c->free_head ? c->free_head : c->nent;
+		size_t cap = c->mask + 1;
+		int full = (c->used + 1) * 2 > cap;
+
+		if (full || next > id_mask(c->idbits)) {
+			if (rebuild(c, full ? cap * 2 : cap, next > id_mask(c->idbits) ? c->idbits + 1 : c->idbits) < 0)
 				return SP_ENOMEM;
-			i = find(c, fp, part, tag);
+			i = find(c, fp, part, h);
 		}
 		if (new_id(c, id) < 0)
 			return SP_ENOMEM;
@@ -160,10 +209,10 @@ int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *i
 		e->fp = fp;
 		e->part = part;
 		e->count = 0;
-		c->index[i] = ((uint64_t)tag << 32) | *id;
+		c->index[i] = slot_of(h, *id, c->idbits);
 		c->used++;
 	} else {
-		*id = (uint32_t)c->index[i];
+		*id = c->index[i] & id_mask(c->idbits);
 		e = &c->ent[*id];
 	}
 	e->count++;
@@ -175,6 +224,7 @@ int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *i
 uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 {
 	struct cidtab_entry *e = &c->ent[id];
+	uint32_t idm = id_mask(c->idbits);
 	size_t hole, i;
 
 	assert(id > 0 && id < c->nent && e->count > 0);
@@ -184,12 +234,12 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 		return e->count;
 	c->used--;
 	/* Find id's slot from its home, then backward-shift the run behind it. */
-	for (hole = home_of(c, tag_of(e->fp, e->part)); (uint32_t)c->index[hole] != id;
+	for (hole = home_of(c, hash_of(e->fp, e->part)); (c->index[hole] & idm) != id;
 	     hole = (hole + 1) & c->mask)
 		;
 	c->index[hole] = 0;
 	for (i = (hole + 1) & c->mask; c->index[i]; i = (i + 1) & c->mask) {
-		size_t home = home_of(c, (uint32_t)(c->index[i] >> 32));
+		size_t home = home_of(c, hash_of_id(c, c->index[i] & idm));
 
 		/* Move i to hole unless its home lies cyclically in (hole, i]. */
 		if (((i - home) & c->mask) >= ((i - hole) & c->mask)) {
@@ -205,22 +255,22 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 
 void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part)
 {
-	__builtin_prefetch(&c->index[home_of(c, tag_of(fp, part))], 1);
+	__builtin_prefetch(&c->index[home_of(c, hash_of(fp, part))], 1);
 }
 
 void cidtab_prefetch_entry(const struct cidtab *c, struct sp_fp fp, uint32_t part)
 {
-	uint32_t tag = tag_of(fp, part);
-	size_t i = home_of(c, tag);
+	uint64_t h = hash_of(fp, part);
+	size_t i = home_of(c, h);
 
 	/* The first few slots of the run: where the match almost always is. */
 	for (int k = 0; k < 4; k++, i = (i + 1) & c->mask) {
-		uint64_t s = c->index[i];
+		uint32_t s = c->index[i];
 
 		if (s == 0)
 			return;
-		if ((uint32_t)(s >> 32) == tag) {
-			__builtin_prefetch(&c->ent[(uint32_t)s], 1);
+		if (tag_match(s, h, c->idbits)) {
+			__builtin_prefetch(&c->ent[s & id_mask(c->idbits)], 1);
 			return;
 		}
 	}

@@ -6,7 +6,8 @@
  *
  * Ids run from 1 (0 is never an id); an id is reused once its count falls
  * to 0.  Memory: 24 bytes per distinct pair, plus an index of 8 to 16 bytes
- * per distinct pair (load between 25% and 50%); large arrays on huge pages.
+ * per distinct pair (4-byte slots, load between 25% and 50%); large arrays
+ * on huge pages.
  * A table told how many pairs to expect is sized for them at once (no
  * doubling of the index, no moves of the entries) and still grows past them.
  */
@@ -26,8 +27,9 @@ struct cidtab_entry {
 
 struct cidtab {
 	struct cidtab_entry *ent; /* by id; ent[0] unused */
-	uint64_t *index;          /* open addressing: (tag << 32) | id, 0 empty */
+	uint32_t *index;          /* open addressing: (tag << idbits) | id, 0 empty */
 	size_t mask;              /* index capacity - 1, a power of two */
+	unsigned idbits;          /* bits of a slot that hold the id: every id < 2^idbits */
 	uint32_t nent, cap_ent;   /* ids handed out so far (+1), capacity of ent */
 	uint32_t free_head;       /* a free id, or 0 */
 	size_t used;              /* ids with count > 0 == distinct */
@@ -38,7 +40,8 @@ struct cidtab {
 int cidtab_init(struct cidtab *c);
 /*
  * As cidtab_init, for about `expect` distinct pairs held at once: the index
- * at the smallest capacity that holds them at <= 50% load, written before
+ * at the smallest capacity that holds them at <= 50% load, its slots' id
+ * bits enough for `expect` ids, written before
  * first use (sp_big_prefault), the entries' room reserved; more pairs grow
  * it as usual.  An overestimate costs the index's memory (8-16 B a pair).
  */
