@@ -215,6 +215,7 @@ int real_engine_step(struct real_engine *e, uint64_t *sleep_ns)
 	rc = real_live_poll(e->L, e->cfg.poll_pages, changed_cb, e);
 	if (rc < 0)
 		return sp_err_set(&e->err, rc, "polling pagemap for COW breaks: %s", sp_strerror(rc));
+	real_live_warm(e->L);
 	rc = e->cfg.algo->batch(e->st, sp_mono_ns() - e->t0, sleep_ns);
 	real_live_flush(e->L); /* the batch's merges, remapped run by run */
 	if (rc < 0)

@@ -1332,6 +1332,18 @@ void real_live_flush(struct real_live *L)
 	L->win_hi = L->win_lo; /* a batch is over: the next one reads its windows afresh */
 }
 
+#define WARM_FRAMES_MAX ((size_t)64 << 10)
+
+void real_live_warm(const struct real_live *L)
+{
+	size_t bytes = (size_t)L->frames.n * sizeof(*L->frames.slot);
+
+	if (bytes > WARM_FRAMES_MAX)
+		return;
+	for (size_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch((const char *)L->frames.slot + o);
+}
+
 void real_live_defer_remaps(struct real_live *L, bool on)
 {
 	if (!on)

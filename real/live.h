@@ -110,6 +110,12 @@ const char *real_live_tracking_off(const struct real_live *L);
  */
 void real_live_defer_remaps(struct real_live *L, bool on);
 void real_live_flush(struct real_live *L);
+/*
+ * Before a batch: prefetches the frame table (read by page_info() for every
+ * merged page the batch passes) when it is small; a batch after a sleep
+ * finds it cold.  A hint only.
+ */
+void real_live_warm(const struct real_live *L);
 
 /* Lines of /proc/self/maps now: the VMAs of the process. */
 uint64_t real_count_vmas(void);
