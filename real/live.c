@@ -1086,9 +1086,9 @@ static int track_scan(struct real_live *L, bk_page p)
 
 /*
  * PAGEMAP_SCAN of page p alone (written since the previous scan that covered
- * it? write-protected again in the same step), for a tracked page in a VMA
- * of its own: a window around it would walk the one-page VMAs of the merged
- * pages beside it, one VMA each (bench/README.md, issue 15).
+ * it? write-protected again in the same step), for a merged page in a VMA of
+ * its own that written() is asked about (not by ksm, which asks only about
+ * private pages): a write is its COW break.
  */
 static void track_scan_page(struct real_live *L, bk_page p)
 {
@@ -1100,10 +1100,19 @@ static void track_scan_page(struct real_live *L, bk_page p)
 
 	if (ioctl(L->pagemap, PAGEMAP_SCAN, &a) != 0) /* 0 regions: unwritten; 1 or an error: written */
 		scan_report(L, p);
-	L->track_page_scans++;
 }
 
-/* backend written(): see backend.h; a page not tracked is always "written". */
+/*
+ * backend written(): see backend.h; a page not tracked is always "written".
+ *
+ * A tracked private page in a VMA of its own (a COW break's private copy in
+ * its pool mapping) outside a current window is answered "written" without a scan:
+ * the algorithm hashes it.  A window around it would walk the one-page VMAs
+ * of the merged pages beside it, and a PAGEMAP_SCAN of that page alone took
+ * 2.6 us in the engine against 1.1-1.2 us for hashing the (cold) page on
+ * this host (bench/README.md, issue 15, fourteenth round).  Its written
+ * state stays in its PTE for the next window that covers it.
+ */
 static int lv_written(void *impl, bk_page p)
 {
 	struct real_live *L = impl;
@@ -1116,10 +1125,14 @@ static int lv_written(void *impl, bk_page p)
 		/* The clock is read every 32 answers (a vDSO call costs as much as the rest). */
 		if (!(pg->flags & PG_FRESH) || p < L->win_lo || p >= L->win_hi ||
 		    (++L->win_calls % 32 == 0 && sp_mono_ns() - L->win_ns > TRACK_FRESH_NS)) {
-			if (pg->flags & PG_OWNVMA)
-				track_scan_page(L, p);
-			else if (track_scan(L, p) < 0)
+			if ((pg->flags & PG_OWNVMA) && !(pg->xflags & PX_COWA)) {
 				mark_written(L, p);
+				L->track_page_scans++;
+			} else if (pg->flags & PG_OWNVMA) {
+				track_scan_page(L, p); /* a merged page: a COW break shows */
+			} else if (track_scan(L, p) < 0) {
+				mark_written(L, p);
+			}
 		}
 		w = (pg->flags & PG_DIRTY) != 0;
 	}
@@ -1170,10 +1183,8 @@ static bool track_plain(const struct real_live *L, bk_page q, bk_page p)
  *
  * A page living in a pool file mapping (a COW break: its private copy in our
  * one-page VMA) is tracked too (asynchronous write protection takes any VMA),
- * but its written() is a PAGEMAP_SCAN of that page alone (track_scan_page):
- * hashing it at every visit cost ~14 us a page here (a page untouched since
- * the last pass is cold), and a window around it walked the one-page VMAs of
- * the merged pages beside it (both measured, bench/README.md, issue 15).
+ * but outside a current window its written() is "written" (see lv_written:
+ * hashing it, ~1.1 us here, is cheaper than a PAGEMAP_SCAN of it alone).
  */
 static void track_attach(struct real_live *L, bk_page p, uint8_t *addr)
 {
