@@ -381,10 +381,11 @@ _Static_assert(WALK_AHEAD < WALK_RING && WALK_RING <= 32 && (WALK_RING & (WALK_R
  * at depth TOP_LEVELS to go on from, or NIL, or the SPEC_SLOW node it
  * stopped at - with the steps, depth and passed mask so far.  lo[i]: the
  * first of node i's subtree in key order (its gaps: lo[i] to i's last + 1).
- * Valid while the trees' epoch is epoch (links, keys, roots) and ok (a
- * stable insert that changed a link in it clears it: walk_cut()); a change
- * of a spec of its nodes (their numbers in the filter nodes, bit n %
- * TOP_FILTER) redoes the states below that node (top_touch()).
+ * Valid while the trees' links count is links (links, keys, roots; not
+ * the batches' epoch) and ok (a stable insert that changed a link in it
+ * clears it: walk_cut()); a change of a spec of its nodes (their numbers in
+ * the filter nodes, bit n % TOP_FILTER) redoes the states below that node
+ * (top_touch()).
  */
 #define TOP_LEVELS 7u
 #define TOP_NODES ((1u << TOP_LEVELS) - 1)
@@ -398,13 +399,13 @@ struct wstate {
 };
 
 struct wtop {
-	uint64_t epoch;
+	uint64_t links;
 	bool ok;
 	uint32_t tree, m;
 	uint32_t key[TOP_NODES];
 	uint32_t node[TOP_NODES];
-	uint8_t lo[TOP_NODES];
-	uint8_t dir[1u << TOP_DIR_BITS]; /* the first i with key[i] >> (31 - TOP_DIR_BITS) >= b, capped at 255 */
+	uint16_t lo[TOP_NODES];
+	uint16_t dir[1u << TOP_DIR_BITS]; /* the first i with key[i] >> (31 - TOP_DIR_BITS) >= b */
 	struct wstate at[TOP_NODES];
 	struct wstate gap[TOP_NODES + 1];
 	uint64_t nodes[TOP_FILTER / 64];
@@ -466,6 +467,7 @@ struct ksm {
 	bool due_lost;    /* out of memory for it: every chain is SPEC_SLOW */
 	uint64_t epoch;   /* moves with every change of a stable tree's links or roots but a stable
 			     insert's (walk_cut()), and at every batch */
+	uint64_t links;   /* moves with the epoch but at a batch's start (links_moved()) */
 	struct walk walk[WALK_RING]; /* searches walked ahead, page p at p % WALK_RING */
 	uint32_t walk_live;          /* bit i: walk[i] is still going (walk_step()) */
 	struct wtop *top;            /* the top of the latest walks' tree (NULL: none) */
@@ -514,6 +516,16 @@ struct ksm {
 
 static void ksm_ff_chain_seen(struct ksm *k, uint32_t c);
 static bool ksm_ff_watching(const struct ksm *k);
+
+/*
+ * A stable tree's links, keys or root changed (not by a stable insert,
+ * walk_cut()): every walk ahead and the top of the walks go.
+ */
+static inline void links_moved(struct ksm *k)
+{
+	k->epoch++;
+	k->links++;
+}
 
 /* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
 
@@ -1173,7 +1185,7 @@ static void top_visit(const struct ksm *k, struct wtop *t, uint32_t n, uint32_t 
 	top_visit(k, t, T[n].l, d + 1, &below, m, g);
 	t->key[*m] = T[n].kr >> 1;
 	t->node[*m] = n;
-	t->lo[*m] = (uint8_t)lo;
+	t->lo[*m] = (uint16_t)lo;
 	t->at[*m] = at;
 	(*m)++;
 	t->nodes[(n % TOP_FILTER) / 64] |= 1ull << (n % 64);
@@ -1188,13 +1200,16 @@ static void top_touch(struct ksm *k, uint32_t n)
 {
 	struct wtop *t = k->top;
 	struct wstate st;
-	uint32_t i, m, g;
+	uint32_t i, m, g, key;
 
-	if (!t || !t->ok || t->epoch != k->epoch || !(t->nodes[(n % TOP_FILTER) / 64] >> (n % 64) & 1))
-		return; /* (a top of another epoch is built again before use) */
-	for (i = 0; i < t->m && t->node[i] != n; i++)
+	if (!t || !t->ok || t->links != k->links || !(t->nodes[(n % TOP_FILTER) / 64] >> (n % 64) & 1))
+		return; /* (a top of other links is built again before use) */
+	key = k->rbt[n].kr >> 1;
+	for (i = t->dir[key >> (31 - TOP_DIR_BITS)]; i < t->m && t->key[i] < key; i++)
 		;
-	if (i == t->m || t->at[i].n != n)
+	for (; i < t->m && t->key[i] == key && t->node[i] != n; i++)
+		;
+	if (i == t->m || t->node[i] != n || t->at[i].n != n)
 		return; /* not in the top, or walks stop above it: its spec is not read */
 	st = t->at[i];
 	st.live = 1;
@@ -1221,10 +1236,10 @@ static bool top_build(struct ksm *k, uint32_t tree)
 	for (uint32_t b = 0, i = 0; b < (1u << TOP_DIR_BITS); b++) {
 		while (i < t->m && t->key[i] >> (31 - TOP_DIR_BITS) < b)
 			i++;
-		t->dir[b] = (uint8_t)(i < 255 ? i : 255);
+		t->dir[b] = (uint16_t)i;
 	}
 	t->tree = tree;
-	t->epoch = k->epoch;
+	t->links = k->links;
 	t->ok = true;
 	return true;
 }
@@ -1243,7 +1258,7 @@ static bool walk_begin(struct ksm *k, struct walk *w)
 	const uint32_t *a;
 	uint32_t len;
 
-	if ((!t || !t->ok || t->epoch != k->epoch || t->tree != w->tree) && !top_build(k, w->tree)) {
+	if ((!t || !t->ok || t->links != k->links || t->tree != w->tree) && !top_build(k, w->tree)) {
 		*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
 		if (w->n == NIL)
 			return false;
@@ -1280,17 +1295,22 @@ static bool walk_begin(struct ksm *k, struct walk *w)
 }
 
 /*
- * Node n's spec changed: the walks that passed it (or may have: struct
- * walk's passed) start again from the root, now; the others stand (a spec
- * is read only by a search passing or stopping at its node, and a walk
- * stopped at n has not read it: stable_search() reads it there).  The
- * epoch is for changes of links, keys and roots.
+ * Node n's spec changed from old: the walks that passed it (or may have:
+ * struct walk's passed) start again from the root, now; the others stand (a
+ * spec is read only by a search passing or stopping at its node, and a walk
+ * stopped at n has not read it: stable_search() reads it there).  No walk
+ * passes a SPEC_SLOW node (walk_step() stops there, and the change to it
+ * restarted the ones that had), so from SPEC_SLOW none restarts: at 32M
+ * pages half of scan 2's changes, each restarting ~5 walks whose filter
+ * held the node's bit.  The epoch is for changes of links, keys and roots.
  */
-static void walk_touch(struct ksm *k, uint32_t n)
+static void walk_touch(struct ksm *k, uint32_t n, uint32_t old)
 {
 	uint64_t bit = 1ull << (n % 64);
 
 	top_touch(k, n);
+	if (old & SPEC_SLOW)
+		return;
 	for (uint32_t i = 0; i < WALK_RING; i++) {
 		struct walk *w = &k->walk[i];
 
@@ -1343,12 +1363,12 @@ static void walk_cut(struct ksm *k, uint32_t tree, int32_t d0, int64_t lo, int64
  */
 static inline void sn_sync(struct ksm *k, uint32_t n)
 {
-	uint32_t spec = sn_spec(k, n);
+	uint32_t spec = sn_spec(k, n), old = k->rbt[n].spec;
 
-	if (k->rbt[n].spec != spec) {
+	if (old != spec) {
 		k->rbt[n].spec = spec;
 		if (k->sn[n].kind != SN_DUP)
-			walk_touch(k, n);
+			walk_touch(k, n, old);
 	}
 }
 
@@ -1467,7 +1487,7 @@ static int tree_of(struct ksm *k, const struct bk_page_info *info, uint32_t *out
 			return SP_ENOMEM;
 		k->sroot = r;
 		k->ntrees = (uint32_t)need;
-		k->epoch++;
+		links_moved(k);
 	}
 	k->tp_key = key;
 	k->tp_part = part;
@@ -1680,7 +1700,7 @@ static void remove_stable_node(struct ksm *k, uint32_t n)
 {
 	struct snode *s = &k->sn[n];
 
-	k->epoch++;
+	links_moved(k);
 	if (s->len > 0) {
 		k->pages_shared--;
 		k->pages_sharing -= s->len - 1;
@@ -1909,7 +1929,7 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 		}
 	}
 	if (!found) {
-		k->epoch++;
+		links_moved(k);
 		rb_erase(k->rbt, k->sn, &k->sroot[k->sn[c].tree], c);
 		sn_release(k, c);
 		k->chains--;
@@ -1917,7 +1937,7 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 	}
 	if (k->sn[c].hlist == found && k->sn[found].dnext == 0) {
 		/* One dup left: the chain goes, the dup takes its place. */
-		k->epoch++;
+		links_moved(k);
 		rb_replace(k->rbt, k->sn, &k->sroot[k->sn[c].tree], c, found);
 		k->sn[found].kind = SN_NODE;
 		sn_sync(k, found);
@@ -2205,7 +2225,7 @@ static void insert_cut(struct ksm *k, uint32_t tree, const uint32_t *path, uint6
 	int64_t lo = -1, hi = (int64_t)1 << 31;
 
 	if (c >= (int32_t)INSERT_PATH) {
-		k->epoch++;
+		links_moved(k);
 		return;
 	}
 	for (int32_t j = 0; j < c; j++) {
@@ -2687,7 +2707,7 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 	k->now_ns = now_ns;
 	if (!k->model_cost)
 		warm_tables(k);
-	k->epoch++; /* the searches walked ahead, from before the clock moved, are dropped */
+	k->epoch++; /* the searches walked ahead, from before the clock moved, are dropped (not the top) */
 	due_pass(k);
 	*sleep = sleep_ns(k);
 	if (k->cursor == 0) { /* a full scan begins: the last one lasted since its own beginning */
@@ -2801,7 +2821,7 @@ static void drop_stable_nodes(struct ksm *k)
 	}
 	if (k->ntrees)
 		memset(k->sroot, 0, k->ntrees * sizeof(*k->sroot));
-	k->epoch++;
+	links_moved(k);
 	k->chains = 0;
 	k->dups = 0;
 }
@@ -2812,7 +2832,7 @@ static int ksm_set_param(void *st, uint32_t idx, double value, struct sp_err *er
 	uint64_t v = (uint64_t)value;
 
 	k->changes++;
-	k->epoch++;
+	links_moved(k);
 	switch (idx) {
 	case P_PAGES_TO_SCAN:
 		k->pages_to_scan = v;
@@ -3149,7 +3169,7 @@ static void ksm_skip(void *st, uint64_t n, uint64_t cycle_ns)
 			k->sn[i].prune_ns += n * cycle_ns;
 	}
 	due_rebuild(k);
-	k->epoch++;
+	links_moved(k);
 	kit_cycle_forget(&f->cy, k->full_scans);
 }
 
