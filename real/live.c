@@ -238,7 +238,7 @@ struct real_live {
 	uint64_t win_lo, win_hi, win_ns; /* the last window scanned, and when */
 	uint64_t win_calls;              /* written() answers (the clock is read every 32) */
 	struct page_region *scanvec;
-	uint64_t track_scans, track_part_scans, track_page_scans, track_clean, track_written;
+	uint64_t track_scans, track_part_scans, track_unscanned, track_clean, track_written;
 	int pagemap;
 	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
@@ -1127,7 +1127,7 @@ static int lv_written(void *impl, bk_page p)
 		    (++L->win_calls % 32 == 0 && sp_mono_ns() - L->win_ns > TRACK_FRESH_NS)) {
 			if ((pg->flags & PG_OWNVMA) && !(pg->xflags & PX_COWA)) {
 				mark_written(L, p);
-				L->track_page_scans++;
+				L->track_unscanned++;
 			} else if (pg->flags & PG_OWNVMA) {
 				track_scan_page(L, p); /* a merged page: a COW break shows */
 			} else if (track_scan(L, p) < 0) {
@@ -2452,7 +2452,7 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->tracking = L->uffd_track >= 0;
 	out->track_scans = L->track_scans;
 	out->track_part_scans = L->track_part_scans;
-	out->track_page_scans = L->track_page_scans;
+	out->track_unscanned = L->track_unscanned;
 	out->track_clean = L->track_clean;
 	out->track_written = L->track_written;
 	out->cow_events = L->uffd_cow >= 0 || L->cow_async;

@@ -183,7 +183,7 @@ struct real_live_stats {
 	bool tracking;            /* writes are tracked (written() offered) */
 	uint64_t track_scans;     /* PAGEMAP_SCAN windows read */
 	uint64_t track_part_scans; /* of them, read from the asked page on (the rest read in full just before) */
-	uint64_t track_page_scans; /* answers for a page in a VMA of its own outside a window: "written" */
+	uint64_t track_unscanned; /* answers for a page in a VMA of its own outside a window: "written" */
 	uint64_t track_clean;     /* written() answers "not written" */
 	uint64_t track_written;   /* written() answers "written or unknown" */
 	bool cow_events;          /* merged pages are watched by the COW-event thread */
