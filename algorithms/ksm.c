@@ -216,6 +216,7 @@
 #include "kernel.h"
 #include "kit.h"
 #include "sp_bigmem.h"
+#include "sp_util.h"
 
 enum {
 	P_PAGES_TO_SCAN,
@@ -2682,17 +2683,9 @@ static void batch_end(struct ksm *k, bool read, uint64_t sleep, uint64_t revisit
 
 static void warm_tables(const struct ksm *k)
 {
-	size_t head = ((size_t)k->unstable.mask + 1) * sizeof(*k->unstable.head);
-	size_t links = (size_t)k->sn_used * sizeof(*k->rbt);
-
-	if (head <= WARM_HEAD_MAX) {
-		for (size_t o = 0; o < head; o += 64)
-			kit_prefetch((const char *)k->unstable.head + o);
-	}
-	if (links <= WARM_LINKS_MAX) {
-		for (size_t o = 0; o < links; o += 64)
-			kit_prefetch((const char *)k->rbt + o);
-	}
+	sp_prefetch_small(k->unstable.head, ((size_t)k->unstable.mask + 1) * sizeof(*k->unstable.head),
+			  WARM_HEAD_MAX);
+	sp_prefetch_small(k->rbt, (size_t)k->sn_used * sizeof(*k->rbt), WARM_LINKS_MAX);
 }
 
 static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)

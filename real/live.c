@@ -1347,12 +1347,7 @@ void real_live_flush(struct real_live *L)
 
 void real_live_warm(const struct real_live *L)
 {
-	size_t bytes = (size_t)L->frames.n * sizeof(*L->frames.slot);
-
-	if (bytes > WARM_FRAMES_MAX)
-		return;
-	for (size_t o = 0; o < bytes; o += 64)
-		__builtin_prefetch((const char *)L->frames.slot + o);
+	sp_prefetch_small(L->frames.slot, (size_t)L->frames.n * sizeof(*L->frames.slot), WARM_FRAMES_MAX);
 }
 
 void real_live_defer_remaps(struct real_live *L, bool on)
