@@ -22,26 +22,48 @@
 #   memory:  peak RSS (/usr/bin/time -v "Maximum resident set size") in bytes
 #            per guest page, for oracle and ksm (one and two scans) each;
 #   others:  ALGOS (default "zero uksm cmd esx"; empty: none), the new build
-#            only (ALGOS_ANCHOR=1: the anchor too), the same work per page at
-#            every size, so that the cost per page at size can be set beside
-#            the 1M figure: each scans fast (pages_to_scan=100000
-#            sleep_millisecs=0) with `--snapshot-scans 1` (snapshot i right
-#            after full scan i), once to the end of scan 3 (the three scans
-#            that each see a snapshot: scan 1 hashes every page) and once to
-#            the end of scan 3 + S, S steady scans (S: 64 M page visits, at
-#            least 2: 64 at 1M, 8 at 8M, 2 at 32M; uksm, whose strided levels
-#            sample about a tenth of the pages a full scan, 10 times as many:
-#            640, 80, 20 - until the twelfth round 64, 8, 2, under 7 M samples,
-#            less than the two runs' difference in noise).  esx has no full scans: it
-#            samples 200k pages a simulated second, to 3 and to 3 + S samples
-#            a page after the last snapshot (its "scans 1-3" and "4-": before
-#            the last snapshot it samples 0.4 / 0.05 / 0.01 times a page at
-#            1M / 8M / 32M).  Printed: user CPU per page scanned of the three
-#            snapshot scans beyond the oracle's replay of the same trace, of
-#            the steady scans alone (the difference between the two runs), and
-#            peak RSS per page.  (Until the tenth round one run of 64 M visits:
-#            at 1M 62 of cmd's 64 scans were steady ones, at 32M one of two was
-#            scan 1 - not the same work.)
+#            only (ALGOS_ANCHOR=1: the anchor too), the SAME WORK PER PAGE AT
+#            EVERY SIZE, so that the cost per page at size can be set beside
+#            the 1M figure ("no slower per page at size": the per-page cost
+#            of the same work must not grow with the number of pages).
+#            "Per page" is per page visit: user CPU divided by pages_scanned
+#            (a page visited by a full scan for zero and cmd, a page sample
+#            for uksm and esx).  The same work means, at every size:
+#            - zero, cmd, uksm: `--snapshot-scans 1` (snapshot i right after
+#              full scan i) and pages_to_scan = the pages / 10 (10 batches a
+#              full pass at every size; at most 1e7, the parameter's
+#              maximum, so at 256M a pass is 27 batches: not the same work
+#              there), sleep_millisecs=0; once to the end of scan 3 (the
+#              three scans that each see a snapshot: scan 1 hashes every
+#              page) and once to the end of scan 3 + S, S steady scans, the
+#              same S at every size (STEADY, default 4; uksm 10 S, its levels
+#              sample about a tenth of the pages a scan).  uksm's budget a
+#              batch shared among its levels decides how many samples a scan
+#              takes, so with a fixed pages_to_scan a scan was 0.1 samples a
+#              page at 1M and 0.02 at 32M: scaled, 0.1 at both.
+#            - esx (no full scans): 0.2 samples a page a simulated second
+#              (share_scan_vm = a guest's pages / 5, share_scan_total = all
+#              pages / 5: 0.4 samples a page before the last snapshot), to 3
+#              and to 3 + S samples a page after it, with the cost model's
+#              prices at 0 (`--cost visit=0,...`: a batch then takes no
+#              simulated time, so the sampling rate is the one asked at
+#              every size; with the default prices a batch of 200k samples
+#              took ~0.5 s of simulated time, so the rate achieved fell with
+#              the size).  Nothing else moves: the same samples, the same
+#              lookups, only the simulated clock's charge for them.
+#            Printed, for each: the visits a page of each part (to check
+#            that the work is the same), user CPU per page visit of the
+#            three snapshot scans beyond the oracle's replay of the same
+#            trace, of the steady scans alone (the difference between the
+#            two runs), and peak RSS per page.  What still differs between
+#            sizes is the trace's shape: 8 guests at 1M and 8M, 32 at 32M.
+#            (Until the fifteenth round S was 64 M page visits - 64 scans at
+#            1M, 2 at 32M - pages_to_scan 100000 at every size, and esx
+#            sampled 200k pages a second at every size: 0.4 samples a page
+#            before the last snapshot at 1M, 0.01 at 32M.  Until the tenth
+#            round one run of 64 M visits: at 1M 62 of cmd's 64 scans were
+#            steady ones, at 32M one of two was scan 1.)  The difference
+#            of two runs at 1M is a few tenths of a second: use REPEAT.
 # Generated traces are deleted as soon as their size is done.
 # Usage: [ANCHOR=path/to/other/sim] [REPEAT=n] bench/bench_scale.sh [path/to/sim] [sizes...]
 #   sizes: 1M 8M 32M 256M (default: 1M 8M 32M); the load average is printed
@@ -97,6 +119,8 @@ col() { head -1 "$T/run.csv" | tr , '\n' | grep -nx "$1" | cut -d: -f1; }
 
 # The steady scans of algorithm $1 (see the top).
 steady_of() { if [ "$1" = uksm ]; then echo $((10 * steady)); else echo "$steady"; fi; }
+# The cost model's prices at 0 (esx: the sampling rate asked, at every size).
+NOCOST=visit=0,checksum=0,compare=0,tree_step=0,merge=0,cow_break=0
 
 # One round of the runs of build $1.
 runs() {
@@ -121,11 +145,12 @@ runs() {
 	for a in $ALGOS; do
 		for n in 3 $((3 + $(steady_of "$a"))); do
 			if [ "$a" = esx ]; then
-				timed "$a.$n" "$sim" run --trace "$tr" --algo esx --duration-ms $((last_ms + n * total / 200)) \
-					--set share_scan_vm=50000 --set share_scan_total=200000 -q --csv "$T/run.csv"
+				timed "$a.$n" "$sim" run --trace "$tr" --algo esx --duration-ms $((last_ms + n * 5000)) \
+					--set share_scan_vm=$((pages / 5)) --set share_scan_total=$((total / 5)) \
+					--cost "$NOCOST" -q --csv "$T/run.csv"
 			else
 				timed "$a.$n" "$sim" run --trace "$tr" --algo "$a" --snapshot-scans 1 --scans "$n" \
-					--set pages_to_scan=100000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
+					--set pages_to_scan="$pts" --set sleep_millisecs=0 -q --csv "$T/run.csv"
 			fi
 		done
 	done
@@ -175,14 +200,14 @@ report() {
 			rss = 0
 			for (i = 1; i <= R; i++) { v[i] = U[a, i]; w[i] = U[a, i] - U["oracle", i]; rss = M[a, i] > rss ? M[a, i] : rss }
 			c = stat(v); d = stat(w)
-			printf "%s scans 1-3: %.2f s user, %d pages_scanned, %.0f ns user CPU per page beyond the replay%s; peak RSS %.0f MiB = %.1f B/page\n",
-				A[j], c, N[a], d * 1e9 / N[a], (R > 1 ? sprintf(" [%.0f-%.0f]", rlo * 1e9 / N[a], rhi * 1e9 / N[a]) : ""),
+			printf "%s scans 1-3: %.2f s user, %d pages_scanned (%.2f a page), %.0f ns user CPU per page beyond the replay%s; peak RSS %.0f MiB = %.1f B/page\n",
+				A[j], c, N[a], N[a] / p, d * 1e9 / N[a], (R > 1 ? sprintf(" [%.0f-%.0f]", rlo * 1e9 / N[a], rhi * 1e9 / N[a]) : ""),
 				rss / 1024, rss * 1024 / p
 			rss = 0
 			for (i = 1; i <= R; i++) { v[i] = U[z, i] - U[a, i]; rss = M[z, i] > rss ? M[z, i] : rss }
 			d = stat(v)
-			printf "%s scans 4-%d alone: %.2f s user, %d pages_scanned, %.0f ns user CPU per page%s; peak RSS %.0f MiB = %.1f B/page\n",
-				A[j], 3 + (A[j] == "uksm" ? 10 : 1) * steady, d, N[z] - N[a], d * 1e9 / (N[z] - N[a]),
+			printf "%s scans 4-%d alone: %.2f s user, %d pages_scanned (%.2f a page), %.0f ns user CPU per page%s; peak RSS %.0f MiB = %.1f B/page\n",
+				A[j], 3 + (A[j] == "uksm" ? 10 : 1) * steady, d, N[z] - N[a], (N[z] - N[a]) / p, d * 1e9 / (N[z] - N[a]),
 				(R > 1 ? sprintf(" [%.0f-%.0f]", rlo * 1e9 / (N[z] - N[a]), rhi * 1e9 / (N[z] - N[a])) : ""),
 				rss / 1024, rss * 1024 / p
 		}
@@ -198,7 +223,8 @@ for size in "${SIZES[@]}"; do
 	*) echo "unknown size $size (1M 8M 32M 256M)" >&2; exit 2 ;;
 	esac
 	total=$((guests * pages))
-	steady=$((total < 33554432 ? 67108864 / total : 2))
+	steady=${STEADY:-4}
+	pts=$((total / 10 < 10000000 ? total / 10 : 10000000))
 	tr="$T/s.sptrace"
 	echo "== $size: $guests guests x $pages pages, $snaps snapshots; load $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$SIM" trace gen -o "$tr" --guests "$guests" --pages "$pages" --snapshots "$snaps" --seed 1
