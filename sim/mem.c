@@ -4,9 +4,17 @@
  *
  * Structures.
  *   pages[i]  one per guest page, i = guest base + page number (scan order),
- *             12 bytes: content id, NUMA node, flags, and the frame it maps
- *             (slot 0 = its own private frame, slot 1 = the shared zero page,
- *             else a shared frame in frames[]).
+ *             8 bytes: content id, guest, NUMA node, flags.
+ *   slot[i]   the frame page i maps: 0 = its own private frame, 1 = the
+ *             shared zero page, else a shared frame in frames[].  An array
+ *             of its own: a replay that merges nothing (the oracle) never
+ *             writes it, so it stays unbacked - 4 bytes a page of fresh
+ *             memory not touched (bench/README.md, issue 14, fourteenth
+ *             and fifteenth rounds: first touch is this VM's dearest system
+ *             time).  PG_MAPPED in pages[i] says slot[i] != 0, so that a
+ *             private page (most of those an algorithm looks up at random)
+ *             costs one line, its record, and slot[] is read only for a
+ *             page that maps a frame.
  *   truth     content ids (cidtab.h) of (fingerprint, domain), assigned on
  *             first sight: a page holds the 4-byte id of its content, not
  *             the 16-byte fingerprint; absent and zero-filled pages hold 0
@@ -59,19 +67,20 @@
 #define PG_SPLITZERO 0x8u /* mapped to the zero page by a huge-page split, not by the algorithm */
 #define PG_CLEAN 0x10u    /* not written since the last written() (a write rebuilds flags) */
 #define PG_SUMMED 0x20u   /* content unchanged since the last checksum_again() (likewise) */
-#define PG_FLAGS 0x3fu
+#define PG_MAPPED 0x40u   /* maps a frame: slot[] of the page is not SLOT_PRIVATE */
+#define PG_FLAGS 0x7fu
 
 struct sim_page {
-	uint32_t cid;   /* content id in truth; 0: fingerprint {0,0}, not counted */
-	uint32_t slot;
-	uint16_t guest;
-	uint16_t node : 10; /* <= TRACE_MAX_NODE */
-	uint16_t flags : 6; /* PG_* */
+	uint32_t cid;        /* content id in truth; 0: fingerprint {0,0}, not counted */
+	uint32_t guest : 12; /* < TRACE_MAX_GUESTS */
+	uint32_t node : 10;  /* <= TRACE_MAX_NODE */
+	uint32_t flags : 10; /* PG_* */
 };
 
+_Static_assert(TRACE_MAX_GUESTS <= (1 << 12), "sim_page.guest holds every guest index");
 _Static_assert(TRACE_MAX_NODE < (1 << 10), "sim_page.node holds every node");
-_Static_assert(PG_FLAGS < (1 << 6), "sim_page.flags holds every PG_ flag");
-_Static_assert(sizeof(struct sim_page) == 12, "12 bytes per simulated page");
+_Static_assert(PG_FLAGS < (1 << 10), "sim_page.flags holds every PG_ flag");
+_Static_assert(sizeof(struct sim_page) == 8, "8 bytes per simulated page");
 
 struct sim_mem {
 	const struct trace_header *h;
@@ -79,6 +88,7 @@ struct sim_mem {
 	uint64_t npages;
 	uint64_t *base;        /* per guest: index of its first numbered page */
 	struct sim_page *pages;
+	uint32_t *slot;        /* per page: the frame it maps (SLOT_PRIVATE, SLOT_ZERO, a shared slot) */
 	struct bk_frames frames; /* data: the frame's content, struct sp_fp */
 	uint32_t nnodes;
 	uint64_t counts[BK_COST__COUNT];
@@ -105,6 +115,22 @@ static inline struct sp_fp cid_fp(const struct sim_mem *m, uint32_t cid)
 static inline struct sp_fp page_fp(const struct sim_mem *m, const struct sim_page *pg)
 {
 	return cid_fp(m, pg->cid);
+}
+
+/* The frame slot page p maps: slot[] is read only when its record says it maps one. */
+static inline uint32_t slot_at(const struct sim_mem *m, uint64_t p)
+{
+	return (m->pages[p].flags & PG_MAPPED) ? m->slot[p] : SLOT_PRIVATE;
+}
+
+/* Page p maps slot (SLOT_PRIVATE: its own frame again); PG_MAPPED follows. */
+static inline void set_slot(struct sim_mem *m, uint64_t p, uint32_t slot)
+{
+	m->slot[p] = slot;
+	if (slot == SLOT_PRIVATE)
+		m->pages[p].flags &= (uint8_t)~PG_MAPPED;
+	else
+		m->pages[p].flags |= PG_MAPPED;
 }
 
 static inline bk_frame handle(const struct sim_mem *m, uint32_t slot)
@@ -215,11 +241,12 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	}
 	m->npages = n;
 	m->pages = sp_big_calloc(n ? n : 1, sizeof(*m->pages)); /* huge pages: fewer faults and TLB misses */
+	m->slot = sp_big_calloc(n ? n : 1, sizeof(*m->slot));   /* 0: SLOT_PRIVATE */
 	/*
 	 * The content-id table sized once for the trace's distinct contents
 	 * (the layout's estimate; a page holds one at most), not grown by doubling.
 	 */
-	if (!m->pages || bk_frames_init(&m->frames, sizeof(uint32_t)) < 0 ||
+	if (!m->pages || !m->slot || bk_frames_init(&m->frames, sizeof(uint32_t)) < 0 ||
 	    cidtab_init_sized(&m->truth, !layout ? 0 : layout->contents < n ? layout->contents : n) < 0 ||
 	    domain_index(m) < 0)
 		goto nomem;
@@ -245,6 +272,7 @@ void sim_mem_free(struct sim_mem *m)
 	free(m->zero_dom);
 	free(m->base);
 	sp_big_free(m->pages, m->npages ? m->npages : 1, sizeof(*m->pages));
+	sp_big_free(m->slot, m->npages ? m->npages : 1, sizeof(*m->slot));
 	bk_frames_release(&m->frames);
 	free(m);
 }
@@ -273,7 +301,7 @@ void sim_mem_add_counts(struct sim_mem *m, const uint64_t *delta, uint64_t n)
 
 static void map_slot(struct sim_mem *m, struct sim_page *pg, uint32_t slot)
 {
-	pg->slot = slot;
+	set_slot(m, (uint64_t)(pg - m->pages), slot);
 	if (slot > SLOT_ZERO) {
 		m->frames.slot[slot].mappers++;
 		if (m->frames.slot[slot].node != pg->node)
@@ -284,9 +312,10 @@ static void map_slot(struct sim_mem *m, struct sim_page *pg, uint32_t slot)
 /* The page leaves its shared frame (or the zero page) for a private one. */
 static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
 {
-	uint32_t slot = pg->slot;
+	uint64_t p = (uint64_t)(pg - m->pages);
+	uint32_t slot = slot_at(m, p);
 
-	pg->slot = SLOT_PRIVATE;
+	set_slot(m, p, SLOT_PRIVATE);
 	pg->flags &= (uint8_t)~PG_SPLITZERO;
 	if (slot == SLOT_ZERO)
 		m->on_zero--;
@@ -317,8 +346,8 @@ static void split_huge(struct sim_mem *m, bk_page p)
 
 		q->flags &= (uint8_t)~PG_HUGE;
 		if (m->huge == SIM_HUGE_SPLIT_ZERO && (q->flags & PG_PRESENT) &&
-		    (q->flags & PG_ZERO) && q->slot == SLOT_PRIVATE) {
-			q->slot = SLOT_ZERO;
+		    (q->flags & PG_ZERO) && !(q->flags & PG_MAPPED)) {
+			set_slot(m, i, SLOT_ZERO);
 			q->flags |= PG_SPLITZERO;
 			m->thp_zero++;
 			m->on_zero++;
@@ -336,7 +365,7 @@ static int split_for_merge(struct sim_mem *m, bk_page p)
 	if (!(m->pages[p].flags & PG_HUGE))
 		return 0;
 	split_huge(m, p);
-	return m->pages[p].slot == SLOT_PRIVATE ? 0 : SP_ECHANGED;
+	return (m->pages[p].flags & PG_MAPPED) ? SP_ECHANGED : 0;
 }
 
 void sim_mem_set_huge(struct sim_mem *m, enum sim_huge huge)
@@ -370,7 +399,7 @@ static void mem_page_info(void *impl, bk_page p, struct bk_page_info *out)
 	out->present = (pg->flags & PG_PRESENT) != 0;
 	out->zero = (pg->flags & PG_ZERO) != 0;
 	out->huge = (pg->flags & PG_HUGE) != 0;
-	out->frame = pg->slot == SLOT_PRIVATE ? BK_NO_FRAME : handle(m, pg->slot);
+	out->frame = (pg->flags & PG_MAPPED) ? handle(m, m->slot[p]) : BK_NO_FRAME;
 }
 
 static uint32_t mem_checksum(void *impl, bk_page p)
@@ -446,7 +475,7 @@ static int merge_check(struct sim_mem *m, bk_page p, uint32_t cid, uint32_t doma
 {
 	const struct sim_page *pg = &m->pages[p];
 
-	if (!(pg->flags & PG_PRESENT) || pg->slot != SLOT_PRIVATE)
+	if (!(pg->flags & PG_PRESENT) || (pg->flags & PG_MAPPED))
 		return SP_EINVAL;
 	m->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
 	if (pg->cid != cid && !sp_fp_eq(page_fp(m, pg), cid_fp(m, cid)))
@@ -470,15 +499,15 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	uint32_t slot;
 	int rc;
 
-	if (p == keep || !(kp->flags & PG_PRESENT) || kp->slot == SLOT_ZERO)
+	if (p == keep || !(kp->flags & PG_PRESENT) || slot_at(m, keep) == SLOT_ZERO)
 		return SP_EINVAL;
-	if (kp->slot == SLOT_PRIVATE) {
+	if (!(kp->flags & PG_MAPPED)) {
 		/*
 		 * keep becomes the shared frame first (try_to_merge_two_pages()): its
 		 * huge page is split before p is even checked, and stays split if p's
 		 * merge then fails.
 		 */
-		if (!(pp->flags & PG_PRESENT) || pp->slot != SLOT_PRIVATE ||
+		if (!(pp->flags & PG_PRESENT) || (pp->flags & PG_MAPPED) ||
 		    (pp->cid != kp->cid && !sp_fp_eq(page_fp(m, pp), page_fp(m, kp))) ||
 		    domain_of(m, pp) != domain_of(m, kp))
 			return merge_check(m, p, kp->cid, domain_of(m, kp)); /* refused, no split */
@@ -489,7 +518,7 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	rc = merge_check(m, p, kp->cid, domain_of(m, kp));
 	if (rc < 0)
 		return rc;
-	if (kp->slot == SLOT_PRIVATE) {
+	if (!(kp->flags & PG_MAPPED)) {
 		if (bk_frames_alloc(&m->frames, kp->node, domain_of(m, kp), &slot) < 0)
 			return SP_ENOMEM;
 		/* a non-zero-flagged page may hold {0,0} under an id of its own: the frame's is 0 */
@@ -497,7 +526,7 @@ static int mem_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		map_slot(m, kp, slot);
 		map_slot(m, &m->pages[p], slot);
 	} else {
-		slot = kp->slot;
+		slot = slot_at(m, keep);
 		map_slot(m, &m->pages[p], slot);
 	}
 	merged(m);
@@ -532,7 +561,7 @@ static int mem_merge_zero(void *impl, bk_page p)
 
 	if (rc < 0)
 		return rc;
-	pg->slot = SLOT_ZERO;
+	set_slot(m, p, SLOT_ZERO);
 	m->on_zero++;
 	merged(m);
 	return 0;
@@ -542,7 +571,7 @@ static int mem_unmerge(void *impl, bk_page p)
 {
 	struct sim_mem *m = impl;
 
-	if (m->pages[p].slot == SLOT_PRIVATE)
+	if (!(m->pages[p].flags & PG_MAPPED))
 		return SP_EINVAL;
 	if (m->pages[p].flags & PG_SPLITZERO)
 		m->thp_zero--;
@@ -588,8 +617,8 @@ static void mem_prefetch(void *impl, bk_page p)
 
 	if (!(pg->flags & PG_SUMMED)) /* else checksum_again() will not read the content */
 		cidtab_prefetch_id(&m->truth, pg->cid);
-	if (pg->slot > SLOT_ZERO)
-		__builtin_prefetch(&m->frames.slot[pg->slot]); /* its generation, for the handle */
+	if (slot_at(m, p) > SLOT_ZERO)
+		__builtin_prefetch(&m->frames.slot[m->slot[p]]); /* its generation, for the handle */
 }
 
 static void mem_prefetch_info(void *impl, bk_page p)
@@ -597,6 +626,7 @@ static void mem_prefetch_info(void *impl, bk_page p)
 	const struct sim_mem *m = impl;
 
 	__builtin_prefetch(&m->pages[p]);
+	__builtin_prefetch(&m->slot[p]);
 }
 
 /* What compare_frame() reads of f: the slot (generation, mappers) and the content. */
@@ -755,7 +785,7 @@ int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t
 		return 0;
 	}
 	truth_remove(m, pg);
-	if (pg->slot != SLOT_PRIVATE) {
+	if (pg->flags & PG_MAPPED) {
 		if (pg->flags & PG_SPLITZERO)
 			m->thp_zero--;
 		else if (present && was_present) {
