@@ -350,13 +350,17 @@ struct due_q {
  * walk_live) - having passed depth levels and counted steps tree steps,
  * when the trees' epoch was epoch.  passed: bit n % 64 of every node n it
  * passed, so that a change of one node's spec drops only the walks that
- * may have read it (walk_touch()).
+ * may have read it (walk_touch()).  For the hints only (walk_ties(),
+ * walk_stop()): stop, the node it stopped at (NIL: none, or going on), and
+ * tie, whether that node's key is the walk's; left as they are when the
+ * epoch moves (a stale hint costs a prefetch, never a decision).
  */
 struct walk {
 	uint64_t epoch;
 	uint64_t passed;
 	uint32_t page, key, tree, n;
 	uint32_t steps, depth;
+	uint32_t stop, tie;
 };
 
 /*
@@ -1260,7 +1264,7 @@ static bool walk_begin(struct ksm *k, struct walk *w)
 	uint32_t len;
 
 	if ((!t || !t->ok || t->links != k->links || t->tree != w->tree) && !top_build(k, w->tree)) {
-		*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
+		*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0, 0, 0 };
 		if (w->n == NIL)
 			return false;
 		kit_prefetch(&k->rbt[w->n]);
@@ -1275,7 +1279,7 @@ static bool walk_begin(struct ksm *k, struct walk *w)
 	if (len < t->m && a[len] == w->key) {
 		if (len + 1 < t->m && a[len + 1] == w->key) {
 			/* two nodes of the key: which one the walk meets first is the links' */
-			*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0 };
+			*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0, 0, 0 };
 			kit_prefetch(&k->rbt[w->n]);
 			return true;
 		}
@@ -1288,10 +1292,14 @@ static bool walk_begin(struct ksm *k, struct walk *w)
 	w->n = st->n;
 	w->steps = st->steps;
 	w->depth = st->depth;
-	if (st->live)
+	w->stop = w->tie = 0;
+	if (st->live) {
 		kit_prefetch(&k->rbt[st->n]);
-	else if (st->n != NIL)
+	} else if (st->n != NIL) {
 		kit_prefetch(&k->sn[st->n]);
+		w->stop = st->n;
+		w->tie = (k->rbt[st->n].kr >> 1) == w->key;
+	}
 	return st->live;
 }
 
@@ -2084,6 +2092,7 @@ static void walk_start(struct ksm *k, bk_page q)
 	const struct ritem *it;
 
 	w->page = WALK_NONE;
+	w->stop = w->tie = 0;
 	k->walk_live &= ~(1u << i);
 	if (q >= k->npages || ksm_ff_watching(k) || tree >= k->ntrees)
 		return;
@@ -2125,6 +2134,8 @@ static void walk_step(struct ksm *k)
 		key = t->kr >> 1;
 		if (key == w->key || (t->spec & SPEC_SLOW)) {
 			kit_prefetch(&S[n]);
+			w->stop = n;
+			w->tie = key == w->key;
 			out &= ~(1u << i);
 			continue;
 		}
@@ -2566,14 +2577,12 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 #define AHEAD_NODE 4u
 #define AHEAD_ITEM (WALK_AHEAD + 8u)
 
-/* Page q's search walked ahead, nothing changed since, stops at a node of its key. */
+/* Page q's search walked ahead stopped at a node of its key (struct walk's tie: a hint). */
 static inline bool walk_ties(const struct ksm *k, bk_page q)
 {
-	uint32_t i = (uint32_t)(q % WALK_RING);
-	const struct walk *w = &k->walk[i];
+	const struct walk *w = &k->walk[q % WALK_RING];
 
-	return w->page == q && w->epoch == k->epoch && !(k->walk_live & (1u << i)) &&
-	       w->n != NIL && (k->rbt[w->n].kr >> 1) == w->key;
+	return w->page == q && w->tie;
 }
 
 static inline void scan_ahead(const struct ksm *k, bk_page p)
@@ -2602,16 +2611,14 @@ static inline void scan_ahead(const struct ksm *k, bk_page p)
 
 /*
  * The node where the search of page p, walked ahead to its end, stops
- * (walk_step(), whose prefetch of it has landed by now), or NULL.
+ * (walk_step(), whose prefetch of it has landed by now), or NULL (struct
+ * walk's stop: a hint).
  */
 static inline const struct snode *walk_stop(const struct ksm *k, bk_page p)
 {
-	uint32_t i = (uint32_t)(p % WALK_RING);
-	const struct walk *w = &k->walk[i];
+	const struct walk *w = &k->walk[p % WALK_RING];
 
-	if (w->page != p || w->n == NIL || w->epoch != k->epoch || (k->walk_live & (1u << i)))
-		return NULL;
-	return &k->sn[w->n];
+	return w->page == p && w->stop != NIL ? &k->sn[w->stop] : NULL;
 }
 
 /*
