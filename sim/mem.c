@@ -128,7 +128,7 @@ static inline void set_slot(struct sim_mem *m, uint64_t p, uint32_t slot)
 {
 	m->slot[p] = slot;
 	if (slot == SLOT_PRIVATE)
-		m->pages[p].flags &= (uint8_t)~PG_MAPPED;
+		m->pages[p].flags &= ~PG_MAPPED & PG_FLAGS;
 	else
 		m->pages[p].flags |= PG_MAPPED;
 }
@@ -316,7 +316,7 @@ static void unmap_slot(struct sim_mem *m, struct sim_page *pg)
 	uint32_t slot = slot_at(m, p);
 
 	set_slot(m, p, SLOT_PRIVATE);
-	pg->flags &= (uint8_t)~PG_SPLITZERO;
+	pg->flags &= ~PG_SPLITZERO & PG_FLAGS;
 	if (slot == SLOT_ZERO)
 		m->on_zero--;
 	if (slot <= SLOT_ZERO)
@@ -344,7 +344,7 @@ static void split_huge(struct sim_mem *m, bk_page p)
 	for (uint64_t i = first; i < end; i++) {
 		struct sim_page *q = &m->pages[i];
 
-		q->flags &= (uint8_t)~PG_HUGE;
+		q->flags &= ~PG_HUGE & PG_FLAGS;
 		if (m->huge == SIM_HUGE_SPLIT_ZERO && (q->flags & PG_PRESENT) &&
 		    (q->flags & PG_ZERO) && !(q->flags & PG_MAPPED)) {
 			set_slot(m, i, SLOT_ZERO);
@@ -777,8 +777,8 @@ int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t
 	*notify = false;
 	if (!content_changed) {
 		/* Same content: only the huge mark or the node may have moved. */
-		pg->flags = (uint8_t)((pg->flags & ~PG_HUGE & PG_FLAGS) |
-				      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
+		pg->flags = (pg->flags & ~PG_HUGE & PG_FLAGS) |
+			    ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0);
 		pg->node = rec->node;
 		if (rec->node + 1u > m->nnodes)
 			m->nnodes = rec->node + 1u;
@@ -798,9 +798,8 @@ int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t
 	pg->node = rec->node;
 	if (rec->node + 1u > m->nnodes)
 		m->nnodes = rec->node + 1u; /* nnodes() may grow: a record can name any node */
-	pg->flags = (uint8_t)((present ? PG_PRESENT : 0) |
-			      ((rec->flags & TRACE_ZERO) ? PG_ZERO : 0) |
-			      ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0));
+	pg->flags = (present ? PG_PRESENT : 0) | ((rec->flags & TRACE_ZERO) ? PG_ZERO : 0) |
+		    ((rec->flags & TRACE_HUGE) ? PG_HUGE : 0);
 	*what |= present ? (was_present ? ALGO_CHANGE_CONTENT : ALGO_CHANGE_MAPPED)
 			 : ALGO_CHANGE_UNMAPPED;
 	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present);
