@@ -31,6 +31,7 @@
 
 #include "backend.h"
 #include "sp_error.h"
+#include "sp_util.h"
 
 /* ---- partitions ------------------------------------------------------------ */
 
@@ -150,14 +151,10 @@ void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i);
 /* A scanner in random order: backend_ops.prefetch_info() this many visits ahead. */
 #define KIT_AHEAD_INFO 28u
 
-/* A read prefetch the compiler keeps (it may drop __builtin_prefetch in a scan loop). */
+/* A read prefetch the compiler keeps: sp_prefetch() (sp_util.h). */
 static inline void kit_prefetch(const void *p)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
-#else
-	__builtin_prefetch(p, 0, 3);
-#endif
+	sp_prefetch(p);
 }
 
 /* Prefetches the bucket of key (csum, part) in h. */

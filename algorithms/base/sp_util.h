@@ -29,24 +29,29 @@ static inline uint64_t sp_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* A read prefetch the compiler keeps (GCC 12 may drop __builtin_prefetch in a scan loop). */
+static inline void sp_prefetch(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 0, 3);
+#endif
+}
+
 /*
  * Prefetches every cache line of the bytes at p when they are at most max
  * (a table read at random, brought back after a sleep left it cold); a hint.
- * An asm prefetch, as kit.h's kit_prefetch(): GCC 12 deleted this loop of
- * __builtin_prefetch calls in ksm.c's warm_tables() (860ad04; the bucket
- * heads' load went back to ~15% of the live engine's CPU on the 5% trace).
+ * With sp_prefetch(): GCC 12 deleted a loop of __builtin_prefetch calls in
+ * ksm.c's warm_tables() (860ad04; the bucket heads' load went back to ~15%
+ * of the live engine's CPU on the 5% trace).
  */
 static inline void sp_prefetch_small(const void *p, size_t bytes, size_t max)
 {
 	if (bytes > max)
 		return;
-	for (size_t o = 0; o < bytes; o += 64) {
-#if defined(__x86_64__) || defined(__i386__)
-		__asm__ volatile("prefetcht0 %0" : : "m"(*((const char *)p + o)));
-#else
-		__builtin_prefetch((const char *)p + o, 0, 3);
-#endif
-	}
+	for (size_t o = 0; o < bytes; o += 64)
+		sp_prefetch((const char *)p + o);
 }
 
 #endif
