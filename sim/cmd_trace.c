@@ -57,6 +57,9 @@ static const struct cli_opt gen_table[] = {
 		"the last N guests start at the second snapshot, absent\n"
 		"before (a clone VM started later; default {})"),
 	GEN_U64("seed", seed, "random seed (default {})"),
+	GEN_U32("format-version", version,
+		"trace format version: 2 has a summary that spares `sim run`\n"
+		"a pass; 1 for older readers (default {})"),
 	{ 0 },
 };
 

@@ -24,14 +24,16 @@
  * switches to one (1 bit per page, no sorting at all).
  *
  * Contents: the distinct (fingerprint, domain) pairs of the present non-zero
- * records are estimated by HyperLogLog (Flajolet et al. 2007: 2^14 one-byte
- * registers, each the most leading zeros seen among the hashes that fall in
- * it; standard error 1.04 / sqrt(2^14) = 0.8%), so that the replay sizes its
- * content-id table once instead of doubling it (bench/README.md, issue 14,
- * eighth round).  Distinct pairs ever named bound those held at once from
- * above; an estimate under the truth only lets the table grow as before.
+ * records are estimated by HyperLogLog (trace_hll_count(), traces/summary.c),
+ * so that the replay sizes its content-id table once instead of doubling it
+ * (bench/README.md, issue 14, eighth round).  Distinct pairs ever named bound
+ * those held at once from above; an estimate under the truth only lets the
+ * table grow as before.
+ *
+ * A version-2 trace says all this in its summary (FORMAT.md: SUMM) when every
+ * guest has a snapshot that records all its pages: sim_layout_from_summary()
+ * then gives the same layout without the pass (the plain numbering).
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,47 +157,6 @@ static uint64_t from_bits(const struct collect *c, uint64_t *v)
 	return n;
 }
 
-#define HLL_BITS 14
-#define HLL_REGS (1u << HLL_BITS)
-
-/* A 64-bit hash of (fp, domain): the fingerprint is a hash already, mixed so any bits serve. */
-static uint64_t pair_hash(struct sp_fp fp, uint32_t domain)
-{
-	uint64_t h = fp.hi ^ ((fp.lo ^ domain) * 0x9e3779b97f4a7c15ULL);
-
-	h ^= h >> 33; /* MurmurHash3's 64-bit finaliser */
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 33);
-}
-
-static void hll_add(uint8_t *reg, uint64_t h)
-{
-	uint64_t rest = h << HLL_BITS | (1ull << (HLL_BITS - 1)); /* the guard bounds the rank */
-	uint8_t rank = (uint8_t)(__builtin_clzll(rest) + 1);
-	uint8_t *r = &reg[h >> (64 - HLL_BITS)];
-
-	if (rank > *r)
-		*r = rank;
-}
-
-/* The estimate of the distinct hashes added; linear counting while small (as the paper). */
-static uint64_t hll_count(const uint8_t *reg)
-{
-	double m = HLL_REGS, z = 0, e;
-	unsigned empty = 0;
-
-	for (unsigned j = 0; j < HLL_REGS; j++) {
-		z += ldexp(1.0, -reg[j]);
-		empty += reg[j] == 0;
-	}
-	e = 0.7213 / (1 + 1.079 / m) * m * m / z;
-	if (e <= 2.5 * m && empty)
-		e = m * log(m / empty);
-	return (uint64_t)llround(e);
-}
-
 void sim_layout_release(struct sim_layout *l)
 {
 	for (uint32_t g = 0; l->pfn && g < l->nguests; g++)
@@ -210,7 +171,7 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 {
 	const struct trace_header *h = src->header(src->impl);
 	struct collect *c = calloc(h->nguests, sizeof(*c));
-	uint8_t *reg = calloc(HLL_REGS, 1);
+	uint8_t *reg = calloc(TRACE_HLL_REGS, 1);
 	struct trace_snapshot s;
 	struct trace_record rec;
 	uint64_t total = 0;
@@ -232,7 +193,7 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 		out->last_ms = s.time_ms;
 		while ((rc = src->next_record(src->impl, &rec, err)) > 0) {
 			if ((rec.flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT)
-				hll_add(reg, pair_hash(rec.fp, h->guests[rec.guest].domain));
+				trace_hll_add(reg, trace_pair_hash(rec.fp, h->guests[rec.guest].domain));
 			if (note(&c[rec.guest], rec.page) < 0) {
 				rc = sp_err_set(err, SP_ENOMEM, "out of memory noting the trace's pages");
 				break;
@@ -278,7 +239,7 @@ int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, stru
 		total += n;
 	}
 	out->total = total;
-	out->contents = hll_count(reg);
+	out->contents = trace_hll_count(reg);
 out:
 	free(reg);
 	for (uint32_t g = 0; c && g < h->nguests; g++) {
@@ -289,6 +250,35 @@ out:
 	if (rc < 0)
 		sim_layout_release(out);
 	return rc < 0 ? rc : 0;
+}
+
+int sim_layout_from_summary(struct sim_layout *out, const struct trace_header *h,
+			    const struct trace_summary *sum, struct sp_err *err)
+{
+	uint64_t total = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (uint32_t g = 0; g < h->nguests; g++)
+		if (!sum->complete[g])
+			return 0; /* which pages of it: only a pass can say */
+	out->nguests = h->nguests;
+	out->base = calloc(h->nguests, sizeof(*out->base));
+	out->npages = calloc(h->nguests, sizeof(*out->npages));
+	out->pfn = calloc(h->nguests, sizeof(*out->pfn));
+	if (!out->base || !out->npages || !out->pfn) {
+		sim_layout_release(out);
+		return sp_err_set(err, SP_ENOMEM, "out of memory");
+	}
+	for (uint32_t g = 0; g < h->nguests; g++) {
+		out->base[g] = total;
+		out->npages[g] = h->guests[g].pages; /* every page: the plain numbering */
+		total += h->guests[g].pages;
+	}
+	out->total = total;
+	out->snapshots = sum->snapshots;
+	out->last_ms = sum->last_ms;
+	out->contents = sum->contents;
+	return 1;
 }
 
 int sim_layout_index(const struct sim_layout *l, uint32_t guest, uint64_t page, uint64_t *out)

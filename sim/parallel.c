@@ -158,8 +158,10 @@ int sim_parallel_run(const struct trace_mem *tm, struct sim_job *jobs, size_t n,
 
 	if (n == 0)
 		return 0;
-	{
-		/* the pages the trace mentions, learnt once for every job (layout.c) */
+	/* the pages the trace mentions, learnt once for every job (layout.c): from the summary if it serves */
+	rc = trace_mem_summary(tm) ? sim_layout_from_summary(&lay, trace_mem_header(tm),
+							     trace_mem_summary(tm), err) : 0;
+	if (rc == 0) {
 		struct trace_mem_cursor c;
 		struct trace_source src;
 
@@ -167,9 +169,10 @@ int sim_parallel_run(const struct trace_mem *tm, struct sim_job *jobs, size_t n,
 		src = trace_mem_source(&c);
 		rc = sim_layout_scan(&lay, &src, err);
 		trace_mem_cursor_release(&c);
-		if (rc < 0)
-			return rc;
 	}
+	if (rc < 0)
+		return rc;
+	rc = 0;
 	if (threads == 0)
 		threads = sim_cpu_count();
 	if (threads > n)

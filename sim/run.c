@@ -921,32 +921,54 @@ int sim_run(const char *trace_path, const struct sim_config *cfg, sim_sample_fn 
 {
 	struct trace_reader *r;
 	struct trace_source src;
+	struct trace_summary sum;
 	struct sim_layout lay;
 	struct sim_config c = *cfg;
+	bool summary;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	/*
-	 * First the whole file is checked, as `trace check` and `compare` do, and
-	 * its layout learnt: a corrupt tail is refused before any work, whatever
-	 * the duration; then it is replayed, streamed.
+	 * The layout first (layout.c): from a version-2 trace's summary when it
+	 * serves, else by a pass that checks the whole file to its END chunk, as
+	 * `trace check` and `compare` do.  Either way a corrupt tail is refused,
+	 * whatever the duration: after the pass, before any work; with the
+	 * summary, by the replay's reading on to END (below), before any result.
+	 * Then the trace is replayed, streamed.
 	 */
 	rc = trace_reader_open(&r, trace_path, err);
 	if (rc < 0)
 		return rc;
-	src = trace_reader_source(r);
-	rc = sim_layout_scan(&lay, &src, err);
-	trace_reader_close(r);
-	if (rc < 0)
-		return rc;
-	rc = trace_reader_open(&r, trace_path, err);
+	rc = trace_reader_summary(r, &sum, err);
+	if (rc > 0) {
+		rc = sim_layout_from_summary(&lay, trace_reader_header(r), &sum, err);
+		free(sum.complete);
+	}
+	summary = rc > 0;
+	if (rc == 0) {
+		src = trace_reader_source(r);
+		rc = sim_layout_scan(&lay, &src, err);
+		trace_reader_close(r);
+		r = NULL;
+		if (rc == 0)
+			rc = trace_reader_open(&r, trace_path, err);
+		if (rc < 0)
+			sim_layout_release(&lay); /* (a failed scan released it: a no-op then) */
+	}
 	if (rc < 0) {
-		sim_layout_release(&lay);
+		trace_reader_close(r);
 		return rc;
 	}
 	src = trace_reader_source(r);
 	c.layout = &lay;
 	rc = sim_run_source(&src, &c, sample, progress, arg, out, err);
+	if (rc == 0 && summary) {
+		/* the rest of the file, checked as the pass would have: no result from a corrupt trace */
+		struct trace_snapshot s;
+
+		while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0)
+			;
+	}
 	if ((rc == SP_ECORRUPT || rc == SP_ELIMIT || rc == SP_ETRUNC) && err && err->code == rc &&
 	    !strstr(err->msg, trace_path)) {
 		/* a failure the trace caused, named by its file (the reader's own errors already are) */

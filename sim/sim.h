@@ -142,6 +142,13 @@ struct sim_layout {
 /* Reads src to its end (checking everything) and fills out; release with sim_layout_release. */
 int sim_layout_scan(struct sim_layout *out, const struct trace_source *src, struct sp_err *err);
 void sim_layout_release(struct sim_layout *l);
+/*
+ * The same layout from a version-2 trace's summary, without a pass: 1 and
+ * out filled when every guest is complete (all its pages in some snapshot);
+ * 0 (nothing allocated) when a pass is needed; or SP_ENOMEM.
+ */
+int sim_layout_from_summary(struct sim_layout *out, const struct trace_header *h,
+			    const struct trace_summary *sum, struct sp_err *err);
 /* Backend index of (guest, page): 0, or SP_EINVAL if the layout does not number it. */
 int sim_layout_index(const struct sim_layout *l, uint32_t guest, uint64_t page, uint64_t *out);
 /* As sim_mem_new, numbering only the pages of layout (NULL: every page). */

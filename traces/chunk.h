@@ -15,7 +15,9 @@
 #define CHUNK_MAX_PAYLOAD (16u << 20)
 #define CHUNK_WRITE_TARGET (1u << 20)
 #define SNAP_PAYLOAD 20
-#define END_PAYLOAD 12
+#define END_PAYLOAD 12    /* version 1 */
+#define END_PAYLOAD_V2 20 /* version 2: + the SUMM chunk's offset */
+#define SUMM_PREFIX 20    /* last_ms, contents, guest_count; then a byte per guest */
 #define PAGE_PREFIX 16   /* guest, count, base */
 #define RECORD_MAX (10 + 1 + 2 + 16)
 
@@ -25,6 +27,7 @@
 #define CHUNK_SNAP FOURCC('S', 'N', 'A', 'P')
 #define CHUNK_PAGE FOURCC('P', 'A', 'G', 'E')
 #define CHUNK_END FOURCC('E', 'N', 'D', ' ')
+#define CHUNK_SUMM FOURCC('S', 'U', 'M', 'M')
 
 static inline void put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void put_u32(uint8_t *p, uint32_t v)

@@ -49,6 +49,7 @@ void trace_gen_defaults(struct trace_gen_params *p)
 	p->nodes = 1;
 	p->domains = 1;
 	p->seed = 1;
+	p->version = TRACE_VERSION;
 }
 
 static int frac_ok(double v)
@@ -84,6 +85,9 @@ int trace_gen_check(const struct trace_gen_params *p, struct sp_err *err)
 		return sp_err_set(err, SP_EINVAL, "--nodes must be in 1..%d", TRACE_MAX_NODE + 1);
 	if (p->domains < 1 || p->domains > p->guests)
 		return sp_err_set(err, SP_EINVAL, "--domains must be in 1..guests");
+	if (p->version < TRACE_VERSION_MIN || p->version > TRACE_VERSION)
+		return sp_err_set(err, SP_EINVAL, "--format-version must be in %d..%d", TRACE_VERSION_MIN,
+				  TRACE_VERSION);
 	if (p->late_guests >= p->guests || (p->late_guests && p->snapshots < 2))
 		return sp_err_set(err, SP_EINVAL, "--late-guests must be below --guests, and needs at "
 				  "least 2 snapshots (they appear at the second)");
@@ -142,6 +146,7 @@ static int gen_header(const struct gen *g, struct trace_header *h, struct sp_err
 
 	if (rc < 0)
 		return rc;
+	h->version = p->version;
 	h->page_size = 4096;
 	h->fp_algo = TRACE_FP_SYNTHETIC;
 	snprintf(h->desc, sizeof(h->desc),

@@ -25,6 +25,7 @@ struct trace_gen_params {
 	uint32_t domains;         /* security domains; guest g is in domain g % domains */
 	uint32_t late_guests;     /* the last N guests appear at the second snapshot (absent before) */
 	uint64_t seed;
+	uint32_t version;         /* trace format version written (FORMAT.md; not in the description) */
 };
 
 

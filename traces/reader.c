@@ -7,6 +7,11 @@
  * CHUNK_MAX_PAYLOAD plus the guest table, read past a buffer, or loop.
  * Errors name the file, the byte offset of the chunk, and for page records
  * the record's number within its snapshot.
+ *
+ * Version 2's summary (SUMM) is checked against what was read before it:
+ * which guests a snapshot recorded completely (counted per PAGE chunk, not
+ * per record) and the last snapshot's time always; the estimate of distinct
+ * contents (a hash per record) only by trace_check().
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,6 +55,14 @@ struct trace_reader {
 	bool have_last;
 	uint32_t last_guest;
 	uint64_t last_page;
+	/* version 2 */
+	uint32_t version;
+	uint64_t summ_off;      /* offset of the SUMM chunk read (0: none yet) */
+	uint64_t *snap_pages;   /* per guest: records in the current snapshot's PAGE chunks */
+	uint32_t *touched;      /* the guests with records in it (snap_pages not 0), ntouched */
+	uint32_t ntouched;
+	uint8_t *complete;      /* per guest: a snapshot so far recorded all its pages */
+	uint8_t *hll;           /* trace_check(): the estimate's registers, to check SUMM's */
 };
 
 static int corrupt(struct trace_reader *r, struct sp_err *err, const char *what)
@@ -79,7 +92,7 @@ static int read_chunk(struct trace_reader *r, struct sp_err *err)
 	r->type = get_u32(hdr);
 	r->len = get_u32(hdr + 4);
 	if (r->type != CHUNK_HEAD && r->type != CHUNK_SNAP && r->type != CHUNK_PAGE &&
-	    r->type != CHUNK_END)
+	    r->type != CHUNK_END && (r->type != CHUNK_SUMM || r->version < 2))
 		return corrupt(r, err, "unknown chunk type");
 	if (r->len > CHUNK_MAX_PAYLOAD)
 		return sp_err_set(err, SP_ELIMIT, "%s: offset %llu: chunk length %u exceeds %u",
@@ -244,14 +257,24 @@ int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err
 			     : sp_err_set(err, SP_EMAGIC, "%s: offset 0: not a samepage trace (bad magic)", path);
 	else if (n < sizeof(magic))
 		rc = sp_err_set(err, SP_ETRUNC, "%s: truncated at offset %zu (inside the version)", path, n);
-	else if (get_u32(magic + TRACE_MAGIC_LEN) != TRACE_VERSION)
-		rc = sp_err_set(err, SP_EVERSION, "%s: offset 8: trace version %u, this build reads version %d",
-				path, get_u32(magic + TRACE_MAGIC_LEN), TRACE_VERSION);
+	else if (get_u32(magic + TRACE_MAGIC_LEN) < TRACE_VERSION_MIN ||
+		 get_u32(magic + TRACE_MAGIC_LEN) > TRACE_VERSION)
+		rc = sp_err_set(err, SP_EVERSION, "%s: offset 8: trace version %u, this build reads versions %d to %d",
+				path, get_u32(magic + TRACE_MAGIC_LEN), TRACE_VERSION_MIN, TRACE_VERSION);
 	else {
+		r->version = get_u32(magic + TRACE_MAGIC_LEN);
 		r->offset = sizeof(magic);
 		rc = read_chunk(r, err);
 		if (rc == 0)
 			rc = parse_head(r, err);
+		r->h.version = r->version;
+		if (rc == 0 && r->version >= 2) {
+			r->snap_pages = calloc(r->h.nguests, sizeof(*r->snap_pages));
+			r->touched = calloc(r->h.nguests, sizeof(*r->touched));
+			r->complete = calloc(r->h.nguests, 1);
+			if (!r->snap_pages || !r->touched || !r->complete)
+				rc = sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
+		}
 	}
 	if (rc < 0) {
 		trace_reader_close(r);
@@ -284,6 +307,12 @@ static int parse_page_prefix(struct trace_reader *r, struct sp_err *err)
 		return corrupt(r, err, "PAGE chunk with no records");
 	if (r->page_next >= r->h.guests[r->page_guest].pages)
 		return corrupt(r, err, "base page beyond the guest's page count");
+	if (r->snap_pages) {
+		/* guests come in order within a snapshot: a guest is new iff not the last one's */
+		if (r->snap_pages[r->page_guest] == 0 && r->ntouched < r->h.nguests)
+			r->touched[r->ntouched++] = r->page_guest;
+		r->snap_pages[r->page_guest] += r->page_left;
+	}
 	return 0;
 }
 
@@ -314,6 +343,15 @@ static int finish_snapshot(struct trace_reader *r, struct sp_err *err)
 			 (unsigned long long)r->snap_read);
 		return corrupt(r, err, what);
 	}
+	for (uint32_t i = 0; i < r->ntouched; i++) {
+		uint32_t g = r->touched[i];
+
+		/* the records of a guest are distinct pages in range: all of them iff as many */
+		if (r->snap_pages[g] == r->h.guests[g].pages)
+			r->complete[g] = 1;
+		r->snap_pages[g] = 0;
+	}
+	r->ntouched = 0;
 	r->in_snapshot = false;
 	return 0;
 }
@@ -507,6 +545,8 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 	    ((rc = read_gap(r, &gap, err)) < 0 || (rc = read_place(r, gap, out, err)) < 0 ||
 	     (rc = read_fp(r, out, err)) < 0))
 		return rc;
+	if (r->hll && (out->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT)
+		trace_hll_add(r->hll, trace_pair_hash(out->fp, r->h.guests[out->guest].domain));
 	r->have_last = true;
 	r->last_guest = out->guest;
 	r->last_page = out->page;
@@ -530,6 +570,25 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 	return 1;
 }
 
+/* Version 2's SUMM chunk (the current one): what it says is what was read. */
+static int check_summary(struct trace_reader *r, struct sp_err *err)
+{
+	const uint8_t *p = take(r, SUMM_PREFIX);
+
+	if (r->summ_off)
+		return corrupt(r, err, "a second SUMM chunk");
+	if (!p || r->len != SUMM_PREFIX + (uint64_t)r->h.nguests || get_u32(p + 16) != r->h.nguests)
+		return corrupt(r, err, "SUMM chunk has the wrong size");
+	if (get_u64(p) != (r->snapshots ? r->last_time : 0))
+		return corrupt(r, err, "SUMM's last snapshot time does not match the snapshots read");
+	if (memcmp(r->buf + SUMM_PREFIX, r->complete, r->h.nguests) != 0)
+		return corrupt(r, err, "SUMM's complete guests do not match the records read");
+	if (r->hll && get_u64(p + 8) != trace_hll_count(r->hll))
+		return corrupt(r, err, "SUMM's estimate of distinct contents does not match the records read");
+	r->summ_off = r->chunk_off;
+	return 0;
+}
+
 int trace_reader_next_snapshot(struct trace_reader *r, struct trace_snapshot *out,
 			       struct sp_err *err)
 {
@@ -550,14 +609,28 @@ int trace_reader_next_snapshot(struct trace_reader *r, struct trace_snapshot *ou
 			return rc;
 	}
 	r->pending = false;
+	if (r->type == CHUNK_SUMM) {
+		rc = check_summary(r, err);
+		if (rc == 0)
+			rc = read_chunk(r, err);
+		if (rc < 0)
+			return rc;
+		if (r->type != CHUNK_END)
+			return corrupt(r, err, "a chunk other than END after SUMM");
+	}
 	if (r->type == CHUNK_END) {
+		size_t len = r->version >= 2 ? END_PAYLOAD_V2 : END_PAYLOAD;
 		uint8_t extra;
 
-		p = take(r, END_PAYLOAD);
-		if (!p || r->len != END_PAYLOAD)
+		p = take(r, len);
+		if (!p || r->len != len)
 			return corrupt(r, err, "END chunk has the wrong size");
 		if (get_u32(p) != r->snapshots || get_u64(p + 4) != r->total)
 			return corrupt(r, err, "END totals do not match the snapshots and records read");
+		if (r->version >= 2 && !r->summ_off)
+			return corrupt(r, err, "no SUMM chunk before END");
+		if (r->version >= 2 && get_u64(p + 12) != r->summ_off)
+			return corrupt(r, err, "END does not give the SUMM chunk's offset");
 		if (fread(&extra, 1, 1, r->f) != 0)
 			return sp_err_set(err, SP_ECORRUPT, "%s: offset %llu: bytes after the END chunk",
 					  r->path, (unsigned long long)r->offset);
@@ -600,7 +673,65 @@ void trace_reader_close(struct trace_reader *r)
 	trace_header_release(&r->h);
 	free(r->buf);
 	free(r->path);
+	free(r->snap_pages);
+	free(r->touched);
+	free(r->complete);
+	free(r->hll);
 	free(r);
+}
+
+/* pread() of n bytes at off: 0, or -1 if they are not all there. */
+static int pread_all(struct trace_reader *r, void *buf, size_t n, uint64_t off)
+{
+	return off > r->size || n > r->size - off ||
+		       pread(fileno(r->f), buf, n, (off_t)off) != (ssize_t)n ? -1 : 0;
+}
+
+int trace_reader_summary(struct trace_reader *r, struct trace_summary *out, struct sp_err *err)
+{
+	uint8_t end[CHUNK_HDR + END_PAYLOAD_V2 + CHUNK_TRAILER], *summ = NULL;
+	size_t slen = SUMM_PREFIX + (size_t)r->h.nguests, stotal = CHUNK_HDR + slen + CHUNK_TRAILER;
+	uint64_t end_off, summ_off;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (r->version < 2 || r->size < TRACE_MAGIC_LEN + 4 + sizeof(end) + stotal)
+		return 0;
+	end_off = r->size - sizeof(end);
+	if (pread_all(r, end, sizeof(end), end_off) < 0 || get_u32(end) != CHUNK_END ||
+	    get_u32(end + 4) != END_PAYLOAD_V2 ||
+	    XXH64(end, CHUNK_HDR + END_PAYLOAD_V2, 0) != get_u64(end + CHUNK_HDR + END_PAYLOAD_V2))
+		return 0;
+	summ_off = get_u64(end + CHUNK_HDR + 12);
+	if (summ_off + stotal != end_off) /* SUMM is right before END */
+		return 0;
+	summ = malloc(stotal);
+	out->complete = malloc(r->h.nguests);
+	if (!summ || !out->complete) {
+		rc = sp_err_set(err, SP_ENOMEM, "%s: out of memory", r->path);
+		goto out;
+	}
+	if (pread_all(r, summ, stotal, summ_off) < 0 || get_u32(summ) != CHUNK_SUMM ||
+	    get_u32(summ + 4) != slen || XXH64(summ, CHUNK_HDR + slen, 0) != get_u64(summ + CHUNK_HDR + slen) ||
+	    get_u32(summ + CHUNK_HDR + 16) != r->h.nguests)
+		goto out;
+	for (uint32_t g = 0; g < r->h.nguests; g++) {
+		out->complete[g] = summ[CHUNK_HDR + SUMM_PREFIX + g];
+		if (out->complete[g] > 1)
+			goto out;
+	}
+	out->snapshots = get_u32(end + CHUNK_HDR);
+	out->records = get_u64(end + CHUNK_HDR + 4);
+	out->last_ms = get_u64(summ + CHUNK_HDR);
+	out->contents = get_u64(summ + CHUNK_HDR + 8);
+	rc = 1;
+out:
+	free(summ);
+	if (rc != 1) {
+		free(out->complete);
+		out->complete = NULL;
+	}
+	return rc;
 }
 
 int trace_check(const char *path, uint32_t *snapshots, uint64_t *records, struct sp_err *err)
@@ -613,6 +744,14 @@ int trace_check(const char *path, uint32_t *snapshots, uint64_t *records, struct
 
 	if (rc < 0)
 		return rc;
+	if (r->version >= 2) {
+		/* the summary's estimate too (the reader checks the rest of it) */
+		r->hll = calloc(TRACE_HLL_REGS, 1);
+		if (!r->hll) {
+			trace_reader_close(r);
+			return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
+		}
+	}
 	while ((rc = trace_reader_next_snapshot(r, &s, err)) > 0) {
 		k++;
 		n += s.records;

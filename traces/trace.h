@@ -19,7 +19,8 @@
 #include "fingerprint.h"
 #include "sp_error.h"
 
-#define TRACE_VERSION 1
+#define TRACE_VERSION 2      /* what the writer writes unless asked for version 1 */
+#define TRACE_VERSION_MIN 1  /* the oldest the reader reads */
 #define TRACE_MAX_GUESTS 4096
 #define TRACE_MAX_GUEST_PAGES (1ULL << 36)
 #define TRACE_MAX_NODE 1023
@@ -45,6 +46,7 @@ struct trace_guest {
 };
 
 struct trace_header {
+	uint32_t version;  /* read: the file's; written: 0 means TRACE_VERSION (1 writes no SUMM) */
 	uint32_t page_size;
 	uint8_t fp_algo;
 	uint16_t flags;
@@ -88,6 +90,47 @@ int trace_reader_next_snapshot(struct trace_reader *r, struct trace_snapshot *ou
 /* Next record of the current snapshot: 1, 0 at its end, or a negative SP_E* code. */
 int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			     struct sp_err *err);
+/*
+ * The summary of a version-2 file (FORMAT.md: SUMM), what a pass over the
+ * records would learn, read from the file's tail without that pass.  The
+ * reader checks it against the records as it reads them (all but the
+ * estimate, which trace_check() checks), so a replay that reads to END has
+ * checked it by then.
+ */
+struct trace_summary {
+	uint32_t snapshots;
+	uint64_t records;
+	uint64_t last_ms;    /* time of the last snapshot (0 without any) */
+	uint64_t contents;   /* trace_hll_count() of the present non-zero records' (fp, domain) */
+	uint8_t *complete;   /* per guest: 1 if some snapshot records every page of the guest */
+};
+
+/*
+ * The summary at the file's end, read with pread() (the stream's position is
+ * unchanged): 1 and *out filled (free out->complete); 0 when there is none
+ * that can be used - version 1, or anything amiss at the tail (a reading
+ * pass then reports it as usual); or SP_ENOMEM.
+ */
+int trace_reader_summary(struct trace_reader *r, struct trace_summary *out, struct sp_err *err);
+
+/*
+ * Distinct (fingerprint, domain) pairs estimated by HyperLogLog (Flajolet et
+ * al. 2007: 2^14 one-byte registers; standard error 0.8%): what the writer
+ * puts in the summary and sim's layout pass computes, the same function.
+ */
+#define TRACE_HLL_REGS (1u << 14)
+uint64_t trace_pair_hash(struct sp_fp fp, uint32_t domain);
+static inline void trace_hll_add(uint8_t *reg, uint64_t h)
+{
+	uint64_t rest = h << 14 | (1ull << 13); /* the guard bounds the rank */
+	uint8_t rank = (uint8_t)(__builtin_clzll(rest) + 1);
+	uint8_t *r = &reg[h >> (64 - 14)];
+
+	if (rank > *r)
+		*r = rank;
+}
+uint64_t trace_hll_count(const uint8_t *reg);
+
 /* Byte offset just past what has been consumed (for progress). */
 uint64_t trace_reader_offset(const struct trace_reader *r);
 uint64_t trace_reader_size(const struct trace_reader *r);
@@ -147,6 +190,8 @@ uint64_t trace_mem_records(const struct trace_mem *m);
 bool trace_mem_streamed(const struct trace_mem *m);
 /* Time of the last snapshot (0 without any). */
 uint64_t trace_mem_last_ms(const struct trace_mem *m);
+/* A version-2 trace's summary (checked against the records at load), or NULL. */
+const struct trace_summary *trace_mem_summary(const struct trace_mem *m);
 
 struct trace_mem_cursor {
 	const struct trace_mem *m;

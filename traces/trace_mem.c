@@ -37,6 +37,7 @@ struct trace_mem {
 	bool streamed;
 	char *path;                  /* streamed: the file, and what it was when checked */
 	struct stat st;
+	struct trace_summary sum;    /* version 2's (checked with the records); sum.complete NULL: none */
 };
 
 /* Decoded, a record costs 32 bytes, on disk about 16: files above this are streamed. */
@@ -130,6 +131,8 @@ int trace_mem_load_as(struct trace_mem **out, const char *path, enum trace_mem_m
 		if (rc == 0 && progress)
 			progress(arg, trace_reader_offset(r), trace_reader_size(r));
 	}
+	if (rc == 0 && trace_reader_summary(r, &m->sum, err) < 0)
+		rc = SP_ENOMEM;
 	trace_reader_close(r);
 	if (rc < 0) {
 		trace_mem_free(m);
@@ -148,7 +151,13 @@ void trace_mem_free(struct trace_mem *m)
 	free(m->first);
 	free(m->recs);
 	free(m->path);
+	free(m->sum.complete);
 	free(m);
+}
+
+const struct trace_summary *trace_mem_summary(const struct trace_mem *m)
+{
+	return m->sum.complete ? &m->sum : NULL;
 }
 
 bool trace_mem_streamed(const struct trace_mem *m)

@@ -7,6 +7,12 @@
  * snapshot, so it is written with a zero count and patched in place (payload
  * and checksum) when the next snapshot or the END chunk begins.  Commit writes
  * END, flushes, fsyncs and renames; until then FILE is untouched.
+ *
+ * Version 2 (the default) also learns, as the records go by, what a reader's
+ * pass over them would (FORMAT.md: SUMM): which guests a snapshot records
+ * completely (a count per guest per snapshot, from the PAGE chunks) and the
+ * estimate of distinct contents (a HyperLogLog of 16 KiB); commit writes it
+ * in a SUMM chunk before END.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +48,13 @@ struct trace_writer {
 	uint32_t page_count;
 	uint32_t page_guest;
 	uint64_t page_prev;       /* page number of the chunk's previous record */
+	/* version 2's summary */
+	uint32_t version;
+	uint8_t *hll;             /* TRACE_HLL_REGS registers */
+	uint64_t *snap_pages;     /* per guest: records in the open snapshot */
+	uint32_t *touched;        /* the guests with records in it, ntouched */
+	uint32_t ntouched;
+	uint8_t *complete;        /* per guest: some snapshot recorded every page */
 };
 
 static int werr(struct trace_writer *w, struct sp_err *err, const char *what)
@@ -140,11 +153,23 @@ int trace_writer_open(struct trace_writer **out, const char *path, const struct 
 	rc = check_header(path, h, err);
 	if (rc < 0)
 		return rc;
+	if (h->version != 0 && (h->version < TRACE_VERSION_MIN || h->version > TRACE_VERSION))
+		return sp_err_set(err, SP_EINVAL, "%s: trace version %u (%d..%d written)", path,
+				  h->version, TRACE_VERSION_MIN, TRACE_VERSION);
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
+	w->version = h->version ? h->version : TRACE_VERSION;
 	w->page = malloc(CHUNK_HDR + CHUNK_WRITE_TARGET + RECORD_MAX + PAGE_PREFIX);
-	if (!w->page || trace_header_init(&w->h, h->nguests, err) < 0) {
+	if (w->version >= 2) {
+		w->hll = calloc(TRACE_HLL_REGS, 1);
+		w->snap_pages = calloc(h->nguests, sizeof(*w->snap_pages));
+		w->touched = calloc(h->nguests, sizeof(*w->touched));
+		w->complete = calloc(h->nguests, 1);
+	}
+	if (!w->page ||
+	    (w->version >= 2 && (!w->hll || !w->snap_pages || !w->touched || !w->complete)) ||
+	    trace_header_init(&w->h, h->nguests, err) < 0) {
 		trace_writer_abort(w);
 		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
 	}
@@ -160,7 +185,7 @@ int trace_writer_open(struct trace_writer **out, const char *path, const struct 
 		uint8_t hdr[TRACE_MAGIC_LEN + 4];
 
 		memcpy(hdr, TRACE_MAGIC, TRACE_MAGIC_LEN);
-		put_u32(hdr + TRACE_MAGIC_LEN, TRACE_VERSION);
+		put_u32(hdr + TRACE_MAGIC_LEN, w->version);
 		if (fwrite(hdr, 1, sizeof(hdr), w->f) != sizeof(hdr)) {
 			rc = werr(w, err, "write");
 			trace_writer_abort(w);
@@ -184,6 +209,11 @@ static int flush_page(struct trace_writer *w, struct sp_err *err)
 	if (w->page_count == 0)
 		return 0;
 	put_u32(w->page + CHUNK_HDR + 4, w->page_count);
+	if (w->snap_pages) {
+		if (w->snap_pages[w->page_guest] == 0)
+			w->touched[w->ntouched++] = w->page_guest; /* guests come in order */
+		w->snap_pages[w->page_guest] += w->page_count;
+	}
 	rc = put_chunk(w, w->page, CHUNK_PAGE, (uint32_t)w->page_len, err);
 	w->page_len = 0;
 	w->page_count = 0;
@@ -201,6 +231,15 @@ static int end_snapshot(struct trace_writer *w, struct sp_err *err)
 	rc = flush_page(w, err);
 	if (rc < 0)
 		return rc;
+	for (uint32_t i = 0; i < w->ntouched; i++) {
+		uint32_t g = w->touched[i];
+
+		/* records of a guest are distinct pages in range: all of them iff as many */
+		if (w->snap_pages[g] == w->h.guests[g].pages)
+			w->complete[g] = 1;
+		w->snap_pages[g] = 0;
+	}
+	w->ntouched = 0;
 	put_u32(buf + CHUNK_HDR, w->snapshots - 1);
 	put_u64(buf + CHUNK_HDR + 4, w->snap_time);
 	put_u64(buf + CHUNK_HDR + 12, w->snap_records);
@@ -300,6 +339,8 @@ int trace_writer_record(struct trace_writer *w, const struct trace_record *rec,
 		put_u64(p, rec->fp.lo);
 		put_u64(p + 8, rec->fp.hi);
 		p += 16;
+		if (w->hll)
+			trace_hll_add(w->hll, trace_pair_hash(rec->fp, w->h.guests[rec->guest].domain));
 	}
 	w->page_len = (size_t)(p - w->page - CHUNK_HDR);
 	w->page_count++;
@@ -312,15 +353,39 @@ int trace_writer_record(struct trace_writer *w, const struct trace_record *rec,
 	return 0;
 }
 
+/* Version 2's SUMM chunk (FORMAT.md), at w->offset. */
+static int write_summary(struct trace_writer *w, struct sp_err *err)
+{
+	uint32_t len = SUMM_PREFIX + w->h.nguests;
+	uint8_t *buf = malloc(CHUNK_HDR + (size_t)len), *p = buf + CHUNK_HDR;
+	int rc;
+
+	if (!buf)
+		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", w->path);
+	put_u64(p, w->snapshots ? w->snap_time : 0);
+	put_u64(p + 8, trace_hll_count(w->hll));
+	put_u32(p + 16, w->h.nguests);
+	memcpy(p + SUMM_PREFIX, w->complete, w->h.nguests);
+	rc = put_chunk(w, buf, CHUNK_SUMM, len, err);
+	free(buf);
+	return rc;
+}
+
 int trace_writer_commit(struct trace_writer *w, struct sp_err *err)
 {
-	uint8_t buf[CHUNK_HDR + END_PAYLOAD];
+	uint8_t buf[CHUNK_HDR + END_PAYLOAD_V2];
+	uint64_t summ = 0;
 	int rc = end_snapshot(w, err);
 
+	if (rc == 0 && w->version >= 2) {
+		summ = w->offset;
+		rc = write_summary(w, err);
+	}
 	if (rc == 0) {
 		put_u32(buf + CHUNK_HDR, w->snapshots);
 		put_u64(buf + CHUNK_HDR + 4, w->records);
-		rc = put_chunk(w, buf, CHUNK_END, END_PAYLOAD, err);
+		put_u64(buf + CHUNK_HDR + 12, summ);
+		rc = put_chunk(w, buf, CHUNK_END, w->version >= 2 ? END_PAYLOAD_V2 : END_PAYLOAD, err);
 	}
 	if (rc == 0)
 		rc = atomic_file_commit(&w->af, err);
@@ -335,5 +400,9 @@ void trace_writer_abort(struct trace_writer *w)
 	atomic_file_abort(&w->af);
 	trace_header_release(&w->h);
 	free(w->page);
+	free(w->hll);
+	free(w->snap_pages);
+	free(w->touched);
+	free(w->complete);
 	free(w);
 }

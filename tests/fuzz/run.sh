@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds the libFuzzer harnesses with clang (build-fuzz/) and runs each for
 # SECONDS seconds (default 60; SP_FUZZ_SECONDS overrides) from a seed corpus
-# made of the bundled sample traces, crafted ELF cores, a sweep share and
+# made of the bundled sample traces (format version 1) and seeds/summary.sptrace
+# (version 2, with its SUMM chunk), crafted ELF cores, a sweep share and
 # command lines.  Exit 0: no finding; 1: a finding (the crashing input is
 # kept in build-fuzz/findings/); 77: skipped, with the reason (no clang or
 # no libFuzzer runtime).
@@ -30,7 +31,7 @@ cmake --build $B -j"$(nproc)" --target $(for h in $HARNESSES; do printf 'fuzz_%s
 # seed corpora (rebuilt each time from the sources; libFuzzer adds to them)
 mkdir -p $B/corpus $B/findings
 for h in $HARNESSES; do mkdir -p $B/corpus/$h; done
-cp traces/samples/*.sptrace $B/corpus/trace/ 2>/dev/null
+cp traces/samples/*.sptrace tests/fuzz/seeds/*.sptrace $B/corpus/trace/ 2>/dev/null
 if [ -d $B/corpus/elf ]; then
 	python3 - $B/corpus/elf <<'PY'
 import struct, sys, os

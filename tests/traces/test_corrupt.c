@@ -150,9 +150,15 @@ SP_TEST(wrong_magic_and_version)
 	sp_test_path(path, sizeof(path), "sample.sptrace");
 	make_sample(path);
 	good = slurp(path, &len);
-	good[8] = 2; /* version 2 */
+	good[8] = 3; /* version 3 */
 	CU_ASSERT_EQUAL(check_buf(good, len, &err), SP_EVERSION);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "version 2"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "version 3"));
+	good[8] = 0;
+	CU_ASSERT_EQUAL(check_buf(good, len, &err), SP_EVERSION);
+	/* version 1 read as such: the SUMM chunk is unknown there */
+	good[8] = 1;
+	CU_ASSERT_EQUAL(check_buf(good, len, &err), SP_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown chunk type"));
 	free(good);
 }
 
