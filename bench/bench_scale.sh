@@ -229,6 +229,15 @@ for size in "${SIZES[@]}"; do
 	echo "== $size: $guests guests x $pages pages, $snaps snapshots; load $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$SIM" trace gen -o "$tr" --guests "$guests" --pages "$pages" --snapshots "$snaps" --seed 1
 	ls -l "$tr" | awk '{ printf "trace size %.1f MB\n", $5 / 1e6 }'
+	# An anchor from before trace format version 2 reads the same trace in version 1.
+	tr_anchor=$tr
+	if [ -n "${ANCHOR:-}" ] && "$SIM" help trace gen 2>&1 | grep -q -- --format-version &&
+		! "$ANCHOR" help trace gen 2>&1 | grep -q -- --format-version; then
+		tr_anchor="$T/s1.sptrace"
+		"$SIM" trace gen -o "$tr_anchor" --guests "$guests" --pages "$pages" --snapshots "$snaps" \
+			--seed 1 --format-version 1
+		echo "the anchor reads the same trace in format version 1"
+	fi
 	last_ms=$(((snaps - 1) * 1000))
 	rm -f "$T/rec"
 	unset scans0
@@ -240,7 +249,9 @@ for size in "${SIZES[@]}"; do
 		if [ -n "${ANCHOR:-}" ]; then
 			b=1
 			echo "round $k, anchor: load $(cut -d' ' -f1 /proc/loadavg)"
+			tr0=$tr tr=$tr_anchor
 			runs "$ANCHOR"
+			tr=$tr0
 		fi
 	done
 	[ "$REPEAT" = 1 ] || echo "medians of $REPEAT rounds (range in brackets)"
@@ -249,6 +260,6 @@ for size in "${SIZES[@]}"; do
 		echo "-- anchor $ANCHOR"
 		report 1
 	fi
-	rm -f "$tr"
+	rm -f "$tr" "$tr_anchor"
 	echo "load after $size: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
