@@ -49,8 +49,11 @@ echo "load average before: $(cat /proc/loadavg)"
 echo
 echo "| trace, algo | anchor CPU s | new CPU s | new/anchor |"
 echo "|-------------|--------------|-----------|------------|"
-# the bundled samples, and the generator's default trace (4 x 16384 pages, 10 snapshots a second apart)
-"$N" trace gen -o "$T/gen-default.sptrace" >/dev/null
+# the bundled samples, and the generator's default trace (4 x 16384 pages, 10 snapshots a second apart),
+# in format version 1 when the new build writes version 2 (an anchor before it reads only 1)
+V1=()
+"$N" help trace gen 2>&1 | grep -q -- --format-version && V1=(--format-version 1)
+"$N" trace gen -o "$T/gen-default.sptrace" "${V1[@]}" >/dev/null
 for tr in "$SAMPLES"/*.sptrace "$T/gen-default.sptrace"; do
 	for algo in oracle zero ksm esx uksm cmd; do
 		row "$(basename "$tr") $algo (20 runs)" 20 "$A" run --trace "$tr" --algo "$algo" -- \
