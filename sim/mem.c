@@ -615,10 +615,12 @@ static void mem_prefetch(void *impl, bk_page p)
 	const struct sim_mem *m = impl;
 	const struct sim_page *pg = &m->pages[p];
 
-	if (!(pg->flags & PG_SUMMED)) /* else checksum_again() will not read the content */
+	if (pg->flags & PG_MAPPED) { /* no algorithm hashes a page that maps a frame */
+		if (m->slot[p] > SLOT_ZERO)
+			__builtin_prefetch(&m->frames.slot[m->slot[p]]); /* its generation, for the handle */
+	} else if (!(pg->flags & PG_SUMMED)) { /* else checksum_again() will not read the content */
 		cidtab_prefetch_id(&m->truth, pg->cid);
-	if (slot_at(m, p) > SLOT_ZERO)
-		__builtin_prefetch(&m->frames.slot[m->slot[p]]); /* its generation, for the handle */
+	}
 }
 
 static void mem_prefetch_info(void *impl, bk_page p)
