@@ -148,6 +148,7 @@ static const struct algo_param uksm_params[] = {
 
 #define PG_TRACKED 0x01u
 #define PG_CSUM 0x02u
+#define PG_MERGED 0x04u /* maps one of our frames (stable.of_page[p]): a lookahead hint */
 #define PG_ONZERO 0x08u
 #define RID_SHIFT 4 /* pg[p].rf: the flags above in its low bits, the region above them */
 #define MAX_REGIONS (UINT32_MAX >> RID_SHIFT)
@@ -289,6 +290,7 @@ static void evaluate(struct uksm *u, uint32_t r)
 static void attach(struct uksm *u, struct region *R, bk_page p, uint32_t i)
 {
 	kit_stable_attach(&u->stable, p, i);
+	u->pg[p].rf |= PG_MERGED;
 	R->merged++;
 	R->dups++;
 }
@@ -296,6 +298,7 @@ static void attach(struct uksm *u, struct region *R, bk_page p, uint32_t i)
 static void detach(struct uksm *u, bk_page p)
 {
 	kit_stable_detach(&u->stable, p);
+	u->pg[p].rf &= ~PG_MERGED;
 	region_of(u, p)->merged--;
 }
 
@@ -454,7 +457,18 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
 }
 
 /*
- * Lookahead (kit.h).  The page j visits after the next one of level l, if
+ * Lookahead (kit.h), in a level's strided order, where no hardware
+ * prefetcher helps: KIT_AHEAD_INFO visits ahead the backend's page record
+ * (prefetch_info()) and our pg[]; KIT_AHEAD_FAR ahead what the backend's
+ * prefetch() loads from the record (a frame's slot, or the content) and,
+ * unless the page maps a frame (PG_MERGED, PG_ONZERO: visit() stops at
+ * page_info()), its unstable node; KIT_AHEAD_NEAR ahead the buckets of a
+ * page that will be looked up.  Until the sixteenth round prefetch() came
+ * first, loading the record (and since ef487bf the frame slot's own line)
+ * on a miss, and a merged page had its content, unstable node and buckets
+ * prefetched for nothing.
+ *
+ * peek(): the page j visits after the next one of level l, if
  * no sweep ending on the way moves a region (else a wasted hint): on in
  * the cursor's region, then in the regions after it in the level's list
  * (their sweeps start at their offset), looking at most 4 regions on;
@@ -483,17 +497,25 @@ static uint64_t peek(const struct uksm *u, const struct level *L, uint32_t strid
 
 static inline void uksm_ahead(const struct uksm *u, const struct level *L, uint32_t stride)
 {
-	uint64_t q = peek(u, L, stride, KIT_AHEAD_FAR);
+	uint64_t q;
 
+	q = peek(u, L, stride, KIT_AHEAD_INFO);
+	if (q != UINT64_MAX) {
+		if (u->ops->prefetch_info)
+			u->ops->prefetch_info(u->impl, q);
+		kit_prefetch(&u->pg[q]);
+	}
+	q = peek(u, L, stride, KIT_AHEAD_FAR);
 	if (q != UINT64_MAX) {
 		if (u->ops->prefetch)
 			u->ops->prefetch(u->impl, q);
-		kit_prefetch(&u->pg[q]);
-		kit_prefetch(&u->unstable.node[q + 1]);
-		kit_prefetch(&u->unstable.gen[q]);
+		if (!(u->pg[q].rf & (PG_MERGED | PG_ONZERO))) {
+			kit_prefetch(&u->unstable.node[q + 1]);
+			kit_prefetch(&u->unstable.gen[q]);
+		}
 	}
 	q = peek(u, L, stride, KIT_AHEAD_NEAR);
-	if (q != UINT64_MAX && (u->pg[q].rf & PG_CSUM)) {
+	if (q != UINT64_MAX && (u->pg[q].rf & (PG_CSUM | PG_MERGED)) == PG_CSUM) {
 		kit_prefetch_bucket(&u->stable.hash, u->pg[q].oldcsum, u->pf_part);
 		kit_prefetch_bucket(&u->unstable.hash, u->pg[q].oldcsum, u->pf_part);
 	}
