@@ -636,19 +636,34 @@ static int query_nodes(struct real_live *L)
 	return 0;
 }
 
-/* The zero page's PFN, when pagemap shows PFNs (root). */
-static uint64_t find_zero_pfn(struct real_live *L)
+/*
+ * A read fault's page, as pagemap (fd) shows it: its entry, 0 if it could not
+ * be read.  Linux maps the shared zero page: present, not exclusively mapped,
+ * and its PFN when pagemap shows PFNs (root).  Some kernels map a private
+ * zeroed page instead (exclusive; seen on a Firecracker guest kernel): then
+ * there is no zero page to find, and a merged zero page's next read costs a
+ * page, as a write does.
+ */
+static uint64_t read_fault_entry(int fd, long ps)
 {
-	volatile uint8_t *z = mmap(NULL, L->ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile uint8_t *z = mmap(NULL, (size_t)ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint64_t e = 0;
 
 	if ((void *)z == MAP_FAILED)
 		return 0;
 	(void)z[0];
-	if (pagemap_read(L, (const void *)z, 1, &e) < 0)
+	if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)z / (uintptr_t)ps * sizeof(e))) != (ssize_t)sizeof(e))
 		e = 0;
-	munmap((void *)z, L->ps);
-	return (e & PM_PRESENT) ? (e & PM_PFN_MASK) : 0;
+	munmap((void *)z, (size_t)ps);
+	return e;
+}
+
+/* The zero page's PFN, when the kernel maps one and pagemap shows PFNs; else 0. */
+static uint64_t find_zero_pfn(struct real_live *L)
+{
+	uint64_t e = read_fault_entry(L->pagemap, (long)L->ps);
+
+	return (e & PM_PRESENT) && !(e & PM_EXCLUSIVE) ? (e & PM_PFN_MASK) : 0;
 }
 
 /*
@@ -2519,10 +2534,9 @@ int real_rss_distinct_frames(void *const *addrs, const uint64_t *lens, uint32_t 
 			     struct sp_err *err)
 {
 	long ps = sysconf(_SC_PAGESIZE);
-	uint64_t total = 0, npfn = 0, distinct = 0, zero_pfn = 0;
+	uint64_t total = 0, npfn = 0, distinct = 0, zero_pfn, e;
 	uint64_t *pfns, *buf;
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	volatile uint8_t *z;
 
 	if (fd < 0)
 		return sp_err_set(err, SP_ENOTSUP, "cannot open /proc/self/pagemap: %s", strerror(errno));
@@ -2536,16 +2550,11 @@ int real_rss_distinct_frames(void *const *addrs, const uint64_t *lens, uint32_t 
 		close(fd);
 		return sp_err_set(err, SP_ENOMEM, "out of memory");
 	}
-	z = mmap(NULL, (size_t)ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if ((void *)z != MAP_FAILED) {
-		uint64_t e = 0;
-
-		(void)z[0];
-		if (pread(fd, &e, 8, (off_t)((uintptr_t)z / (uintptr_t)ps * 8)) == 8 && (e & PM_PRESENT))
-			zero_pfn = e & PM_PFN_MASK;
-		munmap((void *)z, (size_t)ps);
-	}
-	if (!zero_pfn) {
+	e = read_fault_entry(fd, ps);
+	zero_pfn = e & PM_PFN_MASK;
+	if (e & PM_EXCLUSIVE)
+		zero_pfn = PM_PFN_MASK + 1; /* no zero page (a private page was mapped): none to leave out */
+	if (!(e & PM_PRESENT) || !(e & PM_PFN_MASK)) {
 		free(pfns);
 		free(buf);
 		close(fd);

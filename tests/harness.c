@@ -6,10 +6,12 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +86,27 @@ uint64_t sp_test_seed(void)
 	printf("seed %llu (rerun with SP_TEST_SEED=%llu)\n", (unsigned long long)seed,
 	       (unsigned long long)seed);
 	return seed;
+}
+
+int sp_test_read_maps_zero_page(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	volatile uint8_t *z = mmap(NULL, (size_t)ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t e = 0;
+	int fd, shared;
+
+	CU_ASSERT_FATAL((void *)z != MAP_FAILED);
+	(void)z[0];
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(pread(fd, &e, sizeof(e), (off_t)((uintptr_t)z / (uintptr_t)ps * sizeof(e))) ==
+			(ssize_t)sizeof(e));
+	close(fd);
+	munmap((void *)z, (size_t)ps);
+	shared = (e >> 63 & 1) && !(e >> 56 & 1); /* present, not exclusively mapped */
+	if (!shared)
+		printf("this kernel maps a private page on a read fault, not the shared zero page\n");
+	return shared;
 }
 
 int main(int argc, char **argv)

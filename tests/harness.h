@@ -21,6 +21,14 @@ const char *sp_test_tmpdir(void);
 const char *sp_test_path(char *buf, size_t len, const char *name);
 /* Seed for randomised tests: SP_TEST_SEED if set, else time; printed. */
 uint64_t sp_test_seed(void);
+/*
+ * Does a read fault of fresh anonymous memory map the kernel's shared zero
+ * page?  Linux does, but some kernels allocate a private zeroed page instead
+ * (seen on a Firecracker guest kernel, 6.18.44-fc): tests that count on the
+ * zero page ask, and assert the kernel's own behaviour.  Reads
+ * /proc/self/pagemap (bit 56, "exclusively mapped", needs no privilege).
+ */
+int sp_test_read_maps_zero_page(void);
 
 #define SP_TEST(name)                                                                   \
 	static void test_##name(void);                                                  \
