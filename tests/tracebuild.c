@@ -173,3 +173,32 @@ const struct metrics *tb_at(const struct tb_series *s, uint64_t t_ms)
 	CU_FAIL_FATAL("no sample at the asked time");
 	return NULL;
 }
+
+void tb_layout_scan(const char *path, struct sim_layout *lay)
+{
+	struct trace_reader *r;
+	struct trace_source src;
+	struct sp_err err = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, path, &err), 0);
+	src = trace_reader_source(r);
+	CU_ASSERT_EQUAL_FATAL(sim_layout_scan(lay, &src, &err), 0);
+	trace_reader_close(r);
+}
+
+uint8_t *tb_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf;
+	long n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	CU_ASSERT_EQUAL_FATAL(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}

@@ -56,5 +56,9 @@ struct tb_series *tb_run(const char *path, const struct sim_config *cfg);
 struct tb_series *tb_run_source(const struct trace_source *src, const struct sim_config *cfg);
 /* The sample at time t_ms (fails the test if there is none). */
 const struct metrics *tb_at(const struct tb_series *s, uint64_t t_ms);
+/* The layout of the trace at path by sim_layout_scan()'s pass (fails the test if it cannot be read). */
+void tb_layout_scan(const char *path, struct sim_layout *lay);
+/* The bytes of the file at path, one spare byte after them (malloc'd; fails the test on error). */
+uint8_t *tb_slurp(const char *path, size_t *len);
 
 #endif

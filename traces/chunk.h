@@ -29,6 +29,33 @@
 #define CHUNK_END FOURCC('E', 'N', 'D', ' ')
 #define CHUNK_SUMM FOURCC('S', 'U', 'M', 'M')
 
+/*
+ * Which guests some snapshot records completely (FORMAT.md: SUMM), learnt
+ * per PAGE chunk by the writer and the reader alike (summary.c).  The
+ * records of a guest in one snapshot are distinct pages in range, so they
+ * are all its pages iff as many.
+ */
+struct trace_wholes {
+	uint64_t *snap_pages; /* per guest: records in the open snapshot */
+	uint32_t *touched;    /* the guests with records in it, n */
+	uint32_t n;
+	uint8_t *complete;    /* per guest: some snapshot so far recorded every page */
+};
+
+struct trace_header;
+int trace_wholes_init(struct trace_wholes *c, uint32_t nguests); /* 0, or -1: out of memory */
+void trace_wholes_free(struct trace_wholes *c);
+/* A PAGE chunk of count records of guest g in the open snapshot. */
+static inline void trace_wholes_add(struct trace_wholes *c, uint32_t nguests, uint32_t g,
+				    uint64_t count)
+{
+	if (c->snap_pages[g] == 0 && c->n < nguests) /* guests come in order within a snapshot */
+		c->touched[c->n++] = g;
+	c->snap_pages[g] += count;
+}
+/* The open snapshot ends. */
+void trace_wholes_end(struct trace_wholes *c, const struct trace_header *h);
+
 static inline void put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void put_u32(uint8_t *p, uint32_t v)
 {

@@ -58,10 +58,7 @@ struct trace_reader {
 	/* version 2 */
 	uint32_t version;
 	uint64_t summ_off;      /* offset of the SUMM chunk read (0: none yet) */
-	uint64_t *snap_pages;   /* per guest: records in the current snapshot's PAGE chunks */
-	uint32_t *touched;      /* the guests with records in it (snap_pages not 0), ntouched */
-	uint32_t ntouched;
-	uint8_t *complete;      /* per guest: a snapshot so far recorded all its pages */
+	struct trace_wholes wholes; /* which guests a snapshot recorded completely (chunk.h) */
 	uint8_t *hll;           /* trace_check(): the estimate's registers, to check SUMM's */
 };
 
@@ -269,10 +266,7 @@ int trace_reader_open(struct trace_reader **out, const char *path, struct sp_err
 			rc = parse_head(r, err);
 		r->h.version = r->version;
 		if (rc == 0 && r->version >= 2) {
-			r->snap_pages = calloc(r->h.nguests, sizeof(*r->snap_pages));
-			r->touched = calloc(r->h.nguests, sizeof(*r->touched));
-			r->complete = calloc(r->h.nguests, 1);
-			if (!r->snap_pages || !r->touched || !r->complete)
+			if (trace_wholes_init(&r->wholes, r->h.nguests) < 0)
 				rc = sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
 		}
 	}
@@ -307,12 +301,8 @@ static int parse_page_prefix(struct trace_reader *r, struct sp_err *err)
 		return corrupt(r, err, "PAGE chunk with no records");
 	if (r->page_next >= r->h.guests[r->page_guest].pages)
 		return corrupt(r, err, "base page beyond the guest's page count");
-	if (r->snap_pages) {
-		/* guests come in order within a snapshot: a guest is new iff not the last one's */
-		if (r->snap_pages[r->page_guest] == 0 && r->ntouched < r->h.nguests)
-			r->touched[r->ntouched++] = r->page_guest;
-		r->snap_pages[r->page_guest] += r->page_left;
-	}
+	if (r->wholes.snap_pages)
+		trace_wholes_add(&r->wholes, r->h.nguests, r->page_guest, r->page_left);
 	return 0;
 }
 
@@ -343,15 +333,8 @@ static int finish_snapshot(struct trace_reader *r, struct sp_err *err)
 			 (unsigned long long)r->snap_read);
 		return corrupt(r, err, what);
 	}
-	for (uint32_t i = 0; i < r->ntouched; i++) {
-		uint32_t g = r->touched[i];
-
-		/* the records of a guest are distinct pages in range: all of them iff as many */
-		if (r->snap_pages[g] == r->h.guests[g].pages)
-			r->complete[g] = 1;
-		r->snap_pages[g] = 0;
-	}
-	r->ntouched = 0;
+	if (r->wholes.snap_pages)
+		trace_wholes_end(&r->wholes, &r->h);
 	r->in_snapshot = false;
 	return 0;
 }
@@ -581,7 +564,7 @@ static int check_summary(struct trace_reader *r, struct sp_err *err)
 		return corrupt(r, err, "SUMM chunk has the wrong size");
 	if (get_u64(p) != (r->snapshots ? r->last_time : 0))
 		return corrupt(r, err, "SUMM's last snapshot time does not match the snapshots read");
-	if (memcmp(r->buf + SUMM_PREFIX, r->complete, r->h.nguests) != 0)
+	if (memcmp(r->buf + SUMM_PREFIX, r->wholes.complete, r->h.nguests) != 0)
 		return corrupt(r, err, "SUMM's complete guests do not match the records read");
 	if (r->hll && get_u64(p + 8) != trace_hll_count(r->hll))
 		return corrupt(r, err, "SUMM's estimate of distinct contents does not match the records read");
@@ -673,9 +656,7 @@ void trace_reader_close(struct trace_reader *r)
 	trace_header_release(&r->h);
 	free(r->buf);
 	free(r->path);
-	free(r->snap_pages);
-	free(r->touched);
-	free(r->complete);
+	trace_wholes_free(&r->wholes);
 	free(r->hll);
 	free(r);
 }

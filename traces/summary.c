@@ -10,7 +10,9 @@
  * with it once instead of doubling it (bench/README.md, issue 14).
  */
 #include <math.h>
+#include <stdlib.h>
 
+#include "chunk.h"
 #include "trace.h"
 
 /* A 64-bit hash of (fp, domain): the fingerprint is a hash already, mixed so any bits serve. */
@@ -39,4 +41,38 @@ uint64_t trace_hll_count(const uint8_t *reg)
 	if (e <= 2.5 * m && empty)
 		e = m * log(m / empty);
 	return (uint64_t)llround(e);
+}
+
+int trace_wholes_init(struct trace_wholes *c, uint32_t nguests)
+{
+	c->snap_pages = calloc(nguests ? nguests : 1, sizeof(*c->snap_pages));
+	c->touched = calloc(nguests ? nguests : 1, sizeof(*c->touched));
+	c->complete = calloc(nguests ? nguests : 1, 1);
+	c->n = 0;
+	if (c->snap_pages && c->touched && c->complete)
+		return 0;
+	trace_wholes_free(c);
+	return -1;
+}
+
+void trace_wholes_free(struct trace_wholes *c)
+{
+	free(c->snap_pages);
+	free(c->touched);
+	free(c->complete);
+	c->snap_pages = NULL;
+	c->touched = NULL;
+	c->complete = NULL;
+}
+
+void trace_wholes_end(struct trace_wholes *c, const struct trace_header *h)
+{
+	for (uint32_t i = 0; i < c->n; i++) {
+		uint32_t g = c->touched[i];
+
+		if (c->snap_pages[g] == h->guests[g].pages)
+			c->complete[g] = 1;
+		c->snap_pages[g] = 0;
+	}
+	c->n = 0;
 }

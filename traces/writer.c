@@ -51,10 +51,7 @@ struct trace_writer {
 	/* version 2's summary */
 	uint32_t version;
 	uint8_t *hll;             /* TRACE_HLL_REGS registers */
-	uint64_t *snap_pages;     /* per guest: records in the open snapshot */
-	uint32_t *touched;        /* the guests with records in it, ntouched */
-	uint32_t ntouched;
-	uint8_t *complete;        /* per guest: some snapshot recorded every page */
+	struct trace_wholes wholes; /* which guests a snapshot recorded completely (chunk.h) */
 };
 
 static int werr(struct trace_writer *w, struct sp_err *err, const char *what)
@@ -161,14 +158,9 @@ int trace_writer_open(struct trace_writer **out, const char *path, const struct 
 		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
 	w->version = h->version ? h->version : TRACE_VERSION;
 	w->page = malloc(CHUNK_HDR + CHUNK_WRITE_TARGET + RECORD_MAX + PAGE_PREFIX);
-	if (w->version >= 2) {
+	if (w->version >= 2)
 		w->hll = calloc(TRACE_HLL_REGS, 1);
-		w->snap_pages = calloc(h->nguests, sizeof(*w->snap_pages));
-		w->touched = calloc(h->nguests, sizeof(*w->touched));
-		w->complete = calloc(h->nguests, 1);
-	}
-	if (!w->page ||
-	    (w->version >= 2 && (!w->hll || !w->snap_pages || !w->touched || !w->complete)) ||
+	if (!w->page || (w->version >= 2 && (!w->hll || trace_wholes_init(&w->wholes, h->nguests) < 0)) ||
 	    trace_header_init(&w->h, h->nguests, err) < 0) {
 		trace_writer_abort(w);
 		return sp_err_set(err, SP_ENOMEM, "%s: out of memory", path);
@@ -209,11 +201,8 @@ static int flush_page(struct trace_writer *w, struct sp_err *err)
 	if (w->page_count == 0)
 		return 0;
 	put_u32(w->page + CHUNK_HDR + 4, w->page_count);
-	if (w->snap_pages) {
-		if (w->snap_pages[w->page_guest] == 0)
-			w->touched[w->ntouched++] = w->page_guest; /* guests come in order */
-		w->snap_pages[w->page_guest] += w->page_count;
-	}
+	if (w->wholes.snap_pages)
+		trace_wholes_add(&w->wholes, w->h.nguests, w->page_guest, w->page_count);
 	rc = put_chunk(w, w->page, CHUNK_PAGE, (uint32_t)w->page_len, err);
 	w->page_len = 0;
 	w->page_count = 0;
@@ -231,15 +220,8 @@ static int end_snapshot(struct trace_writer *w, struct sp_err *err)
 	rc = flush_page(w, err);
 	if (rc < 0)
 		return rc;
-	for (uint32_t i = 0; i < w->ntouched; i++) {
-		uint32_t g = w->touched[i];
-
-		/* records of a guest are distinct pages in range: all of them iff as many */
-		if (w->snap_pages[g] == w->h.guests[g].pages)
-			w->complete[g] = 1;
-		w->snap_pages[g] = 0;
-	}
-	w->ntouched = 0;
+	if (w->wholes.snap_pages)
+		trace_wholes_end(&w->wholes, &w->h);
 	put_u32(buf + CHUNK_HDR, w->snapshots - 1);
 	put_u64(buf + CHUNK_HDR + 4, w->snap_time);
 	put_u64(buf + CHUNK_HDR + 12, w->snap_records);
@@ -365,7 +347,7 @@ static int write_summary(struct trace_writer *w, struct sp_err *err)
 	put_u64(p, w->snapshots ? w->snap_time : 0);
 	put_u64(p + 8, trace_hll_count(w->hll));
 	put_u32(p + 16, w->h.nguests);
-	memcpy(p + SUMM_PREFIX, w->complete, w->h.nguests);
+	memcpy(p + SUMM_PREFIX, w->wholes.complete, w->h.nguests);
 	rc = put_chunk(w, buf, CHUNK_SUMM, len, err);
 	free(buf);
 	return rc;
@@ -401,8 +383,6 @@ void trace_writer_abort(struct trace_writer *w)
 	trace_header_release(&w->h);
 	free(w->page);
 	free(w->hll);
-	free(w->snap_pages);
-	free(w->touched);
-	free(w->complete);
+	trace_wholes_free(&w->wholes);
 	free(w);
 }

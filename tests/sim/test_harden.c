@@ -170,19 +170,6 @@ SP_TEST(sparse_guest_costs_its_present_pages)
 	CU_ASSERT_EQUAL(res.last.oracle_saving, 1);
 }
 
-/* The layout of the trace at path (fails the test if it cannot be read). */
-static void scan_layout(const char *path, struct sim_layout *lay)
-{
-	struct trace_reader *r;
-	struct trace_source src;
-	struct sp_err err = { 0 };
-
-	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, path, &err), 0);
-	src = trace_reader_source(r);
-	CU_ASSERT_EQUAL_FATAL(sim_layout_scan(lay, &src, &err), 0);
-	trace_reader_close(r);
-}
-
 SP_TEST(layout_numbers_only_mentioned_pages)
 {
 	char path[512];
@@ -203,7 +190,7 @@ SP_TEST(layout_numbers_only_mentioned_pages)
 	tb_page(&tb, 0, 999, 3);
 	tb_page(&tb, 1, 500, 4);
 	tb_commit(&tb);
-	scan_layout(path, &lay);
+	tb_layout_scan(path, &lay);
 	CU_ASSERT_EQUAL(lay.total, 4);
 	CU_ASSERT_EQUAL(lay.npages[0], 2);
 	CU_ASSERT_EQUAL(lay.npages[1], 2);
@@ -244,7 +231,7 @@ SP_TEST(layout_dense_and_unordered_guests)
 	for (uint64_t k = 0; k < 2000; k++)
 		tb_page(&tb, 1, k % 2 ? 7 * k + 3 : 7 * k + 4, k + 5); /* 1000 again, 1000 new */
 	tb_commit(&tb);
-	scan_layout(path, &lay);
+	tb_layout_scan(path, &lay);
 	CU_ASSERT_EQUAL(lay.npages[0], 2048);
 	CU_ASSERT_EQUAL(lay.npages[1], 3000);
 	CU_ASSERT_EQUAL(lay.total, 5048);
@@ -296,7 +283,7 @@ SP_TEST(layout_estimates_distinct_contents)
 	for (uint64_t p = 0; p < 1000; p++)
 		tb_page(&tb, 0, 4 * p, 100000 + p);
 	tb_commit(&tb);
-	scan_layout(path, &lay);
+	tb_layout_scan(path, &lay);
 	CU_ASSERT(lay.contents >= 31000 * 0.97 && lay.contents <= 31000 * 1.03);
 	sim_layout_release(&lay);
 
@@ -307,7 +294,7 @@ SP_TEST(layout_estimates_distinct_contents)
 	for (uint64_t p = 0; p < 100; p++)
 		tb_page(&tb, 0, p, p % 10 + 1);
 	tb_commit(&tb);
-	scan_layout(path, &lay);
+	tb_layout_scan(path, &lay);
 	CU_ASSERT_EQUAL(lay.contents, 10);
 	sim_layout_release(&lay);
 }

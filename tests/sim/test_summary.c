@@ -12,25 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "gen.h"
 #include "harness.h"
 #include "parallel.h"
 #include "sim.h"
 #include "tracebuild.h"
-
-/* The layout by the pass. */
-static void pass_layout(const char *path, struct sim_layout *lay)
-{
-	struct trace_reader *r;
-	struct trace_source src;
-	struct sp_err err = { 0 };
-
-	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, path, &err), 0);
-	src = trace_reader_source(r);
-	CU_ASSERT_EQUAL_FATAL(sim_layout_scan(lay, &src, &err), 0);
-	trace_reader_close(r);
-}
 
 /* The layout from the summary: sim_layout_from_summary's answer (1: lay filled). */
 static int summary_layout(const char *path, struct sim_layout *lay)
@@ -58,7 +46,7 @@ static int same_layout(const char *path)
 	struct sim_layout a, b;
 	int rc = summary_layout(path, &b), bad = 0;
 
-	pass_layout(path, &a);
+	tb_layout_scan(path, &a);
 	if (rc == 1) {
 		bad += a.nguests != b.nguests || a.total != b.total || a.snapshots != b.snapshots ||
 		       a.last_ms != b.last_ms || a.contents != b.contents;
@@ -239,7 +227,7 @@ SP_TEST(samples_rewritten_summary_is_the_pass)
 			struct sp_err err = { 0 };
 			uint64_t all = 0;
 
-			pass_layout(out, &a);
+			tb_layout_scan(out, &a);
 			CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, out, &err), 0);
 			all = trace_header_total_pages(trace_reader_header(r));
 			trace_reader_close(r);
@@ -281,26 +269,7 @@ SP_TEST(incomplete_guest_falls_back_to_the_pass)
 	CU_ASSERT_EQUAL(trace_check(path, NULL, NULL, &(struct sp_err){ 0 }), 0);
 }
 
-/* The file's bytes, and back with a chunk's checksum recomputed. */
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n);
-	CU_ASSERT_EQUAL_FATAL(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
-#include <xxhash.h>
-
+/* The file's bytes back to path, with the checksum of the chunk at offset chunk recomputed. */
 static void spill_resummed(const char *path, uint8_t *buf, size_t len, size_t chunk)
 {
 	uint32_t clen = (uint32_t)buf[chunk + 4] | (uint32_t)buf[chunk + 5] << 8 |
@@ -338,7 +307,7 @@ SP_TEST(summary_not_matching_the_records_refused)
 	p.snapshots = 3;
 	gen(&p, "summ.sptrace", good, sizeof(good));
 	sp_test_path(bad, sizeof(bad), "summ-bad.sptrace");
-	buf = slurp(good, &len);
+	buf = tb_slurp(good, &len);
 	end = len - 36;
 	summ = 0;
 	for (int i = 0; i < 8; i++)

@@ -14,23 +14,6 @@
 #include "sim.h"
 #include "tracebuild.h"
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	CU_ASSERT_EQUAL_FATAL(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static void spill(const char *path, const uint8_t *buf, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -92,7 +75,7 @@ SP_TEST(truncation_at_every_length)
 
 	sp_test_path(path, sizeof(path), "sample.sptrace");
 	make_sample(path);
-	buf = slurp(path, &len);
+	buf = tb_slurp(path, &len);
 	for (size_t n = 0; n < len; n++) {
 		int rc = check_buf(buf, n, &err);
 		int want = n == 0 ? SP_EMAGIC : SP_ETRUNC;
@@ -115,7 +98,7 @@ SP_TEST(flipped_byte_anywhere)
 
 	sp_test_path(path, sizeof(path), "sample.sptrace");
 	make_sample(path);
-	buf = slurp(path, &len);
+	buf = tb_slurp(path, &len);
 	for (size_t i = 0; i < len; i++) {
 		for (int bit = 0; bit < 8; bit += 3) {
 			int rc;
@@ -149,7 +132,7 @@ SP_TEST(wrong_magic_and_version)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a samepage trace"));
 	sp_test_path(path, sizeof(path), "sample.sptrace");
 	make_sample(path);
-	good = slurp(path, &len);
+	good = tb_slurp(path, &len);
 	good[8] = 3; /* version 3 */
 	CU_ASSERT_EQUAL(check_buf(good, len, &err), SP_EVERSION);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "version 3"));
@@ -354,7 +337,7 @@ SP_TEST(bytes_after_end)
 
 	sp_test_path(path, sizeof(path), "sample.sptrace");
 	make_sample(path);
-	buf = slurp(path, &len);
+	buf = tb_slurp(path, &len);
 	buf = realloc(buf, len + 1);
 	buf[len] = 0;
 	CU_ASSERT_EQUAL(check_buf(buf, len + 1, &err), SP_ECORRUPT);
@@ -383,7 +366,7 @@ SP_TEST(replay_stops_cleanly_on_corruption)
 	sp_test_path(path, sizeof(path), "sample.sptrace");
 	sp_test_path(bad, sizeof(bad), "cut.sptrace");
 	make_sample(path);
-	buf = slurp(path, &len);
+	buf = tb_slurp(path, &len);
 	spill(bad, buf, len - 30); /* inside the last snapshot */
 	sim_config_defaults(&cfg, algo_find("oracle"));
 	CU_ASSERT_EQUAL(sim_run(bad, &cfg, count_samples, NULL, &samples, &res, &err), SP_ETRUNC);
