@@ -118,13 +118,15 @@ int trace_reader_summary(struct trace_reader *r, struct trace_summary *out, stru
  * al. 2007: 2^14 one-byte registers; standard error 0.8%): what the writer
  * puts in the summary and sim's layout pass computes, the same function.
  */
-#define TRACE_HLL_REGS (1u << 14)
+#define TRACE_HLL_BITS 14
+#define TRACE_HLL_REGS (1u << TRACE_HLL_BITS)
 uint64_t trace_pair_hash(struct sp_fp fp, uint32_t domain);
 static inline void trace_hll_add(uint8_t *reg, uint64_t h)
 {
-	uint64_t rest = h << 14 | (1ull << 13); /* the guard bounds the rank */
+	/* the guard bit bounds the rank */
+	uint64_t rest = h << TRACE_HLL_BITS | (1ull << (TRACE_HLL_BITS - 1));
 	uint8_t rank = (uint8_t)(__builtin_clzll(rest) + 1);
-	uint8_t *r = &reg[h >> (64 - 14)];
+	uint8_t *r = &reg[h >> (64 - TRACE_HLL_BITS)];
 
 	if (rank > *r)
 		*r = rank;
