@@ -30,42 +30,30 @@
 #define MIN_ENT 1024u
 #define MAX_SLOTS ((size_t)1 << 32)
 
-static uint64_t hash_of(struct sp_fp fp, uint32_t part)
+/*
+ * The slot arithmetic in 64 bits, so that idbits == 32 (no tag) needs no
+ * branch of its own: a shift by 32 of a 64-bit value leaves 0.
+ */
+static inline uint32_t id_mask(unsigned idbits)
 {
-	/*
-	 * A fingerprint is already a hash: its high word serves as it is.  The
-	 * low word and the partition go through one multiply, so that keys
-	 * differing only there (a crafted trace) still spread.
-	 */
-	return fp.hi ^ ((fp.lo ^ part) * 0x9e3779b97f4a7c15ULL);
-}
-
-/* The slot a hash belongs in: its high word's top bits (capacity <= 2^32). */
-static size_t home_of(const struct cidtab *c, uint64_t h)
-{
-	return (size_t)(((h >> 32) * (uint64_t)(c->mask + 1)) >> 32);
-}
-
-static uint32_t id_mask(unsigned idbits)
-{
-	return idbits >= 32 ? UINT32_MAX : (1u << idbits) - 1;
+	return (uint32_t)(((uint64_t)1 << idbits) - 1);
 }
 
 /* The slot of id with hash h, for ids of idbits bits. */
-static uint32_t slot_of(uint64_t h, uint32_t id, unsigned idbits)
+static inline uint32_t slot_of(uint64_t h, uint32_t id, unsigned idbits)
 {
-	return idbits >= 32 ? id : (uint32_t)(((uint32_t)h << idbits) | id);
+	return (uint32_t)((uint64_t)(uint32_t)h << idbits) | id;
 }
 
 /* Whether slot s (not empty) may hold the pair of hash h: its tag matches. */
-static int tag_match(uint32_t s, uint64_t h, unsigned idbits)
+static inline int tag_match(uint32_t s, uint64_t h, unsigned idbits)
 {
-	return idbits >= 32 || (s >> idbits) == ((uint32_t)h & id_mask(32 - idbits));
+	return (uint64_t)(s ^ slot_of(h, 0, idbits)) >> idbits == 0;
 }
 
 static uint64_t hash_of_id(const struct cidtab *c, uint32_t id)
 {
-	return hash_of(c->ent[id].fp, c->ent[id].part);
+	return cidtab_hash(c->ent[id].fp, c->ent[id].part);
 }
 
 /* Bits for ids below n (n >= 2). */
@@ -114,9 +102,9 @@ void cidtab_release(struct cidtab *c)
 }
 
 /* The slot holding (fp, part) of hash h, or the empty slot where it would go. */
-static size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h)
+static inline size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h)
 {
-	size_t i = home_of(c, h);
+	size_t i = cidtab_home(c, h);
 
 	for (;; i = (i + 1) & c->mask) {
 		uint32_t s = c->index[i];
@@ -153,7 +141,7 @@ static int rebuild(struct cidtab *c, size_t cap, unsigned idbits)
 	for (uint32_t id = 1; id < c->nent; id++) {
 		if (c->ent[id].count) {
 			uint64_t h = hash_of_id(c, id);
-			size_t j = home_of(c, h);
+			size_t j = cidtab_home(c, h);
 
 			while (nw[j])
 				j = (j + 1) & c->mask;
@@ -188,7 +176,11 @@ static int new_id(struct cidtab *c, uint32_t *id)
 
 int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *id)
 {
-	uint64_t h = hash_of(fp, part);
+	return cidtab_add_hash(c, fp, part, cidtab_hash(fp, part), id);
+}
+
+int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h, uint32_t *id)
+{
 	size_t i = find(c, fp, part, h);
 	struct cidtab_entry *e;
 
@@ -234,12 +226,12 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 		return e->count;
 	c->used--;
 	/* Find id's slot from its home, then backward-shift the run behind it. */
-	for (hole = home_of(c, hash_of(e->fp, e->part)); (c->index[hole] & idm) != id;
+	for (hole = cidtab_home(c, cidtab_hash(e->fp, e->part)); (c->index[hole] & idm) != id;
 	     hole = (hole + 1) & c->mask)
 		;
 	c->index[hole] = 0;
 	for (i = (hole + 1) & c->mask; c->index[i]; i = (i + 1) & c->mask) {
-		size_t home = home_of(c, hash_of_id(c, c->index[i] & idm));
+		size_t home = cidtab_home(c, hash_of_id(c, c->index[i] & idm));
 
 		/* Move i to hole unless its home lies cyclically in (hole, i]. */
 		if (((i - home) & c->mask) >= ((i - hole) & c->mask)) {
@@ -255,13 +247,17 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 
 void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part)
 {
-	__builtin_prefetch(&c->index[home_of(c, hash_of(fp, part))], 1);
+	cidtab_prefetch_hash(c, cidtab_hash(fp, part));
 }
 
 void cidtab_prefetch_entry(const struct cidtab *c, struct sp_fp fp, uint32_t part)
 {
-	uint64_t h = hash_of(fp, part);
-	size_t i = home_of(c, h);
+	cidtab_prefetch_entry_hash(c, cidtab_hash(fp, part));
+}
+
+void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h)
+{
+	size_t i = cidtab_home(c, h);
 
 	/* The first few slots of the run: where the match almost always is. */
 	for (int k = 0; k < 4; k++, i = (i + 1) & c->mask) {

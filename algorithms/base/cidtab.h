@@ -54,13 +54,41 @@ void cidtab_release(struct cidtab *c);
 int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *id);
 /* One holder fewer of id (a live id); returns the count left (0: the id is freed). */
 uint32_t cidtab_put(struct cidtab *c, uint32_t id);
+/*
+ * The hash of (fp, part) that places it in the index.  A caller that hints
+ * and then adds the same pair computes it once and passes it to the _hash
+ * variants below (which take it on trust: it must be this function's).
+ * A fingerprint is already a hash: its high word serves as it is.  The low
+ * word and the partition go through one multiply, so that keys differing
+ * only there (a crafted trace) still spread.
+ */
+static inline uint64_t cidtab_hash(struct sp_fp fp, uint32_t part)
+{
+	return fp.hi ^ ((fp.lo ^ part) * 0x9e3779b97f4a7c15ULL);
+}
+
+/* The slot a hash belongs in: its high word's top bits (capacity <= 2^32). */
+static inline size_t cidtab_home(const struct cidtab *c, uint64_t h)
+{
+	return (size_t)(((h >> 32) * (uint64_t)(c->mask + 1)) >> 32);
+}
+
+/* cidtab_add() of a pair whose cidtab_hash() is h. */
+int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h, uint32_t *id);
 /* Starts loading the index slot where (fp, part) would be: a hint before an add. */
 void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part);
+/* cidtab_prefetch() of the pair whose cidtab_hash() is h. */
+static inline void cidtab_prefetch_hash(const struct cidtab *c, uint64_t h)
+{
+	__builtin_prefetch(&c->index[cidtab_home(c, h)], 1);
+}
 /*
  * Starts loading the entry of (fp, part) if it is held: a second hint, once
  * the slot of cidtab_prefetch() has arrived (it reads the index).
  */
 void cidtab_prefetch_entry(const struct cidtab *c, struct sp_fp fp, uint32_t part);
+/* cidtab_prefetch_entry() of the pair whose cidtab_hash() is h. */
+void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h);
 /* Starts loading the entry of id (a live id, or 0). */
 static inline void cidtab_prefetch_id(const struct cidtab *c, uint32_t id)
 {
