@@ -87,6 +87,7 @@ struct sim_mem {
 	const struct sim_layout *lay; /* the pages numbered; NULL: every page of every guest */
 	uint64_t npages;
 	uint64_t *base;        /* per guest: index of its first numbered page */
+	uint64_t *whole;       /* per guest: its pages if every one is numbered (page n at base + n), else 0 */
 	struct sim_page *pages;
 	uint32_t *slot;        /* per page: the frame it maps (SLOT_PRIVATE, SLOT_ZERO, a shared slot) */
 	struct bk_frames frames; /* data: the frame's content, struct sp_fp */
@@ -231,10 +232,12 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	}
 	m->lay = layout;
 	m->base = calloc(h->nguests, sizeof(*m->base));
-	if (!m->base)
+	m->whole = calloc(h->nguests, sizeof(*m->whole));
+	if (!m->base || !m->whole)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
 		m->base[g] = n;
+		m->whole[g] = !layout || !layout->pfn[g] ? guest_pages(m, g) : 0;
 		n += guest_pages(m, g);
 		if (h->guests[g].node + 1u > m->nnodes)
 			m->nnodes = h->guests[g].node + 1u;
@@ -271,6 +274,7 @@ void sim_mem_free(struct sim_mem *m)
 	free(m->dom_ix);
 	free(m->zero_dom);
 	free(m->base);
+	free(m->whole);
 	sp_big_free(m->pages, m->npages ? m->npages : 1, sizeof(*m->pages));
 	sp_big_free(m->slot, m->npages ? m->npages : 1, sizeof(*m->slot));
 	bk_frames_release(&m->frames);
@@ -700,8 +704,8 @@ struct backend sim_mem_backend(struct sim_mem *m)
 
 /* ---- replay ----------------------------------------------------------- */
 
-/* Page pg (its flags set) now holds content fp: counted, and its id taken. */
-static int truth_add(struct sim_mem *m, struct sim_page *pg, struct sp_fp fp)
+/* Page pg (its flags set) now holds content fp, of hash h: counted, and its id taken. */
+static int truth_add(struct sim_mem *m, struct sim_page *pg, struct sp_fp fp, uint64_t h)
 {
 	if (!(pg->flags & PG_PRESENT))
 		return 0;
@@ -715,7 +719,7 @@ static int truth_add(struct sim_mem *m, struct sim_page *pg, struct sp_fp fp)
 	}
 	if (sp_fp_is_zero(fp))
 		m->zero_ids = true;
-	return cidtab_add(&m->truth, fp, domain_of(m, pg), &pg->cid) < 0 ? SP_ENOMEM : 0;
+	return cidtab_add_hash(&m->truth, fp, domain_of(m, pg), h, &pg->cid) < 0 ? SP_ENOMEM : 0;
 }
 
 /* Page pg's content is uncounted; it holds {0,0} until truth_add(). */
@@ -733,24 +737,37 @@ static void truth_remove(struct sim_mem *m, struct sim_page *pg)
 	pg->cid = 0;
 }
 
+static inline uint64_t locate(const struct sim_mem *m, const struct trace_record *rec)
+{
+	uint64_t i;
+
+	if (rec->guest >= m->h->nguests)
+		return SIM_NO_PAGE;
+	if (rec->page < m->whole[rec->guest]) /* the common case: no search */
+		return m->base[rec->guest] + rec->page;
+	if (!m->lay || sim_layout_index(m->lay, rec->guest, rec->page, &i) < 0)
+		return SIM_NO_PAGE;
+	return i;
+}
+
 uint64_t sim_mem_locate(const struct sim_mem *m, const struct trace_record *rec)
 {
-	uint64_t i = 0;
-
-	if (rec->guest >= m->h->nguests ||
-	    (m->lay ? sim_layout_index(m->lay, rec->guest, rec->page, &i) < 0
-		    : rec->page >= m->h->guests[rec->guest].pages))
-		return SIM_NO_PAGE;
-	return m->lay ? i : m->base[rec->guest] + rec->page;
+	return locate(m, rec);
 }
 
 int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *page,
 		  uint32_t *what, bool *notify, struct sp_err *err)
 {
-	return sim_mem_apply_at(m, rec, sim_mem_locate(m, rec), page, what, notify, err);
+	return sim_mem_apply_at(m, rec, sim_mem_locate(m, rec), sim_mem_hash(m, rec), page, what,
+				notify, err);
 }
 
-int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t at,
+uint64_t sim_mem_hash(const struct sim_mem *m, const struct trace_record *rec)
+{
+	return rec->guest < m->h->nguests ? cidtab_hash(rec->fp, m->h->guests[rec->guest].domain) : 0;
+}
+
+int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t at, uint64_t hash,
 		     bk_page *page, uint32_t *what, bool *notify, struct sp_err *err)
 {
 	bk_page p = at;
@@ -806,7 +823,7 @@ int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t
 			 : ALGO_CHANGE_UNMAPPED;
 	*notify = (*what & ALGO_CHANGE_COW) || (!present && was_present);
 	m->present += (int64_t)present - (int64_t)was_present;
-	if (truth_add(m, pg, rec->fp) < 0)
+	if (truth_add(m, pg, rec->fp, hash) < 0)
 		return sp_err_set(err, SP_ENOMEM, "out of memory counting contents");
 	return 0;
 }
@@ -816,25 +833,28 @@ static bool rec_counted(const struct trace_record *rec)
 	return (rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT;
 }
 
-uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec)
+uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec, uint64_t *hash)
 {
-	uint64_t at = sim_mem_locate(m, rec);
+	uint64_t at = locate(m, rec);
 
+	*hash = 0;
 	if (at == SIM_NO_PAGE)
 		return at;
+	*hash = cidtab_hash(rec->fp, m->h->guests[rec->guest].domain);
 	__builtin_prefetch(&m->pages[at], 1);
 	if (rec_counted(rec))
-		cidtab_prefetch(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
+		cidtab_prefetch_hash(&m->truth, *hash);
 	return at;
 }
 
-void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at)
+void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at,
+			   uint64_t hash)
 {
 	if (at == SIM_NO_PAGE)
 		return;
 	cidtab_prefetch_id(&m->truth, m->pages[at].cid); /* the content it leaves */
 	if (rec_counted(rec))
-		cidtab_prefetch_entry(&m->truth, rec->fp, m->h->guests[rec->guest].domain);
+		cidtab_prefetch_entry_hash(&m->truth, hash);
 }
 
 void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)

@@ -194,8 +194,9 @@ enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k
 }
 
 
-/* Applies rec, whose sim_mem_locate() is at. */
-static int apply(struct run *x, const struct trace_record *rec, uint64_t at, struct sp_err *err)
+/* Applies rec, whose sim_mem_locate() is at and sim_mem_hash() hash. */
+static int apply(struct run *x, const struct trace_record *rec, uint64_t at, uint64_t hash,
+		 struct sp_err *err)
 {
 	bk_page p;
 	uint32_t what;
@@ -204,7 +205,7 @@ static int apply(struct run *x, const struct trace_record *rec, uint64_t at, str
 
 	if (x->cfg->hooks && x->cfg->hooks->record)
 		x->cfg->hooks->record(x->cfg->hooks->arg, x->mem, rec);
-	rc = sim_mem_apply_at(x->mem, rec, at, &p, &what, &notify, err);
+	rc = sim_mem_apply_at(x->mem, rec, at, hash, &p, &what, &notify, err);
 	if (rc < 0)
 		return rc;
 	x->res->records++;
@@ -218,46 +219,49 @@ static int apply(struct run *x, const struct trace_record *rec, uint64_t at, str
 }
 
 /*
- * Records read ahead of the one being applied: as each is read, its page and
- * content slot are prefetched (sim_mem_prefetch); AHEAD_MORE records before
- * it is applied, the content entries those name (sim_mem_prefetch_more).
- * So the cache misses of several records overlap, in two dependent stages.
- * Records are still applied one by one, in order.
+ * Records go through three stages, a batch of BATCH at a time: read and
+ * their page and content slot prefetched (sim_mem_prefetch); a batch later,
+ * the content entries those name (sim_mem_prefetch_more); a batch later
+ * again, applied one by one, in order.  Each stage runs over a whole batch
+ * in one tight loop, so that the batch's cache misses are in flight at once.
+ * On this project's VM a prefetch of a random index line holds up the
+ * instructions behind it (perf puts 45% of a 32M oracle replay's samples
+ * right after it), so one prefetch a record, each behind a record's decoding
+ * and applying, overlapped only a few deep (bench/README.md, issue 14,
+ * seventeenth round).
  */
-#define READ_AHEAD 16
-#define AHEAD_MORE 8
+#define BATCH 16
 
 /* Reads the current snapshot's records and applies each now (in order). */
 static int apply_all(struct run *x, struct sp_err *err)
 {
-	struct trace_record ahead[READ_AHEAD];
-	uint64_t at[READ_AHEAD]; /* each one's sim_mem_locate() */
+	struct trace_record ahead[3][BATCH];
+	uint64_t at[3][BATCH], hash[3][BATCH]; /* each one's sim_mem_locate() and sim_mem_hash() */
+	unsigned cnt[3] = { 0, 0, 0 };
 	struct sp_err rerr = { 0 };
-	unsigned head = 0, n = 0;
 	int end = 1, rc;
 
-	for (;;) {
-		while (end > 0 && n < READ_AHEAD) {
-			unsigned k = (head + n) % READ_AHEAD;
+	for (unsigned b = 0;; b = (b + 1) % 3) {
+		unsigned mid = (b + 2) % 3, old = (b + 1) % 3; /* read one and two batches ago */
+		unsigned n = 0;
 
-			end = x->src->next_record(x->src->impl, &ahead[k], &rerr);
-			if (end > 0) {
-				at[k] = sim_mem_prefetch(x->mem, &ahead[k]);
-				n++;
-			}
+		while (end > 0 && n < BATCH) {
+			end = x->src->next_record(x->src->impl, &ahead[b][n], &rerr);
+			n += end > 0;
 		}
-		if (n == 0)
+		cnt[b] = n;
+		for (unsigned k = 0; k < n; k++)
+			at[b][k] = sim_mem_prefetch(x->mem, &ahead[b][k], &hash[b][k]);
+		for (unsigned k = 0; k < cnt[mid]; k++)
+			sim_mem_prefetch_more(x->mem, &ahead[mid][k], at[mid][k], hash[mid][k]);
+		for (unsigned k = 0; k < cnt[old]; k++) {
+			rc = apply(x, &ahead[old][k], at[old][k], hash[old][k], err);
+			if (rc < 0)
+				return rc;
+		}
+		cnt[old] = 0;
+		if (n == 0 && cnt[mid] == 0)
 			break;
-		if (n > AHEAD_MORE) {
-			unsigned k = (head + AHEAD_MORE) % READ_AHEAD;
-
-			sim_mem_prefetch_more(x->mem, &ahead[k], at[k]);
-		}
-		rc = apply(x, &ahead[head], at[head], err);
-		if (rc < 0)
-			return rc;
-		head = (head + 1) % READ_AHEAD;
-		n--;
 	}
 	/* A read error comes after the records before it are applied, as if read one by one. */
 	if (end < 0)
@@ -868,7 +872,7 @@ static int loop(struct run *x, sim_sample_fn sample, sim_progress_fn progress, v
 			x->last_event = t;
 			const struct trace_record *rec = &x->q[x->qpos++].rec;
 
-			rc = apply(x, rec, sim_mem_locate(x->mem, rec), err);
+			rc = apply(x, rec, sim_mem_locate(x->mem, rec), sim_mem_hash(x->mem, rec), err);
 		} else if (t == t_snap) {
 			x->last_event = t;
 			x->snap_due = false;

@@ -94,19 +94,26 @@ int sim_mem_apply(struct sim_mem *m, const struct trace_record *rec, bk_page *pa
 /* The page index a record is for, or SIM_NO_PAGE if the replay does not number that page. */
 #define SIM_NO_PAGE UINT64_MAX
 uint64_t sim_mem_locate(const struct sim_mem *m, const struct trace_record *rec);
-/* sim_mem_apply() of a record whose sim_mem_locate() is at (so the lookup is done once). */
-int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t at,
+/* The hash under which rec's content is looked up (cidtab_hash() of its fingerprint and domain). */
+uint64_t sim_mem_hash(const struct sim_mem *m, const struct trace_record *rec);
+/*
+ * sim_mem_apply() of a record whose sim_mem_locate() is at and whose
+ * sim_mem_hash() is hash (so the lookup and the hash are done once).
+ */
+int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t at, uint64_t hash,
 		     bk_page *page, uint32_t *what, bool *notify, struct sp_err *err);
 /*
  * A hint that rec is applied soon: starts loading the memory its apply will
- * touch.  Returns sim_mem_locate(m, rec).
+ * touch.  Returns sim_mem_locate(m, rec); *hash receives sim_mem_hash(m, rec).
  */
-uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec);
+uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec, uint64_t *hash);
 /*
- * The second hint, some records after sim_mem_prefetch(rec) returned at, once
- * what that loaded has arrived: starts loading the content entries the apply reads.
+ * The second hint, some records after sim_mem_prefetch(rec) returned at and
+ * hash, once what that loaded has arrived: starts loading the content
+ * entries the apply reads.
  */
-void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at);
+void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at,
+			   uint64_t hash);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
 /* Present pages, and those of them mapping the shared zero page (not in any RSS). */
