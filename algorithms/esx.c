@@ -31,7 +31,9 @@
  *            two (kit.h's unstable set keeps a generation per page besides
  *            the node, 0 for a page not in it: a hint set is never emptied,
  *            it needs none).  Its buckets lie beside the stable table's
- *            (kit_hash_pair(): as many, one line for both lookups).
+ *            (kit_hash_pair(): as many, one line for both lookups).  While
+ *            p has none, next says whether p maps one of our frames
+ *            (HINT_MERGED), for the lookahead.
  *   flags[p] RS_ONZERO
  *
  * Invariants.
@@ -160,6 +162,21 @@ static void hint_remove(struct esx *e, bk_page p)
 	e->nhints--;
 }
 
+/*
+ * Whether page p maps one of our frames, kept where the lookahead reads
+ * anyway: in p's hint entry, unused while p has no hint (prev == 0; a page
+ * mapping a frame has none), next is HINT_MERGED.  A hint only, for the
+ * lookahead: stable.of_page is the record.
+ */
+#define HINT_MERGED 1u
+
+/* Page p maps entry i's frame now (p has no hint). */
+static void attach(struct esx *e, bk_page p, uint32_t i)
+{
+	kit_stable_attach(&e->stable, p, i);
+	e->hint[p + 1].next = HINT_MERGED;
+}
+
 /* ---- one sample ----------------------------------------------------------- */
 
 static int sample_page(struct esx *e, bk_page p)
@@ -204,7 +221,7 @@ static int sample_page(struct esx *e, bk_page p)
 		if (ops->compare_frame(e->impl, p, st->frame[i]) != 0)
 			continue; /* a checksum collision */
 		if (ops->merge_frame(e->impl, p, st->frame[i]) == 0) {
-			kit_stable_attach(st, p, i);
+			attach(e, p, i);
 			ops->account(e->impl, BK_COST_TREE_STEP, steps);
 			return 0;
 		}
@@ -235,8 +252,8 @@ static int sample_page(struct esx *e, bk_page p)
 		rc = kit_stable_add(st, f, csum, part, &i);
 		if (rc < 0)
 			return rc;
-		kit_stable_attach(st, q, i);
-		kit_stable_attach(st, p, i);
+		attach(e, q, i);
+		attach(e, p, i);
 		return 0;
 	}
 	ops->account(e->impl, BK_COST_TREE_STEP, steps);
@@ -245,23 +262,38 @@ static int sample_page(struct esx *e, bk_page p)
 }
 
 /*
- * Lookahead (kit.h).  A batch's samples are drawn in order into a ring
- * KIT_AHEAD_INFO ahead of the one sampled, across guests (a guest's share
- * of a batch is known before any is drawn), so that the pages sampled soon
- * are known: KIT_AHEAD_INFO ahead, the backend's page record
- * (prefetch_info()) and the page's hint node; far ahead, what the backend's
- * prefetch() loads from there; near ahead, the buckets its lookups read
- * (the stable table's and the hints', one pair), keyed by its checksum now
- * (the backend's, uncounted: a hint, no cost in the model) in the latest
- * lookup's partition, and the chain neighbours its hint's removal relinks.
- * Drawing each page once, in the order sampled, leaves the generator where
- * drawing at each sample did (before the fourteenth round the pages ahead were
+ * Lookahead.  A batch's samples are drawn in order into a ring AHEAD_INFO +
+ * AHEAD_GROUP ahead of the one sampled, across guests (a guest's share of a
+ * batch is known before any is drawn), so that the pages sampled soon are
+ * known.  Every AHEAD_GROUP samples the lookahead runs three stages, each
+ * for the AHEAD_GROUP pages it is due for, back to back:
+ *   info  AHEAD_INFO ahead, the backend's page record (prefetch_info())
+ *         and the page's hint entry;
+ *   far   AHEAD_FAR ahead, what the backend's prefetch() loads from there;
+ *   near  AHEAD_NEAR ahead, for a page that does not map one of our frames
+ *         (its hint entry says: HINT_MERGED), the buckets its lookups read
+ *         (the stable table's and the hints', one pair), keyed by its
+ *         checksum now (the backend's, uncounted: a hint, no cost in the
+ *         model) in the latest lookup's partition; and the chain neighbours
+ *         its hint's removal relinks.
+ * A prefetch whose address misses the TLB holds the sample's retirement
+ * until it is translated (this Firecracker VM's nested paging); sixteen in
+ * a row wait for their translations together, as ksm.c's bucket heads do
+ * (bench/README.md, issue 14 seventeenth round).  A page mapping one of our
+ * frames reads neither its content nor a bucket at its sample.  Drawing
+ * each page once, in the order sampled, leaves the generator where drawing
+ * at each sample did (before the fourteenth round the pages ahead were
  * drawn again from the generator's counter, three 64-bit divisions a
  * sample, and the lookahead stopped at each guest's last samples).
  */
-#define RING 32u /* > KIT_AHEAD_INFO, a power of two */
+#define AHEAD_GROUP 16u
+#define AHEAD_NEAR 4u
+#define AHEAD_FAR (AHEAD_NEAR + AHEAD_GROUP)
+#define AHEAD_INFO (AHEAD_FAR + AHEAD_GROUP)
+#define RING 64u /* > AHEAD_INFO + AHEAD_GROUP, a power of two */
 
-_Static_assert(RING > KIT_AHEAD_INFO && (RING & (RING - 1)) == 0, "the ring holds the lookahead");
+_Static_assert(RING >= AHEAD_INFO + AHEAD_GROUP && (RING & (RING - 1)) == 0,
+	       "the ring holds the lookahead");
 
 struct draw {
 	uint32_t g;    /* the guest drawn from */
@@ -277,36 +309,41 @@ static bk_page draw_next(struct esx *e, struct draw *d)
 	return e->gbase[d->g] + sp_splitmix64(&e->rng) % e->gpages[d->g];
 }
 
+/* The stages due at sample k (a multiple of AHEAD_GROUP) of n. */
 static void esx_ahead(const struct esx *e, const bk_page *ring, uint64_t k, uint64_t n)
 {
-	const struct kit_entry *x;
-	bk_page q;
+	const void *line[3 * AHEAD_GROUP]; /* the near stage's, gathered then prefetched */
+	uint64_t j, end;
+	uint32_t nl = 0;
 
-	if (k + KIT_AHEAD_INFO < n) {
-		q = ring[(k + KIT_AHEAD_INFO) % RING];
-		if (e->ops->prefetch_info)
-			e->ops->prefetch_info(e->impl, q);
-		kit_prefetch(&e->hint[q + 1]);
-	}
-	if (k + KIT_AHEAD_FAR < n && e->ops->prefetch)
-		e->ops->prefetch(e->impl, ring[(k + KIT_AHEAD_FAR) % RING]);
-	if (k + KIT_AHEAD_NEAR >= n)
-		return;
-	q = ring[(k + KIT_AHEAD_NEAR) % RING];
-	if (e->ops->checksum_uncounted) {
-		uint32_t csum = e->ops->checksum_uncounted(e->impl, q);
+	for (j = k + AHEAD_INFO, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++)
+		kit_prefetch(&e->hint[ring[j % RING] + 1]);
+	if (e->ops->prefetch_info)
+		for (j = k + AHEAD_INFO; j < end; j++)
+			e->ops->prefetch_info(e->impl, ring[j % RING]);
+	if (e->ops->prefetch)
+		for (j = k + AHEAD_FAR, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++)
+			e->ops->prefetch(e->impl, ring[j % RING]);
+	for (j = k + AHEAD_NEAR, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++) {
+		bk_page q = ring[j % RING];
+		const struct kit_entry *x = &e->hint[q + 1];
 
-		kit_prefetch_bucket(&e->stable.hash, csum, e->pf_part); /* and the hints' (a pair) */
+		if (!x->prev && x->next == HINT_MERGED)
+			continue; /* maps one of our frames: no lookup */
+		if (e->ops->checksum_uncounted) /* the stable table's bucket and the hints' (a pair) */
+			line[nl++] = kit_head(&e->stable.hash, e->ops->checksum_uncounted(e->impl, q),
+					      e->pf_part);
+		if (!x->prev)
+			continue;
+		if (x->prev != KIT_FIRST)
+			line[nl++] = &e->hint[x->prev];
+		else
+			line[nl++] = kit_head(&e->hints, x->csum, x->part);
+		if (x->next)
+			line[nl++] = &e->hint[x->next];
 	}
-	x = &e->hint[q + 1];
-	if (!x->prev)
-		return;
-	if (x->prev != KIT_FIRST)
-		kit_prefetch(&e->hint[x->prev]);
-	else
-		kit_prefetch_bucket(&e->hints, x->csum, x->part);
-	if (x->next)
-		kit_prefetch(&e->hint[x->next]);
+	for (uint32_t i = 0; i < nl; i++)
+		kit_prefetch(line[i]);
 }
 
 static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
@@ -337,11 +374,11 @@ static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 	for (uint64_t k = 0; k < n; k++) {
 		int rc;
 
-		while (drawn < n && drawn <= k + KIT_AHEAD_INFO) {
-			ring[drawn % RING] = draw_next(e, &d);
-			drawn++;
+		if (k % AHEAD_GROUP == 0) {
+			for (; drawn < n && drawn < k + AHEAD_INFO + AHEAD_GROUP; drawn++)
+				ring[drawn % RING] = draw_next(e, &d);
+			esx_ahead(e, ring, k, n);
 		}
-		esx_ahead(e, ring, k, n);
 		rc = sample_page(e, ring[k % RING]);
 		if (rc < 0)
 			return rc;
@@ -359,8 +396,10 @@ static int esx_page_changed(void *st, bk_page p, uint32_t what)
 		e->flags[p] &= (uint8_t)~RS_ONZERO;
 		e->zero_pages--;
 	}
-	if (e->stable.of_page[p])
+	if (e->stable.of_page[p]) {
 		kit_stable_detach(&e->stable, p);
+		e->hint[p + 1].next = 0;
+	}
 	if (what & ALGO_CHANGE_UNMAPPED)
 		hint_remove(e, p);
 	return 0;
