@@ -74,8 +74,7 @@
  *     rest         SN_CHAIN: a memo, see chain_unsettle()
  *   rbt[i]   stable red-black tree links of node i, and what a search passing
  *            it must do (struct rbl's spec: go on, add a chain's memoised
- *            steps, or look at the node; sn[i].rbp is the parent); for a
- *            dup, in no tree, a copy of its dnext and len (dup_mirror())
+ *            steps, or look at the node; sn[i].rbp is the parent)
  *   due      the chains' prune times in the order set, so that a chain whose
  *            prune falls due has its spec computed again (struct due_q)
  *   walk[]   the stable tree searches of the next WALK_AHEAD pages, walked
@@ -1133,24 +1132,6 @@ static inline bool node_stale(const struct ksm *k, uint32_t n)
 
 #define CHAIN_HEAD_PICK (-1)
 
-/*
- * A dup is in no tree, so its rbt entry holds no links: it mirrors what
- * chain_walk() reads of the dup, dnext in l and len in r (its spec, as for
- * every node, says whether it is stale: sn_sync()), so that a walk of a
- * chain's dups reads their 16-byte rbt entries (1.5 MiB at 32 M pages, in
- * L2 mostly) instead of a 64-byte line of sn each, a dependent miss per dup.
- * Written at every change of a dup's dnext or len; a node that becomes a
- * dup gets it in dup_add_head(), one that stops being one gets links from
- * rb_replace().
- */
-static inline void dup_mirror(struct ksm *k, uint32_t d)
-{
-	if (k->sn[d].kind == SN_DUP) {
-		k->rbt[d].l = k->sn[d].dnext;
-		k->rbt[d].r = (uint32_t)k->sn[d].len;
-	}
-}
-
 /* chain_pick() would prune chain c now (when its search prunes). */
 static inline bool prune_due(const struct ksm *k, const struct snode *c)
 {
@@ -1698,7 +1679,6 @@ static void dup_add_head(struct ksm *k, uint32_t d, uint32_t c)
 	if (dn->dnext)
 		k->sn[dn->dnext].dprev = d;
 	k->sn[c].hlist = d;
-	dup_mirror(k, d);
 	sn_sync(k, c);
 }
 
@@ -1708,16 +1688,13 @@ static void dup_unlink(struct ksm *k, uint32_t d)
 
 	k->sn[dn->chain].len = 0;
 	k->sn[dn->chain].rest = 0;
-	if (dn->dprev) {
+	if (dn->dprev)
 		k->sn[dn->dprev].dnext = dn->dnext;
-		dup_mirror(k, dn->dprev);
-	} else {
+	else
 		k->sn[dn->chain].hlist = dn->dnext;
-	}
 	if (dn->dnext)
 		k->sn[dn->dnext].dprev = dn->dprev;
 	dn->dnext = dn->dprev = 0;
-	dup_mirror(k, d);
 	sn_sync(k, dn->chain);
 }
 
@@ -1889,7 +1866,6 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 		else
 			k->pages_shared--;
 		s->len--;
-		dup_mirror(k, n);
 		item_unlist(it);
 	} else if (it->flags & RI_UNSTABLE) {
 		if (it->seq == (uint8_t)k->full_scans)
@@ -1919,7 +1895,6 @@ static void stable_append(struct ksm *k, bk_page p, uint32_t n)
 
 	s->len++;
 	s->live++;
-	dup_mirror(k, n);
 	sn_sync(k, n);
 	chain_joined(k, n);
 	it->head = n;
@@ -1947,23 +1922,18 @@ static uint32_t chain_walk(struct ksm *k, uint32_t *np, bool prune, uint64_t *st
 
 	/* The walks ahead: the tree's links change below only by rb_erase() or rb_replace(). */
 	for (d = k->sn[c].hlist; d; d = next) {
-		const struct rbl *m = &k->rbt[d]; /* the dup's mirror: dup_mirror() */
-		int32_t len = (int32_t)m->r;
-		bool cand = len > 0 && len < k->max_sharing; /* sharing_candidate(k, d, 0) */
-
-		assert(k->sn[d].kind == SN_DUP && m->l == k->sn[d].dnext && len == k->sn[d].len &&
-		       !!(m->spec & SPEC_SLOW) == node_stale(k, d));
-		next = m->l;
+		next = k->sn[d].dnext;
 		(*steps)++;
-		if (m->spec & SPEC_SLOW) { /* node_stale() */
+		if (node_stale(k, d)) {
 			remove_stable_node(k, d);
 			continue;
 		}
 		left++;
-		if (!found || (cand && (!(found_len > 0 && found_len < k->max_sharing) || len > found_len))) {
-			found = d; /* found_len: its len, unchanged by the walk */
-			found_len = len;
-			if (!prune && cand)
+		if (!found || (sharing_candidate(k, d, 0) &&
+			       (!sharing_candidate(k, found, 0) || k->sn[d].len > found_len))) {
+			found = d;
+			found_len = k->sn[d].len;
+			if (!prune && sharing_candidate(k, found, 0))
 				break;
 		}
 	}
