@@ -245,16 +245,6 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 	return 0;
 }
 
-void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part)
-{
-	cidtab_prefetch_hash(c, cidtab_hash(fp, part));
-}
-
-void cidtab_prefetch_entry(const struct cidtab *c, struct sp_fp fp, uint32_t part)
-{
-	cidtab_prefetch_entry_hash(c, cidtab_hash(fp, part));
-}
-
 void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h)
 {
 	size_t i = cidtab_home(c, h);

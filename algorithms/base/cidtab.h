@@ -75,19 +75,15 @@ static inline size_t cidtab_home(const struct cidtab *c, uint64_t h)
 
 /* cidtab_add() of a pair whose cidtab_hash() is h. */
 int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h, uint32_t *id);
-/* Starts loading the index slot where (fp, part) would be: a hint before an add. */
-void cidtab_prefetch(const struct cidtab *c, struct sp_fp fp, uint32_t part);
-/* cidtab_prefetch() of the pair whose cidtab_hash() is h. */
+/* Starts loading the index slot where the pair of hash h would be: a hint before an add. */
 static inline void cidtab_prefetch_hash(const struct cidtab *c, uint64_t h)
 {
 	__builtin_prefetch(&c->index[cidtab_home(c, h)], 1);
 }
 /*
- * Starts loading the entry of (fp, part) if it is held: a second hint, once
- * the slot of cidtab_prefetch() has arrived (it reads the index).
+ * Starts loading the entry of the pair of hash h if it is held: a second
+ * hint, once the slot of cidtab_prefetch_hash() has arrived (it reads the index).
  */
-void cidtab_prefetch_entry(const struct cidtab *c, struct sp_fp fp, uint32_t part);
-/* cidtab_prefetch_entry() of the pair whose cidtab_hash() is h. */
 void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h);
 /* Starts loading the entry of id (a live id, or 0). */
 static inline void cidtab_prefetch_id(const struct cidtab *c, uint32_t id)
