@@ -696,13 +696,25 @@ int trace_reader_summary(struct trace_reader *r, struct trace_summary *out, stru
 	    get_u32(summ + 4) != slen || XXH64(summ, CHUNK_HDR + slen, 0) != get_u64(summ + CHUNK_HDR + slen) ||
 	    get_u32(summ + CHUNK_HDR + 16) != r->h.nguests)
 		goto out;
-	for (uint32_t g = 0; g < r->h.nguests; g++) {
+	out->snapshots = get_u32(end + CHUNK_HDR);
+	out->records = get_u64(end + CHUNK_HDR + 4);
+	/*
+	 * Only checked against the records at END (check_summary()), so used now
+	 * only if it could be true: a record takes a byte at least, and a guest
+	 * recorded completely had a record for each of its pages.  A corrupt
+	 * header's page count under a complete flag would otherwise size the
+	 * replay's memory for pages the file cannot hold.
+	 */
+	if (out->records > r->size)
+		goto out;
+	for (uint64_t g = 0, left = out->records; g < r->h.nguests; g++) {
 		out->complete[g] = summ[CHUNK_HDR + SUMM_PREFIX + g];
 		if (out->complete[g] > 1)
 			goto out;
+		if (out->complete[g] && r->h.guests[g].pages > left)
+			goto out;
+		left -= out->complete[g] ? r->h.guests[g].pages : 0;
 	}
-	out->snapshots = get_u32(end + CHUNK_HDR);
-	out->records = get_u64(end + CHUNK_HDR + 4);
 	out->last_ms = get_u64(summ + CHUNK_HDR);
 	out->contents = get_u64(summ + CHUNK_HDR + 8);
 	rc = 1;
