@@ -363,3 +363,82 @@ SP_TEST(summary_not_matching_the_records_refused)
 	CU_ASSERT_EQUAL(sim_run(good, &cfg, NULL, NULL, NULL, &res, &err), 0);
 	free(buf);
 }
+
+/* The summary as trace_reader_summary() gives it: 1 used, 0 not (the pass), < 0 an error. */
+static int summary_rc(const char *path)
+{
+	struct trace_reader *r;
+	struct trace_summary sum = { 0 };
+	struct sp_err err = { 0 };
+	int rc;
+
+	CU_ASSERT_EQUAL_FATAL(trace_reader_open(&r, path, &err), 0);
+	rc = trace_reader_summary(r, &sum, &err);
+	free(sum.complete);
+	trace_reader_close(r);
+	return rc;
+}
+
+/*
+ * A summary that cannot be true is not used, even with every checksum right
+ * (cli.mutation, seed 1796195636, m-138: a header's page count flipped to
+ * 2^30 under a complete flag sized the replay's memory for 2^30 pages and
+ * hung): a complete guest with more pages than END's records, END's records
+ * beyond the file's bytes.  The run then reads the records and refuses them
+ * at once.
+ */
+SP_TEST(summary_that_cannot_be_true_not_used)
+{
+	char good[512], bad[512];
+	struct trace_gen_params p;
+	struct sim_config cfg;
+	struct sim_result res;
+	struct sp_err err;
+	size_t len, head = 12, at;
+	uint8_t *buf;
+
+	trace_gen_defaults(&p);
+	p.guests = 3;
+	p.pages = 500;
+	p.snapshots = 3;
+	gen(&p, "sure.sptrace", good, sizeof(good));
+	CU_ASSERT_EQUAL_FATAL(summary_rc(good), 1);
+	sp_test_path(bad, sizeof(bad), "sure-bad.sptrace");
+	buf = tb_slurp(good, &len);
+	CU_ASSERT_EQUAL_FATAL(memcmp(buf + head, "HEAD", 4), 0);
+	for (int k = 0; k < 2; k++) {
+		uint8_t *b = malloc(len);
+		size_t chunk;
+		int rc;
+
+		memcpy(b, buf, len);
+		if (k == 0) {
+			/* guest 0's page_count: after the fixed fields, the description and its name */
+			at = head + 8 + 14 + ((size_t)b[head + 8 + 12] | (size_t)b[head + 8 + 13] << 8);
+			at += 1 + b[at] + 2 + 4;
+			CU_ASSERT_EQUAL_FATAL(b[at] | b[at + 1] << 8, (int)p.pages);
+			b[at + 3] = 0x40; /* 500 + 2^30 */
+			chunk = head;
+		} else {
+			chunk = len - 36; /* END: snapshots, then the records (u64) */
+			CU_ASSERT_EQUAL_FATAL(memcmp(b + chunk, "END ", 4), 0);
+			b[chunk + 8 + 4 + 7] = 0x01; /* + 2^56 */
+		}
+		spill_resummed(bad, b, len, chunk);
+		CU_ASSERT_EQUAL(summary_rc(bad), 0);
+		if (summary_rc(bad) != 0) { /* it would size memory for 2^30 pages */
+			free(b);
+			continue;
+		}
+		sim_config_defaults(&cfg, algo_find("oracle"));
+		sp_err_clear(&err);
+		rc = sim_run(bad, &cfg, NULL, NULL, NULL, &res, &err);
+		CU_ASSERT_EQUAL(rc, SP_ECORRUPT);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, bad));
+		printf("case %d: %s\n", k, err.msg);
+		sp_err_clear(&err);
+		CU_ASSERT_EQUAL(trace_check(bad, NULL, NULL, &err), SP_ECORRUPT);
+		free(b);
+	}
+	free(buf);
+}
