@@ -457,56 +457,132 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
 }
 
 /*
- * Lookahead (kit.h), in a level's strided order, where no hardware
- * prefetcher helps: KIT_AHEAD_INFO visits ahead the backend's page record
- * (prefetch_info()) and our pg[]; KIT_AHEAD_FAR ahead what the backend's
- * prefetch() loads from the record (a frame's slot, or the content) and,
- * unless the page maps a frame (PG_MERGED, PG_ONZERO: visit() stops at
- * page_info()), its unstable node; KIT_AHEAD_NEAR ahead the buckets of a
- * page that will be looked up.  Until the sixteenth round prefetch() came
- * first, loading the record (and since ef487bf the frame slot's own line)
- * on a miss, and a merged page had its content, unstable node and buckets
- * prefetched for nothing.
- *
- * peek(): the page j visits after the next one of level l, if
- * no sweep ending on the way moves a region (else a wasted hint): on in
- * the cursor's region, then in the regions after it in the level's list
- * (their sweeps start at their offset), looking at most 4 regions on;
- * UINT64_MAX when not found.
+ * Lookahead, in a level's strided order, where no hardware prefetcher helps.
+ * scan_level() draws the pages it will visit into a ring, up to AHEAD_INFO
+ * + AHEAD_GROUP visits ahead of the one it visits (never beyond its
+ * budget), and every AHEAD_GROUP visits runs four stages, each for the
+ * AHEAD_GROUP pages it is due for, back to back:
+ *   info   AHEAD_INFO ahead, the backend's page record (prefetch_info())
+ *          and our pg[];
+ *   far    AHEAD_FAR ahead, what the backend's prefetch() loads from the
+ *          record (a frame's slot, or the content) and, unless the page
+ *          maps a frame (PG_MERGED, PG_ONZERO: visit() stops at
+ *          page_info()), its unstable node and generation;
+ *   near   AHEAD_NEAR ahead, for a page that will be looked up, the two
+ *          buckets, keyed by its checksum now (ahead_key());
+ *   chain  AHEAD_CHAIN ahead, the first entries of those buckets' chains.
+ * A prefetch whose address misses the TLB holds the visit's retirement
+ * until it is translated (this Firecracker VM's nested paging); sixteen in a
+ * row wait for their translations together (bench/README.md, issue 14,
+ * seventeenth and eighteenth rounds).  At 32M pages a steady scan's samples
+ * hop between regions all over memory (the levels' lists are shuffled by
+ * promotions and demotions), so nearly every line a visit reads is such a
+ * miss.  The ring assumes that no sweep ending on the way moves a region;
+ * when one does, the ring is drawn again from the level's cursor (a wrong
+ * page in it is a wasted hint, nothing more).  Until the eighteenth round
+ * each stage looked its page up at every visit (peek(), up to 4 regions on)
+ * and the buckets were keyed by the checksum stored at the page's last
+ * visit (none at its first, stale after a snapshot).
  */
-static uint64_t peek(const struct uksm *u, const struct level *L, uint32_t stride, uint32_t j)
+#define AHEAD_GROUP 16u
+#define AHEAD_CHAIN 4u
+#define AHEAD_NEAR (AHEAD_CHAIN + AHEAD_GROUP)
+#define AHEAD_FAR (AHEAD_NEAR + AHEAD_GROUP)
+#define AHEAD_INFO (AHEAD_FAR + AHEAD_GROUP)
+#define RING 128u /* >= AHEAD_INFO + AHEAD_GROUP, a power of two */
+#define NO_PAGE UINT64_MAX
+
+_Static_assert(RING >= AHEAD_INFO + AHEAD_GROUP && (RING & (RING - 1)) == 0,
+	       "the ring holds the lookahead");
+
+struct ahead {
+	uint64_t ring[RING]; /* the page of visit k at k % RING, NO_PAGE: not known */
+	uint64_t k;          /* visits made in this scan_level() */
+	uint64_t drawn;      /* visits drawn into the ring */
+	uint64_t limit;      /* the budget: no visit beyond it is drawn */
+	uint64_t due;        /* the visit at which the stages run next */
+	uint32_t c, next;    /* the drawing's place: the level's list index, that region's next */
+	uint32_t hops;       /* regions passed since the drawing started (stops at a full turn) */
+};
+
+/* Starts drawing the ring at visit a->k from the level's cursor. */
+static void ahead_restart(const struct uksm *u, const struct level *L, struct ahead *a)
 {
-	uint32_t c = L->cursor;
-	const struct region *R = &u->rg[L->list[c]];
-	uint64_t k = R->offset + ((uint64_t)R->next + j) * stride;
-
-	for (int hop = 0; k >= R->npages; hop++) {
-		/* Visits left in R from its next: ceil((npages - offset) / stride) - next. */
-		uint64_t all = R->offset < R->npages ? (R->npages - R->offset + stride - 1) / stride : 0;
-		uint64_t left = all > R->next ? all - R->next : 0;
-
-		if (hop == 4 || L->n < 2)
-			return UINT64_MAX;
-		j -= (uint32_t)left;
-		c = c + 1 < L->n ? c + 1 : 0;
-		R = &u->rg[L->list[c]];
-		k = R->offset + ((uint64_t)R->next + j) * stride;
-	}
-	return R->first + k;
+	a->drawn = a->k;
+	a->due = a->k;
+	a->c = L->cursor;
+	a->next = u->rg[L->list[L->cursor]].next;
+	a->hops = 0;
 }
 
-static inline void uksm_ahead(const struct uksm *u, const struct level *L, uint32_t stride)
+/* The next page the level's sweeps visit after those drawn, NO_PAGE past a full turn. */
+static uint64_t ahead_draw(const struct uksm *u, const struct level *L, uint32_t stride,
+			   struct ahead *a)
 {
-	uint64_t q;
+	while (a->hops < L->n) {
+		const struct region *R = &u->rg[L->list[a->c]];
+		uint64_t k = R->offset + (uint64_t)a->next * stride;
 
-	q = peek(u, L, stride, KIT_AHEAD_INFO);
-	if (q != UINT64_MAX) {
-		if (u->ops->prefetch_info)
-			u->ops->prefetch_info(u->impl, q);
-		kit_prefetch(&u->pg[q]);
+		if (k < R->npages) {
+			a->next++;
+			return R->first + k;
+		}
+		if (++a->hops == L->n)
+			break; /* back at the region the drawing started in: its sweep has moved on */
+		a->c = a->c + 1 < L->n ? a->c + 1 : 0;
+		a->next = u->rg[L->list[a->c]].next;
 	}
-	q = peek(u, L, stride, KIT_AHEAD_FAR);
-	if (q != UINT64_MAX) {
+	return NO_PAGE;
+}
+
+/*
+ * The key page q's lookups will use, for the lookahead: its checksum now
+ * (the backend's, uncounted: a hint, no cost in the model; its content was
+ * prefetched AHEAD_FAR ahead), else - a backend that prefetches nothing -
+ * the one stored at its last visit.  False for a page that looks nothing up
+ * (it maps a frame) or has no key.
+ */
+static inline bool ahead_key(const struct uksm *u, bk_page q, uint32_t *c)
+{
+	uint32_t rf = u->pg[q].rf;
+
+	if (rf & (PG_MERGED | PG_ONZERO))
+		return false;
+	if (u->ops->checksum_uncounted && u->ops->prefetch) {
+		*c = u->ops->checksum_uncounted(u->impl, q);
+		return true;
+	}
+	*c = u->pg[q].oldcsum;
+	return (rf & PG_CSUM) != 0;
+}
+
+/* The stages due at visit a->k (a->due): draws the ring on, then prefetches. */
+static void uksm_ahead(const struct uksm *u, const struct level *L, uint32_t stride,
+		       struct ahead *a)
+{
+	const void *line[2 * AHEAD_GROUP]; /* the near and chain stages', gathered then prefetched */
+	uint64_t j, end, q, k = a->k;
+	uint32_t c, nl = 0;
+
+	for (end = k + AHEAD_INFO + AHEAD_GROUP; a->drawn < end; a->drawn++)
+		a->ring[a->drawn % RING] =
+			a->drawn < a->limit ? ahead_draw(u, L, stride, a) : NO_PAGE;
+	a->due = k + AHEAD_GROUP;
+	for (j = k + AHEAD_INFO, end = j + AHEAD_GROUP; j < end; j++) {
+		q = a->ring[j % RING];
+		if (q != NO_PAGE)
+			kit_prefetch(&u->pg[q]);
+	}
+	if (u->ops->prefetch_info)
+		for (j = k + AHEAD_INFO; j < end; j++) {
+			q = a->ring[j % RING];
+			if (q != NO_PAGE)
+				u->ops->prefetch_info(u->impl, q);
+		}
+	for (j = k + AHEAD_FAR, end = j + AHEAD_GROUP; j < end; j++) {
+		q = a->ring[j % RING];
+		if (q == NO_PAGE)
+			continue;
 		if (u->ops->prefetch)
 			u->ops->prefetch(u->impl, q);
 		if (!(u->pg[q].rf & (PG_MERGED | PG_ONZERO))) {
@@ -514,11 +590,29 @@ static inline void uksm_ahead(const struct uksm *u, const struct level *L, uint3
 			kit_prefetch(&u->unstable.gen[q]);
 		}
 	}
-	q = peek(u, L, stride, KIT_AHEAD_NEAR);
-	if (q != UINT64_MAX && (u->pg[q].rf & (PG_CSUM | PG_MERGED)) == PG_CSUM) {
-		kit_prefetch_bucket(&u->stable.hash, u->pg[q].oldcsum, u->pf_part);
-		kit_prefetch_bucket(&u->unstable.hash, u->pg[q].oldcsum, u->pf_part);
+	for (j = k + AHEAD_NEAR, end = j + AHEAD_GROUP; j < end; j++) {
+		q = a->ring[j % RING];
+		if (q != NO_PAGE && ahead_key(u, q, &c)) {
+			line[nl++] = kit_head(&u->stable.hash, c, u->pf_part);
+			line[nl++] = kit_head(&u->unstable.hash, c, u->pf_part);
+		}
 	}
+	for (uint32_t i = 0; i < nl; i++)
+		kit_prefetch(line[i]);
+	nl = 0;
+	for (j = k + AHEAD_CHAIN, end = j + AHEAD_GROUP; j < end; j++) {
+		uint32_t i;
+
+		q = a->ring[j % RING];
+		if (q == NO_PAGE || !ahead_key(u, q, &c))
+			continue;
+		if ((i = kit_hash_first(&u->stable.hash, c, u->pf_part)) != 0)
+			line[nl++] = &u->stable.key[i];
+		if ((i = kit_hash_first(&u->unstable.hash, c, u->pf_part)) != 0)
+			line[nl++] = &u->unstable.node[i];
+	}
+	for (uint32_t i = 0; i < nl; i++)
+		kit_prefetch(line[i]);
 }
 
 /* Spends up to budget samples on level l; returns what is left. */
@@ -526,7 +620,13 @@ static int scan_level(struct uksm *u, uint32_t l, uint64_t *budget)
 {
 	struct level *L = &u->lv[l];
 	uint32_t stride = stride_of(u, l);
+	struct ahead a;
 
+	if (*budget == 0 || L->n == 0)
+		return 0;
+	a.k = 0;
+	a.limit = *budget;
+	ahead_restart(u, L, &a);
 	while (*budget > 0 && L->n > 0) {
 		uint32_t r = L->list[L->cursor];
 		struct region *R = &u->rg[r];
@@ -534,12 +634,14 @@ static int scan_level(struct uksm *u, uint32_t l, uint64_t *budget)
 		int rc;
 
 		if (k < R->npages) {
-			uksm_ahead(u, L, stride);
+			if (a.k == a.due)
+				uksm_ahead(u, L, stride, &a);
 			rc = visit(u, R, R->first + k);
 			if (rc < 0)
 				return rc;
 			R->next++;
 			(*budget)--;
+			a.k++;
 			continue;
 		}
 		/* The sweep is over. */
@@ -550,6 +652,8 @@ static int scan_level(struct uksm *u, uint32_t l, uint64_t *budget)
 			L->wrapped = true;
 		}
 		evaluate(u, r);
+		if (R->level != l && L->n > 0)
+			ahead_restart(u, L, &a); /* the region left the level: another took its place */
 	}
 	return 0;
 }
