@@ -297,26 +297,20 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 }
 
 /*
- * Lookahead (kit.h), in two stages past the backend's prefetch, every
- * CMD_AHEAD_GROUP visits for the CMD_AHEAD_GROUP pages each is due for,
- * back to back: the pages CMD_AHEAD_BUCKET to CMD_AHEAD_BUCKET +
- * CMD_AHEAD_GROUP - 1 ahead search, if their checksums hold, the trees of
- * their class after this visit in the latest search's partition: their
- * buckets; the pages CMD_AHEAD_CHAIN to CMD_AHEAD_CHAIN + CMD_AHEAD_GROUP - 1
- * ahead, those buckets loaded by then, the first entry of each chain.
- * Pages mapping one of our frames search nothing: no hint.  A prefetch
- * whose address misses the TLB holds the visit's retirement until it is
- * translated (this Firecracker VM's nested paging): sixteen in a row wait
- * for their translations together, as ksm.c's bucket heads do
- * (bench/README.md, issue 14 seventeenth round: steady scans at 32M pages
- * -30%, at 1M, where the tables fit the caches, +10%; one a visit, 16 and
- * 6 ahead, until then).  At 8M pages both stages further ahead than kit.h's
- * KIT_AHEAD_NEAR (6, no chain stage) took 9% off cmd's user time; the chain
- * stage alone at 3, buckets at 6, added 8% (ninth round).
+ * Lookahead (kit.h), in two stages past the backend's prefetch: the page
+ * CMD_AHEAD_BUCKET ahead searches, if its checksum holds, the trees of its
+ * class after this visit in the latest search's partition: their buckets;
+ * CMD_AHEAD_CHAIN ahead, those buckets loaded by then, the first entry of
+ * each chain.  Pages mapping one of our frames search nothing: no hint.
+ * At 8M pages both stages further ahead than kit.h's KIT_AHEAD_NEAR (6, no
+ * chain stage) took 9% off cmd's user time; the chain stage alone at 3,
+ * buckets at 6, added 8% (bench/README.md, issue 14, ninth round).  Both
+ * stages in groups of 16 (every 16 visits, back to back, as esx and uksm
+ * do: 5752a11) measured 7-11% slower at 1M, 8M and 32M pages alike in the
+ * eighteenth round: cmd's visits are in page order, its misses few.
  */
-#define CMD_AHEAD_GROUP 16u
-#define CMD_AHEAD_CHAIN 4u
-#define CMD_AHEAD_BUCKET (CMD_AHEAD_CHAIN + CMD_AHEAD_GROUP)
+#define CMD_AHEAD_BUCKET 16u
+#define CMD_AHEAD_CHAIN 6u
 
 /* Will page q's visit search (its checksum holds, it maps none of our frames)?  *tree: its first tree. */
 static inline bool ahead_tree(const struct cmd *c, bk_page q, uint32_t *tree)
@@ -329,23 +323,19 @@ static inline bool ahead_tree(const struct cmd *c, bk_page q, uint32_t *tree)
 
 static inline void cmd_ahead(const struct cmd *c, bk_page p)
 {
+	bk_page q = p + CMD_AHEAD_BUCKET;
 	uint32_t tree;
 
 	if (c->ops->prefetch && p + KIT_AHEAD_FAR < c->npages)
 		c->ops->prefetch(c->impl, p + KIT_AHEAD_FAR);
-	if (p % CMD_AHEAD_GROUP)
-		return;
-	for (bk_page q = p + CMD_AHEAD_BUCKET; q < p + CMD_AHEAD_BUCKET + CMD_AHEAD_GROUP; q++) {
-		if (ahead_tree(c, q, &tree)) {
-			kit_prefetch_bucket(&c->stable.hash, c->oldcsum[q], tree);
-			kit_prefetch_bucket(&c->unstable.hash, c->oldcsum[q], tree);
-		}
+	if (ahead_tree(c, q, &tree)) {
+		kit_prefetch_bucket(&c->stable.hash, c->oldcsum[q], tree);
+		kit_prefetch_bucket(&c->unstable.hash, c->oldcsum[q], tree);
 	}
-	for (bk_page q = p + CMD_AHEAD_CHAIN; q < p + CMD_AHEAD_CHAIN + CMD_AHEAD_GROUP; q++) {
-		if (ahead_tree(c, q, &tree)) {
-			kit_prefetch_chain(&c->stable.hash, c->stable.key, c->oldcsum[q], tree);
-			kit_prefetch_chain(&c->unstable.hash, c->unstable.node, c->oldcsum[q], tree);
-		}
+	q = p + CMD_AHEAD_CHAIN;
+	if (ahead_tree(c, q, &tree)) {
+		kit_prefetch_chain(&c->stable.hash, c->stable.key, c->oldcsum[q], tree);
+		kit_prefetch_chain(&c->unstable.hash, c->unstable.node, c->oldcsum[q], tree);
 	}
 }
 
