@@ -254,10 +254,12 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	    domain_index(m) < 0)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
-		for (uint64_t p = 0; p < guest_pages(m, g); p++) {
-			m->pages[m->base[g] + p].guest = (uint16_t)g;
-			m->pages[m->base[g] + p].node = h->guests[g].node;
-		}
+		/* whole records, not their fields: a store, not a load and a store, a page */
+		struct sim_page pg = { .guest = g, .node = h->guests[g].node };
+		struct sim_page *pages = m->pages + m->base[g];
+
+		for (uint64_t p = 0, np = guest_pages(m, g); p < np; p++)
+			pages[p] = pg;
 	}
 	*out = m;
 	return 0;
@@ -833,28 +835,38 @@ static bool rec_counted(const struct trace_record *rec)
 	return (rec->flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT;
 }
 
-uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec, uint64_t *hash)
+void sim_mem_prefetch_batch(const struct sim_mem *m, const struct trace_record *rec, unsigned n,
+			    uint64_t *at, uint64_t *hash)
 {
-	uint64_t at = locate(m, rec);
+	const void *line[2 * SIM_HINT_BATCH_MAX];
+	unsigned nl = 0;
 
-	*hash = 0;
-	if (at == SIM_NO_PAGE)
-		return at;
-	*hash = cidtab_hash(rec->fp, m->h->guests[rec->guest].domain);
-	__builtin_prefetch(&m->pages[at], 1);
-	if (rec_counted(rec))
-		cidtab_prefetch_hash(&m->truth, *hash);
-	return at;
+	assert(n <= SIM_HINT_BATCH_MAX);
+	/* First where each record goes, then the hints back to back (see sim.h). */
+	for (unsigned k = 0; k < n; k++) {
+		at[k] = locate(m, &rec[k]);
+		hash[k] = 0;
+		if (at[k] == SIM_NO_PAGE)
+			continue;
+		hash[k] = cidtab_hash(rec[k].fp, m->h->guests[rec[k].guest].domain);
+		line[nl++] = &m->pages[at[k]];
+		if (rec_counted(&rec[k]))
+			line[nl++] = &m->truth.index[cidtab_home(&m->truth, hash[k])];
+	}
+	for (unsigned k = 0; k < nl; k++)
+		__builtin_prefetch(line[k], 1);
 }
 
-void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at,
-			   uint64_t hash)
+void sim_mem_prefetch_more_batch(const struct sim_mem *m, const struct trace_record *rec,
+				 unsigned n, const uint64_t *at, const uint64_t *hash)
 {
-	if (at == SIM_NO_PAGE)
-		return;
-	cidtab_prefetch_id(&m->truth, m->pages[at].cid); /* the content it leaves */
-	if (rec_counted(rec))
-		cidtab_prefetch_entry_hash(&m->truth, hash);
+	for (unsigned k = 0; k < n; k++) {
+		if (at[k] == SIM_NO_PAGE)
+			continue;
+		cidtab_prefetch_id(&m->truth, m->pages[at[k]].cid); /* the content it leaves */
+		if (rec_counted(&rec[k]))
+			cidtab_prefetch_entry_hash(&m->truth, hash[k]);
+	}
 }
 
 void sim_mem_usage(const struct sim_mem *m, int64_t *present, int64_t *on_zero)

@@ -220,17 +220,20 @@ static int apply(struct run *x, const struct trace_record *rec, uint64_t at, uin
 
 /*
  * Records go through three stages, a batch of BATCH at a time: read and
- * their page and content slot prefetched (sim_mem_prefetch); a batch later,
- * the content entries those name (sim_mem_prefetch_more); a batch later
- * again, applied one by one, in order.  Each stage runs over a whole batch
- * in one tight loop, so that the batch's cache misses are in flight at once.
+ * their page and content slot prefetched (sim_mem_prefetch_batch(): the
+ * batch's places and hashes first, then its prefetches back to back); a
+ * batch later, the content entries those name (sim_mem_prefetch_more_batch);
+ * a batch later again, applied one by one, in order.  Each stage runs over a
+ * whole batch in one tight loop, so that the batch's cache misses are in
+ * flight at once.
  * On this project's VM a prefetch of a random index line holds up the
  * instructions behind it (perf puts 45% of a 32M oracle replay's samples
  * right after it), so one prefetch a record, each behind a record's decoding
  * and applying, overlapped only a few deep (bench/README.md, issue 14,
- * seventeenth round).
+ * seventeenth and eighteenth rounds).
  */
 #define BATCH 16
+_Static_assert(BATCH <= SIM_HINT_BATCH_MAX, "a batch is hinted in one call");
 
 /* Reads the current snapshot's records and applies each now (in order). */
 static int apply_all(struct run *x, struct sp_err *err)
@@ -250,10 +253,8 @@ static int apply_all(struct run *x, struct sp_err *err)
 			n += end > 0;
 		}
 		cnt[b] = n;
-		for (unsigned k = 0; k < n; k++)
-			at[b][k] = sim_mem_prefetch(x->mem, &ahead[b][k], &hash[b][k]);
-		for (unsigned k = 0; k < cnt[mid]; k++)
-			sim_mem_prefetch_more(x->mem, &ahead[mid][k], at[mid][k], hash[mid][k]);
+		sim_mem_prefetch_batch(x->mem, ahead[b], n, at[b], hash[b]);
+		sim_mem_prefetch_more_batch(x->mem, ahead[mid], cnt[mid], at[mid], hash[mid]);
 		for (unsigned k = 0; k < cnt[old]; k++) {
 			rc = apply(x, &ahead[old][k], at[old][k], hash[old][k], err);
 			if (rc < 0)

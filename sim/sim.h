@@ -103,17 +103,24 @@ uint64_t sim_mem_hash(const struct sim_mem *m, const struct trace_record *rec);
 int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t at, uint64_t hash,
 		     bk_page *page, uint32_t *what, bool *notify, struct sp_err *err);
 /*
- * A hint that rec is applied soon: starts loading the memory its apply will
- * touch.  Returns sim_mem_locate(m, rec); *hash receives sim_mem_hash(m, rec).
+ * A hint that the n records rec[0..n-1] (n <= SIM_HINT_BATCH_MAX) are
+ * applied soon: starts loading the pages and index slots their applies will
+ * touch.  at[k] receives sim_mem_locate(m, &rec[k]), hash[k] sim_mem_hash().
+ * Every record's place and hash first, then the hints back to back: on
+ * this project's VM a prefetch holds up the instructions behind it, so
+ * hints with a record's work between them overlap only a few deep
+ * (bench/README.md, issue 14, seventeenth and eighteenth rounds).
  */
-uint64_t sim_mem_prefetch(const struct sim_mem *m, const struct trace_record *rec, uint64_t *hash);
+#define SIM_HINT_BATCH_MAX 64
+void sim_mem_prefetch_batch(const struct sim_mem *m, const struct trace_record *rec, unsigned n,
+			    uint64_t *at, uint64_t *hash);
 /*
- * The second hint, some records after sim_mem_prefetch(rec) returned at and
- * hash, once what that loaded has arrived: starts loading the content
- * entries the apply reads.
+ * The second hint, some records after sim_mem_prefetch_batch() gave at[]
+ * and hash[] for the same n records, once what that loaded has arrived:
+ * starts loading the content entries their applies read.
  */
-void sim_mem_prefetch_more(const struct sim_mem *m, const struct trace_record *rec, uint64_t at,
-			   uint64_t hash);
+void sim_mem_prefetch_more_batch(const struct sim_mem *m, const struct trace_record *rec,
+				 unsigned n, const uint64_t *at, const uint64_t *hash);
 /* Fills the (backend) fields of out. */
 void sim_mem_metrics(const struct sim_mem *m, const struct sim_cost *cost, struct metrics *out);
 /* Present pages, and those of them mapping the shared zero page (not in any RSS). */
