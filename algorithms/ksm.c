@@ -2172,6 +2172,35 @@ static bool walk_check(const struct ksm *k, const struct walk *w)
 }
 #endif
 
+/*
+ * The descent of stable_search() over plain nodes (spec 0, no key tie) from
+ * n, choosing each link without a branch on the key: the node where the
+ * search must look closer, or NIL; *s counts the nodes passed.  On live
+ * memory only (no walks ahead there): a search's key is a random checksum,
+ * so its turns are coin flips, and each mispredicted one cost more than the
+ * level's load from the tree links warm_tables() prefetched (the descent was
+ * 14% of the live engine's samples on the 5% trace; bench/README.md, issue
+ * 15, eighteenth round).  The simulator's walks ahead keep their branch, whose
+ * speculation lets the next level's load start early at 32 M pages.
+ */
+static inline uint32_t descend_plain(const struct rbl *T, uint32_t n, uint32_t key, uint64_t *s)
+{
+	uint64_t passed = 0;
+
+	while (n != NIL) {
+		const struct rbl *t = &T[n];
+		uint32_t nkey = t->kr >> 1, right;
+
+		if (nkey == key || t->spec)
+			break;
+		passed++;
+		right = 0u - (uint32_t)(key > nkey);
+		n = (t->l & ~right) | (t->r & right);
+	}
+	*s = passed;
+	return n;
+}
+
 /* stable_tree_search(): a KSM page page p (checksum csum) may join, or 0. */
 static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t tree)
 {
@@ -2187,9 +2216,20 @@ static uint32_t stable_search(struct ksm *k, bk_page p, uint32_t csum, uint32_t 
 		depth = w->depth;
 	}
 	for (; n != NIL;) {
-		uint32_t d, spec = k->rbt[n].spec, key = k->rbt[n].kr >> 1;
+		uint32_t d, spec, key;
 		int cmp;
 
+		if (!k->ahead) {
+			uint64_t passed;
+
+			n = descend_plain(k->rbt, n, KEY(csum), &passed);
+			steps += passed;
+			depth += passed;
+			if (n == NIL)
+				break;
+		}
+		spec = k->rbt[n].spec;
+		key = k->rbt[n].kr >> 1;
 		steps++;
 		depth++;
 		if (KEY(csum) != key && !(spec & SPEC_SLOW)) {
@@ -3285,10 +3325,14 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	 * whatever the bucket count, and is charged by tree depth: the results
 	 * do not depend on it.  Chains of nodes with other keys grow a little
 	 * (at most one node per page, ~0.6 in a steady scan): no measurable
-	 * time at 32 M pages (bench/README.md, issue 14, fifth round).
+	 * time at 32 M pages (bench/README.md, issue 14, fifth round).  On live
+	 * memory (model_cost off) one per 1-2 pages: there a chain's nodes are
+	 * cold after each sleep, and the filter's false hits that walk them were
+	 * ~7% of the engine on the 5% trace (the head table, 256 KiB at 64 Ki
+	 * pages, is still warmed whole by warm_tables(); issue 15, eighteenth round).
 	 */
 	if (!k->ri || !k->un || !k->upage || !k->sn || !k->rbt || kit_parts_init(&k->parts) < 0 ||
-	    kit_hash_init(&k->unstable, k->npages / 4) < 0) {
+	    kit_hash_init(&k->unstable, k->model_cost ? k->npages / 4 : k->npages / 2) < 0) {
 		unsigned long long n = k->npages;
 
 		ksm_destroy(k);
