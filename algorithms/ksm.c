@@ -361,7 +361,10 @@ struct walk {
 	uint32_t page, key, tree, n;
 	uint32_t steps, depth;
 	uint32_t stop, tie;
+	uint32_t pad[4]; /* 64 bytes: a ring slot's address is a shift of its index */
 };
+
+_Static_assert(sizeof(struct walk) == 64, "a walk is 64 bytes");
 
 /*
  * Searches are walked ahead WALK_AHEAD pages before their visit, a level a
@@ -475,7 +478,9 @@ struct ksm {
 	uint64_t links;   /* moves with the epoch but at a batch's start (links_moved()) */
 	struct walk walk[WALK_RING]; /* searches walked ahead, page p at p % WALK_RING */
 	uint32_t walk_live;          /* bit i: walk[i] is still going (walk_step()) */
+	uint64_t step_epoch;         /* the epoch of every walk in walk_live after the last walk_step() */
 	struct wtop *top;            /* the top of the latest walks' tree (NULL: none) */
+	uint32_t top_for;            /* the tree whose top is valid now (top_ready()), else UINT32_MAX */
 
 	/* scan cursor */
 	uint64_t cursor;
@@ -530,6 +535,7 @@ static inline void links_moved(struct ksm *k)
 {
 	k->epoch++;
 	k->links++;
+	k->top_for = UINT32_MAX;
 }
 
 /* ---- red-black trees over index arrays (index 0 = sentinel) ----------- */
@@ -1246,7 +1252,18 @@ static bool top_build(struct ksm *k, uint32_t tree)
 	t->tree = tree;
 	t->links = k->links;
 	t->ok = true;
+	k->top_for = tree;
 	return true;
+}
+
+/* The top of tree `tree` is there and valid for the links as they are (top_for). */
+static inline bool top_ready(const struct ksm *k, uint32_t tree)
+{
+	const struct wtop *t = k->top;
+
+	assert((k->top_for == tree) == (t && t->ok && t->links == k->links && t->tree == tree));
+	(void)t;
+	return k->top_for == tree;
 }
 
 /*
@@ -1256,15 +1273,16 @@ static bool top_build(struct ksm *k, uint32_t tree)
  * ring (its next node prefetched); else it has stopped (the node it stopped
  * at prefetched, as walk_step() does).
  */
-static bool walk_begin(struct ksm *k, struct walk *w)
+static inline __attribute__((always_inline)) bool walk_begin_inline(struct ksm *k, struct walk *w)
 {
-	struct wtop *t = k->top;
+	struct wtop *t;
 	const struct wstate *st;
 	const uint32_t *a;
 	uint32_t len;
 
-	if ((!t || !t->ok || t->links != k->links || t->tree != w->tree) && !top_build(k, w->tree)) {
-		*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0, 0, 0 };
+	if (!top_ready(k, w->tree) && !top_build(k, w->tree)) {
+		*w = (struct walk){ .epoch = k->epoch, .page = w->page, .key = w->key, .tree = w->tree,
+				    .n = k->sroot[w->tree] };
 		if (w->n == NIL)
 			return false;
 		kit_prefetch(&k->rbt[w->n]);
@@ -1279,7 +1297,8 @@ static bool walk_begin(struct ksm *k, struct walk *w)
 	if (len < t->m && a[len] == w->key) {
 		if (len + 1 < t->m && a[len + 1] == w->key) {
 			/* two nodes of the key: which one the walk meets first is the links' */
-			*w = (struct walk){ k->epoch, 0, w->page, w->key, w->tree, k->sroot[w->tree], 0, 0, 0, 0 };
+			*w = (struct walk){ .epoch = k->epoch, .page = w->page, .key = w->key, .tree = w->tree,
+				    .n = k->sroot[w->tree] };
 			kit_prefetch(&k->rbt[w->n]);
 			return true;
 		}
@@ -1301,6 +1320,11 @@ static bool walk_begin(struct ksm *k, struct walk *w)
 		w->tie = (k->rbt[st->n].kr >> 1) == w->key;
 	}
 	return st->live;
+}
+
+static bool walk_begin(struct ksm *k, struct walk *w)
+{
+	return walk_begin_inline(k, w);
 }
 
 /*
@@ -1349,8 +1373,10 @@ static void walk_cut(struct ksm *k, uint32_t tree, int32_t d0, int64_t lo, int64
 {
 	struct wtop *t = k->top;
 
-	if (t && t->tree == tree && d0 < (int32_t)TOP_LEVELS)
+	if (t && t->tree == tree && d0 < (int32_t)TOP_LEVELS) {
 		t->ok = false; /* built again at the next walk_begin() */
+		k->top_for = UINT32_MAX;
+	}
 	for (uint32_t i = 0; i < WALK_RING; i++) {
 		struct walk *w = &k->walk[i];
 
@@ -2102,7 +2128,7 @@ static void walk_start(struct ksm *k, bk_page q)
 	w->page = (uint32_t)q;
 	w->key = KEY(it->oldchecksum);
 	w->tree = tree;
-	if (walk_begin(k, w))
+	if (walk_begin_inline(k, w))
 		k->walk_live |= 1u << i;
 }
 
@@ -2119,16 +2145,30 @@ static void walk_step(struct ksm *k)
 	const uint64_t epoch = k->epoch;
 	uint32_t live = k->walk_live, out = live;
 
+	if (k->step_epoch != epoch) {
+		/*
+		 * The trees changed (or a batch began) since the last step: the
+		 * walks from before begin again, without a step this visit.  The
+		 * others, and all walks while the epoch stays, are of this epoch.
+		 */
+		for (uint32_t l = live; l; l &= l - 1) {
+			uint32_t i = (uint32_t)__builtin_ctz(l);
+			struct walk *w = &k->walk[i];
+
+			if (w->epoch != epoch) {
+				live &= ~(1u << i);
+				if (!walk_begin(k, w))
+					out &= ~(1u << i);
+			}
+		}
+		k->step_epoch = epoch;
+	}
 	for (; live; live &= live - 1) {
 		uint32_t i = (uint32_t)__builtin_ctz(live), key, n;
 		struct walk *w = &k->walk[i];
 		const struct rbl *t;
 
-		if (w->epoch != epoch) {
-			if (!walk_begin(k, w))
-				out &= ~(1u << i);
-			continue;
-		}
+		assert(w->epoch == epoch);
 		n = w->n;
 		t = &T[n];
 		key = t->kr >> 1;
@@ -3309,6 +3349,7 @@ static int ksm_create(void **out, const struct algo_params *prm, const struct al
 	unstable_bits(k);
 	for (uint32_t i = 0; i < WALK_RING; i++)
 		k->walk[i].page = WALK_NONE;
+	k->top_for = UINT32_MAX;
 	k->sn_cap = 1024;
 	k->sn_used = 1; /* 0 is the sentinel */
 	k->sn = pool_grow(NULL, 0, k->sn_cap, sizeof(*k->sn));
