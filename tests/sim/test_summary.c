@@ -285,6 +285,27 @@ static void spill_resummed(const char *path, uint8_t *buf, size_t len, size_t ch
 	fclose(f);
 }
 
+#define SMALL_PAGES 500
+
+/*
+ * A small generated trace (3 guests x SMALL_PAGES pages, 3 snapshots) at
+ * good, a path for its altered copies at bad (both plen bytes); its bytes.
+ */
+static uint8_t *gen_small(const char *name, char *good, char *bad, size_t plen, size_t *len)
+{
+	struct trace_gen_params p;
+	char badname[64];
+
+	trace_gen_defaults(&p);
+	p.guests = 3;
+	p.pages = SMALL_PAGES;
+	p.snapshots = 3;
+	gen(&p, name, good, plen);
+	snprintf(badname, sizeof(badname), "bad-%s", name);
+	sp_test_path(bad, plen, badname);
+	return tb_slurp(good, len);
+}
+
 /*
  * A summary whose checksum is right but whose content is not the records':
  * `trace check` refuses each (the estimate too), with the SUMM chunk's
@@ -294,20 +315,12 @@ static void spill_resummed(const char *path, uint8_t *buf, size_t len, size_t ch
 SP_TEST(summary_not_matching_the_records_refused)
 {
 	char good[512], bad[512];
-	struct trace_gen_params p;
 	struct sim_config cfg;
 	struct sim_result res;
 	struct sp_err err;
 	size_t len, summ, end;
-	uint8_t *buf;
+	uint8_t *buf = gen_small("summ.sptrace", good, bad, sizeof(good), &len);
 
-	trace_gen_defaults(&p);
-	p.guests = 3;
-	p.pages = 500;
-	p.snapshots = 3;
-	gen(&p, "summ.sptrace", good, sizeof(good));
-	sp_test_path(bad, sizeof(bad), "summ-bad.sptrace");
-	buf = tb_slurp(good, &len);
 	end = len - 36;
 	summ = 0;
 	for (int i = 0; i < 8; i++)
@@ -390,21 +403,13 @@ static int summary_rc(const char *path)
 SP_TEST(summary_that_cannot_be_true_not_used)
 {
 	char good[512], bad[512];
-	struct trace_gen_params p;
 	struct sim_config cfg;
 	struct sim_result res;
 	struct sp_err err;
 	size_t len, head = 12, at;
-	uint8_t *buf;
+	uint8_t *buf = gen_small("sure.sptrace", good, bad, sizeof(good), &len);
 
-	trace_gen_defaults(&p);
-	p.guests = 3;
-	p.pages = 500;
-	p.snapshots = 3;
-	gen(&p, "sure.sptrace", good, sizeof(good));
 	CU_ASSERT_EQUAL_FATAL(summary_rc(good), 1);
-	sp_test_path(bad, sizeof(bad), "sure-bad.sptrace");
-	buf = tb_slurp(good, &len);
 	CU_ASSERT_EQUAL_FATAL(memcmp(buf + head, "HEAD", 4), 0);
 	for (int k = 0; k < 2; k++) {
 		uint8_t *b = malloc(len);
@@ -416,7 +421,7 @@ SP_TEST(summary_that_cannot_be_true_not_used)
 			/* guest 0's page_count: after the fixed fields, the description and its name */
 			at = head + 8 + 14 + ((size_t)b[head + 8 + 12] | (size_t)b[head + 8 + 13] << 8);
 			at += 1 + b[at] + 2 + 4;
-			CU_ASSERT_EQUAL_FATAL(b[at] | b[at + 1] << 8, (int)p.pages);
+			CU_ASSERT_EQUAL_FATAL(b[at] | b[at + 1] << 8, SMALL_PAGES);
 			b[at + 3] = 0x40; /* 500 + 2^30 */
 			chunk = head;
 		} else {
