@@ -859,7 +859,7 @@ void sim_mem_prefetch_batch(const struct sim_mem *m, const struct trace_record *
 		hash[k] = cidtab_hash(rec[k].fp, m->h->guests[rec[k].guest].domain);
 		line[nl++] = &m->pages[at[k]];
 		if (rec_counted(&rec[k]))
-			line[nl++] = &m->truth.index[cidtab_home(&m->truth, hash[k])];
+			line[nl++] = cidtab_home_slot(&m->truth, hash[k]);
 	}
 	for (unsigned k = 0; k < nl; k++)
 		__builtin_prefetch(line[k], 1);

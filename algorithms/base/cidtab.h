@@ -75,14 +75,14 @@ static inline size_t cidtab_home(const struct cidtab *c, uint64_t h)
 
 /* cidtab_add() of a pair whose cidtab_hash() is h. */
 int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h, uint32_t *id);
-/* Starts loading the index slot where the pair of hash h would be: a hint before an add. */
-static inline void cidtab_prefetch_hash(const struct cidtab *c, uint64_t h)
+/* Where the pair of hash h would be in the index, the first line an add reads: a hint's address. */
+static inline const uint32_t *cidtab_home_slot(const struct cidtab *c, uint64_t h)
 {
-	__builtin_prefetch(&c->index[cidtab_home(c, h)], 1);
+	return &c->index[cidtab_home(c, h)];
 }
 /*
  * Starts loading the entry of the pair of hash h if it is held: a second
- * hint, once the slot of cidtab_prefetch_hash() has arrived (it reads the index).
+ * hint, once the line of cidtab_home_slot() has arrived (it reads the index).
  */
 void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h);
 /* Starts loading the entry of id (a live id, or 0). */

@@ -76,7 +76,7 @@ SP_TEST(ids_unique_and_reused)
 	for (uint64_t k = 0; k < N; k++) {
 		struct sp_fp fp = { k * 0xd1b54a32d192ed03ULL, ~k };
 
-		cidtab_prefetch_hash(&c, cidtab_hash(fp, 7)); /* hints: must not change the table */
+		__builtin_prefetch(cidtab_home_slot(&c, cidtab_hash(fp, 7)), 1); /* hints: must not change the table */
 		cidtab_prefetch_entry_hash(&c, cidtab_hash(fp, 7));
 		bad += cidtab_add(&c, fp, 7, &id) != 1;
 		bad += id == 0 || id > N || seen[id];
