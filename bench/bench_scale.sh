@@ -77,6 +77,9 @@
 #   rounds - of a difference between two runs, the median of the rounds'
 #   differences - with the range beside it when REPEAT > 1.
 #   KSM=0: leave out the ksm model's runs (decoding and ALGOS only).
+#   Each size's header names what one dependent load costs from 4 MiB, 64
+#   MiB and 2 GiB (build/mem_latency, beside the sim): on this VM it moves
+#   between boots, and the 32M/1M ratios with it.
 #   SETTLE (seconds, default 10): pause before each timed run.  In this VM
 #   memory freed by one process and touched again by the next within ~2 s
 #   costs ~0.15 s of system time per GiB, fresh memory (given back to the
@@ -227,6 +230,8 @@ for size in "${SIZES[@]}"; do
 	pts=$((total / 10 < 10000000 ? total / 10 : 10000000))
 	tr="$T/s.sptrace"
 	echo "== $size: $guests guests x $pages pages, $snaps snapshots; load $(cut -d' ' -f1-3 /proc/loadavg)"
+	# What a miss costs today (the ratios between sizes move with it).
+	[ ! -x "$(dirname "$SIM")/mem_latency" ] || echo "memory: $("$(dirname "$SIM")/mem_latency")"
 	"$SIM" trace gen -o "$tr" --guests "$guests" --pages "$pages" --snapshots "$snaps" --seed 1
 	ls -l "$tr" | awk '{ printf "trace size %.1f MB\n", $5 / 1e6 }'
 	# An anchor from before trace format version 2 reads the same trace in version 1.
