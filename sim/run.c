@@ -194,7 +194,13 @@ enum sim_huge sim_huge_for(const struct algo_ops *a, const struct algo_kernel *k
 }
 
 
-/* Applies rec, whose sim_mem_locate() is at and sim_mem_hash() hash. */
+/* The algorithm's page_changed() returned rc < 0. */
+static int changed_failed(struct run *x, int rc, struct sp_err *err)
+{
+	return sp_err_set(err, rc, "%s: %s while handling a write", x->algo->name, sp_strerror(rc));
+}
+
+/* Applies rec, whose sim_mem_locate() is at and sim_mem_hash() hash (with the record hook). */
 static int apply(struct run *x, const struct trace_record *rec, uint64_t at, uint64_t hash,
 		 struct sp_err *err)
 {
@@ -212,8 +218,7 @@ static int apply(struct run *x, const struct trace_record *rec, uint64_t at, uin
 	if (what && (x->omniscient || notify)) {
 		rc = x->algo->page_changed(x->st, p, what);
 		if (rc < 0)
-			return sp_err_set(err, rc, "%s: %s while handling a write", x->algo->name,
-					  sp_strerror(rc));
+			return changed_failed(x, rc, err);
 	}
 	return 0;
 }
@@ -255,10 +260,22 @@ static int apply_all(struct run *x, struct sp_err *err)
 		cnt[b] = n;
 		sim_mem_prefetch_batch(x->mem, ahead[b], n, at[b], hash[b]);
 		sim_mem_prefetch_more_batch(x->mem, ahead[mid], cnt[mid], at[mid], hash[mid]);
-		for (unsigned k = 0; k < cnt[old]; k++) {
-			rc = apply(x, &ahead[old][k], at[old][k], hash[old][k], err);
+		if (x->cfg->hooks && x->cfg->hooks->record) {
+			for (unsigned k = 0; k < cnt[old]; k++) {
+				rc = apply(x, &ahead[old][k], at[old][k], hash[old][k], err);
+				if (rc < 0)
+					return rc;
+			}
+		} else if (cnt[old]) {
+			unsigned applied;
+			bool in_changed;
+
+			rc = sim_mem_apply_batch(x->mem, ahead[old], cnt[old], at[old], hash[old],
+						 x->omniscient, x->algo->page_changed, x->st, &applied,
+						 &in_changed, err);
+			x->res->records += applied;
 			if (rc < 0)
-				return rc;
+				return in_changed ? changed_failed(x, rc, err) : rc;
 		}
 		cnt[old] = 0;
 		if (n == 0 && cnt[mid] == 0)
