@@ -109,7 +109,7 @@ struct sim_mem {
 /* The content of content id cid. */
 static inline struct sp_fp cid_fp(const struct sim_mem *m, uint32_t cid)
 {
-	return cid ? m->truth.ent[cid].fp : (struct sp_fp){ 0, 0 };
+	return cid ? cidtab_fp(&m->truth, cid) : (struct sp_fp){ 0, 0 };
 }
 
 /* The content of page pg. */
@@ -633,7 +633,7 @@ static void mem_prefetch(void *impl, bk_page p)
 		if (m->slot[p] > SLOT_ZERO)
 			__builtin_prefetch(&m->frames.slot[m->slot[p]]); /* its generation, for the handle */
 	} else if (!(pg->flags & PG_SUMMED)) { /* else checksum_again() will not read the content */
-		cidtab_prefetch_id(&m->truth, pg->cid);
+		cidtab_prefetch_fp(&m->truth, pg->cid);
 	}
 }
 

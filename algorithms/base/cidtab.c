@@ -1,7 +1,8 @@
 /*
  * cidtab.c - implements the content ids of cidtab.h.
  *
- * ent[] holds the pairs by id, free ids chained through part.  index[] is
+ * ent[] holds the pairs by id (the fingerprint; the count and the
+ * partition's number), free ids chained through fp[0].  index[] is
  * open addressing with linear probing and backward-shift deletion over
  * 32-bit slots: the id in the low idbits bits, above it a tag of the pair's
  * hash (32 - idbits bits: 8 at 2^24 ids, none at 2^32).  A pair's home slot
@@ -17,10 +18,15 @@
  * pre-faulted by a write (sp_big_prefault): lookups read it before anything
  * is written, and a read of a never-written huge page would map the huge
  * zero page, to be copied at the first write (eighth round).
+ * Partitions are numbered in order of first sight (part_of[], part_ix[]);
+ * the last one looked up is kept, since a caller's pairs come in runs of
+ * one partition (a guest's pages).  The side maps (counts >= CIDTAB_CMAX,
+ * partitions numbered CIDTAB_PESC) are small open-addressing tables.
  */
 #include "cidtab.h"
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sp_bigmem.h"
@@ -29,6 +35,161 @@
 #define MIN_SLOTS 1024u
 #define MIN_ENT 1024u
 #define MAX_SLOTS ((size_t)1 << 32)
+
+struct cidtab_side_slot {
+	uint32_t key, val; /* key 0: empty */
+};
+
+static inline uint32_t side_home(const struct cidtab_side *m, uint32_t key)
+{
+	return (uint32_t)(((uint64_t)key * 0x9e3779b97f4a7c15ULL) >> 32) & m->mask;
+}
+
+/* key's value in m, or NULL. */
+static uint32_t *side_find(const struct cidtab_side *m, uint32_t key)
+{
+	if (!m->mask)
+		return NULL;
+	for (uint32_t i = side_home(m, key); m->slot[i].key; i = (i + 1) & m->mask) {
+		if (m->slot[i].key == key)
+			return &m->slot[i].val;
+	}
+	return NULL;
+}
+
+/* key (not 0) now maps to val: 0, or SP_ENOMEM (m unchanged). */
+static int side_set(struct cidtab_side *m, uint32_t key, uint32_t val)
+{
+	uint32_t *v = side_find(m, key), i;
+
+	if (v) {
+		*v = val;
+		return 0;
+	}
+	if ((m->n + 1) * 2 > m->mask) { /* at most half full: rebuilt twice the size */
+		uint32_t cap = m->mask ? (m->mask + 1) * 2 : 16;
+		struct cidtab_side nw = { calloc(cap, sizeof(*nw.slot)), cap - 1, m->n };
+
+		if (!nw.slot)
+			return SP_ENOMEM;
+		for (uint32_t j = 0; m->mask && j <= m->mask; j++) {
+			if (m->slot[j].key) {
+				for (i = side_home(&nw, m->slot[j].key); nw.slot[i].key; i = (i + 1) & nw.mask)
+					;
+				nw.slot[i] = m->slot[j];
+			}
+		}
+		free(m->slot);
+		*m = nw;
+	}
+	for (i = side_home(m, key); m->slot[i].key; i = (i + 1) & m->mask)
+		;
+	m->slot[i].key = key;
+	m->slot[i].val = val;
+	m->n++;
+	return 0;
+}
+
+/* key (held) leaves m: backward-shift deletion. */
+static void side_del(struct cidtab_side *m, uint32_t key)
+{
+	uint32_t hole, i;
+
+	for (hole = side_home(m, key); m->slot[hole].key != key; hole = (hole + 1) & m->mask)
+		;
+	m->slot[hole].key = 0;
+	for (i = (hole + 1) & m->mask; m->slot[i].key; i = (i + 1) & m->mask) {
+		uint32_t home = side_home(m, m->slot[i].key);
+
+		if (((i - home) & m->mask) >= ((i - hole) & m->mask)) {
+			m->slot[hole] = m->slot[i];
+			m->slot[i].key = 0;
+			hole = i;
+		}
+	}
+	m->n--;
+}
+
+static void side_release(struct cidtab_side *m)
+{
+	free(m->slot);
+	memset(m, 0, sizeof(*m));
+}
+
+static inline uint32_t part_home(uint32_t part, uint32_t mask)
+{
+	return (uint32_t)(((uint64_t)part * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+}
+
+/*
+ * The number of partition part, numbered now if it is new: 0, or SP_ENOMEM.
+ * Partitions after the first CIDTAB_PESC all get CIDTAB_PESC.
+ */
+static int part_number_slow(struct cidtab *c, uint32_t part, uint32_t *pn)
+{
+	uint32_t i;
+
+	for (i = part_home(part, c->part_mask); c->part_ix && c->part_ix[i]; i = (i + 1) & c->part_mask) {
+		if (c->part_of[c->part_ix[i] - 1] == part) {
+			*pn = c->part_ix[i] - 1;
+			goto found;
+		}
+	}
+	if (c->nparts == CIDTAB_PESC) {
+		*pn = CIDTAB_PESC;
+		goto found;
+	}
+	if ((c->nparts + 1) * 2 > c->part_mask) { /* part_ix at most half full, part_of as large */
+		uint32_t cap = c->part_ix ? (c->part_mask + 1) * 2 : 16;
+		uint32_t *ix = calloc(cap, sizeof(*ix)), *of = realloc(c->part_of, cap * sizeof(*of));
+
+		if (of)
+			c->part_of = of;
+		if (!ix || !of) {
+			free(ix);
+			return SP_ENOMEM;
+		}
+		free(c->part_ix);
+		c->part_ix = ix;
+		c->part_mask = cap - 1;
+		for (uint32_t k = 0; k < c->nparts; k++) {
+			for (i = part_home(c->part_of[k], c->part_mask); ix[i]; i = (i + 1) & c->part_mask)
+				;
+			ix[i] = k + 1;
+		}
+		for (i = part_home(part, c->part_mask); ix[i]; i = (i + 1) & c->part_mask)
+			;
+	}
+	*pn = c->nparts++;
+	c->part_of[*pn] = part;
+	c->part_ix[i] = *pn + 1;
+found:
+	c->last_part = part;
+	c->last_pn = *pn;
+	return 0;
+}
+
+static inline int part_number(struct cidtab *c, uint32_t part, uint32_t *pn)
+{
+	if (c->nparts && part == c->last_part) {
+		*pn = c->last_pn;
+		return 0;
+	}
+	return part_number_slow(c, part, pn);
+}
+
+/* The partition of id (a live id). */
+static uint32_t part_of_id(const struct cidtab *c, uint32_t id)
+{
+	uint32_t pn = c->ent[id].meta >> CIDTAB_CBITS;
+
+	return pn < CIDTAB_PESC ? c->part_of[pn] : *side_find(&c->parts, id);
+}
+
+uint32_t cidtab_count_big(const struct cidtab *c, uint32_t id)
+{
+	return *side_find(&c->counts, id);
+}
 
 /*
  * The slot arithmetic in 64 bits, so that idbits == 32 (no tag) needs no
@@ -53,7 +214,7 @@ static inline int tag_match(uint32_t s, uint64_t h, unsigned idbits)
 
 static uint64_t hash_of_id(const struct cidtab *c, uint32_t id)
 {
-	return cidtab_hash(c->ent[id].fp, c->ent[id].part);
+	return cidtab_hash(cidtab_fp(c, id), part_of_id(c, id));
 }
 
 /* Bits for ids below n (n >= 2). */
@@ -80,15 +241,15 @@ int cidtab_init_sized(struct cidtab *c, uint64_t expect)
 	while (slots < MAX_SLOTS && slots / 2 < expect)
 		slots *= 2;
 	memset(c, 0, sizeof(*c));
+	c->cap_ent = ents < UINT32_MAX ? (uint32_t)ents : UINT32_MAX;
 	c->index = sp_big_calloc(slots, sizeof(*c->index));
-	c->ent = sp_big_calloc(ents < UINT32_MAX ? (size_t)ents : UINT32_MAX, sizeof(*c->ent));
+	c->ent = sp_big_calloc(c->cap_ent, sizeof(*c->ent));
 	if (!c->index || !c->ent) {
 		cidtab_release(c);
 		return SP_ENOMEM;
 	}
 	sp_big_prefault(c->index, slots, sizeof(*c->index));
 	c->mask = slots - 1;
-	c->cap_ent = ents < UINT32_MAX ? (uint32_t)ents : UINT32_MAX;
 	c->idbits = bits_for(c->cap_ent);
 	c->nent = 1; /* id 0 is never handed out */
 	return 0;
@@ -98,11 +259,18 @@ void cidtab_release(struct cidtab *c)
 {
 	sp_big_free(c->index, c->index ? c->mask + 1 : 0, sizeof(*c->index));
 	sp_big_free(c->ent, c->cap_ent, sizeof(*c->ent));
+	free(c->part_of);
+	free(c->part_ix);
+	side_release(&c->counts);
+	side_release(&c->parts);
 	memset(c, 0, sizeof(*c));
 }
 
-/* The slot holding (fp, part) of hash h, or the empty slot where it would go. */
-static inline size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h)
+/*
+ * The slot holding (fp, part) of hash h, or the empty slot where it would
+ * go; pn is part's number.
+ */
+static inline size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t pn, uint64_t h)
 {
 	size_t i = cidtab_home(c, h);
 
@@ -112,9 +280,10 @@ static inline size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part
 		if (s == 0)
 			return i;
 		if (tag_match(s, h, c->idbits)) {
-			const struct cidtab_entry *e = &c->ent[s & id_mask(c->idbits)];
+			uint32_t id = s & id_mask(c->idbits);
 
-			if (e->part == part && sp_fp_eq(e->fp, fp))
+			if (c->ent[id].meta >> CIDTAB_CBITS == pn && sp_fp_eq(cidtab_fp(c, id), fp) &&
+			    (pn < CIDTAB_PESC || *side_find(&c->parts, id) == part))
 				return i;
 		}
 	}
@@ -139,7 +308,7 @@ static int rebuild(struct cidtab *c, size_t cap, unsigned idbits)
 	c->mask = cap - 1;
 	c->idbits = idbits;
 	for (uint32_t id = 1; id < c->nent; id++) {
-		if (c->ent[id].count) {
+		if (c->ent[id].meta) {
 			uint64_t h = hash_of_id(c, id);
 			size_t j = cidtab_home(c, h);
 
@@ -155,12 +324,12 @@ static int new_id(struct cidtab *c, uint32_t *id)
 {
 	if (c->free_head) {
 		*id = c->free_head;
-		c->free_head = c->ent[*id].part;
+		c->free_head = c->ent[*id].fp[0];
 		return 0;
 	}
 	if (c->nent == c->cap_ent) {
 		uint32_t cap = c->cap_ent > UINT32_MAX / 2 ? UINT32_MAX : c->cap_ent * 2;
-		struct cidtab_entry *e;
+		struct cidtab_ent *e;
 
 		if (cap == c->cap_ent)
 			return SP_ENOMEM;
@@ -181,9 +350,12 @@ int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *i
 
 int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h, uint32_t *id)
 {
-	size_t i = find(c, fp, part, h);
-	struct cidtab_entry *e;
+	uint32_t pn, n;
+	size_t i;
 
+	if (part_number(c, part, &pn) < 0)
+		return SP_ENOMEM;
+	i = find(c, fp, part, pn, h);
 	if (c->index[i] == 0) {
 		/* the id it gets: a free one (below nent) or nent */
 		uint32_t next = c->free_head ? c->free_head : c->nent;
@@ -193,40 +365,74 @@ int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64
 		if (full || next > id_mask(c->idbits)) {
 			if (rebuild(c, full ? cap * 2 : cap, next > id_mask(c->idbits) ? c->idbits + 1 : c->idbits) < 0)
 				return SP_ENOMEM;
-			i = find(c, fp, part, h);
+			i = find(c, fp, part, pn, h);
 		}
-		if (new_id(c, id) < 0)
+		if (pn == CIDTAB_PESC && side_set(&c->parts, next, part) < 0)
 			return SP_ENOMEM;
-		e = &c->ent[*id];
-		e->fp = fp;
-		e->part = part;
-		e->count = 0;
+		if (new_id(c, id) < 0) {
+			if (pn == CIDTAB_PESC)
+				side_del(&c->parts, next);
+			return SP_ENOMEM;
+		}
+		struct cidtab_ent *e = &c->ent[*id];
+
+		e->fp[0] = (uint32_t)fp.lo;
+		e->fp[1] = (uint32_t)(fp.lo >> 32);
+		e->fp[2] = (uint32_t)fp.hi;
+		e->fp[3] = (uint32_t)(fp.hi >> 32);
+		e->meta = pn << CIDTAB_CBITS | 1;
 		c->index[i] = slot_of(h, *id, c->idbits);
 		c->used++;
+		n = 1;
 	} else {
+		uint32_t *m;
+
 		*id = c->index[i] & id_mask(c->idbits);
-		e = &c->ent[*id];
+		m = &c->ent[*id].meta;
+		n = (*m & CIDTAB_CMAX) + 1;
+		if (n < CIDTAB_CMAX) {
+			++*m;
+		} else if (n == CIDTAB_CMAX) { /* the count moves to the side map */
+			if (side_set(&c->counts, *id, n) < 0)
+				return SP_ENOMEM;
+			++*m;
+		} else {
+			uint32_t *big = side_find(&c->counts, *id);
+
+			n = ++*big;
+		}
 	}
-	e->count++;
 	c->total++;
-	c->shared += e->count == 2;
-	return e->count;
+	c->shared += n == 2;
+	return n;
 }
 
 uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 {
-	struct cidtab_entry *e = &c->ent[id];
+	uint32_t *m = &c->ent[id].meta, n = *m & CIDTAB_CMAX;
 	uint32_t idm = id_mask(c->idbits);
 	size_t hole, i;
 
-	assert(id > 0 && id < c->nent && e->count > 0);
+	assert(id > 0 && id < c->nent && n > 0);
+	if (n < CIDTAB_CMAX) {
+		--*m;
+		n--;
+	} else {
+		uint32_t *big = side_find(&c->counts, id);
+
+		n = --*big;
+		if (n < CIDTAB_CMAX) { /* back in meta[] */
+			side_del(&c->counts, id);
+			*m = (*m & ~CIDTAB_CMAX) | n;
+		}
+	}
 	c->total--;
-	c->shared -= e->count == 2;
-	if (--e->count > 0)
-		return e->count;
+	c->shared -= n == 1;
+	if (n > 0)
+		return n;
 	c->used--;
 	/* Find id's slot from its home, then backward-shift the run behind it. */
-	for (hole = cidtab_home(c, cidtab_hash(e->fp, e->part)); (c->index[hole] & idm) != id;
+	for (hole = cidtab_home(c, hash_of_id(c, id)); (c->index[hole] & idm) != id;
 	     hole = (hole + 1) & c->mask)
 		;
 	c->index[hole] = 0;
@@ -240,7 +446,10 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 			hole = i;
 		}
 	}
-	e->part = c->free_head;
+	if (*m >> CIDTAB_CBITS == CIDTAB_PESC)
+		side_del(&c->parts, id);
+	*m = 0;
+	c->ent[id].fp[0] = c->free_head;
 	c->free_head = id;
 	return 0;
 }
@@ -256,7 +465,7 @@ void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h)
 		if (s == 0)
 			return;
 		if (tag_match(s, h, c->idbits)) {
-			__builtin_prefetch(&c->ent[s & id_mask(c->idbits)], 1);
+			cidtab_prefetch_id(c, s & id_mask(c->idbits));
 			return;
 		}
 	}

@@ -5,9 +5,10 @@
  * fingerprint and the partition, and gives it back by id alone (no lookup).
  *
  * Ids run from 1 (0 is never an id); an id is reused once its count falls
- * to 0.  Memory: 24 bytes per distinct pair, plus an index of 8 to 16 bytes
- * per distinct pair (4-byte slots, load between 25% and 50%); large arrays
- * on huge pages.
+ * to 0.  Memory: 20 bytes per distinct pair (its fingerprint, and a word of
+ * its count and partition number), plus an index of 8 to 16 bytes per
+ * distinct pair (4-byte slots, load between 25% and 50%); large arrays on
+ * huge pages.
  * A table told how many pairs to expect is sized for them at once (no
  * doubling of the index, no moves of the entries) and still grows past them.
  */
@@ -19,14 +20,41 @@
 
 #include "fingerprint.h"
 
-struct cidtab_entry {
-	struct sp_fp fp;
-	uint32_t part;   /* partition; the next free id while count is 0 */
-	uint32_t count;  /* holders; 0: the id is free */
+/*
+ * An id's word in meta[]: its count in the low CIDTAB_CBITS bits, its
+ * partition's number (partitions numbered in order of first sight) above.
+ * A count of CIDTAB_CMAX or more reads CIDTAB_CMAX there and is held whole
+ * in the table's side map `counts`; the partitions after the first
+ * CIDTAB_PESC all read CIDTAB_PESC and are held in the side map `parts`.
+ * Why not a 4-byte partition and a 4-byte count: 15 M distinct contents at
+ * 32 M pages, nearly all held once; 4 bytes less each is 60 MB less fresh
+ * memory, whose first touch is this VM's dearest time (bench/README.md,
+ * issue 14, nineteenth round).  A trace has at most 4096 guests, so its
+ * domains past 4095 and counts past ~1 M are rare: the side maps stay small.
+ */
+#define CIDTAB_CBITS 20
+#define CIDTAB_CMAX ((1u << CIDTAB_CBITS) - 1)
+#define CIDTAB_PESC ((1u << (32 - CIDTAB_CBITS)) - 1)
+
+struct cidtab_side_slot;
+/* A small map of id (never 0) to a 32-bit value: open addressing, key 0 empty. */
+struct cidtab_side {
+	struct cidtab_side_slot *slot;
+	uint32_t mask;           /* capacity - 1, a power of two; 0: no array */
+	uint32_t n;              /* keys held */
+};
+
+/*
+ * A pair by id, 20 bytes (4-byte aligned: a quarter of them straddle two
+ * lines): the fingerprint's lo and hi as 32-bit halves, then the word.
+ */
+struct cidtab_ent {
+	uint32_t fp[4];           /* lo's low, lo's high, hi's low, hi's high half; a free id's fp[0]: the next free id */
+	uint32_t meta;            /* count | partition number << CIDTAB_CBITS; 0: the id is free */
 };
 
 struct cidtab {
-	struct cidtab_entry *ent; /* by id; ent[0] unused */
+	struct cidtab_ent *ent;   /* by id; ent[0] unused */
 	uint32_t *index;          /* open addressing: (tag << idbits) | id, 0 empty */
 	size_t mask;              /* index capacity - 1, a power of two */
 	unsigned idbits;          /* bits of a slot that hold the id: every id < 2^idbits */
@@ -35,6 +63,12 @@ struct cidtab {
 	size_t used;              /* ids with count > 0 == distinct */
 	size_t shared;            /* ids with count > 1 */
 	uint64_t total;           /* sum of counts */
+	uint32_t *part_of;        /* by partition number (< nparts): the partition */
+	uint32_t *part_ix;        /* open addressing over part_of: number + 1, 0 empty */
+	uint32_t nparts, part_mask; /* partitions numbered; part_ix's capacity - 1 */
+	uint32_t last_part, last_pn; /* the partition looked up last and its number (nparts > 0) */
+	struct cidtab_side counts; /* id -> count, for counts >= CIDTAB_CMAX */
+	struct cidtab_side parts;  /* id -> partition, for partition number CIDTAB_PESC */
 };
 
 int cidtab_init(struct cidtab *c);
@@ -88,10 +122,34 @@ void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h);
 /* Starts loading the entry of id (a live id, or 0). */
 static inline void cidtab_prefetch_id(const struct cidtab *c, uint32_t id)
 {
-	__builtin_prefetch(&c->ent[id], 1);
+	__builtin_prefetch(&c->ent[id].fp[0], 1);
+	__builtin_prefetch(&c->ent[id].meta, 1); /* the next line, if it straddles */
 }
 
-static inline uint32_t cidtab_count(const struct cidtab *c, uint32_t id) { return c->ent[id].count; }
+/* Starts loading the content of id (a live id, or 0), for cidtab_fp(). */
+static inline void cidtab_prefetch_fp(const struct cidtab *c, uint32_t id)
+{
+	__builtin_prefetch(&c->ent[id].fp[0]);
+	__builtin_prefetch(&c->ent[id].fp[3]);
+}
+
+/* The content of id (a live id). */
+static inline struct sp_fp cidtab_fp(const struct cidtab *c, uint32_t id)
+{
+	const uint32_t *w = c->ent[id].fp;
+
+	return (struct sp_fp){ w[0] | (uint64_t)w[1] << 32, w[2] | (uint64_t)w[3] << 32 };
+}
+
+/* The count of id held whole in the side map (it reads CIDTAB_CMAX in meta[]). */
+uint32_t cidtab_count_big(const struct cidtab *c, uint32_t id);
+
+static inline uint32_t cidtab_count(const struct cidtab *c, uint32_t id)
+{
+	uint32_t n = c->ent[id].meta & CIDTAB_CMAX;
+
+	return n < CIDTAB_CMAX ? n : cidtab_count_big(c, id);
+}
 static inline uint64_t cidtab_distinct(const struct cidtab *c) { return c->used; }
 /* Pairs held more than once. */
 static inline uint64_t cidtab_shared(const struct cidtab *c) { return c->shared; }

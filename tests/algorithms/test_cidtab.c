@@ -98,6 +98,88 @@ SP_TEST(ids_unique_and_reused)
 	CU_ASSERT_PTR_NULL(c.ent);
 }
 
+/*
+ * A count past what an id's word holds (CIDTAB_CMAX) moves to the side map
+ * and back: every count on the way up and down is the true one.
+ */
+SP_TEST(counts_past_the_word_and_back)
+{
+	struct cidtab c;
+	struct sp_fp fp = { 0x1234, 0x5678 }, other = { 0x9abc, 0xdef0 };
+	uint32_t id = 0, id2 = 0, top = CIDTAB_CMAX + 3;
+	uint64_t bad = 0;
+
+	CU_ASSERT_EQUAL_FATAL(cidtab_init(&c), 0);
+	CU_ASSERT_EQUAL(cidtab_add(&c, other, 1, &id2), 1);
+	for (uint32_t n = 1; n <= top; n++) {
+		bad += cidtab_add(&c, fp, 1, &id) != (int64_t)n;
+		bad += cidtab_count(&c, id) != n;
+	}
+	CU_ASSERT_EQUAL(c.counts.n, 1);
+	CU_ASSERT_EQUAL(cidtab_total(&c), (uint64_t)top + 1);
+	CU_ASSERT_EQUAL(cidtab_shared(&c), 1);
+	CU_ASSERT_EQUAL(cidtab_count(&c, id2), 1);
+	for (uint32_t n = top; n > 1; n--) {
+		bad += cidtab_put(&c, id) != n - 1;
+		bad += cidtab_count(&c, id) != n - 1;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(c.counts.n, 0);
+	CU_ASSERT_EQUAL(cidtab_shared(&c), 0);
+	CU_ASSERT_EQUAL(cidtab_put(&c, id), 0);
+	CU_ASSERT_EQUAL(cidtab_distinct(&c), 1);
+	CU_ASSERT_EQUAL(cidtab_add(&c, other, 1, &id), 2); /* the other pair kept its id */
+	CU_ASSERT_EQUAL(id, id2);
+	cidtab_release(&c);
+}
+
+/*
+ * More partitions than an id's word numbers (CIDTAB_PESC): pairs that
+ * differ only in their partition, any 32-bit value, keep apart, against a
+ * naive model under adds and puts (ids freed and reused).
+ */
+SP_TEST(partitions_past_the_word)
+{
+	enum { PARTS = CIDTAB_PESC + 905, NK = 3 };
+	static uint32_t model[PARTS][NK], ids[PARTS][NK];
+	uint64_t seed = sp_test_seed(), bad = 0, distinct = 0, total = 0;
+	struct cidtab c;
+
+	srand((unsigned)seed);
+	CU_ASSERT_EQUAL_FATAL(cidtab_init(&c), 0);
+	for (int step = 0; step < 200000; step++) {
+		int q = rand() % PARTS, k = rand() % NK;
+		uint32_t part = (uint32_t)q * 2654435761u; /* 0 and values far apart */
+		struct sp_fp fp = { (uint64_t)k, 42 };
+
+		if (model[q][k] && rand() % 2) {
+			model[q][k]--;
+			total--;
+			distinct -= model[q][k] == 0;
+			bad += cidtab_put(&c, ids[q][k]) != model[q][k];
+		} else {
+			uint32_t id = 0;
+			int64_t now = cidtab_add(&c, fp, part, &id);
+
+			bad += model[q][k] && id != ids[q][k];
+			ids[q][k] = id;
+			distinct += model[q][k] == 0;
+			model[q][k]++;
+			total++;
+			bad += now != (int64_t)model[q][k];
+		}
+	}
+	for (int q = 0; q < PARTS; q++)
+		for (int k = 0; k < NK; k++)
+			bad += model[q][k] && cidtab_count(&c, ids[q][k]) != model[q][k];
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(c.nparts, CIDTAB_PESC);
+	CU_ASSERT(c.parts.n > 0);
+	CU_ASSERT_EQUAL(cidtab_distinct(&c), distinct);
+	CU_ASSERT_EQUAL(cidtab_total(&c), total);
+	cidtab_release(&c);
+}
+
 /* Growing keeps the elements and zeroes the new ones: calloc'd to mapped, and mapped to mapped (mremap). */
 SP_TEST(big_arrays_grow_in_place)
 {
