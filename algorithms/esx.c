@@ -33,7 +33,7 @@
  *            it needs none).  Its buckets lie beside the stable table's
  *            (kit_hash_pair(): as many, one line for both lookups).  While
  *            p has none, next says whether p maps one of our frames
- *            (HINT_MERGED), for the lookahead.
+ *            (HINT_MERGED), for the sample and the lookahead.
  *   flags[p] RS_ONZERO
  *
  * Invariants.
@@ -85,6 +85,7 @@
  *    ESX's: sim_huge_for()).  Zero subpages are then shared by content, or
  *    mapped to the zero page with use_zero_pages=1.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,8 +166,11 @@ static void hint_remove(struct esx *e, bk_page p)
 /*
  * Whether page p maps one of our frames, kept where the lookahead reads
  * anyway: in p's hint entry, unused while p has no hint (prev == 0; a page
- * mapping a frame has none), next is HINT_MERGED.  A hint only, for the
- * lookahead: stable.of_page is the record.
+ * mapping a frame has none), next is HINT_MERGED.  Exact: set by attach(),
+ * cleared by esx_page_changed()'s detach (a COW break or an unmap, reported
+ * before the next sample); stable.of_page is the record.  A sample of such a
+ * page reads nothing else (not the backend's page record: it would say
+ * present and mapped), nor does the lookahead fetch its content or buckets.
  */
 #define HINT_MERGED 1u
 
@@ -175,6 +179,12 @@ static void attach(struct esx *e, bk_page p, uint32_t i)
 {
 	kit_stable_attach(&e->stable, p, i);
 	e->hint[p + 1].next = HINT_MERGED;
+}
+
+/* Whether x, a page's hint entry, says that the page maps one of our frames. */
+static inline bool merged_entry(const struct kit_entry *x)
+{
+	return !x->prev && x->next == HINT_MERGED;
 }
 
 /* ---- one sample ----------------------------------------------------------- */
@@ -191,6 +201,18 @@ static int sample_page(struct esx *e, bk_page p)
 
 	e->pages_scanned++;
 	ops->account(e->impl, BK_COST_VISIT, 1);
+	if (merged_entry(&e->hint[p + 1])) {
+		/*
+		 * p maps one of our frames: page_info() would say present and
+		 * mapped, and p has no hint (COW breaks and unmaps are reported
+		 * before the next sample, and clear HINT_MERGED).
+		 */
+#ifndef NDEBUG
+		ops->page_info(e->impl, p, &info);
+		assert(info.present && info.frame != BK_NO_FRAME);
+#endif
+		return 0;
+	}
 	ops->page_info(e->impl, p, &info);
 	if (!info.present || info.frame != BK_NO_FRAME) {
 		hint_remove(e, p); /* a hint mapped to the zero page by a huge-page split */
@@ -328,7 +350,7 @@ static void esx_ahead(const struct esx *e, const bk_page *ring, uint64_t k, uint
 		bk_page q = ring[j % RING];
 		const struct kit_entry *x = &e->hint[q + 1];
 
-		if (!x->prev && x->next == HINT_MERGED)
+		if (merged_entry(x))
 			continue; /* maps one of our frames: no lookup */
 		if (e->ops->checksum_uncounted) /* the stable table's bucket and the hints' (a pair) */
 			line[nl++] = kit_head(&e->stable.hash, e->ops->checksum_uncounted(e->impl, q),
