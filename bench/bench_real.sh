@@ -34,6 +34,8 @@
 #        premise (the same visits a second) made true, so CPU over the run
 #        and pages_sharing compare like for like.  SAMPLE_MS: the sample
 #        period (default 100 ms; t90 interpolates between samples).
+#        "host before/after": build/flush_cost's prices of a system call and
+#        of a TLB flush at the start and the end (which machine a figure is from).
 set -euo pipefail
 SIM=${1:-build/sim}
 shift || true
@@ -126,7 +128,14 @@ visits() {
 }
 summary() { grep -h "^live\|^vmas\|^tracking\|^cow" "$T/$1.out" | sed 's/^/    /'; }
 
+# What a system call and a TLB flush cost now (build/flush_cost beside the sim, or beside this
+# script's build): the engine's merges and scans pay flushes that ksmd does not, and on this VM
+# their price moves ~5x within minutes and more between boots; printed before and after.
+FLUSH_COST=$(dirname "$SIM")/flush_cost
+[[ -x $FLUSH_COST ]] || FLUSH_COST=$(dirname "$0")/../build/flush_cost
+host() { [[ ! -x $FLUSH_COST ]] || echo "host $1: $("$FLUSH_COST")"; }
 echo "load before: $(load); $(uname -r); parts:$PARTS"
+host before
 ROWS="track hash kernel"
 PAIRS=${PAIRS:-1}
 if [[ -n ${SIM_BEFORE:-} ]]; then
@@ -258,6 +267,7 @@ if part 4; then
 fi
 
 echo "load after: $(load)"
+host after
 if part 1; then
 	echo
 	echo "1 - mostly unique pages (4 x 64 MiB, 5% copies, writes every 2 s), $SET, $((DUR / 1000)) s"
