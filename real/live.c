@@ -239,6 +239,8 @@ struct real_live {
 	uint64_t win_calls;              /* written() answers (the clock is read every 32) */
 	struct page_region *scanvec;
 	uint64_t track_scans, track_part_scans, track_unscanned, track_clean, track_written;
+	bool protect_in_read; /* REAL_LIVE_PROTECT_IN_READ (see track_scan) */
+	uint64_t track_wp_calls, track_wp_pages;
 	int pagemap;
 	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
 	uint64_t zero_pfn; /* 0: unknown (no PFNs without root) */
@@ -818,6 +820,7 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 	L->ps = (uint32_t)ps;
 	L->nregions = n;
 	L->strict_nodes = cfg && cfg->strict_nodes;
+	L->protect_in_read = cfg && cfg->track_protect == REAL_LIVE_PROTECT_IN_READ;
 	L->reg = calloc(n, sizeof(*L->reg));
 	if (!L->reg)
 		goto nomem;
@@ -1021,16 +1024,47 @@ static inline void scan_report(struct real_live *L, bk_page q)
 		mark_written(L, q);
 }
 
+/* Write-protects the written pages of [start, end) (addresses) again: one run a window read found. */
+static int track_protect(struct real_live *L, uint64_t start, uint64_t end)
+{
+	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING, .start = start, .end = end,
+				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN };
+
+	L->track_wp_calls++;
+	L->track_wp_pages += (end - start) / L->ps;
+	return ioctl(L->pagemap, PAGEMAP_SCAN, &a) < 0 ? SP_EIO : 0;
+}
+
 /*
  * PAGEMAP_SCAN over the window of p (TRACK_WINDOW pages aligned by address,
  * within p's region): every page written since the previous scan that
- * covered it is reported and write-protected again in the same step
- * (PM_SCAN_WP_MATCHING, atomic per PTE), so a later write shows at the next
- * scan.  Reported pages get PG_DIRTY (it accumulates until lv_written()
- * consumes it); every page scanned gets PG_FRESH.  A window answers for
- * those pages until real_live_flush() (the end of an engine batch) or until
- * it is TRACK_FRESH_NS old (checked every 32 answers).  Pages the tracking
+ * covered it is reported and write-protected again (PM_SCAN_WP_MATCHING,
+ * atomic per PTE), so a later write shows at the next scan.  Reported pages
+ * get PG_DIRTY (it accumulates until lv_written() consumes it); every page
+ * scanned gets PG_FRESH.  A window answers for those pages until
+ * real_live_flush() (the end of an engine batch) or until it is
+ * TRACK_FRESH_NS old (checked every 32 answers).  Pages the tracking
  * userfaultfd does not hold (their own VMAs) are skipped by the kernel.
+ *
+ * The protection is not the read's own (PM_SCAN_WP_MATCHING over the
+ * window) but one PAGEMAP_SCAN per run of written pages the read found
+ * (track_protect), unless the config asks for REAL_LIVE_PROTECT_IN_READ.
+ * The kernel flushes a VMA piece's TLB entries from the first page it
+ * protects to the end of the piece walked, one INVLPG a page up to 33
+ * pages, and on a PVM guest each is a hypervisor exit: with the merged
+ * pages' one-page VMAs cutting a window into ~20-page pieces, the read's own
+ * protection cost ~7 INVLPGs per written page (55,264 from 10 s of a 20 s
+ * replay of the 5% trace against 7,808 run by run; bench/README.md, issue
+ * 15, twentieth round), where a run costs one system call more.  A write
+ * between the read and its run's protection is not lost: its page is
+ * already reported (and hashed at its next visit, after the protection); a
+ * page first written after the read is not protected, so the next read
+ * reports it.  The read asks for PAGE_IS_WPALLOWED too, so VMAs without
+ * asynchronous write protection are skipped as the protecting read skips
+ * them.  Unlike it, the read does not report an empty PTE as written (the
+ * protecting read did, once, installing its marker): a tracked page is
+ * empty only when never touched (PG_DIRTY from the start) or discarded
+ * (real_live_discard() marks it).
  *
  * A window read in full under TRACK_PART_NS ago (a batch ended inside it,
  * and the next one comes back to it) is read from p to its end only: the
@@ -1067,6 +1101,10 @@ static int track_scan(struct real_live *L, bk_page p)
 		lo = p;
 		a0 = (uintptr_t)page_addr(L, p);
 	}
+	if (!L->protect_in_read) {
+		a.flags = 0; /* read only: each run found is protected apart (track_protect) */
+		a.category_mask = PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED;
+	}
 	a.start = a0;
 	a.end = a1;
 	for (;;) {
@@ -1078,6 +1116,8 @@ static int track_scan(struct real_live *L, bk_page p)
 			bk_page q0 = r->first + (L->scanvec[i].start - rs) / L->ps;
 			bk_page q1 = r->first + (L->scanvec[i].end - rs) / L->ps;
 
+			if (!L->protect_in_read && track_protect(L, L->scanvec[i].start, L->scanvec[i].end) < 0)
+				return SP_EIO;
 			for (bk_page q = q0; q < q1; q++)
 				scan_report(L, q);
 		}
@@ -2393,6 +2433,7 @@ int real_live_discard(struct real_live *L, bk_page p)
 	}
 	set_slot(L, p, SLOT_PRIVATE);
 	pg->flags &= (uint8_t)~PG_PRESENT;
+	mark_written(L, p); /* zero now, without a write the scans would report */
 	return 0;
 }
 
@@ -2462,6 +2503,8 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->tracking = L->uffd_track >= 0;
 	out->track_scans = L->track_scans;
 	out->track_part_scans = L->track_part_scans;
+	out->track_wp_calls = L->track_wp_calls;
+	out->track_wp_pages = L->track_wp_pages;
 	out->track_unscanned = L->track_unscanned;
 	out->track_clean = L->track_clean;
 	out->track_written = L->track_written;

@@ -75,7 +75,19 @@ struct real_live_config {
 	 * polled, as before.
 	 */
 	bool cow_events;
+	/*
+	 * How a write-tracking window read protects the written pages again
+	 * (REAL_LIVE_PROTECT_*): BY_RUN (0), a read that protects nothing, then
+	 * one PAGEMAP_SCAN a run of written pages, whose TLB flush covers those
+	 * pages alone; IN_READ, in the read itself (one call, as before
+	 * 2026-12-02), whose flush runs from the first written page to the end
+	 * of each VMA piece it walks: one INVLPG a page up to 33 pages, each a
+	 * hypervisor exit on a PVM guest (bench/README.md, issue 15, twentieth
+	 * round).
+	 */
+	uint8_t track_protect;
 };
+enum { REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_PROTECT_IN_READ };
 
 struct real_live;
 
@@ -183,6 +195,8 @@ struct real_live_stats {
 	bool tracking;            /* writes are tracked (written() offered) */
 	uint64_t track_scans;     /* PAGEMAP_SCAN windows read */
 	uint64_t track_part_scans; /* of them, read from the asked page on (the rest read in full just before) */
+	uint64_t track_wp_calls;  /* PAGEMAP_SCANs that protected one run of written pages (BY_RUN) */
+	uint64_t track_wp_pages;  /* the pages they covered */
 	uint64_t track_unscanned; /* answers for a page in a VMA of its own outside a window: "written" */
 	uint64_t track_clean;     /* written() answers "not written" */
 	uint64_t track_written;   /* written() answers "written or unknown" */

@@ -476,11 +476,12 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 			       ls.remaps ? (double)ls.remapped_pages / (double)ls.remaps : 0.0);
 		}
 		if (ls.tracking)
-			printf("tracking    on: %llu PAGEMAP_SCAN windows (%llu from the asked page on), %llu answered \"written\" unscanned (COW copies in a VMA of their own); %llu visits found the page unwritten, %llu written\n",
+			printf("tracking    on: %llu PAGEMAP_SCAN windows (%llu from the asked page on), %llu answered \"written\" unscanned (COW copies in a VMA of their own); %llu visits found the page unwritten, %llu written; %llu runs of written pages protected apart (%llu pages)\n",
 			       (unsigned long long)ls.track_scans, (unsigned long long)ls.track_part_scans,
 			       (unsigned long long)ls.track_unscanned,
 			       (unsigned long long)ls.track_clean,
-			       (unsigned long long)ls.track_written);
+			       (unsigned long long)ls.track_written, (unsigned long long)ls.track_wp_calls,
+			       (unsigned long long)ls.track_wp_pages);
 		else if (R->track_asked)
 			printf("tracking    off: %s\n", real_live_tracking_off(R->L));
 		if (ls.cow_events && ls.cow_from_tracking)
