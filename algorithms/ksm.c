@@ -1868,8 +1868,8 @@ static inline void item_unlist(struct ritem *it)
 	it->gen = 0;
 }
 
-/* remove_rmap_item_from_tree(). */
-static void remove_from_tree(struct ksm *k, bk_page p)
+/* remove_rmap_item_from_tree() of an item listed in a tree (remove_from_tree()). */
+static void remove_listed(struct ksm *k, bk_page p)
 {
 	struct ritem *it = &k->ri[p];
 
@@ -1906,6 +1906,18 @@ static void remove_from_tree(struct ksm *k, bk_page p)
 		it->flags &= (uint8_t)~RI_UNSTABLE;
 		it->head = 0;
 	}
+}
+
+/*
+ * remove_rmap_item_from_tree().  An item in neither tree - nearly every
+ * visit of the second full scan, whose pages the first one only hashed -
+ * costs a test, not a call (whose register saves and restores were 22 of
+ * its 24 instructions).
+ */
+static inline void remove_from_tree(struct ksm *k, bk_page p)
+{
+	if (k->ri[p].flags & (RI_STABLE | RI_UNSTABLE))
+		remove_listed(k, p);
 }
 
 static void free_item(struct ksm *k, bk_page p)
