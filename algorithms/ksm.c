@@ -374,6 +374,7 @@ _Static_assert(sizeof(struct walk) == 64, "a walk is 64 bytes");
 #define WALK_AHEAD 24u
 #define WALK_RING 32u
 #define WALK_NONE UINT32_MAX
+#define FRAME_RING 4u /* struct ksm's frame_note: dup_ahead()'s notes for frame_ahead() */
 
 _Static_assert(WALK_AHEAD < WALK_RING && WALK_RING <= 32 && (WALK_RING & (WALK_RING - 1)) == 0,
 	       "the walks of the pages ahead fit the ring and its mask");
@@ -478,6 +479,7 @@ struct ksm {
 	uint64_t links;   /* moves with the epoch but at a batch's start (links_moved()) */
 	struct walk walk[WALK_RING]; /* searches walked ahead, page p at p % WALK_RING */
 	uint32_t walk_live;          /* bit i: walk[i] is still going (walk_step()) */
+	uint32_t frame_note[FRAME_RING]; /* dup_ahead() for frame_ahead(): page p's at p % FRAME_RING */
 	uint64_t step_epoch;         /* the epoch of every walk in walk_live after the last walk_step() */
 	struct wtop *top;            /* the top of the latest walks' tree (NULL: none) */
 	uint32_t top_for;            /* the tree whose top is valid now (top_ready()), else UINT32_MAX */
@@ -2740,31 +2742,44 @@ static inline const struct snode *walk_stop(const struct ksm *k, bk_page p)
 /*
  * Hints for what the search of page p reads once its walk stops (a key tie
  * found: a merge).  AHEAD_DUP pages ahead, at a chain: its first dup, the
- * one a chain with a memo resolves to.  AHEAD_FRAME pages ahead: the node's
- * (or that dup's) KSM page, through the backend (compare_frame(),
- * merge_frame()).  For a stale node or a chain without a memo the hints may
- * name other lines, harmlessly.
+ * one a chain with a memo resolves to; and a note of the node whose KSM page
+ * the search will compare, that dup or the node itself (0: none).
+ * AHEAD_FRAME pages ahead, from that note: the node's KSM page, through the
+ * backend (compare_frame(), merge_frame()).  The note spares frame_ahead()
+ * the walk and the stop node read again (in-run A/B at 32 M pages, against
+ * frame_ahead() doing dup_ahead()'s reads itself: -2% of scan 2's CPU;
+ * bench/README.md, issue 14 twentieth round).  For a stale node, a chain
+ * without a memo or a walk stopped since the note the hints may name other
+ * lines, harmlessly.
  */
 #define AHEAD_DUP 4u
 #define AHEAD_FRAME 2u
 
-static inline void dup_ahead(const struct ksm *k, bk_page p)
+_Static_assert(AHEAD_FRAME < AHEAD_DUP && AHEAD_DUP <= FRAME_RING,
+	       "a page's frame note is taken before a later page's overwrites it");
+
+static inline void dup_ahead(struct ksm *k, bk_page p)
 {
 	const struct snode *s = walk_stop(k, p);
+	uint32_t f = 0;
 
-	if (s && s->kind == SN_CHAIN && s->hlist && s->hlist < k->sn_used)
-		kit_prefetch(&k->sn[s->hlist]);
+	if (s) {
+		f = (uint32_t)(s - k->sn);
+		if (s->kind == SN_CHAIN) {
+			f = s->hlist < k->sn_used ? s->hlist : 0;
+			if (f)
+				kit_prefetch(&k->sn[f]);
+		}
+	}
+	k->frame_note[p % FRAME_RING] = f;
 }
 
 static inline void frame_ahead(const struct ksm *k, bk_page p)
 {
-	const struct snode *s = walk_stop(k, p);
+	uint32_t f = k->frame_note[p % FRAME_RING];
 
-	if (s && s->kind == SN_CHAIN)
-		s = s->hlist && s->hlist < k->sn_used ? &k->sn[s->hlist] : NULL;
-	if (!s)
-		return;
-	k->ops->prefetch_frame(k->impl, s->kpage);
+	if (f && f < k->sn_used)
+		k->ops->prefetch_frame(k->impl, k->sn[f].kpage);
 }
 
 /*
