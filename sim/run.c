@@ -240,6 +240,14 @@ static int apply(struct run *x, const struct trace_record *rec, uint64_t at, uin
 #define BATCH 16
 _Static_assert(BATCH <= SIM_HINT_BATCH_MAX, "a batch is hinted in one call");
 
+/* Up to max records: 1 to max, 0 at the snapshot's end, or an error (next_records()). */
+static inline int read_records(const struct trace_source *src, struct trace_record *out,
+			       unsigned max, struct sp_err *err)
+{
+	return src->next_records ? src->next_records(src->impl, out, max, err)
+				 : src->next_record(src->impl, out, err);
+}
+
 /* Reads the current snapshot's records and applies each now (in order). */
 static int apply_all(struct run *x, struct sp_err *err)
 {
@@ -254,8 +262,8 @@ static int apply_all(struct run *x, struct sp_err *err)
 		unsigned n = 0;
 
 		while (end > 0 && n < BATCH) {
-			end = x->src->next_record(x->src->impl, &ahead[b][n], &rerr);
-			n += end > 0;
+			end = read_records(x->src, &ahead[b][n], BATCH - n, &rerr);
+			n += end > 0 ? (unsigned)end : 0;
 		}
 		cnt[b] = n;
 		sim_mem_prefetch_batch(x->mem, ahead[b], n, at[b], hash[b]);

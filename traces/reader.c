@@ -450,50 +450,45 @@ static inline int read_fp(struct trace_reader *r, struct trace_record *out, stru
 	return 0;
 }
 
-/* The most bytes a record takes: a 10-byte gap, flags, a node, a fingerprint. */
-#define RECORD_MAX (10 + 1 + 2 + 16)
-
 /*
- * The common record decoded in one go, without a bounds check per byte: at
- * least RECORD_MAX bytes left in the chunk, a gap of at most two bytes.
- * true: *out holds a sound record and r->pos is past it; false (anything
- * else, errors included): nothing is consumed, and the checked path below
- * decodes the record, or names what is wrong with it.  The same checks as
- * read_gap(), read_place() and read_fp().
+ * The common record decoded in one go from p, without a bounds check per
+ * byte (at least RECORD_MAX bytes must be left in the chunk): a gap of at
+ * most two bytes, the page after next (the previous record's page + 1, or
+ * the chunk's base) in guest guest, of pages pages and default node node
+ * (values, not the guest's fields: out might alias them).  The byte past it, or NULL
+ * for anything else (errors included: the checked path below decodes the
+ * record, or names what is wrong with it); out may be written either way.
+ * The same checks as read_gap(), read_place() and read_fp() but the order
+ * of the records, which is the caller's.
  */
-static inline bool fast_record(struct trace_reader *r, struct trace_record *out)
+static inline const uint8_t *decode_fast(const uint8_t *p, uint64_t next, uint64_t pages,
+					 uint16_t node, uint32_t guest, struct trace_record *out)
 {
-	const struct trace_guest *g = &r->h.guests[r->page_guest];
-	const uint8_t *p = r->buf + r->pos;
 	uint64_t gap;
 	uint8_t flags;
 
-	if (r->len - r->pos < RECORD_MAX)
-		return false;
 	if (p[0] < 0x80) {
 		gap = *p++;
 	} else if (p[1] < 0x80) {
 		gap = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
 		p += 2;
 	} else {
-		return false;
+		return NULL;
 	}
 	flags = *p++;
 	if (!flags_valid(flags))
-		return false;
-	out->page = r->page_next + gap;
-	if (out->page >= g->pages || gap >= g->pages)
-		return false;
-	out->guest = r->page_guest;
-	if (!in_order(r, out->guest, out->page))
-		return false;
+		return NULL;
+	out->page = next + gap; /* no wrap: next <= 2^36, gap < 2^14 */
+	if (out->page >= pages)
+		return NULL;
+	out->guest = guest;
 	out->flags = flags;
-	out->node = g->node;
+	out->node = node;
 	if (flags & TRACE_NODE) {
 		out->node = get_u16(p);
 		p += 2;
 		if (out->node > TRACE_MAX_NODE)
-			return false;
+			return NULL;
 	}
 	out->fp.lo = out->fp.hi = 0;
 	if ((flags & (TRACE_PRESENT | TRACE_ZERO)) == TRACE_PRESENT) {
@@ -501,8 +496,26 @@ static inline bool fast_record(struct trace_reader *r, struct trace_record *out)
 		out->fp.hi = get_u64(p + 8);
 		p += 16;
 		if (sp_fp_is_zero(out->fp))
-			return false;
+			return NULL;
 	}
+	return p;
+}
+
+/*
+ * The next record by decode_fast(), in order after the last one read.
+ * true: *out holds a sound record and r->pos is past it; false: nothing is
+ * consumed, and the checked path decodes it.
+ */
+static inline bool fast_record(struct trace_reader *r, struct trace_record *out)
+{
+	const struct trace_guest *g = &r->h.guests[r->page_guest];
+	const uint8_t *p;
+
+	if (r->len - r->pos < RECORD_MAX)
+		return false;
+	p = decode_fast(r->buf + r->pos, r->page_next, g->pages, g->node, r->page_guest, out);
+	if (!p || !in_order(r, out->guest, out->page))
+		return false;
 	r->pos = (size_t)(p - r->buf);
 	return true;
 }
@@ -551,6 +564,61 @@ int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 		return corrupt(r, err, what);
 	}
 	return 1;
+}
+
+/*
+ * Up to max records by decode_fast() right after one the checked path read,
+ * in the same PAGE chunk: in order by construction (each page is the one
+ * before + 1 + gap, the same guest), short of the chunk's last record (whose
+ * trailing bytes the checked path checks) and of the snapshot's announced
+ * count.  The first record decode_fast() refuses, and all after it, are
+ * left to the checked path.  The reader's state is kept in locals: stores
+ * through out would otherwise force it through memory a record.
+ */
+static unsigned fast_records(struct trace_reader *r, struct trace_record *out, unsigned max)
+{
+	const struct trace_guest *g = &r->h.guests[r->page_guest];
+	const uint8_t *p = r->buf + r->pos;
+	uint64_t next = r->page_next, pages = g->pages;
+	uint32_t guest = r->page_guest;
+	uint16_t node = g->node;
+	unsigned n = 0;
+
+	/* no bounds check a record: as many as would fit at the most bytes each */
+	if (max > (r->len - r->pos) / RECORD_MAX)
+		max = (r->len - r->pos) / RECORD_MAX;
+	if (max > r->page_left - 1)
+		max = r->page_left - 1;
+	if (max > r->snap.records - r->snap_read)
+		max = (unsigned)(r->snap.records - r->snap_read);
+	for (; n < max; n++) {
+		const uint8_t *q = decode_fast(p, next, pages, node, guest, &out[n]);
+
+		if (!q)
+			break;
+		p = q;
+		next = out[n].page + 1;
+	}
+	if (n) {
+		r->pos = (size_t)(p - r->buf);
+		r->last_page = next - 1;
+		r->page_next = next;
+		r->snap_read += n;
+		r->total += n;
+		r->page_left -= n;
+	}
+	return n;
+}
+
+int trace_reader_next_records(struct trace_reader *r, struct trace_record *out, unsigned max,
+			      struct sp_err *err)
+{
+	int rc = trace_reader_next_record(r, out, err);
+
+	/* page_left > 0: the record just read is not its chunk's last */
+	if (rc <= 0 || max <= 1 || r->hll || r->page_left == 0)
+		return rc;
+	return 1 + (int)fast_records(r, out + 1, max - 1);
 }
 
 /* Version 2's SUMM chunk (the current one): what it says is what was read. */

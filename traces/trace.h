@@ -91,6 +91,16 @@ int trace_reader_next_snapshot(struct trace_reader *r, struct trace_snapshot *ou
 int trace_reader_next_record(struct trace_reader *r, struct trace_record *out,
 			     struct sp_err *err);
 /*
+ * Up to max (1 to INT_MAX) next records of the current snapshot into out[]:
+ * how many (>= 1), 0 at its end, or a negative SP_E* code (then none was read
+ * by this call): the records, checks and errors of as many
+ * trace_reader_next_record() calls, in one call (a replay reads 16 at a
+ * time: ~half the reader's instructions a record, bench/README.md, issue
+ * 14, twentieth round).
+ */
+int trace_reader_next_records(struct trace_reader *r, struct trace_record *out, unsigned max,
+			      struct sp_err *err);
+/*
  * The summary of a version-2 file (FORMAT.md: SUMM), what a pass over the
  * records would learn, read from the file's tail without that pass.  The
  * reader checks it against the records as it reads them (all but the
@@ -158,13 +168,15 @@ void trace_writer_abort(struct trace_writer *w);
 /*
  * A stream of snapshots and records, whatever holds the trace: the file
  * reader above, or a cursor over a trace decoded in memory (trace_mem).
- * The functions behave as trace_reader_next_snapshot/_record.
+ * The functions behave as trace_reader_next_snapshot/_record/_records;
+ * next_records may be NULL (a caller then reads by next_record).
  */
 struct trace_source {
 	const struct trace_header *(*header)(void *impl);
 	int (*next_snapshot)(void *impl, struct trace_snapshot *out, struct sp_err *err);
 	int (*next_record)(void *impl, struct trace_record *out, struct sp_err *err);
 	void *impl;
+	int (*next_records)(void *impl, struct trace_record *out, unsigned max, struct sp_err *err);
 };
 
 struct trace_source trace_reader_source(struct trace_reader *r);

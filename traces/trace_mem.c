@@ -247,9 +247,23 @@ static int mem_next_record(void *impl, struct trace_record *out, struct sp_err *
 	return 1;
 }
 
+static int mem_next_records(void *impl, struct trace_record *out, unsigned max, struct sp_err *err)
+{
+	struct trace_mem_cursor *c = impl;
+	uint64_t n = c->rec_end - c->rec;
+
+	if (c->m->streamed)
+		return c->r ? trace_reader_next_records(c->r, out, max, err) : 0;
+	n = n < max ? n : max;
+	memcpy(out, c->m->recs + c->rec, n * sizeof(*out));
+	c->rec += n;
+	return (int)n;
+}
+
 struct trace_source trace_mem_source(struct trace_mem_cursor *c)
 {
-	struct trace_source s = { mem_header, mem_next_snapshot, mem_next_record, c };
+	struct trace_source s = { mem_header, mem_next_snapshot, mem_next_record, c,
+				  mem_next_records };
 
 	return s;
 }
@@ -269,9 +283,16 @@ static int reader_next_record(void *impl, struct trace_record *out, struct sp_er
 	return trace_reader_next_record(impl, out, err);
 }
 
+static int reader_next_records(void *impl, struct trace_record *out, unsigned max,
+			       struct sp_err *err)
+{
+	return trace_reader_next_records(impl, out, max, err);
+}
+
 struct trace_source trace_reader_source(struct trace_reader *r)
 {
-	struct trace_source s = { reader_header, reader_next_snapshot, reader_next_record, r };
+	struct trace_source s = { reader_header, reader_next_snapshot, reader_next_record, r,
+				  reader_next_records };
 
 	return s;
 }

@@ -374,19 +374,27 @@ SP_TEST(replay_stops_cleanly_on_corruption)
 	free(buf);
 }
 
-/* One snapshot of one record whose PAGE payload after the prefix is rec[0..n). */
-static int check_one_record(const uint8_t *rec, size_t n, struct sp_err *err)
+/* A file's start: HEAD (one guest of `pages` pages), SNAP 0 at 0 ms announcing `records`. */
+static void fb_head_snap(struct fb *f, uint64_t pages, uint64_t records)
 {
-	struct fb f, p, h;
+	struct fb p, h;
 
-	head_payload(&h, 4096, 1, 8);
-	fb_start(&f);
-	fb_chunk(&f, "HEAD", &h);
+	head_payload(&h, 4096, 1, pages);
+	fb_start(f);
+	fb_chunk(f, "HEAD", &h);
 	p.len = 0;
 	fb_u32(&p, 0);
 	fb_u64(&p, 0);
-	fb_u64(&p, 1);
-	fb_chunk(&f, "SNAP", &p);
+	fb_u64(&p, records);
+	fb_chunk(f, "SNAP", &p);
+}
+
+/* One snapshot of one record whose PAGE payload after the prefix is rec[0..n). */
+static int check_one_record(const uint8_t *rec, size_t n, struct sp_err *err)
+{
+	struct fb f, p;
+
+	fb_head_snap(&f, 8, 1);
 	p.len = 0;
 	fb_u32(&p, 0);
 	fb_u32(&p, 1);
@@ -443,4 +451,151 @@ SP_TEST(varint_beyond_64_bits)
 	/* a record cut inside its varint still says so */
 	CU_ASSERT_EQUAL(check_one_record(rec, 3, &err), SP_ECORRUPT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "past the chunk's end"));
+}
+
+/* ---- a batch read gives what a read a record at a time gives ---------- */
+
+/* What reading a file gave: its records, and how it ended. */
+struct readout {
+	struct trace_record rec[256];
+	size_t n;
+	int rc;
+	char msg[sizeof(((struct sp_err *)0)->msg)];
+};
+
+/* Reads path to its end or first error: max == 0 a record a call, else trace_reader_next_records(max). */
+static void read_all(const char *path, unsigned max, struct readout *o)
+{
+	struct trace_reader *r = NULL;
+	struct trace_snapshot s;
+	struct sp_err err = { 0 };
+	int rc = trace_reader_open(&r, path, &err);
+
+	o->n = 0;
+	while (rc >= 0 && (rc = trace_reader_next_snapshot(r, &s, &err)) > 0) {
+		do {
+			unsigned room = (unsigned)(256 - o->n), m = max < room ? max : room;
+
+			CU_ASSERT_FATAL(room > 0);
+			rc = max ? trace_reader_next_records(r, o->rec + o->n, m, &err)
+				 : trace_reader_next_record(r, o->rec + o->n, &err);
+			CU_ASSERT(rc <= (int)(max ? m : 1));
+			o->n += rc > 0 ? (size_t)rc : 0;
+		} while (rc > 0);
+	}
+	o->rc = rc;
+	memcpy(o->msg, err.msg, sizeof(o->msg));
+	trace_reader_close(r);
+}
+
+static bool same_record(const struct trace_record *a, const struct trace_record *b)
+{
+	return a->guest == b->guest && a->flags == b->flags && a->node == b->node &&
+	       a->page == b->page && sp_fp_eq(a->fp, b->fp);
+}
+
+/* The reads of path by batches of every size give the records and the end of a read by records. */
+static int batches_agree(const char *path)
+{
+	static const unsigned sizes[] = { 1, 2, 3, 5, 16, 64 };
+	static struct readout one, many;
+	int bad = 0;
+
+	read_all(path, 0, &one);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		read_all(path, sizes[i], &many);
+		bool same = one.n == many.n && one.rc == many.rc && !strcmp(one.msg, many.msg);
+
+		for (size_t k = 0; same && k < one.n; k++)
+			same = same_record(&one.rec[k], &many.rec[k]);
+		if (!same && bad++ < 3)
+			printf("%s by %u: %zu records, rc %d (%s); by one %zu, rc %d (%s)\n", path,
+			       sizes[i], many.n, many.rc, many.msg, one.n, one.rc, one.msg);
+	}
+	return bad;
+}
+
+/*
+ * One snapshot announcing `announced` records, one PAGE chunk saying it
+ * holds `count`, of 40 records (gap 0, present, fingerprint k + 1) of which
+ * record `at` is spoilt in way `how`; then END.  A guest of 64 pages.
+ */
+static void spoilt_trace(const char *path, int how, int at, uint64_t announced, uint32_t count)
+{
+	struct fb f, p;
+
+	fb_head_snap(&f, 64, announced);
+	p.len = 0;
+	fb_u32(&p, 0);
+	fb_u32(&p, count);
+	fb_u64(&p, 0);
+	for (int k = 0; k < 40; k++) {
+		uint8_t flags = TRACE_PRESENT, fp[16] = { (uint8_t)(k + 1) };
+
+		if (k == at && how == 1)
+			flags = 0x10; /* unknown flag */
+		if (k == at && how == 2)
+			memset(fp, 0, sizeof(fp)); /* fingerprint 0 */
+		if (k == at && how == 3) {
+			fb_u8(&p, 0x80 | 30); /* gap 30 + 128: beyond the guest's pages */
+			fb_u8(&p, 1);
+		} else if (k == at && how == 4) {
+			fb_u8(&p, 0x80); /* gap 0 in three bytes: sound, not the fast path's */
+			fb_u8(&p, 0x80);
+			fb_u8(&p, 0);
+		} else {
+			fb_u8(&p, 0);
+		}
+		if (k == at && (how == 5 || how == 6))
+			flags |= TRACE_NODE;
+		fb_u8(&p, flags);
+		if (k == at && how == 5)
+			fb_u16(&p, 1024); /* beyond the last node */
+		if (k == at && how == 6)
+			fb_u16(&p, 7);
+		fb_bytes(&p, fp, sizeof(fp));
+	}
+	fb_chunk(&f, "PAGE", &p);
+	p.len = 0;
+	fb_u32(&p, 1);
+	fb_u64(&p, announced);
+	fb_chunk(&f, "END ", &p);
+	spill(path, f.buf, f.len);
+}
+
+SP_TEST(batch_reads_agree_with_record_reads)
+{
+	static const int spots[] = { 0, 1, 2, 7, 15, 16, 17, 31, 38, 39 };
+	/* announced by the snapshot, held by the PAGE chunk: of 40 records */
+	static const uint64_t counts[][2] = { { 39, 40 }, { 41, 40 }, { 40, 39 }, { 40, 41 },
+					      { 20, 40 }, { 40, 20 }, { 40, 1 } };
+	char path[512];
+	int bad = 0;
+
+	sp_test_path(path, sizeof(path), "sample.sptrace");
+	make_sample(path);
+	bad += batches_agree(path);
+	sp_test_path(path, sizeof(path), "spoilt.sptrace");
+	for (int how = 1; how <= 6; how++) {
+		for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
+			spoilt_trace(path, how, spots[i], 40, 40);
+			bad += batches_agree(path);
+		}
+	}
+	/* sound records, then wrong counts: announced or held fewer or more */
+	spoilt_trace(path, 0, -1, 40, 40);
+	{
+		static struct readout o;
+
+		read_all(path, 16, &o);
+		CU_ASSERT_EQUAL(o.rc, 0);
+		CU_ASSERT_EQUAL(o.n, 40);
+		CU_ASSERT_EQUAL(o.rec[39].page, 39);
+	}
+	bad += batches_agree(path);
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		spoilt_trace(path, 0, -1, counts[i][0], (uint32_t)counts[i][1]);
+		bad += batches_agree(path);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
 }
