@@ -36,6 +36,7 @@
  *     oldcsum[p]  checksum at the previous visit (valid with PG_CSUM): what
  *                 the backend's checksum_again() of p returned last
  *     hist[p]     write history (bit 0 = the last visit), cls[p] its class
+ *     un[p]       its node in the unstable set
  *   unstable kit.h's per-page unstable set keyed (checksum, tree), all
  *            trees in one; usize[tree] pages linked per unstable tree.
  *
@@ -126,7 +127,8 @@ struct cmd {
 	uint32_t *ssize, *usize;
 
 	struct kit_stable stable;
-	struct kit_unstable unstable;
+	struct kit_unstable unstable; /* its nodes: un[] */
+	struct kit_unode *un;
 	uint32_t *oldcsum, *hist;
 	uint8_t *cls, *flags;
 
@@ -272,10 +274,10 @@ static int cmp_and_merge(struct cmd *c, bk_page p, const struct bk_page_info *in
 	}
 	/* The class's unstable tree. */
 	ops->account(c->impl, BK_COST_TREE_STEP, kit_tree_depth(c->usize[tree]));
-	for (q1 = kit_hash_first(&c->unstable.hash, csum, tree); q1; q1 = c->unstable.node[q1].next) {
+	for (q1 = kit_hash_first(&c->unstable.hash, csum, tree); q1; q1 = c->un[q1 - 1].key.next) {
 		bk_page q = q1 - 1;
 
-		if (c->unstable.node[q1].csum != csum || c->unstable.node[q1].part != tree)
+		if (c->un[q].key.csum != csum || c->un[q].key.part != tree)
 			continue;
 		if (ops->compare(c->impl, p, q) != 0)
 			continue;
@@ -334,8 +336,11 @@ static inline void cmd_ahead(const struct cmd *c, bk_page p)
 	}
 	q = p + CMD_AHEAD_CHAIN;
 	if (ahead_tree(c, q, &tree)) {
+		uint32_t i;
+
 		kit_prefetch_chain(&c->stable.hash, c->stable.key, c->oldcsum[q], tree);
-		kit_prefetch_chain(&c->unstable.hash, c->unstable.node, c->oldcsum[q], tree);
+		if ((i = kit_hash_first(&c->unstable.hash, c->oldcsum[q], tree)) != 0)
+			kit_prefetch(&c->un[i - 1]); /* the unstable chain's first node */
 	}
 }
 
@@ -482,8 +487,8 @@ struct cmd_ff {
 	int64_t full_scans, pages_scanned;
 	uint32_t cur;                 /* the unstable set's generation */
 	uint8_t *flags, *cls;
-	uint32_t *oldcsum, *hist, *gen; /* gen: 0 for a page not in the unstable set */
-	struct kit_entry *node;       /* per page p at p + 1: its unstable key */
+	uint32_t *oldcsum, *hist;
+	struct kit_unode *un;         /* the unstable nodes */
 	int64_t d_scans, d_scanned;   /* the last cycle's growth */
 };
 
@@ -497,8 +502,7 @@ static void cmd_ff_free(struct cmd *c)
 	free(f->cls);
 	free(f->oldcsum);
 	free(f->hist);
-	free(f->gen);
-	free(f->node);
+	free(f->un);
 	free(f);
 	c->ff = NULL;
 }
@@ -513,9 +517,8 @@ static bool cmd_ff_copy(struct cmd *c)
 		f->cls = malloc(n);
 		f->oldcsum = malloc(n * sizeof(*f->oldcsum));
 		f->hist = malloc(n * sizeof(*f->hist));
-		f->gen = malloc(n * sizeof(*f->gen));
-		f->node = malloc((n + 1) * sizeof(*f->node));
-		if (!f->flags || !f->cls || !f->oldcsum || !f->hist || !f->gen || !f->node) {
+		f->un = malloc(n * sizeof(*f->un));
+		if (!f->flags || !f->cls || !f->oldcsum || !f->hist || !f->un) {
 			struct cmd_ff keep = { .cy = f->cy };
 
 			cmd_ff_free(c); /* and start afresh: no fast-forward while memory is short */
@@ -529,8 +532,7 @@ static bool cmd_ff_copy(struct cmd *c)
 	memcpy(f->cls, c->cls, n);
 	memcpy(f->oldcsum, c->oldcsum, n * sizeof(*f->oldcsum));
 	memcpy(f->hist, c->hist, n * sizeof(*f->hist));
-	memcpy(f->gen, c->unstable.gen, c->npages * sizeof(*f->gen));
-	memcpy(f->node, c->unstable.node, (c->npages + 1) * sizeof(*f->node));
+	memcpy(f->un, c->un, n * sizeof(*f->un));
 	f->ns = c->now_ns;
 	f->full_scans = c->full_scans;
 	f->pages_scanned = c->pages_scanned;
@@ -555,15 +557,14 @@ static uint32_t cmd_ff_hist(const struct cmd *c, bk_page p, uint32_t h, uint64_t
 static bool cmd_ff_page_equal(const struct cmd *c, const struct cmd_ff *f, bk_page p,
 			      uint64_t scans, uint32_t mask)
 {
-	bool member = kit_unstable_member(&c->unstable, p);
+	const struct kit_unode *now = &c->un[p], *then = &f->un[p];
 
 	return f->flags[p] == c->flags[p] && f->cls[p] == c->cls[p] &&
-	       f->oldcsum[p] == c->oldcsum[p] && (f->gen[p] != 0) == member &&
+	       f->oldcsum[p] == c->oldcsum[p] && (then->gen != 0) == (now->gen != 0) &&
 	       c->hist[p] == cmd_ff_hist(c, p, f->hist[p], scans) &&
 	       !(cmd_ff_visited(c, p) && (f->hist[p] & mask)) &&
-	       (!member || (c->unstable.gen[p] == kit_gen_add(f->gen[p], scans) &&
-			    c->unstable.node[p + 1].csum == f->node[p + 1].csum &&
-			    c->unstable.node[p + 1].part == f->node[p + 1].part));
+	       (!now->gen || (now->gen == kit_gen_add(then->gen, scans) &&
+			      now->key.csum == then->key.csum && now->key.part == then->key.part));
 }
 
 static bool cmd_ff_equal(struct cmd *c, struct cmd_ff *f)
@@ -623,8 +624,8 @@ static void cmd_skip(void *st, uint64_t n, uint64_t cycle_ns)
 	c->pages_scanned += (int64_t)n * f->d_scanned;
 	c->unstable.cur = kit_gen_add(c->unstable.cur, scans);
 	for (bk_page p = 0; p < c->npages; p++) {
-		if (c->unstable.gen[p])
-			c->unstable.gen[p] = kit_gen_add(c->unstable.gen[p], scans);
+		if (c->un[p].gen)
+			c->un[p].gen = kit_gen_add(c->un[p].gen, scans);
 		c->hist[p] = cmd_ff_hist(c, p, c->hist[p], scans);
 	}
 	kit_cycle_forget(&f->cy, c->full_scans);
@@ -644,6 +645,7 @@ static void cmd_destroy(void *st)
 	free(c->usize);
 	sp_hot_free(c->oldcsum, c->npages + 1, sizeof(*c->oldcsum));
 	sp_hot_free(c->hist, c->npages + 1, sizeof(*c->hist));
+	sp_hot_free(c->un, c->npages + 1, sizeof(*c->un));
 	sp_hot_free(c->cls, c->npages + 1, 1);
 	sp_hot_free(c->flags, c->npages + 1, 1);
 	free(c);
@@ -678,10 +680,11 @@ static int cmd_create(void **out, const struct algo_params *prm, const struct al
 	c->hist = sp_hot_calloc(n, sizeof(*c->hist));
 	c->cls = sp_hot_calloc(n, 1);
 	c->flags = sp_hot_calloc(n, 1);
-	if (!c->oldcsum || !c->hist || !c->cls || !c->flags ||
+	c->un = sp_hot_calloc(n, sizeof(*c->un));
+	if (!c->oldcsum || !c->hist || !c->cls || !c->flags || !c->un ||
 	    kit_parts_init(&c->parts) < 0 ||
 	    kit_stable_init(&c->stable, c->npages, c->npages / KIT_STABLE_DIV) < 0 ||
-	    kit_unstable_init(&c->unstable, c->npages, c->npages) < 0) {
+	    kit_unstable_init(&c->unstable, c->un, sizeof(*c->un), c->npages) < 0) {
 		cmd_destroy(c);
 		return sp_err_set(err, SP_ENOMEM, "cmd: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));

@@ -168,79 +168,30 @@ int kit_hash_pair(struct kit_hash *a, struct kit_hash *b)
 void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32_t csum,
 		     uint32_t part)
 {
-	uint32_t *head = kit_head(h, csum, part);
-
-	e[i].csum = csum;
-	e[i].part = part;
-	e[i].prev = KIT_FIRST;
-	e[i].next = *head;
-	if (*head)
-		e[*head].prev = i;
-	*head = i;
+	kit_chain_insert(h, (char *)(e + 1), sizeof(*e), i, csum, part);
 }
 
 void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i)
 {
-	struct kit_entry *x = &e[i];
-
-	if (x->prev == KIT_FIRST)
-		*kit_head(h, x->csum, x->part) = x->next;
-	else
-		e[x->prev].next = x->next;
-	if (x->next)
-		e[x->next].prev = x->prev;
-	x->next = x->prev = 0;
+	kit_chain_remove(h, (char *)(e + 1), sizeof(*e), i);
 }
 
 /* ---- per-page unstable sets ------------------------------------------------- */
 
-int kit_unstable_init(struct kit_unstable *u, uint64_t npages, uint64_t entries)
+int kit_unstable_init(struct kit_unstable *u, struct kit_unode *nodes, size_t stride,
+		      uint64_t entries)
 {
 	memset(u, 0, sizeof(*u));
-	u->npages = npages;
-	u->node = sp_hot_calloc(npages + 1, sizeof(*u->node));
-	u->gen = sp_hot_calloc(npages + 1, sizeof(*u->gen));
+	u->nodes = (char *)nodes;
+	u->stride = stride;
 	u->cur = 1;
-	if (!u->node || !u->gen || kit_hash_init(&u->hash, entries) < 0) {
-		kit_unstable_release(u);
-		return SP_ENOMEM;
-	}
-	return 0;
+	return kit_hash_init(&u->hash, entries);
 }
 
 void kit_unstable_release(struct kit_unstable *u)
 {
 	kit_hash_release(&u->hash);
-	sp_hot_free(u->node, u->npages + 1, sizeof(*u->node));
-	sp_hot_free(u->gen, u->npages + 1, sizeof(*u->gen));
 	memset(u, 0, sizeof(*u));
-}
-
-void kit_unstable_insert(struct kit_unstable *u, bk_page p, uint32_t csum, uint32_t part)
-{
-	kit_hash_insert(&u->hash, u->node, (uint32_t)p + 1, csum, part);
-	u->gen[p] = u->cur;
-	u->members++;
-	u->linked++;
-}
-
-bool kit_unstable_remove(struct kit_unstable *u, bk_page p, uint32_t *part)
-{
-	uint32_t g = u->gen[p];
-	bool linked;
-
-	if (!g)
-		return false;
-	linked = g == u->cur;
-	if (linked) {
-		kit_hash_remove(&u->hash, u->node, (uint32_t)p + 1);
-		u->linked--;
-		if (part)
-			*part = u->node[p + 1].part;
-	}
-	u->gen[p] = 0;
-	u->members--;
-	return linked;
 }
 
 void kit_unstable_reset(struct kit_unstable *u)

@@ -130,10 +130,49 @@ static inline uint32_t kit_hash_first(const struct kit_hash *h, uint32_t csum, u
 	return *kit_head(h, csum, part);
 }
 
-/* Sets entry i's key and puts it at the head of its chain. */
+/*
+ * Entry i of entries stride bytes apart, entry 1 at one: each at the start
+ * of a larger record (a struct kit_unode) when stride > sizeof(struct
+ * kit_entry).
+ */
+static inline struct kit_entry *kit_entry_at(char *one, size_t stride, uint32_t i)
+{
+	return (struct kit_entry *)(one + (size_t)(i - 1) * stride);
+}
+
+/* Sets entry i's key and puts it at the head of its chain (entries as kit_entry_at()). */
+static inline void kit_chain_insert(struct kit_hash *h, char *one, size_t stride, uint32_t i,
+				    uint32_t csum, uint32_t part)
+{
+	struct kit_entry *x = kit_entry_at(one, stride, i);
+	uint32_t *head = kit_head(h, csum, part);
+
+	x->csum = csum;
+	x->part = part;
+	x->prev = KIT_FIRST;
+	x->next = *head;
+	if (*head)
+		kit_entry_at(one, stride, *head)->prev = i;
+	*head = i;
+}
+
+/* Takes entry i out of its chain (entries as kit_entry_at()). */
+static inline void kit_chain_remove(struct kit_hash *h, char *one, size_t stride, uint32_t i)
+{
+	struct kit_entry *x = kit_entry_at(one, stride, i);
+
+	if (x->prev == KIT_FIRST)
+		*kit_head(h, x->csum, x->part) = x->next;
+	else
+		kit_entry_at(one, stride, x->prev)->next = x->next;
+	if (x->next)
+		kit_entry_at(one, stride, x->next)->prev = x->prev;
+	x->next = x->prev = 0;
+}
+
+/* kit_chain_insert() and kit_chain_remove() over an array of entries, entry i at e[i]. */
 void kit_hash_insert(struct kit_hash *h, struct kit_entry *e, uint32_t i, uint32_t csum,
 		     uint32_t part);
-/* Takes entry i out of its chain. */
 void kit_hash_remove(struct kit_hash *h, struct kit_entry *e, uint32_t i);
 
 /* ---- lookahead ------------------------------------------------------------- */
@@ -180,23 +219,32 @@ static inline void kit_prefetch_chain(const struct kit_hash *h, const struct kit
 /* ---- per-page unstable sets ------------------------------------------------- */
 
 /*
- * Pages waiting for a twin, as ksmd's unstable tree holds them: page p's
- * node is entry p + 1 of a hash on (checksum, partition).  A page stays a
- * member (counted as pages_unshared) until it is removed, also after a full
- * scan empties the tree (kit_unstable_reset(): a new generation, old nodes
+ * Pages waiting for a twin, as ksmd's unstable tree holds them: a hash on
+ * (checksum, partition) over one node a page.  A page stays a member
+ * (counted as pages_unshared) until it is removed, also after a full scan
+ * empties the tree (kit_unstable_reset(): a new generation, old nodes
  * unlinked at once but counted until their pages are visited again, as in
  * the kernel).  Generations run 1 .. UINT32_MAX and wrap past 0
- * (kit_gen_add()), so a page's generation also says whether it is a member
- * (0: not one): one per-page array read at a visit, not two.
+ * (kit_gen_add()), so a node's generation also says whether its page is a
+ * member (0: not one): one read at a visit, not two.
+ * The set keeps no per-page memory of its own: page p's node lies in the
+ * caller's per-page records, nodes + p * stride (kit_unstable_init()), so
+ * a caller that keeps more a page reads one record at a visit (uksm: 24
+ * bytes, the node and its own flags) and one that keeps nothing else has an
+ * array of nodes (cmd).  In the chains page p's node is entry p + 1.
  */
+struct kit_unode {
+	struct kit_entry key; /* (checksum, partition) and chain links while linked */
+	uint32_t gen;         /* the generation it joined in, 0 = not a member */
+};
+
 struct kit_unstable {
 	struct kit_hash hash;
-	struct kit_entry *node; /* per page p at p + 1 */
-	uint32_t *gen;          /* per page: the generation it was inserted in, 0 = not a member */
+	char *nodes;            /* page p's struct kit_unode at nodes + p * stride */
+	size_t stride;
 	uint32_t cur;           /* the current generation, never 0 */
 	int64_t members;        /* pages with a generation */
 	uint64_t linked;        /* members inserted in the current generation */
-	uint64_t npages;        /* the per-page arrays' size, less one */
 };
 
 /* Generation g (not 0) n generations on: modulo UINT32_MAX, in 1 .. UINT32_MAX. */
@@ -205,26 +253,63 @@ static inline uint32_t kit_gen_add(uint32_t g, uint64_t n)
 	return (uint32_t)(((uint64_t)g - 1 + n % UINT32_MAX) % UINT32_MAX + 1);
 }
 
+/*
+ * Over the caller's nodes, zero-filled (no member yet): page 0's at nodes,
+ * each next one stride bytes on (the size of the caller's record; the
+ * caller owns and frees them).  The hash is sized for `entries` linked
+ * nodes (kit_hash_init()): a search checks every node's key, so the bucket
+ * count changes no result, only the chains' length - unless a caller
+ * counts the nodes it passes.
+ */
+int kit_unstable_init(struct kit_unstable *u, struct kit_unode *nodes, size_t stride,
+		      uint64_t entries);
+/* Frees the hash (not the nodes). */
+void kit_unstable_release(struct kit_unstable *u);
+
+/* Page p's node. */
+static inline struct kit_unode *kit_unstable_node(const struct kit_unstable *u, bk_page p)
+{
+	return (struct kit_unode *)(u->nodes + p * u->stride);
+}
+
 /* Whether page p is a member. */
 static inline bool kit_unstable_member(const struct kit_unstable *u, bk_page p)
 {
-	return u->gen[p] != 0;
+	return kit_unstable_node(u, p)->gen != 0;
 }
 
-/*
- * For npages pages, the hash sized for `entries` linked nodes (kit_hash_init()):
- * a search checks every node's key, so the bucket count changes no result,
- * only the chains' length - unless a caller counts the nodes it passes.
- */
-int kit_unstable_init(struct kit_unstable *u, uint64_t npages, uint64_t entries);
-void kit_unstable_release(struct kit_unstable *u);
 /* Page p (not a member) joins with key (csum, part). */
-void kit_unstable_insert(struct kit_unstable *u, bk_page p, uint32_t csum, uint32_t part);
+static inline void kit_unstable_insert(struct kit_unstable *u, bk_page p, uint32_t csum,
+				       uint32_t part)
+{
+	kit_chain_insert(&u->hash, u->nodes, u->stride, (uint32_t)p + 1, csum, part);
+	kit_unstable_node(u, p)->gen = u->cur;
+	u->members++;
+	u->linked++;
+}
+
 /*
  * Page p leaves (nothing when not a member).  Returns true when its node
  * was linked in the current generation, its partition then in *part.
  */
-bool kit_unstable_remove(struct kit_unstable *u, bk_page p, uint32_t *part);
+static inline bool kit_unstable_remove(struct kit_unstable *u, bk_page p, uint32_t *part)
+{
+	struct kit_unode *n = kit_unstable_node(u, p);
+	bool linked = n->gen == u->cur;
+
+	if (!n->gen)
+		return false;
+	if (linked) {
+		if (part)
+			*part = n->key.part;
+		kit_chain_remove(&u->hash, u->nodes, u->stride, (uint32_t)p + 1);
+		u->linked--;
+	}
+	n->gen = 0;
+	u->members--;
+	return linked;
+}
+
 /* Empties the tree: a new generation begins. */
 void kit_unstable_reset(struct kit_unstable *u);
 

@@ -46,16 +46,15 @@
  *            (checksum, partition) - kit.h's (security domain, NUMA node
  *            unless merge_across_nodes) - with its live mappers through us
  *            and the entry each page maps.
- *   unstable the per-page unstable set, keyed (checksum, partition): as
- *            kit.h's kit_unstable (a generation a page; a full scan empties
- *            the buckets), its nodes in pg[].  Its buckets and the stable
- *            table's are paired (kit_hash_pair(): both lookups of a page
- *            read one line), npages / UKSM_BUCKET_DIV of each.
+ *   unstable kit.h's per-page unstable set, keyed (checksum, partition)
+ *            (a generation a page; a full scan empties the buckets), its
+ *            nodes in pg[].  Its buckets and the stable table's are paired
+ *            (kit_hash_pair(): both lookups of a page read one line),
+ *            npages / UKSM_BUCKET_DIV of each.
  *   pg[p]    per page, one 24-byte record (a visit reads one record, not
- *            three arrays): csum, the hash at the last visit (valid with
- *            PG_CSUM) and the unstable key while linked; part, next, prev,
- *            the unstable node; gen, its generation; rf, its region <<
- *            RID_SHIFT | its flags.
+ *            three arrays): un, the unstable node, whose key's checksum is
+ *            also the hash at the last visit (valid with PG_CSUM); rf, its
+ *            region << RID_SHIFT | its flags.
  *
  * Invariants.
  *   - pages_shared == stable entries in use; pages_sharing == sum of
@@ -168,10 +167,7 @@ static const struct algo_param uksm_params[] = {
 #define MAX_REGIONS (UINT32_MAX >> RID_SHIFT)
 
 struct upage {
-	uint32_t csum;       /* the hash at the last visit (with PG_CSUM); the unstable key when linked */
-	uint32_t part;       /* the unstable key's partition (when linked) */
-	uint32_t next, prev; /* unstable chain (pages + 1; prev KIT_FIRST: the chain's first) */
-	uint32_t gen;        /* unstable generation it joined in, 0: not a member */
+	struct kit_unode un; /* the unstable node; un.key.csum: the hash at the last visit (with PG_CSUM) */
 	uint32_t rf;
 };
 
@@ -193,18 +189,6 @@ struct level {
 	bool wrapped;
 };
 
-/*
- * The unstable set, kit.h's kit_unstable with its per-page node and
- * generation in pg[] (one record a page, not three arrays): page p's node is
- * pg[p], numbered p + 1 in the chains.
- */
-struct unstable {
-	struct kit_hash hash;
-	uint32_t cur;    /* the current generation, never 0 */
-	int64_t members; /* pages with a generation */
-	uint64_t linked; /* members inserted in the current generation */
-};
-
 struct uksm {
 	const struct backend_ops *ops;
 	void *impl;
@@ -223,7 +207,7 @@ struct uksm {
 
 	struct kit_parts parts;
 	struct kit_stable stable;
-	struct unstable unstable;
+	struct kit_unstable unstable; /* its nodes: pg[p].un */
 	struct upage *pg;
 	uint32_t pf_part;       /* lookahead: the latest lookup's partition */
 
@@ -244,45 +228,6 @@ struct uksm {
 static inline struct region *region_of(const struct uksm *u, bk_page p)
 {
 	return &u->rg[u->pg[p].rf >> RID_SHIFT];
-}
-
-/* Page p (not a member) joins the unstable set with key (csum, part). */
-static void unstable_insert(struct uksm *u, bk_page p, uint32_t csum, uint32_t part)
-{
-	struct upage *e = &u->pg[p];
-	uint32_t *head = kit_head(&u->unstable.hash, csum, part);
-
-	e->csum = csum;
-	e->part = part;
-	e->prev = KIT_FIRST;
-	e->next = *head;
-	if (*head)
-		u->pg[*head - 1].prev = (uint32_t)p + 1;
-	*head = (uint32_t)p + 1;
-	e->gen = u->unstable.cur;
-	u->unstable.members++;
-	u->unstable.linked++;
-}
-
-/* Page p leaves the unstable set (nothing when not a member). */
-static void unstable_remove(struct uksm *u, bk_page p)
-{
-	struct upage *e = &u->pg[p];
-
-	if (!e->gen)
-		return;
-	if (e->gen == u->unstable.cur) {
-		if (e->prev == KIT_FIRST)
-			*kit_head(&u->unstable.hash, e->csum, e->part) = e->next;
-		else
-			u->pg[e->prev - 1].next = e->next;
-		if (e->next)
-			u->pg[e->next - 1].prev = e->prev;
-		e->next = e->prev = 0;
-		u->unstable.linked--;
-	}
-	e->gen = 0;
-	u->unstable.members--;
 }
 
 static uint32_t stride_of(const struct uksm *u, uint32_t level)
@@ -374,7 +319,7 @@ static void untrack(struct uksm *u, bk_page p)
 {
 	if (!(u->pg[p].rf & PG_TRACKED))
 		return;
-	unstable_remove(u, p);
+	kit_unstable_remove(&u->unstable, p, NULL);
 	u->pg[p].rf &= ~(PG_TRACKED | PG_CSUM);
 	u->tracked--;
 }
@@ -501,14 +446,14 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
 	R->sampled++;
 	if (info.frame != BK_NO_FRAME)
 		return 0; /* merged already */
-	unstable_remove(u, p);
+	kit_unstable_remove(&u->unstable, p, NULL);
 	csum = partial_hash(u, p);
 	if (pg->rf & PG_CSUM) {
 		R->seen++;
-		if (pg->csum != csum)
+		if (pg->un.key.csum != csum)
 			R->changed++;
 	}
-	pg->csum = csum;
+	pg->un.key.csum = csum;
 	pg->rf |= PG_CSUM;
 	adapt(u);
 	if (u->use_zero && csum == u->zero_sum && ops->merge_zero(u->impl, p) == 0) {
@@ -535,16 +480,16 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
 	}
 	ops->account(u->impl, BK_COST_TREE_STEP, kit_tree_depth(nunstable));
 	collisions(u, nunstable);
-	for (q1 = kit_hash_first(&u->unstable.hash, csum, part); q1; q1 = u->pg[q1 - 1].next) {
+	for (q1 = kit_hash_first(&u->unstable.hash, csum, part); q1; q1 = u->pg[q1 - 1].un.key.next) {
 		bk_page q = q1 - 1;
 
-		if (u->pg[q].csum != csum || u->pg[q].part != part)
+		if (u->pg[q].un.key.csum != csum || u->pg[q].un.key.part != part)
 			continue;
 		if (ops->compare(u->impl, p, q) != 0)
 			continue;
 		if (ops->merge_pages(u->impl, q, p, &f) < 0)
 			break;
-		unstable_remove(u, q);
+		kit_unstable_remove(&u->unstable, q, NULL);
 		rc = kit_stable_add(st, f, csum, part, &i);
 		if (rc < 0)
 			return rc;
@@ -552,7 +497,7 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
 		attach(u, region_of(u, q), q, i);
 		return 0;
 	}
-	unstable_insert(u, p, csum, part);
+	kit_unstable_insert(&u->unstable, p, csum, part);
 	return 0;
 }
 
@@ -651,7 +596,7 @@ static inline bool ahead_key(const struct uksm *u, bk_page q, uint32_t *c)
 		*c = u->ops->checksum_uncounted(u->impl, q);
 		return true;
 	}
-	*c = u->pg[q].csum;
+	*c = u->pg[q].un.key.csum;
 	return (rf & PG_CSUM) != 0;
 }
 
@@ -763,10 +708,7 @@ static void round_check(struct uksm *u)
 	for (uint32_t l = 0; l < u->nlevels; l++)
 		u->lv[l].wrapped = false;
 	u->full_scans++;
-	/* pages_unshared keeps the old nodes until visited */
-	kit_hash_clear(&u->unstable.hash);
-	u->unstable.cur = kit_gen_add(u->unstable.cur, 1);
-	u->unstable.linked = 0;
+	kit_unstable_reset(&u->unstable); /* pages_unshared keeps the old nodes until visited */
 }
 
 static int uksm_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
@@ -910,7 +852,7 @@ static void uksm_destroy(void *st)
 	sp_hot_free(u->pg, u->npages + 1, sizeof(*u->pg));
 	kit_parts_release(&u->parts);
 	kit_stable_release(&u->stable);
-	kit_hash_release(&u->unstable.hash);
+	kit_unstable_release(&u->unstable);
 	free(u);
 }
 
@@ -984,7 +926,6 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 	u->use_zero = prm->v[P_USE_ZERO_PAGES] != 0;
 	u->across = prm->v[P_MERGE_ACROSS_NODES] != 0;
 	u->dir = -1;
-	u->unstable.cur = 1;
 	u->npages = u->ops->npages(u->impl);
 	u->page_size = u->ops->page_size(u->impl);
 	u->zero_sum = u->ops->zero_checksum(u->impl);
@@ -996,7 +937,8 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 	u->pg = sp_hot_calloc(n, sizeof(*u->pg));
 	if (!u->pg || kit_parts_init(&u->parts) < 0 ||
 	    kit_stable_init(&u->stable, u->npages, u->npages / UKSM_BUCKET_DIV) < 0 ||
-	    kit_hash_init(&u->unstable.hash, u->npages / UKSM_BUCKET_DIV) < 0 ||
+	    kit_unstable_init(&u->unstable, &u->pg[0].un, sizeof(*u->pg),
+			      u->npages / UKSM_BUCKET_DIV) < 0 ||
 	    kit_hash_pair(&u->stable.hash, &u->unstable.hash) < 0 ||
 	    (rc = make_regions(u)) == SP_ENOMEM) {
 		uksm_destroy(u);

@@ -145,6 +145,59 @@ SP_TEST(hash_chains_and_stable_table)
 	kit_stable_release(&st);
 }
 
+/*
+ * The unstable set over nodes inside a caller's larger per-page records (a
+ * stride past the node): members and linked nodes counted through inserts,
+ * removes and a reset, the chains found again, the records' own field never
+ * written.
+ */
+SP_TEST(unstable_set_in_callers_records)
+{
+	enum { NP = 64 };
+	struct rec {
+		struct kit_unode un;
+		uint32_t own; /* the caller's */
+	} r[NP];
+	struct kit_unstable u;
+	uint32_t q1, part = 0, n = 0;
+
+	memset(r, 0, sizeof(r));
+	for (bk_page p = 0; p < NP; p++)
+		r[p].own = 0xabc0000u + (uint32_t)p;
+	CU_ASSERT_EQUAL_FATAL(kit_unstable_init(&u, &r[0].un, sizeof(r[0]), NP), 0);
+	for (bk_page p = 0; p < NP; p += 2)
+		kit_unstable_insert(&u, p, p % 4 ? 7 : 8, (uint32_t)p % 3);
+	CU_ASSERT_EQUAL(u.members, NP / 2);
+	CU_ASSERT_EQUAL(u.linked, (uint64_t)NP / 2);
+	CU_ASSERT(kit_unstable_member(&u, 2) && !kit_unstable_member(&u, 3));
+	for (q1 = kit_hash_first(&u.hash, 7, 2); q1; q1 = r[q1 - 1].un.key.next)
+		n += r[q1 - 1].un.key.csum == 7 && r[q1 - 1].un.key.part == 2;
+	CU_ASSERT_EQUAL(n, 6u); /* p = 2 mod 12: 2, 14, 26, 38, 50, 62 */
+	CU_ASSERT(kit_unstable_remove(&u, 14, &part)); /* linked now: its partition told */
+	CU_ASSERT_EQUAL(part, 14u % 3);
+	CU_ASSERT(!kit_unstable_remove(&u, 14, &part)); /* not a member any more */
+	CU_ASSERT(!kit_unstable_remove(&u, 15, NULL));  /* never one */
+	CU_ASSERT_EQUAL(u.members, NP / 2 - 1);
+	n = 0;
+	for (q1 = kit_hash_first(&u.hash, 7, 2); q1; q1 = r[q1 - 1].un.key.next)
+		n += q1 - 1 != 14;
+	CU_ASSERT_EQUAL(n, 5u);
+	kit_unstable_reset(&u); /* a new generation: nothing linked, every member counted */
+	CU_ASSERT_EQUAL(kit_hash_first(&u.hash, 7, 2), 0u);
+	CU_ASSERT_EQUAL(u.linked, 0u);
+	CU_ASSERT_EQUAL(u.members, NP / 2 - 1);
+	CU_ASSERT(!kit_unstable_remove(&u, 2, NULL)); /* a member of the old one: unlinked already */
+	CU_ASSERT_EQUAL(u.members, NP / 2 - 2);
+	kit_unstable_insert(&u, 3, 7, 2);
+	CU_ASSERT_EQUAL(kit_hash_first(&u.hash, 7, 2), 4u);
+	CU_ASSERT_EQUAL(r[3].un.gen, u.cur);
+	n = 0;
+	for (bk_page p = 0; p < NP; p++)
+		n += r[p].own != 0xabc0000u + (uint32_t)p;
+	CU_ASSERT_EQUAL(n, 0u);
+	kit_unstable_release(&u);
+}
+
 SP_TEST(ebusy_rule_and_contract_check)
 {
 	struct sp_err err = { 0 };
