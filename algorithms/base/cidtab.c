@@ -18,10 +18,12 @@
  * pre-faulted by a write (sp_big_prefault): lookups read it before anything
  * is written, and a read of a never-written huge page would map the huge
  * zero page, to be copied at the first write (eighth round).
- * Partitions are numbered in order of first sight (part_of[], part_ix[]);
+ * Partitions are numbered in order of first sight (part_num, part_of[]);
  * the last one looked up is kept, since a caller's pairs come in runs of
- * one partition (a guest's pages).  The side maps (counts >= CIDTAB_CMAX,
- * partitions numbered CIDTAB_PESC) are small open-addressing tables.
+ * one partition (a guest's pages).  The partitions' numbers and the side
+ * maps (counts >= CIDTAB_CMAX, partition numbers >= CIDTAB_PESC) are small
+ * maps of 32-bit keys to non-zero values (map_*() below: linear probing,
+ * backward-shift deletion, doubling at half load).
  */
 #include "cidtab.h"
 
@@ -36,134 +38,113 @@
 #define MIN_ENT 1024u
 #define MAX_SLOTS ((size_t)1 << 32)
 
-struct cidtab_side_slot {
-	uint32_t key, val; /* key 0: empty */
+struct cidtab_map_slot {
+	uint32_t key, val; /* val 0: empty */
 };
 
-static inline uint32_t side_home(const struct cidtab_side *m, uint32_t key)
+static inline uint32_t map_home(const struct cidtab_map *m, uint32_t key)
 {
 	return (uint32_t)(((uint64_t)key * 0x9e3779b97f4a7c15ULL) >> 32) & m->mask;
 }
 
-/* key's value in m, or NULL. */
-static uint32_t *side_find(const struct cidtab_side *m, uint32_t key)
+/* The slot of key in m (m has an array), or the empty slot where it would go. */
+static uint32_t map_slot(const struct cidtab_map *m, uint32_t key)
 {
-	if (!m->mask)
-		return NULL;
-	for (uint32_t i = side_home(m, key); m->slot[i].key; i = (i + 1) & m->mask) {
-		if (m->slot[i].key == key)
-			return &m->slot[i].val;
-	}
-	return NULL;
+	uint32_t i = map_home(m, key);
+
+	while (m->slot[i].val && m->slot[i].key != key)
+		i = (i + 1) & m->mask;
+	return i;
 }
 
-/* key (not 0) now maps to val: 0, or SP_ENOMEM (m unchanged). */
-static int side_set(struct cidtab_side *m, uint32_t key, uint32_t val)
+/* key's value in m, or NULL. */
+static uint32_t *map_find(const struct cidtab_map *m, uint32_t key)
 {
-	uint32_t *v = side_find(m, key), i;
+	uint32_t i;
 
-	if (v) {
-		*v = val;
-		return 0;
-	}
-	if ((m->n + 1) * 2 > m->mask) { /* at most half full: rebuilt twice the size */
-		uint32_t cap = m->mask ? (m->mask + 1) * 2 : 16;
-		struct cidtab_side nw = { calloc(cap, sizeof(*nw.slot)), cap - 1, m->n };
+	if (!m->slot)
+		return NULL;
+	i = map_slot(m, key);
+	return m->slot[i].val ? &m->slot[i].val : NULL;
+}
 
-		if (!nw.slot)
-			return SP_ENOMEM;
-		for (uint32_t j = 0; m->mask && j <= m->mask; j++) {
-			if (m->slot[j].key) {
-				for (i = side_home(&nw, m->slot[j].key); nw.slot[i].key; i = (i + 1) & nw.mask)
-					;
-				nw.slot[i] = m->slot[j];
+/* key now maps to val (not 0): 0, or SP_ENOMEM (m unchanged). */
+static int map_set(struct cidtab_map *m, uint32_t key, uint32_t val)
+{
+	uint32_t i = m->slot ? map_slot(m, key) : 0;
+
+	if (!m->slot || !m->slot[i].val) { /* a new key: at most half full, else twice the size */
+		if ((m->n + 1) * 2 > m->mask) {
+			uint32_t cap = m->slot ? (m->mask + 1) * 2 : 16;
+			struct cidtab_map nw = { calloc(cap, sizeof(*nw.slot)), cap - 1, m->n };
+
+			if (!nw.slot)
+				return SP_ENOMEM;
+			for (uint32_t j = 0; m->slot && j <= m->mask; j++) {
+				if (m->slot[j].val)
+					nw.slot[map_slot(&nw, m->slot[j].key)] = m->slot[j];
 			}
+			free(m->slot);
+			*m = nw;
+			i = map_slot(m, key);
 		}
-		free(m->slot);
-		*m = nw;
+		m->n++;
 	}
-	for (i = side_home(m, key); m->slot[i].key; i = (i + 1) & m->mask)
-		;
 	m->slot[i].key = key;
 	m->slot[i].val = val;
-	m->n++;
 	return 0;
 }
 
 /* key (held) leaves m: backward-shift deletion. */
-static void side_del(struct cidtab_side *m, uint32_t key)
+static void map_del(struct cidtab_map *m, uint32_t key)
 {
-	uint32_t hole, i;
+	uint32_t hole = map_slot(m, key), i;
 
-	for (hole = side_home(m, key); m->slot[hole].key != key; hole = (hole + 1) & m->mask)
-		;
-	m->slot[hole].key = 0;
-	for (i = (hole + 1) & m->mask; m->slot[i].key; i = (i + 1) & m->mask) {
-		uint32_t home = side_home(m, m->slot[i].key);
+	m->slot[hole].val = 0;
+	for (i = (hole + 1) & m->mask; m->slot[i].val; i = (i + 1) & m->mask) {
+		uint32_t home = map_home(m, m->slot[i].key);
 
 		if (((i - home) & m->mask) >= ((i - hole) & m->mask)) {
 			m->slot[hole] = m->slot[i];
-			m->slot[i].key = 0;
+			m->slot[i].val = 0;
 			hole = i;
 		}
 	}
 	m->n--;
 }
 
-static void side_release(struct cidtab_side *m)
+static void map_release(struct cidtab_map *m)
 {
 	free(m->slot);
 	memset(m, 0, sizeof(*m));
 }
 
-static inline uint32_t part_home(uint32_t part, uint32_t mask)
-{
-	return (uint32_t)(((uint64_t)part * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
-}
-
 /*
- * The number of partition part, numbered now if it is new: 0, or SP_ENOMEM.
- * Partitions after the first CIDTAB_PESC all get CIDTAB_PESC.
+ * The number of partition part as an id's word holds it (CIDTAB_PESC for
+ * the partitions numbered from CIDTAB_PESC on), the partition numbered now
+ * if it is new: 0, or SP_ENOMEM.
  */
 static int part_number_slow(struct cidtab *c, uint32_t part, uint32_t *pn)
 {
-	uint32_t i;
+	uint32_t *v = map_find(&c->part_num, part), n = v ? *v - 1 : c->nparts;
 
-	for (i = part_home(part, c->part_mask); c->part_ix && c->part_ix[i]; i = (i + 1) & c->part_mask) {
-		if (c->part_of[c->part_ix[i] - 1] == part) {
-			*pn = c->part_ix[i] - 1;
-			goto found;
-		}
-	}
-	if (c->nparts == CIDTAB_PESC) {
-		*pn = CIDTAB_PESC;
-		goto found;
-	}
-	if ((c->nparts + 1) * 2 > c->part_mask) { /* part_ix at most half full, part_of as large */
-		uint32_t cap = c->part_ix ? (c->part_mask + 1) * 2 : 16;
-		uint32_t *ix = calloc(cap, sizeof(*ix)), *of = realloc(c->part_of, cap * sizeof(*of));
-
-		if (of)
-			c->part_of = of;
-		if (!ix || !of) {
-			free(ix);
+	if (!v) { /* a new one: numbered nparts */
+		if (n == UINT32_MAX - 1)
 			return SP_ENOMEM;
+		if (n == c->part_cap) {
+			uint32_t cap = n ? n * 2 : 16;
+			uint32_t *of = realloc(c->part_of, (size_t)cap * sizeof(*of));
+
+			if (!of)
+				return SP_ENOMEM;
+			c->part_of = of;
+			c->part_cap = cap;
 		}
-		free(c->part_ix);
-		c->part_ix = ix;
-		c->part_mask = cap - 1;
-		for (uint32_t k = 0; k < c->nparts; k++) {
-			for (i = part_home(c->part_of[k], c->part_mask); ix[i]; i = (i + 1) & c->part_mask)
-				;
-			ix[i] = k + 1;
-		}
-		for (i = part_home(part, c->part_mask); ix[i]; i = (i + 1) & c->part_mask)
-			;
+		if (map_set(&c->part_num, part, n + 1) < 0)
+			return SP_ENOMEM;
+		c->part_of[c->nparts++] = part;
 	}
-	*pn = c->nparts++;
-	c->part_of[*pn] = part;
-	c->part_ix[i] = *pn + 1;
-found:
+	*pn = n < CIDTAB_PESC ? n : CIDTAB_PESC;
 	c->last_part = part;
 	c->last_pn = *pn;
 	return 0;
@@ -183,12 +164,12 @@ static uint32_t part_of_id(const struct cidtab *c, uint32_t id)
 {
 	uint32_t pn = c->ent[id].meta >> CIDTAB_CBITS;
 
-	return pn < CIDTAB_PESC ? c->part_of[pn] : *side_find(&c->parts, id);
+	return c->part_of[pn < CIDTAB_PESC ? pn : *map_find(&c->parts, id)];
 }
 
 uint32_t cidtab_count_big(const struct cidtab *c, uint32_t id)
 {
-	return *side_find(&c->counts, id);
+	return *map_find(&c->counts, id);
 }
 
 /*
@@ -260,15 +241,15 @@ void cidtab_release(struct cidtab *c)
 	sp_big_free(c->index, c->index ? c->mask + 1 : 0, sizeof(*c->index));
 	sp_big_free(c->ent, c->cap_ent, sizeof(*c->ent));
 	free(c->part_of);
-	free(c->part_ix);
-	side_release(&c->counts);
-	side_release(&c->parts);
+	map_release(&c->part_num);
+	map_release(&c->counts);
+	map_release(&c->parts);
 	memset(c, 0, sizeof(*c));
 }
 
 /*
  * The slot holding (fp, part) of hash h, or the empty slot where it would
- * go; pn is part's number.
+ * go; pn is part's number as part_number() gives it.
  */
 static inline size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t pn, uint64_t h)
 {
@@ -283,7 +264,7 @@ static inline size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part
 			uint32_t id = s & id_mask(c->idbits);
 
 			if (c->ent[id].meta >> CIDTAB_CBITS == pn && sp_fp_eq(cidtab_fp(c, id), fp) &&
-			    (pn < CIDTAB_PESC || *side_find(&c->parts, id) == part))
+			    (__builtin_expect(pn < CIDTAB_PESC, 1) || part_of_id(c, id) == part))
 				return i;
 		}
 	}
@@ -367,11 +348,11 @@ int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64
 				return SP_ENOMEM;
 			i = find(c, fp, part, pn, h);
 		}
-		if (pn == CIDTAB_PESC && side_set(&c->parts, next, part) < 0)
+		if (pn == CIDTAB_PESC && map_set(&c->parts, next, *map_find(&c->part_num, part) - 1) < 0)
 			return SP_ENOMEM;
 		if (new_id(c, id) < 0) {
 			if (pn == CIDTAB_PESC)
-				side_del(&c->parts, next);
+				map_del(&c->parts, next);
 			return SP_ENOMEM;
 		}
 		struct cidtab_ent *e = &c->ent[*id];
@@ -393,13 +374,11 @@ int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64
 		if (n < CIDTAB_CMAX) {
 			++*m;
 		} else if (n == CIDTAB_CMAX) { /* the count moves to the side map */
-			if (side_set(&c->counts, *id, n) < 0)
+			if (map_set(&c->counts, *id, n) < 0)
 				return SP_ENOMEM;
 			++*m;
 		} else {
-			uint32_t *big = side_find(&c->counts, *id);
-
-			n = ++*big;
+			n = ++*map_find(&c->counts, *id);
 		}
 	}
 	c->total++;
@@ -418,11 +397,9 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 		--*m;
 		n--;
 	} else {
-		uint32_t *big = side_find(&c->counts, id);
-
-		n = --*big;
+		n = --*map_find(&c->counts, id);
 		if (n < CIDTAB_CMAX) { /* back in meta[] */
-			side_del(&c->counts, id);
+			map_del(&c->counts, id);
 			*m = (*m & ~CIDTAB_CMAX) | n;
 		}
 	}
@@ -447,7 +424,7 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 		}
 	}
 	if (*m >> CIDTAB_CBITS == CIDTAB_PESC)
-		side_del(&c->parts, id);
+		map_del(&c->parts, id);
 	*m = 0;
 	c->ent[id].fp[0] = c->free_head;
 	c->free_head = id;

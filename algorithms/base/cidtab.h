@@ -24,8 +24,8 @@
  * An id's word in meta[]: its count in the low CIDTAB_CBITS bits, its
  * partition's number (partitions numbered in order of first sight) above.
  * A count of CIDTAB_CMAX or more reads CIDTAB_CMAX there and is held whole
- * in the table's side map `counts`; the partitions after the first
- * CIDTAB_PESC all read CIDTAB_PESC and are held in the side map `parts`.
+ * in the table's side map `counts`; the partitions numbered CIDTAB_PESC and
+ * after all read CIDTAB_PESC there, their numbers held in the side map `parts`.
  * Why not a 4-byte partition and a 4-byte count: 15 M distinct contents at
  * 32 M pages, nearly all held once; 4 bytes less each is 60 MB less fresh
  * memory, whose first touch is this VM's dearest time (bench/README.md,
@@ -36,10 +36,10 @@
 #define CIDTAB_CMAX ((1u << CIDTAB_CBITS) - 1)
 #define CIDTAB_PESC ((1u << (32 - CIDTAB_CBITS)) - 1)
 
-struct cidtab_side_slot;
-/* A small map of id (never 0) to a 32-bit value: open addressing, key 0 empty. */
-struct cidtab_side {
-	struct cidtab_side_slot *slot;
+struct cidtab_map_slot;
+/* A small map of 32-bit keys to values other than 0: open addressing, value 0 marks an empty slot. */
+struct cidtab_map {
+	struct cidtab_map_slot *slot;
 	uint32_t mask;           /* capacity - 1, a power of two; 0: no array */
 	uint32_t n;              /* keys held */
 };
@@ -64,11 +64,11 @@ struct cidtab {
 	size_t shared;            /* ids with count > 1 */
 	uint64_t total;           /* sum of counts */
 	uint32_t *part_of;        /* by partition number (< nparts): the partition */
-	uint32_t *part_ix;        /* open addressing over part_of: number + 1, 0 empty */
-	uint32_t nparts, part_mask; /* partitions numbered; part_ix's capacity - 1 */
+	uint32_t nparts, part_cap; /* partitions numbered; part_of's capacity */
 	uint32_t last_part, last_pn; /* the partition looked up last and its number (nparts > 0) */
-	struct cidtab_side counts; /* id -> count, for counts >= CIDTAB_CMAX */
-	struct cidtab_side parts;  /* id -> partition, for partition number CIDTAB_PESC */
+	struct cidtab_map part_num; /* partition -> its number + 1 */
+	struct cidtab_map counts; /* id -> count, for counts >= CIDTAB_CMAX */
+	struct cidtab_map parts;  /* id -> partition number, for numbers >= CIDTAB_PESC */
 };
 
 int cidtab_init(struct cidtab *c);

@@ -173,7 +173,7 @@ SP_TEST(partitions_past_the_word)
 		for (int k = 0; k < NK; k++)
 			bad += model[q][k] && cidtab_count(&c, ids[q][k]) != model[q][k];
 	CU_ASSERT_EQUAL(bad, 0);
-	CU_ASSERT_EQUAL(c.nparts, CIDTAB_PESC);
+	CU_ASSERT(c.nparts > CIDTAB_PESC); /* every partition numbered, the later ones in the side map */
 	CU_ASSERT(c.parts.n > 0);
 	CU_ASSERT_EQUAL(cidtab_distinct(&c), distinct);
 	CU_ASSERT_EQUAL(cidtab_total(&c), total);
