@@ -34,19 +34,13 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "sp_util.h"
 
 #define PAGES 256u
 #define CALLS 20000u
 #define ROUNDS_MAX 32
-
-static double now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -64,26 +58,29 @@ static int wp(int uffd, void *addr, size_t len, int on)
 /* Mean ns of UFFDIO_WRITEPROTECT(on) over each run of n pages of the PAGES pages of m. */
 static double wp_pages(int uffd, char *m, size_t ps, unsigned n)
 {
-	double t0 = now_ns();
+	uint64_t t0 = sp_mono_ns();
 
 	for (unsigned i = 0; i < PAGES; i += n)
 		if (wp(uffd, m + i * ps, n * ps, 1) < 0)
 			return -1;
-	return (now_ns() - t0) / (PAGES / n);
+	return (double)(sp_mono_ns() - t0) / (PAGES / n);
 }
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 5;
+	int rounds = 5;
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE), len = PAGES * ps;
 	double flush[ROUNDS_MAX], full[ROUNDS_MAX], sys = -1;
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
-	char *m;
+	char *m, extra;
 	int uffd;
 
-	if (rounds < 1 || rounds > ROUNDS_MAX)
-		rounds = 5;
+	if (argc > 2 || (argc == 2 && (sscanf(argv[1], "%d%c", &rounds, &extra) != 1 || rounds < 1 ||
+				       rounds > ROUNDS_MAX))) {
+		fprintf(stderr, "usage: flush_cost [rounds, 1 to %d]\n", ROUNDS_MAX);
+		return 2;
+	}
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (m == MAP_FAILED || uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0) {
@@ -98,13 +95,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int r = 0; r < rounds; r++) {
-		double t0 = now_ns(), on, again, on64, again64;
+		uint64_t t0 = sp_mono_ns();
+		double call, on, again, on64, again64;
 
 		for (unsigned i = 0; i < CALLS; i++)
 			syscall(SYS_getppid);
-		t0 = (now_ns() - t0) / CALLS;
-		if (sys < 0 || t0 < sys)
-			sys = t0;
+		call = (double)(sp_mono_ns() - t0) / CALLS;
+		if (sys < 0 || call < sys)
+			sys = call;
 		/* Writable again in one call (one flush): the kernel upgrades exclusive anonymous PTEs. */
 		if (wp(uffd, m, len, 0) < 0) {
 			perror("flush_cost: UFFDIO_WRITEPROTECT");
@@ -112,9 +110,7 @@ int main(int argc, char **argv)
 		}
 		on = wp_pages(uffd, m, ps, 1);
 		again = wp_pages(uffd, m, ps, 1);
-		if (wp(uffd, m, len, 0) < 0)
-			return 1;
-		on64 = wp_pages(uffd, m, ps, 64);
+		on64 = wp(uffd, m, len, 0) < 0 ? -1 : wp_pages(uffd, m, ps, 64);
 		again64 = wp_pages(uffd, m, ps, 64);
 		if (on < 0 || again < 0 || on64 < 0 || again64 < 0) {
 			perror("flush_cost: UFFDIO_WRITEPROTECT");
