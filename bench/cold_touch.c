@@ -20,21 +20,14 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "sp_util.h"
 
 #define PS 4096u
 #define NPAGES 16384u
 #define TOUCHES 2000u
 #define RUNS 3
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 /* Mean us per first touch of TOUCHES random pages after idle_ms; negative on failure. */
 static double one_run(bool huge, bool copy, unsigned idle_ms, unsigned seed)
@@ -44,7 +37,8 @@ static double one_run(bool huge, bool copy, unsigned idle_ms, unsigned seed)
 	uint8_t buf[64];
 	uint64_t x = seed * 2654435761u + 1;
 	bool failed = false;
-	double t0, t;
+	uint64_t t0;
+	double t;
 
 	if (b == MAP_FAILED)
 		return -1;
@@ -52,7 +46,7 @@ static double one_run(bool huge, bool copy, unsigned idle_ms, unsigned seed)
 	for (size_t i = 0; i < (size_t)NPAGES * PS; i += 64)
 		b[i] = (uint8_t)(i >> 6);
 	usleep(idle_ms * 1000u);
-	t0 = now_us();
+	t0 = sp_mono_ns();
 	for (unsigned i = 0; i < TOUCHES; i++) {
 		uint8_t *p;
 
@@ -67,7 +61,7 @@ static double one_run(bool huge, bool copy, unsigned idle_ms, unsigned seed)
 			(void)*(volatile uint8_t *)p;
 		}
 	}
-	t = now_us() - t0;
+	t = (double)(sp_mono_ns() - t0) / 1e3;
 	munmap(b, (size_t)NPAGES * PS);
 	return failed ? -1 : t / TOUCHES;
 }

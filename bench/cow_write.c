@@ -21,20 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "live.h"
+#include "sp_util.h"
 
 #define PS 4096u
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -58,10 +50,10 @@ static uint32_t time_writes(uint8_t *m, uint32_t n, double *us)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		volatile uint8_t *b = m + (size_t)i * PS + 64;
-		double t0 = now_us();
+		uint64_t t0 = sp_mono_ns();
 
 		*b = (uint8_t)(*b ^ 0x5a);
-		us[i] = now_us() - t0;
+		us[i] = (double)(sp_mono_ns() - t0) / 1e3;
 	}
 	return n;
 }

@@ -26,7 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
+
+#include "sp_util.h"
 
 #define LINE 64u
 #define STEPS 2000000u
@@ -37,13 +38,6 @@
 
 /* Where the chains end: keeps the loops from being optimised out. */
 static volatile size_t sink;
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* xorshift64*: a fixed seed, so every run walks the same cycle. */
 static uint64_t rnd(uint64_t *s)
@@ -64,11 +58,11 @@ static double walk(const uint64_t *buf, const uint32_t *order, size_t n, unsigne
 	for (unsigned c = 0; c < chains; c++) /* evenly apart along the cycle */
 		p[c] = (size_t)order[(n / chains) * c] * (LINE / 8);
 	for (int r = 0; r < PASSES; r++) {
-		double t0 = now();
+		uint64_t t0 = sp_mono_ns();
 		for (size_t i = 0; i < steps; i++)
 			for (unsigned c = 0; c < chains; c++)
 				p[c] = buf[p[c]];
-		double t = (now() - t0) * 1e9 / (double)(steps * chains);
+		double t = (double)(sp_mono_ns() - t0) / (double)(steps * chains);
 		if (best < 0 || t < best)
 			best = t;
 	}
