@@ -2,11 +2,11 @@
  * kit.c - implements the merge algorithms' shared kit (kit.h) and
  * algo_check(), the contract check every driver runs before create().
  *
- * Partitions.  An open-addressing table (linear probing, doubling at 50%
- * load) maps the full 64-bit key domain << 32 | node to a dense id, so no
- * two pairs can ever share an id, however many domains or nodes there are
- * (packing both into 32 bits, as the algorithms once did, made domains 0 and
- * 65536, or nodes 0 and 256, collide).
+ * Partitions.  A small map (sp_map.h) takes the full 64-bit key domain <<
+ * 32 | node to a dense id, so no two pairs can ever share an id, however
+ * many domains or nodes there are (packing both into 32 bits, as the
+ * algorithms once did, made domains 0 and 65536, or nodes 0 and 256,
+ * collide).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,88 +17,41 @@
 
 /* ---- partitions ------------------------------------------------------------ */
 
-static inline uint64_t mix64(uint64_t x)
-{
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 int kit_parts_init(struct kit_parts *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->mask = 63;
-	t->key = calloc((size_t)t->mask + 1, sizeof(*t->key));
-	t->id1 = calloc((size_t)t->mask + 1, sizeof(*t->id1));
-	if (!t->key || !t->id1) {
-		kit_parts_release(t);
-		return SP_ENOMEM;
-	}
 	return 0;
 }
 
 void kit_parts_release(struct kit_parts *t)
 {
-	free(t->key);
-	free(t->id1);
+	sp_map_release(&t->id1);
 	memset(t, 0, sizeof(*t));
-}
-
-static uint32_t parts_slot(const struct kit_parts *t, uint64_t key)
-{
-	uint32_t i = (uint32_t)mix64(key) & t->mask;
-
-	while (t->id1[i] && t->key[i] != key)
-		i = (i + 1) & t->mask;
-	return i;
-}
-
-static int parts_double(struct kit_parts *t)
-{
-	struct kit_parts n = { .mask = t->mask * 2 + 1, .n = t->n };
-
-	if (n.mask <= t->mask)
-		return SP_ELIMIT;
-	n.key = calloc((size_t)n.mask + 1, sizeof(*n.key));
-	n.id1 = calloc((size_t)n.mask + 1, sizeof(*n.id1));
-	if (!n.key || !n.id1) {
-		kit_parts_release(&n);
-		return SP_ENOMEM;
-	}
-	for (uint32_t i = 0; i <= t->mask; i++) {
-		if (t->id1[i]) {
-			uint32_t j = parts_slot(&n, t->key[i]);
-
-			n.key[j] = t->key[i];
-			n.id1[j] = t->id1[i];
-		}
-	}
-	kit_parts_release(t);
-	*t = n;
-	return 0;
 }
 
 int kit_part_id(struct kit_parts *t, uint32_t domain, uint32_t node, bool across, uint32_t *out)
 {
 	uint64_t key = (uint64_t)domain << 32 | (across ? KIT_ANY_NODE : node);
-	uint32_t i = parts_slot(t, key);
+	uint32_t *id1, id;
 	int rc;
 
-	if (t->id1[i]) {
-		*out = t->id1[i] - 1;
+	if (t->n && key == t->last_key) {
+		*out = t->last_id;
 		return 0;
 	}
-	if (t->n >= UINT32_MAX - 1)
-		return SP_ELIMIT;
-	if ((uint64_t)(t->n + 1) * 2 > (uint64_t)t->mask + 1) {
-		rc = parts_double(t);
+	id1 = sp_map_find(&t->id1, key);
+	if (id1) {
+		id = *id1 - 1;
+	} else {
+		if (t->n >= UINT32_MAX - 1)
+			return SP_ELIMIT;
+		rc = sp_map_set(&t->id1, key, t->n + 1);
 		if (rc < 0)
 			return rc;
-		i = parts_slot(t, key);
+		id = t->n++;
 	}
-	t->key[i] = key;
-	t->id1[i] = ++t->n;
-	*out = t->n - 1;
+	t->last_key = key;
+	t->last_id = *out = id;
 	return 0;
 }
 

@@ -31,15 +31,16 @@
 
 #include "backend.h"
 #include "sp_error.h"
+#include "sp_map.h"
 #include "sp_util.h"
 
 /* ---- partitions ------------------------------------------------------------ */
 
 struct kit_parts {
-	uint64_t *key; /* per slot: domain << 32 | node (KIT_ANY_NODE across nodes) */
-	uint32_t *id1; /* per slot: partition id + 1; 0 marks an empty slot */
-	uint32_t mask; /* slots - 1, slots a power of two */
-	uint32_t n;    /* ids given: 0 .. n-1 */
+	struct sp_map id1; /* domain << 32 | node (KIT_ANY_NODE across nodes) -> id + 1 */
+	uint64_t last_key; /* the key asked last and its id (n > 0): a page is */
+	uint32_t last_id;  /* mostly in its predecessor's partition */
+	uint32_t n;        /* ids given: 0 .. n-1 */
 };
 
 #define KIT_ANY_NODE UINT32_MAX

@@ -22,8 +22,7 @@
  * the last one looked up is kept, since a caller's pairs come in runs of
  * one partition (a guest's pages).  The partitions' numbers and the side
  * maps (counts >= CIDTAB_CMAX, partition numbers >= CIDTAB_PESC) are small
- * maps of 32-bit keys to non-zero values (map_*() below: linear probing,
- * backward-shift deletion, doubling at half load).
+ * maps (sp_map.h).
  */
 #include "cidtab.h"
 
@@ -38,87 +37,6 @@
 #define MIN_ENT 1024u
 #define MAX_SLOTS ((size_t)1 << 32)
 
-struct cidtab_map_slot {
-	uint32_t key, val; /* val 0: empty */
-};
-
-static inline uint32_t map_home(const struct cidtab_map *m, uint32_t key)
-{
-	return (uint32_t)(((uint64_t)key * 0x9e3779b97f4a7c15ULL) >> 32) & m->mask;
-}
-
-/* The slot of key in m (m has an array), or the empty slot where it would go. */
-static uint32_t map_slot(const struct cidtab_map *m, uint32_t key)
-{
-	uint32_t i = map_home(m, key);
-
-	while (m->slot[i].val && m->slot[i].key != key)
-		i = (i + 1) & m->mask;
-	return i;
-}
-
-/* key's value in m, or NULL. */
-static uint32_t *map_find(const struct cidtab_map *m, uint32_t key)
-{
-	uint32_t i;
-
-	if (!m->slot)
-		return NULL;
-	i = map_slot(m, key);
-	return m->slot[i].val ? &m->slot[i].val : NULL;
-}
-
-/* key now maps to val (not 0): 0, or SP_ENOMEM (m unchanged). */
-static int map_set(struct cidtab_map *m, uint32_t key, uint32_t val)
-{
-	uint32_t i = m->slot ? map_slot(m, key) : 0;
-
-	if (!m->slot || !m->slot[i].val) { /* a new key: at most half full, else twice the size */
-		if ((m->n + 1) * 2 > m->mask) {
-			uint32_t cap = m->slot ? (m->mask + 1) * 2 : 16;
-			struct cidtab_map nw = { calloc(cap, sizeof(*nw.slot)), cap - 1, m->n };
-
-			if (!nw.slot)
-				return SP_ENOMEM;
-			for (uint32_t j = 0; m->slot && j <= m->mask; j++) {
-				if (m->slot[j].val)
-					nw.slot[map_slot(&nw, m->slot[j].key)] = m->slot[j];
-			}
-			free(m->slot);
-			*m = nw;
-			i = map_slot(m, key);
-		}
-		m->n++;
-	}
-	m->slot[i].key = key;
-	m->slot[i].val = val;
-	return 0;
-}
-
-/* key (held) leaves m: backward-shift deletion. */
-static void map_del(struct cidtab_map *m, uint32_t key)
-{
-	uint32_t hole = map_slot(m, key), i;
-
-	m->slot[hole].val = 0;
-	for (i = (hole + 1) & m->mask; m->slot[i].val; i = (i + 1) & m->mask) {
-		uint32_t home = map_home(m, m->slot[i].key);
-
-		if (((i - home) & m->mask) >= ((i - hole) & m->mask)) {
-			m->slot[hole] = m->slot[i];
-			m->slot[i].val = 0;
-			hole = i;
-		}
-	}
-	m->n--;
-}
-
-static void map_release(struct cidtab_map *m)
-{
-	free(m->slot);
-	memset(m, 0, sizeof(*m));
-}
-
 /*
  * The number of partition part as an id's word holds it (CIDTAB_PESC for
  * the partitions numbered from CIDTAB_PESC on), the partition numbered now
@@ -126,7 +44,7 @@ static void map_release(struct cidtab_map *m)
  */
 static int part_number_slow(struct cidtab *c, uint32_t part, uint32_t *pn)
 {
-	uint32_t *v = map_find(&c->part_num, part), n = v ? *v - 1 : c->nparts;
+	uint32_t *v = sp_map_find(&c->part_num, part), n = v ? *v - 1 : c->nparts;
 
 	if (!v) { /* a new one: numbered nparts */
 		if (n == UINT32_MAX - 1)
@@ -140,7 +58,7 @@ static int part_number_slow(struct cidtab *c, uint32_t part, uint32_t *pn)
 			c->part_of = of;
 			c->part_cap = cap;
 		}
-		if (map_set(&c->part_num, part, n + 1) < 0)
+		if (sp_map_set(&c->part_num, part, n + 1) < 0)
 			return SP_ENOMEM;
 		c->part_of[c->nparts++] = part;
 	}
@@ -164,12 +82,12 @@ static uint32_t part_of_id(const struct cidtab *c, uint32_t id)
 {
 	uint32_t pn = c->ent[id].meta >> CIDTAB_CBITS;
 
-	return c->part_of[pn < CIDTAB_PESC ? pn : *map_find(&c->parts, id)];
+	return c->part_of[pn < CIDTAB_PESC ? pn : *sp_map_find(&c->parts, id)];
 }
 
 uint32_t cidtab_count_big(const struct cidtab *c, uint32_t id)
 {
-	return *map_find(&c->counts, id);
+	return *sp_map_find(&c->counts, id);
 }
 
 /*
@@ -241,9 +159,9 @@ void cidtab_release(struct cidtab *c)
 	sp_big_free(c->index, c->index ? c->mask + 1 : 0, sizeof(*c->index));
 	sp_big_free(c->ent, c->cap_ent, sizeof(*c->ent));
 	free(c->part_of);
-	map_release(&c->part_num);
-	map_release(&c->counts);
-	map_release(&c->parts);
+	sp_map_release(&c->part_num);
+	sp_map_release(&c->counts);
+	sp_map_release(&c->parts);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -348,11 +266,11 @@ int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64
 				return SP_ENOMEM;
 			i = find(c, fp, part, pn, h);
 		}
-		if (pn == CIDTAB_PESC && map_set(&c->parts, next, *map_find(&c->part_num, part) - 1) < 0)
+		if (pn == CIDTAB_PESC && sp_map_set(&c->parts, next, *sp_map_find(&c->part_num, part) - 1) < 0)
 			return SP_ENOMEM;
 		if (new_id(c, id) < 0) {
 			if (pn == CIDTAB_PESC)
-				map_del(&c->parts, next);
+				sp_map_del(&c->parts, next);
 			return SP_ENOMEM;
 		}
 		struct cidtab_ent *e = &c->ent[*id];
@@ -374,11 +292,11 @@ int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64
 		if (n < CIDTAB_CMAX) {
 			++*m;
 		} else if (n == CIDTAB_CMAX) { /* the count moves to the side map */
-			if (map_set(&c->counts, *id, n) < 0)
+			if (sp_map_set(&c->counts, *id, n) < 0)
 				return SP_ENOMEM;
 			++*m;
 		} else {
-			n = ++*map_find(&c->counts, *id);
+			n = ++*sp_map_find(&c->counts, *id);
 		}
 	}
 	c->total++;
@@ -397,9 +315,9 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 		--*m;
 		n--;
 	} else {
-		n = --*map_find(&c->counts, id);
+		n = --*sp_map_find(&c->counts, id);
 		if (n < CIDTAB_CMAX) { /* back in meta[] */
-			map_del(&c->counts, id);
+			sp_map_del(&c->counts, id);
 			*m = (*m & ~CIDTAB_CMAX) | n;
 		}
 	}
@@ -424,7 +342,7 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 		}
 	}
 	if (*m >> CIDTAB_CBITS == CIDTAB_PESC)
-		map_del(&c->parts, id);
+		sp_map_del(&c->parts, id);
 	*m = 0;
 	c->ent[id].fp[0] = c->free_head;
 	c->free_head = id;

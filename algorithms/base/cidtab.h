@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "fingerprint.h"
+#include "sp_map.h"
 
 /*
  * An id's word in meta[]: its count in the low CIDTAB_CBITS bits, its
@@ -35,14 +36,6 @@
 #define CIDTAB_CBITS 20
 #define CIDTAB_CMAX ((1u << CIDTAB_CBITS) - 1)
 #define CIDTAB_PESC ((1u << (32 - CIDTAB_CBITS)) - 1)
-
-struct cidtab_map_slot;
-/* A small map of 32-bit keys to values other than 0: open addressing, value 0 marks an empty slot. */
-struct cidtab_map {
-	struct cidtab_map_slot *slot;
-	uint32_t mask;           /* capacity - 1, a power of two; 0: no array */
-	uint32_t n;              /* keys held */
-};
 
 /*
  * A pair by id, 20 bytes (4-byte aligned: a quarter of them straddle two
@@ -66,9 +59,9 @@ struct cidtab {
 	uint32_t *part_of;        /* by partition number (< nparts): the partition */
 	uint32_t nparts, part_cap; /* partitions numbered; part_of's capacity */
 	uint32_t last_part, last_pn; /* the partition looked up last and its number (nparts > 0) */
-	struct cidtab_map part_num; /* partition -> its number + 1 */
-	struct cidtab_map counts; /* id -> count, for counts >= CIDTAB_CMAX */
-	struct cidtab_map parts;  /* id -> partition number, for numbers >= CIDTAB_PESC */
+	struct sp_map part_num;   /* partition -> its number + 1 */
+	struct sp_map counts;     /* id -> count, for counts >= CIDTAB_CMAX */
+	struct sp_map parts;      /* id -> partition number, for numbers >= CIDTAB_PESC */
 };
 
 int cidtab_init(struct cidtab *c);

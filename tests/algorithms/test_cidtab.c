@@ -1,15 +1,60 @@
 /*
  * test_cidtab.c - content ids against a naive model, under random adds and
  * puts that force tag collisions, growth of both arrays, backward-shift
- * deletes and id reuse.
+ * deletes and id reuse; the small map under them (sp_map.h) against an array.
  */
 #include <stdlib.h>
 
 #include "cidtab.h"
 #include "harness.h"
 #include "sp_bigmem.h"
+#include "sp_map.h"
 
 #define KEYS 5000
+
+/*
+ * Random sets, changes and deletes over keys that share their low or high
+ * words (the partitions' keys are domain << 32 | node): every key's value
+ * after every step is the array's, through growth and backward shifts.
+ */
+SP_TEST(small_map_against_an_array)
+{
+	enum { N = 3000 };
+	static uint32_t val[N];
+	struct sp_map m = { 0 };
+	uint32_t held = 0, bad = 0;
+
+	srand((unsigned)sp_test_seed());
+	CU_ASSERT_PTR_NULL(sp_map_find(&m, 0));
+	for (int step = 0; step < 200000; step++) {
+		uint32_t k = (uint32_t)rand() % N;
+		uint64_t key = (uint64_t)(k % 61) << 32 | k / 61;
+
+		if (val[k] && rand() % 3 == 0) {
+			sp_map_del(&m, key);
+			val[k] = 0;
+			held--;
+		} else {
+			uint32_t v = (uint32_t)rand() | 1u;
+
+			CU_ASSERT_EQUAL_FATAL(sp_map_set(&m, key, v), 0);
+			held += !val[k];
+			val[k] = v;
+		}
+		if (step % 1000 == 0 || step > 199000) {
+			for (uint32_t j = 0; j < N; j++) {
+				uint32_t *f = sp_map_find(&m, (uint64_t)(j % 61) << 32 | j / 61);
+
+				bad += val[j] ? !f || *f != val[j] : f != NULL;
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(m.n, held);
+	CU_ASSERT(m.n * 2 <= m.mask + 1);
+	sp_map_release(&m);
+	CU_ASSERT_PTR_NULL(sp_map_find(&m, 1));
+}
 
 SP_TEST(random_against_naive_model)
 {
