@@ -350,18 +350,19 @@ struct due_q {
  * walk_live) - having passed depth levels and counted steps tree steps,
  * when the trees' epoch was epoch.  passed: bit n % 64 of every node n it
  * passed, so that a change of one node's spec drops only the walks that
- * may have read it (walk_touch()).  For the hints only (walk_ties(),
- * walk_stop()): stop, the node it stopped at (NIL: none, or going on), and
- * tie, whether that node's key is the walk's; left as they are when the
- * epoch moves (a stale hint costs a prefetch, never a decision).
+ * may have read it (walk_touch()).  For the hints only (walk_stop()):
+ * stop, the node it stopped at (NIL: none, or going on), and in struct
+ * ksm's walk_tie whether that node's key is the walk's (walk_ties()); left
+ * as they are when the epoch moves (a stale hint costs a prefetch, never a
+ * decision).
  */
 struct walk {
 	uint64_t epoch;
 	uint64_t passed;
 	uint32_t page, key, tree, n;
 	uint32_t steps, depth;
-	uint32_t stop, tie;
-	uint32_t pad[4]; /* 64 bytes: a ring slot's address is a shift of its index */
+	uint32_t stop;
+	uint32_t pad[5]; /* 64 bytes: a ring slot's address is a shift of its index */
 };
 
 _Static_assert(sizeof(struct walk) == 64, "a walk is 64 bytes");
@@ -479,6 +480,7 @@ struct ksm {
 	uint64_t links;   /* moves with the epoch but at a batch's start (links_moved()) */
 	struct walk walk[WALK_RING]; /* searches walked ahead, page p at p % WALK_RING */
 	uint32_t walk_live;          /* bit i: walk[i] is still going (walk_step()) */
+	uint32_t walk_tie;           /* bit i: walk[i] stopped at a node of its key (walk_ties()) */
 	uint32_t frame_note[FRAME_RING]; /* dup_ahead() for frame_ahead(): page p's at p % FRAME_RING */
 	uint64_t step_epoch;         /* the epoch of every walk in walk_live after the last walk_step() */
 	struct wtop *top;            /* the top of the latest walks' tree (NULL: none) */
@@ -1313,19 +1315,21 @@ static inline __attribute__((always_inline)) bool walk_begin_inline(struct ksm *
 	w->n = st->n;
 	w->steps = st->steps;
 	w->depth = st->depth;
-	w->stop = w->tie = 0;
+	w->stop = 0;
 	if (st->live) {
 		kit_prefetch(&k->rbt[st->n]);
 	} else if (st->n != NIL) {
 		kit_prefetch(&k->sn[st->n]);
 		w->stop = st->n;
-		w->tie = (k->rbt[st->n].kr >> 1) == w->key;
+		k->walk_tie |= (uint32_t)((k->rbt[st->n].kr >> 1) == w->key) << (uint32_t)(w - k->walk);
 	}
 	return st->live;
 }
 
+/* walk_begin_inline() of a walk that may have stopped before (walk_start() clears its tie itself). */
 static bool walk_begin(struct ksm *k, struct walk *w)
 {
+	k->walk_tie &= ~(1u << (uint32_t)(w - k->walk));
 	return walk_begin_inline(k, w);
 }
 
@@ -2138,8 +2142,9 @@ static void walk_start(struct ksm *k, bk_page q)
 	const struct ritem *it;
 
 	w->page = WALK_NONE;
-	w->stop = w->tie = 0;
+	w->stop = 0;
 	k->walk_live &= ~(1u << i);
+	k->walk_tie &= ~(1u << i);
 	if (q >= k->npages || ksm_ff_watching(k) || tree >= k->ntrees)
 		return;
 	it = &k->ri[q];
@@ -2163,7 +2168,7 @@ static void walk_step(struct ksm *k)
 	const struct rbl *T = k->rbt;
 	const struct snode *S = k->sn;
 	const uint64_t epoch = k->epoch;
-	uint32_t live = k->walk_live, out = live;
+	uint32_t live = k->walk_live, out = live, tie;
 
 	if (k->step_epoch != epoch) {
 		/*
@@ -2183,6 +2188,7 @@ static void walk_step(struct ksm *k)
 		}
 		k->step_epoch = epoch;
 	}
+	tie = k->walk_tie; /* after the walk_begin()s above */
 	for (; live; live &= live - 1) {
 		uint32_t i = (uint32_t)__builtin_ctz(live), key, n;
 		struct walk *w = &k->walk[i];
@@ -2195,7 +2201,7 @@ static void walk_step(struct ksm *k)
 		if (key == w->key || (t->spec & SPEC_SLOW)) {
 			kit_prefetch(&S[n]);
 			w->stop = n;
-			w->tie = key == w->key;
+			tie |= (uint32_t)(key == w->key) << i;
 			out &= ~(1u << i);
 			continue;
 		}
@@ -2210,6 +2216,7 @@ static void walk_step(struct ksm *k)
 			kit_prefetch(&T[n]);
 	}
 	k->walk_live = out;
+	k->walk_tie = tie;
 }
 
 #ifndef NDEBUG
@@ -2692,12 +2699,19 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
 _Static_assert(AHEAD_BUCKET + AHEAD_GROUP <= WALK_AHEAD && AHEAD_ITEM > AHEAD_BUCKET + AHEAD_GROUP,
 	       "a group's pages have their walks under way and their items loaded");
 
-/* Page q's search walked ahead stopped at a node of its key (struct walk's tie: a hint). */
+/*
+ * Page q's search walked ahead stopped at a node of its key (a hint), for a
+ * page whose walk has started and not yet given its slot to a later page
+ * (walk_start(), WALK_AHEAD pages ahead: the pages up to WALK_AHEAD ahead of
+ * the cursor but a scan's first ones, whose bit may be an older page's).  A
+ * bit a slot, not the slot's page and tie read again: the bucket group asks
+ * for sixteen pages at a time (in-run A/B at 32 M pages: -2% of scan 2's
+ * CPU; callgrind at 4 M 903.9 -> 889.5 instructions a visit;
+ * bench/README.md, issue 14 twenty-first round).
+ */
 static inline bool walk_ties(const struct ksm *k, bk_page q)
 {
-	const struct walk *w = &k->walk[q % WALK_RING];
-
-	return w->page == q && w->tie;
+	return (k->walk_tie >> (q % WALK_RING)) & 1u;
 }
 
 static inline void scan_ahead(const struct ksm *k, bk_page p)
