@@ -22,6 +22,8 @@
  *   metrics()      to read the (algo) counters of struct metrics;
  *   wake_at()      (version 2, optional) when the next batch starts;
  *   repeat()/skip() (version 3, optional) fast-forward over idle time;
+ *   hears()        (version 4, optional) once after create(): which changes
+ *                  page_changed() needs to hear of;
  *   destroy()      once.
  * No member may keep global state: several instances run side by side.
  */
@@ -36,7 +38,7 @@
 #include "metrics.h"
 #include "sp_error.h"
 
-#define ALGO_OPS_VERSION 3
+#define ALGO_OPS_VERSION 4
 #define ALGO_MAX_PARAMS 32
 #define ALGO_SLEEP_FOREVER UINT64_MAX
 
@@ -149,6 +151,16 @@ struct algo_ops {
 	 */
 	bool (*repeat)(void *st, uint64_t idle_ns, uint64_t *since_ns);
 	void (*skip)(void *st, uint64_t n, uint64_t cycle_ns);
+
+	/* ---- version 4 ---- */
+	/*
+	 * Optional: the changes (enum algo_change bits) this instance needs
+	 * page_changed() for, asked once right after create().  A driver may
+	 * then leave out a page_changed() whose what shares no bit with it
+	 * (e.g. an oracle that reads the backend's counts needs none: a call a
+	 * page record saved in a replay).  NULL: every change.
+	 */
+	uint32_t (*hears)(const void *st);
 };
 
 /*

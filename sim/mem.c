@@ -851,21 +851,22 @@ int sim_mem_apply_at(struct sim_mem *m, const struct trace_record *rec, uint64_t
 }
 
 int sim_mem_apply_batch(struct sim_mem *m, const struct trace_record *rec, unsigned n,
-			const uint64_t *at, const uint64_t *hash, bool all, sim_mem_changed_fn changed,
-			void *st, unsigned *applied, bool *in_changed, struct sp_err *err)
+			const uint64_t *at, const uint64_t *hash, bool all, uint32_t hear,
+			sim_mem_changed_fn changed, void *st, unsigned *applied, bool *in_changed,
+			struct sp_err *err)
 {
 	*in_changed = false;
 	for (unsigned k = 0; k < n; k++) {
-		bk_page p;
-		uint32_t what;
-		bool notify;
+		bk_page p = 0;
+		uint32_t what = 0;
+		bool notify = false;
 		int rc = apply_one(m, &rec[k], at[k], hash[k], &p, &what, &notify, err);
 
 		if (rc < 0) {
 			*applied = k;
 			return rc;
 		}
-		if (what && (all || notify) && (rc = changed(st, p, what)) < 0) {
+		if ((what & hear) && (all || notify) && (rc = changed(st, p, what)) < 0) {
 			*applied = k + 1;
 			*in_changed = true;
 			return rc;

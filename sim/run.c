@@ -65,6 +65,7 @@ struct run {
 	const struct algo_ops *algo;
 	void *st;
 	bool omniscient;
+	uint32_t hear;            /* the changes page_changed() is told of (algo_ops.hears) */
 	struct sim_result *res;
 	gsl_rng *rng;
 	struct queued *q;
@@ -215,7 +216,7 @@ static int apply(struct run *x, const struct trace_record *rec, uint64_t at, uin
 	if (rc < 0)
 		return rc;
 	x->res->records++;
-	if (what && (x->omniscient || notify)) {
+	if ((what & x->hear) && (x->omniscient || notify)) {
 		rc = x->algo->page_changed(x->st, p, what);
 		if (rc < 0)
 			return changed_failed(x, rc, err);
@@ -279,7 +280,7 @@ static int apply_all(struct run *x, struct sp_err *err)
 			bool in_changed;
 
 			rc = sim_mem_apply_batch(x->mem, ahead[old], cnt[old], at[old], hash[old],
-						 x->omniscient, x->algo->page_changed, x->st, &applied,
+						 x->omniscient, x->hear, x->algo->page_changed, x->st, &applied,
 						 &in_changed, err);
 			x->res->records += applied;
 			if (rc < 0)
@@ -1111,6 +1112,8 @@ int sim_run_source(const struct trace_source *src, const struct sim_config *cfg,
 		env.kernel = &cfg->kernel;
 		rc = cfg->algo->create(&x.st, &cfg->params, &env, err);
 	}
+	x.hear = rc == 0 && cfg->algo->version >= 4 && cfg->algo->hears ? cfg->algo->hears(x.st)
+									  : ~0u;
 	x.running = true;
 	x.live = cfg->params;
 	x.p2s_idx = algo_param_index(cfg->algo, "pages_to_scan");

@@ -107,15 +107,16 @@ typedef int (*sim_mem_changed_fn)(void *st, bk_page page, uint32_t what);
 /*
  * sim_mem_apply_at() of rec[0..n-1] in order (at[] and hash[] as
  * sim_mem_prefetch_batch() gave them), each record whose change is heard of
- * (what not 0, and notify or all) told to changed(st, page, what) before
- * the next is applied.  *applied receives the records applied: all n, or
+ * (what shares a bit with hear, and notify or all) told to changed(st, page,
+ * what) before the next is applied.  *applied receives the records applied: all n, or
  * on an error those before it (and the one whose changed() failed).
  * Returns 0, a record's error as sim_mem_apply_at() does (err set), or
  * changed()'s negative return with *in_changed true (err untouched).
  */
 int sim_mem_apply_batch(struct sim_mem *m, const struct trace_record *rec, unsigned n,
-			const uint64_t *at, const uint64_t *hash, bool all, sim_mem_changed_fn changed,
-			void *st, unsigned *applied, bool *in_changed, struct sp_err *err);
+			const uint64_t *at, const uint64_t *hash, bool all, uint32_t hear,
+			sim_mem_changed_fn changed, void *st, unsigned *applied, bool *in_changed,
+			struct sp_err *err);
 /*
  * A hint that the n records rec[0..n-1] (n <= SIM_HINT_BATCH_MAX) are
  * applied soon: starts loading the pages and index slots their applies will
