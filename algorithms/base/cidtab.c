@@ -90,26 +90,10 @@ uint32_t cidtab_count_big(const struct cidtab *c, uint32_t id)
 	return *sp_map_find(&c->counts, id);
 }
 
-/*
- * The slot arithmetic in 64 bits, so that idbits == 32 (no tag) needs no
- * branch of its own: a shift by 32 of a 64-bit value leaves 0.
- */
-static inline uint32_t id_mask(unsigned idbits)
-{
-	return (uint32_t)(((uint64_t)1 << idbits) - 1);
-}
-
-/* The slot of id with hash h, for ids of idbits bits. */
-static inline uint32_t slot_of(uint64_t h, uint32_t id, unsigned idbits)
-{
-	return (uint32_t)((uint64_t)(uint32_t)h << idbits) | id;
-}
-
-/* Whether slot s (not empty) may hold the pair of hash h: its tag matches. */
-static inline int tag_match(uint32_t s, uint64_t h, unsigned idbits)
-{
-	return (uint64_t)(s ^ slot_of(h, 0, idbits)) >> idbits == 0;
-}
+/* The slot arithmetic (cidtab.h). */
+#define id_mask cidtab_id_mask
+#define slot_of cidtab_slot_of
+#define tag_match cidtab_tag_match
 
 static uint64_t hash_of_id(const struct cidtab *c, uint32_t id)
 {
@@ -247,7 +231,8 @@ int64_t cidtab_add(struct cidtab *c, struct sp_fp fp, uint32_t part, uint32_t *i
 	return cidtab_add_hash(c, fp, part, cidtab_hash(fp, part), id);
 }
 
-int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h, uint32_t *id)
+int64_t cidtab_add_hash_slow(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h,
+			     uint32_t *id)
 {
 	uint32_t pn, n;
 	size_t i;
@@ -347,21 +332,4 @@ uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 	c->ent[id].fp[0] = c->free_head;
 	c->free_head = id;
 	return 0;
-}
-
-void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h)
-{
-	size_t i = cidtab_home(c, h);
-
-	/* The first few slots of the run: where the match almost always is. */
-	for (int k = 0; k < 4; k++, i = (i + 1) & c->mask) {
-		uint32_t s = c->index[i];
-
-		if (s == 0)
-			return;
-		if (tag_match(s, h, c->idbits)) {
-			cidtab_prefetch_id(c, s & id_mask(c->idbits));
-			return;
-		}
-	}
 }

@@ -20,6 +20,7 @@
 
 #include "fingerprint.h"
 #include "sp_map.h"
+#include "sp_util.h"
 
 /*
  * An id's word in meta[]: its count in the low CIDTAB_CBITS bits, its
@@ -100,23 +101,137 @@ static inline size_t cidtab_home(const struct cidtab *c, uint64_t h)
 	return (size_t)(((h >> 32) * (uint64_t)(c->mask + 1)) >> 32);
 }
 
-/* cidtab_add() of a pair whose cidtab_hash() is h. */
-int64_t cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h, uint32_t *id);
+/* The content of id (a live id). */
+static inline struct sp_fp cidtab_fp(const struct cidtab *c, uint32_t id)
+{
+	const uint32_t *w = c->ent[id].fp;
+
+	return (struct sp_fp){ w[0] | (uint64_t)w[1] << 32, w[2] | (uint64_t)w[3] << 32 };
+}
+
+/*
+ * An index slot: the id in the low idbits bits, a tag of the hash above
+ * (cidtab.c).  The arithmetic in 64 bits, so that idbits == 32 (no tag)
+ * needs no branch of its own: a shift by 32 of a 64-bit value leaves 0.
+ */
+static inline uint32_t cidtab_id_mask(unsigned idbits)
+{
+	return (uint32_t)(((uint64_t)1 << idbits) - 1);
+}
+
+/* The slot of id with hash h, for ids of idbits bits. */
+static inline uint32_t cidtab_slot_of(uint64_t h, uint32_t id, unsigned idbits)
+{
+	return (uint32_t)((uint64_t)(uint32_t)h << idbits) | id;
+}
+
+/* Whether slot s (not empty) may hold the pair of hash h: its tag matches. */
+static inline int cidtab_tag_match(uint32_t s, uint64_t h, unsigned idbits)
+{
+	return (uint64_t)(s ^ cidtab_slot_of(h, 0, idbits)) >> idbits == 0;
+}
+
+/* cidtab_add_hash() out of line: every case. */
+int64_t cidtab_add_hash_slow(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h,
+			     uint32_t *id);
+
+/*
+ * cidtab_add() of a pair whose cidtab_hash() is h.  Inline, the common
+ * cases: the partition the last one looked up (and numbered below
+ * CIDTAB_PESC), and a count that stays below CIDTAB_CMAX or a new id the
+ * index and the entries hold without growing; anything else, before
+ * anything is changed, goes to cidtab_add_hash_slow(), which does the
+ * same in every case.  Inline because a replay adds once a page record
+ * and the call's saved registers and spilt arguments were ~25
+ * instructions of its ~90 (bench/README.md, issue 14, twenty-second round).
+ */
+static inline __attribute__((always_inline)) int64_t
+cidtab_add_hash(struct cidtab *c, struct sp_fp fp, uint32_t part, uint64_t h,
+				      uint32_t *id)
+{
+	uint32_t pn = c->last_pn, idm = cidtab_id_mask(c->idbits);
+
+	if (!c->nparts || part != c->last_part || pn == CIDTAB_PESC)
+		return cidtab_add_hash_slow(c, fp, part, h, id);
+	for (size_t i = cidtab_home(c, h);; i = (i + 1) & c->mask) {
+		uint32_t s = c->index[i];
+
+		if (s == 0) { /* not held: a new id, a free one or nent */
+			uint32_t next = c->free_head ? c->free_head : c->nent;
+			struct cidtab_ent *e;
+
+			if ((c->used + 1) * 2 > c->mask + 1 || next > idm ||
+			    (!c->free_head && c->nent == c->cap_ent))
+				return cidtab_add_hash_slow(c, fp, part, h, id);
+			if (c->free_head)
+				c->free_head = c->ent[next].fp[0];
+			else
+				c->nent++;
+			e = &c->ent[next];
+			e->fp[0] = (uint32_t)fp.lo;
+			e->fp[1] = (uint32_t)(fp.lo >> 32);
+			e->fp[2] = (uint32_t)fp.hi;
+			e->fp[3] = (uint32_t)(fp.hi >> 32);
+			e->meta = pn << CIDTAB_CBITS | 1;
+			c->index[i] = cidtab_slot_of(h, next, c->idbits);
+			c->used++;
+			c->total++;
+			*id = next;
+			return 1;
+		}
+		if (cidtab_tag_match(s, h, c->idbits)) {
+			uint32_t *m = &c->ent[s & idm].meta, n;
+
+			if (*m >> CIDTAB_CBITS == pn && sp_fp_eq(cidtab_fp(c, s & idm), fp)) {
+				n = (*m & CIDTAB_CMAX) + 1;
+				if (n >= CIDTAB_CMAX)
+					return cidtab_add_hash_slow(c, fp, part, h, id);
+				++*m;
+				c->total++;
+				c->shared += n == 2;
+				*id = s & idm;
+				return n;
+			}
+		}
+	}
+}
 /* Where the pair of hash h would be in the index, the first line an add reads: a hint's address. */
 static inline const uint32_t *cidtab_home_slot(const struct cidtab *c, uint64_t h)
 {
 	return &c->index[cidtab_home(c, h)];
 }
-/*
- * Starts loading the entry of the pair of hash h if it is held: a second
- * hint, once the line of cidtab_home_slot() has arrived (it reads the index).
- */
-void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h);
 /* Starts loading the entry of id (a live id, or 0). */
 static inline void cidtab_prefetch_id(const struct cidtab *c, uint32_t id)
 {
 	__builtin_prefetch(&c->ent[id].fp[0], 1);
 	__builtin_prefetch(&c->ent[id].meta, 1); /* the next line, if it straddles */
+}
+/*
+ * Starts loading the entry of the pair of hash h if it is held: a second
+ * hint, once the line of cidtab_home_slot() has arrived (it reads the index).
+ */
+static inline void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h)
+{
+	size_t i = cidtab_home(c, h);
+
+	/* The first few slots of the run: where the match almost always is. */
+	for (int k = 0; k < 4; k++, i = (i + 1) & c->mask) {
+		uint32_t s = c->index[i];
+
+		if (s == 0)
+			return;
+		if (cidtab_tag_match(s, h, c->idbits)) {
+			const struct cidtab_ent *e = &c->ent[s & cidtab_id_mask(c->idbits)];
+
+			/*
+			 * sp_prefetch(), not __builtin_prefetch: inlined into a
+			 * caller's loop, GCC 12 at -O2 deleted this loop whole.
+			 */
+			sp_prefetch(&e->fp[0]);
+			sp_prefetch(&e->meta); /* the next line, if it straddles */
+			return;
+		}
+	}
 }
 
 /* Starts loading the content of id (a live id, or 0), for cidtab_fp(). */
@@ -124,14 +239,6 @@ static inline void cidtab_prefetch_fp(const struct cidtab *c, uint32_t id)
 {
 	__builtin_prefetch(&c->ent[id].fp[0]);
 	__builtin_prefetch(&c->ent[id].fp[3]);
-}
-
-/* The content of id (a live id). */
-static inline struct sp_fp cidtab_fp(const struct cidtab *c, uint32_t id)
-{
-	const uint32_t *w = c->ent[id].fp;
-
-	return (struct sp_fp){ w[0] | (uint64_t)w[1] << 32, w[2] | (uint64_t)w[3] << 32 };
 }
 
 /* The count of id held whole in the side map (it reads CIDTAB_CMAX in meta[]). */
