@@ -856,6 +856,21 @@ int sim_mem_apply_batch(struct sim_mem *m, const struct trace_record *rec, unsig
 			struct sp_err *err)
 {
 	*in_changed = false;
+	if (hear == 0) { /* nothing to tell: the loop without what's and notify's work */
+		for (unsigned k = 0; k < n; k++) {
+			bk_page p;
+			uint32_t what;
+			bool notify;
+			int rc = apply_one(m, &rec[k], at[k], hash[k], &p, &what, &notify, err);
+
+			if (rc < 0) {
+				*applied = k;
+				return rc;
+			}
+		}
+		*applied = n;
+		return 0;
+	}
 	for (unsigned k = 0; k < n; k++) {
 		bk_page p = 0;
 		uint32_t what = 0;
@@ -885,19 +900,26 @@ void sim_mem_prefetch_batch(const struct sim_mem *m, const struct trace_record *
 			    uint64_t *at, uint64_t *hash)
 {
 	const void *line[2 * SIM_HINT_BATCH_MAX];
+	const struct trace_guest *guests = m->h->guests;
 	unsigned nl = 0;
 
 	assert(n <= SIM_HINT_BATCH_MAX);
-	/* First where each record goes, then the hints back to back (see sim.h). */
+	/*
+	 * First where each record goes, then the hints back to back (see
+	 * sim.h).  In locals, stored once: a store through at[] or hash[]
+	 * made the compiler load the record and m's fields again.
+	 */
 	for (unsigned k = 0; k < n; k++) {
-		at[k] = locate(m, &rec[k]);
-		hash[k] = 0;
-		if (at[k] == SIM_NO_PAGE)
-			continue;
-		hash[k] = cidtab_hash(rec[k].fp, m->h->guests[rec[k].guest].domain);
-		line[nl++] = &m->pages[at[k]];
-		if (rec_counted(&rec[k]))
-			line[nl++] = cidtab_home_slot(&m->truth, hash[k]);
+		uint64_t a = locate(m, &rec[k]), h = 0;
+
+		if (a != SIM_NO_PAGE) {
+			h = cidtab_hash(rec[k].fp, guests[rec[k].guest].domain);
+			line[nl++] = &m->pages[a];
+			if (rec_counted(&rec[k]))
+				line[nl++] = cidtab_home_slot(&m->truth, h);
+		}
+		at[k] = a;
+		hash[k] = h;
 	}
 	for (unsigned k = 0; k < nl; k++)
 		__builtin_prefetch(line[k], 1);
