@@ -254,12 +254,18 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	    domain_index(m) < 0)
 		goto nomem;
 	for (uint32_t g = 0; g < h->nguests; g++) {
-		/* whole records, not their fields: a store, not a load and a store, a page */
+		/*
+		 * Whole records, not their fields: a store, not a load and a
+		 * store, a page; as 64-bit words, which the compiler fills a
+		 * vector at a time (a copy of the bit-field struct it did not).
+		 */
 		struct sim_page pg = { .guest = g, .node = h->guests[g].node };
-		struct sim_page *pages = m->pages + m->base[g];
+		uint64_t w, *pages = (uint64_t *)(m->pages + m->base[g]);
 
+		_Static_assert(sizeof(pg) == sizeof(w), "a page record is one word");
+		memcpy(&w, &pg, sizeof(w));
 		for (uint64_t p = 0, np = guest_pages(m, g); p < np; p++)
-			pages[p] = pg;
+			pages[p] = w;
 	}
 	*out = m;
 	return 0;
