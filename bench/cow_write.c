@@ -115,7 +115,7 @@ static int merge_ksm(uint8_t *m, uint32_t pairs)
 static int merge_live(uint8_t *m, uint32_t pairs, bool track, bool events, struct real_live **Lp)
 {
 	struct real_live_region r = { m, (uint64_t)2 * pairs * PS, 0, 0, -1 };
-	struct real_live_config lc = { NULL, false, 0, track, events, REAL_LIVE_PROTECT_BY_RUN };
+	struct real_live_config lc = { NULL, false, 0, track, events, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 	struct sp_err err = { 0 };
 	struct backend b;
 	bk_frame f;

@@ -183,6 +183,11 @@ struct live_page {
 };
 
 #define PX_COWA 0x1u /* merged, watched by write tracking (COW events without a thread, see there) */
+#define PX_MOVED 0x2u /* frozen by a move: its PTE empty until its remap or its move back (see "Freeze by move") */
+#define PX_MISS 0x4u  /* its VMA is registered in MISSING mode too (only while frozen, or after a failed undo) */
+#define PX_NEWVMA 0x8u /* PG_OWNVMA since its freeze: the VMA estimate charges it at its remap */
+
+#define STAGE_SLOTS 64u /* the staging area's pages: one MADV_DONTNEED (one flush) per this many moves */
 
 /* A shared frame's place, kept in frames.h's table beside its node and mappers. */
 struct live_fdata {
@@ -240,6 +245,7 @@ struct real_live {
 	struct page_region *scanvec;
 	uint64_t track_scans, track_part_scans, track_unscanned, track_clean, track_written;
 	bool protect_in_read; /* REAL_LIVE_PROTECT_IN_READ (see track_scan) */
+	bool can_move;        /* freeze by move asked for and UFFDIO_MOVE offered (stage_open decides) */
 	uint64_t track_wp_calls, track_wp_pages;
 	int pagemap;
 	struct backend_ops ops; /* live_backend_ops, with written() when tracking */
@@ -275,6 +281,11 @@ struct real_live {
 	uint64_t *win_when;            /* per window: when a PAGEMAP_SCAN last covered it */
 	uint8_t *win_quiet;            /* per window: sweeps in a row that found no COW break (capped) */
 	uint64_t nwin, cow_sweeps;
+	/* Freeze by move (see there); stage NULL when off. */
+	uint8_t *stage;                /* STAGE_SLOTS pages, registered with uffd in MISSING mode */
+	uint32_t stage_used;           /* slots [0, stage_used) hold a page or were put back: dropped together */
+	uint64_t freeze_moved, freeze_moved_back, freeze_protected, freeze_infile, move_refused[4];
+	uint64_t stage_drops, freeze_errors;
 };
 
 static void runs_flush(struct real_live *L);
@@ -412,6 +423,28 @@ static int uffd_open(void)
 		}
 	}
 	return fd;
+}
+
+/* The features this kernel's userfaultfd offers (a throwaway handshake), 0 if none can be opened. */
+static uint64_t uffd_features(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int fd = uffd_open();
+	uint64_t f = 0;
+
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, UFFDIO_API, &api) == 0)
+		f = api.features;
+	close(fd);
+	return f;
+}
+
+static int uffd_register_fd(int fd, void *addr, uint64_t len, uint64_t mode)
+{
+	struct uffdio_register reg = { .range = { (uintptr_t)addr, len }, .mode = mode };
+
+	return ioctl(fd, UFFDIO_REGISTER, &reg);
 }
 
 static int uffd_register(struct real_live *L, void *addr, uint64_t len)
@@ -681,7 +714,8 @@ static const struct backend_ops live_backend_ops;
 static void track_open(struct real_live *L)
 {
 	struct uffdio_api api = { .api = UFFD_API,
-				  .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
+				  .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
+					      (L->can_move ? UFFD_FEATURE_MOVE : 0) };
 	struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
 				 .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN };
 	uint32_t done = 0;
@@ -739,6 +773,8 @@ void real_live_free(struct real_live *L)
 	cow_close(L);
 	if (L->uffd >= 0)
 		close(L->uffd); /* unregisters every range and wakes any waiter */
+	if (L->stage)
+		munmap(L->stage, (size_t)STAGE_SLOTS * L->ps);
 	if (L->uffd_track >= 0)
 		close(L->uffd_track);
 	if (L->pagemap >= 0)
@@ -776,7 +812,7 @@ void real_live_free(struct real_live *L)
  */
 static int uffd_setup(struct real_live *L, bool track, struct sp_err *err)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	struct uffdio_api api = { .api = UFFD_API, .features = L->can_move ? UFFD_FEATURE_MOVE : 0 };
 
 	L->uffd = uffd_open();
 	if (L->uffd < 0)
@@ -797,6 +833,31 @@ static int uffd_setup(struct real_live *L, bool track, struct sp_err *err)
 					  i, strerror(errno));
 	}
 	return 0;
+}
+
+/*
+ * The staging area of freeze by move: private anonymous pages like the
+ * regions' (UFFDIO_MOVE wants the same protections on both sides), kept
+ * small pages, registered with the merge userfaultfd (a move's destination
+ * must be registered with the userfaultfd that moves).  Off (every page
+ * protected, as with REAL_LIVE_FREEZE_PROTECT) when any step fails.
+ */
+static void stage_open(struct real_live *L)
+{
+	size_t len = (size_t)STAGE_SLOTS * L->ps;
+	void *a;
+
+	if (!L->can_move)
+		return;
+	a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return;
+	madvise(a, len, MADV_NOHUGEPAGE);
+	if (uffd_register_fd(L->uffd, a, len, UFFDIO_REGISTER_MODE_MISSING) < 0) {
+		munmap(a, len);
+		return;
+	}
+	L->stage = a;
 }
 
 int real_live_new(struct real_live **out, const struct real_live_region *regions, uint32_t n,
@@ -874,9 +935,12 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		goto fail;
 	}
 	L->zero_pfn = find_zero_pfn(L);
+	L->can_move = !(cfg && cfg->freeze == REAL_LIVE_FREEZE_PROTECT) &&
+		      (uffd_features() & UFFD_FEATURE_MOVE);
 	rc = uffd_setup(L, cfg && cfg->track_writes, err);
 	if (rc < 0)
 		goto fail;
+	stage_open(L);
 	if (cfg && cfg->cow_events)
 		cow_open(L);
 	if (cfg && cfg->max_map_count)
@@ -912,9 +976,14 @@ static int ensure_registered(struct real_live *L, bk_page p, uint8_t *addr)
 static int track_detach(struct real_live *L, bk_page p, uint8_t *addr);
 static void track_attach(struct real_live *L, bk_page p, uint8_t *addr);
 
+static int un_miss(struct real_live *L, bk_page p, uint8_t *addr);
+
 static int protect(struct real_live *L, bk_page p, uint8_t *addr)
 {
 	int rc = cow_disarm(L, p, addr); /* never: a watched page is not private (defensive) */
+
+	if (rc == 0 && (L->pages[p].xflags & PX_MISS))
+		rc = un_miss(L, p, addr); /* a failed undo of a freeze by move: never emptied in MISSING mode */
 
 	if (rc == 0)
 		rc = track_detach(L, p, addr);
@@ -946,6 +1015,246 @@ static void release(struct real_live *L, bk_page p, uint8_t *addr)
 {
 	unprotect(L, addr);
 	track_attach(L, p, addr);
+}
+
+/* ---- freeze by move ------------------------------------------------------ */
+
+/*
+ * Freeze by move (REAL_LIVE_FREEZE_MOVE, the default where the kernel has
+ * UFFDIO_MOVE).  protect() freezes a page for its compare with a
+ * synchronous write protection, which flushes its TLB entry; with write
+ * tracking the page must first leave the tracking userfaultfd, whose
+ * unregistration makes the PTE writable again (a second flush), and the
+ * remap unmaps the old page (a third).  On a PVM guest each is a
+ * hypervisor exit of 4-79 us (bench/README.md, issue 15, twentieth round).
+ * Instead freeze_move():
+ *   1. registers p's page in MISSING mode with the userfaultfd that holds
+ *      it (the tracking one, or the merge one): a VMA split, no PTE change;
+ *   2. moves the page out (UFFDIO_MOVE, on the merge userfaultfd, with
+ *      which the staging area is registered) into the next staging slot:
+ *      one flush.  p's PTE is now empty: any access to p, a read too,
+ *      takes a MISSING fault and sleeps in the kernel (nobody reads that
+ *      userfaultfd's messages: the engine wakes p itself);
+ *   3. the compare reads the staged page.  Equal: p is booked onto the
+ *      frame and its run's remap maps the frame over the empty PTE (no
+ *      flush: nothing is mapped there), then wakes p on both userfaultfds;
+ *      the staged page is garbage, dropped with up to STAGE_SLOTS - 1
+ *      others by one MADV_DONTNEED of the staging area (stage_drop(): one
+ *      full flush).  Different: the page moves back (which wakes p's
+ *      sleepers) and p leaves MISSING mode (un_miss(): unregister, which
+ *      wakes too, and register for write protection alone, with no PTE
+ *      change: a moved page carries no write-protect bit, so write
+ *      tracking reports it written), SP_ECHANGED.
+ * So a merge costs one flush (plus 1/64 of one) instead of three.
+ *
+ * Why no write is lost or torn: a store completes before the move (it is
+ * in the page compared), or faults on the empty PTE and sleeps until p is
+ * mapped again: the frame (then it writes its COW copy of the content
+ * compared) or its own page moved back.  A MISSING fault is answered by
+ * no thread (the COW-event thread reads only its own userfaultfd) and
+ * nothing fills an empty PTE of a MISSING range but userfaultfd's own
+ * ioctls, so a reader never sees zeros.  Kernel-mode accesses (read(2)
+ * into the page, process_vm_writev) sleep likewise; an access that
+ * cannot sleep (ptrace's PEEK/POKE, a GUP without FAULT_FLAG_ALLOW_RETRY)
+ * fails with EFAULT/EIO during the freeze, as a write did under the old
+ * protection, now a read too.  A page stays frozen until its run's remap:
+ * with deferred remaps (the engine), readers of a page merged in a batch
+ * wait for the batch's end, as writers did; the engine's own reads of a
+ * pending page (checksum, compare) read its frame (read_addr()).
+ *
+ * Where the kernel will not move the page, the freeze falls back to
+ * protect(), counted: a page in a pool file mapping (a COW copy in our
+ * one-page VMA: UFFDIO_MOVE moves anonymous VMAs only, EINVAL; not tried),
+ * a page pinned or mapped twice (EBUSY), an mlocked region (EINVAL).  A
+ * never-touched page is read first (the zero page, which moves too), so
+ * ENOENT is not expected.  A subpage of a transparent huge page: the kernel
+ * splits the PMD and the folio first, or refuses (EBUSY).
+ */
+
+/* The userfaultfd holding p's VMA: the tracking one, or the merge one. */
+static inline int ctx_fd(const struct real_live *L, const struct live_page *pg)
+{
+	return (pg->flags & PG_TRACKED) ? L->uffd_track : L->uffd;
+}
+
+static bool track_plain(const struct real_live *L, bk_page q, bk_page p);
+
+/* Can p's VMA merge with q's (a neighbour of p) once both are registered alike? */
+static bool vma_plain(const struct real_live *L, bk_page q, bk_page p)
+{
+	const struct live_region *r = region_of(L, p);
+
+	if (q < r->first || q >= r->first + r->npages)
+		return true;
+	if (L->uffd_track >= 0)
+		return track_plain(L, q, p);
+	return !(L->pages[q].flags & (PG_OWNVMA | PG_UNREG));
+}
+
+/*
+ * p (present again, or empty on purpose: merge_zero) leaves MISSING mode:
+ * its VMA is registered for write protection alone with the same
+ * userfaultfd, as before the freeze, and merges back with its neighbours
+ * when they are plain.  The unregistration wakes p's sleepers.  0, or
+ * SP_EIO with PX_MISS kept (retried before p is ever emptied).
+ */
+static int un_miss(struct real_live *L, bk_page p, uint8_t *addr)
+{
+	struct live_page *pg = &L->pages[p];
+	int fd = ctx_fd(L, pg);
+	struct uffdio_range r = { (uintptr_t)addr, L->ps };
+
+	if (ioctl(fd, UFFDIO_UNREGISTER, &r) < 0) {
+		L->freeze_errors++;
+		return SP_EIO;
+	}
+	pg->xflags &= (uint8_t)~PX_MISS;
+	if (uffd_register_fd(fd, addr, L->ps, UFFDIO_REGISTER_MODE_WP) < 0) {
+		/* Unregistered, as a new VMA of ours: registered again before its next freeze. */
+		pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_UNREG | PG_DIRTY);
+		L->freeze_errors++;
+		return 0;
+	}
+	if ((pg->flags & PG_OWNVMA) && (p == 0 || vma_plain(L, p - 1, p)) && vma_plain(L, p + 1, p)) {
+		pg->flags &= (uint8_t)~PG_OWNVMA;
+		L->file_vma_pages--;
+	} else if (pg->xflags & PX_NEWVMA) {
+		L->vma_adds++; /* it stays a VMA of its own */
+	}
+	pg->xflags &= (uint8_t)~PX_NEWVMA;
+	return 0;
+}
+
+/* Drops the staged pages (each merged, so equal to its frame): one flush for all. */
+static void stage_drop(struct real_live *L)
+{
+	if (!L->stage_used)
+		return;
+	madvise(L->stage, (size_t)L->stage_used * L->ps, MADV_DONTNEED);
+	L->stage_used = 0;
+	L->stage_drops++;
+}
+
+/* Room for n pages, before a merge freezes the first of them (slots in use are never dropped). */
+static void stage_room(struct real_live *L, uint32_t n)
+{
+	if (L->stage && L->stage_used + n > STAGE_SLOTS)
+		stage_drop(L);
+}
+
+/*
+ * Steps 1 and 2 above: 0 with *at the staged page, 1 when the page is not
+ * to be moved (the caller protects it), or a negative error.
+ */
+static int freeze_move(struct real_live *L, bk_page p, uint8_t *addr, const uint8_t **at)
+{
+	struct live_page *pg = &L->pages[p];
+	uint8_t *slot;
+	struct uffdio_move mv;
+	int fd, e;
+
+	if (!L->stage || L->stage_used == STAGE_SLOTS)
+		return 1;
+	if (pg->flags & PG_INFILE) {
+		L->freeze_infile++;
+		return 1;
+	}
+	if (pg->xflags & PX_MISS) /* a failed undo: registered MISSING already */
+		un_miss(L, p, addr);
+	(void)*(volatile const uint8_t *)addr; /* never touched: its zero page, which moves too */
+	fd = ctx_fd(L, pg);
+	if (uffd_register_fd(fd, addr, L->ps, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP) < 0)
+		return 1;
+	pg->xflags |= PX_MISS;
+	/*
+	 * Its written state is unknown from here on; it is a VMA of its own
+	 * until un_miss() or the remap (the VMA estimate charges it at the
+	 * remap, as without the move: frozen neighbours share a VMA).
+	 */
+	pg->flags = (uint8_t)((pg->flags & ~(PG_UNREG | PG_FRESH)) | PG_DIRTY);
+	if (!(pg->flags & PG_OWNVMA)) {
+		pg->flags |= PG_OWNVMA;
+		pg->xflags |= PX_NEWVMA;
+		L->file_vma_pages++;
+	}
+	slot = L->stage + (size_t)L->stage_used * L->ps;
+	mv = (struct uffdio_move){ .dst = (uintptr_t)slot, .src = (uintptr_t)addr, .len = L->ps,
+				   .mode = UFFDIO_MOVE_MODE_DONTWAKE };
+	if (ioctl(L->uffd, UFFDIO_MOVE, &mv) < 0) {
+		e = errno;
+		L->move_refused[e == EBUSY ? 0 : e == EINVAL ? 1 : e == ENOENT ? 2 : 3]++;
+		un_miss(L, p, addr);
+		return 1;
+	}
+	L->stage_used++;
+	pg->xflags |= PX_MOVED;
+	L->freeze_moved++;
+	*at = slot;
+	return 0;
+}
+
+/*
+ * A refused merge of a moved page: the page goes back (the move wakes p's
+ * sleepers, who find it as it was) and p leaves MISSING mode.  The move
+ * back cannot find p filled (see above); if it ever did, the staged page
+ * is kept, counted in freeze_errors, and p keeps what is there.
+ */
+static void move_back(struct real_live *L, bk_page p, uint8_t *addr, const uint8_t *at)
+{
+	struct live_page *pg = &L->pages[p];
+	struct uffdio_move mv = { .dst = (uintptr_t)addr, .src = (uintptr_t)at, .len = L->ps, .mode = 0 };
+
+	if (ioctl(ctx_fd(L, pg), UFFDIO_MOVE, &mv) < 0)
+		L->freeze_errors++;
+	pg->xflags &= (uint8_t)~PX_MOVED;
+	L->freeze_moved_back++;
+	un_miss(L, p, addr);
+	track_attach(L, p, addr); /* a page of the merge userfaultfd joins the tracking one */
+}
+
+/*
+ * Freezes p for a merge's compare: moved (freeze_move) or, where that does
+ * not apply, write-protected (protect).  *at: where its content is read.
+ */
+static int freeze(struct real_live *L, bk_page p, uint8_t *addr, const uint8_t **at)
+{
+	int rc = freeze_move(L, p, addr, at);
+
+	if (rc <= 0)
+		return rc;
+	L->freeze_protected++;
+	*at = addr;
+	return protect(L, p, addr);
+}
+
+/* The merge of frozen p is refused: it goes on as it was. */
+static void thaw(struct real_live *L, bk_page p, uint8_t *addr, const uint8_t *at)
+{
+	if (L->pages[p].xflags & PX_MOVED)
+		move_back(L, p, addr, at);
+	else
+		release(L, p, addr);
+}
+
+/* Where the engine reads p: a page frozen by a move and merged reads its frame (equal, and still). */
+static inline const uint8_t *read_addr(const struct real_live *L, bk_page p)
+{
+	const struct live_page *pg = &L->pages[p];
+
+	if (__builtin_expect(pg->xflags & PX_MOVED, 0))
+		return frame_addr(L, pg->slot);
+	return page_addr(L, p);
+}
+
+/* Wakes p's sleepers once p maps its frame: a moved page's sleep on its own userfaultfd. */
+static void wake_frozen(struct real_live *L, uint8_t *addr, uint64_t n, bool moved_track)
+{
+	uffd_wake(L, addr, n * L->ps);
+	if (moved_track) {
+		struct uffdio_range r = { (uintptr_t)addr, n * L->ps };
+
+		ioctl(L->uffd_track, UFFDIO_WAKE, &r);
+	}
 }
 
 static uint64_t vma_estimate(const struct real_live *L)
@@ -995,10 +1304,14 @@ static void own_vma(struct real_live *L, bk_page p, bool infile)
 	if (!(pg->flags & PG_OWNVMA)) {
 		L->file_vma_pages++;
 		L->vma_adds++;
+	} else if (pg->xflags & PX_NEWVMA) {
+		L->vma_adds++;
 	}
+	pg->xflags &= (uint8_t)~PX_NEWVMA;
 	if (pg->flags & PG_TRACKED) /* a new mapping is not tracked: unknown from here on */
 		pg->flags = (uint8_t)((pg->flags & ~(PG_TRACKED | PG_FRESH)) | PG_DIRTY);
 	pg->flags |= PG_OWNVMA | PG_UNREG;
+	pg->xflags &= (uint8_t)~PX_MISS; /* a new VMA, or one no userfaultfd holds */
 	if (infile)
 		pg->flags |= PG_INFILE;
 	else
@@ -1322,8 +1635,23 @@ static void *remap_page(const struct real_live *L, uint8_t *addr, int fd, off_t 
 static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t slot)
 {
 	const struct live_fdata *fr = fdata(L, slot);
+	struct live_page *pg = &L->pages[p];
 	void *r = remap_page(L, addr, L->pools[fr->pool].fd, (off_t)(fr->off * L->ps));
+	bool moved_track = (pg->xflags & PX_MOVED) && (pg->flags & PG_TRACKED);
 
+	if (r == MAP_FAILED && (pg->xflags & PX_MOVED)) {
+		/* Frozen by a move, its PTE empty: filled with the frame's content (= its own), which wakes it. */
+		struct uffdio_copy c = { .dst = (uintptr_t)addr, .src = (uintptr_t)frame_addr(L, slot),
+					 .len = L->ps, .mode = 0 };
+
+		if (ioctl(ctx_fd(L, pg), UFFDIO_COPY, &c) < 0)
+			L->freeze_errors++;
+		pg->xflags &= (uint8_t)~PX_MOVED;
+		un_miss(L, p, addr);
+		track_attach(L, p, addr);
+		return SP_ENOMEM;
+	}
+	pg->xflags &= (uint8_t)~PX_MOVED;
 	if (r == MAP_FAILED) {
 		unsigned char v;
 
@@ -1342,7 +1670,7 @@ static int remap_onto(struct real_live *L, bk_page p, uint8_t *addr, uint32_t sl
 	}
 	own_vma(L, p, true);
 	cow_arm(L, p, 1);
-	uffd_wake(L, addr, L->ps);
+	wake_frozen(L, addr, 1, moved_track);
 	return 0;
 }
 
@@ -1366,10 +1694,17 @@ static void run_flush(struct real_live *L, struct live_run *r)
 	addr = page_addr(L, r->first);
 	if (r->n > 1 && remap_pages(L, addr, r->n, L->pools[r->pool].fd, (off_t)(r->off * L->ps)) !=
 				MAP_FAILED) {
-		for (uint32_t i = 0; i < r->n; i++)
+		bool moved_track = false;
+
+		for (uint32_t i = 0; i < r->n; i++) {
+			struct live_page *pg = &L->pages[r->first + i];
+
+			moved_track |= (pg->xflags & PX_MOVED) && (pg->flags & PG_TRACKED);
+			pg->xflags &= (uint8_t)~PX_MOVED;
 			own_vma(L, r->first + i, true);
+		}
 		cow_arm(L, r->first, r->n);
-		uffd_wake(L, addr, (uint64_t)r->n * L->ps);
+		wake_frozen(L, addr, r->n, moved_track);
 		L->remaps++;
 	} else {
 		for (uint32_t i = 0; i < r->n; i++) {
@@ -1460,6 +1795,7 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 	struct live_page *pg = &L->pages[p];
 	const struct bk_frame_slot *fr = &L->frames.slot[slot];
 	uint8_t *addr;
+	const uint8_t *at;
 	uint64_t t0 = sp_mono_ns(), ns0 = L->merge_ns;
 	int rc = check_private(L, p);
 
@@ -1472,12 +1808,13 @@ static int merge_frame_slot(struct real_live *L, bk_page p, uint32_t slot)
 	if (!(pg->flags & PG_OWNVMA) && map_limit(L, 1))
 		return SP_ELIMIT;
 	addr = page_addr(L, p);
-	rc = protect(L, p, addr);
+	stage_room(L, 1);
+	rc = freeze(L, p, addr, &at);
 	if (rc < 0)
 		return rc;
-	L->counts[BK_COST_COMPARE]++; /* the re-compare after write-protecting */
-	if (memcmp(addr, frame_addr(L, slot), L->ps) != 0) {
-		release(L, p, addr);
+	L->counts[BK_COST_COMPARE]++; /* the re-compare of the frozen page */
+	if (memcmp(at, frame_addr(L, slot), L->ps) != 0) {
+		thaw(L, p, addr, at);
 		return SP_ECHANGED;
 	}
 	run_add(L, p, slot);
@@ -1540,7 +1877,7 @@ static uint32_t lv_checksum(void *impl, bk_page p)
 	struct real_live *L = impl;
 
 	L->counts[BK_COST_CHECKSUM]++;
-	return page_hash(page_addr(L, p), L->ps);
+	return page_hash(read_addr(L, p), L->ps);
 }
 
 static int sign(int c) { return (c > 0) - (c < 0); }
@@ -1550,7 +1887,7 @@ static int lv_compare(void *impl, bk_page a, bk_page b)
 	struct real_live *L = impl;
 
 	L->counts[BK_COST_COMPARE]++;
-	return sign(memcmp(page_addr(L, a), page_addr(L, b), L->ps));
+	return sign(memcmp(read_addr(L, a), read_addr(L, b), L->ps));
 }
 
 static int lv_compare_frame(void *impl, bk_page a, bk_frame f)
@@ -1560,7 +1897,7 @@ static int lv_compare_frame(void *impl, bk_page a, bk_frame f)
 	const uint8_t *fa = slot == SLOT_ZERO || slot == 0 ? L->zero_buf : frame_addr(L, slot);
 
 	L->counts[BK_COST_COMPARE]++;
-	return sign(memcmp(page_addr(L, a), fa, L->ps));
+	return sign(memcmp(read_addr(L, a), fa, L->ps));
 }
 
 static int lv_merge_frame(void *impl, bk_page p, bk_frame f)
@@ -1580,6 +1917,7 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 	struct real_live *L = impl;
 	struct live_page *kp, *pg;
 	uint8_t *pa, *ka;
+	const uint8_t *pat, *kat;
 	uint32_t slot, node;
 	uint64_t t0 = sp_mono_ns(), ns0 = L->merge_ns;
 	unsigned need;
@@ -1609,29 +1947,30 @@ static int lv_merge_pages(void *impl, bk_page p, bk_page keep, bk_frame *out)
 		return SP_ELIMIT;
 	pa = page_addr(L, p);
 	ka = page_addr(L, keep);
-	rc = protect(L, keep, ka);
+	stage_room(L, 2);
+	rc = freeze(L, keep, ka, &kat);
 	if (rc < 0)
 		return rc;
-	rc = protect(L, p, pa);
+	rc = freeze(L, p, pa, &pat);
 	if (rc < 0) {
-		release(L, keep, ka);
+		thaw(L, keep, ka, kat);
 		return rc;
 	}
 	L->counts[BK_COST_COMPARE]++;
-	if (memcmp(pa, ka, L->ps) != 0) {
-		release(L, p, pa);
-		release(L, keep, ka);
+	if (memcmp(pat, kat, L->ps) != 0) {
+		thaw(L, p, pa, pat);
+		thaw(L, keep, ka, kat);
 		return SP_ECHANGED;
 	}
 	/* Two sharers: the majority node is theirs if they agree, else keep's. */
 	node = kp->node;
 	rc = frame_alloc(L, node, region_of(L, keep)->domain, &slot);
 	if (rc < 0) {
-		release(L, p, pa);
-		release(L, keep, ka);
+		thaw(L, p, pa, pat);
+		thaw(L, keep, ka, kat);
 		return rc;
 	}
-	memcpy(frame_addr(L, slot), ka, L->ps);
+	memcpy(frame_addr(L, slot), kat, L->ps);
 	run_add(L, keep, slot);
 	run_add(L, p, slot);
 	L->merges++;
@@ -1651,6 +1990,7 @@ static int lv_merge_zero(void *impl, bk_page p)
 	struct real_live *L = impl;
 	struct live_page *pg;
 	uint8_t *addr;
+	const uint8_t *at;
 	int rc = check_private(L, p);
 
 	if (rc < 0)
@@ -1658,15 +1998,26 @@ static int lv_merge_zero(void *impl, bk_page p)
 	pg = &L->pages[p];
 	/* No new VMA: DONTNEED in place, or an anonymous map over our own one-page VMA. */
 	addr = page_addr(L, p);
-	rc = protect(L, p, addr);
+	stage_room(L, 1);
+	rc = freeze(L, p, addr, &at);
 	if (rc < 0)
 		return rc;
 	L->counts[BK_COST_COMPARE]++;
-	if (memcmp(addr, L->zero_buf, L->ps) != 0) {
-		release(L, p, addr);
+	if (memcmp(at, L->zero_buf, L->ps) != 0) {
+		thaw(L, p, addr, at);
 		return SP_ECHANGED;
 	}
-	if (pg->flags & PG_INFILE) {
+	if (pg->xflags & PX_MOVED) {
+		/* Moved out, p is empty already: out of MISSING mode it reads the zero page (wakes it). */
+		pg->xflags &= (uint8_t)~PX_MOVED;
+		if (un_miss(L, p, addr) < 0) {
+			struct uffdio_move mv = { .dst = (uintptr_t)addr, .src = (uintptr_t)at, .len = L->ps };
+
+			ioctl(ctx_fd(L, pg), UFFDIO_MOVE, &mv); /* never seen: back as it was, awake */
+			track_attach(L, p, addr);
+			return SP_EIO;
+		}
+	} else if (pg->flags & PG_INFILE) {
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED) {
 			release(L, p, addr);
 			return SP_ENOMEM;
@@ -2419,6 +2770,8 @@ int real_live_discard(struct real_live *L, bk_page p)
 	runs_flush(L);
 	pg = &L->pages[p];
 	addr = page_addr(L, p);
+	if ((pg->xflags & PX_MISS) && un_miss(L, p, addr) < 0)
+		return SP_EIO; /* emptied in MISSING mode, its next access would sleep for ever */
 	if (pg->flags & PG_INFILE) {
 		cow_disarm(L, p, addr); /* before its VMA changes hands */
 		if (remap_page(L, addr, -1, 0) == MAP_FAILED)
@@ -2513,6 +2866,14 @@ void real_live_stats(const struct real_live *L, struct real_live_stats *out)
 	out->cow_sweeps = L->cow_sweeps;
 	out->cow_events_seen = __atomic_load_n(&L->cow_seen, __ATOMIC_RELAXED);
 	out->cow_armed = L->cow_arms;
+	out->freeze_move = L->stage != NULL;
+	out->freeze_moved = L->freeze_moved;
+	out->freeze_moved_back = L->freeze_moved_back;
+	out->freeze_protected = L->freeze_protected;
+	out->freeze_infile = L->freeze_infile;
+	memcpy(out->move_refused, L->move_refused, sizeof(out->move_refused));
+	out->stage_drops = L->stage_drops;
+	out->freeze_errors = L->freeze_errors;
 }
 
 void real_live_metrics(const struct real_live *L, struct metrics *out)

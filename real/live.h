@@ -86,8 +86,19 @@ struct real_live_config {
 	 * round).
 	 */
 	uint8_t track_protect;
+	/*
+	 * How a merge freezes a page while it compares it (REAL_LIVE_FREEZE_*):
+	 * MOVE (0), its page moved out of its place (UFFDIO_MOVE, Linux 6.8) to
+	 * a staging area of the backend, one TLB flush a merge; PROTECT, a
+	 * synchronous write protection (as before 2026-12-03), three.  With MOVE,
+	 * pages the kernel will not move (a COW copy in a pool mapping, a pinned
+	 * or shared page; see live.c, "Freeze by move") are protected, as is
+	 * every page where the kernel has no UFFDIO_MOVE.
+	 */
+	uint8_t freeze;
 };
 enum { REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_PROTECT_IN_READ };
+enum { REAL_LIVE_FREEZE_MOVE, REAL_LIVE_FREEZE_PROTECT };
 
 struct real_live;
 
@@ -205,6 +216,14 @@ struct real_live_stats {
 	bool cow_from_tracking;   /* watched by the write-tracking userfaultfd (no thread) */
 	uint64_t cow_sweeps;      /* windows the poll read for them (no visit had) */
 	uint64_t cow_armed;       /* pages put under watch (after a merge, or again after a false alarm) */
+	bool freeze_move;         /* merges freeze pages by moving them (REAL_LIVE_FREEZE_MOVE granted) */
+	uint64_t freeze_moved;    /* pages frozen by a move */
+	uint64_t freeze_moved_back; /* of them, put back (the merge refused: the page had changed) */
+	uint64_t freeze_protected; /* pages frozen by write protection (the old way, or the move's fallback) */
+	uint64_t freeze_infile;   /* of them, pages in a pool file mapping (COW copies: no move for those) */
+	uint64_t move_refused[4]; /* moves the kernel refused: EBUSY, EINVAL, ENOENT, other */
+	uint64_t stage_drops;     /* MADV_DONTNEEDs of the staging area (one flush for up to 64 moved pages) */
+	uint64_t freeze_errors;   /* moves back or re-registrations that failed (never seen; see live.c) */
 };
 void real_live_stats(const struct real_live *L, struct real_live_stats *out);
 /* CPU time of the backend's own threads (the COW-event thread), in ns; 0 without. */

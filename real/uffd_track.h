@@ -1,8 +1,9 @@
 /*
  * uffd_track.h - the kernel ABI for write tracking that Debian 12's headers
  * (linux-libc-dev 6.1) predate: userfaultfd's asynchronous write protection
- * (UFFD_FEATURE_WP_ASYNC, Linux 6.7) and the PAGEMAP_SCAN ioctl of
- * /proc/PID/pagemap (Linux 6.7).  Private to real/live.c.
+ * (UFFD_FEATURE_WP_ASYNC, Linux 6.7), the PAGEMAP_SCAN ioctl of
+ * /proc/PID/pagemap (Linux 6.7), and UFFDIO_MOVE (Linux 6.8), with which a
+ * merge freezes a page.  Private to real/live.c.
  *
  * The values are the kernel's uapi (include/uapi/linux/userfaultfd.h and
  * include/uapi/linux/fs.h of Linux 6.7-6.18, checked against Debian's
@@ -24,6 +25,24 @@
 #endif
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1 << 15) /* a write to a wp page is resolved by the kernel */
+#endif
+
+/* Moving a page between two addresses (UFFDIO_MOVE, Linux 6.8): the freeze of a merge (live.c). */
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;  /* UFFDIO_MOVE_MODE_* */
+	__s64 move;  /* out: bytes moved, or a negative errno */
+};
+#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
 #ifndef PAGEMAP_SCAN

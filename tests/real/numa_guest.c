@@ -183,7 +183,7 @@ static int run(int across, struct result *res)
 	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	unsigned long mask0 = 1, mask1 = 2;
 	struct real_live_region reg;
-	struct real_live_config lc = { NULL, across == 0, 0, false, false, REAL_LIVE_PROTECT_BY_RUN };
+	struct real_live_config lc = { NULL, across == 0, 0, false, false, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 	struct real_engine_config ec = { 0 };
 	struct real_engine *e = NULL;
 	struct real_live *L = NULL;

@@ -408,7 +408,7 @@ SP_TEST(zero_page_merge_and_cow)
 /* A tracked live backend (written pages protected again the way protect says), or a skip. */
 static struct real_live *tracked_or_skip_protect(uint8_t *addr, size_t pages, uint8_t protect)
 {
-	struct real_live_config lc = { NULL, false, 0, true, false, protect };
+	struct real_live_config lc = { NULL, false, 0, true, false, protect, REAL_LIVE_FREEZE_MOVE };
 	struct real_live *L = live_or_skip(addr, pages, &lc);
 
 	if (L && real_live_tracking_off(L)) {
@@ -441,7 +441,7 @@ SP_TEST(cow_from_tracking_every_writer)
 {
 	enum { N = 64, NW = 7 };
 	uint8_t *m = map_pages(N), want[PS];
-	struct real_live_config lc = { NULL, false, 0, true, true, REAL_LIVE_PROTECT_BY_RUN };
+	struct real_live_config lc = { NULL, false, 0, true, true, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 	struct real_live *L;
 	struct backend b;
 	struct real_live_stats st;
@@ -580,7 +580,7 @@ static void write_between_compare_and_remap(bool track)
 {
 	enum { N = 8 };
 	uint8_t *m = map_pages(N);
-	struct real_live_config lc = { NULL, false, 0, track, track, REAL_LIVE_PROTECT_BY_RUN };
+	struct real_live_config lc = { NULL, false, 0, track, track, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 	struct real_live *L;
 	struct backend b;
 	struct late_write w = { m + 3 * PS + 10, 0 };
@@ -775,7 +775,7 @@ SP_TEST(tracking_survives_merges)
 /* The ksm algorithm on live memory with and without write tracking: the same merges. */
 static void engine_run(uint8_t *m, size_t n, bool track, struct metrics *out)
 {
-	struct real_live_config lc = { NULL, false, 0, track, false, REAL_LIVE_PROTECT_BY_RUN };
+	struct real_live_config lc = { NULL, false, 0, track, false, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 	struct real_engine_config ec = { 0 };
 	struct real_engine *e;
 	struct real_live *L;
@@ -856,7 +856,7 @@ static void numa_case(int across, uint64_t *remote_out, bool *crossed, uint32_t 
 	uint8_t *m = map_pages(N);
 	struct fake fk = { m, N / 2 };
 	struct real_live_topo topo = { 2, fake_node, &fk, false };
-	struct real_live_config lc = { &topo, across == 0, 0, false, false, REAL_LIVE_PROTECT_BY_RUN };
+	struct real_live_config lc = { &topo, across == 0, 0, false, false, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 	struct real_engine_config ec = { 0 };
 	struct real_engine *e;
 	struct real_live *L;
@@ -950,7 +950,7 @@ SP_TEST(numa_fake_frames_follow_their_majority)
 	uint8_t *m = map_pages(N);
 	struct fake fk = { m, 2 };
 	struct real_live_topo topo = { 2, fake_node, &fk, false };
-	struct real_live_config lc = { &topo, false, 0, false, false, REAL_LIVE_PROTECT_BY_RUN };
+	struct real_live_config lc = { &topo, false, 0, false, false, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 	struct real_live *L;
 	struct backend b;
 	struct bk_page_info info;
@@ -1129,7 +1129,7 @@ static void stress_run(double seconds, bool track, bool cow)
 	}
 	reg = (struct real_live_region){ s->mem, (uint64_t)SPAGES * PS, 0, 0, -1 };
 	{
-		struct real_live_config lc = { NULL, false, 0, track, cow, REAL_LIVE_PROTECT_BY_RUN };
+		struct real_live_config lc = { NULL, false, 0, track, cow, REAL_LIVE_PROTECT_BY_RUN, REAL_LIVE_FREEZE_MOVE };
 
 		rc = real_live_new(&s->L, &reg, 1, &lc, &err);
 	}
