@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "engine.h"
 #include "harness.h"
 #include "live.h"
+#include "sp_util.h"
 
 #define PS 4096u
 
@@ -987,6 +989,223 @@ SP_TEST(numa_fake_frames_follow_their_majority)
 	munmap(m, N * PS);
 }
 
+/* ---- freeze by move against concurrent writers and readers ---------------- */
+
+/*
+ * A merge freezes its page by moving it out of its place (live.c, "Freeze
+ * by move"): its PTE is empty until the frame is mapped there or the page
+ * moves back.  Writers rewrite their own pages with whole templates and
+ * check each write at once; readers check pages nobody writes (never zero,
+ * never anything but their template) while the main thread merges every
+ * page over and over onto frames of the templates, settles COW breaks
+ * (whose copies live in pool mappings: no move for those, they fall back to
+ * write protection), unmerges, and a forked child keeps some pages shared
+ * (not exclusive: the kernel refuses to move them, EBUSY, the other
+ * fallback).  No write may be lost or torn, no reader may see a frozen
+ * page's hole, and both ways must have been taken.
+ */
+enum { FZ_PAGES = 512, FZ_T = 4, FZ_STATIC = 128 }; /* pages [0, FZ_STATIC) are read, never written */
+
+struct fz {
+	uint8_t *m;
+	uint8_t tmpl[FZ_T][PS];
+	uint8_t cur[FZ_PAGES]; /* template of each page (its writer's journal) */
+	volatile int stop;
+	uint64_t writes, reads, bad_w, bad_r;
+	unsigned id;
+};
+
+struct fz_arg {
+	struct fz *z;
+	unsigned w;
+};
+
+static void *fz_writer(void *arg)
+{
+	struct fz_arg *a = arg;
+	struct fz *z = a->z;
+	uint64_t r = 0x9e3779b97f4a7c15ull * (a->w + 1), n = 0;
+
+	while (!z->stop) {
+		uint32_t p;
+		uint8_t t;
+
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		/* Writer w owns pages FZ_STATIC + w, + 2, ... below FZ_PAGES. */
+		p = FZ_STATIC + (uint32_t)(r % ((FZ_PAGES - FZ_STATIC) / 2)) * 2 + a->w;
+		t = (uint8_t)((z->cur[p] + 1 + (r >> 32) % (FZ_T - 1)) % FZ_T);
+		memcpy(z->m + (size_t)p * PS, z->tmpl[t], PS);
+		z->cur[p] = t;
+		if (memcmp(z->m + (size_t)p * PS, z->tmpl[t], PS) != 0)
+			__atomic_fetch_add(&z->bad_w, 1, __ATOMIC_RELAXED);
+		if ((++n & 7) == 0)
+			usleep(50);
+	}
+	__atomic_fetch_add(&z->writes, n, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void *fz_reader(void *arg)
+{
+	struct fz *z = arg;
+	uint64_t n = 0;
+
+	while (!z->stop) {
+		for (uint32_t p = 0; p < FZ_STATIC && !z->stop; p++) {
+			if (memcmp(z->m + (size_t)p * PS, z->tmpl[p % FZ_T], PS) != 0)
+				__atomic_fetch_add(&z->bad_r, 1, __ATOMIC_RELAXED);
+			n++;
+		}
+		usleep(20);
+	}
+	__atomic_fetch_add(&z->reads, n, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void freeze_under_writers(uint8_t freeze, bool track)
+{
+	struct fz *z = calloc(1, sizeof(*z));
+	struct real_live_config lc = { NULL, false, 0, track, track, REAL_LIVE_PROTECT_BY_RUN, freeze };
+	struct real_live *L;
+	struct real_live_stats st;
+	struct backend b;
+	bk_frame frame[FZ_T];
+	pthread_t wt[2], rt;
+	struct fz_arg wa[2];
+	uint64_t merges = 0, changed = 0, unmerges = 0, r = sp_test_seed() | 1, t_end;
+	int cows = 0, child_pipe[2];
+	pid_t child;
+
+	CU_ASSERT_FATAL(z != NULL);
+	z->m = map_pages(FZ_PAGES + 2 * FZ_T); /* + the frames' own pages, never touched by the threads */
+	for (unsigned t = 0; t < FZ_T; t++)
+		fill(z->tmpl[t], 7000 + t);
+	for (uint32_t p = 0; p < FZ_PAGES + 2 * FZ_T; p++) {
+		uint8_t t = (uint8_t)(p % FZ_T);
+
+		memcpy(z->m + (size_t)p * PS, z->tmpl[t], PS);
+		if (p < FZ_PAGES)
+			z->cur[p] = t;
+	}
+	if (!(L = live_or_skip(z->m, FZ_PAGES + 2 * FZ_T, &lc))) {
+		munmap(z->m, (FZ_PAGES + 2 * FZ_T) * PS);
+		free(z);
+		return;
+	}
+	b = real_live_backend(L);
+	for (unsigned t = 0; t < FZ_T; t++)
+		CU_ASSERT_EQUAL_FATAL(b.ops->merge_pages(L, FZ_PAGES + FZ_T + t, FZ_PAGES + t, &frame[t]), 0);
+	/* A child shares every page not written since (not exclusive: no move for those). */
+	CU_ASSERT_FATAL(pipe(child_pipe) == 0);
+	child = fork();
+	if (child == 0) {
+		char c;
+
+		close(child_pipe[1]);
+		(void)!read(child_pipe[0], &c, 1); /* until the parent closes its end */
+		_exit(0);
+	}
+	CU_ASSERT_FATAL(child > 0);
+	close(child_pipe[0]);
+	real_live_defer_remaps(L, true);
+	for (unsigned w = 0; w < 2; w++) {
+		wa[w] = (struct fz_arg){ z, w };
+		pthread_create(&wt[w], NULL, fz_writer, &wa[w]);
+	}
+	pthread_create(&rt, NULL, fz_reader, z);
+	t_end = sp_mono_ns() + 2000000000ull;
+	for (uint64_t k = 0; sp_mono_ns() < t_end; k++) {
+		struct bk_page_info info;
+		bk_page p;
+		int rc;
+
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		p = r % FZ_PAGES;
+		b.ops->page_info(L, p, &info);
+		if (info.frame == BK_NO_FRAME) {
+			/* Onto the frame of its template, or of another one now and then (refused). */
+			unsigned t = (unsigned)((p % FZ_T + ((r >> 40) % 4 == 0)) % FZ_T);
+
+			rc = b.ops->merge_frame(L, p, frame[t]);
+			CU_ASSERT(rc == 0 || rc == SP_ECHANGED);
+			merges += rc == 0;
+			changed += rc == SP_ECHANGED;
+		} else if ((r >> 50) % 8 == 0) {
+			CU_ASSERT_EQUAL(b.ops->unmerge(L, p), 0);
+			unmerges++;
+		}
+		if (k % 16 == 15) {
+			real_live_flush(L); /* a batch: its runs remapped, writers and readers go on */
+			CU_ASSERT(real_live_poll(L, FZ_PAGES, count_cb, &cows) >= 0);
+		}
+	}
+	real_live_flush(L);
+	z->stop = 1;
+	for (unsigned w = 0; w < 2; w++)
+		pthread_join(wt[w], NULL);
+	pthread_join(rt, NULL);
+	close(child_pipe[1]);
+	waitpid(child, NULL, 0);
+	CU_ASSERT(real_live_poll(L, FZ_PAGES, count_cb, &cows) >= 0);
+	real_live_stats(L, &st);
+	printf("freeze %s, tracking %s: %llu merges, %llu refused (changed), %llu unmerges, %d COW breaks; "
+	       "%llu writes, %llu reads; moved %llu (back %llu), protected %llu (in pool mappings %llu), "
+	       "moves refused EBUSY %llu EINVAL %llu ENOENT %llu other %llu, %llu staging drops, %llu errors; "
+	       "lost or torn: %llu writes, %llu reads\n",
+	       freeze == REAL_LIVE_FREEZE_MOVE ? "by move" : "by protection", track ? "on" : "off",
+	       (unsigned long long)merges, (unsigned long long)changed, (unsigned long long)unmerges, cows,
+	       (unsigned long long)z->writes, (unsigned long long)z->reads,
+	       (unsigned long long)st.freeze_moved, (unsigned long long)st.freeze_moved_back,
+	       (unsigned long long)st.freeze_protected, (unsigned long long)st.freeze_infile,
+	       (unsigned long long)st.move_refused[0], (unsigned long long)st.move_refused[1],
+	       (unsigned long long)st.move_refused[2], (unsigned long long)st.move_refused[3],
+	       (unsigned long long)st.stage_drops, (unsigned long long)st.freeze_errors,
+	       (unsigned long long)z->bad_w, (unsigned long long)z->bad_r);
+	CU_ASSERT_EQUAL(z->bad_w, 0);
+	CU_ASSERT_EQUAL(z->bad_r, 0);
+	CU_ASSERT(merges > 100);
+	CU_ASSERT(changed > 0);
+	CU_ASSERT(cows > 0);
+	CU_ASSERT_EQUAL(st.freeze_errors, 0);
+	if (freeze == REAL_LIVE_FREEZE_MOVE && st.freeze_move) {
+		CU_ASSERT(st.freeze_moved > 0);
+		CU_ASSERT(st.freeze_moved_back > 0);   /* refused merges of moved pages */
+		CU_ASSERT(st.freeze_infile > 0);       /* COW copies: protected */
+		CU_ASSERT(st.move_refused[0] > 0);     /* shared with the child: EBUSY, protected */
+		CU_ASSERT(st.freeze_protected >= st.freeze_infile + st.move_refused[0]);
+	} else {
+		CU_ASSERT_EQUAL(st.freeze_moved, 0);
+		CU_ASSERT(st.freeze_protected > 0);
+	}
+	for (uint32_t p = 0; p < FZ_PAGES; p++)
+		CU_ASSERT_EQUAL(memcmp(z->m + (size_t)p * PS, z->tmpl[z->cur[p]], PS), 0);
+	CU_ASSERT_EQUAL(real_live_unmerge_all(L, NULL, NULL), 0);
+	for (uint32_t p = 0; p < FZ_PAGES; p++)
+		CU_ASSERT_EQUAL(memcmp(z->m + (size_t)p * PS, z->tmpl[z->cur[p]], PS), 0);
+	real_live_free(L);
+	munmap(z->m, (FZ_PAGES + 2 * FZ_T) * PS);
+	free(z);
+}
+
+SP_TEST(freeze_by_move_keeps_every_write)
+{
+	freeze_under_writers(REAL_LIVE_FREEZE_MOVE, false);
+}
+
+SP_TEST(freeze_by_move_keeps_every_write_tracked)
+{
+	freeze_under_writers(REAL_LIVE_FREEZE_MOVE, true);
+}
+
+SP_TEST(freeze_by_protection_keeps_every_write_tracked)
+{
+	freeze_under_writers(REAL_LIVE_FREEZE_PROTECT, true);
+}
+
 /* ---- integrity under concurrent writers ----------------------------------- */
 
 #define SPAGES 4096u
@@ -1192,6 +1411,13 @@ static void stress_run(double seconds, bool track, bool cow)
 		       (unsigned long long)ls.track_written);
 		CU_ASSERT(ls.track_clean + ls.track_written > 0);
 	}
+	printf("freeze: moved %llu (back %llu), protected %llu (in pool mappings %llu, moves refused %llu), %llu errors\n",
+	       (unsigned long long)ls.freeze_moved, (unsigned long long)ls.freeze_moved_back,
+	       (unsigned long long)ls.freeze_protected, (unsigned long long)ls.freeze_infile,
+	       (unsigned long long)(ls.move_refused[0] + ls.move_refused[1] + ls.move_refused[2] +
+				    ls.move_refused[3]),
+	       (unsigned long long)ls.freeze_errors);
+	CU_ASSERT_EQUAL(ls.freeze_errors, 0);
 	printf("stress %.0f s, seed %llu: %llu writes, %lld merges, %lld COW breaks, %llu unmerges "
 	       "(merges + COW breaks = %lld); %llu frames at the end; engine CPU %.2f s; "
 	       "lost or torn: %llu in flight, %llu at the end\n",
