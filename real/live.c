@@ -7,37 +7,58 @@
  * its pages placed on that node with mbind when the host has several).  A page
  * "maps the frame" when its virtual page is a MAP_PRIVATE|MAP_FIXED mapping of
  * that memfd page: every sharer reads the same physical page, and the kernel
- * copies it on the next write (a real COW break).  Merging page p onto frame f:
- *   1. write-protect p with userfaultfd (UFFDIO_WRITEPROTECT on its PTE);
- *   2. compare p's bytes with f's (memcmp; the "re-compare" of the kernel's
- *      try_to_merge_one_page) - if they differ, unprotect (which wakes any
- *      blocked writer) and refuse with SP_ECHANGED;
- *   3. mmap(p, MAP_PRIVATE|MAP_FIXED, pool memfd, offset of f): the private
- *      page is replaced by the shared one in one step;
- *   4. UFFDIO_WAKE p: writers that hit the protection retry their fault, now
- *      on the file mapping, and write into their own COW copy.
- * A new frame (merge_pages of two private pages) protects both pages,
+ * copies it on the next write (a real COW break).  Merging page p onto frame f
+ * (the default way, "freeze by move"; see there):
+ *   1. register p's page in MISSING mode with the userfaultfd holding it and
+ *      move p's page out of its place (UFFDIO_MOVE) into a staging slot of
+ *      the backend: p's PTE is empty, and any access to p sleeps in the
+ *      kernel (a MISSING fault nobody answers but the engine);
+ *   2. compare the staged page with f (memcmp; the "re-compare" of the
+ *      kernel's try_to_merge_one_page) - if they differ, move the page back
+ *      (which wakes p's sleepers), leave MISSING mode, and refuse with
+ *      SP_ECHANGED;
+ *   3. mmap(p, MAP_PRIVATE|MAP_FIXED, pool memfd, offset of f) over the
+ *      empty PTE;
+ *   4. UFFDIO_WAKE p: its sleepers retry their fault, now on the file
+ *      mapping, and a writer writes into its own COW copy.  The staged page
+ *      is dropped later with up to 63 others (one MADV_DONTNEED).
+ * Where the kernel will not move the page (a COW copy living in a pool
+ * mapping, a page pinned or shared with a child: EINVAL, EBUSY) or has no
+ * UFFDIO_MOVE (before Linux 6.8), and with REAL_LIVE_FREEZE_PROTECT, step 1
+ * is a synchronous write protection of p's PTE (UFFDIO_WRITEPROTECT, after
+ * p leaves the tracking userfaultfd when tracked), step 2 compares p in
+ * place and unprotects it when it differs, and the mmap of step 3 replaces
+ * the private page: only writers sleep.
+ * A new frame (merge_pages of two private pages) freezes both pages,
  * compares them, copies the content into a fresh memfd page and maps both.
  *
  * Why no write is ever lost or torn.  A writer's store to p either completes
  * before step 1 (then step 2 sees it: the merge is refused, or it merges the
- * content *including* that store - also correct), or faults on the protected
- * PTE and sleeps in the kernel (handle_userfault) until step 4; the mmap of
- * step 3 cannot run while a fault holds the VMA, so a faulting writer is
- * either queued (and woken at step 4) or retries on the new mapping.  Because
- * userfaultfd blocks faults taken in kernel mode too (read(2) into the page,
- * futexes), there are no EFAULTs and no signal handlers: mprotect + a SIGSEGV
- * handler would make syscalls writing the page fail with EFAULT and would
- * fight the application's own handlers.  A store that lands half before the
- * protection (a memcpy interrupted by step 1) leaves a mixed content that
- * step 2 compares as it is: merged content is always the page's content at
- * the instant of the compare, and later stores go to the COW copy.
+ * content *including* that store - also correct), or faults on the empty
+ * (or protected) PTE and sleeps in the kernel (handle_userfault) until step
+ * 4 or the move back; the mmap of step 3 cannot run while a fault holds the
+ * VMA, so a faulting writer is either queued (and woken at step 4) or
+ * retries on the new mapping.  Readers of a moved page sleep likewise, so
+ * none sees the hole.  Because userfaultfd blocks faults taken in kernel
+ * mode too (read(2) into the page, futexes), there are no EFAULTs and no
+ * signal handlers: mprotect + a SIGSEGV handler would make syscalls writing
+ * the page fail with EFAULT and would fight the application's own handlers.
+ * A store that lands half before the freeze (a memcpy interrupted by step 1)
+ * leaves a mixed content that step 2 compares as it is: merged content is
+ * always the page's content at the instant of the compare, and later stores
+ * go to the COW copy.
  *
- * Cost (measured on this machine, 2 cores, load ~2): write-protect 1.8-2 us,
- * compare 0.5-0.9 us, mmap(MAP_FIXED) 8.5-12.5 us (the VMA split and the
- * unmap of the old page dominate), wake 0.6 us: ~12-15 us per merge.  The
- * kernel merges at ~3 us.  Cheaper merges would need a way to point a PTE at
- * an arbitrary page-cache page without a VMA per page; Linux has none.
+ * Cost.  On this machine (2 cores, a PVM guest: a TLB flush is a hypervisor
+ * exit, 4-79 us and swinging within minutes, bench/README.md issue 15) a
+ * merge by write protection took three flushes (leaving the tracking
+ * userfaultfd, the protection, the unmap of the old page) and ~12-15 us
+ * when a flush cost ~1 us, 60-200 us when it cost 20-50; a merge by move
+ * takes one (the move) plus 1/64 of one (the staging drop): bench/merge_cost
+ * at 06:20-06:26 UTC on 2026-12-03 (flush 22.7-26.9 us, load 2.0): 63.5 us
+ * against 97.3 a merge, 1.02 against 3.00 flushes (twenty-second round).
+ * The kernel merges at ~3 us.  Cheaper merges would need a way to point a
+ * PTE at an arbitrary page-cache page without a VMA per page; Linux has
+ * none.
  *
  * VMAs.  Every merged page whose neighbours do not map the following memfd
  * pages is a VMA of its own (plus the split of the region around it), so
@@ -96,7 +117,13 @@
  *   - A page with PG_INFILE lives in a MAP_PRIVATE mapping of a pool: it must
  *     never be MADV_DONTNEED'd (it would show the pool page at its offset).
  *   - PG_UNREG: the page's VMA (one we created) is not yet registered with
- *     the userfaultfd; it is registered before it is next write-protected.
+ *     the userfaultfd; it is registered before it is next frozen.
+ *   - PX_MOVED: the page's PTE is empty and its VMA in MISSING mode (frozen
+ *     by a move) - between its freeze and its merge's end when refused,
+ *     until its run's remap when merged; never a page the engine reads
+ *     through its address (read_addr() reads its frame).  A page with an
+ *     empty PTE is never left in MISSING mode (PX_MISS says it still is,
+ *     after a failed undo: retried before the page is emptied).
  *   - remote == pages whose node differs from their frame's node.
  *
  * Notes.
@@ -104,8 +131,10 @@
  *     MADV_DONTNEED/MADV_FREE/munmap registered pages while registered (a
  *     merged page lives in a file mapping, where those differ from anonymous
  *     memory); real_live_discard() is the way to drop a page.
- *   - Transparent huge pages are split by the write-protection of a
- *     subpage (thp_splits is not counted).
+ *   - Transparent huge pages are split by the move (or the write
+ *     protection) of a subpage (thp_splits is not counted); where the
+ *     kernel cannot split, the move is refused (EBUSY) and the page
+ *     protected.
  *   - Frame placement: a new frame goes to the node where most of its two
  *     first sharers live; with one on each, the node of `keep` (the page the
  *     kernel would turn into the KSM page).  After each full scan the engine

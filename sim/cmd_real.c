@@ -492,6 +492,17 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 			printf("cow events  on: %llu write faults on merged pages answered, %llu pages watched; %llu pagemap entries read\n",
 			       (unsigned long long)ls.cow_events_seen, (unsigned long long)ls.cow_armed,
 			       (unsigned long long)ls.cow_polled);
+		printf("freeze      %s: %llu pages moved out for their compare (%llu moved back), %llu write-protected "
+		       "(%llu COW copies in pool mappings; moves refused: %llu EBUSY, %llu EINVAL, %llu ENOENT, %llu other); "
+		       "%llu staging drops\n",
+		       ls.freeze_move ? "by move" : "by write protection", (unsigned long long)ls.freeze_moved,
+		       (unsigned long long)ls.freeze_moved_back, (unsigned long long)ls.freeze_protected,
+		       (unsigned long long)ls.freeze_infile, (unsigned long long)ls.move_refused[0],
+		       (unsigned long long)ls.move_refused[1], (unsigned long long)ls.move_refused[2],
+		       (unsigned long long)ls.move_refused[3], (unsigned long long)ls.stage_drops);
+		if (ls.freeze_errors)
+			printf("WARNING     %llu moves back or re-registrations failed\n",
+			       (unsigned long long)ls.freeze_errors);
 		if (ls.map_limit_refusals)
 			printf("WARNING     %llu merges refused: vm.max_map_count would have been exceeded\n",
 			       (unsigned long long)ls.map_limit_refusals);
