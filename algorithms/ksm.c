@@ -2210,10 +2210,14 @@ static void walk_step(struct ksm *k)
 		w->depth++;
 		n = w->key < key ? t->l : t->r;
 		w->n = n;
-		if (n == NIL)
-			out &= ~(1u << i);
-		else
-			kit_prefetch(&T[n]);
+		/*
+		 * A walk that ends at NIL (a page of a content of its own) is a
+		 * coin flip against one going on: a mask, not a branch, and the
+		 * sentinel's hot line prefetched for it (in-run A/B at 32 M
+		 * pages; bench/README.md, issue 14 twenty-second round).
+		 */
+		out &= ~((uint32_t)(n == NIL) << i);
+		kit_prefetch(&T[n]);
 	}
 	k->walk_live = out;
 	k->walk_tie = tie;
