@@ -10,9 +10,11 @@
  * frame's last mapper went away names no live frame (bk_frames_slot() == 0),
  * as the kernel's get_ksm_page() finds a stable node's page gone.
  *
- * Each slot carries the fields every backend needs (mappers, node, domain)
- * and data_size bytes of its own (the content in sim, the pool location in
- * real).  Free slots form a list through next_free.
+ * Each slot carries the fields every backend needs (mappers, node, domain),
+ * one 32-bit word of the backend's own in the same cache line (the content
+ * id in sim) and data_size bytes of its own beside the table (the pool
+ * location in real; none when data_size is 0).  Free slots form a list
+ * through next_free.
  */
 #ifndef SP_FRAMES_H
 #define SP_FRAMES_H
@@ -25,17 +27,28 @@
 #define BK_SLOT_PRIVATE 0u
 #define BK_SLOT_ZERO 1u
 
+/*
+ * 32 bytes, the table 64-byte aligned: a slot is half a cache line, never
+ * two.  A merge into a frame reads its generation, mappers, domain, node and
+ * (sim) content id: one line, where a 20-byte slot and the id in an array
+ * of its own were two random lines for one slot in five and one more for
+ * the id (bench/README.md, issue 14 twenty-second round).
+ */
 struct bk_frame_slot {
 	uint32_t gen;       /* bumped when the slot is freed */
 	uint32_t mappers;   /* pages mapping the frame; 0 = free (or being made) */
 	uint32_t node;      /* NUMA node of the frame's memory */
 	uint32_t domain;    /* security domain of its sharers */
 	uint32_t next_free; /* free list, 0 = end */
+	uint32_t word;      /* the backend's own (sim: the frame's content id); 0 in a new slot */
+	uint32_t pad[2];
 };
 
+_Static_assert(sizeof(struct bk_frame_slot) == 32, "a frame slot is half a cache line");
+
 struct bk_frames {
-	struct bk_frame_slot *slot;
-	unsigned char *data;  /* data_size bytes per slot */
+	struct bk_frame_slot *slot; /* cap slots, 64-byte aligned (sp_bigmem.h from 2 MiB up) */
+	unsigned char *data;  /* data_size bytes per slot; NULL when data_size is 0 */
 	size_t data_size;
 	uint32_t n;           /* slots ever used, 2 .. cap */
 	uint32_t cap;

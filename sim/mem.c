@@ -90,7 +90,7 @@ struct sim_mem {
 	uint64_t *whole;       /* per guest: its pages if every one is numbered (page n at base + n), else 0 */
 	struct sim_page *pages;
 	uint32_t *slot;        /* per page: the frame it maps (SLOT_PRIVATE, SLOT_ZERO, a shared slot) */
-	struct bk_frames frames; /* data: the frame's content, struct sp_fp */
+	struct bk_frames frames; /* word: the frame's content id (frame_cid()) */
 	uint32_t nnodes;
 	uint64_t counts[BK_COST__COUNT];
 	int64_t cow_breaks, merges, remote, thp_splits, thp_zero;
@@ -145,10 +145,13 @@ static inline uint32_t slot_of(const struct sim_mem *m, bk_frame f)
 	return bk_frames_slot(&m->frames, f);
 }
 
-/* The content id of shared frame slot's mappers (0 for the zero page's slot). */
+/*
+ * The content id of shared frame slot's mappers (0 for the zero page's
+ * slot): the slot's own word, in the line of its mappers and generation.
+ */
 static inline uint32_t *frame_cid(const struct sim_mem *m, uint32_t slot)
 {
-	return bk_frames_data(&m->frames, slot);
+	return &m->frames.slot[slot].word;
 }
 
 static uint32_t domain_of(const struct sim_mem *m, const struct sim_page *pg)
@@ -249,7 +252,7 @@ int sim_mem_new_layout(struct sim_mem **out, const struct trace_header *h,
 	 * The content-id table sized once for the trace's distinct contents
 	 * (the layout's estimate; a page holds one at most), not grown by doubling.
 	 */
-	if (!m->pages || !m->slot || bk_frames_init(&m->frames, sizeof(uint32_t)) < 0 ||
+	if (!m->pages || !m->slot || bk_frames_init(&m->frames, 0) < 0 ||
 	    cidtab_init_sized(&m->truth, !layout ? 0 : layout->contents < n ? layout->contents : n) < 0 ||
 	    domain_index(m) < 0)
 		goto nomem;
@@ -652,9 +655,9 @@ static void mem_prefetch_info(void *impl, bk_page p)
 }
 
 /*
- * What compare_frame() reads of f: the slot (generation, mappers) and the
- * content.  Without a branch: the ksm model asks for every page two ahead,
- * a frame or none (the private slot 0: its lines are hot) at random.
+ * What compare_frame() reads of f: the slot (generation, mappers, content
+ * id: one line).  Without a branch: the ksm model asks for every page two
+ * ahead, a frame or none (the private slot 0: its line is hot) at random.
  */
 static void mem_prefetch_frame(void *impl, bk_frame f)
 {
@@ -663,7 +666,6 @@ static void mem_prefetch_frame(void *impl, bk_frame f)
 
 	s &= 0u - ((uint32_t)(s > SLOT_ZERO) & (uint32_t)(s < m->frames.n));
 	__builtin_prefetch(&m->frames.slot[s]);
-	__builtin_prefetch(frame_cid(m, s));
 }
 
 static uint32_t mem_content_id(void *impl, bk_page p)
