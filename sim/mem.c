@@ -867,6 +867,15 @@ int sim_mem_apply_batch(struct sim_mem *m, const struct trace_record *rec, unsig
 			struct sp_err *err)
 {
 	*in_changed = false;
+	/*
+	 * The index lines a freed content's slot is searched from (snapshots
+	 * after the first: most changed pages held their content alone), back
+	 * to back before the batch is applied; their entries were hinted a
+	 * batch ago (sim_mem_prefetch_more_batch()).
+	 */
+	for (unsigned k = 0; k < n; k++)
+		if (at[k] != SIM_NO_PAGE)
+			cidtab_prefetch_home_of_id(&m->truth, m->pages[at[k]].cid);
 	if (hear == 0) { /* nothing to tell: the loop without what's and notify's work */
 		for (unsigned k = 0; k < n; k++) {
 			bk_page p;

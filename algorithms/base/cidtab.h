@@ -234,6 +234,24 @@ static inline void cidtab_prefetch_entry_hash(const struct cidtab *c, uint64_t h
 	}
 }
 
+/*
+ * Starts loading the index line where id's slot begins its search (a live
+ * id, or 0: nothing), for a cidtab_put() that may free it and then search
+ * its slot from there; reads id's entry, which should be in cache
+ * (cidtab_prefetch_id() a while before).  No hint for a partition numbered
+ * CIDTAB_PESC or later (its number is in a side map).
+ */
+static inline void cidtab_prefetch_home_of_id(const struct cidtab *c, uint32_t id)
+{
+	uint32_t pn;
+
+	if (!id)
+		return;
+	pn = c->ent[id].meta >> CIDTAB_CBITS;
+	if (pn < CIDTAB_PESC)
+		sp_prefetch(&c->index[cidtab_home(c, cidtab_hash(cidtab_fp(c, id), c->part_of[pn]))]);
+}
+
 /* Starts loading the content of id (a live id, or 0), for cidtab_fp(). */
 static inline void cidtab_prefetch_fp(const struct cidtab *c, uint32_t id)
 {
