@@ -172,8 +172,7 @@ static uint32_t oracle_hears(const void *st)
 {
 	const struct oracle *o = st;
 
-	return o->by_backend ? 0
-			     : ALGO_CHANGE_COW | ALGO_CHANGE_CONTENT | ALGO_CHANGE_MAPPED | ALGO_CHANGE_UNMAPPED;
+	return o->by_backend ? 0 : ~0u; /* else every change, as without hears() */
 }
 
 /* The oracle's counts: its own, or the backend's (zero-filled pages one key per domain unless use_zero_pages). */

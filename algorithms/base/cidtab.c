@@ -90,11 +90,6 @@ uint32_t cidtab_count_big(const struct cidtab *c, uint32_t id)
 	return *sp_map_find(&c->counts, id);
 }
 
-/* The slot arithmetic (cidtab.h). */
-#define id_mask cidtab_id_mask
-#define slot_of cidtab_slot_of
-#define tag_match cidtab_tag_match
-
 static uint64_t hash_of_id(const struct cidtab *c, uint32_t id)
 {
 	return cidtab_hash(cidtab_fp(c, id), part_of_id(c, id));
@@ -162,8 +157,8 @@ static inline size_t find(const struct cidtab *c, struct sp_fp fp, uint32_t part
 
 		if (s == 0)
 			return i;
-		if (tag_match(s, h, c->idbits)) {
-			uint32_t id = s & id_mask(c->idbits);
+		if (cidtab_tag_match(s, h, c->idbits)) {
+			uint32_t id = s & cidtab_id_mask(c->idbits);
 
 			if (c->ent[id].meta >> CIDTAB_CBITS == pn && sp_fp_eq(cidtab_fp(c, id), fp) &&
 			    (__builtin_expect(pn < CIDTAB_PESC, 1) || part_of_id(c, id) == part))
@@ -197,7 +192,7 @@ static int rebuild(struct cidtab *c, size_t cap, unsigned idbits)
 
 			while (nw[j])
 				j = (j + 1) & c->mask;
-			nw[j] = slot_of(h, id, idbits);
+			nw[j] = cidtab_slot_of(h, id, idbits);
 		}
 	}
 	return 0;
@@ -245,9 +240,10 @@ int64_t cidtab_add_hash_slow(struct cidtab *c, struct sp_fp fp, uint32_t part, u
 		uint32_t next = c->free_head ? c->free_head : c->nent;
 		size_t cap = c->mask + 1;
 		int full = (c->used + 1) * 2 > cap;
+		int wide = next > cidtab_id_mask(c->idbits);
 
-		if (full || next > id_mask(c->idbits)) {
-			if (rebuild(c, full ? cap * 2 : cap, next > id_mask(c->idbits) ? c->idbits + 1 : c->idbits) < 0)
+		if (full || wide) {
+			if (rebuild(c, full ? cap * 2 : cap, wide ? c->idbits + 1 : c->idbits) < 0)
 				return SP_ENOMEM;
 			i = find(c, fp, part, pn, h);
 		}
@@ -265,13 +261,13 @@ int64_t cidtab_add_hash_slow(struct cidtab *c, struct sp_fp fp, uint32_t part, u
 		e->fp[2] = (uint32_t)fp.hi;
 		e->fp[3] = (uint32_t)(fp.hi >> 32);
 		e->meta = pn << CIDTAB_CBITS | 1;
-		c->index[i] = slot_of(h, *id, c->idbits);
+		c->index[i] = cidtab_slot_of(h, *id, c->idbits);
 		c->used++;
 		n = 1;
 	} else {
 		uint32_t *m;
 
-		*id = c->index[i] & id_mask(c->idbits);
+		*id = c->index[i] & cidtab_id_mask(c->idbits);
 		m = &c->ent[*id].meta;
 		n = (*m & CIDTAB_CMAX) + 1;
 		if (n < CIDTAB_CMAX) {
@@ -292,7 +288,7 @@ int64_t cidtab_add_hash_slow(struct cidtab *c, struct sp_fp fp, uint32_t part, u
 uint32_t cidtab_put(struct cidtab *c, uint32_t id)
 {
 	uint32_t *m = &c->ent[id].meta, n = *m & CIDTAB_CMAX;
-	uint32_t idm = id_mask(c->idbits);
+	uint32_t idm = cidtab_id_mask(c->idbits);
 	size_t hole, i;
 
 	assert(id > 0 && id < c->nent && n > 0);
