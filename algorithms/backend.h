@@ -189,7 +189,8 @@ struct backend_ops {
 	 * frame p joins it, else keep's frame becomes a new shared frame.  The
 	 * frame is returned in *out.  Fails with SP_ECHANGED if the two contents
 	 * differ now, SP_EDENIED across security domains, SP_EINVAL if p is not a
-	 * present private page.  Nothing changes on failure.
+	 * present private page, SP_EPINNED (the live backend) if either page is
+	 * pinned for I/O.  Nothing changes on failure.
 	 */
 	int (*merge_pages)(void *impl, bk_page p, bk_page keep, bk_frame *out);
 	/* Private page p joins shared frame f (same failures; SP_ECHANGED if f is stale). */

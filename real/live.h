@@ -224,6 +224,7 @@ struct real_live_stats {
 	uint64_t move_refused[4]; /* moves the kernel refused: EBUSY, EINVAL, ENOENT, other */
 	uint64_t stage_drops;     /* MADV_DONTNEEDs of the staging area (one flush for up to 64 moved pages) */
 	uint64_t freeze_errors;   /* moves back or re-registrations that failed (never seen; see live.c) */
+	uint64_t pinned_refusals; /* merges refused: the move's EBUSY of an exclusive page, a pin (SP_EPINNED) */
 };
 void real_live_stats(const struct real_live *L, struct real_live_stats *out);
 /* CPU time of the backend's own threads (the COW-event thread), in ns; 0 without. */

@@ -500,6 +500,9 @@ static void summary(const struct replay *R, const char *mech, const char *algo, 
 		       (unsigned long long)ls.freeze_infile, (unsigned long long)ls.move_refused[0],
 		       (unsigned long long)ls.move_refused[1], (unsigned long long)ls.move_refused[2],
 		       (unsigned long long)ls.move_refused[3], (unsigned long long)ls.stage_drops);
+		if (ls.pinned_refusals)
+			printf("pinned      %llu merges refused: pages pinned (DMA, io_uring), as the kernel refuses them\n",
+			       (unsigned long long)ls.pinned_refusals);
 		if (ls.freeze_errors)
 			printf("WARNING     %llu moves back or re-registrations failed\n",
 			       (unsigned long long)ls.freeze_errors);

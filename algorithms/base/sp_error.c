@@ -93,6 +93,7 @@ const char *sp_strerror(int code)
 	case SP_EDENIED: return "denied by security domain";
 	case SP_ENOTSUP: return "not supported here";
 	case SP_EPERM: return "permission denied";
+	case SP_EPINNED: return "page pinned";
 	}
 	return "unknown error";
 }

@@ -28,6 +28,7 @@ enum sp_errcode {
 	SP_EDENIED = -10,  /* merge refused: different security domains */
 	SP_ENOTSUP = -11,  /* feature missing (no KSM, no NUMA, not Linux) */
 	SP_EPERM = -12,    /* missing privilege */
+	SP_EPINNED = -13,  /* merge refused: the page is pinned (DMA, io_uring fixed buffers) */
 };
 
 struct sp_err {
