@@ -163,7 +163,8 @@ static const struct algo_param uksm_params[] = {
 #define PG_CSUM 0x02u
 #define PG_MERGED 0x04u /* maps one of our frames (stable.of_page[p]): a lookahead hint */
 #define PG_ONZERO 0x08u
-#define RID_SHIFT 4 /* pg[p].rf: the flags above in its low bits, the region above them */
+#define PG_STALE 0x10u /* written() said 1 at the lookahead: hash at the next visit (see visit()) */
+#define RID_SHIFT 5 /* pg[p].rf: the flags above in its low bits, the region above them */
 #define MAX_REGIONS (UINT32_MAX >> RID_SHIFT)
 
 struct upage {
@@ -210,6 +211,7 @@ struct uksm {
 	struct kit_unstable unstable; /* its nodes: pg[p].un */
 	struct upage *pg;
 	uint32_t pf_part;       /* lookahead: the latest lookup's partition */
+	bool track;             /* a page's hash kept while written() says 0 (see visit()) */
 
 	/* adaptive partial hashing */
 	uint32_t strength;
@@ -327,13 +329,18 @@ static void untrack(struct uksm *u, bk_page p)
 /* ---- adaptive partial hashing -------------------------------------------- */
 
 /* Hashes p at the current strength: the backend's checksum for identity, a fraction of its cost. */
-static uint32_t partial_hash(struct uksm *u, bk_page p)
+static uint32_t partial_hash(struct uksm *u, bk_page p, const uint32_t *kept)
 {
 	uint32_t h;
 
 	if (!u->ops->checksum_uncounted)
 		return u->ops->checksum(u->impl, p); /* no cheaper hash offered: a full one */
-	h = u->ops->checksum_uncounted(u->impl, p);
+	if (kept) {
+		h = *kept;
+		assert(h == u->ops->checksum_uncounted(u->impl, p));
+	} else {
+		h = u->ops->checksum_uncounted(u->impl, p);
+	}
 	u->hash_acc += u->strength / 1024.0;
 	if (u->hash_acc >= 1.0) {
 		uint64_t n = (uint64_t)u->hash_acc;
@@ -447,7 +454,22 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
 	if (info.frame != BK_NO_FRAME)
 		return 0; /* merged already */
 	kit_unstable_remove(&u->unstable, p, NULL);
-	csum = partial_hash(u, p);
+	/*
+	 * The hash kept from p's last hashing is p's hash now when written()
+	 * says p unwritten since the call made right before that hashing (and
+	 * the lookahead's call in between said so too: else PG_STALE): the
+	 * content, a random line at size, is not read.  The same value and the
+	 * same cost in the model (partial_hash()); every hashing follows a
+	 * written() call while track holds.
+	 */
+	if (u->track) {
+		bool stale = (pg->rf & PG_STALE) || u->ops->written(u->impl, p);
+
+		pg->rf &= ~PG_STALE;
+		csum = partial_hash(u, p, !stale && (pg->rf & PG_CSUM) ? &pg->un.key.csum : NULL);
+	} else {
+		csum = partial_hash(u, p, NULL);
+	}
 	if (pg->rf & PG_CSUM) {
 		R->seen++;
 		if (pg->un.key.csum != csum)
@@ -510,10 +532,13 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
  *   info   AHEAD_INFO ahead, the backend's page record (prefetch_info())
  *          and our pg[];
  *   far    AHEAD_FAR ahead, unless the page maps a frame through us
- *          (PG_MERGED, PG_ONZERO: visit() stops at pg[]), what the
- *          backend's prefetch() loads from the record (the content);
+ *          (PG_MERGED, PG_ONZERO: visit() stops at pg[]) or its kept
+ *          hash holds (the backend's written() says 0; a 1 is kept in
+ *          PG_STALE for the visit), what the backend's prefetch() loads
+ *          from the record (the content);
  *   near   AHEAD_NEAR ahead, for a page that will be looked up, its pair of
- *          buckets, keyed by its checksum now (ahead_key());
+ *          buckets, keyed by its checksum now (ahead_key(): the kept hash
+ *          when it holds);
  *   chain  AHEAD_CHAIN ahead, the first entries of those buckets' chains.
  * A prefetch whose address misses the TLB holds the visit's retirement
  * until it is translated (this Firecracker VM's nested paging); sixteen in a
@@ -592,6 +617,10 @@ static inline bool ahead_key(const struct uksm *u, bk_page q, uint32_t *c)
 
 	if (rf & (PG_MERGED | PG_ONZERO))
 		return false;
+	if (u->track && (rf & PG_CSUM) && !(rf & PG_STALE)) {
+		*c = u->pg[q].un.key.csum; /* unwritten since its hashing (the far stage asked) */
+		return true;
+	}
 	if (u->ops->checksum_uncounted && u->ops->prefetch) {
 		*c = u->ops->checksum_uncounted(u->impl, q);
 		return true;
@@ -601,7 +630,7 @@ static inline bool ahead_key(const struct uksm *u, bk_page q, uint32_t *c)
 }
 
 /* The stages due at visit a->k (a->due): draws the ring on, then prefetches. */
-static void uksm_ahead(const struct uksm *u, const struct level *L, uint32_t stride,
+static void uksm_ahead(struct uksm *u, const struct level *L, uint32_t stride,
 		       struct ahead *a)
 {
 	const void *line[2 * AHEAD_GROUP]; /* the near and chain stages', gathered then prefetched */
@@ -626,11 +655,25 @@ static void uksm_ahead(const struct uksm *u, const struct level *L, uint32_t str
 				u->ops->prefetch_info(u->impl, q);
 		}
 	for (j = k + AHEAD_FAR, end = j + AHEAD_GROUP; j < end; j++) {
+		uint32_t *rf;
+
 		q = a->ring[j % RING];
-		if (q == NO_PAGE)
+		if (q == NO_PAGE || !u->ops->prefetch)
 			continue;
-		if (u->ops->prefetch && !(u->pg[q].rf & (PG_MERGED | PG_ONZERO)))
-			u->ops->prefetch(u->impl, q); /* visit() stops at pg[] for those */
+		rf = &u->pg[q].rf;
+		if (*rf & (PG_MERGED | PG_ONZERO))
+			continue; /* visit() stops at pg[] for those */
+		/*
+		 * A page whose kept hash holds (track: unwritten since its last
+		 * hashing; the answer is kept for its visit in PG_STALE) needs
+		 * no content: its record and slot were asked for at the info stage.
+		 */
+		if (u->track && (*rf & (PG_CSUM | PG_STALE)) == PG_CSUM) {
+			if (!u->ops->written(u->impl, q))
+				continue;
+			*rf |= PG_STALE;
+		}
+		u->ops->prefetch(u->impl, q);
 	}
 	for (j = k + AHEAD_NEAR, end = j + AHEAD_GROUP; j < end; j++) {
 		q = a->ring[j % RING];
@@ -929,6 +972,9 @@ static int uksm_create(void **out, const struct algo_params *prm, const struct a
 	u->npages = u->ops->npages(u->impl);
 	u->page_size = u->ops->page_size(u->impl);
 	u->zero_sum = u->ops->zero_checksum(u->impl);
+	/* Only where it saves reads and costs nothing: the simulator (real: cost_measured). */
+	u->track = u->ops->written && u->ops->checksum_uncounted && u->ops->prefetch &&
+		   !u->ops->cost_measured;
 	if (u->npages >= UINT32_MAX - 1) {
 		uksm_destroy(u);
 		return sp_err_set(err, SP_ELIMIT, "uksm: more than 2^32-2 pages");
