@@ -18,7 +18,11 @@
 #            (free page reporting, ~2.5 s/GiB) swings by seconds between runs
 #            of the same code.  (Until the twelfth round they differenced
 #            user + system: scan 1 alone read 16.0 and 7.6 M/s at 32M for
-#            unchanged code.)
+#            unchanged code.)  Scan N+1 is also timed inside its own run
+#            (sim run's "host cpu" line: getrusage at the ends of full scans
+#            N and N+1), printed below the differenced figure: one run's
+#            user time, no second run's to subtract (the differenced figure
+#            swung 5.3-9.0 M for one binary in the twenty-second round).
 #   memory:  peak RSS (/usr/bin/time -v "Maximum resident set size") in bytes
 #            per guest page, for oracle and ksm (one and two scans) each;
 #   others:  ALGOS (default "zero uksm cmd esx"; empty: none), the new build
@@ -98,12 +102,14 @@ T=$(mktemp -d "$DIR/bench_scale.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
 # Runs a command under GNU time -v and appends one record to $T/rec:
-#   build round key user_s sys_s max_rss_kib count ms
+#   build round key user_s sys_s max_rss_kib count ms scan_user_s
 # count: pages_scanned of the run's CSV (--csv "$T/run.csv"), else the page
-# records its output names; ms: the CSV's last simulated time.  $b and $k: the build (0 the build, 1 the anchor)
+# records its output names; ms: the CSV's last simulated time; scan_user_s:
+# the user CPU of the last full scan alone, measured inside the run (sim
+# run's "host cpu" line with --scans), or - .  $b and $k: the build (0 the build, 1 the anchor)
 # and the round.
 timed() {
-	local key=$1 u s r n ms=0
+	local key=$1 u s r n ms=0 iu
 	shift
 	sleep "${SETTLE:-10}"
 	rm -f "$T/run.csv"
@@ -116,7 +122,8 @@ timed() {
 	else
 		n=$(grep -o '[0-9]* page records' "$T/out" | head -1 | cut -d' ' -f1)
 	fi
-	echo "$b $k $key $u $s $r ${n:-0} $ms" >> "$T/rec"
+	iu=$(sed -n 's/^host cpu .* alone: \([0-9.]*\) s user.*/\1/p' "$T/out")
+	echo "$b $k $key $u $s $r ${n:-0} $ms ${iu:--}" >> "$T/rec"
 }
 col() { head -1 "$T/run.csv" | tr , '\n' | grep -nx "$1" | cut -d: -f1; }
 
@@ -135,8 +142,9 @@ runs() {
 		ksm() {
 			local key=$1
 			shift
+			# no -q: the summary's "host cpu" line (the last scan alone, in the run)
 			timed "$key" "$sim" run --trace "$tr" --algo ksm "$@" \
-				--set pages_to_scan=10000 --set sleep_millisecs=0 -q --csv "$T/run.csv"
+				--set pages_to_scan=10000 --set sleep_millisecs=0 --csv "$T/run.csv"
 		}
 		ksm ksm0 --duration-ms "$last_ms"
 		# The scans counted at the last snapshot: the same in every round.
@@ -175,7 +183,7 @@ report() {
 	}
 	function q(x, d) { return d > 0 ? x / d : 0 } # a rate; 0 when the time is not above 0 (noise)
 	function rng(f) { return R > 1 ? sprintf(" [" f "-" f "]", rlo, rhi) : "" }
-	$1 == b { k = $2; if (k > R) R = k; U[$3, k] = $4; S[$3, k] = $5; M[$3, k] = $6; N[$3] = $7; MS[$3] = $8; seen[$3] = 1 }
+	$1 == b { k = $2; if (k > R) R = k; U[$3, k] = $4; S[$3, k] = $5; M[$3, k] = $6; N[$3] = $7; MS[$3] = $8; IU[$3, k] = $9; seen[$3] = 1 }
 	END {
 		for (i = 1; i <= R; i++) v[i] = U["check", i] + S["check", i]
 		c = stat(v)
@@ -195,6 +203,16 @@ report() {
 			printf "ksm --scans %d: %d ms simulated, %.2f s CPU (user + system), %d pages_scanned, %.1f M scans/s; scan %d alone %.2f s user, %.1f M scans per user second%s; peak RSS %.0f MiB = %.1f B/page\n",
 				scans0 + j, MS[z], c, s, s / c / 1e6, scans0 + j, d, q(s - s0, d) / 1e6,
 				(R > 1 ? sprintf(" [%.1f-%.1f]", q(s - s0, dhi) / 1e6, q(s - s0, dlo) / 1e6) : ""), rss / 1024, rss * 1024 / p
+			# Scan N+1 timed inside the run (getrusage at the ends of scans N and N+1): no
+			# decoding, first touch or exit of a second run in the figure.  (Not scan N: the
+			# differenced figure counts it from the last snapshot, not from the end of a scan.)
+			if (j == 2 && IU[z, 1] != "-" && IU[z, 1] != "") {
+				for (i = 1; i <= R; i++) w[i] = IU[z, i]
+				d = stat(w)
+				printf "    scan %d alone timed in the run: %.2f s user, %.1f M scans per user second%s\n",
+					scans0 + j, d, q(s - s0, d) / 1e6,
+					(R > 1 ? sprintf(" [%.1f-%.1f]", q(s - s0, rhi) / 1e6, q(s - s0, rlo) / 1e6) : "")
+			}
 		}
 		na = split(algos, A, " ")
 		for (j = 1; j <= na; j++) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "atomic_file.h"
 #include "cli.h"
@@ -149,7 +150,24 @@ struct run_out {
 	size_t n, cap;
 	int werrno;                   /* why a sample could not be kept or written (errno), or 0 */
 	struct cli_progress progress;
+	/*
+	 * Counting in full scans (--scans): this process's user CPU and
+	 * pages_scanned at the ends of the last two full scans, for the cost
+	 * of the last scan alone on this host (a benchmark's figure, read in
+	 * one run instead of differenced between two).
+	 */
+	bool by_scans;
+	struct scan_end { int64_t scans, pages; uint64_t user_ns; } scan_end[2];
 };
+
+static uint64_t user_cpu_ns(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (uint64_t)ru.ru_utime.tv_sec * 1000000000ull + (uint64_t)ru.ru_utime.tv_usec * 1000ull;
+}
 
 static int write_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 {
@@ -171,6 +189,10 @@ static int write_sample(void *arg, uint64_t time_ms, const struct metrics *m)
 	}
 	o->times[o->n] = time_ms;
 	o->m[o->n++] = *m;
+	if (o->by_scans && m->full_scans > o->scan_end[1].scans) {
+		o->scan_end[0] = o->scan_end[1];
+		o->scan_end[1] = (struct scan_end){ m->full_scans, m->pages_scanned, user_cpu_ns() };
+	}
 	if (!o->csv)
 		return 0;
 	errno = 0;
@@ -241,6 +263,17 @@ static void summary(const char *trace, const struct sim_config *cfg, const struc
 	       (double)m->cpu_ns / 1e9, plot_cpu_pct(m->cpu_ns, r->end_ms),
 	       (long long)m->pages_scanned, (long long)m->full_scans);
 	printf("costs       %s\n", cfg->cost_from[0] ? cfg->cost_from : "shipped defaults");
+	if (o->by_scans && o->scan_end[1].scans >= 2 && o->scan_end[0].scans == o->scan_end[1].scans - 1) {
+		const struct scan_end *a = &o->scan_end[0], *b = &o->scan_end[1];
+		double u = (double)(b->user_ns - a->user_ns) / 1e9;
+
+		/* the host's time, not the cost model's: a benchmark's figure (bench/bench_scale.sh) */
+		printf("host cpu    full scan %lld alone: %.3f s user CPU of this process, %lld pages scanned",
+		       (long long)b->scans, u, (long long)(b->pages - a->pages));
+		if (u > 0)
+			printf(" = %.2f M scans per user second", (double)(b->pages - a->pages) / u / 1e6);
+		printf("\n");
+	}
 	if (m->thp_splits)
 		printf("huge pages  %lld split by merges; %lld of their zero subpages freed (thp_zero_pages, no KSM counter shows them)\n",
 		       (long long)m->thp_splits, (long long)m->thp_zero_pages);
@@ -334,6 +367,7 @@ static int run_run(struct run_cmd *c)
 	int rc;
 
 	c->out.res = &c->res;
+	c->out.by_scans = c->cfg.scans != 0;
 	cli_progress_init(&c->out.progress, "simulating");
 	rc = sim_run(c->o.trace, &c->cfg, write_sample, show_progress, &c->out, &c->res, &c->err);
 	cli_progress_done(&c->out.progress);
