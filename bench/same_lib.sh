@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # bench/same_lib.sh - sourced by ksm_same.sh and algo_same.sh: two builds'
-# `sim run`s compared byte for byte (--csv output and summary).
+# `sim run`s compared byte for byte (--csv output and summary, less the
+# "host cpu" line of runs by --scans: this host's CPU time, not a result).
 #   same_init OLD_SIM NEW_SIM [workdir]   sets OLD, NEW, W and S; cds to the repository
 #   gen NAME ARGS...     sim trace gen ARGS into $W/NAME.sptrace, once per workdir: in
 #                        format version 1 (any build reads it) when NEW writes both, and
@@ -35,7 +36,7 @@ one() {
 	shift
 	runs=$((runs + 1))
 	rm -f "$W/old.csv" "$W/new.csv" # a run that writes no CSV must not compare the last pair's
-	(cd "$W" && "$OLD" run "$@" --csv run.csv > old.out 2>&1; mv run.csv old.csv) || true
+	(cd "$W" && "$OLD" run "$@" --csv run.csv 2>&1 | grep -v '^host cpu ' > old.out; mv run.csv old.csv) || true
 	local a new=()
 	for a in "$@"; do
 		case $a in
@@ -43,7 +44,7 @@ one() {
 		esac
 		new+=("$a")
 	done
-	(cd "$W" && "$NEW" run "${new[@]}" --csv run.csv 2>&1 | sed "s|$W/v2/|$W/|g" > new.out;
+	(cd "$W" && "$NEW" run "${new[@]}" --csv run.csv 2>&1 | sed "s|$W/v2/|$W/|g" | grep -v '^host cpu ' > new.out;
 	 mv run.csv new.csv) || true
 	if ! cmp -s "$W/old.csv" "$W/new.csv" || ! cmp -s "$W/old.out" "$W/new.out"; then
 		bad=$((bad + 1))
