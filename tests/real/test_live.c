@@ -1210,8 +1210,8 @@ SP_TEST(pinned_page_not_merged_by_move)
 {
 	uint8_t *m = map_pages(2), snap[PS];
 	struct io_uring_params up;
-	struct iovec iov = { 0 };
-	struct real_live *L;
+	struct iovec iov = { m + PS, PS };
+	struct real_live *L = NULL;
 	struct real_live_stats st;
 	struct backend b;
 	bk_frame f;
@@ -1224,29 +1224,18 @@ SP_TEST(pinned_page_not_merged_by_move)
 	ring = (int)syscall(SYS_io_uring_setup, 4, &up);
 	if (ring < 0) {
 		sp_test_skip("io_uring unavailable (%s): no way to pin a page here", strerror(errno));
-		munmap(m, 2 * PS);
-		return;
+		goto out;
 	}
-	iov.iov_base = m + PS;
-	iov.iov_len = PS;
 	if (syscall(SYS_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
 		sp_test_skip("io_uring buffer registration refused (%s)", strerror(errno));
-		close(ring);
-		munmap(m, 2 * PS);
-		return;
+		goto out;
 	}
-	if (!(L = live_or_skip(m, 2, NULL))) {
-		close(ring);
-		munmap(m, 2 * PS);
-		return;
-	}
+	if (!(L = live_or_skip(m, 2, NULL)))
+		goto out;
 	real_live_stats(L, &st);
 	if (!st.freeze_move) {
 		sp_test_skip("no freeze by move (UFFDIO_MOVE, Linux 6.8+): a pin cannot be seen");
-		real_live_free(L);
-		close(ring);
-		munmap(m, 2 * PS);
-		return;
+		goto out;
 	}
 	b = real_live_backend(L);
 	CU_ASSERT_EQUAL(b.ops->merge_pages(L, 1, 0, &f), SP_EPINNED);
@@ -1266,9 +1255,14 @@ SP_TEST(pinned_page_not_merged_by_move)
 	CU_ASSERT_EQUAL(st.pinned_refusals, 1);
 	CU_ASSERT_EQUAL(st.frames, 1);
 	real_live_free(L);
-	close(ring);
+	L = NULL;
 	CU_ASSERT_EQUAL(m[5], 1);
 	CU_ASSERT_EQUAL(m[PS + 5], 1);
+out:
+	if (L)
+		real_live_free(L);
+	if (ring >= 0)
+		close(ring);
 	munmap(m, 2 * PS);
 }
 
