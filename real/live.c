@@ -71,9 +71,12 @@
  * within 256 of the limit, first counts them again (/proc/self/maps: pages
  * merged in runs share VMAs and cost far less than 2), then refuses merges
  * with SP_ELIMIT (counted in map_limit_refusals); it never lets mmap fail
- * half-way.  Drivers may raise the limit when root (real_map_count_set) and
- * say so.  Adjacent pages mapping consecutive memfd pages share one VMA (the
- * kernel merges them).
+ * half-way.  The limit is read once, under a hold (mapcount.h) that keeps
+ * another samepage run's end from lowering it until real_live_free(); when
+ * the hold cannot be had (not root), the value is read unprotected.  Drivers
+ * may raise the limit when root (real_mapcount_raise) and say so.  Adjacent
+ * pages mapping consecutive memfd pages share one VMA (the kernel merges
+ * them).
  *
  * The zero page.  merge_zero drops the (verified zero) page: MADV_DONTNEED on
  * a page of an anonymous VMA, or a fresh anonymous MAP_FIXED mapping over a
@@ -169,6 +172,7 @@
 #include "algorithm.h"
 #include "frames.h"
 #include "live.h"
+#include "mapcount.h"
 #include "uffd_track.h"
 
 #define SLOT_PRIVATE BK_SLOT_PRIVATE
@@ -287,6 +291,8 @@ struct real_live {
 	int64_t cow_breaks, merges, remote;
 	uint64_t mapped_pages, zero_pages, file_vma_pages;
 	uint64_t base_vmas, max_map_count, map_limit_refusals, merge_ns, cow_polled;
+	struct real_mapcount mc; /* the hold on vm.max_map_count that max_map_count was read under */
+	bool mc_held;
 	uint64_t timed_merges, timed_pages; /* the merges (and their pages) merge_ns covers */
 	/* The VMA estimate: vmas_seen counted at vmas_seen_ns, + 2 per page entering a VMA of ours since. */
 	uint64_t vmas_seen, vmas_seen_ns, vma_adds, vma_recounts;
@@ -408,20 +414,6 @@ int real_map_count_get(uint64_t *out, struct sp_err *err)
 	if (read_u64_file("/proc/sys/vm/max_map_count", out) < 0)
 		return sp_err_set(err, SP_EIO, "cannot read /proc/sys/vm/max_map_count: %s",
 				  strerror(errno));
-	return 0;
-}
-
-int real_map_count_set(uint64_t v, struct sp_err *err)
-{
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
-
-	if (!f)
-		return sp_err_set(err, errno == EACCES || errno == EPERM ? SP_EPERM : SP_EIO,
-				  "cannot write /proc/sys/vm/max_map_count: %s", strerror(errno));
-	fprintf(f, "%llu\n", (unsigned long long)v);
-	if (fclose(f) != 0)
-		return sp_err_set(err, SP_EIO, "writing /proc/sys/vm/max_map_count=%llu: %s",
-				  (unsigned long long)v, strerror(errno));
 	return 0;
 }
 
@@ -827,6 +819,8 @@ void real_live_free(struct real_live *L)
 	bk_frames_release(&L->frames);
 	free(L->pmbuf);
 	free(L->zero_buf);
+	if (L->mc_held)
+		real_mapcount_release(&L->mc, NULL);
 	free(L->scanvec);
 	free(L->cow_state);
 	free(L->cow_q);
@@ -977,6 +971,8 @@ int real_live_new(struct real_live **out, const struct real_live_region *regions
 		cow_open(L);
 	if (cfg && cfg->max_map_count)
 		L->max_map_count = cfg->max_map_count;
+	else if ((L->mc_held = real_mapcount_hold(&L->mc, NULL, NULL, NULL) == 0))
+		L->max_map_count = L->mc.limit; /* not lowered under us by another run's end */
 	else if (real_map_count_get(&L->max_map_count, NULL) < 0)
 		L->max_map_count = 65530;
 	L->base_vmas = real_count_vmas() + 2 * L->nnodes; /* + the pool views */

@@ -52,7 +52,7 @@ struct real_live_config {
 	 * frame are on different nodes, whatever the algorithm asks.
 	 */
 	bool strict_nodes;
-	/* Most VMAs the process may have; 0: /proc/sys/vm/max_map_count. */
+	/* Most VMAs the process may have; 0: /proc/sys/vm/max_map_count, held (mapcount.h). */
 	uint64_t max_map_count;
 	/*
 	 * Track writes (userfaultfd asynchronous write protection and the
@@ -257,8 +257,7 @@ int real_rss_distinct_frames(void *const *addrs, const uint64_t *lens, uint32_t 
 /* The pools' MAP_SHARED views (up to max), so real_rss_distinct_frames() counts frames once. */
 int real_live_pool_views(const struct real_live *L, void **addrs, uint64_t *lens, uint32_t max);
 
-/* vm.max_map_count: read, and set (root). */
+/* vm.max_map_count, read (real/mapcount.h raises it, shared with other runs). */
 int real_map_count_get(uint64_t *out, struct sp_err *err);
-int real_map_count_set(uint64_t v, struct sp_err *err);
 
 #endif

@@ -33,7 +33,7 @@
  * userspace has no such test).  Each merged
  * page can cost one or two VMAs: near vm.max_map_count (65530 by default)
  * merges are refused cleanly (samepage_stats.map_limit_refusals); raising
- * the limit is the caller's decision (real_map_count_set, root).  Every function
+ * the limit is the caller's decision (real_mapcount_raise, root).  Every function
  * returns 0 or a negative SP_E* code with a one-line message in err; none
  * prints or exits.  One struct samepage may be used from one thread at a
  * time; the engine runs in its own.

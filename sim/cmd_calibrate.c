@@ -221,7 +221,7 @@ int cmd_calibrate(int argc, char **argv)
 		if (rc == 0 && (rc = cli_refuse_other_ksm_users(o.allow_others)) != EXIT_OK)
 			return rc;
 		if (rc == 0)
-			rc = cli_guard_start(&k, 0, &err);
+			rc = cli_guard_start(&k, NULL, &err);
 		if (rc < 0) {
 			fprintf(stderr, "sim: %s%s\n", err.msg,
 				rc == SP_ENOTSUP || rc == SP_EPERM

@@ -22,9 +22,11 @@
  *   - kernel: nothing in /sys/kernel/mm/ksm is written before every tunable
  *     is saved, and every exit path restores them (the signal handler from a
  *     preformatted copy, as `sim validate` does).
- *   - user: vm.max_map_count is raised (root) only when the trace could need
- *     more VMAs than allowed, said on stderr, and restored on every exit
- *     path, also from the signal handler.
+ *   - user: vm.max_map_count is held for the run and raised (root) only when
+ *     the trace could need more VMAs than allowed, said on stderr; on every
+ *     exit path, also from the signal handler, the hold is released and the
+ *     last samepage run holding it puts the original back (real/mapcount.h:
+ *     another run's limit is never lowered under it).
  *   - Snapshot writes are applied at their wall-clock times; samples are
  *     taken at k x sample_ms after time 0, writes first at equal times.
  *   - A page the trace drops is discarded through the backend (never with a
@@ -46,6 +48,7 @@
 #include "engine.h"
 #include "ksm_sysfs.h"
 #include "live.h"
+#include "mapcount.h"
 #include "materialize.h"
 #include "sim.h"
 
@@ -103,8 +106,9 @@ static const struct cli_spec real_spec = {
 		 "Ctrl-C).  Samples every metric plus measured_rss_bytes (every physical frame\n"
 		 "of the guests and the pools once) and measured_cpu_ns (engine thread or ksmd).",
 	.notes = "vm.max_map_count: each merged page can cost two VMAs; when the trace could\n"
-		 "need more than allowed, root raises it for the run (said, and restored);\n"
-		 "otherwise merging stops cleanly near the limit and the summary says so.\n"
+		 "need more than allowed, root raises it for the run (said), and the last\n"
+		 "samepage run holding it puts the original back (never lowered under another\n"
+		 "run); otherwise merging stops cleanly near the limit and the summary says so.\n"
 		 "\n"
 		 "Exit codes: 0 done, 1 failure, 2 usage error, 3 bad trace, 4 not root / no\n"
 		 "userfaultfd / no KSM.",
@@ -520,6 +524,7 @@ struct real_cmd {
 	struct atomic_file af;
 	uint64_t end_ms, tpages;
 	bool restore_failed; /* warned: a setting could not be restored */
+	struct real_mapcount mc; /* user: the run's hold on vm.max_map_count */
 	char params[256];
 	struct sp_err err;
 };
@@ -579,31 +584,41 @@ static int real_prepare(struct real_cmd *x)
 	return EXIT_OK;
 }
 
-/* user: raises vm.max_map_count when the trace could need more VMAs; the value to restore, or 0. */
-static uint64_t real_raise_map_count(const struct real_cmd *x)
+/*
+ * user: holds vm.max_map_count for the run (mapcount.h: never lowered under
+ * another samepage run, put back by the last one to end) and raises it when
+ * the trace could need more VMAs; the hold for the guard, or NULL.
+ */
+static struct real_mapcount *real_hold_map_count(struct real_cmd *x)
 {
-	uint64_t old_map = 0, need = 2 * x->tpages + 4096;
+	uint64_t need = 2 * x->tpages + 4096, cur = 0;
 	struct sp_err err = { 0 };
 
-	if (x->R.kernel || real_map_count_get(&old_map, NULL) < 0 || need <= old_map)
-		return 0;
-	if (real_map_count_set(need, &err) < 0) {
-		fprintf(stderr, "sim: note: vm.max_map_count is %llu and cannot be raised (%s); "
-			"merging stops near %llu merged pages\n", (unsigned long long)old_map, err.msg,
-			(unsigned long long)old_map / 2);
-		return 0;
+	if (x->R.kernel)
+		return NULL;
+	if (real_mapcount_hold(&x->mc, NULL, NULL, &err) < 0) {
+		if (real_map_count_get(&cur, NULL) == 0 && need > cur)
+			fprintf(stderr, "sim: note: vm.max_map_count is %llu and cannot be raised (%s); "
+				"merging stops near %llu merged pages\n", (unsigned long long)cur, err.msg,
+				(unsigned long long)cur / 2);
+		return NULL;
 	}
-	fprintf(stderr, "sim: raised vm.max_map_count from %llu to %llu for this run "
-		"(each merged page can cost two VMAs); restored at the end\n",
-		(unsigned long long)old_map, (unsigned long long)need);
-	return old_map;
+	cur = x->mc.limit;
+	if (real_mapcount_raise(&x->mc, need, &err) < 0)
+		fprintf(stderr, "sim: note: %s; merging stops near %llu merged pages\n", err.msg,
+			(unsigned long long)cur / 2);
+	else if (x->mc.raised)
+		fprintf(stderr, "sim: raised vm.max_map_count from %llu to %llu for this run "
+			"(each merged page can cost two VMAs); put back when the last samepage run "
+			"holding it ends\n", (unsigned long long)cur, (unsigned long long)need);
+	return &x->mc;
 }
 
 /* The live run under the signal guard; the host's settings are restored whatever happens. */
 static int real_live(struct real_cmd *x)
 {
 	struct replay *R = &x->R;
-	int rc = cli_guard_start(R->kernel ? &R->k : NULL, real_raise_map_count(x), &x->err);
+	int rc = cli_guard_start(R->kernel ? &R->k : NULL, real_hold_map_count(x), &x->err);
 
 	if (rc < 0)
 		return cli_fail(&x->err);

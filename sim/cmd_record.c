@@ -198,7 +198,7 @@ int cmd_trace_record(int argc, char **argv)
 	ro.progress = rec_progress;
 	ro.arg = &prog;
 	prog.count = o.count;
-	cli_guard_start(NULL, 0, NULL); /* Ctrl-C ends the recording at the last whole snapshot */
+	cli_guard_start(NULL, NULL, NULL); /* Ctrl-C ends the recording at the last whole snapshot */
 	cli_progress_init(&prog.bar, "recording");
 	rc = trace_record(o.out, t, (uint32_t)o.pids.n, &ro, &res, &err);
 	cli_progress_done(&prog.bar);

@@ -549,7 +549,7 @@ static int validate_live(struct validate_cmd *x)
 {
 	int rc;
 
-	rc = cli_guard_start(&x->L.k, 0, &x->err);
+	rc = cli_guard_start(&x->L.k, NULL, &x->err);
 	if (rc < 0)
 		return cli_fail(&x->err);
 	cli_progress_init(&x->L.progress, "kernel KSM");

@@ -1,13 +1,12 @@
 /*
  * live_cli.c - implements the pieces shared by the live commands
  * (live_cli.h).  The signal handler uses only async-signal-safe calls:
- * real_ksm_restore_signal_safe() and open/write/close.
+ * real_ksm_restore_signal_safe() and real_mapcount_release_signal_safe().
  */
 #define _GNU_SOURCE
 #include "live_cli.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -27,8 +26,7 @@ volatile sig_atomic_t cli_stop;
 /* What the handler restores: set before the handlers are installed, cleared after they are removed. */
 static struct real_ksm_saved g_saved;
 static bool g_have_saved;
-static char g_mapcount[32]; /* "N\n" to write back to max_map_count, or "" */
-static uint64_t g_old_map_count;
+static struct real_mapcount *g_mc; /* the run's hold on vm.max_map_count, or NULL */
 
 static void on_signal(int sig)
 {
@@ -36,16 +34,8 @@ static void on_signal(int sig)
 
 	if (g_have_saved)
 		real_ksm_restore_signal_safe(&g_saved);
-	if (g_mapcount[0]) {
-		int fd = open("/proc/sys/vm/max_map_count", O_WRONLY);
-
-		if (fd >= 0) {
-			ssize_t w = write(fd, g_mapcount, strlen(g_mapcount));
-
-			(void)w;
-			close(fd);
-		}
-	}
+	if (g_mc)
+		real_mapcount_release_signal_safe(g_mc);
 	errno = e;
 	if (cli_stop) {
 		signal(sig, SIG_DFL);
@@ -67,7 +57,7 @@ static void set_handlers(bool on)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-int cli_guard_start(struct real_ksm *k, uint64_t old_map_count, struct sp_err *err)
+int cli_guard_start(struct real_ksm *k, struct real_mapcount *mc, struct sp_err *err)
 {
 	cli_stop = 0;
 	g_have_saved = false;
@@ -78,10 +68,7 @@ int cli_guard_start(struct real_ksm *k, uint64_t old_map_count, struct sp_err *e
 			return rc;
 		g_have_saved = true;
 	}
-	g_old_map_count = old_map_count;
-	g_mapcount[0] = '\0';
-	if (old_map_count)
-		snprintf(g_mapcount, sizeof(g_mapcount), "%llu\n", (unsigned long long)old_map_count);
+	g_mc = mc;
 	set_handlers(true);
 	return 0;
 }
@@ -96,11 +83,11 @@ int cli_guard_end(struct real_ksm *k, struct sp_err *err)
 		if (real_ksm_restore(&g_saved, err) < 0 || unmerged < 0)
 			rc = -1;
 	}
-	if (g_mapcount[0] && real_map_count_set(g_old_map_count, err) < 0)
+	if (g_mc && real_mapcount_release(g_mc, err) < 0)
 		rc = -1;
 	set_handlers(false);
 	g_have_saved = false;
-	g_mapcount[0] = '\0';
+	g_mc = NULL;
 	return rc;
 }
 

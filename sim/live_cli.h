@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ksm_sysfs.h"
+#include "mapcount.h"
 #include "sp_util.h"
 #include "sp_error.h"
 
@@ -27,19 +28,19 @@ extern volatile sig_atomic_t cli_stop;
  * The signal guard, the one place that puts the host back on Ctrl-C.
  *
  * cli_guard_start() saves every KSM tunable of k (when k is not NULL) into
- * the guard's own copy, notes old_map_count (when not 0: vm.max_map_count
- * was raised from it for this run), and installs handlers for SIGINT,
- * SIGTERM and SIGHUP: on a signal they restore the tunables and
- * max_map_count at once (async-signal-safe) and set cli_stop; a second
- * signal kills the process.  Nothing in /sys/kernel/mm/ksm may be written
- * before it succeeded.
+ * the guard's own copy, notes mc (when not NULL: this run's hold on
+ * vm.max_map_count, mapcount.h), and installs handlers for SIGINT, SIGTERM
+ * and SIGHUP: on a signal they restore the tunables and release mc at once
+ * (async-signal-safe; max_map_count goes back only if no other samepage
+ * run holds it) and set cli_stop; a second signal kills the process.
+ * Nothing in /sys/kernel/mm/ksm may be written before it succeeded.
  *
  * cli_guard_end() unmerges (run=2) and restores the saved tunables (when k
- * is not NULL), restores max_map_count, and removes the handlers; 0, or -1
- * with what could not be restored in err (the caller warns and exits 1).
- * Without k and old_map_count, the guard only turns signals into cli_stop.
+ * is not NULL), releases mc, and removes the handlers; 0, or -1 with what
+ * could not be restored in err (the caller warns and exits 1).  Without k
+ * and mc, the guard only turns signals into cli_stop.
  */
-int cli_guard_start(struct real_ksm *k, uint64_t old_map_count, struct sp_err *err);
+int cli_guard_start(struct real_ksm *k, struct real_mapcount *mc, struct sp_err *err);
 int cli_guard_end(struct real_ksm *k, struct sp_err *err);
 /*
  * How a guarded command ends: cli_guard_end(), a warning (and *restore_failed)
