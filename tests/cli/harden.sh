@@ -70,7 +70,14 @@ for sig in INT TERM; do
 	python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
 		"$SIM" trace gen -o "$T/int-$sig/big.sptrace" --guests 8 --pages 262144 --snapshots 400 --seed 2 &
 	pid=$!
-	sleep 1.5
+	# signalled once trace gen has its output open: the wrapper has exec'd it and SIGINT is back
+	# to its default; a SIGINT sent before (after a fixed sleep on a loaded host) is ignored, lost
+	for _ in $(seq 1 1200); do
+		ls -l /proc/$pid/fd 2>/dev/null | grep -q "$T/int-$sig/" && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.05
+	done
+	sleep 0.3 # mid-write
 	kill -$sig $pid; wait $pid; rc=$?
 	[ $rc -gt 128 ] || err "trace gen was not interrupted by SIG$sig (exit $rc)"
 	left=$(ls -A "$T/int-$sig")
