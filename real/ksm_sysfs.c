@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "ksm_sysfs.h"
@@ -576,4 +578,65 @@ int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err)
 	if (*out < 0)
 		*out = 0;
 	return rc;
+}
+
+/* The pid holding a flock() on the file st describes, from /proc/locks; 0 if none is listed. */
+static long flock_holder(const struct stat *st)
+{
+	FILE *f = fopen("/proc/locks", "r");
+	char line[256];
+	long found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		unsigned long long ino;
+		long pid;
+		char kind[16];
+
+		/* "1: FLOCK  ADVISORY  WRITE 2878 fe:00:5316614 0 EOF"; waiters read "1: -> FLOCK ..." */
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &pid, &maj, &min, &ino) == 5 &&
+		    !strcmp(kind, "FLOCK") && ino == (unsigned long long)st->st_ino &&
+		    maj == major(st->st_dev) && min == minor(st->st_dev))
+			found = pid;
+	}
+	fclose(f);
+	return found;
+}
+
+int real_ksm_claim(const char *dir, int *fd, struct sp_err *err)
+{
+	char path[64], comm[32] = "";
+	struct stat st;
+	long pid = 0;
+	int e, d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	FILE *f;
+
+	*fd = -1;
+	if (d < 0)
+		return sp_err_set(err, errno == ENOENT ? SP_ENOTSUP : SP_EIO, "cannot open %s: %s", dir,
+				  strerror(errno));
+	if (flock(d, LOCK_EX | LOCK_NB) == 0) {
+		*fd = d;
+		return 0;
+	}
+	e = errno;
+	if (e == EWOULDBLOCK && fstat(d, &st) == 0)
+		pid = flock_holder(&st);
+	close(d);
+	if (e != EWOULDBLOCK)
+		return sp_err_set(err, SP_EIO, "cannot lock %s: %s", dir, strerror(e));
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if (pid > 0 && (f = fopen(path, "r"))) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+	}
+	if (comm[0])
+		return sp_err_set(err, SP_EBUSY, "%s is driven by another process (pid %ld, %s); "
+				  "samepaged and the commands that write KSM run one at a time", dir, pid, comm);
+	return sp_err_set(err, SP_EBUSY, "%s is driven by another process; samepaged and the "
+			  "commands that write KSM run one at a time", dir);
 }

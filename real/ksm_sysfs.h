@@ -150,6 +150,17 @@ void real_ksm_metrics(const struct real_ksm_state *now, const struct real_ksm_st
  */
 int real_ksm_other_users(pid_t self, pid_t *out, int max);
 
+/*
+ * One process at a time drives a KSM directory: samepaged and the commands
+ * that write KSM (sim real replay --mechanism kernel, validate, calibrate)
+ * take flock(LOCK_EX) on the directory itself for as long as they may write
+ * it (the lock goes with the descriptor: close it, or exit).  0 with the
+ * descriptor in *fd; SP_EBUSY naming the holder (pid and command, from
+ * /proc/locks) when another process has it; SP_ENOTSUP without the
+ * directory.
+ */
+int real_ksm_claim(const char *dir, int *fd, struct sp_err *err);
+
 /* ksmd's pid (found by name in /proc), or a negative SP_E* code. */
 int real_ksmd_pid(pid_t *out, struct sp_err *err);
 /* CPU time of a process in ns: /proc/PID/schedstat, else utime + stime of /proc/PID/stat. */

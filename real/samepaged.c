@@ -78,7 +78,7 @@ static int exit_code(int sp)
 	case SP_EINVAL: return EXIT_USAGE;
 	case SP_ECORRUPT: case SP_ELIMIT: case SP_EMAGIC: case SP_EVERSION: case SP_ETRUNC:
 		return EXIT_BADINPUT;
-	case SP_ENOTSUP: case SP_EPERM: return EXIT_UNAVAILABLE;
+	case SP_ENOTSUP: case SP_EPERM: case SP_EBUSY: return EXIT_UNAVAILABLE;
 	default: return EXIT_FAIL;
 	}
 }
@@ -353,7 +353,7 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 	sigset_t sigs;
 	uint64_t next = 0, wd = watchdog_half_ns(), last_wd = 0;
 	bool retune = o->once; /* --once decides now; the daemon as the policy's own clock says */
-	int rc;
+	int rc, claim = -1; /* the flock on the KSM directory (real_ksm_claim) */
 
 	memset(&d, 0, sizeof(d));
 	d.conf = *conf;
@@ -368,9 +368,19 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	if (!o->dry_run) { /* one writer of KSM at a time: a second samepaged, or a live sim run, is refused */
+		char dir[300];
+
+		snprintf(dir, sizeof(dir), "%s/kernel/mm/ksm", o->sysfs ? o->sysfs : "/sys");
+		if (real_ksm_claim(dir, &claim, &err) < 0)
+			return fail(&err);
+	}
 	rc = real_daemon_start(&d, mono_ns(), &err);
-	if (rc < 0)
+	if (rc < 0) {
+		if (claim >= 0)
+			close(claim);
 		return fail(&err);
+	}
 	if (!o->once && !o->foreground && !getenv("NOTIFY_SOCKET") && !getenv("INVOCATION_ID")) {
 		daemonize();
 		openlog("samepaged", LOG_PID, LOG_DAEMON);
@@ -403,8 +413,10 @@ static int run(const struct opts *o, const struct real_daemon_conf *conf)
 		print_once(&d);
 	if (real_daemon_stop(&d, &err) < 0) {
 		log_line(&lg, REAL_LOG_ERR, err.msg);
-		return exit_code(err.code);
+		rc = -1;
 	}
+	if (claim >= 0)
+		close(claim);
 	return rc < 0 ? exit_code(err.code) : EXIT_OK;
 }
 

@@ -45,7 +45,7 @@ int cli_exit_code(int code)
 	case SP_EINVAL: return EXIT_USAGE;
 	case SP_EMAGIC: case SP_EVERSION: case SP_ETRUNC: case SP_ECORRUPT: case SP_ELIMIT:
 		return EXIT_BADINPUT;
-	case SP_ENOTSUP: case SP_EPERM:
+	case SP_ENOTSUP: case SP_EPERM: case SP_EBUSY:
 		return EXIT_UNAVAILABLE;
 	default:
 		return EXIT_FAIL;

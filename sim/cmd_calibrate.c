@@ -218,6 +218,8 @@ int cmd_calibrate(int argc, char **argv)
 	if (!o.no_ksm) {
 		/* the guard saves every tunable before real_calibrate writes one */
 		rc = real_ksm_open(&k, NULL, true, &err);
+		if (rc == 0 && (rc = cli_claim_ksm(&k)) != EXIT_OK)
+			return rc;
 		if (rc == 0 && (rc = cli_refuse_other_ksm_users(o.allow_others)) != EXIT_OK)
 			return rc;
 		if (rc == 0)

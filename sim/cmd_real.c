@@ -532,6 +532,8 @@ struct real_cmd {
 /* The kernel's side: the algorithm's values of the kernel's tunables, root, KSM, nobody else. */
 static int real_prepare_kernel(struct real_cmd *x)
 {
+	int rc;
+
 	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
 		int f = cli_ksm_settable[i], idx = algo_param_index(x->cfg.algo, real_ksm_name(f));
 
@@ -542,6 +544,8 @@ static int real_prepare_kernel(struct real_cmd *x)
 	x->ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
 	if (real_ksm_open(&x->R.k, NULL, true, &x->err) < 0)
 		return cli_fail(&x->err);
+	if ((rc = cli_claim_ksm(&x->R.k)) != EXIT_OK)
+		return rc;
 	return cli_refuse_other_ksm_users(x->o.allow_others);
 }
 

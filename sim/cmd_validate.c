@@ -516,6 +516,8 @@ static int validate_prepare(struct validate_cmd *x)
 		return cli_fail(&x->err);
 	if (real_ksm_open(&x->L.k, NULL, true, &x->err) < 0)
 		return cli_fail(&x->err);
+	if ((rc = cli_claim_ksm(&x->L.k)) != EXIT_OK)
+		return rc;
 	/* The kernel's counters are system-wide: another mergeable process would count too. */
 	rc = cli_refuse_other_ksm_users(x->o.allow_others);
 	if (rc == EXIT_OK)

@@ -154,6 +154,18 @@ int64_t cli_mem_available(void)
 	return kb < 0 ? -1 : kb * 1024;
 }
 
+int cli_claim_ksm(const struct real_ksm *k)
+{
+	static int fd = -1; /* held until exit */
+	struct sp_err err = { 0 };
+
+	if (fd >= 0)
+		return EXIT_OK;
+	if (real_ksm_claim(k->dir, &fd, &err) < 0)
+		return cli_fail(&err);
+	return EXIT_OK;
+}
+
 int cli_refuse_other_ksm_users(bool allow)
 {
 	pid_t others[8];

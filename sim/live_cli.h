@@ -59,6 +59,13 @@ int cli_trace_prescan(const char *path, uint64_t *last_ms, uint64_t *snapshots, 
 /* MemAvailable of /proc/meminfo in bytes, or -1. */
 int64_t cli_mem_available(void);
 
+/*
+ * Claims k's directory for this process until it exits (real_ksm_claim: no
+ * samepaged or other live command writes KSM meanwhile); EXIT_OK, or the
+ * reason printed and EXIT_UNAVAILABLE.
+ */
+int cli_claim_ksm(const struct real_ksm *k);
+
 /* Unless allow: prints why and returns EXIT_UNAVAILABLE when other processes are mergeable. */
 int cli_refuse_other_ksm_users(bool allow);
 

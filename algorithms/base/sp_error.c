@@ -94,6 +94,7 @@ const char *sp_strerror(int code)
 	case SP_ENOTSUP: return "not supported here";
 	case SP_EPERM: return "permission denied";
 	case SP_EPINNED: return "page pinned";
+	case SP_EBUSY: return "busy";
 	}
 	return "unknown error";
 }

@@ -29,6 +29,7 @@ enum sp_errcode {
 	SP_ENOTSUP = -11,  /* feature missing (no KSM, no NUMA, not Linux) */
 	SP_EPERM = -12,    /* missing privilege */
 	SP_EPINNED = -13,  /* merge refused: the page is pinned (DMA, io_uring fixed buffers) */
+	SP_EBUSY = -14,    /* held by another process (KSM driven by samepaged or another run) */
 };
 
 struct sp_err {

@@ -5,14 +5,16 @@
 #           pages_sharing `sim run` predicts (within 2%), and measured RSS
 #           agrees with present - pages_sharing (within 1%);
 #   kernel: the same replay handed to KSM merges, and every KSM tunable and
-#           vm.max_map_count are as found afterwards.
+#           vm.max_map_count are as found afterwards; refused (exit 4) while
+#           another process holds the KSM directory (samepaged's lock).
 # Skipped (77) when not root or without userfaultfd; the kernel half is
 # skipped when there is no KSM or other processes have mergeable memory.
 set -u
 sim=$1
 [ "$(id -u)" = 0 ] || { echo "SKIPPED: sim real replay needs root"; exit 77; }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+holder=
+trap 'rm -rf "$tmp"; [ -z "$holder" ] || kill $holder 2>/dev/null' EXIT
 ksm=/sys/kernel/mm/ksm
 tunables() {
 	cat /proc/sys/vm/max_map_count
@@ -44,6 +46,21 @@ tunables >"$tmp/mid"
 diff "$tmp/before" "$tmp/mid" || { echo "FAIL: vm.max_map_count not restored"; exit 1; }
 
 if [ -d $ksm ]; then
+	# KSM driven by another process (samepaged's lock on the directory, held here by python): refused, untouched
+	python3 -c 'import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX); time.sleep(60)' $ksm &
+	holder=$!
+	for _ in $(seq 1 200); do flock -n $ksm true || break; sleep 0.05; done
+	SIM_NO_PROGRESS=1 "$sim" real replay --trace "$tmp/t.sptrace" --algo ksm --mechanism kernel \
+		$sets --duration-ms 8000 --sample-ms 1000 -q >"$tmp/busy.out" 2>&1
+	rc=$?
+	kill $holder; wait $holder 2>/dev/null; h=$holder; holder=
+	cat "$tmp/busy.out"
+	[ $rc = 4 ] || { echo "FAIL: kernel replay beside another KSM driver: exit $rc, not 4"; exit 1; }
+	grep -q "is driven by another process (pid $h, python3)" "$tmp/busy.out" ||
+		{ echo "FAIL: the refusal does not name the holder"; exit 1; }
+	tunables >"$tmp/busy"
+	diff "$tmp/before" "$tmp/busy" || { echo "FAIL: the refused replay changed KSM"; exit 1; }
 	SIM_NO_PROGRESS=1 "$sim" real replay --trace "$tmp/t.sptrace" --algo ksm --mechanism kernel \
 		$sets --duration-ms 8000 --sample-ms 1000 --csv "$tmp/kernel.csv" -q >"$tmp/k.out" 2>&1
 	rc=$?

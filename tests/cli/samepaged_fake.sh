@@ -187,6 +187,13 @@ wait_for "the reload" grep -qx 100 "$K/pages_to_scan"
 wait_for "the metrics file" grep -q 'samepage_decisions_total{kind="pages_to_scan"} 3' "$T/r.prom"
 grep -q 'samepage_guest_ksm_merging_pages{pid="1001",comm="qemu-kvm"} 42' "$T/r.prom" || fail "per-guest ksm_stat missing"
 grep -q "SIGHUP: configuration reloaded" "$T/r.log" || fail "LOGFILE lacks the reload"
+# A second samepaged on the same KSM is refused (exit 4), naming the first; KSM untouched.
+rc=0
+"$SD" --once --config "$T/run.conf" --sysfs "$T/r/sys" --procfs "$T/r/proc" > "$T/second.out" 2>&1 || rc=$?
+[ $rc = 4 ] || fail "a second samepaged: exit $rc, not 4: $(cat "$T/second.out")"
+grep -q "driven by another process (pid $PID, samepaged)" "$T/second.out" ||
+	fail "the refusal does not name the first: $(cat "$T/second.out")"
+[ "$(cat "$K/pages_to_scan")" = 100 ] || fail "the refused samepaged changed pages_to_scan"
 kill -TERM $PID
 wait $PID || fail "daemon exit status $?"
 PID=

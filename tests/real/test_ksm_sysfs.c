@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "ksm_sysfs.h"
@@ -292,4 +293,32 @@ SP_TEST(fake_dir_roundtrip)
 	CU_ASSERT_EQUAL(real_ksm_read(&k, &after, &err), 0);
 	for (int f = 0; f < REAL_KSM__COUNT; f++)
 		CU_ASSERT_EQUAL(after.v[f], before.v[f]);
+}
+
+/*
+ * One driver of a KSM directory at a time: a second claim (another open file
+ * description, as another process's) is refused naming the holder, until
+ * the first lets go.  On a scratch directory: needs neither root nor KSM.
+ */
+SP_TEST(claim_is_one_at_a_time)
+{
+	char dir[512], want[64];
+	struct sp_err err = { 0 };
+	int a = -1, b = -1;
+
+	sp_test_path(dir, sizeof(dir), "claimed");
+	CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(real_ksm_claim(dir, &a, &err), 0);
+	CU_ASSERT(a >= 0);
+	CU_ASSERT_EQUAL(real_ksm_claim(dir, &b, &err), SP_EBUSY);
+	CU_ASSERT_EQUAL(b, -1);
+	printf("%s\n", err.msg);
+	snprintf(want, sizeof(want), "(pid %ld, test_ksm_sysfs)", (long)getpid());
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
+	CU_ASSERT_PTR_NULL(strchr(err.msg, '\n'));
+	close(a);
+	sp_err_clear(&err);
+	CU_ASSERT_EQUAL(real_ksm_claim(dir, &b, &err), 0);
+	close(b);
+	CU_ASSERT_EQUAL(real_ksm_claim("/nonexistent/ksm", &b, &err), SP_ENOTSUP);
 }
