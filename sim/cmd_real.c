@@ -129,6 +129,7 @@ struct replay {
 	struct real_live *L;
 	struct real_engine *e;
 	bool track_asked; /* the algorithm asked for write tracking */
+	uint64_t map_limit; /* vm.max_map_count under the run's hold; 0: the engine holds and reads it */
 	/* kernel */
 	struct real_ksm k;
 	struct real_ksm_state kbase;
@@ -307,6 +308,7 @@ static int start_user(struct replay *R, const struct algo_ops *algo, const struc
 	lc.track_writes = track >= 0 && params->v[track] != 0;
 	R->track_asked = lc.track_writes;
 	lc.cow_events = !R->cow_poll;
+	lc.max_map_count = R->map_limit; /* one hold a run: the signal handler's release is the last */
 	rc = real_live_new(&R->L, reg, R->h->nguests, &lc, err);
 	free(reg);
 	if (rc < 0)
@@ -615,6 +617,7 @@ static struct real_mapcount *real_hold_map_count(struct real_cmd *x)
 		fprintf(stderr, "sim: raised vm.max_map_count from %llu to %llu for this run "
 			"(each merged page can cost two VMAs); put back when the last samepage run "
 			"holding it ends\n", (unsigned long long)cur, (unsigned long long)need);
+	x->R.map_limit = x->mc.limit;
 	return &x->mc;
 }
 
