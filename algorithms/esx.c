@@ -284,16 +284,18 @@ static int sample_page(struct esx *e, bk_page p)
 }
 
 /*
- * Lookahead.  A batch's samples are drawn in order into a ring AHEAD_INFO +
+ * Lookahead.  A batch's samples are drawn in order into a ring AHEAD_HINT +
  * AHEAD_GROUP ahead of the one sampled, across guests (a guest's share of a
  * batch is known before any is drawn), so that the pages sampled soon are
- * known.  Every AHEAD_GROUP samples the lookahead runs three stages, each
+ * known.  Every AHEAD_GROUP samples the lookahead runs four stages, each
  * for the AHEAD_GROUP pages it is due for, back to back:
- *   info  AHEAD_INFO ahead, the backend's page record (prefetch_info())
- *         and the page's hint entry;
- *   far   AHEAD_FAR ahead, what the backend's prefetch() loads from there;
- *   near  AHEAD_NEAR ahead, for a page that does not map one of our frames
- *         (its hint entry says: HINT_MERGED), the buckets its lookups read
+ *   hint  AHEAD_HINT ahead, the page's hint entry;
+ *   info  AHEAD_INFO ahead, for a page that does not map one of our frames
+ *         (its hint entry, loaded by then, says: HINT_MERGED), the
+ *         backend's page record (prefetch_info());
+ *   far   AHEAD_FAR ahead, for those, what the backend's prefetch() loads
+ *         from there;
+ *   near  AHEAD_NEAR ahead, for those, the buckets its lookups read
  *         (the stable table's and the hints', one pair), keyed by its
  *         checksum now (the backend's, uncounted: a hint, no cost in the
  *         model) in the latest lookup's partition; and the chain neighbours
@@ -302,19 +304,23 @@ static int sample_page(struct esx *e, bk_page p)
  * until it is translated (this Firecracker VM's nested paging); sixteen in
  * a row wait for their translations together, as ksm.c's bucket heads do
  * (bench/README.md, issue 14 seventeenth round).  A page mapping one of our
- * frames reads neither its content nor a bucket at its sample.  Drawing
- * each page once, in the order sampled, leaves the generator where drawing
- * at each sample did (before the fourteenth round the pages ahead were
- * drawn again from the generator's counter, three 64-bit divisions a
+ * frames reads its hint entry and nothing else, at its sample and ahead
+ * (until the twenty-fourth round the info and far stages asked the backend
+ * for its record, its frame slot and the frame's, three random lines, for
+ * every sample: about half of the steady samples at 32M pages map a frame).
+ * Drawing each page once, in the order sampled, leaves the generator where
+ * drawing at each sample did (before the fourteenth round the pages ahead
+ * were drawn again from the generator's counter, three 64-bit divisions a
  * sample, and the lookahead stopped at each guest's last samples).
  */
 #define AHEAD_GROUP 16u
 #define AHEAD_NEAR 4u
 #define AHEAD_FAR (AHEAD_NEAR + AHEAD_GROUP)
 #define AHEAD_INFO (AHEAD_FAR + AHEAD_GROUP)
-#define RING 64u /* > AHEAD_INFO + AHEAD_GROUP, a power of two */
+#define AHEAD_HINT (AHEAD_INFO + AHEAD_GROUP)
+#define RING 128u /* > AHEAD_HINT + AHEAD_GROUP, a power of two */
 
-_Static_assert(RING >= AHEAD_INFO + AHEAD_GROUP && (RING & (RING - 1)) == 0,
+_Static_assert(RING >= AHEAD_HINT + AHEAD_GROUP && (RING & (RING - 1)) == 0,
 	       "the ring holds the lookahead");
 
 struct draw {
@@ -338,14 +344,16 @@ static void esx_ahead(const struct esx *e, const bk_page *ring, uint64_t k, uint
 	uint64_t j, end;
 	uint32_t nl = 0;
 
-	for (j = k + AHEAD_INFO, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++)
+	for (j = k + AHEAD_HINT, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++)
 		kit_prefetch(&e->hint[ring[j % RING] + 1]);
 	if (e->ops->prefetch_info)
-		for (j = k + AHEAD_INFO; j < end; j++)
-			e->ops->prefetch_info(e->impl, ring[j % RING]);
+		for (j = k + AHEAD_INFO, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++)
+			if (!merged_entry(&e->hint[ring[j % RING] + 1]))
+				e->ops->prefetch_info(e->impl, ring[j % RING]);
 	if (e->ops->prefetch)
 		for (j = k + AHEAD_FAR, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++)
-			e->ops->prefetch(e->impl, ring[j % RING]);
+			if (!merged_entry(&e->hint[ring[j % RING] + 1]))
+				e->ops->prefetch(e->impl, ring[j % RING]);
 	for (j = k + AHEAD_NEAR, end = j + AHEAD_GROUP < n ? j + AHEAD_GROUP : n; j < end; j++) {
 		bk_page q = ring[j % RING];
 		const struct kit_entry *x = &e->hint[q + 1];
@@ -397,7 +405,7 @@ static int esx_batch(void *st, uint64_t now_ns, uint64_t *sleep_ns)
 		int rc;
 
 		if (k % AHEAD_GROUP == 0) {
-			for (; drawn < n && drawn < k + AHEAD_INFO + AHEAD_GROUP; drawn++)
+			for (; drawn < n && drawn < k + AHEAD_HINT + AHEAD_GROUP; drawn++)
 				ring[drawn % RING] = draw_next(e, &d);
 			esx_ahead(e, ring, k, n);
 		}

@@ -646,12 +646,19 @@ static void mem_prefetch(void *impl, bk_page p)
 	}
 }
 
+/*
+ * The page record only, not slot[p]: page_info() reads the slot of a page
+ * that maps a frame, and the callers (esx, uksm, in random order) read no
+ * record of the pages that map one of theirs (their own records say so):
+ * for those and for a private page the slot was a random line for nothing.
+ * A page mapped otherwise (the zero page after a huge-page split) waits
+ * for its slot at prefetch().
+ */
 static void mem_prefetch_info(void *impl, bk_page p)
 {
 	const struct sim_mem *m = impl;
 
 	__builtin_prefetch(&m->pages[p]);
-	__builtin_prefetch(&m->slot[p]);
 }
 
 /*
