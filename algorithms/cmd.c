@@ -39,6 +39,10 @@
  *     un[p]       its node in the unstable set
  *   unstable kit.h's per-page unstable set keyed (checksum, tree), all
  *            trees in one; usize[tree] pages linked per unstable tree.
+ *            Its buckets lie beside the stable table's (kit_hash_pair():
+ *            npages / CMD_BUCKET_DIV of each, one line for a visit's two
+ *            lookups; a search is charged by the trees' sizes, so the
+ *            bucket count moves no result).
  *
  * Invariants.
  *   - pages_shared == stable entries in use (live >= 1); pages_sharing ==
@@ -107,6 +111,13 @@ static const struct algo_param cmd_params[] = {
 	{ "merge_across_nodes", "1: pages of different NUMA nodes may share; 0: per-node trees", 1, 0,
 	  1, true },
 };
+
+/*
+ * Buckets of the stable and unstable hashes, paired: npages / CMD_BUCKET_DIV
+ * of each (the stable table's were npages / KIT_STABLE_DIV, the unstable
+ * set's npages, two random lines a visit; 8.5 -> 8 B a page).
+ */
+#define CMD_BUCKET_DIV 2u
 
 #define PG_TRACKED 0x01u
 #define PG_CSUM 0x02u
@@ -330,10 +341,8 @@ static inline void cmd_ahead(const struct cmd *c, bk_page p)
 
 	if (c->ops->prefetch && p + KIT_AHEAD_FAR < c->npages)
 		c->ops->prefetch(c->impl, p + KIT_AHEAD_FAR);
-	if (ahead_tree(c, q, &tree)) {
+	if (ahead_tree(c, q, &tree)) /* the stable and unstable buckets: one pair, one line */
 		kit_prefetch_bucket(&c->stable.hash, c->oldcsum[q], tree);
-		kit_prefetch_bucket(&c->unstable.hash, c->oldcsum[q], tree);
-	}
 	q = p + CMD_AHEAD_CHAIN;
 	if (ahead_tree(c, q, &tree)) {
 		uint32_t i;
@@ -683,8 +692,9 @@ static int cmd_create(void **out, const struct algo_params *prm, const struct al
 	c->un = sp_hot_calloc(n, sizeof(*c->un));
 	if (!c->oldcsum || !c->hist || !c->cls || !c->flags || !c->un ||
 	    kit_parts_init(&c->parts) < 0 ||
-	    kit_stable_init(&c->stable, c->npages, c->npages / KIT_STABLE_DIV) < 0 ||
-	    kit_unstable_init(&c->unstable, c->un, sizeof(*c->un), c->npages) < 0) {
+	    kit_stable_init(&c->stable, c->npages, c->npages / CMD_BUCKET_DIV) < 0 ||
+	    kit_unstable_init(&c->unstable, c->un, sizeof(*c->un), c->npages / CMD_BUCKET_DIV) < 0 ||
+	    kit_hash_pair(&c->stable.hash, &c->unstable.hash) < 0) {
 		cmd_destroy(c);
 		return sp_err_set(err, SP_ENOMEM, "cmd: out of memory for %llu pages",
 				  (unsigned long long)(n - 1));
