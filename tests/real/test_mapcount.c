@@ -163,57 +163,43 @@ SP_TEST(outside_change_is_left_alone)
 	CU_ASSERT_EQUAL(value(), 500000);
 }
 
+/* A user in a child that holds, raises to need and dies by SIGKILL: true when it did. */
+static bool crashed_user(uint64_t need)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		struct real_mapcount c;
+
+		if (hold(&c, need) == 0)
+			raise(SIGKILL);
+		_exit(1);
+	}
+	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
 /* A user killed (SIGKILL) leaves at worst its raise; the next one adopts the record and puts it back. */
 SP_TEST(crash_leaves_raise_next_user_restores)
 {
 	struct real_mapcount a, b;
-	pid_t pid;
-	int st;
 
 	tree("crash", 65530);
 	CU_ASSERT_EQUAL_FATAL(hold(&a, 70000), 0);
-	pid = fork();
-	CU_ASSERT_FATAL(pid >= 0);
-	if (pid == 0) {
-		struct real_mapcount c;
-
-		if (hold(&c, 90000) == 0)
-			raise(SIGKILL);
-		_exit(1);
-	}
-	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
-	CU_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	CU_ASSERT(crashed_user(90000));
 	CU_ASSERT_EQUAL(value(), 90000);
 	CU_ASSERT_EQUAL(release(&a), 0); /* last alive: the crashed user's lock is gone with it */
 	CU_ASSERT_EQUAL(value(), 65530);
 
 	/* The crashed user alone: the raise stays; the next user alone adopts it. */
-	pid = fork();
-	CU_ASSERT_FATAL(pid >= 0);
-	if (pid == 0) {
-		struct real_mapcount c;
-
-		if (hold(&c, 90000) == 0)
-			raise(SIGKILL);
-		_exit(1);
-	}
-	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(crashed_user(90000));
 	CU_ASSERT_EQUAL(value(), 90000);
 	CU_ASSERT_EQUAL_FATAL(hold(&b, 0), 0);
 	CU_ASSERT_EQUAL(release(&b), 0);
 	CU_ASSERT_EQUAL(value(), 65530);
 
 	/* Crashed, then changed by someone else: the record is dropped, the value left. */
-	pid = fork();
-	CU_ASSERT_FATAL(pid >= 0);
-	if (pid == 0) {
-		struct real_mapcount c;
-
-		if (hold(&c, 90000) == 0)
-			raise(SIGKILL);
-		_exit(1);
-	}
-	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(crashed_user(90000));
 	set_value(120000);
 	CU_ASSERT_EQUAL_FATAL(hold(&b, 0), 0);
 	CU_ASSERT_EQUAL(release(&b), 0);
