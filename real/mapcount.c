@@ -223,6 +223,7 @@ int real_mapcount_hold(struct real_mapcount *m, const char *procfs, const char *
 {
 	char path[256];
 	struct record r;
+	struct stat st;
 	uint64_t cur = 0;
 	int rc, e;
 
@@ -235,13 +236,20 @@ int real_mapcount_hold(struct real_mapcount *m, const char *procfs, const char *
 		    sizeof(m->sysctl) ||
 	    (size_t)snprintf(path, sizeof(path), "%s/max_map_count", rundir) >= sizeof(path))
 		return sp_err_set(err, SP_EINVAL, "vm.max_map_count: path too long under %s", rundir);
-	if (mkdir(rundir, 0755) < 0 && errno != EEXIST)
+	if (mkdir(rundir, 0700) < 0 && errno != EEXIST)
 		return sp_err_set(err, sys_code(errno), "vm.max_map_count: cannot make %s: %s", rundir,
 				  strerror(errno));
-	m->dirfd = open(rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	m->dirfd = open(rundir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (m->dirfd < 0)
 		return sp_err_set(err, sys_code(errno), "vm.max_map_count: cannot open %s: %s", rundir,
 				  strerror(errno));
+	/* Only its owner may open it: anyone else's flock() would stall every user's hold and release. */
+	if (fstat(m->dirfd, &st) < 0 || st.st_uid != geteuid() ||
+	    ((st.st_mode & 077) && fchmod(m->dirfd, 0700) < 0)) {
+		rc = sp_err_set(err, SP_EPERM, "vm.max_map_count: %s is not this user's own directory",
+				rundir);
+		goto fail;
+	}
 	if ((e = dir_lock(m->dirfd, true)) < 0) {
 		rc = sp_err_set(err, SP_EIO, "vm.max_map_count: cannot lock %s: %s", rundir, strerror(-e));
 		goto fail;

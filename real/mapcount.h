@@ -17,14 +17,16 @@
  *     the record is dropped and the value left as it is.
  *
  * How: RUNDIR/max_map_count (RUNDIR /run/samepage by default: tmpfs, gone at
- * a reboot like the sysctl) holds "ORIGINAL RAISED" while a raise is
- * outstanding, nothing otherwise.  Every user holds flock(LOCK_SH) on it;
- * hold, raise and release run under flock(LOCK_EX) on RUNDIR itself, and a
- * user that lets go knows it is the last when LOCK_EX on the file succeeds.
- * flock() locks belong to an open file description, so two holds in one
- * process are two users (as two processes are), and the kernel drops a
- * dead process's locks.  A value set by anyone else (the sysctl no longer
- * at the recorded raise) is never overwritten.
+ * a reboot like the sysctl; mode 0700, the user's own - root's - so that no
+ * other user can open it and stall every hold with a flock() of its own)
+ * holds "ORIGINAL RAISED" while a raise is outstanding, nothing otherwise.
+ * Every user holds flock(LOCK_SH) on it; hold, raise and
+ * release run under flock(LOCK_EX) on RUNDIR itself, and a user that lets
+ * go knows it is the last when LOCK_EX on the file succeeds.  flock() locks
+ * belong to an open file description, so two holds in one process are two
+ * users (as two processes are), and the kernel drops a dead process's
+ * locks.  A value set by anyone else (the sysctl no longer at the recorded
+ * raise) is never overwritten.
  */
 #ifndef SP_MAPCOUNT_H
 #define SP_MAPCOUNT_H
@@ -52,7 +54,8 @@ struct real_mapcount {
  * (its value now) until real_mapcount_release().  procfs and rundir: NULL
  * for /proc and REAL_MAPCOUNT_RUNDIR (tests pass fake trees).  SP_EPERM or
  * SP_EIO with one line in err when RUNDIR cannot be made or opened (not
- * root) or the sysctl cannot be read; nothing is held then.
+ * root), is not the caller's own, or the sysctl cannot be read; nothing is
+ * held then (real_live_new() reads the limit unprotected).
  */
 int real_mapcount_hold(struct real_mapcount *m, const char *procfs, const char *rundir,
 		       struct sp_err *err);

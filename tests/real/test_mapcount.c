@@ -4,7 +4,8 @@
  * and hold it in any order, two of them in one process as well as across
  * processes, never lower it under each other, and the last one puts the
  * original back; a crashed user leaves the raised value, which the next one
- * adopts; a user that may not write gets a one-line error and still holds.
+ * adopts; a user that may not write gets a one-line error; no other user
+ * can open the run directory to stall the holds.
  * `tests/cli/mapcount_concurrent.sh` runs two `sim real replay` on the real
  * sysctl.
  */
@@ -13,6 +14,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -206,8 +210,13 @@ SP_TEST(crash_leaves_raise_next_user_restores)
 	CU_ASSERT_EQUAL(value(), 120000);
 }
 
-/* Without the right to write (another user's file): a one-line error, the hold kept, nothing changed. */
-SP_TEST(unprivileged_user_gets_one_line_and_holds)
+/*
+ * Without the right to write: a one-line error and nothing changed.  Run as
+ * root, the child is another user (nobody), who may not open root's run
+ * directory (0700), so its hold is refused in one line; run as a user, the
+ * sysctl is made read-only and the hold is kept.
+ */
+SP_TEST(unprivileged_user_gets_one_line)
 {
 	struct real_mapcount a;
 	pid_t pid;
@@ -225,14 +234,17 @@ SP_TEST(unprivileged_user_gets_one_line_and_holds)
 	if (pid == 0) {
 		struct real_mapcount c;
 		struct sp_err err = { 0 };
-		int ok;
+		bool other = geteuid() == 0;
+		int ok, rc;
 
-		if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+		if (other && (setgid(65534) < 0 || setuid(65534) < 0))
 			_exit(3);
-		if (real_mapcount_hold(&c, g_proc, g_run, &err) < 0) {
-			printf("child hold: %s\n", err.msg);
+		rc = real_mapcount_hold(&c, g_proc, g_run, &err);
+		printf("child hold: %s\n", rc < 0 ? err.msg : "held");
+		if (other)
+			_exit(rc == SP_EPERM && strstr(err.msg, g_run) && !strchr(err.msg, '\n') ? 0 : 4);
+		if (rc < 0)
 			_exit(4);
-		}
 		ok = real_mapcount_raise(&c, 70000, &err) == SP_EPERM && strstr(err.msg, "cannot raise") &&
 		     !strchr(err.msg, '\n') && c.limit == 65530;
 		printf("child raise: %s\n", err.msg);
@@ -241,6 +253,56 @@ SP_TEST(unprivileged_user_gets_one_line_and_holds)
 	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
 	CU_ASSERT(WIFEXITED(st));
 	CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+	CU_ASSERT_EQUAL(value(), 65530);
+}
+
+/*
+ * No other user can take a lock in the run directory: before, anyone could
+ * open /run/samepage (0755) and its file (0644) and hold flock(LOCK_EX) on
+ * either, which stalled every root hold - `sim real replay`, any library
+ * user's real_live_new() - for as long as it liked.  A directory left 0755
+ * (made before) is closed to others by the next hold; one owned by another
+ * user is refused in one line.
+ */
+SP_TEST(other_users_cannot_stall_the_holds)
+{
+	struct real_mapcount a;
+	struct sp_err err = { 0 };
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0)
+		SP_SKIP("needs root to be another user");
+	tree("stall", 65530);
+	CU_ASSERT_EQUAL_FATAL(mkdir(g_run, 0755), 0); /* as made before */
+	CU_ASSERT_EQUAL_FATAL(hold(&a, 70000), 0);
+	CU_ASSERT_EQUAL(release(&a), 0);
+	chmod(sp_test_tmpdir(), 0755);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		char f[400];
+		int d, fd, locked = 0;
+
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(3);
+		snprintf(f, sizeof(f), "%s/max_map_count", g_run);
+		d = open(g_run, O_RDONLY | O_DIRECTORY);
+		fd = open(f, O_RDONLY);
+		locked += d >= 0 && flock(d, LOCK_EX | LOCK_NB) == 0;
+		locked += fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+		printf("another user: run directory %s, its file %s, %d locked\n", d >= 0 ? "opened" : "refused",
+		       fd >= 0 ? "opened" : "refused", locked);
+		_exit(locked ? 1 : 0);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* A run directory that is another user's: refused in one line, nothing held or changed. */
+	CU_ASSERT_EQUAL_FATAL(chown(g_run, 65534, 65534), 0);
+	CU_ASSERT(real_mapcount_hold(&a, g_proc, g_run, &err) == SP_EPERM);
+	printf("%s\n", err.msg);
+	CU_ASSERT(strstr(err.msg, g_run) != NULL && !strchr(err.msg, '\n'));
+	CU_ASSERT_EQUAL(real_mapcount_release(&a, NULL), 0);
 	CU_ASSERT_EQUAL(value(), 65530);
 }
 
