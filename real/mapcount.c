@@ -310,7 +310,7 @@ int real_mapcount_raise(struct real_mapcount *m, uint64_t need, struct sp_err *e
 		return sp_err_set(err, SP_EIO, "vm.max_map_count: cannot read its record: %s", strerror(-e));
 	}
 	r = old;
-	if (!r.present) {
+	if (!r.present || r.raised != cur) { /* a value set by someone else since is the one to put back */
 		r.present = true;
 		r.original = cur;
 	}

@@ -19,8 +19,9 @@
  * How: RUNDIR/max_map_count (RUNDIR /run/samepage by default: tmpfs, gone at
  * a reboot like the sysctl; mode 0700, the user's own - root's - so that no
  * other user can open it and stall every hold with a flock() of its own)
- * holds "ORIGINAL RAISED" while a raise is outstanding, nothing otherwise.
- * Every user holds flock(LOCK_SH) on it; hold, raise and
+ * holds "ORIGINAL RAISED" while a raise is outstanding, nothing otherwise
+ * (a raise over a value someone else set records that value as the
+ * original).  Every user holds flock(LOCK_SH) on it; hold, raise and
  * release run under flock(LOCK_EX) on RUNDIR itself, and a user that lets
  * go knows it is the last when LOCK_EX on the file succeeds.  flock() locks
  * belong to an open file description, so two holds in one process are two

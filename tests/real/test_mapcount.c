@@ -306,6 +306,26 @@ SP_TEST(other_users_cannot_stall_the_holds)
 	CU_ASSERT_EQUAL(value(), 65530);
 }
 
+/*
+ * A raise over a value someone else set while a raise was outstanding puts
+ * that value back at the end, not the original of before: before, B's raise
+ * kept A's record and the last user wrote 65530 over the operator's 75000.
+ */
+SP_TEST(raise_after_outside_change_restores_that_change)
+{
+	struct real_mapcount a, b;
+
+	tree("reraise", 65530);
+	CU_ASSERT_EQUAL_FATAL(hold(&a, 70000), 0);
+	set_value(75000); /* an operator's sysctl -w while A runs */
+	CU_ASSERT_EQUAL_FATAL(hold(&b, 90000), 0);
+	CU_ASSERT_EQUAL(value(), 90000);
+	CU_ASSERT_EQUAL(release(&a), 0);
+	CU_ASSERT_EQUAL(value(), 90000);
+	CU_ASSERT_EQUAL(release(&b), 0);
+	CU_ASSERT_EQUAL(value(), 75000);
+}
+
 /* No run directory can be made: a one-line error naming it, nothing held. */
 SP_TEST(missing_run_directory_is_one_line)
 {
