@@ -16,12 +16,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "ksm_sysfs.h"
@@ -580,28 +580,58 @@ int real_vmstat_cow_ksm(int64_t *out, struct sp_err *err)
 	return rc;
 }
 
-/* The pid holding a flock() on the file st describes, from /proc/locks; 0 if none is listed. */
+/* Whether fd of pid is the file st describes and holds a flock() on it (its fdinfo's "lock:" lines). */
+static bool fd_holds_flock(long pid, const char *fd, const struct stat *st)
+{
+	char path[320], line[256];
+	struct stat fst;
+	bool held = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid, fd);
+	if (stat(path, &fst) < 0 || fst.st_ino != st->st_ino || fst.st_dev != st->st_dev)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, fd);
+	if (!(f = fopen(path, "r")))
+		return false;
+	while (!held && fgets(line, sizeof(line), f))
+		held = !strncmp(line, "lock:", 5) && strstr(line, " FLOCK ");
+	fclose(f);
+	return held;
+}
+
+/*
+ * A live process holding a flock() on the file st describes; 0 if none is
+ * found.  Not /proc/locks: its pid is the one that took the lock, which may
+ * have exited since (samepaged's parent, after daemonize()'s fork) and its
+ * pid be another process's by now.  A descriptor's fdinfo lists only the
+ * locks of its own open file description.
+ */
 static long flock_holder(const struct stat *st)
 {
-	FILE *f = fopen("/proc/locks", "r");
-	char line[256];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
 	long found = 0;
 
-	if (!f)
+	if (!d)
 		return 0;
-	while (!found && fgets(line, sizeof(line), f)) {
-		unsigned maj, min;
-		unsigned long long ino;
-		long pid;
-		char kind[16];
+	while (!found && (e = readdir(d))) {
+		long pid = strtol(e->d_name, NULL, 10);
+		char path[64];
+		struct dirent *fe;
+		DIR *fds;
 
-		/* "1: FLOCK  ADVISORY  WRITE 2878 fe:00:5316614 0 EOF"; waiters read "1: -> FLOCK ..." */
-		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &pid, &maj, &min, &ino) == 5 &&
-		    !strcmp(kind, "FLOCK") && ino == (unsigned long long)st->st_ino &&
-		    maj == major(st->st_dev) && min == minor(st->st_dev))
-			found = pid;
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+		if (!(fds = opendir(path)))
+			continue;
+		while (!found && (fe = readdir(fds)))
+			if (fe->d_name[0] != '.' && fd_holds_flock(pid, fe->d_name, st))
+				found = pid;
+		closedir(fds);
 	}
-	fclose(f);
+	closedir(d);
 	return found;
 }
 

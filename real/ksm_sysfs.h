@@ -155,9 +155,10 @@ int real_ksm_other_users(pid_t self, pid_t *out, int max);
  * that write KSM (sim real replay --mechanism kernel, validate, calibrate)
  * take flock(LOCK_EX) on the directory itself for as long as they may write
  * it (the lock goes with the descriptor: close it, or exit).  0 with the
- * descriptor in *fd; SP_EBUSY naming the holder (pid and command, from
- * /proc/locks) when another process has it; SP_ENOTSUP without the
- * directory.
+ * descriptor in *fd; SP_EBUSY naming the holder (pid and command of a live
+ * process whose descriptor holds the lock, by /proc/PID/fdinfo: also after
+ * the claimer forked and exited) when another process has it; SP_ENOTSUP
+ * without the directory.
  */
 int real_ksm_claim(const char *dir, int *fd, struct sp_err *err);
 

@@ -8,10 +8,12 @@
  * save and restore, so the restore runs whatever failed; ctest runs them
  * under RESOURCE_LOCK ksm_sysfs so no other test changes KSM meanwhile.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -321,4 +323,59 @@ SP_TEST(claim_is_one_at_a_time)
 	CU_ASSERT_EQUAL(real_ksm_claim(dir, &b, &err), 0);
 	close(b);
 	CU_ASSERT_EQUAL(real_ksm_claim("/nonexistent/ksm", &b, &err), SP_ENOTSUP);
+}
+
+/*
+ * The holder named is the process that holds the claim now: samepaged
+ * claims, then daemonize() forks and the parent exits, and /proc/locks
+ * still lists the parent's pid (dead, or another process's later).  Here a
+ * child claims, forks a grandchild that keeps the descriptor, and exits.
+ */
+SP_TEST(claim_names_the_holder_after_a_fork)
+{
+	char dir[512], want[64];
+	struct sp_err err = { 0 };
+	int p[2], b = -1, st;
+	pid_t child, holder = 0;
+
+	sp_test_path(dir, sizeof(dir), "forked");
+	CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+	child = fork();
+	CU_ASSERT_FATAL(child >= 0);
+	if (child == 0) {
+		int a;
+		pid_t g;
+
+		close(p[0]);
+		if (real_ksm_claim(dir, &a, &err) < 0)
+			_exit(1);
+		g = fork(); /* as daemonize(): the parent exits, the child keeps the lock */
+		if (g < 0)
+			_exit(1);
+		if (g > 0)
+			_exit(0);
+		g = getpid();
+		if (write(p[1], &g, sizeof(g)) != (ssize_t)sizeof(g))
+			_exit(1);
+		close(p[1]);
+		pause(); /* until killed */
+		_exit(0);
+	}
+	close(p[1]);
+	CU_ASSERT_EQUAL(waitpid(child, &st, 0), child);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_EQUAL_FATAL(read(p[0], &holder, sizeof(holder)), (ssize_t)sizeof(holder));
+	close(p[0]);
+	CU_ASSERT_EQUAL(real_ksm_claim(dir, &b, &err), SP_EBUSY);
+	printf("%s\n", err.msg);
+	snprintf(want, sizeof(want), "(pid %ld, ", (long)holder);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
+	kill(holder, SIGKILL);
+	for (int i = 0; i < 1000 && kill(holder, 0) == 0; i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL); /* reaped by init */
+	sp_err_clear(&err);
+	CU_ASSERT_EQUAL(real_ksm_claim(dir, &b, &err), 0);
+	if (b >= 0)
+		close(b);
 }
