@@ -180,6 +180,13 @@ static int drop(struct real_mapcount *m, bool in_handler, uint64_t *orig)
 		nap_ms(1);        /* a handler in another thread is at it */
 		expect = MC_HELD;
 	}
+	if (m->pid != getpid()) { /* a forked child: the locks are the parent's open file descriptions */
+		close(m->fd);
+		close(m->dirfd);
+		m->fd = m->dirfd = -1;
+		atomic_store(&m->state, MC_FREE);
+		return 0;
+	}
 	if (dir_lock(m->dirfd, !in_handler) < 0 && in_handler) {
 		atomic_store(&m->state, MC_HELD);
 		return -EWOULDBLOCK;
@@ -202,10 +209,11 @@ static int drop(struct real_mapcount *m, bool in_handler, uint64_t *orig)
 			}
 		}
 	}
-	flock(m->fd, LOCK_UN); /* also for copies of the descriptor in forked children */
+	flock(m->fd, LOCK_UN); /* also when a forked child still has a copy of the descriptor */
 	close(m->fd);
 	m->fd = -1;
-	close(m->dirfd); /* drops the directory lock */
+	flock(m->dirfd, LOCK_UN); /* close() alone keeps it while a forked child has a copy */
+	close(m->dirfd);
 	m->dirfd = -1;
 	atomic_store(&m->state, MC_FREE);
 	return ret;
@@ -275,6 +283,7 @@ int real_mapcount_hold(struct real_mapcount *m, const char *procfs, const char *
 	flock_wait(m->fd, LOCK_SH);
 	flock(m->dirfd, LOCK_UN);
 	m->limit = cur;
+	m->pid = getpid();
 	atomic_store(&m->state, MC_HELD);
 	return 0;
 fail:

@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sp_error.h"
 
@@ -47,6 +48,7 @@ struct real_mapcount {
 	int dirfd;          /* RUNDIR, LOCK_EX around every change */
 	uint64_t limit;     /* the sysctl's value when held, or after this user's raise */
 	bool raised;        /* this user wrote the sysctl */
+	pid_t pid;          /* the process that holds; a forked child's release only closes its copies */
 	char sysctl[256];   /* PROCFS/sys/vm/max_map_count */
 };
 
@@ -71,7 +73,9 @@ int real_mapcount_raise(struct real_mapcount *m, uint64_t need, struct sp_err *e
 /*
  * Lets go; the last user puts the original back.  0, or SP_EIO/SP_EPERM
  * with one line in err when the original could not be written back (the
- * record is kept for the next user).  A second call does nothing.
+ * record is kept for the next user).  A second call does nothing, and in a
+ * child forked since the hold (an atexit() cleanup after fork()) it only
+ * closes the child's copies of the descriptors: the hold is the parent's.
  */
 int real_mapcount_release(struct real_mapcount *m, struct sp_err *err);
 

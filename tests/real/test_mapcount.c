@@ -68,6 +68,17 @@ static void set_value(uint64_t v)
 	fclose(f);
 }
 
+/* Whether the run directory's lock is free now (a hold would not wait). */
+static bool dir_free(void)
+{
+	int d = open(g_run, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool ok = d >= 0 && flock(d, LOCK_EX | LOCK_NB) == 0;
+
+	if (d >= 0)
+		close(d);
+	return ok;
+}
+
 static int hold(struct real_mapcount *m, uint64_t need)
 {
 	struct sp_err err = { 0 };
@@ -324,6 +335,63 @@ SP_TEST(raise_after_outside_change_restores_that_change)
 	CU_ASSERT_EQUAL(value(), 90000);
 	CU_ASSERT_EQUAL(release(&b), 0);
 	CU_ASSERT_EQUAL(value(), 75000);
+}
+
+/*
+ * A child forked after the hold that releases it (an atexit() cleanup after
+ * fork()) leaves the parent's hold alone: before, the child's release
+ * unlocked the open file description it shares with the parent, found
+ * itself the last user and put 65530 back under the parent's raise.
+ */
+SP_TEST(forked_child_release_leaves_the_parents_hold)
+{
+	struct real_mapcount a, b;
+	pid_t pid;
+	int st;
+
+	tree("fork", 65530);
+	CU_ASSERT_EQUAL_FATAL(hold(&a, 70000), 0);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		_exit(release(&a) == 0 ? 0 : 1);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_EQUAL(value(), 70000); /* not lowered under the parent */
+	CU_ASSERT_FATAL(dir_free()); /* else the next hold waits for ever */
+	CU_ASSERT_EQUAL_FATAL(hold(&b, 0), 0);
+	CU_ASSERT_EQUAL(release(&a), 0);
+	CU_ASSERT_EQUAL(value(), 70000); /* the parent's hold counted: b still holds */
+	CU_ASSERT_EQUAL(release(&b), 0);
+	CU_ASSERT_EQUAL(value(), 65530);
+}
+
+/*
+ * The parent's release with a forked child still alive (a worker that kept
+ * the descriptors): the directory lock is let go all the same.  Before,
+ * release relied on close() to drop it, which a child's copy of the open
+ * file description kept: every other hold, raise and release on the host
+ * waited until the child exited.
+ */
+SP_TEST(release_beside_a_forked_child_lets_the_directory_go)
+{
+	struct real_mapcount a;
+	pid_t pid;
+	int st;
+
+	tree("child", 65530);
+	CU_ASSERT_EQUAL_FATAL(hold(&a, 70000), 0);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		pause(); /* a worker: keeps the copies until killed */
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(release(&a), 0);
+	CU_ASSERT_EQUAL(value(), 65530);
+	CU_ASSERT(dir_free());
+	kill(pid, SIGKILL);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
 }
 
 /* No run directory can be made: a one-line error naming it, nothing held. */
