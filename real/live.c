@@ -393,30 +393,6 @@ uint64_t real_live_page_of(const struct real_live *L, const void *addr)
 
 /* ---- system helpers ---------------------------------------------------- */
 
-static int read_u64_file(const char *path, uint64_t *out)
-{
-	FILE *f = fopen(path, "r");
-	unsigned long long v;
-	int ok;
-
-	if (!f)
-		return -1;
-	ok = fscanf(f, "%llu", &v) == 1;
-	fclose(f);
-	if (!ok)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int real_map_count_get(uint64_t *out, struct sp_err *err)
-{
-	if (read_u64_file("/proc/sys/vm/max_map_count", out) < 0)
-		return sp_err_set(err, SP_EIO, "cannot read /proc/sys/vm/max_map_count: %s",
-				  strerror(errno));
-	return 0;
-}
-
 uint64_t real_count_vmas(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");

@@ -257,7 +257,4 @@ int real_rss_distinct_frames(void *const *addrs, const uint64_t *lens, uint32_t 
 /* The pools' MAP_SHARED views (up to max), so real_rss_distinct_frames() counts frames once. */
 int real_live_pool_views(const struct real_live *L, void **addrs, uint64_t *lens, uint32_t max);
 
-/* vm.max_map_count, read (real/mapcount.h raises it, shared with other runs). */
-int real_map_count_get(uint64_t *out, struct sp_err *err);
-
 #endif

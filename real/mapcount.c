@@ -226,6 +226,15 @@ static int sys_code(int e)
 	return e == EACCES || e == EPERM || e == EROFS ? SP_EPERM : SP_EIO;
 }
 
+int real_map_count_get(uint64_t *out, struct sp_err *err)
+{
+	int e = read_u64_path("/proc/sys/vm/max_map_count", out);
+
+	if (e < 0)
+		return sp_err_set(err, SP_EIO, "cannot read /proc/sys/vm/max_map_count: %s", strerror(-e));
+	return 0;
+}
+
 int real_mapcount_hold(struct real_mapcount *m, const char *procfs, const char *rundir,
 		       struct sp_err *err)
 {

@@ -52,6 +52,9 @@ struct real_mapcount {
 	char sysctl[256];   /* PROCFS/sys/vm/max_map_count */
 };
 
+/* vm.max_map_count as it is now, unheld (a user that cannot hold it); SP_EIO with one line. */
+int real_map_count_get(uint64_t *out, struct sp_err *err);
+
 /*
  * Registers a user: from now on the sysctl is not lowered below m->limit
  * (its value now) until real_mapcount_release().  procfs and rundir: NULL
