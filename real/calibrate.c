@@ -785,11 +785,10 @@ static int batch_timings(struct real_calibration *out, const struct real_ksm *k,
 	return 0;
 }
 
-int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
+int real_calibrate(struct real_calibration *out, uint64_t pages, const struct real_ksm *ksm,
 		   const volatile sig_atomic_t *stop, real_calib_progress_fn progress, void *arg,
 		   struct sp_err *err)
 {
-	struct real_ksm k;
 	struct real_ksm_saved saved;
 	uint8_t *a, *b;
 	int rc = 0;
@@ -817,16 +816,14 @@ int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
 	user_timings(out, a, b, pages);
 	if (stop && *stop) {
 		rc = sp_err_set(err, SP_EIO, "calibrate: interrupted by signal %d", (int)*stop);
-	} else if (use_ksm) {
-		rc = real_ksm_open(&k, NULL, true, err);
-		if (rc == 0)
-			rc = real_ksm_save(&k, &saved, err);
+	} else if (ksm) {
+		rc = real_ksm_save(ksm, &saved, err);
 		if (rc == 0) {
-			rc = ksmd_timings(out, &k, a, b, pages, stop, progress, arg, err);
+			rc = ksmd_timings(out, ksm, a, b, pages, stop, progress, arg, err);
 			if (rc == 0 && progress)
 				progress(arg, "ksmd, batches after a sleep", 0.85);
 			if (rc == 0)
-				rc = batch_timings(out, &k, a, pages, stop, err);
+				rc = batch_timings(out, ksm, a, pages, stop, err);
 			if (real_ksm_restore(&saved, rc < 0 ? NULL : err) < 0 && rc == 0)
 				rc = SP_EIO;
 		}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "ksm_sysfs.h"
 #include "sp_error.h"
 
 #define REAL_CALIB_BATCH_PHASES 3
@@ -119,8 +120,8 @@ void real_calib_tree_solve(struct real_calibration *c);
 typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double fraction);
 
 /*
- * Userspace timings (checksum, compare, tree step) always; with root and
- * KSM, ksmd's own CPU time over `pages` unique and duplicated pages (visit,
+ * Userspace timings (checksum, compare, tree step) always; with ksm (the
+ * KSM directory opened for writing; NULL: userspace only), ksmd's own CPU time over `pages` unique and duplicated pages (visit,
  * tree step, merge, first visit, idle touches, a batch's read after a sleep,
  * a visit a ms since the page's last one)
  * and the COW break of a merged page.  Saves
@@ -128,7 +129,7 @@ typedef void (*real_calib_progress_fn)(void *arg, const char *phase, double frac
  * disturb it.  When *stop becomes non-zero (a signal; stop may be NULL) the
  * wait for ksmd ends with SP_EIO, tunables restored as on any failure.
  */
-int real_calibrate(struct real_calibration *out, uint64_t pages, bool use_ksm,
+int real_calibrate(struct real_calibration *out, uint64_t pages, const struct real_ksm *ksm,
 		   const volatile sig_atomic_t *stop, real_calib_progress_fn progress, void *arg,
 		   struct sp_err *err);
 

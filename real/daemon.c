@@ -435,11 +435,6 @@ static int read_all(struct real_daemon *d, struct sp_err *err)
 	return rc;
 }
 
-static int64_t page_size(const struct real_daemon *d)
-{
-	return d->host.mem.page_size ? d->host.mem.page_size : 4096;
-}
-
 static int64_t ksm_v(const struct real_daemon *d, int file)
 {
 	return d->state.present[file] ? d->state.v[file] : 0;
@@ -447,20 +442,12 @@ static int64_t ksm_v(const struct real_daemon *d, int file)
 
 int64_t real_daemon_worst_unshare(const struct real_daemon *d)
 {
-	return (ksm_v(d, REAL_KSM_PAGES_SHARING) + ksm_v(d, REAL_KSM_KSM_ZERO_PAGES)) * page_size(d);
-}
-
-static int64_t reserve_bytes(const struct real_daemon *d)
-{
-	if (d->conf.reserve_mib >= 0)
-		return d->conf.reserve_mib << 20;
-	return (int64_t)d->host.mem.mem_total_kib * 1024 / 20;
+	return real_unshare_worst(&d->state, &d->host.mem);
 }
 
 int64_t real_daemon_headroom(const struct real_daemon *d)
 {
-	return ((int64_t)d->host.mem.mem_available_kib + (int64_t)d->host.mem.swap_free_kib) * 1024 -
-	       reserve_bytes(d);
+	return real_unshare_headroom(&d->host.mem, d->conf.reserve_mib);
 }
 
 void real_daemon_metrics(const struct real_daemon *d, struct metrics *out)
@@ -521,16 +508,12 @@ static int write_unmerge(struct real_daemon *d, const char *why)
 
 static bool headroom_allows(struct real_daemon *d, const char *what)
 {
-	int64_t worst = real_daemon_worst_unshare(d), room = real_daemon_headroom(d);
+	struct sp_err e = { 0 };
 
-	if (room >= worst)
+	if (real_unshare_check(&d->state, &d->host.mem, d->conf.reserve_mib, what, &e) == 0)
 		return true;
 	d->refusals[RR_HEADROOM]++;
-	logf_(d, REAL_LOG_WARN,
-	      "refused %s: a full unshare needs up to %lld MiB (pages_sharing %lld + ksm_zero_pages %lld), "
-	      "but MemAvailable + SwapFree - reserve leaves %lld MiB",
-	      what, (long long)(worst >> 20), (long long)ksm_v(d, REAL_KSM_PAGES_SHARING),
-	      (long long)ksm_v(d, REAL_KSM_KSM_ZERO_PAGES), (long long)(room >> 20));
+	logf_(d, REAL_LOG_WARN, "%s", e.msg);
 	return false;
 }
 
@@ -1141,7 +1124,7 @@ int real_daemon_write_metrics(const struct real_daemon *d, const char *path, str
 	       "MemAvailable + SwapFree - reserve: what an unshare may use (negative: none).",
 	       (double)real_daemon_headroom(d));
 	metric(f, "reserve_bytes", "gauge", "Headroom kept free (SAMEPAGE_RESERVE_MIB, default 5% of RAM).",
-	       (double)reserve_bytes(d));
+	       (double)real_unshare_reserve(&d->host.mem, d->conf.reserve_mib));
 	if (d->host.ksmd_cpu_ns >= 0)
 		metric(f, "ksmd_cpu_seconds_total", "counter", "CPU time of the ksmd thread since boot.",
 		       (double)d->host.ksmd_cpu_ns / 1e9);

@@ -62,6 +62,51 @@ static int read_meminfo(const char *procfs, struct ctl_host *h, struct sp_err *e
 	return 0;
 }
 
+int real_host_read_meminfo(const char *procfs, struct ctl_host *out, struct sp_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->page_size = 4096;
+	return read_meminfo(procfs ? procfs : "/proc", out, err);
+}
+
+static int64_t counter(const struct real_ksm_state *ksm, int file)
+{
+	return ksm->present[file] ? ksm->v[file] : 0;
+}
+
+int64_t real_unshare_worst(const struct real_ksm_state *ksm, const struct ctl_host *mem)
+{
+	return (counter(ksm, REAL_KSM_PAGES_SHARING) + counter(ksm, REAL_KSM_KSM_ZERO_PAGES)) *
+	       (mem->page_size ? mem->page_size : 4096);
+}
+
+int64_t real_unshare_reserve(const struct ctl_host *mem, int64_t reserve_mib)
+{
+	if (reserve_mib >= 0)
+		return reserve_mib << 20;
+	return (int64_t)mem->mem_total_kib * 1024 / 20;
+}
+
+int64_t real_unshare_headroom(const struct ctl_host *mem, int64_t reserve_mib)
+{
+	return ((int64_t)mem->mem_available_kib + (int64_t)mem->swap_free_kib) * 1024 -
+	       real_unshare_reserve(mem, reserve_mib);
+}
+
+int real_unshare_check(const struct real_ksm_state *ksm, const struct ctl_host *mem, int64_t reserve_mib,
+		       const char *what, struct sp_err *err)
+{
+	int64_t worst = real_unshare_worst(ksm, mem), room = real_unshare_headroom(mem, reserve_mib);
+
+	if (room >= worst)
+		return 0;
+	return sp_err_set(err, SP_ENOROOM,
+			  "refused %s: a full unshare needs up to %lld MiB (pages_sharing %lld + ksm_zero_pages "
+			  "%lld), but MemAvailable + SwapFree - reserve leaves %lld MiB",
+			  what, (long long)(worst >> 20), (long long)counter(ksm, REAL_KSM_PAGES_SHARING),
+			  (long long)counter(ksm, REAL_KSM_KSM_ZERO_PAGES), (long long)(room >> 20));
+}
+
 static void read_guest(const char *procfs, long pid, struct real_guest *g)
 {
 	char path[512], buf[4096];

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "control.h"
+#include "ksm_sysfs.h"
 #include "sp_error.h"
 
 #define REAL_HOST_MAX_GUESTS 256
@@ -51,5 +52,28 @@ int real_host_is_qemu(const char *comm);
  * naming the file when meminfo is unreadable or lacks MemTotal.
  */
 int real_host_read(const char *procfs, const char *sysfs, struct real_host *out, struct sp_err *err);
+/* PROCFS/meminfo alone (NULL: "/proc"): out's memory fields, the rest zero; errors as real_host_read. */
+int real_host_read_meminfo(const char *procfs, struct ctl_host *out, struct sp_err *err);
+
+/*
+ * The unshare check, one copy for samepaged and the live commands: run=2 (and
+ * a switch of merge_across_nodes or max_page_sharing, which needs one) gives
+ * every page KSM saves its own copy again, on the whole host, so it is done
+ * only when
+ *   worst    = (pages_sharing + ksm_zero_pages) x page size   (mem's; 0: 4096)
+ *   headroom = MemAvailable + SwapFree - reserve
+ * leaves headroom >= worst.  reserve_mib < 0: 5% of MemTotal (samepaged's
+ * SAMEPAGE_RESERVE_MIB default).  Counters absent from ksm count as 0.
+ */
+int64_t real_unshare_worst(const struct real_ksm_state *ksm, const struct ctl_host *mem);
+int64_t real_unshare_reserve(const struct ctl_host *mem, int64_t reserve_mib);
+int64_t real_unshare_headroom(const struct ctl_host *mem, int64_t reserve_mib);
+/*
+ * 0 when the headroom covers the worst case; else SP_ENOROOM with the one
+ * line "refused WHAT: a full unshare needs up to N MiB (pages_sharing A +
+ * ksm_zero_pages B), but MemAvailable + SwapFree - reserve leaves M MiB".
+ */
+int real_unshare_check(const struct real_ksm_state *ksm, const struct ctl_host *mem, int64_t reserve_mib,
+		       const char *what, struct sp_err *err);
 
 #endif

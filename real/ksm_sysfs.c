@@ -402,7 +402,8 @@ int real_ksm_restore_signal_safe(struct real_ksm_saved *s)
 		return 0;
 	s->failed_file = -1;
 	s->failed_errno = 0;
-	if (differs(s, REAL_KSM_MERGE_ACROSS_NODES) || differs(s, REAL_KSM_MAX_PAGE_SHARING))
+	if (!s->no_unmerge &&
+	    (differs(s, REAL_KSM_MERGE_ACROSS_NODES) || differs(s, REAL_KSM_MAX_PAGE_SHARING)))
 		failed += restore_one(s, REAL_KSM_RUN, "2");
 	failed += restore_one(s, REAL_KSM_MERGE_ACROSS_NODES, NULL);
 	failed += restore_one(s, REAL_KSM_MAX_PAGE_SHARING, NULL);

@@ -119,6 +119,7 @@ struct real_ksm_saved {
 	bool valid;
 	char path[REAL_KSM_TUNABLES][232];
 	char value[REAL_KSM_TUNABLES][24]; /* "" for an absent file */
+	bool no_unmerge;  /* set by the caller: the restore never writes run=2 (no headroom) */
 	int failed_file;  /* after a restore: first file that failed, or -1 */
 	int failed_errno;
 };
@@ -126,7 +127,8 @@ struct real_ksm_saved {
 int real_ksm_save(const struct real_ksm *k, struct real_ksm_saved *out, struct sp_err *err);
 /*
  * Puts every saved tunable back: run=2 first only if merge_across_nodes or
- * max_page_sharing differ now, advisor_mode=none while pages_to_scan is
+ * max_page_sharing differ now (and not no_unmerge: then those two fail with
+ * EBUSY while KSM pages exist, and are reported), advisor_mode=none while pages_to_scan is
  * written, the saved advisor_mode, and run last.  Goes on past failures and
  * returns the number of files that could not be restored (first one in
  * failed_file/failed_errno).  Async-signal-safe; errno is preserved.

@@ -47,6 +47,8 @@ int cli_exit_code(int code)
 		return EXIT_BADINPUT;
 	case SP_ENOTSUP: case SP_EPERM: case SP_EBUSY:
 		return EXIT_UNAVAILABLE;
+	case SP_ENOROOM:
+		return EXIT_NOROOM;
 	default:
 		return EXIT_FAIL;
 	}

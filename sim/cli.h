@@ -17,7 +17,8 @@
 #include "cli_parse.h"
 #include "sp_error.h"
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_BADINPUT = 3, EXIT_UNAVAILABLE = 4 };
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_BADINPUT = 3, EXIT_UNAVAILABLE = 4,
+       EXIT_NOROOM = 5 /* an unmerge refused: not enough memory + swap for the worst case */ };
 
 int cli_exit_code(int sp_code);
 /* Prints "sim: MESSAGE" for err and returns the exit code for it. */

@@ -215,24 +215,19 @@ int cmd_calibrate(int argc, char **argv)
 		load[strcspn(load, "\n")] = '\0';
 		fclose(f);
 	}
+	if (o.pages < 1024)
+		return cli_usage_error("calibrate", "--pages %llu: at least 1024, or caches hide the costs",
+				       (unsigned long long)o.pages);
 	if (!o.no_ksm) {
+		rc = cli_ksm_take(&k, o.allow_others, " (try --no-ksm for the userspace timings only)");
+		if (rc != EXIT_OK)
+			return rc;
 		/* the guard saves every tunable before real_calibrate writes one */
-		rc = real_ksm_open(&k, NULL, true, &err);
-		if (rc == 0 && (rc = cli_claim_ksm(&k)) != EXIT_OK)
-			return rc;
-		if (rc == 0 && (rc = cli_refuse_other_ksm_users(o.allow_others)) != EXIT_OK)
-			return rc;
-		if (rc == 0)
-			rc = cli_guard_start(&k, NULL, &err);
-		if (rc < 0) {
-			fprintf(stderr, "sim: %s%s\n", err.msg,
-				rc == SP_ENOTSUP || rc == SP_EPERM
-					? " (try --no-ksm for the userspace timings only)" : "");
-			return cli_exit_code(rc);
-		}
+		if (cli_guard_start(&k, NULL, &err) < 0)
+			return cli_fail(&err);
 	}
 	cli_progress_init(&prog, "calibrating");
-	rc = real_calibrate(&cal, o.pages, !o.no_ksm, &cli_stop, calib_progress, &prog, &err);
+	rc = real_calibrate(&cal, o.pages, o.no_ksm ? NULL : &k, &cli_stop, calib_progress, &prog, &err);
 	cli_progress_done(&prog);
 	if (!o.no_ksm) {
 		rc = cli_guard_finish(&k, rc, &err, &restore_failed);

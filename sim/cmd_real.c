@@ -531,11 +531,9 @@ struct real_cmd {
 	struct sp_err err;
 };
 
-/* The kernel's side: the algorithm's values of the kernel's tunables, root, KSM, nobody else. */
-static int real_prepare_kernel(struct real_cmd *x)
+/* The kernel's side: the algorithm's values of the kernel's tunables. */
+static void real_prepare_kernel(struct real_cmd *x)
 {
-	int rc;
-
 	for (size_t i = 0; i < cli_ksm_nsettable; i++) {
 		int f = cli_ksm_settable[i], idx = algo_param_index(x->cfg.algo, real_ksm_name(f));
 
@@ -544,11 +542,6 @@ static int real_prepare_kernel(struct real_cmd *x)
 	}
 	x->ks.set[REAL_KSM_ADVISOR_MODE] = true;
 	x->ks.v[REAL_KSM_ADVISOR_MODE] = REAL_KSM_ADVISOR_NONE;
-	if (real_ksm_open(&x->R.k, NULL, true, &x->err) < 0)
-		return cli_fail(&x->err);
-	if ((rc = cli_claim_ksm(&x->R.k)) != EXIT_OK)
-		return rc;
-	return cli_refuse_other_ksm_users(x->o.allow_others);
 }
 
 static int real_prepare(struct real_cmd *x)
@@ -570,16 +563,22 @@ static int real_prepare(struct real_cmd *x)
 	if (x->cfg.algo->caps & ALGO_CAP_OMNISCIENT)
 		return cli_usage_error("real", "algorithm '%s' is simulation only", o->algo);
 	algo_params_format(x->cfg.algo, &x->cfg.params, x->params, sizeof(x->params));
-	if (x->R.kernel && (rc = real_prepare_kernel(x)) != EXIT_OK)
-		return rc;
+	if (x->R.kernel)
+		real_prepare_kernel(x);
 	if (cli_trace_prescan(o->trace, &last_ms, &snapshots, &x->tpages, &page_size, &x->err) < 0)
 		return cli_fail(&x->err);
 	x->end_ms = o->sim.duration_ms ? o->sim.duration_ms : last_ms + 60000;
 	if (o->csv) {
 		const char *outs[] = { o->csv }, *ins[] = { o->trace };
 
-		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0 ||
-		    atomic_file_open(&x->af, o->csv, atomic_file_mode_from(o->trace, 0644), &x->err) < 0)
+		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0)
+			return cli_fail(&x->err);
+	}
+	/* KSM once the inputs are known good: a bad trace is exit 3 while another process drives KSM. */
+	if (x->R.kernel && (rc = cli_ksm_take(&x->R.k, o->allow_others, NULL)) != EXIT_OK)
+		return rc;
+	if (o->csv) {
+		if (atomic_file_open(&x->af, o->csv, atomic_file_mode_from(o->trace, 0644), &x->err) < 0)
 			return cli_fail(&x->err);
 		x->R.af = &x->af;
 		fputs("time_ms", x->af.f);

@@ -40,6 +40,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "host.h"
 #include "live_cli.h"
 #include "ksm_sysfs.h"
 #include "materialize.h"
@@ -503,34 +504,31 @@ static int validate_config(struct validate_cmd *x)
 	return EXIT_OK;
 }
 
-/* Root and KSM, the configuration, the trace (sound and small enough), the output. */
+/*
+ * The configuration, the trace (sound and small enough), the output; then
+ * root and KSM (cli_ksm_take), so a bad input is said as such while another
+ * process drives KSM.
+ */
 static int validate_prepare(struct validate_cmd *x)
 {
 	uint64_t last_ms, snapshots, bytes;
 	uint32_t page_size;
-	int64_t avail;
+	struct ctl_host mem;
 	int rc;
 
 	/* A bad --cost or costs file is refused before the host is touched. */
 	if (cli_cost_resolve(&x->cost, x->cost_from, sizeof(x->cost_from), x->o.sim.cost, &x->err) < 0)
 		return cli_fail(&x->err);
-	if (real_ksm_open(&x->L.k, NULL, true, &x->err) < 0)
-		return cli_fail(&x->err);
-	if ((rc = cli_claim_ksm(&x->L.k)) != EXIT_OK)
-		return rc;
-	/* The kernel's counters are system-wide: another mergeable process would count too. */
-	rc = cli_refuse_other_ksm_users(x->o.allow_others);
-	if (rc == EXIT_OK)
-		rc = validate_config(x);
-	if (rc != EXIT_OK)
+	if ((rc = validate_config(x)) != EXIT_OK)
 		return rc;
 	if (cli_trace_prescan(x->o.trace, &last_ms, &snapshots, &bytes, &page_size, &x->err) < 0)
 		return cli_fail(&x->err);
 	bytes *= page_size;
-	avail = cli_mem_available();
-	if (avail > 0 && bytes > (uint64_t)avail / 10 * 8) {
-		sp_err_set(&x->err, SP_ENOMEM, "%s needs up to %llu MiB of live memory; only %lld MiB are available",
-			   x->o.trace, (unsigned long long)(bytes >> 20), (long long)(avail >> 20));
+	if (real_host_read_meminfo(cli_procfs(), &mem, NULL) == 0 && mem.mem_available_kib > 0 &&
+	    bytes > mem.mem_available_kib * 1024 / 10 * 8) {
+		sp_err_set(&x->err, SP_ENOMEM, "%s needs up to %llu MiB of live memory; only %llu MiB are available",
+			   x->o.trace, (unsigned long long)(bytes >> 20),
+			   (unsigned long long)(mem.mem_available_kib >> 10));
 		return cli_fail(&x->err);
 	}
 	x->end_ms = x->o.sim.duration_ms ? x->o.sim.duration_ms : last_ms + 60000;
@@ -539,10 +537,14 @@ static int validate_prepare(struct validate_cmd *x)
 	if (x->o.csv) {
 		const char *outs[] = { x->o.csv }, *ins[] = { x->o.trace };
 
-		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0 ||
-		    atomic_file_open(&x->af, x->o.csv, atomic_file_mode_from(x->o.trace, 0644), &x->err) < 0)
+		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0)
 			return cli_fail(&x->err);
 	}
+	if ((rc = cli_ksm_take(&x->L.k, x->o.allow_others, NULL)) != EXIT_OK)
+		return rc;
+	if (x->o.csv &&
+	    atomic_file_open(&x->af, x->o.csv, atomic_file_mode_from(x->o.trace, 0644), &x->err) < 0)
+		return cli_fail(&x->err);
 	return EXIT_OK;
 }
 

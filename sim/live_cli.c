@@ -8,11 +8,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "host.h"
 #include "live.h"
 #include "trace.h"
 
@@ -57,6 +59,20 @@ static void set_handlers(bool on)
 		sigaction(sigs[i], &sa, NULL);
 }
 
+/* real_unshare_check() on k's counters and cli_procfs()'s meminfo, samepaged's default reserve. */
+static int unshare_check(const struct real_ksm *k, const char *what, struct sp_err *err)
+{
+	struct real_ksm_state st;
+	struct ctl_host mem;
+	int rc = real_ksm_read(k, &st, err);
+
+	if (rc == 0)
+		rc = real_host_read_meminfo(cli_procfs(), &mem, err);
+	if (rc == 0)
+		rc = real_unshare_check(&st, &mem, -1, what, err);
+	return rc;
+}
+
 int cli_guard_start(struct real_ksm *k, struct real_mapcount *mc, struct sp_err *err)
 {
 	cli_stop = 0;
@@ -78,8 +94,16 @@ int cli_guard_end(struct real_ksm *k, struct sp_err *err)
 	int rc = 0;
 
 	if (k && g_have_saved) {
-		int unmerged = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err);
+		struct sp_err room = { 0 };
+		int unmerged = 0;
 
+		/* Our pages are freed by now: what is left merged is other processes'. */
+		if (unshare_check(k, "run=2 at the end", &room) == 0) {
+			unmerged = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err);
+		} else {
+			fprintf(stderr, "sim: note: %s; other processes' KSM pages stay merged\n", room.msg);
+			g_saved.no_unmerge = true; /* nor does the restore unmerge them */
+		}
 		if (real_ksm_restore(&g_saved, err) < 0 || unmerged < 0)
 			rc = -1;
 	}
@@ -138,35 +162,21 @@ int cli_trace_prescan(const char *path, uint64_t *last_ms, uint64_t *snapshots, 
 	return rc;
 }
 
-int64_t cli_mem_available(void)
+const char *cli_sysfs(void)
 {
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long long kb = -1;
+	const char *v = getenv("SAMEPAGE_SYSFS");
 
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb < 0 ? -1 : kb * 1024;
+	return v && *v ? v : "/sys";
 }
 
-int cli_claim_ksm(const struct real_ksm *k)
+const char *cli_procfs(void)
 {
-	static int fd = -1; /* held until exit */
-	struct sp_err err = { 0 };
+	const char *v = getenv("SAMEPAGE_PROCFS");
 
-	if (fd >= 0)
-		return EXIT_OK;
-	if (real_ksm_claim(k->dir, &fd, &err) < 0)
-		return cli_fail(&err);
-	return EXIT_OK;
+	return v && *v ? v : "/proc";
 }
 
-int cli_refuse_other_ksm_users(bool allow)
+static int refuse_other_ksm_users(bool allow)
 {
 	pid_t others[8];
 	int n = allow ? 0 : real_ksm_other_users(getpid(), others, 8);
@@ -178,4 +188,27 @@ int cli_refuse_other_ksm_users(bool allow)
 		n, n > 1 ? "es" : "", (long)others[0], n > 1 ? ", ..." : "", n > 1 ? "have" : "has",
 		n > 1 ? "them" : "it");
 	return EXIT_UNAVAILABLE;
+}
+
+int cli_ksm_take(struct real_ksm *k, bool allow_others, const char *hint)
+{
+	static int fd = -1; /* the claim, held until exit */
+	struct sp_err err = { 0 };
+	char dir[512];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/kernel/mm/ksm", cli_sysfs());
+	if ((rc = real_ksm_open(k, dir, true, &err)) < 0) {
+		fprintf(stderr, "sim: %s%s\n", err.msg, hint ? hint : "");
+		return cli_exit_code(rc);
+	}
+	if (fd < 0 && real_ksm_claim(k->dir, &fd, &err) < 0)
+		return cli_fail(&err);
+	/* The kernel's counters are system-wide: another mergeable process would count too. */
+	if ((rc = refuse_other_ksm_users(allow_others)) != EXIT_OK)
+		return rc;
+	/* The run=2 at the start unmerges every KSM page on the host, other processes' too. */
+	if (unshare_check(k, "run=2 at the start (it unmerges every KSM page on the host)", &err) < 0)
+		return cli_fail(&err);
+	return EXIT_OK;
 }

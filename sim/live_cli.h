@@ -2,7 +2,8 @@
  * live_cli.h - what the live commands (`sim validate`, `sim real replay`)
  * share: the KSM tunables --set accepts, the signal guard that restores the
  * host's KSM tunables (and vm.max_map_count) on Ctrl-C, the wall clock, the
- * trace prescan, and the refusal to run beside other mergeable processes.
+ * trace prescan, and taking KSM: the claim, the refusal to run beside other
+ * mergeable processes, and the headroom check before unmerging.
  */
 #ifndef SP_LIVE_CLI_H
 #define SP_LIVE_CLI_H
@@ -35,9 +36,11 @@ extern volatile sig_atomic_t cli_stop;
  * run holds it) and set cli_stop; a second signal kills the process.
  * Nothing in /sys/kernel/mm/ksm may be written before it succeeded.
  *
- * cli_guard_end() unmerges (run=2) and restores the saved tunables (when k
- * is not NULL), releases mc, and removes the handlers; 0, or -1 with what
- * could not be restored in err (the caller warns and exits 1).  Without k
+ * cli_guard_end() unmerges (run=2, only if the headroom takes what other
+ * processes have merged: else a note, and the restore does not unmerge
+ * either) and restores the saved tunables (when k is not NULL), releases
+ * mc, and removes the handlers; 0, or -1 with what could not be restored in
+ * err (the caller warns and exits 1).  Without k
  * and mc, the guard only turns signals into cli_stop.
  */
 int cli_guard_start(struct real_ksm *k, struct real_mapcount *mc, struct sp_err *err);
@@ -56,17 +59,29 @@ void cli_sleep_until(uint64_t t_ns);
 int cli_trace_prescan(const char *path, uint64_t *last_ms, uint64_t *snapshots, uint64_t *pages,
 		      uint32_t *page_size, struct sp_err *err);
 
-/* MemAvailable of /proc/meminfo in bytes, or -1. */
-int64_t cli_mem_available(void);
+/*
+ * The roots the live commands read the host under: $SAMEPAGE_SYSFS (the KSM
+ * directory is SYSFS/kernel/mm/ksm) and $SAMEPAGE_PROCFS (meminfo), "/sys"
+ * and "/proc" when unset or empty.  For tests on fake trees, as samepaged's
+ * --sysfs/--procfs; the live memory, ksmd and the other processes are the
+ * host's whatever they say.
+ */
+const char *cli_sysfs(void);
+const char *cli_procfs(void);
 
 /*
- * Claims k's directory for this process until it exits (real_ksm_claim: no
- * samepaged or other live command writes KSM meanwhile); EXIT_OK, or the
- * reason printed and EXIT_UNAVAILABLE.
+ * The KSM side of a live command, taken once its inputs are checked (so a
+ * bad input is exit 3 or 2 even while another process drives KSM): opens
+ * the KSM directory for writing (its error followed by hint, if any),
+ * claims it for this process until it exits (real_ksm_claim: no samepaged
+ * or other live command writes KSM meanwhile), refuses other processes with
+ * mergeable memory unless allow_others, and refuses when the headroom
+ * (real_unshare_check, samepaged's default reserve) cannot take unmerging
+ * every KSM page on the host, which the guard's run=2 does at the start
+ * (and, headroom allowing, at the end: cli_guard_end).  Writes nothing:
+ * EXIT_OK, or the reason printed and its exit code (4 no KSM, not root,
+ * claimed, other processes; 5 no headroom).
  */
-int cli_claim_ksm(const struct real_ksm *k);
-
-/* Unless allow: prints why and returns EXIT_UNAVAILABLE when other processes are mergeable. */
-int cli_refuse_other_ksm_users(bool allow);
+int cli_ksm_take(struct real_ksm *k, bool allow_others, const char *hint);
 
 #endif

@@ -95,6 +95,7 @@ const char *sp_strerror(int code)
 	case SP_EPERM: return "permission denied";
 	case SP_EPINNED: return "page pinned";
 	case SP_EBUSY: return "busy";
+	case SP_ENOROOM: return "no headroom to unmerge";
 	}
 	return "unknown error";
 }

@@ -30,6 +30,7 @@ enum sp_errcode {
 	SP_EPERM = -12,    /* missing privilege */
 	SP_EPINNED = -13,  /* merge refused: the page is pinned (DMA, io_uring fixed buffers) */
 	SP_EBUSY = -14,    /* held by another process (KSM driven by samepaged or another run) */
+	SP_ENOROOM = -15,  /* refused: free memory + swap cannot take the worst-case unshare */
 };
 
 struct sp_err {
