@@ -4,7 +4,8 @@
  * signal handler), and the counters parse.
  *
  * Tests on the live /sys/kernel/mm/ksm skip (with the reason) when there is
- * no KSM or we are not root.  They only use non-fatal assertions between
+ * no KSM, we are not root, or another process (samepaged, a live command)
+ * has claimed the directory.  They only use non-fatal assertions between
  * save and restore, so the restore runs whatever failed; ctest runs them
  * under RESOURCE_LOCK ksm_sysfs so no other test changes KSM meanwhile.
  */
@@ -143,24 +144,76 @@ static void roundtrip(const struct real_ksm *k, bool via_signal)
 	}
 }
 
-SP_TEST(roundtrip_restores_every_tunable)
+/*
+ * The live roundtrips write the host's KSM, so they claim its directory
+ * first as every writer does (real_ksm_claim): beside samepaged or a live
+ * command they skip, naming the holder, instead of overwriting its
+ * tunables.  False with the reason in why when they cannot run.
+ */
+static bool claimed_roundtrip(bool via_signal, struct sp_err *why)
 {
 	struct real_ksm k;
+	int fd = -1;
+
+	if (real_ksm_open(&k, NULL, true, why) < 0 || real_ksm_claim(k.dir, &fd, why) < 0)
+		return false;
+	roundtrip(&k, via_signal);
+	close(fd);
+	return true;
+}
+
+SP_TEST(roundtrip_restores_every_tunable)
+{
 	struct sp_err err = { 0 };
 
-	if (real_ksm_open(&k, NULL, true, &err) < 0)
+	if (!claimed_roundtrip(false, &err))
 		SP_SKIP("%s", err.msg);
-	roundtrip(&k, false);
 }
 
 SP_TEST(roundtrip_restores_from_signal_handler)
 {
+	struct sp_err err = { 0 };
+
+	if (!claimed_roundtrip(true, &err))
+		SP_SKIP("%s", err.msg);
+}
+
+/* While another process drives the host's KSM (a child claims it here), a roundtrip writes nothing. */
+SP_TEST(roundtrip_leaves_a_claimed_ksm_alone)
+{
 	struct real_ksm k;
 	struct sp_err err = { 0 };
+	int p[2], st;
+	char ok = 0;
+	pid_t child;
 
 	if (real_ksm_open(&k, NULL, true, &err) < 0)
 		SP_SKIP("%s", err.msg);
-	roundtrip(&k, true);
+	CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+	child = fork();
+	CU_ASSERT_FATAL(child >= 0);
+	if (child == 0) {
+		int fd;
+
+		close(p[0]);
+		ok = real_ksm_claim(k.dir, &fd, NULL) == 0;
+		if (write(p[1], &ok, 1) != 1)
+			_exit(1);
+		pause(); /* holds the claim until killed */
+		_exit(0);
+	}
+	close(p[1]);
+	CU_ASSERT_EQUAL(read(p[0], &ok, 1), 1);
+	close(p[0]);
+	if (ok) {
+		CU_ASSERT_FALSE(claimed_roundtrip(false, &err));
+		printf("%s\n", err.msg);
+		CU_ASSERT_EQUAL(err.code, SP_EBUSY);
+	}
+	kill(child, SIGKILL);
+	CU_ASSERT_EQUAL(waitpid(child, &st, 0), child);
+	if (!ok)
+		SP_SKIP("the KSM directory is claimed by another process already");
 }
 
 SP_TEST(counters_parse)
