@@ -301,10 +301,11 @@ static int sample_page(struct esx *e, bk_page p)
  *         model) in the latest lookup's partition; and the chain neighbours
  *         its hint's removal relinks.
  * A prefetch whose address misses the TLB holds the sample's retirement
- * until it is translated (this Firecracker VM's nested paging); sixteen in
- * a row wait for their translations together, as ksm.c's bucket heads do
- * (bench/README.md, issue 14 seventeenth round).  A page mapping one of our
- * frames reads its hint entry and nothing else, at its sample and ahead
+ * until it is translated (long under a VM's nested paging; measured on a
+ * Zen 5 Firecracker guest); sixteen in a row wait for their translations
+ * together, as ksm.c's bucket heads do (bench/README.md, issue 14
+ * seventeenth round).  A page mapping one of our frames reads its hint
+ * entry and nothing else, at its sample and ahead
  * (until the twenty-fourth round the info and far stages asked the backend
  * for its record, its frame slot and the frame's, three random lines, for
  * every sample: about half of the steady samples at 32M pages map a frame).

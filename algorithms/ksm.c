@@ -2724,8 +2724,8 @@ static uint64_t ksm_wake_at(const void *st, uint64_t end_ns, uint64_t sleep)
  * visits: those of pages AHEAD_BUCKET to AHEAD_BUCKET + AHEAD_GROUP - 1
  * ahead.  A prefetch into the bucket heads (32 MiB at 32 M pages, random
  * lines) holds the visit's retirement until its address is translated (a
- * TLB miss here: a Firecracker VM's nested paging): one a visit, 21% of
- * scan 2's samples sat right after it on the Zen 5 host; sixteen in a row
+ * TLB miss, long under a VM's nested paging): one a visit, 21% of scan 2's
+ * samples sat right after it on a Zen 5 Firecracker guest; sixteen in a row
  * wait for their translations together.  Scan 2 at 32 M pages: -11% of
  * its CPU against one a visit 10 ahead (in-run A/B of alternate batches,
  * 1 a visit, groups of 2, 4, 8 and 16, 4 to 16 ahead; bench/README.md,

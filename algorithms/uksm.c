@@ -541,13 +541,14 @@ static int visit(struct uksm *u, struct region *R, bk_page p)
  *          when it holds);
  *   chain  AHEAD_CHAIN ahead, the first entries of those buckets' chains.
  * A prefetch whose address misses the TLB holds the visit's retirement
- * until it is translated (this Firecracker VM's nested paging); sixteen in a
- * row wait for their translations together (bench/README.md, issue 14,
- * seventeenth and eighteenth rounds).  At 32M pages a steady scan's samples
- * hop between regions all over memory (the levels' lists are shuffled by
- * promotions and demotions), so nearly every line a visit reads is such a
- * miss.  The ring assumes that no sweep ending on the way moves a region;
- * when one does, the ring is drawn again from the level's cursor (a wrong
+ * until it is translated (long under a VM's nested paging; measured on a
+ * Zen 5 Firecracker guest); sixteen in a row wait for their translations
+ * together (bench/README.md, issue 14, seventeenth and eighteenth rounds).
+ * At 32M pages a steady scan's samples hop between regions all over memory
+ * (the levels' lists are shuffled by promotions and demotions), so nearly
+ * every line a visit reads is such a miss.  The ring assumes that no sweep
+ * ending on the way moves a region; when one does, the ring is drawn again
+ * from the level's cursor (a wrong
  * page in it is a wasted hint, nothing more).  Until the eighteenth round
  * each stage looked its page up at every visit (peek(), up to 4 regions on)
  * and the buckets were keyed by the checksum stored at the page's last
