@@ -67,7 +67,8 @@ static const struct cli_spec calib_spec = {
 		 "cold and a ms since the page's last visit, and the COW break of a merged\n"
 		 "page.  Prints a --cost specification; --save keeps it for the simulating\n"
 		 "commands.  Saves and restores every KSM tunable (also on Ctrl-C), and\n"
-		 "unmerges the host's KSM pages (run=2) while it works.  --no-ksm: userspace\n"
+		 "unmerges the host's KSM pages (run=2) while it works, unless memory + swap\n"
+		 "could not take that (exit 5, as samepaged's check).  --no-ksm: userspace\n"
 		 "only.  Measure on an idle machine: other load inflates every cost.",
 	.opts = calib_table,
 };

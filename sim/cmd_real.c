@@ -88,7 +88,9 @@ static const struct cli_opt real_table[] = {
 	  .help = "user: find COW breaks of merged pages by polling pagemap only,\n"
 		  "without the COW-event thread (write faults answered at once)" },
 	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct real_opts, allow_others),
-	  .help = "kernel: run although other processes have mergeable memory" },
+	  .help = "kernel: run although other processes have mergeable memory\n"
+		  "(their pages are unmerged at the start: refused, exit 5,\n"
+		  "without the memory for it)" },
 	{ 0 },
 };
 

@@ -80,7 +80,8 @@ static const struct cli_opt validate_table[] = {
 	CLI_QUIET_OPT(struct validate_opts, quiet, "print only the summary, not the series"),
 	{ .name = "allow-others", .type = CLI_FLAG, .offset = offsetof(struct validate_opts, allow_others),
 	  .help = "run even if other processes have mergeable memory (their\n"
-		  "pages then count in the kernel's figures)" },
+		  "pages then count in the kernel's figures, and are unmerged at\n"
+		  "the start: refused, exit 5, without the memory for it)" },
 	{ 0 },
 };
 
