@@ -303,6 +303,21 @@ struct backend_ops {
 	 * reading the page.  Only the simulator's speed changes.
 	 */
 	uint32_t (*checksum_again)(void *impl, bk_page p, const uint32_t *kept);
+
+	/*
+	 * Added after checksum_again (NULL: the backend does not say): a count
+	 * that moves whenever what page_info() says of a page's presence or
+	 * frame changes without the algorithm's being told or having done it:
+	 * told by page_changed() (a COW break, an unmapped page), done by its
+	 * own merge of that page.  The simulator's huge-page split that maps
+	 * zero-filled subpages to the zero page (sim/mem.c) is such a change;
+	 * the live backend has none (0 for ever).  An algorithm that knows a
+	 * page's presence and frame from its last visit and the changes since
+	 * may leave page_info() uncalled while the count stays where it was
+	 * (the ksm model's smart_scan skips), and must ask it every visit from
+	 * the first move on or when this is NULL.  Only speed changes.
+	 */
+	uint64_t (*unheard_changes)(void *impl);
 };
 
 struct backend {

@@ -2114,6 +2114,20 @@ static void lv_account(void *impl, enum bk_cost what, uint64_t n)
 		L->counts[what] += n;
 }
 
+/*
+ * backend unheard_changes(): none.  A page's presence changes only by
+ * real_live_discard() (the driver reports ALGO_CHANGE_UNMAPPED), by
+ * real_live_set_present() after it or before the engine starts; its frame
+ * only by the algorithm's own merges and unmerge(), and by COW breaks and
+ * real_live_unmerge_all(), which report each page (ALGO_CHANGE_COW).
+ * Rebalancing moves a frame between nodes, not a page between frames.
+ */
+static uint64_t lv_unheard_changes(void *impl)
+{
+	(void)impl;
+	return 0;
+}
+
 static const struct backend_ops live_backend_ops = {
 	.npages = lv_npages,
 	.nnodes = lv_nnodes,
@@ -2133,6 +2147,7 @@ static const struct backend_ops live_backend_ops = {
 	.account = lv_account,
 	.content = NULL,
 	.cost_measured = 1, /* CPU is measured: only checksums and compares are read of the counts */
+	.unheard_changes = lv_unheard_changes,
 };
 
 struct backend real_live_backend(struct real_live *L)

@@ -94,6 +94,7 @@ struct sim_mem {
 	uint32_t nnodes;
 	uint64_t counts[BK_COST__COUNT];
 	int64_t cow_breaks, merges, remote, thp_splits, thp_zero;
+	uint64_t unheard;      /* pages a split mapped to the zero page, ever (unheard_changes()) */
 	enum sim_huge huge;    /* what a split does (sim_mem_set_huge) */
 	int64_t present;       /* present pages */
 	int64_t on_zero;       /* present pages mapping the shared zero page */
@@ -373,6 +374,7 @@ static void split_huge(struct sim_mem *m, bk_page p)
 			set_slot(m, i, SLOT_ZERO);
 			q->flags |= PG_SPLITZERO;
 			m->thp_zero++;
+			m->unheard++;
 			m->on_zero++;
 		}
 	}
@@ -457,6 +459,16 @@ static uint32_t mem_checksum_again(void *impl, bk_page p, const uint32_t *kept)
 	}
 	pg->flags |= PG_SUMMED;
 	return mem_checksum(impl, p);
+}
+
+/*
+ * Changes of presence or frame the algorithm is not told of: only a split's
+ * zero-filled subpages mapped to the zero page (split_huge()), counted for
+ * ever (thp_zero also falls with their COW breaks).
+ */
+static uint64_t mem_unheard_changes(void *impl)
+{
+	return ((const struct sim_mem *)impl)->unheard;
 }
 
 /* Written since the last call: the trace changed its content, mapped or unmapped it. */
@@ -721,6 +733,7 @@ static const struct backend_ops sim_backend_ops = {
 	.prefetch_info = mem_prefetch_info,
 	.prefetch_frame = mem_prefetch_frame,
 	.checksum_again = mem_checksum_again,
+	.unheard_changes = mem_unheard_changes,
 };
 
 struct backend sim_mem_backend(struct sim_mem *m)
