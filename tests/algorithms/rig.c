@@ -48,6 +48,13 @@ static int r_written(void *i, bk_page p)
 	return w;
 }
 
+static uint64_t r_unheard_changes(void *i)
+{
+	struct rig *r = the_rig(i);
+
+	return r->in.ops->unheard_changes(r->in.impl);
+}
+
 void rig_init(struct rig *r, const char *algo, uint32_t nguests, uint64_t pages)
 {
 	memset(r, 0, sizeof(*r));
@@ -83,6 +90,7 @@ void rig_start(struct rig *r, const char *const *sets)
 	r->pb.ops.written = r->offer_written ? r_written : NULL;
 	if (r->measure_cost)
 		r->pb.ops.cost_measured = 1;
+	r->pb.ops.unheard_changes = r->offer_unheard ? r_unheard_changes : NULL;
 	n = r->in.ops->npages(r->in.impl);
 	r->hash_calls = calloc(n + 1, sizeof(*r->hash_calls));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->hash_calls);

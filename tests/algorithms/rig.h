@@ -26,6 +26,7 @@ struct rig {
 	struct algo_kernel k;
 	bool offer_written;      /* offer written() (write tracking) to the algorithm */
 	bool measure_cost;       /* the backend says cost_measured, as live memory's does */
+	bool offer_unheard;      /* offer unheard_changes() (the pass-through offers none) */
 	uint64_t written_calls, written_clean; /* written() calls, and "not written" answers */
 	uint64_t *info_calls;    /* page_info() per page since start */
 	uint64_t *hash_calls;    /* checksum() + checksum_uncounted() per page */
