@@ -510,7 +510,7 @@ static bool headroom_allows(struct real_daemon *d, const char *what)
 {
 	struct sp_err e = { 0 };
 
-	if (real_unshare_check(&d->state, &d->host.mem, d->conf.reserve_mib, what, &e) == 0)
+	if (real_unshare_check(&d->state, &d->host.mem, d->conf.reserve_mib, 0, what, &e) == 0)
 		return true;
 	d->refusals[RR_HEADROOM]++;
 	logf_(d, REAL_LOG_WARN, "%s", e.msg);

@@ -94,17 +94,23 @@ int64_t real_unshare_headroom(const struct ctl_host *mem, int64_t reserve_mib)
 }
 
 int real_unshare_check(const struct real_ksm_state *ksm, const struct ctl_host *mem, int64_t reserve_mib,
-		       const char *what, struct sp_err *err)
+		       int64_t own_bytes, const char *what, struct sp_err *err)
 {
 	int64_t worst = real_unshare_worst(ksm, mem), room = real_unshare_headroom(mem, reserve_mib);
+	char own[64] = "";
 
-	if (room >= worst)
+	if (own_bytes < 0)
+		own_bytes = 0;
+	if (room >= worst && room - worst >= own_bytes)
 		return 0;
+	if (own_bytes > 0)
+		snprintf(own, sizeof(own), " on top of this run's %lld MiB",
+			 (long long)((own_bytes + (1 << 20) - 1) >> 20));
 	return sp_err_set(err, SP_ENOROOM,
 			  "refused %s: a full unshare needs up to %lld MiB (pages_sharing %lld + ksm_zero_pages "
-			  "%lld), but MemAvailable + SwapFree - reserve leaves %lld MiB",
+			  "%lld)%s, but MemAvailable + SwapFree - reserve leaves %lld MiB",
 			  what, (long long)(worst >> 20), (long long)counter(ksm, REAL_KSM_PAGES_SHARING),
-			  (long long)counter(ksm, REAL_KSM_KSM_ZERO_PAGES), (long long)(room >> 20));
+			  (long long)counter(ksm, REAL_KSM_KSM_ZERO_PAGES), own, (long long)(room >> 20));
 }
 
 static void read_guest(const char *procfs, long pid, struct real_guest *g)

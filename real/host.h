@@ -69,11 +69,14 @@ int64_t real_unshare_worst(const struct real_ksm_state *ksm, const struct ctl_ho
 int64_t real_unshare_reserve(const struct ctl_host *mem, int64_t reserve_mib);
 int64_t real_unshare_headroom(const struct ctl_host *mem, int64_t reserve_mib);
 /*
- * 0 when the headroom covers the worst case; else SP_ENOROOM with the one
- * line "refused WHAT: a full unshare needs up to N MiB (pages_sharing A +
- * ksm_zero_pages B), but MemAvailable + SwapFree - reserve leaves M MiB".
+ * 0 when the headroom covers the worst case and own_bytes on top (the
+ * memory the caller maps after the check, before or while the unmerge
+ * takes its own; samepaged: 0); else SP_ENOROOM with the one line "refused
+ * WHAT: a full unshare needs up to N MiB (pages_sharing A + ksm_zero_pages
+ * B)[ on top of this run's O MiB], but MemAvailable + SwapFree - reserve
+ * leaves M MiB".
  */
 int real_unshare_check(const struct real_ksm_state *ksm, const struct ctl_host *mem, int64_t reserve_mib,
-		       const char *what, struct sp_err *err);
+		       int64_t own_bytes, const char *what, struct sp_err *err);
 
 #endif

@@ -220,7 +220,9 @@ int cmd_calibrate(int argc, char **argv)
 		return cli_usage_error("calibrate", "--pages %llu: at least 1024, or caches hide the costs",
 				       (unsigned long long)o.pages);
 	if (!o.no_ksm) {
-		rc = cli_ksm_take(&k, o.allow_others, " (try --no-ksm for the userspace timings only)");
+		/* its 2 x --pages are mapped and filled before its run=2 */
+		rc = cli_ksm_take(&k, o.allow_others, (int64_t)(2 * o.pages * 4096),
+				  " (try --no-ksm for the userspace timings only)");
 		if (rc != EXIT_OK)
 			return rc;
 		/* the guard saves every tunable before real_calibrate writes one */

@@ -577,7 +577,8 @@ static int real_prepare(struct real_cmd *x)
 			return cli_fail(&x->err);
 	}
 	/* KSM once the inputs are known good: a bad trace is exit 3 while another process drives KSM. */
-	if (x->R.kernel && (rc = cli_ksm_take(&x->R.k, o->allow_others, NULL)) != EXIT_OK)
+	if (x->R.kernel &&
+	    (rc = cli_ksm_take(&x->R.k, o->allow_others, (int64_t)(x->tpages * page_size), NULL)) != EXIT_OK)
 		return rc;
 	if (o->csv) {
 		if (atomic_file_open(&x->af, o->csv, atomic_file_mode_from(o->trace, 0644), &x->err) < 0)

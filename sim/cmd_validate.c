@@ -541,7 +541,7 @@ static int validate_prepare(struct validate_cmd *x)
 		if (atomic_file_check(outs, 1, ins, 1, &x->err) < 0)
 			return cli_fail(&x->err);
 	}
-	if ((rc = cli_ksm_take(&x->L.k, x->o.allow_others, NULL)) != EXIT_OK)
+	if ((rc = cli_ksm_take(&x->L.k, x->o.allow_others, (int64_t)bytes, NULL)) != EXIT_OK)
 		return rc;
 	if (x->o.csv &&
 	    atomic_file_open(&x->af, x->o.csv, atomic_file_mode_from(x->o.trace, 0644), &x->err) < 0)

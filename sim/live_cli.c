@@ -59,8 +59,11 @@ static void set_handlers(bool on)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-/* real_unshare_check() on k's counters and cli_procfs()'s meminfo, samepaged's default reserve. */
-static int unshare_check(const struct real_ksm *k, const char *what, struct sp_err *err)
+/*
+ * real_unshare_check() on k's counters and cli_procfs()'s meminfo,
+ * samepaged's default reserve, own_bytes of this run's memory on top.
+ */
+static int unshare_check(const struct real_ksm *k, int64_t own_bytes, const char *what, struct sp_err *err)
 {
 	struct real_ksm_state st;
 	struct ctl_host mem;
@@ -69,7 +72,7 @@ static int unshare_check(const struct real_ksm *k, const char *what, struct sp_e
 	if (rc == 0)
 		rc = real_host_read_meminfo(cli_procfs(), &mem, err);
 	if (rc == 0)
-		rc = real_unshare_check(&st, &mem, -1, what, err);
+		rc = real_unshare_check(&st, &mem, -1, own_bytes, what, err);
 	return rc;
 }
 
@@ -98,7 +101,7 @@ int cli_guard_end(struct real_ksm *k, struct sp_err *err)
 		int unmerged = 0;
 
 		/* Our pages are freed by now: what is left merged is other processes'. */
-		if (unshare_check(k, "run=2 at the end", &room) == 0) {
+		if (unshare_check(k, 0, "run=2 at the end", &room) == 0) {
 			unmerged = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err);
 		} else {
 			fprintf(stderr, "sim: note: %s; other processes' KSM pages stay merged\n", room.msg);
@@ -190,7 +193,7 @@ static int refuse_other_ksm_users(bool allow)
 	return EXIT_UNAVAILABLE;
 }
 
-int cli_ksm_take(struct real_ksm *k, bool allow_others, const char *hint)
+int cli_ksm_take(struct real_ksm *k, bool allow_others, int64_t own_bytes, const char *hint)
 {
 	static int fd = -1; /* the claim, held until exit */
 	struct sp_err err = { 0 };
@@ -207,8 +210,11 @@ int cli_ksm_take(struct real_ksm *k, bool allow_others, const char *hint)
 	/* The kernel's counters are system-wide: another mergeable process would count too. */
 	if ((rc = refuse_other_ksm_users(allow_others)) != EXIT_OK)
 		return rc;
-	/* The run=2 at the start unmerges every KSM page on the host, other processes' too. */
-	if (unshare_check(k, "run=2 at the start (it unmerges every KSM page on the host)", &err) < 0)
+	/*
+	 * The run=2 at the start unmerges every KSM page on the host, other
+	 * processes' too, and this run's own memory comes on top of theirs.
+	 */
+	if (unshare_check(k, own_bytes, "run=2 at the start (it unmerges every KSM page on the host)", &err) < 0)
 		return cli_fail(&err);
 	return EXIT_OK;
 }

@@ -78,10 +78,13 @@ const char *cli_procfs(void);
  * mergeable memory unless allow_others, and refuses when the headroom
  * (real_unshare_check, samepaged's default reserve) cannot take unmerging
  * every KSM page on the host, which the guard's run=2 does at the start
- * (and, headroom allowing, at the end: cli_guard_end).  Writes nothing:
+ * (and, headroom allowing, at the end: cli_guard_end), with own_bytes on
+ * top: the memory the run maps itself (validate and real replay after
+ * their run=2, calibrate before its), as the others' unmerged pages then
+ * share the headroom with it.  Writes nothing:
  * EXIT_OK, or the reason printed and its exit code (4 no KSM, not root,
  * claimed, other processes; 5 no headroom).
  */
-int cli_ksm_take(struct real_ksm *k, bool allow_others, const char *hint);
+int cli_ksm_take(struct real_ksm *k, bool allow_others, int64_t own_bytes, const char *hint);
 
 #endif

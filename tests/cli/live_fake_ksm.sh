@@ -8,7 +8,9 @@
 #  - The headroom before any run=2 (samepaged's check): with other processes'
 #    pages merged (fake pages_sharing 1,000,000 = 3.8 GiB) and 976 MiB of
 #    MemAvailable + SwapFree, validate, real replay --mechanism kernel and
-#    calibrate refuse in one line, exit 5, nothing written; when the headroom
+#    calibrate refuse in one line, exit 5, nothing written, and so they do
+#    when the host's pages fit but not with the run's own memory on top (the
+#    trace's 2 MiB, calibrate's 8 MiB: 1 MiB short); when the headroom
 #    goes during a run, the run=2 at the end is skipped with a note and every
 #    tunable is still put back.
 set -uo pipefail
@@ -64,9 +66,24 @@ for cmd in "validate --trace $T/t.sptrace" "real replay --mechanism kernel --tra
 	rc=0; err=$(timeout 120 $sim $cmd --allow-others 2>&1 >/dev/null) || rc=$?
 	echo "$cmd, no headroom: exit $rc: $err"
 	[ $rc = 5 ] || fail "$cmd without headroom: exit $rc, not 5: $err"
-	grep -q "refused run=2 at the start .*: a full unshare needs up to 3906 MiB (pages_sharing 1000000 + ksm_zero_pages 0), but MemAvailable + SwapFree - reserve leaves 566 MiB" <<<"$err" ||
+	grep -q "refused run=2 at the start .*: a full unshare needs up to 3906 MiB (pages_sharing 1000000 + ksm_zero_pages 0) on top of this run's [28] MiB, but MemAvailable + SwapFree - reserve leaves 566 MiB" <<<"$err" ||
 		fail "$cmd: message: $err"
 	[ "$(wc -l <<<"$err")" = 1 ] || fail "$cmd: more than one line: $err"
+	snapshot | diff "$T/before" - || fail "$cmd wrote the fake KSM directory without headroom"
+done
+
+# 2b. Headroom for the host's KSM pages but not for them and this run's own
+# memory on top (validate and real replay map the trace's 2 MiB after their
+# run=2, calibrate 2 x 1024 pages before its run=2): MemAvailable 4420455 kB
+# leaves 3907 MiB (1 MiB over the 3906 of pages_sharing): exit 5, nothing written.
+meminfo 4420455
+for cmd in "validate --trace $T/t.sptrace --duration-ms 1000" \
+	"real replay --mechanism kernel --trace $T/t.sptrace --duration-ms 1000" "calibrate --pages 1024"; do
+	rc=0; err=$(timeout 60 $sim $cmd --allow-others 2>&1 >/dev/null) || rc=$?
+	echo "$cmd, headroom short by this run's memory: exit $rc: $err"
+	[ $rc = 5 ] || fail "$cmd with no headroom for its own memory: exit $rc, not 5: $err"
+	grep -q "refused run=2 at the start .*: a full unshare needs up to 3906 MiB (pages_sharing 1000000 + ksm_zero_pages 0) on top of this run's [28] MiB, but MemAvailable + SwapFree - reserve leaves 3907 MiB" <<<"$err" ||
+		fail "$cmd: message: $err"
 	snapshot | diff "$T/before" - || fail "$cmd wrote the fake KSM directory without headroom"
 done
 
