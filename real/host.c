@@ -21,31 +21,40 @@ int real_host_is_qemu(const char *comm)
 	       !strncmp(comm, "qemu:", 5) || !strcmp(comm, "kvm");
 }
 
-/* "Key:   123 kB" lines: the value of key, or -1. */
+/* A decimal number after blanks (async-signal-safe, unlike strtoll): its value, or -1. */
+static int64_t decimal(const char *q)
+{
+	int64_t v = 0;
+
+	while (*q == ' ' || *q == '\t')
+		q++;
+	if (*q < '0' || *q > '9')
+		return -1;
+	while (*q >= '0' && *q <= '9' && v < INT64_MAX / 10 - 9)
+		v = v * 10 + (*q++ - '0');
+	return v;
+}
+
+/* "Key:   123 kB" lines: the value of key, or -1.  Async-signal-safe. */
 static int64_t field(const char *text, const char *key)
 {
 	size_t klen = strlen(key);
 
 	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		if (!strncmp(p, key, klen) && p[klen] == ':')
-			return strtoll(p + klen + 1, NULL, 10);
+			return decimal(p + klen + 1);
 	}
 	return -1;
 }
 
-static int read_meminfo(const char *procfs, struct ctl_host *h, struct sp_err *err)
+/* meminfo's text into h's memory fields; false without MemTotal.  Async-signal-safe. */
+static bool parse_meminfo(const char *buf, struct ctl_host *h)
 {
-	char path[512], buf[8192];
 	int64_t total, mfree, buffers, cached, avail, stotal, sfree;
-	int rc;
 
-	snprintf(path, sizeof(path), "%s/meminfo", procfs);
-	rc = real_read_small(path, buf, sizeof(buf));
-	if (rc < 0)
-		return sp_err_set(err, SP_EIO, "cannot read %s: %s", path, strerror(-rc));
 	total = field(buf, "MemTotal");
 	if (total <= 0)
-		return sp_err_set(err, SP_EIO, "%s: no MemTotal line", path);
+		return false;
 	mfree = field(buf, "MemFree");
 	buffers = field(buf, "Buffers");
 	cached = field(buf, "Cached");
@@ -59,6 +68,20 @@ static int read_meminfo(const char *procfs, struct ctl_host *h, struct sp_err *e
 	h->mem_available_kib = avail >= 0 ? (uint64_t)avail : h->mem_free_kib;
 	h->swap_total_kib = stotal > 0 ? (uint64_t)stotal : 0;
 	h->swap_free_kib = sfree > 0 ? (uint64_t)sfree : 0;
+	return true;
+}
+
+static int read_meminfo(const char *procfs, struct ctl_host *h, struct sp_err *err)
+{
+	char path[512], buf[8192];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/meminfo", procfs);
+	rc = real_read_small(path, buf, sizeof(buf));
+	if (rc < 0)
+		return sp_err_set(err, SP_EIO, "cannot read %s: %s", path, strerror(-rc));
+	if (!parse_meminfo(buf, h))
+		return sp_err_set(err, SP_EIO, "%s: no MemTotal line", path);
 	return 0;
 }
 
@@ -111,6 +134,47 @@ int real_unshare_check(const struct real_ksm_state *ksm, const struct ctl_host *
 			  "%lld)%s, but MemAvailable + SwapFree - reserve leaves %lld MiB",
 			  what, (long long)(worst >> 20), (long long)counter(ksm, REAL_KSM_PAGES_SHARING),
 			  (long long)counter(ksm, REAL_KSM_KSM_ZERO_PAGES), own, (long long)(room >> 20));
+}
+
+void real_unshare_paths_init(struct real_unshare_paths *p, const char *ksm_dir, const char *procfs,
+			     int64_t reserve_mib)
+{
+	snprintf(p->sharing, sizeof(p->sharing), "%s/pages_sharing", ksm_dir);
+	snprintf(p->zero, sizeof(p->zero), "%s/ksm_zero_pages", ksm_dir);
+	snprintf(p->meminfo, sizeof(p->meminfo), "%s/meminfo", procfs ? procfs : "/proc");
+	p->reserve_mib = reserve_mib;
+}
+
+/* A counter of the KSM directory (async-signal-safe): true with it in st, or absent and absent_ok. */
+static bool read_counter(const char *path, int file, bool absent_ok, struct real_ksm_state *st)
+{
+	char buf[32];
+	int rc = real_read_small(path, buf, sizeof(buf));
+
+	if (rc < 0)
+		return rc == -ENOENT && absent_ok;
+	st->v[file] = decimal(buf);
+	st->present[file] = true;
+	return st->v[file] >= 0;
+}
+
+bool real_unshare_allows_signal_safe(const struct real_unshare_paths *p)
+{
+	struct real_ksm_state st;
+	struct ctl_host mem;
+	char buf[8192];
+	int e = errno;
+	bool ok;
+
+	memset(&st, 0, sizeof(st));
+	memset(&mem, 0, sizeof(mem));
+	mem.page_size = 4096;
+	ok = read_counter(p->sharing, REAL_KSM_PAGES_SHARING, false, &st) &&
+	     read_counter(p->zero, REAL_KSM_KSM_ZERO_PAGES, true, &st) &&
+	     real_read_small(p->meminfo, buf, sizeof(buf)) == 0 && parse_meminfo(buf, &mem) &&
+	     real_unshare_headroom(&mem, p->reserve_mib) >= real_unshare_worst(&st, &mem);
+	errno = e;
+	return ok;
 }
 
 static void read_guest(const char *procfs, long pid, struct real_guest *g)

@@ -19,6 +19,7 @@
 #ifndef SP_REAL_HOST_H
 #define SP_REAL_HOST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -78,5 +79,21 @@ int64_t real_unshare_headroom(const struct ctl_host *mem, int64_t reserve_mib);
  */
 int real_unshare_check(const struct real_ksm_state *ksm, const struct ctl_host *mem, int64_t reserve_mib,
 		       int64_t own_bytes, const char *what, struct sp_err *err);
+
+/*
+ * The same check in a signal handler (the live commands' restore on
+ * SIGINT/SIGTERM/SIGHUP, whose run=2 must not be blind either): the paths
+ * are made beforehand by real_unshare_paths_init() (procfs NULL: "/proc"),
+ * then only open, read and close run.  True when the headroom takes
+ * (pages_sharing + ksm_zero_pages) x 4096 now; false when it does not or
+ * pages_sharing or meminfo cannot be read.  errno is preserved.
+ */
+struct real_unshare_paths {
+	char sharing[256], zero[256], meminfo[256];
+	int64_t reserve_mib;
+};
+void real_unshare_paths_init(struct real_unshare_paths *p, const char *ksm_dir, const char *procfs,
+			     int64_t reserve_mib);
+bool real_unshare_allows_signal_safe(const struct real_unshare_paths *p);
 
 #endif

@@ -29,13 +29,21 @@ volatile sig_atomic_t cli_stop;
 static struct real_ksm_saved g_saved;
 static bool g_have_saved;
 static struct real_mapcount *g_mc; /* the run's hold on vm.max_map_count, or NULL */
+static struct real_unshare_paths g_room; /* the handler's headroom check before its run=2 */
 
 static void on_signal(int sig)
 {
 	int e = errno;
 
-	if (g_have_saved)
+	if (g_have_saved) {
+		/*
+		 * Putting merge_across_nodes or max_page_sharing back needs run=2:
+		 * only with the headroom for it, as every unmerge (else they
+		 * wait for cli_guard_end, our pages freed, or stay as they are).
+		 */
+		g_saved.no_unmerge = !real_unshare_allows_signal_safe(&g_room);
 		real_ksm_restore_signal_safe(&g_saved);
+	}
 	if (g_mc)
 		real_mapcount_release_signal_safe(g_mc);
 	errno = e;
@@ -85,6 +93,7 @@ int cli_guard_start(struct real_ksm *k, struct real_mapcount *mc, struct sp_err 
 
 		if (rc < 0)
 			return rc;
+		real_unshare_paths_init(&g_room, k->dir, cli_procfs(), -1);
 		g_have_saved = true;
 	}
 	g_mc = mc;
@@ -102,6 +111,7 @@ int cli_guard_end(struct real_ksm *k, struct sp_err *err)
 
 		/* Our pages are freed by now: what is left merged is other processes'. */
 		if (unshare_check(k, 0, "run=2 at the end", &room) == 0) {
+			g_saved.no_unmerge = false; /* whatever a signal's handler found */
 			unmerged = real_ksm_set(k, REAL_KSM_RUN, REAL_KSM_RUN_UNMERGE, err);
 		} else {
 			fprintf(stderr, "sim: note: %s; other processes' KSM pages stay merged\n", room.msg);

@@ -32,8 +32,10 @@ extern volatile sig_atomic_t cli_stop;
  * the guard's own copy, notes mc (when not NULL: this run's hold on
  * vm.max_map_count, mapcount.h), and installs handlers for SIGINT, SIGTERM
  * and SIGHUP: on a signal they restore the tunables and release mc at once
- * (async-signal-safe; max_map_count goes back only if no other samepage
- * run holds it) and set cli_stop; a second signal kills the process.
+ * (async-signal-safe; the restore's run=2, when merge_across_nodes or
+ * max_page_sharing changed, only with the headroom for it now; max_map_count
+ * goes back only if no other samepage run holds it) and set cli_stop; a
+ * second signal kills the process.
  * Nothing in /sys/kernel/mm/ksm may be written before it succeeded.
  *
  * cli_guard_end() unmerges (run=2, only if the headroom takes what other

@@ -435,6 +435,55 @@ SP_TEST(unmerge_waits_for_pages_shared_with_a_timeout)
 	real_daemon_stop(&d, &err);
 }
 
+/*
+ * The signal handler's copy of the check (the live commands' restore on
+ * SIGINT) decides as the daemon's at the boundary: 1,000,000 pages sharing
+ * + 1000 zero pages = 4,100,096,000 bytes; reserve 429,496,729; MemAvailable
+ * + SwapFree of 4,423,431 KiB leave 4,100,096,615 bytes (allowed), 1 KiB less
+ * 4,100,095,591 (refused).  ksm_zero_pages absent counts 0; pages_sharing
+ * absent or not a number, or meminfo absent, refuses.
+ */
+SP_TEST(signal_safe_headroom_decides_as_the_daemon)
+{
+	struct fake fk;
+	struct real_daemon d;
+	struct real_unshare_paths p;
+	struct sp_err err = { 0 };
+	char path[800];
+
+	fake_init(&fk, "sigroom", false);
+	put(fk.ksm, "pages_sharing", "1000000\n");
+	put(fk.ksm, "ksm_zero_pages", "1000\n");
+	real_unshare_paths_init(&p, fk.ksm, fk.proc, -1);
+	for (int ok = 0; ok <= 1; ok++) {
+		meminfo(&fk, 8388608, 1000, 4423430 + ok, 0);
+		start(&d, &fk, "");
+		CU_ASSERT_EQUAL(real_daemon_worst_unshare(&d), 1001000ll * 4096);
+		CU_ASSERT_EQUAL(real_daemon_headroom(&d), (4423430ll + ok) * 1024 - 429496729);
+		CU_ASSERT_EQUAL(real_daemon_headroom(&d) >= real_daemon_worst_unshare(&d), ok);
+		CU_ASSERT_EQUAL(real_unshare_allows_signal_safe(&p), ok);
+		real_daemon_stop(&d, &err);
+	}
+	snprintf(path, sizeof(path), "%s/ksm_zero_pages", fk.ksm);
+	unlink(path);
+	meminfo(&fk, 8388608, 1000, 4419431, 0); /* 4,000 KiB less: enough without the zero pages */
+	CU_ASSERT_TRUE(real_unshare_allows_signal_safe(&p));
+	meminfo(&fk, 8388608, 1000, 4419430, 0);
+	CU_ASSERT_FALSE(real_unshare_allows_signal_safe(&p));
+	meminfo(&fk, 8388608, 1000, 4419431, 0);
+	CU_ASSERT_TRUE(real_unshare_allows_signal_safe(&p));
+	put(fk.ksm, "pages_sharing", "x\n");
+	CU_ASSERT_FALSE(real_unshare_allows_signal_safe(&p));
+	snprintf(path, sizeof(path), "%s/pages_sharing", fk.ksm);
+	unlink(path);
+	CU_ASSERT_FALSE(real_unshare_allows_signal_safe(&p));
+	put(fk.ksm, "pages_sharing", "0\n");
+	CU_ASSERT_TRUE(real_unshare_allows_signal_safe(&p));
+	snprintf(path, sizeof(path), "%s/meminfo", fk.proc);
+	unlink(path);
+	CU_ASSERT_FALSE(real_unshare_allows_signal_safe(&p));
+}
+
 SP_TEST(headroom_refusal_keeps_pages_merged)
 {
 	/*
