@@ -17,6 +17,9 @@ set -uo pipefail
 sim=$1
 samples=$2
 T=$(mktemp -d)
+# Without a scratch directory the fake tree would be the host's own /sys/kernel/mm/ksm
+# and /proc/meminfo ("$T/sys" = "/sys"): stop before anything is written.
+[ -n "$T" ] && [ -d "$T" ] || { echo "FAIL: no scratch directory (mktemp -d)"; exit 1; }
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 

@@ -17,6 +17,9 @@ sim=$1
 samples=$2
 command -v strace >/dev/null || { echo "SKIPPED: needs strace to see the handler's writes"; exit 77; }
 T=$(mktemp -d) S=
+# Without a scratch directory the fake tree would be the host's own /sys/kernel/mm/ksm
+# and /proc/meminfo ("$T/sys" = "/sys"): stop before anything is written.
+[ -n "$T" ] && [ -d "$T" ] || { echo "FAIL: no scratch directory (mktemp -d)"; exit 1; }
 trap '[ -n "$S" ] && kill -KILL "$S" 2>/dev/null; rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
