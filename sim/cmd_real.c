@@ -113,7 +113,8 @@ static const struct cli_spec real_spec = {
 		 "run); otherwise merging stops cleanly near the limit and the summary says so.\n"
 		 "\n"
 		 "Exit codes: 0 done, 1 failure, 2 usage error, 3 bad trace, 4 not root / no\n"
-		 "userfaultfd / no KSM.",
+		 "userfaultfd / no KSM / KSM driven by another process, 5 no memory + swap for\n"
+		 "the kernel's run=2 at the start (other processes' KSM pages) and the run.",
 	.opts = real_table,
 };
 

@@ -98,8 +98,9 @@ static const struct cli_spec validate_spec = {
 		 "/proc), with the host's costs file or --cost.  Every KSM tunable\n"
 		 "is saved first and restored at the end, also on error and on Ctrl-C; the\n"
 		 "run starts by unmerging every KSM page on the host (run=2).",
-	.notes = "Exit codes: 0 done, 2 usage error, 3 bad trace, 4 not root, no KSM, or\n"
-		 "other mergeable processes.",
+	.notes = "Exit codes: 0 done, 1 failure, 2 usage error, 3 bad trace, 4 not root, no\n"
+		 "KSM, KSM driven by another process, or other mergeable processes, 5 no memory\n"
+		 "+ swap for the run=2 at the start (other processes' KSM pages) and the run.",
 	.opts = validate_table,
 };
 

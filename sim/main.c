@@ -43,7 +43,8 @@ static void usage(FILE *f)
 	cli_command_list(cli_trace_verbs, "  ", 9, f);
 	fputs("\n'sim COMMAND --help' or 'sim help COMMAND' describes a command.  Exit codes:\n"
 	      "0 success, 1 failure, 2 usage error, 3 bad input file, 4 missing privilege or\n"
-	      "facility.\n",
+	      "facility (or KSM driven by another process), 5 an unmerge refused for want of\n"
+	      "memory (validate, calibrate, real replay --mechanism kernel).\n",
 	      f);
 }
 

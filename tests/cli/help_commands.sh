@@ -32,6 +32,16 @@ for v in $verbs; do
 	grep -q "^usage: sim trace $v" <<<"$out" || err "sim help trace $v: $(head -1 <<<"$out")"
 done
 
+# the exit codes as README's table: 5 (an unmerge refused for want of memory) where a command can give it
+grep -q "5 an unmerge refused" <<<"$top" || err "sim --help's exit codes lack 5: $(grep -A3 'Exit codes' <<<"$top")"
+for c in validate calibrate "real replay"; do
+	out=$("$SIM" $c --help)
+	grep -q "exit 5\|5 no memory" <<<"$out" || err "sim $c --help does not say exit 5"
+	[ "$c" = calibrate ] && continue
+	grep -A3 "Exit codes" <<<"$out" | tr '\n' ' ' | grep -q "1 failure.*5 no memory" ||
+		err "sim $c --help's exit codes lack 1 or 5: $(grep -A3 'Exit codes' <<<"$out" | tr '\n' ' ')"
+done
+
 # unknown commands name every command, unknown verbs every verb
 expect 2 "unknown command 'fly' (commands: run, list, compare, sweep, plan, trace, validate, calibrate, real, help" fly
 expect 2 "unknown command 'fly' (commands: run, list" help fly
