@@ -2868,7 +2868,10 @@ static inline void scan_ahead(struct ksm *k, bk_page p)
  * skip_known() test (live25's version) most prefetches are for positions
  * smart_scan skips (81% of them; since skip_known() a skip costs little):
  * in-run A/B of alternate batches from 10 s 0.973, 1.009 without the test,
- * 0.911, 0.940 with it (bench/README.md, issue 15, twenty-sixth round).
+ * 0.911, 0.940 with it, with the other core busy (load 2.5 -> 1.2); on a
+ * quiet machine 0.979, 1.028: the warmed lines are evicted by the other
+ * vCPU's work, so the hint pays under load and costs nothing without
+ * (bench/README.md, issue 15, twenty-sixth round).
  * Hints only: nothing is decided by them.
  */
 static inline void live_ahead(const struct ksm *k, bk_page p)
