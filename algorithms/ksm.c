@@ -3038,17 +3038,16 @@ static int ksm_batch(void *st, uint64_t now_ns, uint64_t *sleep)
 		}
 		it = &k->ri[p];
 		if (skip_known(k, it)) {
+			/* what page_info() would say of it, as far as should_skip() reads */
+			const struct bk_page_info private_page = { .present = 1, .frame = BK_NO_FRAME };
 #ifndef NDEBUG
 			ops->page_info(k->impl, p, &info);
 			assert(info.present && info.frame == BK_NO_FRAME);
 #endif
 			revisits++;
 			account(k, BK_COST_VISIT, 1);
-			if (it->age != U8_MAX_AGE)
-				it->age++;
-			k->pages_skipped++;
-			it->skips--;
-			remove_from_tree(k, p);
+			if (!should_skip(k, p, &private_page))
+				assert(!"skip_known() said should_skip() would skip");
 			continue;
 		}
 		ops->page_info(k->impl, p, &info);
